@@ -1,0 +1,437 @@
+//! `upgrade-check.toml`: what the service is, how to start it, what to try.
+//!
+//! Parsing is strict (unknown keys, wrong types, malformed versions and
+//! unknown placeholders are errors naming file, line and key); the result is
+//! a validated [`Config`] that no later stage needs to second-guess.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pep508_rs::PackageName;
+use pep508_rs::pep440_rs::Version;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::input::{InputError, Source};
+
+/// Placeholders the harness fills in `service.command` and `service.env`.
+pub const PLACEHOLDERS: &[(&str, &str)] = &[
+    ("python", "the cell environment's Python interpreter"),
+    ("venv", "the cell environment's directory"),
+    ("port", "the loopback port the service must listen on"),
+    ("sqlite_path", "a fresh SQLite database file for this run"),
+    ("database_url", "the same database as a URL (sqlite:///…)"),
+    (
+        "secret",
+        "a random secret made for this run, redacted everywhere",
+    ),
+    (
+        "service_dir",
+        "the private copy of the service the cell runs",
+    ),
+];
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file itself; relative paths in it are relative to its folder.
+    pub path: PathBuf,
+    pub service: Service,
+    pub replay: Replay,
+    pub matrix: Matrix,
+    pub timeouts: Timeouts,
+    pub redactions: Vec<Redaction>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ecosystem {
+    Python,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Folder of the service's source, copied privately for every cell.
+    pub root: PathBuf,
+    pub ecosystem: Ecosystem,
+    /// The requirements file holding the baseline pins, inside `root`.
+    pub baseline: PathBuf,
+    /// Interpreter to build environments with; found on PATH when absent.
+    pub python: Option<String>,
+    pub command: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub health_path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Replay {
+    pub scenarios: PathBuf,
+    pub snapshots: PathBuf,
+    /// Response headers recorded in snapshots (lower case); all others are dropped.
+    pub keep_headers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    OneAtATime,
+}
+
+#[derive(Debug, Clone)]
+pub struct Matrix {
+    pub strategy: Strategy,
+    /// Candidate versions per package, in the order the config lists them.
+    pub packages: Vec<(PackageName, Vec<Version>)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Resolving and installing one environment.
+    pub build: Duration,
+    /// From spawn to the first healthy answer.
+    pub startup: Duration,
+    /// One HTTP request of a scenario.
+    pub request: Duration,
+    /// Between SIGTERM and SIGKILL when stopping a service.
+    pub shutdown_grace: Duration,
+}
+
+/// A user-defined normalisation, applied after the built-in ones.
+#[derive(Debug, Clone)]
+pub enum Redaction {
+    /// Every JSON value under this object key becomes `[placeholder]`.
+    JsonKey { key: String, placeholder: String },
+    /// Every match of this pattern, in any text, becomes `[placeholder]`.
+    Pattern {
+        pattern: regex::Regex,
+        placeholder: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawConfig {
+    service: RawService,
+    #[serde(default)]
+    replay: RawReplay,
+    matrix: RawMatrix,
+    #[serde(default)]
+    timeouts: RawTimeouts,
+    #[serde(default)]
+    redactions: Vec<RawRedaction>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawService {
+    root: Spanned<String>,
+    ecosystem: Ecosystem,
+    baseline: Spanned<String>,
+    python: Option<String>,
+    command: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    env: BTreeMap<String, Spanned<String>>,
+    health: RawHealth,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawHealth {
+    path: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawReplay {
+    #[serde(default = "default_scenarios")]
+    scenarios: Spanned<String>,
+    #[serde(default = "default_snapshots")]
+    snapshots: Spanned<String>,
+    #[serde(default = "default_keep_headers")]
+    keep_headers: Vec<String>,
+}
+
+impl Default for RawReplay {
+    fn default() -> Self {
+        RawReplay {
+            scenarios: default_scenarios(),
+            snapshots: default_snapshots(),
+            keep_headers: default_keep_headers(),
+        }
+    }
+}
+
+fn default_scenarios() -> Spanned<String> {
+    Spanned::new(0..0, "scenarios".to_owned())
+}
+
+fn default_snapshots() -> Spanned<String> {
+    Spanned::new(0..0, "snapshots".to_owned())
+}
+
+fn default_keep_headers() -> Vec<String> {
+    vec!["content-type".to_owned()]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawMatrix {
+    #[serde(default = "default_strategy")]
+    strategy: Strategy,
+    packages: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+}
+
+fn default_strategy() -> Strategy {
+    Strategy::OneAtATime
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawTimeouts {
+    build: Option<Spanned<String>>,
+    startup: Option<Spanned<String>>,
+    request: Option<Spanned<String>>,
+    shutdown_grace: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawRedaction {
+    json_key: Option<String>,
+    pattern: Option<Spanned<String>>,
+    placeholder: Spanned<String>,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, InputError> {
+        let source = Source::read(path)?;
+        let raw: RawConfig = source.parse()?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Ok(Config {
+            path: path.to_owned(),
+            service: service(&source, base, raw.service)?,
+            replay: replay(&source, base, raw.replay)?,
+            matrix: matrix(&source, raw.matrix)?,
+            timeouts: timeouts(&source, raw.timeouts)?,
+            redactions: redactions(&source, raw.redactions)?,
+        })
+    }
+
+    /// Folder relative paths of the config are resolved against.
+    pub fn base_dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+}
+
+fn service(source: &Source, base: &Path, raw: RawService) -> Result<Service, InputError> {
+    let root = existing_dir(source, base, &raw.root, "service.root")?;
+    let baseline = root.join(raw.baseline.get_ref());
+    if !baseline.is_file() {
+        return Err(source.error_at(
+            Some(raw.baseline.span()),
+            "service.baseline",
+            &format!("no baseline file at {}", baseline.display()),
+        ));
+    }
+    if raw.command.get_ref().is_empty() {
+        return Err(source.error_at(
+            Some(raw.command.span()),
+            "service.command",
+            "the command needs at least a program",
+        ));
+    }
+    let mut command = Vec::new();
+    for (index, arg) in raw.command.into_inner().into_iter().enumerate() {
+        check_placeholders(source, &arg, &format!("service.command[{index}]"))?;
+        command.push(arg.into_inner());
+    }
+    let mut env = BTreeMap::new();
+    for (name, value) in raw.env {
+        check_placeholders(source, &value, &format!("service.env.{name}"))?;
+        env.insert(name, value.into_inner());
+    }
+    let health_path = raw.health.path.get_ref().clone();
+    if !health_path.starts_with('/') {
+        return Err(source.error_at(
+            Some(raw.health.path.span()),
+            "service.health.path",
+            "the health path must start with `/`",
+        ));
+    }
+    Ok(Service {
+        root,
+        ecosystem: raw.ecosystem,
+        baseline,
+        python: raw.python,
+        command,
+        env,
+        health_path,
+    })
+}
+
+/// Rejects `{name}` placeholders the harness does not know.
+fn check_placeholders(
+    source: &Source,
+    value: &Spanned<String>,
+    key: &str,
+) -> Result<(), InputError> {
+    let mut rest = value.get_ref().as_str();
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        let name = &rest[open + 1..open + close];
+        if !PLACEHOLDERS.iter().any(|(known, _)| *known == name) {
+            let known: Vec<_> = PLACEHOLDERS.iter().map(|(known, _)| *known).collect();
+            return Err(source.error_at(
+                Some(value.span()),
+                key,
+                &format!(
+                    "unknown placeholder `{{{name}}}`; known: {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    Ok(())
+}
+
+fn replay(source: &Source, base: &Path, raw: RawReplay) -> Result<Replay, InputError> {
+    Ok(Replay {
+        scenarios: existing_dir(source, base, &raw.scenarios, "replay.scenarios")?,
+        // The snapshots folder may not exist before the first accept.
+        snapshots: base.join(raw.snapshots.get_ref()),
+        keep_headers: raw
+            .keep_headers
+            .into_iter()
+            .map(|name| name.to_ascii_lowercase())
+            .collect(),
+    })
+}
+
+fn existing_dir(
+    source: &Source,
+    base: &Path,
+    value: &Spanned<String>,
+    key: &str,
+) -> Result<PathBuf, InputError> {
+    let dir = base.join(value.get_ref());
+    if dir.is_dir() {
+        Ok(dir)
+    } else {
+        Err(source.error_at(
+            Some(value.span()),
+            key,
+            &format!("no folder at {}", dir.display()),
+        ))
+    }
+}
+
+fn matrix(source: &Source, raw: RawMatrix) -> Result<Matrix, InputError> {
+    let mut packages = Vec::new();
+    for (name, versions) in raw.packages {
+        let key = format!("matrix.packages.{name}");
+        let package = PackageName::new(name.clone()).map_err(|err| {
+            source.error_at(
+                Some(versions.span()),
+                &key,
+                &format!("invalid package name: {err}"),
+            )
+        })?;
+        if packages.iter().any(|(known, _)| *known == package) {
+            return Err(source.error_at(
+                Some(versions.span()),
+                &key,
+                &format!(
+                    "`{package}` is listed twice (names are compared after PEP 503 normalisation)"
+                ),
+            ));
+        }
+        if versions.get_ref().is_empty() {
+            return Err(source.error_at(Some(versions.span()), &key, "list at least one version"));
+        }
+        let mut parsed = Vec::new();
+        for (index, version) in versions.into_inner().into_iter().enumerate() {
+            parsed.push(exact_version(source, &version, &format!("{key}[{index}]"))?);
+        }
+        packages.push((package, parsed));
+    }
+    Ok(Matrix {
+        strategy: raw.strategy,
+        packages,
+    })
+}
+
+/// A candidate must be one exact PEP 440 version: no ranges, no wildcards, no URLs.
+fn exact_version(
+    source: &Source,
+    value: &Spanned<String>,
+    key: &str,
+) -> Result<Version, InputError> {
+    let text = value.get_ref();
+    text.parse::<Version>().map_err(|err| {
+        source.error_at(
+            Some(value.span()),
+            key,
+            &format!("`{text}` is not an exact PEP 440 version: {err}"),
+        )
+    })
+}
+
+fn timeouts(source: &Source, raw: RawTimeouts) -> Result<Timeouts, InputError> {
+    let parse = |value: Option<Spanned<String>>, key: &str, default: Duration| match value {
+        None => Ok(default),
+        Some(value) => humantime::parse_duration(value.get_ref()).map_err(|err| {
+            source.error_at(
+                Some(value.span()),
+                key,
+                &format!(
+                    "`{}` is not a duration like \"30s\" or \"2m\": {err}",
+                    value.get_ref()
+                ),
+            )
+        }),
+    };
+    Ok(Timeouts {
+        build: parse(raw.build, "timeouts.build", Duration::from_secs(600))?,
+        startup: parse(raw.startup, "timeouts.startup", Duration::from_secs(30))?,
+        request: parse(raw.request, "timeouts.request", Duration::from_secs(10))?,
+        shutdown_grace: parse(
+            raw.shutdown_grace,
+            "timeouts.shutdown-grace",
+            Duration::from_secs(5),
+        )?,
+    })
+}
+
+fn redactions(source: &Source, raw: Vec<RawRedaction>) -> Result<Vec<Redaction>, InputError> {
+    raw.into_iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            let key = format!("redactions[{index}]");
+            let placeholder = raw.placeholder.get_ref().clone();
+            match (raw.json_key, raw.pattern) {
+                (Some(key), None) => Ok(Redaction::JsonKey { key, placeholder }),
+                (None, Some(pattern)) => regex::Regex::new(pattern.get_ref())
+                    .map(|pattern| Redaction::Pattern {
+                        pattern,
+                        placeholder,
+                    })
+                    .map_err(|err| {
+                        source.error_at(
+                            Some(pattern.span()),
+                            &format!("{key}.pattern"),
+                            &format!("invalid regular expression: {err}"),
+                        )
+                    }),
+                _ => Err(source.error_at(
+                    Some(raw.placeholder.span()),
+                    &key,
+                    "give exactly one of `json-key` or `pattern`",
+                )),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,231 @@
+//! Builds a cell's environment: resolve its pins with uv, install the resolved set.
+//!
+//! Resolutions are cached by their inputs and environments by their resolved
+//! set, both under the cache folder; an environment is trusted only once its
+//! `complete` marker exists, which is written last. This module never starts
+//! the service.
+
+pub mod python;
+pub mod requirements;
+pub mod uv;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+
+use crate::plan::Pin;
+use crate::process;
+use crate::state::{self, StateDirs};
+
+pub use python::Python;
+pub use requirements::{BaselineFile, ResolvedSet, VersionChange};
+pub use uv::Uv;
+
+/// Resolves and installs environments for one service.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    pub python: Python,
+    pub uv: Uv,
+    pub dirs: StateDirs,
+    pub baseline: BaselineFile,
+    pub timeout: Duration,
+}
+
+/// A resolved set, and whether it came from the cache.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    pub set: ResolvedSet,
+    pub reused: bool,
+}
+
+/// An installed environment a service can run in.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// Short content hash of interpreter and resolved set.
+    pub id: String,
+    pub dir: PathBuf,
+    pub python: PathBuf,
+    pub reused: bool,
+}
+
+/// Why a cell could not be built, in the words of the tool that failed.
+#[derive(Debug, Clone)]
+pub struct BuildFailure(pub String);
+
+impl Builder {
+    /// Resolves the baseline file as the service declares it.
+    pub fn resolve_baseline(&self) -> anyhow::Result<Result<Resolution, BuildFailure>> {
+        let input = fs_err::read_to_string(&self.baseline.path)?;
+        self.resolve(&input, "", "")
+    }
+
+    /// Resolves the baseline with `pins` forced on top.
+    ///
+    /// The baseline's root requirements stay pinned; packages that some other
+    /// package requires are released, with the baseline's versions as
+    /// preferences, so they move only where the pins make them.
+    pub fn resolve_cell(
+        &self,
+        baseline: &ResolvedSet,
+        pins: &[Pin],
+    ) -> anyhow::Result<Result<Resolution, BuildFailure>> {
+        let pinned = |name| pins.iter().any(|pin| &pin.package == name);
+        let mut input = String::new();
+        for requirement in &self.baseline.requirements {
+            if pinned(&requirement.name) || !baseline.is_transitive(&requirement.name) {
+                input.push_str(&format!("{requirement}\n"));
+            }
+        }
+        let overrides: String = pins
+            .iter()
+            .map(|pin| format!("{}=={}\n", pin.package, pin.version))
+            .collect();
+        self.resolve(&input, &overrides, &baseline.to_requirements())
+    }
+
+    fn resolve(
+        &self,
+        input: &str,
+        overrides: &str,
+        preferences: &str,
+    ) -> anyhow::Result<Result<Resolution, BuildFailure>> {
+        let key = hash(&[
+            "resolve-v1",
+            &self.python.path.to_string_lossy(),
+            &self.python.version,
+            &self.uv.version,
+            input,
+            overrides,
+            preferences,
+        ]);
+        let cached = self.dirs.resolutions_dir().join(format!("{key}.txt"));
+        if let Ok(text) = fs_err::read_to_string(&cached) {
+            return Ok(Ok(Resolution {
+                set: ResolvedSet::parse(&text)?,
+                reused: true,
+            }));
+        }
+        let scratch = tempfile::tempdir()?;
+        let input_path = scratch.path().join("requirements.in");
+        let output_path = scratch.path().join("requirements.txt");
+        fs_err::write(&input_path, input)?;
+        // An existing output file is uv's way of saying "prefer these versions".
+        fs_err::write(&output_path, preferences)?;
+        let mut args = os_args(&[
+            "pip",
+            "compile",
+            "--quiet",
+            "--no-header",
+            "--annotation-style",
+            "line",
+        ]);
+        args.extend([OsString::from("--python"), self.python.path.clone().into()]);
+        args.extend([OsString::from("--output-file"), output_path.clone().into()]);
+        if !overrides.is_empty() {
+            let overrides_path = scratch.path().join("overrides.txt");
+            fs_err::write(&overrides_path, overrides)?;
+            args.extend([OsString::from("--override"), overrides_path.into()]);
+        }
+        args.push(input_path.into());
+        if let Err(failure) = self.run_uv(args, "resolving")? {
+            return Ok(Err(failure));
+        }
+        let text = fs_err::read_to_string(&output_path)?;
+        let set = ResolvedSet::parse(&text)?;
+        state::write_atomic(&cached, text.as_bytes())?;
+        Ok(Ok(Resolution { set, reused: false }))
+    }
+
+    /// The environment for `set`, installed once and shared by every cell that needs it.
+    pub fn materialise(
+        &self,
+        set: &ResolvedSet,
+    ) -> anyhow::Result<Result<Environment, BuildFailure>> {
+        let requirements = set.to_requirements();
+        let key = hash(&[
+            "env-v1",
+            &self.python.path.to_string_lossy(),
+            &self.python.version,
+            &requirements,
+        ]);
+        let id = key[..16].to_owned();
+        let envs = self.dirs.envs_dir();
+        let dir = envs.join(&id);
+        let venv = dir.join("venv");
+        let python = venv.join("bin").join("python");
+        let complete = dir.join("complete");
+        let _lock = state::lock(&envs.join(format!("{id}.lock")))?;
+        if complete.exists() {
+            return Ok(Ok(Environment {
+                id,
+                dir,
+                python,
+                reused: true,
+            }));
+        }
+        // Whatever is here was left by an interrupted build and is not trusted.
+        if dir.exists() {
+            fs_err::remove_dir_all(&dir)?;
+        }
+        fs_err::create_dir_all(&dir)?;
+        let requirements_path = dir.join("requirements.txt");
+        fs_err::write(&requirements_path, &requirements)?;
+        let mut venv_args = os_args(&["venv", "--quiet", "--python"]);
+        venv_args.extend([self.python.path.clone().into(), venv.clone().into()]);
+        if let Err(failure) = self.run_uv(venv_args, "creating the environment")? {
+            return Ok(Err(failure));
+        }
+        let mut sync_args = os_args(&["pip", "sync", "--quiet", "--python"]);
+        sync_args.extend([python.clone().into(), requirements_path.into()]);
+        if let Err(failure) = self.run_uv(sync_args, "installing")? {
+            return Ok(Err(failure));
+        }
+        state::write_atomic(&complete, requirements.as_bytes())?;
+        Ok(Ok(Environment {
+            id,
+            dir,
+            python,
+            reused: false,
+        }))
+    }
+
+    fn run_uv(&self, args: Vec<OsString>, doing: &str) -> anyhow::Result<Result<(), BuildFailure>> {
+        let output = process::run_captured(self.uv.command(args), self.timeout)
+            .with_context(|| format!("cannot run {}", self.uv.path.display()))?;
+        let Some(output) = output else {
+            return Ok(Err(BuildFailure(format!(
+                "{doing} did not finish within {}",
+                humantime::format_duration(self.timeout)
+            ))));
+        };
+        if output.status.success() {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(BuildFailure(
+                String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            )))
+        }
+    }
+}
+
+fn os_args(args: &[&str]) -> Vec<OsString> {
+    args.iter().map(OsString::from).collect()
+}
+
+/// Hex SHA-256 of the parts, each length-prefixed so that no two lists collide.
+fn hash(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Whether `dir` holds a complete environment (for tests and cache tools).
+pub fn is_complete(dir: &Path) -> bool {
+    dir.join("complete").exists()
+}

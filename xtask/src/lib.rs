@@ -1,0 +1,334 @@
+//! upgrade-check: does the service still answer the same way with these dependency versions?
+//!
+//! The data flow, one module per box:
+//!
+//! ```text
+//! config ─► plan ─► per cell: env (uv) ─► db ─► service ─► replay ─► normalize ─► snapshot ─► report
+//! ```
+//!
+//! [`upgrade_check`] wires them together; `run` drives the cells; `main.rs`
+//! only parses arguments and maps the outcome to an exit code.
+
+pub mod config;
+pub mod db;
+pub mod env;
+pub mod input;
+pub mod normalize;
+pub mod plan;
+pub mod process;
+pub mod progress;
+pub mod replay;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod service;
+pub mod snapshot;
+pub mod state;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::config::Config;
+use crate::env::{BaselineFile, Builder};
+use crate::plan::{Cell, Plan};
+use crate::progress::Progress;
+use crate::report::{Report, Verdict};
+use crate::run::{CellOutcome, RunContext, relative};
+use crate::state::StateDirs;
+
+/// Exit code when the run was interrupted by a signal.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A summary table and each failure's diff, for people.
+    Terminal,
+    /// The whole result as JSON on stdout (also written to report.json).
+    Json,
+}
+
+/// What the user asked for on the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub config: Option<PathBuf>,
+    pub accept: bool,
+    pub format: Format,
+    pub jobs: Option<usize>,
+    pub state_dir: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Runs the whole check and returns the process exit code.
+///
+/// Ctrl-C or SIGTERM stop every child process group before returning.
+pub fn upgrade_check(options: Options) -> anyhow::Result<i32> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let outcome = runtime.block_on(async {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            outcome = run(options) => outcome,
+            _ = tokio::signal::ctrl_c() => interrupted("SIGINT"),
+            _ = terminate.recv() => interrupted("SIGTERM"),
+        }
+    });
+    process::kill_all();
+    runtime.shutdown_timeout(Duration::from_secs(10));
+    outcome
+}
+
+fn interrupted(signal: &str) -> anyhow::Result<i32> {
+    process::kill_all();
+    eprintln!("upgrade-check: interrupted by {signal}; stopped every process it started");
+    Ok(EXIT_INTERRUPTED)
+}
+
+async fn run(options: Options) -> anyhow::Result<i32> {
+    let config_path = match &options.config {
+        Some(path) => path.clone(),
+        None => default_config()?,
+    };
+    let config = Config::load(&config_path)?;
+    let scenarios = scenario::load_dir(&config.replay.scenarios)?;
+    let baseline = BaselineFile::load(&config.service.baseline)?;
+    if options.accept && is_ci() {
+        bail!("refusing to accept snapshots in CI; accept them locally and commit the .snap files");
+    }
+    let dirs = state_dirs(&options, config.base_dir());
+    let progress = Progress::new(false);
+    let python = env::python::find(config.service.python.as_deref())?;
+    let tools_dir = dirs.tools_dir();
+    let bootstrap_python = python.clone();
+    let uv = tokio::task::spawn_blocking(move || {
+        env::uv::locate_or_bootstrap(&tools_dir, &bootstrap_python, &|message| {
+            eprintln!("{message}")
+        })
+    })
+    .await??;
+    progress.say(&format!(
+        "using {} and Python {} ({})",
+        uv.version,
+        python.version,
+        python.path.display()
+    ));
+
+    let plan = if options.accept {
+        Plan {
+            cells: vec![Cell::baseline()],
+            skipped: Vec::new(),
+        }
+    } else {
+        plan::plan(&config.matrix, |package| baseline.pinned_version(package))
+    };
+    progress.say(&format!(
+        "{} cells × {} scenarios",
+        plan.cells.len(),
+        scenarios.len()
+    ));
+    let builder = Builder {
+        python,
+        uv,
+        dirs: dirs.clone(),
+        baseline,
+        timeout: config.timeouts.build,
+    };
+    let scratch = dirs.scratch()?;
+    let ctx = Arc::new(RunContext {
+        scratch: scratch.path().to_owned(),
+        config,
+        scenarios,
+        builder,
+        dirs: dirs.clone(),
+        jobs: options.jobs.unwrap_or_else(default_jobs).max(1),
+        progress,
+        client: replay::client(),
+        run_secret: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+    });
+    let outcomes = run::run_plan(ctx.clone(), &plan).await;
+
+    let mut report = Report {
+        schema_version: report::SCHEMA_VERSION,
+        config: config_path.display().to_string(),
+        scenarios: ctx.scenarios.iter().map(|s| s.name.clone()).collect(),
+        cells: outcomes
+            .iter()
+            .map(|outcome| outcome.report.clone())
+            .collect(),
+        skipped: plan
+            .skipped
+            .iter()
+            .map(|pin| format!("{pin} is the baseline version"))
+            .collect(),
+        pending_snapshots: Vec::new(),
+        accepted_snapshots: Vec::new(),
+        duration_ms: 0,
+    };
+    if options.accept {
+        report.accepted_snapshots = accept_baseline(&ctx, &outcomes)?;
+    } else {
+        report.pending_snapshots = write_pending(&ctx, &outcomes)?;
+    }
+    report.duration_ms = ctx.progress.elapsed_ms();
+    let json = serde_json::to_string_pretty(&report)?;
+    let report_path = dirs.report_dir().join("report.json");
+    state::write_atomic(&report_path, json.as_bytes())?;
+    match options.format {
+        Format::Terminal => print!("{}", report::terminal::render(&report)),
+        Format::Json => println!("{json}"),
+    }
+    eprintln!("report: {}", report_path.display());
+    drop(ctx);
+    drop(scratch);
+    Ok(if options.accept {
+        0
+    } else {
+        report.exit_code()
+    })
+}
+
+/// Writes the baseline's results as the accepted snapshots.
+fn accept_baseline(ctx: &RunContext, outcomes: &[CellOutcome]) -> anyhow::Result<Vec<String>> {
+    let baseline = outcomes.first().context("the plan has no baseline")?;
+    if let Some(broken) = baseline.report.scenarios.iter().find(|s| {
+        matches!(
+            s.verdict,
+            Verdict::BuildFailed | Verdict::StartupFailed | Verdict::Error
+        )
+    }) {
+        bail!(
+            "cannot accept: the baseline is {} on `{}`: {}",
+            broken.verdict.label(),
+            broken.scenario,
+            broken.summary.as_deref().unwrap_or("")
+        );
+    }
+    let mut accepted = Vec::new();
+    for scenario in &ctx.scenarios {
+        let Some(contents) = baseline.contents.get(&scenario.name) else {
+            continue;
+        };
+        let path = snapshot::accepted_path(&ctx.config.replay.snapshots, &scenario.name);
+        snapshot::accept(
+            &path,
+            &header(ctx, &scenario.name, "accepted from the baseline"),
+            contents,
+        )?;
+        accepted.push(relative(&path, ctx.config.base_dir()));
+    }
+    Ok(accepted)
+}
+
+/// One `.snap.new` per scenario that did not match: the baseline's result if
+/// the baseline differs, else the first differing cell's; stale ones go.
+fn write_pending(ctx: &RunContext, outcomes: &[CellOutcome]) -> anyhow::Result<Vec<String>> {
+    let mut written = Vec::new();
+    for scenario in &ctx.scenarios {
+        let path = snapshot::accepted_path(&ctx.config.replay.snapshots, &scenario.name);
+        let changed = outcomes.iter().find_map(|outcome| {
+            let verdict = outcome
+                .report
+                .scenarios
+                .iter()
+                .find(|s| s.scenario == scenario.name)?
+                .verdict;
+            let contents = outcome.contents.get(&scenario.name)?;
+            (verdict == Verdict::Changed).then_some((outcome, contents))
+        });
+        match changed {
+            Some((outcome, contents)) => {
+                let description = if outcome.report.baseline {
+                    "result of the baseline".to_owned()
+                } else {
+                    format!(
+                        "result of cell `{}`; accepting it makes this the expected behaviour",
+                        outcome.report.name
+                    )
+                };
+                let pending = snapshot::write_pending(
+                    &path,
+                    &header(ctx, &scenario.name, &description),
+                    contents,
+                )?;
+                written.push(relative(&pending, ctx.config.base_dir()));
+            }
+            None => snapshot::remove_pending(&path)?,
+        }
+    }
+    Ok(written)
+}
+
+fn header<'a>(
+    ctx: &'a RunContext,
+    scenario: &'a str,
+    description: &'a str,
+) -> snapshot::Header<'a> {
+    let source = ctx
+        .scenarios
+        .iter()
+        .find(|s| s.name == scenario)
+        .map(|s| relative(&s.path, ctx.config.base_dir()))
+        .unwrap_or_default();
+    snapshot::Header {
+        source,
+        scenario,
+        description,
+    }
+}
+
+/// `upgrade-check.toml` in the current folder, else at the workspace root.
+fn default_config() -> anyhow::Result<PathBuf> {
+    let here = PathBuf::from("upgrade-check.toml");
+    if here.is_file() {
+        return Ok(here);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."));
+    let at_root = root.join("upgrade-check.toml");
+    if at_root.is_file() {
+        return Ok(at_root);
+    }
+    bail!(
+        "no upgrade-check.toml in the current folder or at {}; pass --config",
+        root.display()
+    )
+}
+
+/// `--state-dir`, else `<cargo target dir>/upgrade-check` of the config's workspace.
+fn state_dirs(options: &Options, config_dir: &Path) -> StateDirs {
+    let state = options.state_dir.clone().unwrap_or_else(|| {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .or_else(|| {
+                cargo_metadata::MetadataCommand::new()
+                    .current_dir(if config_dir.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        config_dir
+                    })
+                    .no_deps()
+                    .exec()
+                    .ok()
+                    .map(|metadata| metadata.target_directory.into_std_path_buf())
+            });
+        target
+            .unwrap_or_else(|| config_dir.join("target"))
+            .join("upgrade-check")
+    });
+    let cache = options.cache_dir.clone().unwrap_or_else(|| state.clone());
+    StateDirs { state, cache }
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+/// CI systems set `CI`; accepted snapshots are never written there.
+pub fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "false" && value != "0")
+}

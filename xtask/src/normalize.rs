@@ -1,0 +1,296 @@
+//! Makes exchanges comparable across runs: volatile values become named placeholders.
+//!
+//! Built in: secrets → `[secret:name]`, JWTs → `[jwt]`, UUIDs → `[uuid:N]`,
+//! timestamps → `[timestamp]`, JSON `id`/`*_id` values → `[id:N]` (the same
+//! value gets the same N throughout a scenario). Then the config's own
+//! redactions. Response headers not on the keep list are dropped. This module
+//! only rewrites values; it never decides whether anything passed.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde_json::Value;
+
+use crate::config::Redaction;
+use crate::replay::Exchange;
+
+static JWT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*").expect("valid regex")
+});
+static UUID: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
+        .expect("valid regex")
+});
+static ISO_TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
+        .expect("valid regex")
+});
+static HTTP_DATE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT")
+        .expect("valid regex")
+});
+
+/// One exchange as it is written into a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalisedExchange {
+    pub step: String,
+    pub request_line: String,
+    pub request_headers: Vec<(String, String)>,
+    pub request_body: Option<String>,
+    /// `503 Service Unavailable`, or what went wrong instead of an answer.
+    pub status_line: String,
+    pub response_headers: Vec<(String, String)>,
+    pub response_body: Option<String>,
+}
+
+/// Normalises the exchanges of one scenario run; numbering is per scenario.
+pub struct Normaliser<'a> {
+    /// (value, placeholder), longest value first so that no secret hides inside another.
+    secrets: Vec<(String, String)>,
+    redactions: &'a [Redaction],
+    keep_headers: &'a [String],
+    ids: BTreeMap<String, usize>,
+    uuids: BTreeMap<String, usize>,
+}
+
+impl<'a> Normaliser<'a> {
+    pub fn new(
+        secrets: &BTreeMap<String, String>,
+        redactions: &'a [Redaction],
+        keep_headers: &'a [String],
+    ) -> Self {
+        let mut secrets: Vec<_> = secrets
+            .iter()
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(name, value)| (value.clone(), format!("[secret:{name}]")))
+            .collect();
+        secrets.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
+        Normaliser {
+            secrets,
+            redactions,
+            keep_headers,
+            ids: BTreeMap::new(),
+            uuids: BTreeMap::new(),
+        }
+    }
+
+    pub fn exchange(&mut self, exchange: &Exchange) -> NormalisedExchange {
+        let request = &exchange.request;
+        let request_line = format!("{} {}", request.method, self.text(&request.path));
+        let request_headers = request
+            .headers
+            .iter()
+            .map(|(name, value)| (name.to_ascii_lowercase(), self.text(value)))
+            .collect();
+        let request_body = request
+            .body
+            .as_deref()
+            .map(|body| self.body(body.as_bytes()));
+        let (status_line, response_headers, response_body) = match &exchange.response {
+            Ok(response) => {
+                let headers = response
+                    .headers
+                    .iter()
+                    .filter(|(name, _)| self.keep_headers.contains(name))
+                    .map(|(name, value)| (name.clone(), self.text(value)))
+                    .collect();
+                let body = (!response.body.is_empty()).then(|| self.body(&response.body));
+                (response.status_line(), headers, body)
+            }
+            Err(error) => (
+                format!("no response: {}", self.text(error)),
+                Vec::new(),
+                None,
+            ),
+        };
+        NormalisedExchange {
+            step: exchange.step.clone(),
+            request_line,
+            request_headers,
+            request_body,
+            status_line,
+            response_headers,
+            response_body,
+        }
+    }
+
+    /// A body: pretty JSON with sorted keys when it parses as JSON, text otherwise.
+    fn body(&mut self, bytes: &[u8]) -> String {
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(value) => {
+                let value = self.json(None, value);
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            }
+            Err(_) => self.text(&String::from_utf8_lossy(bytes)),
+        }
+    }
+
+    pub fn json(&mut self, key: Option<&str>, value: Value) -> Value {
+        if let Some(key) = key {
+            for redaction in self.redactions {
+                if let Redaction::JsonKey {
+                    key: redacted,
+                    placeholder,
+                } = redaction
+                    && redacted == key
+                {
+                    return Value::String(format!("[{placeholder}]"));
+                }
+            }
+            let is_id = key == "id" || key.ends_with("_id");
+            if is_id && (value.is_number() || value.is_string()) {
+                let raw = match &value {
+                    Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                let next = self.ids.len() + 1;
+                let number = *self.ids.entry(raw).or_insert(next);
+                return Value::String(format!("[id:{number}]"));
+            }
+        }
+        match value {
+            Value::String(text) => Value::String(self.text(&text)),
+            Value::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .map(|item| self.json(None, item))
+                    .collect(),
+            ),
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .map(|(key, item)| {
+                        let item = self.json(Some(&key), item);
+                        (key, item)
+                    })
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+
+    /// Free text: secrets first, then the built-in patterns, then the config's.
+    pub fn text(&mut self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for (value, placeholder) in &self.secrets {
+            text = text.replace(value.as_str(), placeholder);
+        }
+        text = JWT.replace_all(&text, "[jwt]").into_owned();
+        let uuids = &mut self.uuids;
+        text = UUID
+            .replace_all(&text, |captures: &regex::Captures<'_>| {
+                let next = uuids.len() + 1;
+                let number = *uuids
+                    .entry(captures[0].to_ascii_lowercase())
+                    .or_insert(next);
+                format!("[uuid:{number}]")
+            })
+            .into_owned();
+        text = ISO_TIMESTAMP.replace_all(&text, "[timestamp]").into_owned();
+        text = HTTP_DATE.replace_all(&text, "[timestamp]").into_owned();
+        for redaction in self.redactions {
+            if let Redaction::Pattern {
+                pattern,
+                placeholder,
+            } = redaction
+            {
+                text = pattern
+                    .replace_all(&text, format!("[{placeholder}]").as_str())
+                    .into_owned();
+            }
+        }
+        text
+    }
+}
+
+/// Replaces every secret value in `text` (for logs and reports).
+pub fn redact_secrets(text: &str, secrets: &BTreeMap<String, String>) -> String {
+    let mut normaliser_secrets: Vec<_> = secrets
+        .iter()
+        .filter(|(_, value)| !value.is_empty())
+        .collect();
+    normaliser_secrets.sort_by_key(|(_, value)| std::cmp::Reverse(value.len()));
+    let mut text = text.to_owned();
+    for (name, value) in normaliser_secrets {
+        text = text.replace(value.as_str(), &format!("[secret:{name}]"));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn normaliser<'a>(redactions: &'a [Redaction], keep: &'a [String]) -> Normaliser<'a> {
+        let secrets = BTreeMap::from([("password".to_owned(), "hunter2".to_owned())]);
+        Normaliser::new(&secrets, redactions, keep)
+    }
+
+    #[test]
+    fn builtin_placeholders() {
+        let mut n = normaliser(&[], &[]);
+        let token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
+        let out = n.text(&format!(
+            "Bearer {token} at 2026-11-29T01:13:29.695329+00:00, Sun, 29 Nov 2026 01:13:29 GMT, pw hunter2"
+        ));
+        assert_eq!(
+            out,
+            "Bearer [jwt] at [timestamp], [timestamp], pw [secret:password]"
+        );
+    }
+
+    #[test]
+    fn ids_are_numbered_by_first_appearance_and_stay_stable() {
+        let mut n = normaliser(&[], &[]);
+        let first = n.json(None, json!({"id": 41, "user": {"id": 42, "owner_id": 41}}));
+        assert_eq!(
+            first,
+            json!({"id": "[id:1]", "user": {"id": "[id:2]", "owner_id": "[id:1]"}})
+        );
+        assert_eq!(n.json(None, json!({"id": 42})), json!({"id": "[id:2]"}));
+    }
+
+    #[test]
+    fn uuids_are_numbered() {
+        let mut n = normaliser(&[], &[]);
+        let a = "123e4567-e89b-12d3-a456-426614174000";
+        let b = "00000000-0000-4000-8000-000000000000";
+        assert_eq!(
+            n.text(&format!("{a} {b} {a}")),
+            "[uuid:1] [uuid:2] [uuid:1]"
+        );
+    }
+
+    #[test]
+    fn config_redactions_apply_after_builtins() {
+        let redactions = vec![
+            Redaction::JsonKey {
+                key: "session".to_owned(),
+                placeholder: "session".to_owned(),
+            },
+            Redaction::Pattern {
+                pattern: Regex::new(r"req-[0-9a-f]+").unwrap(),
+                placeholder: "request-id".to_owned(),
+            },
+        ];
+        let mut n = normaliser(&redactions, &[]);
+        let out = n.json(None, json!({"session": {"deep": 1}, "trace": "req-00ff"}));
+        assert_eq!(
+            out,
+            json!({"session": "[session]", "trace": "[request-id]"})
+        );
+    }
+
+    #[test]
+    fn secrets_inside_longer_secrets_do_not_leak() {
+        let secrets = BTreeMap::from([
+            ("short".to_owned(), "abc".to_owned()),
+            ("long".to_owned(), "abcdef".to_owned()),
+        ]);
+        assert_eq!(
+            redact_secrets("abcdef abc", &secrets),
+            "[secret:long] [secret:short]"
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! Child processes, each in a process group of its own that the harness kills.
+//!
+//! Every child the harness starts (uv, pip, the service) goes through
+//! [`spawn`]; the group is registered so that a signal handler can kill all
+//! of them with [`kill_all`], and [`GroupChild`] kills its group when dropped.
+//! Nothing here goes through a shell: programs get their arguments as a list.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::{ExitStatus, Output};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// Process groups started and not yet known to be gone.
+static LIVE_GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+/// A running child, leader of its own process group.
+#[derive(Debug)]
+pub struct GroupChild {
+    handle: duct::Handle,
+    pgid: i32,
+    grace: Duration,
+}
+
+/// Starts `expression` as the leader of a new process group.
+///
+/// A new group keeps the terminal's Ctrl-C away from the child (the harness
+/// decides when it stops) and lets the harness kill its grandchildren too.
+pub fn spawn(expression: duct::Expression, grace: Duration) -> io::Result<GroupChild> {
+    let handle = expression
+        .before_spawn(|command| {
+            command.process_group(0);
+            Ok(())
+        })
+        .unchecked()
+        .start()?;
+    let pid = handle.pids().first().copied().unwrap_or_default();
+    let pgid = i32::try_from(pid).map_err(io::Error::other)?;
+    LIVE_GROUPS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(pgid);
+    Ok(GroupChild {
+        handle,
+        pgid,
+        grace,
+    })
+}
+
+/// Runs `expression` to completion with captured output, killing it at `timeout`.
+///
+/// Returns `Ok(None)` when the timeout expired.
+pub fn run_captured(expression: duct::Expression, timeout: Duration) -> io::Result<Option<Output>> {
+    let child = spawn(
+        expression.stdout_capture().stderr_capture(),
+        Duration::from_secs(2),
+    )?;
+    let finished = child.handle.wait_timeout(timeout)?.cloned();
+    drop(child);
+    Ok(finished)
+}
+
+impl GroupChild {
+    pub fn pid(&self) -> u32 {
+        self.pgid as u32
+    }
+
+    /// The exit status, if the leader has exited.
+    pub fn try_exit(&self) -> io::Result<Option<ExitStatus>> {
+        Ok(self.handle.try_wait()?.map(|output| output.status))
+    }
+
+    /// Stops the whole group: SIGTERM, then SIGKILL after the grace period.
+    ///
+    /// Grandchildren that outlive the leader are killed with the group.
+    pub fn stop(&self) {
+        let group = Pid::from_raw(self.pgid);
+        if matches!(self.handle.try_wait(), Ok(None)) {
+            let _ = killpg(group, Signal::SIGTERM);
+            let deadline = Instant::now() + self.grace;
+            while Instant::now() < deadline && matches!(self.handle.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // The leader may be gone while the rest of its group lives on.
+        let _ = killpg(group, Signal::SIGKILL);
+        let _ = self.handle.wait();
+        LIVE_GROUPS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.pgid);
+    }
+}
+
+impl Drop for GroupChild {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Kills every process group the harness started; for signal handlers.
+pub fn kill_all() {
+    let groups = LIVE_GROUPS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    for pgid in groups {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Running, as opposed to gone or a zombie waiting for its reaper.
+    fn alive(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    }
+
+    #[test]
+    fn dropping_a_child_kills_its_grandchildren() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("grandchild.pid");
+        // The leader starts a grandchild in the background and records its pid.
+        let script = format!("sleep 60 & echo $! > {}; wait", pid_file.display());
+        let child = spawn(duct::cmd("sh", ["-c", &script]), Duration::from_millis(200)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !pid_file.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let grandchild: u32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let leader = child.pid();
+        assert!(alive(leader) && alive(grandchild));
+        drop(child);
+        assert!(!alive(leader));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(grandchild) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            !alive(grandchild),
+            "grandchild {grandchild} outlived its group"
+        );
+    }
+
+    #[test]
+    fn run_captured_times_out_and_kills() {
+        let started = Instant::now();
+        let output = run_captured(duct::cmd("sleep", ["30"]), Duration::from_millis(200)).unwrap();
+        assert!(output.is_none());
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn run_captured_returns_output_and_status() {
+        let output = run_captured(
+            duct::cmd("sh", ["-c", "echo out; echo err >&2; exit 3"]),
+            Duration::from_secs(10),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(output.status.code(), Some(3));
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "out\n");
+        assert_eq!(String::from_utf8_lossy(&output.stderr), "err\n");
+    }
+}

@@ -1,0 +1,123 @@
+//! The result model every report format is rendered from.
+//!
+//! `Report` → cells → scenarios, each with a verdict and the evidence for it
+//! (diff, step failure, log tail). Renderers read this and nothing else.
+
+pub mod terminal;
+
+use serde::{Deserialize, Serialize};
+
+use crate::env::VersionChange;
+
+/// Bumped whenever a field changes meaning or disappears.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    /// The config file the run read.
+    pub config: String,
+    /// Scenario names, in column order.
+    pub scenarios: Vec<String>,
+    /// Baseline first.
+    pub cells: Vec<CellReport>,
+    /// Candidates that add no cell, with why (e.g. equal to the baseline pin).
+    pub skipped: Vec<String>,
+    /// `.snap.new` files written for review by this run.
+    pub pending_snapshots: Vec<String>,
+    /// Snapshots rewritten by `--accept`.
+    pub accepted_snapshots: Vec<String>,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CellReport {
+    pub id: String,
+    /// `baseline`, or the pins that differ from it.
+    pub name: String,
+    pub baseline: bool,
+    /// `package==version` for each pin forced on the baseline.
+    pub pins: Vec<String>,
+    /// Every package whose version differs from the baseline's resolved set.
+    pub changes: Vec<VersionChange>,
+    pub environment: Option<EnvironmentReport>,
+    pub scenarios: Vec<ScenarioReport>,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvironmentReport {
+    /// Content hash of interpreter and resolved set; cells that share it share the environment.
+    pub id: String,
+    /// The resolution came from the cache: uv's resolver did not run.
+    pub resolution_reused: bool,
+    /// The environment existed already: nothing was downloaded or installed.
+    pub build_reused: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Pass,
+    Changed,
+    StartupFailed,
+    BuildFailed,
+    /// The harness itself failed; nothing is known about the service.
+    Error,
+}
+
+impl Verdict {
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Changed => "changed",
+            Verdict::StartupFailed => "startup-failed",
+            Verdict::BuildFailed => "build-failed",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScenarioReport {
+    pub scenario: String,
+    pub verdict: Verdict,
+    /// One line saying why, for anything but a pass.
+    pub summary: Option<String>,
+    /// Unified diff, accepted snapshot (`-`) against this run (`+`).
+    pub diff: Option<String>,
+    /// Last lines of the service's output (or the build tool's), secrets redacted.
+    pub log_tail: Option<String>,
+    /// The service process this scenario ran against, if one started.
+    pub service_pid: Option<u32>,
+}
+
+impl Report {
+    /// 0 all pass, 1 a regression, 2 the harness failed somewhere.
+    pub fn exit_code(&self) -> i32 {
+        let verdicts = || {
+            self.cells
+                .iter()
+                .flat_map(|cell| cell.scenarios.iter().map(|s| s.verdict))
+        };
+        if verdicts().any(|verdict| verdict == Verdict::Error) {
+            2
+        } else if verdicts().any(|verdict| verdict != Verdict::Pass) {
+            1
+        } else {
+            0
+        }
+    }
+
+    pub fn baseline(&self) -> Option<&CellReport> {
+        self.cells.iter().find(|cell| cell.baseline)
+    }
+}
+
+impl CellReport {
+    pub fn failures(&self) -> impl Iterator<Item = &ScenarioReport> {
+        self.scenarios
+            .iter()
+            .filter(|scenario| scenario.verdict != Verdict::Pass)
+    }
+}

@@ -1,0 +1,210 @@
+//! The terminal summary: a verdict line, the matrix as a table, then each failure's evidence.
+
+use std::fmt::Write as _;
+
+use super::{CellReport, Report, Verdict};
+
+/// Lines of a diff or log shown per failure before cutting.
+const MAX_DIFF_LINES: usize = 60;
+const MAX_LOG_LINES: usize = 12;
+
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", headline(report));
+    out.push('\n');
+    table(report, &mut out);
+    for cell in &report.cells {
+        for failure in cell.failures() {
+            out.push('\n');
+            let _ = writeln!(
+                out,
+                "── {} · {}: {} ──",
+                cell.name,
+                failure.scenario,
+                failure.verdict.label()
+            );
+            if let Some(summary) = &failure.summary {
+                let _ = writeln!(out, "{summary}");
+            }
+            if !cell.changes.is_empty() {
+                let changes: Vec<String> = cell.changes.iter().map(ToString::to_string).collect();
+                let _ = writeln!(out, "versions: {}", changes.join("; "));
+            }
+            if let Some(diff) = &failure.diff {
+                let _ = writeln!(out, "diff (accepted → this run):");
+                indented(&mut out, diff, MAX_DIFF_LINES);
+            }
+            if let Some(log) = failure
+                .log_tail
+                .as_deref()
+                .filter(|log| !log.trim().is_empty())
+            {
+                let _ = writeln!(out, "log tail:");
+                let lines: Vec<&str> = log.lines().collect();
+                indented(
+                    &mut out,
+                    &lines[lines.len().saturating_sub(MAX_LOG_LINES)..].join("\n"),
+                    MAX_LOG_LINES,
+                );
+            }
+        }
+    }
+    out.push('\n');
+    footer(report, &mut out);
+    out
+}
+
+/// One sentence a reviewer can act on.
+pub fn headline(report: &Report) -> String {
+    let baseline_bad = report
+        .baseline()
+        .is_some_and(|cell| cell.failures().next().is_some());
+    let broken: Vec<String> = report
+        .cells
+        .iter()
+        .filter(|cell| !cell.baseline)
+        .filter_map(|cell| {
+            let failing: Vec<&str> = cell.failures().map(|s| s.scenario.as_str()).collect();
+            (!failing.is_empty()).then(|| {
+                format!(
+                    "{} breaks {}{}",
+                    cell.name,
+                    failing.join(", "),
+                    reason(cell)
+                )
+            })
+        })
+        .collect();
+    let mut line = String::new();
+    if baseline_bad {
+        let failing: Vec<&str> = report
+            .baseline()
+            .into_iter()
+            .flat_map(|c| c.failures().map(|s| s.scenario.as_str()))
+            .collect();
+        let _ = write!(
+            line,
+            "✗ the baseline does not match its accepted snapshots ({}); fix or accept it before judging upgrades",
+            failing.join(", ")
+        );
+        if !broken.is_empty() {
+            line.push_str("\n  ");
+        }
+    }
+    if broken.is_empty() && !baseline_bad {
+        let cells = report.cells.len();
+        let _ = write!(line, "✓ all {cells} cells match the accepted snapshots");
+    } else if !broken.is_empty() {
+        let _ = write!(line, "✗ {}", broken.join("; "));
+    }
+    line
+}
+
+/// `: 500 Internal Server Error` when every failure of the cell says the same.
+fn reason(cell: &CellReport) -> String {
+    let summaries: Vec<&str> = cell
+        .failures()
+        .filter_map(|s| s.summary.as_deref())
+        .collect();
+    match summaries.first() {
+        Some(first) if summaries.iter().all(|s| s == first) && first.len() <= 80 => {
+            format!(": {first}")
+        }
+        _ => String::new(),
+    }
+}
+
+fn table(report: &Report, out: &mut String) {
+    let name_width = report
+        .cells
+        .iter()
+        .map(|cell| cell.name.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mark = |cell: &CellReport, scenario: &str| {
+        cell.scenarios
+            .iter()
+            .find(|s| s.scenario == scenario)
+            .map_or("-", |s| match s.verdict {
+                Verdict::Pass => "pass",
+                Verdict::Changed => "CHANGED",
+                Verdict::StartupFailed => "STARTUP-FAILED",
+                Verdict::BuildFailed => "BUILD-FAILED",
+                Verdict::Error => "ERROR",
+            })
+    };
+    let widths: Vec<usize> = report
+        .scenarios
+        .iter()
+        .map(|name| {
+            let widest_mark = report
+                .cells
+                .iter()
+                .map(|cell| mark(cell, name).len())
+                .max()
+                .unwrap_or(0);
+            name.chars().count().max(widest_mark)
+        })
+        .collect();
+    let mut line = format!("{:name_width$}", "cell");
+    for (name, width) in report.scenarios.iter().zip(&widths) {
+        let _ = write!(line, "  {name:width$}");
+    }
+    let _ = writeln!(out, "{}", line.trim_end());
+    for cell in &report.cells {
+        let mut line = format!("{:name_width$}", cell.name);
+        for (name, width) in report.scenarios.iter().zip(&widths) {
+            let _ = write!(line, "  {:width$}", mark(cell, name));
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+fn footer(report: &Report, out: &mut String) {
+    for skipped in &report.skipped {
+        let _ = writeln!(out, "skipped: {skipped}");
+    }
+    let envs: Vec<_> = report
+        .cells
+        .iter()
+        .filter_map(|cell| cell.environment.as_ref())
+        .collect();
+    let resolved_reused = envs.iter().filter(|env| env.resolution_reused).count();
+    let built_reused = envs.iter().filter(|env| env.build_reused).count();
+    let _ = writeln!(
+        out,
+        "environments: {built_reused} of {} reused, {} built; resolutions: {resolved_reused} of {} reused from cache",
+        envs.len(),
+        envs.len() - built_reused,
+        envs.len()
+    );
+    for path in &report.pending_snapshots {
+        let _ = writeln!(
+            out,
+            "pending snapshot: {path} (review with `cargo insta review`, or accept the baseline with --accept)"
+        );
+    }
+    for path in &report.accepted_snapshots {
+        let _ = writeln!(out, "accepted snapshot: {path}");
+    }
+    let _ = writeln!(
+        out,
+        "finished in {:.1}s",
+        report.duration_ms as f64 / 1000.0
+    );
+}
+
+fn indented(out: &mut String, text: &str, max_lines: usize) {
+    let lines: Vec<&str> = text.lines().collect();
+    for line in lines.iter().take(max_lines) {
+        let _ = writeln!(out, "    {line}");
+    }
+    if lines.len() > max_lines {
+        let _ = writeln!(
+            out,
+            "    … {} more lines in report.json",
+            lines.len() - max_lines
+        );
+    }
+}

@@ -1,0 +1,516 @@
+//! Runs a plan: prepare every cell's environment, run the baseline, then the other cells.
+//!
+//! Each scenario runs against a fresh service on a fresh database. Cells run
+//! concurrently up to `jobs`. This module produces the result model and the
+//! rendered scenario contents; it writes no snapshot and prints no report.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::config::Config;
+use crate::db;
+use crate::env::{Builder, Environment, ResolvedSet};
+use crate::normalize::{self, Normaliser};
+use crate::plan::{Cell, Plan};
+use crate::progress::Progress;
+use crate::replay;
+use crate::report::{CellReport, EnvironmentReport, ScenarioReport, Verdict};
+use crate::scenario::Scenario;
+use crate::service::{self, Launch, Placeholders};
+use crate::snapshot::{self, Comparison};
+use crate::state::{StateDirs, write_atomic};
+
+/// Log lines kept in a report for each failure.
+const LOG_TAIL_LINES: usize = 30;
+
+/// Everything a run needs, shared by all cells.
+pub struct RunContext {
+    pub config: Config,
+    pub scenarios: Vec<Scenario>,
+    pub builder: Builder,
+    pub dirs: StateDirs,
+    pub jobs: usize,
+    pub progress: Progress,
+    pub client: reqwest::Client,
+    /// A random secret the service gets as `{secret}`; redacted like scenario secrets.
+    pub run_secret: String,
+    /// Private folder for service copies and databases, removed at the end.
+    pub scratch: PathBuf,
+}
+
+/// One cell's result, plus the rendered contents of each scenario it replayed.
+pub struct CellOutcome {
+    pub report: CellReport,
+    pub contents: BTreeMap<String, String>,
+}
+
+/// A cell ready to run, or the reason it cannot.
+enum Prepared {
+    Ready {
+        environment: Environment,
+        set: ResolvedSet,
+        resolution_reused: bool,
+    },
+    Failed {
+        verdict: Verdict,
+        reason: String,
+    },
+}
+
+/// Runs every cell of `plan`, baseline first, and returns them in plan order.
+pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
+    ctx.progress.set_total(plan.cells.len());
+    ctx.progress.say("resolving the baseline");
+    let builder = ctx.builder.clone();
+    let baseline = match tokio::task::spawn_blocking(move || builder.resolve_baseline()).await {
+        Ok(Ok(Ok(resolution))) => resolution.set,
+        Ok(Ok(Err(failure))) => {
+            let reason = format!("the baseline cannot be resolved:\n{}", failure.0);
+            return plan
+                .cells
+                .iter()
+                .map(|cell| failed_cell(&ctx, cell, Verdict::BuildFailed, &reason))
+                .collect();
+        }
+        Ok(Err(err)) => {
+            let reason = format!("resolving the baseline failed: {err:#}");
+            return plan
+                .cells
+                .iter()
+                .map(|cell| failed_cell(&ctx, cell, Verdict::Error, &reason))
+                .collect();
+        }
+        Err(err) => {
+            let reason = format!("resolving the baseline failed: {err}");
+            return plan
+                .cells
+                .iter()
+                .map(|cell| failed_cell(&ctx, cell, Verdict::Error, &reason))
+                .collect();
+        }
+    };
+    let baseline = Arc::new(baseline);
+
+    // Environments first, all cells at once (bounded), so the baseline's
+    // verdict is not held up by the slowest install.
+    let permits = Arc::new(Semaphore::new(ctx.jobs));
+    let mut preparing = JoinSet::new();
+    for (index, cell) in plan.cells.iter().cloned().enumerate() {
+        let (ctx, baseline, permits) = (ctx.clone(), baseline.clone(), permits.clone());
+        preparing.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (index, prepare(&ctx, &cell, &baseline).await)
+        });
+    }
+    let mut prepared: Vec<Option<Prepared>> = plan.cells.iter().map(|_| None).collect();
+    while let Some(joined) = preparing.join_next().await {
+        match joined {
+            Ok((index, outcome)) => prepared[index] = Some(outcome),
+            Err(err) => std::panic::resume_unwind(err.into_panic()),
+        }
+    }
+
+    let mut outcomes: Vec<Option<CellOutcome>> = plan.cells.iter().map(|_| None).collect();
+    let mut cells = plan
+        .cells
+        .iter()
+        .cloned()
+        .zip(prepared.into_iter().map(Option::unwrap))
+        .enumerate();
+    // The baseline is judged before anything else.
+    if let Some((index, (cell, prepared))) = cells.next() {
+        let outcome = run_cell(ctx.clone(), cell, prepared, baseline.clone()).await;
+        let failing: Vec<_> = outcome
+            .report
+            .failures()
+            .map(|s| s.scenario.clone())
+            .collect();
+        if failing.is_empty() {
+            ctx.progress
+                .say("the baseline matches its accepted snapshots");
+        } else {
+            ctx.progress.say(&format!(
+                "the baseline does NOT match its accepted snapshots: {}",
+                failing.join(", ")
+            ));
+        }
+        outcomes[index] = Some(outcome);
+    }
+    let mut running = JoinSet::new();
+    for (index, (cell, prepared)) in cells {
+        let (ctx, baseline, permits) = (ctx.clone(), baseline.clone(), permits.clone());
+        running.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (index, run_cell(ctx, cell, prepared, baseline).await)
+        });
+    }
+    while let Some(joined) = running.join_next().await {
+        match joined {
+            Ok((index, outcome)) => outcomes[index] = Some(outcome),
+            Err(err) => std::panic::resume_unwind(err.into_panic()),
+        }
+    }
+    outcomes.into_iter().map(Option::unwrap).collect()
+}
+
+/// Resolves and installs one cell's environment.
+async fn prepare(ctx: &Arc<RunContext>, cell: &Cell, baseline: &Arc<ResolvedSet>) -> Prepared {
+    ctx.progress.cell(&cell.name, "resolving");
+    let builder = ctx.builder.clone();
+    let (pins, baseline) = (cell.pins.clone(), baseline.clone());
+    let resolved = tokio::task::spawn_blocking(move || {
+        let resolution = match builder.resolve_cell(&baseline, &pins)? {
+            Ok(resolution) => resolution,
+            Err(failure) => return anyhow::Ok(Err(failure)),
+        };
+        let environment = builder.materialise(&resolution.set)?;
+        Ok(environment.map(|environment| (environment, resolution)))
+    })
+    .await;
+    match resolved {
+        Ok(Ok(Ok((environment, resolution)))) => {
+            let how = if environment.reused {
+                "environment reused"
+            } else {
+                "environment built"
+            };
+            ctx.progress
+                .cell(&cell.name, &format!("{how} ({})", environment.id));
+            Prepared::Ready {
+                environment,
+                set: resolution.set,
+                resolution_reused: resolution.reused,
+            }
+        }
+        Ok(Ok(Err(failure))) => {
+            ctx.progress.cell(&cell.name, "build failed");
+            Prepared::Failed {
+                verdict: Verdict::BuildFailed,
+                reason: failure.0,
+            }
+        }
+        Ok(Err(err)) => Prepared::Failed {
+            verdict: Verdict::Error,
+            reason: format!("{err:#}"),
+        },
+        Err(err) => Prepared::Failed {
+            verdict: Verdict::Error,
+            reason: err.to_string(),
+        },
+    }
+}
+
+async fn run_cell(
+    ctx: Arc<RunContext>,
+    cell: Cell,
+    prepared: Prepared,
+    baseline: Arc<ResolvedSet>,
+) -> CellOutcome {
+    let started = Instant::now();
+    let (environment, set, resolution_reused) = match prepared {
+        Prepared::Ready {
+            environment,
+            set,
+            resolution_reused,
+        } => (environment, set, resolution_reused),
+        Prepared::Failed { verdict, reason } => {
+            ctx.progress.cell_done(&cell.name, verdict.label());
+            return failed_cell(&ctx, &cell, verdict, &reason);
+        }
+    };
+    let pinned: Vec<_> = cell.pins.iter().map(|pin| pin.package.clone()).collect();
+    let mut report = CellReport {
+        id: cell.id.clone(),
+        name: cell.name.clone(),
+        baseline: cell.is_baseline(),
+        pins: cell
+            .pins
+            .iter()
+            .map(|pin| format!("{}=={}", pin.package, pin.version))
+            .collect(),
+        changes: set.changes_from(&baseline, &pinned),
+        environment: Some(EnvironmentReport {
+            id: environment.id.clone(),
+            resolution_reused,
+            build_reused: environment.reused,
+        }),
+        scenarios: Vec::new(),
+        duration_ms: 0,
+    };
+    let mut contents = BTreeMap::new();
+    if let Some(missing) = cell
+        .pins
+        .iter()
+        .find(|pin| !set.packages.contains_key(&pin.package))
+    {
+        let reason = format!(
+            "{} is not in the resolved set: nothing the service installs requires it",
+            missing.package
+        );
+        return failed_cell(&ctx, &cell, Verdict::BuildFailed, &reason);
+    }
+    let service_dir = ctx.scratch.join(&cell.id).join("service");
+    if let Err(err) = copy_tree(&ctx.config.service.root, &service_dir) {
+        return failed_cell(
+            &ctx,
+            &cell,
+            Verdict::Error,
+            &format!("cannot copy the service: {err:#}"),
+        );
+    }
+    for scenario in &ctx.scenarios {
+        ctx.progress.cell(
+            &cell.name,
+            &format!("{}: starting the service", scenario.name),
+        );
+        let (scenario_report, rendered) =
+            run_scenario(&ctx, &cell, &environment, &service_dir, scenario).await;
+        ctx.progress.cell(
+            &cell.name,
+            &format!("{}: {}", scenario.name, scenario_report.verdict.label()),
+        );
+        if let Some(rendered) = rendered {
+            contents.insert(scenario.name.clone(), rendered);
+        }
+        report.scenarios.push(scenario_report);
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    let failures = report.failures().count();
+    let summary = if failures == 0 {
+        "all pass".to_owned()
+    } else {
+        format!("{failures} not passing")
+    };
+    ctx.progress.cell_done(&cell.name, &summary);
+    CellOutcome { report, contents }
+}
+
+/// One scenario against a fresh service and database.
+async fn run_scenario(
+    ctx: &RunContext,
+    cell: &Cell,
+    environment: &Environment,
+    service_dir: &Path,
+    scenario: &Scenario,
+) -> (ScenarioReport, Option<String>) {
+    let mut report = ScenarioReport {
+        scenario: scenario.name.clone(),
+        verdict: Verdict::Error,
+        summary: None,
+        diff: None,
+        log_tail: None,
+        service_pid: None,
+    };
+    let mut secrets = scenario.secrets.clone();
+    secrets.insert("run".to_owned(), ctx.run_secret.clone());
+    let database = db::fresh_sqlite(&ctx.scratch.join(&cell.id), &scenario.name);
+    let log = ctx
+        .dirs
+        .logs_dir()
+        .join(&cell.id)
+        .join(format!("{}.log", scenario.name));
+    if let Some(dir) = log.parent()
+        && let Err(err) = fs_err::create_dir_all(dir)
+    {
+        report.summary = Some(format!("cannot create the log folder: {err}"));
+        return (report, None);
+    }
+    let port = match service::free_port() {
+        Ok(port) => port,
+        Err(err) => {
+            report.summary = Some(format!("no free loopback port: {err}"));
+            return (report, None);
+        }
+    };
+    let venv = environment
+        .python
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(&environment.dir);
+    let placeholders = Placeholders {
+        values: BTreeMap::from([
+            ("python", environment.python.display().to_string()),
+            ("venv", venv.display().to_string()),
+            ("port", port.to_string()),
+            ("sqlite_path", database.sqlite_path.display().to_string()),
+            ("database_url", database.url.clone()),
+            ("secret", ctx.run_secret.clone()),
+            ("service_dir", service_dir.display().to_string()),
+        ]),
+    };
+    let config = &ctx.config;
+    let launch = Launch {
+        command: &config.service.command,
+        env: &config.service.env,
+        placeholders: &placeholders,
+        venv,
+        cwd: service_dir,
+        log: &log,
+        health_path: &config.service.health_path,
+        startup_timeout: config.timeouts.startup,
+        grace: config.timeouts.shutdown_grace,
+    };
+    let base_url = format!("http://127.0.0.1:{port}");
+    let running = match service::start(launch, &ctx.client, base_url).await {
+        Ok(running) => running,
+        Err(failure) => {
+            report.verdict = Verdict::StartupFailed;
+            report.summary = Some(failure.reason);
+            report.log_tail = Some(redacted_log(&failure.log, &secrets));
+            return (report, None);
+        }
+    };
+    report.service_pid = Some(running.pid());
+    ctx.progress.cell(
+        &cell.name,
+        &format!(
+            "{}: service pid {} on port {port}",
+            scenario.name,
+            running.pid()
+        ),
+    );
+    let replayed = replay::replay(
+        &ctx.client,
+        &running.base_url,
+        scenario,
+        config.timeouts.request,
+    )
+    .await;
+    let died = running.exit_status();
+    running.stop().await;
+
+    let mut normaliser = Normaliser::new(&secrets, &config.redactions, &config.replay.keep_headers);
+    let exchanges: Vec<_> = replayed
+        .exchanges
+        .iter()
+        .map(|exchange| normaliser.exchange(exchange))
+        .collect();
+    let rendered = snapshot::render(&exchanges, replayed.failure.as_ref());
+    let accepted = snapshot::accepted_path(&config.replay.snapshots, &scenario.name);
+    let comparison = snapshot::compare(&accepted, &rendered);
+    let source = relative(&scenario.path, config.base_dir());
+    let failure = replayed.failure.as_ref().map(|failure| {
+        format!(
+            "step `{}` ({source}:{}): {}",
+            failure.step, failure.line, failure.message
+        )
+    });
+    let died = died.map(|status| format!("the service exited during the scenario ({status})"));
+    match comparison {
+        Ok(Comparison::Matches) => report.verdict = Verdict::Pass,
+        Ok(Comparison::Differs(diff)) => {
+            report.verdict = Verdict::Changed;
+            report.summary = died
+                .or(failure)
+                .or_else(|| first_status_change(&diff))
+                .or(Some(
+                    "the responses differ from the accepted snapshot".to_owned(),
+                ));
+            report.diff = Some(diff);
+        }
+        Ok(Comparison::Missing) => {
+            report.verdict = Verdict::Changed;
+            report.summary = Some(format!(
+                "no accepted snapshot at {}; review the pending one or run with --accept",
+                relative(&accepted, config.base_dir())
+            ));
+        }
+        Err(err) => report.summary = Some(format!("{err:#}")),
+    }
+    if report.verdict != Verdict::Pass {
+        report.log_tail = Some(redacted_log(&log, &secrets));
+    }
+    // The service wrote its log unfiltered; keep no secret in it.
+    if let Ok(text) = fs_err::read(&log) {
+        let text = normalize::redact_secrets(&String::from_utf8_lossy(&text), &secrets);
+        let _ = write_atomic(&log, text.as_bytes());
+    }
+    (report, Some(rendered))
+}
+
+/// `now 500 Internal Server Error at step 2`, from the first status line the diff adds.
+fn first_status_change(diff: &str) -> Option<String> {
+    diff.lines()
+        .filter_map(|line| line.strip_prefix("+< "))
+        .find(|rest| rest.len() >= 3 && rest.as_bytes()[..3].iter().all(u8::is_ascii_digit))
+        .map(|status| format!("now answers {status}"))
+}
+
+fn redacted_log(path: &Path, secrets: &BTreeMap<String, String>) -> String {
+    normalize::redact_secrets(&service::log_tail(path, LOG_TAIL_LINES), secrets)
+}
+
+fn failed_cell(ctx: &RunContext, cell: &Cell, verdict: Verdict, reason: &str) -> CellOutcome {
+    let summary = reason.lines().last().unwrap_or(reason).to_owned();
+    let report = CellReport {
+        id: cell.id.clone(),
+        name: cell.name.clone(),
+        baseline: cell.is_baseline(),
+        pins: cell
+            .pins
+            .iter()
+            .map(|pin| format!("{}=={}", pin.package, pin.version))
+            .collect(),
+        changes: Vec::new(),
+        environment: None,
+        scenarios: ctx
+            .scenarios
+            .iter()
+            .map(|scenario| ScenarioReport {
+                scenario: scenario.name.clone(),
+                verdict,
+                summary: Some(summary.clone()),
+                diff: None,
+                log_tail: Some(reason.to_owned()),
+                service_pid: None,
+            })
+            .collect(),
+        duration_ms: 0,
+    };
+    CellOutcome {
+        report,
+        contents: BTreeMap::new(),
+    }
+}
+
+/// `path` relative to `base` for messages, or as it is when outside it.
+pub fn relative(path: &Path, base: &Path) -> String {
+    path.strip_prefix(base)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// Copies the service's source, leaving out caches and virtual environments.
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    const SKIP: &[&str] = &[
+        "__pycache__",
+        ".venv",
+        "venv",
+        ".git",
+        "target",
+        "node_modules",
+        ".pytest_cache",
+    ];
+    fs_err::create_dir_all(to)?;
+    for entry in fs_err::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if SKIP.iter().any(|skip| name == *skip) {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        let target = to.join(&name);
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            fs_err::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! Starts the service under test, waits until it is healthy, and stops it.
+//!
+//! The service runs from a private copy of its source, in its own process
+//! group, with its output in a log file. Every wait has a deadline, and a
+//! startup that fails says what it waited for and shows the log's tail.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use crate::process::{self, GroupChild};
+
+/// Values for the config's `{placeholders}`.
+#[derive(Debug, Clone)]
+pub struct Placeholders {
+    pub values: BTreeMap<&'static str, String>,
+}
+
+impl Placeholders {
+    pub fn fill(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for (name, value) in &self.values {
+            out = out.replace(&format!("{{{name}}}"), value);
+        }
+        out
+    }
+}
+
+/// How to start one service instance.
+pub struct Launch<'a> {
+    pub command: &'a [String],
+    pub env: &'a BTreeMap<String, String>,
+    pub placeholders: &'a Placeholders,
+    /// The environment's folder: its `bin` goes first on PATH.
+    pub venv: &'a Path,
+    pub cwd: &'a Path,
+    pub log: &'a Path,
+    pub health_path: &'a str,
+    pub startup_timeout: Duration,
+    pub grace: Duration,
+}
+
+/// A service that answered its health check.
+pub struct RunningService {
+    child: GroupChild,
+    pub base_url: String,
+    pub log: PathBuf,
+}
+
+/// Why a service never became ready.
+#[derive(Debug, Clone)]
+pub struct StartupFailure {
+    pub reason: String,
+    pub log: PathBuf,
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// Spawns the service and waits until its health check answers 2xx.
+pub async fn start(
+    launch: Launch<'_>,
+    client: &reqwest::Client,
+    base_url: String,
+) -> Result<RunningService, StartupFailure> {
+    let failure = |reason: String| StartupFailure {
+        reason,
+        log: launch.log.to_owned(),
+    };
+    let argv: Vec<String> = launch
+        .command
+        .iter()
+        .map(|arg| launch.placeholders.fill(arg))
+        .collect();
+    let bin = launch.venv.join("bin");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path)))
+        .map_err(|err| failure(format!("cannot build PATH: {err}")))?;
+    let mut expression = duct::cmd(&argv[0], &argv[1..])
+        .dir(launch.cwd)
+        .stdin_null()
+        .stderr_to_stdout()
+        .stdout_path(launch.log)
+        .env_remove("PYTHONPATH")
+        .env_remove("PYTHONHOME")
+        .env("VIRTUAL_ENV", launch.venv)
+        .env("PATH", path)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONUNBUFFERED", "1");
+    for (name, value) in launch.env {
+        expression = expression.env(name, launch.placeholders.fill(value));
+    }
+    let child = process::spawn(expression, launch.grace)
+        .map_err(|err| failure(format!("cannot start `{}`: {err}", argv[0])))?;
+    let health = format!("{base_url}{}", launch.health_path);
+    let started = Instant::now();
+    let mut last_answer = "no answer yet".to_owned();
+    loop {
+        if let Ok(Some(status)) = child.try_exit() {
+            return Err(failure(format!(
+                "the service exited during startup ({status})"
+            )));
+        }
+        match client
+            .get(&health)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+        {
+            Ok(response) if response.status().is_success() => break,
+            Ok(response) => last_answer = format!("last answer {}", response.status()),
+            Err(_) => {}
+        }
+        if started.elapsed() >= launch.startup_timeout {
+            return Err(failure(format!(
+                "not healthy within {}: GET {} ({last_answer})",
+                humantime::format_duration(launch.startup_timeout),
+                launch.health_path
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(RunningService {
+        child,
+        base_url,
+        log: launch.log.to_owned(),
+    })
+}
+
+impl RunningService {
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// Whether the service died while serving (it should outlive its scenario).
+    pub fn exit_status(&self) -> Option<std::process::ExitStatus> {
+        self.child.try_exit().ok().flatten()
+    }
+
+    /// Stops the process group (SIGTERM, grace, SIGKILL) off the async threads.
+    pub async fn stop(self) {
+        let child = self.child;
+        let _ = tokio::task::spawn_blocking(move || drop(child)).await;
+    }
+}
+
+/// Terminal colour and cursor sequences, which mean nothing in a report.
+static ANSI_ESCAPE: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]").expect("valid regex"));
+
+/// The last `lines` lines of a log file, without terminal escapes, for reports.
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = fs_err::read(path)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default();
+    let text = ANSI_ESCAPE.replace_all(&text, "");
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

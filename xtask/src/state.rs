@@ -1,0 +1,110 @@
+//! Where runtime state lives, and the two ways the harness writes it safely.
+//!
+//! Reports and logs go under the state folder (`target/upgrade-check/` by
+//! default); tools, resolutions and environments go under the cache folder,
+//! which defaults to the same place and may be shared between runs. Nothing
+//! here writes into the source tree.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+#[derive(Debug, Clone)]
+pub struct StateDirs {
+    /// Reports, logs: one run's output.
+    pub state: PathBuf,
+    /// uv, resolutions, environments: content-addressed, shared between runs.
+    pub cache: PathBuf,
+}
+
+impl StateDirs {
+    pub fn report_dir(&self) -> PathBuf {
+        self.state.join("report")
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.state.join("logs")
+    }
+
+    pub fn tools_dir(&self) -> PathBuf {
+        self.cache.join("tools")
+    }
+
+    pub fn resolutions_dir(&self) -> PathBuf {
+        self.cache.join("resolutions")
+    }
+
+    pub fn envs_dir(&self) -> PathBuf {
+        self.cache.join("envs")
+    }
+
+    /// Scratch space for one run: service copies, databases. Removed on drop.
+    pub fn scratch(&self) -> anyhow::Result<tempfile::TempDir> {
+        let parent = self.state.join("tmp");
+        fs_err::create_dir_all(&parent)?;
+        tempfile::Builder::new()
+            .prefix("run-")
+            .tempdir_in(&parent)
+            .with_context(|| format!("cannot create a temp folder in {}", parent.display()))
+    }
+}
+
+/// Writes a whole file or nothing: a temp file beside it, synced, then renamed.
+///
+/// A reader (or a crash) sees the old contents or the new, never a mix.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .with_context(|| format!("{} has no parent folder", path.display()))?;
+    fs_err::create_dir_all(dir)?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".upgrade-check-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temp file in {}", dir.display()))?;
+    temp.write_all(contents)
+        .and_then(|()| temp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    temp.persist(path)
+        .with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
+/// An exclusive lock on `path` (created if missing), held until dropped.
+///
+/// Serialises work on one cache entry between threads and between harness
+/// processes; the lock dies with the process, so a killed run leaves none.
+pub fn lock(path: &Path) -> anyhow::Result<File> {
+    if let Some(dir) = path.parent() {
+        fs_err::create_dir_all(dir)?;
+    }
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/report.json");
+        write_atomic(&path, b"old").unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["report.json"]);
+    }
+}
