@@ -35,7 +35,7 @@ impl Source {
             line: 1,
             column: 1,
             key: "(file)".to_owned(),
-            message: format!("cannot read: {}", std::io::Error::from(err).kind()),
+            message: format!("cannot read: {}", err.kind()),
         })?;
         let text = String::from_utf8(bytes).map_err(|err| {
             let (line, column) = line_column(
@@ -61,9 +61,19 @@ impl Source {
         let deserializer = toml::Deserializer::parse(&self.text)
             .map_err(|err| self.error_at(err.span(), "(file)", err.message()))?;
         serde_path_to_error::deserialize(deserializer).map_err(|err| {
-            let key = err.path().to_string();
+            // `Spanned` values show up in the path under a private field name.
+            let key = err
+                .path()
+                .to_string()
+                .replace(".$__serde_spanned_private_value", "")
+                .replace("$__serde_spanned_private_value.", "")
+                .replace("$__serde_spanned_private_value", "");
             let inner = err.into_inner();
-            let key = if key == "." { "(file)".to_owned() } else { key };
+            let key = if key == "." || key.is_empty() {
+                "(file)".to_owned()
+            } else {
+                key
+            };
             self.error_at(inner.span(), &key, inner.message())
         })
     }

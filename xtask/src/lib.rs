@@ -170,6 +170,20 @@ async fn run(options: Options) -> anyhow::Result<i32> {
     };
     if options.accept {
         report.accepted_snapshots = accept_baseline(&ctx, &outcomes)?;
+        // What was just accepted matches by definition.
+        for scenario in report
+            .cells
+            .iter_mut()
+            .flat_map(|cell| cell.scenarios.iter_mut())
+        {
+            *scenario = report::ScenarioReport {
+                verdict: Verdict::Pass,
+                summary: None,
+                diff: None,
+                log_tail: None,
+                ..scenario.clone()
+            };
+        }
     } else {
         report.pending_snapshots = write_pending(&ctx, &outcomes)?;
     }

@@ -305,6 +305,7 @@ async fn run_scenario(
         diff: None,
         log_tail: None,
         service_pid: None,
+        service_port: None,
     };
     let mut secrets = scenario.secrets.clone();
     secrets.insert("run".to_owned(), ctx.run_secret.clone());
@@ -366,6 +367,7 @@ async fn run_scenario(
         }
     };
     report.service_pid = Some(running.pid());
+    report.service_port = Some(port);
     ctx.progress.cell(
         &cell.name,
         &format!(
@@ -403,14 +405,15 @@ async fn run_scenario(
     let died = died.map(|status| format!("the service exited during the scenario ({status})"));
     match comparison {
         Ok(Comparison::Matches) => report.verdict = Verdict::Pass,
-        Ok(Comparison::Differs(diff)) => {
+        Ok(Comparison::Differs {
+            diff,
+            status_change,
+        }) => {
             report.verdict = Verdict::Changed;
-            report.summary = died
-                .or(failure)
-                .or_else(|| first_status_change(&diff))
-                .or(Some(
-                    "the responses differ from the accepted snapshot".to_owned(),
-                ));
+            report.summary =
+                Some(died.or(failure).or(status_change).unwrap_or_else(|| {
+                    "the responses differ from the accepted snapshot".to_owned()
+                }));
             report.diff = Some(diff);
         }
         Ok(Comparison::Missing) => {
@@ -431,14 +434,6 @@ async fn run_scenario(
         let _ = write_atomic(&log, text.as_bytes());
     }
     (report, Some(rendered))
-}
-
-/// `now 500 Internal Server Error at step 2`, from the first status line the diff adds.
-fn first_status_change(diff: &str) -> Option<String> {
-    diff.lines()
-        .filter_map(|line| line.strip_prefix("+< "))
-        .find(|rest| rest.len() >= 3 && rest.as_bytes()[..3].iter().all(u8::is_ascii_digit))
-        .map(|status| format!("now answers {status}"))
 }
 
 fn redacted_log(path: &Path, secrets: &BTreeMap<String, String>) -> String {
@@ -468,6 +463,7 @@ fn failed_cell(ctx: &RunContext, cell: &Cell, verdict: Verdict, reason: &str) ->
                 diff: None,
                 log_tail: Some(reason.to_owned()),
                 service_pid: None,
+                service_port: None,
             })
             .collect(),
         duration_ms: 0,

@@ -99,7 +99,7 @@ struct RawExpect {
 /// Loads every `*.toml` scenario in `dir`, in name order.
 pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, InputError> {
     let mut paths: Vec<PathBuf> = fs_err::read_dir(dir)
-        .map_err(|err| file_error(dir, &std::io::Error::from(err).to_string()))?
+        .map_err(|err| file_error(dir, &err.to_string()))?
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))

@@ -59,8 +59,12 @@ pub fn render(exchanges: &[NormalisedExchange], failure: Option<&StepFailure>) -
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Comparison {
     Matches,
-    /// A unified diff, accepted (`-`) against this run (`+`).
-    Differs(String),
+    /// A unified diff, accepted (`-`) against this run (`+`), and the first
+    /// step whose status changed, e.g. "step `register`: 201 Created → 500 Internal Server Error".
+    Differs {
+        diff: String,
+        status_change: Option<String>,
+    },
     /// No accepted snapshot exists yet.
     Missing,
 }
@@ -98,7 +102,37 @@ pub fn compare(path: &Path, contents: &str) -> anyhow::Result<Comparison> {
         .context_radius(3)
         .header("accepted", "this run")
         .to_string();
-    Ok(Comparison::Differs(diff))
+    let status_change = statuses(&old)
+        .into_iter()
+        .zip(statuses(&new))
+        .find(|(before, after)| before != after)
+        .map(|((step, before), (_, after))| format!("step `{step}`: {before} → {after}"));
+    Ok(Comparison::Differs {
+        diff,
+        status_change,
+    })
+}
+
+/// (step, status line) of each exchange in a rendered scenario.
+fn statuses(rendered: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut step = String::new();
+    for line in rendered.lines() {
+        if let Some(header) = line.strip_prefix("# ") {
+            step = header
+                .split_once(". ")
+                .map_or(header, |(_, name)| name)
+                .to_owned();
+        } else if let Some(status) = line.strip_prefix("< ")
+            && status.len() >= 3
+            && status.as_bytes()[..3].iter().all(u8::is_ascii_digit)
+        {
+            found.push((step.clone(), status.to_owned()));
+        } else if let Some(status) = line.strip_prefix("< no response: ") {
+            found.push((step.clone(), format!("no response: {status}")));
+        }
+    }
+    found
 }
 
 /// What the YAML header of a snapshot says.
@@ -179,11 +213,19 @@ mod tests {
     fn a_difference_comes_with_a_diff_and_a_pending_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = accepted_path(dir.path(), "login");
-        accept(&path, &header(), "< 200 OK\n").unwrap();
-        let Comparison::Differs(diff) = compare(&path, "< 500 Internal Server Error\n").unwrap()
+        accept(&path, &header(), "# 1. login\n< 200 OK\n").unwrap();
+        let changed = "# 1. login\n< 500 Internal Server Error\n";
+        let Comparison::Differs {
+            diff,
+            status_change,
+        } = compare(&path, changed).unwrap()
         else {
             panic!("expected a difference");
         };
+        assert_eq!(
+            status_change.as_deref(),
+            Some("step `login`: 200 OK → 500 Internal Server Error")
+        );
         assert!(
             diff.contains("-< 200 OK") && diff.contains("+< 500 Internal Server Error"),
             "{diff}"

@@ -10,7 +10,7 @@ pub mod requirements;
 pub mod uv;
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -223,9 +223,4 @@ fn hash(parts: &[&str]) -> String {
         hasher.update(part.as_bytes());
     }
     hex::encode(hasher.finalize())
-}
-
-/// Whether `dir` holds a complete environment (for tests and cache tools).
-pub fn is_complete(dir: &Path) -> bool {
-    dir.join("complete").exists()
 }

@@ -90,6 +90,8 @@ pub struct ScenarioReport {
     pub log_tail: Option<String>,
     /// The service process this scenario ran against, if one started.
     pub service_pid: Option<u32>,
+    /// The loopback port it was given.
+    pub service_port: Option<u16>,
 }
 
 impl Report {

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{CellReport, Report, Verdict};
+use super::{CellReport, Report, ScenarioReport, Verdict};
 
 /// Lines of a diff or log shown per failure before cutting.
 const MAX_DIFF_LINES: usize = 60;
@@ -14,6 +14,17 @@ pub fn render(report: &Report) -> String {
     out.push('\n');
     table(report, &mut out);
     for cell in &report.cells {
+        if let Some(common) = whole_cell_failure(cell) {
+            out.push('\n');
+            let _ = writeln!(
+                out,
+                "── {} · every scenario: {} ──",
+                cell.name,
+                common.verdict.label()
+            );
+            evidence(&mut out, cell, common);
+            continue;
+        }
         for failure in cell.failures() {
             out.push('\n');
             let _ = writeln!(
@@ -23,35 +34,55 @@ pub fn render(report: &Report) -> String {
                 failure.scenario,
                 failure.verdict.label()
             );
-            if let Some(summary) = &failure.summary {
-                let _ = writeln!(out, "{summary}");
-            }
-            if !cell.changes.is_empty() {
-                let changes: Vec<String> = cell.changes.iter().map(ToString::to_string).collect();
-                let _ = writeln!(out, "versions: {}", changes.join("; "));
-            }
-            if let Some(diff) = &failure.diff {
-                let _ = writeln!(out, "diff (accepted → this run):");
-                indented(&mut out, diff, MAX_DIFF_LINES);
-            }
-            if let Some(log) = failure
-                .log_tail
-                .as_deref()
-                .filter(|log| !log.trim().is_empty())
-            {
-                let _ = writeln!(out, "log tail:");
-                let lines: Vec<&str> = log.lines().collect();
-                indented(
-                    &mut out,
-                    &lines[lines.len().saturating_sub(MAX_LOG_LINES)..].join("\n"),
-                    MAX_LOG_LINES,
-                );
-            }
+            evidence(&mut out, cell, failure);
         }
     }
     out.push('\n');
     footer(report, &mut out);
     out
+}
+
+/// The one failure that stands for all of a cell's scenarios, when they fail alike.
+fn whole_cell_failure(cell: &CellReport) -> Option<&ScenarioReport> {
+    let first = cell.scenarios.first()?;
+    let alike = |s: &ScenarioReport| s.verdict == first.verdict && s.summary == first.summary;
+    let whole = matches!(
+        first.verdict,
+        Verdict::BuildFailed | Verdict::StartupFailed | Verdict::Error
+    ) && cell.scenarios.iter().all(alike);
+    whole.then_some(first)
+}
+
+fn evidence(out: &mut String, cell: &CellReport, failure: &ScenarioReport) {
+    if let Some(summary) = &failure.summary {
+        let _ = writeln!(out, "{summary}");
+    }
+    if !cell.changes.is_empty() {
+        let changes: Vec<String> = cell.changes.iter().map(ToString::to_string).collect();
+        let _ = writeln!(out, "versions: {}", changes.join("; "));
+    }
+    if let Some(diff) = &failure.diff {
+        let _ = writeln!(out, "diff (accepted → this run):");
+        indented(out, diff, MAX_DIFF_LINES);
+    }
+    if let Some(log) = failure
+        .log_tail
+        .as_deref()
+        .filter(|log| !log.trim().is_empty())
+    {
+        let label = if failure.verdict == Verdict::BuildFailed {
+            "build output:"
+        } else {
+            "log tail:"
+        };
+        let _ = writeln!(out, "{label}");
+        let lines: Vec<&str> = log.lines().collect();
+        indented(
+            out,
+            &lines[lines.len().saturating_sub(MAX_LOG_LINES)..].join("\n"),
+            MAX_LOG_LINES,
+        );
+    }
 }
 
 /// One sentence a reviewer can act on.
@@ -65,14 +96,25 @@ pub fn headline(report: &Report) -> String {
         .filter(|cell| !cell.baseline)
         .filter_map(|cell| {
             let failing: Vec<&str> = cell.failures().map(|s| s.scenario.as_str()).collect();
-            (!failing.is_empty()).then(|| {
-                format!(
-                    "{} breaks {}{}",
-                    cell.name,
-                    failing.join(", "),
-                    reason(cell)
-                )
-            })
+            if failing.is_empty() {
+                return None;
+            }
+            Some(
+                match whole_cell_failure(cell).map(|failure| failure.verdict) {
+                    Some(Verdict::BuildFailed) => {
+                        format!("{} cannot be built{}", cell.name, reason(cell))
+                    }
+                    Some(Verdict::StartupFailed) => {
+                        format!("{} does not start{}", cell.name, reason(cell))
+                    }
+                    _ => format!(
+                        "{} breaks {}{}",
+                        cell.name,
+                        failing.join(", "),
+                        reason(cell)
+                    ),
+                },
+            )
         })
         .collect();
     let mut line = String::new();

@@ -1,0 +1,177 @@
+//! Bad input stops the harness before anything runs: exit 2, naming file, line and key.
+
+mod common;
+
+use common::{TestContext, scenario_report};
+
+/// Runs and checks the exit code, that the message points at `file:line`, and that nothing ran.
+fn assert_rejected(ctx: &TestContext, file: &str, line: usize, needles: &[&str]) {
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 2, "bad input exits 2");
+    let location = format!("{file}:{line}:");
+    assert!(
+        run.stderr.contains(&location),
+        "expected {location} in: {}",
+        run.stderr
+    );
+    for needle in needles {
+        assert!(
+            run.stderr.contains(needle),
+            "expected {needle:?} in: {}",
+            run.stderr
+        );
+    }
+    assert!(
+        !ctx.path("state/report").exists(),
+        "nothing ran, no report was written"
+    );
+    assert!(!run.stderr.contains("resolving"), "nothing was resolved");
+}
+
+/// 1-based line of the first line of `file` that starts with `prefix`.
+fn line_of(ctx: &TestContext, file: &str, prefix: &str) -> usize {
+    let text = std::fs::read_to_string(ctx.path(file)).unwrap();
+    text.lines()
+        .position(|line| line.starts_with(prefix))
+        .unwrap()
+        + 1
+}
+
+#[test]
+fn unknown_key_in_config() {
+    let ctx = TestContext::new();
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("[service]\n", "[service]\ncolour = \"blue\"\n")
+    });
+    let line = line_of(&ctx, "upgrade-check.toml", "colour");
+    assert_rejected(
+        &ctx,
+        "upgrade-check.toml",
+        line,
+        &["`service.colour`", "unknown field `colour`"],
+    );
+}
+
+#[test]
+fn wrong_type_in_config() {
+    let ctx = TestContext::new();
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace(
+            r#"command = ["{python}", "-m", "app"]"#,
+            r#"command = "python -m app""#,
+        )
+    });
+    let line = line_of(&ctx, "upgrade-check.toml", "command");
+    assert_rejected(
+        &ctx,
+        "upgrade-check.toml",
+        line,
+        &["`service.command`", "invalid type"],
+    );
+}
+
+#[test]
+fn malformed_version_in_matrix() {
+    let ctx = TestContext::new();
+    ctx.set_matrix(r#"bcrypt = ["3.2.0", "5.0.x"]"#);
+    let line = line_of(&ctx, "upgrade-check.toml", "bcrypt");
+    assert_rejected(
+        &ctx,
+        "upgrade-check.toml",
+        line,
+        &[
+            "`matrix.packages.bcrypt[1]`",
+            "`5.0.x` is not an exact PEP 440 version",
+        ],
+    );
+}
+
+#[test]
+fn shell_text_in_a_version_is_not_a_version() {
+    let ctx = TestContext::new();
+    ctx.set_matrix(r#"bcrypt = ["4.1.2; rm -rf /"]"#);
+    let line = line_of(&ctx, "upgrade-check.toml", "bcrypt");
+    assert_rejected(
+        &ctx,
+        "upgrade-check.toml",
+        line,
+        &["`matrix.packages.bcrypt[0]`"],
+    );
+}
+
+#[test]
+fn unknown_placeholder_in_command() {
+    let ctx = TestContext::new();
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("\"{port}\"", "\"{prot}\"")
+    });
+    let line = line_of(&ctx, "upgrade-check.toml", "PORT");
+    assert_rejected(
+        &ctx,
+        "upgrade-check.toml",
+        line,
+        &["`service.env.PORT`", "unknown placeholder `{prot}`"],
+    );
+}
+
+#[test]
+fn scenario_using_an_undefined_variable() {
+    let ctx = TestContext::new();
+    std::fs::write(
+        ctx.path("scenarios/broken.toml"),
+        "description = \"uses a token nobody captured\"\n\n[[steps]]\nname = \"me\"\nmethod = \"GET\"\npath = \"/api/auth/me\"\nheaders = { Authorization = \"Bearer {{token}}\" }\n",
+    )
+    .unwrap();
+    assert_rejected(
+        &ctx,
+        "broken.toml",
+        3,
+        &["`steps[0].headers`", "`{{token}}` is not a var"],
+    );
+}
+
+#[test]
+fn no_python_says_what_to_do() {
+    let ctx = TestContext::new();
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace(
+            "[service]\n",
+            "[service]\npython = \"python-that-does-not-exist\"\n",
+        )
+    });
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("no Python 3.9 or newer found"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("python-that-does-not-exist: not found"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_version_that_does_not_exist_is_build_failed_with_the_resolver_explanation() {
+    let ctx = TestContext::new();
+    ctx.set_matrix(r#"bcrypt = ["99.0.0"]"#);
+    let run = ctx.run(&[]);
+    assert_eq!(
+        run.code, 1,
+        "a cell that cannot be built is a failed cell, never a pass"
+    );
+    let report = ctx.report();
+    let failed = scenario_report(&report, "bcrypt 99.0.0", "login");
+    assert_eq!(failed["verdict"], "build-failed");
+    let explanation = failed["log_tail"].as_str().unwrap();
+    assert!(
+        explanation.contains("no version of bcrypt==99.0.0"),
+        "{explanation}"
+    );
+    assert_eq!(
+        scenario_report(&report, "baseline", "login")["verdict"],
+        "pass"
+    );
+}

@@ -1,0 +1,117 @@
+//! The default matrix on the bundled service, against real packages.
+
+mod common;
+
+use common::{TestContext, assert_no_service_left, cell_report, scenario_report, verdict};
+
+#[test]
+fn bcrypt_5_breaks_long_passwords_and_nothing_else() {
+    let ctx = TestContext::new();
+    let accepted_before = std::fs::read(ctx.path("snapshots/long-password.snap")).unwrap();
+
+    let first = ctx.run(&[]);
+    assert_eq!(first.code, 1, "a regression exits 1");
+    let report = ctx.report();
+    let scenarios = ["health", "login", "long-password", "register"];
+    for scenario in scenarios {
+        assert_eq!(
+            verdict(&report, "baseline", scenario),
+            "pass",
+            "baseline {scenario}"
+        );
+        // 4.1.2 still truncates long passwords silently, like 3.2.0.
+        assert_eq!(
+            verdict(&report, "bcrypt 4.1.2", scenario),
+            "pass",
+            "bcrypt 4.1.2 {scenario}"
+        );
+        assert_eq!(
+            verdict(&report, "pyjwt 2.8.0", scenario),
+            "pass",
+            "pyjwt 2.8.0 {scenario}"
+        );
+        let expected = if scenario == "long-password" {
+            "changed"
+        } else {
+            "pass"
+        };
+        assert_eq!(
+            verdict(&report, "bcrypt 5.0.0", scenario),
+            expected,
+            "bcrypt 5.0.0 {scenario}"
+        );
+    }
+    let broken = scenario_report(&report, "bcrypt 5.0.0", "long-password");
+    assert!(
+        broken["diff"]
+            .as_str()
+            .unwrap()
+            .contains("+< 500 Internal Server Error"),
+        "{broken}"
+    );
+    assert!(
+        broken["log_tail"]
+            .as_str()
+            .unwrap()
+            .contains("password cannot be longer than 72 bytes"),
+        "the log tail shows bcrypt's ValueError: {broken}"
+    );
+    assert!(
+        first.stdout.contains("bcrypt 5.0.0 breaks long-password"),
+        "the verdict line names the culprit"
+    );
+
+    // Werkzeug follows Flask: it moves, marked as transitive.
+    let flask = cell_report(&report, "flask 2.3.3");
+    let werkzeug = flask["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["package"] == "werkzeug")
+        .unwrap();
+    assert_eq!(werkzeug["before"], "2.2.3");
+    assert_eq!(werkzeug["transitive"], true);
+    let pinned = flask["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["package"] == "flask")
+        .unwrap();
+    assert_eq!(
+        (pinned["after"].as_str(), pinned["transitive"].as_bool()),
+        (Some("2.3.3"), Some(false))
+    );
+
+    // A plain run never touches the accepted file; it leaves a pending one for review.
+    assert_eq!(
+        std::fs::read(ctx.path("snapshots/long-password.snap")).unwrap(),
+        accepted_before
+    );
+    let pending = std::fs::read_to_string(ctx.path("snapshots/long-password.snap.new")).unwrap();
+    assert!(
+        pending.contains("500 Internal Server Error") && pending.contains("bcrypt 5.0.0"),
+        "{pending}"
+    );
+    assert!(
+        !pending.contains("0123456789abcdef"),
+        "the password is a secret and is redacted"
+    );
+    assert_no_service_left(&report);
+
+    // The second run of the same matrix resolves and installs nothing.
+    let second = ctx.run(&[]);
+    assert_eq!(second.code, 1);
+    let report = ctx.report();
+    for cell in report["cells"].as_array().unwrap() {
+        let environment = &cell["environment"];
+        assert_eq!(environment["resolution_reused"], true, "{}", cell["name"]);
+        assert_eq!(environment["build_reused"], true, "{}", cell["name"]);
+    }
+    assert!(
+        second
+            .stdout
+            .contains("environments: 6 of 6 reused, 0 built"),
+        "the run says so"
+    );
+    assert_no_service_left(&report);
+}
