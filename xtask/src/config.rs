@@ -15,13 +15,27 @@ use toml::Spanned;
 
 use crate::input::{InputError, Source};
 
-/// Placeholders the harness fills in `service.command` and `service.env`.
+/// Placeholders the harness fills in `service.command` and environment values.
 pub const PLACEHOLDERS: &[(&str, &str)] = &[
     ("python", "the cell environment's Python interpreter"),
     ("venv", "the cell environment's directory"),
     ("port", "the loopback port the service must listen on"),
-    ("sqlite_path", "a fresh SQLite database file for this run"),
-    ("database_url", "the same database as a URL (sqlite:///…)"),
+    (
+        "sqlite_path",
+        "a fresh SQLite database file (database = \"sqlite\")",
+    ),
+    (
+        "database_url",
+        "the fresh database as a URL (sqlite:///… or postgresql://…)",
+    ),
+    (
+        "db_host",
+        "PostgreSQL host: the harness cluster's socket folder (database = \"postgres\")",
+    ),
+    ("db_port", "PostgreSQL port"),
+    ("db_user", "PostgreSQL user"),
+    ("db_password", "PostgreSQL password, redacted everywhere"),
+    ("db_name", "a fresh PostgreSQL database for this run"),
     (
         "secret",
         "a random secret made for this run, redacted everywhere",
@@ -32,6 +46,27 @@ pub const PLACEHOLDERS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Placeholders that only a database of one kind can fill.
+const SQLITE_ONLY: &[&str] = &["sqlite_path"];
+const POSTGRES_ONLY: &[&str] = &["db_host", "db_port", "db_user", "db_password", "db_name"];
+
+/// Where a service keeps its data; each scenario run gets a fresh one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+/// A named set of environment variables the service runs with.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub database: DatabaseKind,
+    /// `service.env`, then the profile's own (and its parents'), minus `unset`.
+    pub env: BTreeMap<String, String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The config file itself; relative paths in it are relative to its folder.
@@ -41,6 +76,8 @@ pub struct Config {
     pub matrix: Matrix,
     pub timeouts: Timeouts,
     pub redactions: Vec<Redaction>,
+    /// Every profile; the baseline's is `service.profile`.
+    pub profiles: Vec<Profile>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -59,8 +96,9 @@ pub struct Service {
     /// Interpreter to build environments with; found on PATH when absent.
     pub python: Option<String>,
     pub command: Vec<String>,
-    pub env: BTreeMap<String, String>,
     pub health_path: String,
+    /// The profile of the baseline cell.
+    pub profile: String,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +120,8 @@ pub struct Matrix {
     pub strategy: Strategy,
     /// Candidate versions per package, in the order the config lists them.
     pub packages: Vec<(PackageName, Vec<Version>)>,
+    /// Profiles tried besides the baseline's, each with the baseline pins.
+    pub profiles: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -119,6 +159,19 @@ struct RawConfig {
     timeouts: RawTimeouts,
     #[serde(default)]
     redactions: Vec<RawRedaction>,
+    #[serde(default)]
+    profiles: BTreeMap<String, Spanned<RawProfile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawProfile {
+    extends: Option<Spanned<String>>,
+    database: Option<DatabaseKind>,
+    #[serde(default)]
+    env: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    unset: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -132,6 +185,13 @@ struct RawService {
     #[serde(default)]
     env: BTreeMap<String, Spanned<String>>,
     health: RawHealth,
+    #[serde(default = "default_database")]
+    database: DatabaseKind,
+    profile: Option<Spanned<String>>,
+}
+
+fn default_database() -> DatabaseKind {
+    DatabaseKind::Sqlite
 }
 
 #[derive(Deserialize)]
@@ -178,7 +238,10 @@ fn default_keep_headers() -> Vec<String> {
 struct RawMatrix {
     #[serde(default = "default_strategy")]
     strategy: Strategy,
+    #[serde(default)]
     packages: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    profiles: Vec<Spanned<String>>,
 }
 
 fn default_strategy() -> Strategy {
@@ -208,14 +271,21 @@ impl Config {
         let source = Source::read(path)?;
         let raw: RawConfig = source.parse()?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Ok(Config {
+        let profiles = profiles(&source, &raw.service, raw.profiles)?;
+        let config = Config {
             path: path.to_owned(),
-            service: service(&source, base, raw.service)?,
+            service: service(&source, base, raw.service, &profiles)?,
             replay: replay(&source, base, raw.replay)?,
-            matrix: matrix(&source, raw.matrix)?,
+            matrix: matrix(&source, raw.matrix, &profiles)?,
             timeouts: timeouts(&source, raw.timeouts)?,
             redactions: redactions(&source, raw.redactions)?,
-        })
+            profiles,
+        };
+        Ok(config)
+    }
+
+    pub fn profile(&self, name: &str) -> Option<&Profile> {
+        self.profiles.iter().find(|profile| profile.name == name)
     }
 
     /// Folder relative paths of the config are resolved against.
@@ -224,7 +294,12 @@ impl Config {
     }
 }
 
-fn service(source: &Source, base: &Path, raw: RawService) -> Result<Service, InputError> {
+fn service(
+    source: &Source,
+    base: &Path,
+    raw: RawService,
+    profiles: &[Profile],
+) -> Result<Service, InputError> {
     let root = existing_dir(source, base, &raw.root, "service.root")?;
     let baseline = root.join(raw.baseline.get_ref());
     if !baseline.is_file() {
@@ -243,14 +318,26 @@ fn service(source: &Source, base: &Path, raw: RawService) -> Result<Service, Inp
     }
     let mut command = Vec::new();
     for (index, arg) in raw.command.into_inner().into_iter().enumerate() {
-        check_placeholders(source, &arg, &format!("service.command[{index}]"))?;
+        check_placeholders(source, &arg, &format!("service.command[{index}]"), None)?;
         command.push(arg.into_inner());
     }
-    let mut env = BTreeMap::new();
-    for (name, value) in raw.env {
-        check_placeholders(source, &value, &format!("service.env.{name}"))?;
-        env.insert(name, value.into_inner());
-    }
+    let profile = match raw.profile {
+        None => DEFAULT_PROFILE.to_owned(),
+        Some(name)
+            if profiles
+                .iter()
+                .any(|profile| &profile.name == name.get_ref()) =>
+        {
+            name.into_inner()
+        }
+        Some(name) => {
+            return Err(source.error_at(
+                Some(name.span()),
+                "service.profile",
+                &format!("no profile named `{}` under [profiles]", name.get_ref()),
+            ));
+        }
+    };
     let health_path = raw.health.path.get_ref().clone();
     if !health_path.starts_with('/') {
         return Err(source.error_at(
@@ -265,16 +352,18 @@ fn service(source: &Source, base: &Path, raw: RawService) -> Result<Service, Inp
         baseline,
         python: raw.python,
         command,
-        env,
         health_path,
+        profile,
     })
 }
 
-/// Rejects `{name}` placeholders the harness does not know.
+/// Rejects `{name}` placeholders the harness does not know, or that the
+/// profile's database cannot fill.
 fn check_placeholders(
     source: &Source,
     value: &Spanned<String>,
     key: &str,
+    database: Option<DatabaseKind>,
 ) -> Result<(), InputError> {
     let mut rest = value.get_ref().as_str();
     while let Some(open) = rest.find('{') {
@@ -293,9 +382,154 @@ fn check_placeholders(
                 ),
             ));
         }
+        let needs = if SQLITE_ONLY.contains(&name) {
+            Some(DatabaseKind::Sqlite)
+        } else if POSTGRES_ONLY.contains(&name) {
+            Some(DatabaseKind::Postgres)
+        } else {
+            None
+        };
+        if let (Some(needs), Some(database)) = (needs, database)
+            && needs != database
+        {
+            let wanted = if needs == DatabaseKind::Postgres {
+                "postgres"
+            } else {
+                "sqlite"
+            };
+            return Err(source.error_at(
+                Some(value.span()),
+                key,
+                &format!(
+                    "`{{{name}}}` needs database = \"{wanted}\" in this profile or in [service]"
+                ),
+            ));
+        }
         rest = &rest[open + close + 1..];
     }
     Ok(())
+}
+
+/// The profile used when the config defines none.
+pub const DEFAULT_PROFILE: &str = "default";
+
+/// Resolves `extends` chains and checks every value's placeholders.
+fn profiles(
+    source: &Source,
+    service: &RawService,
+    raw: BTreeMap<String, Spanned<RawProfile>>,
+) -> Result<Vec<Profile>, InputError> {
+    let mut resolved = vec![Profile {
+        name: DEFAULT_PROFILE.to_owned(),
+        database: service.database,
+        env: BTreeMap::new(),
+    }];
+    let mut pending: Vec<(String, Spanned<RawProfile>)> = raw.into_iter().collect();
+    if pending.iter().any(|(name, _)| name == DEFAULT_PROFILE) {
+        let (_, profile) = pending
+            .iter()
+            .find(|(name, _)| name == DEFAULT_PROFILE)
+            .unwrap();
+        return Err(source.error_at(
+            Some(profile.span()),
+            "profiles.default",
+            "`default` is the implicit profile; pick another name",
+        ));
+    }
+    // Parents before children; a cycle or a missing parent leaves some unresolved.
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut index = 0;
+        while index < pending.len() {
+            let parent = pending[index]
+                .1
+                .get_ref()
+                .extends
+                .as_ref()
+                .map(|parent| parent.get_ref().clone());
+            let parent = match parent {
+                None => None,
+                Some(parent) => match resolved.iter().find(|profile| profile.name == parent) {
+                    Some(profile) => Some(profile.clone()),
+                    None => {
+                        index += 1;
+                        continue;
+                    }
+                },
+            };
+            let (name, raw) = pending.remove(index);
+            let span = raw.span();
+            let raw = raw.into_inner();
+            let database = raw
+                .database
+                .or(parent.as_ref().map(|parent| parent.database))
+                .unwrap_or(service.database);
+            let mut env: BTreeMap<String, String> = match &parent {
+                Some(parent) => parent.env.clone(),
+                None => service
+                    .env
+                    .iter()
+                    .map(|(key, value)| (key.clone(), value.get_ref().clone()))
+                    .collect(),
+            };
+            for (key, value) in &raw.env {
+                check_placeholders(
+                    source,
+                    value,
+                    &format!("profiles.{name}.env.{key}"),
+                    Some(database),
+                )?;
+                env.insert(key.clone(), value.get_ref().clone());
+            }
+            for key in &raw.unset {
+                if env.remove(key).is_none() {
+                    return Err(source.error_at(
+                        Some(span.clone()),
+                        &format!("profiles.{name}.unset"),
+                        &format!("`{key}` is not set by this profile or what it extends"),
+                    ));
+                }
+            }
+            if parent.is_none() {
+                for (key, value) in &service.env {
+                    check_placeholders(
+                        source,
+                        value,
+                        &format!("service.env.{key}"),
+                        Some(database),
+                    )?;
+                }
+            }
+            resolved.push(Profile {
+                name,
+                database,
+                env,
+            });
+        }
+        if pending.len() == before {
+            let (name, raw) = &pending[0];
+            let parent = raw.get_ref().extends.as_ref().expect("only children wait");
+            return Err(source.error_at(
+                Some(parent.span()),
+                &format!("profiles.{name}.extends"),
+                &format!(
+                    "no profile `{}` to extend (or the chain loops)",
+                    parent.get_ref()
+                ),
+            ));
+        }
+    }
+    let default = &mut resolved[0];
+    for (key, value) in &service.env {
+        check_placeholders(
+            source,
+            value,
+            &format!("service.env.{key}"),
+            Some(default.database),
+        )?;
+        default.env.insert(key.clone(), value.get_ref().clone());
+    }
+    Ok(resolved)
 }
 
 fn replay(source: &Source, base: &Path, raw: RawReplay) -> Result<Replay, InputError> {
@@ -329,7 +563,7 @@ fn existing_dir(
     }
 }
 
-fn matrix(source: &Source, raw: RawMatrix) -> Result<Matrix, InputError> {
+fn matrix(source: &Source, raw: RawMatrix, profiles: &[Profile]) -> Result<Matrix, InputError> {
     let mut packages = Vec::new();
     for (name, versions) in raw.packages {
         let key = format!("matrix.packages.{name}");
@@ -358,9 +592,24 @@ fn matrix(source: &Source, raw: RawMatrix) -> Result<Matrix, InputError> {
         }
         packages.push((package, parsed));
     }
+    let mut matrix_profiles = Vec::new();
+    for (index, name) in raw.profiles.into_iter().enumerate() {
+        if !profiles
+            .iter()
+            .any(|profile| &profile.name == name.get_ref())
+        {
+            return Err(source.error_at(
+                Some(name.span()),
+                &format!("matrix.profiles[{index}]"),
+                &format!("no profile named `{}` under [profiles]", name.get_ref()),
+            ));
+        }
+        matrix_profiles.push(name.into_inner());
+    }
     Ok(Matrix {
         strategy: raw.strategy,
         packages,
+        profiles: matrix_profiles,
     })
 }
 

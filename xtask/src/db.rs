@@ -1,20 +1,372 @@
 //! A fresh database for every scenario run, so no run sees another's data.
+//!
+//! SQLite: a new file in the run's private folder. PostgreSQL: a throwaway
+//! cluster the harness starts for the run (initdb into a temp dir, Unix
+//! socket only, fsync off, trust auth; as `nobody` when the harness is root,
+//! since initdb refuses root), or a server the user names with
+//! `--database-url`. Either way each scenario run gets its own database,
+//! created before and dropped after. The cluster dies with the harness.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
+use anyhow::{Context, bail};
+
+use crate::process::{self, GroupChild};
+
+/// Connection settings a service gets through placeholders.
 #[derive(Debug, Clone)]
-pub struct Database {
-    /// The SQLite file the service creates on first use.
-    pub sqlite_path: PathBuf,
-    /// The same database as a URL, for services that take one.
-    pub url: String,
+pub enum Database {
+    Sqlite {
+        path: PathBuf,
+    },
+    Postgres {
+        /// A host name, or the folder holding the server's Unix socket.
+        host: String,
+        port: u16,
+        user: String,
+        password: String,
+        name: String,
+    },
 }
 
-/// A database file that does not exist yet, inside `dir` (the run's private folder).
-pub fn fresh_sqlite(dir: &Path, name: &str) -> Database {
-    let sqlite_path = dir.join(format!("{name}.sqlite3"));
-    Database {
-        url: format!("sqlite:///{}", sqlite_path.display()),
-        sqlite_path,
+impl Database {
+    /// A database file that does not exist yet, inside `dir` (the run's private folder).
+    pub fn fresh_sqlite(dir: &Path, name: &str) -> Database {
+        Database::Sqlite {
+            path: dir.join(format!("{name}.sqlite3")),
+        }
     }
+
+    /// Values for the `{sqlite_path}`, `{db_*}` and `{database_url}` placeholders.
+    pub fn placeholders(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Database::Sqlite { path } => vec![
+                ("sqlite_path", path.display().to_string()),
+                ("database_url", format!("sqlite:///{}", path.display())),
+            ],
+            Database::Postgres {
+                host,
+                port,
+                user,
+                password,
+                name,
+            } => {
+                let url = if host.starts_with('/') {
+                    format!("postgresql://{user}:{password}@/{name}?host={host}&port={port}")
+                } else {
+                    format!("postgresql://{user}:{password}@{host}:{port}/{name}")
+                };
+                vec![
+                    ("db_host", host.clone()),
+                    ("db_port", port.to_string()),
+                    ("db_user", user.clone()),
+                    ("db_password", password.clone()),
+                    ("db_name", name.clone()),
+                    ("database_url", url),
+                ]
+            }
+        }
+    }
+}
+
+/// A PostgreSQL server the harness may create and drop databases on.
+pub struct Postgres {
+    tools: PathBuf,
+    host: String,
+    port: u16,
+    user: String,
+    password: String,
+    /// Set when the harness started the server; dropping it stops the server.
+    owned: Option<OwnedCluster>,
+}
+
+struct OwnedCluster {
+    server: GroupChild,
+    /// Data and socket; removed after the server has stopped.
+    dir: tempfile::TempDir,
+}
+
+static NEXT_DATABASE: AtomicU64 = AtomicU64::new(1);
+
+impl Postgres {
+    /// Starts a throwaway cluster on a Unix socket in a private folder.
+    pub fn start_cluster(grace: Duration) -> anyhow::Result<Postgres> {
+        let tools = find_tools()?;
+        let dir = tempfile::Builder::new()
+            .prefix("upgrade-check-pg-")
+            .tempdir()
+            .context("cannot create a folder for the PostgreSQL cluster")?;
+        let data = dir.path().join("data");
+        let socket = dir.path().join("socket");
+        fs_err::create_dir_all(&socket)?;
+        let owner = unprivileged_owner()?;
+        if let Some((uid, gid)) = owner {
+            for path in [dir.path(), socket.as_path()] {
+                nix::unistd::chown(path, Some(uid), Some(gid)).with_context(|| {
+                    format!("cannot hand {} to the unprivileged user", path.display())
+                })?;
+            }
+        }
+        let as_owner = move |expression: duct::Expression| match owner {
+            Some((uid, gid)) => expression.before_spawn(move |command| {
+                use std::os::unix::process::CommandExt;
+                command.uid(uid.as_raw()).gid(gid.as_raw());
+                Ok(())
+            }),
+            None => expression,
+        };
+        let password = format!("{:016x}", fastrand::u64(..));
+        let initdb = process::run_captured(
+            as_owner(duct::cmd(
+                tools.join("initdb"),
+                [
+                    "--pgdata",
+                    &data.to_string_lossy(),
+                    "--auth",
+                    "trust",
+                    "--username",
+                    "postgres",
+                    "--encoding",
+                    "UTF8",
+                    "--locale",
+                    "C",
+                    "--no-sync",
+                ],
+            ))
+            .dir(dir.path()),
+            Duration::from_secs(120),
+        )?
+        .context("initdb did not finish within 2 minutes")?;
+        if !initdb.status.success() {
+            bail!(
+                "initdb failed:\n{}",
+                String::from_utf8_lossy(&initdb.stderr).trim()
+            );
+        }
+        let port = crate::service::free_port()?;
+        let log = dir.path().join("server.log");
+        let server = process::spawn(
+            as_owner(duct::cmd(
+                tools.join("postgres"),
+                [
+                    "-D",
+                    &data.to_string_lossy(),
+                    "-k",
+                    &socket.to_string_lossy(),
+                    "-p",
+                    &port.to_string(),
+                    "-c",
+                    "listen_addresses=",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                ],
+            ))
+            .dir(dir.path())
+            .stdin_null()
+            .stderr_to_stdout()
+            .stdout_path(&log),
+            grace,
+        )?;
+        let cluster = Postgres {
+            tools,
+            host: socket.display().to_string(),
+            port,
+            user: "postgres".to_owned(),
+            password,
+            owned: Some(OwnedCluster { server, dir }),
+        };
+        cluster.wait_ready(&log)?;
+        Ok(cluster)
+    }
+
+    /// A server the user runs, from `postgresql://user:password@host:port/db`.
+    pub fn external(url: &str) -> anyhow::Result<Postgres> {
+        let parsed =
+            url::Url::parse(url).with_context(|| format!("--database-url is not a URL: {url}"))?;
+        if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+            bail!("--database-url must start with postgresql://");
+        }
+        let decode = |text: &str| {
+            percent_encoding::percent_decode_str(text)
+                .decode_utf8()
+                .map(|text| text.into_owned())
+                .unwrap_or_else(|_| text.to_owned())
+        };
+        Ok(Postgres {
+            tools: find_client_tools()?,
+            host: parsed.host_str().unwrap_or("localhost").to_owned(),
+            port: parsed.port().unwrap_or(5432),
+            user: match parsed.username() {
+                "" => "postgres".to_owned(),
+                user => decode(user),
+            },
+            password: parsed.password().map(decode).unwrap_or_default(),
+            owned: None,
+        })
+    }
+
+    fn client(&self, program: &str, args: &[&str]) -> duct::Expression {
+        let port = self.port.to_string();
+        let mut all = vec![
+            "--host",
+            &self.host,
+            "--port",
+            &port,
+            "--username",
+            &self.user,
+            "--no-password",
+        ];
+        all.extend_from_slice(args);
+        duct::cmd(self.tools.join(program), all)
+            .env("PGPASSWORD", &self.password)
+            .env("PGCONNECT_TIMEOUT", "5")
+    }
+
+    fn wait_ready(&self, log: &Path) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(owned) = &self.owned
+                && let Ok(Some(status)) = owned.server.try_exit()
+            {
+                bail!(
+                    "the PostgreSQL server exited during startup ({status}):\n{}",
+                    crate::service::log_tail(log, 20)
+                );
+            }
+            let ready = process::run_captured(
+                self.client(
+                    "psql",
+                    &["--dbname", "postgres", "--command", "SELECT 1", "--quiet"],
+                ),
+                Duration::from_secs(10),
+            )?;
+            if ready.is_some_and(|output| output.status.success()) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "the PostgreSQL server did not accept connections within 30s:\n{}",
+                    crate::service::log_tail(log, 20)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Creates a database no one has used, for one scenario run.
+    pub fn create_database(&self) -> anyhow::Result<Database> {
+        let name = format!(
+            "upgrade_check_{}_{}",
+            std::process::id(),
+            NEXT_DATABASE.fetch_add(1, Ordering::Relaxed)
+        );
+        let output =
+            process::run_captured(self.client("createdb", &[&name]), Duration::from_secs(60))?
+                .context("createdb did not finish within 60s")?;
+        if !output.status.success() {
+            bail!(
+                "createdb {name} failed:\n{}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(Database::Postgres {
+            host: self.host.clone(),
+            port: self.port,
+            user: self.user.clone(),
+            password: self.password.clone(),
+            name,
+        })
+    }
+
+    /// Drops a database made by [`Postgres::create_database`], closing its connections.
+    pub fn drop_database(&self, database: &Database) {
+        if let Database::Postgres { name, .. } = database {
+            let _ = process::run_captured(
+                self.client("dropdb", &["--if-exists", "--force", name]),
+                Duration::from_secs(60),
+            );
+        }
+    }
+
+    /// Where the server is, for progress lines: `cluster /tmp/… (server pid N)`.
+    pub fn describe(&self) -> String {
+        match &self.owned {
+            Some(owned) => format!(
+                "cluster {} (server pid {}, socket in {})",
+                owned.dir.path().display(),
+                owned.server.pid(),
+                self.host
+            ),
+            None => format!("server {}:{} as {}", self.host, self.port, self.user),
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Some(owned) = self.owned.take() {
+            // The server first, then its files.
+            drop(owned.server);
+            drop(owned.dir);
+        }
+    }
+}
+
+/// `nobody` when running as root (initdb refuses root), else no change.
+fn unprivileged_owner() -> anyhow::Result<Option<(nix::unistd::Uid, nix::unistd::Gid)>> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    let user = nix::unistd::User::from_name("nobody")?
+        .context("running as root, and there is no `nobody` user to run PostgreSQL as")?;
+    Ok(Some((user.uid, user.gid)))
+}
+
+/// The folder with initdb and postgres: PATH first, then Debian's layout.
+fn find_tools() -> anyhow::Result<PathBuf> {
+    find_folder_with(&["initdb", "postgres", "createdb", "psql"]).context(
+        "PostgreSQL's initdb and postgres were not found on PATH or in /usr/lib/postgresql/*/bin; \
+         install PostgreSQL (Debian: apt-get install postgresql) or pass --database-url postgresql://user:password@host:port/db",
+    )
+}
+
+fn find_client_tools() -> anyhow::Result<PathBuf> {
+    find_folder_with(&["createdb", "dropdb", "psql"])
+        .context("PostgreSQL's client tools (createdb, dropdb, psql) were not found; install postgresql-client")
+}
+
+fn find_folder_with(programs: &[&str]) -> Option<PathBuf> {
+    let mut folders: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect())
+        .unwrap_or_default();
+    let mut debian: Vec<PathBuf> = fs_err::read_dir("/usr/lib/postgresql")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path().join("bin"))
+                .collect()
+        })
+        .unwrap_or_default();
+    // Newest major version first.
+    debian.sort_by_key(|path| {
+        std::cmp::Reverse(
+            path.parent()
+                .and_then(|version| version.file_name())
+                .and_then(|version| version.to_str())
+                .and_then(|version| version.parse::<u32>().ok())
+                .unwrap_or(0),
+        )
+    });
+    folders.extend(debian);
+    folders.into_iter().find(|folder| {
+        programs
+            .iter()
+            .all(|program| folder.join(program).is_file())
+    })
 }

@@ -59,6 +59,8 @@ pub struct Options {
     pub jobs: Option<usize>,
     pub state_dir: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
+    /// A PostgreSQL server to use instead of starting one.
+    pub database_url: Option<String>,
 }
 
 /// Runs the whole check and returns the process exit code.
@@ -95,6 +97,7 @@ async fn run(options: Options) -> anyhow::Result<i32> {
     };
     let config = Config::load(&config_path)?;
     let scenarios = scenario::load_dir(&config.replay.scenarios)?;
+    check_scenario_profiles(&config, &scenarios)?;
     let baseline = BaselineFile::load(&config.service.baseline)?;
     if options.accept && is_ci() {
         bail!("refusing to accept snapshots in CI; accept them locally and commit the .snap files");
@@ -119,11 +122,13 @@ async fn run(options: Options) -> anyhow::Result<i32> {
 
     let plan = if options.accept {
         Plan {
-            cells: vec![Cell::baseline()],
+            cells: vec![Cell::baseline(&config.service.profile)],
             skipped: Vec::new(),
         }
     } else {
-        plan::plan(&config.matrix, |package| baseline.pinned_version(package))
+        plan::plan(&config.matrix, &config.service.profile, |package| {
+            baseline.pinned_version(package)
+        })
     };
     progress.say(&format!(
         "{} cells × {} scenarios",
@@ -138,7 +143,18 @@ async fn run(options: Options) -> anyhow::Result<i32> {
         timeout: config.timeouts.build,
     };
     let scratch = dirs.scratch()?;
+    let postgres = start_postgres(
+        &config,
+        &scenarios,
+        &plan,
+        options.database_url.as_deref(),
+        &progress,
+    )
+    .await?;
     let ctx = Arc::new(RunContext {
+        postgres,
+        accepting: options.accept,
+
         scratch: scratch.path().to_owned(),
         config,
         scenarios,
@@ -154,7 +170,10 @@ async fn run(options: Options) -> anyhow::Result<i32> {
     let mut report = Report {
         schema_version: report::SCHEMA_VERSION,
         config: config_path.display().to_string(),
-        scenarios: ctx.scenarios.iter().map(|s| s.name.clone()).collect(),
+        scenarios: run::scenario_runs(&ctx.scenarios, &ctx.config.service.profile)
+            .into_iter()
+            .map(|run| run.key)
+            .collect(),
         cells: outcomes
             .iter()
             .map(|outcome| outcome.report.clone())
@@ -168,6 +187,7 @@ async fn run(options: Options) -> anyhow::Result<i32> {
         accepted_snapshots: Vec::new(),
         duration_ms: 0,
     };
+    compare_with_baseline(&mut report, &outcomes);
     if options.accept {
         report.accepted_snapshots = accept_baseline(&ctx, &outcomes)?;
         // What was just accepted matches by definition.
@@ -222,14 +242,14 @@ fn accept_baseline(ctx: &RunContext, outcomes: &[CellOutcome]) -> anyhow::Result
         );
     }
     let mut accepted = Vec::new();
-    for scenario in &ctx.scenarios {
-        let Some(contents) = baseline.contents.get(&scenario.name) else {
+    for run in run::scenario_runs(&ctx.scenarios, &ctx.config.service.profile) {
+        let Some(contents) = baseline.contents.get(&run.key) else {
             continue;
         };
-        let path = snapshot::accepted_path(&ctx.config.replay.snapshots, &scenario.name);
+        let path = snapshot::accepted_path(&ctx.config.replay.snapshots, &run.key);
         snapshot::accept(
             &path,
-            &header(ctx, &scenario.name, "accepted from the baseline"),
+            &header(ctx, &run, "accepted from the baseline"),
             contents,
         )?;
         accepted.push(relative(&path, ctx.config.base_dir()));
@@ -241,16 +261,16 @@ fn accept_baseline(ctx: &RunContext, outcomes: &[CellOutcome]) -> anyhow::Result
 /// the baseline differs, else the first differing cell's; stale ones go.
 fn write_pending(ctx: &RunContext, outcomes: &[CellOutcome]) -> anyhow::Result<Vec<String>> {
     let mut written = Vec::new();
-    for scenario in &ctx.scenarios {
-        let path = snapshot::accepted_path(&ctx.config.replay.snapshots, &scenario.name);
+    for run in run::scenario_runs(&ctx.scenarios, &ctx.config.service.profile) {
+        let path = snapshot::accepted_path(&ctx.config.replay.snapshots, &run.key);
         let changed = outcomes.iter().find_map(|outcome| {
             let verdict = outcome
                 .report
                 .scenarios
                 .iter()
-                .find(|s| s.scenario == scenario.name)?
+                .find(|s| s.scenario == run.key)?
                 .verdict;
-            let contents = outcome.contents.get(&scenario.name)?;
+            let contents = outcome.contents.get(&run.key)?;
             (verdict == Verdict::Changed).then_some((outcome, contents))
         });
         match changed {
@@ -263,11 +283,8 @@ fn write_pending(ctx: &RunContext, outcomes: &[CellOutcome]) -> anyhow::Result<V
                         outcome.report.name
                     )
                 };
-                let pending = snapshot::write_pending(
-                    &path,
-                    &header(ctx, &scenario.name, &description),
-                    contents,
-                )?;
+                let pending =
+                    snapshot::write_pending(&path, &header(ctx, &run, &description), contents)?;
                 written.push(relative(&pending, ctx.config.base_dir()));
             }
             None => snapshot::remove_pending(&path)?,
@@ -277,20 +294,121 @@ fn write_pending(ctx: &RunContext, outcomes: &[CellOutcome]) -> anyhow::Result<V
 }
 
 fn header<'a>(
-    ctx: &'a RunContext,
-    scenario: &'a str,
+    ctx: &RunContext,
+    run: &'a run::ScenarioRun<'_>,
     description: &'a str,
 ) -> snapshot::Header<'a> {
-    let source = ctx
+    snapshot::Header {
+        source: relative(&run.scenario.path, ctx.config.base_dir()),
+        scenario: &run.key,
+        description,
+    }
+}
+
+/// Every profile a scenario names must exist in the config.
+fn check_scenario_profiles(
+    config: &Config,
+    scenarios: &[scenario::Scenario],
+) -> Result<(), input::InputError> {
+    for scenario in scenarios {
+        for (index, profile) in scenario.profiles.iter().enumerate() {
+            if config.profile(profile).is_none() {
+                let known: Vec<_> = config
+                    .profiles
+                    .iter()
+                    .map(|profile| profile.name.as_str())
+                    .collect();
+                return Err(input::InputError {
+                    path: scenario.path.clone(),
+                    line: scenario.profiles_line,
+                    column: 1,
+                    key: format!("profiles[{index}]"),
+                    message: format!(
+                        "no profile `{profile}` in {}; known: {}",
+                        config.path.display(),
+                        known.join(", ")
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Starts (or connects to) PostgreSQL when any planned run's profile uses it.
+async fn start_postgres(
+    config: &Config,
+    scenarios: &[scenario::Scenario],
+    plan: &Plan,
+    database_url: Option<&str>,
+    progress: &Progress,
+) -> anyhow::Result<Option<Arc<db::Postgres>>> {
+    let needed = plan.cells.iter().any(|cell| {
+        run::scenario_runs(scenarios, &cell.profile)
+            .iter()
+            .any(|run| {
+                config
+                    .profile(&run.profile)
+                    .is_some_and(|profile| profile.database == config::DatabaseKind::Postgres)
+            })
+    });
+    if !needed {
+        return Ok(None);
+    }
+    let grace = config.timeouts.shutdown_grace;
+    let postgres = match database_url {
+        Some(url) => {
+            let url = url.to_owned();
+            tokio::task::spawn_blocking(move || db::Postgres::external(&url)).await??
+        }
+        None => {
+            progress.say("starting a throwaway PostgreSQL cluster");
+            tokio::task::spawn_blocking(move || db::Postgres::start_cluster(grace)).await??
+        }
+    };
+    progress.say(&format!("PostgreSQL: {}", postgres.describe()));
+
+    Ok(Some(Arc::new(postgres)))
+}
+
+/// Marks failures a cell shares with the baseline, and output lines only the cell prints.
+fn compare_with_baseline(report: &mut Report, outcomes: &[CellOutcome]) {
+    let Some(baseline) = outcomes.iter().find(|outcome| outcome.report.baseline) else {
+        return;
+    };
+    let baseline_warnings: std::collections::BTreeSet<&String> = baseline
+        .report
         .scenarios
         .iter()
-        .find(|s| s.name == scenario)
-        .map(|s| relative(&s.path, ctx.config.base_dir()))
-        .unwrap_or_default();
-    snapshot::Header {
-        source,
-        scenario,
-        description,
+        .flat_map(|s| &s.warnings)
+        .collect();
+    for (cell, outcome) in report.cells.iter_mut().zip(outcomes) {
+        if cell.baseline {
+            continue;
+        }
+        let mut new_warnings: Vec<String> = Vec::new();
+        for scenario in &mut cell.scenarios {
+            for warning in &scenario.warnings {
+                if !baseline_warnings.contains(warning) && !new_warnings.contains(warning) {
+                    new_warnings.push(warning.clone());
+                }
+            }
+            let Some(reference) = baseline
+                .report
+                .scenarios
+                .iter()
+                .find(|s| s.scenario == scenario.scenario)
+            else {
+                continue;
+            };
+            let same_contents = outcome.contents.get(&scenario.scenario)
+                == baseline.contents.get(&scenario.scenario);
+            scenario.same_as_baseline = scenario.verdict != Verdict::Pass
+                && scenario.verdict == reference.verdict
+                && same_contents
+                && (scenario.verdict == Verdict::Changed || scenario.summary == reference.summary);
+        }
+        cell.new_warnings = new_warnings;
     }
 }
 

@@ -42,6 +42,9 @@ struct UpgradeCheckArgs {
     /// Where uv, resolutions and environments are cached [default: the state dir]
     #[arg(long, env = "UPGRADE_CHECK_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// PostgreSQL server to create throwaway databases on, instead of starting a cluster
+    #[arg(long, value_name = "postgresql://user:password@host:port/db")]
+    database_url: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
             jobs: args.jobs,
             state_dir: args.state_dir,
             cache_dir: args.cache_dir,
+            database_url: args.database_url,
         }),
     };
     match outcome {

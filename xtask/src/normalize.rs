@@ -46,8 +46,8 @@ pub struct NormalisedExchange {
 
 /// Normalises the exchanges of one scenario run; numbering is per scenario.
 pub struct Normaliser<'a> {
-    /// (value, placeholder), longest value first so that no secret hides inside another.
-    secrets: Vec<(String, String)>,
+    /// (value, placeholder), longest value first so that no value hides inside another.
+    literals: Vec<(String, String)>,
     redactions: &'a [Redaction],
     keep_headers: &'a [String],
     ids: BTreeMap<String, usize>,
@@ -55,19 +55,28 @@ pub struct Normaliser<'a> {
 }
 
 impl<'a> Normaliser<'a> {
+    /// `secrets` become `[secret:name]`; `paths` (the run's private folders) `[name]`.
     pub fn new(
         secrets: &BTreeMap<String, String>,
+        paths: &[(&str, String)],
         redactions: &'a [Redaction],
         keep_headers: &'a [String],
     ) -> Self {
-        let mut secrets: Vec<_> = secrets
+        let mut literals: Vec<_> = secrets
             .iter()
             .filter(|(_, value)| !value.is_empty())
             .map(|(name, value)| (value.clone(), format!("[secret:{name}]")))
+            .chain(
+                paths
+                    .iter()
+                    .filter(|(_, value)| !value.is_empty())
+                    .map(|(name, value)| (value.clone(), format!("[{name}]"))),
+            )
             .collect();
-        secrets.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
+        literals.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
         Normaliser {
-            secrets,
+            literals,
+
             redactions,
             keep_headers,
             ids: BTreeMap::new(),
@@ -172,7 +181,7 @@ impl<'a> Normaliser<'a> {
     /// Free text: secrets first, then the built-in patterns, then the config's.
     pub fn text(&mut self, text: &str) -> String {
         let mut text = text.to_owned();
-        for (value, placeholder) in &self.secrets {
+        for (value, placeholder) in &self.literals {
             text = text.replace(value.as_str(), placeholder);
         }
         text = JWT.replace_all(&text, "[jwt]").into_owned();
@@ -224,7 +233,7 @@ mod tests {
 
     fn normaliser<'a>(redactions: &'a [Redaction], keep: &'a [String]) -> Normaliser<'a> {
         let secrets = BTreeMap::from([("password".to_owned(), "hunter2".to_owned())]);
-        Normaliser::new(&secrets, redactions, keep)
+        Normaliser::new(&secrets, &[], redactions, keep)
     }
 
     #[test]
@@ -291,6 +300,17 @@ mod tests {
         assert_eq!(
             redact_secrets("abcdef abc", &secrets),
             "[secret:long] [secret:short]"
+        );
+    }
+
+    #[test]
+    fn private_paths_become_names() {
+        let secrets = BTreeMap::new();
+        let paths = [("service_dir", "/tmp/run-1/cell/service".to_owned())];
+        let mut n = Normaliser::new(&secrets, &paths, &[], &[]);
+        assert_eq!(
+            n.text("File \"/tmp/run-1/cell/service/app/config.py\", line 3"),
+            "File \"[service_dir]/app/config.py\", line 3"
         );
     }
 }

@@ -41,22 +41,38 @@ pub struct Cell {
     pub name: String,
     /// Pins that differ from the baseline; empty for the baseline itself.
     pub pins: Vec<Pin>,
+    /// The environment profile the service runs with.
+    pub profile: String,
+    is_baseline: bool,
 }
 
 impl Cell {
-    pub fn baseline() -> Cell {
+    pub fn baseline(profile: &str) -> Cell {
         Cell {
             id: "baseline".to_owned(),
             name: "baseline".to_owned(),
             pins: Vec::new(),
+            profile: profile.to_owned(),
+            is_baseline: true,
         }
     }
 
     pub fn is_baseline(&self) -> bool {
-        self.pins.is_empty()
+        self.is_baseline
     }
 
-    fn with_pins(pins: Vec<Pin>) -> Cell {
+    /// The baseline pins under another profile.
+    fn with_profile(profile: &str) -> Cell {
+        Cell {
+            id: format!("profile-{profile}"),
+            name: format!("profile {profile}"),
+            pins: Vec::new(),
+            profile: profile.to_owned(),
+            is_baseline: false,
+        }
+    }
+
+    fn with_pins(pins: Vec<Pin>, profile: &str) -> Cell {
         let name = pins
             .iter()
             .map(Pin::to_string)
@@ -67,7 +83,13 @@ impl Cell {
             .map(|pin| format!("{}-{}", pin.package, pin.version))
             .collect::<Vec<_>>()
             .join("+");
-        Cell { id, name, pins }
+        Cell {
+            id,
+            name,
+            pins,
+            profile: profile.to_owned(),
+            is_baseline: false,
+        }
     }
 }
 
@@ -81,18 +103,24 @@ pub struct Plan {
 
 /// Picks cells from the matrix; `baseline_version` answers which version the
 /// service declares today for a package, if it pins one.
-pub fn plan(matrix: &Matrix, baseline_version: impl Fn(&PackageName) -> Option<Version>) -> Plan {
+pub fn plan(
+    matrix: &Matrix,
+    baseline_profile: &str,
+    baseline_version: impl Fn(&PackageName) -> Option<Version>,
+) -> Plan {
     match matrix.strategy {
-        Strategy::OneAtATime => one_at_a_time(matrix, baseline_version),
+        Strategy::OneAtATime => one_at_a_time(matrix, baseline_profile, baseline_version),
     }
 }
 
-/// The baseline, plus each candidate alone with everything else at baseline.
+/// The baseline, plus each candidate alone with everything else at baseline,
+/// plus each other profile with the baseline pins.
 fn one_at_a_time(
     matrix: &Matrix,
+    baseline_profile: &str,
     baseline_version: impl Fn(&PackageName) -> Option<Version>,
 ) -> Plan {
-    let mut cells = vec![Cell::baseline()];
+    let mut cells = vec![Cell::baseline(baseline_profile)];
     let mut skipped = Vec::new();
     for (package, versions) in &matrix.packages {
         let current = baseline_version(package);
@@ -104,8 +132,13 @@ fn one_at_a_time(
             if current.as_ref() == Some(version) {
                 skipped.push(pin);
             } else {
-                cells.push(Cell::with_pins(vec![pin]));
+                cells.push(Cell::with_pins(vec![pin], baseline_profile));
             }
+        }
+    }
+    for profile in &matrix.profiles {
+        if profile != baseline_profile {
+            cells.push(Cell::with_profile(profile));
         }
     }
     Plan { cells, skipped }
@@ -134,16 +167,28 @@ mod tests {
                 ),
                 (name("PyJWT"), vec![version("2.8.0")]),
             ],
+            profiles: vec!["dev".to_owned(), "staging".to_owned()],
         };
-        let plan = plan(&matrix, |package| {
+        let plan = plan(&matrix, "dev", |package| {
             (package == &name("bcrypt")).then(|| version("3.2"))
         });
         let ids: Vec<_> = plan.cells.iter().map(|cell| cell.id.as_str()).collect();
         assert_eq!(
             ids,
-            ["baseline", "bcrypt-4.1.2", "bcrypt-5.0.0", "pyjwt-2.8.0"]
+            [
+                "baseline",
+                "bcrypt-4.1.2",
+                "bcrypt-5.0.0",
+                "pyjwt-2.8.0",
+                "profile-staging"
+            ]
         );
         assert_eq!(plan.cells[2].name, "bcrypt 5.0.0");
+        assert_eq!(plan.cells[2].profile, "dev");
+        let staging = &plan.cells[4];
+        assert!(staging.pins.is_empty() && !staging.is_baseline());
+        assert_eq!(staging.profile, "staging");
+
         // 3.2 == 3.2.0 under PEP 440, so no cell repeats the baseline.
         assert_eq!(plan.skipped.len(), 1);
     }

@@ -12,8 +12,8 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::config::Config;
-use crate::db;
+use crate::config::{Config, DatabaseKind};
+use crate::db::{Database, Postgres};
 use crate::env::{Builder, Environment, ResolvedSet};
 use crate::normalize::{self, Normaliser};
 use crate::plan::{Cell, Plan};
@@ -41,6 +41,42 @@ pub struct RunContext {
     pub run_secret: String,
     /// Private folder for service copies and databases, removed at the end.
     pub scratch: PathBuf,
+    /// The PostgreSQL server, when any run's profile needs one.
+    pub postgres: Option<Arc<Postgres>>,
+    /// Running to accept the baseline's results: a mismatch is expected, not news.
+    pub accepting: bool,
+}
+
+/// One scenario under one profile: a column of the report.
+#[derive(Debug, Clone)]
+pub struct ScenarioRun<'a> {
+    pub scenario: &'a Scenario,
+    pub profile: String,
+    /// `name`, or `name@profile` for scenarios that pick their own profiles.
+    pub key: String,
+}
+
+/// The scenario runs of a cell: each scenario under the cell's profile, or
+/// under each profile the scenario names.
+pub fn scenario_runs<'a>(scenarios: &'a [Scenario], cell_profile: &str) -> Vec<ScenarioRun<'a>> {
+    let mut runs = Vec::new();
+    for scenario in scenarios {
+        if scenario.profiles.is_empty() {
+            runs.push(ScenarioRun {
+                scenario,
+                profile: cell_profile.to_owned(),
+                key: scenario.name.clone(),
+            });
+        }
+        for profile in &scenario.profiles {
+            runs.push(ScenarioRun {
+                scenario,
+                profile: profile.clone(),
+                key: format!("{}@{profile}", scenario.name),
+            });
+        }
+    }
+    runs
 }
 
 /// One cell's result, plus the rendered contents of each scenario it replayed.
@@ -130,7 +166,9 @@ pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
             .failures()
             .map(|s| s.scenario.clone())
             .collect();
-        if failing.is_empty() {
+        if ctx.accepting {
+            ctx.progress.say("the baseline ran; accepting its results");
+        } else if failing.is_empty() {
             ctx.progress
                 .say("the baseline matches its accepted snapshots");
         } else {
@@ -234,6 +272,7 @@ async fn run_cell(
             .map(|pin| format!("{}=={}", pin.package, pin.version))
             .collect(),
         changes: set.changes_from(&baseline, &pinned),
+        new_warnings: Vec::new(),
         environment: Some(EnvironmentReport {
             id: environment.id.clone(),
             resolution_reused,
@@ -263,19 +302,17 @@ async fn run_cell(
             &format!("cannot copy the service: {err:#}"),
         );
     }
-    for scenario in &ctx.scenarios {
-        ctx.progress.cell(
-            &cell.name,
-            &format!("{}: starting the service", scenario.name),
-        );
+    for run in scenario_runs(&ctx.scenarios, &cell.profile) {
+        ctx.progress
+            .cell(&cell.name, &format!("{}: starting the service", run.key));
         let (scenario_report, rendered) =
-            run_scenario(&ctx, &cell, &environment, &service_dir, scenario).await;
+            run_scenario(&ctx, &cell, &environment, &service_dir, &run).await;
         ctx.progress.cell(
             &cell.name,
-            &format!("{}: {}", scenario.name, scenario_report.verdict.label()),
+            &format!("{}: {}", run.key, scenario_report.verdict.label()),
         );
         if let Some(rendered) = rendered {
-            contents.insert(scenario.name.clone(), rendered);
+            contents.insert(run.key.clone(), rendered);
         }
         report.scenarios.push(scenario_report);
     }
@@ -296,124 +333,125 @@ async fn run_scenario(
     cell: &Cell,
     environment: &Environment,
     service_dir: &Path,
-    scenario: &Scenario,
+    run: &ScenarioRun<'_>,
 ) -> (ScenarioReport, Option<String>) {
+    let scenario = run.scenario;
     let mut report = ScenarioReport {
-        scenario: scenario.name.clone(),
+        scenario: run.key.clone(),
         verdict: Verdict::Error,
         summary: None,
         diff: None,
         log_tail: None,
         service_pid: None,
         service_port: None,
+        security: scenario.security,
+        warnings: Vec::new(),
+        same_as_baseline: false,
+    };
+    let config = &ctx.config;
+    let Some(profile) = config.profile(&run.profile) else {
+        report.summary = Some(format!("no profile `{}`", run.profile));
+        return (report, None);
     };
     let mut secrets = scenario.secrets.clone();
     secrets.insert("run".to_owned(), ctx.run_secret.clone());
-    let database = db::fresh_sqlite(&ctx.scratch.join(&cell.id), &scenario.name);
+    let database = match fresh_database(ctx, profile.database, &cell.id, &run.key).await {
+        Ok(database) => database,
+        Err(err) => {
+            report.summary = Some(format!("cannot make a fresh database: {err:#}"));
+            return (report, None);
+        }
+    };
+    if let Database::Postgres { password, .. } = &database {
+        secrets.insert("db_password".to_owned(), password.clone());
+    }
     let log = ctx
         .dirs
         .logs_dir()
         .join(&cell.id)
-        .join(format!("{}.log", scenario.name));
-    if let Some(dir) = log.parent()
-        && let Err(err) = fs_err::create_dir_all(dir)
-    {
-        report.summary = Some(format!("cannot create the log folder: {err}"));
-        return (report, None);
-    }
-    let port = match service::free_port() {
-        Ok(port) => port,
-        Err(err) => {
-            report.summary = Some(format!("no free loopback port: {err}"));
-            return (report, None);
-        }
-    };
-    let venv = environment
-        .python
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or(&environment.dir);
-    let placeholders = Placeholders {
-        values: BTreeMap::from([
-            ("python", environment.python.display().to_string()),
-            ("venv", venv.display().to_string()),
-            ("port", port.to_string()),
-            ("sqlite_path", database.sqlite_path.display().to_string()),
-            ("database_url", database.url.clone()),
-            ("secret", ctx.run_secret.clone()),
-            ("service_dir", service_dir.display().to_string()),
-        ]),
-    };
-    let config = &ctx.config;
-    let launch = Launch {
-        command: &config.service.command,
-        env: &config.service.env,
-        placeholders: &placeholders,
-        venv,
-        cwd: service_dir,
+        .join(format!("{}.log", run.key));
+    let launch = Launched {
+        environment,
+        service_dir,
+        env: &profile.env,
+        database: &database,
         log: &log,
-        health_path: &config.service.health_path,
-        startup_timeout: config.timeouts.startup,
-        grace: config.timeouts.shutdown_grace,
     };
-    let base_url = format!("http://127.0.0.1:{port}");
-    let running = match service::start(launch, &ctx.client, base_url).await {
-        Ok(running) => running,
-        Err(failure) => {
-            report.verdict = Verdict::StartupFailed;
-            report.summary = Some(failure.reason);
-            report.log_tail = Some(redacted_log(&failure.log, &secrets));
-            return (report, None);
-        }
-    };
-    report.service_pid = Some(running.pid());
-    report.service_port = Some(port);
-    ctx.progress.cell(
-        &cell.name,
-        &format!(
-            "{}: service pid {} on port {port}",
-            scenario.name,
-            running.pid()
-        ),
+    let outcome = replay_once(ctx, run, &launch, &mut report).await;
+    if let Some(postgres) = &ctx.postgres {
+        let (postgres, database) = (postgres.clone(), database.clone());
+        let _ = tokio::task::spawn_blocking(move || postgres.drop_database(&database)).await;
+    }
+    let paths = [
+        ("service_dir", service_dir.display().to_string()),
+        ("venv", venv_of(environment).display().to_string()),
+        ("scratch", ctx.scratch.display().to_string()),
+    ];
+    let mut normaliser = Normaliser::new(
+        &secrets,
+        &paths,
+        &config.redactions,
+        &config.replay.keep_headers,
     );
-    let replayed = replay::replay(
-        &ctx.client,
-        &running.base_url,
-        scenario,
-        config.timeouts.request,
-    )
-    .await;
-    let died = running.exit_status();
-    running.stop().await;
-
-    let mut normaliser = Normaliser::new(&secrets, &config.redactions, &config.replay.keep_headers);
-    let exchanges: Vec<_> = replayed
-        .exchanges
-        .iter()
-        .map(|exchange| normaliser.exchange(exchange))
-        .collect();
-    let rendered = snapshot::render(&exchanges, replayed.failure.as_ref());
-    let accepted = snapshot::accepted_path(&config.replay.snapshots, &scenario.name);
-    let comparison = snapshot::compare(&accepted, &rendered);
+    report.warnings = warnings(&log, &mut normaliser);
+    let Some(outcome) = outcome else {
+        report.log_tail = Some(redacted_log(&log, &secrets));
+        return (report, None);
+    };
+    let rendered = match &outcome {
+        Startup::Started(replayed) => {
+            let exchanges: Vec<_> = replayed
+                .exchanges
+                .iter()
+                .map(|exchange| normaliser.exchange(exchange))
+                .collect();
+            let rendered = snapshot::render(&exchanges, replayed.failure.as_ref());
+            if scenario.record_startup {
+                format!("startup: started\n\n{rendered}")
+            } else {
+                rendered
+            }
+        }
+        Startup::Refused {
+            status,
+            first_error,
+        } => format!(
+            "startup: refused\nexit: {status}\nerror: {}\n",
+            normaliser.text(first_error)
+        ),
+    };
+    let accepted = snapshot::accepted_path(&config.replay.snapshots, &run.key);
     let source = relative(&scenario.path, config.base_dir());
-    let failure = replayed.failure.as_ref().map(|failure| {
-        format!(
-            "step `{}` ({source}:{}): {}",
-            failure.step, failure.line, failure.message
-        )
-    });
-    let died = died.map(|status| format!("the service exited during the scenario ({status})"));
-    match comparison {
+    let (failure, died) = match &outcome {
+        Startup::Started(replayed) => (
+            replayed.failure.as_ref().map(|failure| {
+                format!(
+                    "step `{}` ({source}:{}): {}",
+                    failure.step, failure.line, failure.message
+                )
+            }),
+            replayed
+                .died
+                .map(|status| format!("the service exited during the scenario ({status})")),
+        ),
+        Startup::Refused { .. } => (None, None),
+    };
+    match snapshot::compare(&accepted, &rendered) {
         Ok(Comparison::Matches) => report.verdict = Verdict::Pass,
         Ok(Comparison::Differs {
             diff,
             status_change,
         }) => {
             report.verdict = Verdict::Changed;
-            report.summary =
-                Some(died.or(failure).or(status_change).unwrap_or_else(|| {
-                    "the responses differ from the accepted snapshot".to_owned()
-                }));
+            report.summary = Some(
+                startup_change(&diff)
+                    .or(died)
+                    .or(failure)
+                    .or(status_change)
+                    .unwrap_or_else(|| {
+                        "the responses differ from the accepted snapshot".to_owned()
+                    }),
+            );
             report.diff = Some(diff);
         }
         Ok(Comparison::Missing) => {
@@ -436,6 +474,199 @@ async fn run_scenario(
     (report, Some(rendered))
 }
 
+/// What a scenario run starts the service with.
+struct Launched<'a> {
+    environment: &'a Environment,
+    service_dir: &'a Path,
+    env: &'a BTreeMap<String, String>,
+    database: &'a Database,
+    log: &'a Path,
+}
+
+/// What happened when the service was started for a scenario.
+enum Startup {
+    Started(Replay),
+    /// Only for scenarios that record their startup: the service exited before it was healthy.
+    Refused {
+        status: String,
+        first_error: String,
+    },
+}
+
+struct Replay {
+    exchanges: Vec<replay::Exchange>,
+    failure: Option<replay::StepFailure>,
+    /// Set when the service exited while the scenario ran.
+    died: Option<std::process::ExitStatus>,
+}
+
+fn venv_of(environment: &Environment) -> &Path {
+    environment
+        .python
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(&environment.dir)
+}
+
+/// Starts the service, replays the scenario, stops the service.
+///
+/// `None` means the run ended before a result (a startup failure outside a
+/// startup-recording scenario, or a harness problem); the report says why.
+async fn replay_once(
+    ctx: &RunContext,
+    run: &ScenarioRun<'_>,
+    launched: &Launched<'_>,
+    report: &mut ScenarioReport,
+) -> Option<Startup> {
+    if let Some(dir) = launched.log.parent()
+        && let Err(err) = fs_err::create_dir_all(dir)
+    {
+        report.summary = Some(format!("cannot create the log folder: {err}"));
+        return None;
+    }
+    let port = match service::free_port() {
+        Ok(port) => port,
+        Err(err) => {
+            report.summary = Some(format!("no free loopback port: {err}"));
+            return None;
+        }
+    };
+    let venv = venv_of(launched.environment);
+    let mut values = BTreeMap::from([
+        ("python", launched.environment.python.display().to_string()),
+        ("venv", venv.display().to_string()),
+        ("port", port.to_string()),
+        ("secret", ctx.run_secret.clone()),
+        ("service_dir", launched.service_dir.display().to_string()),
+    ]);
+    values.extend(launched.database.placeholders());
+    let placeholders = Placeholders { values };
+    let config = &ctx.config;
+    let launch = Launch {
+        command: &config.service.command,
+        env: launched.env,
+        placeholders: &placeholders,
+        venv,
+        cwd: launched.service_dir,
+        log: launched.log,
+        health_path: &config.service.health_path,
+        startup_timeout: config.timeouts.startup,
+        grace: config.timeouts.shutdown_grace,
+    };
+    let base_url = format!("http://127.0.0.1:{port}");
+    let running = match service::start(launch, &ctx.client, base_url).await {
+        Ok(running) => running,
+        Err(failure) => {
+            if run.scenario.record_startup
+                && let Some(status) = failure.exit_status
+            {
+                let status = match (
+                    status.code(),
+                    std::os::unix::process::ExitStatusExt::signal(&status),
+                ) {
+                    (Some(code), _) => format!("code {code}"),
+                    (None, Some(signal)) => format!("killed by signal {signal}"),
+                    _ => status.to_string(),
+                };
+                return Some(Startup::Refused {
+                    status,
+                    first_error: first_error_line(&service::log_tail(launched.log, 200)),
+                });
+            }
+            report.verdict = Verdict::StartupFailed;
+            report.summary = Some(failure.reason);
+            return None;
+        }
+    };
+    report.service_pid = Some(running.pid());
+    report.service_port = Some(port);
+    ctx.progress.say(&format!(
+        "{}: service pid {} on port {port}",
+        report.scenario,
+        running.pid()
+    ));
+    let replayed = replay::replay(
+        &ctx.client,
+        &running.base_url,
+        run.scenario,
+        config.timeouts.request,
+    )
+    .await;
+    let died = running.exit_status();
+    running.stop().await;
+    Some(Startup::Started(Replay {
+        exchanges: replayed.exchanges,
+        failure: replayed.failure,
+        died,
+    }))
+}
+
+/// A database nobody has used, of the profile's kind.
+async fn fresh_database(
+    ctx: &RunContext,
+    kind: DatabaseKind,
+    cell: &str,
+    key: &str,
+) -> anyhow::Result<Database> {
+    match kind {
+        DatabaseKind::Sqlite => {
+            let dir = ctx.scratch.join(cell);
+            fs_err::create_dir_all(&dir)?;
+            Ok(Database::fresh_sqlite(&dir, key))
+        }
+        DatabaseKind::Postgres => {
+            let postgres = ctx
+                .postgres
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("no PostgreSQL server was started for this run"))?;
+            tokio::task::spawn_blocking(move || postgres.create_database()).await?
+        }
+    }
+}
+
+/// The line that says why a service refused to start: the first that
+/// mentions an error, else the last line it printed.
+fn first_error_line(log: &str) -> String {
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    lines
+        .iter()
+        .find(|line| line.to_ascii_lowercase().contains("error"))
+        .or(lines.last())
+        .map_or_else(|| "(no output)".to_owned(), |line| (*line).to_owned())
+}
+
+/// `startup: refused → started` when a recorded startup outcome changed.
+fn startup_change(diff: &str) -> Option<String> {
+    let before = diff
+        .lines()
+        .find_map(|line| line.strip_prefix("-startup: "))?;
+    let after = diff
+        .lines()
+        .find_map(|line| line.strip_prefix("+startup: "))?;
+    Some(format!("startup: {before} → {after}"))
+}
+
+/// Lines of the service's output that look like warnings or errors, normalised.
+fn warnings(log: &Path, normaliser: &mut Normaliser<'_>) -> Vec<String> {
+    const MAX: usize = 20;
+    const MARKERS: &[&str] = &["warn", "error", "traceback", "exception", "(trapped)"];
+    let mut found: Vec<String> = Vec::new();
+    for line in service::log_tail(log, 2000).lines() {
+        let lower = line.to_ascii_lowercase();
+        if MARKERS.iter().any(|marker| lower.contains(marker)) {
+            let line = normaliser.text(line.trim());
+            if !found.contains(&line) && found.len() < MAX {
+                found.push(line);
+            }
+        }
+    }
+    found
+}
+
 fn redacted_log(path: &Path, secrets: &BTreeMap<String, String>) -> String {
     normalize::redact_secrets(&service::log_tail(path, LOG_TAIL_LINES), secrets)
 }
@@ -452,18 +683,21 @@ fn failed_cell(ctx: &RunContext, cell: &Cell, verdict: Verdict, reason: &str) ->
             .map(|pin| format!("{}=={}", pin.package, pin.version))
             .collect(),
         changes: Vec::new(),
+        new_warnings: Vec::new(),
         environment: None,
-        scenarios: ctx
-            .scenarios
-            .iter()
-            .map(|scenario| ScenarioReport {
-                scenario: scenario.name.clone(),
+        scenarios: scenario_runs(&ctx.scenarios, &cell.profile)
+            .into_iter()
+            .map(|run| ScenarioReport {
+                scenario: run.key,
                 verdict,
                 summary: Some(summary.clone()),
                 diff: None,
                 log_tail: Some(reason.to_owned()),
                 service_pid: None,
                 service_port: None,
+                security: run.scenario.security,
+                warnings: Vec::new(),
+                same_as_baseline: false,
             })
             .collect(),
         duration_ms: 0,

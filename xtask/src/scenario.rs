@@ -26,6 +26,15 @@ pub struct Scenario {
     pub vars: BTreeMap<String, String>,
     /// Values that must never be written anywhere; replaced by `[secret:name]`.
     pub secrets: BTreeMap<String, String>,
+    /// Run once under each of these profiles (in every cell) instead of the cell's own.
+    pub profiles: Vec<String>,
+    /// 1-based line of `profiles`, for errors about unknown profiles.
+    pub profiles_line: usize,
+    /// Whether the service starts is part of the result: a refusal to start is
+    /// recorded (exit status, first error line) rather than failing the run.
+    pub record_startup: bool,
+    /// A change here is a security finding, not only a behaviour change.
+    pub security: bool,
     pub steps: Vec<Step>,
 }
 
@@ -71,6 +80,12 @@ struct RawScenario {
     vars: BTreeMap<String, String>,
     #[serde(default)]
     secrets: BTreeMap<String, String>,
+    profiles: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    record_startup: bool,
+    #[serde(default)]
+    security: bool,
+    #[serde(default)]
     steps: Vec<Spanned<RawStep>>,
 }
 
@@ -144,8 +159,12 @@ pub fn load(path: &Path) -> Result<Scenario, InputError> {
     }
     let source = Source::read(path)?;
     let raw: RawScenario = source.parse()?;
-    if raw.steps.is_empty() {
-        return Err(source.error_at(None, "steps", "a scenario needs at least one step"));
+    if raw.steps.is_empty() && !raw.record_startup {
+        return Err(source.error_at(
+            None,
+            "steps",
+            "a scenario needs at least one step (or record-startup = true)",
+        ));
     }
     let mut defined: BTreeSet<String> =
         raw.vars.keys().chain(raw.secrets.keys()).cloned().collect();
@@ -243,6 +262,14 @@ pub fn load(path: &Path) -> Result<Scenario, InputError> {
         description: raw.description,
         vars: raw.vars,
         secrets: raw.secrets,
+        profiles_line: raw
+            .profiles
+            .as_ref()
+            .map_or(1, |profiles| source.line_of(profiles.span().start)),
+        profiles: raw.profiles.map(Spanned::into_inner).unwrap_or_default(),
+
+        record_startup: raw.record_startup,
+        security: raw.security,
         steps,
     })
 }

@@ -54,6 +54,8 @@ pub struct RunningService {
 pub struct StartupFailure {
     pub reason: String,
     pub log: PathBuf,
+    /// Set when the service exited on its own (rather than never answering).
+    pub exit_status: Option<std::process::ExitStatus>,
 }
 
 /// A loopback port that was free a moment ago.
@@ -72,6 +74,7 @@ pub async fn start(
     let failure = |reason: String| StartupFailure {
         reason,
         log: launch.log.to_owned(),
+        exit_status: None,
     };
     let argv: Vec<String> = launch
         .command
@@ -103,9 +106,10 @@ pub async fn start(
     let mut last_answer = "no answer yet".to_owned();
     loop {
         if let Ok(Some(status)) = child.try_exit() {
-            return Err(failure(format!(
-                "the service exited during startup ({status})"
-            )));
+            return Err(StartupFailure {
+                exit_status: Some(status),
+                ..failure(format!("the service exited during startup ({status})"))
+            });
         }
         match client
             .get(&health)

@@ -40,6 +40,9 @@ pub struct CellReport {
     pub pins: Vec<String>,
     /// Every package whose version differs from the baseline's resolved set.
     pub changes: Vec<VersionChange>,
+    /// Warning and error lines this cell's service prints that the baseline's does not;
+    /// an early signal, not a failure.
+    pub new_warnings: Vec<String>,
     pub environment: Option<EnvironmentReport>,
     pub scenarios: Vec<ScenarioReport>,
     pub duration_ms: u64,
@@ -92,6 +95,12 @@ pub struct ScenarioReport {
     pub service_pid: Option<u32>,
     /// The loopback port it was given.
     pub service_port: Option<u16>,
+    /// A change here is a security finding (the scenario says so).
+    pub security: bool,
+    /// Lines of the service's output that look like warnings or errors, normalised.
+    pub warnings: Vec<String>,
+    /// Not passing, exactly as the baseline does not: this cell is not to blame.
+    pub same_as_baseline: bool,
 }
 
 impl Report {
@@ -121,5 +130,11 @@ impl CellReport {
         self.scenarios
             .iter()
             .filter(|scenario| scenario.verdict != Verdict::Pass)
+    }
+
+    /// Failures this cell adds to the baseline's: the ones to blame it for.
+    pub fn regressions(&self) -> impl Iterator<Item = &ScenarioReport> {
+        self.failures()
+            .filter(|scenario| !scenario.same_as_baseline)
     }
 }

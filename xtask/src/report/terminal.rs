@@ -25,16 +25,40 @@ pub fn render(report: &Report) -> String {
             evidence(&mut out, cell, common);
             continue;
         }
-        for failure in cell.failures() {
+        for failure in cell.regressions() {
             out.push('\n');
+            let security = if failure.security { " [security]" } else { "" };
             let _ = writeln!(
                 out,
-                "── {} · {}: {} ──",
+                "── {} · {}: {}{security} ──",
                 cell.name,
                 failure.scenario,
                 failure.verdict.label()
             );
             evidence(&mut out, cell, failure);
+        }
+        let alike: Vec<&str> = cell
+            .failures()
+            .filter(|s| s.same_as_baseline)
+            .map(|s| s.scenario.as_str())
+            .collect();
+        if !alike.is_empty() {
+            out.push('\n');
+            let _ = writeln!(
+                out,
+                "── {} · {}: fails exactly as the baseline does ──",
+                cell.name,
+                alike.join(", ")
+            );
+        }
+        if !cell.new_warnings.is_empty() {
+            out.push('\n');
+            let _ = writeln!(
+                out,
+                "── {} · new output the baseline does not print (a warning, not a failure) ──",
+                cell.name
+            );
+            indented(&mut out, &cell.new_warnings.join("\n"), MAX_LOG_LINES);
         }
     }
     out.push('\n');
@@ -87,18 +111,26 @@ fn evidence(out: &mut String, cell: &CellReport, failure: &ScenarioReport) {
 
 /// One sentence a reviewer can act on.
 pub fn headline(report: &Report) -> String {
-    let baseline_bad = report
+    let baseline_failing: Vec<&str> = report
         .baseline()
-        .is_some_and(|cell| cell.failures().next().is_some());
+        .into_iter()
+        .flat_map(|cell| cell.failures().map(|s| s.scenario.as_str()))
+        .collect();
     let broken: Vec<String> = report
         .cells
         .iter()
         .filter(|cell| !cell.baseline)
         .filter_map(|cell| {
-            let failing: Vec<&str> = cell.failures().map(|s| s.scenario.as_str()).collect();
+            let failing: Vec<&ScenarioReport> = cell.regressions().collect();
             if failing.is_empty() {
                 return None;
             }
+            let security = if failing.iter().any(|s| s.security) {
+                "SECURITY: "
+            } else {
+                ""
+            };
+            let names: Vec<&str> = failing.iter().map(|s| s.scenario.as_str()).collect();
             Some(
                 match whole_cell_failure(cell).map(|failure| failure.verdict) {
                     Some(Verdict::BuildFailed) => {
@@ -108,44 +140,41 @@ pub fn headline(report: &Report) -> String {
                         format!("{} does not start{}", cell.name, reason(cell))
                     }
                     _ => format!(
-                        "{} breaks {}{}",
+                        "{security}{} breaks {}{}",
                         cell.name,
-                        failing.join(", "),
+                        names.join(", "),
                         reason(cell)
                     ),
                 },
             )
         })
         .collect();
-    let mut line = String::new();
-    if baseline_bad {
-        let failing: Vec<&str> = report
-            .baseline()
-            .into_iter()
-            .flat_map(|c| c.failures().map(|s| s.scenario.as_str()))
-            .collect();
-        let _ = write!(
-            line,
-            "✗ the baseline does not match its accepted snapshots ({}); fix or accept it before judging upgrades",
-            failing.join(", ")
+    let mut lines = Vec::new();
+    if !baseline_failing.is_empty() {
+        lines.push(format!(
+            "✗ the baseline itself does not match its accepted snapshots ({}): fix the service or accept its behaviour before blaming an upgrade",
+            baseline_failing.join(", ")
+        ));
+    }
+    if !broken.is_empty() {
+        lines.push(format!("✗ {}", broken.join("; ")));
+    } else if !baseline_failing.is_empty() {
+        lines.push(
+            "  no cell fails in any other way than the baseline: no upgrade is to blame".to_owned(),
         );
-        if !broken.is_empty() {
-            line.push_str("\n  ");
-        }
+    } else {
+        lines.push(format!(
+            "✓ all {} cells match the accepted snapshots",
+            report.cells.len()
+        ));
     }
-    if broken.is_empty() && !baseline_bad {
-        let cells = report.cells.len();
-        let _ = write!(line, "✓ all {cells} cells match the accepted snapshots");
-    } else if !broken.is_empty() {
-        let _ = write!(line, "✗ {}", broken.join("; "));
-    }
-    line
+    lines.join("\n")
 }
 
 /// `: 500 Internal Server Error` when every failure of the cell says the same.
 fn reason(cell: &CellReport) -> String {
     let summaries: Vec<&str> = cell
-        .failures()
+        .regressions()
         .filter_map(|s| s.summary.as_deref())
         .collect();
     match summaries.first() {
