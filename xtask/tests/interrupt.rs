@@ -28,11 +28,25 @@ fn sigint_stops_every_service_and_cleans_up() {
 
     // Wait until a service is up, then interrupt as a terminal would.
     let mut services = Vec::new();
+    let mut cluster = None;
     let deadline = Instant::now() + Duration::from_secs(300);
     while services.is_empty() {
         let line = received
             .recv_timeout(deadline - Instant::now())
             .expect("a service starts");
+        if let Some(rest) = line.split("PostgreSQL: cluster ").nth(1) {
+            let dir = rest.split(' ').next().unwrap().to_owned();
+            let pid: u64 = rest
+                .split("server pid ")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            cluster = Some((dir, pid));
+        }
         if let Some(rest) = line.split(": service pid ").nth(1) {
             let mut words = rest.split(' ');
             let pid: u32 = words.next().unwrap().parse().unwrap();
@@ -68,7 +82,18 @@ fn sigint_stops_every_service_and_cleans_up() {
         std::net::TcpListener::bind(("127.0.0.1", port))
             .unwrap_or_else(|err| panic!("port {port} still held: {err}"));
     }
+    let (cluster_dir, cluster_pid) =
+        cluster.expect("the harness started its PostgreSQL cluster first");
+    assert!(
+        !alive(cluster_pid),
+        "the PostgreSQL server {cluster_pid} outlived the harness"
+    );
+    assert!(
+        !std::path::Path::new(&cluster_dir).exists(),
+        "the cluster folder {cluster_dir} was left behind"
+    );
     let scratch = ctx.path("state/tmp");
+
     let left: Vec<_> = std::fs::read_dir(&scratch)
         .map(|dir| dir.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();

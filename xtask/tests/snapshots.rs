@@ -27,7 +27,7 @@ fn only_accept_rewrites_an_accepted_snapshot() {
     assert!(
         plain
             .stdout
-            .contains("the baseline does not match its accepted snapshots (register)"),
+            .contains("the baseline itself does not match its accepted snapshots (register)"),
         "{}",
         plain.stdout
     );

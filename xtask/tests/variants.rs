@@ -5,42 +5,6 @@ mod common;
 use common::{TestContext, assert_no_service_left, scenario_report, verdict};
 
 #[test]
-fn json_encoder_subclass_fails_to_start_on_flask_2_3() {
-    let ctx = TestContext::new();
-    ctx.overlay("fixtures/incidents/INC-003");
-    ctx.set_matrix(r#"flask = ["2.2.5", "2.3.3"]"#);
-    let run = ctx.run(&[]);
-    assert_eq!(run.code, 1);
-    let report = ctx.report();
-    for scenario in ["health", "login", "long-password", "register"] {
-        assert_eq!(
-            verdict(&report, "baseline", scenario),
-            "pass",
-            "Flask 2.2.5 still has JSONEncoder"
-        );
-        assert_eq!(verdict(&report, "flask 2.3.3", scenario), "startup-failed");
-    }
-    let failed = scenario_report(&report, "flask 2.3.3", "health");
-    let log = failed["log_tail"].as_str().unwrap();
-    assert!(
-        log.contains("ImportError") && log.contains("JSONEncoder"),
-        "{log}"
-    );
-    assert!(
-        failed["summary"]
-            .as_str()
-            .unwrap()
-            .contains("exited during startup"),
-        "{failed}"
-    );
-    assert!(
-        run.stdout.contains("ImportError"),
-        "the terminal shows the log tail"
-    );
-    assert_no_service_left(&report);
-}
-
-#[test]
 fn bytes_token_breaks_login_on_pyjwt_2() {
     let ctx = TestContext::new();
     ctx.overlay("fixtures/variants/pyjwt-bytes-token");

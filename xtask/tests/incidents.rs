@@ -1,0 +1,237 @@
+//! The incidents of the auth service as regression fixtures: the harness must catch each.
+//!
+//! Real packages from the index and a real PostgreSQL cluster started by the harness.
+
+mod common;
+
+use common::{TestContext, assert_no_service_left, cell_report, scenario_report, verdict};
+
+const DEFAULT_SCENARIOS: [&str; 4] = ["health", "login", "long-password", "register"];
+
+#[test]
+fn inc_001_passlib_warns_on_bcrypt_4_and_breaks_on_bcrypt_5() {
+    let ctx = TestContext::new();
+    ctx.overlay("fixtures/incidents/INC-001");
+    ctx.set_matrix(r#"bcrypt = ["3.2.0", "4.1.2", "5.0.0"]"#);
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 1);
+    let report = ctx.report();
+    for scenario in DEFAULT_SCENARIOS {
+        assert_eq!(
+            verdict(&report, "baseline", scenario),
+            "pass",
+            "baseline {scenario}"
+        );
+        assert_eq!(
+            verdict(&report, "bcrypt 4.1.2", scenario),
+            "pass",
+            "bcrypt 4.1.2 {scenario}"
+        );
+    }
+    // 4.1.2 passes, but its new stderr output is surfaced as a warning.
+    let warned = cell_report(&report, "bcrypt 4.1.2")["new_warnings"].to_string();
+    assert!(
+        warned.contains("(trapped) error reading bcrypt version"),
+        "{warned}"
+    );
+    assert!(warned.contains("has no attribute '__about__'"), "{warned}");
+    assert_eq!(
+        cell_report(&report, "baseline")["new_warnings"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert!(
+        run.stdout
+            .contains("bcrypt 4.1.2 · new output the baseline does not print"),
+        "{}",
+        run.stdout
+    );
+    // 5.0.0: every hash fails, so login and register answer 500.
+    for scenario in ["login", "register"] {
+        let broken = scenario_report(&report, "bcrypt 5.0.0", scenario);
+        assert_eq!(broken["verdict"], "changed", "{broken}");
+        assert!(
+            broken["summary"]
+                .as_str()
+                .unwrap()
+                .contains("500 Internal Server Error"),
+            "{broken}"
+        );
+        assert!(
+            broken["log_tail"]
+                .as_str()
+                .unwrap()
+                .contains("password cannot be longer than 72 bytes")
+        );
+    }
+    assert!(
+        run.stdout
+            .lines()
+            .next()
+            .unwrap()
+            .contains("bcrypt 5.0.0 breaks login"),
+        "{}",
+        run.stdout
+    );
+    assert_no_service_left(&report);
+}
+
+#[test]
+fn inc_001_as_reported_is_a_broken_baseline_not_an_upgrade() {
+    let ctx = TestContext::new();
+    ctx.overlay("fixtures/incidents/INC-001-str-hash");
+    ctx.set_matrix("bcrypt = [\"4.1.2\"]\npyjwt = [\"2.8.0\"]");
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 1);
+    let report = ctx.report();
+    // bcrypt 3.2.0 raises TypeError for a str hash too.
+    let login = scenario_report(&report, "baseline", "login");
+    assert_eq!(login["verdict"], "changed");
+    assert!(
+        login["log_tail"].as_str().unwrap().contains("TypeError"),
+        "{login}"
+    );
+    for cell in ["bcrypt 4.1.2", "pyjwt 2.8.0"] {
+        let failing = scenario_report(&report, cell, "login");
+        assert_eq!(failing["verdict"], "changed");
+        assert_eq!(
+            failing["same_as_baseline"], true,
+            "{cell} fails exactly like the baseline"
+        );
+    }
+    let headline = run.stdout.lines().take(2).collect::<Vec<_>>().join("\n");
+    assert!(
+        headline.contains("the baseline itself does not match"),
+        "{headline}"
+    );
+    assert!(headline.contains("no upgrade is to blame"), "{headline}");
+    assert!(
+        !headline.contains("breaks"),
+        "no upgrade is blamed: {headline}"
+    );
+}
+
+#[test]
+fn inc_002_renamed_database_variables_are_caught_on_postgres() {
+    let ctx = TestContext::new();
+    ctx.overlay("fixtures/incidents/INC-002");
+    ctx.set_matrix(r#"bcrypt = ["3.2.0"]"#);
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("PostgreSQL: cluster"),
+        "the harness started its own cluster"
+    );
+    let report = ctx.report();
+    // Dev (SQLite) never reads the database variables.
+    for scenario in DEFAULT_SCENARIOS {
+        assert_eq!(verdict(&report, "baseline", scenario), "pass");
+    }
+    // Staging starts, then every database-backed step answers 500.
+    let staging = scenario_report(&report, "baseline", "staging@staging");
+    assert_eq!(staging["verdict"], "changed");
+    assert!(
+        staging["diff"]
+            .as_str()
+            .unwrap()
+            .contains("+< 500 Internal Server Error"),
+        "{staging}"
+    );
+    assert!(
+        staging["log_tail"].as_str().unwrap().contains("localhost"),
+        "the log shows where it connected"
+    );
+    // Without DB_PASS the fixed service refuses to start; this one starts.
+    let missing = scenario_report(&report, "baseline", "staging@staging-no-db-pass");
+    assert_eq!(missing["verdict"], "changed");
+    assert_eq!(missing["summary"], "startup: refused → started");
+    assert_no_service_left(&report);
+}
+
+#[test]
+fn the_fixed_service_serves_on_postgres_and_names_a_missing_variable() {
+    let ctx = TestContext::new();
+    ctx.set_matrix(r#"bcrypt = ["3.2.0"]"#);
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 0, "the baseline matches every accepted snapshot");
+    let report = ctx.report();
+    assert_eq!(verdict(&report, "baseline", "staging@staging"), "pass");
+    assert_eq!(
+        verdict(&report, "baseline", "staging@staging-no-db-pass"),
+        "pass"
+    );
+    // The accepted outcome names the missing variable.
+    let accepted =
+        std::fs::read_to_string(ctx.path("snapshots/staging@staging-no-db-pass.snap")).unwrap();
+    assert!(accepted.contains("startup: refused"), "{accepted}");
+    assert!(
+        accepted.contains("missing environment variables for staging: DB_PASS"),
+        "{accepted}"
+    );
+    // Scenario secrets travel in every request body, and never reach a report or snapshot.
+    let written = std::fs::read_to_string(ctx.path("state/report/report.json")).unwrap();
+    let snapshot = std::fs::read_to_string(ctx.path("snapshots/staging@staging.snap")).unwrap();
+    for text in [&written, &snapshot] {
+        assert!(
+            !text.contains("staging-passphrase"),
+            "a scenario secret leaked"
+        );
+    }
+    assert!(snapshot.contains("[secret:password]"), "{snapshot}");
+
+    assert_no_service_left(&report);
+}
+
+#[test]
+fn inc_003_json_encoder_fails_to_start_on_flask_2_3_and_3_0() {
+    let ctx = TestContext::new();
+    ctx.overlay("fixtures/incidents/INC-003");
+    ctx.set_matrix(r#"flask = ["2.2.5", "2.3.3", "3.0.3"]"#);
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 1);
+    let report = ctx.report();
+    for scenario in DEFAULT_SCENARIOS {
+        assert_eq!(
+            verdict(&report, "baseline", scenario),
+            "pass",
+            "Flask 2.2.5 still has JSONEncoder"
+        );
+        assert_eq!(verdict(&report, "flask 2.3.3", scenario), "startup-failed");
+        assert_eq!(verdict(&report, "flask 3.0.3", scenario), "startup-failed");
+    }
+    let failed = scenario_report(&report, "flask 2.3.3", "health");
+    let log = failed["log_tail"].as_str().unwrap();
+    assert!(
+        log.contains("ImportError") && log.contains("JSONEncoder"),
+        "{log}"
+    );
+    assert!(
+        run.stdout.contains("ImportError"),
+        "the terminal shows the log tail"
+    );
+    assert_no_service_left(&report);
+}
+
+#[test]
+fn a_hard_coded_jwt_secret_is_a_security_finding() {
+    let ctx = TestContext::new();
+    ctx.overlay("fixtures/variants/jwt-secret-fallback");
+    ctx.set_matrix(r#"bcrypt = ["3.2.0"]"#);
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 1);
+    let report = ctx.report();
+    let finding = scenario_report(&report, "baseline", "jwt-secret@staging-no-jwt-secret");
+    assert_eq!(finding["verdict"], "changed");
+    assert_eq!(finding["security"], true);
+    assert_eq!(finding["summary"], "startup: refused → started");
+    assert!(
+        finding["diff"]
+            .as_str()
+            .unwrap()
+            .contains("+<   \"access_token\": \"[jwt]\""),
+        "tokens are issued: {finding}"
+    );
+    assert!(run.stdout.contains("[security]"), "{}", run.stdout);
+}
