@@ -61,6 +61,8 @@ pub struct Options {
     pub cache_dir: Option<PathBuf>,
     /// A PostgreSQL server to use instead of starting one.
     pub database_url: Option<String>,
+    /// Files laid over a copy of the service before anything runs.
+    pub overlay: Option<PathBuf>,
 }
 
 /// Runs the whole check and returns the process exit code.
@@ -95,15 +97,27 @@ async fn run(options: Options) -> anyhow::Result<i32> {
         Some(path) => path.clone(),
         None => default_config()?,
     };
-    let config = Config::load(&config_path)?;
+    let mut config = Config::load(&config_path)?;
     let scenarios = scenario::load_dir(&config.replay.scenarios)?;
     check_scenario_profiles(&config, &scenarios)?;
-    let baseline = BaselineFile::load(&config.service.baseline)?;
     if options.accept && is_ci() {
         bail!("refusing to accept snapshots in CI; accept them locally and commit the .snap files");
     }
     let dirs = state_dirs(&options, config.base_dir());
     let progress = Progress::new(false);
+    let scratch = dirs.scratch()?;
+    if let Some(overlay) = &options.overlay {
+        if options.accept {
+            bail!("--accept takes the service as it is; drop --overlay");
+        }
+        lay_over(&mut config, overlay, scratch.path())?;
+        progress.say(&format!(
+            "service: {} laid over {}",
+            overlay.display(),
+            config.service.root.display()
+        ));
+    }
+    let baseline = BaselineFile::load(&config.service.baseline)?;
     let python = env::python::find(config.service.python.as_deref())?;
     let tools_dir = dirs.tools_dir();
     let bootstrap_python = python.clone();
@@ -142,7 +156,6 @@ async fn run(options: Options) -> anyhow::Result<i32> {
         baseline,
         timeout: config.timeouts.build,
     };
-    let scratch = dirs.scratch()?;
     let postgres = start_postgres(
         &config,
         &scenarios,
@@ -303,6 +316,30 @@ fn header<'a>(
         scenario: &run.key,
         description,
     }
+}
+
+/// Makes a copy of the service with `overlay`'s files on top (a variant or an
+/// incident's pre-fix files), and points the config at it.
+fn lay_over(config: &mut Config, overlay: &Path, scratch: &Path) -> anyhow::Result<()> {
+    if !overlay.is_dir() {
+        bail!("--overlay {}: no such folder", overlay.display());
+    }
+    let root = scratch.join("service-with-overlay");
+    state::copy_tree(&config.service.root, &root)?;
+    state::copy_tree(overlay, &root)?;
+    // A variant's README describes it; it is not part of the service.
+    let readme = root.join("README.md");
+    if overlay.join("README.md").is_file() && !config.service.root.join("README.md").is_file() {
+        fs_err::remove_file(readme)?;
+    }
+    let baseline = config
+        .service
+        .baseline
+        .strip_prefix(&config.service.root)?
+        .to_owned();
+    config.service.baseline = root.join(baseline);
+    config.service.root = root;
+    Ok(())
 }
 
 /// Every profile a scenario names must exist in the config.

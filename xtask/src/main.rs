@@ -45,6 +45,9 @@ struct UpgradeCheckArgs {
     /// PostgreSQL server to create throwaway databases on, instead of starting a cluster
     #[arg(long, value_name = "postgresql://user:password@host:port/db")]
     database_url: Option<String>,
+    /// Lay this folder's files over a copy of the service first (e.g. fixtures/incidents/INC-001)
+    #[arg(long, value_name = "DIR")]
+    overlay: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
             state_dir: args.state_dir,
             cache_dir: args.cache_dir,
             database_url: args.database_url,
+            overlay: args.overlay,
         }),
     };
     match outcome {

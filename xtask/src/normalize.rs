@@ -178,12 +178,18 @@ impl<'a> Normaliser<'a> {
         }
     }
 
-    /// Free text: secrets first, then the built-in patterns, then the config's.
-    pub fn text(&mut self, text: &str) -> String {
+    /// Only secrets and private paths replaced: for log tails, which should stay readable.
+    pub fn literals(&self, text: &str) -> String {
         let mut text = text.to_owned();
         for (value, placeholder) in &self.literals {
             text = text.replace(value.as_str(), placeholder);
         }
+        text
+    }
+
+    /// Free text: secrets first, then the built-in patterns, then the config's.
+    pub fn text(&mut self, text: &str) -> String {
+        let mut text = self.literals(text);
         text = JWT.replace_all(&text, "[jwt]").into_owned();
         let uuids = &mut self.uuids;
         text = UUID

@@ -294,7 +294,7 @@ async fn run_cell(
         return failed_cell(&ctx, &cell, Verdict::BuildFailed, &reason);
     }
     let service_dir = ctx.scratch.join(&cell.id).join("service");
-    if let Err(err) = copy_tree(&ctx.config.service.root, &service_dir) {
+    if let Err(err) = crate::state::copy_tree(&ctx.config.service.root, &service_dir) {
         return failed_cell(
             &ctx,
             &cell,
@@ -344,7 +344,7 @@ async fn run_scenario(
         log_tail: None,
         service_pid: None,
         service_port: None,
-        security: scenario.security,
+        security: false,
         warnings: Vec::new(),
         same_as_baseline: false,
     };
@@ -395,7 +395,7 @@ async fn run_scenario(
     );
     report.warnings = warnings(&log, &mut normaliser);
     let Some(outcome) = outcome else {
-        report.log_tail = Some(redacted_log(&log, &secrets));
+        report.log_tail = Some(normaliser.literals(&service::log_tail(&log, LOG_TAIL_LINES)));
         return (report, None);
     };
     let rendered = match &outcome {
@@ -443,8 +443,17 @@ async fn run_scenario(
             status_change,
         }) => {
             report.verdict = Verdict::Changed;
+            let startup = startup_change(&diff);
+            // A security scenario guards a refusal; it is a finding when the
+            // service now starts or answers 2xx where it refused before.
+            let now_serves = startup.as_deref() == Some("startup: refused → started")
+                || status_change
+                    .as_deref()
+                    .and_then(|change| change.rsplit("→ ").next())
+                    .is_some_and(|after| after.starts_with('2'));
+            report.security = scenario.security && now_serves;
             report.summary = Some(
-                startup_change(&diff)
+                startup
                     .or(died)
                     .or(failure)
                     .or(status_change)
@@ -464,7 +473,7 @@ async fn run_scenario(
         Err(err) => report.summary = Some(format!("{err:#}")),
     }
     if report.verdict != Verdict::Pass {
-        report.log_tail = Some(redacted_log(&log, &secrets));
+        report.log_tail = Some(normaliser.literals(&service::log_tail(&log, LOG_TAIL_LINES)));
     }
     // The service wrote its log unfiltered; keep no secret in it.
     if let Ok(text) = fs_err::read(&log) {
@@ -639,15 +648,21 @@ fn first_error_line(log: &str) -> String {
         .map_or_else(|| "(no output)".to_owned(), |line| (*line).to_owned())
 }
 
-/// `startup: refused → started` when a recorded startup outcome changed.
+/// `startup: refused → started` when a recorded startup outcome changed, or
+/// `still refused to start, now with: …` when only the reason changed.
 fn startup_change(diff: &str) -> Option<String> {
-    let before = diff
-        .lines()
-        .find_map(|line| line.strip_prefix("-startup: "))?;
-    let after = diff
-        .lines()
-        .find_map(|line| line.strip_prefix("+startup: "))?;
-    Some(format!("startup: {before} → {after}"))
+    let added = |prefix: &str| {
+        diff.lines()
+            .find_map(|line| line.strip_prefix(&format!("+{prefix}")))
+    };
+    let removed = |prefix: &str| {
+        diff.lines()
+            .find_map(|line| line.strip_prefix(&format!("-{prefix}")))
+    };
+    match (removed("startup: "), added("startup: ")) {
+        (Some(before), Some(after)) => Some(format!("startup: {before} → {after}")),
+        _ => added("error: ").map(|error| format!("still refused to start, now with: {error}")),
+    }
 }
 
 /// Lines of the service's output that look like warnings or errors, normalised.
@@ -665,10 +680,6 @@ fn warnings(log: &Path, normaliser: &mut Normaliser<'_>) -> Vec<String> {
         }
     }
     found
-}
-
-fn redacted_log(path: &Path, secrets: &BTreeMap<String, String>) -> String {
-    normalize::redact_secrets(&service::log_tail(path, LOG_TAIL_LINES), secrets)
 }
 
 fn failed_cell(ctx: &RunContext, cell: &Cell, verdict: Verdict, reason: &str) -> CellOutcome {
@@ -695,7 +706,8 @@ fn failed_cell(ctx: &RunContext, cell: &Cell, verdict: Verdict, reason: &str) ->
                 log_tail: Some(reason.to_owned()),
                 service_pid: None,
                 service_port: None,
-                security: run.scenario.security,
+                security: false,
+
                 warnings: Vec::new(),
                 same_as_baseline: false,
             })
@@ -714,33 +726,4 @@ pub fn relative(path: &Path, base: &Path) -> String {
         .unwrap_or(path)
         .display()
         .to_string()
-}
-
-/// Copies the service's source, leaving out caches and virtual environments.
-fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
-    const SKIP: &[&str] = &[
-        "__pycache__",
-        ".venv",
-        "venv",
-        ".git",
-        "target",
-        "node_modules",
-        ".pytest_cache",
-    ];
-    fs_err::create_dir_all(to)?;
-    for entry in fs_err::read_dir(from)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if SKIP.iter().any(|skip| name == *skip) {
-            continue;
-        }
-        let kind = entry.file_type()?;
-        let target = to.join(&name);
-        if kind.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else if kind.is_file() {
-            fs_err::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
 }

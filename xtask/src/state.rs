@@ -90,6 +90,35 @@ pub fn lock(path: &Path) -> anyhow::Result<File> {
     Ok(file)
 }
 
+/// Copies the service's source, leaving out caches and virtual environments.
+pub fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    const SKIP: &[&str] = &[
+        "__pycache__",
+        ".venv",
+        "venv",
+        ".git",
+        "target",
+        "node_modules",
+        ".pytest_cache",
+    ];
+    fs_err::create_dir_all(to)?;
+    for entry in fs_err::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if SKIP.iter().any(|skip| name == *skip) {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        let target = to.join(&name);
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            fs_err::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

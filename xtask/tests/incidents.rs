@@ -11,9 +11,11 @@ const DEFAULT_SCENARIOS: [&str; 4] = ["health", "login", "long-password", "regis
 #[test]
 fn inc_001_passlib_warns_on_bcrypt_4_and_breaks_on_bcrypt_5() {
     let ctx = TestContext::new();
-    ctx.overlay("fixtures/incidents/INC-001");
     ctx.set_matrix(r#"bcrypt = ["3.2.0", "4.1.2", "5.0.0"]"#);
-    let run = ctx.run(&[]);
+    // As a user reproduces it: the pre-fix files laid over the service by the harness.
+    let overlay = common::workspace_root().join("fixtures/incidents/INC-001");
+    let run = ctx.run(&["--overlay", overlay.to_str().unwrap()]);
+
     assert_eq!(run.code, 1);
     let report = ctx.report();
     for scenario in DEFAULT_SCENARIOS {

@@ -95,8 +95,10 @@ pub struct ScenarioReport {
     pub service_pid: Option<u32>,
     /// The loopback port it was given.
     pub service_port: Option<u16>,
-    /// A change here is a security finding (the scenario says so).
+    /// A security finding: a scenario marked `security` now starts or answers
+    /// 2xx where the accepted snapshot has the service refuse.
     pub security: bool,
+
     /// Lines of the service's output that look like warnings or errors, normalised.
     pub warnings: Vec<String>,
     /// Not passing, exactly as the baseline does not: this cell is not to blame.

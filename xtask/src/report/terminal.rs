@@ -67,14 +67,30 @@ pub fn render(report: &Report) -> String {
 }
 
 /// The one failure that stands for all of a cell's scenarios, when they fail alike.
+///
+/// That is a cell that cannot be built, or one that does not start: its
+/// scenarios failed to start, and those that record their startup now
+/// record a refusal.
 fn whole_cell_failure(cell: &CellReport) -> Option<&ScenarioReport> {
     let first = cell.scenarios.first()?;
     let alike = |s: &ScenarioReport| s.verdict == first.verdict && s.summary == first.summary;
-    let whole = matches!(
-        first.verdict,
-        Verdict::BuildFailed | Verdict::StartupFailed | Verdict::Error
-    ) && cell.scenarios.iter().all(alike);
-    whole.then_some(first)
+    if matches!(first.verdict, Verdict::BuildFailed | Verdict::Error)
+        && cell.scenarios.iter().all(alike)
+    {
+        return Some(first);
+    }
+    let startup = cell
+        .scenarios
+        .iter()
+        .find(|s| s.verdict == Verdict::StartupFailed)?;
+    let refused = |s: &ScenarioReport| {
+        s.verdict == Verdict::StartupFailed
+            || (s.verdict == Verdict::Changed
+                && s.summary.as_deref().is_some_and(|summary| {
+                    summary.ends_with("→ refused") || summary.starts_with("still refused to start")
+                }))
+    };
+    cell.scenarios.iter().all(refused).then_some(startup)
 }
 
 fn evidence(out: &mut String, cell: &CellReport, failure: &ScenarioReport) {
@@ -111,11 +127,16 @@ fn evidence(out: &mut String, cell: &CellReport, failure: &ScenarioReport) {
 
 /// One sentence a reviewer can act on.
 pub fn headline(report: &Report) -> String {
-    let baseline_failing: Vec<&str> = report
+    let baseline_failing: Vec<String> = report
         .baseline()
         .into_iter()
-        .flat_map(|cell| cell.failures().map(|s| s.scenario.as_str()))
+        .flat_map(|cell| cell.failures())
+        .map(|s| match (s.security, &s.summary) {
+            (true, Some(summary)) => format!("SECURITY {}: {summary}", s.scenario),
+            _ => s.scenario.clone(),
+        })
         .collect();
+
     let broken: Vec<String> = report
         .cells
         .iter()
@@ -137,7 +158,7 @@ pub fn headline(report: &Report) -> String {
                         format!("{} cannot be built{}", cell.name, reason(cell))
                     }
                     Some(Verdict::StartupFailed) => {
-                        format!("{} does not start{}", cell.name, reason(cell))
+                        format!("{} does not start{}", cell.name, startup_reason(cell))
                     }
                     _ => format!(
                         "{security}{} breaks {}{}",
@@ -156,8 +177,11 @@ pub fn headline(report: &Report) -> String {
             baseline_failing.join(", ")
         ));
     }
-    if !broken.is_empty() {
-        lines.push(format!("✗ {}", broken.join("; ")));
+    if broken.len() == 1 {
+        lines.push(format!("✗ {}", broken[0]));
+    } else if !broken.is_empty() {
+        lines.push(format!("✗ {} cells regress:", broken.len()));
+        lines.extend(broken.iter().map(|line| format!("  - {line}")));
     } else if !baseline_failing.is_empty() {
         lines.push(
             "  no cell fails in any other way than the baseline: no upgrade is to blame".to_owned(),
@@ -169,6 +193,23 @@ pub fn headline(report: &Report) -> String {
         ));
     }
     lines.join("\n")
+}
+
+/// `: ImportError: …`: the last error line the service printed before it exited.
+fn startup_reason(cell: &CellReport) -> String {
+    let Some(failure) = whole_cell_failure(cell) else {
+        return String::new();
+    };
+    let log = failure.log_tail.as_deref().unwrap_or("");
+    let error = log
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|line| line.contains("Error") || line.contains("error"));
+    match error.or(failure.summary.as_deref()) {
+        Some(line) if line.chars().count() <= 160 => format!(": {line}"),
+        _ => String::new(),
+    }
 }
 
 /// `: 500 Internal Server Error` when every failure of the cell says the same.
