@@ -198,17 +198,101 @@ impl Postgres {
                 .map(|text| text.into_owned())
                 .unwrap_or_else(|_| text.to_owned())
         };
-        Ok(Postgres {
+        // libpq's form for a socket folder: postgresql://user@localhost/db?host=/run/postgresql
+        let query = |key: &str| {
+            parsed
+                .query_pairs()
+                .find(|(name, _)| name == key)
+                .map(|(_, value)| value.into_owned())
+        };
+        let host = query("host")
+            .or_else(|| {
+                parsed
+                    .host_str()
+                    .filter(|host| !host.is_empty())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| "localhost".to_owned());
+        let port = match query("port") {
+            Some(port) => port
+                .parse()
+                .with_context(|| format!("--database-url: `{port}` is not a port"))?,
+            None => parsed.port().unwrap_or(5432),
+        };
+        let postgres = Postgres {
             tools: find_client_tools()?,
-            host: parsed.host_str().unwrap_or("localhost").to_owned(),
-            port: parsed.port().unwrap_or(5432),
+            host,
+            port,
             user: match parsed.username() {
                 "" => "postgres".to_owned(),
                 user => decode(user),
             },
             password: parsed.password().map(decode).unwrap_or_default(),
             owned: None,
-        })
+        };
+        let probe = process::run_captured(
+            postgres.client(
+                "psql",
+                &["--dbname", "postgres", "--command", "SELECT 1", "--quiet"],
+            ),
+            Duration::from_secs(30),
+        )?
+        .context("the --database-url server did not answer within 30s")?;
+        if !probe.status.success() {
+            bail!(
+                "cannot use the --database-url server at {}:{}:\n{}",
+                postgres.host,
+                postgres.port,
+                String::from_utf8_lossy(&probe.stderr).trim()
+            );
+        }
+        Ok(postgres)
+    }
+
+    /// A URL for this server that [`Postgres::external`] accepts.
+    pub fn url(&self) -> String {
+        let encode = |text: &str| {
+            percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+        };
+        format!(
+            "postgresql://{}:{}@localhost/postgres?host={}&port={}",
+            encode(&self.user),
+            encode(&self.password),
+            encode(&self.host),
+            self.port
+        )
+    }
+
+    /// Names of the databases the harness made and has not dropped (for leak checks).
+    pub fn leftover_databases(&self) -> anyhow::Result<Vec<String>> {
+        let query = "SELECT datname FROM pg_database WHERE datname LIKE 'upgrade_check_%'";
+        let output = process::run_captured(
+            self.client(
+                "psql",
+                &[
+                    "--dbname",
+                    "postgres",
+                    "--tuples-only",
+                    "--no-align",
+                    "--command",
+                    query,
+                ],
+            ),
+            Duration::from_secs(30),
+        )?
+        .context("psql did not answer within 30s")?;
+        if !output.status.success() {
+            bail!(
+                "psql failed:\n{}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_owned)
+            .filter(|line| !line.is_empty())
+            .collect())
     }
 
     fn client(&self, program: &str, args: &[&str]) -> duct::Expression {

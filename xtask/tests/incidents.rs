@@ -237,3 +237,30 @@ fn a_hard_coded_jwt_secret_is_a_security_finding() {
     );
     assert!(run.stdout.contains("[security]"), "{}", run.stdout);
 }
+
+#[test]
+fn a_server_named_by_database_url_gets_its_databases_created_and_dropped() {
+    // A server the harness does not own: started here, outside the run.
+    let server = xtask::db::Postgres::start_cluster(std::time::Duration::from_secs(5)).unwrap();
+    let ctx = TestContext::new();
+    ctx.set_matrix(r#"bcrypt = ["3.2.0"]"#);
+    let run = ctx.run(&["--database-url", &server.url()]);
+    assert_eq!(
+        run.code, 0,
+        "the staging scenarios pass on the named server"
+    );
+    assert!(run.stderr.contains("PostgreSQL: server "), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("PostgreSQL: cluster"),
+        "no cluster of its own was started"
+    );
+    assert_eq!(
+        verdict(&ctx.report(), "baseline", "staging@staging"),
+        "pass"
+    );
+    assert_eq!(
+        server.leftover_databases().unwrap(),
+        Vec::<String>::new(),
+        "every database it made was dropped"
+    );
+}
