@@ -188,6 +188,17 @@ struct RawService {
     #[serde(default = "default_database")]
     database: DatabaseKind,
     profile: Option<Spanned<String>>,
+    #[serde(default)]
+    allow_public_bind: bool,
+    /// Filled from `[profiles]` before validation, for the bind check.
+    #[serde(skip)]
+    profile_env: Vec<(String, Spanned<String>)>,
+}
+
+fn profiles_raw_env(raw: &RawService) -> impl Iterator<Item = (String, &Spanned<String>)> {
+    raw.profile_env
+        .iter()
+        .map(|(key, value)| (key.clone(), value))
 }
 
 fn default_database() -> DatabaseKind {
@@ -271,7 +282,18 @@ impl Config {
         let source = Source::read(path)?;
         let raw: RawConfig = source.parse()?;
         let base = path.parent().unwrap_or(Path::new("."));
+        let mut raw = raw;
+        raw.service.profile_env = raw
+            .profiles
+            .iter()
+            .flat_map(|(name, profile)| {
+                let env = &profile.get_ref().env;
+                env.iter()
+                    .map(move |(key, value)| (format!("profiles.{name}.env.{key}"), value.clone()))
+            })
+            .collect();
         let profiles = profiles(&source, &raw.service, raw.profiles)?;
+
         let config = Config {
             path: path.to_owned(),
             service: service(&source, base, raw.service, &profiles)?,
@@ -301,7 +323,7 @@ fn service(
     profiles: &[Profile],
 ) -> Result<Service, InputError> {
     let root = existing_dir(source, base, &raw.root, "service.root")?;
-    let baseline = root.join(raw.baseline.get_ref());
+    let baseline = within(source, &root, &raw.baseline, "service.baseline")?;
     if !baseline.is_file() {
         return Err(source.error_at(
             Some(raw.baseline.span()),
@@ -315,6 +337,28 @@ fn service(
             "service.command",
             "the command needs at least a program",
         ));
+    }
+    if !raw.allow_public_bind {
+        let values = raw
+            .command
+            .get_ref()
+            .iter()
+            .map(|arg| ("service.command".to_owned(), arg));
+        let env = raw
+            .env
+            .iter()
+            .map(|(name, value)| (format!("service.env.{name}"), value));
+        let profile_env = profiles_raw_env(&raw);
+        for (key, value) in values.chain(env).chain(profile_env) {
+            if value.get_ref().contains("0.0.0.0") {
+                return Err(source.error_at(
+                    Some(value.span()),
+                    &key,
+                    "the service would listen on every interface; it must bind 127.0.0.1 \
+                     (set service.allow-public-bind = true if you really mean it)",
+                ));
+            }
+        }
     }
     let mut command = Vec::new();
     for (index, arg) in raw.command.into_inner().into_iter().enumerate() {
@@ -536,7 +580,7 @@ fn replay(source: &Source, base: &Path, raw: RawReplay) -> Result<Replay, InputE
     Ok(Replay {
         scenarios: existing_dir(source, base, &raw.scenarios, "replay.scenarios")?,
         // The snapshots folder may not exist before the first accept.
-        snapshots: base.join(raw.snapshots.get_ref()),
+        snapshots: within(source, base, &raw.snapshots, "replay.snapshots")?,
         keep_headers: raw
             .keep_headers
             .into_iter()
@@ -545,13 +589,52 @@ fn replay(source: &Source, base: &Path, raw: RawReplay) -> Result<Replay, InputE
     })
 }
 
+/// `base/value`, refusing paths that leave `base` (absolute, `..`, or a symlink out).
+///
+/// Everything the harness reads or writes for a service stays under the
+/// config's folder, so a config or PR cannot point it at other files.
+fn within(
+    source: &Source,
+    base: &Path,
+    value: &Spanned<String>,
+    key: &str,
+) -> Result<PathBuf, InputError> {
+    let relative = Path::new(value.get_ref());
+    let escapes = |message: &str| source.error_at(Some(value.span()), key, message);
+    if relative.is_absolute()
+        || relative
+            .components()
+            .any(|part| matches!(part, std::path::Component::ParentDir))
+    {
+        return Err(escapes(
+            "the path must stay inside the config's folder: no absolute paths, no `..`",
+        ));
+    }
+    let path = base.join(relative);
+    // A path that exists must also resolve inside: no symlink out of the tree.
+    let base_dir = if base.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        base
+    };
+    if let (Ok(real), Ok(real_base)) = (path.canonicalize(), base_dir.canonicalize())
+        && !real.starts_with(&real_base)
+    {
+        return Err(escapes(&format!(
+            "the path leads outside the config's folder through a symlink (to {})",
+            real.display()
+        )));
+    }
+    Ok(path)
+}
+
 fn existing_dir(
     source: &Source,
     base: &Path,
     value: &Spanned<String>,
     key: &str,
 ) -> Result<PathBuf, InputError> {
-    let dir = base.join(value.get_ref());
+    let dir = within(source, base, value, key)?;
     if dir.is_dir() {
         Ok(dir)
     } else {

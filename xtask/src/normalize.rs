@@ -104,7 +104,14 @@ impl<'a> Normaliser<'a> {
                     .filter(|(name, _)| self.keep_headers.contains(name))
                     .map(|(name, value)| (name.clone(), self.text(value)))
                     .collect();
-                let body = (!response.body.is_empty()).then(|| self.body(&response.body));
+                let body = (!response.body.is_empty()).then(|| {
+                    let body = self.body(&response.body);
+                    match response.truncated_bytes {
+                        0 => body,
+                        more => format!("{body}\n[truncated: {more} more bytes not kept]"),
+                    }
+                });
+
                 (response.status_line(), headers, body)
             }
             Err(error) => (
@@ -125,13 +132,29 @@ impl<'a> Normaliser<'a> {
     }
 
     /// A body: pretty JSON with sorted keys when it parses as JSON, text otherwise.
+    /// Bytes that are not UTF-8 are summarised by size and hash, so a change still shows.
     fn body(&mut self, bytes: &[u8]) -> String {
         match serde_json::from_slice::<Value>(bytes) {
             Ok(value) => {
                 let value = self.json(None, value);
                 serde_json::to_string_pretty(&value).unwrap_or_default()
             }
-            Err(_) => self.text(&String::from_utf8_lossy(bytes)),
+            Err(_) => match std::str::from_utf8(bytes) {
+                Ok(text) => self.text(text),
+                // Text cut short inside a character (a truncated body): keep what is whole.
+                Err(err) if err.error_len().is_none() => {
+                    self.text(&String::from_utf8_lossy(&bytes[..err.valid_up_to()]))
+                }
+                Err(_) => {
+                    use sha2::Digest;
+                    let digest = hex::encode(sha2::Sha256::digest(bytes));
+                    format!(
+                        "[binary body: {} bytes, sha256 {}]",
+                        bytes.len(),
+                        &digest[..16]
+                    )
+                }
+            },
         }
     }
 

@@ -34,8 +34,14 @@ pub struct Response {
     pub status: u16,
     /// Names in lower case, in the order received.
     pub headers: Vec<(String, String)>,
+    /// At most [`MAX_BODY_BYTES`] of the body.
     pub body: Vec<u8>,
+    /// How much of the body was not kept.
+    pub truncated_bytes: usize,
 }
+
+/// A response body is kept up to this size; a snapshot is for reading, not for archives.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 impl Response {
     /// `201 Created`: the status with its standard reason phrase.
@@ -190,15 +196,24 @@ async fn send(
             )
         })
         .collect();
-    let body = response
-        .bytes()
+    // Read at most MAX_BODY_BYTES; count the rest so the report can say so.
+    let mut response = response;
+    let mut body = Vec::new();
+    let mut truncated_bytes = 0;
+    while let Some(chunk) = response
+        .chunk()
         .await
         .map_err(|err| describe(&err, timeout))?
-        .to_vec();
+    {
+        let room = MAX_BODY_BYTES.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..room.min(chunk.len())]);
+        truncated_bytes += chunk.len().saturating_sub(room);
+    }
     Ok(Response {
         status,
         headers,
         body,
+        truncated_bytes,
     })
 }
 

@@ -175,3 +175,69 @@ fn a_version_that_does_not_exist_is_build_failed_with_the_resolver_explanation()
         "pass"
     );
 }
+
+#[test]
+fn a_path_that_leaves_the_tree_is_refused() {
+    let ctx = TestContext::new();
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("scenarios = \"scenarios\"", "scenarios = \"../scenarios\"")
+    });
+    let line = line_of(&ctx, "upgrade-check.toml", "scenarios =");
+    assert_rejected(
+        &ctx,
+        "upgrade-check.toml",
+        line,
+        &["`replay.scenarios`", "no absolute paths, no `..`"],
+    );
+}
+
+#[test]
+fn a_symlink_out_of_the_tree_is_refused() {
+    let ctx = TestContext::new();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        ctx.path("scenarios/health.toml"),
+        outside.path().join("health.toml"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(outside.path(), ctx.path("linked-scenarios")).unwrap();
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace(
+            "scenarios = \"scenarios\"",
+            "scenarios = \"linked-scenarios\"",
+        )
+    });
+    let line = line_of(&ctx, "upgrade-check.toml", "scenarios =");
+    assert_rejected(
+        &ctx,
+        "upgrade-check.toml",
+        line,
+        &["`replay.scenarios`", "through a symlink"],
+    );
+}
+
+#[test]
+fn a_service_listening_on_every_interface_is_refused() {
+    let ctx = TestContext::new();
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("[service.env]\n", "[service.env]\nHOST = \"0.0.0.0\"\n")
+    });
+    let line = line_of(&ctx, "upgrade-check.toml", "HOST");
+    assert_rejected(
+        &ctx,
+        "upgrade-check.toml",
+        line,
+        &["`service.env.HOST`", "must bind 127.0.0.1"],
+    );
+}
+
+#[test]
+fn a_scenario_that_is_not_utf8_is_refused_with_its_position() {
+    let ctx = TestContext::new();
+    std::fs::write(
+        ctx.path("scenarios/binary.toml"),
+        b"description = \"caf\xe9\"\n",
+    )
+    .unwrap();
+    assert_rejected(&ctx, "binary.toml", 1, &["not valid UTF-8"]);
+}

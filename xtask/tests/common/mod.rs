@@ -195,6 +195,11 @@ pub fn assert_no_service_left(report: &Value) {
     }
 }
 
+/// Every file below `dir`.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    walk(dir)
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

@@ -1,0 +1,173 @@
+//! A misbehaving service (`fixtures/variants/faults`): every fault is reported
+//! as what it is, bounded by its timeout, and leaves nothing behind.
+
+mod common;
+
+use common::{TestContext, assert_no_service_left, scenario_report, verdict};
+
+/// The fault variant with `FAULT` set, short timeouts, and only the baseline cell.
+fn faulty(fault: &str) -> TestContext {
+    let ctx = TestContext::new();
+    ctx.overlay("fixtures/variants/faults");
+    ctx.set_matrix(r#"bcrypt = ["3.2.0"]"#);
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace(
+            "[service.env]\n",
+            &format!("[service.env]\nFAULT = \"{fault}\"\n"),
+        )
+        .replace("startup = \"30s\"", "startup = \"3s\"")
+        .replace("request = \"10s\"", "request = \"1s\"")
+        .replace("shutdown-grace = \"5s\"", "shutdown-grace = \"1s\"")
+    });
+    ctx
+}
+
+#[test]
+fn a_crash_mid_scenario_fails_that_scenario_with_its_log_and_the_rest_finish() {
+    let ctx = faulty("crash-on-login");
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 1);
+    let report = ctx.report();
+    let crashed = scenario_report(&report, "baseline", "login");
+    assert_eq!(crashed["verdict"], "changed");
+    assert_eq!(
+        crashed["summary"],
+        "the service exited during the scenario (exit status: 3)"
+    );
+    assert!(
+        crashed["log_tail"]
+            .as_str()
+            .unwrap()
+            .contains("POST /api/auth/register"),
+        "{crashed}"
+    );
+    for scenario in ["health", "register"] {
+        assert_eq!(
+            verdict(&report, "baseline", scenario),
+            "pass",
+            "{scenario} never logs in"
+        );
+    }
+    assert_no_service_left(&report);
+}
+
+#[test]
+fn a_service_that_never_gets_healthy_says_which_wait_expired() {
+    let ctx = faulty("never-healthy");
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 1);
+    let report = ctx.report();
+    let failed = scenario_report(&report, "baseline", "health");
+    assert_eq!(failed["verdict"], "startup-failed");
+    assert_eq!(
+        failed["summary"],
+        "not healthy within 3s: GET /health (last answer 503 Service Unavailable)"
+    );
+    assert_no_service_left(&report);
+}
+
+#[test]
+fn a_request_that_hangs_is_cut_at_the_request_timeout() {
+    let ctx = faulty("hang-on-login");
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 1);
+    let report = ctx.report();
+    let hung = scenario_report(&report, "baseline", "login");
+    assert_eq!(hung["verdict"], "changed");
+    let summary = hung["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("no response: timed out after 1s"),
+        "{summary}"
+    );
+    assert_eq!(verdict(&report, "baseline", "register"), "pass");
+    assert_no_service_left(&report);
+}
+
+#[test]
+fn a_service_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let ctx = faulty("ignore-sigterm");
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 0, "ignoring SIGTERM changes no answer");
+    assert_no_service_left(&ctx.report());
+}
+
+#[test]
+fn secrets_in_responses_and_logs_reach_no_written_file() {
+    let ctx = faulty("leak-secrets");
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 1);
+    let report = ctx.report();
+    let leaked = scenario_report(&report, "baseline", "login");
+    let diff = leaked["diff"].as_str().unwrap();
+    // Both planted values were there, and were scrubbed.
+    assert!(diff.contains("\"echo\": \"[secret:password]\""), "{diff}");
+    assert!(diff.contains("\"key\": \"[secret:run]\""), "{diff}");
+    let log = std::fs::read_to_string(ctx.path("state/logs/baseline/login.log")).unwrap();
+    assert!(
+        log.contains("login attempt with password [secret:password]"),
+        "{log}"
+    );
+
+    let secrets = [
+        "s3cret-passphrase",
+        "not-the-passphrase",
+        "correct horse battery staple",
+        "staging-passphrase",
+    ];
+    let mut checked = 0;
+    // What the harness writes: reports, logs, pending snapshots.
+    let written = [
+        common::files_under(&ctx.path("state")),
+        common::files_under(&ctx.path("snapshots")),
+    ]
+    .concat();
+    for file in written {
+        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).into_owned();
+        for secret in secrets {
+            assert!(!text.contains(secret), "{} holds a secret", file.display());
+        }
+        checked += 1;
+    }
+    assert!(
+        checked > 10,
+        "the report, logs and snapshots were checked ({checked} files)"
+    );
+}
+
+#[test]
+fn a_huge_response_is_cut_and_says_so() {
+    let ctx = faulty("huge-body");
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 1);
+    let diff = scenario_report(&ctx.report(), "baseline", "login")["diff"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        diff.contains("[truncated: 2097152 more bytes not kept]"),
+        "{}",
+        &diff[diff.len().saturating_sub(300)..]
+    );
+    let pending = std::fs::metadata(ctx.path("snapshots/login.snap.new"))
+        .unwrap()
+        .len();
+    assert!(
+        pending < 2 << 20,
+        "the pending snapshot holds at most the kept 1 MiB ({pending} bytes)"
+    );
+}
+
+#[test]
+fn a_binary_response_is_summarised_not_garbled() {
+    let ctx = faulty("binary-body");
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 1);
+    let diff = scenario_report(&ctx.report(), "baseline", "login")["diff"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        diff.contains("+< [binary body: 1024 bytes, sha256 "),
+        "{diff}"
+    );
+}
