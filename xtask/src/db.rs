@@ -85,7 +85,7 @@ pub struct Postgres {
 struct OwnedCluster {
     server: GroupChild,
     /// Data and socket; removed after the server has stopped.
-    dir: tempfile::TempDir,
+    dir: crate::state::TempDir,
 }
 
 static NEXT_DATABASE: AtomicU64 = AtomicU64::new(1);
@@ -94,10 +94,12 @@ impl Postgres {
     /// Starts a throwaway cluster on a Unix socket in a private folder.
     pub fn start_cluster(grace: Duration) -> anyhow::Result<Postgres> {
         let tools = find_tools()?;
-        let dir = tempfile::Builder::new()
-            .prefix("upgrade-check-pg-")
-            .tempdir()
-            .context("cannot create a folder for the PostgreSQL cluster")?;
+        let dir = crate::state::TempDir::registered(
+            tempfile::Builder::new()
+                .prefix("upgrade-check-pg-")
+                .tempdir()
+                .context("cannot create a folder for the PostgreSQL cluster")?,
+        );
         let data = dir.path().join("data");
         let socket = dir.path().join("socket");
         fs_err::create_dir_all(&socket)?;

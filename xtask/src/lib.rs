@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod env;
 pub mod input;
+pub mod interrupt;
 pub mod normalize;
 pub mod plan;
 pub mod process;
@@ -39,8 +40,8 @@ use crate::report::{Report, Verdict};
 use crate::run::{CellOutcome, RunContext, relative};
 use crate::state::StateDirs;
 
-/// Exit code when the run was interrupted by a signal.
-pub const EXIT_INTERRUPTED: i32 = 130;
+pub use crate::interrupt::EXIT_INTERRUPTED;
+use crate::interrupt::Interrupt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -73,26 +74,22 @@ pub fn upgrade_check(options: Options) -> anyhow::Result<i32> {
         .enable_all()
         .build()?;
     let outcome = runtime.block_on(async {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let interrupt = Interrupt::install()?;
         tokio::select! {
-            outcome = run(options) => outcome,
-            _ = tokio::signal::ctrl_c() => interrupted("SIGINT"),
-            _ = terminate.recv() => interrupted("SIGTERM"),
+            outcome = run(options, &interrupt) => outcome,
+            // Before the cells run there is nothing to report: stop.
+            name = interrupt.wait_before_cells() => {
+                eprintln!("upgrade-check: interrupted by {name} before any cell ran");
+                Ok(EXIT_INTERRUPTED)
+            }
         }
     });
     process::kill_all();
-    runtime.shutdown_timeout(Duration::from_secs(10));
+    runtime.shutdown_timeout(Duration::from_secs(5));
     outcome
 }
 
-fn interrupted(signal: &str) -> anyhow::Result<i32> {
-    process::kill_all();
-    eprintln!("upgrade-check: interrupted by {signal}; stopped every process it started");
-    Ok(EXIT_INTERRUPTED)
-}
-
-async fn run(options: Options) -> anyhow::Result<i32> {
+async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
     let config_path = match &options.config {
         Some(path) => path.clone(),
         None => default_config()?,
@@ -165,6 +162,7 @@ async fn run(options: Options) -> anyhow::Result<i32> {
     )
     .await?;
     let ctx = Arc::new(RunContext {
+        finished: Default::default(),
         postgres,
         accepting: options.accept,
 
@@ -178,7 +176,16 @@ async fn run(options: Options) -> anyhow::Result<i32> {
         client: replay::client(),
         run_secret: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
     });
-    let outcomes = run::run_plan(ctx.clone(), &plan).await;
+    interrupt.cells_started();
+    let (outcomes, cancelled) = tokio::select! {
+        outcomes = run::run_plan(ctx.clone(), &plan) => (outcomes, None),
+        name = interrupt.wait() => {
+            // Every child is dead already; keep what finished, in plan order.
+            let mut finished = std::mem::take(&mut *ctx.finished.lock().unwrap_or_else(|e| e.into_inner()));
+            finished.sort_by_key(|(index, _)| *index);
+            (finished.into_iter().map(|(_, outcome)| outcome).collect::<Vec<_>>(), Some(name))
+        }
+    };
 
     let mut report = Report {
         schema_version: report::SCHEMA_VERSION,
@@ -198,10 +205,14 @@ async fn run(options: Options) -> anyhow::Result<i32> {
             .collect(),
         pending_snapshots: Vec::new(),
         accepted_snapshots: Vec::new(),
+        cancelled: cancelled.map(str::to_owned),
+        planned_cells: plan.cells.len(),
         duration_ms: 0,
     };
     compare_with_baseline(&mut report, &outcomes);
-    if options.accept {
+    if cancelled.is_some() {
+        // A cancelled run judges nothing: no snapshot is written or removed.
+    } else if options.accept {
         report.accepted_snapshots = accept_baseline(&ctx, &outcomes)?;
         // What was just accepted matches by definition.
         for scenario in report
@@ -231,7 +242,9 @@ async fn run(options: Options) -> anyhow::Result<i32> {
     eprintln!("report: {}", report_path.display());
     drop(ctx);
     drop(scratch);
-    Ok(if options.accept {
+    Ok(if cancelled.is_some() {
+        EXIT_INTERRUPTED
+    } else if options.accept {
         0
     } else {
         report.exit_code()

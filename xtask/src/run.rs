@@ -43,6 +43,8 @@ pub struct RunContext {
     pub scratch: PathBuf,
     /// The PostgreSQL server, when any run's profile needs one.
     pub postgres: Option<Arc<Postgres>>,
+    /// Cells finished so far, by plan index: what a cancelled run still reports.
+    pub finished: std::sync::Mutex<Vec<(usize, CellOutcome)>>,
     /// Running to accept the baseline's results: a mismatch is expected, not news.
     pub accepting: bool,
 }
@@ -80,6 +82,7 @@ pub fn scenario_runs<'a>(scenarios: &'a [Scenario], cell_profile: &str) -> Vec<S
 }
 
 /// One cell's result, plus the rendered contents of each scenario it replayed.
+#[derive(Clone)]
 pub struct CellOutcome {
     pub report: CellReport,
     pub contents: BTreeMap<String, String>,
@@ -177,6 +180,7 @@ pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
                 failing.join(", ")
             ));
         }
+        record(&ctx, index, &outcome);
         outcomes[index] = Some(outcome);
     }
     let mut running = JoinSet::new();
@@ -189,11 +193,21 @@ pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
     }
     while let Some(joined) = running.join_next().await {
         match joined {
-            Ok((index, outcome)) => outcomes[index] = Some(outcome),
+            Ok((index, outcome)) => {
+                record(&ctx, index, &outcome);
+                outcomes[index] = Some(outcome);
+            }
             Err(err) => std::panic::resume_unwind(err.into_panic()),
         }
     }
     outcomes.into_iter().map(Option::unwrap).collect()
+}
+
+fn record(ctx: &RunContext, index: usize, outcome: &CellOutcome) {
+    ctx.finished
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((index, outcome.clone()));
 }
 
 /// Resolves and installs one cell's environment.

@@ -5,9 +5,11 @@
 //! which defaults to the same place and may be shared between runs. Nothing
 //! here writes into the source tree.
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::Context;
 
@@ -40,14 +42,63 @@ impl StateDirs {
         self.cache.join("envs")
     }
 
-    /// Scratch space for one run: service copies, databases. Removed on drop.
-    pub fn scratch(&self) -> anyhow::Result<tempfile::TempDir> {
+    /// Scratch space for one run: service copies, databases. Removed on drop,
+    /// or by [`remove_temp_dirs`] on a hard exit.
+    pub fn scratch(&self) -> anyhow::Result<TempDir> {
         let parent = self.state.join("tmp");
         fs_err::create_dir_all(&parent)?;
-        tempfile::Builder::new()
+        let dir = tempfile::Builder::new()
             .prefix("run-")
             .tempdir_in(&parent)
-            .with_context(|| format!("cannot create a temp folder in {}", parent.display()))
+            .with_context(|| format!("cannot create a temp folder in {}", parent.display()))?;
+        Ok(TempDir::registered(dir))
+    }
+}
+
+/// A temp folder known to [`remove_temp_dirs`] for as long as it exists.
+pub struct TempDir(tempfile::TempDir);
+
+impl TempDir {
+    pub fn registered(dir: tempfile::TempDir) -> TempDir {
+        register_temp_dir(dir.path());
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        unregister_temp_dir(self.0.path());
+    }
+}
+
+/// Temp folders in use, removed by [`remove_temp_dirs`] when the harness must quit at once.
+static TEMP_DIRS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+/// Remembers a temp folder that a hard exit must still remove.
+pub fn register_temp_dir(path: &Path) {
+    TEMP_DIRS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(path.to_owned());
+}
+
+/// Forgets a temp folder its owner has removed.
+pub fn unregister_temp_dir(path: &Path) {
+    TEMP_DIRS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(path);
+}
+
+/// Removes every registered temp folder; for quitting without unwinding.
+pub fn remove_temp_dirs() {
+    let dirs = std::mem::take(&mut *TEMP_DIRS.lock().unwrap_or_else(|e| e.into_inner()));
+    for dir in dirs {
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 

@@ -1,9 +1,10 @@
-//! Ctrl-C in the middle of a run leaves no process, port or temp dir behind.
+//! Signals in the middle of a run leave no process, port, cluster or temp dir
+//! behind, and a report marked cancelled is written.
 
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::Stdio;
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -11,9 +12,37 @@ use common::{TestContext, alive};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-#[test]
-fn sigint_stops_every_service_and_cleans_up() {
-    let ctx = TestContext::new();
+/// What the harness said it started, read from its progress lines.
+#[derive(Default)]
+struct Started {
+    services: Vec<(u32, u16)>,
+    cluster: Option<(String, u64)>,
+}
+
+impl Started {
+    fn read(&mut self, line: &str) {
+        if let Some(rest) = line.split("PostgreSQL: cluster ").nth(1) {
+            let dir = rest.split(' ').next().unwrap().to_owned();
+            let pid = rest
+                .split("server pid ")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap();
+            self.cluster = Some((dir, pid.parse().unwrap()));
+        }
+        if let Some(rest) = line.split(": service pid ").nth(1) {
+            let mut words = rest.split(' ');
+            let pid = words.next().unwrap().parse().unwrap();
+            let port = words.nth(2).unwrap().parse().unwrap();
+            self.services.push((pid, port));
+        }
+    }
+}
+
+/// Starts the harness on the default matrix and returns once a service is up.
+fn start_and_wait_for_a_service(ctx: &TestContext) -> (Child, mpsc::Receiver<String>, Started) {
     let mut command = ctx.command(&[]);
     command.stdout(Stdio::null()).stderr(Stdio::piped());
     let mut harness = command.spawn().unwrap();
@@ -25,65 +54,50 @@ fn sigint_stops_every_service_and_cleans_up() {
             let _ = lines.send(line);
         }
     });
-
-    // Wait until a service is up, then interrupt as a terminal would.
-    let mut services = Vec::new();
-    let mut cluster = None;
+    let mut started = Started::default();
     let deadline = Instant::now() + Duration::from_secs(300);
-    while services.is_empty() {
+    while started.services.is_empty() {
         let line = received
             .recv_timeout(deadline - Instant::now())
             .expect("a service starts");
-        if let Some(rest) = line.split("PostgreSQL: cluster ").nth(1) {
-            let dir = rest.split(' ').next().unwrap().to_owned();
-            let pid: u64 = rest
-                .split("server pid ")
-                .nth(1)
-                .unwrap()
-                .split(',')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
-            cluster = Some((dir, pid));
-        }
-        if let Some(rest) = line.split(": service pid ").nth(1) {
-            let mut words = rest.split(' ');
-            let pid: u32 = words.next().unwrap().parse().unwrap();
-            let port: u16 = words.nth(2).unwrap().parse().unwrap();
-            services.push((pid, port));
-        }
+        started.read(&line);
     }
-    kill(Pid::from_raw(harness.id() as i32), Signal::SIGINT).unwrap();
+    (harness, received, started)
+}
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
+fn signal(harness: &Child, signal: Signal) {
+    kill(Pid::from_raw(harness.id() as i32), signal).unwrap();
+}
+
+/// Waits for the harness to exit, failing past `limit`.
+fn exit_within(harness: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
         if let Some(status) = harness.try_wait().unwrap() {
-            break status;
+            return status;
         }
         assert!(
             Instant::now() < deadline,
-            "the harness did not stop within 30s of SIGINT"
+            "the harness did not stop within {limit:?}"
         );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(130));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Nothing the harness started is left: services, ports, cluster, temp dirs.
+fn assert_nothing_left(ctx: &TestContext, received: &mpsc::Receiver<String>, mut started: Started) {
     // Later lines name services started between our read and the signal.
     while let Ok(line) = received.try_recv() {
-        if let Some(rest) = line.split(": service pid ").nth(1) {
-            let mut words = rest.split(' ');
-            let pid: u32 = words.next().unwrap().parse().unwrap();
-            let port: u16 = words.nth(2).unwrap().parse().unwrap();
-            services.push((pid, port));
-        }
+        started.read(&line);
     }
-    for (pid, port) in services {
+    for (pid, port) in started.services {
         assert!(!alive(u64::from(pid)), "service {pid} outlived the harness");
         std::net::TcpListener::bind(("127.0.0.1", port))
             .unwrap_or_else(|err| panic!("port {port} still held: {err}"));
     }
-    let (cluster_dir, cluster_pid) =
-        cluster.expect("the harness started its PostgreSQL cluster first");
+    let (cluster_dir, cluster_pid) = started
+        .cluster
+        .expect("the harness started its PostgreSQL cluster first");
     assert!(
         !alive(cluster_pid),
         "the PostgreSQL server {cluster_pid} outlived the harness"
@@ -93,9 +107,69 @@ fn sigint_stops_every_service_and_cleans_up() {
         "the cluster folder {cluster_dir} was left behind"
     );
     let scratch = ctx.path("state/tmp");
-
     let left: Vec<_> = std::fs::read_dir(&scratch)
-        .map(|dir| dir.filter_map(Result::ok).map(|e| e.path()).collect())
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .collect()
+        })
         .unwrap_or_default();
     assert!(left.is_empty(), "temp dirs left behind: {left:?}");
+}
+
+#[test]
+fn sigint_stops_everything_and_writes_a_cancelled_report() {
+    let ctx = TestContext::new();
+    let (mut harness, received, started) = start_and_wait_for_a_service(&ctx);
+    signal(&harness, Signal::SIGINT);
+    let status = exit_within(&mut harness, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130));
+    assert_nothing_left(&ctx, &received, started);
+    let report = ctx.report();
+    assert_eq!(report["cancelled"], "SIGINT");
+    assert_eq!(report["planned_cells"], 6);
+    assert!(
+        report["cells"].as_array().unwrap().len() < 6,
+        "only finished cells are reported"
+    );
+    assert!(
+        !ctx.path("snapshots/long-password.snap.new").exists(),
+        "a cancelled run writes no snapshot"
+    );
+}
+
+#[test]
+fn a_second_signal_quits_at_once_and_still_leaves_nothing() {
+    let ctx = TestContext::new();
+    let (mut harness, received, started) = start_and_wait_for_a_service(&ctx);
+    // Two different signals: the kernel would merge two of the same kind.
+    signal(&harness, Signal::SIGTERM);
+    signal(&harness, Signal::SIGINT);
+    let status = exit_within(&mut harness, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130));
+    // Everything it printed, up to the end of its stderr.
+    let mut rest = Vec::new();
+    while let Ok(line) = received.recv_timeout(Duration::from_secs(10)) {
+        rest.push(line);
+    }
+
+    assert!(
+        rest.iter().any(|line| line.contains("again: quitting now")),
+        "the second signal took the fast path: {rest:?}"
+    );
+    let mut started = started;
+    rest.iter().for_each(|line| started.read(line));
+    assert_nothing_left(&ctx, &received, started);
+}
+
+#[test]
+fn a_ci_cancel_is_cleaned_up_before_the_follow_up_sigterm() {
+    // GitHub Actions sends SIGINT, then SIGTERM 7.5 s later, then SIGKILL:
+    // all cleanup must be done inside the first 7.5 s.
+    let ctx = TestContext::new();
+    let (mut harness, received, started) = start_and_wait_for_a_service(&ctx);
+    signal(&harness, Signal::SIGINT);
+    let status = exit_within(&mut harness, Duration::from_millis(7500));
+    assert_eq!(status.code(), Some(130));
+    assert_nothing_left(&ctx, &received, started);
 }

@@ -27,6 +27,10 @@ pub struct Report {
     pub pending_snapshots: Vec<String>,
     /// Snapshots rewritten by `--accept`.
     pub accepted_snapshots: Vec<String>,
+    /// The signal that stopped the run; `cells` then holds only the cells that finished.
+    pub cancelled: Option<String>,
+    /// Cells in the plan, finished or not.
+    pub planned_cells: usize,
     pub duration_ms: u64,
 }
 

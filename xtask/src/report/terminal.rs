@@ -171,6 +171,13 @@ pub fn headline(report: &Report) -> String {
         })
         .collect();
     let mut lines = Vec::new();
+    if let Some(signal) = &report.cancelled {
+        lines.push(format!(
+            "✗ cancelled by {signal} after {} of {} cells: the table shows only what finished; no snapshot was written",
+            report.cells.len(),
+            report.planned_cells
+        ));
+    }
     if !baseline_failing.is_empty() {
         lines.push(format!(
             "✗ the baseline itself does not match its accepted snapshots ({}): fix the service or accept its behaviour before blaming an upgrade",
