@@ -96,12 +96,14 @@ impl Postgres {
         let tools = find_tools()?;
         let dir = crate::state::TempDir::registered(
             tempfile::Builder::new()
-                .prefix("upgrade-check-pg-")
+                .prefix(crate::sweep::CLUSTER_PREFIX)
                 .tempdir()
                 .context("cannot create a folder for the PostgreSQL cluster")?,
         );
+        crate::sweep::claim(dir.path())?;
         let data = dir.path().join("data");
         let socket = dir.path().join("socket");
+
         fs_err::create_dir_all(&socket)?;
         let owner = unprivileged_owner()?;
         if let Some((uid, gid)) = owner {

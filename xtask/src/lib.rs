@@ -25,6 +25,7 @@ pub mod scenario;
 pub mod service;
 pub mod snapshot;
 pub mod state;
+pub mod sweep;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -70,9 +71,13 @@ pub struct Options {
 ///
 /// Ctrl-C or SIGTERM stop every child process group before returning.
 pub fn upgrade_check(options: Options) -> anyhow::Result<i32> {
+    // Children die with the thread that spawned them (PR_SET_PDEATHSIG), so no
+    // runtime thread may retire while the run lasts.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_keep_alive(Duration::from_secs(24 * 60 * 60))
         .build()?;
+
     let outcome = runtime.block_on(async {
         let interrupt = Interrupt::install()?;
         tokio::select! {
@@ -86,6 +91,8 @@ pub fn upgrade_check(options: Options) -> anyhow::Result<i32> {
     });
     process::kill_all();
     runtime.shutdown_timeout(Duration::from_secs(5));
+    // Tasks cancelled mid-cell may have written into a folder after it was removed.
+    state::remove_temp_dirs();
     outcome
 }
 
@@ -103,6 +110,16 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
     let dirs = state_dirs(&options, config.base_dir());
     let progress = Progress::new(false);
     let scratch = dirs.scratch()?;
+    sweep::claim(scratch.path())?;
+    process::mark_run(scratch.path());
+    let swept = sweep::sweep(&dirs.state.join("tmp"), scratch.path());
+    if swept.processes > 0 || !swept.folders.is_empty() {
+        progress.say(&format!(
+            "removed what a dead run left behind: {} processes, {} folders",
+            swept.processes,
+            swept.folders.len()
+        ));
+    }
     if let Some(overlay) = &options.overlay {
         if options.accept {
             bail!("--accept takes the service as it is; drop --overlay");

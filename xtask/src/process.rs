@@ -18,6 +18,18 @@ use nix::unistd::Pid;
 /// Process groups started and not yet known to be gone.
 static LIVE_GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
+/// Set in every child's environment, so that a later run can tell what a
+/// dead run left behind (see `sweep`).
+pub const RUN_MARKER: &str = "UPGRADE_CHECK_RUN";
+
+/// This run's marker value: its scratch folder.
+static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names this run in the environment of every child started from now on.
+pub fn mark_run(scratch: &std::path::Path) {
+    let _ = RUN.set(scratch.display().to_string());
+}
+
 /// A running child, leader of its own process group.
 #[derive(Debug)]
 pub struct GroupChild {
@@ -31,13 +43,19 @@ pub struct GroupChild {
 /// A new group keeps the terminal's Ctrl-C away from the child (the harness
 /// decides when it stops) and lets the harness kill its grandchildren too.
 pub fn spawn(expression: duct::Expression, grace: Duration) -> io::Result<GroupChild> {
+    let expression = match RUN.get() {
+        Some(run) => expression.env(RUN_MARKER, run),
+        None => expression,
+    };
     let handle = expression
         .before_spawn(|command| {
             command.process_group(0);
+            die_with_parent(command);
             Ok(())
         })
         .unchecked()
         .start()?;
+
     let pid = handle.pids().first().copied().unwrap_or_default();
     let pgid = i32::try_from(pid).map_err(io::Error::other)?;
     LIVE_GROUPS
@@ -49,6 +67,23 @@ pub fn spawn(expression: duct::Expression, grace: Duration) -> io::Result<GroupC
         pgid,
         grace,
     })
+}
+
+/// Has the kernel SIGKILL the child when the thread that started it dies, so
+/// that a harness killed with SIGKILL does not leave its children running.
+///
+/// The signal follows the starting *thread*: the runtime keeps its threads for
+/// the whole run (see `lib.rs`), so that fires only when the harness dies.
+#[allow(
+    unsafe_code,
+    reason = "pre_exec is unsafe; the hook only calls prctl, which is async-signal-safe"
+)]
+fn die_with_parent(command: &mut std::process::Command) {
+    // SAFETY: the closure runs between fork and exec and calls only prctl(2).
+    unsafe {
+        command
+            .pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from));
+    }
 }
 
 /// Runs `expression` to completion with captured output, killing it at `timeout`.

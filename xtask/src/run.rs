@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -148,22 +148,23 @@ pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
     }
     let mut prepared: Vec<Option<Prepared>> = plan.cells.iter().map(|_| None).collect();
     while let Some(joined) = preparing.join_next().await {
-        match joined {
-            Ok((index, outcome)) => prepared[index] = Some(outcome),
-            Err(err) => std::panic::resume_unwind(err.into_panic()),
+        if let Ok((index, outcome)) = joined {
+            prepared[index] = Some(outcome);
         }
     }
+    // A task that panicked left its slot empty: that cell is the harness's failure.
+    let prepared = prepared.into_iter().map(|prepared| {
+        prepared.unwrap_or(Prepared::Failed {
+            verdict: Verdict::Error,
+            reason: "the harness panicked while preparing this cell".to_owned(),
+        })
+    });
 
     let mut outcomes: Vec<Option<CellOutcome>> = plan.cells.iter().map(|_| None).collect();
-    let mut cells = plan
-        .cells
-        .iter()
-        .cloned()
-        .zip(prepared.into_iter().map(Option::unwrap))
-        .enumerate();
+    let mut cells = plan.cells.iter().cloned().zip(prepared).enumerate();
     // The baseline is judged before anything else.
     if let Some((index, (cell, prepared))) = cells.next() {
-        let outcome = run_cell(ctx.clone(), cell, prepared, baseline.clone()).await;
+        let outcome = guarded(&ctx, cell, prepared, &baseline).await;
         let failing: Vec<_> = outcome
             .report
             .failures()
@@ -188,7 +189,7 @@ pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
         let (ctx, baseline, permits) = (ctx.clone(), baseline.clone(), permits.clone());
         running.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            (index, run_cell(ctx, cell, prepared, baseline).await)
+            (index, guarded(&ctx, cell, prepared, &baseline).await)
         });
     }
     while let Some(joined) = running.join_next().await {
@@ -197,10 +198,45 @@ pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
                 record(&ctx, index, &outcome);
                 outcomes[index] = Some(outcome);
             }
-            Err(err) => std::panic::resume_unwind(err.into_panic()),
+            Err(err) => unreachable!("guarded cells do not panic: {err}"),
         }
     }
     outcomes.into_iter().map(Option::unwrap).collect()
+}
+
+/// Runs a cell on its own task so that a panic in it fails that cell only.
+async fn guarded(
+    ctx: &Arc<RunContext>,
+    cell: Cell,
+    prepared: Prepared,
+    baseline: &Arc<ResolvedSet>,
+) -> CellOutcome {
+    let task = tokio::spawn(run_cell(
+        ctx.clone(),
+        cell.clone(),
+        prepared,
+        baseline.clone(),
+    ));
+    match task.await {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            let message = match err.try_into_panic() {
+                Ok(panic) => panic
+                    .downcast_ref::<&str>()
+                    .map(|text| (*text).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".to_owned()),
+                Err(err) => err.to_string(),
+            };
+            ctx.progress.cell_done(&cell.name, "the harness failed");
+            failed_cell(
+                ctx,
+                &cell,
+                Verdict::Error,
+                &format!("the harness panicked in this cell: {message}"),
+            )
+        }
+    }
 }
 
 fn record(ctx: &RunContext, index: usize, outcome: &CellOutcome) {
@@ -263,6 +299,9 @@ async fn run_cell(
     prepared: Prepared,
     baseline: Arc<ResolvedSet>,
 ) -> CellOutcome {
+    if failpoint("panic-in-cell").as_deref() == Some(cell.id.as_str()) {
+        panic!("failpoint panic-in-cell={}", cell.id);
+    }
     let started = Instant::now();
     let (environment, set, resolution_reused) = match prepared {
         Prepared::Ready {
@@ -615,7 +654,19 @@ async fn replay_once(
         config.timeouts.request,
     )
     .await;
-    let died = running.exit_status();
+    // A request that got no answer may mean the service is dying: give it a moment to be seen dead.
+    let no_answer = replayed
+        .exchanges
+        .last()
+        .is_some_and(|exchange| exchange.response.is_err());
+    let died = running
+        .exit_status_within(if no_answer {
+            Duration::from_secs(2)
+        } else {
+            Duration::ZERO
+        })
+        .await;
+
     running.stop().await;
     Some(Startup::Started(Replay {
         exchanges: replayed.exchanges,
@@ -732,6 +783,14 @@ fn failed_cell(ctx: &RunContext, cell: &Cell, verdict: Verdict, reason: &str) ->
         report,
         contents: BTreeMap::new(),
     }
+}
+
+/// A fault the tests ask for with `UPGRADE_CHECK_FAILPOINT=name=value`, so that
+/// the harness's own failure paths run for real; unset in normal use.
+fn failpoint(name: &str) -> Option<String> {
+    let setting = std::env::var("UPGRADE_CHECK_FAILPOINT").ok()?;
+    let (key, value) = setting.split_once('=')?;
+    (key == name).then(|| value.to_owned())
 }
 
 /// `path` relative to `base` for messages, or as it is when outside it.

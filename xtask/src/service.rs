@@ -142,9 +142,17 @@ impl RunningService {
         self.child.pid()
     }
 
-    /// Whether the service died while serving (it should outlive its scenario).
-    pub fn exit_status(&self) -> Option<std::process::ExitStatus> {
-        self.child.try_exit().ok().flatten()
+    /// Whether the service died while serving (it should outlive its scenario),
+    /// waiting up to `patience` for it to be seen exiting.
+    pub async fn exit_status_within(&self, patience: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + patience;
+        loop {
+            let status = self.child.try_exit().ok().flatten();
+            if status.is_some() || Instant::now() >= deadline {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Stops the process group (SIGTERM, grace, SIGKILL) off the async threads.

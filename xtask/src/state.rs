@@ -55,7 +55,7 @@ impl StateDirs {
     }
 }
 
-/// A temp folder known to [`remove_temp_dirs`] for as long as it exists.
+/// A temp folder that is also removed by [`remove_temp_dirs`].
 pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
@@ -69,13 +69,9 @@ impl TempDir {
     }
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        unregister_temp_dir(self.0.path());
-    }
-}
-
-/// Temp folders in use, removed by [`remove_temp_dirs`] when the harness must quit at once.
+/// Temp folders made by this run. Dropping their [`TempDir`] removes them;
+/// [`remove_temp_dirs`] removes them again at exit, in case a task that was
+/// still winding down wrote into one after that, and on a hard exit.
 static TEMP_DIRS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
 /// Remembers a temp folder that a hard exit must still remove.
@@ -84,14 +80,6 @@ pub fn register_temp_dir(path: &Path) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(path.to_owned());
-}
-
-/// Forgets a temp folder its owner has removed.
-pub fn unregister_temp_dir(path: &Path) {
-    TEMP_DIRS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(path);
 }
 
 /// Removes every registered temp folder; for quitting without unwinding.

@@ -171,3 +171,27 @@ fn a_binary_response_is_summarised_not_garbled() {
         "{diff}"
     );
 }
+
+#[test]
+fn a_panic_in_one_cell_fails_that_cell_and_the_others_finish() {
+    let ctx = TestContext::new();
+    ctx.set_matrix(r#"bcrypt = ["4.1.2"]"#);
+    let mut command = ctx.command(&[]);
+    command.env("UPGRADE_CHECK_FAILPOINT", "panic-in-cell=bcrypt-4.1.2");
+    let run = ctx.run_command(command);
+    assert_eq!(run.code, 2, "the harness failed at its job in one cell");
+    let report = ctx.report();
+    assert_eq!(verdict(&report, "baseline", "login"), "pass");
+    let failed = scenario_report(&report, "bcrypt 4.1.2", "login");
+    assert_eq!(failed["verdict"], "error");
+    assert!(
+        failed["summary"]
+            .as_str()
+            .unwrap()
+            .contains("the harness panicked in this cell"),
+        "{failed}"
+    );
+    assert_no_service_left(&report);
+    let scratch: Vec<_> = std::fs::read_dir(ctx.path("state/tmp")).unwrap().collect();
+    assert!(scratch.is_empty(), "temp dirs removed");
+}

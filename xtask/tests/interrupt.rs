@@ -173,3 +173,57 @@ fn a_ci_cancel_is_cleaned_up_before_the_follow_up_sigterm() {
     assert_eq!(status.code(), Some(130));
     assert_nothing_left(&ctx, &received, started);
 }
+
+/// Waits up to 10 s for a process to be gone.
+fn gone_soon(pid: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    !alive(pid)
+}
+
+#[test]
+fn after_sigkill_children_die_and_the_next_run_removes_the_leftovers() {
+    let ctx = TestContext::new();
+    let (mut harness, received, mut started) = start_and_wait_for_a_service(&ctx);
+    signal(&harness, Signal::SIGKILL);
+    harness.wait().unwrap();
+    while let Ok(line) = received.recv_timeout(Duration::from_secs(5)) {
+        started.read(&line);
+    }
+    // The kernel kills direct children with their parent.
+    for (pid, _) in &started.services {
+        assert!(
+            gone_soon(u64::from(*pid)),
+            "service {pid} outlived a SIGKILLed harness"
+        );
+    }
+    let (cluster_dir, cluster_pid) = started.cluster.clone().unwrap();
+    assert!(
+        gone_soon(cluster_pid),
+        "the PostgreSQL server outlived a SIGKILLed harness"
+    );
+    // Its folders could not be removed by a dead process...
+    assert!(std::path::Path::new(&cluster_dir).exists());
+    assert_eq!(std::fs::read_dir(ctx.path("state/tmp")).unwrap().count(), 1);
+
+    // ...so the next run does it.
+    ctx.set_matrix(r#"bcrypt = ["3.2.0"]"#);
+    let next = ctx.run(&[]);
+    assert_eq!(next.code, 0);
+    assert!(
+        next.stderr.contains("removed what a dead run left behind"),
+        "{}",
+        next.stderr
+    );
+    assert!(
+        !std::path::Path::new(&cluster_dir).exists(),
+        "the dead run's cluster folder is gone"
+    );
+    assert_eq!(
+        std::fs::read_dir(ctx.path("state/tmp")).unwrap().count(),
+        0,
+        "no temp folder is left"
+    );
+}

@@ -100,10 +100,9 @@ impl TestContext {
             .arg("upgrade-check")
             .arg("--config")
             .arg(self.path("upgrade-check.toml"))
-            .arg("--state-dir")
-            .arg(self.path("state"))
-            .arg("--cache-dir")
-            .arg(shared_cache())
+            // Through the environment, so that a test may still pass the flags.
+            .env("UPGRADE_CHECK_STATE_DIR", self.path("state"))
+            .env("UPGRADE_CHECK_CACHE_DIR", shared_cache())
             .args(args)
             .env_remove("CI")
             .env_remove("INSTA_UPDATE")
