@@ -25,6 +25,9 @@ use crate::service::{self, Launch, Placeholders};
 use crate::snapshot::{self, Comparison};
 use crate::state::{StateDirs, write_atomic};
 
+/// Ports tried for one service start before giving up.
+const PORT_ATTEMPTS: usize = 3;
+
 /// Log lines kept in a report for each failure.
 const LOG_TAIL_LINES: usize = 30;
 
@@ -586,58 +589,73 @@ async fn replay_once(
         report.summary = Some(format!("cannot create the log folder: {err}"));
         return None;
     }
-    let port = match service::free_port() {
-        Ok(port) => port,
-        Err(err) => {
-            report.summary = Some(format!("no free loopback port: {err}"));
-            return None;
-        }
-    };
-    let venv = venv_of(launched.environment);
-    let mut values = BTreeMap::from([
-        ("python", launched.environment.python.display().to_string()),
-        ("venv", venv.display().to_string()),
-        ("port", port.to_string()),
-        ("secret", ctx.run_secret.clone()),
-        ("service_dir", launched.service_dir.display().to_string()),
-    ]);
-    values.extend(launched.database.placeholders());
-    let placeholders = Placeholders { values };
-    let config = &ctx.config;
-    let launch = Launch {
-        command: &config.service.command,
-        env: launched.env,
-        placeholders: &placeholders,
-        venv,
-        cwd: launched.service_dir,
-        log: launched.log,
-        health_path: &config.service.health_path,
-        startup_timeout: config.timeouts.startup,
-        grace: config.timeouts.shutdown_grace,
-    };
-    let base_url = format!("http://127.0.0.1:{port}");
-    let running = match service::start(launch, &ctx.client, base_url).await {
-        Ok(running) => running,
-        Err(failure) => {
-            if run.scenario.record_startup
-                && let Some(status) = failure.exit_status
-            {
-                let status = match (
-                    status.code(),
-                    std::os::unix::process::ExitStatusExt::signal(&status),
-                ) {
-                    (Some(code), _) => format!("code {code}"),
-                    (None, Some(signal)) => format!("killed by signal {signal}"),
-                    _ => status.to_string(),
-                };
-                return Some(Startup::Refused {
-                    status,
-                    first_error: first_error_line(&service::log_tail(launched.log, 200)),
-                });
+    // Another process may take the chosen port before the service binds it;
+    // the service is then not the one answering, and the run tries another.
+    let mut attempt = 0;
+    let (running, port) = loop {
+        attempt += 1;
+        let port = match service::free_port() {
+            Ok(port) => port,
+            Err(err) => {
+                report.summary = Some(format!("no free loopback port: {err}"));
+                return None;
             }
-            report.verdict = Verdict::StartupFailed;
-            report.summary = Some(failure.reason);
-            return None;
+        };
+        if failpoint("steal-port").is_some() {
+            service::occupy_once(port);
+        }
+        let venv = venv_of(launched.environment);
+        let mut values = BTreeMap::from([
+            ("python", launched.environment.python.display().to_string()),
+            ("venv", venv.display().to_string()),
+            ("port", port.to_string()),
+            ("secret", ctx.run_secret.clone()),
+            ("service_dir", launched.service_dir.display().to_string()),
+        ]);
+        values.extend(launched.database.placeholders());
+        let placeholders = Placeholders { values };
+        let config = &ctx.config;
+        let launch = Launch {
+            command: &config.service.command,
+            env: launched.env,
+            placeholders: &placeholders,
+            venv,
+            cwd: launched.service_dir,
+            log: launched.log,
+            port,
+            health_path: &config.service.health_path,
+            startup_timeout: config.timeouts.startup,
+            grace: config.timeouts.shutdown_grace,
+        };
+        match service::start(launch, &ctx.client).await {
+            Ok(running) => break (running, port),
+            Err(failure) if failure.port_taken && attempt < PORT_ATTEMPTS => {
+                ctx.progress.say(&format!(
+                    "{}: port {port} is held by another process; trying another",
+                    report.scenario
+                ));
+            }
+            Err(failure) => {
+                if run.scenario.record_startup
+                    && let Some(status) = failure.exit_status
+                {
+                    let status = match (
+                        status.code(),
+                        std::os::unix::process::ExitStatusExt::signal(&status),
+                    ) {
+                        (Some(code), _) => format!("code {code}"),
+                        (None, Some(signal)) => format!("killed by signal {signal}"),
+                        _ => status.to_string(),
+                    };
+                    return Some(Startup::Refused {
+                        status,
+                        first_error: first_error_line(&service::log_tail(launched.log, 200)),
+                    });
+                }
+                report.verdict = Verdict::StartupFailed;
+                report.summary = Some(failure.reason);
+                return None;
+            }
         }
     };
     report.service_pid = Some(running.pid());
@@ -651,7 +669,7 @@ async fn replay_once(
         &ctx.client,
         &running.base_url,
         run.scenario,
-        config.timeouts.request,
+        ctx.config.timeouts.request,
     )
     .await;
     // A request that got no answer may mean the service is dying: give it a moment to be seen dead.

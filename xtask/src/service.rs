@@ -37,6 +37,8 @@ pub struct Launch<'a> {
     pub venv: &'a Path,
     pub cwd: &'a Path,
     pub log: &'a Path,
+    /// The loopback port the service was told to listen on.
+    pub port: u16,
     pub health_path: &'a str,
     pub startup_timeout: Duration,
     pub grace: Duration,
@@ -56,6 +58,8 @@ pub struct StartupFailure {
     pub log: PathBuf,
     /// Set when the service exited on its own (rather than never answering).
     pub exit_status: Option<std::process::ExitStatus>,
+    /// Another process holds the port: worth another try on another port.
+    pub port_taken: bool,
 }
 
 /// A loopback port that was free a moment ago.
@@ -69,12 +73,13 @@ pub fn free_port() -> std::io::Result<u16> {
 pub async fn start(
     launch: Launch<'_>,
     client: &reqwest::Client,
-    base_url: String,
 ) -> Result<RunningService, StartupFailure> {
+    let base_url = format!("http://127.0.0.1:{}", launch.port);
     let failure = |reason: String| StartupFailure {
         reason,
         log: launch.log.to_owned(),
         exit_status: None,
+        port_taken: false,
     };
     let argv: Vec<String> = launch
         .command
@@ -106,8 +111,10 @@ pub async fn start(
     let mut last_answer = "no answer yet".to_owned();
     loop {
         if let Ok(Some(status)) = child.try_exit() {
+            let in_use = log_tail(launch.log, 50).contains("Address already in use");
             return Err(StartupFailure {
                 exit_status: Some(status),
+                port_taken: in_use,
                 ..failure(format!("the service exited during startup ({status})"))
             });
         }
@@ -130,11 +137,100 @@ pub async fn start(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Something answered; make sure it was the service, not whoever holds the port.
+    if listener_in_group(launch.port, child.pid()) == Some(false) {
+        drop(child);
+        return Err(StartupFailure {
+            port_taken: true,
+            ..failure(format!(
+                "port {} answered, but another process holds it",
+                launch.port
+            ))
+        });
+    }
     Ok(RunningService {
         child,
         base_url,
         log: launch.log.to_owned(),
     })
+}
+
+/// Whether the process group `pgid` holds the socket listening on loopback `port`.
+///
+/// `None` when that cannot be told (no `/proc`, or no listener found).
+fn listener_in_group(port: u16, pgid: u32) -> Option<bool> {
+    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| fs_err::read_to_string(table).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let local_port = fields.get(1)?.rsplit(':').next()?;
+                    let listening = *fields.get(3)? == "0A";
+                    (listening && u16::from_str_radix(local_port, 16).ok()? == port)
+                        .then(|| fields.get(9).map(|inode| (*inode).to_owned()))?
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if inodes.is_empty() {
+        return None;
+    }
+    let sockets: Vec<String> = inodes
+        .iter()
+        .map(|inode| format!("socket:[{inode}]"))
+        .collect();
+    let mut members = fs_err::read_dir("/proc")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let group: u32 = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(2)?
+                .parse()
+                .ok()?;
+            (group == pgid).then_some(pid)
+        });
+    Some(members.any(|pid| {
+        std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+            fds.filter_map(Result::ok)
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .any(|target| {
+                    sockets
+                        .iter()
+                        .any(|socket| target.as_os_str() == socket.as_str())
+                })
+        })
+    }))
+}
+
+/// Holds `port` with a listener that answers 200 to anything, as another
+/// process would; for the `steal-port` failpoint of the fault tests. Only the
+/// first call of a run steals.
+pub fn occupy_once(port: u16) {
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if DONE.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let Ok(listener) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut stream in listener.incoming().filter_map(Result::ok) {
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
+    });
 }
 
 impl RunningService {
@@ -174,4 +270,25 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
     let text = ANSI_ESCAPE.replace_all(&text, "");
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_owner_of_a_listening_port_is_found_by_process_group() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let ours = nix::unistd::getpgrp().as_raw() as u32;
+        assert_eq!(listener_in_group(port, ours), Some(true));
+        // Any other group does not hold it.
+        assert_eq!(listener_in_group(port, ours + 1_000_000), Some(false));
+        drop(listener);
+        assert_eq!(
+            listener_in_group(port, ours),
+            None,
+            "nobody listens any more"
+        );
+    }
 }

@@ -195,3 +195,24 @@ fn a_panic_in_one_cell_fails_that_cell_and_the_others_finish() {
     let scratch: Vec<_> = std::fs::read_dir(ctx.path("state/tmp")).unwrap().collect();
     assert!(scratch.is_empty(), "temp dirs removed");
 }
+
+#[test]
+fn a_port_taken_before_the_service_binds_it_is_detected_and_another_is_tried() {
+    let ctx = TestContext::new();
+    ctx.set_matrix(r#"bcrypt = ["3.2.0"]"#);
+    let mut command = ctx.command(&[]);
+    // Something else takes the first chosen port and answers 200 to anything.
+    command.env("UPGRADE_CHECK_FAILPOINT", "steal-port=first");
+    let run = ctx.run_command(command);
+    assert!(
+        run.stderr
+            .contains("is held by another process; trying another"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.code, 0,
+        "the impostor's answers were never taken for the service's"
+    );
+    assert_no_service_left(&ctx.report());
+}
