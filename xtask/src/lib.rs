@@ -65,6 +65,8 @@ pub struct Options {
     pub database_url: Option<String>,
     /// Files laid over a copy of the service before anything runs.
     pub overlay: Option<PathBuf>,
+    /// Install wheels only: no package's build code runs.
+    pub no_build: bool,
 }
 
 /// Runs the whole check and returns the process exit code.
@@ -169,6 +171,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         dirs: dirs.clone(),
         baseline,
         timeout: config.timeouts.build,
+        no_build: options.no_build,
     };
     let postgres = start_postgres(
         &config,

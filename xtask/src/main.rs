@@ -48,6 +48,9 @@ struct UpgradeCheckArgs {
     /// Lay this folder's files over a copy of the service first (e.g. fixtures/incidents/INC-001)
     #[arg(long, value_name = "DIR")]
     overlay: Option<PathBuf>,
+    /// Install wheels only, never build a source distribution (no package code runs at install; use on PRs from forks)
+    #[arg(long)]
+    no_build: bool,
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
             cache_dir: args.cache_dir,
             database_url: args.database_url,
             overlay: args.overlay,
+            no_build: args.no_build,
         }),
     };
     match outcome {

@@ -403,6 +403,7 @@ async fn run_scenario(
         security: false,
         warnings: Vec::new(),
         same_as_baseline: false,
+        leaks: Vec::new(),
     };
     let config = &ctx.config;
     let Some(profile) = config.profile(&run.profile) else {
@@ -685,7 +686,7 @@ async fn replay_once(
         })
         .await;
 
-    running.stop().await;
+    report.leaks = running.stop().await;
     Some(Startup::Started(Replay {
         exchanges: replayed.exchanges,
         failure: replayed.failure,
@@ -790,9 +791,9 @@ fn failed_cell(ctx: &RunContext, cell: &Cell, verdict: Verdict, reason: &str) ->
                 service_pid: None,
                 service_port: None,
                 security: false,
-
                 warnings: Vec::new(),
                 same_as_baseline: false,
+                leaks: Vec::new(),
             })
             .collect(),
         duration_ms: 0,

@@ -44,6 +44,10 @@ pub struct Launch<'a> {
     pub grace: Duration,
 }
 
+/// Names one service start in the environment of the service and all its
+/// descendants, so that those which leave its process group can be found.
+const SERVICE_MARKER: &str = "UPGRADE_CHECK_SERVICE";
+
 /// A service that answered its health check.
 pub struct RunningService {
     child: GroupChild,
@@ -99,6 +103,7 @@ pub async fn start(
         .env_remove("PYTHONHOME")
         .env("VIRTUAL_ENV", launch.venv)
         .env("PATH", path)
+        .env(SERVICE_MARKER, launch.log)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PYTHONUNBUFFERED", "1");
     for (name, value) in launch.env {
@@ -251,10 +256,26 @@ impl RunningService {
         }
     }
 
-    /// Stops the process group (SIGTERM, grace, SIGKILL) off the async threads.
-    pub async fn stop(self) {
+    /// Stops the process group (SIGTERM, grace, SIGKILL) off the async threads,
+    /// then kills whatever the service started that left the group (`setsid`),
+    /// and says what that was: a leak to report.
+    pub async fn stop(self) -> Vec<String> {
         let child = self.child;
-        let _ = tokio::task::spawn_blocking(move || drop(child)).await;
+        let marker = self.log.display().to_string();
+        tokio::task::spawn_blocking(move || {
+            drop(child);
+            crate::sweep::processes_with(SERVICE_MARKER)
+                .into_iter()
+                .filter(|(_, value)| *value == marker)
+                .map(|(pid, _)| {
+                    let name = crate::sweep::command_name(pid);
+                    crate::sweep::kill_with_group(pid);
+                    format!("pid {pid} ({name}) left the service's process group and outlived it; killed")
+                })
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
     }
 }
 

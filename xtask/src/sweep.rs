@@ -55,10 +55,7 @@ pub fn sweep(runs: &Path, current: &Path) -> Swept {
         let run = PathBuf::from(run);
         let run_is_dead = run != current && (dead.contains(&run) || !run.exists());
         if run_is_dead {
-            if let Some(group) = process_group(pid) {
-                let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
-            }
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            kill_with_group(pid);
             swept.processes += 1;
         }
     }
@@ -93,10 +90,15 @@ fn owner_alive(dir: &Path) -> bool {
 
 /// Processes (by pid) that carry a run marker, with its value.
 fn marked_processes() -> Vec<(i32, String)> {
+    processes_with(RUN_MARKER)
+}
+
+/// Processes (by pid) whose environment sets `variable`, with its value.
+pub fn processes_with(variable: &str) -> Vec<(i32, String)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    let prefix = format!("{RUN_MARKER}=");
+    let prefix = format!("{variable}=");
     entries
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
@@ -121,6 +123,20 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
 /// Start time in clock ticks since boot (field 22 of stat).
 fn start_time(pid: u32) -> Option<u64> {
     stat_fields(pid)?.get(19)?.parse().ok()
+}
+
+/// Kills a process and its process group.
+pub fn kill_with_group(pid: i32) {
+    if let Some(group) = process_group(pid) {
+        let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+    }
+    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+}
+
+/// The command name of a process, for messages.
+pub fn command_name(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map_or_else(|_| "?".to_owned(), |name| name.trim().to_owned())
 }
 
 /// Process group (field 5 of stat).

@@ -241,3 +241,60 @@ fn a_scenario_that_is_not_utf8_is_refused_with_its_position() {
     .unwrap();
     assert_rejected(&ctx, "binary.toml", 1, &["not valid UTF-8"]);
 }
+
+#[test]
+fn two_steps_with_one_name_are_refused() {
+    let ctx = TestContext::new();
+    ctx.edit("scenarios/register.toml", |text| {
+        text.replace("name = \"duplicate user\"", "name = \"new user\"")
+    });
+    let line = line_of(&ctx, "scenarios/register.toml", "name = \"new user\"");
+    let second = std::fs::read_to_string(ctx.path("scenarios/register.toml"))
+        .unwrap()
+        .lines()
+        .enumerate()
+        .filter(|(_, text)| text.starts_with("[[steps]]"))
+        .map(|(index, _)| index + 1)
+        .nth(1)
+        .unwrap();
+    assert!(second > line);
+    assert_rejected(
+        &ctx,
+        "register.toml",
+        second,
+        &[
+            "`steps[1].name`",
+            "another step is already named `new user`",
+        ],
+    );
+}
+
+#[test]
+fn an_oversized_scenario_file_is_refused() {
+    let ctx = TestContext::new();
+    let huge = format!("description = \"{}\"\n", "x".repeat(2 << 20));
+    std::fs::write(ctx.path("scenarios/huge.toml"), huge).unwrap();
+    assert_rejected(&ctx, "huge.toml", 1, &["larger than 1 MiB"]);
+}
+
+#[test]
+fn no_build_refuses_a_source_distribution() {
+    let ctx = TestContext::new();
+    // MarkupSafe 1.0 was published as a source distribution only.
+    ctx.set_matrix(r#"markupsafe = ["1.0"]"#);
+    let run = ctx.run(&["--no-build"]);
+    assert_eq!(run.code, 1);
+    let report = ctx.report();
+    assert_eq!(
+        scenario_report(&report, "baseline", "login")["verdict"],
+        "pass",
+        "wheels install as usual"
+    );
+    let refused = scenario_report(&report, "markupsafe 1.0", "login");
+    assert_eq!(refused["verdict"], "build-failed");
+    let explanation = refused["log_tail"].as_str().unwrap();
+    assert!(
+        explanation.contains("markupsafe") && explanation.contains("build"),
+        "{explanation}"
+    );
+}

@@ -216,3 +216,26 @@ fn a_port_taken_before_the_service_binds_it_is_detected_and_another_is_tried() {
     );
     assert_no_service_left(&ctx.report());
 }
+
+#[test]
+fn a_grandchild_that_leaves_the_group_is_killed_and_reported_as_a_leak() {
+    let ctx = faulty("setsid-grandchild");
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 0, "no hang, and the answers are unchanged");
+    let report = ctx.report();
+    let health = scenario_report(&report, "baseline", "health");
+    let leaks = health["leaks"].as_array().unwrap();
+    assert_eq!(leaks.len(), 1, "{health}");
+    let leak = leaks[0].as_str().unwrap();
+    assert!(
+        leak.contains("(sleep) left the service's process group"),
+        "{leak}"
+    );
+    let pid: u64 = leak.split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(!common::alive(pid), "the escaped process was killed");
+    assert!(
+        run.stdout.contains("processes leaked by the service"),
+        "{}",
+        run.stdout
+    );
+}

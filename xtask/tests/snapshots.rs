@@ -17,8 +17,15 @@ fn only_accept_rewrites_an_accepted_snapshot() {
     });
     let stale = std::fs::read(ctx.path("snapshots/register.snap")).unwrap();
 
-    // Whatever insta's own switches say, a plain run writes only the pending file.
+    // Whatever insta's own switches say, a plain run writes only the pending file:
+    // environment variables, or an insta.yaml a pull request might ship.
+    std::fs::write(
+        ctx.path("insta.yaml"),
+        "behavior:\n  force_update: true\n  force_pass: true\n",
+    )
+    .unwrap();
     let mut command = ctx.command(&[]);
+
     command
         .env("INSTA_UPDATE", "always")
         .env("INSTA_FORCE_PASS", "1");

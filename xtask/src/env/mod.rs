@@ -32,6 +32,8 @@ pub struct Builder {
     pub dirs: StateDirs,
     pub baseline: BaselineFile,
     pub timeout: Duration,
+    /// Refuse source distributions: installing runs no package's build code.
+    pub no_build: bool,
 }
 
 /// A resolved set, and whether it came from the cache.
@@ -94,6 +96,11 @@ impl Builder {
     ) -> anyhow::Result<Result<Resolution, BuildFailure>> {
         let key = hash(&[
             "resolve-v1",
+            if self.no_build {
+                "no-build"
+            } else {
+                "may-build"
+            },
             &self.python.path.to_string_lossy(),
             &self.python.version,
             &self.uv.version,
@@ -123,6 +130,9 @@ impl Builder {
             "line",
         ]);
         args.extend([OsString::from("--python"), self.python.path.clone().into()]);
+        if self.no_build {
+            args.push("--no-build".into());
+        }
         args.extend([OsString::from("--output-file"), output_path.clone().into()]);
         if !overrides.is_empty() {
             let overrides_path = scratch.path().join("overrides.txt");
@@ -178,7 +188,11 @@ impl Builder {
         if let Err(failure) = self.run_uv(venv_args, "creating the environment")? {
             return Ok(Err(failure));
         }
-        let mut sync_args = os_args(&["pip", "sync", "--quiet", "--python"]);
+        let mut sync_args = os_args(&["pip", "sync", "--quiet"]);
+        if self.no_build {
+            sync_args.push("--no-build".into());
+        }
+        sync_args.push("--python".into());
         sync_args.extend([python.clone().into(), requirements_path.into()]);
         if let Err(failure) = self.run_uv(sync_args, "installing")? {
             return Ok(Err(failure));

@@ -107,6 +107,9 @@ pub struct ScenarioReport {
     pub warnings: Vec<String>,
     /// Not passing, exactly as the baseline does not: this cell is not to blame.
     pub same_as_baseline: bool,
+    /// Processes the service started that escaped its process group and
+    /// outlived it (the harness killed them).
+    pub leaks: Vec<String>,
 }
 
 impl Report {

@@ -51,6 +51,15 @@ pub fn render(report: &Report) -> String {
                 alike.join(", ")
             );
         }
+        for scenario in cell.scenarios.iter().filter(|s| !s.leaks.is_empty()) {
+            out.push('\n');
+            let _ = writeln!(
+                out,
+                "── {} · {}: processes leaked by the service ──",
+                cell.name, scenario.scenario
+            );
+            indented(&mut out, &scenario.leaks.join("\n"), MAX_LOG_LINES);
+        }
         if !cell.new_warnings.is_empty() {
             out.push('\n');
             let _ = writeln!(
