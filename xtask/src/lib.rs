@@ -67,6 +67,8 @@ pub struct Options {
     pub overlay: Option<PathBuf>,
     /// Install wheels only: no package's build code runs.
     pub no_build: bool,
+    /// Never reach the package index; use cached resolutions, environments and downloads.
+    pub offline: bool,
 }
 
 /// Runs the whole check and returns the process exit code.
@@ -172,6 +174,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         baseline,
         timeout: config.timeouts.build,
         no_build: options.no_build,
+        offline: options.offline,
     };
     let postgres = start_postgres(
         &config,

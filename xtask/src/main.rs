@@ -51,6 +51,9 @@ struct UpgradeCheckArgs {
     /// Install wheels only, never build a source distribution (no package code runs at install; use on PRs from forks)
     #[arg(long)]
     no_build: bool,
+    /// Never reach the package index: use what is cached (uv's downloads, resolutions, environments)
+    #[arg(long)]
+    offline: bool,
 }
 
 fn main() -> ExitCode {
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
             database_url: args.database_url,
             overlay: args.overlay,
             no_build: args.no_build,
+            offline: args.offline,
         }),
     };
     match outcome {

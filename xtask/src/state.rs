@@ -175,4 +175,41 @@ mod tests {
             .collect();
         assert_eq!(names, ["report.json"]);
     }
+
+    /// A disk that fills up mid-write leaves the old file whole.
+    ///
+    /// Needs root to mount a 64 KiB tmpfs (CI runs as root); elsewhere it says
+    /// so and checks nothing.
+    #[test]
+    fn a_full_disk_leaves_the_old_file_whole() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("not root: cannot mount a small tmpfs; the full-disk check did not run");
+            return;
+        }
+        let mount_point = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(mount_point.path())
+            .status()
+            .unwrap();
+        assert!(mounted.success(), "mount a 64 KiB tmpfs");
+        let path = mount_point.path().join("report.json");
+        let outcome = std::panic::catch_unwind(|| {
+            write_atomic(&path, b"the old report").unwrap();
+            let err = write_atomic(&path, &vec![b'x'; 1 << 20]).unwrap_err();
+            assert!(format!("{err:#}").contains("No space left"), "{err:#}");
+            assert_eq!(std::fs::read(&path).unwrap(), b"the old report");
+            let names: Vec<_> = std::fs::read_dir(mount_point.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, ["report.json"], "no half-written temp file is left");
+        });
+        let _ = std::process::Command::new("umount")
+            .arg(mount_point.path())
+            .status();
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
 }

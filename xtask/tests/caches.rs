@@ -96,3 +96,83 @@ fn two_runs_at_once_share_the_cache_and_both_finish_correct() {
         .collect();
     assert_eq!(envs.len(), 1);
 }
+
+/// A loopback index that answers garbage to every request.
+fn garbage_index() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().filter_map(Result::ok) {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/vnd.pypi.simple.v1+json\r\ncontent-length: 9\r\nconnection: close\r\n\r\n{garbage!");
+        }
+    });
+    format!("http://127.0.0.1:{port}/simple")
+}
+
+/// A loopback address where nothing listens.
+fn dead_index() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}/simple")
+}
+
+#[test]
+fn an_unreachable_or_garbled_index_fails_only_what_needs_it_and_offline_uses_the_cache() {
+    let ctx = TestContext::new();
+    let cache = baseline_only(&ctx);
+    let uv_cache = ctx.path("uv-cache");
+    let with = |index: Option<&str>, args: &[&str]| {
+        let mut command = ctx.command(args);
+        command
+            .arg("--cache-dir")
+            .arg(&cache)
+            .env("UV_CACHE_DIR", &uv_cache);
+        if let Some(index) = index {
+            command.env("UV_DEFAULT_INDEX", index);
+        }
+        command
+    };
+    // Online: the baseline's environment is built and cached.
+    assert_eq!(ctx.run_command(with(None, &[])).code, 0);
+
+    // A new candidate needs the index; the index is down, then answers garbage, then we go offline.
+    ctx.set_matrix(r#"bcrypt = ["3.2.0", "4.1.2"]"#);
+    for (index, args) in [
+        (dead_index(), vec![]),
+        (garbage_index(), vec![]),
+        (dead_index(), vec!["--offline"]),
+    ] {
+        let run = ctx.run_command(with(Some(&index), &args));
+        assert_eq!(
+            run.code, 1,
+            "a cell that cannot be built fails the run, nothing more"
+        );
+        let report = ctx.report();
+        let baseline = &report["cells"][0];
+        assert_eq!(
+            baseline["environment"]["build_reused"], true,
+            "the cached baseline needs no index"
+        );
+        assert_eq!(baseline["scenarios"][0]["verdict"], "pass");
+        let cell = common::scenario_report(&report, "bcrypt 4.1.2", "health");
+        assert_eq!(cell["verdict"], "build-failed", "{args:?}: {cell}");
+        let explanation = cell["log_tail"].as_str().unwrap();
+        assert!(
+            !explanation.trim().is_empty(),
+            "uv's explanation is in the report"
+        );
+    }
+    // Nothing half-made was left looking complete.
+    let complete: Vec<_> = std::fs::read_dir(cache.join("envs"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().join("complete").exists())
+        .collect();
+    assert_eq!(complete.len(), 1);
+}

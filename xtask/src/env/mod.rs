@@ -34,6 +34,8 @@ pub struct Builder {
     pub timeout: Duration,
     /// Refuse source distributions: installing runs no package's build code.
     pub no_build: bool,
+    /// Never reach the package index: use what uv and the harness have cached.
+    pub offline: bool,
 }
 
 /// A resolved set, and whether it came from the cache.
@@ -206,7 +208,14 @@ impl Builder {
         }))
     }
 
-    fn run_uv(&self, args: Vec<OsString>, doing: &str) -> anyhow::Result<Result<(), BuildFailure>> {
+    fn run_uv(
+        &self,
+        mut args: Vec<OsString>,
+        doing: &str,
+    ) -> anyhow::Result<Result<(), BuildFailure>> {
+        if self.offline {
+            args.push("--offline".into());
+        }
         let output = process::run_captured(self.uv.command(args), self.timeout)
             .with_context(|| format!("cannot run {}", self.uv.path.display()))?;
         let Some(output) = output else {
