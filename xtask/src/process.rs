@@ -152,18 +152,6 @@ pub fn kill_all() {
 mod tests {
     use super::*;
 
-    /// Running, as opposed to gone or a zombie waiting for its reaper.
-    fn alive(pid: u32) -> bool {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            !stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-    }
-
     #[test]
     fn dropping_a_child_kills_its_grandchildren() {
         let dir = tempfile::tempdir().unwrap();
@@ -182,15 +170,15 @@ mod tests {
             .parse()
             .unwrap();
         let leader = child.pid();
-        assert!(alive(leader) && alive(grandchild));
+        assert!(crate::sweep::is_running(leader) && crate::sweep::is_running(grandchild));
         drop(child);
-        assert!(!alive(leader));
+        assert!(!crate::sweep::is_running(leader));
         let deadline = Instant::now() + Duration::from_secs(5);
-        while alive(grandchild) && Instant::now() < deadline {
+        while crate::sweep::is_running(grandchild) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(
-            !alive(grandchild),
+            !crate::sweep::is_running(grandchild),
             "grandchild {grandchild} outlived its group"
         );
     }

@@ -319,23 +319,13 @@ async fn run_cell(
     };
     let pinned: Vec<_> = cell.pins.iter().map(|pin| pin.package.clone()).collect();
     let mut report = CellReport {
-        id: cell.id.clone(),
-        name: cell.name.clone(),
-        baseline: cell.is_baseline(),
-        pins: cell
-            .pins
-            .iter()
-            .map(|pin| format!("{}=={}", pin.package, pin.version))
-            .collect(),
         changes: set.changes_from(&baseline, &pinned),
-        new_warnings: Vec::new(),
         environment: Some(EnvironmentReport {
             id: environment.id.clone(),
             resolution_reused,
             build_reused: environment.reused,
         }),
-        scenarios: Vec::new(),
-        duration_ms: 0,
+        ..blank_report(&cell)
     };
     let mut contents = BTreeMap::new();
     if let Some(missing) = cell
@@ -392,19 +382,7 @@ async fn run_scenario(
     run: &ScenarioRun<'_>,
 ) -> (ScenarioReport, Option<String>) {
     let scenario = run.scenario;
-    let mut report = ScenarioReport {
-        scenario: run.key.clone(),
-        verdict: Verdict::Error,
-        summary: None,
-        diff: None,
-        log_tail: None,
-        service_pid: None,
-        service_port: None,
-        security: false,
-        warnings: Vec::new(),
-        same_as_baseline: false,
-        leaks: Vec::new(),
-    };
+    let mut report = ScenarioReport::new(run.key.clone(), Verdict::Error);
     let config = &ctx.config;
     let Some(profile) = config.profile(&run.profile) else {
         report.summary = Some(format!("no profile `{}`", run.profile));
@@ -769,6 +747,25 @@ fn warnings(log: &Path, normaliser: &mut Normaliser<'_>) -> Vec<String> {
 fn failed_cell(ctx: &RunContext, cell: &Cell, verdict: Verdict, reason: &str) -> CellOutcome {
     let summary = reason.lines().last().unwrap_or(reason).to_owned();
     let report = CellReport {
+        scenarios: scenario_runs(&ctx.scenarios, &cell.profile)
+            .into_iter()
+            .map(|run| ScenarioReport {
+                summary: Some(summary.clone()),
+                log_tail: Some(reason.to_owned()),
+                ..ScenarioReport::new(run.key, verdict)
+            })
+            .collect(),
+        ..blank_report(cell)
+    };
+    CellOutcome {
+        report,
+        contents: BTreeMap::new(),
+    }
+}
+
+/// A cell's report before anything is known about it.
+fn blank_report(cell: &Cell) -> CellReport {
+    CellReport {
         id: cell.id.clone(),
         name: cell.name.clone(),
         baseline: cell.is_baseline(),
@@ -780,27 +777,8 @@ fn failed_cell(ctx: &RunContext, cell: &Cell, verdict: Verdict, reason: &str) ->
         changes: Vec::new(),
         new_warnings: Vec::new(),
         environment: None,
-        scenarios: scenario_runs(&ctx.scenarios, &cell.profile)
-            .into_iter()
-            .map(|run| ScenarioReport {
-                scenario: run.key,
-                verdict,
-                summary: Some(summary.clone()),
-                diff: None,
-                log_tail: Some(reason.to_owned()),
-                service_pid: None,
-                service_port: None,
-                security: false,
-                warnings: Vec::new(),
-                same_as_baseline: false,
-                leaks: Vec::new(),
-            })
-            .collect(),
+        scenarios: Vec::new(),
         duration_ms: 0,
-    };
-    CellOutcome {
-        report,
-        contents: BTreeMap::new(),
     }
 }
 

@@ -125,6 +125,11 @@ fn start_time(pid: u32) -> Option<u64> {
     stat_fields(pid)?.get(19)?.parse().ok()
 }
 
+/// Running, as opposed to gone or a zombie waiting for its reaper.
+pub fn is_running(pid: u32) -> bool {
+    stat_fields(pid).is_some_and(|fields| fields.first().is_some_and(|state| state != "Z"))
+}
+
 /// Kills a process and its process group.
 pub fn kill_with_group(pid: i32) {
     if let Some(group) = process_group(pid) {

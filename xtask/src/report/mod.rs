@@ -112,6 +112,25 @@ pub struct ScenarioReport {
     pub leaks: Vec<String>,
 }
 
+impl ScenarioReport {
+    /// A scenario with only its verdict; whoever judges it adds the evidence.
+    pub fn new(scenario: String, verdict: Verdict) -> ScenarioReport {
+        ScenarioReport {
+            scenario,
+            verdict,
+            summary: None,
+            diff: None,
+            log_tail: None,
+            service_pid: None,
+            service_port: None,
+            security: false,
+            warnings: Vec::new(),
+            same_as_baseline: false,
+            leaks: Vec::new(),
+        }
+    }
+}
+
 impl Report {
     /// 0 all pass, 1 a regression, 2 the harness failed somewhere.
     pub fn exit_code(&self) -> i32 {

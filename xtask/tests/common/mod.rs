@@ -165,14 +165,7 @@ pub fn cell_report<'a>(report: &'a Value, cell: &str) -> &'a Value {
 
 /// Running, as opposed to gone or a zombie.
 pub fn alive(pid: u64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    })
+    u32::try_from(pid).is_ok_and(xtask::sweep::is_running)
 }
 
 /// Every service the report names is gone and its port is free again.
