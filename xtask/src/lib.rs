@@ -16,6 +16,7 @@ pub mod input;
 pub mod interrupt;
 pub mod normalize;
 pub mod plan;
+pub mod pr;
 pub mod process;
 pub mod progress;
 pub mod replay;
@@ -69,6 +70,8 @@ pub struct Options {
     pub no_build: bool,
     /// Never reach the package index; use cached resolutions, environments and downloads.
     pub offline: bool,
+    /// Pull-request mode: the baseline file at this git ref is the baseline.
+    pub since: Option<String>,
 }
 
 /// Runs the whole check and returns the process exit code.
@@ -135,7 +138,16 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
             config.service.root.display()
         ));
     }
-    let baseline = BaselineFile::load(&config.service.baseline)?;
+    let mut baseline = BaselineFile::load(&config.service.baseline)?;
+    // In pull-request mode the file as it was at the ref is the baseline.
+    let before = match &options.since {
+        Some(git_ref) => Some(pr::baseline_at(
+            git_ref,
+            &config.service.baseline,
+            scratch.path(),
+        )??),
+        None => None,
+    };
     let python = env::python::find(config.service.python.as_deref())?;
     let tools_dir = dirs.tools_dir();
     let bootstrap_python = python.clone();
@@ -157,6 +169,22 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
             cells: vec![Cell::baseline(&config.service.profile)],
             skipped: Vec::new(),
         }
+    } else if let Some(before) = before {
+        let after = std::mem::replace(&mut baseline, before.file);
+        let changes = pr::changes(&baseline, &after);
+        let described: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        progress.say(&format!(
+            "since {}: {} pins changed: {}",
+            before.name,
+            changes.len(),
+            if described.is_empty() {
+                "none".to_owned()
+            } else {
+                described.join(", ")
+            }
+        ));
+        check_versions_exist(&python, &uv, &dirs, &after, &changes).await?;
+        pr::plan(&changes, &config.service.profile, &after.path)
     } else {
         plan::plan(&config.matrix, &config.service.profile, |package| {
             baseline.pinned_version(package)
@@ -221,11 +249,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
             .iter()
             .map(|outcome| outcome.report.clone())
             .collect(),
-        skipped: plan
-            .skipped
-            .iter()
-            .map(|pin| format!("{pin} is the baseline version"))
-            .collect(),
+        skipped: plan.skipped.clone(),
         pending_snapshots: Vec::new(),
         accepted_snapshots: Vec::new(),
         cancelled: cancelled.map(str::to_owned),
@@ -375,6 +399,53 @@ fn lay_over(config: &mut Config, overlay: &Path, scratch: &Path) -> anyhow::Resu
         .to_owned();
     config.service.baseline = root.join(baseline);
     config.service.root = root;
+    Ok(())
+}
+
+/// A version a change asks for must exist on the index, or the change is
+/// bad input: exit 2 naming the line, before anything is built.
+async fn check_versions_exist(
+    python: &env::Python,
+    uv: &env::Uv,
+    dirs: &StateDirs,
+    after: &BaselineFile,
+    changes: &[pr::PinChange],
+) -> anyhow::Result<()> {
+    let builder = Builder {
+        python: python.clone(),
+        uv: uv.clone(),
+        dirs: dirs.clone(),
+        baseline: after.clone(),
+        timeout: Duration::from_secs(120),
+        no_build: false,
+        offline: false,
+    };
+    for change in changes {
+        let Some(version) = change.after.clone() else {
+            continue;
+        };
+        let pin = plan::Pin {
+            package: change.package.clone(),
+            version,
+        };
+        let checker = builder.clone();
+        let asked = pin.clone();
+        if let Err(failure) =
+            tokio::task::spawn_blocking(move || checker.check_exists(&asked)).await??
+        {
+            return Err(input::InputError {
+                path: after.path.clone(),
+                line: after.line_of(&pin.package).unwrap_or(1),
+                column: 1,
+                key: pin.package.to_string(),
+                message: format!(
+                    "{pin} cannot be installed from the package index:\n{}",
+                    failure.0
+                ),
+            }
+            .into());
+        }
+    }
     Ok(())
 }
 

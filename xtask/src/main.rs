@@ -54,6 +54,9 @@ struct UpgradeCheckArgs {
     /// Never reach the package index: use what is cached (uv's downloads, resolutions, environments)
     #[arg(long)]
     offline: bool,
+    /// Pull-request mode: the baseline file at this git ref is the baseline, and each changed pin is tried alone
+    #[arg(long, value_name = "GIT_REF", conflicts_with = "accept")]
+    since: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
             overlay: args.overlay,
             no_build: args.no_build,
             offline: args.offline,
+            since: args.since,
         }),
     };
     match outcome {

@@ -4,6 +4,7 @@
 //! never touches the network or the disk.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use pep508_rs::PackageName;
 use pep508_rs::pep440_rs::Version;
@@ -43,6 +44,9 @@ pub struct Cell {
     pub pins: Vec<Pin>,
     /// The environment profile the service runs with.
     pub profile: String,
+    /// Resolve this requirements file as it is, instead of the baseline with
+    /// `pins` forced on top (a pull request's whole change).
+    pub from_file: Option<PathBuf>,
     is_baseline: bool,
 }
 
@@ -53,6 +57,7 @@ impl Cell {
             name: "baseline".to_owned(),
             pins: Vec::new(),
             profile: profile.to_owned(),
+            from_file: None,
             is_baseline: true,
         }
     }
@@ -68,11 +73,24 @@ impl Cell {
             name: format!("profile {profile}"),
             pins: Vec::new(),
             profile: profile.to_owned(),
+            from_file: None,
             is_baseline: false,
         }
     }
 
-    fn with_pins(pins: Vec<Pin>, profile: &str) -> Cell {
+    /// A requirements file resolved as it is; `pins` are the versions it changes.
+    pub fn from_file(path: &Path, name: &str, profile: &str, pins: Vec<Pin>) -> Cell {
+        Cell {
+            id: "whole-change".to_owned(),
+            name: name.to_owned(),
+            pins,
+            profile: profile.to_owned(),
+            from_file: Some(path.to_owned()),
+            is_baseline: false,
+        }
+    }
+
+    pub fn with_pins(pins: Vec<Pin>, profile: &str) -> Cell {
         let name = pins
             .iter()
             .map(Pin::to_string)
@@ -88,6 +106,7 @@ impl Cell {
             name,
             pins,
             profile: profile.to_owned(),
+            from_file: None,
             is_baseline: false,
         }
     }
@@ -97,8 +116,8 @@ impl Cell {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub cells: Vec<Cell>,
-    /// Candidates that equal the baseline pin and so add no cell.
-    pub skipped: Vec<Pin>,
+    /// Candidates that add no cell of their own, and why.
+    pub skipped: Vec<String>,
 }
 
 /// Picks cells from the matrix; `baseline_version` answers which version the
@@ -130,7 +149,7 @@ fn one_at_a_time(
                 version: version.clone(),
             };
             if current.as_ref() == Some(version) {
-                skipped.push(pin);
+                skipped.push(format!("{pin} is the baseline version"));
             } else {
                 cells.push(Cell::with_pins(vec![pin], baseline_profile));
             }

@@ -253,9 +253,13 @@ fn record(ctx: &RunContext, index: usize, outcome: &CellOutcome) {
 async fn prepare(ctx: &Arc<RunContext>, cell: &Cell, baseline: &Arc<ResolvedSet>) -> Prepared {
     ctx.progress.cell(&cell.name, "resolving");
     let builder = ctx.builder.clone();
-    let (pins, baseline) = (cell.pins.clone(), baseline.clone());
+    let (pins, baseline, from_file) = (cell.pins.clone(), baseline.clone(), cell.from_file.clone());
     let resolved = tokio::task::spawn_blocking(move || {
-        let resolution = match builder.resolve_cell(&baseline, &pins)? {
+        let resolution = match from_file {
+            Some(path) => builder.resolve_file(&path)?,
+            None => builder.resolve_cell(&baseline, &pins)?,
+        };
+        let resolution = match resolution {
             Ok(resolution) => resolution,
             Err(failure) => return anyhow::Ok(Err(failure)),
         };

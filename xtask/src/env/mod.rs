@@ -62,7 +62,33 @@ pub struct BuildFailure(pub String);
 impl Builder {
     /// Resolves the baseline file as the service declares it.
     pub fn resolve_baseline(&self) -> anyhow::Result<Result<Resolution, BuildFailure>> {
-        let input = fs_err::read_to_string(&self.baseline.path)?;
+        self.resolve_file(&self.baseline.path)
+    }
+
+    /// Whether the index has `pin` at all (installable here); uv's answer when not.
+    pub fn check_exists(&self, pin: &Pin) -> anyhow::Result<Result<(), BuildFailure>> {
+        let scratch = tempfile::tempdir()?;
+        let input = scratch.path().join("pin.in");
+        fs_err::write(&input, format!("{}=={}\n", pin.package, pin.version))?;
+        let mut args = os_args(&[
+            "pip",
+            "compile",
+            "--quiet",
+            "--no-deps",
+            "--no-header",
+            "--python",
+        ]);
+        args.push(self.python.path.clone().into());
+        args.push(input.into());
+        self.run_uv(args, "looking the version up")
+    }
+
+    /// Resolves a requirements file as it is, with nothing forced.
+    pub fn resolve_file(
+        &self,
+        path: &std::path::Path,
+    ) -> anyhow::Result<Result<Resolution, BuildFailure>> {
+        let input = fs_err::read_to_string(path)?;
         self.resolve(&input, "", "")
     }
 

@@ -18,6 +18,8 @@ use crate::input::{InputError, Source};
 pub struct BaselineFile {
     pub path: PathBuf,
     pub requirements: Vec<Requirement<VerbatimUrl>>,
+    /// 1-based line of each requirement, for errors that point at it.
+    pub lines: Vec<usize>,
 }
 
 impl BaselineFile {
@@ -26,8 +28,13 @@ impl BaselineFile {
     /// Options and includes are refused with the line that holds them rather
     /// than passed on, so nothing from the file reaches uv unparsed.
     pub fn load(path: &Path) -> Result<BaselineFile, InputError> {
-        let source = Source::read(path)?;
+        BaselineFile::parse(path, &Source::read(path)?)
+    }
+
+    /// Parses `source` (which errors name) as the requirements file at `path`.
+    pub fn parse(path: &Path, source: &Source) -> Result<BaselineFile, InputError> {
         let mut requirements = Vec::new();
+        let mut lines = Vec::new();
         let mut offset = 0;
         for line in source.text.split_inclusive('\n') {
             let start = offset;
@@ -51,11 +58,35 @@ impl BaselineFile {
                 )));
             }
             requirements.push(requirement);
+            lines.push(source.line_of(start));
         }
         Ok(BaselineFile {
             path: path.to_owned(),
             requirements,
+            lines,
         })
+    }
+
+    /// The line that requires `package`, if any.
+    pub fn line_of(&self, package: &PackageName) -> Option<usize> {
+        let index = self
+            .requirements
+            .iter()
+            .position(|requirement| &requirement.name == package)?;
+        self.lines.get(index).copied()
+    }
+
+    /// Every package pinned with `==`, and its version.
+    pub fn pins(&self) -> Vec<(PackageName, Version)> {
+        self.requirements
+            .iter()
+            .filter_map(|requirement| {
+                Some((
+                    requirement.name.clone(),
+                    self.pinned_version(&requirement.name)?,
+                ))
+            })
+            .collect()
     }
 
     /// The version pinned with `==` for `package`, if the file pins one.

@@ -1,0 +1,204 @@
+//! Pull-request mode: `--since REF` takes the baseline file at REF as the
+//! baseline and tries each changed pin alone, on a real git repository.
+
+mod common;
+
+use std::process::Command;
+
+use common::{TestContext, cell_report, verdict};
+
+fn git(ctx: &TestContext, args: &[&str]) {
+    let status = Command::new("git")
+        .args([
+            "-c",
+            "user.name=upgrade-check",
+            "-c",
+            "user.email=upgrade-check@localhost",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(ctx.dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "git {args:?}");
+}
+
+/// A repository whose first commit is the fixture, and whose second commit
+/// edits the baseline file with `edit`.
+fn repository_with_change(
+    overlay: Option<&str>,
+    edit: impl FnOnce(String) -> String,
+) -> TestContext {
+    let ctx = TestContext::new();
+    if let Some(overlay) = overlay {
+        ctx.overlay(overlay);
+    }
+    std::fs::write(ctx.path(".gitignore"), "/state/\n*.snap.new\n").unwrap();
+    git(&ctx, &["init", "--quiet"]);
+    git(&ctx, &["add", "."]);
+    git(&ctx, &["commit", "--quiet", "-m", "the service as it is"]);
+    ctx.edit("fixtures/python-service/requirements.txt", edit);
+    git(&ctx, &["commit", "--quiet", "-am", "bump dependencies"]);
+    ctx
+}
+
+#[test]
+fn a_grouped_bump_is_split_and_each_failure_is_attributed() {
+    // The service still calls .decode() on PyJWT's token, so PyJWT 2 breaks login;
+    // bcrypt 5 breaks long passwords. One pull request bumps both.
+    let ctx = repository_with_change(Some("fixtures/variants/pyjwt-bytes-token"), |text| {
+        text.replace("bcrypt==3.2.0", "bcrypt==5.0.0")
+            .replace("PyJWT==1.7.1", "PyJWT==2.8.0")
+    });
+    let run = ctx.run(&["--since", "HEAD~1"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("2 pins changed: bcrypt 3.2.0 → 5.0.0, pyjwt 1.7.1 → 2.8.0"),
+        "{}",
+        run.stderr
+    );
+    let report = ctx.report();
+    let cells: Vec<&str> = report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            "baseline",
+            "bcrypt 5.0.0",
+            "pyjwt 2.8.0",
+            "whole change (bcrypt 5.0.0, pyjwt 2.8.0)"
+        ]
+    );
+    for scenario in ["health", "login", "long-password", "register"] {
+        assert_eq!(
+            verdict(&report, "baseline", scenario),
+            "pass",
+            "the old pins are the baseline"
+        );
+    }
+    // Each failure lands on the package that causes it.
+    assert_eq!(verdict(&report, "bcrypt 5.0.0", "long-password"), "changed");
+    assert_eq!(
+        verdict(&report, "bcrypt 5.0.0", "login"),
+        "pass",
+        "bcrypt 5 does not break login"
+    );
+    assert_eq!(verdict(&report, "pyjwt 2.8.0", "login"), "changed");
+    assert_eq!(
+        verdict(&report, "pyjwt 2.8.0", "register"),
+        "pass",
+        "registering issues no token"
+    );
+    let whole = "whole change (bcrypt 5.0.0, pyjwt 2.8.0)";
+    assert_eq!(verdict(&report, whole, "login"), "changed");
+    let changes = cell_report(&report, whole)["changes"].to_string();
+    assert!(
+        changes.contains("\"package\":\"bcrypt\"") && changes.contains("\"package\":\"pyjwt\""),
+        "{changes}"
+    );
+    assert!(
+        run.stdout.contains("bcrypt 5.0.0 breaks long-password"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("pyjwt 2.8.0 breaks login"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// Runs `--since HEAD~1` on a change that writes `line` into the baseline file.
+fn rejected(line: &str) -> (common::Run, usize) {
+    let ctx = repository_with_change(None, |text| text.replace("bcrypt==3.2.0", line));
+    let line_number = std::fs::read_to_string(ctx.path("fixtures/python-service/requirements.txt"))
+        .unwrap()
+        .lines()
+        .position(|text| text == line)
+        .unwrap()
+        + 1;
+    let run = ctx.run(&["--since", "HEAD~1"]);
+    assert!(!ctx.path("state/report").exists(), "nothing ran");
+    (run, line_number)
+}
+
+#[test]
+fn shell_text_in_a_changed_line_is_rejected_with_its_line() {
+    let (run, line) = rejected("bcrypt==4.1.2; rm -rf /");
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains(&format!("requirements.txt:{line}:")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("is not a PEP 508 requirement"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_option_smuggled_into_a_changed_line_is_rejected() {
+    let (run, line) = rejected("--extra-index-url http://127.0.0.1:9/simple");
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains(&format!("requirements.txt:{line}:")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("options, includes and line continuations are not supported"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_version_the_index_does_not_have_is_rejected_with_its_line() {
+    let (run, line) = rejected("bcrypt==99.0.0");
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains(&format!("requirements.txt:{line}:")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("bcrypt 99.0.0 cannot be installed from the package index"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_package_the_index_does_not_have_is_rejected_with_its_line() {
+    let (run, line) = rejected("upgrade-check-no-such-package==1.0.0");
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains(&format!("requirements.txt:{line}:")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("cannot be installed from the package index"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_ref_that_looks_like_an_option_is_refused() {
+    let ctx = repository_with_change(None, |text| text.replace("bcrypt==3.2.0", "bcrypt==4.1.2"));
+    let run = ctx.run(&["--since=--output=/tmp/x"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("is not a git ref"), "{}", run.stderr);
+}
