@@ -279,14 +279,16 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         report.pending_snapshots = write_pending(&ctx, &outcomes)?;
     }
     report.duration_ms = ctx.progress.elapsed_ms();
-    let json = serde_json::to_string_pretty(&report)?;
-    let report_path = dirs.report_dir().join("report.json");
-    state::write_atomic(&report_path, json.as_bytes())?;
+    let written = report::write_all(&report, &dirs.report_dir())?;
     match options.format {
         Format::Terminal => print!("{}", report::terminal::render(&report)),
-        Format::Json => println!("{json}"),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
     }
-    eprintln!("report: {}", report_path.display());
+    let written: Vec<String> = written
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect();
+    eprintln!("reports: {}", written.join(", "));
     drop(ctx);
     drop(scratch);
     Ok(if cancelled.is_some() {

@@ -98,6 +98,26 @@ fn bcrypt_5_breaks_long_passwords_and_nothing_else() {
     );
     assert_no_service_left(&report);
 
+    // Every format is written from the one result: JSON round-trips through
+    // the library's model; the JUnit file and the PR comment name the culprit.
+    let text = std::fs::read_to_string(ctx.path("state/report/report.json")).unwrap();
+    let model: xtask::report::Report = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        serde_json::to_value(&model).unwrap(),
+        report,
+        "report.json round-trips"
+    );
+    let junit = std::fs::read_to_string(ctx.path("state/report/junit.xml")).unwrap();
+    assert!(
+        junit.contains("<testsuite name=\"bcrypt 5.0.0\"") && junit.contains("type=\"changed\""),
+        "{junit}"
+    );
+    let comment = std::fs::read_to_string(ctx.path("state/report/report.md")).unwrap();
+    assert!(
+        comment.contains("bcrypt 5.0.0 breaks long-password"),
+        "{comment}"
+    );
+
     // The second run of the same matrix resolves and installs nothing.
     let second = ctx.run(&[]);
     assert_eq!(second.code, 1);

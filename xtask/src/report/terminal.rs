@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use super::headline::{headline, whole_cell_failure};
 use super::{CellReport, Report, ScenarioReport, Verdict};
 
 /// Lines of a diff or log shown per failure before cutting.
@@ -75,33 +76,6 @@ pub fn render(report: &Report) -> String {
     out
 }
 
-/// The one failure that stands for all of a cell's scenarios, when they fail alike.
-///
-/// That is a cell that cannot be built, or one that does not start: its
-/// scenarios failed to start, and those that record their startup now
-/// record a refusal.
-fn whole_cell_failure(cell: &CellReport) -> Option<&ScenarioReport> {
-    let first = cell.scenarios.first()?;
-    let alike = |s: &ScenarioReport| s.verdict == first.verdict && s.summary == first.summary;
-    if matches!(first.verdict, Verdict::BuildFailed | Verdict::Error)
-        && cell.scenarios.iter().all(alike)
-    {
-        return Some(first);
-    }
-    let startup = cell
-        .scenarios
-        .iter()
-        .find(|s| s.verdict == Verdict::StartupFailed)?;
-    let refused = |s: &ScenarioReport| {
-        s.verdict == Verdict::StartupFailed
-            || (s.verdict == Verdict::Changed
-                && s.summary.as_deref().is_some_and(|summary| {
-                    summary.ends_with("→ refused") || summary.starts_with("still refused to start")
-                }))
-    };
-    cell.scenarios.iter().all(refused).then_some(startup)
-}
-
 fn evidence(out: &mut String, cell: &CellReport, failure: &ScenarioReport) {
     if let Some(summary) = &failure.summary {
         let _ = writeln!(out, "{summary}");
@@ -131,114 +105,6 @@ fn evidence(out: &mut String, cell: &CellReport, failure: &ScenarioReport) {
             &lines[lines.len().saturating_sub(MAX_LOG_LINES)..].join("\n"),
             MAX_LOG_LINES,
         );
-    }
-}
-
-/// One sentence a reviewer can act on.
-pub fn headline(report: &Report) -> String {
-    let baseline_failing: Vec<String> = report
-        .baseline()
-        .into_iter()
-        .flat_map(|cell| cell.failures())
-        .map(|s| match (s.security, &s.summary) {
-            (true, Some(summary)) => format!("SECURITY {}: {summary}", s.scenario),
-            _ => s.scenario.clone(),
-        })
-        .collect();
-
-    let broken: Vec<String> = report
-        .cells
-        .iter()
-        .filter(|cell| !cell.baseline)
-        .filter_map(|cell| {
-            let failing: Vec<&ScenarioReport> = cell.regressions().collect();
-            if failing.is_empty() {
-                return None;
-            }
-            let security = if failing.iter().any(|s| s.security) {
-                "SECURITY: "
-            } else {
-                ""
-            };
-            let names: Vec<&str> = failing.iter().map(|s| s.scenario.as_str()).collect();
-            Some(
-                match whole_cell_failure(cell).map(|failure| failure.verdict) {
-                    Some(Verdict::BuildFailed) => {
-                        format!("{} cannot be built{}", cell.name, reason(cell))
-                    }
-                    Some(Verdict::StartupFailed) => {
-                        format!("{} does not start{}", cell.name, startup_reason(cell))
-                    }
-                    _ => format!(
-                        "{security}{} breaks {}{}",
-                        cell.name,
-                        names.join(", "),
-                        reason(cell)
-                    ),
-                },
-            )
-        })
-        .collect();
-    let mut lines = Vec::new();
-    if let Some(signal) = &report.cancelled {
-        lines.push(format!(
-            "✗ cancelled by {signal} after {} of {} cells: the table shows only what finished; no snapshot was written",
-            report.cells.len(),
-            report.planned_cells
-        ));
-    }
-    if !baseline_failing.is_empty() {
-        lines.push(format!(
-            "✗ the baseline itself does not match its accepted snapshots ({}): fix the service or accept its behaviour before blaming an upgrade",
-            baseline_failing.join(", ")
-        ));
-    }
-    if broken.len() == 1 {
-        lines.push(format!("✗ {}", broken[0]));
-    } else if !broken.is_empty() {
-        lines.push(format!("✗ {} cells regress:", broken.len()));
-        lines.extend(broken.iter().map(|line| format!("  - {line}")));
-    } else if !baseline_failing.is_empty() {
-        lines.push(
-            "  no cell fails in any other way than the baseline: no upgrade is to blame".to_owned(),
-        );
-    } else {
-        lines.push(format!(
-            "✓ all {} cells match the accepted snapshots",
-            report.cells.len()
-        ));
-    }
-    lines.join("\n")
-}
-
-/// `: ImportError: …`: the last error line the service printed before it exited.
-fn startup_reason(cell: &CellReport) -> String {
-    let Some(failure) = whole_cell_failure(cell) else {
-        return String::new();
-    };
-    let log = failure.log_tail.as_deref().unwrap_or("");
-    let error = log
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|line| line.contains("Error") || line.contains("error"));
-    match error.or(failure.summary.as_deref()) {
-        Some(line) if line.chars().count() <= 160 => format!(": {line}"),
-        _ => String::new(),
-    }
-}
-
-/// `: 500 Internal Server Error` when every failure of the cell says the same.
-fn reason(cell: &CellReport) -> String {
-    let summaries: Vec<&str> = cell
-        .regressions()
-        .filter_map(|s| s.summary.as_deref())
-        .collect();
-    match summaries.first() {
-        Some(first) if summaries.iter().all(|s| s == first) && first.len() <= 80 => {
-            format!(": {first}")
-        }
-        _ => String::new(),
     }
 }
 

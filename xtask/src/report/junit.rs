@@ -1,0 +1,44 @@
+//! JUnit XML: one test suite per cell, one test case per scenario, so CI
+//! systems show each verdict natively; a failure carries its summary and diff.
+
+use quick_junit::{NonSuccessKind, Report as Junit, TestCase, TestCaseStatus, TestSuite};
+
+use super::{Report, Verdict};
+
+pub fn render(report: &Report) -> anyhow::Result<String> {
+    let mut junit = Junit::new("upgrade-check");
+    for cell in &report.cells {
+        let mut suite = TestSuite::new(cell.name.as_str());
+        for scenario in &cell.scenarios {
+            let status = match scenario.verdict {
+                Verdict::Pass => TestCaseStatus::success(),
+                verdict => {
+                    let kind = if verdict == Verdict::Error {
+                        NonSuccessKind::Error
+                    } else {
+                        NonSuccessKind::Failure
+                    };
+                    let mut status = TestCaseStatus::non_success(kind);
+                    status.set_type(verdict.label());
+                    if let Some(summary) = &scenario.summary {
+                        status.set_message(summary.as_str());
+                    }
+                    let evidence = [scenario.diff.as_deref(), scenario.log_tail.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join("\n\n");
+                    if !evidence.is_empty() {
+                        status.set_description(evidence);
+                    }
+                    status
+                }
+            };
+            let mut case = TestCase::new(scenario.scenario.as_str(), status);
+            case.set_classname(format!("upgrade-check.{}", cell.id));
+            suite.add_test_case(case);
+        }
+        junit.add_test_suite(suite);
+    }
+    Ok(junit.to_string()?)
+}

@@ -1,0 +1,114 @@
+//! The pull-request comment: the verdict line first, the matrix as a table,
+//! each failure's diff in a collapsed section, version changes per cell.
+//! It stays within GitHub's comment size, cutting with a note rather than failing.
+
+use std::fmt::Write as _;
+
+use super::{Report, Verdict, headline};
+
+/// GitHub refuses comments longer than this many characters.
+pub const COMMENT_LIMIT: usize = 65_536;
+
+pub fn render(report: &Report) -> String {
+    render_within(report, COMMENT_LIMIT)
+}
+
+pub fn render_within(report: &Report, limit: usize) -> String {
+    let mut head = String::new();
+    let _ = writeln!(head, "## upgrade-check\n");
+    for line in headline::headline(report).lines() {
+        let _ = writeln!(head, "{}  ", line.trim_start());
+    }
+    head.push('\n');
+    let _ = write!(head, "| cell |");
+    for scenario in &report.scenarios {
+        let _ = write!(head, " {scenario} |");
+    }
+    let _ = write!(head, "\n|---|");
+    for _ in &report.scenarios {
+        head.push_str("---|");
+    }
+    head.push('\n');
+    for cell in &report.cells {
+        let _ = write!(head, "| {} |", cell.name);
+        for name in &report.scenarios {
+            let mark = cell
+                .scenarios
+                .iter()
+                .find(|s| &s.scenario == name)
+                .map_or("–", |s| match s.verdict {
+                    Verdict::Pass => "✅ pass",
+                    Verdict::Changed if s.same_as_baseline => "➖ as baseline",
+                    Verdict::Changed => "❌ changed",
+                    Verdict::StartupFailed => "💥 startup-failed",
+                    Verdict::BuildFailed => "🧱 build-failed",
+                    Verdict::Error => "⚠️ error",
+                });
+            let _ = write!(head, " {mark} |");
+        }
+        head.push('\n');
+    }
+    let mut sections = Vec::new();
+    for cell in &report.cells {
+        if !cell.changes.is_empty() && !cell.baseline {
+            let changes: Vec<String> = cell
+                .changes
+                .iter()
+                .map(|change| format!("`{change}`"))
+                .collect();
+            sections.push(format!(
+                "\n**{}** versions: {}\n",
+                cell.name,
+                changes.join(", ")
+            ));
+        }
+        // A cell that cannot be built or started fails every scenario alike: one section.
+        let failures: Vec<(&str, &super::ScenarioReport)> = match headline::whole_cell_failure(cell)
+        {
+            Some(failure) => vec![("every scenario", failure)],
+            None => cell
+                .regressions()
+                .map(|failure| (failure.scenario.as_str(), failure))
+                .collect(),
+        };
+        for (scenario, failure) in failures {
+            let mut section = format!(
+                "\n<details><summary><b>{} · {scenario}</b>: {}{}</summary>\n\n",
+                cell.name,
+                failure.verdict.label(),
+                failure
+                    .summary
+                    .as_deref()
+                    .map(|s| format!(" — {}", escape(s)))
+                    .unwrap_or_default()
+            );
+            if let Some(diff) = &failure.diff {
+                let _ = write!(section, "```diff\n{}\n```\n", diff.trim_end());
+            }
+            if let Some(log) = &failure.log_tail {
+                let _ = write!(section, "\nlog tail:\n\n```text\n{}\n```\n", log.trim_end());
+            }
+            section.push_str("\n</details>\n");
+            sections.push(section);
+        }
+    }
+    let mut out = head;
+    let note = |left: usize| {
+        format!(
+            "\n_… {left} more sections cut to fit a comment; the full result is in report.json._\n"
+        )
+    };
+    for (index, section) in sections.iter().enumerate() {
+        let left = sections.len() - index;
+        if out.len() + section.len() + note(left).len() > limit {
+            out.push_str(&note(left));
+            return out;
+        }
+        out.push_str(section);
+    }
+    out
+}
+
+fn escape(text: &str) -> String {
+    text.replace('<', "&lt;").replace('>', "&gt;")
+}
