@@ -9,6 +9,7 @@
 //! [`upgrade_check`] wires them together; `run` drives the cells; `main.rs`
 //! only parses arguments and maps the outcome to an exit code.
 
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod env;

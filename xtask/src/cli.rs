@@ -1,0 +1,79 @@
+//! The command line: what `cargo xtask` accepts, parsed and checked by clap.
+//!
+//! Kept in the library so that tests can check that documented commands
+//! (the CI recipe's, say) parse.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::{Format, Options};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Project tasks", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub task: Task,
+}
+
+#[derive(Subcommand)]
+pub enum Task {
+    /// Build the service against each cell of the matrix, replay the scenarios, compare with the accepted snapshots.
+    UpgradeCheck(UpgradeCheckArgs),
+}
+
+#[derive(clap::Args)]
+pub struct UpgradeCheckArgs {
+    /// The config file [default: ./upgrade-check.toml, else the workspace root's]
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Run the baseline only and make its results the accepted snapshots
+    #[arg(long)]
+    pub accept: bool,
+    /// How to print the result
+    #[arg(long, value_enum, default_value = "terminal")]
+    pub format: Format,
+    /// Cells built and run at once [default: number of cores]
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    /// Where reports and logs go [default: <cargo target dir>/upgrade-check]
+    #[arg(long, env = "UPGRADE_CHECK_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Where uv, resolutions and environments are cached [default: the state dir]
+    #[arg(long, env = "UPGRADE_CHECK_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// PostgreSQL server to create throwaway databases on, instead of starting a cluster
+    #[arg(long, value_name = "postgresql://user:password@host:port/db")]
+    pub database_url: Option<String>,
+    /// Lay this folder's files over a copy of the service first (e.g. fixtures/incidents/INC-001)
+    #[arg(long, value_name = "DIR")]
+    pub overlay: Option<PathBuf>,
+    /// Install wheels only, never build a source distribution (no package code runs at install; use on PRs from forks)
+    #[arg(long)]
+    pub no_build: bool,
+    /// Never reach the package index: use what is cached (uv's downloads, resolutions, environments)
+    #[arg(long)]
+    pub offline: bool,
+    /// Pull-request mode: the baseline file at this git ref is the baseline, and each changed pin is tried alone
+    #[arg(long, value_name = "GIT_REF", conflicts_with = "accept")]
+    pub since: Option<String>,
+}
+
+impl UpgradeCheckArgs {
+    /// The library's options, as the arguments ask.
+    pub fn into_options(self) -> Options {
+        Options {
+            config: self.config,
+            accept: self.accept,
+            format: self.format,
+            jobs: self.jobs,
+            state_dir: self.state_dir,
+            cache_dir: self.cache_dir,
+            database_url: self.database_url,
+            overlay: self.overlay,
+            no_build: self.no_build,
+            offline: self.offline,
+            since: self.since,
+        }
+    }
+}

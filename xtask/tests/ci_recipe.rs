@@ -1,0 +1,133 @@
+//! The CI recipe in docs/ci/ stays true to the CLI and to its promises.
+
+mod common;
+
+use clap::Parser;
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn load(name: &str) -> Yaml {
+    let text =
+        std::fs::read_to_string(common::workspace_root().join("docs/ci").join(name)).unwrap();
+    YamlLoader::load_from_str(&text).unwrap().remove(0)
+}
+
+/// Every `run:` of every step of every job.
+fn run_lines(workflow: &Yaml) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (_, job) in workflow["jobs"].as_hash().unwrap() {
+        for step in job["steps"].as_vec().unwrap() {
+            if let Some(run) = step["run"].as_str() {
+                lines.push(run.to_owned());
+            }
+        }
+    }
+    lines
+}
+
+/// A shell-ish split that is enough for the recipe's simple lines.
+fn words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !current.is_empty() {
+                    words.push(std::mem::take(&mut current));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    words
+}
+
+#[test]
+fn every_cargo_xtask_command_in_the_workflow_parses() {
+    let workflow = load("upgrade-check.yml");
+    let commands: Vec<Vec<String>> = run_lines(&workflow)
+        .iter()
+        .flat_map(|run| run.lines().map(str::to_owned).collect::<Vec<_>>())
+        .filter(|line| line.trim_start().starts_with("cargo xtask "))
+        .map(|line| words(&line.replace("${{ github.base_ref }}", "main")))
+        .collect();
+    assert!(!commands.is_empty(), "the workflow runs upgrade-check");
+    for command in commands {
+        // `cargo xtask` is the alias for the binary; clap sees the rest.
+        let args = std::iter::once("cargo xtask".to_owned()).chain(command.into_iter().skip(2));
+        let parsed = xtask::cli::Cli::try_parse_from(args.clone());
+        assert!(
+            parsed.is_ok(),
+            "{:?}: {}",
+            args.collect::<Vec<_>>(),
+            parsed.err().unwrap()
+        );
+    }
+}
+
+#[test]
+fn the_check_runs_on_pull_request_with_a_read_only_token() {
+    let workflow = load("upgrade-check.yml");
+    let on = workflow["on"].as_hash().unwrap();
+    assert!(on.contains_key(&Yaml::String("pull_request".into())));
+    assert!(
+        !on.contains_key(&Yaml::String("pull_request_target".into())),
+        "never pull_request_target"
+    );
+    assert_eq!(workflow["permissions"]["contents"].as_str(), Some("read"));
+    for (_, job) in workflow["jobs"].as_hash().unwrap() {
+        assert!(
+            job["permissions"].is_badvalue(),
+            "no job of the check asks for more"
+        );
+    }
+    let runs = run_lines(&workflow).join("\n");
+    assert!(
+        runs.contains("--since") && runs.contains("--no-build"),
+        "{runs}"
+    );
+}
+
+#[test]
+fn the_comment_is_posted_by_a_separate_workflow_that_runs_no_pr_code() {
+    let comment = load("upgrade-check-comment.yml");
+    assert!(comment["on"]["workflow_run"].as_hash().is_some());
+    assert_eq!(
+        comment["permissions"]["pull-requests"].as_str(),
+        Some("write")
+    );
+    let steps = comment["jobs"]["comment"]["steps"].as_vec().unwrap();
+    let uses: Vec<&str> = steps
+        .iter()
+        .filter_map(|step| step["uses"].as_str())
+        .collect();
+    assert!(
+        !uses
+            .iter()
+            .any(|action| action.starts_with("actions/checkout")),
+        "no checkout of the PR: {uses:?}"
+    );
+    assert!(
+        steps
+            .iter()
+            .any(|step| step["with"]["path"].as_str() == Some("report.md"))
+    );
+}
+
+#[test]
+fn dependabot_and_renovate_settings_parse() {
+    let dependabot = load("dependabot.yml");
+    assert_eq!(
+        dependabot["updates"][0]["package-ecosystem"].as_str(),
+        Some("pip")
+    );
+    let renovate: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::workspace_root().join("docs/ci/renovate.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(renovate["packageRules"].is_array());
+}
