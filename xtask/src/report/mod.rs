@@ -4,6 +4,7 @@
 //! (diff, step failure, log tail). Renderers read this and nothing else.
 
 pub mod headline;
+pub mod html;
 pub mod junit;
 pub mod markdown;
 pub mod terminal;
@@ -117,7 +118,7 @@ pub struct ScenarioReport {
     pub leaks: Vec<String>,
 }
 
-/// Writes every machine format into `dir`: report.json, junit.xml, report.md.
+/// Writes every machine format into `dir`: report.json, junit.xml, report.md, report.html.
 ///
 /// Each file is written whole or not at all.
 pub fn write_all(report: &Report, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -125,6 +126,7 @@ pub fn write_all(report: &Report, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         ("report.json", serde_json::to_string_pretty(report)?),
         ("junit.xml", junit::render(report)?),
         ("report.md", markdown::render(report)),
+        ("report.html", html::render(report)?),
     ];
     let mut written = Vec::new();
     for (name, contents) in files {

@@ -1,0 +1,128 @@
+//! `report.html`: one self-contained page (no network) with the matrix as a
+//! coloured grid; clicking a square shows its verdict, diff, log tail and the
+//! cell's version changes.
+//!
+//! The result model is embedded as JSON and drawn by a small script, so the
+//! page shows exactly what report.json holds.
+
+use super::{Report, headline};
+
+pub fn render(report: &Report) -> anyhow::Result<String> {
+    // `</` would end the script element early; JSON allows `<\/`.
+    let data = serde_json::to_string(report)?.replace("</", "<\\/");
+    let title = escape(&headline::headline(report));
+    Ok(TEMPLATE
+        .replace("{{title}}", &title)
+        .replace("{{data}}", &data))
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const TEMPLATE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>upgrade-check</title>
+<style>
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #1f2328; }
+  h1 { font-size: 1.2rem; white-space: pre-line; }
+  table { border-collapse: collapse; margin: 1rem 0; }
+  th, td { padding: .25rem .5rem; text-align: left; }
+  th.scenario { font-weight: 600; writing-mode: horizontal-tb; }
+  button.square { width: 7.5rem; height: 1.9rem; border: 1px solid #0002; border-radius: 4px; cursor: pointer; font: inherit; }
+  .pass { background: #d1f4d9; }
+  .changed { background: #ffd6d6; }
+  .startup-failed { background: #ffb3b3; }
+  .build-failed { background: #ffe0a8; }
+  .error { background: #d9d9d9; }
+  .as-baseline { background: #eee; color: #555; }
+  button.selected { outline: 3px solid #0969da; }
+  #details { border-top: 1px solid #d0d7de; padding-top: 1rem; }
+  pre { background: #f6f8fa; padding: .75rem; overflow: auto; max-height: 30rem; }
+  .del { color: #b31d28; } .add { color: #22863a; }
+</style>
+</head>
+<body>
+<h1 id="headline">{{title}}</h1>
+<table id="grid"></table>
+<section id="details"><p>Click a square to see its diff, log tail and versions.</p></section>
+<script type="application/json" id="report-data">{{data}}</script>
+<script>
+"use strict";
+const report = JSON.parse(document.getElementById("report-data").textContent);
+const grid = document.getElementById("grid");
+const details = document.getElementById("details");
+
+function element(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+const header = grid.insertRow();
+header.appendChild(element("th", "cell"));
+for (const name of report.scenarios) header.appendChild(element("th", name, "scenario"));
+
+report.cells.forEach((cell, row) => {
+  const line = grid.insertRow();
+  line.appendChild(element("th", cell.name));
+  for (const name of report.scenarios) {
+    const td = line.insertCell();
+    const scenario = cell.scenarios.find((s) => s.scenario === name);
+    if (!scenario) { td.textContent = "–"; continue; }
+    const kind = scenario.same_as_baseline ? "as-baseline" : scenario.verdict;
+    const button = element("button", scenario.same_as_baseline ? "as baseline" : scenario.verdict, "square " + kind);
+    button.dataset.cell = cell.name;
+    button.dataset.scenario = name;
+    button.addEventListener("click", () => show(cell, scenario, button));
+    td.appendChild(button);
+  }
+});
+
+function diffBlock(diff) {
+  const pre = element("pre");
+  pre.id = "diff";
+  for (const line of diff.split("\n")) {
+    const kind = line.startsWith("+") && !line.startsWith("+++") ? "add" : line.startsWith("-") && !line.startsWith("---") ? "del" : "";
+    pre.appendChild(element("span", line + "\n", kind));
+  }
+  return pre;
+}
+
+function show(cell, scenario, button) {
+  for (const selected of document.querySelectorAll("button.selected")) selected.classList.remove("selected");
+  button.classList.add("selected");
+  details.replaceChildren();
+  details.appendChild(element("h2", cell.name + " · " + scenario.scenario + ": " + scenario.verdict));
+  if (scenario.summary) details.appendChild(element("p", scenario.summary, "summary"));
+  if (scenario.diff) {
+    details.appendChild(element("h3", "diff (accepted → this run)"));
+    details.appendChild(diffBlock(scenario.diff));
+  }
+  if (scenario.log_tail) {
+    details.appendChild(element("h3", "log tail"));
+    const pre = element("pre", scenario.log_tail);
+    pre.id = "log";
+    details.appendChild(pre);
+  }
+  details.appendChild(element("h3", "versions that differ from the baseline"));
+  const list = element("ul");
+  list.id = "versions";
+  for (const change of cell.changes) {
+    const text = change.package + " " + (change.before || "(none)") + " → " + (change.after || "(none)") + (change.transitive ? " (transitive)" : "");
+    list.appendChild(element("li", text));
+  }
+  if (!cell.changes.length) list.appendChild(element("li", "none"));
+  details.appendChild(list);
+}
+</script>
+</body>
+</html>
+"#;

@@ -1,0 +1,191 @@
+//! report.html in a real headless Chromium: click a failing square, see its diff.
+//!
+//! Drives Debian's chromium through chromedriver's WebDriver HTTP API.
+//! `.ci/run` installs both; elsewhere: `apt-get install chromium chromium-driver`.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::TestContext;
+use serde_json::{Value, json};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// chromedriver on a free port, stopped when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find(program: &str, candidates: &[&str]) -> String {
+    candidates
+        .iter()
+        .find(|path| std::path::Path::new(path).exists())
+        .map(|path| (*path).to_owned())
+        .unwrap_or_else(|| panic!("{program} not found ({candidates:?}); install Debian's chromium and chromium-driver"))
+}
+
+async fn start_driver() -> Driver {
+    let binary = find(
+        "chromedriver",
+        &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"],
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(binary)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = client.get(format!("{}/status", driver.url)).send().await;
+        if let Ok(response) = ready
+            && let Ok(status) = response.json::<Value>().await
+            && status["value"]["ready"] == true
+        {
+            return driver;
+        }
+        assert!(Instant::now() < deadline, "chromedriver did not get ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+) -> Value {
+    let mut request = client
+        .request(method, &url)
+        .timeout(Duration::from_secs(60));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let answer: Value = request.send().await.unwrap().json().await.unwrap();
+    assert!(answer["value"]["error"].is_null(), "{url}: {answer}");
+    answer["value"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clicking_a_failing_square_shows_its_diff() {
+    // A real report: the baseline and bcrypt 5.0.0, which breaks long-password.
+    let ctx = TestContext::new();
+    ctx.set_matrix(r#"bcrypt = ["5.0.0"]"#);
+    let run = tokio::task::block_in_place(|| ctx.run(&[]));
+    assert_eq!(run.code, 1);
+    let page = ctx.path("state/report/report.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    for loads in ["<link", "<script src", "<img", "url(", "@import", "fetch("] {
+        assert!(
+            !html.contains(loads),
+            "the page loads nothing from elsewhere: found {loads}"
+        );
+    }
+
+    let driver = start_driver().await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let chromium = find(
+        "chromium",
+        &["/usr/bin/chromium", "/usr/bin/chromium-browser"],
+    );
+    let session = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{}/session", driver.url),
+        Some(json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+            "binary": chromium,
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--no-first-run", "--window-size=1400,1000",
+                     format!("--user-data-dir={}", profile.path().display())]
+        }}}})),
+    )
+    .await;
+    let id = session["sessionId"].as_str().unwrap().to_owned();
+    let at = |path: &str| format!("{}/session/{id}{path}", driver.url);
+    call(
+        &client,
+        reqwest::Method::POST,
+        at("/url"),
+        Some(json!({"url": format!("file://{}", page.display())})),
+    )
+    .await;
+
+    let find_element = |selector: &str| {
+        let (client, url) = (client.clone(), at("/element"));
+        let body = json!({"using": "css selector", "value": selector});
+        async move {
+            call(&client, reqwest::Method::POST, url, Some(body)).await[ELEMENT]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let square = find_element(
+        "button.square.changed[data-cell='bcrypt 5.0.0'][data-scenario='long-password']",
+    )
+    .await;
+    call(
+        &client,
+        reqwest::Method::POST,
+        at(&format!("/element/{square}/click")),
+        Some(json!({})),
+    )
+    .await;
+    let diff = find_element("#diff").await;
+    let text = call(
+        &client,
+        reqwest::Method::GET,
+        at(&format!("/element/{diff}/text")),
+        None,
+    )
+    .await;
+    let text = text.as_str().unwrap();
+    assert!(text.contains("+< 500 Internal Server Error"), "{text}");
+    let versions = find_element("#versions").await;
+    let versions = call(
+        &client,
+        reqwest::Method::GET,
+        at(&format!("/element/{versions}/text")),
+        None,
+    )
+    .await;
+    assert!(
+        versions.as_str().unwrap().contains("bcrypt 3.2.0 → 5.0.0"),
+        "{versions}"
+    );
+
+    // A picture of what a reviewer sees, for the README.
+    let screenshot = call(&client, reqwest::Method::GET, at("/screenshot"), None).await;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(screenshot.as_str().unwrap())
+        .unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    let target = std::env::var_os("UPGRADE_CHECK_SCREENSHOT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report.png"));
+    std::fs::write(&target, png).unwrap();
+    call(&client, reqwest::Method::DELETE, at(""), None).await;
+}
