@@ -134,19 +134,24 @@ fn secrets_in_responses_and_logs_reach_no_written_file() {
     );
 }
 
-#[test]
-fn a_huge_response_is_cut_and_says_so() {
-    let ctx = faulty("huge-body");
-    let run = ctx.run(&[]);
-    assert_eq!(run.code, 1);
+/// Runs a fault that changes the login response; its context and the login diff.
+fn login_diff(fault: &str) -> (TestContext, String) {
+    let ctx = faulty(fault);
+    assert_eq!(ctx.run(&[]).code, 1);
     let diff = scenario_report(&ctx.report(), "baseline", "login")["diff"]
         .as_str()
         .unwrap()
         .to_owned();
+    (ctx, diff)
+}
+
+#[test]
+fn a_huge_response_is_cut_and_says_so() {
+    let (ctx, diff) = login_diff("huge-body");
+    let end = &diff[diff.len().saturating_sub(300)..];
     assert!(
         diff.contains("[truncated: 2097152 more bytes not kept]"),
-        "{}",
-        &diff[diff.len().saturating_sub(300)..]
+        "{end}"
     );
     let pending = std::fs::metadata(ctx.path("snapshots/login.snap.new"))
         .unwrap()
@@ -159,13 +164,7 @@ fn a_huge_response_is_cut_and_says_so() {
 
 #[test]
 fn a_binary_response_is_summarised_not_garbled() {
-    let ctx = faulty("binary-body");
-    let run = ctx.run(&[]);
-    assert_eq!(run.code, 1);
-    let diff = scenario_report(&ctx.report(), "baseline", "login")["diff"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, diff) = login_diff("binary-body");
     assert!(
         diff.contains("+< [binary body: 1024 bytes, sha256 "),
         "{diff}"

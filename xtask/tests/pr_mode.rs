@@ -114,8 +114,9 @@ fn a_grouped_bump_is_split_and_each_failure_is_attributed() {
     );
 }
 
-/// Runs `--since HEAD~1` on a change that writes `line` into the baseline file.
-fn rejected(line: &str) -> (common::Run, usize) {
+/// Runs `--since HEAD~1` on a change that writes `line` into the baseline
+/// file, and checks it is refused before anything runs, naming that line.
+fn assert_rejected(line: &str, reason: &str) {
     let ctx = repository_with_change(None, |text| text.replace("bcrypt==3.2.0", line));
     let line_number = std::fs::read_to_string(ctx.path("fixtures/python-service/requirements.txt"))
         .unwrap()
@@ -124,74 +125,43 @@ fn rejected(line: &str) -> (common::Run, usize) {
         .unwrap()
         + 1;
     let run = ctx.run(&["--since", "HEAD~1"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains(&format!("requirements.txt:{line_number}:")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(reason), "{}", run.stderr);
     assert!(!ctx.path("state/report").exists(), "nothing ran");
-    (run, line_number)
 }
 
 #[test]
 fn shell_text_in_a_changed_line_is_rejected_with_its_line() {
-    let (run, line) = rejected("bcrypt==4.1.2; rm -rf /");
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains(&format!("requirements.txt:{line}:")),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("is not a PEP 508 requirement"),
-        "{}",
-        run.stderr
-    );
+    assert_rejected("bcrypt==4.1.2; rm -rf /", "is not a PEP 508 requirement");
 }
 
 #[test]
 fn an_option_smuggled_into_a_changed_line_is_rejected() {
-    let (run, line) = rejected("--extra-index-url http://127.0.0.1:9/simple");
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains(&format!("requirements.txt:{line}:")),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("options, includes and line continuations are not supported"),
-        "{}",
-        run.stderr
+    assert_rejected(
+        "--extra-index-url http://127.0.0.1:9/simple",
+        "options, includes and line continuations are not supported",
     );
 }
 
 #[test]
 fn a_version_the_index_does_not_have_is_rejected_with_its_line() {
-    let (run, line) = rejected("bcrypt==99.0.0");
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains(&format!("requirements.txt:{line}:")),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("bcrypt 99.0.0 cannot be installed from the package index"),
-        "{}",
-        run.stderr
+    assert_rejected(
+        "bcrypt==99.0.0",
+        "bcrypt 99.0.0 cannot be installed from the package index",
     );
 }
 
 #[test]
 fn a_package_the_index_does_not_have_is_rejected_with_its_line() {
-    let (run, line) = rejected("upgrade-check-no-such-package==1.0.0");
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains(&format!("requirements.txt:{line}:")),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("cannot be installed from the package index"),
-        "{}",
-        run.stderr
+    assert_rejected(
+        "upgrade-check-no-such-package==1.0.0",
+        "cannot be installed from the package index",
     );
 }
 
