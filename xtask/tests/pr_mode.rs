@@ -172,3 +172,21 @@ fn a_ref_that_looks_like_an_option_is_refused() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("is not a git ref"), "{}", run.stderr);
 }
+
+#[test]
+fn command_substitution_and_ifs_tricks_are_not_versions() {
+    assert_rejected("bcrypt==$(id)", "is not a PEP 508 requirement");
+    assert_rejected(
+        "bcrypt==4.1.2${IFS}-r${IFS}/etc/passwd",
+        "is not a PEP 508 requirement",
+    );
+}
+
+#[test]
+fn a_url_or_a_local_path_in_place_of_a_version_is_rejected() {
+    assert_rejected(
+        "bcrypt @ http://127.0.0.1:9/bcrypt-4.1.2.tar.gz",
+        "URL requirements are not supported",
+    );
+    assert_rejected("./vendor/bcrypt", "is not a PEP 508 requirement");
+}
