@@ -190,3 +190,9 @@ fn a_url_or_a_local_path_in_place_of_a_version_is_rejected() {
     );
     assert_rejected("./vendor/bcrypt", "is not a PEP 508 requirement");
 }
+
+#[test]
+fn a_yanked_version_is_rejected_with_its_line() {
+    // bcrypt 4.1.0 was yanked ("Incompatibility with assumptions made by passlib").
+    assert_rejected("bcrypt==4.1.0", "is yanked");
+}

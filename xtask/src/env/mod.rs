@@ -65,22 +65,36 @@ impl Builder {
         self.resolve_file(&self.baseline.path)
     }
 
-    /// Whether the index has `pin` at all (installable here); uv's answer when not.
+    /// Whether the index offers `pin` for installing here: `Err` with uv's
+    /// answer when it has no such version, or when the version is yanked.
     pub fn check_exists(&self, pin: &Pin) -> anyhow::Result<Result<(), BuildFailure>> {
         let scratch = tempfile::tempdir()?;
         let input = scratch.path().join("pin.in");
         fs_err::write(&input, format!("{}=={}\n", pin.package, pin.version))?;
-        let mut args = os_args(&[
-            "pip",
-            "compile",
-            "--quiet",
-            "--no-deps",
-            "--no-header",
-            "--python",
-        ]);
+        // Not --quiet: uv says "is yanked" as a warning on a successful resolution.
+        let mut args = os_args(&["pip", "compile", "--no-deps", "--no-header", "--python"]);
         args.push(self.python.path.clone().into());
         args.push(input.into());
-        self.run_uv(args, "looking the version up")
+        if self.offline {
+            args.push("--offline".into());
+        }
+        let output =
+            process::run_captured(self.uv.command(args), self.timeout)?.with_context(|| {
+                format!(
+                    "looking {pin} up did not finish within {}",
+                    humantime::format_duration(self.timeout)
+                )
+            })?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if !output.status.success() {
+            return Ok(Err(BuildFailure(stderr.trim().to_owned())));
+        }
+        match stderr.lines().find(|line| line.contains("is yanked")) {
+            Some(warning) => Ok(Err(BuildFailure(
+                warning.trim_start_matches("warning: ").to_owned(),
+            ))),
+            None => Ok(Ok(())),
+        }
     }
 
     /// Resolves a requirements file as it is, with nothing forced.
