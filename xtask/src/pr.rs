@@ -89,7 +89,13 @@ pub fn baseline_at(
     .with_context(|| format!("`{git_ref}` is not a commit in this repository"))?;
     let text = git(dir, &["show", "--end-of-options", &spec])
         .with_context(|| format!("cannot read {} at {git_ref}", in_repo.display()))?;
-    let path = scratch.join("baseline-before.txt");
+    // Same file name as the working file: it says how to read it (pyproject.toml or lines).
+    let path = scratch.join("before").join(
+        working
+            .file_name()
+            .context("the baseline file has no name")?,
+    );
+    fs_err::create_dir_all(path.parent().unwrap_or(scratch))?;
     fs_err::write(&path, &text)?;
     let source = Source {
         path: PathBuf::from(&spec),

@@ -196,3 +196,51 @@ fn a_yanked_version_is_rejected_with_its_line() {
     // bcrypt 4.1.0 was yanked ("Incompatibility with assumptions made by passlib").
     assert_rejected("bcrypt==4.1.0", "is yanked");
 }
+
+#[test]
+fn a_pyproject_toml_baseline_is_read_and_diffed() {
+    let ctx = TestContext::new();
+    // The same pins, declared as [project] dependencies instead of lines.
+    let requirements =
+        std::fs::read_to_string(ctx.path("fixtures/python-service/requirements.txt")).unwrap();
+    let pins: Vec<String> = requirements
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(|line| format!("    \"{line}\","))
+        .collect();
+    let pyproject = format!(
+        "[project]\nname = \"auth-service\"\nversion = \"1.0.0\"\ndependencies = [\n{}\n]\n",
+        pins.join("\n")
+    );
+    std::fs::write(
+        ctx.path("fixtures/python-service/pyproject.toml"),
+        pyproject,
+    )
+    .unwrap();
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace(
+            "baseline = \"requirements.txt\"",
+            "baseline = \"pyproject.toml\"",
+        )
+    });
+    std::fs::write(ctx.path(".gitignore"), "/state/\n*.snap.new\n").unwrap();
+    git(&ctx, &["init", "--quiet"]);
+    git(&ctx, &["add", "."]);
+    git(&ctx, &["commit", "--quiet", "-m", "pins in pyproject.toml"]);
+    ctx.edit("fixtures/python-service/pyproject.toml", |text| {
+        text.replace("bcrypt==3.2.0", "bcrypt==5.0.0")
+    });
+    git(&ctx, &["commit", "--quiet", "-am", "bump bcrypt"]);
+
+    let run = ctx.run(&["--since", "HEAD~1"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("1 pins changed: bcrypt 3.2.0 → 5.0.0"),
+        "{}",
+        run.stderr
+    );
+    let report = ctx.report();
+    assert_eq!(verdict(&report, "baseline", "long-password"), "pass");
+    assert_eq!(verdict(&report, "bcrypt 5.0.0", "long-password"), "changed");
+    assert_eq!(verdict(&report, "bcrypt 5.0.0", "login"), "pass");
+}

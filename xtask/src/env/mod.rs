@@ -62,7 +62,16 @@ pub struct BuildFailure(pub String);
 impl Builder {
     /// Resolves the baseline file as the service declares it.
     pub fn resolve_baseline(&self) -> anyhow::Result<Result<Resolution, BuildFailure>> {
-        self.resolve_file(&self.baseline.path)
+        self.resolve(&requirement_lines(&self.baseline), "", "")
+    }
+
+    /// Resolves a requirements file (or pyproject.toml) as it is, with nothing forced.
+    pub fn resolve_file(
+        &self,
+        path: &std::path::Path,
+    ) -> anyhow::Result<Result<Resolution, BuildFailure>> {
+        let file = BaselineFile::load(path)?;
+        self.resolve(&requirement_lines(&file), "", "")
     }
 
     /// Whether the index offers `pin` for installing here: `Err` with uv's
@@ -95,15 +104,6 @@ impl Builder {
             ))),
             None => Ok(Ok(())),
         }
-    }
-
-    /// Resolves a requirements file as it is, with nothing forced.
-    pub fn resolve_file(
-        &self,
-        path: &std::path::Path,
-    ) -> anyhow::Result<Result<Resolution, BuildFailure>> {
-        let input = fs_err::read_to_string(path)?;
-        self.resolve(&input, "", "")
     }
 
     /// Resolves the baseline with `pins` forced on top.
@@ -276,6 +276,14 @@ impl Builder {
 
 fn os_args(args: &[&str]) -> Vec<OsString> {
     args.iter().map(OsString::from).collect()
+}
+
+/// The parsed requirements, one per line: what uv reads, never the file's raw text.
+fn requirement_lines(file: &BaselineFile) -> String {
+    file.requirements
+        .iter()
+        .map(|requirement| format!("{requirement}\n"))
+        .collect()
 }
 
 /// Hex SHA-256 of the parts, each length-prefixed so that no two lists collide.

@@ -31,8 +31,16 @@ impl BaselineFile {
         BaselineFile::parse(path, &Source::read(path)?)
     }
 
-    /// Parses `source` (which errors name) as the requirements file at `path`.
+    /// Parses `source` (which errors name) as the requirements file at `path`:
+    /// `pyproject.toml` by its `[project] dependencies`, anything else as
+    /// requirement lines.
     pub fn parse(path: &Path, source: &Source) -> Result<BaselineFile, InputError> {
+        if path
+            .file_name()
+            .is_some_and(|name| name == "pyproject.toml")
+        {
+            return BaselineFile::parse_pyproject(path, source);
+        }
         let mut requirements = Vec::new();
         let mut lines = Vec::new();
         let mut offset = 0;
@@ -50,15 +58,36 @@ impl BaselineFile {
                     "`{text}`: options, includes and line continuations are not supported in a baseline file; list one requirement per line"
                 )));
             }
-            let requirement = Requirement::<VerbatimUrl>::from_str(text)
-                .map_err(|err| error(format!("`{text}` is not a PEP 508 requirement: {err}")))?;
-            if matches!(requirement.version_or_url, Some(VersionOrUrl::Url(_))) {
-                return Err(error(format!(
-                    "`{text}`: URL requirements are not supported; pin a version"
-                )));
-            }
-            requirements.push(requirement);
+            requirements.push(requirement_of(text).map_err(error)?);
             lines.push(source.line_of(start));
+        }
+        Ok(BaselineFile {
+            path: path.to_owned(),
+            requirements,
+            lines,
+        })
+    }
+
+    /// The PEP 508 strings of `[project] dependencies`, each with its line.
+    fn parse_pyproject(path: &Path, source: &Source) -> Result<BaselineFile, InputError> {
+        #[derive(serde::Deserialize)]
+        struct Pyproject {
+            project: Project,
+        }
+        #[derive(serde::Deserialize)]
+        struct Project {
+            #[serde(default)]
+            dependencies: Vec<toml::Spanned<String>>,
+        }
+        let pyproject: Pyproject = source.parse()?;
+        let mut requirements = Vec::new();
+        let mut lines = Vec::new();
+        for (index, dependency) in pyproject.project.dependencies.iter().enumerate() {
+            let key = format!("project.dependencies[{index}]");
+            let requirement = requirement_of(dependency.get_ref())
+                .map_err(|message| source.error_at(Some(dependency.span()), &key, &message))?;
+            requirements.push(requirement);
+            lines.push(source.line_of(dependency.span().start));
         }
         Ok(BaselineFile {
             path: path.to_owned(),
@@ -106,6 +135,18 @@ impl BaselineFile {
                 _ => None,
             })
     }
+}
+
+/// One PEP 508 requirement that names a version, not a URL.
+fn requirement_of(text: &str) -> Result<Requirement<VerbatimUrl>, String> {
+    let requirement = Requirement::<VerbatimUrl>::from_str(text)
+        .map_err(|err| format!("`{text}` is not a PEP 508 requirement: {err}"))?;
+    if matches!(requirement.version_or_url, Some(VersionOrUrl::Url(_))) {
+        return Err(format!(
+            "`{text}`: URL requirements are not supported; pin a version"
+        ));
+    }
+    Ok(requirement)
 }
 
 fn strip_comment(line: &str) -> &str {
