@@ -155,11 +155,29 @@ fn inc_002_renamed_database_variables_are_caught_on_postgres() {
 #[test]
 fn the_fixed_service_serves_on_postgres_and_names_a_missing_variable() {
     let ctx = TestContext::new();
-    ctx.set_matrix(r#"bcrypt = ["3.2.0"]"#);
+    // The database driver is a matrix package like any other.
+    ctx.set_matrix(r#"psycopg2-binary = ["2.9.9"]"#);
     let run = ctx.run(&[]);
     assert_eq!(run.code, 0, "the baseline matches every accepted snapshot");
     let report = ctx.report();
     assert_eq!(verdict(&report, "baseline", "staging@staging"), "pass");
+    assert_eq!(
+        verdict(&report, "psycopg2-binary 2.9.9", "staging@staging"),
+        "pass"
+    );
+    // The cluster the harness started is stopped and deleted at the end of the run.
+    let cluster = run
+        .stderr
+        .split("PostgreSQL: cluster ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .expect("the harness started its own cluster")
+        .to_owned();
+    assert!(
+        !std::path::Path::new(&cluster).exists(),
+        "{cluster} was deleted"
+    );
+
     assert_eq!(
         verdict(&report, "baseline", "staging@staging-no-db-pass"),
         "pass"
