@@ -190,15 +190,6 @@ struct RawService {
     profile: Option<Spanned<String>>,
     #[serde(default)]
     allow_public_bind: bool,
-    /// Filled from `[profiles]` before validation, for the bind check.
-    #[serde(skip)]
-    profile_env: Vec<(String, Spanned<String>)>,
-}
-
-fn profiles_raw_env(raw: &RawService) -> impl Iterator<Item = (String, &Spanned<String>)> {
-    raw.profile_env
-        .iter()
-        .map(|(key, value)| (key.clone(), value))
 }
 
 fn default_database() -> DatabaseKind {
@@ -282,16 +273,7 @@ impl Config {
         let source = Source::read(path)?;
         let raw: RawConfig = source.parse()?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let mut raw = raw;
-        raw.service.profile_env = raw
-            .profiles
-            .iter()
-            .flat_map(|(name, profile)| {
-                let env = &profile.get_ref().env;
-                env.iter()
-                    .map(move |(key, value)| (format!("profiles.{name}.env.{key}"), value.clone()))
-            })
-            .collect();
+        check_loopback(&source, &raw)?;
         let profiles = profiles(&source, &raw.service, raw.profiles)?;
 
         let config = Config {
@@ -337,28 +319,6 @@ fn service(
             "service.command",
             "the command needs at least a program",
         ));
-    }
-    if !raw.allow_public_bind {
-        let values = raw
-            .command
-            .get_ref()
-            .iter()
-            .map(|arg| ("service.command".to_owned(), arg));
-        let env = raw
-            .env
-            .iter()
-            .map(|(name, value)| (format!("service.env.{name}"), value));
-        let profile_env = profiles_raw_env(&raw);
-        for (key, value) in values.chain(env).chain(profile_env) {
-            if value.get_ref().contains("0.0.0.0") {
-                return Err(source.error_at(
-                    Some(value.span()),
-                    &key,
-                    "the service would listen on every interface; it must bind 127.0.0.1 \
-                     (set service.allow-public-bind = true if you really mean it)",
-                ));
-            }
-        }
     }
     let mut command = Vec::new();
     for (index, arg) in raw.command.into_inner().into_iter().enumerate() {
@@ -587,6 +547,42 @@ fn replay(source: &Source, base: &Path, raw: RawReplay) -> Result<Replay, InputE
             .map(|name| name.to_ascii_lowercase())
             .collect(),
     })
+}
+
+/// Refuses a command or environment value (the service's or any profile's)
+/// that would have the service listen on every interface, unless allowed.
+fn check_loopback(source: &Source, raw: &RawConfig) -> Result<(), InputError> {
+    if raw.service.allow_public_bind {
+        return Ok(());
+    }
+    let command = raw
+        .service
+        .command
+        .get_ref()
+        .iter()
+        .map(|arg| ("service.command".to_owned(), arg));
+    let env = raw
+        .service
+        .env
+        .iter()
+        .map(|(name, value)| (format!("service.env.{name}"), value));
+    let profiles = raw.profiles.iter().flat_map(|(profile, raw)| {
+        raw.get_ref()
+            .env
+            .iter()
+            .map(move |(name, value)| (format!("profiles.{profile}.env.{name}"), value))
+    });
+    for (key, value) in command.chain(env).chain(profiles) {
+        if value.get_ref().contains("0.0.0.0") {
+            return Err(source.error_at(
+                Some(value.span()),
+                &key,
+                "the service would listen on every interface; it must bind 127.0.0.1 \
+                 (set service.allow-public-bind = true if you really mean it)",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `base/value`, refusing paths that leave `base` (absolute, `..`, or a symlink out).

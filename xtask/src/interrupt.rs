@@ -6,6 +6,8 @@
 //! without writing anything more. CI systems send SIGINT, then SIGTERM a few
 //! seconds later, then SIGKILL; both of the first two end up here.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
@@ -18,7 +20,7 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 pub struct Interrupt {
     fired: watch::Receiver<Option<&'static str>>,
     /// Set once the cells run: from then on the run itself handles a signal.
-    cells: watch::Sender<bool>,
+    cells: AtomicBool,
 }
 
 impl Interrupt {
@@ -50,19 +52,19 @@ impl Interrupt {
         });
         Ok(Interrupt {
             fired,
-            cells: watch::channel(false).0,
+            cells: AtomicBool::new(false),
         })
     }
 
     /// From now on a signal is the run's to handle: it writes a cancelled report.
     pub fn cells_started(&self) {
-        self.cells.send_replace(true);
+        self.cells.store(true, Ordering::SeqCst);
     }
 
     /// Resolves with the signal's name if one arrives before the cells run.
     pub async fn wait_before_cells(&self) -> &'static str {
         let name = self.wait().await;
-        if *self.cells.borrow() {
+        if self.cells.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
         name

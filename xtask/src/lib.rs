@@ -165,37 +165,8 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         python.path.display()
     ));
 
-    let plan = if options.accept {
-        Plan {
-            cells: vec![Cell::baseline(&config.service.profile)],
-            skipped: Vec::new(),
-        }
-    } else if let Some(before) = before {
-        let after = std::mem::replace(&mut baseline, before.file);
-        let changes = pr::changes(&baseline, &after);
-        let described: Vec<String> = changes.iter().map(ToString::to_string).collect();
-        progress.say(&format!(
-            "since {}: {} pins changed: {}",
-            before.name,
-            changes.len(),
-            if described.is_empty() {
-                "none".to_owned()
-            } else {
-                described.join(", ")
-            }
-        ));
-        check_versions_exist(&python, &uv, &dirs, &after, &changes).await?;
-        pr::plan(&changes, &config.service.profile, &after.path)
-    } else {
-        plan::plan(&config.matrix, &config.service.profile, |package| {
-            baseline.pinned_version(package)
-        })
-    };
-    progress.say(&format!(
-        "{} cells × {} scenarios",
-        plan.cells.len(),
-        scenarios.len()
-    ));
+    // In pull-request mode the working file is the change, the old one the baseline.
+    let after = before.map(|before| (std::mem::replace(&mut baseline, before.file), before.name));
     let builder = Builder {
         python,
         uv,
@@ -205,6 +176,36 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         no_build: options.no_build,
         offline: options.offline,
     };
+    let plan = if options.accept {
+        Plan {
+            cells: vec![Cell::baseline(&config.service.profile)],
+            skipped: Vec::new(),
+        }
+    } else if let Some((after, name)) = after {
+        let changes = pr::changes(&builder.baseline, &after);
+        let described: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        progress.say(&format!(
+            "since {}: {} pins changed: {}",
+            name,
+            changes.len(),
+            if described.is_empty() {
+                "none".to_owned()
+            } else {
+                described.join(", ")
+            }
+        ));
+        check_versions_exist(&builder, &after, &changes).await?;
+        pr::plan(&changes, &config.service.profile, &after.path)
+    } else {
+        plan::plan(&config.matrix, &config.service.profile, |package| {
+            builder.baseline.pinned_version(package)
+        })
+    };
+    progress.say(&format!(
+        "{} cells × {} scenarios",
+        plan.cells.len(),
+        scenarios.len()
+    ));
     let postgres = start_postgres(
         &config,
         &scenarios,
@@ -233,9 +234,8 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         outcomes = run::run_plan(ctx.clone(), &plan) => (outcomes, None),
         name = interrupt.wait() => {
             // Every child is dead already; keep what finished, in plan order.
-            let mut finished = std::mem::take(&mut *ctx.finished.lock().unwrap_or_else(|e| e.into_inner()));
-            finished.sort_by_key(|(index, _)| *index);
-            (finished.into_iter().map(|(_, outcome)| outcome).collect::<Vec<_>>(), Some(name))
+            (run::finished(&ctx), Some(name))
+
         }
     };
 
@@ -408,21 +408,10 @@ fn lay_over(config: &mut Config, overlay: &Path, scratch: &Path) -> anyhow::Resu
 /// A version a change asks for must exist on the index, or the change is
 /// bad input: exit 2 naming the line, before anything is built.
 async fn check_versions_exist(
-    python: &env::Python,
-    uv: &env::Uv,
-    dirs: &StateDirs,
+    builder: &Builder,
     after: &BaselineFile,
     changes: &[pr::PinChange],
 ) -> anyhow::Result<()> {
-    let builder = Builder {
-        python: python.clone(),
-        uv: uv.clone(),
-        dirs: dirs.clone(),
-        baseline: after.clone(),
-        timeout: Duration::from_secs(120),
-        no_build: false,
-        offline: false,
-    };
     for change in changes {
         let Some(version) = change.after.clone() else {
             continue;

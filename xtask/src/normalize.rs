@@ -241,18 +241,9 @@ impl<'a> Normaliser<'a> {
     }
 }
 
-/// Replaces every secret value in `text` (for logs and reports).
+/// Replaces every secret value in `text`, and nothing else (for the logs kept on disk).
 pub fn redact_secrets(text: &str, secrets: &BTreeMap<String, String>) -> String {
-    let mut normaliser_secrets: Vec<_> = secrets
-        .iter()
-        .filter(|(_, value)| !value.is_empty())
-        .collect();
-    normaliser_secrets.sort_by_key(|(_, value)| std::cmp::Reverse(value.len()));
-    let mut text = text.to_owned();
-    for (name, value) in normaliser_secrets {
-        text = text.replace(value.as_str(), &format!("[secret:{name}]"));
-    }
-    text
+    Normaliser::new(secrets, &[], &[], &[]).literals(text)
 }
 
 #[cfg(test)]

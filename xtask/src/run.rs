@@ -85,7 +85,6 @@ pub fn scenario_runs<'a>(scenarios: &'a [Scenario], cell_profile: &str) -> Vec<S
 }
 
 /// One cell's result, plus the rendered contents of each scenario it replayed.
-#[derive(Clone)]
 pub struct CellOutcome {
     pub report: CellReport,
     pub contents: BTreeMap<String, String>,
@@ -163,7 +162,6 @@ pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
         })
     });
 
-    let mut outcomes: Vec<Option<CellOutcome>> = plan.cells.iter().map(|_| None).collect();
     let mut cells = plan.cells.iter().cloned().zip(prepared).enumerate();
     // The baseline is judged before anything else.
     if let Some((index, (cell, prepared))) = cells.next() {
@@ -184,8 +182,7 @@ pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
                 failing.join(", ")
             ));
         }
-        record(&ctx, index, &outcome);
-        outcomes[index] = Some(outcome);
+        record(&ctx, index, outcome);
     }
     let mut running = JoinSet::new();
     for (index, (cell, prepared)) in cells {
@@ -197,14 +194,11 @@ pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
     }
     while let Some(joined) = running.join_next().await {
         match joined {
-            Ok((index, outcome)) => {
-                record(&ctx, index, &outcome);
-                outcomes[index] = Some(outcome);
-            }
+            Ok((index, outcome)) => record(&ctx, index, outcome),
             Err(err) => unreachable!("guarded cells do not panic: {err}"),
         }
     }
-    outcomes.into_iter().map(Option::unwrap).collect()
+    finished(&ctx)
 }
 
 /// Runs a cell on its own task so that a panic in it fails that cell only.
@@ -242,11 +236,19 @@ async fn guarded(
     }
 }
 
-fn record(ctx: &RunContext, index: usize, outcome: &CellOutcome) {
+/// Keeps a finished cell where both the end of the run and a cancellation find it.
+fn record(ctx: &RunContext, index: usize, outcome: CellOutcome) {
     ctx.finished
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push((index, outcome.clone()));
+        .push((index, outcome));
+}
+
+/// The cells finished so far, in plan order (all of them once the run is over).
+pub fn finished(ctx: &RunContext) -> Vec<CellOutcome> {
+    let mut finished = std::mem::take(&mut *ctx.finished.lock().unwrap_or_else(|e| e.into_inner()));
+    finished.sort_by_key(|(index, _)| *index);
+    finished.into_iter().map(|(_, outcome)| outcome).collect()
 }
 
 /// Resolves and installs one cell's environment.
@@ -432,9 +434,17 @@ async fn run_scenario(
         &config.redactions,
         &config.replay.keep_headers,
     );
-    report.warnings = warnings(&log, &mut normaliser);
+    // The log is read once: for warnings, for the report's tail, and to scrub it.
+    let log_text = service::read_log(&log);
+    report.warnings = warnings(&log_text, &mut normaliser);
+    let log_tail = normaliser.literals(&service::tail(&log_text, LOG_TAIL_LINES));
+    // The service wrote its log unfiltered; keep no secret in it.
+    let scrubbed = normalize::redact_secrets(&log_text, &secrets);
+    if scrubbed != log_text {
+        let _ = write_atomic(&log, scrubbed.as_bytes());
+    }
     let Some(outcome) = outcome else {
-        report.log_tail = Some(normaliser.literals(&service::log_tail(&log, LOG_TAIL_LINES)));
+        report.log_tail = Some(log_tail);
         return (report, None);
     };
     let rendered = match &outcome {
@@ -512,12 +522,7 @@ async fn run_scenario(
         Err(err) => report.summary = Some(format!("{err:#}")),
     }
     if report.verdict != Verdict::Pass {
-        report.log_tail = Some(normaliser.literals(&service::log_tail(&log, LOG_TAIL_LINES)));
-    }
-    // The service wrote its log unfiltered; keep no secret in it.
-    if let Ok(text) = fs_err::read(&log) {
-        let text = normalize::redact_secrets(&String::from_utf8_lossy(&text), &secrets);
-        let _ = write_atomic(&log, text.as_bytes());
+        report.log_tail = Some(log_tail);
     }
     (report, Some(rendered))
 }
@@ -732,11 +737,11 @@ fn startup_change(diff: &str) -> Option<String> {
 }
 
 /// Lines of the service's output that look like warnings or errors, normalised.
-fn warnings(log: &Path, normaliser: &mut Normaliser<'_>) -> Vec<String> {
+fn warnings(log: &str, normaliser: &mut Normaliser<'_>) -> Vec<String> {
     const MAX: usize = 20;
     const MARKERS: &[&str] = &["warn", "error", "traceback", "exception", "(trapped)"];
     let mut found: Vec<String> = Vec::new();
-    for line in service::log_tail(log, 2000).lines() {
+    for line in service::tail(log, 2000).lines() {
         let lower = line.to_ascii_lowercase();
         if MARKERS.iter().any(|marker| lower.contains(marker)) {
             let line = normaliser.text(line.trim());

@@ -192,16 +192,9 @@ fn listener_in_group(port: u16, pgid: u32) -> Option<bool> {
         .ok()?
         .filter_map(Result::ok)
         .filter_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let group: u32 = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(2)?
-                .parse()
-                .ok()?;
-            (group == pgid).then_some(pid)
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let group = crate::sweep::process_group(pid)?;
+            (u32::try_from(group).ok()? == pgid).then_some(pid)
         });
     Some(members.any(|pid| {
         std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
@@ -283,14 +276,23 @@ impl RunningService {
 static ANSI_ESCAPE: LazyLock<regex::Regex> =
     LazyLock::new(|| regex::Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]").expect("valid regex"));
 
-/// The last `lines` lines of a log file, without terminal escapes, for reports.
-pub fn log_tail(path: &Path, lines: usize) -> String {
-    let text = fs_err::read(path)
+/// A log file as the service wrote it (lossy UTF-8; empty if unreadable).
+pub fn read_log(path: &Path) -> String {
+    fs_err::read(path)
         .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-        .unwrap_or_default();
-    let text = ANSI_ESCAPE.replace_all(&text, "");
+        .unwrap_or_default()
+}
+
+/// The last `lines` lines of a log's text, without terminal escapes, for reports.
+pub fn tail(log: &str, lines: usize) -> String {
+    let text = ANSI_ESCAPE.replace_all(log, "");
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The last `lines` lines of a log file, without terminal escapes.
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    tail(&read_log(path), lines)
 }
 
 #[cfg(test)]

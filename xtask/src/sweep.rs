@@ -145,7 +145,7 @@ pub fn command_name(pid: i32) -> String {
 }
 
 /// Process group (field 5 of stat).
-fn process_group(pid: i32) -> Option<i32> {
+pub fn process_group(pid: i32) -> Option<i32> {
     stat_fields(u32::try_from(pid).ok()?)?.get(2)?.parse().ok()
 }
 
