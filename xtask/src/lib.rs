@@ -167,11 +167,17 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
 
     // In pull-request mode the working file is the change, the old one the baseline.
     let after = before.map(|before| (std::mem::replace(&mut baseline, before.file), before.name));
+    let mut hashes = env::DeclaredHashes::default();
+    hashes.add(&baseline);
+    if let Some((after, _)) = &after {
+        hashes.add(after);
+    }
     let builder = Builder {
         python,
         uv,
         dirs: dirs.clone(),
         baseline,
+        hashes,
         timeout: config.timeouts.build,
         no_build: options.no_build,
         offline: options.offline,
@@ -425,9 +431,12 @@ async fn check_versions_exist(
         if let Err(failure) =
             tokio::task::spawn_blocking(move || checker.check_exists(&asked)).await??
         {
+            let (path, line) = after
+                .origin_of(&pin.package)
+                .unwrap_or((after.path.as_path(), 1));
             return Err(input::InputError {
-                path: after.path.clone(),
-                line: after.line_of(&pin.package).unwrap_or(1),
+                path: path.to_owned(),
+                line,
                 column: 1,
                 key: pin.package.to_string(),
                 message: format!(

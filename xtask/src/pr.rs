@@ -87,8 +87,24 @@ pub fn baseline_at(
         ],
     )
     .with_context(|| format!("`{git_ref}` is not a commit in this repository"))?;
-    let text = git(dir, &["show", "--end-of-options", &spec])
-        .with_context(|| format!("cannot read {} at {git_ref}", in_repo.display()))?;
+    let show = |in_repo: &Path| -> Result<Source, InputError> {
+        let spec = format!("{git_ref}:{}", in_repo.display());
+        let text = git(dir, &["show", "--end-of-options", &spec]).map_err(|err| InputError {
+            path: PathBuf::from(&spec),
+            line: 1,
+            column: 1,
+            key: "(file)".to_owned(),
+            message: format!("cannot read at {git_ref}: {err:#}"),
+        })?;
+        Ok(Source {
+            path: PathBuf::from(spec),
+            text,
+        })
+    };
+    let source = match show(&in_repo) {
+        Ok(source) => source,
+        Err(err) => return Ok(Err(err)),
+    };
     // Same file name as the working file: it says how to read it (pyproject.toml or lines).
     let path = scratch.join("before").join(
         working
@@ -96,12 +112,10 @@ pub fn baseline_at(
             .context("the baseline file has no name")?,
     );
     fs_err::create_dir_all(path.parent().unwrap_or(scratch))?;
-    fs_err::write(&path, &text)?;
-    let source = Source {
-        path: PathBuf::from(&spec),
-        text,
-    };
-    Ok(BaselineFile::parse(&path, &source).map(|file| Before { file, name: spec }))
+    fs_err::write(&path, &source.text)?;
+    let folder = in_repo.parent().unwrap_or(Path::new("")).to_owned();
+    let read_include = |relative: &Path| show(&folder.join(relative));
+    Ok(BaselineFile::parse(&path, &source, &read_include).map(|file| Before { file, name: spec }))
 }
 
 /// Packages whose `==` pin differs between the two files, in name order.

@@ -330,6 +330,8 @@ async fn run_cell(
             id: environment.id.clone(),
             resolution_reused,
             build_reused: environment.reused,
+            hash_checked: environment.hash_checked,
+            built_from_source: environment.built_from_source.clone(),
         }),
         ..blank_report(&cell)
     };

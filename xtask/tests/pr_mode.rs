@@ -30,6 +30,15 @@ fn repository_with_change(
     overlay: Option<&str>,
     edit: impl FnOnce(String) -> String,
 ) -> TestContext {
+    repository_with_change_in(overlay, "fixtures/python-service/requirements.txt", edit)
+}
+
+/// The same, with the change in `file`.
+fn repository_with_change_in(
+    overlay: Option<&str>,
+    file: &str,
+    edit: impl FnOnce(String) -> String,
+) -> TestContext {
     let ctx = TestContext::new();
     if let Some(overlay) = overlay {
         ctx.overlay(overlay);
@@ -38,7 +47,7 @@ fn repository_with_change(
     git(&ctx, &["init", "--quiet"]);
     git(&ctx, &["add", "."]);
     git(&ctx, &["commit", "--quiet", "-m", "the service as it is"]);
-    ctx.edit("fixtures/python-service/requirements.txt", edit);
+    ctx.edit(file, edit);
     git(&ctx, &["commit", "--quiet", "-am", "bump dependencies"]);
     ctx
 }
@@ -145,8 +154,14 @@ fn shell_text_in_a_changed_line_is_rejected_with_its_line() {
 fn an_option_smuggled_into_a_changed_line_is_rejected() {
     assert_rejected(
         "--extra-index-url http://127.0.0.1:9/simple",
-        "options, includes and line continuations are not supported",
+        "index and install options belong in uv's own configuration",
     );
+}
+
+#[test]
+fn an_include_that_leaves_the_service_is_rejected() {
+    assert_rejected("-r /etc/passwd", "an include must stay inside");
+    assert_rejected("-r ../../../etc/passwd", "an include must stay inside");
 }
 
 #[test]
@@ -243,4 +258,54 @@ fn a_pyproject_toml_baseline_is_read_and_diffed() {
     assert_eq!(verdict(&report, "baseline", "long-password"), "pass");
     assert_eq!(verdict(&report, "bcrypt 5.0.0", "long-password"), "changed");
     assert_eq!(verdict(&report, "bcrypt 5.0.0", "login"), "pass");
+}
+
+#[test]
+fn a_bump_inside_an_included_hashed_file_is_found_and_tried() {
+    // Renovate rewrites the pin and drops the old digests; the new version is
+    // checked against the index's.
+    let ctx = repository_with_change_in(
+        Some("fixtures/variants/hash-checked"),
+        "fixtures/python-service/requirements/auth.txt",
+        |text| {
+            let start = text.find("bcrypt==3.2.0").unwrap();
+            let end = start + text[start..].find("pyjwt==").unwrap();
+            format!("{}bcrypt==5.0.0\n{}", &text[..start], &text[end..])
+        },
+    );
+    let run = ctx.run(&["--since", "HEAD~1"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("1 pins changed: bcrypt 3.2.0 → 5.0.0"),
+        "{}",
+        run.stderr
+    );
+    let report = ctx.report();
+    assert_eq!(verdict(&report, "baseline", "long-password"), "pass");
+    assert_eq!(verdict(&report, "bcrypt 5.0.0", "long-password"), "changed");
+    assert_eq!(
+        cell_report(&report, "baseline")["environment"]["hash_checked"],
+        true
+    );
+}
+
+#[test]
+fn a_yanked_version_in_an_include_is_rejected_naming_the_include() {
+    let ctx = repository_with_change_in(
+        Some("fixtures/variants/hash-checked"),
+        "fixtures/python-service/requirements/auth.txt",
+        |text| {
+            let start = text.find("bcrypt==3.2.0").unwrap();
+            let end = start + text[start..].find("pyjwt==").unwrap();
+            format!("{}bcrypt==4.1.0\n{}", &text[..start], &text[end..])
+        },
+    );
+    let run = ctx.run(&["--since", "HEAD~1"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("requirements/auth.txt:3:") && run.stderr.contains("is yanked"),
+        "{}",
+        run.stderr
+    );
+    assert!(!ctx.path("state/report").exists(), "nothing ran");
 }

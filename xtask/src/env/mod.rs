@@ -5,12 +5,13 @@
 //! `complete` marker exists, which is written last. This module never starts
 //! the service.
 
+pub mod baseline;
 pub mod python;
 pub mod requirements;
 pub mod uv;
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,8 +21,9 @@ use crate::plan::Pin;
 use crate::process;
 use crate::state::{self, StateDirs};
 
+pub use baseline::{BaselineFile, DeclaredHashes};
 pub use python::Python;
-pub use requirements::{BaselineFile, ResolvedSet, VersionChange};
+pub use requirements::{ResolvedSet, VersionChange};
 pub use uv::Uv;
 
 /// Resolves and installs environments for one service.
@@ -31,6 +33,9 @@ pub struct Builder {
     pub uv: Uv,
     pub dirs: StateDirs,
     pub baseline: BaselineFile,
+    /// Digests the service's files declare; when any exist, every install is
+    /// hash-checked.
+    pub hashes: DeclaredHashes,
     pub timeout: Duration,
     /// Refuse source distributions: installing runs no package's build code.
     pub no_build: bool,
@@ -53,6 +58,11 @@ pub struct Environment {
     pub dir: PathBuf,
     pub python: PathBuf,
     pub reused: bool,
+    /// Installed only after checking each download against its digests.
+    pub hash_checked: bool,
+    /// `name version` of each package built from a source distribution, which
+    /// ran that package's build code on this machine.
+    pub built_from_source: Vec<String>,
 }
 
 /// Why a cell could not be built, in the words of the tool that failed.
@@ -62,7 +72,7 @@ pub struct BuildFailure(pub String);
 impl Builder {
     /// Resolves the baseline file as the service declares it.
     pub fn resolve_baseline(&self) -> anyhow::Result<Result<Resolution, BuildFailure>> {
-        self.resolve(&requirement_lines(&self.baseline), "", "")
+        self.resolve(&self.baseline.requirement_lines(), "", "")
     }
 
     /// Resolves a requirements file (or pyproject.toml) as it is, with nothing forced.
@@ -71,7 +81,7 @@ impl Builder {
         path: &std::path::Path,
     ) -> anyhow::Result<Result<Resolution, BuildFailure>> {
         let file = BaselineFile::load(path)?;
-        self.resolve(&requirement_lines(&file), "", "")
+        self.resolve(&file.requirement_lines(), "", "")
     }
 
     /// Whether the index offers `pin` for installing here: `Err` with uv's
@@ -118,16 +128,17 @@ impl Builder {
     ) -> anyhow::Result<Result<Resolution, BuildFailure>> {
         let pinned = |name| pins.iter().any(|pin| &pin.package == name);
         let mut input = String::new();
-        for requirement in &self.baseline.requirements {
-            if pinned(&requirement.name) || !baseline.is_transitive(&requirement.name) {
-                input.push_str(&format!("{requirement}\n"));
+        for declared in &self.baseline.requirements {
+            let name = &declared.requirement.name;
+            if pinned(name) || !baseline.is_transitive(name) {
+                input.push_str(&format!("{}\n", declared.requirement));
             }
         }
         let overrides: String = pins
             .iter()
             .map(|pin| format!("{}=={}\n", pin.package, pin.version))
             .collect();
-        self.resolve(&input, &overrides, &baseline.to_requirements())
+        self.resolve(&input, &overrides, &baseline.to_preferences())
     }
 
     fn resolve(
@@ -137,11 +148,16 @@ impl Builder {
         preferences: &str,
     ) -> anyhow::Result<Result<Resolution, BuildFailure>> {
         let key = hash(&[
-            "resolve-v1",
+            "resolve-v2",
             if self.no_build {
                 "no-build"
             } else {
                 "may-build"
+            },
+            if self.hashes.is_empty() {
+                "no-hashes"
+            } else {
+                "hashes"
             },
             &self.python.path.to_string_lossy(),
             &self.python.version,
@@ -153,7 +169,7 @@ impl Builder {
         let cached = self.dirs.resolutions_dir().join(format!("{key}.txt"));
         if let Ok(text) = fs_err::read_to_string(&cached) {
             return Ok(Ok(Resolution {
-                set: ResolvedSet::parse(&text)?,
+                set: self.with_declared_hashes(ResolvedSet::parse(&text)?),
                 reused: true,
             }));
         }
@@ -175,6 +191,9 @@ impl Builder {
         if self.no_build {
             args.push("--no-build".into());
         }
+        if !self.hashes.is_empty() {
+            args.push("--generate-hashes".into());
+        }
         args.extend([OsString::from("--output-file"), output_path.clone().into()]);
         if !overrides.is_empty() {
             let overrides_path = scratch.path().join("overrides.txt");
@@ -186,9 +205,16 @@ impl Builder {
             return Ok(Err(failure));
         }
         let text = fs_err::read_to_string(&output_path)?;
-        let set = ResolvedSet::parse(&text)?;
+        let set = self.with_declared_hashes(ResolvedSet::parse(&text)?);
         state::write_atomic(&cached, text.as_bytes())?;
         Ok(Ok(Resolution { set, reused: false }))
+    }
+
+    /// The index's digests for `set`, replaced by the files' own where they
+    /// declare the same pin.
+    fn with_declared_hashes(&self, mut set: ResolvedSet) -> ResolvedSet {
+        set.use_declared_hashes(&self.hashes);
+        set
     }
 
     /// The environment for `set`, installed once and shared by every cell that needs it.
@@ -209,13 +235,18 @@ impl Builder {
         let venv = dir.join("venv");
         let python = venv.join("bin").join("python");
         let complete = dir.join("complete");
+        let built_list = dir.join("built-from-source.txt");
+        let hash_checked = set.is_hash_checked();
         let _lock = state::lock(&envs.join(format!("{id}.lock")))?;
         if complete.exists() {
+            let built = fs_err::read_to_string(&built_list).unwrap_or_default();
             return Ok(Ok(Environment {
                 id,
                 dir,
                 python,
                 reused: true,
+                hash_checked,
+                built_from_source: built.lines().map(str::to_owned).collect(),
             }));
         }
         // Whatever is here was left by an interrupted build and is not trusted.
@@ -234,17 +265,25 @@ impl Builder {
         if self.no_build {
             sync_args.push("--no-build".into());
         }
+        if hash_checked {
+            sync_args.push("--require-hashes".into());
+        }
         sync_args.push("--python".into());
         sync_args.extend([python.clone().into(), requirements_path.into()]);
         if let Err(failure) = self.run_uv(sync_args, "installing")? {
             return Ok(Err(failure));
         }
+        let built_from_source = built_from_source(&venv)?;
+        let listed: String = built_from_source.iter().map(|b| format!("{b}\n")).collect();
+        fs_err::write(&built_list, listed)?;
         state::write_atomic(&complete, requirements.as_bytes())?;
         Ok(Ok(Environment {
             id,
             dir,
             python,
             reused: false,
+            hash_checked,
+            built_from_source,
         }))
     }
 
@@ -274,16 +313,33 @@ impl Builder {
     }
 }
 
-fn os_args(args: &[&str]) -> Vec<OsString> {
-    args.iter().map(OsString::from).collect()
+/// Packages of `venv` that uv built from a source distribution: uv leaves a
+/// `uv_build.json` record in the `.dist-info` of every wheel it built, whether
+/// it built it now or took it from its own cache.
+fn built_from_source(venv: &Path) -> anyhow::Result<Vec<String>> {
+    let mut built = Vec::new();
+    for lib in fs_err::read_dir(venv.join("lib"))? {
+        let site_packages = lib?.path().join("site-packages");
+        let Ok(entries) = fs_err::read_dir(&site_packages) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry?.path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if let Some(stem) = name.strip_suffix(".dist-info")
+                && path.join("uv_build.json").exists()
+                && let Some((package, version)) = stem.split_once('-')
+            {
+                built.push(format!("{package} {version}"));
+            }
+        }
+    }
+    built.sort();
+    Ok(built)
 }
 
-/// The parsed requirements, one per line: what uv reads, never the file's raw text.
-fn requirement_lines(file: &BaselineFile) -> String {
-    file.requirements
-        .iter()
-        .map(|requirement| format!("{requirement}\n"))
-        .collect()
+fn os_args(args: &[&str]) -> Vec<OsString> {
+    args.iter().map(OsString::from).collect()
 }
 
 /// Hex SHA-256 of the parts, each length-prefixed so that no two lists collide.

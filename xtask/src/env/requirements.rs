@@ -1,163 +1,16 @@
-//! Requirements text in and out: the baseline file, and resolved sets from uv.
+//! Resolved sets: what uv's resolver answers, and the install list made from it.
 //!
 //! Only parses and prints; it never decides what to install.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use pep508_rs::pep440_rs::{Operator, Version};
-use pep508_rs::{PackageName, Requirement, VerbatimUrl, VersionOrUrl};
+use pep508_rs::PackageName;
+use pep508_rs::pep440_rs::Version;
 use serde::Serialize;
 
-use crate::input::{InputError, Source};
-
-/// The service's declared dependencies, one requirement per line.
-#[derive(Debug, Clone)]
-pub struct BaselineFile {
-    pub path: PathBuf,
-    pub requirements: Vec<Requirement<VerbatimUrl>>,
-    /// 1-based line of each requirement, for errors that point at it.
-    pub lines: Vec<usize>,
-}
-
-impl BaselineFile {
-    /// Parses a requirements file of PEP 508 lines, comments and blank lines.
-    ///
-    /// Options and includes are refused with the line that holds them rather
-    /// than passed on, so nothing from the file reaches uv unparsed.
-    pub fn load(path: &Path) -> Result<BaselineFile, InputError> {
-        BaselineFile::parse(path, &Source::read(path)?)
-    }
-
-    /// Parses `source` (which errors name) as the requirements file at `path`:
-    /// `pyproject.toml` by its `[project] dependencies`, anything else as
-    /// requirement lines.
-    pub fn parse(path: &Path, source: &Source) -> Result<BaselineFile, InputError> {
-        if path
-            .file_name()
-            .is_some_and(|name| name == "pyproject.toml")
-        {
-            return BaselineFile::parse_pyproject(path, source);
-        }
-        let mut requirements = Vec::new();
-        let mut lines = Vec::new();
-        let mut offset = 0;
-        for line in source.text.split_inclusive('\n') {
-            let start = offset;
-            offset += line.len();
-            let text = strip_comment(line).trim();
-            if text.is_empty() {
-                continue;
-            }
-            let error =
-                |message: String| source.error_at(Some(start..start), "requirement", &message);
-            if text.starts_with('-') || text.ends_with('\\') {
-                return Err(error(format!(
-                    "`{text}`: options, includes and line continuations are not supported in a baseline file; list one requirement per line"
-                )));
-            }
-            requirements.push(requirement_of(text).map_err(error)?);
-            lines.push(source.line_of(start));
-        }
-        Ok(BaselineFile {
-            path: path.to_owned(),
-            requirements,
-            lines,
-        })
-    }
-
-    /// The PEP 508 strings of `[project] dependencies`, each with its line.
-    fn parse_pyproject(path: &Path, source: &Source) -> Result<BaselineFile, InputError> {
-        #[derive(serde::Deserialize)]
-        struct Pyproject {
-            project: Project,
-        }
-        #[derive(serde::Deserialize)]
-        struct Project {
-            #[serde(default)]
-            dependencies: Vec<toml::Spanned<String>>,
-        }
-        let pyproject: Pyproject = source.parse()?;
-        let mut requirements = Vec::new();
-        let mut lines = Vec::new();
-        for (index, dependency) in pyproject.project.dependencies.iter().enumerate() {
-            let key = format!("project.dependencies[{index}]");
-            let requirement = requirement_of(dependency.get_ref())
-                .map_err(|message| source.error_at(Some(dependency.span()), &key, &message))?;
-            requirements.push(requirement);
-            lines.push(source.line_of(dependency.span().start));
-        }
-        Ok(BaselineFile {
-            path: path.to_owned(),
-            requirements,
-            lines,
-        })
-    }
-
-    /// The line that requires `package`, if any.
-    pub fn line_of(&self, package: &PackageName) -> Option<usize> {
-        let index = self
-            .requirements
-            .iter()
-            .position(|requirement| &requirement.name == package)?;
-        self.lines.get(index).copied()
-    }
-
-    /// Every package pinned with `==`, and its version.
-    pub fn pins(&self) -> Vec<(PackageName, Version)> {
-        self.requirements
-            .iter()
-            .filter_map(|requirement| {
-                Some((
-                    requirement.name.clone(),
-                    self.pinned_version(&requirement.name)?,
-                ))
-            })
-            .collect()
-    }
-
-    /// The version pinned with `==` for `package`, if the file pins one.
-    pub fn pinned_version(&self, package: &PackageName) -> Option<Version> {
-        self.requirements
-            .iter()
-            .filter(|requirement| &requirement.name == package)
-            .find_map(|requirement| match &requirement.version_or_url {
-                Some(VersionOrUrl::VersionSpecifier(specifiers)) => {
-                    match specifiers.iter().collect::<Vec<_>>()[..] {
-                        [specifier] if *specifier.operator() == Operator::Equal => {
-                            Some(specifier.version().clone())
-                        }
-                        _ => None,
-                    }
-                }
-                _ => None,
-            })
-    }
-}
-
-/// One PEP 508 requirement that names a version, not a URL.
-fn requirement_of(text: &str) -> Result<Requirement<VerbatimUrl>, String> {
-    let requirement = Requirement::<VerbatimUrl>::from_str(text)
-        .map_err(|err| format!("`{text}` is not a PEP 508 requirement: {err}"))?;
-    if matches!(requirement.version_or_url, Some(VersionOrUrl::Url(_))) {
-        return Err(format!(
-            "`{text}`: URL requirements are not supported; pin a version"
-        ));
-    }
-    Ok(requirement)
-}
-
-fn strip_comment(line: &str) -> &str {
-    if line.trim_start().starts_with('#') {
-        return "";
-    }
-    match line.find(" #").or_else(|| line.find("\t#")) {
-        Some(index) => &line[..index],
-        None => line,
-    }
-}
+use super::baseline::DeclaredHashes;
 
 /// Every package installed in a cell's environment, transitive ones included.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,40 +23,92 @@ pub struct Resolved {
     pub version: Version,
     /// What asked for the package: other packages, or `-r file` for the input.
     pub via: Vec<String>,
+    /// `algorithm:hex` digests the install must match; empty when not hash-checked.
+    pub hashes: Vec<String>,
+}
+
+fn via_entries(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(|entry| entry.trim().to_owned())
+        .filter(|entry| !entry.is_empty())
+        .collect()
 }
 
 impl ResolvedSet {
-    /// Parses `uv pip compile --annotation-style line` output.
+    /// Parses `uv pip compile` output: `name==version` lines, each with its
+    /// `--hash` options and `# via` annotations (on the line or below it).
     pub fn parse(text: &str) -> anyhow::Result<ResolvedSet> {
-        let mut packages = BTreeMap::new();
-        for line in text.lines() {
+        let mut packages: BTreeMap<PackageName, Resolved> = BTreeMap::new();
+        let mut last: Option<PackageName> = None;
+        let mut via_below = false;
+        for line in text.replace("\\\n", " ").lines() {
             let line = line.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with('-') {
+            if let Some(comment) = line.strip_prefix('#') {
+                let comment = comment.trim();
+                let entries = match comment.strip_prefix("via") {
+                    Some(entries) => {
+                        via_below = true;
+                        entries
+                    }
+                    None if via_below => comment,
+                    None => "",
+                };
+                if let Some(resolved) = last.as_ref().and_then(|name| packages.get_mut(name)) {
+                    resolved.via.extend(via_entries(entries));
+                }
+                continue;
+            }
+            via_below = false;
+            if line.is_empty() || line.starts_with('-') {
                 continue;
             }
             let (requirement, via) = match line.split_once('#') {
                 Some((requirement, comment)) => (requirement.trim(), comment.trim()),
                 None => (line, ""),
             };
+            let (requirement, options) = match requirement.find(" --") {
+                Some(index) => (&requirement[..index], &requirement[index..]),
+                None => (requirement, ""),
+            };
             let (name, version) = requirement
                 .split_once("==")
                 .ok_or_else(|| anyhow::anyhow!("unexpected line in resolver output: `{line}`"))?;
-            let via = via
-                .strip_prefix("via")
-                .unwrap_or("")
-                .split(',')
-                .map(|entry| entry.trim().to_owned())
-                .filter(|entry| !entry.is_empty())
+            let name = PackageName::from_str(name.trim())?;
+            let hashes = options
+                .split_whitespace()
+                .filter_map(|option| option.strip_prefix("--hash="))
+                .map(str::to_owned)
                 .collect();
             packages.insert(
-                PackageName::from_str(name.trim())?,
+                name.clone(),
                 Resolved {
                     version: Version::from_str(version.trim())?,
-                    via,
+                    via: via_entries(via.strip_prefix("via").unwrap_or("")),
+                    hashes,
                 },
             );
+            last = Some(name);
         }
         Ok(ResolvedSet { packages })
+    }
+
+    /// Replaces the index's digests with the ones a file declares for the
+    /// same pin, so that a hash-checked install verifies against the file.
+    pub fn use_declared_hashes(&mut self, declared: &DeclaredHashes) {
+        for (name, resolved) in &mut self.packages {
+            if let Some(hashes) = declared.get(name, &resolved.version) {
+                resolved.hashes = hashes.to_vec();
+            }
+        }
+    }
+
+    /// Every package carries digests: install with hash checking.
+    pub fn is_hash_checked(&self) -> bool {
+        !self.packages.is_empty()
+            && self
+                .packages
+                .values()
+                .all(|resolved| !resolved.hashes.is_empty())
     }
 
     /// Required by another package of the set (even if also listed directly).
@@ -215,13 +120,26 @@ impl ResolvedSet {
             .is_some_and(|resolved| resolved.via.iter().any(|via| !via.starts_with('-')))
     }
 
-    /// `name==version` lines in name order: the install list and the cache key.
+    /// `name==version` lines in name order, with their digests when hash
+    /// checked: the install list and the cache key.
     pub fn to_requirements(&self) -> String {
         let mut text = String::new();
         for (name, resolved) in &self.packages {
-            let _ = writeln!(text, "{name}=={}", resolved.version);
+            let _ = write!(text, "{name}=={}", resolved.version);
+            for hash in &resolved.hashes {
+                let _ = write!(text, " \\\n    --hash={hash}");
+            }
+            text.push('\n');
         }
         text
+    }
+
+    /// `name==version` lines without digests: what a resolution prefers.
+    pub fn to_preferences(&self) -> String {
+        self.packages
+            .iter()
+            .map(|(name, resolved)| format!("{name}=={}\n", resolved.version))
+            .collect()
     }
 
     /// What differs from `baseline`; packages not in `pinned` moved as a consequence.
@@ -335,29 +253,29 @@ werkzeug==2.2.3           # via flask, -r requirements.txt
     }
 
     #[test]
-    fn baseline_file_rejects_options_with_their_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("requirements.txt");
-        std::fs::write(
-            &path,
-            "# pins\nflask==2.2.5\n--extra-index-url http://example.invalid\n",
-        )
-        .unwrap();
-        let err = BaselineFile::load(&path).unwrap_err();
-        assert_eq!(err.line, 3, "{err}");
-        assert!(err.message.contains("not supported"), "{err}");
-    }
-
-    #[test]
-    fn baseline_file_knows_pinned_versions() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("requirements.txt");
-        std::fs::write(&path, "Flask==2.2.5  # web\nclick>=8\n").unwrap();
-        let file = BaselineFile::load(&path).unwrap();
-        assert_eq!(
-            file.pinned_version(&name("flask")),
-            Some("2.2.5".parse().unwrap())
+    fn hashed_output_keeps_digests_and_annotations_below() {
+        let a = format!("sha256:{}", "a".repeat(64));
+        let b = format!("sha256:{}", "b".repeat(64));
+        let text = format!(
+            "bcrypt==3.2.0 \\\n    --hash={a} \\\n    --hash={b}\n    # via -r requirements.in\ncffi==1.17.1 \\\n    --hash={a}\n    # via\n    #   bcrypt\n    #   other\n"
         );
-        assert_eq!(file.pinned_version(&name("click")), None);
+        let mut set = ResolvedSet::parse(&text).unwrap();
+        assert_eq!(set.packages[&name("bcrypt")].hashes, [a.clone(), b.clone()]);
+        assert_eq!(set.packages[&name("cffi")].via, ["bcrypt", "other"]);
+        assert!(set.is_transitive(&name("cffi")));
+        assert!(!set.is_transitive(&name("bcrypt")));
+        assert!(set.is_hash_checked());
+        assert_eq!(
+            ResolvedSet::parse(&set.to_requirements()).unwrap().packages[&name("bcrypt")].hashes,
+            [a.clone(), b]
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("requirements.txt");
+        std::fs::write(&file, format!("bcrypt==3.2.0 --hash={a}\n")).unwrap();
+        let mut declared = DeclaredHashes::default();
+        declared.add(&super::super::BaselineFile::load(&file).unwrap());
+        set.use_declared_hashes(&declared);
+        assert_eq!(set.packages[&name("bcrypt")].hashes, [a]);
     }
 }

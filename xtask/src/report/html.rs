@@ -121,6 +121,13 @@ function show(cell, scenario, button) {
   }
   if (!cell.changes.length) list.appendChild(element("li", "none"));
   details.appendChild(list);
+  const env = cell.environment;
+  if (env) {
+    const facts = ["environment " + env.id + (env.build_reused ? " (reused)" : " (built)")];
+    if (env.hash_checked) facts.push("every download checked against its declared hash");
+    if (env.built_from_source.length) facts.push("built from source: " + env.built_from_source.join(", "));
+    details.appendChild(element("p", facts.join(" · "), "environment"));
+  }
 }
 </script>
 </body>

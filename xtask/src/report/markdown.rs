@@ -48,6 +48,13 @@ pub fn render_within(report: &Report, limit: usize) -> String {
         }
         head.push('\n');
     }
+    for (package, cells) in report.built_from_source() {
+        let _ = write!(
+            head,
+            "\n🔧 `{package}` was built from source (its build code ran) in {}.\n",
+            cells.join(", ")
+        );
+    }
     let mut sections = Vec::new();
     for cell in &report.cells {
         if !cell.changes.is_empty() && !cell.baseline {

@@ -9,6 +9,7 @@ pub mod junit;
 pub mod markdown;
 pub mod terminal;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -66,6 +67,13 @@ pub struct EnvironmentReport {
     pub resolution_reused: bool,
     /// The environment existed already: nothing was downloaded or installed.
     pub build_reused: bool,
+    /// Every download was checked against the digests the requirements declare.
+    #[serde(default)]
+    pub hash_checked: bool,
+    /// `name version` of each package built from a source distribution: its
+    /// build code ran on the machine (refuse with `--no-build`).
+    #[serde(default)]
+    pub built_from_source: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +165,21 @@ impl ScenarioReport {
 }
 
 impl Report {
+    /// Each package built from source, with the cells whose environment built it.
+    pub fn built_from_source(&self) -> BTreeMap<&str, Vec<&str>> {
+        let mut built: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for cell in &self.cells {
+            for package in cell
+                .environment
+                .iter()
+                .flat_map(|env| &env.built_from_source)
+            {
+                built.entry(package).or_default().push(&cell.name);
+            }
+        }
+        built
+    }
+
     /// 0 all pass, 1 a regression, 2 the harness failed somewhere.
     pub fn exit_code(&self) -> i32 {
         let verdicts = || {

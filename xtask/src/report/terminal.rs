@@ -173,6 +173,13 @@ fn footer(report: &Report, out: &mut String) {
         envs.len() - built_reused,
         envs.len()
     );
+    for (package, cells) in report.built_from_source() {
+        let _ = writeln!(
+            out,
+            "built from source (its build code ran; --no-build refuses it): {package} in {}",
+            cells.join(", ")
+        );
+    }
     for path in &report.pending_snapshots {
         let _ = writeln!(
             out,
