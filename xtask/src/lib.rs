@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod env;
+pub mod failpoint;
 pub mod input;
 pub mod interrupt;
 pub mod normalize;
@@ -121,11 +122,17 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
     sweep::claim(scratch.path())?;
     process::mark_run(scratch.path());
     let swept = sweep::sweep(&dirs.state.join("tmp"), scratch.path());
-    if swept.processes > 0 || !swept.folders.is_empty() {
+    let half_written = state::remove_stale_temp_files(&[
+        dirs.report_dir(),
+        config.replay.snapshots.clone(),
+        dirs.resolutions_dir(),
+    ]);
+    if swept.processes > 0 || !swept.folders.is_empty() || !half_written.is_empty() {
         progress.say(&format!(
-            "removed what a dead run left behind: {} processes, {} folders",
+            "removed what a dead run left behind: {} processes, {} folders, {} half-written files",
             swept.processes,
-            swept.folders.len()
+            swept.folders.len(),
+            half_written.len()
         ));
     }
     if let Some(overlay) = &options.overlay {

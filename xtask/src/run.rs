@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use crate::config::{Config, DatabaseKind};
 use crate::db::{Database, Postgres};
 use crate::env::{Builder, Environment, ResolvedSet};
+use crate::failpoint::failpoint;
 use crate::normalize::{self, Normaliser};
 use crate::plan::{Cell, Plan};
 use crate::progress::Progress;
@@ -791,14 +792,6 @@ fn blank_report(cell: &Cell) -> CellReport {
         scenarios: Vec::new(),
         duration_ms: 0,
     }
-}
-
-/// A fault the tests ask for with `UPGRADE_CHECK_FAILPOINT=name=value`, so that
-/// the harness's own failure paths run for real; unset in normal use.
-fn failpoint(name: &str) -> Option<String> {
-    let setting = std::env::var("UPGRADE_CHECK_FAILPOINT").ok()?;
-    let (key, value) = setting.split_once('=')?;
-    (key == name).then(|| value.to_owned())
 }
 
 /// `path` relative to `base` for messages, or as it is when outside it.

@@ -90,6 +90,10 @@ pub fn remove_temp_dirs() {
     }
 }
 
+/// Temp files [`write_atomic`] makes are named `.upgrade-check-<pid>-…`, so
+/// that a run can remove the ones a killed run left ([`remove_stale_temp_files`]).
+const TEMP_FILE_PREFIX: &str = ".upgrade-check-";
+
 /// Writes a whole file or nothing: a temp file beside it, synced, then renamed.
 ///
 /// A reader (or a crash) sees the old contents or the new, never a mix.
@@ -99,15 +103,53 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("{} has no parent folder", path.display()))?;
     fs_err::create_dir_all(dir)?;
     let mut temp = tempfile::Builder::new()
-        .prefix(".upgrade-check-")
+        .prefix(&format!("{TEMP_FILE_PREFIX}{}-", std::process::id()))
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temp file in {}", dir.display()))?;
+    stall_if_asked(path, &mut temp, contents);
     temp.write_all(contents)
         .and_then(|()| temp.as_file().sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;
     temp.persist(path)
         .with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())
+}
+
+/// The `stall-in-write=<file name>` failpoint: half the contents are in the
+/// temp file when the write stops, so a test can kill the harness there.
+fn stall_if_asked(path: &Path, temp: &mut tempfile::NamedTempFile, contents: &[u8]) {
+    let asked = crate::failpoint::failpoint("stall-in-write");
+    if asked.is_some_and(|name| path.file_name().is_some_and(|file| file == name.as_str())) {
+        let _ = temp.write_all(&contents[..contents.len() / 2]);
+        let _ = temp.as_file().sync_all();
+        eprintln!("failpoint stall-in-write: {} half written", path.display());
+        std::thread::sleep(std::time::Duration::from_secs(600));
+    }
+}
+
+/// Removes the temp files a killed run's [`write_atomic`] left in `dirs`;
+/// those of a live process (another run writing now) stay.
+pub fn remove_stale_temp_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let writer = name
+                .strip_prefix(TEMP_FILE_PREFIX)
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok());
+            if let Some(pid) = writer
+                && !crate::sweep::is_running(pid)
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                removed.push(entry.path());
+            }
+        }
+    }
+    removed
 }
 
 /// An exclusive lock on `path` (created if missing), held until dropped.
@@ -174,6 +216,25 @@ mod tests {
             .map(|entry| entry.unwrap().file_name())
             .collect();
         assert_eq!(names, ["report.json"]);
+    }
+
+    #[test]
+    fn only_temp_files_of_dead_writers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dead = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = dead.id();
+        dead.wait().unwrap();
+        let stale = dir.path().join(format!(".upgrade-check-{dead_pid}-abc"));
+        let live = dir
+            .path()
+            .join(format!(".upgrade-check-{}-def", std::process::id()));
+        let other = dir.path().join("report.json");
+        for path in [&stale, &live, &other] {
+            std::fs::write(path, "x").unwrap();
+        }
+        let removed = remove_stale_temp_files(&[dir.path().to_owned()]);
+        assert_eq!(removed, std::slice::from_ref(&stale));
+        assert!(!stale.exists() && live.exists() && other.exists());
     }
 
     /// A disk that fills up mid-write leaves the old file whole.
