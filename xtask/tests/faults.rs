@@ -84,6 +84,20 @@ fn a_request_that_hangs_is_cut_at_the_request_timeout() {
 }
 
 #[test]
+fn a_body_that_streams_slowly_is_cut_at_the_request_timeout() {
+    let ctx = faulty("slow-body");
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 1);
+    let report = ctx.report();
+    let slow = scenario_report(&report, "baseline", "login");
+    assert_eq!(slow["verdict"], "changed");
+    let summary = slow["summary"].as_str().unwrap();
+    assert!(summary.contains("timed out after 1s"), "{summary}");
+    assert_eq!(verdict(&report, "baseline", "register"), "pass");
+    assert_no_service_left(&report);
+}
+
+#[test]
 fn a_service_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let ctx = faulty("ignore-sigterm");
     let run = ctx.run(&[]);
