@@ -294,6 +294,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
     }
     report.duration_ms = ctx.progress.elapsed_ms();
     let written = report::write_all(&report, &dirs.report_dir())?;
+    ctx.progress.finish();
     match options.format {
         Format::Terminal => print!("{}", report::terminal::render(&report)),
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
