@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::{Format, Options};
+use crate::{Action, BisectRequest, Format, Options};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Project tasks", version)]
@@ -23,7 +23,11 @@ pub enum Task {
 }
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = false)]
 pub struct UpgradeCheckArgs {
+    /// What to do instead of running the whole matrix
+    #[command(subcommand)]
+    pub action: Option<UpgradeCheckAction>,
     /// The config file [default: ./upgrade-check.toml, else the workspace root's]
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -59,10 +63,45 @@ pub struct UpgradeCheckArgs {
     pub since: Option<String>,
 }
 
+#[derive(Subcommand)]
+pub enum UpgradeCheckAction {
+    /// Print the plan (its cells, with matrix ranges expanded from the index) and stop before building anything
+    Plan,
+    /// Find the first version of PACKAGE that breaks what its newest (or --to) version breaks, by binary search over the index's versions
+    Bisect {
+        /// The package to bisect, as the baseline file names it
+        package: String,
+        /// A version that passes [default: the baseline's pin]
+        #[arg(long, value_name = "VERSION")]
+        from: Option<String>,
+        /// A version that fails [default: the newest on the index]
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+        /// Include pre-releases among the versions searched
+        #[arg(long)]
+        pre: bool,
+    },
+}
+
 impl UpgradeCheckArgs {
     /// The library's options, as the arguments ask.
     pub fn into_options(self) -> Options {
         Options {
+            action: match self.action {
+                None => Action::Run,
+                Some(UpgradeCheckAction::Plan) => Action::Plan,
+                Some(UpgradeCheckAction::Bisect {
+                    package,
+                    from,
+                    to,
+                    pre,
+                }) => Action::Bisect(BisectRequest {
+                    package,
+                    from,
+                    to,
+                    pre,
+                }),
+            },
             config: self.config,
             accept: self.accept,
             format: self.format,

@@ -6,10 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use pep508_rs::PackageName;
-use pep508_rs::pep440_rs::Version;
+use pep508_rs::pep440_rs::{Version, VersionSpecifiers};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -119,9 +120,92 @@ pub enum Strategy {
 pub struct Matrix {
     pub strategy: Strategy,
     /// Candidate versions per package, in the order the config lists them.
-    pub packages: Vec<(PackageName, Vec<Version>)>,
+    pub packages: Vec<(PackageName, Candidates)>,
     /// Profiles tried besides the baseline's, each with the baseline pins.
     pub profiles: Vec<String>,
+}
+
+/// A package's candidates: listed, or a range the package index fills in.
+#[derive(Debug, Clone)]
+pub enum Candidates {
+    Versions(Vec<Version>),
+    Range(Range),
+}
+
+impl Candidates {
+    /// The versions to try; a range's are known once it is expanded.
+    pub fn versions(&self) -> &[Version] {
+        match self {
+            Candidates::Versions(versions) => versions,
+            Candidates::Range(range) => &range.expanded,
+        }
+    }
+}
+
+/// `{ range = ">=3.2,<6", pick = "latest-per-minor", pre = false }`.
+#[derive(Debug, Clone)]
+pub struct Range {
+    pub specifiers: VersionSpecifiers,
+    pub pick: Pick,
+    /// Pre-releases count as candidates.
+    pub pre: bool,
+    /// Where the entry is, for errors about its expansion.
+    pub line: usize,
+    /// The index's versions this range picked; empty until expanded.
+    pub expanded: Vec<Version>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pick {
+    All,
+    Latest,
+    LatestPerMinor,
+    LatestPerMajor,
+}
+
+impl Range {
+    /// The versions of `available` (oldest first) this range picks, oldest first.
+    pub fn pick_from(&self, available: &[Version]) -> Vec<Version> {
+        let inside: Vec<&Version> = available
+            .iter()
+            .filter(|version| self.specifiers.contains(version))
+            .filter(|version| self.pre || !version.any_prerelease())
+            .collect();
+        let group = |version: &Version| -> Vec<u64> {
+            let release = version.release();
+            let width = match self.pick {
+                Pick::All => release.len(),
+                Pick::Latest => 0,
+                Pick::LatestPerMinor => 2,
+                Pick::LatestPerMajor => 1,
+            };
+            (0..width)
+                .map(|index| release.get(index).copied().unwrap_or(0))
+                .collect()
+        };
+        let mut picked: Vec<Version> = Vec::new();
+        for (index, version) in inside.iter().enumerate() {
+            let last_of_group = inside
+                .get(index + 1)
+                .is_none_or(|next| group(next) != group(version));
+            if self.pick == Pick::All || last_of_group {
+                picked.push((*version).clone());
+            }
+        }
+        picked
+    }
+}
+
+impl std::fmt::Display for Pick {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Pick::All => "all",
+            Pick::Latest => "latest",
+            Pick::LatestPerMinor => "latest-per-minor",
+            Pick::LatestPerMajor => "latest-per-major",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -241,9 +325,57 @@ struct RawMatrix {
     #[serde(default = "default_strategy")]
     strategy: Strategy,
     #[serde(default)]
-    packages: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+    packages: BTreeMap<String, Spanned<RawCandidates>>,
     #[serde(default)]
     profiles: Vec<Spanned<String>>,
+}
+
+/// A list of versions or a range table; told apart by shape, keeping the
+/// toml deserializer underneath so that spans and precise errors survive.
+enum RawCandidates {
+    Versions(Vec<Spanned<String>>),
+    Range(RawRange),
+}
+
+impl<'de> Deserialize<'de> for RawCandidates {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+
+        struct Shape;
+        impl<'de> serde::de::Visitor<'de> for Shape {
+            type Value = RawCandidates;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a list of versions, or a table like { range = \">=3.2,<6\", pick = \"latest-per-minor\" }",
+                )
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                Vec::deserialize(SeqAccessDeserializer::new(seq)).map(RawCandidates::Versions)
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                RawRange::deserialize(MapAccessDeserializer::new(map)).map(RawCandidates::Range)
+            }
+        }
+        deserializer.deserialize_any(Shape)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRange {
+    range: Spanned<String>,
+    pick: Pick,
+    #[serde(default)]
+    pre: bool,
 }
 
 fn default_strategy() -> Strategy {
@@ -662,13 +794,39 @@ fn matrix(source: &Source, raw: RawMatrix, profiles: &[Profile]) -> Result<Matri
                 ),
             ));
         }
-        if versions.get_ref().is_empty() {
-            return Err(source.error_at(Some(versions.span()), &key, "list at least one version"));
-        }
-        let mut parsed = Vec::new();
-        for (index, version) in versions.into_inner().into_iter().enumerate() {
-            parsed.push(exact_version(source, &version, &format!("{key}[{index}]"))?);
-        }
+        let span = versions.span();
+        let parsed = match versions.into_inner() {
+            RawCandidates::Versions(list) if list.is_empty() => {
+                return Err(source.error_at(Some(span), &key, "list at least one version"));
+            }
+            RawCandidates::Versions(list) => {
+                let mut parsed = Vec::new();
+                for (index, version) in list.iter().enumerate() {
+                    parsed.push(exact_version(source, version, &format!("{key}[{index}]"))?);
+                }
+                Candidates::Versions(parsed)
+            }
+            RawCandidates::Range(raw) => {
+                let specifiers =
+                    VersionSpecifiers::from_str(raw.range.get_ref()).map_err(|err| {
+                        source.error_at(
+                            Some(raw.range.span()),
+                            &format!("{key}.range"),
+                            &format!(
+                                "`{}` is not a PEP 440 version range: {err}",
+                                raw.range.get_ref()
+                            ),
+                        )
+                    })?;
+                Candidates::Range(Range {
+                    specifiers,
+                    pick: raw.pick,
+                    pre: raw.pre,
+                    line: source.line_of(span.start),
+                    expanded: Vec::new(),
+                })
+            }
+        };
         packages.push((package, parsed));
     }
     let mut matrix_profiles = Vec::new();
@@ -762,4 +920,51 @@ fn redactions(source: &Source, raw: Vec<RawRedaction>) -> Result<Vec<Redaction>,
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(text: &str, pick: Pick, pre: bool) -> Range {
+        Range {
+            specifiers: VersionSpecifiers::from_str(text).unwrap(),
+            pick,
+            pre,
+            line: 1,
+            expanded: Vec::new(),
+        }
+    }
+
+    fn versions(texts: &[&str]) -> Vec<Version> {
+        texts.iter().map(|text| text.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn ranges_pick_the_newest_of_each_group_inside_them() {
+        let available = versions(&[
+            "3.1.7", "3.2.0", "3.2.2", "4.0.0", "4.0.1", "4.1.3", "5.0.0rc1", "5.0.0", "6.0.0",
+        ]);
+        let picked = |text, pick, pre| {
+            range(text, pick, pre)
+                .pick_from(&available)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            picked(">=3.2,<6", Pick::LatestPerMinor, false),
+            ["3.2.2", "4.0.1", "4.1.3", "5.0.0"]
+        );
+        assert_eq!(
+            picked(">=3.2,<6", Pick::LatestPerMajor, false),
+            ["3.2.2", "4.1.3", "5.0.0"]
+        );
+        assert_eq!(picked(">=3.2,<6", Pick::Latest, false), ["5.0.0"]);
+        assert_eq!(
+            picked(">=4.1,<6", Pick::All, true),
+            ["4.1.3", "5.0.0rc1", "5.0.0"]
+        );
+        assert_eq!(picked(">=4.1,<6", Pick::All, false), ["4.1.3", "5.0.0"]);
+    }
 }

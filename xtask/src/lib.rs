@@ -9,11 +9,13 @@
 //! [`upgrade_check`] wires them together; `run` drives the cells; `main.rs`
 //! only parses arguments and maps the outcome to an exit code.
 
+pub mod bisect;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod env;
 pub mod failpoint;
+pub mod index;
 pub mod input;
 pub mod interrupt;
 pub mod normalize;
@@ -55,9 +57,30 @@ pub enum Format {
     Json,
 }
 
+/// What a run does with its plan.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Run every cell and judge it.
+    Run,
+    /// Print the plan and stop.
+    Plan,
+    /// Search the index's versions of one package for the first bad one.
+    Bisect(BisectRequest),
+}
+
+/// `upgrade-check bisect PACKAGE [--from V] [--to V] [--pre]`, as typed.
+#[derive(Debug, Clone)]
+pub struct BisectRequest {
+    pub package: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub pre: bool,
+}
+
 /// What the user asked for on the command line.
 #[derive(Debug, Clone)]
 pub struct Options {
+    pub action: Action,
     pub config: Option<PathBuf>,
     pub accept: bool,
     pub format: Format,
@@ -189,7 +212,25 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         no_build: options.no_build,
         offline: options.offline,
     };
-    let plan = if options.accept {
+    let index = index::Index {
+        python: builder.python.clone(),
+        cache: dirs.index_dir(),
+        ttl: index::DEFAULT_TTL,
+        offline: options.offline,
+        timeout: config.timeouts.build,
+    };
+    let bisection = match &options.action {
+        Action::Bisect(request) => {
+            if options.accept || options.since.is_some() {
+                bail!("bisect takes neither --accept nor --since");
+            }
+            Some(bisect::Bisection::prepare(request, &builder.baseline, &index, &progress).await?)
+        }
+        Action::Run | Action::Plan => None,
+    };
+    let plan = if let Some(bisection) = &bisection {
+        bisection.first_plan(&config.service.profile)
+    } else if options.accept {
         Plan {
             cells: vec![Cell::baseline(&config.service.profile)],
             skipped: Vec::new(),
@@ -210,6 +251,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         check_versions_exist(&builder, &after, &changes).await?;
         pr::plan(&changes, &config.service.profile, &after.path)
     } else {
+        expand_ranges(&mut config, &index, &progress).await?;
         plan::plan(&config.matrix, &config.service.profile, |package| {
             builder.baseline.pinned_version(package)
         })
@@ -219,6 +261,10 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         plan.cells.len(),
         scenarios.len()
     ));
+    if let Action::Plan = options.action {
+        print_plan(&plan, options.format)?;
+        return Ok(0);
+    }
     let postgres = start_postgres(
         &config,
         &scenarios,
@@ -243,6 +289,16 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         run_secret: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
     });
     interrupt.cells_started();
+    if let Some(bisection) = bisection {
+        let report_dir = dirs.report_dir();
+        return tokio::select! {
+            code = bisection.run(ctx.clone(), &report_dir) => code,
+            name = interrupt.wait() => {
+                eprintln!("upgrade-check: bisection interrupted by {name}");
+                Ok(EXIT_INTERRUPTED)
+            }
+        };
+    }
     let (outcomes, cancelled) = tokio::select! {
         outcomes = run::run_plan(ctx.clone(), &plan) => (outcomes, None),
         name = interrupt.wait() => {
@@ -416,6 +472,88 @@ fn lay_over(config: &mut Config, overlay: &Path, scratch: &Path) -> anyhow::Resu
         .to_owned();
     config.service.baseline = root.join(baseline);
     config.service.root = root;
+    Ok(())
+}
+
+/// The plan on stdout: one cell per line, or JSON.
+fn print_plan(plan: &Plan, format: Format) -> anyhow::Result<()> {
+    match format {
+        Format::Terminal => {
+            for cell in &plan.cells {
+                println!("{}\t{}\t{}", cell.id, cell.name, cell.profile);
+            }
+            for skipped in &plan.skipped {
+                println!("# skipped: {skipped}");
+            }
+        }
+        Format::Json => {
+            let cells: Vec<serde_json::Value> = plan
+                .cells
+                .iter()
+                .map(|cell| {
+                    serde_json::json!({
+                        "id": cell.id,
+                        "name": cell.name,
+                        "profile": cell.profile,
+                        "pins": cell.pins.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "cells": cells,
+                    "skipped": plan.skipped,
+                }))?
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Fills each range entry of the matrix with the versions it picks from the
+/// index, and says what it picked before anything runs.
+async fn expand_ranges(
+    config: &mut Config,
+    index: &index::Index,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let config_path = config.path.clone();
+    for (package, candidates) in &mut config.matrix.packages {
+        let config::Candidates::Range(range) = candidates else {
+            continue;
+        };
+        let (asked, ask, pre) = (package.clone(), index.clone(), range.pre);
+        let listing = tokio::task::spawn_blocking(move || ask.versions(&asked, pre)).await??;
+        range.expanded = range.pick_from(&listing.versions);
+        let source = match (listing.from_cache, listing.stale) {
+            (_, true) => "index answer cached, STALE (--offline)",
+            (true, false) => "index answer cached",
+            (false, false) => "from the package index",
+        };
+        let picked: Vec<String> = range.expanded.iter().map(ToString::to_string).collect();
+        progress.say(&format!(
+            "{package} {} ({}): {} of {} versions, {source}: {}",
+            range.specifiers,
+            range.pick,
+            picked.len(),
+            listing.versions.len(),
+            picked.join(", ")
+        ));
+        if range.expanded.is_empty() {
+            return Err(input::InputError {
+                path: config_path.clone(),
+                line: range.line,
+                column: 1,
+                key: format!("matrix.packages.{package}"),
+                message: format!(
+                    "no version of {package} on the package index is in `{}`",
+                    range.specifiers
+                ),
+            }
+            .into());
+        }
+    }
     Ok(())
 }
 

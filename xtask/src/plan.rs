@@ -141,9 +141,9 @@ fn one_at_a_time(
 ) -> Plan {
     let mut cells = vec![Cell::baseline(baseline_profile)];
     let mut skipped = Vec::new();
-    for (package, versions) in &matrix.packages {
+    for (package, candidates) in &matrix.packages {
         let current = baseline_version(package);
-        for version in versions {
+        for version in candidates.versions() {
             let pin = Pin {
                 package: package.clone(),
                 version: version.clone(),
@@ -166,6 +166,7 @@ fn one_at_a_time(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Candidates;
 
     fn name(text: &str) -> PackageName {
         PackageName::new(text.to_owned()).unwrap()
@@ -182,9 +183,13 @@ mod tests {
             packages: vec![
                 (
                     name("bcrypt"),
-                    vec![version("3.2.0"), version("4.1.2"), version("5.0.0")],
+                    Candidates::Versions(vec![
+                        version("3.2.0"),
+                        version("4.1.2"),
+                        version("5.0.0"),
+                    ]),
                 ),
-                (name("PyJWT"), vec![version("2.8.0")]),
+                (name("PyJWT"), Candidates::Versions(vec![version("2.8.0")])),
             ],
             profiles: vec!["dev".to_owned(), "staging".to_owned()],
         };

@@ -42,10 +42,13 @@ impl Progress {
         }
     }
 
+    /// A plan of `cells` starts: the count of done cells starts again.
     pub fn set_total(&self, cells: usize) {
         self.total.store(cells, Ordering::Relaxed);
+        self.done.store(0, Ordering::Relaxed);
         if let Some(live) = &self.live {
             live.plan.set_length(cells as u64);
+            live.plan.set_position(0);
         }
     }
 

@@ -166,13 +166,16 @@ pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
     let mut cells = plan.cells.iter().cloned().zip(prepared).enumerate();
     // The baseline is judged before anything else.
     if let Some((index, (cell, prepared))) = cells.next() {
+        let is_baseline = cell.is_baseline();
         let outcome = guarded(&ctx, cell, prepared, &baseline).await;
         let failing: Vec<_> = outcome
             .report
             .failures()
             .map(|s| s.scenario.clone())
             .collect();
-        if ctx.accepting {
+        if !is_baseline {
+            // A plan of probes (bisection) judges each cell on its own.
+        } else if ctx.accepting {
             ctx.progress.say("the baseline ran; accepting its results");
         } else if failing.is_empty() {
             ctx.progress

@@ -38,6 +38,11 @@ impl StateDirs {
         self.cache.join("resolutions")
     }
 
+    /// Cached answers of the package index: which versions a package has.
+    pub fn index_dir(&self) -> PathBuf {
+        self.cache.join("index")
+    }
+
     pub fn envs_dir(&self) -> PathBuf {
         self.cache.join("envs")
     }

@@ -298,3 +298,33 @@ fn no_build_refuses_a_source_distribution() {
         "{explanation}"
     );
 }
+
+#[test]
+fn a_malformed_range_entry_names_its_key() {
+    for (entry, needles) in [
+        (
+            r#"bcrypt = { range = ">=3.2,<6;id", pick = "all" }"#,
+            &[
+                "`matrix.packages.bcrypt.range`",
+                "is not a PEP 440 version range",
+            ][..],
+        ),
+        (
+            r#"bcrypt = { range = ">=3.2", pick = "newest" }"#,
+            &["`matrix.packages.bcrypt.pick`", "unknown variant `newest`"][..],
+        ),
+        (
+            r#"bcrypt = { range = ">=3.2", pick = "all", index = "http://127.0.0.1:9" }"#,
+            &["`matrix.packages.bcrypt.index`", "unknown field `index`"][..],
+        ),
+        (
+            r#"bcrypt = "5.0.0""#,
+            &["`matrix.packages.bcrypt`", "a list of versions, or a table"][..],
+        ),
+    ] {
+        let ctx = TestContext::new();
+        ctx.set_matrix(entry);
+        let line = line_of(&ctx, "upgrade-check.toml", "bcrypt");
+        assert_rejected(&ctx, "upgrade-check.toml", line, needles);
+    }
+}

@@ -1,0 +1,496 @@
+//! Bisection: the first version of a package that breaks what the newest
+//! candidate breaks, found by binary search over the index's versions.
+//!
+//! [`search`] is pure: it asks `probe` about a version (by its position) and
+//! never builds anything itself, so that it can be checked on its own.
+//! [`Bisection`] runs it with real cells: each probe is one cell of the
+//! package at that version, built, started and replayed like any other.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use pep508_rs::PackageName;
+use pep508_rs::pep440_rs::Version;
+use serde::Serialize;
+
+use crate::env::BaselineFile;
+use crate::index::Index;
+use crate::plan::{Cell, Pin, Plan};
+use crate::progress::Progress;
+use crate::report::Verdict;
+use crate::run::{self, CellOutcome, RunContext};
+use crate::{BisectRequest, state};
+
+/// What a probe found out about one version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// Passes the scenarios that fail at the bad end.
+    Good,
+    /// Fails at least one of them.
+    Bad,
+    /// Could not be built or started by the harness: stepped over.
+    Unknown,
+}
+
+/// Where the search ended, as positions in the candidate list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Search {
+    /// The newest good candidate; `None` when only the known-good start is.
+    pub last_good: Option<usize>,
+    pub first_bad: usize,
+    /// Versions stepped over between the last good and the first bad: the
+    /// break may lie in any of them.
+    pub unknown_between: Vec<usize>,
+    /// Every probe asked, in order.
+    pub probes: Vec<(usize, Probe)>,
+}
+
+/// Searches `count` candidates (oldest first) whose last one is known bad and
+/// which all come after a known-good start, for the first bad one.
+pub async fn search(count: usize, mut probe: impl AsyncFnMut(usize) -> Probe) -> Search {
+    assert!(count > 0, "the bad end is a candidate");
+    let mut good: Option<usize> = None;
+    let mut bad = count - 1;
+    let mut unknown = BTreeSet::new();
+    let mut probes = Vec::new();
+    loop {
+        let open: Vec<usize> = (good.map_or(0, |g| g + 1)..bad)
+            .filter(|position| !unknown.contains(position))
+            .collect();
+        let Some(&middle) = open.get(open.len() / 2) else {
+            break;
+        };
+        let found = probe(middle).await;
+        probes.push((middle, found));
+        match found {
+            Probe::Good => good = Some(middle),
+            Probe::Bad => bad = middle,
+            Probe::Unknown => {
+                unknown.insert(middle);
+            }
+        }
+    }
+    let unknown_between = unknown
+        .into_iter()
+        .filter(|&position| good.is_none_or(|g| position > g) && position < bad)
+        .collect();
+    Search {
+        last_good: good,
+        first_bad: bad,
+        unknown_between,
+        probes,
+    }
+}
+
+/// One package's versions to search, between a good start and a bad end.
+#[derive(Debug, Clone)]
+pub struct Bisection {
+    pub package: PackageName,
+    pub from: Version,
+    /// The start is the baseline's own pin: the baseline cell probes it.
+    from_is_baseline: bool,
+    /// The index's versions after `from`, up to and including the bad end.
+    pub candidates: Vec<Version>,
+    /// Versions the index lists in all, for the report.
+    listed: usize,
+}
+
+/// What `bisect.json` holds.
+#[derive(Debug, Serialize)]
+struct BisectReport {
+    package: String,
+    from: String,
+    to: String,
+    /// Scenarios the bad end fails and the start passes: what was searched for.
+    scenarios: Vec<String>,
+    versions_between: usize,
+    probes: Vec<ProbeReport>,
+    last_good: String,
+    first_bad: Option<String>,
+    /// Versions that could not be built, between the last good and the first bad.
+    unknown_between: Vec<String>,
+    environments_built: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct ProbeReport {
+    version: String,
+    result: &'static str,
+    failing: Vec<String>,
+}
+
+impl Bisection {
+    /// Checks the request and lists the versions to search from the index.
+    pub async fn prepare(
+        request: &BisectRequest,
+        baseline: &BaselineFile,
+        index: &Index,
+        progress: &Progress,
+    ) -> anyhow::Result<Bisection> {
+        let package = PackageName::from_str(&request.package)
+            .with_context(|| format!("`{}` is not a package name", request.package))?;
+        let version = |text: &str, flag: &str| {
+            Version::from_str(text)
+                .map_err(|err| anyhow::anyhow!("{flag} `{text}` is not a PEP 440 version: {err}"))
+        };
+        let pinned = baseline.pinned_version(&package);
+        let from = match (&request.from, &pinned) {
+            (Some(text), _) => version(text, "--from")?,
+            (None, Some(pinned)) => pinned.clone(),
+            (None, None) => bail!(
+                "the baseline file does not pin {package} with ==; say where to start with --from"
+            ),
+        };
+        let (asked, ask, pre) = (package.clone(), index.clone(), request.pre);
+        let listing = tokio::task::spawn_blocking(move || ask.versions(&asked, pre)).await??;
+        let to = match &request.to {
+            Some(text) => version(text, "--to")?,
+            None => listing
+                .versions
+                .last()
+                .cloned()
+                .with_context(|| format!("the package index lists no version of {package}"))?,
+        };
+        if to <= from {
+            bail!("--to {to} is not newer than --from {from}");
+        }
+        if !listing.versions.contains(&to) {
+            bail!(
+                "{package} {to} is not an installable version on the package index (yanked, or not for this Python)"
+            );
+        }
+        let candidates: Vec<Version> = listing
+            .versions
+            .iter()
+            .filter(|version| **version > from && **version <= to)
+            .cloned()
+            .collect();
+        let between: Vec<String> = candidates[..candidates.len() - 1]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        progress.say(&format!(
+            "bisect {package} {from} → {to}: {} versions between on the index{}: {}",
+            between.len(),
+            if listing.stale {
+                " (cached, STALE)"
+            } else {
+                ""
+            },
+            between.join(", ")
+        ));
+        Ok(Bisection {
+            from_is_baseline: pinned.as_ref() == Some(&from),
+            package,
+            from,
+            candidates,
+            listed: listing.versions.len(),
+        })
+    }
+
+    /// The first round: the start (the baseline, or its own cell) and the bad end.
+    pub fn first_plan(&self, profile: &str) -> Plan {
+        let mut cells = vec![Cell::baseline(profile)];
+        if !self.from_is_baseline {
+            cells.push(self.cell(&self.from, profile));
+        }
+        cells.push(self.cell(self.candidates.last().unwrap_or(&self.from), profile));
+        Plan {
+            cells,
+            skipped: Vec::new(),
+        }
+    }
+
+    fn cell(&self, version: &Version, profile: &str) -> Cell {
+        Cell::with_pins(
+            vec![Pin {
+                package: self.package.clone(),
+                version: version.clone(),
+            }],
+            profile,
+        )
+    }
+
+    /// Runs the search with real cells, prints the answer, writes `bisect.json`.
+    pub async fn run(self, ctx: Arc<RunContext>, report_dir: &Path) -> anyhow::Result<i32> {
+        let profile = ctx.config.service.profile.clone();
+        let mut first = run::run_plan(ctx.clone(), &self.first_plan(&profile)).await;
+        let end = first.pop().context("the bad end ran")?;
+        let start = first.pop().context("the start ran")?;
+        let to = self.candidates.last().cloned().unwrap_or(self.from.clone());
+        if unbuildable(&end) {
+            bail!(
+                "{} {to} cannot be built or run, so there is no bad end to search from: {}",
+                self.package,
+                end.report
+                    .failures()
+                    .find_map(|failure| failure.log_tail.clone().or(failure.summary.clone()))
+                    .unwrap_or_default()
+            );
+        }
+        let start_failing: BTreeSet<String> = failing(&start);
+        let broken: BTreeSet<String> = failing(&end)
+            .into_iter()
+            .filter(|scenario| !start_failing.contains(scenario))
+            .collect();
+        if broken.is_empty() {
+            println!(
+                "{} {to} breaks nothing that {} passes: nothing to bisect",
+                self.package, self.from
+            );
+            return Ok(0);
+        }
+        let mut outcomes: BTreeMap<usize, CellOutcome> = BTreeMap::new();
+        let last = self.candidates.len() - 1;
+        outcomes.insert(last, end);
+        let search = search(self.candidates.len(), async |position| {
+            let cell = self.cell(&self.candidates[position], &profile);
+            let plan = Plan {
+                cells: vec![cell],
+                skipped: Vec::new(),
+            };
+            let Some(outcome) = run::run_plan(ctx.clone(), &plan).await.pop() else {
+                return Probe::Unknown;
+            };
+            let found = classify(&outcome, &broken);
+            ctx.progress.say(&format!(
+                "{} {}: {}",
+                self.package,
+                self.candidates[position],
+                label(found)
+            ));
+            outcomes.insert(position, outcome);
+            found
+        })
+        .await;
+        let report = self.report(&search, &outcomes, &broken, &start);
+        state::write_atomic(
+            &report_dir.join("bisect.json"),
+            &serde_json::to_vec_pretty(&report)?,
+        )?;
+        print!(
+            "{}",
+            self.render(&report, &outcomes[&search.first_bad], &broken)
+        );
+        Ok(0)
+    }
+
+    fn report(
+        &self,
+        search: &Search,
+        outcomes: &BTreeMap<usize, CellOutcome>,
+        broken: &BTreeSet<String>,
+        start: &CellOutcome,
+    ) -> BisectReport {
+        let version = |position: usize| self.candidates[position].to_string();
+        let mut probes = vec![ProbeReport {
+            version: self.from.to_string(),
+            result: "good",
+            failing: Vec::new(),
+        }];
+        let last = self.candidates.len() - 1;
+        probes.push(ProbeReport {
+            version: version(last),
+            result: "bad",
+            failing: broken.iter().cloned().collect(),
+        });
+        for (position, found) in &search.probes {
+            probes.push(ProbeReport {
+                version: version(*position),
+                result: label(*found),
+                failing: outcomes
+                    .get(position)
+                    .map(|outcome| failing(outcome).into_iter().collect())
+                    .unwrap_or_default(),
+            });
+        }
+        let built = outcomes
+            .values()
+            .chain(std::iter::once(start).filter(|_| !self.from_is_baseline))
+            .filter(|outcome| {
+                outcome
+                    .report
+                    .environment
+                    .as_ref()
+                    .is_some_and(|environment| !environment.build_reused)
+            })
+            .count();
+        BisectReport {
+            package: self.package.to_string(),
+            from: self.from.to_string(),
+            to: version(last),
+            scenarios: broken.iter().cloned().collect(),
+            versions_between: last,
+            probes,
+            last_good: search.last_good.map_or(self.from.to_string(), version),
+            first_bad: search
+                .unknown_between
+                .is_empty()
+                .then(|| version(search.first_bad)),
+            unknown_between: search.unknown_between.iter().map(|&p| version(p)).collect(),
+            environments_built: built,
+        }
+    }
+
+    fn render(
+        &self,
+        report: &BisectReport,
+        first_bad: &CellOutcome,
+        broken: &BTreeSet<String>,
+    ) -> String {
+        let mut out = String::new();
+        let package = &self.package;
+        let _ = writeln!(
+            out,
+            "bisect {package} {} → {}: {} versions between ({} on the index), {} probes, {} environments built",
+            report.from,
+            report.to,
+            report.versions_between,
+            self.listed,
+            report.probes.len() - 2,
+            report.environments_built
+        );
+        for probe in &report.probes {
+            let failing = if probe.failing.is_empty() {
+                String::new()
+            } else {
+                format!(": fails {}", probe.failing.join(", "))
+            };
+            let _ = writeln!(
+                out,
+                "  {package} {:<10} {}{failing}",
+                probe.version, probe.result
+            );
+        }
+        let _ = writeln!(out, "last good: {package} {}", report.last_good);
+        match &report.first_bad {
+            Some(version) => {
+                let _ = writeln!(
+                    out,
+                    "first bad: {package} {version} (breaks {})",
+                    report.scenarios.join(", ")
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "first bad: one of {} (could not be built) or {}",
+                    report.unknown_between.join(", "),
+                    self.candidates[self.candidates.len() - 1]
+                );
+            }
+        }
+        for scenario in first_bad
+            .report
+            .failures()
+            .filter(|scenario| broken.contains(&scenario.scenario))
+        {
+            let _ = writeln!(
+                out,
+                "\n── {} · {}: {} ──",
+                first_bad.report.name,
+                scenario.scenario,
+                scenario
+                    .summary
+                    .as_deref()
+                    .unwrap_or(scenario.verdict.label())
+            );
+            if let Some(diff) = &scenario.diff {
+                let _ = writeln!(out, "{}", diff.trim_end());
+            }
+        }
+        out
+    }
+}
+
+/// Scenarios a cell does not pass.
+fn failing(outcome: &CellOutcome) -> BTreeSet<String> {
+    outcome
+        .report
+        .failures()
+        .map(|scenario| scenario.scenario.clone())
+        .collect()
+}
+
+/// The harness could not judge the cell at all: not built, or its own error.
+fn unbuildable(outcome: &CellOutcome) -> bool {
+    outcome
+        .report
+        .scenarios
+        .iter()
+        .all(|scenario| matches!(scenario.verdict, Verdict::BuildFailed | Verdict::Error))
+}
+
+fn classify(outcome: &CellOutcome, broken: &BTreeSet<String>) -> Probe {
+    if unbuildable(outcome) {
+        Probe::Unknown
+    } else if failing(outcome)
+        .iter()
+        .any(|scenario| broken.contains(scenario))
+    {
+        Probe::Bad
+    } else {
+        Probe::Good
+    }
+}
+
+fn label(probe: Probe) -> &'static str {
+    match probe {
+        Probe::Good => "good",
+        Probe::Bad => "bad",
+        Probe::Unknown => "could not be built",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the search with `first_bad` as the truth and some positions unbuildable.
+    fn run(count: usize, first_bad: usize, unbuildable: &[usize]) -> Search {
+        let probe = async |position: usize| {
+            if unbuildable.contains(&position) {
+                Probe::Unknown
+            } else if position >= first_bad {
+                Probe::Bad
+            } else {
+                Probe::Good
+            }
+        };
+        block_on(search(count, probe))
+    }
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn finds_every_first_bad_position_in_log2_probes() {
+        // Ten versions between the good start and the bad end, as for bcrypt 3.2.0..5.0.0.
+        for first_bad in 0..11 {
+            let search = run(11, first_bad, &[]);
+            assert_eq!(search.first_bad, first_bad);
+            assert_eq!(search.last_good, first_bad.checked_sub(1));
+            assert!(search.probes.len() <= 4, "{first_bad}: {:?}", search.probes);
+        }
+    }
+
+    #[test]
+    fn unbuildable_versions_are_stepped_over_and_reported_when_they_hide_the_break() {
+        let search = run(11, 6, &[5]);
+        assert_eq!(search.first_bad, 6);
+        assert_eq!(search.last_good, Some(4));
+        assert_eq!(search.unknown_between, [5]);
+
+        let search = run(11, 8, &[5]);
+        assert_eq!((search.last_good, search.first_bad), (Some(7), 8));
+        assert!(search.unknown_between.is_empty());
+    }
+}
