@@ -113,12 +113,23 @@ pub struct Replay {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
+    /// The baseline, and each candidate alone.
     OneAtATime,
+    /// Every pair of (package, version) values in at least one cell.
+    Pairwise,
+    /// Every combination.
+    Full,
+    /// The baseline, and every package at its newest candidate in one cell.
+    Latest,
 }
 
 #[derive(Debug, Clone)]
 pub struct Matrix {
     pub strategy: Strategy,
+    /// Line of `matrix.strategy` (of `[matrix]` when absent), for errors about the plan.
+    pub strategy_line: usize,
+    /// Above this many cells a plan is refused rather than run.
+    pub max_cells: usize,
     /// Candidate versions per package, in the order the config lists them.
     pub packages: Vec<(PackageName, Candidates)>,
     /// Profiles tried besides the baseline's, each with the baseline pins.
@@ -323,7 +334,9 @@ fn default_keep_headers() -> Vec<String> {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawMatrix {
     #[serde(default = "default_strategy")]
-    strategy: Strategy,
+    strategy: Spanned<Strategy>,
+    #[serde(default = "default_max_cells")]
+    max_cells: usize,
     #[serde(default)]
     packages: BTreeMap<String, Spanned<RawCandidates>>,
     #[serde(default)]
@@ -378,8 +391,12 @@ struct RawRange {
     pre: bool,
 }
 
-fn default_strategy() -> Strategy {
-    Strategy::OneAtATime
+fn default_strategy() -> Spanned<Strategy> {
+    Spanned::new(0..0, Strategy::OneAtATime)
+}
+
+fn default_max_cells() -> usize {
+    256
 }
 
 #[derive(Deserialize, Default)]
@@ -844,7 +861,9 @@ fn matrix(source: &Source, raw: RawMatrix, profiles: &[Profile]) -> Result<Matri
         matrix_profiles.push(name.into_inner());
     }
     Ok(Matrix {
-        strategy: raw.strategy,
+        strategy_line: source.line_of(raw.strategy.span().start),
+        strategy: raw.strategy.into_inner(),
+        max_cells: raw.max_cells,
         packages,
         profiles: matrix_profiles,
     })

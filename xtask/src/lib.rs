@@ -17,6 +17,7 @@ pub mod env;
 pub mod failpoint;
 pub mod index;
 pub mod input;
+pub mod interaction;
 pub mod interrupt;
 pub mod normalize;
 pub mod plan;
@@ -252,9 +253,31 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         pr::plan(&changes, &config.service.profile, &after.path)
     } else {
         expand_ranges(&mut config, &index, &progress).await?;
-        plan::plan(&config.matrix, &config.service.profile, |package| {
+        let planned = plan::plan(&config.matrix, &config.service.profile, |package| {
             builder.baseline.pinned_version(package)
-        })
+        });
+        let plan = planned.map_err(|message| input::InputError {
+            path: config.path.clone(),
+            line: config.matrix.strategy_line,
+            column: 1,
+            key: "matrix.strategy".to_owned(),
+            message,
+        })?;
+        if config.matrix.strategy != config::Strategy::OneAtATime {
+            let full: usize = config
+                .matrix
+                .packages
+                .iter()
+                .map(|(_, candidates)| candidates.versions().len())
+                .product();
+            progress.say(&format!(
+                "{:?} strategy: {} cells for {} packages (the full product is {full})",
+                config.matrix.strategy,
+                plan.cells.len(),
+                config.matrix.packages.len()
+            ));
+        }
+        plan
     };
     progress.say(&format!(
         "{} cells × {} scenarios",
@@ -299,7 +322,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
             }
         };
     }
-    let (outcomes, cancelled) = tokio::select! {
+    let (outcomes, mut cancelled) = tokio::select! {
         outcomes = run::run_plan(ctx.clone(), &plan) => (outcomes, None),
         name = interrupt.wait() => {
             // Every child is dead already; keep what finished, in plan order.
@@ -307,6 +330,13 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
 
         }
     };
+    let mut interactions = Vec::new();
+    if cancelled.is_none() && !options.accept {
+        tokio::select! {
+            found = interaction::isolate(&ctx, &plan, &outcomes) => interactions = found,
+            name = interrupt.wait() => cancelled = Some(name),
+        }
+    }
 
     let mut report = Report {
         schema_version: report::SCHEMA_VERSION,
@@ -323,6 +353,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         pending_snapshots: Vec::new(),
         accepted_snapshots: Vec::new(),
         cancelled: cancelled.map(str::to_owned),
+        interactions,
         planned_cells: plan.cells.len(),
         duration_ms: 0,
     };

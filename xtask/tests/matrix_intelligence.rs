@@ -105,3 +105,68 @@ fn bisect_finds_the_first_bad_bcrypt_in_at_most_five_builds() {
         run.stdout
     );
 }
+
+#[test]
+fn two_pins_that_break_only_together_are_isolated_from_a_bigger_cell() {
+    let ctx = TestContext::new();
+    ctx.overlay("fixtures/variants/flask-pyjwt-interaction");
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("strategy = \"one-at-a-time\"", "strategy = \"latest\"")
+    });
+    ctx.set_matrix(
+        r#"bcrypt = ["4.1.2"]
+flask = ["2.3.3"]
+pyjwt = ["2.8.0"]"#,
+    );
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = ctx.report();
+    let cells: Vec<&str> = report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|cell| cell["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cells,
+        ["baseline", "bcrypt 4.1.2, flask 2.3.3, pyjwt 2.8.0"]
+    );
+    let interactions = report["interactions"].as_array().unwrap();
+    assert_eq!(interactions.len(), 1, "{report}");
+    let interaction = &interactions[0];
+    assert_eq!(
+        interaction["pins"],
+        serde_json::json!(["flask 2.3.3", "pyjwt 2.8.0"])
+    );
+    assert_eq!(
+        interaction["scenarios"],
+        serde_json::json!(["login", "long-password", "staging@staging"])
+    );
+    // Without bcrypt: still fails; without flask, or without PyJWT: passes.
+    assert_eq!(interaction["cells_run"], 3);
+    assert!(
+        run.stdout
+            .contains("⚠ interaction: flask 2.3.3 + pyjwt 2.8.0 break login, long-password, staging@staging together"),
+        "{}",
+        run.stdout
+    );
+    common::assert_no_service_left(&report);
+}
+
+#[test]
+fn pairwise_prints_its_count_before_running() {
+    let ctx = TestContext::new();
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("strategy = \"one-at-a-time\"", "strategy = \"pairwise\"")
+    });
+    let run = ctx.run(&["plan"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // 3 × 3 × 2 versions: 9 rows cover every pair; the all-baseline row is the baseline.
+    assert!(
+        run.stderr
+            .contains("Pairwise strategy: 9 cells for 3 packages (the full product is 18)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(planned_ids(&run.stdout).len(), 9);
+}

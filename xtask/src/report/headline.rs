@@ -78,6 +78,15 @@ pub fn headline(report: &Report) -> String {
             report.cells.len()
         ));
     }
+    for interaction in &report.interactions {
+        lines.push(format!(
+            "  ⚠ interaction: {} break {} together, and no fewer of them do (isolated from `{}` with {} extra cells)",
+            interaction.pins.join(" + "),
+            interaction.scenarios.join(", "),
+            interaction.found_in,
+            interaction.cells_run
+        ));
+    }
     lines.join("\n")
 }
 

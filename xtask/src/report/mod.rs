@@ -36,6 +36,9 @@ pub struct Report {
     pub accepted_snapshots: Vec<String>,
     /// The signal that stopped the run; `cells` then holds only the cells that finished.
     pub cancelled: Option<String>,
+    /// Pins that break scenarios only together, isolated from multi-pin cells.
+    #[serde(default)]
+    pub interactions: Vec<crate::interaction::Interaction>,
     /// Cells in the plan, finished or not.
     pub planned_cells: usize,
     pub duration_ms: u64,
@@ -289,6 +292,7 @@ mod tests {
             pending_snapshots: Vec::new(),
             accepted_snapshots: Vec::new(),
             cancelled: None,
+            interactions: Vec::new(),
             planned_cells: 3,
             duration_ms: 0,
         }
