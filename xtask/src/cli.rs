@@ -58,6 +58,9 @@ pub struct UpgradeCheckArgs {
     /// Never reach the package index: use what is cached (uv's downloads, resolutions, environments)
     #[arg(long)]
     pub offline: bool,
+    /// Fail (exit 1) when a cell prints warnings the baseline does not, even if every scenario passes
+    #[arg(long)]
+    pub deny_warnings: bool,
     /// Pull-request mode: the baseline file at this git ref is the baseline, and each changed pin is tried alone
     #[arg(long, value_name = "GIT_REF", conflicts_with = "accept")]
     pub since: Option<String>,
@@ -111,6 +114,7 @@ impl UpgradeCheckArgs {
             database_url: self.database_url,
             overlay: self.overlay,
             no_build: self.no_build,
+            deny_warnings: self.deny_warnings,
             offline: self.offline,
             since: self.since,
         }

@@ -94,6 +94,8 @@ pub struct Options {
     pub overlay: Option<PathBuf>,
     /// Install wheels only: no package's build code runs.
     pub no_build: bool,
+    /// New warnings fail the run, not only the scenarios that changed.
+    pub deny_warnings: bool,
     /// Never reach the package index; use cached resolutions, environments and downloads.
     pub offline: bool,
     /// Pull-request mode: the baseline file at this git ref is the baseline.
@@ -397,6 +399,8 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         EXIT_INTERRUPTED
     } else if options.accept {
         0
+    } else if options.deny_warnings && report.exit_code() == 0 && report.has_new_warnings() {
+        1
     } else {
         report.exit_code()
     })

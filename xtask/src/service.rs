@@ -105,7 +105,10 @@ pub async fn start(
         .env("PATH", path)
         .env(SERVICE_MARKER, launch.log)
         .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1");
+        .env("PYTHONUNBUFFERED", "1")
+        // Deprecations are the early signal of the next break: print each once.
+        // A profile may set its own.
+        .env("PYTHONWARNINGS", "default");
     for (name, value) in launch.env {
         expression = expression.env(name, launch.placeholders.fill(value));
     }

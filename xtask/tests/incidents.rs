@@ -282,3 +282,24 @@ fn a_server_named_by_database_url_gets_its_databases_created_and_dropped() {
         "every database it made was dropped"
     );
 }
+
+#[test]
+fn new_warnings_are_a_soft_finding_unless_denied() {
+    let ctx = TestContext::new();
+    ctx.set_matrix(r#"bcrypt = ["4.1.2"]"#);
+    let overlay = common::workspace_root().join("fixtures/incidents/INC-001");
+    let overlay = overlay.to_str().unwrap();
+    let run = ctx.run(&["--overlay", overlay]);
+    assert_eq!(
+        run.code, 0,
+        "passlib's trapped warning fails nothing by default"
+    );
+    assert!(
+        run.stdout
+            .contains("⚠ new warnings (not a failure unless --deny-warnings): bcrypt 4.1.2"),
+        "{}",
+        run.stdout
+    );
+    let denied = ctx.run(&["--overlay", overlay, "--deny-warnings"]);
+    assert_eq!(denied.code, 1);
+}

@@ -170,3 +170,29 @@ fn pairwise_prints_its_count_before_running() {
     );
     assert_eq!(planned_ids(&run.stdout).len(), 9);
 }
+
+#[test]
+fn a_deprecation_warning_is_the_early_signal_of_the_next_break() {
+    let ctx = TestContext::new();
+    ctx.overlay("fixtures/variants/werkzeug-url-quote");
+    ctx.set_matrix(r#"werkzeug = ["2.3.8", "3.0.6"]"#);
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = ctx.report();
+    for scenario in ["health", "login", "long-password", "register"] {
+        assert_eq!(common::verdict(&report, "werkzeug 2.3.8", scenario), "pass");
+    }
+    let warned = common::cell_report(&report, "werkzeug 2.3.8")["new_warnings"].to_string();
+    assert!(
+        warned.contains("DeprecationWarning") && warned.contains("url_quote"),
+        "{warned}"
+    );
+    assert_eq!(
+        common::cell_report(&report, "baseline")["new_warnings"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        common::verdict(&report, "werkzeug 3.0.6", "register"),
+        "startup-failed"
+    );
+}

@@ -78,6 +78,18 @@ pub fn headline(report: &Report) -> String {
             report.cells.len()
         ));
     }
+    let warning: Vec<&str> = report
+        .cells
+        .iter()
+        .filter(|cell| !cell.new_warnings.is_empty())
+        .map(|cell| cell.name.as_str())
+        .collect();
+    if !warning.is_empty() {
+        lines.push(format!(
+            "  ⚠ new warnings (not a failure unless --deny-warnings): {}",
+            warning.join(", ")
+        ));
+    }
     for interaction in &report.interactions {
         lines.push(format!(
             "  ⚠ interaction: {} break {} together, and no fewer of them do (isolated from `{}` with {} extra cells)",

@@ -184,6 +184,11 @@ impl Report {
     }
 
     /// 0 all pass, 1 a regression, 2 the harness failed somewhere.
+    /// Some cell prints warnings the baseline does not: a soft finding.
+    pub fn has_new_warnings(&self) -> bool {
+        self.cells.iter().any(|cell| !cell.new_warnings.is_empty())
+    }
+
     pub fn exit_code(&self) -> i32 {
         let verdicts = || {
             self.cells
