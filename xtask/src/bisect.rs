@@ -244,29 +244,7 @@ impl Bisection {
             );
             return Ok(0);
         }
-        let mut outcomes: BTreeMap<usize, CellOutcome> = BTreeMap::new();
-        let last = self.candidates.len() - 1;
-        outcomes.insert(last, end);
-        let search = search(self.candidates.len(), async |position| {
-            let cell = self.cell(&self.candidates[position], &profile);
-            let plan = Plan {
-                cells: vec![cell],
-                skipped: Vec::new(),
-            };
-            let Some(outcome) = run::run_plan(ctx.clone(), &plan).await.pop() else {
-                return Probe::Unknown;
-            };
-            let found = classify(&outcome, &broken);
-            ctx.progress.say(&format!(
-                "{} {}: {}",
-                self.package,
-                self.candidates[position],
-                label(found)
-            ));
-            outcomes.insert(position, outcome);
-            found
-        })
-        .await;
+        let (search, outcomes) = self.probe_between(&ctx, &profile, &broken, end).await;
         let report = self.report(&search, &outcomes, &broken, &start);
         state::write_atomic(
             &report_dir.join("bisect.json"),
@@ -277,6 +255,39 @@ impl Bisection {
             self.render(&report, &outcomes[&search.first_bad], &broken)
         );
         Ok(0)
+    }
+
+    /// Searches the candidates before the bad end (whose outcome is `end`)
+    /// with one real cell per probe; a probe is bad when it fails one of `broken`.
+    async fn probe_between(
+        &self,
+        ctx: &Arc<RunContext>,
+        profile: &str,
+        broken: &BTreeSet<String>,
+        end: CellOutcome,
+    ) -> (Search, BTreeMap<usize, CellOutcome>) {
+        let mut outcomes: BTreeMap<usize, CellOutcome> = BTreeMap::new();
+        outcomes.insert(self.candidates.len() - 1, end);
+        let search = search(self.candidates.len(), async |position| {
+            let plan = Plan {
+                cells: vec![self.cell(&self.candidates[position], profile)],
+                skipped: Vec::new(),
+            };
+            let Some(outcome) = run::run_plan(ctx.clone(), &plan).await.pop() else {
+                return Probe::Unknown;
+            };
+            let found = classify(&outcome, broken);
+            ctx.progress.say(&format!(
+                "{} {}: {}",
+                self.package,
+                self.candidates[position],
+                label(found)
+            ));
+            outcomes.insert(position, outcome);
+            found
+        })
+        .await;
+        (search, outcomes)
     }
 
     fn report(
@@ -444,6 +455,143 @@ fn label(probe: Probe) -> &'static str {
         Probe::Bad => "bad",
         Probe::Unknown => "could not be built",
     }
+}
+
+/// How far a package can move: the newest version known to pass, and the
+/// first that breaks when bisection found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct NewestSafe {
+    pub package: String,
+    /// The newest version the plan tried.
+    pub newest_tried: String,
+    /// The newest version known to pass what the newest tried fails.
+    pub newest_safe: String,
+    /// The first version that fails it; `None` when the newest tried passes,
+    /// or when versions that could not be built hide it.
+    pub first_bad: Option<String>,
+    /// What the first bad version breaks.
+    pub breaks: Vec<String>,
+    /// Versions between the newest safe and the first bad that could not be built.
+    pub unknown_between: Vec<String>,
+    /// Extra cells the bisection ran.
+    pub cells_run: usize,
+}
+
+/// For each package the plan tried alone: its newest safe version, bisecting
+/// between the newest passing version and the newest tried when that fails.
+pub async fn newest_safe_versions(
+    ctx: &Arc<RunContext>,
+    plan: &Plan,
+    outcomes: &[CellOutcome],
+    index: &Index,
+) -> Vec<NewestSafe> {
+    let Some((baseline_cell, baseline)) = plan
+        .cells
+        .iter()
+        .zip(outcomes)
+        .find(|(cell, _)| cell.is_baseline())
+    else {
+        return Vec::new();
+    };
+    let baseline_failing = failing(baseline);
+    // Single-pin cells of the baseline profile, by package, oldest version first.
+    let mut tried: BTreeMap<PackageName, Vec<(Version, &CellOutcome)>> = BTreeMap::new();
+    for (cell, outcome) in plan.cells.iter().zip(outcomes) {
+        if let [pin] = &cell.pins[..]
+            && cell.from_file.is_none()
+            && cell.profile == baseline_cell.profile
+        {
+            tried
+                .entry(pin.package.clone())
+                .or_default()
+                .push((pin.version.clone(), outcome));
+        }
+    }
+    let mut found = Vec::new();
+    for (package, mut versions) in tried {
+        versions.sort_by(|a, b| a.0.cmp(&b.0));
+        let Some((newest, newest_outcome)) = versions.last().cloned() else {
+            continue;
+        };
+        let broken: BTreeSet<String> = failing(newest_outcome)
+            .difference(&baseline_failing)
+            .cloned()
+            .collect();
+        let passing =
+            |outcome: &CellOutcome| !unbuildable(outcome) && failing(outcome).is_disjoint(&broken);
+        let baseline_pin = ctx.builder.baseline.pinned_version(&package);
+        let good = versions[..versions.len() - 1]
+            .iter()
+            .rev()
+            .find(|(_, outcome)| passing(outcome))
+            .map(|(version, _)| version.clone())
+            .or(baseline_pin.filter(|pinned| *pinned < newest));
+        if broken.is_empty() || unbuildable(newest_outcome) {
+            if !unbuildable(newest_outcome) {
+                found.push(NewestSafe {
+                    package: package.to_string(),
+                    newest_tried: newest.to_string(),
+                    newest_safe: newest.to_string(),
+                    first_bad: None,
+                    breaks: Vec::new(),
+                    unknown_between: Vec::new(),
+                    cells_run: 0,
+                });
+            }
+            continue;
+        }
+        let Some(good) = good else {
+            continue;
+        };
+        let (asked, ask) = (package.clone(), index.clone());
+        let listing = match tokio::task::spawn_blocking(move || ask.versions(&asked, false)).await {
+            Ok(Ok(listing)) => listing,
+            Ok(Err(err)) => {
+                ctx.progress
+                    .say(&format!("no bisection of {package}: {err:#}"));
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let mut candidates: Vec<Version> = listing
+            .versions
+            .into_iter()
+            .filter(|version| *version > good && *version < newest)
+            .collect();
+        candidates.push(newest.clone());
+        ctx.progress.say(&format!(
+            "{package} {newest} fails {}; bisecting the {} versions since {good}",
+            broken.iter().cloned().collect::<Vec<_>>().join(", "),
+            candidates.len() - 1
+        ));
+        let bisection = Bisection {
+            package: package.clone(),
+            from: good.clone(),
+            from_is_baseline: false,
+            candidates,
+            listed: 0,
+        };
+        let (search, outcomes) = bisection
+            .probe_between(ctx, &baseline_cell.profile, &broken, newest_outcome.clone())
+            .await;
+        let version = |position: usize| bisection.candidates[position].to_string();
+        found.push(NewestSafe {
+            package: package.to_string(),
+            newest_tried: newest.to_string(),
+            newest_safe: search.last_good.map_or(good.to_string(), version),
+            first_bad: search
+                .unknown_between
+                .is_empty()
+                .then(|| version(search.first_bad)),
+            breaks: outcomes
+                .get(&search.first_bad)
+                .map(|outcome| failing(outcome).intersection(&broken).cloned().collect())
+                .unwrap_or_default(),
+            unknown_between: search.unknown_between.iter().map(|&p| version(p)).collect(),
+            cells_run: search.probes.len(),
+        });
+    }
+    found
 }
 
 #[cfg(test)]

@@ -58,6 +58,12 @@ pub struct UpgradeCheckArgs {
     /// Never reach the package index: use what is cached (uv's downloads, resolutions, environments)
     #[arg(long)]
     pub offline: bool,
+    /// Do not bisect a package whose newest candidate fails to find its newest safe version
+    #[arg(long)]
+    pub no_bisect: bool,
+    /// Replay the baseline once instead of twice (faster; nondeterministic fields are then not found)
+    #[arg(long)]
+    pub no_noise_check: bool,
     /// Fail (exit 1) when a cell prints warnings the baseline does not, even if every scenario passes
     #[arg(long)]
     pub deny_warnings: bool,
@@ -115,6 +121,8 @@ impl UpgradeCheckArgs {
             overlay: self.overlay,
             no_build: self.no_build,
             deny_warnings: self.deny_warnings,
+            no_noise_check: self.no_noise_check,
+            no_bisect: self.no_bisect,
             offline: self.offline,
             since: self.since,
         }

@@ -19,6 +19,7 @@ pub mod index;
 pub mod input;
 pub mod interaction;
 pub mod interrupt;
+pub mod noise;
 pub mod normalize;
 pub mod plan;
 pub mod pr;
@@ -96,6 +97,10 @@ pub struct Options {
     pub no_build: bool,
     /// New warnings fail the run, not only the scenarios that changed.
     pub deny_warnings: bool,
+    /// Replay the baseline once, not twice: faster, but blind to noise.
+    pub no_noise_check: bool,
+    /// Do not bisect packages whose newest candidate fails.
+    pub no_bisect: bool,
     /// Never reach the package index; use cached resolutions, environments and downloads.
     pub offline: bool,
     /// Pull-request mode: the baseline file at this git ref is the baseline.
@@ -302,6 +307,8 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         finished: Default::default(),
         postgres,
         accepting: options.accept,
+        check_noise: !options.accept && !options.no_noise_check,
+        noise: Default::default(),
 
         scratch: scratch.path().to_owned(),
         config,
@@ -339,6 +346,13 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
             name = interrupt.wait() => cancelled = Some(name),
         }
     }
+    let mut newest_safe = Vec::new();
+    if cancelled.is_none() && !options.accept && !options.no_bisect {
+        tokio::select! {
+            found = bisect::newest_safe_versions(&ctx, &plan, &outcomes, &index) => newest_safe = found,
+            name = interrupt.wait() => cancelled = Some(name),
+        }
+    }
 
     let mut report = Report {
         schema_version: report::SCHEMA_VERSION,
@@ -356,6 +370,14 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         accepted_snapshots: Vec::new(),
         cancelled: cancelled.map(str::to_owned),
         interactions,
+        newest_safe,
+        nondeterministic: ctx
+            .noise
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect(),
         planned_cells: plan.cells.len(),
         duration_ms: 0,
     };

@@ -16,6 +16,7 @@ use crate::config::{Config, DatabaseKind};
 use crate::db::{Database, Postgres};
 use crate::env::{Builder, Environment, ResolvedSet};
 use crate::failpoint::failpoint;
+use crate::noise::{self, Noise};
 use crate::normalize::{self, Normaliser};
 use crate::plan::{Cell, Plan};
 use crate::progress::Progress;
@@ -51,6 +52,29 @@ pub struct RunContext {
     pub finished: std::sync::Mutex<Vec<(usize, CellOutcome)>>,
     /// Running to accept the baseline's results: a mismatch is expected, not news.
     pub accepting: bool,
+    /// Replay the baseline's scenarios twice to find what is nondeterministic.
+    pub check_noise: bool,
+    /// What the baseline's two runs found, by scenario run key.
+    pub noise: std::sync::Mutex<BTreeMap<String, Noise>>,
+}
+
+impl RunContext {
+    /// Fields masked in every comparison of the scenario run `key`.
+    fn noisy_fields(&self, key: &str) -> std::collections::BTreeSet<String> {
+        self.noise
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .map(|noise| noise.fields.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Which replay of a scenario in one cell: the baseline's second one finds noise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    First,
+    Again,
 }
 
 /// One scenario under one profile: a column of the report.
@@ -86,6 +110,7 @@ pub fn scenario_runs<'a>(scenarios: &'a [Scenario], cell_profile: &str) -> Vec<S
 }
 
 /// One cell's result, plus the rendered contents of each scenario it replayed.
+#[derive(Clone)]
 pub struct CellOutcome {
     pub report: CellReport,
     pub contents: BTreeMap<String, String>,
@@ -363,8 +388,19 @@ async fn run_cell(
     for run in scenario_runs(&ctx.scenarios, &cell.profile) {
         ctx.progress
             .cell(&cell.name, &format!("{}: starting the service", run.key));
-        let (scenario_report, rendered) =
-            run_scenario(&ctx, &cell, &environment, &service_dir, &run).await;
+        let (scenario_report, rendered) = if cell.is_baseline() && ctx.check_noise {
+            run_baseline_twice(&ctx, &cell, &environment, &service_dir, &run).await
+        } else {
+            run_scenario(
+                &ctx,
+                &cell,
+                &environment,
+                &service_dir,
+                &run,
+                Attempt::First,
+            )
+            .await
+        };
         ctx.progress.cell(
             &cell.name,
             &format!("{}: {}", run.key, scenario_report.verdict.label()),
@@ -385,6 +421,64 @@ async fn run_cell(
     CellOutcome { report, contents }
 }
 
+/// The baseline's scenario, replayed twice at once on two fresh services:
+/// fields that differ are noise, masked from then on; the first replay is
+/// judged with them masked.
+async fn run_baseline_twice(
+    ctx: &RunContext,
+    cell: &Cell,
+    environment: &Environment,
+    service_dir: &Path,
+    run: &ScenarioRun<'_>,
+) -> (ScenarioReport, Option<String>) {
+    let ((mut report, first), (_, second)) = tokio::join!(
+        run_scenario(ctx, cell, environment, service_dir, run, Attempt::First),
+        run_scenario(ctx, cell, environment, service_dir, run, Attempt::Again),
+    );
+    let (Some(first), Some(second)) = (&first, &second) else {
+        return (report, first);
+    };
+    let Some(noise) = noise::compare_runs(&run.key, first, second) else {
+        return (report, Some(first.clone()));
+    };
+    ctx.progress.cell(
+        &cell.name,
+        &format!(
+            "{}: two baseline runs differ{}{}",
+            run.key,
+            if noise.fields.is_empty() {
+                String::new()
+            } else {
+                format!(" in {} (masked from now on)", noise.fields.join(", "))
+            },
+            if noise.is_flaky() {
+                "; the scenario is flaky"
+            } else {
+                ""
+            }
+        ),
+    );
+    let fields = noise.fields.iter().cloned().collect();
+    ctx.noise
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(run.key.clone(), noise);
+    if report.verdict == Verdict::Changed {
+        let accepted = snapshot::accepted_path(&ctx.config.replay.snapshots, &run.key);
+        match snapshot::compare(&accepted, first, &fields) {
+            Ok(Comparison::Matches) => {
+                report.verdict = Verdict::Pass;
+                report.summary = None;
+                report.diff = None;
+                report.log_tail = None;
+            }
+            Ok(Comparison::Differs { diff, .. }) => report.diff = Some(diff),
+            _ => {}
+        }
+    }
+    (report, Some(first.clone()))
+}
+
 /// One scenario against a fresh service and database.
 async fn run_scenario(
     ctx: &RunContext,
@@ -392,7 +486,13 @@ async fn run_scenario(
     environment: &Environment,
     service_dir: &Path,
     run: &ScenarioRun<'_>,
+    attempt: Attempt,
 ) -> (ScenarioReport, Option<String>) {
+    // A second replay beside the first needs its own database and log.
+    let key = match attempt {
+        Attempt::First => run.key.clone(),
+        Attempt::Again => format!("{}.again", run.key),
+    };
     let scenario = run.scenario;
     let mut report = ScenarioReport::new(run.key.clone(), Verdict::Error);
     let config = &ctx.config;
@@ -402,7 +502,7 @@ async fn run_scenario(
     };
     let mut secrets = scenario.secrets.clone();
     secrets.insert("run".to_owned(), ctx.run_secret.clone());
-    let database = match fresh_database(ctx, profile.database, &cell.id, &run.key).await {
+    let database = match fresh_database(ctx, profile.database, &cell.id, &key).await {
         Ok(database) => database,
         Err(err) => {
             report.summary = Some(format!("cannot make a fresh database: {err:#}"));
@@ -416,7 +516,7 @@ async fn run_scenario(
         .dirs
         .logs_dir()
         .join(&cell.id)
-        .join(format!("{}.log", run.key));
+        .join(format!("{key}.log"));
     let launch = Launched {
         environment,
         service_dir,
@@ -491,7 +591,7 @@ async fn run_scenario(
         ),
         Startup::Refused { .. } => (None, None),
     };
-    match snapshot::compare(&accepted, &rendered) {
+    match snapshot::compare(&accepted, &rendered, &ctx.noisy_fields(&run.key)) {
         Ok(Comparison::Matches) => report.verdict = Verdict::Pass,
         Ok(Comparison::Differs {
             diff,

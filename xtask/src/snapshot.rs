@@ -12,6 +12,7 @@ use anyhow::Context;
 use insta::TextSnapshotKind;
 use insta::internals::TextSnapshotContents;
 
+use crate::noise;
 use crate::normalize::NormalisedExchange;
 use crate::replay::StepFailure;
 use crate::state::write_atomic;
@@ -81,8 +82,13 @@ pub fn pending_path(accepted: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Compares `contents` with the accepted snapshot at `path`.
-pub fn compare(path: &Path, contents: &str) -> anyhow::Result<Comparison> {
+/// Compares `contents` with the accepted snapshot at `path`, with the values
+/// of `noisy` fields masked on both sides.
+pub fn compare(
+    path: &Path,
+    contents: &str,
+    noisy: &std::collections::BTreeSet<String>,
+) -> anyhow::Result<Comparison> {
     if !path.exists() {
         return Ok(Comparison::Missing);
     }
@@ -92,7 +98,15 @@ pub fn compare(path: &Path, contents: &str) -> anyhow::Result<Comparison> {
     let accepted = accepted
         .as_text()
         .with_context(|| format!("{} is not a text snapshot", path.display()))?;
-    let current = TextSnapshotContents::new(contents.to_owned(), TextSnapshotKind::File);
+    let current = TextSnapshotContents::new(noise::mask(contents, noisy), TextSnapshotKind::File);
+    let accepted = if noisy.is_empty() {
+        accepted.clone()
+    } else {
+        TextSnapshotContents::new(
+            noise::mask(&accepted.to_string(), noisy),
+            TextSnapshotKind::File,
+        )
+    };
     if accepted.matches_latest(&current) {
         return Ok(Comparison::Matches);
     }
@@ -206,7 +220,10 @@ mod tests {
             Some(header().description)
         );
         assert_eq!(snapshot.metadata().expression(), Some("login"));
-        assert_eq!(compare(&path, contents).unwrap(), Comparison::Matches);
+        assert_eq!(
+            compare(&path, contents, &Default::default()).unwrap(),
+            Comparison::Matches
+        );
     }
 
     #[test]
@@ -218,7 +235,7 @@ mod tests {
         let Comparison::Differs {
             diff,
             status_change,
-        } = compare(&path, changed).unwrap()
+        } = compare(&path, changed, &Default::default()).unwrap()
         else {
             panic!("expected a difference");
         };
@@ -245,7 +262,7 @@ mod tests {
     fn a_missing_snapshot_is_reported_as_missing() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(
-            compare(&dir.path().join("x.snap"), "text").unwrap(),
+            compare(&dir.path().join("x.snap"), "text", &Default::default()).unwrap(),
             Comparison::Missing
         );
     }

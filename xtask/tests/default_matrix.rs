@@ -70,6 +70,35 @@ fn bcrypt_5_breaks_long_passwords_and_nothing_else() {
         "the verdict line names the culprit"
     );
 
+    // bcrypt's newest candidate fails and 4.1.2 passes: the run bisects the
+    // index's versions in between (4.1.3, 4.2.0, 4.2.1, 4.3.0) for the newest safe one.
+    let newest_safe = |package: &str| {
+        report["newest_safe"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|safe| safe["package"] == package)
+            .unwrap_or_else(|| panic!("{package} in {}", report["newest_safe"]))
+            .clone()
+    };
+    let bcrypt = newest_safe("bcrypt");
+    assert_eq!(
+        (&bcrypt["newest_safe"], &bcrypt["first_bad"]),
+        (&serde_json::json!("4.3.0"), &serde_json::json!("5.0.0")),
+        "{bcrypt}"
+    );
+    assert_eq!(bcrypt["breaks"], serde_json::json!(["long-password"]));
+    assert!(bcrypt["cells_run"].as_u64().unwrap() <= 3, "{bcrypt}");
+    assert_eq!(newest_safe("flask")["newest_safe"], "3.0.3");
+    assert_eq!(newest_safe("flask")["cells_run"], 0, "nothing to bisect");
+    assert!(
+        first
+            .stdout
+            .contains("↳ bcrypt: newest safe version 4.3.0; first bad 5.0.0 (breaks long-password"),
+        "{}",
+        first.stdout
+    );
+
     // Werkzeug follows Flask: it moves, marked as transitive.
     let flask = cell_report(&report, "flask 2.3.3");
     let werkzeug = flask["changes"]

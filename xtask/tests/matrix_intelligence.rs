@@ -196,3 +196,42 @@ fn a_deprecation_warning_is_the_early_signal_of_the_next_break() {
         "startup-failed"
     );
 }
+
+#[test]
+fn a_field_randomised_on_purpose_is_found_by_the_double_baseline_and_masked() {
+    let ctx = TestContext::new();
+    ctx.overlay("fixtures/variants/random-field");
+    ctx.set_matrix(r#"bcrypt = ["4.1.2"]"#);
+    // Accepted with one random id; every later run draws another.
+    let accepted = ctx.run(&["--accept"]);
+    assert_eq!(accepted.code, 0, "{}", accepted.stderr);
+    let snapshot = std::fs::read_to_string(ctx.path("snapshots/register.snap")).unwrap();
+    assert!(snapshot.contains("\"nonce\": \""), "{snapshot}");
+
+    let run = ctx.run(&[]);
+    assert_eq!(
+        run.code, 0,
+        "masked, the random id is no regression: {}",
+        run.stdout
+    );
+    let report = ctx.report();
+    let noise = report["nondeterministic"].as_array().unwrap();
+    let register = noise
+        .iter()
+        .find(|noise| noise["scenario"] == "register")
+        .unwrap_or_else(|| panic!("register is flagged: {report}"));
+    assert_eq!(register["fields"], serde_json::json!(["nonce"]));
+    assert_eq!(register["unexplained"], serde_json::json!([]));
+    assert!(
+        run.stdout
+            .contains("register differs between two baseline runs in nonce")
+            && run.stdout.contains("json-key = \"nonce\""),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(common::verdict(&report, "bcrypt 4.1.2", "register"), "pass");
+
+    // Without the second baseline run the same id is a mismatch.
+    let blind = ctx.run(&["--no-noise-check"]);
+    assert_eq!(blind.code, 1, "{}", blind.stdout);
+}

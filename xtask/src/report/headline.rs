@@ -90,6 +90,41 @@ pub fn headline(report: &Report) -> String {
             warning.join(", ")
         ));
     }
+    for safe in &report.newest_safe {
+        match &safe.first_bad {
+            Some(first_bad) => lines.push(format!(
+                "  ↳ {}: newest safe version {}; first bad {first_bad} (breaks {}; bisected with {} cells)",
+                safe.package,
+                safe.newest_safe,
+                safe.breaks.join(", "),
+                safe.cells_run
+            )),
+            None if safe.newest_safe != safe.newest_tried => lines.push(format!(
+                "  ↳ {}: newest safe version {}; the break lies in {} or {} (could not be built)",
+                safe.package,
+                safe.newest_safe,
+                safe.unknown_between.join(", "),
+                safe.newest_tried
+            )),
+            None => {}
+        }
+    }
+    for noise in &report.nondeterministic {
+        if !noise.fields.is_empty() {
+            lines.push(format!(
+                "  ⚠ {} differs between two baseline runs in {}: masked, never a regression (a redaction would make it deterministic)",
+                noise.scenario,
+                noise.fields.join(", ")
+            ));
+        }
+        if noise.is_flaky() {
+            lines.push(format!(
+                "  ⚠ {} is flaky: two baseline runs differ beyond any field ({})",
+                noise.scenario,
+                noise.unexplained.first().map_or("", String::as_str)
+            ));
+        }
+    }
     for interaction in &report.interactions {
         lines.push(format!(
             "  ⚠ interaction: {} break {} together, and no fewer of them do (isolated from `{}` with {} extra cells)",

@@ -39,6 +39,13 @@ pub struct Report {
     /// Pins that break scenarios only together, isolated from multi-pin cells.
     #[serde(default)]
     pub interactions: Vec<crate::interaction::Interaction>,
+    /// Per package tried alone: the newest version that passes, bisected
+    /// when the newest tried fails.
+    #[serde(default)]
+    pub newest_safe: Vec<crate::bisect::NewestSafe>,
+    /// What differed between the baseline's two runs of a scenario.
+    #[serde(default)]
+    pub nondeterministic: Vec<crate::noise::Noise>,
     /// Cells in the plan, finished or not.
     pub planned_cells: usize,
     pub duration_ms: u64,
@@ -298,6 +305,8 @@ mod tests {
             accepted_snapshots: Vec::new(),
             cancelled: None,
             interactions: Vec::new(),
+            newest_safe: Vec::new(),
+            nondeterministic: Vec::new(),
             planned_cells: 3,
             duration_ms: 0,
         }

@@ -180,6 +180,18 @@ fn footer(report: &Report, out: &mut String) {
             cells.join(", ")
         );
     }
+    for noise in report
+        .nondeterministic
+        .iter()
+        .filter(|noise| !noise.fields.is_empty())
+    {
+        let _ = writeln!(
+            out,
+            "nondeterministic in {} — to make it deterministic, add to the config:\n{}",
+            noise.scenario,
+            noise.suggestion.trim_end()
+        );
+    }
     for path in &report.pending_snapshots {
         let _ = writeln!(
             out,
