@@ -58,6 +58,9 @@ pub struct UpgradeCheckArgs {
     /// Never reach the package index: use what is cached (uv's downloads, resolutions, environments)
     #[arg(long)]
     pub offline: bool,
+    /// Run only shard K of N of the plan (cells assigned by a hash of their id) and write a partial result
+    #[arg(long, value_name = "K/N", value_parser = parse_shard, conflicts_with = "accept")]
+    pub shard: Option<(usize, usize)>,
     /// Do not bisect a package whose newest candidate fails to find its newest safe version
     #[arg(long)]
     pub no_bisect: bool,
@@ -75,7 +78,16 @@ pub struct UpgradeCheckArgs {
 #[derive(Subcommand)]
 pub enum UpgradeCheckAction {
     /// Print the plan (its cells, with matrix ranges expanded from the index) and stop before building anything
-    Plan,
+    Plan {
+        /// With --format github-matrix: how many shards to split the cells into
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+        shards: u16,
+    },
+    /// Work on written results
+    Report {
+        #[command(subcommand)]
+        action: ReportAction,
+    },
     /// Find the first version of PACKAGE that breaks what its newest (or --to) version breaks, by binary search over the index's versions
     Bisect {
         /// The package to bisect, as the baseline file names it
@@ -92,13 +104,45 @@ pub enum UpgradeCheckAction {
     },
 }
 
+#[derive(Subcommand)]
+pub enum ReportAction {
+    /// Merge the partial results of `--shard K/N` runs (their report folders) into one report
+    Merge {
+        /// Report folders (or the state folders holding them), one per shard
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where the merged report goes [default: the state dir's report folder]
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// `K/N` with 1 <= K <= N.
+fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    let parsed = text
+        .split_once('/')
+        .and_then(|(k, n)| Some((k.parse::<usize>().ok()?, n.parse::<usize>().ok()?)));
+    match parsed {
+        Some((k, n)) if 1 <= k && k <= n && n <= 256 => Ok((k, n)),
+        _ => Err(format!(
+            "`{text}` is not a shard like 2/3 (1 <= K <= N <= 256)"
+        )),
+    }
+}
+
 impl UpgradeCheckArgs {
     /// The library's options, as the arguments ask.
     pub fn into_options(self) -> Options {
         Options {
+            shard: self.shard,
             action: match self.action {
                 None => Action::Run,
-                Some(UpgradeCheckAction::Plan) => Action::Plan,
+                Some(UpgradeCheckAction::Plan { shards }) => Action::Plan {
+                    shards: usize::from(shards),
+                },
+                Some(UpgradeCheckAction::Report {
+                    action: ReportAction::Merge { dirs, out },
+                }) => Action::MergeReports { dirs, out },
                 Some(UpgradeCheckAction::Bisect {
                     package,
                     from,

@@ -57,6 +57,8 @@ pub enum Format {
     Terminal,
     /// The whole result as JSON on stdout (also written to report.json).
     Json,
+    /// For `plan`: the shards as a GitHub Actions job matrix (`strategy.matrix`).
+    GithubMatrix,
 }
 
 /// What a run does with its plan.
@@ -64,8 +66,13 @@ pub enum Format {
 pub enum Action {
     /// Run every cell and judge it.
     Run,
-    /// Print the plan and stop.
-    Plan,
+    /// Print the plan and stop; with `--format github-matrix`, as this many shards.
+    Plan { shards: usize },
+    /// Merge shards' partial results (report folders) into one report.
+    MergeReports {
+        dirs: Vec<PathBuf>,
+        out: Option<PathBuf>,
+    },
     /// Search the index's versions of one package for the first bad one.
     Bisect(BisectRequest),
 }
@@ -83,6 +90,8 @@ pub struct BisectRequest {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub action: Action,
+    /// Run only shard `K` of `N` (1-based) and write a partial result.
+    pub shard: Option<(usize, usize)>,
     pub config: Option<PathBuf>,
     pub accept: bool,
     pub format: Format,
@@ -111,6 +120,9 @@ pub struct Options {
 ///
 /// Ctrl-C or SIGTERM stop every child process group before returning.
 pub fn upgrade_check(options: Options) -> anyhow::Result<i32> {
+    if let Action::MergeReports { dirs, out } = &options.action {
+        return merge_reports(&options, dirs, out.as_deref());
+    }
     // Children die with the thread that spawned them (PR_SET_PDEATHSIG), so no
     // runtime thread may retire while the run lasts.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -234,7 +246,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
             }
             Some(bisect::Bisection::prepare(request, &builder.baseline, &index, &progress).await?)
         }
-        Action::Run | Action::Plan => None,
+        Action::Run | Action::Plan { .. } | Action::MergeReports { .. } => None,
     };
     let plan = if let Some(bisection) = &bisection {
         bisection.first_plan(&config.service.profile)
@@ -291,10 +303,27 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         plan.cells.len(),
         scenarios.len()
     ));
-    if let Action::Plan = options.action {
-        print_plan(&plan, options.format)?;
+    if let Action::Plan { shards } = options.action {
+        print_plan(&plan, options.format, shards)?;
         return Ok(0);
     }
+    let shard_info = options.shard.map(|(index, count)| report::ShardInfo {
+        index,
+        count,
+        plan: plan.cells.iter().map(|cell| cell.id.clone()).collect(),
+    });
+    let plan = match options.shard {
+        Some((index, count)) => {
+            let part = plan::shard(&plan, index - 1, count);
+            progress.say(&format!(
+                "shard {index}/{count}: {} of the plan's {} cells, with the baseline",
+                part.cells.len() - 1,
+                plan.cells.len() - 1
+            ));
+            part
+        }
+        None => plan,
+    };
     let postgres = start_postgres(
         &config,
         &scenarios,
@@ -339,15 +368,17 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
 
         }
     };
+    // A shard sees only its own cells: isolating and bisecting need them all.
+    let whole_plan = options.shard.is_none();
     let mut interactions = Vec::new();
-    if cancelled.is_none() && !options.accept {
+    if cancelled.is_none() && !options.accept && whole_plan {
         tokio::select! {
             found = interaction::isolate(&ctx, &plan, &outcomes) => interactions = found,
             name = interrupt.wait() => cancelled = Some(name),
         }
     }
     let mut newest_safe = Vec::new();
-    if cancelled.is_none() && !options.accept && !options.no_bisect {
+    if cancelled.is_none() && !options.accept && !options.no_bisect && whole_plan {
         tokio::select! {
             found = bisect::newest_safe_versions(&ctx, &plan, &outcomes, &index) => newest_safe = found,
             name = interrupt.wait() => cancelled = Some(name),
@@ -371,6 +402,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         cancelled: cancelled.map(str::to_owned),
         interactions,
         newest_safe,
+        shard: shard_info,
         nondeterministic: ctx
             .noise
             .lock()
@@ -409,6 +441,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
     match options.format {
         Format::Terminal => print!("{}", report::terminal::render(&report)),
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::GithubMatrix => bail!("--format github-matrix is for `upgrade-check plan`"),
     }
     let written: Vec<String> = written
         .iter()
@@ -532,9 +565,47 @@ fn lay_over(config: &mut Config, overlay: &Path, scratch: &Path) -> anyhow::Resu
     Ok(())
 }
 
-/// The plan on stdout: one cell per line, or JSON.
-fn print_plan(plan: &Plan, format: Format) -> anyhow::Result<()> {
+/// `upgrade-check report merge`: the shards' parts as one report, written
+/// in every format; the exit code is the merged result's.
+fn merge_reports(options: &Options, dirs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<i32> {
+    let merged = report::merge::merge(report::merge::read_parts(dirs)?)?;
+    let out = match out {
+        Some(out) => out.to_owned(),
+        None => state_dirs(options, Path::new("")).report_dir(),
+    };
+    let written = report::write_all(&merged, &out)?;
+    match options.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&merged)?),
+        _ => print!("{}", report::terminal::render(&merged)),
+    }
+    let written: Vec<String> = written
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect();
+    eprintln!("merged {} parts: {}", dirs.len(), written.join(", "));
+    Ok(merged.exit_code())
+}
+
+/// The plan on stdout: one cell per line, JSON, or a job matrix of shards.
+fn print_plan(plan: &Plan, format: Format, shards: usize) -> anyhow::Result<()> {
     match format {
+        Format::GithubMatrix => {
+            let include: Vec<serde_json::Value> = (0..shards)
+                .map(|index| {
+                    let names: Vec<String> = plan::shard(plan, index, shards)
+                        .cells
+                        .into_iter()
+                        .skip(1)
+                        .map(|cell| cell.name)
+                        .collect();
+                    serde_json::json!({
+                        "shard": format!("{}/{shards}", index + 1),
+                        "cells": names.join("; "),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::json!({ "include": include }));
+        }
         Format::Terminal => {
             for cell in &plan.cells {
                 println!("{}\t{}\t{}", cell.id, cell.name, cell.profile);

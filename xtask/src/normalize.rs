@@ -23,8 +23,16 @@ static UUID: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 static ISO_TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
+    // ISO 8601, and Python logging's `2026-11-29 05:12:56,900`.
+    Regex::new(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
         .expect("valid regex")
+});
+/// Common Log Format, as access logs write it: `29/Nov/2026 05:12:56` (or `…:05:12:56`).
+static LOG_DATE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"\b\d{2}/(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)/\d{4}[: ]\d{2}:\d{2}:\d{2}",
+    )
+    .expect("valid regex")
 });
 static HTTP_DATE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT")
@@ -226,6 +234,7 @@ impl<'a> Normaliser<'a> {
             .into_owned();
         text = ISO_TIMESTAMP.replace_all(&text, "[timestamp]").into_owned();
         text = HTTP_DATE.replace_all(&text, "[timestamp]").into_owned();
+        text = LOG_DATE.replace_all(&text, "[timestamp]").into_owned();
         for redaction in self.redactions {
             if let Redaction::Pattern {
                 pattern,
@@ -266,6 +275,11 @@ mod tests {
         assert_eq!(
             out,
             "Bearer [jwt] at [timestamp], [timestamp], pw [secret:password]"
+        );
+        // Log lines: Python logging's milliseconds, an access log's date.
+        assert_eq!(
+            n.text("[2026-11-29 05:12:56,900] ERROR in app; 127.0.0.1 - - [29/Nov/2026 05:12:56] \"GET /\""),
+            "[[timestamp]] ERROR in app; 127.0.0.1 - - [[timestamp]] \"GET /\""
         );
     }
 

@@ -379,6 +379,35 @@ fn greedy_covering_array(sizes: &[usize]) -> Vec<Vec<usize>> {
     rows
 }
 
+/// Which shard of `count` a cell belongs to (0-based): a hash of its id, so
+/// a cell keeps its shard however the rest of the plan changes.
+pub fn shard_of(cell: &Cell, count: usize) -> usize {
+    shard_of_id(&cell.id, count)
+}
+
+/// [`shard_of`] by the cell's id alone, for merging written results.
+pub fn shard_of_id(id: &str, count: usize) -> usize {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    (u64::from_le_bytes(first) % count.max(1) as u64) as usize
+}
+
+/// The cells of shard `index` (0-based) of `count`, with the baseline, which
+/// every shard runs to judge its cells against.
+pub fn shard(plan: &Plan, index: usize, count: usize) -> Plan {
+    Plan {
+        cells: plan
+            .cells
+            .iter()
+            .filter(|cell| cell.is_baseline() || shard_of(cell, count) == index)
+            .cloned()
+            .collect(),
+        skipped: plan.skipped.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,6 +559,46 @@ mod tests {
                 "flask-2.3.3+pyjwt-2.8.0"
             ]
         );
+    }
+
+    #[test]
+    fn shards_split_the_cells_and_each_keeps_the_baseline() {
+        let five: &[&str] = &["1.0", "2.0", "3.0", "4.0", "5.0"];
+        let matrix = matrix_of(Strategy::OneAtATime, &[("a", five), ("b", five)]);
+        let whole = plan(&matrix, "dev", |_| None).unwrap();
+        let shards: Vec<Plan> = (0..3).map(|index| shard(&whole, index, 3)).collect();
+        let mut ids: Vec<&str> = shards
+            .iter()
+            .flat_map(|shard| shard.cells.iter().skip(1).map(|cell| cell.id.as_str()))
+            .collect();
+        ids.sort();
+        let mut expected: Vec<&str> = whole
+            .cells
+            .iter()
+            .skip(1)
+            .map(|cell| cell.id.as_str())
+            .collect();
+        expected.sort();
+        assert_eq!(ids, expected, "every cell in exactly one shard");
+        assert!(shards.iter().all(|shard| shard.cells[0].is_baseline()));
+        // Stable: a cell stays in its shard when the rest of the plan changes.
+        let smaller = plan(
+            &matrix_of(Strategy::OneAtATime, &[("a", five)]),
+            "dev",
+            |_| None,
+        )
+        .unwrap();
+        for index in 0..3 {
+            let ids = |plan: &Plan| -> Vec<String> {
+                shard(plan, index, 3)
+                    .cells
+                    .iter()
+                    .map(|cell| cell.id.clone())
+                    .filter(|id| id.starts_with("a-"))
+                    .collect()
+            };
+            assert_eq!(ids(&whole), ids(&smaller), "shard {index}");
+        }
     }
 
     #[test]

@@ -47,15 +47,35 @@ fn words(line: &str) -> Vec<String> {
 }
 
 #[test]
-fn every_cargo_xtask_command_in_the_workflow_parses() {
-    let workflow = load("upgrade-check.yml");
-    let commands: Vec<Vec<String>> = run_lines(&workflow)
-        .iter()
-        .flat_map(|run| run.lines().map(str::to_owned).collect::<Vec<_>>())
-        .filter(|line| line.trim_start().starts_with("cargo xtask "))
-        .map(|line| words(&line.replace("${{ github.base_ref }}", "main")))
-        .collect();
-    assert!(!commands.is_empty(), "the workflow runs upgrade-check");
+fn every_cargo_xtask_command_in_the_workflows_parses() {
+    for name in ["upgrade-check.yml", "upgrade-check-sharded.yml"] {
+        let workflow = load(name);
+        let commands: Vec<Vec<String>> = run_lines(&workflow)
+            .iter()
+            .flat_map(|run| run.lines().map(str::to_owned).collect::<Vec<_>>())
+            .filter(|line| line.trim_start().starts_with("cargo xtask "))
+            .map(|line| {
+                // Shell plumbing after the command is not the CLI's.
+                let command = line
+                    .split(" > ")
+                    .next()
+                    .unwrap()
+                    .split(" || ")
+                    .next()
+                    .unwrap();
+                words(
+                    &command
+                        .replace("${{ github.base_ref }}", "main")
+                        .replace("${{ matrix.shard }}", "2/3"),
+                )
+            })
+            .collect();
+        assert!(!commands.is_empty(), "{name} runs upgrade-check");
+        check_commands_parse(commands);
+    }
+}
+
+fn check_commands_parse(commands: Vec<Vec<String>>) {
     for command in commands {
         // `cargo xtask` is the alias for the binary; clap sees the rest.
         let args = std::iter::once("cargo xtask".to_owned()).chain(command.into_iter().skip(2));
@@ -66,6 +86,29 @@ fn every_cargo_xtask_command_in_the_workflow_parses() {
             args.collect::<Vec<_>>(),
             parsed.err().unwrap()
         );
+    }
+}
+
+#[test]
+fn the_sharded_check_plans_runs_shards_and_merges() {
+    let workflow = load("upgrade-check-sharded.yml");
+    assert!(workflow["on"]["pull_request"].as_hash().is_some());
+    assert!(workflow["on"]["pull_request_target"].is_badvalue());
+    assert_eq!(workflow["permissions"]["contents"].as_str(), Some("read"));
+    let jobs = &workflow["jobs"];
+    assert!(
+        jobs["check"]["strategy"]["matrix"]
+            .as_str()
+            .is_some_and(|matrix| matrix.contains("needs.plan.outputs.matrix")),
+        "the shards come from the plan job's github-matrix output"
+    );
+    let runs = run_lines(&workflow).join("\n");
+    for needed in [
+        "--format github-matrix plan",
+        "--shard \"${{ matrix.shard }}\"",
+        "report merge shards/*",
+    ] {
+        assert!(runs.contains(needed), "{needed} in {runs}");
     }
 }
 

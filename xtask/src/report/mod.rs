@@ -7,6 +7,7 @@ pub mod headline;
 pub mod html;
 pub mod junit;
 pub mod markdown;
+pub mod merge;
 pub mod terminal;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,9 @@ pub struct Report {
     /// when the newest tried fails.
     #[serde(default)]
     pub newest_safe: Vec<crate::bisect::NewestSafe>,
+    /// Set on one shard's partial result: which shard, and the whole plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
     /// What differed between the baseline's two runs of a scenario.
     #[serde(default)]
     pub nondeterministic: Vec<crate::noise::Noise>,
@@ -67,6 +71,16 @@ pub struct CellReport {
     pub environment: Option<EnvironmentReport>,
     pub scenarios: Vec<ScenarioReport>,
     pub duration_ms: u64,
+}
+
+/// Which part of a plan a partial result holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    /// 1-based, as `--shard K/N` says it.
+    pub index: usize,
+    pub count: usize,
+    /// Every cell id of the whole plan, in plan order.
+    pub plan: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -306,6 +320,7 @@ mod tests {
             cancelled: None,
             interactions: Vec::new(),
             newest_safe: Vec::new(),
+            shard: None,
             nondeterministic: Vec::new(),
             planned_cells: 3,
             duration_ms: 0,
