@@ -61,6 +61,9 @@ pub struct UpgradeCheckArgs {
     /// Run only shard K of N of the plan (cells assigned by a hash of their id) and write a partial result
     #[arg(long, value_name = "K/N", value_parser = parse_shard, conflicts_with = "accept")]
     pub shard: Option<(usize, usize)>,
+    /// Run every cell, even those whose recorded result's inputs are all unchanged
+    #[arg(long)]
+    pub no_cache: bool,
     /// Do not bisect a package whose newest candidate fails to find its newest safe version
     #[arg(long)]
     pub no_bisect: bool,
@@ -167,6 +170,7 @@ impl UpgradeCheckArgs {
             deny_warnings: self.deny_warnings,
             no_noise_check: self.no_noise_check,
             no_bisect: self.no_bisect,
+            no_cache: self.no_cache,
             offline: self.offline,
             since: self.since,
         }

@@ -27,6 +27,7 @@ pub mod process;
 pub mod progress;
 pub mod replay;
 pub mod report;
+pub mod results;
 pub mod run;
 pub mod scenario;
 pub mod service;
@@ -110,6 +111,8 @@ pub struct Options {
     pub no_noise_check: bool,
     /// Do not bisect packages whose newest candidate fails.
     pub no_bisect: bool,
+    /// Run every cell even when a recorded result's inputs are unchanged.
+    pub no_cache: bool,
     /// Never reach the package index; use cached resolutions, environments and downloads.
     pub offline: bool,
     /// Pull-request mode: the baseline file at this git ref is the baseline.
@@ -332,11 +335,30 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         &progress,
     )
     .await?;
+    // Accepting records nothing: its results become the snapshots.
+    let results_digest = if options.accept {
+        None
+    } else {
+        Some(results::run_digest(
+            &config,
+            &format!(
+                "{} {}",
+                builder.python.path.display(),
+                builder.python.version
+            ),
+            &format!(
+                "noise-check={} no-build={}",
+                !options.no_noise_check, options.no_build
+            ),
+        )?)
+    };
     let ctx = Arc::new(RunContext {
         finished: Default::default(),
         postgres,
         accepting: options.accept,
         check_noise: !options.accept && !options.no_noise_check,
+        results_digest,
+        reuse_results: !options.no_cache,
         noise: Default::default(),
 
         scratch: scratch.path().to_owned(),

@@ -22,6 +22,7 @@ use crate::plan::{Cell, Plan};
 use crate::progress::Progress;
 use crate::replay;
 use crate::report::{CellReport, EnvironmentReport, ScenarioReport, Verdict};
+use crate::results;
 use crate::scenario::Scenario;
 use crate::service::{self, Launch, Placeholders};
 use crate::snapshot::{self, Comparison};
@@ -56,6 +57,10 @@ pub struct RunContext {
     pub check_noise: bool,
     /// What the baseline's two runs found, by scenario run key.
     pub noise: std::sync::Mutex<BTreeMap<String, Noise>>,
+    /// The digest of the run's shared inputs; `None` records no result.
+    pub results_digest: Option<String>,
+    /// Take a cell's recorded result when its inputs are unchanged.
+    pub reuse_results: bool,
 }
 
 impl RunContext {
@@ -364,6 +369,16 @@ async fn run_cell(
         }),
         ..blank_report(&cell)
     };
+    let result_key = ctx
+        .results_digest
+        .as_deref()
+        .map(|digest| results::key(digest, &cell, &set));
+    if let Some(key) = &result_key
+        && ctx.reuse_results
+        && let Some(recorded) = results::load(&ctx.dirs, key)
+    {
+        return reuse(&ctx, &cell, recorded, report.environment.take());
+    }
     let mut contents = BTreeMap::new();
     if let Some(missing) = cell
         .pins
@@ -418,7 +433,71 @@ async fn run_cell(
         format!("{failures} not passing")
     };
     ctx.progress.cell_done(&cell.name, &summary);
-    CellOutcome { report, contents }
+    let outcome = CellOutcome { report, contents };
+    // The harness's own failures are not results: they run again next time.
+    let judged = outcome
+        .report
+        .scenarios
+        .iter()
+        .all(|scenario| scenario.verdict != Verdict::Error);
+    if let Some(key) = result_key
+        && judged
+    {
+        let noise = if cell.is_baseline() {
+            ctx.noise
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let recorded = results::Recorded {
+            report: outcome.report.clone(),
+            contents: outcome.contents.clone(),
+            noise,
+        };
+        if let Err(err) = results::store(&ctx.dirs, &key, &recorded) {
+            ctx.progress
+                .say(&format!("could not record {}'s result: {err:#}", cell.name));
+        }
+    }
+    outcome
+}
+
+/// A recorded result in place of running the cell: its environment as this
+/// run prepared it, and the baseline's noise restored for the other cells.
+fn reuse(
+    ctx: &RunContext,
+    cell: &Cell,
+    recorded: results::Recorded,
+    environment: Option<EnvironmentReport>,
+) -> CellOutcome {
+    if cell.is_baseline() {
+        let mut noise = ctx.noise.lock().unwrap_or_else(|e| e.into_inner());
+        for found in recorded.noise {
+            noise.insert(found.scenario.clone(), found);
+        }
+    }
+    let report = CellReport {
+        environment,
+        result_reused: true,
+        ..recorded.report
+    };
+    let failures = report.failures().count();
+    ctx.progress.cell_done(
+        &cell.name,
+        &if failures == 0 {
+            "all pass (result reused: nothing changed since it was recorded)".to_owned()
+        } else {
+            format!("{failures} not passing (result reused: nothing changed since it was recorded)")
+        },
+    );
+    CellOutcome {
+        report,
+        contents: recorded.contents,
+    }
 }
 
 /// The baseline's scenario, replayed twice at once on two fresh services:
@@ -894,6 +973,7 @@ fn blank_report(cell: &Cell) -> CellReport {
         environment: None,
         scenarios: Vec::new(),
         duration_ms: 0,
+        result_reused: false,
     }
 }
 

@@ -43,6 +43,11 @@ impl StateDirs {
         self.cache.join("index")
     }
 
+    /// Results of cells, by the hash of everything that decides them.
+    pub fn results_dir(&self) -> PathBuf {
+        self.state.join("results")
+    }
+
     pub fn envs_dir(&self) -> PathBuf {
         self.cache.join("envs")
     }
@@ -157,6 +162,48 @@ pub fn remove_stale_temp_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
     removed
 }
 
+/// Feeds every file under `dir` that `keep` accepts (source only, as
+/// [`copy_tree`] copies it) into `hasher`: relative paths and contents, in
+/// name order.
+pub fn hash_tree(
+    dir: &Path,
+    hasher: &mut impl sha2::Digest,
+    keep: impl Fn(&Path) -> bool + Copy,
+) -> anyhow::Result<()> {
+    fn walk(
+        base: &Path,
+        dir: &Path,
+        hasher: &mut impl sha2::Digest,
+        keep: impl Fn(&Path) -> bool + Copy,
+    ) -> anyhow::Result<()> {
+        let mut entries: Vec<_> = fs_err::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|entry| entry.file_name());
+        for entry in entries {
+            let name = entry.file_name();
+            if NOT_SOURCE.iter().any(|skip| name == *skip) {
+                continue;
+            }
+            let path = entry.path();
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                walk(base, &path, hasher, keep)?;
+            } else if kind.is_file() && keep(&path) {
+                let relative = path.strip_prefix(base).unwrap_or(&path);
+                let contents = fs_err::read(&path)?;
+                for part in [relative.as_os_str().as_encoded_bytes(), &contents[..]] {
+                    hasher.update((part.len() as u64).to_le_bytes());
+                    hasher.update(part);
+                }
+            }
+        }
+        Ok(())
+    }
+    if dir.is_dir() {
+        walk(dir, dir, hasher, keep)?;
+    }
+    Ok(())
+}
+
 /// An exclusive lock on `path` (created if missing), held until dropped.
 ///
 /// Serialises work on one cache entry between threads and between harness
@@ -176,17 +223,20 @@ pub fn lock(path: &Path) -> anyhow::Result<File> {
     Ok(file)
 }
 
+/// Folders that are caches or environments, not the service's source.
+const NOT_SOURCE: &[&str] = &[
+    "__pycache__",
+    ".venv",
+    "venv",
+    ".git",
+    "target",
+    "node_modules",
+    ".pytest_cache",
+];
+
 /// Copies the service's source, leaving out caches and virtual environments.
 pub fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
-    const SKIP: &[&str] = &[
-        "__pycache__",
-        ".venv",
-        "venv",
-        ".git",
-        "target",
-        "node_modules",
-        ".pytest_cache",
-    ];
+    const SKIP: &[&str] = NOT_SOURCE;
     fs_err::create_dir_all(to)?;
     for entry in fs_err::read_dir(from)? {
         let entry = entry?;

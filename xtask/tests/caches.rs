@@ -176,3 +176,40 @@ fn an_unreachable_or_garbled_index_fails_only_what_needs_it_and_offline_uses_the
         .collect();
     assert_eq!(complete.len(), 1);
 }
+
+#[test]
+fn a_cell_whose_inputs_are_unchanged_reuses_its_recorded_result() {
+    let ctx = TestContext::new();
+    ctx.set_matrix(r#"bcrypt = ["4.1.2"]"#);
+    let reused = |ctx: &TestContext| -> Vec<bool> {
+        ctx.report()["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|cell| cell["result_reused"].as_bool().unwrap())
+            .collect()
+    };
+    assert_eq!(ctx.run(&[]).code, 0);
+    assert_eq!(reused(&ctx), [false, false]);
+
+    let again = ctx.run(&[]);
+    assert_eq!(again.code, 0);
+    assert_eq!(reused(&ctx), [true, true], "nothing changed");
+    assert!(
+        again.stdout.contains("results: 2 of 2 cells reused"),
+        "{}",
+        again.stdout
+    );
+    assert!(
+        !again.stderr.contains("starting the service"),
+        "no service ran"
+    );
+
+    // Any input changes: a scenario file, here by a comment.
+    ctx.edit("scenarios/health.toml", |text| text + "\n# reviewed\n");
+    assert_eq!(ctx.run(&[]).code, 0);
+    assert_eq!(reused(&ctx), [false, false], "a scenario changed");
+
+    assert_eq!(ctx.run(&["--no-cache"]).code, 0);
+    assert_eq!(reused(&ctx), [false, false], "--no-cache runs every cell");
+}

@@ -71,6 +71,9 @@ pub struct CellReport {
     pub environment: Option<EnvironmentReport>,
     pub scenarios: Vec<ScenarioReport>,
     pub duration_ms: u64,
+    /// Taken from a recorded run whose inputs were all the same; not run again.
+    #[serde(default)]
+    pub result_reused: bool,
 }
 
 /// Which part of a plan a partial result holds.
@@ -262,6 +265,7 @@ mod tests {
                 environment: None,
                 scenarios,
                 duration_ms: 0,
+                result_reused: false,
             };
         let changed = ScenarioReport {
             summary: Some("step `register`: 201 Created → 500 Internal Server Error".to_owned()),

@@ -173,6 +173,18 @@ fn footer(report: &Report, out: &mut String) {
         envs.len() - built_reused,
         envs.len()
     );
+    let reused = report
+        .cells
+        .iter()
+        .filter(|cell| cell.result_reused)
+        .count();
+    if reused > 0 {
+        let _ = writeln!(
+            out,
+            "results: {reused} of {} cells reused from a recorded run with the same inputs (--no-cache runs them again)",
+            report.cells.len()
+        );
+    }
     for (package, cells) in report.built_from_source() {
         let _ = writeln!(
             out,

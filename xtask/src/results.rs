@@ -1,0 +1,74 @@
+//! Recorded results: a cell whose inputs are all unchanged since a recorded
+//! run is not run again.
+//!
+//! The inputs are the service's source, the scenarios, the accepted
+//! snapshots, the config, the interpreter, the harness itself and the run's
+//! own switches (one digest per run), plus the cell's id, profile and
+//! resolved set. Results live in the state folder (`results/`), not the
+//! shared cache: they are this project's.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::env::ResolvedSet;
+use crate::noise::Noise;
+use crate::plan::Cell;
+use crate::report::CellReport;
+use crate::state::{self, StateDirs};
+
+/// One cell's recorded result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Recorded {
+    pub report: CellReport,
+    /// Rendered scenario contents, for comparisons with the baseline.
+    pub contents: BTreeMap<String, String>,
+    /// What the baseline's two runs found; empty for other cells.
+    pub noise: Vec<Noise>,
+}
+
+/// The digest of everything a run's cells share as inputs.
+pub fn run_digest(config: &Config, python: &str, switches: &str) -> anyhow::Result<String> {
+    let mut hasher = Sha256::new();
+    for part in [
+        "results-v1",
+        env!("CARGO_PKG_VERSION"),
+        python,
+        switches,
+        &fs_err::read_to_string(&config.path)?,
+    ] {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    state::hash_tree(&config.service.root, &mut hasher, |_| true)?;
+    state::hash_tree(&config.replay.scenarios, &mut hasher, |_| true)?;
+    // Accepted snapshots only: pending ones are what runs write.
+    state::hash_tree(&config.replay.snapshots, &mut hasher, |path| {
+        path.extension().is_some_and(|ext| ext == "snap")
+    })?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// The key of one cell's result within a run of `digest`.
+pub fn key(digest: &str, cell: &Cell, set: &ResolvedSet) -> String {
+    let mut hasher = Sha256::new();
+    for part in [digest, &cell.id, &cell.profile, &set.to_requirements()] {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// The recorded result for `key`, if a readable one exists.
+pub fn load(dirs: &StateDirs, key: &str) -> Option<Recorded> {
+    let text = std::fs::read_to_string(dirs.results_dir().join(format!("{key}.json"))).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Records a result, whole or not at all.
+pub fn store(dirs: &StateDirs, key: &str, recorded: &Recorded) -> anyhow::Result<()> {
+    let path = dirs.results_dir().join(format!("{key}.json"));
+    state::write_atomic(&path, &serde_json::to_vec(recorded)?)
+}
