@@ -86,6 +86,18 @@ pub enum UpgradeCheckAction {
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
         shards: u16,
     },
+    /// Keep the cache bounded: remove environments unused for longer than --max-age, then the least recently used above --max-size
+    Gc {
+        /// Remove what no run has used for this long
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        max_age: std::time::Duration,
+        /// Then remove least recently used environments until the rest fits (e.g. 20GiB, 500MiB)
+        #[arg(long, default_value = "20GiB", value_parser = parse_size)]
+        max_size: u64,
+        /// Say what would be removed, remove nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Work on written results
     Report {
         #[command(subcommand)]
@@ -120,6 +132,29 @@ pub enum ReportAction {
     },
 }
 
+/// A size like `20GiB`, `500MiB`, `10G` or a number of bytes.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &text[digits.len()..];
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "`{text}`: the unit is one of B, KiB, MiB, GiB, TiB"
+            ));
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|number| number.checked_mul(factor))
+        .ok_or_else(|| format!("`{text}` is not a size like 20GiB"))
+}
+
 /// `K/N` with 1 <= K <= N.
 fn parse_shard(text: &str) -> Result<(usize, usize), String> {
     let parsed = text
@@ -143,6 +178,15 @@ impl UpgradeCheckArgs {
                 Some(UpgradeCheckAction::Plan { shards }) => Action::Plan {
                     shards: usize::from(shards),
                 },
+                Some(UpgradeCheckAction::Gc {
+                    max_age,
+                    max_size,
+                    dry_run,
+                }) => Action::Gc(crate::gc::Policy {
+                    max_age,
+                    max_bytes: max_size,
+                    dry_run,
+                }),
                 Some(UpgradeCheckAction::Report {
                     action: ReportAction::Merge { dirs, out },
                 }) => Action::MergeReports { dirs, out },

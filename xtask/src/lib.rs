@@ -15,6 +15,7 @@ pub mod config;
 pub mod db;
 pub mod env;
 pub mod failpoint;
+pub mod gc;
 pub mod index;
 pub mod input;
 pub mod interaction;
@@ -69,6 +70,8 @@ pub enum Action {
     Run,
     /// Print the plan and stop; with `--format github-matrix`, as this many shards.
     Plan { shards: usize },
+    /// Trim the cache to a policy.
+    Gc(gc::Policy),
     /// Merge shards' partial results (report folders) into one report.
     MergeReports {
         dirs: Vec<PathBuf>,
@@ -125,6 +128,9 @@ pub struct Options {
 pub fn upgrade_check(options: Options) -> anyhow::Result<i32> {
     if let Action::MergeReports { dirs, out } = &options.action {
         return merge_reports(&options, dirs, out.as_deref());
+    }
+    if let Action::Gc(policy) = options.action {
+        return collect_garbage(&options, policy);
     }
     // Children die with the thread that spawned them (PR_SET_PDEATHSIG), so no
     // runtime thread may retire while the run lasts.
@@ -249,7 +255,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
             }
             Some(bisect::Bisection::prepare(request, &builder.baseline, &index, &progress).await?)
         }
-        Action::Run | Action::Plan { .. } | Action::MergeReports { .. } => None,
+        Action::Run | Action::Plan { .. } | Action::MergeReports { .. } | Action::Gc(_) => None,
     };
     let plan = if let Some(bisection) = &bisection {
         bisection.first_plan(&config.service.profile)
@@ -585,6 +591,34 @@ fn lay_over(config: &mut Config, overlay: &Path, scratch: &Path) -> anyhow::Resu
     config.service.baseline = root.join(baseline);
     config.service.root = root;
     Ok(())
+}
+
+/// `upgrade-check gc`: says what it removed (or would) and what it kept.
+fn collect_garbage(options: &Options, policy: gc::Policy) -> anyhow::Result<i32> {
+    let dirs = state_dirs(options, Path::new(""));
+    let collected = gc::collect(&dirs, policy)?;
+    let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
+    let verb = if policy.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for (path, bytes, reason) in &collected.removed {
+        println!(
+            "{verb} {} ({:.1} MiB): {reason}",
+            path.display(),
+            mib(*bytes)
+        );
+    }
+    println!(
+        "{verb} {} entries ({:.1} MiB); kept {} environments ({:.1} MiB) in {}",
+        collected.removed.len(),
+        mib(collected.removed.iter().map(|(_, bytes, _)| bytes).sum()),
+        collected.kept_environments,
+        mib(collected.kept_bytes),
+        dirs.cache.display()
+    );
+    Ok(0)
 }
 
 /// `upgrade-check report merge`: the shards' parts as one report, written

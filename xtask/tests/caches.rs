@@ -213,3 +213,71 @@ fn a_cell_whose_inputs_are_unchanged_reuses_its_recorded_result() {
     assert_eq!(ctx.run(&["--no-cache"]).code, 0);
     assert_eq!(reused(&ctx), [false, false], "--no-cache runs every cell");
 }
+
+#[test]
+fn gc_removes_environments_by_age_and_by_size_and_says_so() {
+    let ctx = TestContext::new();
+    ctx.set_matrix("");
+    // A cache of its own: other tests use the shared one at the same time.
+    let cache = ctx.path("cache");
+    let run = |args: &[&str]| {
+        let mut command = ctx.command(args);
+        command.env("UPGRADE_CHECK_CACHE_DIR", &cache);
+        ctx.run_command(command)
+    };
+    assert_eq!(run(&[]).code, 0);
+    let environments = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(cache.join("envs"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.is_dir())
+            .collect()
+    };
+    assert_eq!(environments().len(), 1);
+
+    let kept = run(&["gc", "--max-age", "1h"]);
+    assert_eq!(kept.code, 0);
+    assert!(
+        kept.stdout.contains("removed 0 entries") && kept.stdout.contains("kept 1 environments"),
+        "{}",
+        kept.stdout
+    );
+
+    // Last used two days ago.
+    let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86400);
+    for marker in ["used", "complete"] {
+        let path = environments()[0].join(marker);
+        if path.exists() {
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(two_days_ago)
+                .unwrap();
+        }
+    }
+    let dry = run(&["gc", "--max-age", "1d", "--dry-run"]);
+    assert!(
+        dry.stdout.contains("would remove")
+            && dry.stdout.contains("unused for longer than the age limit"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(environments().len(), 1, "a dry run removes nothing");
+    assert_eq!(run(&["gc", "--max-age", "1d"]).code, 0);
+    assert!(environments().is_empty(), "unused for two days");
+
+    // Rebuilt, it fits no 1 KiB limit.
+    assert_eq!(run(&[]).code, 0);
+    let sized = run(&["gc", "--max-size", "1KiB"]);
+    assert!(
+        sized
+            .stdout
+            .contains("least recently used, over the size limit"),
+        "{}",
+        sized.stdout
+    );
+    assert!(environments().is_empty());
+    let bad = run(&["gc", "--max-size", "lots"]);
+    assert_eq!(bad.code, 2);
+}

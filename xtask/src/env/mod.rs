@@ -238,6 +238,8 @@ impl Builder {
         let built_list = dir.join("built-from-source.txt");
         let hash_checked = set.is_hash_checked();
         let _lock = state::lock(&envs.join(format!("{id}.lock")))?;
+        // When a run last used it: what `gc` goes by.
+        let _ = std::fs::write(dir.join(crate::gc::USED_FILE), b"");
         if complete.exists() {
             let built = fs_err::read_to_string(&built_list).unwrap_or_default();
             return Ok(Ok(Environment {
