@@ -195,6 +195,13 @@ fn a_deprecation_warning_is_the_early_signal_of_the_next_break() {
         common::verdict(&report, "werkzeug 3.0.6", "register"),
         "startup-failed"
     );
+    // The soft finding names the cell that passes; the one that breaks is named above it.
+    assert!(
+        run.stdout
+            .contains("⚠ new warnings (not a failure unless --deny-warnings): werkzeug 2.3.8\n"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]

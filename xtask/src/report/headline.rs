@@ -78,10 +78,11 @@ pub fn headline(report: &Report) -> String {
             report.cells.len()
         ));
     }
+    // Cells that break are named above; their new output is the breakage.
     let warning: Vec<&str> = report
         .cells
         .iter()
-        .filter(|cell| !cell.new_warnings.is_empty())
+        .filter(|cell| !cell.new_warnings.is_empty() && cell.regressions().next().is_none())
         .map(|cell| cell.name.as_str())
         .collect();
     if !warning.is_empty() {
