@@ -20,6 +20,18 @@ pub struct Cli {
 pub enum Task {
     /// Build the service against each cell of the matrix, replay the scenarios, compare with the accepted snapshots.
     UpgradeCheck(UpgradeCheckArgs),
+    /// Measure the harness: the default matrix cold and warm against its floor, the cost per request, planning 1,000 cells
+    Bench {
+        /// The config file [default: ./upgrade-check.toml, else the workspace root's]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where the runs and bench.md go [default: <cargo target dir>/upgrade-check]
+        #[arg(long, env = "UPGRADE_CHECK_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+        /// Cells at once [default: number of cores]
+        #[arg(long, short)]
+        jobs: Option<usize>,
+    },
 }
 
 #[derive(clap::Args)]

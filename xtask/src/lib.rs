@@ -9,6 +9,7 @@
 //! [`upgrade_check`] wires them together; `run` drives the cells; `main.rs`
 //! only parses arguments and maps the outcome to an exit code.
 
+pub mod bench;
 pub mod bisect;
 pub mod cli;
 pub mod config;
@@ -53,9 +54,10 @@ use crate::state::StateDirs;
 pub use crate::interrupt::EXIT_INTERRUPTED;
 use crate::interrupt::Interrupt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
     /// A summary table and each failure's diff, for people.
+    #[default]
     Terminal,
     /// The whole result as JSON on stdout (also written to report.json).
     Json,
@@ -64,9 +66,10 @@ pub enum Format {
 }
 
 /// What a run does with its plan.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub enum Action {
     /// Run every cell and judge it.
+    #[default]
     Run,
     /// Print the plan and stop; with `--format github-matrix`, as this many shards.
     Plan { shards: usize },
@@ -91,7 +94,7 @@ pub struct BisectRequest {
 }
 
 /// What the user asked for on the command line.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     pub action: Action,
     /// Run only shard `K` of `N` (1-based) and write a partial result.
@@ -292,12 +295,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
             message,
         })?;
         if config.matrix.strategy != config::Strategy::OneAtATime {
-            let full: usize = config
-                .matrix
-                .packages
-                .iter()
-                .map(|(_, candidates)| candidates.versions().len())
-                .product();
+            let full = plan::full_size(&config.matrix);
             progress.say(&format!(
                 "{:?} strategy: {} cells for {} packages (the full product is {full})",
                 config.matrix.strategy,
@@ -591,6 +589,29 @@ fn lay_over(config: &mut Config, overlay: &Path, scratch: &Path) -> anyhow::Resu
     config.service.baseline = root.join(baseline);
     config.service.root = root;
     Ok(())
+}
+
+/// `cargo xtask bench`: the costs of the harness on the config's matrix.
+pub fn bench(
+    config: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    jobs: Option<usize>,
+) -> anyhow::Result<i32> {
+    let config = match config {
+        Some(path) => path,
+        None => default_config()?,
+    };
+    let config_dir = config.parent().unwrap_or(Path::new("")).to_owned();
+    let options = Options {
+        state_dir,
+        ..Options::default()
+    };
+    let dirs = state_dirs(&options, &config_dir);
+    bench::run(
+        &config,
+        &dirs.state,
+        jobs.unwrap_or_else(default_jobs).max(1),
+    )
 }
 
 /// `upgrade-check gc`: says what it removed (or would) and what it kept.

@@ -12,6 +12,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.task {
         Task::UpgradeCheck(args) => xtask::upgrade_check(args.into_options()),
+        Task::Bench {
+            config,
+            state_dir,
+            jobs,
+        } => xtask::bench(config, state_dir, jobs),
     };
     match outcome {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(2)),

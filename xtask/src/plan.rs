@@ -133,7 +133,7 @@ pub fn plan(
         .iter()
         .map(|(_, candidates)| candidates.versions().len())
         .collect();
-    let full_size: usize = sizes.iter().product();
+    let full_size = full_size(matrix);
     let mut plan = match matrix.strategy {
         Strategy::OneAtATime => one_at_a_time(matrix, baseline_profile, &baseline_version),
         Strategy::Pairwise => combinations(
@@ -182,6 +182,16 @@ pub fn plan(
         ));
     }
     Ok(plan)
+}
+
+/// How many cells the full product of the matrix has (saturating: a big
+/// matrix is big, not an overflow).
+pub fn full_size(matrix: &Matrix) -> usize {
+    matrix
+        .packages
+        .iter()
+        .map(|(_, candidates)| candidates.versions().len())
+        .fold(1usize, usize::saturating_mul)
 }
 
 /// The baseline, plus each candidate alone with everything else at baseline.
@@ -263,8 +273,20 @@ fn cartesian(sizes: &[usize]) -> Vec<Vec<usize>> {
 /// least once (a strength-2 covering array): the smaller of a greedy
 /// construction and, when one fits, an orthogonal array over a prime field.
 pub fn covering_array(sizes: &[usize]) -> Vec<Vec<usize>> {
+    // The greedy search grows with the square of the pairs: only for small matrices.
+    const GREEDY_PAIRS: usize = 20_000;
+    let pairs: usize = (0..sizes.len())
+        .flat_map(|i| (i + 1..sizes.len()).map(move |j| (i, j)))
+        .map(|(i, j)| sizes[i].saturating_mul(sizes[j]))
+        .fold(0, usize::saturating_add);
+    let orthogonal = orthogonal_array(sizes);
+    if pairs > GREEDY_PAIRS
+        && let Some(orthogonal) = orthogonal
+    {
+        return orthogonal;
+    }
     let greedy = greedy_covering_array(sizes);
-    match orthogonal_array(sizes) {
+    match orthogonal {
         Some(orthogonal) if orthogonal.len() < greedy.len() => orthogonal,
         _ => greedy,
     }
@@ -283,7 +305,7 @@ fn orthogonal_array(sizes: &[usize]) -> Option<Vec<Vec<usize>>> {
                 .all(|d| !n.is_multiple_of(d))
     };
     let largest = *sizes.iter().max()?;
-    let p = (largest.max(sizes.len().saturating_sub(1)).max(2)..=64).find(|&n| is_prime(n))?;
+    let p = (largest.max(sizes.len().saturating_sub(1)).max(2)..=1024).find(|&n| is_prime(n))?;
     let mut rows = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for x in 0..p {
@@ -599,6 +621,28 @@ mod tests {
             };
             assert_eq!(ids(&whole), ids(&smaller), "shard {index}");
         }
+    }
+
+    #[test]
+    fn a_huge_matrix_is_counted_and_refused_not_overflowed() {
+        let hundred: Vec<String> = (0..100).map(|minor| format!("1.{minor}.0")).collect();
+        let hundred: Vec<&str> = hundred.iter().map(String::as_str).collect();
+        let packages: Vec<(String, &[&str])> =
+            (0..10).map(|i| (format!("p{i}"), &hundred[..])).collect();
+        let packages: Vec<(&str, &[&str])> = packages
+            .iter()
+            .map(|(name, versions)| (name.as_str(), *versions))
+            .collect();
+        let full = matrix_of(Strategy::Full, &packages);
+        assert_eq!(full_size(&full), usize::MAX);
+        assert!(
+            plan(&full, "dev", |_| None)
+                .unwrap_err()
+                .contains("pairwise")
+        );
+        let one_at_a_time = matrix_of(Strategy::OneAtATime, &packages);
+        let err = plan(&one_at_a_time, "dev", |_| None).unwrap_err();
+        assert!(err.contains("1001 cells"), "{err}");
     }
 
     #[test]

@@ -765,7 +765,7 @@ async fn replay_once(
     // Another process may take the chosen port before the service binds it;
     // the service is then not the one answering, and the run tries another.
     let mut attempt = 0;
-    let (running, port) = loop {
+    let (running, port, startup) = loop {
         attempt += 1;
         let port = match service::free_port() {
             Ok(port) => port,
@@ -800,8 +800,9 @@ async fn replay_once(
             startup_timeout: config.timeouts.startup,
             grace: config.timeouts.shutdown_grace,
         };
+        let starting = Instant::now();
         match service::start(launch, &ctx.client).await {
-            Ok(running) => break (running, port),
+            Ok(running) => break (running, port, starting.elapsed()),
             Err(failure) if failure.port_taken && attempt < PORT_ATTEMPTS => {
                 ctx.progress.say(&format!(
                     "{}: port {port} is held by another process; trying another",
@@ -833,6 +834,7 @@ async fn replay_once(
     };
     report.service_pid = Some(running.pid());
     report.service_port = Some(port);
+    let replaying = Instant::now();
     ctx.progress.say(&format!(
         "{}: service pid {} on port {port}",
         report.scenario,
@@ -845,6 +847,11 @@ async fn replay_once(
         ctx.config.timeouts.request,
     )
     .await;
+    report.timing = Some(crate::report::Timing {
+        startup_ms: startup.as_millis() as u64,
+        replay_ms: replaying.elapsed().as_millis() as u64,
+        requests: replayed.exchanges.len(),
+    });
     // A request that got no answer may mean the service is dying: give it a moment to be seen dead.
     let no_answer = replayed
         .exchanges

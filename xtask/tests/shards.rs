@@ -22,6 +22,7 @@ fn comparable(mut report: Value) -> Value {
             scenario["service_pid"] = Value::Null;
             scenario["service_port"] = Value::Null;
             scenario["log_tail"] = Value::Null;
+            scenario["timing"] = Value::Null;
         }
     }
     report

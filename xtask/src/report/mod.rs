@@ -76,6 +76,15 @@ pub struct CellReport {
     pub result_reused: bool,
 }
 
+/// One scenario run's time: starting the service until it answered healthy,
+/// then replaying the requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timing {
+    pub startup_ms: u64,
+    pub replay_ms: u64,
+    pub requests: usize,
+}
+
 /// Which part of a plan a partial result holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardInfo {
@@ -151,6 +160,9 @@ pub struct ScenarioReport {
     /// Processes the service started that escaped its process group and
     /// outlived it (the harness killed them).
     pub leaks: Vec<String>,
+    /// Where the time went, when the service was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
 }
 
 /// Writes every machine format into `dir`: report.json, junit.xml, report.md, report.html.
@@ -187,6 +199,7 @@ impl ScenarioReport {
             warnings: Vec::new(),
             same_as_baseline: false,
             leaks: Vec::new(),
+            timing: None,
         }
     }
 }

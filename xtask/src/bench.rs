@@ -1,0 +1,277 @@
+//! `cargo xtask bench`: what the harness costs, measured and printed.
+//!
+//! - The fixture's default matrix, cold (an empty environment cache; uv's own
+//!   download cache stays as it is) and warm (the same cache again), with
+//!   recorded results and bisection off so that every cell really runs.
+//! - The floor, from the same warm run: the sum over scenario runs of
+//!   starting the service until it answers healthy plus the requests
+//!   themselves, divided by the jobs.
+//! - The harness's own cost per request: replaying and normalising requests
+//!   against a trivial in-process endpoint, against bare HTTP requests to it.
+//! - Planning a 1,000-cell matrix.
+//!
+//! It writes the table to `<state>/bench.md` and prints it.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use pep508_rs::PackageName;
+
+use crate::config::{Candidates, Matrix, Strategy};
+use crate::report::Report;
+use crate::{normalize, plan, replay, scenario};
+
+/// One whole run of the matrix, as the report tells it.
+struct Measured {
+    wall: Duration,
+    /// Sum of service start-up and requests over every scenario run.
+    floor: Duration,
+    cells: usize,
+    scenario_runs: usize,
+    environments_built: usize,
+}
+
+pub fn run(config: &Path, state: &Path, jobs: usize) -> anyhow::Result<i32> {
+    fs_err::create_dir_all(state)?;
+    let cache = tempfile::Builder::new()
+        .prefix("bench-cache-")
+        .tempdir_in(state)
+        .context("a cold cache folder")?;
+    eprintln!("bench: the default matrix, cold (empty environment cache)…");
+    let cold = whole_run(config, &state.join("bench-cold"), cache.path(), jobs)?;
+    eprintln!("bench: the default matrix, warm…");
+    let warm = whole_run(config, &state.join("bench-warm"), cache.path(), jobs)?;
+    eprintln!("bench: harness cost per request…");
+    let (bare, harness, requests) = per_request()?;
+    eprintln!("bench: planning 1,000 cells…");
+    let planning = plan_thousand()?;
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let floor_per_job = warm.floor / jobs as u32;
+    let mut table = String::new();
+    let _ = writeln!(table, "# upgrade-check bench\n");
+    let _ = writeln!(
+        table,
+        "Machine: {} cores, {}; jobs: {jobs}; debug or release: {}.\n",
+        std::thread::available_parallelism().map_or(0, usize::from),
+        std::env::consts::OS,
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+    let _ = writeln!(table, "| measure | value |\n|---|---|");
+    let _ = writeln!(
+        table,
+        "| cold run ({} cells, {} scenario runs, {} environments built) | {:.1} s |",
+        cold.cells,
+        cold.scenario_runs,
+        cold.environments_built,
+        cold.wall.as_secs_f64()
+    );
+    let _ = writeln!(
+        table,
+        "| warm run ({} environments built) | {:.1} s |",
+        warm.environments_built,
+        warm.wall.as_secs_f64()
+    );
+    let _ = writeln!(
+        table,
+        "| floor: service start-up to healthy + requests, summed over {} scenario runs | {:.1} s |",
+        warm.scenario_runs,
+        warm.floor.as_secs_f64()
+    );
+    let _ = writeln!(
+        table,
+        "| floor / jobs | {:.1} s |",
+        floor_per_job.as_secs_f64()
+    );
+    let _ = writeln!(
+        table,
+        "| warm run / (floor / jobs) (target ≤ 1.5) | {:.2} |",
+        warm.wall.as_secs_f64() / floor_per_job.as_secs_f64().max(f64::EPSILON)
+    );
+    let _ = writeln!(
+        table,
+        "| bare HTTP request to a trivial endpoint ({requests} requests) | {:.3} ms |",
+        ms(bare) / requests as f64
+    );
+    let _ = writeln!(
+        table,
+        "| the same request replayed, checked and normalised by the harness | {:.3} ms |",
+        ms(harness) / requests as f64
+    );
+    let _ = writeln!(
+        table,
+        "| harness overhead per request (target < 1 ms) | {:.3} ms |",
+        (ms(harness) - ms(bare)).max(0.0) / requests as f64
+    );
+    let _ = writeln!(
+        table,
+        "| planning a 1,000-cell matrix (target < 1 s) | {:.1} ms |",
+        ms(planning)
+    );
+    let path = state.join("bench.md");
+    crate::state::write_atomic(&path, table.as_bytes())?;
+    print!("{table}");
+    eprintln!("bench: written to {}", path.display());
+    Ok(0)
+}
+
+/// Runs the harness binary on the matrix and reads its report.
+fn whole_run(config: &Path, state: &Path, cache: &Path, jobs: usize) -> anyhow::Result<Measured> {
+    let started = Instant::now();
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .args([
+            "upgrade-check",
+            "--no-cache",
+            "--no-bisect",
+            "--format",
+            "json",
+        ])
+        .arg("--jobs")
+        .arg(jobs.to_string())
+        .arg("--config")
+        .arg(config)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--cache-dir")
+        .arg(cache)
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    let wall = started.elapsed();
+    if !matches!(output.status.code(), Some(0 | 1)) {
+        bail!("the run failed ({})", output.status);
+    }
+    let report: Report = serde_json::from_slice(&output.stdout)?;
+    let timings = report
+        .cells
+        .iter()
+        .flat_map(|cell| &cell.scenarios)
+        .filter_map(|scenario| scenario.timing);
+    let (mut floor, mut scenario_runs) = (Duration::ZERO, 0);
+    for timing in timings {
+        floor += Duration::from_millis(timing.startup_ms + timing.replay_ms);
+        scenario_runs += 1;
+    }
+    Ok(Measured {
+        wall,
+        floor,
+        cells: report.cells.len(),
+        scenario_runs,
+        environments_built: report
+            .cells
+            .iter()
+            .filter_map(|cell| cell.environment.as_ref())
+            .filter(|environment| !environment.build_reused)
+            .count(),
+    })
+}
+
+/// Bare requests, then the same requests through replay, normalising and
+/// rendering, against an endpoint that answers at once.
+fn per_request() -> anyhow::Result<(Duration, Duration, usize)> {
+    const REQUESTS: usize = 500;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(serve_trivially(listener));
+        let client = replay::client();
+        // Warm the connection pool and the server.
+        client.get(format!("{base_url}/ping")).send().await?;
+
+        let started = Instant::now();
+        for _ in 0..REQUESTS {
+            let response = client.get(format!("{base_url}/ping")).send().await?;
+            response.bytes().await?;
+        }
+        let bare = started.elapsed();
+
+        let dir = tempfile::tempdir()?;
+        let mut text = String::from("description = \"trivial\"\n");
+        for step in 0..REQUESTS {
+            let _ = write!(
+                text,
+                "\n[[steps]]\nname = \"ping-{step}\"\nmethod = \"GET\"\npath = \"/ping\"\nexpect.status = 200\n"
+            );
+        }
+        fs_err::write(dir.path().join("trivial.toml"), text)?;
+        let scenarios = scenario::load_dir(dir.path())?;
+        let scenario = scenarios.first().context("the trivial scenario")?;
+        let secrets = Default::default();
+        let started = Instant::now();
+        let replayed = replay::replay(&client, &base_url, scenario, Duration::from_secs(10)).await;
+        let mut normaliser = normalize::Normaliser::new(&secrets, &[], &[], &[]);
+        let exchanges: Vec<_> = replayed
+            .exchanges
+            .iter()
+            .map(|exchange| normaliser.exchange(exchange))
+            .collect();
+        let rendered = crate::snapshot::render(&exchanges, replayed.failure.as_ref());
+        let harness = started.elapsed();
+        if replayed.exchanges.len() != REQUESTS || rendered.is_empty() {
+            bail!("the trivial scenario replayed {} requests", replayed.exchanges.len());
+        }
+        Ok((bare, harness, REQUESTS))
+    })
+}
+
+/// Answers every request with a small JSON body, keeping connections open.
+async fn serve_trivially(listener: tokio::net::TcpListener) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    while let Ok((mut stream, _)) = listener.accept().await {
+        tokio::spawn(async move {
+            let mut buffer = vec![0u8; 8192];
+            loop {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        let body = "{\"ok\":true}";
+                        let response = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if stream.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Plans 10 packages × 100 versions one at a time: 1,001 cells.
+fn plan_thousand() -> anyhow::Result<Duration> {
+    let packages = (0..10)
+        .map(|package| {
+            let versions = (0..100)
+                .map(|minor| format!("1.{minor}.0").parse())
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((
+                PackageName::new(format!("package-{package}"))?,
+                Candidates::Versions(versions),
+            ))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let matrix = Matrix {
+        strategy: Strategy::OneAtATime,
+        strategy_line: 1,
+        max_cells: 2000,
+        packages,
+        profiles: Vec::new(),
+    };
+    let started = Instant::now();
+    let planned = plan::plan(&matrix, "dev", |_| None).map_err(anyhow::Error::msg)?;
+    let elapsed = started.elapsed();
+    if planned.cells.len() != 1001 {
+        bail!("planned {} cells", planned.cells.len());
+    }
+    Ok(elapsed)
+}
