@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Task {
     /// Build the service against each cell of the matrix, replay the scenarios, compare with the accepted snapshots.
-    UpgradeCheck(UpgradeCheckArgs),
+    UpgradeCheck(Box<UpgradeCheckArgs>),
     /// Measure the harness: the default matrix cold and warm against its floor, the cost per request, planning 1,000 cells
     Bench {
         /// The config file [default: ./upgrade-check.toml, else the workspace root's]

@@ -11,7 +11,7 @@ use xtask::cli::{Cli, Task};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.task {
-        Task::UpgradeCheck(args) => xtask::upgrade_check(args.into_options()),
+        Task::UpgradeCheck(args) => xtask::upgrade_check((*args).into_options()),
         Task::Bench {
             config,
             state_dir,
