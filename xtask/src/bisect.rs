@@ -145,8 +145,7 @@ impl Bisection {
                 "the baseline file does not pin {package} with ==; say where to start with --from"
             ),
         };
-        let (asked, ask, pre) = (package.clone(), index.clone(), request.pre);
-        let listing = tokio::task::spawn_blocking(move || ask.versions(&asked, pre)).await??;
+        let listing = index.list(&package, request.pre).await?;
         let to = match &request.to {
             Some(text) => version(text, "--to")?,
             None => listing
@@ -232,8 +231,10 @@ impl Bisection {
                     .unwrap_or_default()
             );
         }
-        let start_failing: BTreeSet<String> = failing(&start);
-        let broken: BTreeSet<String> = failing(&end)
+        let start_failing: BTreeSet<String> = start.report.failing();
+        let broken: BTreeSet<String> = end
+            .report
+            .failing()
             .into_iter()
             .filter(|scenario| !start_failing.contains(scenario))
             .collect();
@@ -315,7 +316,7 @@ impl Bisection {
                 result: label(*found),
                 failing: outcomes
                     .get(position)
-                    .map(|outcome| failing(outcome).into_iter().collect())
+                    .map(|outcome| outcome.report.failing().into_iter().collect())
                     .unwrap_or_default(),
             });
         }
@@ -418,15 +419,6 @@ impl Bisection {
     }
 }
 
-/// Scenarios a cell does not pass.
-fn failing(outcome: &CellOutcome) -> BTreeSet<String> {
-    outcome
-        .report
-        .failures()
-        .map(|scenario| scenario.scenario.clone())
-        .collect()
-}
-
 /// The harness could not judge the cell at all: not built, or its own error.
 fn unbuildable(outcome: &CellOutcome) -> bool {
     outcome
@@ -439,7 +431,9 @@ fn unbuildable(outcome: &CellOutcome) -> bool {
 fn classify(outcome: &CellOutcome, broken: &BTreeSet<String>) -> Probe {
     if unbuildable(outcome) {
         Probe::Unknown
-    } else if failing(outcome)
+    } else if outcome
+        .report
+        .failing()
         .iter()
         .any(|scenario| broken.contains(scenario))
     {
@@ -493,7 +487,7 @@ pub async fn newest_safe_versions(
     else {
         return Vec::new();
     };
-    let baseline_failing = failing(baseline);
+    let baseline_failing = baseline.report.failing();
     // Single-pin cells of the baseline profile, by package, oldest version first.
     let mut tried: BTreeMap<PackageName, Vec<(Version, &CellOutcome)>> = BTreeMap::new();
     for (cell, outcome) in plan.cells.iter().zip(outcomes) {
@@ -513,12 +507,15 @@ pub async fn newest_safe_versions(
         let Some((newest, newest_outcome)) = versions.last().cloned() else {
             continue;
         };
-        let broken: BTreeSet<String> = failing(newest_outcome)
+        let broken: BTreeSet<String> = newest_outcome
+            .report
+            .failing()
             .difference(&baseline_failing)
             .cloned()
             .collect();
-        let passing =
-            |outcome: &CellOutcome| !unbuildable(outcome) && failing(outcome).is_disjoint(&broken);
+        let passing = |outcome: &CellOutcome| {
+            !unbuildable(outcome) && outcome.report.failing().is_disjoint(&broken)
+        };
         let baseline_pin = ctx.builder.baseline.pinned_version(&package);
         let good = versions[..versions.len() - 1]
             .iter()
@@ -543,15 +540,13 @@ pub async fn newest_safe_versions(
         let Some(good) = good else {
             continue;
         };
-        let (asked, ask) = (package.clone(), index.clone());
-        let listing = match tokio::task::spawn_blocking(move || ask.versions(&asked, false)).await {
-            Ok(Ok(listing)) => listing,
-            Ok(Err(err)) => {
+        let listing = match index.list(&package, false).await {
+            Ok(listing) => listing,
+            Err(err) => {
                 ctx.progress
                     .say(&format!("no bisection of {package}: {err:#}"));
                 continue;
             }
-            Err(_) => continue,
         };
         let mut candidates: Vec<Version> = listing
             .versions
@@ -585,7 +580,14 @@ pub async fn newest_safe_versions(
                 .then(|| version(search.first_bad)),
             breaks: outcomes
                 .get(&search.first_bad)
-                .map(|outcome| failing(outcome).intersection(&broken).cloned().collect())
+                .map(|outcome| {
+                    outcome
+                        .report
+                        .failing()
+                        .intersection(&broken)
+                        .cloned()
+                        .collect()
+                })
                 .unwrap_or_default(),
             unknown_between: search.unknown_between.iter().map(|&p| version(p)).collect(),
             cells_run: search.probes.len(),

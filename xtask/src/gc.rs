@@ -45,7 +45,7 @@ pub fn collect(dirs: &StateDirs, policy: Policy) -> anyhow::Result<Collected> {
     let now = SystemTime::now();
     let age = |time: SystemTime| now.duration_since(time).unwrap_or_default();
 
-    let mut environments = environments(&dirs.envs_dir())?;
+    let mut environments = environments(dirs)?;
     // Oldest use first: the first to go when over the size limit.
     environments.sort_by_key(|environment| environment.last_used);
     let mut total: u64 = environments
@@ -102,9 +102,9 @@ pub fn collect(dirs: &StateDirs, policy: Policy) -> anyhow::Result<Collected> {
     Ok(collected)
 }
 
-fn environments(envs: &Path) -> anyhow::Result<Vec<Environment>> {
+fn environments(dirs: &StateDirs) -> anyhow::Result<Vec<Environment>> {
     let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir(envs) else {
+    let Ok(entries) = std::fs::read_dir(dirs.envs_dir()) else {
         return Ok(found);
     };
     for entry in entries.filter_map(Result::ok) {
@@ -122,12 +122,10 @@ fn environments(envs: &Path) -> anyhow::Result<Vec<Environment>> {
                     .ok()
             })
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        let mut lock = dir.clone().into_os_string();
-        lock.push(".lock");
         found.push(Environment {
             bytes: size_of(&dir),
             complete: complete.exists(),
-            lock: PathBuf::from(lock),
+            lock: dirs.env_lock(&entry.file_name().to_string_lossy()),
             dir,
             last_used,
         });

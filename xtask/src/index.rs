@@ -53,6 +53,12 @@ struct Cached {
 }
 
 impl Index {
+    /// [`Index::versions`] off the async runtime: pip and the cache block.
+    pub async fn list(&self, package: &PackageName, pre: bool) -> anyhow::Result<Listing> {
+        let (index, package) = (self.clone(), package.clone());
+        tokio::task::spawn_blocking(move || index.versions(&package, pre)).await?
+    }
+
     pub fn versions(&self, package: &PackageName, pre: bool) -> anyhow::Result<Listing> {
         let path = self.cache_path(package, pre);
         let cached = read_cached(&path, &self.python.version);

@@ -37,7 +37,7 @@ impl Known {
             .iter()
             .zip(outcomes)
             .find(|(cell, _)| cell.is_baseline())
-            .map(|(_, outcome)| failing(outcome))
+            .map(|(_, outcome)| outcome.report.failing())
             .unwrap_or_default();
         let mut known = Known {
             regressed: BTreeMap::new(),
@@ -52,8 +52,12 @@ impl Known {
         known
     }
 
+    /// A cell that could not be built fails every scenario, which keeps an
+    /// unbuildable subset of pins from passing as innocent.
     fn regressions(&self, outcome: &CellOutcome) -> BTreeSet<String> {
-        failing(outcome)
+        outcome
+            .report
+            .failing()
             .difference(&self.baseline_failing)
             .cloned()
             .collect()
@@ -64,16 +68,6 @@ fn sorted(pins: &[Pin]) -> Vec<Pin> {
     let mut pins = pins.to_vec();
     pins.sort();
     pins
-}
-
-/// Scenarios the cell does not pass; a cell that could not be built fails
-/// them all, which keeps an unbuildable subset from passing as innocent.
-fn failing(outcome: &CellOutcome) -> BTreeSet<String> {
-    outcome
-        .report
-        .failures()
-        .map(|scenario| scenario.scenario.clone())
-        .collect()
 }
 
 /// Looks at every multi-pin cell of `plan` that regresses, and isolates the

@@ -204,11 +204,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
     let mut baseline = BaselineFile::load(&config.service.baseline)?;
     // In pull-request mode the file as it was at the ref is the baseline.
     let before = match &options.since {
-        Some(git_ref) => Some(pr::baseline_at(
-            git_ref,
-            &config.service.baseline,
-            scratch.path(),
-        )??),
+        Some(git_ref) => Some(pr::baseline_at(git_ref, &config.service.baseline)??),
         None => None,
     };
     let python = env::python::find(config.service.python.as_deref())?;
@@ -395,18 +391,19 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         }
     };
     // A shard sees only its own cells: isolating and bisecting need them all.
-    let whole_plan = options.shard.is_none();
-    let mut interactions = Vec::new();
-    if cancelled.is_none() && !options.accept && whole_plan {
+    let (mut interactions, mut newest_safe) = (Vec::new(), Vec::new());
+    if cancelled.is_none() && !options.accept && options.shard.is_none() {
+        let follow_up = async {
+            let interactions = interaction::isolate(&ctx, &plan, &outcomes).await;
+            let newest_safe = if options.no_bisect {
+                Vec::new()
+            } else {
+                bisect::newest_safe_versions(&ctx, &plan, &outcomes, &index).await
+            };
+            (interactions, newest_safe)
+        };
         tokio::select! {
-            found = interaction::isolate(&ctx, &plan, &outcomes) => interactions = found,
-            name = interrupt.wait() => cancelled = Some(name),
-        }
-    }
-    let mut newest_safe = Vec::new();
-    if cancelled.is_none() && !options.accept && !options.no_bisect && whole_plan {
-        tokio::select! {
-            found = bisect::newest_safe_versions(&ctx, &plan, &outcomes, &index) => newest_safe = found,
+            found = follow_up => (interactions, newest_safe) = found,
             name = interrupt.wait() => cancelled = Some(name),
         }
     }
@@ -728,8 +725,7 @@ async fn expand_ranges(
         let config::Candidates::Range(range) = candidates else {
             continue;
         };
-        let (asked, ask, pre) = (package.clone(), index.clone(), range.pre);
-        let listing = tokio::task::spawn_blocking(move || ask.versions(&asked, pre)).await??;
+        let listing = index.list(package, range.pre).await?;
         range.expanded = range.pick_from(&listing.versions);
         let source = match (listing.from_cache, listing.stale) {
             (_, true) => "index answer cached, STALE (--offline)",

@@ -43,19 +43,15 @@ impl std::fmt::Display for PinChange {
     }
 }
 
-/// The baseline file as the change found it, written where uv can read it.
+/// The baseline file as the change found it.
 pub struct Before {
     pub file: BaselineFile,
     /// How errors and reports name it: `REF:path/in/repo`.
     pub name: String,
 }
 
-/// Reads the baseline file at `git_ref`, validates it, and writes it under `scratch`.
-pub fn baseline_at(
-    git_ref: &str,
-    working: &Path,
-    scratch: &Path,
-) -> anyhow::Result<Result<Before, InputError>> {
+/// Reads the baseline file (and its includes) at `git_ref` and validates it.
+pub fn baseline_at(git_ref: &str, working: &Path) -> anyhow::Result<Result<Before, InputError>> {
     check_ref(git_ref)?;
     let dir = working
         .parent()
@@ -105,17 +101,11 @@ pub fn baseline_at(
         Ok(source) => source,
         Err(err) => return Ok(Err(err)),
     };
-    // Same file name as the working file: it says how to read it (pyproject.toml or lines).
-    let path = scratch.join("before").join(
-        working
-            .file_name()
-            .context("the baseline file has no name")?,
-    );
-    fs_err::create_dir_all(path.parent().unwrap_or(scratch))?;
-    fs_err::write(&path, &source.text)?;
     let folder = in_repo.parent().unwrap_or(Path::new("")).to_owned();
     let read_include = |relative: &Path| show(&folder.join(relative));
-    Ok(BaselineFile::parse(&path, &source, &read_include).map(|file| Before { file, name: spec }))
+    // Its path in the repository: the file name says how to read it (pyproject.toml or lines).
+    Ok(BaselineFile::parse(&in_repo, &source, &read_include)
+        .map(|file| Before { file, name: spec }))
 }
 
 /// Packages whose `==` pin differs between the two files, in name order.

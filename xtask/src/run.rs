@@ -426,13 +426,7 @@ async fn run_cell(
         report.scenarios.push(scenario_report);
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
-    let failures = report.failures().count();
-    let summary = if failures == 0 {
-        "all pass".to_owned()
-    } else {
-        format!("{failures} not passing")
-    };
-    ctx.progress.cell_done(&cell.name, &summary);
+    ctx.progress.cell_done(&cell.name, &summary(&report));
     let outcome = CellOutcome { report, contents };
     // The harness's own failures are not results: they run again next time.
     let judged = outcome
@@ -466,6 +460,14 @@ async fn run_cell(
     outcome
 }
 
+/// How a finished cell did, in a few words.
+fn summary(report: &CellReport) -> String {
+    match report.failures().count() {
+        0 => "all pass".to_owned(),
+        failures => format!("{failures} not passing"),
+    }
+}
+
 /// A recorded result in place of running the cell: its environment as this
 /// run prepared it, and the baseline's noise restored for the other cells.
 fn reuse(
@@ -485,14 +487,12 @@ fn reuse(
         result_reused: true,
         ..recorded.report
     };
-    let failures = report.failures().count();
     ctx.progress.cell_done(
         &cell.name,
-        &if failures == 0 {
-            "all pass (result reused: nothing changed since it was recorded)".to_owned()
-        } else {
-            format!("{failures} not passing (result reused: nothing changed since it was recorded)")
-        },
+        &format!(
+            "{} (result reused: nothing changed since it was recorded)",
+            summary(&report)
+        ),
     );
     CellOutcome {
         report,

@@ -52,6 +52,12 @@ impl StateDirs {
         self.cache.join("envs")
     }
 
+    /// The lock held while an environment is built or checked: `envs/<id>.lock`
+    /// beside `envs/<id>/`.
+    pub fn env_lock(&self, id: &str) -> PathBuf {
+        self.envs_dir().join(format!("{id}.lock"))
+    }
+
     /// Scratch space for one run: service copies, databases. Removed on drop,
     /// or by [`remove_temp_dirs`] on a hard exit.
     pub fn scratch(&self) -> anyhow::Result<TempDir> {
@@ -236,12 +242,11 @@ const NOT_SOURCE: &[&str] = &[
 
 /// Copies the service's source, leaving out caches and virtual environments.
 pub fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
-    const SKIP: &[&str] = NOT_SOURCE;
     fs_err::create_dir_all(to)?;
     for entry in fs_err::read_dir(from)? {
         let entry = entry?;
         let name = entry.file_name();
-        if SKIP.iter().any(|skip| name == *skip) {
+        if NOT_SOURCE.iter().any(|skip| name == *skip) {
             continue;
         }
         let kind = entry.file_type()?;

@@ -237,7 +237,7 @@ impl Builder {
         let complete = dir.join("complete");
         let built_list = dir.join("built-from-source.txt");
         let hash_checked = set.is_hash_checked();
-        let _lock = state::lock(&envs.join(format!("{id}.lock")))?;
+        let _lock = state::lock(&self.dirs.env_lock(&id))?;
         // When a run last used it: what `gc` goes by.
         let _ = std::fs::write(dir.join(crate::gc::USED_FILE), b"");
         if complete.exists() {

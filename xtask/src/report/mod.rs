@@ -253,6 +253,13 @@ impl CellReport {
             .filter(|scenario| scenario.verdict != Verdict::Pass)
     }
 
+    /// The names of the scenarios this cell does not pass.
+    pub fn failing(&self) -> std::collections::BTreeSet<String> {
+        self.failures()
+            .map(|scenario| scenario.scenario.clone())
+            .collect()
+    }
+
     /// Failures this cell adds to the baseline's: the ones to blame it for.
     pub fn regressions(&self) -> impl Iterator<Item = &ScenarioReport> {
         self.failures()
