@@ -267,11 +267,7 @@ fn a_bump_inside_an_included_hashed_file_is_found_and_tried() {
     let ctx = repository_with_change_in(
         Some("fixtures/variants/hash-checked"),
         "fixtures/python-service/requirements/auth.txt",
-        |text| {
-            let start = text.find("bcrypt==3.2.0").unwrap();
-            let end = start + text[start..].find("pyjwt==").unwrap();
-            format!("{}bcrypt==5.0.0\n{}", &text[..start], &text[end..])
-        },
+        |text| common::replace_requirement(&text, "bcrypt==3.2.0", "bcrypt==5.0.0\n"),
     );
     let run = ctx.run(&["--since", "HEAD~1"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
@@ -294,11 +290,7 @@ fn a_yanked_version_in_an_include_is_rejected_naming_the_include() {
     let ctx = repository_with_change_in(
         Some("fixtures/variants/hash-checked"),
         "fixtures/python-service/requirements/auth.txt",
-        |text| {
-            let start = text.find("bcrypt==3.2.0").unwrap();
-            let end = start + text[start..].find("pyjwt==").unwrap();
-            format!("{}bcrypt==4.1.0\n{}", &text[..start], &text[end..])
-        },
+        |text| common::replace_requirement(&text, "bcrypt==3.2.0", "bcrypt==4.1.0\n"),
     );
     let run = ctx.run(&["--since", "HEAD~1"]);
     assert_eq!(run.code, 2, "{}", run.stderr);

@@ -32,14 +32,12 @@ fn a_digest_that_does_not_match_the_download_fails_the_build_naming_the_package(
     ctx.overlay("fixtures/variants/hash-checked");
     ctx.set_matrix("");
     // Keep one digest for bcrypt 3.2.0, and make it one no file of that release has.
+    let forged = format!(
+        "bcrypt==3.2.0 \\\n    --hash=sha256:{}\n",
+        "0123456789abcdef".repeat(4)
+    );
     ctx.edit(AUTH, |text| {
-        let start = text.find("bcrypt==3.2.0").unwrap();
-        let end = start + text[start..].find("pyjwt==").unwrap();
-        let forged = format!(
-            "bcrypt==3.2.0 \\\n    --hash=sha256:{}\n",
-            "0123456789abcdef".repeat(4)
-        );
-        format!("{}{forged}{}", &text[..start], &text[end..])
+        common::replace_requirement(&text, "bcrypt==3.2.0", &forged)
     });
     let run = ctx.run(&[]);
     assert_eq!(run.code, 1, "{}", run.stderr);

@@ -220,3 +220,21 @@ fn copy_tree(from: &Path, to: &Path) {
         std::fs::copy(&file, target).unwrap();
     }
 }
+
+/// `text` with the requirement that starts with `pin`, and the indented
+/// `--hash` and comment lines that continue it, replaced by `with`.
+pub fn replace_requirement(text: &str, pin: &str, with: &str) -> String {
+    let start = text.find(pin).unwrap_or_else(|| panic!("{pin} in {text}"));
+    let first_line_end = start
+        + text[start..]
+            .find('\n')
+            .map_or(text.len() - start, |i| i + 1);
+    let mut end = first_line_end;
+    for line in text[first_line_end..].split_inclusive('\n') {
+        if !line.starts_with(char::is_whitespace) {
+            break;
+        }
+        end += line.len();
+    }
+    format!("{}{with}{}", &text[..start], &text[end..])
+}
