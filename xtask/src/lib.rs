@@ -352,6 +352,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
             ),
         )?)
     };
+    let jobs = options.jobs.unwrap_or_else(default_jobs).max(1);
     let ctx = Arc::new(RunContext {
         finished: Default::default(),
         postgres,
@@ -366,7 +367,8 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         scenarios,
         builder,
         dirs: dirs.clone(),
-        jobs: options.jobs.unwrap_or_else(default_jobs).max(1),
+        jobs,
+        service_slots: tokio::sync::Semaphore::new(jobs),
         progress,
         client: replay::client(),
         run_secret: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),

@@ -1,14 +1,18 @@
 //! Runs a plan: prepare every cell's environment, run the baseline, then the other cells.
 //!
-//! Each scenario runs against a fresh service on a fresh database. Cells run
-//! concurrently up to `jobs`. This module produces the result model and the
-//! rendered scenario contents; it writes no snapshot and prints no report.
+//! Each scenario runs against a fresh service, started from its own copy of
+//! the source, on a fresh database. Environments are built up to `jobs` at
+//! once; then services run up to `jobs` at once, whichever cell's scenario
+//! run is next, so that a cell with many scenarios does not leave the other
+//! slots idle. This module produces the result model and the rendered
+//! scenario contents; it writes no snapshot and prints no report.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -41,6 +45,8 @@ pub struct RunContext {
     pub builder: Builder,
     pub dirs: StateDirs,
     pub jobs: usize,
+    /// One permit per service that may run at once (`jobs` of them).
+    pub service_slots: Semaphore,
     pub progress: Progress,
     pub client: reqwest::Client,
     /// A random secret the service gets as `{secret}`; redacted like scenario secrets.
@@ -218,13 +224,12 @@ pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
         }
         record(&ctx, index, outcome);
     }
+    // Every cell at once: their scenario runs queue for the service slots,
+    // first come first served, so cells still finish roughly in plan order.
     let mut running = JoinSet::new();
     for (index, (cell, prepared)) in cells {
-        let (ctx, baseline, permits) = (ctx.clone(), baseline.clone(), permits.clone());
-        running.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            (index, guarded(&ctx, cell, prepared, &baseline).await)
-        });
+        let (ctx, baseline) = (ctx.clone(), baseline.clone());
+        running.spawn(async move { (index, guarded(&ctx, cell, prepared, &baseline).await) });
     }
     while let Some(joined) = running.join_next().await {
         match joined {
@@ -391,35 +396,20 @@ async fn run_cell(
         );
         return failed_cell(&ctx, &cell, Verdict::BuildFailed, &reason);
     }
-    let service_dir = ctx.scratch.join(&cell.id).join("service");
-    if let Err(err) = crate::state::copy_tree(&ctx.config.service.root, &service_dir) {
-        return failed_cell(
-            &ctx,
-            &cell,
-            Verdict::Error,
-            &format!("cannot copy the service: {err:#}"),
-        );
-    }
-    for run in scenario_runs(&ctx.scenarios, &cell.profile) {
-        ctx.progress
-            .cell(&cell.name, &format!("{}: starting the service", run.key));
-        let (scenario_report, rendered) = if cell.is_baseline() && ctx.check_noise {
-            run_baseline_twice(&ctx, &cell, &environment, &service_dir, &run).await
+    let runs = scenario_runs(&ctx.scenarios, &cell.profile);
+    let replays = runs.iter().map(|run| async {
+        let outcome = if cell.is_baseline() && ctx.check_noise {
+            run_baseline_twice(&ctx, &cell, &environment, run).await
         } else {
-            run_scenario(
-                &ctx,
-                &cell,
-                &environment,
-                &service_dir,
-                &run,
-                Attempt::First,
-            )
-            .await
+            run_scenario(&ctx, &cell, &environment, run, Attempt::First).await
         };
         ctx.progress.cell(
             &cell.name,
-            &format!("{}: {}", run.key, scenario_report.verdict.label()),
+            &format!("{}: {}", run.key, outcome.0.verdict.label()),
         );
+        outcome
+    });
+    for (run, (scenario_report, rendered)) in runs.iter().zip(join_all(replays).await) {
         if let Some(rendered) = rendered {
             contents.insert(run.key.clone(), rendered);
         }
@@ -507,12 +497,11 @@ async fn run_baseline_twice(
     ctx: &RunContext,
     cell: &Cell,
     environment: &Environment,
-    service_dir: &Path,
     run: &ScenarioRun<'_>,
 ) -> (ScenarioReport, Option<String>) {
     let ((mut report, first), (_, second)) = tokio::join!(
-        run_scenario(ctx, cell, environment, service_dir, run, Attempt::First),
-        run_scenario(ctx, cell, environment, service_dir, run, Attempt::Again),
+        run_scenario(ctx, cell, environment, run, Attempt::First),
+        run_scenario(ctx, cell, environment, run, Attempt::Again),
     );
     let (Some(first), Some(second)) = (&first, &second) else {
         return (report, first);
@@ -558,20 +547,45 @@ async fn run_baseline_twice(
     (report, Some(first.clone()))
 }
 
-/// One scenario against a fresh service and database.
+/// One scenario against a fresh service, from a fresh copy of its source,
+/// on a fresh database, once a service slot is free.
 async fn run_scenario(
+    ctx: &RunContext,
+    cell: &Cell,
+    environment: &Environment,
+    run: &ScenarioRun<'_>,
+    attempt: Attempt,
+) -> (ScenarioReport, Option<String>) {
+    // A second replay beside the first needs its own copy, database and log.
+    let key = match attempt {
+        Attempt::First => run.key.clone(),
+        Attempt::Again => format!("{}.again", run.key),
+    };
+    let _slot = ctx.service_slots.acquire().await;
+    ctx.progress
+        .cell(&cell.name, &format!("{key}: starting the service"));
+    // Each run its own copy: a service that writes beside its code (a
+    // default database file, an upload folder) leaves nothing for the next.
+    let service_dir = ctx.scratch.join(&cell.id).join(format!("{key}.service"));
+    if let Err(err) = crate::state::copy_tree(&ctx.config.service.root, &service_dir) {
+        let mut report = ScenarioReport::new(run.key.clone(), Verdict::Error);
+        report.summary = Some(format!("cannot copy the service: {err:#}"));
+        return (report, None);
+    }
+    let outcome = replay_in(ctx, cell, environment, &service_dir, run, &key).await;
+    let _ = fs_err::remove_dir_all(&service_dir);
+    outcome
+}
+
+/// [`run_scenario`] once the service's copy is in place.
+async fn replay_in(
     ctx: &RunContext,
     cell: &Cell,
     environment: &Environment,
     service_dir: &Path,
     run: &ScenarioRun<'_>,
-    attempt: Attempt,
+    key: &str,
 ) -> (ScenarioReport, Option<String>) {
-    // A second replay beside the first needs its own database and log.
-    let key = match attempt {
-        Attempt::First => run.key.clone(),
-        Attempt::Again => format!("{}.again", run.key),
-    };
     let scenario = run.scenario;
     let mut report = ScenarioReport::new(run.key.clone(), Verdict::Error);
     let config = &ctx.config;
@@ -581,7 +595,7 @@ async fn run_scenario(
     };
     let mut secrets = scenario.secrets.clone();
     secrets.insert("run".to_owned(), ctx.run_secret.clone());
-    let database = match fresh_database(ctx, profile.database, &cell.id, &key).await {
+    let database = match fresh_database(ctx, profile.database, &cell.id, key).await {
         Ok(database) => database,
         Err(err) => {
             report.summary = Some(format!("cannot make a fresh database: {err:#}"));
@@ -821,6 +835,12 @@ async fn replay_once(
                         (None, Some(signal)) => format!("killed by signal {signal}"),
                         _ => status.to_string(),
                     };
+                    // Starting until the refusal is the service's own time too.
+                    report.timing = Some(crate::report::Timing {
+                        startup_ms: starting.elapsed().as_millis() as u64,
+                        replay_ms: 0,
+                        requests: 0,
+                    });
                     return Some(Startup::Refused {
                         status,
                         first_error: first_error_line(&service::log_tail(launched.log, 200)),

@@ -76,8 +76,9 @@ pub struct CellReport {
     pub result_reused: bool,
 }
 
-/// One scenario run's time: starting the service until it answered healthy,
-/// then replaying the requests.
+/// One scenario run's time: starting the service until it answered healthy
+/// (or, in a startup scenario, until it refused to start), then replaying
+/// the requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timing {
     pub startup_ms: u64,
