@@ -253,6 +253,9 @@ async fn guarded(
         prepared,
         baseline.clone(),
     ));
+    // A cancelled run drops this future: the cell must stop with it rather
+    // than go on starting services in the background.
+    let _stop_with_caller = AbortOnDrop(task.abort_handle());
     match task.await {
         Ok(outcome) => outcome,
         Err(err) => {
@@ -272,6 +275,15 @@ async fn guarded(
                 &format!("the harness panicked in this cell: {message}"),
             )
         }
+    }
+}
+
+/// Aborts a spawned task when its owner is dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
