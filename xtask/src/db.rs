@@ -7,11 +7,13 @@
 //! `--database-url`. Either way each scenario run gets its own database,
 //! created before and dropped after. The cluster dies with the harness.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use sha2::{Digest, Sha256};
 
 use crate::process::{self, GroupChild};
 
@@ -92,7 +94,11 @@ static NEXT_DATABASE: AtomicU64 = AtomicU64::new(1);
 
 impl Postgres {
     /// Starts a throwaway cluster on a Unix socket in a private folder.
-    pub fn start_cluster(grace: Duration) -> anyhow::Result<Postgres> {
+    ///
+    /// With `templates` (a cache folder), the data folder is a copy of one
+    /// initdb made earlier for the same PostgreSQL and owner: initdb takes
+    /// about a second, a copy a few tens of milliseconds.
+    pub fn start_cluster(grace: Duration, templates: Option<&Path>) -> anyhow::Result<Postgres> {
         let tools = find_tools()?;
         let dir = crate::state::TempDir::registered(
             tempfile::Builder::new()
@@ -122,32 +128,21 @@ impl Postgres {
             None => expression,
         };
         let password = format!("{:016x}", fastrand::u64(..));
-        let initdb = process::run_captured(
-            as_owner(duct::cmd(
-                tools.join("initdb"),
-                [
-                    "--pgdata",
-                    &data.to_string_lossy(),
-                    "--auth",
-                    "trust",
-                    "--username",
-                    "postgres",
-                    "--encoding",
-                    "UTF8",
-                    "--locale",
-                    "C",
-                    "--no-sync",
-                ],
-            ))
-            .dir(dir.path()),
-            Duration::from_secs(120),
-        )?
-        .context("initdb did not finish within 2 minutes")?;
-        if !initdb.status.success() {
-            bail!(
-                "initdb failed:\n{}",
-                String::from_utf8_lossy(&initdb.stderr).trim()
-            );
+        let template = match templates {
+            Some(templates) => Some(templates.join(template_key(&tools, owner)?)),
+            None => None,
+        };
+        match &template {
+            Some(template) if template.join(TEMPLATE_COMPLETE).exists() => {
+                copy_preserving(&template.join("data"), &data)?;
+            }
+            _ => {
+                initdb(&tools, dir.path(), &data, as_owner)?;
+                if let Some(template) = &template {
+                    // A cache that cannot be written only costs the next run a second.
+                    let _ = save_template(&data, template);
+                }
+            }
         }
         let port = crate::service::free_port()?;
         let log = dir.path().join("server.log");
@@ -251,6 +246,18 @@ impl Postgres {
             );
         }
         Ok(postgres)
+    }
+
+    /// The settings of the server's own `postgres` database, from which
+    /// others create and drop databases.
+    pub fn admin(&self) -> Database {
+        Database::Postgres {
+            host: self.host.clone(),
+            port: self.port,
+            user: self.user.clone(),
+            password: self.password.clone(),
+            name: "postgres".to_owned(),
+        }
     }
 
     /// A URL for this server that [`Postgres::external`] accepts.
@@ -404,6 +411,105 @@ impl Drop for Postgres {
             drop(owned.dir);
         }
     }
+}
+
+/// Marks a template folder whose copy of the data folder is whole.
+const TEMPLATE_COMPLETE: &str = "complete";
+
+/// A fresh data folder, as the harness's clusters are made.
+fn initdb(
+    tools: &Path,
+    dir: &Path,
+    data: &Path,
+    as_owner: impl Fn(duct::Expression) -> duct::Expression,
+) -> anyhow::Result<()> {
+    let initdb = process::run_captured(
+        as_owner(duct::cmd(
+            tools.join("initdb"),
+            [
+                "--pgdata",
+                &data.to_string_lossy(),
+                "--auth",
+                "trust",
+                "--username",
+                "postgres",
+                "--encoding",
+                "UTF8",
+                "--locale",
+                "C",
+                "--no-sync",
+            ],
+        ))
+        .dir(dir),
+        Duration::from_secs(120),
+    )?
+    .context("initdb did not finish within 2 minutes")?;
+    if !initdb.status.success() {
+        bail!(
+            "initdb failed:\n{}",
+            String::from_utf8_lossy(&initdb.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Names the template of a PostgreSQL build and data folder owner.
+fn template_key(
+    tools: &Path,
+    owner: Option<(nix::unistd::Uid, nix::unistd::Gid)>,
+) -> anyhow::Result<String> {
+    let version = process::run_captured(
+        duct::cmd(tools.join("initdb"), ["--version"]),
+        Duration::from_secs(30),
+    )?
+    .context("initdb --version did not finish within 30s")?;
+    let owner = owner.map_or_else(|| nix::unistd::geteuid().as_raw(), |(uid, _)| uid.as_raw());
+    let mut hasher = Sha256::new();
+    hasher.update(tools.as_os_str().as_encoded_bytes());
+    hasher.update(&version.stdout);
+    hasher.update(owner.to_le_bytes());
+    Ok(format!(
+        "template-{}",
+        &hex::encode(hasher.finalize())[..16]
+    ))
+}
+
+/// Keeps a copy of a freshly made data folder, whole or not at all: it is
+/// copied beside the template's place and renamed into it.
+fn save_template(data: &Path, template: &Path) -> anyhow::Result<()> {
+    let parent = template
+        .parent()
+        .context("a template has a parent folder")?;
+    fs_err::create_dir_all(parent)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".template-")
+        .tempdir_in(parent)?;
+    copy_preserving(data, &staging.path().join("data"))?;
+    fs_err::write(staging.path().join(TEMPLATE_COMPLETE), b"")?;
+    // Another run may have saved the same template meanwhile; theirs is as good.
+    if std::fs::rename(staging.path(), template).is_ok() {
+        let _ = staging.keep();
+    }
+    Ok(())
+}
+
+/// Copies a data folder with its owner and modes (PostgreSQL insists on
+/// both), as `cp -a` does.
+fn copy_preserving(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let output = process::run_captured(
+        duct::cmd("cp", [OsStr::new("-a"), from.as_os_str(), to.as_os_str()]),
+        Duration::from_secs(120),
+    )?
+    .context("copying a PostgreSQL data folder did not finish within 2 minutes")?;
+    if !output.status.success() {
+        bail!(
+            "cannot copy {} to {}:\n{}",
+            from.display(),
+            to.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 /// `nobody` when running as root (initdb refuses root), else no change.

@@ -332,6 +332,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         &scenarios,
         &plan,
         options.database_url.as_deref(),
+        &dirs.cache.join("postgres"),
         &progress,
     )
     .await?;
@@ -835,6 +836,7 @@ async fn start_postgres(
     scenarios: &[scenario::Scenario],
     plan: &Plan,
     database_url: Option<&str>,
+    templates: &Path,
     progress: &Progress,
 ) -> anyhow::Result<Option<Arc<db::Postgres>>> {
     let needed = plan.cells.iter().any(|cell| {
@@ -857,7 +859,11 @@ async fn start_postgres(
         }
         None => {
             progress.say("starting a throwaway PostgreSQL cluster");
-            tokio::task::spawn_blocking(move || db::Postgres::start_cluster(grace)).await??
+            let templates = templates.to_owned();
+            tokio::task::spawn_blocking(move || {
+                db::Postgres::start_cluster(grace, Some(&templates))
+            })
+            .await??
         }
     };
     progress.say(&format!("PostgreSQL: {}", postgres.describe()));

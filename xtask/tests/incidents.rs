@@ -259,7 +259,8 @@ fn a_hard_coded_jwt_secret_is_a_security_finding() {
 #[test]
 fn a_server_named_by_database_url_gets_its_databases_created_and_dropped() {
     // A server the harness does not own: started here, outside the run.
-    let server = xtask::db::Postgres::start_cluster(std::time::Duration::from_secs(5)).unwrap();
+    let server =
+        xtask::db::Postgres::start_cluster(std::time::Duration::from_secs(5), None).unwrap();
     let ctx = TestContext::new();
     ctx.set_matrix(r#"bcrypt = ["3.2.0"]"#);
     let run = ctx.run(&["--database-url", &server.url()]);
@@ -302,4 +303,38 @@ fn new_warnings_are_a_soft_finding_unless_denied() {
     );
     let denied = ctx.run(&["--overlay", overlay, "--deny-warnings"]);
     assert_eq!(denied.code, 1);
+}
+
+#[test]
+fn a_cluster_copied_from_the_cached_template_serves_like_a_fresh_one() {
+    let cache = tempfile::tempdir().unwrap();
+    let grace = std::time::Duration::from_secs(5);
+    let first = xtask::db::Postgres::start_cluster(grace, Some(cache.path())).unwrap();
+    drop(first);
+    let templates: Vec<_> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(templates.len(), 1, "one whole template: {templates:?}");
+    assert!(templates[0].join("complete").exists());
+    let made = std::fs::metadata(templates[0].join("complete"))
+        .unwrap()
+        .modified()
+        .unwrap();
+
+    // The second cluster is a copy: it takes databases like the first, and
+    // the template stays as it was.
+    let second = xtask::db::Postgres::start_cluster(grace, Some(cache.path())).unwrap();
+    let database = second.create_database().unwrap();
+    assert_eq!(second.leftover_databases().unwrap().len(), 1);
+    second.drop_database(&database);
+    assert!(second.leftover_databases().unwrap().is_empty());
+    assert_eq!(
+        std::fs::metadata(templates[0].join("complete"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        made
+    );
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
 }
