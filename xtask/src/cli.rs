@@ -31,6 +31,10 @@ pub enum Task {
         /// Cells at once [default: number of cores]
         #[arg(long, short)]
         jobs: Option<usize>,
+        /// Leave out the tox and nox runs of the same matrix (they install
+        /// tox and nox and take several minutes)
+        #[arg(long)]
+        no_peers: bool,
     },
 }
 

@@ -52,7 +52,7 @@ const SQLITE_ONLY: &[&str] = &["sqlite_path"];
 const POSTGRES_ONLY: &[&str] = &["db_host", "db_port", "db_user", "db_password", "db_name"];
 
 /// Where a service keeps its data; each scenario run gets a fresh one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatabaseKind {
     Sqlite,

@@ -596,6 +596,7 @@ pub fn bench(
     config: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     jobs: Option<usize>,
+    with_peers: bool,
 ) -> anyhow::Result<i32> {
     let config = match config {
         Some(path) => path,
@@ -611,6 +612,7 @@ pub fn bench(
         &config,
         &dirs.state,
         jobs.unwrap_or_else(default_jobs).max(1),
+        with_peers,
     )
 }
 

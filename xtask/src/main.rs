@@ -16,7 +16,8 @@ fn main() -> ExitCode {
             config,
             state_dir,
             jobs,
-        } => xtask::bench(config, state_dir, jobs),
+            no_peers,
+        } => xtask::bench(config, state_dir, jobs, !no_peers),
     };
     match outcome {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(2)),

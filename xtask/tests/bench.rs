@@ -16,6 +16,7 @@ fn the_bench_measures_every_row_and_writes_its_table() {
         .arg(ctx.path("upgrade-check.toml"))
         .arg("--state-dir")
         .arg(ctx.path("state"))
+        .args(["--jobs", "2"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -28,11 +29,19 @@ fn the_bench_measures_every_row_and_writes_its_table() {
     assert_eq!(table, stdout);
     for row in [
         "| cold run (6 cells, ",
-        "| warm run (0 environments built) |",
+        "| warm run, every cell replayed (0 environments built) |",
+        "| warm run, nothing changed (6 of 6 results reused) |",
         "| floor: service start-up to healthy + requests",
         "| warm run / (floor / jobs) (target ≤ 1.5) |",
         "| harness overhead per request (target < 1 ms) |",
         "| planning a 1,000-cell matrix (target < 1 s) |",
+        // The same matrix the way teams run it today; each peer's client
+        // reported every scenario run of every cell, or the bench failed.
+        "| tox + pip, 2 cells at once: cold / warm |",
+        "| tox + uv (tox-uv), 2 cells at once: cold / warm |",
+        "| nox + pip (virtualenv), one cell at once: cold / warm |",
+        "| nox + uv, one cell at once: cold / warm |",
+        "| fastest peer warm (",
     ] {
         let line = table
             .lines()
@@ -49,11 +58,12 @@ fn the_bench_measures_every_row_and_writes_its_table() {
             .unwrap();
         assert!(figure.is_finite() && figure >= 0.0, "{line}");
     }
-    // The cold cache was a temp folder inside the state folder, and it is gone.
+    // The cold cache and the peers' folder were temp folders inside the
+    // state folder, and they are gone.
     let leftovers: Vec<_> = std::fs::read_dir(ctx.path("state"))
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with("bench-cache-"))
+        .filter(|name| name.starts_with("bench-cache-") || name.starts_with("bench-peers-"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }

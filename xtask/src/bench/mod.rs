@@ -9,6 +9,10 @@
 //! - The harness's own cost per request: replaying and normalising requests
 //!   against a trivial in-process endpoint, against bare HTTP requests to it.
 //! - Planning a 1,000-cell matrix.
+//! - The same matrix run the way teams do it today, with tox and nox
+//!   ([`peers`]), cold and warm, unless `--no-peers`.
+//! - A third harness run with nothing changed, which reuses every recorded
+//!   result: what a maintainer waits for on a second push.
 //!
 //! It writes the table to `<state>/bench.md` and prints it.
 
@@ -23,32 +27,64 @@ use crate::config::{Candidates, Matrix, Strategy};
 use crate::report::Report;
 use crate::{normalize, plan, replay, scenario};
 
+mod peers;
+
 /// One whole run of the matrix, as the report tells it.
 struct Measured {
     wall: Duration,
     /// Sum of service start-up and requests over every scenario run.
     floor: Duration,
     cells: usize,
+    results_reused: usize,
+    /// The environment of each cell that was built, in plan order.
+    environments: Vec<String>,
     scenario_runs: usize,
     environments_built: usize,
 }
 
-pub fn run(config: &Path, state: &Path, jobs: usize) -> anyhow::Result<i32> {
+pub fn run(config: &Path, state: &Path, jobs: usize, with_peers: bool) -> anyhow::Result<i32> {
     fs_err::create_dir_all(state)?;
     let cache = tempfile::Builder::new()
         .prefix("bench-cache-")
         .tempdir_in(state)
         .context("a cold cache folder")?;
     eprintln!("bench: the default matrix, cold (empty environment cache)…");
-    let cold = whole_run(config, &state.join("bench-cold"), cache.path(), jobs)?;
+    let cold = whole_run(config, &state.join("bench-cold"), cache.path(), jobs, true)?;
     eprintln!("bench: the default matrix, warm…");
-    let warm = whole_run(config, &state.join("bench-warm"), cache.path(), jobs)?;
+    let warm = whole_run(config, &state.join("bench-warm"), cache.path(), jobs, true)?;
+    eprintln!("bench: the default matrix, warm, nothing changed…");
+    let unchanged = whole_run(config, &state.join("bench-warm"), cache.path(), jobs, false)?;
     eprintln!("bench: harness cost per request…");
     let (bare, harness, requests) = per_request()?;
     eprintln!("bench: planning 1,000 cells…");
     let planning = plan_thousand()?;
+    let peers = if with_peers {
+        let cells = warm
+            .environments
+            .iter()
+            .enumerate()
+            .map(|(index, id)| {
+                let path = cache.path().join("envs").join(id).join("requirements.txt");
+                Ok(peers::PeerCell {
+                    name: format!("cell{index}"),
+                    requirements: fs_err::read_to_string(path)?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let config = crate::config::Config::load(config)?;
+        let scenarios = scenario::load_dir(&config.replay.scenarios)?;
+        let python = crate::env::python::find(config.service.python.as_deref())?;
+        let dir = tempfile::Builder::new()
+            .prefix("bench-peers-")
+            .tempdir_in(state)
+            .context("a folder for the peers")?;
+        peers::measure(&config, &scenarios, &cells, &python.path, dir.path(), jobs)?
+    } else {
+        Vec::new()
+    };
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let secs = |d: Duration| d.as_secs_f64();
     let floor_per_job = warm.floor / jobs as u32;
     let mut table = String::new();
     let _ = writeln!(table, "# upgrade-check bench\n");
@@ -70,30 +106,61 @@ pub fn run(config: &Path, state: &Path, jobs: usize) -> anyhow::Result<i32> {
         cold.cells,
         cold.scenario_runs,
         cold.environments_built,
-        cold.wall.as_secs_f64()
+        secs(cold.wall)
     );
     let _ = writeln!(
         table,
-        "| warm run ({} environments built) | {:.1} s |",
+        "| warm run, every cell replayed ({} environments built) | {:.1} s |",
         warm.environments_built,
-        warm.wall.as_secs_f64()
+        secs(warm.wall)
+    );
+    let _ = writeln!(
+        table,
+        "| warm run, nothing changed ({} of {} results reused) | {:.1} s |",
+        unchanged.results_reused,
+        unchanged.cells,
+        secs(unchanged.wall)
     );
     let _ = writeln!(
         table,
         "| floor: service start-up to healthy + requests, summed over {} scenario runs | {:.1} s |",
         warm.scenario_runs,
-        warm.floor.as_secs_f64()
+        secs(warm.floor)
     );
-    let _ = writeln!(
-        table,
-        "| floor / jobs | {:.1} s |",
-        floor_per_job.as_secs_f64()
-    );
+    let _ = writeln!(table, "| floor / jobs | {:.1} s |", secs(floor_per_job));
     let _ = writeln!(
         table,
         "| warm run / (floor / jobs) (target ≤ 1.5) | {:.2} |",
-        warm.wall.as_secs_f64() / floor_per_job.as_secs_f64().max(f64::EPSILON)
+        secs(warm.wall) / secs(floor_per_job).max(f64::EPSILON)
     );
+    for peer in &peers {
+        let _ = writeln!(
+            table,
+            "| {}, {} at once: cold / warm | {:.1} s / {:.1} s |",
+            peer.label,
+            if peer.parallel == 1 {
+                "one cell".to_owned()
+            } else {
+                format!("{} cells", peer.parallel)
+            },
+            secs(peer.cold),
+            secs(peer.warm)
+        );
+    }
+    if let Some(fastest) = peers.iter().min_by_key(|peer| peer.warm) {
+        let _ = writeln!(
+            table,
+            "| fastest peer warm ({}) / harness warm, every cell replayed (target ≥ 5) | {:.2} |",
+            fastest.label,
+            secs(fastest.warm) / secs(warm.wall).max(f64::EPSILON)
+        );
+        let _ = writeln!(
+            table,
+            "| fastest peer warm ({}) / harness warm, nothing changed | {:.1} |",
+            fastest.label,
+            secs(fastest.warm) / secs(unchanged.wall).max(f64::EPSILON)
+        );
+    }
     let _ = writeln!(
         table,
         "| bare HTTP request to a trivial endpoint ({requests} requests) | {:.3} ms |",
@@ -121,17 +188,19 @@ pub fn run(config: &Path, state: &Path, jobs: usize) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Runs the harness binary on the matrix and reads its report.
-fn whole_run(config: &Path, state: &Path, cache: &Path, jobs: usize) -> anyhow::Result<Measured> {
+/// Runs the harness binary on the matrix and reads its report; with
+/// `replay_all`, recorded results are not reused.
+fn whole_run(
+    config: &Path,
+    state: &Path,
+    cache: &Path,
+    jobs: usize,
+    replay_all: bool,
+) -> anyhow::Result<Measured> {
     let started = Instant::now();
     let output = std::process::Command::new(std::env::current_exe()?)
-        .args([
-            "upgrade-check",
-            "--no-cache",
-            "--no-bisect",
-            "--format",
-            "json",
-        ])
+        .args(["upgrade-check", "--no-bisect", "--format", "json"])
+        .args(replay_all.then_some("--no-cache"))
         .arg("--jobs")
         .arg(jobs.to_string())
         .arg("--config")
@@ -161,6 +230,16 @@ fn whole_run(config: &Path, state: &Path, cache: &Path, jobs: usize) -> anyhow::
         wall,
         floor,
         cells: report.cells.len(),
+        results_reused: report
+            .cells
+            .iter()
+            .filter(|cell| cell.result_reused)
+            .count(),
+        environments: report
+            .cells
+            .iter()
+            .filter_map(|cell| Some(cell.environment.as_ref()?.id.clone()))
+            .collect(),
         scenario_runs,
         environments_built: report
             .cells
