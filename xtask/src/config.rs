@@ -249,6 +249,8 @@ struct RawConfig {
     service: RawService,
     #[serde(default)]
     replay: RawReplay,
+    /// None: the baseline alone, or a pull request's changes with `--since`.
+    #[serde(default)]
     matrix: RawMatrix,
     #[serde(default)]
     timeouts: RawTimeouts,
@@ -273,6 +275,7 @@ struct RawProfile {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawService {
     root: Spanned<String>,
+    #[serde(default = "default_ecosystem")]
     ecosystem: Ecosystem,
     baseline: Spanned<String>,
     python: Option<String>,
@@ -285,6 +288,11 @@ struct RawService {
     profile: Option<Spanned<String>>,
     #[serde(default)]
     allow_public_bind: bool,
+}
+
+/// Python is the only ecosystem so far; a config need not say so.
+fn default_ecosystem() -> Ecosystem {
+    Ecosystem::Python
 }
 
 fn default_database() -> DatabaseKind {
@@ -341,6 +349,17 @@ struct RawMatrix {
     packages: BTreeMap<String, Spanned<RawCandidates>>,
     #[serde(default)]
     profiles: Vec<Spanned<String>>,
+}
+
+impl Default for RawMatrix {
+    fn default() -> Self {
+        RawMatrix {
+            strategy: default_strategy(),
+            max_cells: default_max_cells(),
+            packages: BTreeMap::new(),
+            profiles: Vec::new(),
+        }
+    }
 }
 
 /// A list of versions or a range table; told apart by shape, keeping the
@@ -985,5 +1004,33 @@ mod tests {
             ["4.1.3", "5.0.0rc1", "5.0.0"]
         );
         assert_eq!(picked(">=4.1,<6", Pick::All, false), ["4.1.3", "5.0.0"]);
+    }
+}
+
+#[cfg(test)]
+mod defaults {
+    use super::*;
+
+    #[test]
+    fn a_config_with_only_a_service_is_python_with_an_empty_matrix() {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::create_dir_all(dir.path().join("service")).unwrap();
+        fs_err::create_dir_all(dir.path().join("scenarios")).unwrap();
+        fs_err::write(
+            dir.path().join("service/requirements.txt"),
+            "flask==3.0.3\n",
+        )
+        .unwrap();
+        let path = dir.path().join("upgrade-check.toml");
+        fs_err::write(
+            &path,
+            "[service]\nroot = \"service\"\nbaseline = \"requirements.txt\"\n\
+             command = [\"{python}\", \"-m\", \"app\"]\nhealth = { path = \"/health\" }\n",
+        )
+        .unwrap();
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.service.ecosystem, Ecosystem::Python);
+        assert!(config.matrix.packages.is_empty());
+        assert_eq!(config.matrix.strategy, Strategy::OneAtATime);
     }
 }
