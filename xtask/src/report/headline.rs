@@ -72,6 +72,10 @@ pub fn headline(report: &Report) -> String {
         lines.push(
             "  no cell fails in any other way than the baseline: no upgrade is to blame".to_owned(),
         );
+    } else if let [only] = report.cells.as_slice()
+        && only.baseline
+    {
+        lines.push("✓ the baseline matches the accepted snapshots".to_owned());
     } else {
         lines.push(format!(
             "✓ all {} cells match the accepted snapshots",

@@ -385,6 +385,20 @@ mod tests {
     }
 
     #[test]
+    fn a_run_of_the_baseline_alone_says_so() {
+        let mut report = sample();
+        report.cells.truncate(1);
+        report.cells[0]
+            .scenarios
+            .retain(|s| s.verdict == Verdict::Pass);
+        assert!(report.cells[0].baseline);
+        assert_eq!(
+            headline::headline(&report).lines().next(),
+            Some("✓ the baseline matches the accepted snapshots")
+        );
+    }
+
+    #[test]
     fn json_round_trips() {
         let report = sample();
         let text = serde_json::to_string(&report).unwrap();
