@@ -28,7 +28,7 @@ pub enum Task {
         /// Where the runs and bench.md go [default: <cargo target dir>/upgrade-check]
         #[arg(long, env = "UPGRADE_CHECK_STATE_DIR")]
         state_dir: Option<PathBuf>,
-        /// Cells at once [default: number of cores]
+        /// Services (and environment builds) at once [default: number of cores]
         #[arg(long, short)]
         jobs: Option<usize>,
         /// Leave out the tox and nox runs of the same matrix (they install
@@ -53,7 +53,7 @@ pub struct UpgradeCheckArgs {
     /// How to print the result
     #[arg(long, value_enum, default_value = "terminal")]
     pub format: Format,
-    /// Cells built and run at once [default: number of cores]
+    /// Services (and environment builds) at once [default: number of cores]
     #[arg(long, short)]
     pub jobs: Option<usize>,
     /// Where reports and logs go [default: <cargo target dir>/upgrade-check]
