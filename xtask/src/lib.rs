@@ -202,6 +202,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         ));
     }
     let mut baseline = BaselineFile::load(&config.service.baseline)?;
+    let pin_files = pin_files(&config, &baseline);
     // In pull-request mode the file as it was at the ref is the baseline.
     let before = match &options.since {
         Some(git_ref) => Some(pr::baseline_at(git_ref, &config.service.baseline)??),
@@ -351,6 +352,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
                 "noise-check={} no-build={}",
                 !options.no_noise_check, options.no_build
             ),
+            &pin_files,
         )?)
     };
     let jobs = options.jobs.unwrap_or_else(default_jobs).max(1);
@@ -830,6 +832,24 @@ fn check_scenario_profiles(
         }
     }
     Ok(())
+}
+
+/// The requirements files that declare the baseline: the top file and its
+/// includes. A `pyproject.toml` is not one: it may hold more than pins.
+fn pin_files(config: &Config, baseline: &BaselineFile) -> Vec<PathBuf> {
+    if config.service.baseline.file_name() == Some(std::ffi::OsStr::new("pyproject.toml")) {
+        return Vec::new();
+    }
+    let mut files = vec![config.service.baseline.clone()];
+    files.extend(
+        baseline
+            .requirements
+            .iter()
+            .map(|declared| declared.path.clone()),
+    );
+    files.sort();
+    files.dedup();
+    files
 }
 
 /// Starts (or connects to) PostgreSQL when any planned run's profile uses it.

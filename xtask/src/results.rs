@@ -4,10 +4,14 @@
 //! The inputs are the service's source, the scenarios, the accepted
 //! snapshots, the config, the interpreter, the harness itself and the run's
 //! own switches (one digest per run), plus the cell's id, profile and
-//! resolved set. Results live in the state folder (`results/`), not the
-//! shared cache: they are this project's.
+//! resolved set. The requirements files that declare the baseline are left
+//! out of the source: what they decide is in each cell's resolved set, so a
+//! pull request that bumps one package re-runs only the cells whose
+//! environment it changes. Results live in the state folder (`results/`),
+//! not the shared cache: they are this project's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -29,8 +33,14 @@ pub struct Recorded {
     pub noise: Vec<Noise>,
 }
 
-/// The digest of everything a run's cells share as inputs.
-pub fn run_digest(config: &Config, python: &str, switches: &str) -> anyhow::Result<String> {
+/// The digest of everything a run's cells share as inputs; `pin_files` are
+/// the service's requirements files, left out.
+pub fn run_digest(
+    config: &Config,
+    python: &str,
+    switches: &str,
+    pin_files: &[PathBuf],
+) -> anyhow::Result<String> {
     let mut hasher = Sha256::new();
     for part in [
         "results-v1",
@@ -42,7 +52,14 @@ pub fn run_digest(config: &Config, python: &str, switches: &str) -> anyhow::Resu
         hasher.update((part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
     }
-    state::hash_tree(&config.service.root, &mut hasher, |_| true)?;
+    let pin_files: BTreeSet<PathBuf> = pin_files
+        .iter()
+        .filter_map(|path| path.canonicalize().ok())
+        .collect();
+    state::hash_tree(&config.service.root, &mut hasher, |path| {
+        path.canonicalize()
+            .map_or(true, |path| !pin_files.contains(&path))
+    })?;
     state::hash_tree(&config.replay.scenarios, &mut hasher, |_| true)?;
     // Accepted snapshots only: pending ones are what runs write.
     state::hash_tree(&config.replay.snapshots, &mut hasher, |path| {

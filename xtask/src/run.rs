@@ -394,7 +394,7 @@ async fn run_cell(
         && ctx.reuse_results
         && let Some(recorded) = results::load(&ctx.dirs, key)
     {
-        return reuse(&ctx, &cell, recorded, report.environment.take());
+        return reuse(&ctx, &cell, recorded, report);
     }
     let mut contents = BTreeMap::new();
     if let Some(missing) = cell
@@ -472,11 +472,13 @@ fn summary(report: &CellReport) -> String {
 
 /// A recorded result in place of running the cell: its environment as this
 /// run prepared it, and the baseline's noise restored for the other cells.
+/// A recorded result in place of a run; what depends on this run's
+/// baseline (the versions that differ from it) and environment is `fresh`.
 fn reuse(
     ctx: &RunContext,
     cell: &Cell,
     recorded: results::Recorded,
-    environment: Option<EnvironmentReport>,
+    fresh: CellReport,
 ) -> CellOutcome {
     if cell.is_baseline() {
         let mut noise = ctx.noise.lock().unwrap_or_else(|e| e.into_inner());
@@ -485,7 +487,8 @@ fn reuse(
         }
     }
     let report = CellReport {
-        environment,
+        environment: fresh.environment,
+        changes: fresh.changes,
         result_reused: true,
         ..recorded.report
     };

@@ -205,7 +205,30 @@ fn a_cell_whose_inputs_are_unchanged_reuses_its_recorded_result() {
         "no service ran"
     );
 
-    // Any input changes: a scenario file, here by a comment.
+    // A change of the requirements file that moves the baseline's bcrypt
+    // (to 3.1.7, which needs cffi and six as 3.2.0 does): the baseline runs
+    // again; the bcrypt 4.1.2 cell installs what it installed before, so it
+    // is reused, its versions now told against the new baseline.
+    ctx.edit("fixtures/python-service/requirements.txt", |text| {
+        text.replace("bcrypt==3.2.0", "bcrypt==3.1.7")
+    });
+    assert_eq!(ctx.run(&[]).code, 0);
+    assert_eq!(reused(&ctx), [false, true], "only the baseline changed");
+    let report = ctx.report();
+    let bcrypt = &report["cells"][1];
+    assert_eq!(bcrypt["name"], "bcrypt 4.1.2");
+    let change = bcrypt["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|change| change["package"] == "bcrypt")
+        .unwrap();
+    assert_eq!(
+        (&change["before"], &change["after"]),
+        (&"3.1.7".into(), &"4.1.2".into())
+    );
+
+    // Any other input changes: a scenario file, here by a comment.
     ctx.edit("scenarios/health.toml", |text| text + "\n# reviewed\n");
     assert_eq!(ctx.run(&[]).code, 0);
     assert_eq!(reused(&ctx), [false, false], "a scenario changed");
