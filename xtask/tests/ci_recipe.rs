@@ -133,6 +133,38 @@ fn the_check_runs_on_pull_request_with_a_read_only_token() {
         runs.contains("--since") && runs.contains("--no-build"),
         "{runs}"
     );
+    // The default branch's runs fill the cache that pull requests restore:
+    // environments and recorded results, where the harness keeps them.
+    assert_eq!(workflow["on"]["push"]["branches"][0].as_str(), Some("main"));
+    let steps = workflow["jobs"]["check"]["steps"].as_vec().unwrap();
+    let cache = steps
+        .iter()
+        .find(|step| {
+            step["uses"]
+                .as_str()
+                .is_some_and(|uses| uses.starts_with("actions/cache@"))
+        })
+        .expect("a cache step");
+    let paths = cache["with"]["path"].as_str().unwrap();
+    let state = std::path::PathBuf::from("target/upgrade-check");
+    let dirs = xtask::state::StateDirs {
+        state: state.clone(),
+        cache: state,
+    };
+    for kept in [
+        dirs.envs_dir(),
+        dirs.results_dir(),
+        dirs.resolutions_dir(),
+        dirs.tools_dir(),
+    ] {
+        assert!(
+            paths
+                .lines()
+                .any(|line| std::path::Path::new(line.trim()) == kept),
+            "{} in {paths}",
+            kept.display()
+        );
+    }
 }
 
 #[test]
