@@ -301,3 +301,42 @@ fn a_yanked_version_in_an_include_is_rejected_naming_the_include() {
     );
     assert!(!ctx.path("state/report").exists(), "nothing ran");
 }
+
+#[test]
+fn a_pull_request_reuses_the_recorded_baseline_of_its_base_and_runs_only_its_change() {
+    // The default branch ran the check (as the CI recipe's push run does),
+    // recording the baseline; the pull request bumps PyJWT.
+    let ctx = TestContext::new();
+    ctx.set_matrix("");
+    std::fs::write(ctx.path(".gitignore"), "/state/\n*.snap.new\n").unwrap();
+    git(&ctx, &["init", "--quiet"]);
+    git(&ctx, &["add", "."]);
+    git(&ctx, &["commit", "--quiet", "-m", "the service as it is"]);
+    let base = ctx.run(&["--no-bisect"]);
+    assert_eq!(base.code, 0, "{}", base.stderr);
+
+    ctx.edit("fixtures/python-service/requirements.txt", |text| {
+        text.replace("PyJWT==1.7.1", "PyJWT==2.8.0")
+    });
+    git(&ctx, &["commit", "--quiet", "-am", "bump PyJWT"]);
+    let pr = ctx.run(&["--since", "HEAD~1", "--no-bisect"]);
+    assert_eq!(pr.code, 0, "{}", pr.stderr);
+    let report = ctx.report();
+    let reused: Vec<(&str, bool)> = report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|cell| {
+            (
+                cell["name"].as_str().unwrap(),
+                cell["result_reused"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(reused, [("baseline", true), ("pyjwt 2.8.0", false)]);
+    assert!(
+        pr.stdout.contains("results: 1 of 2 cells reused"),
+        "{}",
+        pr.stdout
+    );
+}
