@@ -66,32 +66,8 @@ pub fn measure(
     jobs: usize,
 ) -> anyhow::Result<Vec<PeerTimes>> {
     let tools = dir.join("tools");
-    eprintln!("bench: installing tox, tox-uv and nox into a throwaway environment…");
-    checked(
-        duct::cmd(
-            python,
-            [OsStr::new("-m"), OsStr::new("venv"), tools.as_os_str()],
-        ),
-        "creating the peers' environment",
-    )?;
-    checked(
-        duct::cmd(
-            tools.join("bin/python"),
-            ["-m", "pip", "install", "--quiet", "tox", "tox-uv", "nox"],
-        ),
-        "installing tox, tox-uv and nox",
-    )?;
-
-    crate::state::copy_tree(&config.service.root, &dir.join("service"))?;
-    fs_err::create_dir_all(dir.join("cells"))?;
-    for cell in cells {
-        let pins = format!("{}pytest\n", cell.requirements);
-        fs_err::write(dir.join("cells").join(format!("{}.txt", cell.name)), pins)?;
-    }
-    fs_err::write(dir.join("test_scenarios.py"), CLIENT)?;
-    fs_err::write(dir.join("noxfile.py"), NOXFILE)?;
-    fs_err::write(dir.join("tox.ini"), tox_ini(cells))?;
-
+    install_peers(python, &tools)?;
+    write_project(config, cells, dir)?;
     let runs = runs(config, scenarios)?;
     let runs_per_cell = runs.len();
     let needs_postgres = runs
@@ -156,6 +132,40 @@ pub fn measure(
         });
     }
     Ok(times)
+}
+
+/// tox, tox-uv and nox in their own environment at `tools`.
+fn install_peers(python: &Path, tools: &Path) -> anyhow::Result<()> {
+    eprintln!("bench: installing tox, tox-uv and nox into a throwaway environment…");
+    checked(
+        duct::cmd(
+            python,
+            [OsStr::new("-m"), OsStr::new("venv"), tools.as_os_str()],
+        ),
+        "creating the peers' environment",
+    )?;
+    checked(
+        duct::cmd(
+            tools.join("bin/python"),
+            ["-m", "pip", "install", "--quiet", "tox", "tox-uv", "nox"],
+        ),
+        "installing tox, tox-uv and nox",
+    )
+}
+
+/// The project as a team would lay it out for tox and nox: the service, a
+/// pins file per cell, the pytest client, tox.ini and noxfile.py.
+fn write_project(config: &Config, cells: &[PeerCell], dir: &Path) -> anyhow::Result<()> {
+    crate::state::copy_tree(&config.service.root, &dir.join("service"))?;
+    fs_err::create_dir_all(dir.join("cells"))?;
+    for cell in cells {
+        let pins = format!("{}pytest\n", cell.requirements);
+        fs_err::write(dir.join("cells").join(format!("{}.txt", cell.name)), pins)?;
+    }
+    fs_err::write(dir.join("test_scenarios.py"), CLIENT)?;
+    fs_err::write(dir.join("noxfile.py"), NOXFILE)?;
+    fs_err::write(dir.join("tox.ini"), tox_ini(cells))?;
+    Ok(())
 }
 
 /// tox with pip and with tox-uv, nox with virtualenv + pip and with uv.
