@@ -45,7 +45,7 @@ impl Interrupt {
                     let _ = tell.send(Some(name));
                 } else {
                     eprintln!("upgrade-check: {name} again: quitting now");
-                    crate::state::remove_temp_dirs();
+                    crate::state::remove_temp_dirs_for_good();
                     std::process::exit(EXIT_INTERRUPTED);
                 }
             }

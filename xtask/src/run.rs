@@ -582,7 +582,11 @@ async fn run_scenario(
     // Each run its own copy: a service that writes beside its code (a
     // default database file, an upload folder) leaves nothing for the next.
     let service_dir = ctx.scratch.join(&cell.id).join(format!("{key}.service"));
-    if let Err(err) = crate::state::copy_tree(&ctx.config.service.root, &service_dir) {
+    let copied = crate::state::unless_quitting(|| {
+        crate::state::copy_tree(&ctx.config.service.root, &service_dir)
+    })
+    .unwrap_or_else(|| Err(anyhow::anyhow!("the harness is quitting")));
+    if let Err(err) = copied {
         let mut report = ScenarioReport::new(run.key.clone(), Verdict::Error);
         report.summary = Some(format!("cannot copy the service: {err:#}"));
         return (report, None);
@@ -918,7 +922,8 @@ async fn fresh_database(
     match kind {
         DatabaseKind::Sqlite => {
             let dir = ctx.scratch.join(cell);
-            fs_err::create_dir_all(&dir)?;
+            crate::state::unless_quitting(|| fs_err::create_dir_all(&dir))
+                .unwrap_or_else(|| Err(std::io::Error::other("the harness is quitting")))?;
             Ok(Database::fresh_sqlite(&dir, key))
         }
         DatabaseKind::Postgres => {

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use anyhow::Context;
 
@@ -98,7 +98,27 @@ pub fn register_temp_dir(path: &Path) {
         .insert(path.to_owned());
 }
 
-/// Removes every registered temp folder; for quitting without unwinding.
+/// Set once a hard exit has removed the temp folders: from then on nothing
+/// may write into one. Writers hold it shared while they write.
+static QUITTING: RwLock<bool> = RwLock::new(false);
+
+/// Runs `write`, which creates files in a temp folder, unless the harness is
+/// quitting at once (`None` then): a task still winding down on another
+/// thread must not recreate a folder the hard exit just removed.
+pub fn unless_quitting<T>(write: impl FnOnce() -> T) -> Option<T> {
+    let quitting = QUITTING.read().unwrap_or_else(|e| e.into_inner());
+    (!*quitting).then(write)
+}
+
+/// Removes every registered temp folder for good, for quitting without
+/// unwinding: waits for writes in flight, forbids new ones, removes.
+pub fn remove_temp_dirs_for_good() {
+    let mut quitting = QUITTING.write().unwrap_or_else(|e| e.into_inner());
+    *quitting = true;
+    remove_temp_dirs();
+}
+
+/// Removes every registered temp folder.
 pub fn remove_temp_dirs() {
     let dirs = std::mem::take(&mut *TEMP_DIRS.lock().unwrap_or_else(|e| e.into_inner()));
     for dir in dirs {
