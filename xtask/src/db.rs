@@ -361,15 +361,11 @@ impl Postgres {
             std::process::id(),
             NEXT_DATABASE.fetch_add(1, Ordering::Relaxed)
         );
-        let output =
-            process::run_captured(self.client("createdb", &[&name]), Duration::from_secs(60))?
-                .context("createdb did not finish within 60s")?;
-        if !output.status.success() {
-            bail!(
-                "createdb {name} failed:\n{}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-        }
+        process::run_checked(
+            self.client("createdb", &[&name]),
+            Duration::from_secs(60),
+            &format!("createdb {name}"),
+        )?;
         Ok(Database::Postgres {
             host: self.host.clone(),
             port: self.port,
@@ -423,7 +419,7 @@ fn initdb(
     data: &Path,
     as_owner: impl Fn(duct::Expression) -> duct::Expression,
 ) -> anyhow::Result<()> {
-    let initdb = process::run_captured(
+    process::run_checked(
         as_owner(duct::cmd(
             tools.join("initdb"),
             [
@@ -442,14 +438,8 @@ fn initdb(
         ))
         .dir(dir),
         Duration::from_secs(120),
-    )?
-    .context("initdb did not finish within 2 minutes")?;
-    if !initdb.status.success() {
-        bail!(
-            "initdb failed:\n{}",
-            String::from_utf8_lossy(&initdb.stderr).trim()
-        );
-    }
+        "initdb",
+    )?;
     Ok(())
 }
 
@@ -458,11 +448,11 @@ fn template_key(
     tools: &Path,
     owner: Option<(nix::unistd::Uid, nix::unistd::Gid)>,
 ) -> anyhow::Result<String> {
-    let version = process::run_captured(
+    let version = process::run_checked(
         duct::cmd(tools.join("initdb"), ["--version"]),
         Duration::from_secs(30),
-    )?
-    .context("initdb --version did not finish within 30s")?;
+        "initdb --version",
+    )?;
     let owner = owner.map_or_else(|| nix::unistd::geteuid().as_raw(), |(uid, _)| uid.as_raw());
     let mut hasher = Sha256::new();
     hasher.update(tools.as_os_str().as_encoded_bytes());
@@ -496,19 +486,11 @@ fn save_template(data: &Path, template: &Path) -> anyhow::Result<()> {
 /// Copies a data folder with its owner and modes (PostgreSQL insists on
 /// both), as `cp -a` does.
 fn copy_preserving(from: &Path, to: &Path) -> anyhow::Result<()> {
-    let output = process::run_captured(
+    process::run_checked(
         duct::cmd("cp", [OsStr::new("-a"), from.as_os_str(), to.as_os_str()]),
         Duration::from_secs(120),
-    )?
-    .context("copying a PostgreSQL data folder did not finish within 2 minutes")?;
-    if !output.status.success() {
-        bail!(
-            "cannot copy {} to {}:\n{}",
-            from.display(),
-            to.display(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
+        &format!("copying {} to {}", from.display(), to.display()),
+    )?;
     Ok(())
 }
 

@@ -99,6 +99,31 @@ pub fn run_captured(expression: duct::Expression, timeout: Duration) -> io::Resu
     Ok(finished)
 }
 
+/// [`run_captured`] for a step that must succeed: an error names `what`
+/// when it times out or fails, with the end of what it printed.
+pub fn run_checked(
+    expression: duct::Expression,
+    timeout: Duration,
+    what: &str,
+) -> anyhow::Result<Output> {
+    let output = run_captured(expression, timeout)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{what} did not finish within {}",
+            humantime::format_duration(timeout)
+        )
+    })?;
+    if !output.status.success() {
+        let mut printed = String::from_utf8_lossy(&output.stdout).into_owned();
+        printed.push_str(&String::from_utf8_lossy(&output.stderr));
+        anyhow::bail!(
+            "{what} failed ({}):\n{}",
+            output.status,
+            crate::service::tail(printed.trim(), 40)
+        );
+    }
+    Ok(output)
+}
+
 impl GroupChild {
     pub fn pid(&self) -> u32 {
         self.pgid as u32

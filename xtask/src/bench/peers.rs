@@ -119,7 +119,7 @@ pub fn measure(
                 .env("BENCH_RESULTS", &results)
                 .env("BENCH_CELLS", serde_json::to_string(&names)?);
             let started = Instant::now();
-            checked(command, peer.label)?;
+            process::run_checked(command, PEER_TIMEOUT, peer.label)?;
             *elapsed = started.elapsed();
             check_every_run_happened(&results, &names, runs_per_cell, peer.label)?;
             fs_err::remove_dir_all(&results)?;
@@ -137,20 +137,23 @@ pub fn measure(
 /// tox, tox-uv and nox in their own environment at `tools`.
 fn install_peers(python: &Path, tools: &Path) -> anyhow::Result<()> {
     eprintln!("bench: installing tox, tox-uv and nox into a throwaway environment…");
-    checked(
+    process::run_checked(
         duct::cmd(
             python,
             [OsStr::new("-m"), OsStr::new("venv"), tools.as_os_str()],
         ),
+        PEER_TIMEOUT,
         "creating the peers' environment",
     )?;
-    checked(
+    process::run_checked(
         duct::cmd(
             tools.join("bin/python"),
             ["-m", "pip", "install", "--quiet", "tox", "tox-uv", "nox"],
         ),
+        PEER_TIMEOUT,
         "installing tox, tox-uv and nox",
-    )
+    )?;
+    Ok(())
 }
 
 /// The project as a team would lay it out for tox and nox: the service, a
@@ -298,22 +301,6 @@ fn search_path(tools: &Path) -> anyhow::Result<std::ffi::OsString> {
         paths.extend(std::env::split_paths(&path));
     }
     Ok(std::env::join_paths(paths)?)
-}
-
-/// Runs a peer step to completion; its output is shown only when it fails.
-fn checked(command: duct::Expression, what: &str) -> anyhow::Result<()> {
-    let output = process::run_captured(command, PEER_TIMEOUT)?
-        .with_context(|| format!("{what} did not finish within {PEER_TIMEOUT:?}"))?;
-    if !output.status.success() {
-        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&output.stderr));
-        bail!(
-            "{what} failed ({}):\n{}",
-            output.status,
-            crate::service::tail(&text, 40)
-        );
-    }
-    Ok(())
 }
 
 /// Each cell's client wrote one line per scenario run, none of them about a
