@@ -584,8 +584,7 @@ async fn run_scenario(
     let service_dir = ctx.scratch.join(&cell.id).join(format!("{key}.service"));
     let copied = crate::state::unless_quitting(|| {
         crate::state::copy_tree(&ctx.config.service.root, &service_dir)
-    })
-    .unwrap_or_else(|| Err(anyhow::anyhow!("the harness is quitting")));
+    });
     if let Err(err) = copied {
         let mut report = ScenarioReport::new(run.key.clone(), Verdict::Error);
         report.summary = Some(format!("cannot copy the service: {err:#}"));
@@ -922,8 +921,7 @@ async fn fresh_database(
     match kind {
         DatabaseKind::Sqlite => {
             let dir = ctx.scratch.join(cell);
-            crate::state::unless_quitting(|| fs_err::create_dir_all(&dir))
-                .unwrap_or_else(|| Err(std::io::Error::other("the harness is quitting")))?;
+            crate::state::unless_quitting(|| Ok(fs_err::create_dir_all(&dir)?))?;
             Ok(Database::fresh_sqlite(&dir, key))
         }
         DatabaseKind::Postgres => {

@@ -103,11 +103,14 @@ pub fn register_temp_dir(path: &Path) {
 static QUITTING: RwLock<bool> = RwLock::new(false);
 
 /// Runs `write`, which creates files in a temp folder, unless the harness is
-/// quitting at once (`None` then): a task still winding down on another
+/// quitting at once (an error then): a task still winding down on another
 /// thread must not recreate a folder the hard exit just removed.
-pub fn unless_quitting<T>(write: impl FnOnce() -> T) -> Option<T> {
+pub fn unless_quitting<T>(write: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
     let quitting = QUITTING.read().unwrap_or_else(|e| e.into_inner());
-    (!*quitting).then(write)
+    if *quitting {
+        anyhow::bail!("the harness is quitting");
+    }
+    write()
 }
 
 /// Removes every registered temp folder for good, for quitting without
