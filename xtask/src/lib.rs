@@ -840,16 +840,14 @@ fn pin_files(config: &Config, baseline: &BaselineFile) -> Vec<PathBuf> {
     if config.service.baseline.file_name() == Some(std::ffi::OsStr::new("pyproject.toml")) {
         return Vec::new();
     }
-    let mut files = vec![config.service.baseline.clone()];
-    files.extend(
-        baseline
-            .requirements
-            .iter()
-            .map(|declared| declared.path.clone()),
-    );
-    files.sort();
-    files.dedup();
-    files
+    std::iter::once(config.service.baseline.clone())
+        .chain(
+            baseline
+                .requirements
+                .iter()
+                .map(|declared| declared.path.clone()),
+        )
+        .collect()
 }
 
 /// Starts (or connects to) PostgreSQL when any planned run's profile uses it.

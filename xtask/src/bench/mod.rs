@@ -59,12 +59,16 @@ pub fn run(config: &Path, state: &Path, jobs: usize, with_peers: bool) -> anyhow
     eprintln!("bench: planning 1,000 cells…");
     let planning = plan_thousand()?;
     let peers = if with_peers {
+        let dirs = crate::state::StateDirs {
+            state: state.to_owned(),
+            cache: cache.path().to_owned(),
+        };
         let cells = warm
             .environments
             .iter()
             .enumerate()
             .map(|(index, id)| {
-                let path = cache.path().join("envs").join(id).join("requirements.txt");
+                let path = dirs.envs_dir().join(id).join("requirements.txt");
                 Ok(peers::PeerCell {
                     name: format!("cell{index}"),
                     requirements: fs_err::read_to_string(path)?,
