@@ -217,12 +217,7 @@ fn a_cell_whose_inputs_are_unchanged_reuses_its_recorded_result() {
     let report = ctx.report();
     let bcrypt = &report["cells"][1];
     assert_eq!(bcrypt["name"], "bcrypt 4.1.2");
-    let change = bcrypt["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|change| change["package"] == "bcrypt")
-        .unwrap();
+    let change = common::version_change(bcrypt, "bcrypt");
     assert_eq!(
         (&change["before"], &change["after"]),
         (&"3.1.7".into(), &"4.1.2".into())

@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{TestContext, assert_no_service_left, cell_report, scenario_report, verdict};
+use common::{
+    TestContext, assert_no_service_left, cell_report, scenario_report, verdict, version_change,
+};
 
 #[test]
 fn bcrypt_5_breaks_long_passwords_and_nothing_else() {
@@ -101,20 +103,10 @@ fn bcrypt_5_breaks_long_passwords_and_nothing_else() {
 
     // Werkzeug follows Flask: it moves, marked as transitive.
     let flask = cell_report(&report, "flask 2.3.3");
-    let werkzeug = flask["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["package"] == "werkzeug")
-        .unwrap();
+    let werkzeug = version_change(flask, "werkzeug");
     assert_eq!(werkzeug["before"], "2.2.3");
     assert_eq!(werkzeug["transitive"], true);
-    let pinned = flask["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["package"] == "flask")
-        .unwrap();
+    let pinned = version_change(flask, "flask");
     assert_eq!(
         (pinned["after"].as_str(), pinned["transitive"].as_bool()),
         (Some("2.3.3"), Some(false))

@@ -163,6 +163,16 @@ pub fn cell_report<'a>(report: &'a Value, cell: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no cell {cell} in the report"))
 }
 
+/// The version change of `package` in a cell's report.
+pub fn version_change<'a>(cell: &'a Value, package: &str) -> &'a Value {
+    cell["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|change| change["package"] == package)
+        .unwrap_or_else(|| panic!("no change of {package} in {}", cell["name"]))
+}
+
 /// Running, as opposed to gone or a zombie.
 pub fn alive(pid: u64) -> bool {
     u32::try_from(pid).is_ok_and(xtask::sweep::is_running)
