@@ -9,12 +9,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 
+use crate::package::PackageName;
+use crate::package::Version;
 use anyhow::{Context, bail};
-use pep508_rs::PackageName;
-use pep508_rs::pep440_rs::Version;
 use serde::Serialize;
 
 use crate::env::BaselineFile;
@@ -131,10 +130,10 @@ impl Bisection {
         index: &Index,
         progress: &Progress,
     ) -> anyhow::Result<Bisection> {
-        let package = PackageName::from_str(&request.package)
-            .with_context(|| format!("`{}` is not a package name", request.package))?;
+        let package = PackageName::python(&request.package)
+            .map_err(|err| anyhow::anyhow!("`{}` is not a package name: {err}", request.package))?;
         let version = |text: &str, flag: &str| {
-            Version::from_str(text)
+            Version::python(text)
                 .map_err(|err| anyhow::anyhow!("{flag} `{text}` is not a PEP 440 version: {err}"))
         };
         let pinned = baseline.pinned_version(&package);
@@ -516,7 +515,7 @@ pub async fn newest_safe_versions(
         let passing = |outcome: &CellOutcome| {
             !unbuildable(outcome) && outcome.report.failing().is_disjoint(&broken)
         };
-        let baseline_pin = ctx.builder.baseline.pinned_version(&package);
+        let baseline_pin = ctx.builder.baseline().pinned_version(&package);
         let good = versions[..versions.len() - 1]
             .iter()
             .rev()

@@ -9,17 +9,21 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use pep508_rs::PackageName;
-use pep508_rs::pep440_rs::{Version, VersionSpecifiers};
+use pep508_rs::pep440_rs::VersionSpecifiers;
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::input::{InputError, Source};
+use crate::package::{PackageName, Version};
 
 /// Placeholders the harness fills in `service.command` and environment values.
 pub const PLACEHOLDERS: &[(&str, &str)] = &[
     ("python", "the cell environment's Python interpreter"),
     ("venv", "the cell environment's directory"),
+    (
+        "bin",
+        "the cell environment's programs: the venv's bin folder, or the binaries cargo built",
+    ),
     ("port", "the loopback port the service must listen on"),
     (
         "sqlite_path",
@@ -50,6 +54,8 @@ pub const PLACEHOLDERS: &[(&str, &str)] = &[
 /// Placeholders that only a database of one kind can fill.
 const SQLITE_ONLY: &[&str] = &["sqlite_path"];
 const POSTGRES_ONLY: &[&str] = &["db_host", "db_port", "db_user", "db_password", "db_name"];
+/// Placeholders only a Python environment can fill.
+const PYTHON_ONLY: &[&str] = &["python", "venv"];
 
 /// Where a service keeps its data; each scenario run gets a fresh one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -84,7 +90,10 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Ecosystem {
+    /// Pins in a requirements file or `pyproject.toml`; environments built with uv.
     Python,
+    /// Pins in `Cargo.lock`; each resolved set built once with cargo.
+    Cargo,
 }
 
 #[derive(Debug, Clone)]
@@ -92,7 +101,8 @@ pub struct Service {
     /// Folder of the service's source, copied privately for every cell.
     pub root: PathBuf,
     pub ecosystem: Ecosystem,
-    /// The requirements file holding the baseline pins, inside `root`.
+    /// The file holding the baseline pins, inside `root`: a requirements
+    /// file or `pyproject.toml` (Python), `Cargo.lock` (cargo).
     pub baseline: PathBuf,
     /// Interpreter to build environments with; found on PATH when absent.
     pub python: Option<String>,
@@ -180,8 +190,12 @@ impl Range {
     pub fn pick_from(&self, available: &[Version]) -> Vec<Version> {
         let inside: Vec<&Version> = available
             .iter()
-            .filter(|version| self.specifiers.contains(version))
-            .filter(|version| self.pre || !version.any_prerelease())
+            .filter(|version| {
+                version
+                    .as_pep440()
+                    .is_some_and(|version| self.specifiers.contains(version))
+            })
+            .filter(|version| self.pre || !version.is_prerelease())
             .collect();
         let group = |version: &Version| -> Vec<u64> {
             let release = version.release();
@@ -290,7 +304,7 @@ struct RawService {
     allow_public_bind: bool,
 }
 
-/// Python is the only ecosystem so far; a config need not say so.
+/// Python unless the config says otherwise.
 fn default_ecosystem() -> Ecosystem {
     Ecosystem::Python
 }
@@ -443,12 +457,13 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         check_loopback(&source, &raw)?;
         let profiles = profiles(&source, &raw.service, raw.profiles)?;
+        let ecosystem = raw.service.ecosystem;
 
         let config = Config {
             path: path.to_owned(),
             service: service(&source, base, raw.service, &profiles)?,
             replay: replay(&source, base, raw.replay)?,
-            matrix: matrix(&source, raw.matrix, &profiles)?,
+            matrix: matrix(&source, raw.matrix, ecosystem, &profiles)?,
             timeouts: timeouts(&source, raw.timeouts)?,
             redactions: redactions(&source, raw.redactions)?,
             profiles,
@@ -488,9 +503,30 @@ fn service(
             "the command needs at least a program",
         ));
     }
+    let is_lock = crate::env::cargo_lock::is_lock(&baseline);
+    if (raw.ecosystem == Ecosystem::Cargo) != is_lock {
+        let message = if is_lock {
+            "a Cargo.lock baseline needs ecosystem = \"cargo\" in [service]"
+        } else {
+            "a cargo service's baseline is its Cargo.lock"
+        };
+        return Err(source.error_at(Some(raw.baseline.span()), "service.baseline", message));
+    }
     let mut command = Vec::new();
     for (index, arg) in raw.command.into_inner().into_iter().enumerate() {
-        check_placeholders(source, &arg, &format!("service.command[{index}]"), None)?;
+        let key = format!("service.command[{index}]");
+        check_placeholders(source, &arg, &key, None)?;
+        if raw.ecosystem == Ecosystem::Cargo
+            && let Some(name) = PYTHON_ONLY
+                .iter()
+                .find(|name| arg.get_ref().contains(&format!("{{{name}}}")))
+        {
+            return Err(source.error_at(
+                Some(arg.span()),
+                &key,
+                &format!("`{{{name}}}` needs a Python service; a cargo service's programs are in `{{bin}}`"),
+            ));
+        }
         command.push(arg.into_inner());
     }
     let profile = match raw.profile {
@@ -810,11 +846,16 @@ fn existing_dir(
     }
 }
 
-fn matrix(source: &Source, raw: RawMatrix, profiles: &[Profile]) -> Result<Matrix, InputError> {
+fn matrix(
+    source: &Source,
+    raw: RawMatrix,
+    ecosystem: Ecosystem,
+    profiles: &[Profile],
+) -> Result<Matrix, InputError> {
     let mut packages = Vec::new();
     for (name, versions) in raw.packages {
         let key = format!("matrix.packages.{name}");
-        let package = PackageName::new(name.clone()).map_err(|err| {
+        let package = PackageName::parse(ecosystem, &name).map_err(|err| {
             source.error_at(
                 Some(versions.span()),
                 &key,
@@ -825,9 +866,7 @@ fn matrix(source: &Source, raw: RawMatrix, profiles: &[Profile]) -> Result<Matri
             return Err(source.error_at(
                 Some(versions.span()),
                 &key,
-                &format!(
-                    "`{package}` is listed twice (names are compared after PEP 503 normalisation)"
-                ),
+                &format!("`{package}` is listed twice (names are compared normalised)"),
             ));
         }
         let span = versions.span();
@@ -838,9 +877,17 @@ fn matrix(source: &Source, raw: RawMatrix, profiles: &[Profile]) -> Result<Matri
             RawCandidates::Versions(list) => {
                 let mut parsed = Vec::new();
                 for (index, version) in list.iter().enumerate() {
-                    parsed.push(exact_version(source, version, &format!("{key}[{index}]"))?);
+                    let key = format!("{key}[{index}]");
+                    parsed.push(exact_version(source, ecosystem, version, &key)?);
                 }
                 Candidates::Versions(parsed)
+            }
+            RawCandidates::Range(raw) if ecosystem == Ecosystem::Cargo => {
+                return Err(source.error_at(
+                    Some(raw.range.span()),
+                    &format!("{key}.range"),
+                    "ranges are filled from the Python package index; list a cargo package's versions",
+                ));
             }
             RawCandidates::Range(raw) => {
                 let specifiers =
@@ -888,18 +935,24 @@ fn matrix(source: &Source, raw: RawMatrix, profiles: &[Profile]) -> Result<Matri
     })
 }
 
-/// A candidate must be one exact PEP 440 version: no ranges, no wildcards, no URLs.
+/// A candidate must be one exact version (PEP 440 or semver): no ranges, no
+/// wildcards, no URLs.
 fn exact_version(
     source: &Source,
+    ecosystem: Ecosystem,
     value: &Spanned<String>,
     key: &str,
 ) -> Result<Version, InputError> {
     let text = value.get_ref();
-    text.parse::<Version>().map_err(|err| {
+    Version::parse(ecosystem, text).map_err(|err| {
+        let kind = match ecosystem {
+            Ecosystem::Python => "PEP 440",
+            Ecosystem::Cargo => "semver",
+        };
         source.error_at(
             Some(value.span()),
             key,
-            &format!("`{text}` is not an exact PEP 440 version: {err}"),
+            &format!("`{text}` is not an exact {kind} version: {err}"),
         )
     })
 }
@@ -975,7 +1028,10 @@ mod tests {
     }
 
     fn versions(texts: &[&str]) -> Vec<Version> {
-        texts.iter().map(|text| text.parse().unwrap()).collect()
+        texts
+            .iter()
+            .map(|text| Version::python(text).unwrap())
+            .collect()
     }
 
     #[test]

@@ -11,12 +11,11 @@
 //! cache whatever its age and says which entries are stale.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::package::PackageName;
+use crate::package::Version;
 use anyhow::{Context, bail};
-use pep508_rs::PackageName;
-use pep508_rs::pep440_rs::Version;
 use serde::{Deserialize, Serialize};
 
 use crate::env::Python;
@@ -183,7 +182,7 @@ fn parse_versions(texts: &[String]) -> anyhow::Result<Vec<Version>> {
     let mut versions = texts
         .iter()
         .map(|text| {
-            Version::from_str(text)
+            Version::python(text)
                 .map_err(|err| anyhow::anyhow!("the index listed `{text}`, not a version: {err}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;

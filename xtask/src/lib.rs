@@ -23,6 +23,7 @@ pub mod interaction;
 pub mod interrupt;
 pub mod noise;
 pub mod normalize;
+pub mod package;
 pub mod plan;
 pub mod pr;
 pub mod process;
@@ -208,52 +209,61 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         Some(git_ref) => Some(pr::baseline_at(git_ref, &config.service.baseline)??),
         None => None,
     };
-    let python = env::python::find(config.service.python.as_deref())?;
-    let tools_dir = dirs.tools_dir();
-    let bootstrap_python = python.clone();
-    let uv = tokio::task::spawn_blocking(move || {
-        env::uv::locate_or_bootstrap(&tools_dir, &bootstrap_python, &|message| {
-            eprintln!("{message}")
-        })
-    })
-    .await??;
-    progress.say(&format!(
-        "using {} and Python {} ({})",
-        uv.version,
-        python.version,
-        python.path.display()
-    ));
-
     // In pull-request mode the working file is the change, the old one the baseline.
-    let after = before.map(|before| (std::mem::replace(&mut baseline, before.file), before.name));
-    let mut hashes = env::DeclaredHashes::default();
-    hashes.add(&baseline);
-    if let Some((after, _)) = &after {
-        hashes.add(after);
-    }
-    let builder = Builder {
-        python,
-        uv,
-        dirs: dirs.clone(),
-        baseline,
-        hashes,
-        timeout: config.timeouts.build,
-        no_build: options.no_build,
-        offline: options.offline,
+    let mut baseline_text = None;
+    let after = before.map(|before| {
+        baseline_text = Some(before.text);
+        (std::mem::replace(&mut baseline, before.file), before.name)
+    });
+    let builder = match config.service.ecosystem {
+        config::Ecosystem::Python => {
+            let mut hashes = env::DeclaredHashes::default();
+            hashes.add(&baseline);
+            if let Some((after, _)) = &after {
+                hashes.add(after);
+            }
+            Builder::Python(
+                uv_builder(&config, &options, &dirs, &progress, baseline, hashes).await?,
+            )
+        }
+        config::Ecosystem::Cargo => {
+            let baseline_lock = match baseline_text {
+                Some(text) => text,
+                None => fs_err::read_to_string(&config.service.baseline)?,
+            };
+            Builder::Cargo(cargo_builder(
+                &config,
+                &options,
+                &dirs,
+                &progress,
+                baseline,
+                baseline_lock,
+            )?)
+        }
     };
-    let index = index::Index {
-        python: builder.python.clone(),
-        cache: dirs.index_dir(),
-        ttl: index::DEFAULT_TTL,
-        offline: options.offline,
-        timeout: config.timeouts.build,
+    // Only the Python index lists a package's versions: ranges and bisection need it.
+    let index = match &builder {
+        Builder::Python(builder) => Some(index::Index {
+            python: builder.python.clone(),
+            cache: dirs.index_dir(),
+            ttl: index::DEFAULT_TTL,
+            offline: options.offline,
+            timeout: config.timeouts.build,
+        }),
+        Builder::Cargo(_) => None,
     };
     let bisection = match &options.action {
         Action::Bisect(request) => {
             if options.accept || options.since.is_some() {
                 bail!("bisect takes neither --accept nor --since");
             }
-            Some(bisect::Bisection::prepare(request, &builder.baseline, &index, &progress).await?)
+            let Some(index) = &index else {
+                bail!(
+                    "bisect searches the Python package index's versions; a cargo service has no such listing"
+                );
+            };
+            let baseline = builder.baseline();
+            Some(bisect::Bisection::prepare(request, baseline, index, &progress).await?)
         }
         Action::Run | Action::Plan { .. } | Action::MergeReports { .. } | Action::Gc(_) => None,
     };
@@ -265,7 +275,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
             skipped: Vec::new(),
         }
     } else if let Some((after, name)) = after {
-        let changes = pr::changes(&builder.baseline, &after);
+        let changes = pr::changes(builder.baseline(), &after);
         let described: Vec<String> = changes.iter().map(ToString::to_string).collect();
         progress.say(&format!(
             "since {}: {} pins changed: {}",
@@ -280,9 +290,11 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         check_versions_exist(&builder, &after, &changes).await?;
         pr::plan(&changes, &config.service.profile, &after.path)
     } else {
-        expand_ranges(&mut config, &index, &progress).await?;
+        if let Some(index) = &index {
+            expand_ranges(&mut config, index, &progress).await?;
+        }
         let planned = plan::plan(&config.matrix, &config.service.profile, |package| {
-            builder.baseline.pinned_version(package)
+            builder.baseline().pinned_version(package)
         });
         let plan = planned.map_err(|message| input::InputError {
             path: config.path.clone(),
@@ -343,11 +355,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
     } else {
         Some(results::run_digest(
             &config,
-            &format!(
-                "{} {}",
-                builder.python.path.display(),
-                builder.python.version
-            ),
+            &builder.toolchain(),
             &format!(
                 "noise-check={} no-build={}",
                 !options.no_noise_check, options.no_build
@@ -400,10 +408,11 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
     if cancelled.is_none() && !options.accept && options.shard.is_none() {
         let follow_up = async {
             let interactions = interaction::isolate(&ctx, &plan, &outcomes).await;
-            let newest_safe = if options.no_bisect {
-                Vec::new()
-            } else {
-                bisect::newest_safe_versions(&ctx, &plan, &outcomes, &index).await
+            let newest_safe = match &index {
+                Some(index) if !options.no_bisect => {
+                    bisect::newest_safe_versions(&ctx, &plan, &outcomes, index).await
+                }
+                _ => Vec::new(),
             };
             (interactions, newest_safe)
         };
@@ -765,6 +774,74 @@ async fn expand_ranges(
     Ok(())
 }
 
+/// Finds Python and uv (bootstrapping uv when absent) for a Python service.
+async fn uv_builder(
+    config: &Config,
+    options: &Options,
+    dirs: &StateDirs,
+    progress: &Progress,
+    baseline: BaselineFile,
+    hashes: env::DeclaredHashes,
+) -> anyhow::Result<env::UvBuilder> {
+    let python = env::python::find(config.service.python.as_deref())?;
+    let tools_dir = dirs.tools_dir();
+    let bootstrap_python = python.clone();
+    let uv = tokio::task::spawn_blocking(move || {
+        env::uv::locate_or_bootstrap(&tools_dir, &bootstrap_python, &|message| {
+            eprintln!("{message}")
+        })
+    })
+    .await??;
+    progress.say(&format!(
+        "using {} and Python {} ({})",
+        uv.version,
+        python.version,
+        python.path.display()
+    ));
+    Ok(env::UvBuilder {
+        python,
+        uv,
+        dirs: dirs.clone(),
+        baseline,
+        hashes,
+        timeout: config.timeouts.build,
+        no_build: options.no_build,
+        offline: options.offline,
+    })
+}
+
+/// Finds cargo for a cargo service, whose lock is `baseline_lock`.
+fn cargo_builder(
+    config: &Config,
+    options: &Options,
+    dirs: &StateDirs,
+    progress: &Progress,
+    baseline: BaselineFile,
+    baseline_lock: String,
+) -> anyhow::Result<env::CargoBuilder> {
+    if options.no_build {
+        bail!("--no-build refuses Python source distributions; a cargo service is always built");
+    }
+    let cargo = env::cargo_build::Cargo::find()?;
+    progress.say(&format!("using {}", cargo.version));
+    let lock_path = config
+        .service
+        .baseline
+        .strip_prefix(&config.service.root)
+        .context("the baseline lock is inside the service's folder")?
+        .to_owned();
+    Ok(env::CargoBuilder {
+        cargo,
+        dirs: dirs.clone(),
+        root: config.service.root.clone(),
+        lock_path,
+        baseline,
+        baseline_lock,
+        timeout: config.timeouts.build,
+        offline: options.offline,
+    })
+}
+
 /// A version a change asks for must exist on the index, or the change is
 /// bad input: exit 2 naming the line, before anything is built.
 async fn check_versions_exist(
@@ -785,8 +862,13 @@ async fn check_versions_exist(
         if let Err(failure) =
             tokio::task::spawn_blocking(move || checker.check_exists(&asked)).await??
         {
-            let (path, line) = after
-                .origin_of(&pin.package)
+            let exact = after
+                .pins
+                .iter()
+                .find(|declared| declared.package == pin.package && declared.version == pin.version)
+                .map(|declared| (declared.path.as_path(), declared.line));
+            let (path, line) = exact
+                .or_else(|| after.origin_of(&pin.package))
                 .unwrap_or((after.path.as_path(), 1));
             return Err(input::InputError {
                 path: path.to_owned(),
@@ -794,7 +876,7 @@ async fn check_versions_exist(
                 column: 1,
                 key: pin.package.to_string(),
                 message: format!(
-                    "{pin} cannot be installed from the package index:\n{}",
+                    "{pin} cannot be installed from the registry:\n{}",
                     failure.0
                 ),
             }

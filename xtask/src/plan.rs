@@ -6,8 +6,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use pep508_rs::PackageName;
-use pep508_rs::pep440_rs::Version;
+use crate::package::PackageName;
+use crate::package::Version;
 use serde::Serialize;
 
 use crate::config::{Matrix, Strategy};
@@ -436,11 +436,11 @@ mod tests {
     use crate::config::Candidates;
 
     fn name(text: &str) -> PackageName {
-        PackageName::new(text.to_owned()).unwrap()
+        PackageName::python(text).unwrap()
     }
 
     fn version(text: &str) -> Version {
-        text.parse().unwrap()
+        Version::python(text).unwrap()
     }
 
     #[test]

@@ -6,12 +6,13 @@
 //! change. Both files are parsed and validated before anything runs; git is
 //! asked with arguments, never through a shell.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::package::PackageName;
+use crate::package::Version;
 use anyhow::{Context, bail};
-use pep508_rs::PackageName;
-use pep508_rs::pep440_rs::Version;
 
 use crate::env::BaselineFile;
 use crate::input::{InputError, Source};
@@ -46,6 +47,8 @@ impl std::fmt::Display for PinChange {
 /// The baseline file as the change found it.
 pub struct Before {
     pub file: BaselineFile,
+    /// The file's text (a cargo service's baseline lock is built from it).
+    pub text: String,
     /// How errors and reports name it: `REF:path/in/repo`.
     pub name: String,
 }
@@ -103,34 +106,56 @@ pub fn baseline_at(git_ref: &str, working: &Path) -> anyhow::Result<Result<Befor
     };
     let folder = in_repo.parent().unwrap_or(Path::new("")).to_owned();
     let read_include = |relative: &Path| show(&folder.join(relative));
-    // Its path in the repository: the file name says how to read it (pyproject.toml or lines).
-    Ok(BaselineFile::parse(&in_repo, &source, &read_include)
-        .map(|file| Before { file, name: spec }))
+    // Its path in the repository: the file name says how to read it.
+    Ok(
+        BaselineFile::parse(&in_repo, &source, &read_include).map(|file| Before {
+            file,
+            text: source.text.clone(),
+            name: spec,
+        }),
+    )
 }
 
-/// Packages whose `==` pin differs between the two files, in name order.
+/// Packages whose pin differs between the two files, in name order.
+///
+/// A lock may hold one crate at several versions: a version that left is
+/// paired with the one that came in within its semver compatibility range
+/// (or, one out and one in, with each other); what stays unpaired was added
+/// or removed.
 pub fn changes(before: &BaselineFile, after: &BaselineFile) -> Vec<PinChange> {
-    let old = before.pins();
-    let new = after.pins();
-    let mut names: Vec<&PackageName> = old.iter().chain(&new).map(|(name, _)| name).collect();
-    names.sort();
-    names.dedup();
-    names
-        .into_iter()
-        .filter_map(|name| {
-            let find = |pins: &[(PackageName, Version)]| {
-                pins.iter()
-                    .find(|(pinned, _)| pinned == name)
-                    .map(|(_, v)| v.clone())
-            };
-            let (before, after) = (find(&old), find(&new));
-            (before != after).then(|| PinChange {
-                package: name.clone(),
-                before,
-                after,
-            })
-        })
-        .collect()
+    let mut versions: BTreeMap<PackageName, (Vec<Version>, Vec<Version>)> = BTreeMap::new();
+    for (package, version) in before.pins() {
+        versions.entry(package).or_default().0.push(version);
+    }
+    for (package, version) in after.pins() {
+        versions.entry(package).or_default().1.push(version);
+    }
+    let mut changes = Vec::new();
+    for (package, (old, new)) in versions {
+        let mut gone: Vec<Version> = old.iter().filter(|v| !new.contains(v)).cloned().collect();
+        let mut came: Vec<Version> = new.iter().filter(|v| !old.contains(v)).cloned().collect();
+        gone.sort();
+        came.sort();
+        let mut found = Vec::new();
+        if let ([one_gone], [one_came]) = (&gone[..], &came[..]) {
+            found.push((Some(one_gone.clone()), Some(one_came.clone())));
+            gone.clear();
+            came.clear();
+        }
+        for version in std::mem::take(&mut came) {
+            match gone.iter().position(|old| old.is_compatible_with(&version)) {
+                Some(index) => found.push((Some(gone.remove(index)), Some(version))),
+                None => found.push((None, Some(version))),
+            }
+        }
+        found.extend(gone.into_iter().map(|old| (Some(old), None)));
+        changes.extend(found.into_iter().map(|(before, after)| PinChange {
+            package: package.clone(),
+            before,
+            after,
+        }));
+    }
+    changes
 }
 
 /// The baseline, each changed package alone, and the whole change when more than one moved.

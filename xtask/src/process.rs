@@ -7,6 +7,8 @@
 
 use std::collections::BTreeSet;
 use std::io;
+
+use anyhow::Context;
 use std::os::unix::process::CommandExt;
 use std::process::{ExitStatus, Output};
 use std::sync::Mutex;
@@ -106,12 +108,14 @@ pub fn run_checked(
     timeout: Duration,
     what: &str,
 ) -> anyhow::Result<Output> {
-    let output = run_captured(expression, timeout)?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "{what} did not finish within {}",
-            humantime::format_duration(timeout)
-        )
-    })?;
+    let output = run_captured(expression, timeout)
+        .with_context(|| format!("cannot start {what}"))?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{what} did not finish within {}",
+                humantime::format_duration(timeout)
+            )
+        })?;
     if !output.status.success() {
         let mut printed = String::from_utf8_lossy(&output.stdout).into_owned();
         printed.push_str(&String::from_utf8_lossy(&output.stderr));

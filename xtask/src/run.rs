@@ -640,9 +640,14 @@ async fn replay_in(
         let (postgres, database) = (postgres.clone(), database.clone());
         let _ = tokio::task::spawn_blocking(move || postgres.drop_database(&database)).await;
     }
+    // Where the programs live differs per environment: never part of a snapshot.
+    let programs = match &environment.python {
+        Some(python) => ("venv", python.venv.display().to_string()),
+        None => ("bin", environment.bin.display().to_string()),
+    };
     let paths = [
         ("service_dir", service_dir.display().to_string()),
-        ("venv", venv_of(environment).display().to_string()),
+        programs,
         ("scratch", ctx.scratch.display().to_string()),
     ];
     let mut normaliser = Normaliser::new(
@@ -770,14 +775,6 @@ struct Replay {
     died: Option<std::process::ExitStatus>,
 }
 
-fn venv_of(environment: &Environment) -> &Path {
-    environment
-        .python
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or(&environment.dir)
-}
-
 /// Starts the service, replays the scenario, stops the service.
 ///
 /// `None` means the run ended before a result (a startup failure outside a
@@ -809,14 +806,17 @@ async fn replay_once(
         if failpoint("steal-port").is_some() {
             service::occupy_once(port);
         }
-        let venv = venv_of(launched.environment);
+        let environment = launched.environment;
         let mut values = BTreeMap::from([
-            ("python", launched.environment.python.display().to_string()),
-            ("venv", venv.display().to_string()),
+            ("bin", environment.bin.display().to_string()),
             ("port", port.to_string()),
             ("secret", ctx.run_secret.clone()),
             ("service_dir", launched.service_dir.display().to_string()),
         ]);
+        if let Some(python) = &environment.python {
+            values.insert("python", python.interpreter.display().to_string());
+            values.insert("venv", python.venv.display().to_string());
+        }
         values.extend(launched.database.placeholders());
         let placeholders = Placeholders { values };
         let config = &ctx.config;
@@ -824,7 +824,11 @@ async fn replay_once(
             command: &config.service.command,
             env: launched.env,
             placeholders: &placeholders,
-            venv,
+            bin: &environment.bin,
+            venv: environment
+                .python
+                .as_ref()
+                .map(|python| python.venv.as_path()),
             cwd: launched.service_dir,
             log: launched.log,
             port,

@@ -33,8 +33,10 @@ pub struct Launch<'a> {
     pub command: &'a [String],
     pub env: &'a BTreeMap<String, String>,
     pub placeholders: &'a Placeholders,
-    /// The environment's folder: its `bin` goes first on PATH.
-    pub venv: &'a Path,
+    /// The environment's programs: first on PATH.
+    pub bin: &'a Path,
+    /// A Python environment's venv, named in `VIRTUAL_ENV`.
+    pub venv: Option<&'a Path>,
     pub cwd: &'a Path,
     pub log: &'a Path,
     /// The loopback port the service was told to listen on.
@@ -90,8 +92,8 @@ pub async fn start(
         .iter()
         .map(|arg| launch.placeholders.fill(arg))
         .collect();
-    let bin = launch.venv.join("bin");
     let path = std::env::var_os("PATH").unwrap_or_default();
+    let bin = launch.bin.to_owned();
     let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path)))
         .map_err(|err| failure(format!("cannot build PATH: {err}")))?;
     let mut expression = duct::cmd(&argv[0], &argv[1..])
@@ -101,7 +103,6 @@ pub async fn start(
         .stdout_path(launch.log)
         .env_remove("PYTHONPATH")
         .env_remove("PYTHONHOME")
-        .env("VIRTUAL_ENV", launch.venv)
         .env("PATH", path)
         .env(SERVICE_MARKER, launch.log)
         .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -109,6 +110,9 @@ pub async fn start(
         // Deprecations are the early signal of the next break: print each once.
         // A profile may set its own.
         .env("PYTHONWARNINGS", "default");
+    if let Some(venv) = launch.venv {
+        expression = expression.env("VIRTUAL_ENV", venv);
+    }
     for (name, value) in launch.env {
         expression = expression.env(name, launch.placeholders.fill(value));
     }

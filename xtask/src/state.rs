@@ -52,6 +52,12 @@ impl StateDirs {
         self.cache.join("envs")
     }
 
+    /// Cargo's build output for cargo services, shared by every cell's build
+    /// so that unchanged crates compile once.
+    pub fn cargo_target_dir(&self) -> PathBuf {
+        self.cache.join("cargo-target")
+    }
+
     /// The lock held while an environment is built or checked: `envs/<id>.lock`
     /// beside `envs/<id>/`.
     pub fn env_lock(&self, id: &str) -> PathBuf {

@@ -21,9 +21,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use pep508_rs::PackageName;
 
 use crate::config::{Candidates, Matrix, Strategy};
+use crate::package::{PackageName, Version};
 use crate::report::Report;
 use crate::{normalize, plan, replay, scenario};
 
@@ -335,10 +335,11 @@ fn plan_thousand() -> anyhow::Result<Duration> {
     let packages = (0..10)
         .map(|package| {
             let versions = (0..100)
-                .map(|minor| format!("1.{minor}.0").parse())
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|minor| Version::python(&format!("1.{minor}.0")))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::msg)?;
             Ok((
-                PackageName::new(format!("package-{package}"))?,
+                PackageName::python(&format!("package-{package}")).map_err(anyhow::Error::msg)?,
                 Candidates::Versions(versions),
             ))
         })

@@ -1,6 +1,6 @@
 //! The service's declared dependencies: a requirements file (with its `-r`
-//! includes, line continuations and `--hash` options) or `pyproject.toml`'s
-//! `[project] dependencies`.
+//! includes, line continuations and `--hash` options), `pyproject.toml`'s
+//! `[project] dependencies`, or a cargo service's `Cargo.lock`.
 //!
 //! Only parses. Every requirement keeps the file and line it came from, so
 //! errors and reports point at it. Anything else a requirements file may hold
@@ -11,10 +11,11 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
-use pep508_rs::pep440_rs::{Operator, Version};
-use pep508_rs::{PackageName, Requirement, VerbatimUrl, VersionOrUrl};
+use pep508_rs::pep440_rs::Operator;
+use pep508_rs::{Requirement, VerbatimUrl, VersionOrUrl};
 
 use crate::input::{InputError, Source};
+use crate::package::{PackageName, Version};
 
 /// How deep `-r` includes may nest; deeper is a mistake or a trap.
 const MAX_INCLUDE_DEPTH: usize = 8;
@@ -23,7 +24,20 @@ const MAX_INCLUDE_DEPTH: usize = 8;
 #[derive(Debug, Clone)]
 pub struct BaselineFile {
     pub path: PathBuf,
+    /// Python requirements as written; empty for a `Cargo.lock`.
     pub requirements: Vec<Declared>,
+    /// Every exact pin: the `==` requirements, or the lock's registry packages.
+    pub pins: Vec<DeclaredPin>,
+}
+
+/// A package at one exact version, and where the file says so.
+#[derive(Debug, Clone)]
+pub struct DeclaredPin {
+    pub package: PackageName,
+    pub version: Version,
+    pub path: PathBuf,
+    /// 1-based line of the requirement (of the `version` key in a lock).
+    pub line: usize,
 }
 
 /// One requirement, where it was written, and the digests it was declared with.
@@ -51,56 +65,76 @@ impl BaselineFile {
     }
 
     /// Parses `source` as the file at `path`: `pyproject.toml` by its
-    /// `[project] dependencies`, anything else as requirement lines whose
-    /// includes `read` fetches.
+    /// `[project] dependencies`, `Cargo.lock` by its packages, anything else
+    /// as requirement lines whose includes `read` fetches.
     pub fn parse(
         path: &Path,
         source: &Source,
         read: ReadInclude,
     ) -> Result<BaselineFile, InputError> {
         let mut requirements = Vec::new();
-        if path
-            .file_name()
-            .is_some_and(|name| name == "pyproject.toml")
-        {
+        let name = path.file_name().unwrap_or(path.as_os_str());
+        if name == "Cargo.lock" {
+            return Ok(BaselineFile {
+                path: path.to_owned(),
+                requirements,
+                pins: super::cargo_lock::parse(source)?,
+            });
+        }
+        if name == "pyproject.toml" {
             parse_pyproject(source, &mut requirements)?;
         } else {
-            let name = PathBuf::from(path.file_name().unwrap_or(path.as_os_str()));
-            parse_lines(source, &[name], read, &mut requirements)?;
+            parse_lines(source, &[PathBuf::from(name)], read, &mut requirements)?;
         }
+        let pins = requirements
+            .iter()
+            .filter_map(|declared| {
+                Some(DeclaredPin {
+                    package: declared.package(),
+                    version: declared.pinned_version()?,
+                    path: declared.path.clone(),
+                    line: declared.line,
+                })
+            })
+            .collect();
         Ok(BaselineFile {
             path: path.to_owned(),
             requirements,
+            pins,
         })
     }
 
-    /// Where `package` is required, if anywhere: its file and line.
+    /// Where `package` is pinned or required, if anywhere: its file and line.
     pub fn origin_of(&self, package: &PackageName) -> Option<(&Path, usize)> {
-        self.requirements
+        let pinned = self
+            .pins
             .iter()
-            .find(|declared| &declared.requirement.name == package)
-            .map(|declared| (declared.path.as_path(), declared.line))
+            .find(|pin| &pin.package == package)
+            .map(|pin| (pin.path.as_path(), pin.line));
+        pinned.or_else(|| {
+            self.requirements
+                .iter()
+                .find(|declared| &declared.package() == package)
+                .map(|declared| (declared.path.as_path(), declared.line))
+        })
     }
 
-    /// Every package pinned with `==`, and its version.
+    /// Every exactly pinned package and its version (a lock may hold a
+    /// package at several versions).
     pub fn pins(&self) -> Vec<(PackageName, Version)> {
-        self.requirements
+        self.pins
             .iter()
-            .filter_map(|declared| {
-                Some((
-                    declared.requirement.name.clone(),
-                    declared.pinned_version()?,
-                ))
-            })
+            .map(|pin| (pin.package.clone(), pin.version.clone()))
             .collect()
     }
 
-    /// The version pinned with `==` for `package`, if the file pins one.
+    /// The version pinned for `package`, the newest when a lock holds several.
     pub fn pinned_version(&self, package: &PackageName) -> Option<Version> {
-        self.requirements
+        self.pins
             .iter()
-            .filter(|declared| &declared.requirement.name == package)
-            .find_map(Declared::pinned_version)
+            .filter(|pin| &pin.package == package)
+            .map(|pin| pin.version.clone())
+            .max()
     }
 
     /// The requirements as uv reads them, one per line, without options.
@@ -113,6 +147,12 @@ impl BaselineFile {
 }
 
 impl Declared {
+    /// The requirement's name; PEP 508 has already normalised it.
+    pub fn package(&self) -> PackageName {
+        PackageName::python(self.requirement.name.as_ref())
+            .expect("a PEP 508 name is a valid PEP 503 name")
+    }
+
     fn pinned_version(&self) -> Option<Version> {
         let Some(VersionOrUrl::VersionSpecifier(specifiers)) = &self.requirement.version_or_url
         else {
@@ -120,7 +160,7 @@ impl Declared {
         };
         match specifiers.iter().collect::<Vec<_>>()[..] {
             [specifier] if *specifier.operator() == Operator::Equal => {
-                Some(specifier.version().clone())
+                Some(Version::Python(specifier.version().clone()))
             }
             _ => None,
         }
@@ -138,10 +178,8 @@ impl DeclaredHashes {
         for declared in &file.requirements {
             if let (Some(version), false) = (declared.pinned_version(), declared.hashes.is_empty())
             {
-                self.0.insert(
-                    (declared.requirement.name.clone(), version),
-                    declared.hashes.clone(),
-                );
+                self.0
+                    .insert((declared.package(), version), declared.hashes.clone());
             }
         }
     }
@@ -377,7 +415,7 @@ mod tests {
     const DIGEST: &str = "sha256:56e5da069a76470679f312a7d3d23deb3ac4519991a0361abc11da837087b61d";
 
     fn name(text: &str) -> PackageName {
-        PackageName::from_str(text).unwrap()
+        PackageName::python(text).unwrap()
     }
 
     fn write(dir: &Path, file: &str, text: &str) -> PathBuf {
@@ -417,7 +455,7 @@ mod tests {
         let file = BaselineFile::load(&path).unwrap();
         assert_eq!(
             file.pinned_version(&name("flask")),
-            Some("2.2.5".parse().unwrap())
+            Some(Version::python("2.2.5").unwrap())
         );
         assert_eq!(file.pinned_version(&name("click")), None);
     }
@@ -496,10 +534,13 @@ mod tests {
         let mut hashes = DeclaredHashes::default();
         hashes.add(&file);
         assert_eq!(
-            hashes.get(&name("bcrypt"), &"3.2.0".parse().unwrap()),
+            hashes.get(&name("bcrypt"), &Version::python("3.2.0").unwrap()),
             Some(&[DIGEST.to_owned(), DIGEST.to_owned()][..])
         );
-        assert_eq!(hashes.get(&name("flask"), &"2.2.5".parse().unwrap()), None);
+        assert_eq!(
+            hashes.get(&name("flask"), &Version::python("2.2.5").unwrap()),
+            None
+        );
     }
 
     #[test]

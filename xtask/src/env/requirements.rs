@@ -1,13 +1,13 @@
-//! Resolved sets: what uv's resolver answers, and the install list made from it.
+//! Resolved sets: what uv's resolver (or cargo's lock) answers, and the
+//! install list made from it.
 //!
 //! Only parses and prints; it never decides what to install.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::str::FromStr;
 
-use pep508_rs::PackageName;
-use pep508_rs::pep440_rs::Version;
+use crate::package::PackageName;
+use crate::package::Version;
 use serde::Serialize;
 
 use super::baseline::DeclaredHashes;
@@ -16,15 +16,33 @@ use super::baseline::DeclaredHashes;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedSet {
     pub packages: BTreeMap<PackageName, Resolved>,
+    /// A cargo set's `Cargo.lock`, which its build uses as it is.
+    pub lock: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
+    /// The newest version in the set.
     pub version: Version,
+    /// Other versions of the same package, oldest first: a cargo build can
+    /// link a crate at several semver-incompatible versions.
+    pub others: Vec<Version>,
     /// What asked for the package: other packages, or `-r file` for the input.
     pub via: Vec<String>,
     /// `algorithm:hex` digests the install must match; empty when not hash-checked.
     pub hashes: Vec<String>,
+}
+
+impl Resolved {
+    /// The version, or every version oldest first: `1.0.109, 2.0.50`.
+    fn describe(&self) -> String {
+        self.others
+            .iter()
+            .chain(std::iter::once(&self.version))
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 fn via_entries(text: &str) -> Vec<String> {
@@ -73,7 +91,7 @@ impl ResolvedSet {
             let (name, version) = requirement
                 .split_once("==")
                 .ok_or_else(|| anyhow::anyhow!("unexpected line in resolver output: `{line}`"))?;
-            let name = PackageName::from_str(name.trim())?;
+            let name = PackageName::python(name.trim()).map_err(anyhow::Error::msg)?;
             let hashes = options
                 .split_whitespace()
                 .filter_map(|option| option.strip_prefix("--hash="))
@@ -82,14 +100,47 @@ impl ResolvedSet {
             packages.insert(
                 name.clone(),
                 Resolved {
-                    version: Version::from_str(version.trim())?,
+                    version: Version::python(version.trim()).map_err(anyhow::Error::msg)?,
+                    others: Vec::new(),
                     via: via_entries(via.strip_prefix("via").unwrap_or("")),
                     hashes,
                 },
             );
             last = Some(name);
         }
-        Ok(ResolvedSet { packages })
+        Ok(ResolvedSet {
+            packages,
+            lock: None,
+        })
+    }
+
+    /// The registry packages of a cargo `lock`, which the set keeps.
+    pub fn from_lock(pins: &[super::baseline::DeclaredPin], lock: String) -> ResolvedSet {
+        let mut versions: BTreeMap<PackageName, Vec<Version>> = BTreeMap::new();
+        for pin in pins {
+            versions
+                .entry(pin.package.clone())
+                .or_default()
+                .push(pin.version.clone());
+        }
+        let packages = versions
+            .into_iter()
+            .map(|(name, mut others)| {
+                others.sort();
+                let version = others.pop().expect("every entry has a version");
+                let resolved = Resolved {
+                    version,
+                    others,
+                    via: Vec::new(),
+                    hashes: Vec::new(),
+                };
+                (name, resolved)
+            })
+            .collect();
+        ResolvedSet {
+            packages,
+            lock: Some(lock),
+        }
     }
 
     /// Replaces the index's digests with the ones a file declares for the
@@ -125,6 +176,9 @@ impl ResolvedSet {
     pub fn to_requirements(&self) -> String {
         let mut text = String::new();
         for (name, resolved) in &self.packages {
+            for other in &resolved.others {
+                let _ = writeln!(text, "{name}=={other}");
+            }
             let _ = write!(text, "{name}=={}", resolved.version);
             for hash in &resolved.hashes {
                 let _ = write!(text, " \\\n    --hash={hash}");
@@ -156,14 +210,8 @@ impl ResolvedSet {
         names
             .into_iter()
             .filter_map(|name| {
-                let before = baseline
-                    .packages
-                    .get(name)
-                    .map(|resolved| resolved.version.to_string());
-                let after = self
-                    .packages
-                    .get(name)
-                    .map(|resolved| resolved.version.to_string());
+                let before = baseline.packages.get(name).map(Resolved::describe);
+                let after = self.packages.get(name).map(Resolved::describe);
                 (before != after).then(|| VersionChange {
                     package: name.to_string(),
                     before,
@@ -217,7 +265,7 @@ werkzeug==2.2.3           # via flask, -r requirements.txt
 ";
 
     fn name(text: &str) -> PackageName {
-        PackageName::from_str(text).unwrap()
+        PackageName::python(text).unwrap()
     }
 
     #[test]

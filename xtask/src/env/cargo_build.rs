@@ -1,0 +1,349 @@
+//! Cargo environments: a cell's pins applied to the baseline `Cargo.lock`
+//! with `cargo update --precise`, the service built once per resolved set.
+//!
+//! Resolutions (the lock a cell ends with) are cached by their inputs;
+//! builds share one target folder, so a crate compiles once for all cells
+//! that link it at the same version, and each environment keeps a copy of
+//! the service's binaries, trusted once its `complete` marker exists.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use sha2::Digest;
+
+use super::{BaselineFile, BuildFailure, Environment, Resolution, ResolvedSet, cargo_lock, hash};
+use crate::input::Source;
+use crate::package::Version;
+use crate::plan::Pin;
+use crate::process;
+use crate::state::{self, StateDirs};
+
+/// The cargo that builds the service, and what it and rustc say they are.
+#[derive(Debug, Clone)]
+pub struct Cargo {
+    pub path: PathBuf,
+    /// `cargo -V` and `rustc -V`: part of every cache key.
+    pub version: String,
+}
+
+impl Cargo {
+    /// The cargo running the harness (`CARGO`), else the one on `PATH`.
+    pub fn find() -> anyhow::Result<Cargo> {
+        let path = std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from);
+        let ask = |program: &Path| -> anyhow::Result<String> {
+            // As a name, not a path: duct would look for `./cargo`.
+            let output = process::run_checked(
+                duct::cmd(program.as_os_str(), ["-V"]),
+                Duration::from_secs(30),
+                &format!("{} -V", program.display()),
+            )?;
+            Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        };
+        let rustc = std::env::var_os("RUSTC").map_or_else(|| PathBuf::from("rustc"), PathBuf::from);
+        let version = format!("{} / {}", ask(&path)?, ask(&rustc)?);
+        Ok(Cargo { path, version })
+    }
+
+    /// `cargo ARGS` in `dir`, with none of the harness's own build settings.
+    fn command(&self, dir: &Path, args: Vec<OsString>, target_dir: &Path) -> duct::Expression {
+        duct::cmd(self.path.as_os_str(), args)
+            .dir(dir)
+            .env("CARGO_TARGET_DIR", target_dir)
+            .env("CARGO_TERM_COLOR", "never")
+            .stdin_null()
+    }
+}
+
+/// Resolves and builds cargo environments for one service.
+#[derive(Debug, Clone)]
+pub struct CargoBuilder {
+    pub cargo: Cargo,
+    pub dirs: StateDirs,
+    /// The service's source: its manifests, code and lock.
+    pub root: PathBuf,
+    /// Where the lock sits inside `root`.
+    pub lock_path: PathBuf,
+    pub baseline: BaselineFile,
+    /// The baseline lock's text (at the pull request's base in PR mode).
+    pub baseline_lock: String,
+    pub timeout: Duration,
+    /// Never reach the registry: use what cargo has downloaded.
+    pub offline: bool,
+}
+
+impl CargoBuilder {
+    pub fn resolve_baseline(&self) -> anyhow::Result<Result<Resolution, BuildFailure>> {
+        self.resolve(&self.baseline_lock, &[])
+    }
+
+    /// A lock (a pull request's) as it is.
+    pub fn resolve_file(&self, path: &Path) -> anyhow::Result<Result<Resolution, BuildFailure>> {
+        self.resolve(&fs_err::read_to_string(path)?, &[])
+    }
+
+    /// The baseline lock with each pin moved by `cargo update -p NAME@OLD
+    /// --precise NEW`: what the pin requires moves with it, nothing else.
+    pub fn resolve_cell(
+        &self,
+        baseline: &ResolvedSet,
+        pins: &[Pin],
+    ) -> anyhow::Result<Result<Resolution, BuildFailure>> {
+        let mut updates = Vec::new();
+        for pin in pins {
+            let Some(resolved) = baseline.packages.get(&pin.package) else {
+                return Ok(Err(BuildFailure(format!(
+                    "{} is not in the baseline's Cargo.lock: cargo can only move a locked package",
+                    pin.package
+                ))));
+            };
+            let locked: Vec<&Version> = resolved.others.iter().chain([&resolved.version]).collect();
+            let from = updated_version(&locked, &pin.version);
+            updates.push((format!("{}@{from}", pin.package), pin.version.to_string()));
+        }
+        self.resolve(&self.baseline_lock, &updates)
+    }
+
+    /// Whether the registry offers `pin`: `cargo info` (run outside any
+    /// project) finds neither a version that does not exist nor a yanked one.
+    pub fn check_exists(&self, pin: &Pin) -> anyhow::Result<Result<(), BuildFailure>> {
+        let outside = tempfile::tempdir()?;
+        let mut args = vec![
+            OsString::from("info"),
+            format!("{}@{}", pin.package, pin.version).into(),
+        ];
+        if self.offline {
+            args.push("--offline".into());
+        }
+        let command = self
+            .cargo
+            .command(outside.path(), args, &outside.path().join("target"));
+        let output = process::run_captured(command, self.timeout)?.with_context(|| {
+            format!(
+                "looking {pin} up did not finish within {}",
+                humantime::format_duration(self.timeout)
+            )
+        })?;
+        if output.status.success() {
+            return Ok(Ok(()));
+        }
+        let said = String::from_utf8_lossy(&output.stderr);
+        Ok(Err(BuildFailure(format!(
+            "{pin} does not exist on the registry, or is yanked: {}",
+            said.lines()
+                .find(|line| line.starts_with("error"))
+                .unwrap_or(said.trim())
+        ))))
+    }
+
+    /// Starts from `lock`, runs each `(spec, version)` update, then lets cargo
+    /// fetch what the lock names (settling a lock the manifests outgrew).
+    fn resolve(
+        &self,
+        lock: &str,
+        updates: &[(String, String)],
+    ) -> anyhow::Result<Result<Resolution, BuildFailure>> {
+        let listed: Vec<String> = updates
+            .iter()
+            .map(|(spec, version)| format!("{spec} {version}"))
+            .collect();
+        let key = hash(&[
+            "cargo-resolve-v1",
+            &self.cargo.version,
+            &self.source_digest()?,
+            lock,
+            &listed.join("\n"),
+        ]);
+        let cached = self.dirs.resolutions_dir().join(format!("{key}.lock"));
+        if let Ok(text) = fs_err::read_to_string(&cached) {
+            return Ok(Ok(Resolution {
+                set: self.resolved_set(&cached, text)?,
+                reused: true,
+            }));
+        }
+        let scratch = tempfile::tempdir()?;
+        let source = self.copy_source(scratch.path(), lock)?;
+        let target_dir = scratch.path().join("target");
+        for (spec, version) in updates {
+            let mut args = vec![OsString::from("update"), "--package".into()];
+            args.extend([spec.into(), "--precise".into(), version.into()]);
+            let doing = format!("cargo update {spec} --precise {version}");
+            if let Err(failure) = self.run(&source, args, &target_dir, &doing)? {
+                return Ok(Err(failure));
+            }
+        }
+        if let Err(failure) = self.run(&source, vec!["fetch".into()], &target_dir, "cargo fetch")? {
+            return Ok(Err(failure));
+        }
+        let text = fs_err::read_to_string(source.join(&self.lock_path))?;
+        let set = self.resolved_set(&cached, text.clone())?;
+        state::write_atomic(&cached, text.as_bytes())?;
+        Ok(Ok(Resolution { set, reused: false }))
+    }
+
+    fn resolved_set(&self, path: &Path, text: String) -> anyhow::Result<ResolvedSet> {
+        let source = Source {
+            path: path.to_owned(),
+            text,
+        };
+        let pins = cargo_lock::parse(&source)?;
+        Ok(ResolvedSet::from_lock(&pins, source.text))
+    }
+
+    /// The service's binaries built against `set`'s lock, kept under
+    /// `<cache>/envs/<id>/bin`.
+    pub fn materialise(
+        &self,
+        set: &ResolvedSet,
+    ) -> anyhow::Result<Result<Environment, BuildFailure>> {
+        let lock = set
+            .lock
+            .as_deref()
+            .context("a cargo resolved set carries its lock")?;
+        let key = hash(&[
+            "cargo-env-v1",
+            &self.cargo.version,
+            &self.source_digest()?,
+            lock,
+        ]);
+        let id = key[..16].to_owned();
+        let dir = self.dirs.envs_dir().join(&id);
+        let bin = dir.join("bin");
+        let complete = dir.join("complete");
+        let _lock = state::lock(&self.dirs.env_lock(&id))?;
+        let _ = std::fs::write(dir.join(crate::gc::USED_FILE), b"");
+        let environment = |reused| Environment {
+            id: id.clone(),
+            dir: dir.clone(),
+            bin: bin.clone(),
+            python: None,
+            reused,
+            hash_checked: false,
+            built_from_source: Vec::new(),
+        };
+        if complete.exists() {
+            return Ok(Ok(environment(true)));
+        }
+        if dir.exists() {
+            fs_err::remove_dir_all(&dir)?;
+        }
+        fs_err::create_dir_all(&bin)?;
+        let scratch = tempfile::tempdir()?;
+        let source = self.copy_source(scratch.path(), lock)?;
+        let target_dir = self.dirs.cargo_target_dir();
+        let mut args = vec![OsString::from("build"), "--locked".into()];
+        args.extend(["--message-format".into(), "json-render-diagnostics".into()]);
+        // One build at a time in the shared target folder: its binaries are
+        // overwritten by the next build and must be copied out first.
+        let _target = state::lock(&target_dir.with_extension("lock"))?;
+        let output = match self.output(&source, args, &target_dir, "cargo build")? {
+            Ok(output) => output,
+            Err(failure) => return Ok(Err(failure)),
+        };
+        let mut copied = 0;
+        for message in cargo_metadata::Message::parse_stream(&output.stdout[..]) {
+            if let cargo_metadata::Message::CompilerArtifact(artifact) = message?
+                && let Some(executable) = artifact.executable
+                && artifact.target.is_kind(cargo_metadata::TargetKind::Bin)
+            {
+                let name = executable.file_name().context("a binary has a file name")?;
+                fs_err::copy(executable.as_std_path(), bin.join(name))?;
+                copied += 1;
+            }
+        }
+        if copied == 0 {
+            return Ok(Err(BuildFailure(
+                "cargo build produced no binary: the service needs a [[bin]] target".to_owned(),
+            )));
+        }
+        state::write_atomic(&complete, lock.as_bytes())?;
+        Ok(Ok(environment(false)))
+    }
+
+    /// A private copy of the service with `lock` in place of its own.
+    fn copy_source(&self, scratch: &Path, lock: &str) -> anyhow::Result<PathBuf> {
+        let source = scratch.join("service");
+        state::copy_tree(&self.root, &source)?;
+        fs_err::write(source.join(&self.lock_path), lock)?;
+        Ok(source)
+    }
+
+    /// The service's files other than its lock: what a build compiles.
+    fn source_digest(&self) -> anyhow::Result<String> {
+        let mut hasher = sha2::Sha256::new();
+        let lock = self.root.join(&self.lock_path);
+        state::hash_tree(&self.root, &mut hasher, |path| path != lock)?;
+        Ok(hex::encode(hasher.finalize()))
+    }
+
+    fn run(
+        &self,
+        dir: &Path,
+        args: Vec<OsString>,
+        target_dir: &Path,
+        doing: &str,
+    ) -> anyhow::Result<Result<(), BuildFailure>> {
+        Ok(self.output(dir, args, target_dir, doing)?.map(drop))
+    }
+
+    fn output(
+        &self,
+        dir: &Path,
+        mut args: Vec<OsString>,
+        target_dir: &Path,
+        doing: &str,
+    ) -> anyhow::Result<Result<std::process::Output, BuildFailure>> {
+        if self.offline {
+            args.push("--offline".into());
+        }
+        let command = self.cargo.command(dir, args, target_dir);
+        let output = process::run_captured(command, self.timeout)
+            .with_context(|| format!("cannot run {}", self.cargo.path.display()))?;
+        let Some(output) = output else {
+            return Ok(Err(BuildFailure(format!(
+                "{doing} did not finish within {}",
+                humantime::format_duration(self.timeout)
+            ))));
+        };
+        if output.status.success() {
+            Ok(Ok(output))
+        } else {
+            let said = String::from_utf8_lossy(&output.stderr);
+            Ok(Err(BuildFailure(format!(
+                "{doing} failed:\n{}",
+                crate::service::tail(said.trim(), 40)
+            ))))
+        }
+    }
+}
+
+/// Which of a crate's locked versions a pin replaces: the one semver-compatible
+/// with it (a lock holds at most one per compatibility range), else the newest.
+fn updated_version<'a>(locked: &[&'a Version], pin: &Version) -> &'a Version {
+    locked
+        .iter()
+        .copied()
+        .find(|version| version.is_compatible_with(pin))
+        .unwrap_or_else(|| locked.last().expect("a locked package has a version"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Ecosystem;
+
+    #[test]
+    fn a_pin_replaces_the_locked_version_it_is_compatible_with() {
+        let v = |text| Version::parse(Ecosystem::Cargo, text).unwrap();
+        let (old, new) = (v("1.0.109"), v("2.0.50"));
+        let locked = [&old, &new];
+        assert_eq!(updated_version(&locked, &v("2.0.60")), &new);
+        assert_eq!(updated_version(&locked, &v("1.0.110")), &old);
+        let (zero_one, zero_two) = (v("0.1.4"), v("0.2.1"));
+        let locked = [&zero_one, &zero_two];
+        assert_eq!(updated_version(&locked, &v("0.1.9")), &zero_one);
+        // A major bump of a crate locked once replaces it.
+        assert_eq!(updated_version(&[&old], &v("3.0.0")), &old);
+    }
+}

@@ -1,0 +1,318 @@
+//! Python environments: resolve a cell's pins with uv, install the resolved set.
+//!
+//! Resolutions are cached by their inputs and environments by their resolved
+//! set, both under the cache folder; an environment is trusted only once its
+//! `complete` marker exists, which is written last.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::{
+    BaselineFile, BuildFailure, DeclaredHashes, Environment, Python, PythonEnvironment, Resolution,
+    ResolvedSet, Uv, hash, os_args,
+};
+use crate::package::PackageName;
+use crate::plan::Pin;
+use crate::process;
+use crate::state::{self, StateDirs};
+
+/// Resolves and installs Python environments for one service.
+#[derive(Debug, Clone)]
+pub struct UvBuilder {
+    pub python: Python,
+    pub uv: Uv,
+    pub dirs: StateDirs,
+    pub baseline: BaselineFile,
+    /// Digests the service's files declare; when any exist, every install is
+    /// hash-checked.
+    pub hashes: DeclaredHashes,
+    pub timeout: Duration,
+    /// Refuse source distributions: installing runs no package's build code.
+    pub no_build: bool,
+    /// Never reach the package index: use what uv and the harness have cached.
+    pub offline: bool,
+}
+
+impl UvBuilder {
+    /// Resolves the baseline file as the service declares it.
+    pub fn resolve_baseline(&self) -> anyhow::Result<Result<Resolution, BuildFailure>> {
+        self.resolve(&self.baseline.requirement_lines(), "", "")
+    }
+
+    /// Resolves a requirements file (or pyproject.toml) as it is, with nothing forced.
+    pub fn resolve_file(&self, path: &Path) -> anyhow::Result<Result<Resolution, BuildFailure>> {
+        let file = BaselineFile::load(path)?;
+        self.resolve(&file.requirement_lines(), "", "")
+    }
+
+    /// Whether the index offers `pin` for installing here: `Err` with uv's
+    /// answer when it has no such version, or when the version is yanked.
+    pub fn check_exists(&self, pin: &Pin) -> anyhow::Result<Result<(), BuildFailure>> {
+        let scratch = tempfile::tempdir()?;
+        let input = scratch.path().join("pin.in");
+        fs_err::write(&input, format!("{}=={}\n", pin.package, pin.version))?;
+        // Not --quiet: uv says "is yanked" as a warning on a successful resolution.
+        let mut args = os_args(&["pip", "compile", "--no-deps", "--no-header", "--python"]);
+        args.push(self.python.path.clone().into());
+        args.push(input.into());
+        if self.offline {
+            args.push("--offline".into());
+        }
+        let output =
+            process::run_captured(self.uv.command(args), self.timeout)?.with_context(|| {
+                format!(
+                    "looking {pin} up did not finish within {}",
+                    humantime::format_duration(self.timeout)
+                )
+            })?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if !output.status.success() {
+            return Ok(Err(BuildFailure(stderr.trim().to_owned())));
+        }
+        match stderr.lines().find(|line| line.contains("is yanked")) {
+            Some(warning) => Ok(Err(BuildFailure(
+                warning.trim_start_matches("warning: ").to_owned(),
+            ))),
+            None => Ok(Ok(())),
+        }
+    }
+
+    /// Resolves the baseline with `pins` forced on top.
+    ///
+    /// The baseline's root requirements stay pinned; packages that some other
+    /// package requires are released, with the baseline's versions as
+    /// preferences, so they move only where the pins make them.
+    pub fn resolve_cell(
+        &self,
+        baseline: &ResolvedSet,
+        pins: &[Pin],
+    ) -> anyhow::Result<Result<Resolution, BuildFailure>> {
+        let pinned = |name: &PackageName| pins.iter().any(|pin| &pin.package == name);
+        let mut input = String::new();
+        for declared in &self.baseline.requirements {
+            let name = declared.package();
+            if pinned(&name) || !baseline.is_transitive(&name) {
+                input.push_str(&format!("{}\n", declared.requirement));
+            }
+        }
+        let overrides: String = pins
+            .iter()
+            .map(|pin| format!("{}=={}\n", pin.package, pin.version))
+            .collect();
+        self.resolve(&input, &overrides, &baseline.to_preferences())
+    }
+
+    fn resolve(
+        &self,
+        input: &str,
+        overrides: &str,
+        preferences: &str,
+    ) -> anyhow::Result<Result<Resolution, BuildFailure>> {
+        let key = hash(&[
+            "resolve-v2",
+            if self.no_build {
+                "no-build"
+            } else {
+                "may-build"
+            },
+            if self.hashes.is_empty() {
+                "no-hashes"
+            } else {
+                "hashes"
+            },
+            &self.python.path.to_string_lossy(),
+            &self.python.version,
+            &self.uv.version,
+            input,
+            overrides,
+            preferences,
+        ]);
+        let cached = self.dirs.resolutions_dir().join(format!("{key}.txt"));
+        if let Ok(text) = fs_err::read_to_string(&cached) {
+            return Ok(Ok(Resolution {
+                set: self.with_declared_hashes(ResolvedSet::parse(&text)?),
+                reused: true,
+            }));
+        }
+        let scratch = tempfile::tempdir()?;
+        let input_path = scratch.path().join("requirements.in");
+        let output_path = scratch.path().join("requirements.txt");
+        fs_err::write(&input_path, input)?;
+        // An existing output file is uv's way of saying "prefer these versions".
+        fs_err::write(&output_path, preferences)?;
+        let mut args = os_args(&[
+            "pip",
+            "compile",
+            "--quiet",
+            "--no-header",
+            "--annotation-style",
+            "line",
+        ]);
+        args.extend([OsString::from("--python"), self.python.path.clone().into()]);
+        if self.no_build {
+            args.push("--no-build".into());
+        }
+        if !self.hashes.is_empty() {
+            args.push("--generate-hashes".into());
+        }
+        args.extend([OsString::from("--output-file"), output_path.clone().into()]);
+        if !overrides.is_empty() {
+            let overrides_path = scratch.path().join("overrides.txt");
+            fs_err::write(&overrides_path, overrides)?;
+            args.extend([OsString::from("--override"), overrides_path.into()]);
+        }
+        args.push(input_path.into());
+        if let Err(failure) = self.run_uv(args, "resolving")? {
+            return Ok(Err(failure));
+        }
+        let text = fs_err::read_to_string(&output_path)?;
+        let set = self.with_declared_hashes(ResolvedSet::parse(&text)?);
+        state::write_atomic(&cached, text.as_bytes())?;
+        Ok(Ok(Resolution { set, reused: false }))
+    }
+
+    /// The index's digests for `set`, replaced by the files' own where they
+    /// declare the same pin.
+    fn with_declared_hashes(&self, mut set: ResolvedSet) -> ResolvedSet {
+        set.use_declared_hashes(&self.hashes);
+        set
+    }
+
+    /// The environment for `set`, installed once and shared by every cell that needs it.
+    pub fn materialise(
+        &self,
+        set: &ResolvedSet,
+    ) -> anyhow::Result<Result<Environment, BuildFailure>> {
+        let requirements = set.to_requirements();
+        let key = hash(&[
+            // v2: environments hold compiled bytecode.
+            "env-v2",
+            &self.python.path.to_string_lossy(),
+            &self.python.version,
+            &requirements,
+        ]);
+        let id = key[..16].to_owned();
+        let envs = self.dirs.envs_dir();
+        let dir = envs.join(&id);
+        let venv = dir.join("venv");
+        let python = venv.join("bin").join("python");
+        let complete = dir.join("complete");
+        let built_list = dir.join("built-from-source.txt");
+        let hash_checked = set.is_hash_checked();
+        let _lock = state::lock(&self.dirs.env_lock(&id))?;
+        // When a run last used it: what `gc` goes by.
+        let _ = std::fs::write(dir.join(crate::gc::USED_FILE), b"");
+        if complete.exists() {
+            let built = fs_err::read_to_string(&built_list).unwrap_or_default();
+            return Ok(Ok(Environment {
+                id,
+                dir,
+                bin: venv.join("bin"),
+                python: Some(PythonEnvironment {
+                    interpreter: python,
+                    venv,
+                }),
+                reused: true,
+                hash_checked,
+                built_from_source: built.lines().map(str::to_owned).collect(),
+            }));
+        }
+        // Whatever is here was left by an interrupted build and is not trusted.
+        if dir.exists() {
+            fs_err::remove_dir_all(&dir)?;
+        }
+        fs_err::create_dir_all(&dir)?;
+        let requirements_path = dir.join("requirements.txt");
+        fs_err::write(&requirements_path, &requirements)?;
+        let mut venv_args = os_args(&["venv", "--quiet", "--python"]);
+        venv_args.extend([self.python.path.clone().into(), venv.clone().into()]);
+        if let Err(failure) = self.run_uv(venv_args, "creating the environment")? {
+            return Ok(Err(failure));
+        }
+        // Services run with PYTHONDONTWRITEBYTECODE (a shared environment stays
+        // as built), so bytecode compiled now saves compiling every import at
+        // every service start: start-up drops from about 0.9 s to 0.35 s for
+        // the bundled Flask service.
+        let mut sync_args = os_args(&["pip", "sync", "--quiet", "--compile-bytecode"]);
+        if self.no_build {
+            sync_args.push("--no-build".into());
+        }
+        if hash_checked {
+            sync_args.push("--require-hashes".into());
+        }
+        sync_args.push("--python".into());
+        sync_args.extend([python.clone().into(), requirements_path.into()]);
+        if let Err(failure) = self.run_uv(sync_args, "installing")? {
+            return Ok(Err(failure));
+        }
+        let built_from_source = built_from_source(&venv)?;
+        let listed: String = built_from_source.iter().map(|b| format!("{b}\n")).collect();
+        fs_err::write(&built_list, listed)?;
+        state::write_atomic(&complete, requirements.as_bytes())?;
+        Ok(Ok(Environment {
+            id,
+            dir,
+            bin: venv.join("bin"),
+            python: Some(PythonEnvironment {
+                interpreter: python,
+                venv,
+            }),
+            reused: false,
+            hash_checked,
+            built_from_source,
+        }))
+    }
+
+    fn run_uv(
+        &self,
+        mut args: Vec<OsString>,
+        doing: &str,
+    ) -> anyhow::Result<Result<(), BuildFailure>> {
+        if self.offline {
+            args.push("--offline".into());
+        }
+        let output = process::run_captured(self.uv.command(args), self.timeout)
+            .with_context(|| format!("cannot run {}", self.uv.path.display()))?;
+        let Some(output) = output else {
+            return Ok(Err(BuildFailure(format!(
+                "{doing} did not finish within {}",
+                humantime::format_duration(self.timeout)
+            ))));
+        };
+        if output.status.success() {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(BuildFailure(
+                String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            )))
+        }
+    }
+}
+
+/// Packages of `venv` that uv built from a source distribution: uv leaves a
+/// `uv_build.json` record in the `.dist-info` of every wheel it built, whether
+/// it built it now or took it from its own cache.
+fn built_from_source(venv: &Path) -> anyhow::Result<Vec<String>> {
+    let mut built = Vec::new();
+    for lib in fs_err::read_dir(venv.join("lib"))? {
+        let site_packages = lib?.path().join("site-packages");
+        let Ok(entries) = fs_err::read_dir(&site_packages) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry?.path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if let Some(stem) = name.strip_suffix(".dist-info")
+                && path.join("uv_build.json").exists()
+                && let Some((package, version)) = stem.split_once('-')
+            {
+                built.push(format!("{package} {version}"));
+            }
+        }
+    }
+    built.sort();
+    Ok(built)
+}
