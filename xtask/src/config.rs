@@ -1089,4 +1089,93 @@ mod defaults {
         assert!(config.matrix.packages.is_empty());
         assert_eq!(config.matrix.strategy, Strategy::OneAtATime);
     }
+
+    /// A cargo service's config with `command`, `baseline` and `packages` lines.
+    fn load_cargo(command: &str, baseline: &str, packages: &str) -> Result<Config, InputError> {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::create_dir_all(dir.path().join("service")).unwrap();
+        fs_err::create_dir_all(dir.path().join("scenarios")).unwrap();
+        fs_err::write(dir.path().join("service/Cargo.lock"), "version = 4\n").unwrap();
+        fs_err::write(dir.path().join("service/requirements.txt"), "").unwrap();
+        let path = dir.path().join("upgrade-check.toml");
+        fs_err::write(
+            &path,
+            format!(
+                "[service]\nroot = \"service\"\necosystem = \"cargo\"\nbaseline = \"{baseline}\"\n\
+                 command = {command}\nhealth = {{ path = \"/health\" }}\n\
+                 [matrix.packages]\n{packages}\n"
+            ),
+        )
+        .unwrap();
+        Config::load(&path)
+    }
+
+    #[test]
+    fn a_cargo_service_keeps_crate_names_and_reads_semver_versions() {
+        let config = load_cargo(
+            "[\"{bin}/server\", \"--port\", \"{port}\"]",
+            "Cargo.lock",
+            "serde_json = [\"1.0.100\", \"1.0.0-alpha.1\"]",
+        )
+        .unwrap();
+        let (package, candidates) = &config.matrix.packages[0];
+        assert_eq!(package.as_str(), "serde_json");
+        let versions: Vec<String> = candidates
+            .versions()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(versions, ["1.0.100", "1.0.0-alpha.1"]);
+    }
+
+    #[test]
+    fn what_only_python_has_is_refused_for_a_cargo_service_with_its_line() {
+        let bin = "[\"{bin}/server\"]";
+        for (command, baseline, packages, line, key, message) in [
+            (
+                "[\"{python}\", \"-m\", \"app\"]",
+                "Cargo.lock",
+                "",
+                5,
+                "service.command[0]",
+                "`{python}` needs a Python service",
+            ),
+            (
+                bin,
+                "requirements.txt",
+                "",
+                4,
+                "service.baseline",
+                "a cargo service's baseline is its Cargo.lock",
+            ),
+            (
+                bin,
+                "Cargo.lock",
+                "mime_guess = { range = \">=2\", pick = \"latest\" }",
+                8,
+                "matrix.packages.mime_guess.range",
+                "ranges are filled from the Python package index",
+            ),
+            (
+                bin,
+                "Cargo.lock",
+                "mime_guess = [\"2.0\"]",
+                8,
+                "matrix.packages.mime_guess[0]",
+                "`2.0` is not an exact semver version",
+            ),
+            (
+                bin,
+                "Cargo.lock",
+                "\"mime guess\" = [\"2.0.5\"]",
+                8,
+                "matrix.packages.mime guess",
+                "is not a crate name",
+            ),
+        ] {
+            let err = load_cargo(command, baseline, packages).unwrap_err();
+            assert_eq!((err.line, err.key.as_str()), (line, key), "{err}");
+            assert!(err.message.contains(message), "{err}");
+        }
+    }
 }

@@ -842,7 +842,7 @@ fn cargo_builder(
     })
 }
 
-/// A version a change asks for must exist on the index, or the change is
+/// A version a change asks for must exist on the index (registry), or the change is
 /// bad input: exit 2 naming the line, before anything is built.
 async fn check_versions_exist(
     builder: &Builder,
@@ -876,7 +876,11 @@ async fn check_versions_exist(
                 column: 1,
                 key: pin.package.to_string(),
                 message: format!(
-                    "{pin} cannot be installed from the registry:\n{}",
+                    "{pin} cannot be installed from the {}:\n{}",
+                    match builder {
+                        Builder::Python(_) => "package index",
+                        Builder::Cargo(_) => "registry",
+                    },
                     failure.0
                 ),
             }

@@ -2,27 +2,7 @@
 //! baseline and tries each changed pin alone, on a real git repository.
 
 mod common;
-
-use std::process::Command;
-
-use common::{TestContext, cell_report, verdict};
-
-fn git(ctx: &TestContext, args: &[&str]) {
-    let status = Command::new("git")
-        .args([
-            "-c",
-            "user.name=upgrade-check",
-            "-c",
-            "user.email=upgrade-check@localhost",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(ctx.dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success(), "git {args:?}");
-}
+use common::{TestContext, cell_report, git, verdict};
 
 /// A repository whose first commit is the fixture, and whose second commit
 /// edits the baseline file with `edit`.

@@ -130,7 +130,7 @@ impl CargoBuilder {
         }
         let said = String::from_utf8_lossy(&output.stderr);
         Ok(Err(BuildFailure(format!(
-            "{pin} does not exist on the registry, or is yanked: {}",
+            "no such version, or a yanked one (cargo finds neither): {}",
             said.lines()
                 .find(|line| line.starts_with("error"))
                 .unwrap_or(said.trim())
@@ -307,14 +307,20 @@ impl CargoBuilder {
             ))));
         };
         if output.status.success() {
-            Ok(Ok(output))
-        } else {
-            let said = String::from_utf8_lossy(&output.stderr);
-            Ok(Err(BuildFailure(format!(
-                "{doing} failed:\n{}",
-                crate::service::tail(said.trim(), 40)
-            ))))
+            return Ok(Ok(output));
         }
+        // The private copy's path means nothing to a reader; cargo's first
+        // error line, last, is what the report's summary shows.
+        let said =
+            String::from_utf8_lossy(&output.stderr).replace(&*dir.to_string_lossy(), "<service>");
+        let error = said
+            .lines()
+            .find(|line| line.starts_with("error"))
+            .unwrap_or("cargo printed no error line");
+        Ok(Err(BuildFailure(format!(
+            "{}\n{doing}: {error}",
+            crate::service::tail(said.trim(), 40)
+        ))))
     }
 }
 

@@ -55,6 +55,14 @@ impl TestContext {
         TestContext { dir }
     }
 
+    /// A copy of the cargo fixture (`fixtures/rust-service`): its config,
+    /// scenarios and snapshots at the top, the crate under `service/`.
+    pub fn cargo() -> TestContext {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&workspace_root().join("fixtures/rust-service"), dir.path());
+        TestContext { dir }
+    }
+
     pub fn path(&self, relative: &str) -> PathBuf {
         self.dir.path().join(relative)
     }
@@ -197,6 +205,24 @@ pub fn assert_no_service_left(report: &Value) {
     }
 }
 
+/// Runs git in the context's folder, as a fixed committer; fails the test on failure.
+pub fn git(ctx: &TestContext, args: &[&str]) {
+    let status = Command::new("git")
+        .args([
+            "-c",
+            "user.name=upgrade-check",
+            "-c",
+            "user.email=upgrade-check@localhost",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(ctx.dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "git {args:?}");
+}
+
 /// Every file below `dir`.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     walk(dir)
@@ -220,7 +246,7 @@ fn copy_tree(from: &Path, to: &Path) {
         let relative = file.strip_prefix(from).unwrap();
         if relative
             .components()
-            .any(|c| c.as_os_str() == "__pycache__")
+            .any(|c| c.as_os_str() == "__pycache__" || c.as_os_str() == "target")
             || file.to_string_lossy().ends_with(".snap.new")
         {
             continue;

@@ -1,0 +1,236 @@
+//! A cargo service end to end: its Cargo.lock is the baseline, each cell
+//! moves crates with `cargo update --precise` and is built for real, and a
+//! pull request's lock diff is split, validated and attributed.
+//!
+//! The fixture (`fixtures/rust-service`) serves files with the content type
+//! mime_guess gives them: 2.0.5 answers `.js` with `text/javascript` where
+//! the locked 2.0.4 said `application/javascript`.
+
+mod common;
+
+use std::process::Command;
+
+use common::{TestContext, assert_no_service_left, cell_report, git, verdict, version_change};
+
+/// `cargo ARGS` in the service's folder, as a maintainer or Dependabot runs it.
+fn cargo(ctx: &TestContext, args: &[&str]) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(args)
+        .current_dir(ctx.path("service"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "cargo {args:?}");
+}
+
+fn cell_names(report: &serde_json::Value) -> Vec<&str> {
+    report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|cell| cell["name"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn each_crate_version_is_built_and_the_one_that_changes_a_response_is_named() {
+    let ctx = TestContext::cargo();
+    // 1.8.2 is outside the manifest's `mime_guess = "2.0.4"`: cargo refuses it.
+    ctx.set_matrix("mime_guess = [\"2.0.5\", \"1.8.2\"]\nhttparse = [\"1.10.1\"]");
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("mime_guess 2.0.5 breaks files"),
+        "{}",
+        run.stdout
+    );
+    let report = ctx.report();
+    assert_eq!(
+        cell_names(&report),
+        [
+            "baseline",
+            "httparse 1.10.1",
+            "mime_guess 2.0.5",
+            "mime_guess 1.8.2"
+        ]
+    );
+    assert_eq!(verdict(&report, "baseline", "files"), "pass");
+    assert_eq!(verdict(&report, "httparse 1.10.1", "files"), "pass");
+    assert_eq!(verdict(&report, "mime_guess 2.0.5", "health"), "pass");
+
+    let changed = common::scenario_report(&report, "mime_guess 2.0.5", "files");
+    assert_eq!(changed["verdict"], "changed");
+    let diff = changed["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("-< content-type: application/javascript")
+            && diff.contains("+< content-type: text/javascript"),
+        "{diff}"
+    );
+    let moved = version_change(cell_report(&report, "mime_guess 2.0.5"), "mime_guess");
+    assert_eq!(
+        (&moved["before"], &moved["after"]),
+        (&"2.0.4".into(), &"2.0.5".into())
+    );
+
+    let refused = common::scenario_report(&report, "mime_guess 1.8.2", "files");
+    assert_eq!(refused["verdict"], "build-failed");
+    assert!(
+        refused["summary"]
+            .as_str()
+            .is_some_and(|summary| summary.starts_with(
+                "cargo update mime_guess@2.0.4 --precise 1.8.2: error: failed to select a version"
+            )),
+        "{refused}"
+    );
+    // Two cells with the same lock as the baseline share nothing; each lock
+    // built once, each binary kept in its own environment.
+    let ids: std::collections::BTreeSet<&str> = report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|cell| cell["environment"]["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 3, "baseline, mime_guess 2.0.5, httparse 1.10.1");
+    assert_no_service_left(&report);
+}
+
+/// A repository whose one commit is the fixture.
+fn repository() -> TestContext {
+    let ctx = TestContext::cargo();
+    std::fs::write(ctx.path(".gitignore"), "/state/\n*.snap.new\ntarget/\n").unwrap();
+    git(&ctx, &["init", "--quiet"]);
+    git(&ctx, &["add", "."]);
+    git(&ctx, &["commit", "--quiet", "-m", "the service as it is"]);
+    ctx
+}
+
+/// The fixture's repository with a second commit that moves crates in its
+/// lock with `cargo update --precise`, as Dependabot does.
+fn repository_with_lock_bump(bumps: &[(&str, &str)]) -> TestContext {
+    let ctx = repository();
+    for (package, version) in bumps {
+        cargo(
+            &ctx,
+            &["update", "--quiet", "-p", package, "--precise", version],
+        );
+    }
+    git(&ctx, &["commit", "--quiet", "-am", "bump crates"]);
+    ctx
+}
+
+#[test]
+fn a_grouped_lock_bump_is_split_and_the_change_is_attributed_to_its_crate() {
+    let ctx = repository_with_lock_bump(&[("mime_guess", "2.0.5"), ("httparse", "1.10.1")]);
+    let run = ctx.run(&["--since", "HEAD~1"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("2 pins changed: httparse 1.8.0 → 1.10.1, mime_guess 2.0.4 → 2.0.5"),
+        "{}",
+        run.stderr
+    );
+    let report = ctx.report();
+    assert_eq!(
+        cell_names(&report),
+        [
+            "baseline",
+            "httparse 1.10.1",
+            "mime_guess 2.0.5",
+            "whole change (httparse 1.10.1, mime_guess 2.0.5)"
+        ]
+    );
+    // The working tree holds the new lock: the baseline is built from the base's.
+    assert_eq!(verdict(&report, "baseline", "files"), "pass");
+    assert_eq!(verdict(&report, "httparse 1.10.1", "files"), "pass");
+    assert_eq!(verdict(&report, "mime_guess 2.0.5", "files"), "changed");
+    let whole = "whole change (httparse 1.10.1, mime_guess 2.0.5)";
+    assert_eq!(verdict(&report, whole, "files"), "changed");
+    let moved = version_change(cell_report(&report, whole), "httparse");
+    assert_eq!(
+        (&moved["before"], &moved["after"]),
+        (&"1.8.0".into(), &"1.10.1".into())
+    );
+    assert!(
+        run.stdout.contains("mime_guess 2.0.5 breaks files"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// Writes `to` in place of `from` in the working lock, commits it, and
+/// checks `--since HEAD~1` refuses it before anything runs, naming the line.
+fn assert_lock_rejected(from: &str, to: &str, key: &str, reason: &str) {
+    let ctx = repository();
+    ctx.edit("service/Cargo.lock", |text| {
+        assert!(text.contains(from), "{from} in the lock");
+        text.replacen(from, to, 1)
+    });
+    git(&ctx, &["commit", "--quiet", "-am", "edit the lock"]);
+    let line = std::fs::read_to_string(ctx.path("service/Cargo.lock"))
+        .unwrap()
+        .lines()
+        .position(|text| text == to.lines().last().unwrap())
+        .unwrap()
+        + 1;
+    let run = ctx.run(&["--since", "HEAD~1"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("Cargo.lock:{line}:")),
+        "line {line}: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(key), "{key}: {}", run.stderr);
+    assert!(run.stderr.contains(reason), "{reason}: {}", run.stderr);
+    assert!(!ctx.path("state/report").exists(), "nothing ran");
+}
+
+#[test]
+fn shell_text_in_a_locked_version_is_rejected_with_its_line() {
+    assert_lock_rejected(
+        "version = \"2.0.4\"",
+        "version = \"2.0.5; rm -rf /\"",
+        "package[",
+        "is not a semver version",
+    );
+}
+
+#[test]
+fn a_crate_name_that_is_not_one_is_rejected_with_its_line() {
+    assert_lock_rejected(
+        "name = \"mime_guess\"",
+        "name = \"mime_guess$(id)\"",
+        "package[",
+        "is not a crate name",
+    );
+}
+
+#[test]
+fn a_version_the_registry_does_not_have_is_rejected_with_its_line() {
+    assert_lock_rejected(
+        "name = \"mime_guess\"\nversion = \"2.0.4\"",
+        "name = \"mime_guess\"\nversion = \"2.0.99\"",
+        "`mime_guess`",
+        "mime_guess 2.0.99 cannot be installed from the registry:\nno such version, or a yanked one",
+    );
+}
+
+#[test]
+fn a_yanked_version_is_rejected_with_its_line() {
+    // httparse 1.9.0 to 1.9.2 are yanked on the registry.
+    assert_lock_rejected(
+        "name = \"httparse\"\nversion = \"1.8.0\"",
+        "name = \"httparse\"\nversion = \"1.9.1\"",
+        "`httparse`",
+        "httparse 1.9.1 cannot be installed from the registry:\nno such version, or a yanked one",
+    );
+}
+
+#[test]
+fn a_crate_the_registry_does_not_have_is_rejected_with_its_line() {
+    assert_lock_rejected(
+        "name = \"mime_guess\"\nversion = \"2.0.4\"",
+        "name = \"upgrade-check-no-such-crate\"\nversion = \"2.0.4\"",
+        "`upgrade-check-no-such-crate`",
+        "upgrade-check-no-such-crate 2.0.4 cannot be installed from the registry",
+    );
+}
