@@ -205,20 +205,22 @@ impl UvBuilder {
         let _lock = state::lock(&self.dirs.env_lock(&id))?;
         // When a run last used it: what `gc` goes by.
         let _ = std::fs::write(dir.join(crate::gc::USED_FILE), b"");
+        let environment = |reused, built_from_source| Environment {
+            id: id.clone(),
+            dir: dir.clone(),
+            bin: venv.join("bin"),
+            python: Some(PythonEnvironment {
+                interpreter: python.clone(),
+                venv: venv.clone(),
+            }),
+            reused,
+            hash_checked,
+            built_from_source,
+        };
         if complete.exists() {
             let built = fs_err::read_to_string(&built_list).unwrap_or_default();
-            return Ok(Ok(Environment {
-                id,
-                dir,
-                bin: venv.join("bin"),
-                python: Some(PythonEnvironment {
-                    interpreter: python,
-                    venv,
-                }),
-                reused: true,
-                hash_checked,
-                built_from_source: built.lines().map(str::to_owned).collect(),
-            }));
+            let built = built.lines().map(str::to_owned).collect();
+            return Ok(Ok(environment(true, built)));
         }
         // Whatever is here was left by an interrupted build and is not trusted.
         if dir.exists() {
@@ -252,18 +254,7 @@ impl UvBuilder {
         let listed: String = built_from_source.iter().map(|b| format!("{b}\n")).collect();
         fs_err::write(&built_list, listed)?;
         state::write_atomic(&complete, requirements.as_bytes())?;
-        Ok(Ok(Environment {
-            id,
-            dir,
-            bin: venv.join("bin"),
-            python: Some(PythonEnvironment {
-                interpreter: python,
-                venv,
-            }),
-            reused: false,
-            hash_checked,
-            built_from_source,
-        }))
+        Ok(Ok(environment(false, built_from_source)))
     }
 
     fn run_uv(
