@@ -231,14 +231,19 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
                 Some(text) => text,
                 None => fs_err::read_to_string(&config.service.baseline)?,
             };
-            Builder::Cargo(cargo_builder(
-                &config,
-                &options,
-                &dirs,
-                &progress,
-                baseline,
-                baseline_lock,
-            )?)
+            let mut builder =
+                cargo_builder(&config, &options, &dirs, &progress, baseline, baseline_lock)?;
+            if let Some(git_ref) = &options.since {
+                builder.base_manifests =
+                    pr::manifests_changed_since(git_ref, &config.service.root)?;
+                for (path, _) in &builder.base_manifests {
+                    progress.say(&format!(
+                        "since {git_ref}: {} changed; the baseline is built with the old one",
+                        path.display()
+                    ));
+                }
+            }
+            Builder::Cargo(builder)
         }
     };
     // Only the Python index lists a package's versions: ranges and bisection need it.
@@ -837,6 +842,7 @@ fn cargo_builder(
         lock_path,
         baseline,
         baseline_lock,
+        base_manifests: Vec::new(),
         timeout: config.timeouts.build,
         offline: options.offline,
     })

@@ -116,6 +116,42 @@ pub fn baseline_at(git_ref: &str, working: &Path) -> anyhow::Result<Result<Befor
     )
 }
 
+/// The service's `Cargo.toml` files as they were at `git_ref`, where they
+/// differ from the working tree's: what a cargo service's baseline is built
+/// with (a Dependabot bump raises a manifest's requirement with the lock).
+/// Paths are relative to `root`.
+pub fn manifests_changed_since(
+    git_ref: &str,
+    root: &Path,
+) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    check_ref(git_ref)?;
+    // Relative to the current folder, as `ls-tree` lists them without --full-name.
+    let listed = git(
+        root,
+        &[
+            "ls-tree",
+            "-r",
+            "--name-only",
+            "--end-of-options",
+            git_ref,
+            "--",
+            ".",
+        ],
+    )?;
+    let mut changed = Vec::new();
+    for path in listed.lines().map(PathBuf::from) {
+        if path.file_name() != Some(std::ffi::OsStr::new("Cargo.toml")) {
+            continue;
+        }
+        let spec = format!("{git_ref}:./{}", path.display());
+        let before = git(root, &["show", "--end-of-options", &spec])?;
+        if std::fs::read_to_string(root.join(&path)).ok().as_deref() != Some(before.as_str()) {
+            changed.push((path, before));
+        }
+    }
+    Ok(changed)
+}
+
 /// Packages whose pin differs between the two files, in name order.
 ///
 /// A lock may hold one crate at several versions: a version that left is

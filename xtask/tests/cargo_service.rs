@@ -157,6 +157,55 @@ fn a_grouped_lock_bump_is_split_and_the_change_is_attributed_to_its_crate() {
     );
 }
 
+#[test]
+fn a_bump_that_raises_a_manifest_requirement_is_split_on_the_old_manifest() {
+    // Dependabot raises the requirement with the lock: `mime_guess = "2.0.5"`.
+    // Built on the new manifest, the baseline and the httparse cell would
+    // both move mime_guess too, and the change would be blamed on httparse.
+    let ctx = repository();
+    ctx.edit("service/Cargo.toml", |text| {
+        text.replace("mime_guess = \"2.0.4\"", "mime_guess = \"2.0.5\"")
+    });
+    cargo(
+        &ctx,
+        &[
+            "update",
+            "--quiet",
+            "-p",
+            "mime_guess",
+            "--precise",
+            "2.0.5",
+        ],
+    );
+    cargo(
+        &ctx,
+        &["update", "--quiet", "-p", "httparse", "--precise", "1.10.1"],
+    );
+    git(&ctx, &["commit", "--quiet", "-am", "bump crates"]);
+    let run = ctx.run(&["--since", "HEAD~1"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("Cargo.toml changed; the baseline is built with the old one"),
+        "{}",
+        run.stderr
+    );
+    let report = ctx.report();
+    assert_eq!(verdict(&report, "baseline", "files"), "pass");
+    assert_eq!(verdict(&report, "httparse 1.10.1", "files"), "pass");
+    assert!(
+        cell_report(&report, "httparse 1.10.1")["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|change| change["package"] != "mime_guess"),
+        "mime_guess stays locked in the httparse cell"
+    );
+    assert_eq!(verdict(&report, "mime_guess 2.0.5", "files"), "changed");
+    let whole = "whole change (httparse 1.10.1, mime_guess 2.0.5)";
+    assert_eq!(verdict(&report, whole, "files"), "changed");
+}
+
 /// Writes `to` in place of `from` in the working lock, commits it, and
 /// checks `--since HEAD~1` refuses it before anything runs, naming the line.
 fn assert_lock_rejected(from: &str, to: &str, key: &str, reason: &str) {

@@ -13,7 +13,9 @@ use std::time::Duration;
 use anyhow::Context;
 use sha2::Digest;
 
-use super::{BaselineFile, BuildFailure, Environment, Resolution, ResolvedSet, cargo_lock, hash};
+use super::{
+    BaselineFile, BuildFailure, CargoInputs, Environment, Resolution, ResolvedSet, cargo_lock, hash,
+};
 use crate::input::Source;
 use crate::package::Version;
 use crate::plan::Pin;
@@ -68,23 +70,32 @@ pub struct CargoBuilder {
     pub baseline: BaselineFile,
     /// The baseline lock's text (at the pull request's base in PR mode).
     pub baseline_lock: String,
+    /// In PR mode, the base's `Cargo.toml` files where the change edits
+    /// them, by path relative to `root`: the baseline is built with them.
+    pub base_manifests: Vec<(PathBuf, String)>,
     pub timeout: Duration,
     /// Never reach the registry: use what cargo has downloaded.
     pub offline: bool,
 }
 
 impl CargoBuilder {
+    /// The baseline lock, with the baseline's manifests.
     pub fn resolve_baseline(&self) -> anyhow::Result<Result<Resolution, BuildFailure>> {
-        self.resolve(&self.baseline_lock, &[])
+        self.resolve(&self.baseline_lock, &[], &self.base_manifests)
     }
 
-    /// A lock (a pull request's) as it is.
+    /// A lock (a pull request's) as it is, with the working tree's manifests.
     pub fn resolve_file(&self, path: &Path) -> anyhow::Result<Result<Resolution, BuildFailure>> {
-        self.resolve(&fs_err::read_to_string(path)?, &[])
+        self.resolve(&fs_err::read_to_string(path)?, &[], &[])
     }
 
     /// The baseline lock with each pin moved by `cargo update -p NAME@OLD
     /// --precise NEW`: what the pin requires moves with it, nothing else.
+    ///
+    /// A pull request that also raises requirements in `Cargo.toml` would
+    /// move other crates with them: the pins go on the base's manifests, and
+    /// only when those refuse a pin (a major bump the change allows by
+    /// editing its requirement) on the working tree's.
     pub fn resolve_cell(
         &self,
         baseline: &ResolvedSet,
@@ -102,7 +113,11 @@ impl CargoBuilder {
             let from = updated_version(&locked, &pin.version);
             updates.push((format!("{}@{from}", pin.package), pin.version.to_string()));
         }
-        self.resolve(&self.baseline_lock, &updates)
+        let on_base = self.resolve(&self.baseline_lock, &updates, &self.base_manifests)?;
+        if on_base.is_ok() || self.base_manifests.is_empty() {
+            return Ok(on_base);
+        }
+        self.resolve(&self.baseline_lock, &updates, &[])
     }
 
     /// Whether the registry offers `pin`: `cargo info` (run outside any
@@ -137,33 +152,44 @@ impl CargoBuilder {
         ))))
     }
 
-    /// Starts from `lock`, runs each `(spec, version)` update, then lets cargo
-    /// fetch what the lock names (settling a lock the manifests outgrew).
+    /// Starts from `lock` with `manifests` laid over the service's, runs each
+    /// `(spec, version)` update, then lets cargo fetch what the lock names
+    /// (settling a lock the manifests outgrew).
     fn resolve(
         &self,
         lock: &str,
         updates: &[(String, String)],
+        manifests: &[(PathBuf, String)],
     ) -> anyhow::Result<Result<Resolution, BuildFailure>> {
         let listed: Vec<String> = updates
             .iter()
             .map(|(spec, version)| format!("{spec} {version}"))
             .collect();
+        let inputs = CargoInputs {
+            lock: lock.to_owned(),
+            manifests: manifests.to_vec(),
+        };
         let key = hash(&[
             "cargo-resolve-v1",
             &self.cargo.version,
             &self.source_digest()?,
+            &inputs.manifests_text(),
             lock,
             &listed.join("\n"),
         ]);
         let cached = self.dirs.resolutions_dir().join(format!("{key}.lock"));
         if let Ok(text) = fs_err::read_to_string(&cached) {
+            let inputs = CargoInputs {
+                lock: text,
+                ..inputs
+            };
             return Ok(Ok(Resolution {
-                set: self.resolved_set(&cached, text)?,
+                set: resolved_set(&cached, inputs)?,
                 reused: true,
             }));
         }
         let scratch = tempfile::tempdir()?;
-        let source = self.copy_source(scratch.path(), lock)?;
+        let source = self.copy_source(scratch.path(), &inputs)?;
         let target_dir = scratch.path().join("target");
         for (spec, version) in updates {
             let mut args = vec![OsString::from("update"), "--package".into()];
@@ -177,18 +203,15 @@ impl CargoBuilder {
             return Ok(Err(failure));
         }
         let text = fs_err::read_to_string(source.join(&self.lock_path))?;
-        let set = self.resolved_set(&cached, text.clone())?;
         state::write_atomic(&cached, text.as_bytes())?;
-        Ok(Ok(Resolution { set, reused: false }))
-    }
-
-    fn resolved_set(&self, path: &Path, text: String) -> anyhow::Result<ResolvedSet> {
-        let source = Source {
-            path: path.to_owned(),
-            text,
+        let inputs = CargoInputs {
+            lock: text,
+            ..inputs
         };
-        let pins = cargo_lock::parse(&source)?;
-        Ok(ResolvedSet::from_lock(&pins, source.text))
+        Ok(Ok(Resolution {
+            set: resolved_set(&cached, inputs)?,
+            reused: false,
+        }))
     }
 
     /// The service's binaries built against `set`'s lock, kept under
@@ -197,15 +220,16 @@ impl CargoBuilder {
         &self,
         set: &ResolvedSet,
     ) -> anyhow::Result<Result<Environment, BuildFailure>> {
-        let lock = set
-            .lock
-            .as_deref()
+        let inputs = set
+            .cargo
+            .as_ref()
             .context("a cargo resolved set carries its lock")?;
         let key = hash(&[
             "cargo-env-v1",
             &self.cargo.version,
             &self.source_digest()?,
-            lock,
+            &inputs.manifests_text(),
+            &inputs.lock,
         ]);
         let id = key[..16].to_owned();
         let dir = self.dirs.envs_dir().join(&id);
@@ -230,7 +254,7 @@ impl CargoBuilder {
         }
         fs_err::create_dir_all(&bin)?;
         let scratch = tempfile::tempdir()?;
-        let source = self.copy_source(scratch.path(), lock)?;
+        let source = self.copy_source(scratch.path(), inputs)?;
         let target_dir = self.dirs.cargo_target_dir();
         let mut args = vec![OsString::from("build"), "--locked".into()];
         args.extend(["--message-format".into(), "json-render-diagnostics".into()]);
@@ -257,15 +281,19 @@ impl CargoBuilder {
                 "cargo build produced no binary: the service needs a [[bin]] target".to_owned(),
             )));
         }
-        state::write_atomic(&complete, lock.as_bytes())?;
+        state::write_atomic(&complete, inputs.lock.as_bytes())?;
         Ok(Ok(environment(false)))
     }
 
-    /// A private copy of the service with `lock` in place of its own.
-    fn copy_source(&self, scratch: &Path, lock: &str) -> anyhow::Result<PathBuf> {
+    /// A private copy of the service with the inputs' lock and manifests in
+    /// place of its own.
+    fn copy_source(&self, scratch: &Path, inputs: &CargoInputs) -> anyhow::Result<PathBuf> {
         let source = scratch.join("service");
         state::copy_tree(&self.root, &source)?;
-        fs_err::write(source.join(&self.lock_path), lock)?;
+        fs_err::write(source.join(&self.lock_path), &inputs.lock)?;
+        for (path, manifest) in &inputs.manifests {
+            fs_err::write(source.join(path), manifest)?;
+        }
         Ok(source)
     }
 
@@ -322,6 +350,16 @@ impl CargoBuilder {
             crate::service::tail(said.trim(), 40)
         ))))
     }
+}
+
+/// The set a lock holds, read back from where it was cached.
+fn resolved_set(path: &Path, inputs: CargoInputs) -> anyhow::Result<ResolvedSet> {
+    let source = Source {
+        path: path.to_owned(),
+        text: inputs.lock.clone(),
+    };
+    let pins = cargo_lock::parse(&source)?;
+    Ok(ResolvedSet::from_lock(&pins, inputs))
 }
 
 /// Which of a crate's locked versions a pin replaces: the one semver-compatible

@@ -24,7 +24,7 @@ use crate::plan::Pin;
 pub use baseline::{BaselineFile, DeclaredHashes};
 pub use cargo_build::CargoBuilder;
 pub use python::Python;
-pub use requirements::{ResolvedSet, VersionChange};
+pub use requirements::{CargoInputs, ResolvedSet, VersionChange};
 pub use uv::Uv;
 pub use uv_build::UvBuilder;
 

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
 use crate::package::PackageName;
 use crate::package::Version;
@@ -16,8 +17,28 @@ use super::baseline::DeclaredHashes;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedSet {
     pub packages: BTreeMap<PackageName, Resolved>,
-    /// A cargo set's `Cargo.lock`, which its build uses as it is.
-    pub lock: Option<String>,
+    /// What a cargo set is built from besides the service's own files.
+    pub cargo: Option<CargoInputs>,
+}
+
+/// A cargo set's lock, and the manifests its build lays over the service's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CargoInputs {
+    /// The `Cargo.lock` that holds the set; the build uses it as it is.
+    pub lock: String,
+    /// `Cargo.toml` files that replace the working tree's (a pull request's
+    /// base ones, for its baseline), by path relative to the service's folder.
+    pub manifests: Vec<(PathBuf, String)>,
+}
+
+impl CargoInputs {
+    /// The laid-over manifests as one text: part of every key they change.
+    pub fn manifests_text(&self) -> String {
+        self.manifests
+            .iter()
+            .map(|(path, manifest)| format!("# {} laid over:\n{manifest}\n", path.display()))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,12 +131,12 @@ impl ResolvedSet {
         }
         Ok(ResolvedSet {
             packages,
-            lock: None,
+            cargo: None,
         })
     }
 
-    /// The registry packages of a cargo `lock`, which the set keeps.
-    pub fn from_lock(pins: &[super::baseline::DeclaredPin], lock: String) -> ResolvedSet {
+    /// The registry packages of a cargo lock (`pins`, parsed from `inputs.lock`).
+    pub fn from_lock(pins: &[super::baseline::DeclaredPin], inputs: CargoInputs) -> ResolvedSet {
         let mut versions: BTreeMap<PackageName, Vec<Version>> = BTreeMap::new();
         for pin in pins {
             versions
@@ -139,7 +160,7 @@ impl ResolvedSet {
             .collect();
         ResolvedSet {
             packages,
-            lock: Some(lock),
+            cargo: Some(inputs),
         }
     }
 
@@ -172,7 +193,8 @@ impl ResolvedSet {
     }
 
     /// `name==version` lines in name order, with their digests when hash
-    /// checked: the install list and the cache key.
+    /// checked: the install list and the cache key. A cargo set adds the
+    /// manifests its build lays over the service's.
     pub fn to_requirements(&self) -> String {
         let mut text = String::new();
         for (name, resolved) in &self.packages {
@@ -184,6 +206,9 @@ impl ResolvedSet {
                 let _ = write!(text, " \\\n    --hash={hash}");
             }
             text.push('\n');
+        }
+        if let Some(inputs) = &self.cargo {
+            text.push_str(&inputs.manifests_text());
         }
         text
     }
