@@ -196,10 +196,24 @@ fn the_comment_is_posted_by_a_separate_workflow_that_runs_no_pr_code() {
 #[test]
 fn dependabot_and_renovate_settings_parse() {
     let dependabot = load("dependabot.yml");
-    assert_eq!(
-        dependabot["updates"][0]["package-ecosystem"].as_str(),
-        Some("pip")
-    );
+    // Each update watches a fixture folder that holds its ecosystem's pins.
+    let mut ecosystems = Vec::new();
+    for update in dependabot["updates"].as_vec().unwrap() {
+        let ecosystem = update["package-ecosystem"].as_str().unwrap();
+        let folder = update["directory"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches('/');
+        let pins = match ecosystem {
+            "pip" => "requirements.txt",
+            "cargo" => "Cargo.lock",
+            other => panic!("an ecosystem the harness does not read: {other}"),
+        };
+        let path = common::workspace_root().join(folder).join(pins);
+        assert!(path.is_file(), "{} for {ecosystem}", path.display());
+        ecosystems.push(ecosystem);
+    }
+    assert_eq!(ecosystems, ["pip", "cargo"]);
     let renovate: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(common::workspace_root().join("docs/ci/renovate.json")).unwrap(),
     )
