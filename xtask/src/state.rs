@@ -77,6 +77,14 @@ impl StateDirs {
     }
 }
 
+/// A folder in the system's temp folder for one build step (a resolution's
+/// input, a copy of the service to build), removed on drop and also by
+/// [`remove_temp_dirs`], so that an interrupted build leaves none.
+pub fn temp_dir() -> anyhow::Result<TempDir> {
+    let dir = tempfile::tempdir().context("cannot create a temp folder")?;
+    Ok(TempDir::registered(dir))
+}
+
 /// A temp folder that is also removed by [`remove_temp_dirs`].
 pub struct TempDir(tempfile::TempDir);
 

@@ -283,3 +283,85 @@ fn a_crate_the_registry_does_not_have_is_rejected_with_its_line() {
         "upgrade-check-no-such-crate 2.0.4 cannot be installed from the registry",
     );
 }
+
+/// Processes whose command line mentions `path`.
+fn processes_mentioning(path: &std::path::Path) -> Vec<String> {
+    let needle = path.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains(&needle))
+        .collect()
+}
+
+#[test]
+fn sigint_during_a_cargo_build_leaves_no_cargo_and_no_temp_folder() {
+    interrupt_a_cargo_build(&[nix::sys::signal::Signal::SIGINT]);
+}
+
+#[test]
+fn a_second_signal_during_a_cargo_build_quits_at_once_and_still_leaves_nothing() {
+    // Two different signals: the kernel would merge two of the same kind.
+    use nix::sys::signal::Signal;
+    interrupt_a_cargo_build(&[Signal::SIGTERM, Signal::SIGINT]);
+}
+
+/// Starts the cargo fixture on an empty cache, sends `signals` once cargo
+/// builds, and checks the harness stops with no cargo and no temp folder left.
+fn interrupt_a_cargo_build(signals: &[nix::sys::signal::Signal]) {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+
+    let ctx = TestContext::cargo();
+    // A cache of its own: nothing is built yet, so cargo is at work when the signal comes.
+    let (temp, cache) = (ctx.path("system-tmp"), ctx.path("cache"));
+    std::fs::create_dir_all(&temp).unwrap();
+    let mut command = ctx.command(&[]);
+    command
+        .env("TMPDIR", &temp)
+        .env("UPGRADE_CHECK_CACHE_DIR", &cache)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut harness = command.spawn().unwrap();
+    let stderr = harness.stderr.take().unwrap();
+    let printed = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .inspect(|line| eprintln!("{line}"))
+            .collect::<Vec<_>>()
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while processes_mentioning(&cache.join("cargo-target")).is_empty() {
+        assert!(Instant::now() < deadline, "cargo build never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        std::fs::read_dir(&temp).unwrap().next().is_some(),
+        "the build works in a temp folder"
+    );
+    for signal in signals {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(harness.id() as i32), *signal).unwrap();
+    }
+    let status = harness.wait().unwrap();
+    let printed = printed.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{printed:?}");
+    // A process SIGKILLed a moment ago may still be tearing down.
+    let killed_by = Instant::now() + Duration::from_secs(5);
+    while !processes_mentioning(&cache).is_empty() && Instant::now() < killed_by {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        processes_mentioning(&cache).is_empty(),
+        "cargo outlived the harness: {:?}",
+        processes_mentioning(&cache)
+    );
+    let left: Vec<_> = std::fs::read_dir(&temp)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .collect();
+    assert!(left.is_empty(), "temp folders left behind: {left:?}");
+}

@@ -123,7 +123,7 @@ impl CargoBuilder {
     /// Whether the registry offers `pin`: `cargo info` (run outside any
     /// project) finds neither a version that does not exist nor a yanked one.
     pub fn check_exists(&self, pin: &Pin) -> anyhow::Result<Result<(), BuildFailure>> {
-        let outside = tempfile::tempdir()?;
+        let outside = state::temp_dir()?;
         let mut args = vec![
             OsString::from("info"),
             format!("{}@{}", pin.package, pin.version).into(),
@@ -188,7 +188,7 @@ impl CargoBuilder {
                 reused: true,
             }));
         }
-        let scratch = tempfile::tempdir()?;
+        let scratch = state::temp_dir()?;
         let source = self.copy_source(scratch.path(), &inputs)?;
         let target_dir = scratch.path().join("target");
         for (spec, version) in updates {
@@ -253,7 +253,7 @@ impl CargoBuilder {
             fs_err::remove_dir_all(&dir)?;
         }
         fs_err::create_dir_all(&bin)?;
-        let scratch = tempfile::tempdir()?;
+        let scratch = state::temp_dir()?;
         let source = self.copy_source(scratch.path(), inputs)?;
         let target_dir = self.dirs.cargo_target_dir();
         let mut args = vec![OsString::from("build"), "--locked".into()];

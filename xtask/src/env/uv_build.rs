@@ -51,7 +51,7 @@ impl UvBuilder {
     /// Whether the index offers `pin` for installing here: `Err` with uv's
     /// answer when it has no such version, or when the version is yanked.
     pub fn check_exists(&self, pin: &Pin) -> anyhow::Result<Result<(), BuildFailure>> {
-        let scratch = tempfile::tempdir()?;
+        let scratch = state::temp_dir()?;
         let input = scratch.path().join("pin.in");
         fs_err::write(&input, format!("{}=={}\n", pin.package, pin.version))?;
         // Not --quiet: uv says "is yanked" as a warning on a successful resolution.
@@ -137,7 +137,7 @@ impl UvBuilder {
                 reused: true,
             }));
         }
-        let scratch = tempfile::tempdir()?;
+        let scratch = state::temp_dir()?;
         let input_path = scratch.path().join("requirements.in");
         let output_path = scratch.path().join("requirements.txt");
         fs_err::write(&input_path, input)?;
