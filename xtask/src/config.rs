@@ -14,6 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::input::{InputError, Source};
+pub use crate::package::Ecosystem;
 use crate::package::{PackageName, Version};
 
 /// Placeholders the harness fills in `service.command` and environment values.
@@ -85,15 +86,6 @@ pub struct Config {
     pub redactions: Vec<Redaction>,
     /// Every profile; the baseline's is `service.profile`.
     pub profiles: Vec<Profile>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Ecosystem {
-    /// Pins in a requirements file or `pyproject.toml`; environments built with uv.
-    Python,
-    /// Pins in `Cargo.lock`; each resolved set built once with cargo.
-    Cargo,
 }
 
 #[derive(Debug, Clone)]

@@ -9,9 +9,17 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::config::Ecosystem;
+/// Where a service's dependencies come from, and whose rules they follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ecosystem {
+    /// Pins in a requirements file or `pyproject.toml`; environments built with uv.
+    Python,
+    /// Pins in `Cargo.lock`; each resolved set built once with cargo.
+    Cargo,
+}
 
 /// A dependency's name, normalised for its ecosystem.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

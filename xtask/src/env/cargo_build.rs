@@ -375,7 +375,7 @@ fn updated_version<'a>(locked: &[&'a Version], pin: &Version) -> &'a Version {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Ecosystem;
+    use crate::package::Ecosystem;
 
     #[test]
     fn a_pin_replaces_the_locked_version_it_is_compatible_with() {

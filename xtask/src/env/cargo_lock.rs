@@ -14,7 +14,7 @@ use toml::Spanned;
 
 use super::baseline::DeclaredPin;
 use crate::input::{InputError, Source};
-use crate::package::{PackageName, Version};
+use crate::package::{Ecosystem, PackageName, Version};
 
 #[derive(Deserialize)]
 struct RawLock {
@@ -54,8 +54,8 @@ pub fn parse(source: &Source) -> Result<Vec<DeclaredPin>, InputError> {
         let name = PackageName::crate_name(package.name.get_ref()).map_err(|message| {
             source.error_at(Some(package.name.span()), &key("name"), &message)
         })?;
-        let version = Version::parse(crate::config::Ecosystem::Cargo, package.version.get_ref())
-            .map_err(|message| {
+        let version =
+            Version::parse(Ecosystem::Cargo, package.version.get_ref()).map_err(|message| {
                 source.error_at(Some(package.version.span()), &key("version"), &message)
             })?;
         let Some(from) = &package.source else {
