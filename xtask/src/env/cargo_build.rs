@@ -14,7 +14,8 @@ use anyhow::Context;
 use sha2::Digest;
 
 use super::{
-    BaselineFile, BuildFailure, CargoInputs, Environment, Resolution, ResolvedSet, cargo_lock, hash,
+    BaselineFile, BuildFailure, CargoInputs, Environment, Resolution, ResolvedSet, cargo_lock,
+    hash, run_step,
 };
 use crate::input::Source;
 use crate::package::Version;
@@ -326,29 +327,20 @@ impl CargoBuilder {
             args.push("--offline".into());
         }
         let command = self.cargo.command(dir, args, target_dir);
-        let output = process::run_captured(command, self.timeout)
-            .with_context(|| format!("cannot run {}", self.cargo.path.display()))?;
-        let Some(output) = output else {
-            return Ok(Err(BuildFailure(format!(
-                "{doing} did not finish within {}",
-                humantime::format_duration(self.timeout)
-            ))));
-        };
-        if output.status.success() {
-            return Ok(Ok(output));
-        }
-        // The private copy's path means nothing to a reader; cargo's first
-        // error line, last, is what the report's summary shows.
-        let said =
-            String::from_utf8_lossy(&output.stderr).replace(&*dir.to_string_lossy(), "<service>");
-        let error = said
-            .lines()
-            .find(|line| line.starts_with("error"))
-            .unwrap_or("cargo printed no error line");
-        Ok(Err(BuildFailure(format!(
-            "{}\n{doing}: {error}",
-            crate::service::tail(said.trim(), 40)
-        ))))
+        run_step(command, self.timeout, doing, |output| {
+            // The private copy's path means nothing to a reader; cargo's first
+            // error line, last, is what the report's summary shows.
+            let said = String::from_utf8_lossy(&output.stderr)
+                .replace(&*dir.to_string_lossy(), "<service>");
+            let error = said
+                .lines()
+                .find(|line| line.starts_with("error"))
+                .unwrap_or("cargo printed no error line");
+            format!(
+                "{}\n{doing}: {error}",
+                crate::service::tail(said.trim(), 40)
+            )
+        })
     }
 }
 

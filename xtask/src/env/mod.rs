@@ -16,10 +16,14 @@ pub mod uv_build;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
 
+use anyhow::Context;
 use sha2::{Digest, Sha256};
 
 use crate::plan::Pin;
+use crate::process;
 
 pub use baseline::{BaselineFile, DeclaredHashes};
 pub use cargo_build::CargoBuilder;
@@ -140,6 +144,29 @@ pub struct PythonEnvironment {
 /// Why a cell could not be built, in the words of the tool that failed.
 #[derive(Debug, Clone)]
 pub struct BuildFailure(pub String);
+
+/// Runs one step of a build (uv or cargo): `Ok(Err(..))` when the step
+/// failed, saying so in `failed`'s reading of its output, or timed out.
+fn run_step(
+    command: duct::Expression,
+    timeout: Duration,
+    doing: &str,
+    failed: impl FnOnce(&Output) -> String,
+) -> anyhow::Result<Result<Output, BuildFailure>> {
+    let output =
+        process::run_captured(command, timeout).with_context(|| format!("cannot start {doing}"))?;
+    let Some(output) = output else {
+        return Ok(Err(BuildFailure(format!(
+            "{doing} did not finish within {}",
+            humantime::format_duration(timeout)
+        ))));
+    };
+    if output.status.success() {
+        Ok(Ok(output))
+    } else {
+        Ok(Err(BuildFailure(failed(&output))))
+    }
+}
 
 fn os_args(args: &[&str]) -> Vec<OsString> {
     args.iter().map(OsString::from).collect()

@@ -12,7 +12,7 @@ use anyhow::Context;
 
 use super::{
     BaselineFile, BuildFailure, DeclaredHashes, Environment, Python, PythonEnvironment, Resolution,
-    ResolvedSet, Uv, hash, os_args,
+    ResolvedSet, Uv, hash, os_args, run_step,
 };
 use crate::package::PackageName;
 use crate::plan::Pin;
@@ -265,21 +265,10 @@ impl UvBuilder {
         if self.offline {
             args.push("--offline".into());
         }
-        let output = process::run_captured(self.uv.command(args), self.timeout)
-            .with_context(|| format!("cannot run {}", self.uv.path.display()))?;
-        let Some(output) = output else {
-            return Ok(Err(BuildFailure(format!(
-                "{doing} did not finish within {}",
-                humantime::format_duration(self.timeout)
-            ))));
-        };
-        if output.status.success() {
-            Ok(Ok(()))
-        } else {
-            Ok(Err(BuildFailure(
-                String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-            )))
-        }
+        let ran = run_step(self.uv.command(args), self.timeout, doing, |output| {
+            String::from_utf8_lossy(&output.stderr).trim().to_owned()
+        })?;
+        Ok(ran.map(drop))
     }
 }
 
