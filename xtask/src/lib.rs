@@ -202,19 +202,17 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
             config.service.root.display()
         ));
     }
-    let mut baseline = BaselineFile::load(&config.service.baseline)?;
-    let pin_files = pin_files(&config, &baseline);
-    // In pull-request mode the file as it was at the ref is the baseline.
-    let before = match &options.since {
-        Some(git_ref) => Some(pr::baseline_at(git_ref, &config.service.baseline)??),
-        None => None,
+    let working = BaselineFile::load(&config.service.baseline)?;
+    let pin_files = pin_files(&config, &working);
+    // In pull-request mode the file as it was at the ref is the baseline and
+    // the working file the change.
+    let (baseline, after) = match &options.since {
+        Some(git_ref) => {
+            let before = pr::baseline_at(git_ref, &config.service.baseline)??;
+            (before.file, Some((working, before.name)))
+        }
+        None => (working, None),
     };
-    // In pull-request mode the working file is the change, the old one the baseline.
-    let mut baseline_text = None;
-    let after = before.map(|before| {
-        baseline_text = Some(before.text);
-        (std::mem::replace(&mut baseline, before.file), before.name)
-    });
     let builder = match config.service.ecosystem {
         config::Ecosystem::Python => {
             let mut hashes = env::DeclaredHashes::default();
@@ -226,25 +224,9 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
                 uv_builder(&config, &options, &dirs, &progress, baseline, hashes).await?,
             )
         }
-        config::Ecosystem::Cargo => {
-            let baseline_lock = match baseline_text {
-                Some(text) => text,
-                None => fs_err::read_to_string(&config.service.baseline)?,
-            };
-            let mut builder =
-                cargo_builder(&config, &options, &dirs, &progress, baseline, baseline_lock)?;
-            if let Some(git_ref) = &options.since {
-                builder.base_manifests =
-                    pr::manifests_changed_since(git_ref, &config.service.root)?;
-                for (path, _) in &builder.base_manifests {
-                    progress.say(&format!(
-                        "since {git_ref}: {} changed; the baseline is built with the old one",
-                        path.display()
-                    ));
-                }
-            }
-            Builder::Cargo(builder)
-        }
+        config::Ecosystem::Cargo => Builder::Cargo(cargo_builder(
+            &config, &options, &dirs, &progress, baseline,
+        )?),
     };
     // Only the Python index lists a package's versions: ranges and bisection need it.
     let index = match &builder {
@@ -815,14 +797,14 @@ async fn uv_builder(
     })
 }
 
-/// Finds cargo for a cargo service, whose lock is `baseline_lock`.
+/// Finds cargo for a cargo service; in pull-request mode, also the
+/// manifests the change edits, which the baseline is built without.
 fn cargo_builder(
     config: &Config,
     options: &Options,
     dirs: &StateDirs,
     progress: &Progress,
     baseline: BaselineFile,
-    baseline_lock: String,
 ) -> anyhow::Result<env::CargoBuilder> {
     if options.no_build {
         bail!("--no-build refuses Python source distributions; a cargo service is always built");
@@ -835,14 +817,26 @@ fn cargo_builder(
         .strip_prefix(&config.service.root)
         .context("the baseline lock is inside the service's folder")?
         .to_owned();
+    let root = &config.service.root;
+    let source_digest = env::cargo_build::source_digest(root, &config.service.baseline)?;
+    let mut base_manifests = Vec::new();
+    if let Some(git_ref) = &options.since {
+        base_manifests = pr::manifests_changed_since(git_ref, root)?;
+        for (path, _) in &base_manifests {
+            progress.say(&format!(
+                "since {git_ref}: {} changed; the baseline is built with the old one",
+                path.display()
+            ));
+        }
+    }
     Ok(env::CargoBuilder {
         cargo,
         dirs: dirs.clone(),
-        root: config.service.root.clone(),
+        root: root.clone(),
         lock_path,
+        source_digest,
         baseline,
-        baseline_lock,
-        base_manifests: Vec::new(),
+        base_manifests,
         timeout: config.timeouts.build,
         offline: options.offline,
     })

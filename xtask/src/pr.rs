@@ -47,8 +47,6 @@ impl std::fmt::Display for PinChange {
 /// The baseline file as the change found it.
 pub struct Before {
     pub file: BaselineFile,
-    /// The file's text (a cargo service's baseline lock is built from it).
-    pub text: String,
     /// How errors and reports name it: `REF:path/in/repo`.
     pub name: String,
 }
@@ -107,13 +105,8 @@ pub fn baseline_at(git_ref: &str, working: &Path) -> anyhow::Result<Result<Befor
     let folder = in_repo.parent().unwrap_or(Path::new("")).to_owned();
     let read_include = |relative: &Path| show(&folder.join(relative));
     // Its path in the repository: the file name says how to read it.
-    Ok(
-        BaselineFile::parse(&in_repo, &source, &read_include).map(|file| Before {
-            file,
-            text: source.text.clone(),
-            name: spec,
-        }),
-    )
+    Ok(BaselineFile::parse(&in_repo, &source, &read_include)
+        .map(|file| Before { file, name: spec }))
 }
 
 /// The service's `Cargo.toml` files as they were at `git_ref`, where they

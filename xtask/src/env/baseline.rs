@@ -24,6 +24,8 @@ const MAX_INCLUDE_DEPTH: usize = 8;
 #[derive(Debug, Clone)]
 pub struct BaselineFile {
     pub path: PathBuf,
+    /// The top file's text as read: a cargo service's builds start from it.
+    pub text: String,
     /// Python requirements as written; empty for a `Cargo.lock`.
     pub requirements: Vec<Declared>,
     /// Every exact pin: the `==` requirements, or the lock's registry packages.
@@ -77,6 +79,7 @@ impl BaselineFile {
         if name == "Cargo.lock" {
             return Ok(BaselineFile {
                 path: path.to_owned(),
+                text: source.text.clone(),
                 requirements,
                 pins: super::cargo_lock::parse(source)?,
             });
@@ -99,6 +102,7 @@ impl BaselineFile {
             .collect();
         Ok(BaselineFile {
             path: path.to_owned(),
+            text: source.text.clone(),
             requirements,
             pins,
         })

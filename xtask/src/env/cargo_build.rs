@@ -68,9 +68,12 @@ pub struct CargoBuilder {
     pub root: PathBuf,
     /// Where the lock sits inside `root`.
     pub lock_path: PathBuf,
+    /// Digest of the service's files other than its lock (what a build
+    /// compiles), taken once: part of every resolution's and build's key.
+    pub source_digest: String,
+    /// The baseline lock (at the pull request's base in PR mode); builds
+    /// start from its text.
     pub baseline: BaselineFile,
-    /// The baseline lock's text (at the pull request's base in PR mode).
-    pub baseline_lock: String,
     /// In PR mode, the base's `Cargo.toml` files where the change edits
     /// them, by path relative to `root`: the baseline is built with them.
     pub base_manifests: Vec<(PathBuf, String)>,
@@ -82,7 +85,7 @@ pub struct CargoBuilder {
 impl CargoBuilder {
     /// The baseline lock, with the baseline's manifests.
     pub fn resolve_baseline(&self) -> anyhow::Result<Result<Resolution, BuildFailure>> {
-        self.resolve(&self.baseline_lock, &[], &self.base_manifests)
+        self.resolve(&self.baseline.text, &[], &self.base_manifests)
     }
 
     /// A lock (a pull request's) as it is, with the working tree's manifests.
@@ -114,11 +117,11 @@ impl CargoBuilder {
             let from = updated_version(&locked, &pin.version);
             updates.push((format!("{}@{from}", pin.package), pin.version.to_string()));
         }
-        let on_base = self.resolve(&self.baseline_lock, &updates, &self.base_manifests)?;
+        let on_base = self.resolve(&self.baseline.text, &updates, &self.base_manifests)?;
         if on_base.is_ok() || self.base_manifests.is_empty() {
             return Ok(on_base);
         }
-        self.resolve(&self.baseline_lock, &updates, &[])
+        self.resolve(&self.baseline.text, &updates, &[])
     }
 
     /// Whether the registry offers `pin`: `cargo info` (run outside any
@@ -173,7 +176,7 @@ impl CargoBuilder {
         let key = hash(&[
             "cargo-resolve-v1",
             &self.cargo.version,
-            &self.source_digest()?,
+            &self.source_digest,
             &inputs.manifests_text(),
             lock,
             &listed.join("\n"),
@@ -228,7 +231,7 @@ impl CargoBuilder {
         let key = hash(&[
             "cargo-env-v1",
             &self.cargo.version,
-            &self.source_digest()?,
+            &self.source_digest,
             &inputs.manifests_text(),
             &inputs.lock,
         ]);
@@ -298,14 +301,6 @@ impl CargoBuilder {
         Ok(source)
     }
 
-    /// The service's files other than its lock: what a build compiles.
-    fn source_digest(&self) -> anyhow::Result<String> {
-        let mut hasher = sha2::Sha256::new();
-        let lock = self.root.join(&self.lock_path);
-        state::hash_tree(&self.root, &mut hasher, |path| path != lock)?;
-        Ok(hex::encode(hasher.finalize()))
-    }
-
     fn run(
         &self,
         dir: &Path,
@@ -342,6 +337,13 @@ impl CargoBuilder {
             )
         })
     }
+}
+
+/// Digest of the files under `root` other than `lock`.
+pub fn source_digest(root: &Path, lock: &Path) -> anyhow::Result<String> {
+    let mut hasher = sha2::Sha256::new();
+    state::hash_tree(root, &mut hasher, |path| path != lock)?;
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// The set a lock holds, read back from where it was cached.
