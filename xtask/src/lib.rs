@@ -862,14 +862,7 @@ async fn check_versions_exist(
         if let Err(failure) =
             tokio::task::spawn_blocking(move || checker.check_exists(&asked)).await??
         {
-            let exact = after
-                .pins
-                .iter()
-                .find(|declared| declared.package == pin.package && declared.version == pin.version)
-                .map(|declared| (declared.path.as_path(), declared.line));
-            let (path, line) = exact
-                .or_else(|| after.origin_of(&pin.package))
-                .unwrap_or((after.path.as_path(), 1));
+            let (path, line) = after.origin_of(&pin).unwrap_or((after.path.as_path(), 1));
             return Err(input::InputError {
                 path: path.to_owned(),
                 line,

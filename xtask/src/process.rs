@@ -7,13 +7,12 @@
 
 use std::collections::BTreeSet;
 use std::io;
-
-use anyhow::Context;
 use std::os::unix::process::CommandExt;
 use std::process::{ExitStatus, Output};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 

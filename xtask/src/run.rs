@@ -470,10 +470,9 @@ fn summary(report: &CellReport) -> String {
     }
 }
 
-/// A recorded result in place of running the cell: its environment as this
-/// run prepared it, and the baseline's noise restored for the other cells.
-/// A recorded result in place of a run; what depends on this run's
-/// baseline (the versions that differ from it) and environment is `fresh`.
+/// A recorded result in place of running the cell. What depends on this
+/// run (its environment, the versions that differ from its baseline) is
+/// taken from `fresh`; a reused baseline restores its noise for the others.
 fn reuse(
     ctx: &RunContext,
     cell: &Cell,

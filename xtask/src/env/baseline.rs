@@ -16,6 +16,7 @@ use pep508_rs::{Requirement, VerbatimUrl, VersionOrUrl};
 
 use crate::input::{InputError, Source};
 use crate::package::{PackageName, Version};
+use crate::plan::Pin;
 
 /// How deep `-r` includes may nest; deeper is a mistake or a trap.
 const MAX_INCLUDE_DEPTH: usize = 8;
@@ -108,13 +109,20 @@ impl BaselineFile {
         })
     }
 
-    /// Where `package` is pinned or required, if anywhere: its file and line.
-    pub fn origin_of(&self, package: &PackageName) -> Option<(&Path, usize)> {
+    /// Where `pin` is written (a lock may pin a crate at several versions),
+    /// else where its package is pinned or required: its file and line.
+    pub fn origin_of(&self, pin: &Pin) -> Option<(&Path, usize)> {
+        let package = &pin.package;
         let pinned = self
             .pins
             .iter()
-            .find(|pin| &pin.package == package)
-            .map(|pin| (pin.path.as_path(), pin.line));
+            .find(|declared| &declared.package == package && declared.version == pin.version)
+            .or_else(|| {
+                self.pins
+                    .iter()
+                    .find(|declared| &declared.package == package)
+            })
+            .map(|declared| (declared.path.as_path(), declared.line));
         pinned.or_else(|| {
             self.requirements
                 .iter()
