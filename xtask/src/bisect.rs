@@ -11,13 +11,12 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::package::PackageName;
-use crate::package::Version;
 use anyhow::{Context, bail};
 use serde::Serialize;
 
 use crate::env::BaselineFile;
 use crate::index::Index;
+use crate::package::{PackageName, Version};
 use crate::plan::{Cell, Pin, Plan};
 use crate::progress::Progress;
 use crate::report::Verdict;

@@ -13,12 +13,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::package::PackageName;
-use crate::package::Version;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::env::Python;
+use crate::package::{PackageName, Version};
 use crate::{process, state};
 
 /// How long an index answer is trusted before it is asked again.

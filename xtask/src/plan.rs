@@ -6,11 +6,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::package::PackageName;
-use crate::package::Version;
 use serde::Serialize;
 
 use crate::config::{Matrix, Strategy};
+use crate::package::{PackageName, Version};
 
 /// A package at one exact version.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]

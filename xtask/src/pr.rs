@@ -10,12 +10,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::package::PackageName;
-use crate::package::Version;
 use anyhow::{Context, bail};
 
 use crate::env::BaselineFile;
 use crate::input::{InputError, Source};
+use crate::package::{PackageName, Version};
 use crate::plan::{Cell, Pin, Plan};
 use crate::process;
 
@@ -153,11 +152,13 @@ pub fn manifests_changed_since(
 /// or removed.
 pub fn changes(before: &BaselineFile, after: &BaselineFile) -> Vec<PinChange> {
     let mut versions: BTreeMap<PackageName, (Vec<Version>, Vec<Version>)> = BTreeMap::new();
-    for (package, version) in before.pins() {
-        versions.entry(package).or_default().0.push(version);
+    for pin in &before.pins {
+        let entry = versions.entry(pin.package.clone()).or_default();
+        entry.0.push(pin.version.clone());
     }
-    for (package, version) in after.pins() {
-        versions.entry(package).or_default().1.push(version);
+    for pin in &after.pins {
+        let entry = versions.entry(pin.package.clone()).or_default();
+        entry.1.push(pin.version.clone());
     }
     let mut changes = Vec::new();
     for (package, (old, new)) in versions {

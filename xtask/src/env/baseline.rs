@@ -131,15 +131,6 @@ impl BaselineFile {
         })
     }
 
-    /// Every exactly pinned package and its version (a lock may hold a
-    /// package at several versions).
-    pub fn pins(&self) -> Vec<(PackageName, Version)> {
-        self.pins
-            .iter()
-            .map(|pin| (pin.package.clone(), pin.version.clone()))
-            .collect()
-    }
-
     /// The version pinned for `package`, the newest when a lock holds several.
     pub fn pinned_version(&self, package: &PackageName) -> Option<Version> {
         self.pins

@@ -7,11 +7,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::package::PackageName;
-use crate::package::Version;
 use serde::Serialize;
 
 use super::baseline::DeclaredHashes;
+use crate::package::{PackageName, Version};
 
 /// Every package installed in a cell's environment, transitive ones included.
 #[derive(Debug, Clone, PartialEq, Eq)]
