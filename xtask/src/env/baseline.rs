@@ -77,7 +77,7 @@ impl BaselineFile {
     ) -> Result<BaselineFile, InputError> {
         let mut requirements = Vec::new();
         let name = path.file_name().unwrap_or(path.as_os_str());
-        if name == "Cargo.lock" {
+        if super::cargo_lock::is_lock(path) {
             return Ok(BaselineFile {
                 path: path.to_owned(),
                 text: source.text.clone(),
