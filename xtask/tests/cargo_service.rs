@@ -10,7 +10,9 @@ mod common;
 
 use std::process::Command;
 
-use common::{TestContext, assert_no_service_left, cell_report, git, verdict, version_change};
+use common::{
+    TestContext, assert_no_service_left, cell_names, cell_report, git, verdict, version_change,
+};
 
 /// `cargo ARGS` in the service's folder, as a maintainer or Dependabot runs it.
 fn cargo(ctx: &TestContext, args: &[&str]) {
@@ -21,15 +23,6 @@ fn cargo(ctx: &TestContext, args: &[&str]) {
         .status()
         .unwrap();
     assert!(status.success(), "cargo {args:?}");
-}
-
-fn cell_names(report: &serde_json::Value) -> Vec<&str> {
-    report["cells"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|cell| cell["name"].as_str().unwrap())
-        .collect()
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::TestContext;
+use common::{TestContext, cell_names};
 
 /// The plan's cell ids, as `upgrade-check plan` prints them.
 fn planned_ids(stdout: &str) -> Vec<&str> {
@@ -121,14 +121,8 @@ pyjwt = ["2.8.0"]"#,
     let run = ctx.run(&[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let report = ctx.report();
-    let cells: Vec<&str> = report["cells"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|cell| cell["name"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        cells,
+        cell_names(&report),
         ["baseline", "bcrypt 4.1.2, flask 2.3.3, pyjwt 2.8.0"]
     );
     let interactions = report["interactions"].as_array().unwrap();

@@ -2,7 +2,7 @@
 //! baseline and tries each changed pin alone, on a real git repository.
 
 mod common;
-use common::{TestContext, cell_report, git, verdict};
+use common::{TestContext, cell_names, cell_report, git, verdict};
 
 /// A repository whose first commit is the fixture, and whose second commit
 /// edits the baseline file with `edit`.
@@ -49,14 +49,8 @@ fn a_grouped_bump_is_split_and_each_failure_is_attributed() {
         run.stderr
     );
     let report = ctx.report();
-    let cells: Vec<&str> = report["cells"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        cells,
+        cell_names(&report),
         [
             "baseline",
             "bcrypt 5.0.0",

@@ -171,6 +171,16 @@ pub fn cell_report<'a>(report: &'a Value, cell: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no cell {cell} in the report"))
 }
 
+/// The names of the report's cells, in plan order.
+pub fn cell_names(report: &Value) -> Vec<&str> {
+    report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|cell| cell["name"].as_str().unwrap())
+        .collect()
+}
+
 /// The version change of `package` in a cell's report.
 pub fn version_change<'a>(cell: &'a Value, package: &str) -> &'a Value {
     cell["changes"]
