@@ -237,7 +237,7 @@ impl Bisection {
             .filter(|scenario| !start_failing.contains(scenario))
             .collect();
         if broken.is_empty() {
-            println!(
+            crate::outln!(
                 "{} {to} breaks nothing that {} passes: nothing to bisect",
                 self.package, self.from
             );
@@ -249,7 +249,7 @@ impl Bisection {
             &report_dir.join("bisect.json"),
             &serde_json::to_vec_pretty(&report)?,
         )?;
-        print!(
+        crate::out!(
             "{}",
             self.render(&report, &outcomes[&search.first_bad], &broken)
         );

@@ -508,6 +508,9 @@ fn service(
     for (index, arg) in raw.command.into_inner().into_iter().enumerate() {
         let key = format!("service.command[{index}]");
         check_placeholders(source, &arg, &key, None)?;
+        for profile in profiles {
+            check_placeholders(source, &arg, &key, Some(profile))?;
+        }
         if raw.ecosystem == Ecosystem::Cargo
             && let Some(name) = PYTHON_ONLY
                 .iter()
@@ -563,8 +566,9 @@ fn check_placeholders(
     source: &Source,
     value: &Spanned<String>,
     key: &str,
-    database: Option<DatabaseKind>,
+    profile: Option<&Profile>,
 ) -> Result<(), InputError> {
+    let database = profile.map(|profile| profile.database);
     let mut rest = value.get_ref().as_str();
     while let Some(open) = rest.find('{') {
         let Some(close) = rest[open..].find('}') else {
@@ -597,11 +601,13 @@ fn check_placeholders(
             } else {
                 "sqlite"
             };
+            let profile = profile.map_or(String::new(), |profile| profile.name.clone());
             return Err(source.error_at(
                 Some(value.span()),
                 key,
                 &format!(
-                    "`{{{name}}}` needs database = \"{wanted}\" in this profile or in [service]"
+                    "`{{{name}}}` needs database = \"{wanted}\", and profile `{profile}` \
+                     (which uses this value) has another database"
                 ),
             ));
         }
@@ -613,23 +619,31 @@ fn check_placeholders(
 /// The profile used when the config defines none.
 pub const DEFAULT_PROFILE: &str = "default";
 
-/// Resolves `extends` chains and checks every value's placeholders.
+/// Resolves `extends` chains, then checks every value's placeholders against
+/// the database of each profile that ends up with it: a value inherited by a
+/// profile with another database is checked again there.
 fn profiles(
     source: &Source,
     service: &RawService,
     raw: BTreeMap<String, Spanned<RawProfile>>,
 ) -> Result<Vec<Profile>, InputError> {
-    let mut resolved = vec![Profile {
-        name: DEFAULT_PROFILE.to_owned(),
-        database: service.database,
-        env: BTreeMap::new(),
-    }];
+    /// Where each variable of a resolved profile was written: key path and value.
+    type Origins = BTreeMap<String, (String, Spanned<String>)>;
+    let service_origins: Origins = service
+        .env
+        .iter()
+        .map(|(key, value)| (key.clone(), (format!("service.env.{key}"), value.clone())))
+        .collect();
+    let mut resolved: Vec<(Profile, Origins)> = vec![(
+        Profile {
+            name: DEFAULT_PROFILE.to_owned(),
+            database: service.database,
+            env: BTreeMap::new(),
+        },
+        service_origins.clone(),
+    )];
     let mut pending: Vec<(String, Spanned<RawProfile>)> = raw.into_iter().collect();
-    if pending.iter().any(|(name, _)| name == DEFAULT_PROFILE) {
-        let (_, profile) = pending
-            .iter()
-            .find(|(name, _)| name == DEFAULT_PROFILE)
-            .unwrap();
+    if let Some((_, profile)) = pending.iter().find(|(name, _)| name == DEFAULT_PROFILE) {
         return Err(source.error_at(
             Some(profile.span()),
             "profiles.default",
@@ -641,48 +655,40 @@ fn profiles(
         let before = pending.len();
         let mut index = 0;
         while index < pending.len() {
-            let parent = pending[index]
-                .1
-                .get_ref()
-                .extends
-                .as_ref()
-                .map(|parent| parent.get_ref().clone());
-            let parent = match parent {
+            let parent = match &pending[index].1.get_ref().extends {
                 None => None,
-                Some(parent) => match resolved.iter().find(|profile| profile.name == parent) {
-                    Some(profile) => Some(profile.clone()),
-                    None => {
-                        index += 1;
-                        continue;
+                Some(parent) => {
+                    match resolved
+                        .iter()
+                        .find(|(profile, _)| &profile.name == parent.get_ref())
+                    {
+                        Some(found) => Some(found.clone()),
+                        None => {
+                            index += 1;
+                            continue;
+                        }
                     }
-                },
+                }
             };
             let (name, raw) = pending.remove(index);
             let span = raw.span();
             let raw = raw.into_inner();
             let database = raw
                 .database
-                .or(parent.as_ref().map(|parent| parent.database))
+                .or(parent.as_ref().map(|(parent, _)| parent.database))
                 .unwrap_or(service.database);
-            let mut env: BTreeMap<String, String> = match &parent {
-                Some(parent) => parent.env.clone(),
-                None => service
-                    .env
-                    .iter()
-                    .map(|(key, value)| (key.clone(), value.get_ref().clone()))
-                    .collect(),
+            let mut origins = match parent {
+                Some((_, origins)) => origins,
+                None => service_origins.clone(),
             };
             for (key, value) in &raw.env {
-                check_placeholders(
-                    source,
-                    value,
-                    &format!("profiles.{name}.env.{key}"),
-                    Some(database),
-                )?;
-                env.insert(key.clone(), value.get_ref().clone());
+                origins.insert(
+                    key.clone(),
+                    (format!("profiles.{name}.env.{key}"), value.clone()),
+                );
             }
             for key in &raw.unset {
-                if env.remove(key).is_none() {
+                if origins.remove(key).is_none() {
                     return Err(source.error_at(
                         Some(span.clone()),
                         &format!("profiles.{name}.unset"),
@@ -690,21 +696,12 @@ fn profiles(
                     ));
                 }
             }
-            if parent.is_none() {
-                for (key, value) in &service.env {
-                    check_placeholders(
-                        source,
-                        value,
-                        &format!("service.env.{key}"),
-                        Some(database),
-                    )?;
-                }
-            }
-            resolved.push(Profile {
+            let profile = Profile {
                 name,
                 database,
-                env,
-            });
+                env: BTreeMap::new(),
+            };
+            resolved.push((profile, origins));
         }
         if pending.len() == before {
             let (name, raw) = &pending[0];
@@ -719,17 +716,15 @@ fn profiles(
             ));
         }
     }
-    let default = &mut resolved[0];
-    for (key, value) in &service.env {
-        check_placeholders(
-            source,
-            value,
-            &format!("service.env.{key}"),
-            Some(default.database),
-        )?;
-        default.env.insert(key.clone(), value.get_ref().clone());
+    let mut profiles = Vec::new();
+    for (mut profile, origins) in resolved {
+        for (key, (path, value)) in origins {
+            check_placeholders(source, &value, &path, Some(&profile))?;
+            profile.env.insert(key, value.into_inner());
+        }
+        profiles.push(profile);
     }
-    Ok(resolved)
+    Ok(profiles)
 }
 
 fn replay(source: &Source, base: &Path, raw: RawReplay) -> Result<Replay, InputError> {

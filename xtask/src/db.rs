@@ -128,6 +128,10 @@ impl Postgres {
             None => expression,
         };
         let password = format!("{:016x}", fastrand::u64(..));
+        crate::redact::register(&crate::redact::Secrets::new([(
+            "db_password",
+            password.as_str(),
+        )]));
         let template = match templates {
             Some(templates) => Some(templates.join(template_key(&tools, owner)?)),
             None => None,
@@ -229,6 +233,10 @@ impl Postgres {
             password: parsed.password().map(decode).unwrap_or_default(),
             owned: None,
         };
+        crate::redact::register(&crate::redact::Secrets::new([(
+            "db_password",
+            postgres.password.as_str(),
+        )]));
         let probe = process::run_captured(
             postgres.client(
                 "psql",

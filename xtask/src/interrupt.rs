@@ -39,12 +39,12 @@ impl Interrupt {
                 process::kill_all();
                 seen += 1;
                 if seen == 1 {
-                    eprintln!(
+                    crate::errln!(
                         "upgrade-check: {name}: stopping every process it started; again to quit at once"
                     );
                     let _ = tell.send(Some(name));
                 } else {
-                    eprintln!("upgrade-check: {name} again: quitting now");
+                    crate::errln!("upgrade-check: {name} again: quitting now");
                     crate::state::remove_temp_dirs_for_good();
                     std::process::exit(EXIT_INTERRUPTED);
                 }

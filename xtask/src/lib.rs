@@ -28,6 +28,7 @@ pub mod plan;
 pub mod pr;
 pub mod process;
 pub mod progress;
+pub mod redact;
 pub mod replay;
 pub mod report;
 pub mod results;
@@ -149,7 +150,7 @@ pub fn upgrade_check(options: Options) -> anyhow::Result<i32> {
             outcome = run(options, &interrupt) => outcome,
             // Before the cells run there is nothing to report: stop.
             name = interrupt.wait_before_cells() => {
-                eprintln!("upgrade-check: interrupted by {name} before any cell ran");
+                crate::errln!("upgrade-check: interrupted by {name} before any cell ran");
                 Ok(EXIT_INTERRUPTED)
             }
         }
@@ -168,6 +169,15 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
     };
     let mut config = Config::load(&config_path)?;
     let scenarios = scenario::load_dir(&config.replay.scenarios)?;
+    // From here on, no write or print of this process can hold a scenario secret.
+    for scenario in &scenarios {
+        redact::register(&redact::Secrets::new(
+            scenario
+                .secrets
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        ));
+    }
     check_scenario_profiles(&config, &scenarios)?;
     if options.accept && is_ci() {
         bail!("refusing to accept snapshots in CI; accept them locally and commit the .snap files");
@@ -351,6 +361,8 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         )?)
     };
     let jobs = options.jobs.unwrap_or_else(default_jobs).max(1);
+    let run_secret = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    redact::register(&redact::Secrets::new([("run", run_secret.as_str())]));
     let ctx = Arc::new(RunContext {
         finished: Default::default(),
         postgres,
@@ -369,7 +381,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         service_slots: tokio::sync::Semaphore::new(jobs),
         progress,
         client: replay::client(),
-        run_secret: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+        run_secret,
     });
     interrupt.cells_started();
     if let Some(bisection) = bisection {
@@ -377,7 +389,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         return tokio::select! {
             code = bisection.run(ctx.clone(), &report_dir) => code,
             name = interrupt.wait() => {
-                eprintln!("upgrade-check: bisection interrupted by {name}");
+                crate::errln!("upgrade-check: bisection interrupted by {name}");
                 Ok(EXIT_INTERRUPTED)
             }
         };
@@ -463,15 +475,15 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
     let written = report::write_all(&report, &dirs.report_dir())?;
     ctx.progress.finish();
     match options.format {
-        Format::Terminal => print!("{}", report::terminal::render(&report)),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Terminal => crate::out!("{}", report::terminal::render(&report)),
+        Format::Json => crate::outln!("{}", serde_json::to_string_pretty(&report)?),
         Format::GithubMatrix => bail!("--format github-matrix is for `upgrade-check plan`"),
     }
     let written: Vec<String> = written
         .iter()
         .map(|path| path.display().to_string())
         .collect();
-    eprintln!("reports: {}", written.join(", "));
+    crate::errln!("reports: {}", written.join(", "));
     drop(ctx);
     drop(scratch);
     Ok(if cancelled.is_some() {
@@ -625,13 +637,13 @@ fn collect_garbage(options: &Options, policy: gc::Policy) -> anyhow::Result<i32>
         "removed"
     };
     for (path, bytes, reason) in &collected.removed {
-        println!(
+        crate::outln!(
             "{verb} {} ({:.1} MiB): {reason}",
             path.display(),
             mib(*bytes)
         );
     }
-    println!(
+    crate::outln!(
         "{verb} {} entries ({:.1} MiB); kept {} environments ({:.1} MiB) in {}",
         collected.removed.len(),
         mib(collected.removed.iter().map(|(_, bytes, _)| bytes).sum()),
@@ -652,14 +664,14 @@ fn merge_reports(options: &Options, dirs: &[PathBuf], out: Option<&Path>) -> any
     };
     let written = report::write_all(&merged, &out)?;
     match options.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&merged)?),
-        _ => print!("{}", report::terminal::render(&merged)),
+        Format::Json => crate::outln!("{}", serde_json::to_string_pretty(&merged)?),
+        _ => crate::out!("{}", report::terminal::render(&merged)),
     }
     let written: Vec<String> = written
         .iter()
         .map(|path| path.display().to_string())
         .collect();
-    eprintln!("merged {} parts: {}", dirs.len(), written.join(", "));
+    crate::errln!("merged {} parts: {}", dirs.len(), written.join(", "));
     Ok(merged.exit_code())
 }
 
@@ -681,14 +693,14 @@ fn print_plan(plan: &Plan, format: Format, shards: usize) -> anyhow::Result<()> 
                     })
                 })
                 .collect();
-            println!("{}", serde_json::json!({ "include": include }));
+            crate::outln!("{}", serde_json::json!({ "include": include }));
         }
         Format::Terminal => {
             for cell in &plan.cells {
-                println!("{}\t{}\t{}", cell.id, cell.name, cell.profile);
+                crate::outln!("{}\t{}\t{}", cell.id, cell.name, cell.profile);
             }
             for skipped in &plan.skipped {
-                println!("# skipped: {skipped}");
+                crate::outln!("# skipped: {skipped}");
             }
         }
         Format::Json => {
@@ -704,7 +716,7 @@ fn print_plan(plan: &Plan, format: Format, shards: usize) -> anyhow::Result<()> 
                     })
                 })
                 .collect();
-            println!(
+            crate::outln!(
                 "{}",
                 serde_json::to_string_pretty(&serde_json::json!({
                     "cells": cells,
@@ -775,7 +787,7 @@ async fn uv_builder(
     let bootstrap_python = python.clone();
     let uv = tokio::task::spawn_blocking(move || {
         env::uv::locate_or_bootstrap(&tools_dir, &bootstrap_python, &|message| {
-            eprintln!("{message}")
+            crate::errln!("{message}")
         })
     })
     .await??;

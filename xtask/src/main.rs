@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(2)),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            xtask::errln!("error: {err:#}");
             ExitCode::from(2)
         }
     }

@@ -13,6 +13,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use crate::config::Redaction;
+use crate::redact::{self, Secrets};
 use crate::replay::Exchange;
 
 static JWT: LazyLock<Regex> = LazyLock::new(|| {
@@ -54,8 +55,8 @@ pub struct NormalisedExchange {
 
 /// Normalises the exchanges of one scenario run; numbering is per scenario.
 pub struct Normaliser<'a> {
-    /// (value, placeholder), longest value first so that no value hides inside another.
-    literals: Vec<(String, String)>,
+    /// Secrets (in every form) and the run's private paths.
+    literals: Secrets,
     redactions: &'a [Redaction],
     keep_headers: &'a [String],
     ids: BTreeMap<String, usize>,
@@ -63,28 +64,24 @@ pub struct Normaliser<'a> {
 }
 
 impl<'a> Normaliser<'a> {
-    /// `secrets` become `[secret:name]`; `paths` (the run's private folders) `[name]`.
+    /// `secrets`, and every secret the run registered, become `[secret:name]`;
+    /// `paths` (the run's private folders, its base URL) `[name]`.
     pub fn new(
         secrets: &BTreeMap<String, String>,
         paths: &[(&str, String)],
         redactions: &'a [Redaction],
         keep_headers: &'a [String],
     ) -> Self {
-        let mut literals: Vec<_> = secrets
-            .iter()
-            .filter(|(_, value)| !value.is_empty())
-            .map(|(name, value)| (value.clone(), format!("[secret:{name}]")))
-            .chain(
-                paths
-                    .iter()
-                    .filter(|(_, value)| !value.is_empty())
-                    .map(|(name, value)| (value.clone(), format!("[{name}]"))),
-            )
-            .collect();
-        literals.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
+        let mut literals = Secrets::new(
+            secrets
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        );
+        literals.extend(&redact::registered());
+        let literals =
+            literals.with_literals(paths.iter().map(|(name, value)| (*name, value.as_str())));
         Normaliser {
             literals,
-
             redactions,
             keep_headers,
             ids: BTreeMap::new(),
@@ -201,21 +198,25 @@ impl<'a> Normaliser<'a> {
                 map.into_iter()
                     .map(|(key, item)| {
                         let item = self.json(Some(&key), item);
-                        (key, item)
+                        (self.literals(&key), item)
                     })
                     .collect(),
             ),
+            // A number can be a secret (a PIN) too: then it becomes its placeholder.
+            Value::Number(number) => {
+                let text = number.to_string();
+                match self.literals(&text) {
+                    redacted if redacted != text => Value::String(redacted),
+                    _ => Value::Number(number),
+                }
+            }
             other => other,
         }
     }
 
     /// Only secrets and private paths replaced: for log tails, which should stay readable.
     pub fn literals(&self, text: &str) -> String {
-        let mut text = text.to_owned();
-        for (value, placeholder) in &self.literals {
-            text = text.replace(value.as_str(), placeholder);
-        }
-        text
+        self.literals.redact(text).into_owned()
     }
 
     /// Free text: secrets first, then the built-in patterns, then the config's.
@@ -250,10 +251,6 @@ impl<'a> Normaliser<'a> {
     }
 }
 
-/// Replaces every secret value in `text`, and nothing else (for the logs kept on disk).
-pub fn redact_secrets(text: &str, secrets: &BTreeMap<String, String>) -> String {
-    Normaliser::new(secrets, &[], &[], &[]).literals(text)
-}
 
 #[cfg(test)]
 mod tests {
@@ -332,7 +329,7 @@ mod tests {
             ("long".to_owned(), "abcdef".to_owned()),
         ]);
         assert_eq!(
-            redact_secrets("abcdef abc", &secrets),
+            Normaliser::new(&secrets, &[], &[], &[]).literals("abcdef abc"),
             "[secret:long] [secret:short]"
         );
     }

@@ -31,12 +31,44 @@ pub fn mark_run(scratch: &std::path::Path) {
     let _ = RUN.set(scratch.display().to_string());
 }
 
+/// This run's marker, once [`mark_run`] has set it.
+pub fn run_marker() -> Option<&'static str> {
+    RUN.get().map(String::as_str)
+}
+
+/// The command that starts a program in a PID namespace of its own, where
+/// the platform allows it (root, and util-linux's `unshare`): when the
+/// service's main process ends, the kernel kills everything it started, even
+/// a double-forked daemon that cleared its environment and closed its files.
+///
+/// `unshare` forks the service as the namespace's init and waits for it with
+/// SIGTERM blocked, so SIGTERM reaches the service alone; see
+/// [`GroupChild::stop`] for why an init without a handler is killed at once.
+pub fn pid_namespace() -> Option<&'static [&'static str]> {
+    const PREFIX: &[&str] = &["unshare", "--pid", "--fork", "--kill-child", "--"];
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let available = *AVAILABLE.get_or_init(|| {
+        std::env::var_os("UPGRADE_CHECK_NO_PID_NAMESPACE").is_none()
+            && nix::unistd::geteuid().is_root()
+            && std::process::Command::new(PREFIX[0])
+                .args(&PREFIX[1..])
+                .arg("true")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+    });
+    available.then_some(PREFIX)
+}
+
 /// A running child, leader of its own process group.
 #[derive(Debug)]
 pub struct GroupChild {
     handle: duct::Handle,
     pgid: i32,
     grace: Duration,
+    /// The leader is `unshare`, whose child is a PID namespace's init.
+    namespaced: bool,
 }
 
 /// Starts `expression` as the leader of a new process group.
@@ -44,6 +76,20 @@ pub struct GroupChild {
 /// A new group keeps the terminal's Ctrl-C away from the child (the harness
 /// decides when it stops) and lets the harness kill its grandchildren too.
 pub fn spawn(expression: duct::Expression, grace: Duration) -> io::Result<GroupChild> {
+    spawn_in_group(expression, grace, false)
+}
+
+/// [`spawn`] for a service, started under [`pid_namespace`]'s prefix when
+/// that is available.
+pub fn spawn_service(expression: duct::Expression, grace: Duration) -> io::Result<GroupChild> {
+    spawn_in_group(expression, grace, pid_namespace().is_some())
+}
+
+fn spawn_in_group(
+    expression: duct::Expression,
+    grace: Duration,
+    namespaced: bool,
+) -> io::Result<GroupChild> {
     let expression = match RUN.get() {
         Some(run) => expression.env(RUN_MARKER, run),
         None => expression,
@@ -67,6 +113,7 @@ pub fn spawn(expression: duct::Expression, grace: Duration) -> io::Result<GroupC
         handle,
         pgid,
         grace,
+        namespaced,
     })
 }
 
@@ -144,6 +191,12 @@ impl GroupChild {
         let group = Pid::from_raw(self.pgid);
         if matches!(self.handle.try_wait(), Ok(None)) {
             let _ = killpg(group, Signal::SIGTERM);
+            if self.namespaced && !self.init_heeds_sigterm() {
+                // A namespace's init ignores signals it has no handler for;
+                // outside one SIGTERM would have ended it at once, so SIGKILL
+                // now is the same outcome without waiting out the grace.
+                let _ = killpg(group, Signal::SIGKILL);
+            }
             let deadline = Instant::now() + self.grace;
             while Instant::now() < deadline && matches!(self.handle.try_wait(), Ok(None)) {
                 std::thread::sleep(Duration::from_millis(20));
@@ -156,6 +209,33 @@ impl GroupChild {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.pgid);
+    }
+}
+
+impl GroupChild {
+    /// Whether the namespace's init (the leader's child) catches or ignores
+    /// SIGTERM (`SigCgt`/`SigIgn` in its status); true when that cannot be read.
+    fn init_heeds_sigterm(&self) -> bool {
+        let children = format!("/proc/{0}/task/{0}/children", self.pgid);
+        let Some(init) = std::fs::read_to_string(children)
+            .ok()
+            .and_then(|pids| pids.split_whitespace().next().map(str::to_owned))
+        else {
+            return true;
+        };
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{init}/status")) else {
+            return true;
+        };
+        let sigterm = 1u64 << (Signal::SIGTERM as u64 - 1);
+        status
+            .lines()
+            .filter_map(|line| {
+                let mask = line
+                    .strip_prefix("SigCgt:")
+                    .or_else(|| line.strip_prefix("SigIgn:"))?;
+                u64::from_str_radix(mask.trim(), 16).ok()
+            })
+            .any(|mask| mask & sigterm != 0)
     }
 }
 

@@ -55,7 +55,7 @@ impl Progress {
     /// One event of one cell.
     pub fn cell(&self, cell: &str, message: &str) {
         match &self.live {
-            Some(live) => live.step(cell, message),
+            Some(live) => live.step(cell, &crate::redact::terminal_safe(&crate::redact::scrub(message))),
             None => self.say(&format!("{cell}: {message}")),
         }
     }
@@ -77,8 +77,8 @@ impl Progress {
         }
         let line = format!("[{:>6.1}s] {message}", self.started.elapsed().as_secs_f64());
         match &self.live {
-            Some(live) => live.multi.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
+            Some(live) => live.multi.suspend(|| crate::errln!("{line}")),
+            None => crate::errln!("{line}"),
         }
     }
 

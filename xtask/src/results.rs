@@ -34,7 +34,10 @@ pub struct Recorded {
 }
 
 /// The digest of everything a run's cells share as inputs; `pin_files` are
-/// the service's requirements files, left out.
+/// the service's requirements files, left out. The harness counts by its
+/// build (a digest of its own executable), not its version: a rebuilt harness
+/// that behaves differently must not reuse what the old one judged. The
+/// variables it passes on to services count with their values.
 pub fn run_digest(
     config: &Config,
     python: &str,
@@ -42,11 +45,16 @@ pub fn run_digest(
     pin_files: &[PathBuf],
 ) -> anyhow::Result<String> {
     let mut hasher = Sha256::new();
+    let passed: String = crate::service::passed_through()
+        .into_iter()
+        .map(|(name, value)| format!("{name}={value}\0"))
+        .collect();
     for part in [
-        "results-v1",
-        env!("CARGO_PKG_VERSION"),
+        "results-v2",
+        &harness_build()?,
         python,
         switches,
+        &passed,
         &fs_err::read_to_string(&config.path)?,
     ] {
         hasher.update((part.len() as u64).to_le_bytes());
@@ -66,6 +74,26 @@ pub fn run_digest(
         path.extension().is_some_and(|ext| ext == "snap")
     })?;
     Ok(hex::encode(hasher.finalize()))
+}
+
+/// A digest of the running harness's executable, computed once per process.
+fn harness_build() -> anyhow::Result<String> {
+    static BUILD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if let Some(build) = BUILD.get() {
+        return Ok(build.clone());
+    }
+    use std::io::Read;
+    let exe = std::env::current_exe()?;
+    let mut file = fs_err::File::open(&exe)?;
+    let mut hasher = Sha256::new();
+    let mut chunk = vec![0u8; 1 << 20];
+    loop {
+        match file.read(&mut chunk)? {
+            0 => break,
+            read => hasher.update(&chunk[..read]),
+        }
+    }
+    Ok(BUILD.get_or_init(|| hex::encode(hasher.finalize())).clone())
 }
 
 /// The key of one cell's result within a run of `digest`.

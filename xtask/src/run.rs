@@ -21,7 +21,7 @@ use crate::db::{Database, Postgres};
 use crate::env::{Builder, Environment, ResolvedSet};
 use crate::failpoint::failpoint;
 use crate::noise::{self, Noise};
-use crate::normalize::{self, Normaliser};
+use crate::normalize::Normaliser;
 use crate::plan::{Cell, Plan};
 use crate::progress::Progress;
 use crate::replay;
@@ -30,7 +30,7 @@ use crate::results;
 use crate::scenario::Scenario;
 use crate::service::{self, Launch, Placeholders};
 use crate::snapshot::{self, Comparison};
-use crate::state::{StateDirs, write_atomic};
+use crate::state::StateDirs;
 
 /// Ports tried for one service start before giving up.
 const PORT_ATTEMPTS: usize = 3;
@@ -644,26 +644,27 @@ async fn replay_in(
         Some(python) => ("venv", python.venv.display().to_string()),
         None => ("bin", environment.bin.display().to_string()),
     };
-    let paths = [
+    let mut paths = vec![
         ("service_dir", service_dir.display().to_string()),
         programs,
         ("scratch", ctx.scratch.display().to_string()),
     ];
+    // The port is chosen per run: a message that names it is the same message.
+    if let Some(port) = report.service_port {
+        paths.push(("service_address", format!("127.0.0.1:{port}")));
+        paths.push(("service_address", format!("localhost:{port}")));
+    }
     let mut normaliser = Normaliser::new(
         &secrets,
         &paths,
         &config.redactions,
         &config.replay.keep_headers,
     );
-    // The log is read once: for warnings, for the report's tail, and to scrub it.
+    // The log is read once, for warnings and the report's tail; it was
+    // scrubbed of secrets and capped as it was written.
     let log_text = service::read_log(&log);
     report.warnings = warnings(&log_text, &mut normaliser);
     let log_tail = normaliser.literals(&service::tail(&log_text, LOG_TAIL_LINES));
-    // The service wrote its log unfiltered; keep no secret in it.
-    let scrubbed = normalize::redact_secrets(&log_text, &secrets);
-    if scrubbed != log_text {
-        let _ = write_atomic(&log, scrubbed.as_bytes());
-    }
     let Some(outcome) = outcome else {
         report.log_tail = Some(log_tail);
         return (report, None);
@@ -708,25 +709,21 @@ async fn replay_in(
     };
     match snapshot::compare(&accepted, &rendered, &ctx.noisy_fields(&run.key)) {
         Ok(Comparison::Matches) => report.verdict = Verdict::Pass,
-        Ok(Comparison::Differs {
-            diff,
-            status_change,
-        }) => {
+        Ok(Comparison::Differs { diff, changes }) => {
             report.verdict = Verdict::Changed;
-            let startup = startup_change(&diff);
+            let startup = changes
+                .startup
+                .as_ref()
+                .map(|(before, after)| format!("startup: {before} → {after}"))
+                .or_else(|| refusal_change(&diff));
             // A security scenario guards a refusal; it is a finding when the
             // service now starts or answers 2xx where it refused before.
-            let now_serves = startup.as_deref() == Some("startup: refused → started")
-                || status_change
-                    .as_deref()
-                    .and_then(|change| change.rsplit("→ ").next())
-                    .is_some_and(|after| after.starts_with('2'));
-            report.security = scenario.security && now_serves;
+            report.security = scenario.security && changes.now_serves();
             report.summary = Some(
                 startup
                     .or(died)
                     .or(failure)
-                    .or(status_change)
+                    .or(changes.first_status_change())
                     .unwrap_or_else(|| {
                         "the responses differ from the accepted snapshot".to_owned()
                     }),
@@ -867,6 +864,11 @@ async fn replay_once(
                         first_error: first_error_line(&service::log_tail(launched.log, 200)),
                     });
                 }
+                report.leaks = failure.stopped.leaks;
+                if let Some(error) = failure.stopped.log_error {
+                    report.summary = Some(error);
+                    return None;
+                }
                 report.verdict = Verdict::StartupFailed;
                 report.summary = Some(failure.reason);
                 return None;
@@ -906,7 +908,13 @@ async fn replay_once(
         })
         .await;
 
-    report.leaks = running.stop().await;
+    let stopped = running.stop().await;
+    report.leaks = stopped.leaks;
+    if let Some(error) = stopped.log_error {
+        report.verdict = Verdict::Error;
+        report.summary = Some(error);
+        return None;
+    }
     Some(Startup::Started(Replay {
         exchanges: replayed.exchanges,
         failure: replayed.failure,
@@ -952,21 +960,11 @@ fn first_error_line(log: &str) -> String {
         .map_or_else(|| "(no output)".to_owned(), |line| (*line).to_owned())
 }
 
-/// `startup: refused → started` when a recorded startup outcome changed, or
-/// `still refused to start, now with: …` when only the reason changed.
-fn startup_change(diff: &str) -> Option<String> {
-    let added = |prefix: &str| {
-        diff.lines()
-            .find_map(|line| line.strip_prefix(&format!("+{prefix}")))
-    };
-    let removed = |prefix: &str| {
-        diff.lines()
-            .find_map(|line| line.strip_prefix(&format!("-{prefix}")))
-    };
-    match (removed("startup: "), added("startup: ")) {
-        (Some(before), Some(after)) => Some(format!("startup: {before} → {after}")),
-        _ => added("error: ").map(|error| format!("still refused to start, now with: {error}")),
-    }
+/// `still refused to start, now with: …` when a refusal's reason changed.
+fn refusal_change(diff: &str) -> Option<String> {
+    diff.lines()
+        .find_map(|line| line.strip_prefix("+error: "))
+        .map(|error| format!("still refused to start, now with: {error}"))
 }
 
 /// Lines of the service's output that look like warnings or errors, normalised.

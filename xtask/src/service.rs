@@ -19,12 +19,19 @@ pub struct Placeholders {
 }
 
 impl Placeholders {
+    /// Fills every `{name}` in one pass: a value is never expanded again, so
+    /// a path that happens to contain `{secret}` does not receive the secret.
     pub fn fill(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        for (name, value) in &self.values {
-            out = out.replace(&format!("{{{name}}}"), value);
-        }
-        out
+        static PLACEHOLDER: LazyLock<regex::Regex> =
+            LazyLock::new(|| regex::Regex::new(r"\{([a-z_]+)\}").expect("valid regex"));
+        PLACEHOLDER
+            .replace_all(text, |found: &regex::Captures<'_>| {
+                self.values
+                    .get(&found[1])
+                    .cloned()
+                    .unwrap_or_else(|| found[0].to_owned())
+            })
+            .into_owned()
     }
 }
 
@@ -50,11 +57,79 @@ pub struct Launch<'a> {
 /// descendants, so that those which leave its process group can be found.
 const SERVICE_MARKER: &str = "UPGRADE_CHECK_SERVICE";
 
+/// The longest log kept per scenario run; the rest is counted, not kept.
+pub const LOG_CAP_BYTES: u64 = 8 << 20;
+
+/// A service's processes and the thread that writes its log. However it
+/// ends (stopped, failed to start, dropped by a cancelled run), the group is
+/// killed, every process carrying its marker is killed, and the log is whole.
+struct ServiceProcess {
+    child: Option<GroupChild>,
+    marker: String,
+    /// Says how the log pump ended: `Err` when the log could not be written.
+    pump: std::sync::Mutex<std::sync::mpsc::Receiver<std::io::Result<()>>>,
+}
+
+/// What stopping a service found.
+#[derive(Debug, Clone, Default)]
+pub struct Stopped {
+    /// Processes that left the service's group and outlived it (killed).
+    pub leaks: Vec<String>,
+    /// Why the log is incomplete, if it is.
+    pub log_error: Option<String>,
+}
+
+impl ServiceProcess {
+    /// Stops the group (SIGTERM, grace, SIGKILL), kills what left it, and
+    /// waits (briefly) for the log to be written to its end.
+    fn shut_down(&mut self) -> Stopped {
+        let Some(child) = self.child.take() else {
+            return Stopped::default();
+        };
+        // Seen before the group stops: in a PID namespace they die with it,
+        // but they are still worth reporting.
+        let group = i32::try_from(child.pid()).ok();
+        let escaped: Vec<(i32, String)> = crate::sweep::processes_with(SERVICE_MARKER)
+            .into_iter()
+            .filter(|(pid, value)| {
+                *value == self.marker && crate::sweep::process_group(*pid) != group
+            })
+            .map(|(pid, _)| (pid, crate::sweep::command_name(pid)))
+            .collect();
+        drop(child);
+        for (pid, _) in crate::sweep::processes_with(SERVICE_MARKER)
+            .into_iter()
+            .filter(|(_, value)| *value == self.marker)
+        {
+            crate::sweep::kill_with_group(pid);
+        }
+        let leaks = escaped
+            .into_iter()
+            .map(|(pid, name)| {
+                format!("pid {pid} ({name}) left the service's process group and outlived it; killed")
+            })
+            .collect();
+        let pump = self.pump.lock().unwrap_or_else(|e| e.into_inner());
+        let log_error = match pump.recv_timeout(Duration::from_secs(5)) {
+            Ok(Ok(())) => None,
+            Ok(Err(err)) => Some(format!("the service's log could not be written: {err}")),
+            Err(_) => Some("the service's log was still open 5 s after it stopped".to_owned()),
+        };
+        Stopped { leaks, log_error }
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
 /// A service that answered its health check.
 pub struct RunningService {
-    child: GroupChild,
+    process: ServiceProcess,
+    pid: u32,
     pub base_url: String,
-    pub log: PathBuf,
 }
 
 /// Why a service never became ready.
@@ -66,6 +141,8 @@ pub struct StartupFailure {
     pub exit_status: Option<std::process::ExitStatus>,
     /// Another process holds the port: worth another try on another port.
     pub port_taken: bool,
+    /// What stopping the failed start found (leaks, an unwritable log).
+    pub stopped: Stopped,
 }
 
 /// A loopback port that was free a moment ago.
@@ -76,6 +153,8 @@ pub fn free_port() -> std::io::Result<u16> {
 }
 
 /// Spawns the service and waits until its health check answers 2xx.
+///
+/// On failure the service is already stopped, and its log complete.
 pub async fn start(
     launch: Launch<'_>,
     client: &reqwest::Client,
@@ -86,48 +165,40 @@ pub async fn start(
         log: launch.log.to_owned(),
         exit_status: None,
         port_taken: false,
+        stopped: Stopped::default(),
     };
-    let argv: Vec<String> = launch
-        .command
-        .iter()
-        .map(|arg| launch.placeholders.fill(arg))
-        .collect();
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let bin = launch.bin.to_owned();
-    let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path)))
-        .map_err(|err| failure(format!("cannot build PATH: {err}")))?;
-    let mut expression = duct::cmd(&argv[0], &argv[1..])
-        .dir(launch.cwd)
-        .stdin_null()
-        .stderr_to_stdout()
-        .stdout_path(launch.log)
-        .env_remove("PYTHONPATH")
-        .env_remove("PYTHONHOME")
-        .env("PATH", path)
-        .env(SERVICE_MARKER, launch.log)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1")
-        // Deprecations are the early signal of the next break: print each once.
-        // A profile may set its own.
-        .env("PYTHONWARNINGS", "default");
-    if let Some(venv) = launch.venv {
-        expression = expression.env("VIRTUAL_ENV", venv);
-    }
-    for (name, value) in launch.env {
-        expression = expression.env(name, launch.placeholders.fill(value));
-    }
-    let child = process::spawn(expression, launch.grace)
-        .map_err(|err| failure(format!("cannot start `{}`: {err}", argv[0])))?;
+    let (process, pid) = spawn(&launch).map_err(failure)?;
+    // Ends a failed start: the processes stopped and the log whole, then the reason.
+    let fail = |mut process: ServiceProcess, failure: StartupFailure| async move {
+        let stopped = tokio::task::spawn_blocking(move || process.shut_down())
+            .await
+            .unwrap_or_default();
+        StartupFailure { stopped, ..failure }
+    };
     let health = format!("{base_url}{}", launch.health_path);
     let started = Instant::now();
     let mut last_answer = "no answer yet".to_owned();
     loop {
-        if let Ok(Some(status)) = child.try_exit() {
+        let exited = process
+            .child
+            .as_ref()
+            .and_then(|child| child.try_exit().ok().flatten());
+        if let Some(status) = exited {
+            let stopped = fail(process, failure(String::new())).await;
             let in_use = log_tail(launch.log, 50).contains("Address already in use");
+            let reason = if stopped.stopped.leaks.is_empty() {
+                format!("the service exited during startup ({status})")
+            } else {
+                format!(
+                    "the service exited during startup ({status}) and left processes running \
+                     (does it daemonise itself? it must stay in the foreground)"
+                )
+            };
             return Err(StartupFailure {
+                reason,
                 exit_status: Some(status),
                 port_taken: in_use,
-                ..failure(format!("the service exited during startup ({status})"))
+                ..stopped
             });
         }
         match client
@@ -141,37 +212,194 @@ pub async fn start(
             Err(_) => {}
         }
         if started.elapsed() >= launch.startup_timeout {
-            return Err(failure(format!(
+            let reason = format!(
                 "not healthy within {}: GET {} ({last_answer})",
                 humantime::format_duration(launch.startup_timeout),
                 launch.health_path
-            )));
+            );
+            return Err(fail(process, failure(reason)).await);
         }
         // Often enough that waiting adds little to a start-up of a few hundred ms.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // Something answered; make sure it was the service, not whoever holds the port.
-    if listener_in_group(launch.port, child.pid()) == Some(false) {
-        drop(child);
-        return Err(StartupFailure {
-            port_taken: true,
-            ..failure(format!(
+    match port_holder(launch.port, pid, &process.marker) {
+        Holder::Service | Holder::Unknown => {}
+        Holder::Descendant(holder) => {
+            let reason = format!(
+                "port {} is held by pid {holder}, which the service started outside its \
+                 process group (does it daemonise itself? it must stay in the foreground)",
+                launch.port
+            );
+            return Err(fail(process, failure(reason)).await);
+        }
+        Holder::Other => {
+            let reason = format!(
                 "port {} answered, but another process holds it",
                 launch.port
-            ))
-        });
+            );
+            return Err(StartupFailure {
+                port_taken: true,
+                ..fail(process, failure(reason)).await
+            });
+        }
     }
     Ok(RunningService {
-        child,
+        process,
+        pid,
         base_url,
-        log: launch.log.to_owned(),
     })
 }
 
-/// Whether the process group `pgid` holds the socket listening on loopback `port`.
-///
-/// `None` when that cannot be told (no `/proc`, or no listener found).
-fn listener_in_group(port: u16, pgid: u32) -> Option<bool> {
+/// Starts the service's command with its log pump; the group leader's pid.
+fn spawn(launch: &Launch<'_>) -> Result<(ServiceProcess, u32), String> {
+    let argv: Vec<String> = launch
+        .command
+        .iter()
+        .map(|arg| launch.placeholders.fill(arg))
+        .collect();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let bin = launch.bin.to_owned();
+    let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path)))
+        .map_err(|err| format!("cannot build PATH: {err}"))?;
+    let log = fs_err::File::create(launch.log).map_err(|err| err.to_string())?;
+    let (reader, writer) =
+        std::io::pipe().map_err(|err| format!("cannot make a pipe for the log: {err}"))?;
+    let marker = launch.log.display().to_string();
+    let (program, args) = match crate::process::pid_namespace() {
+        // In a PID namespace of its own, whatever the service starts dies with it.
+        Some(prefix) => (
+            prefix[0].to_owned(),
+            prefix[1..]
+                .iter()
+                .map(|arg| (*arg).to_owned())
+                .chain(argv.iter().cloned())
+                .collect::<Vec<_>>(),
+        ),
+        None => (argv[0].clone(), argv[1..].to_vec()),
+    };
+    let mut expression = duct::cmd(&program, &args)
+        .dir(launch.cwd)
+        .stdin_null()
+        .stderr_to_stdout()
+        .stdout_file(writer)
+        .full_env(service_env(launch, path, &marker));
+    if let Some(venv) = launch.venv {
+        expression = expression.env("VIRTUAL_ENV", venv);
+    }
+    let child = process::spawn_service(expression, launch.grace)
+        .map_err(|err| format!("cannot start `{}`: {err}", argv[0]))?;
+    let pid = child.pid();
+    let (done, pump) = std::sync::mpsc::channel();
+    let file = log.into_parts().0;
+    std::thread::spawn(move || {
+        let _ = done.send(crate::redact::pump_log(reader, file, LOG_CAP_BYTES));
+    });
+    Ok((
+        ServiceProcess {
+            child: Some(child),
+            marker,
+            pump: std::sync::Mutex::new(pump),
+        },
+        pid,
+    ))
+}
+
+/// Variables of the harness's own environment a service receives; every
+/// other one must be set by the config (`[service.env]`, a profile). Only
+/// these, so that a variable set in one shell and not the next cannot change
+/// a verdict unseen (they are part of the recorded results' key too).
+pub const PASSED_THROUGH: &[&str] = &[
+    "HOME",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LOGNAME",
+    "SSL_CERT_DIR",
+    "SSL_CERT_FILE",
+    "TMPDIR",
+    "TZ",
+    "USER",
+];
+
+/// The harness's variables that reach a service, with their values.
+pub fn passed_through() -> Vec<(String, String)> {
+    PASSED_THROUGH
+        .iter()
+        .filter_map(|name| Some(((*name).to_owned(), std::env::var(name).ok()?)))
+        .collect()
+}
+
+/// The whole environment a service starts with.
+fn service_env(
+    launch: &Launch<'_>,
+    path: std::ffi::OsString,
+    marker: &str,
+) -> BTreeMap<std::ffi::OsString, std::ffi::OsString> {
+    let mut env: BTreeMap<std::ffi::OsString, std::ffi::OsString> = passed_through()
+        .into_iter()
+        .map(|(name, value)| (name.into(), value.into()))
+        .collect();
+    env.insert("PATH".into(), path);
+    env.insert(SERVICE_MARKER.into(), marker.into());
+    if let Some(run) = process::run_marker() {
+        env.insert(process::RUN_MARKER.into(), run.into());
+    }
+    env.insert("PYTHONDONTWRITEBYTECODE".into(), "1".into());
+    env.insert("PYTHONUNBUFFERED".into(), "1".into());
+    // Deprecations are the early signal of the next break: print each once.
+    // A profile may set its own.
+    env.insert("PYTHONWARNINGS".into(), "default".into());
+    for (name, value) in launch.env {
+        env.insert(name.into(), launch.placeholders.fill(value).into());
+    }
+    env
+}
+
+/// Who listens on the service's port.
+#[derive(Debug, PartialEq, Eq)]
+enum Holder {
+    Service,
+    /// A process the service started that left its group (a daemon).
+    Descendant(i32),
+    Other,
+    /// Cannot be told (no `/proc`, or no listener found).
+    Unknown,
+}
+
+/// Who holds the socket listening on loopback `port`: the service's group
+/// `pgid`, a process carrying its `marker`, or another process.
+fn port_holder(port: u16, pgid: u32, marker: &str) -> Holder {
+    let holders = listeners(port);
+    if holders.is_empty() {
+        return Holder::Unknown;
+    }
+    if holders.iter().any(|pid| {
+        crate::sweep::process_group(*pid).and_then(|group| u32::try_from(group).ok())
+            == Some(pgid)
+    }) {
+        return Holder::Service;
+    }
+    let ours: Vec<i32> = crate::sweep::processes_with(SERVICE_MARKER)
+        .into_iter()
+        .filter(|(_, value)| value == marker)
+        .map(|(pid, _)| pid)
+        .collect();
+    // A daemon that cleared its environment is still the service's: in a PID
+    // namespace it was re-parented to the service itself.
+    let leader = i32::try_from(pgid).unwrap_or_default();
+    match holders
+        .iter()
+        .find(|pid| ours.contains(pid) || crate::sweep::descends_from(**pid, leader))
+    {
+        Some(pid) => Holder::Descendant(*pid),
+        None => Holder::Other,
+    }
+}
+
+/// The processes holding a socket that listens on loopback `port`.
+fn listeners(port: u16) -> Vec<i32> {
     let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|table| fs_err::read_to_string(table).ok())
@@ -190,31 +418,30 @@ fn listener_in_group(port: u16, pgid: u32) -> Option<bool> {
         })
         .collect();
     if inodes.is_empty() {
-        return None;
+        return Vec::new();
     }
     let sockets: Vec<String> = inodes
         .iter()
         .map(|inode| format!("socket:[{inode}]"))
         .collect();
-    let mut members = fs_err::read_dir("/proc")
-        .ok()?
+    let Ok(entries) = fs_err::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
         .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let group = crate::sweep::process_group(pid)?;
-            (u32::try_from(group).ok()? == pgid).then_some(pid)
-        });
-    Some(members.any(|pid| {
-        std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
-            fds.filter_map(Result::ok)
-                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
-                .any(|target| {
-                    sockets
-                        .iter()
-                        .any(|socket| target.as_os_str() == socket.as_str())
-                })
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+                fds.filter_map(Result::ok)
+                    .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                    .any(|target| {
+                        sockets
+                            .iter()
+                            .any(|socket| target.as_os_str() == socket.as_str())
+                    })
+            })
         })
-    }))
+        .collect()
 }
 
 /// Holds `port` with a listener that answers 200 to anything, as another
@@ -241,7 +468,7 @@ pub fn occupy_once(port: u16) {
 
 impl RunningService {
     pub fn pid(&self) -> u32 {
-        self.child.pid()
+        self.pid
     }
 
     /// Whether the service died while serving (it should outlive its scenario),
@@ -249,7 +476,11 @@ impl RunningService {
     pub async fn exit_status_within(&self, patience: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + patience;
         loop {
-            let status = self.child.try_exit().ok().flatten();
+            let status = self
+                .process
+                .child
+                .as_ref()
+                .and_then(|child| child.try_exit().ok().flatten());
             if status.is_some() || Instant::now() >= deadline {
                 return status;
             }
@@ -259,24 +490,12 @@ impl RunningService {
 
     /// Stops the process group (SIGTERM, grace, SIGKILL) off the async threads,
     /// then kills whatever the service started that left the group (`setsid`),
-    /// and says what that was: a leak to report.
-    pub async fn stop(self) -> Vec<String> {
-        let child = self.child;
-        let marker = self.log.display().to_string();
-        tokio::task::spawn_blocking(move || {
-            drop(child);
-            crate::sweep::processes_with(SERVICE_MARKER)
-                .into_iter()
-                .filter(|(_, value)| *value == marker)
-                .map(|(pid, _)| {
-                    let name = crate::sweep::command_name(pid);
-                    crate::sweep::kill_with_group(pid);
-                    format!("pid {pid} ({name}) left the service's process group and outlived it; killed")
-                })
-                .collect()
-        })
-        .await
-        .unwrap_or_default()
+    /// and says what that was (a leak to report) and whether the log is whole.
+    pub async fn stop(self) -> Stopped {
+        let mut process = self.process;
+        tokio::task::spawn_blocking(move || process.shut_down())
+            .await
+            .unwrap_or_default()
     }
 }
 
@@ -312,14 +531,31 @@ mod tests {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let ours = nix::unistd::getpgrp().as_raw() as u32;
-        assert_eq!(listener_in_group(port, ours), Some(true));
-        // Any other group does not hold it.
-        assert_eq!(listener_in_group(port, ours + 1_000_000), Some(false));
+        assert_eq!(port_holder(port, ours, "no marker"), Holder::Service);
+        // Any other group, without the service's marker, does not hold it.
+        assert_eq!(
+            port_holder(port, ours + 1_000_000, "no marker"),
+            Holder::Other
+        );
         drop(listener);
         assert_eq!(
-            listener_in_group(port, ours),
-            None,
+            port_holder(port, ours, "no marker"),
+            Holder::Unknown,
             "nobody listens any more"
+        );
+    }
+
+    #[test]
+    fn placeholders_are_filled_in_one_pass() {
+        let placeholders = Placeholders {
+            values: BTreeMap::from([
+                ("secret", "s3cr3t".to_owned()),
+                ("service_dir", "/tmp/{secret}/x".to_owned()),
+            ]),
+        };
+        assert_eq!(
+            placeholders.fill("{service_dir} {secret} {unknown}"),
+            "/tmp/{secret}/x s3cr3t {unknown}"
         );
     }
 }

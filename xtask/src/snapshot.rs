@@ -60,14 +60,43 @@ pub fn render(exchanges: &[NormalisedExchange], failure: Option<&StepFailure>) -
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Comparison {
     Matches,
-    /// A unified diff, accepted (`-`) against this run (`+`), and the first
-    /// step whose status changed, e.g. "step `register`: 201 Created → 500 Internal Server Error".
+    /// A unified diff, accepted (`-`) against this run (`+`), and what changed
+    /// step by step.
     Differs {
         diff: String,
-        status_change: Option<String>,
+        changes: Changes,
     },
     /// No accepted snapshot exists yet.
     Missing,
+}
+
+/// What differs between two renderings, read from their structure.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Steps whose status changed, in order: (step, before, after).
+    pub statuses: Vec<(String, String, String)>,
+    /// `refused → started` when a recorded startup outcome changed.
+    pub startup: Option<(String, String)>,
+}
+
+impl Changes {
+    /// "step `register`: 201 Created → 500 Internal Server Error", for the first one.
+    pub fn first_status_change(&self) -> Option<String> {
+        self.statuses
+            .first()
+            .map(|(step, before, after)| format!("step `{step}`: {before} → {after}"))
+    }
+
+    /// A refusal became an answer: the service now starts where it refused,
+    /// or some step answers 2xx where it did not. What a security scenario guards.
+    pub fn now_serves(&self) -> bool {
+        let started = matches!(&self.startup, Some((before, after)) if before == "refused" && after == "started");
+        started
+            || self
+                .statuses
+                .iter()
+                .any(|(_, before, after)| !before.starts_with('2') && after.starts_with('2'))
+    }
 }
 
 /// The accepted file of a scenario, inside the snapshots folder.
@@ -82,6 +111,33 @@ pub fn pending_path(accepted: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Refuses accepted snapshots that are not regular files inside `snapshots`
+/// (a symlink could post any file's text into a report).
+pub fn check_files(snapshots: &Path) -> anyhow::Result<()> {
+    let Ok(entries) = fs_err::read_dir(snapshots) else {
+        return Ok(());
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        if path.extension().is_some_and(|ext| ext == "snap") {
+            check_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_file(path: &Path) -> anyhow::Result<()> {
+    let meta = fs_err::symlink_metadata(path)?;
+    if !meta.file_type().is_file() {
+        anyhow::bail!(
+            "{}: an accepted snapshot must be a regular file in the snapshots folder, not a \
+             symlink or anything else; replace it with the file itself",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// Compares `contents` with the accepted snapshot at `path`, with the values
 /// of `noisy` fields masked on both sides.
 pub fn compare(
@@ -89,9 +145,10 @@ pub fn compare(
     contents: &str,
     noisy: &std::collections::BTreeSet<String>,
 ) -> anyhow::Result<Comparison> {
-    if !path.exists() {
+    if fs_err::symlink_metadata(path).is_err() {
         return Ok(Comparison::Missing);
     }
+    check_file(path)?;
     let accepted = insta::Snapshot::from_file(path)
         .map_err(|err| anyhow::anyhow!("{err}"))
         .with_context(|| format!("cannot read snapshot {}", path.display()))?;
@@ -116,37 +173,95 @@ pub fn compare(
         .context_radius(3)
         .header("accepted", "this run")
         .to_string();
-    let status_change = statuses(&old)
-        .into_iter()
-        .zip(statuses(&new))
-        .find(|(before, after)| before != after)
-        .map(|((step, before), (_, after))| format!("step `{step}`: {before} → {after}"));
+    let (before, after) = (Parsed::from(old.as_str()), Parsed::from(new.as_str()));
+    let statuses = before
+        .exchanges
+        .iter()
+        .zip(&after.exchanges)
+        .filter(|(old, new)| old.status != new.status)
+        .map(|(old, new)| (old.step.clone(), old.status.clone(), new.status.clone()))
+        .collect();
+    let startup = match (before.startup, after.startup) {
+        (Some(old), Some(new)) if old != new => Some((old, new)),
+        _ => None,
+    };
     Ok(Comparison::Differs {
         diff,
-        status_change,
+        changes: Changes { statuses, startup },
     })
 }
 
-/// (step, status line) of each exchange in a rendered scenario.
-fn statuses(rendered: &str) -> Vec<(String, String)> {
-    let mut found = Vec::new();
-    let mut step = String::new();
-    for line in rendered.lines() {
-        if let Some(header) = line.strip_prefix("# ") {
-            step = header
-                .split_once(". ")
-                .map_or(header, |(_, name)| name)
-                .to_owned();
-        } else if let Some(status) = line.strip_prefix("< ")
-            && status.len() >= 3
-            && status.as_bytes()[..3].iter().all(u8::is_ascii_digit)
-        {
-            found.push((step.clone(), status.to_owned()));
-        } else if let Some(status) = line.strip_prefix("< no response: ") {
-            found.push((step.clone(), format!("no response: {status}")));
+/// A rendered scenario read back into its parts, the inverse of [`render`]
+/// for what comparisons need: which line is a status is decided by where it
+/// stands (the first `<` line after a request), never by how it looks, so a
+/// body line like `< 100 items` is body.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Parsed {
+    startup: Option<String>,
+    exchanges: Vec<ParsedExchange>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct ParsedExchange {
+    step: String,
+    status: String,
+}
+
+impl From<&str> for Parsed {
+    fn from(rendered: &str) -> Parsed {
+        /// Where the reader is inside one exchange.
+        #[derive(PartialEq)]
+        enum At {
+            Outside,
+            Request,
+            RequestBody,
+            ResponseHeaders,
+            ResponseBody,
         }
+        let mut parsed = Parsed::default();
+        let mut at = At::Outside;
+        let mut step = String::new();
+        for line in rendered.lines() {
+            let request = line == ">" || line.starts_with("> ");
+            let response = line == "<" || line.starts_with("< ");
+            match at {
+                At::Outside | At::ResponseBody | At::ResponseHeaders
+                    if !response && line.starts_with("# ") =>
+                {
+                    let header = &line[2..];
+                    step = header
+                        .split_once(". ")
+                        .map_or(header, |(_, name)| name)
+                        .to_owned();
+                    at = At::Request;
+                }
+                At::Outside if parsed.exchanges.is_empty() && line.starts_with("startup: ") => {
+                    parsed.startup = Some(line["startup: ".len()..].to_owned());
+                }
+                At::Request if request => {
+                    if line == ">" {
+                        at = At::RequestBody;
+                    }
+                }
+                At::RequestBody if request => {}
+                At::Request | At::RequestBody if response => {
+                    parsed.exchanges.push(ParsedExchange {
+                        step: step.clone(),
+                        status: line.get(2..).unwrap_or_default().to_owned(),
+                    });
+                    at = At::ResponseHeaders;
+                }
+                At::ResponseHeaders if response => {
+                    if line == "<" {
+                        at = At::ResponseBody;
+                    }
+                }
+                At::ResponseBody if response => {}
+                _ => at = At::Outside,
+            }
+        }
+        parsed
     }
-    found
 }
 
 /// What the YAML header of a snapshot says.
@@ -232,15 +347,13 @@ mod tests {
         let path = accepted_path(dir.path(), "login");
         accept(&path, &header(), "# 1. login\n< 200 OK\n").unwrap();
         let changed = "# 1. login\n< 500 Internal Server Error\n";
-        let Comparison::Differs {
-            diff,
-            status_change,
-        } = compare(&path, changed, &Default::default()).unwrap()
+        let Comparison::Differs { diff, changes } =
+            compare(&path, changed, &Default::default()).unwrap()
         else {
             panic!("expected a difference");
         };
         assert_eq!(
-            status_change.as_deref(),
+            changes.first_status_change().as_deref(),
             Some("step `login`: 200 OK → 500 Internal Server Error")
         );
         assert!(
@@ -265,5 +378,86 @@ mod tests {
             compare(&dir.path().join("x.snap"), "text", &Default::default()).unwrap(),
             Comparison::Missing
         );
+    }
+
+    #[test]
+    fn a_body_line_that_looks_like_a_status_is_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = accepted_path(dir.path(), "items");
+        let render = |count: &str, status: &str| {
+            format!(
+                "# 1. list\n> GET /items\n< 200 OK\n<\n< {count} items\n\n# 2. admin\n> GET /admin\n< {status}\n"
+            )
+        };
+        accept(&path, &header(), &render("100", "403 Forbidden")).unwrap();
+        let Comparison::Differs { changes, .. } =
+            compare(&path, &render("101", "200 OK"), &Default::default()).unwrap()
+        else {
+            panic!("expected a difference");
+        };
+        assert_eq!(
+            changes.statuses,
+            [(
+                "admin".to_owned(),
+                "403 Forbidden".to_owned(),
+                "200 OK".to_owned()
+            )]
+        );
+        assert!(changes.now_serves(), "a refusal on a later step became 2xx");
+    }
+
+    #[test]
+    fn a_symlinked_snapshot_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside.txt");
+        std::fs::write(&outside, "---\nexpression: x\n---\nprivate text\n").unwrap();
+        let snapshots = dir.path().join("snapshots");
+        std::fs::create_dir(&snapshots).unwrap();
+        std::os::unix::fs::symlink(&outside, snapshots.join("x.snap")).unwrap();
+        let err = check_files(&snapshots).unwrap_err().to_string();
+        assert!(err.contains("x.snap") && err.contains("regular file"), "{err}");
+        let err = compare(&snapshots.join("x.snap"), "text", &Default::default()).unwrap_err();
+        assert!(!format!("{err:#}").contains("private text"));
+    }
+
+    proptest::proptest! {
+        /// Reading a rendering back finds every step and status, whatever the
+        /// headers and bodies hold.
+        #[test]
+        fn parsing_a_rendering_finds_its_statuses(
+            exchanges in proptest::collection::vec(
+                (
+                    "[a-z ]{1,10}",
+                    "[1-5][0-9]{2}( [A-Za-z]{2,8})?",
+                    proptest::collection::vec("[ -~]{0,12}", 0..3),
+                    proptest::option::of("([0-9]{3} [ -~]{0,8}\n|# [ -~]{0,6}\n|[<>#] ?[ -~]{0,6}\n|\n){0,4}"),
+                ),
+                0..5,
+            )
+        ) {
+            let exchanges: Vec<NormalisedExchange> = exchanges
+                .into_iter()
+                .map(|(step, status, headers, body)| NormalisedExchange {
+                    step,
+                    request_line: "GET /".to_owned(),
+                    request_headers: Vec::new(),
+                    request_body: body.clone(),
+                    status_line: status,
+                    response_headers: headers.into_iter().map(|value| ("x".to_owned(), value)).collect(),
+                    response_body: body,
+                })
+                .collect();
+            let parsed = Parsed::from(render(&exchanges, None).as_str());
+            let expected: Vec<(String, String)> = exchanges
+                .iter()
+                .map(|exchange| (exchange.step.clone(), exchange.status_line.clone()))
+                .collect();
+            let found: Vec<(String, String)> = parsed
+                .exchanges
+                .into_iter()
+                .map(|exchange| (exchange.step, exchange.status))
+                .collect();
+            proptest::prop_assert_eq!(found, expected);
+        }
     }
 }

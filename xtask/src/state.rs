@@ -8,10 +8,13 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
 use anyhow::Context;
+
+use crate::redact;
 
 #[derive(Debug, Clone)]
 pub struct StateDirs {
@@ -149,8 +152,12 @@ const TEMP_FILE_PREFIX: &str = ".upgrade-check-";
 
 /// Writes a whole file or nothing: a temp file beside it, synced, then renamed.
 ///
-/// A reader (or a crash) sees the old contents or the new, never a mix.
+/// A reader (or a crash) sees the old contents or the new, never a mix. The
+/// contents pass through [`redact::scrub_bytes`] first: no file the harness
+/// writes can hold a registered secret. The file gets the permissions a plain
+/// `create` would (0666 less the umask), not the temp file's private 0600.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let contents = &*redact::scrub_bytes(contents);
     let dir = path
         .parent()
         .with_context(|| format!("{} has no parent folder", path.display()))?;
@@ -160,12 +167,30 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temp file in {}", dir.display()))?;
     stall_if_asked(path, &mut temp, contents);
+    let mode = std::fs::Permissions::from_mode(0o666 & !umask());
     temp.write_all(contents)
+        .and_then(|()| temp.as_file().set_permissions(mode))
         .and_then(|()| temp.as_file().sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;
     temp.persist(path)
         .with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())
+}
+
+/// The process's umask, read without changing it (`/proc/self/status`);
+/// 022 where that cannot be read.
+fn umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                status.lines().find_map(|line| {
+                    u32::from_str_radix(line.strip_prefix("Umask:")?.trim(), 8).ok()
+                })
+            })
+            .unwrap_or(0o022)
+    })
 }
 
 /// The `stall-in-write=<file name>` failpoint: half the contents are in the
@@ -175,7 +200,7 @@ fn stall_if_asked(path: &Path, temp: &mut tempfile::NamedTempFile, contents: &[u
     if asked.is_some_and(|name| path.file_name().is_some_and(|file| file == name.as_str())) {
         let _ = temp.write_all(&contents[..contents.len() / 2]);
         let _ = temp.as_file().sync_all();
-        eprintln!("failpoint stall-in-write: {} half written", path.display());
+        crate::errln!("failpoint stall-in-write: {} half written", path.display());
         std::thread::sleep(std::time::Duration::from_secs(600));
     }
 }

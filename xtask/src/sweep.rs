@@ -144,6 +144,28 @@ pub fn command_name(pid: i32) -> String {
         .map_or_else(|_| "?".to_owned(), |name| name.trim().to_owned())
 }
 
+/// Whether `ancestor` is among `pid`'s parents (field 4 of stat, followed up).
+pub fn descends_from(pid: i32, ancestor: i32) -> bool {
+    let mut current = pid;
+    for _ in 0..64 {
+        let Some(parent) = u32::try_from(current)
+            .ok()
+            .and_then(stat_fields)
+            .and_then(|fields| fields.get(1)?.parse::<i32>().ok())
+        else {
+            return false;
+        };
+        if parent == ancestor {
+            return true;
+        }
+        if parent <= 1 {
+            return false;
+        }
+        current = parent;
+    }
+    false
+}
+
 /// Process group (field 5 of stat).
 pub fn process_group(pid: i32) -> Option<i32> {
     stat_fields(u32::try_from(pid).ok()?)?.get(2)?.parse().ok()

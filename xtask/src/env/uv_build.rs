@@ -217,7 +217,10 @@ impl UvBuilder {
             hash_checked,
             built_from_source,
         };
-        if complete.exists() {
+        // A complete environment whose interpreter is gone (removed by hand,
+        // or its base Python uninstalled) is damaged, not the service's fault:
+        // it is rebuilt like a half-built one.
+        if complete.exists() && python.exists() {
             let built = fs_err::read_to_string(&built_list).unwrap_or_default();
             let built = built.lines().map(str::to_owned).collect();
             return Ok(Ok(environment(true, built)));

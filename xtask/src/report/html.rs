@@ -3,24 +3,30 @@
 //! cell's version changes.
 //!
 //! The result model is embedded as JSON and drawn by a small script, so the
-//! page shows exactly what report.json holds.
+//! page shows exactly what report.json holds. The page is made by an
+//! auto-escaping template engine (minijinja): every value is escaped for
+//! where it lands, the JSON with `tojson` (no `<`, `>` or `&` left in it), and
+//! a Content-Security-Policy lets no script run but the page's own, named by
+//! its digest, so a service's output cannot become code in a reviewer's browser.
+
+use base64::Engine;
+use sha2::Digest;
 
 use super::{Report, headline};
 
 pub fn render(report: &Report) -> anyhow::Result<String> {
-    // `</` would end the script element early; JSON allows `<\/`.
-    let data = serde_json::to_string(report)?.replace("</", "<\\/");
-    let title = escape(&headline::headline(report));
-    Ok(TEMPLATE
-        .replace("{{title}}", &title)
-        .replace("{{data}}", &data))
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let mut env = minijinja::Environment::new();
+    // `.html` templates are escaped for HTML by default.
+    env.add_template("report.html", TEMPLATE)?;
+    let script_digest = base64::engine::general_purpose::STANDARD
+        .encode(sha2::Sha256::digest(SCRIPT.as_bytes()));
+    let page = env.get_template("report.html")?.render(minijinja::context! {
+        title => headline::headline(report),
+        report => minijinja::Value::from(minijinja::value::Serde(report)),
+        script => minijinja::Value::from_safe_string(SCRIPT.to_owned()),
+        script_digest => script_digest,
+    })?;
+    Ok(page)
 }
 
 const TEMPLATE: &str = r#"<!doctype html>
@@ -28,6 +34,7 @@ const TEMPLATE: &str = r#"<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{{ script_digest }}'">
 <title>upgrade-check</title>
 <style>
   body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #1f2328; }
@@ -49,11 +56,17 @@ const TEMPLATE: &str = r#"<!doctype html>
 </style>
 </head>
 <body>
-<h1 id="headline">{{title}}</h1>
+<h1 id="headline">{{ title }}</h1>
 <table id="grid"></table>
 <section id="details"><p>Click a square to see its diff, log tail and versions.</p></section>
-<script type="application/json" id="report-data">{{data}}</script>
-<script>
+<script type="application/json" id="report-data">{{ report|tojson }}</script>
+<script>{{ script }}</script>
+</body>
+</html>
+"#;
+
+/// The page's only script; the policy allows it by its digest.
+const SCRIPT: &str = r#"
 "use strict";
 const report = JSON.parse(document.getElementById("report-data").textContent);
 const grid = document.getElementById("grid");
@@ -129,7 +142,4 @@ function show(cell, scenario, button) {
     details.appendChild(element("p", facts.join(" · "), "environment"));
   }
 }
-</script>
-</body>
-</html>
 "#;
