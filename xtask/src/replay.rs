@@ -184,7 +184,7 @@ async fn send(
     let response = builder
         .send()
         .await
-        .map_err(|err| describe(&err, timeout))?;
+        .map_err(|err| describe(err, timeout))?;
     let status = response.status().as_u16();
     let headers = response
         .headers()
@@ -203,7 +203,7 @@ async fn send(
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|err| describe(&err, timeout))?
+        .map_err(|err| describe(err, timeout))?
     {
         let room = MAX_BODY_BYTES.saturating_sub(body.len());
         body.extend_from_slice(&chunk[..room.min(chunk.len())]);
@@ -217,14 +217,17 @@ async fn send(
     })
 }
 
-fn describe(err: &reqwest::Error, timeout: Duration) -> String {
+fn describe(err: reqwest::Error, timeout: Duration) -> String {
     if err.is_timeout() {
         format!("timed out after {}", humantime::format_duration(timeout))
     } else if err.is_connect() {
         "connection failed (is the service still running?)".to_owned()
     } else {
+        // The URL is the request's, shown beside the error already; it may
+        // carry a secret filled into the path.
+        let err = reqwest::Error::without_url(err);
         let mut message = err.to_string();
-        let mut source = std::error::Error::source(err);
+        let mut source = std::error::Error::source(&err);
         while let Some(cause) = source {
             message = format!("{message}: {cause}");
             source = cause.source();

@@ -676,7 +676,12 @@ async fn replay_in(
                 .iter()
                 .map(|exchange| normaliser.exchange(exchange))
                 .collect();
-            let rendered = snapshot::render(&exchanges, replayed.failure.as_ref());
+            // The failure's words are the service's answer too: normalised alike.
+            let failure = replayed.failure.clone().map(|failure| replay::StepFailure {
+                message: normaliser.text(&failure.message),
+                ..failure
+            });
+            let rendered = snapshot::render(&exchanges, failure.as_ref());
             if scenario.record_startup {
                 format!("startup: started\n\n{rendered}")
             } else {

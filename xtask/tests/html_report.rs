@@ -187,5 +187,53 @@ async fn clicking_a_failing_square_shows_its_diff() {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report.png"));
     std::fs::write(&target, png).unwrap();
+
+    // The same report, with hostile text wherever a service or a scenario can
+    // put text: the page shows it as text, and no script of theirs runs.
+    let hostile = "{{data}}{{title}}</script><script>window.pwned = 1</script><img src=x onerror=\"window.pwned = 2\">";
+    let mut data: Value =
+        serde_json::from_str(&std::fs::read_to_string(ctx.path("state/report/report.json")).unwrap())
+            .unwrap();
+    for cell in data["cells"].as_array_mut().unwrap() {
+        for scenario in cell["scenarios"].as_array_mut().unwrap() {
+            if scenario["verdict"] == "changed" {
+                scenario["summary"] = json!(hostile);
+                scenario["log_tail"] = json!(hostile);
+                scenario["diff"] = json!(format!("+< {hostile}"));
+            }
+        }
+    }
+    data["cells"][1]["scenarios"][0]["scenario"] = json!(hostile);
+    let report: xtask::report::Report = serde_json::from_value(data).unwrap();
+    let hostile_page = ctx.path("hostile.html");
+    std::fs::write(&hostile_page, xtask::report::html::render(&report).unwrap()).unwrap();
+    call(
+        &client,
+        reqwest::Method::POST,
+        at("/url"),
+        Some(json!({"url": format!("file://{}", hostile_page.display())})),
+    )
+    .await;
+    let square = find_element("button.square.changed").await;
+    call(
+        &client,
+        reqwest::Method::POST,
+        at(&format!("/element/{square}/click")),
+        Some(json!({})),
+    )
+    .await;
+    let log = find_element("#log").await;
+    let shown = call(&client, reqwest::Method::GET, at(&format!("/element/{log}/text")), None).await;
+    assert_eq!(shown.as_str().unwrap(), hostile, "hostile text is shown as text");
+    let ran = call(
+        &client,
+        reqwest::Method::POST,
+        at("/execute/sync"),
+        Some(json!({"script": "return [typeof window.pwned, document.querySelectorAll('img').length, document.getElementById('headline').textContent];", "args": []})),
+    )
+    .await;
+    assert_eq!(ran[0], "undefined", "no hostile script ran: {ran}");
+    assert_eq!(ran[1], 0, "no hostile element was made: {ran}");
+    assert_eq!(ran[2], xtask::report::headline::headline(&report), "the headline is text");
     call(&client, reqwest::Method::DELETE, at(""), None).await;
 }
