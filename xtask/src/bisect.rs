@@ -239,7 +239,8 @@ impl Bisection {
         if broken.is_empty() {
             crate::outln!(
                 "{} {to} breaks nothing that {} passes: nothing to bisect",
-                self.package, self.from
+                self.package,
+                self.from
             );
             return Ok(0);
         }

@@ -1077,6 +1077,59 @@ mod defaults {
         assert_eq!(config.matrix.strategy, Strategy::OneAtATime);
     }
 
+    /// A Python service's config: `[service]` extra lines, then `rest`.
+    fn load_python(service: &str, rest: &str) -> Result<Config, InputError> {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::create_dir_all(dir.path().join("service")).unwrap();
+        fs_err::create_dir_all(dir.path().join("scenarios")).unwrap();
+        fs_err::write(
+            dir.path().join("service/requirements.txt"),
+            "flask==3.0.3\n",
+        )
+        .unwrap();
+        let path = dir.path().join("upgrade-check.toml");
+        fs_err::write(
+            &path,
+            format!(
+                "[service]\nroot = \"service\"\nbaseline = \"requirements.txt\"\n\
+                 health = {{ path = \"/health\" }}\n{service}\n{rest}"
+            ),
+        )
+        .unwrap();
+        Config::load(&path)
+    }
+
+    #[test]
+    fn a_value_inherited_by_a_profile_with_another_database_is_checked_there() {
+        let err = load_python(
+            "command = [\"{python}\", \"-m\", \"app\"]",
+            "[profiles.staging]\ndatabase = \"postgres\"\nenv = { DB_PASS = \"{db_password}\" }\n\
+             [profiles.local]\nextends = \"staging\"\ndatabase = \"sqlite\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("upgrade-check.toml:")
+                && err.contains("profiles.staging.env.DB_PASS")
+                && err.contains("profile `local`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_command_is_checked_against_every_profile_database() {
+        let err = load_python(
+            "command = [\"{python}\", \"-m\", \"app\", \"--db\", \"{sqlite_path}\"]",
+            "[profiles.staging]\ndatabase = \"postgres\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("service.command[4]") && err.contains("profile `staging`"),
+            "{err}"
+        );
+    }
+
     /// A cargo service's config with `command`, `baseline` and `packages` lines.
     fn load_cargo(command: &str, baseline: &str, packages: &str) -> Result<Config, InputError> {
         let dir = tempfile::tempdir().unwrap();

@@ -169,6 +169,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
     };
     let mut config = Config::load(&config_path)?;
     let scenarios = scenario::load_dir(&config.replay.scenarios)?;
+    snapshot::check_files(&config.replay.snapshots)?;
     // From here on, no write or print of this process can hold a scenario secret.
     for scenario in &scenarios {
         redact::register(&redact::Secrets::new(

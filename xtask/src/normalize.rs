@@ -251,7 +251,6 @@ impl<'a> Normaliser<'a> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,7 +55,10 @@ impl Progress {
     /// One event of one cell.
     pub fn cell(&self, cell: &str, message: &str) {
         match &self.live {
-            Some(live) => live.step(cell, &crate::redact::terminal_safe(&crate::redact::scrub(message))),
+            Some(live) => live.step(
+                cell,
+                &crate::redact::terminal_safe(&crate::redact::scrub(message)),
+            ),
             None => self.say(&format!("{cell}: {message}")),
         }
     }

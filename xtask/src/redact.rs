@@ -47,7 +47,11 @@ impl Secrets {
         if value.is_empty() {
             return;
         }
-        let mut forms = vec![value.to_owned(), json_escaped(value), python_json_escaped(value)];
+        let mut forms = vec![
+            value.to_owned(),
+            json_escaped(value),
+            python_json_escaped(value),
+        ];
         if encoded && value.len() >= MIN_ENCODED_LEN {
             forms.extend(percent_encoded(value));
             forms.extend(base64_forms(value.as_bytes()));
@@ -93,15 +97,18 @@ impl Secrets {
 
     /// The longest form, in bytes: how much text a streaming scrub holds back.
     fn longest(&self) -> usize {
-        self.forms.iter().map(|(form, _)| form.len()).max().unwrap_or(0)
+        self.forms
+            .iter()
+            .map(|(form, _)| form.len())
+            .max()
+            .unwrap_or(0)
     }
 
     /// `text` with every form of every secret replaced.
     pub fn redact<'t>(&self, text: &'t str) -> Cow<'t, str> {
         match &self.matcher {
             Some(matcher) if matcher.is_match(text) => {
-                let placeholders: Vec<&str> =
-                    self.forms.iter().map(|(_, p)| p.as_str()).collect();
+                let placeholders: Vec<&str> = self.forms.iter().map(|(_, p)| p.as_str()).collect();
                 Cow::Owned(matcher.replace_all(text, &placeholders))
             }
             _ => Cow::Borrowed(text),
@@ -230,10 +237,10 @@ pub fn print_stderr(line: &str) {
 pub fn terminal_safe(text: &str) -> Cow<'_, str> {
     static SEQUENCE: LazyLock<regex::Regex> = LazyLock::new(|| {
         regex::Regex::new(concat!(
-            r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?", // OSC … BEL or ST
-            r"|\x1b[P^_X][^\x1b]*(?:\x1b\\)?",     // DCS, PM, APC, SOS … ST
-            r"|\x1b\[[0-?]*[ -/]*[@-~]?",          // CSI
-            r"|\x1b[ -/]*[0-~]?",                  // other escapes
+            r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?",     // OSC … BEL or ST
+            r"|\x1b[P^_X][^\x1b]*(?:\x1b\\)?",         // DCS, PM, APC, SOS … ST
+            r"|\x1b\[[0-?]*[ -/]*[@-~]?",              // CSI
+            r"|\x1b[ -/]*[0-~]?",                      // other escapes
             r"|[\x00-\x08\x0b-\x1f\x7f\u{80}-\u{9f}]", // C0 (not \t \n) and C1 controls
         ))
         .expect("valid regex")
@@ -401,7 +408,10 @@ mod tests {
         ] {
             assert_eq!(s.redact(text), "[secret:password]", "{text}");
         }
-        assert_eq!(s.redact("{\"739184\": 739184}"), "{\"[secret:pin]\": [secret:pin]}");
+        assert_eq!(
+            s.redact("{\"739184\": 739184}"),
+            "{\"[secret:pin]\": [secret:pin]}"
+        );
     }
 
     #[test]
@@ -414,7 +424,10 @@ mod tests {
             ] {
                 let encoded = engine.encode(format!("{prefix}p@ss wörd/42 and more"));
                 let redacted = s.redact(&encoded);
-                assert!(redacted.contains("[secret:password]"), "{prefix}: {redacted}");
+                assert!(
+                    redacted.contains("[secret:password]"),
+                    "{prefix}: {redacted}"
+                );
             }
         }
     }
@@ -495,7 +508,12 @@ mod tests {
     }
 
     /// Puts `secret` somewhere in `value`, following `path` down as far as it goes.
-    fn plant(value: serde_json::Value, path: &[usize], how: usize, secret: &str) -> serde_json::Value {
+    fn plant(
+        value: serde_json::Value,
+        path: &[usize],
+        how: usize,
+        secret: &str,
+    ) -> serde_json::Value {
         use serde_json::Value;
         let planted = || match how {
             0 => Value::String(secret.to_owned()),

@@ -181,10 +181,7 @@ async fn send(
     if let Some(body) = &request.body {
         builder = builder.body(body.clone());
     }
-    let response = builder
-        .send()
-        .await
-        .map_err(|err| describe(err, timeout))?;
+    let response = builder.send().await.map_err(|err| describe(err, timeout))?;
     let status = response.status().as_u16();
     let headers = response
         .headers()

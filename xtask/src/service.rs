@@ -106,7 +106,9 @@ impl ServiceProcess {
         let leaks = escaped
             .into_iter()
             .map(|(pid, name)| {
-                format!("pid {pid} ({name}) left the service's process group and outlived it; killed")
+                format!(
+                    "pid {pid} ({name}) left the service's process group and outlived it; killed"
+                )
             })
             .collect();
         let pump = self.pump.lock().unwrap_or_else(|e| e.into_inner());
@@ -376,8 +378,7 @@ fn port_holder(port: u16, pgid: u32, marker: &str) -> Holder {
         return Holder::Unknown;
     }
     if holders.iter().any(|pid| {
-        crate::sweep::process_group(*pid).and_then(|group| u32::try_from(group).ok())
-            == Some(pgid)
+        crate::sweep::process_group(*pid).and_then(|group| u32::try_from(group).ok()) == Some(pgid)
     }) {
         return Holder::Service;
     }

@@ -415,7 +415,10 @@ mod tests {
         std::fs::create_dir(&snapshots).unwrap();
         std::os::unix::fs::symlink(&outside, snapshots.join("x.snap")).unwrap();
         let err = check_files(&snapshots).unwrap_err().to_string();
-        assert!(err.contains("x.snap") && err.contains("regular file"), "{err}");
+        assert!(
+            err.contains("x.snap") && err.contains("regular file"),
+            "{err}"
+        );
         let err = compare(&snapshots.join("x.snap"), "text", &Default::default()).unwrap_err();
         assert!(!format!("{err:#}").contains("private text"));
     }

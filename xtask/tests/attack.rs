@@ -62,7 +62,11 @@ fn assert_clean(what: &str, bytes: &[u8]) {
 /// line is wrapped in (a title, a clipboard write, a link), or their payload.
 fn assert_terminal_safe(what: &str, text: &str) {
     assert_clean(what, text.as_bytes());
-    let escapes = ["\x1b]".to_owned(), "pwned-title".to_owned(), "\u{9b}".to_owned()];
+    let escapes = [
+        "\x1b]".to_owned(),
+        "pwned-title".to_owned(),
+        "\u{9b}".to_owned(),
+    ];
     assert_no(what, text.as_bytes(), &escapes);
 }
 
@@ -84,7 +88,10 @@ fn secrets_reach_no_written_file_or_output_in_any_form() {
     assert_eq!(accepted.code, 0, "{}", accepted.stderr);
     // The accepted snapshot holds the placeholders where the secrets were.
     let snap = std::fs::read_to_string(ctx.path("snapshots/secrets.snap")).unwrap();
-    for placeholder in ["\"[secret:phrase]\": \"as a key\"", "\"pin\": \"[secret:pin]\""] {
+    for placeholder in [
+        "\"[secret:phrase]\": \"as a key\"",
+        "\"pin\": \"[secret:pin]\"",
+    ] {
         assert!(snap.contains(placeholder), "{placeholder} in:\n{snap}");
     }
     assert!(
@@ -120,7 +127,10 @@ fn secrets_reach_no_written_file_or_output_in_any_form() {
         assert_clean(&file.display().to_string(), &std::fs::read(&file).unwrap());
         checked += 1;
     }
-    assert!(checked > 10, "reports, results, logs and snapshots ({checked} files)");
+    assert!(
+        checked > 10,
+        "reports, results, logs and snapshots ({checked} files)"
+    );
     let log = std::fs::read_to_string(ctx.path("state/logs/baseline/secrets.log")).unwrap();
     assert!(
         log.contains("login attempt") && log.contains("[secret:phrase]"),
@@ -131,14 +141,21 @@ fn secrets_reach_no_written_file_or_output_in_any_form() {
     use std::os::unix::fs::PermissionsExt;
     let umask = umask();
     for file in ["state/report/report.json", "snapshots/secrets.snap"] {
-        let mode = std::fs::metadata(ctx.path(file)).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(ctx.path(file))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o666 & !umask, "{file}: {mode:o}");
     }
 }
 
 fn umask() -> u32 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|line| line.starts_with("Umask:")).unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("Umask:"))
+        .unwrap();
     u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
 }
 
@@ -192,7 +209,9 @@ fn a_service_that_starts_a_session_of_its_own_and_fails_leaves_nothing() {
     }
     let health = scenario_report(&report, "baseline", "health");
     assert!(
-        health["leaks"].as_array().is_some_and(|leaks| !leaks.is_empty())
+        health["leaks"]
+            .as_array()
+            .is_some_and(|leaks| !leaks.is_empty())
             || is_root(),
         "without a PID namespace the escaped helper is reported as a leak: {health}"
     );
@@ -205,7 +224,9 @@ fn is_root() -> bool {
 #[test]
 fn a_daemonising_service_is_not_taken_for_a_port_thief_and_its_daemon_dies() {
     if !is_root() {
-        eprintln!("not root: no PID namespace, so a daemon that clears its environment cannot be found");
+        eprintln!(
+            "not root: no PID namespace, so a daemon that clears its environment cannot be found"
+        );
         return;
     }
     let ctx = hostile("daemonise");
@@ -215,7 +236,8 @@ fn a_daemonising_service_is_not_taken_for_a_port_thief_and_its_daemon_dies() {
     let health = scenario_report(&report, "baseline", "health");
     assert_eq!(health["verdict"], "startup-failed", "{health}");
     assert!(
-        !run.stderr.contains("held by another process; trying another"),
+        !run.stderr
+            .contains("held by another process; trying another"),
         "a daemon of the service's own is not another process:\n{}",
         run.stderr
     );
@@ -293,7 +315,10 @@ fn a_recorded_result_is_not_reused_by_another_harness_build_or_environment() {
     let mut command = Command::new(&other);
     command
         .arg("upgrade-check")
-        .args(["--config".as_ref(), ctx.path("upgrade-check.toml").as_os_str()])
+        .args([
+            "--config".as_ref(),
+            ctx.path("upgrade-check.toml").as_os_str(),
+        ])
         .env("UPGRADE_CHECK_STATE_DIR", ctx.path("state"))
         .env("UPGRADE_CHECK_CACHE_DIR", common::shared_cache())
         .env("TZ", "Europe/Paris")
@@ -328,11 +353,37 @@ fn a_damaged_cached_environment_is_rebuilt_not_blamed_on_the_service() {
     }
     assert_eq!(broken, 1, "one environment, its interpreter removed");
     let again = run(&ctx);
-    assert_eq!(again.code, 0, "rebuilt, not STARTUP-FAILED:\n{}", again.stdout);
+    assert_eq!(
+        again.code, 0,
+        "rebuilt, not STARTUP-FAILED:\n{}",
+        again.stdout
+    );
     assert!(Path::new(&envs).exists());
     assert_eq!(
         common::cell_report(&ctx.report(), "baseline")["environment"]["build_reused"],
         false,
         "the damaged environment was built again"
     );
+}
+
+#[test]
+fn an_accepted_snapshot_that_is_a_symlink_is_refused_before_anything_runs() {
+    let ctx = hostile("");
+    let outside = ctx.path("outside.txt");
+    std::fs::write(
+        &outside,
+        "---\nexpression: health\n---\nprivate: not the project's\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(ctx.path("snapshots")).unwrap();
+    std::os::unix::fs::symlink(&outside, ctx.path("snapshots/health.snap")).unwrap();
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 2, "bad input");
+    assert!(
+        run.stderr.contains("health.snap") && run.stderr.contains("regular file"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stdout.contains("private") && !run.stderr.contains("private: not"));
+    assert!(!ctx.path("state/report/report.md").exists(), "nothing ran");
 }

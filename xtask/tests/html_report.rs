@@ -191,9 +191,10 @@ async fn clicking_a_failing_square_shows_its_diff() {
     // The same report, with hostile text wherever a service or a scenario can
     // put text: the page shows it as text, and no script of theirs runs.
     let hostile = "{{data}}{{title}}</script><script>window.pwned = 1</script><img src=x onerror=\"window.pwned = 2\">";
-    let mut data: Value =
-        serde_json::from_str(&std::fs::read_to_string(ctx.path("state/report/report.json")).unwrap())
-            .unwrap();
+    let mut data: Value = serde_json::from_str(
+        &std::fs::read_to_string(ctx.path("state/report/report.json")).unwrap(),
+    )
+    .unwrap();
     for cell in data["cells"].as_array_mut().unwrap() {
         for scenario in cell["scenarios"].as_array_mut().unwrap() {
             if scenario["verdict"] == "changed" {
@@ -223,8 +224,18 @@ async fn clicking_a_failing_square_shows_its_diff() {
     )
     .await;
     let log = find_element("#log").await;
-    let shown = call(&client, reqwest::Method::GET, at(&format!("/element/{log}/text")), None).await;
-    assert_eq!(shown.as_str().unwrap(), hostile, "hostile text is shown as text");
+    let shown = call(
+        &client,
+        reqwest::Method::GET,
+        at(&format!("/element/{log}/text")),
+        None,
+    )
+    .await;
+    assert_eq!(
+        shown.as_str().unwrap(),
+        hostile,
+        "hostile text is shown as text"
+    );
     let ran = call(
         &client,
         reqwest::Method::POST,
@@ -234,6 +245,10 @@ async fn clicking_a_failing_square_shows_its_diff() {
     .await;
     assert_eq!(ran[0], "undefined", "no hostile script ran: {ran}");
     assert_eq!(ran[1], 0, "no hostile element was made: {ran}");
-    assert_eq!(ran[2], xtask::report::headline::headline(&report), "the headline is text");
+    assert_eq!(
+        ran[2],
+        xtask::report::headline::headline(&report),
+        "the headline is text"
+    );
     call(&client, reqwest::Method::DELETE, at(""), None).await;
 }

@@ -100,7 +100,12 @@ fn files_are_written_through_the_redaction_choke_point() {
         if file == "redact.rs" || file == "state.rs" || allowed.contains(&file.as_str()) {
             continue;
         }
-        for needle in ["fs::write(", "File::create(", "OpenOptions", "fs_err::write("] {
+        for needle in [
+            "fs::write(",
+            "File::create(",
+            "OpenOptions",
+            "fs_err::write(",
+        ] {
             for line in uses(&code, needle) {
                 offenders.push(format!("{file}: {}", line.trim()));
             }
@@ -117,7 +122,10 @@ fn files_are_written_through_the_redaction_choke_point() {
         .find(|(file, _)| file == "service.rs")
         .unwrap()
         .1;
-    assert!(service.contains("redact::pump_log("), "the log pump writes the log");
+    assert!(
+        service.contains("redact::pump_log("),
+        "the log pump writes the log"
+    );
     assert!(
         !service.contains("stdout_path(") && !service.contains("stderr_path("),
         "a service's output never goes to a file unscrubbed"

@@ -18,14 +18,16 @@ pub fn render(report: &Report) -> anyhow::Result<String> {
     let mut env = minijinja::Environment::new();
     // `.html` templates are escaped for HTML by default.
     env.add_template("report.html", TEMPLATE)?;
-    let script_digest = base64::engine::general_purpose::STANDARD
-        .encode(sha2::Sha256::digest(SCRIPT.as_bytes()));
-    let page = env.get_template("report.html")?.render(minijinja::context! {
-        title => headline::headline(report),
-        report => minijinja::Value::from(minijinja::value::Serde(report)),
-        script => minijinja::Value::from_safe_string(SCRIPT.to_owned()),
-        script_digest => script_digest,
-    })?;
+    let script_digest =
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(SCRIPT.as_bytes()));
+    let page = env
+        .get_template("report.html")?
+        .render(minijinja::context! {
+            title => headline::headline(report),
+            report => minijinja::Value::from(minijinja::value::Serde(report)),
+            script => minijinja::Value::from_safe_string(SCRIPT.to_owned()),
+            script_digest => script_digest,
+        })?;
     Ok(page)
 }
 
