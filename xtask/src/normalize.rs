@@ -1,8 +1,9 @@
 //! Makes exchanges comparable across runs: volatile values become named placeholders.
 //!
 //! Built in: secrets → `[secret:name]`, JWTs → `[jwt]`, UUIDs → `[uuid:N]`,
-//! timestamps → `[timestamp]`, JSON `id`/`*_id` values → `[id:N]` (the same
-//! value gets the same N throughout a scenario). Then the config's own
+//! timestamps → `[timestamp:FORMAT]` (the format kept, the value masked),
+//! JSON `id`/`*_id` values → `[id:N]`, or `[id:N:string]` for a string (the
+//! same value gets the same N throughout a scenario). Then the config's own
 //! redactions. Response headers not on the keep list are dropped. This module
 //! only rewrites values; it never decides whether anything passed.
 
@@ -25,7 +26,7 @@ static UUID: LazyLock<Regex> = LazyLock::new(|| {
 });
 static ISO_TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| {
     // ISO 8601, and Python logging's `2026-11-29 05:12:56,900`.
-    Regex::new(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
+    Regex::new(r"\b\d{4}-\d{2}-\d{2}([T ])\d{2}:\d{2}:\d{2}(?:([.,])(\d+))?(Z|[+-]\d{2}(:?)\d{2})?")
         .expect("valid regex")
 });
 /// Common Log Format, as access logs write it: `29/Nov/2026 05:12:56` (or `…:05:12:56`).
@@ -177,13 +178,14 @@ impl<'a> Normaliser<'a> {
             }
             let is_id = key == "id" || key.ends_with("_id");
             if is_id && (value.is_number() || value.is_string()) {
-                let raw = match &value {
-                    Value::String(text) => text.clone(),
-                    other => other.to_string(),
+                let (raw, kind) = match &value {
+                    Value::String(text) => (text.clone(), ":string"),
+                    other => (other.to_string(), ""),
                 };
                 let next = self.ids.len() + 1;
                 let number = *self.ids.entry(raw).or_insert(next);
-                return Value::String(format!("[id:{number}]"));
+                // The same id as a number or as a string is another answer.
+                return Value::String(format!("[id:{number}{kind}]"));
             }
         }
         match value {
@@ -233,9 +235,17 @@ impl<'a> Normaliser<'a> {
                 format!("[uuid:{number}]")
             })
             .into_owned();
-        text = ISO_TIMESTAMP.replace_all(&text, "[timestamp]").into_owned();
-        text = HTTP_DATE.replace_all(&text, "[timestamp]").into_owned();
-        text = LOG_DATE.replace_all(&text, "[timestamp]").into_owned();
+        text = ISO_TIMESTAMP
+            .replace_all(&text, |found: &regex::Captures<'_>| {
+                format!("[timestamp:{}]", iso_shape(found))
+            })
+            .into_owned();
+        text = HTTP_DATE
+            .replace_all(&text, "[timestamp:http-date]")
+            .into_owned();
+        text = LOG_DATE
+            .replace_all(&text, "[timestamp:dd/Mon/YYYY hh:mm:ss]")
+            .into_owned();
         for redaction in self.redactions {
             if let Redaction::Pattern {
                 pattern,
@@ -249,6 +259,57 @@ impl<'a> Normaliser<'a> {
         }
         text
     }
+}
+
+/// The format of an ISO 8601 timestamp without its value, so that a change of
+/// format (an offset that goes missing, milliseconds instead of
+/// microseconds) is a difference while the time itself stays masked:
+/// `2026-11-29T01:13:29.695329+00:00` → `YYYY-MM-DDThh:mm:ss.ffffff±hh:mm`.
+fn iso_shape(found: &regex::Captures<'_>) -> String {
+    let fraction = match (found.get(2), found.get(3)) {
+        (Some(mark), Some(digits)) => format!("{}{}", mark.as_str(), "f".repeat(digits.len())),
+        _ => String::new(),
+    };
+    let zone = match found.get(4).map(|zone| zone.as_str()) {
+        None => "",
+        Some("Z") => "Z",
+        Some(_) if found.get(5).is_some_and(|colon| !colon.is_empty()) => "±hh:mm",
+        Some(_) => "±hhmm",
+    };
+    format!("YYYY-MM-DD{}hh:mm:ss{fraction}{zone}", &found[1])
+}
+
+/// What varies between two starts of the same service in one log line: IP
+/// addresses and ports, pids, object addresses, temp paths. Applied to warning
+/// lines before a cell's are compared with the baseline's, so that
+/// `ResourceWarning: unclosed <socket … laddr=('127.0.0.1', 33707)>` is the
+/// same warning in every cell.
+pub fn log_line(line: &str) -> String {
+    static RULES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
+        [
+            (r"0x[0-9a-fA-F]{4,}", "0x[address]"),
+            (
+                r#"(?:/tmp|/var/tmp|/private/var/folders)/[^\s'",)>\]]+"#,
+                "[temp]",
+            ),
+            (r"\b\d{1,3}(?:\.\d{1,3}){3}\b", "[ip]"),
+            (
+                r"(\[ip\]|localhost|\[::1?\]|::1?)(:|', |\]:)\d{1,5}\b",
+                "${1}${2}[port]",
+            ),
+            (r"(?i)\b(port)([ =:]+)\d{2,5}\b", "${1}${2}[port]"),
+            (r"(?i)\b(pid)([ =:]+)\d+\b", "${1}${2}[pid]"),
+            (r"\[\d{2,7}\]", "[[pid]]"),
+        ]
+        .into_iter()
+        .map(|(pattern, with)| (Regex::new(pattern).expect("valid regex"), with))
+        .collect()
+    });
+    let mut line = line.to_owned();
+    for (pattern, with) in RULES.iter() {
+        line = pattern.replace_all(&line, *with).into_owned();
+    }
+    line
 }
 
 #[cfg(test)]
@@ -270,12 +331,41 @@ mod tests {
         ));
         assert_eq!(
             out,
-            "Bearer [jwt] at [timestamp], [timestamp], pw [secret:password]"
+            "Bearer [jwt] at [timestamp:YYYY-MM-DDThh:mm:ss.ffffff±hh:mm], [timestamp:http-date], pw [secret:password]"
         );
         // Log lines: Python logging's milliseconds, an access log's date.
         assert_eq!(
             n.text("[2026-11-29 05:12:56,900] ERROR in app; 127.0.0.1 - - [29/Nov/2026 05:12:56] \"GET /\""),
-            "[[timestamp]] ERROR in app; 127.0.0.1 - - [[timestamp]] \"GET /\""
+            "[[timestamp:YYYY-MM-DD hh:mm:ss,fff]] ERROR in app; 127.0.0.1 - - [[timestamp:dd/Mon/YYYY hh:mm:ss]] \"GET /\""
+        );
+    }
+
+    #[test]
+    fn a_timestamp_keeps_its_format_and_loses_its_value() {
+        let mut n = normaliser(&[], &[]);
+        let with_offset = n.text("2026-11-29T01:13:29.695329+00:00");
+        let naive = n.text("2026-11-30T07:00:01.000001");
+        assert_eq!(with_offset, "[timestamp:YYYY-MM-DDThh:mm:ss.ffffff±hh:mm]");
+        assert_eq!(naive, "[timestamp:YYYY-MM-DDThh:mm:ss.ffffff]");
+        assert_ne!(
+            with_offset, naive,
+            "an offset that goes missing is a change"
+        );
+        assert_eq!(
+            n.text("2025-01-02T03:04:05Z"),
+            n.text("2026-11-29T23:59:59Z"),
+            "values are masked"
+        );
+    }
+
+    #[test]
+    fn an_id_that_turns_from_a_number_into_a_string_is_a_change() {
+        let mut n = normaliser(&[], &[]);
+        assert_eq!(n.json(None, json!({"id": 7})), json!({"id": "[id:1]"}));
+        let mut n = normaliser(&[], &[]);
+        assert_eq!(
+            n.json(None, json!({"id": "7"})),
+            json!({"id": "[id:1:string]"})
         );
     }
 
@@ -341,6 +431,24 @@ mod tests {
         assert_eq!(
             n.text("File \"/tmp/run-1/cell/service/app/config.py\", line 3"),
             "File \"[service_dir]/app/config.py\", line 3"
+        );
+    }
+
+    #[test]
+    fn log_lines_lose_what_varies_between_starts() {
+        assert_eq!(
+            log_line(
+                "ResourceWarning: unclosed <socket.socket fd=5, laddr=('127.0.0.1', 33707), raddr=('127.0.0.1', 45112)> at 0x7f3a2c1b9e40"
+            ),
+            "ResourceWarning: unclosed <socket.socket fd=5, laddr=('[ip]', [port]), raddr=('[ip]', [port])> at 0x[address]"
+        );
+        assert_eq!(
+            log_line("[2941] WARNING worker pid 2941 on port 8123 wrote /tmp/.tmpAbC12/x.db"),
+            "[[pid]] WARNING worker pid [pid] on port [port] wrote [temp]"
+        );
+        assert_eq!(
+            log_line("listening on localhost:5000 and [::1]:5001"),
+            "listening on localhost:[port] and [::1]:[port]"
         );
     }
 }
