@@ -254,7 +254,8 @@ impl Bisection {
             "{}",
             self.render(&report, &outcomes[&search.first_bad], &broken)
         );
-        Ok(0)
+        // A first bad version is a regression found, as in a run.
+        Ok(if report.first_bad.is_some() { 1 } else { 0 })
     }
 
     /// Searches the candidates before the bad end (whose outcome is `end`)
@@ -405,14 +406,11 @@ impl Bisection {
                 "\n── {} · {}: {} ──",
                 first_bad.report.name,
                 scenario.scenario,
-                scenario
-                    .summary
-                    .as_deref()
-                    .unwrap_or(scenario.verdict.label())
+                scenario.verdict.label()
             );
-            if let Some(diff) = &scenario.diff {
-                let _ = writeln!(out, "{}", diff.trim_end());
-            }
+            // The same evidence a run shows: summary, versions, the diff cut
+            // to a screen, and the log tail that explains the break.
+            crate::report::terminal::evidence(&mut out, &first_bad.report, scenario);
         }
         out
     }

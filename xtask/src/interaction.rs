@@ -10,10 +10,13 @@ use serde::{Deserialize, Serialize};
 use crate::plan::{Cell, Pin, Plan};
 use crate::run::{self, CellOutcome, RunContext};
 
-/// Pins that break scenarios together, though fewer of them do not.
+/// What isolating a multi-pin cell's failure found: pins that break
+/// scenarios together though fewer of them do not, or (one pin) the pin that
+/// alone explains it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interaction {
-    /// `package version` of each pin in the smallest failing set.
+    /// `package version` of each pin in the smallest failing set; one pin
+    /// when that pin alone explains the cell's failure.
     pub pins: Vec<String>,
     /// Scenarios they fail together.
     pub scenarios: Vec<String>,
@@ -109,7 +112,6 @@ pub async fn isolate(
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
-            continue;
         }
         let scenarios = known
             .regressed

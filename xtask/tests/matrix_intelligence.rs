@@ -87,7 +87,11 @@ fn a_range_the_index_has_nothing_for_names_its_line() {
 fn bisect_finds_the_first_bad_bcrypt_in_at_most_five_builds() {
     let ctx = TestContext::new();
     let run = ctx.run(&["bisect", "bcrypt", "--from", "3.2.0", "--to", "5.0.0"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.code, 1,
+        "a first bad version is a regression: {}",
+        run.stderr
+    );
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(ctx.path("state/report/bisect.json")).unwrap())
             .unwrap();
@@ -104,6 +108,52 @@ fn bisect_finds_the_first_bad_bcrypt_in_at_most_five_builds() {
         "{}",
         run.stdout
     );
+    // The evidence a run shows: the summary, the diff cut to a screen, and
+    // the log tail with the error that explains the break.
+    assert!(
+        run.stdout
+            .contains("step `register`: 201 Created → 500 Internal Server Error")
+            && run.stdout.contains("log tail:")
+            && run
+                .stdout
+                .contains("ValueError: password cannot be longer than 72 bytes"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.lines().count() < 150, "{}", run.stdout);
+}
+
+#[test]
+fn a_pin_that_alone_explains_a_bigger_cell_is_named_in_every_report() {
+    let ctx = TestContext::new();
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("strategy = \"one-at-a-time\"", "strategy = \"latest\"")
+    });
+    ctx.set_matrix(
+        r#"bcrypt = ["5.0.0"]
+flask = ["2.3.3"]"#,
+    );
+    let run = ctx.run(&["--no-bisect"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = ctx.report();
+    assert_eq!(
+        report["interactions"],
+        serde_json::json!([{
+            "pins": ["bcrypt 5.0.0"],
+            "scenarios": ["long-password"],
+            "found_in": "bcrypt 5.0.0, flask 2.3.3",
+            "cells_run": 2
+        }])
+    );
+    let line = "↳ isolated: bcrypt 5.0.0 alone breaks long-password (found in `bcrypt 5.0.0, flask 2.3.3` with 2 extra cells)";
+    assert!(run.stdout.contains(line), "{}", run.stdout);
+    for file in ["report.md", "report.html"] {
+        let text = std::fs::read_to_string(ctx.path(&format!("state/report/{file}"))).unwrap();
+        assert!(
+            text.contains("bcrypt 5.0.0 alone breaks long-password"),
+            "{file}: {text}"
+        );
+    }
 }
 
 #[test]

@@ -82,6 +82,17 @@ pub fn headline(report: &Report) -> String {
             report.cells.len()
         ));
     }
+    // A baseline that answers 5xx or logs a traceback passes its snapshots
+    // only because they were accepted that way: say so wherever it is read.
+    for cell in report.cells.iter().filter(|cell| cell.baseline) {
+        for scenario in cell.scenarios.iter().filter(|s| !s.unhealthy.is_empty()) {
+            lines.push(format!(
+                "  ⚠ the baseline is unhealthy in {}: {}",
+                scenario.scenario,
+                scenario.unhealthy.join("; ")
+            ));
+        }
+    }
     // Cells that break are named above; their new output is the breakage.
     let warning: Vec<&str> = report
         .cells
@@ -131,13 +142,21 @@ pub fn headline(report: &Report) -> String {
         }
     }
     for interaction in &report.interactions {
-        lines.push(format!(
-            "  ⚠ interaction: {} break {} together, and no fewer of them do (isolated from `{}` with {} extra cells)",
-            interaction.pins.join(" + "),
-            interaction.scenarios.join(", "),
-            interaction.found_in,
-            interaction.cells_run
-        ));
+        match interaction.pins.as_slice() {
+            [alone] => lines.push(format!(
+                "  ↳ isolated: {alone} alone breaks {} (found in `{}` with {} extra cells)",
+                interaction.scenarios.join(", "),
+                interaction.found_in,
+                interaction.cells_run
+            )),
+            pins => lines.push(format!(
+                "  ⚠ interaction: {} break {} together, and no fewer of them do (isolated from `{}` with {} extra cells)",
+                pins.join(" + "),
+                interaction.scenarios.join(", "),
+                interaction.found_in,
+                interaction.cells_run
+            )),
+        }
     }
     lines.join("\n")
 }

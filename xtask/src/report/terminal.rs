@@ -76,7 +76,8 @@ pub fn render(report: &Report) -> String {
     out
 }
 
-fn evidence(out: &mut String, cell: &CellReport, failure: &ScenarioReport) {
+/// A failure's summary, version changes, diff (cut to a screen) and log tail.
+pub fn evidence(out: &mut String, cell: &CellReport, failure: &ScenarioReport) {
     if let Some(summary) = &failure.summary {
         let _ = writeln!(out, "{summary}");
     }
