@@ -102,6 +102,9 @@ pub struct Service {
     pub health_path: String,
     /// The profile of the baseline cell.
     pub profile: String,
+    /// Variables of the harness's own environment the service also receives
+    /// (`pass-env`), besides `service::PASSED_THROUGH`.
+    pub pass_env: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -294,6 +297,9 @@ struct RawService {
     profile: Option<Spanned<String>>,
     #[serde(default)]
     allow_public_bind: bool,
+    /// Variables of the harness's environment to pass on, beyond the few it always does.
+    #[serde(default)]
+    pass_env: Vec<Spanned<String>>,
 }
 
 /// Python unless the config says otherwise.
@@ -479,7 +485,7 @@ fn service(
     raw: RawService,
     profiles: &[Profile],
 ) -> Result<Service, InputError> {
-    let root = existing_dir(source, base, &raw.root, "service.root")?;
+    let root = service_root(source, base, &raw.root)?;
     let baseline = within(source, &root, &raw.baseline, "service.baseline")?;
     if !baseline.is_file() {
         return Err(source.error_at(
@@ -541,6 +547,23 @@ fn service(
             ));
         }
     };
+    let mut pass_env = Vec::new();
+    for (index, name) in raw.pass_env.iter().enumerate() {
+        let valid = !name.get_ref().is_empty()
+            && !name.get_ref().starts_with(|c: char| c.is_ascii_digit())
+            && name
+                .get_ref()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(source.error_at(
+                Some(name.span()),
+                &format!("service.pass-env[{index}]"),
+                "a variable name is letters, digits and `_`, not starting with a digit",
+            ));
+        }
+        pass_env.push(name.get_ref().clone());
+    }
     let health_path = raw.health.path.get_ref().clone();
     if !health_path.starts_with('/') {
         return Err(source.error_at(
@@ -557,6 +580,7 @@ fn service(
         command,
         health_path,
         profile,
+        pass_env,
     })
 }
 
@@ -811,6 +835,55 @@ fn within(
             "the path leads outside the config's folder through a symlink (to {})",
             real.display()
         )));
+    }
+    Ok(path)
+}
+
+/// `service.root`: inside the config's folder, or (with `..`) anywhere in the
+/// git repository that holds the config, so that the config, scenarios and
+/// snapshots may live beside the service rather than inside it. Never outside
+/// that repository.
+fn service_root(
+    source: &Source,
+    base: &Path,
+    value: &Spanned<String>,
+) -> Result<PathBuf, InputError> {
+    const KEY: &str = "service.root";
+    let relative = Path::new(value.get_ref());
+    let leaves = relative
+        .components()
+        .any(|part| matches!(part, std::path::Component::ParentDir));
+    if !leaves || relative.is_absolute() {
+        return existing_dir(source, base, value, KEY);
+    }
+    let error = |message: &str| source.error_at(Some(value.span()), KEY, message);
+    let base_dir = if base.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        base
+    };
+    let real_base = base_dir
+        .canonicalize()
+        .map_err(|err| error(&format!("cannot resolve the config's folder: {err}")))?;
+    let Some(repository) = real_base.ancestors().find(|dir| dir.join(".git").exists()) else {
+        return Err(error(
+            "a root outside the config's folder must be inside the git repository that \
+             holds the config, and no repository holds it",
+        ));
+    };
+    let path = base.join(relative);
+    let real = path
+        .canonicalize()
+        .map_err(|_| error(&format!("no folder at {}", path.display())))?;
+    if !real.starts_with(repository) {
+        return Err(error(&format!(
+            "the service root must stay inside the git repository at {} (it leads to {})",
+            repository.display(),
+            real.display()
+        )));
+    }
+    if !real.is_dir() {
+        return Err(error(&format!("no folder at {}", path.display())));
     }
     Ok(path)
 }
@@ -1126,6 +1199,38 @@ mod defaults {
         .to_string();
         assert!(
             err.contains("service.command[4]") && err.contains("profile `staging`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_service_root_may_leave_the_config_folder_but_not_the_repository() {
+        let repo = tempfile::tempdir().unwrap();
+        fs_err::create_dir_all(repo.path().join(".git")).unwrap();
+        fs_err::create_dir_all(repo.path().join("app")).unwrap();
+        fs_err::create_dir_all(repo.path().join("ci/scenarios")).unwrap();
+        fs_err::write(repo.path().join("app/requirements.txt"), "flask==3.0.3\n").unwrap();
+        let config = |root: &str| {
+            let path = repo.path().join("ci/upgrade-check.toml");
+            fs_err::write(
+                &path,
+                format!(
+                    "[service]\nroot = \"{root}\"\nbaseline = \"requirements.txt\"\n\
+                     command = [\"{{python}}\", \"-m\", \"app\"]\nhealth = {{ path = \"/health\" }}\n"
+                ),
+            )
+            .unwrap();
+            Config::load(&path)
+        };
+        let loaded = config("../app").unwrap();
+        assert!(loaded.service.root.ends_with("ci/../app"));
+        let outside = tempfile::tempdir_in(repo.path().parent().unwrap()).unwrap();
+        let name = outside.path().file_name().unwrap().to_string_lossy();
+        let err = config(&format!("../../{name}")).unwrap_err().to_string();
+        assert!(
+            err.contains("upgrade-check.toml:2")
+                && err.contains("service.root")
+                && err.contains("inside the git repository"),
             "{err}"
         );
     }

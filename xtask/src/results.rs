@@ -43,9 +43,10 @@ pub fn run_digest(
     python: &str,
     switches: &str,
     pin_files: &[PathBuf],
+    state_dir: &std::path::Path,
 ) -> anyhow::Result<String> {
     let mut hasher = Sha256::new();
-    let passed: String = crate::service::passed_through()
+    let passed: String = crate::service::passed_through(&config.service.pass_env)
         .into_iter()
         .map(|(name, value)| format!("{name}={value}\0"))
         .collect();
@@ -64,9 +65,22 @@ pub fn run_digest(
         .iter()
         .filter_map(|path| path.canonicalize().ok())
         .collect();
+    // The harness's own files may sit inside the service's tree (a config at
+    // its root): they are inputs of their own (below) or none at all (pending
+    // snapshots, state), never the service's source.
+    let harness_files: Vec<PathBuf> = [
+        config.path.as_path(),
+        &config.replay.scenarios,
+        &config.replay.snapshots,
+        state_dir,
+    ]
+    .iter()
+    .filter_map(|path| path.canonicalize().ok())
+    .collect();
     state::hash_tree(&config.service.root, &mut hasher, |path| {
-        path.canonicalize()
-            .map_or(true, |path| !pin_files.contains(&path))
+        path.canonicalize().map_or(true, |path| {
+            !pin_files.contains(&path) && !harness_files.iter().any(|own| path.starts_with(own))
+        })
     })?;
     state::hash_tree(&config.replay.scenarios, &mut hasher, |_| true)?;
     // Accepted snapshots only: pending ones are what runs write.

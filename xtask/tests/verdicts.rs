@@ -1,0 +1,60 @@
+//! Exact verdicts on a service laid out as teams lay them out: the harness's
+//! own files beside or inside the service, nothing of theirs taken for source.
+
+mod common;
+
+use common::TestContext;
+
+/// The hostile fixture's service with its config, scenarios and snapshots
+/// inside the service's own folder (`root = "."`).
+fn config_at_the_service_root() -> TestContext {
+    let dir = tempfile::tempdir().unwrap();
+    let from = common::workspace_root().join("fixtures/variants/hostile");
+    for file in common::files_under(&from) {
+        let relative = file.strip_prefix(&from).unwrap();
+        let relative = relative.strip_prefix("service").unwrap_or(relative);
+        let target = dir.path().join(relative);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, target).unwrap();
+    }
+    let ctx = TestContext { dir };
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("root = \"service\"", "root = \".\"")
+    });
+    for scenario in ["secrets", "listing"] {
+        std::fs::remove_file(ctx.path(&format!("scenarios/{scenario}.toml"))).unwrap();
+    }
+    ctx
+}
+
+#[test]
+fn the_harness_files_inside_the_service_tree_are_not_its_source() {
+    let ctx = config_at_the_service_root();
+    // The state folder inside the tree too, under a name that is not `target`.
+    let state = ctx.path("upgrade-check-state");
+    let run = |args: &[&str]| {
+        let mut command = ctx.command(args);
+        command.env("UPGRADE_CHECK_STATE_DIR", &state);
+        ctx.run_command(command)
+    };
+    assert_eq!(run(&["--accept"]).code, 0);
+    assert_eq!(run(&["--no-noise-check"]).code, 0);
+    assert_eq!(run(&["--no-noise-check"]).code, 0);
+    // Whether the last run took the baseline's recorded result.
+    let reused = || {
+        let report: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(state.join("report/report.json")).unwrap(),
+        )
+        .unwrap();
+        common::cell_report(&report, "baseline")["result_reused"] == true
+    };
+    assert!(reused(), "nothing changed");
+    // A pending snapshot beside the accepted ones is what a run writes, not source.
+    std::fs::write(ctx.path("snapshots/health.snap.new"), "pending\n").unwrap();
+    assert_eq!(run(&["--no-noise-check"]).code, 0);
+    assert!(reused(), "a .snap.new does not make the service new");
+    // The service's own code still counts.
+    ctx.edit("hostile.py", |text| format!("{text}\n# a change\n"));
+    assert_eq!(run(&["--no-noise-check"]).code, 0);
+    assert!(!reused(), "a change to the service runs it again");
+}
