@@ -50,6 +50,9 @@ pub struct UpgradeCheckArgs {
     /// Run the baseline only and make its results the accepted snapshots
     #[arg(long)]
     pub accept: bool,
+    /// With --accept: accept a baseline that answers 5xx or logs a traceback
+    #[arg(long, requires = "accept")]
+    pub accept_unhealthy: bool,
     /// How to print the result
     #[arg(long, value_enum, default_value = "terminal")]
     pub format: Format,
@@ -220,6 +223,7 @@ impl UpgradeCheckArgs {
             },
             config: self.config,
             accept: self.accept,
+            accept_unhealthy: self.accept_unhealthy,
             format: self.format,
             jobs: self.jobs,
             state_dir: self.state_dir,

@@ -103,6 +103,8 @@ pub struct Options {
     pub shard: Option<(usize, usize)>,
     pub config: Option<PathBuf>,
     pub accept: bool,
+    /// With `accept`: take a baseline that answers 5xx or logs a traceback.
+    pub accept_unhealthy: bool,
     pub format: Format,
     pub jobs: Option<usize>,
     pub state_dir: Option<PathBuf>,
@@ -359,6 +361,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
                 !options.no_noise_check, options.no_build
             ),
             &pin_files,
+            &dirs.state,
         )?)
     };
     let jobs = options.jobs.unwrap_or_else(default_jobs).max(1);
@@ -454,7 +457,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
     if cancelled.is_some() {
         // A cancelled run judges nothing: no snapshot is written or removed.
     } else if options.accept {
-        report.accepted_snapshots = accept_baseline(&ctx, &outcomes)?;
+        report.accepted_snapshots = accept_baseline(&ctx, &outcomes, options.accept_unhealthy)?;
         // What was just accepted matches by definition.
         for scenario in report
             .cells
@@ -499,7 +502,11 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
 }
 
 /// Writes the baseline's results as the accepted snapshots.
-fn accept_baseline(ctx: &RunContext, outcomes: &[CellOutcome]) -> anyhow::Result<Vec<String>> {
+fn accept_baseline(
+    ctx: &RunContext,
+    outcomes: &[CellOutcome],
+    accept_unhealthy: bool,
+) -> anyhow::Result<Vec<String>> {
     let baseline = outcomes.first().context("the plan has no baseline")?;
     if let Some(broken) = baseline.report.scenarios.iter().find(|s| {
         matches!(
@@ -512,6 +519,20 @@ fn accept_baseline(ctx: &RunContext, outcomes: &[CellOutcome]) -> anyhow::Result
             broken.verdict.label(),
             broken.scenario,
             broken.summary.as_deref().unwrap_or("")
+        );
+    }
+    let unhealthy: Vec<String> = baseline
+        .report
+        .scenarios
+        .iter()
+        .filter(|s| !s.unhealthy.is_empty())
+        .map(|s| format!("{}: {}", s.scenario, s.unhealthy.join("; ")))
+        .collect();
+    if !unhealthy.is_empty() && !accept_unhealthy {
+        bail!(
+            "cannot accept: the baseline is unhealthy ({}); fix the service, or accept \
+             this behaviour as it is with --accept-unhealthy",
+            unhealthy.join(" | ")
         );
     }
     let mut accepted = Vec::new();

@@ -669,6 +669,9 @@ async fn replay_in(
         report.log_tail = Some(log_tail);
         return (report, None);
     };
+    if let (true, Startup::Started(replayed)) = (cell.is_baseline(), &outcome) {
+        report.unhealthy = unhealthy(&replayed.exchanges, &log_text, &normaliser);
+    }
     let rendered = match &outcome {
         Startup::Started(replayed) => {
             let exchanges: Vec<_> = replayed
@@ -823,6 +826,7 @@ async fn replay_once(
         let config = &ctx.config;
         let launch = Launch {
             command: &config.service.command,
+            pass_env: &config.service.pass_env,
             env: launched.env,
             placeholders: &placeholders,
             bin: &environment.bin,
@@ -972,6 +976,50 @@ fn refusal_change(diff: &str) -> Option<String> {
         .map(|error| format!("still refused to start, now with: {error}"))
 }
 
+/// What makes a baseline's run of a scenario a doubtful reference: steps
+/// that answer 5xx, and the error of a traceback (Python) or a panic (Rust)
+/// in its log.
+fn unhealthy(
+    exchanges: &[replay::Exchange],
+    log: &str,
+    normaliser: &Normaliser<'_>,
+) -> Vec<String> {
+    let mut found: Vec<String> = exchanges
+        .iter()
+        .filter_map(|exchange| {
+            let response = exchange.response.as_ref().ok()?;
+            (response.status >= 500).then(|| {
+                format!(
+                    "step `{}` answered {}",
+                    exchange.step,
+                    response.status_line()
+                )
+            })
+        })
+        .collect();
+    let lines: Vec<&str> = log.lines().collect();
+    for (index, line) in lines.iter().enumerate() {
+        if line.starts_with("Traceback (most recent call last)") {
+            // The exception is the first line after the indented frames.
+            let error = lines[index + 1..]
+                .iter()
+                .find(|line| !line.starts_with(char::is_whitespace))
+                .unwrap_or(line);
+            found.push(format!(
+                "the service logged a traceback: {}",
+                normaliser.literals(error.trim())
+            ));
+        } else if line.contains("panicked at") {
+            found.push(format!(
+                "the service panicked: {}",
+                normaliser.literals(line.trim())
+            ));
+        }
+    }
+    found.dedup();
+    found
+}
+
 /// Lines of the service's output that look like warnings or errors, normalised.
 fn warnings(log: &str, normaliser: &mut Normaliser<'_>) -> Vec<String> {
     const MAX: usize = 20;
@@ -980,7 +1028,7 @@ fn warnings(log: &str, normaliser: &mut Normaliser<'_>) -> Vec<String> {
     for line in service::tail(log, 2000).lines() {
         let lower = line.to_ascii_lowercase();
         if MARKERS.iter().any(|marker| lower.contains(marker)) {
-            let line = normaliser.text(line.trim());
+            let line = crate::normalize::log_line(&normaliser.text(line.trim()));
             if !found.contains(&line) && found.len() < MAX {
                 found.push(line);
             }

@@ -38,6 +38,8 @@ impl Placeholders {
 /// How to start one service instance.
 pub struct Launch<'a> {
     pub command: &'a [String],
+    /// The config's `pass-env`: more of the harness's variables to pass on.
+    pub pass_env: &'a [String],
     pub env: &'a BTreeMap<String, String>,
     pub placeholders: &'a Placeholders,
     /// The environment's programs: first on PATH.
@@ -325,11 +327,14 @@ pub const PASSED_THROUGH: &[&str] = &[
     "USER",
 ];
 
-/// The harness's variables that reach a service, with their values.
-pub fn passed_through() -> Vec<(String, String)> {
+/// The harness's variables that reach a service (those it always passes,
+/// and the config's `pass_env`), with their values.
+pub fn passed_through(pass_env: &[String]) -> Vec<(String, String)> {
     PASSED_THROUGH
         .iter()
-        .filter_map(|name| Some(((*name).to_owned(), std::env::var(name).ok()?)))
+        .copied()
+        .chain(pass_env.iter().map(String::as_str))
+        .filter_map(|name| Some((name.to_owned(), std::env::var(name).ok()?)))
         .collect()
 }
 
@@ -339,7 +344,7 @@ fn service_env(
     path: std::ffi::OsString,
     marker: &str,
 ) -> BTreeMap<std::ffi::OsString, std::ffi::OsString> {
-    let mut env: BTreeMap<std::ffi::OsString, std::ffi::OsString> = passed_through()
+    let mut env: BTreeMap<std::ffi::OsString, std::ffi::OsString> = passed_through(launch.pass_env)
         .into_iter()
         .map(|(name, value)| (name.into(), value.into()))
         .collect();

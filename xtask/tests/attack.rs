@@ -300,10 +300,30 @@ fn a_recorded_result_is_not_reused_by_another_harness_build_or_environment() {
     assert!(!reused(&ctx), "another TZ is another input");
 
     // A variable the harness does not pass on is no input: the service never sees it.
-    let mut flavoured = ctx.command(&["--no-noise-check"]);
-    flavoured.env("TZ", "Europe/Paris").env("FLAVOR", "b");
-    assert_eq!(ctx.run_command(flavoured).code, 0);
+    let with_flavor = |flavor: &str| {
+        let mut command = ctx.command(&["--no-noise-check"]);
+        command.env("TZ", "Europe/Paris").env("FLAVOR", flavor);
+        ctx.run_command(command)
+    };
+    assert_eq!(with_flavor("b").code, 0, "the service saw no FLAVOR");
     assert!(reused(&ctx), "FLAVOR does not reach the service");
+    // Unless the config passes it on: then it is an input, and the service sees it.
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("[service.env]", "pass-env = [\"FLAVOR\"]\n\n[service.env]")
+    });
+    assert_eq!(with_flavor("b").code, 1, "the service saw FLAVOR=b");
+    let report = ctx.report();
+    let health = scenario_report(&report, "baseline", "health");
+    assert!(
+        health["diff"]
+            .as_str()
+            .unwrap()
+            .contains("+<   \"FLAVOR\": \"b\""),
+        "{health}"
+    );
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("pass-env = [\"FLAVOR\"]\n\n", "")
+    });
 
     // Another build of the harness (here: its executable with a byte more).
     let other = ctx.path("other-build");
@@ -386,4 +406,41 @@ fn an_accepted_snapshot_that_is_a_symlink_is_refused_before_anything_runs() {
     );
     assert!(!run.stdout.contains("private") && !run.stderr.contains("private: not"));
     assert!(!ctx.path("state/report/report.md").exists(), "nothing ran");
+}
+
+#[test]
+fn a_baseline_that_answers_5xx_is_flagged_and_accepted_only_when_told() {
+    let ctx = hostile("broken");
+    let refused = ctx.run(&["--accept"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("the baseline is unhealthy")
+            && refused
+                .stderr
+                .contains("step `admin` answered 500 Internal Server Error")
+            && refused.stderr.contains(
+                "the service logged a traceback: ValueError: password cannot be longer than 72 bytes"
+            )
+            && refused.stderr.contains("--accept-unhealthy"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !ctx.path("snapshots/listing.snap").exists(),
+        "nothing accepted"
+    );
+    assert_eq!(ctx.run(&["--accept", "--accept-unhealthy"]).code, 0);
+    assert!(ctx.path("snapshots/listing.snap").exists());
+    // Accepted, it matches; every report still says the reference is unhealthy.
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let flag =
+        "⚠ the baseline is unhealthy in listing: step `admin` answered 500 Internal Server Error";
+    assert!(run.stdout.contains(flag), "{}", run.stdout);
+    let markdown = std::fs::read_to_string(ctx.path("state/report/report.md")).unwrap();
+    assert!(markdown.contains(flag), "{markdown}");
+    assert_eq!(
+        scenario_report(&ctx.report(), "baseline", "listing")["unhealthy"][0],
+        "step `admin` answered 500 Internal Server Error"
+    );
 }

@@ -164,6 +164,11 @@ pub struct ScenarioReport {
     /// Where the time went, when the service was started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<Timing>,
+    /// The baseline's own trouble in this scenario (a step that answers 5xx,
+    /// a traceback or panic in its log): a reference no upgrade should be
+    /// judged against unawares, and that `--accept` takes only when told to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unhealthy: Vec<String>,
 }
 
 /// Writes every machine format into `dir`: report.json, junit.xml, report.md, report.html.
@@ -201,6 +206,7 @@ impl ScenarioReport {
             same_as_baseline: false,
             leaks: Vec::new(),
             timing: None,
+            unhealthy: Vec::new(),
         }
     }
 }
