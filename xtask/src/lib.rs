@@ -361,7 +361,6 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
                 !options.no_noise_check, options.no_build
             ),
             &pin_files,
-            &dirs.state,
         )?)
     };
     let jobs = options.jobs.unwrap_or_else(default_jobs).max(1);
@@ -1086,7 +1085,9 @@ fn state_dirs(options: &Options, config_dir: &Path) -> StateDirs {
             .join("upgrade-check")
     });
     let cache = options.cache_dir.clone().unwrap_or_else(|| state.clone());
-    StateDirs { state, cache }
+    let dirs = StateDirs { state, cache };
+    state::keep_out_of_source(&dirs);
+    dirs
 }
 
 fn default_jobs() -> usize {

@@ -43,7 +43,6 @@ pub fn run_digest(
     python: &str,
     switches: &str,
     pin_files: &[PathBuf],
-    state_dir: &std::path::Path,
 ) -> anyhow::Result<String> {
     let mut hasher = Sha256::new();
     let passed: String = crate::service::passed_through(&config.service.pass_env)
@@ -67,12 +66,12 @@ pub fn run_digest(
         .collect();
     // The harness's own files may sit inside the service's tree (a config at
     // its root): they are inputs of their own (below) or none at all (pending
-    // snapshots, state), never the service's source.
+    // snapshots; the state and cache folders `hash_tree` leaves out), never
+    // the service's source.
     let harness_files: Vec<PathBuf> = [
         config.path.as_path(),
         &config.replay.scenarios,
         &config.replay.snapshots,
-        state_dir,
     ]
     .iter()
     .filter_map(|path| path.canonicalize().ok())

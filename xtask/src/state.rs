@@ -253,6 +253,9 @@ pub fn hash_tree(
             }
             let path = entry.path();
             let kind = entry.file_type()?;
+            if kind.is_dir() && is_harness_dir(&path) {
+                continue;
+            }
             if kind.is_dir() {
                 walk(base, &path, hasher, keep)?;
             } else if kind.is_file() && keep(&path) {
@@ -302,7 +305,38 @@ const NOT_SOURCE: &[&str] = &[
     ".pytest_cache",
 ];
 
-/// Copies the service's source, leaving out caches and virtual environments.
+/// The harness's own folders (state, cache), which may lie inside the
+/// service's tree: never copied with it, never hashed as its source.
+static HARNESS_DIRS: RwLock<Vec<PathBuf>> = RwLock::new(Vec::new());
+
+/// Keeps `dirs` out of every copy and digest of a service's tree.
+pub fn keep_out_of_source(dirs: &StateDirs) {
+    let mut known = HARNESS_DIRS.write().unwrap_or_else(|e| e.into_inner());
+    for dir in [&dirs.state, &dirs.cache] {
+        // Not made here: a folder that does not exist yet is known by its
+        // absolute path, which is what it will canonicalise to unless a
+        // symlink leads there.
+        let dir = dir
+            .canonicalize()
+            .or_else(|_| std::path::absolute(dir))
+            .unwrap_or_else(|_| dir.clone());
+        if !known.contains(&dir) {
+            known.push(dir);
+        }
+    }
+}
+
+/// Whether the folder `dir` is one of the harness's own.
+fn is_harness_dir(dir: &Path) -> bool {
+    let known = HARNESS_DIRS.read().unwrap_or_else(|e| e.into_inner());
+    !known.is_empty()
+        && dir
+            .canonicalize()
+            .is_ok_and(|dir| known.iter().any(|own| *own == dir))
+}
+
+/// Copies the service's source, leaving out caches, virtual environments
+/// and the harness's own folders.
 pub fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
     fs_err::create_dir_all(to)?;
     for entry in fs_err::read_dir(from)? {
@@ -313,6 +347,9 @@ pub fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
         }
         let kind = entry.file_type()?;
         let target = to.join(&name);
+        if kind.is_dir() && is_harness_dir(&entry.path()) {
+            continue;
+        }
         if kind.is_dir() {
             copy_tree(&entry.path(), &target)?;
         } else if kind.is_file() {
