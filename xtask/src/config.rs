@@ -105,6 +105,9 @@ pub struct Service {
     /// Variables of the harness's own environment the service also receives
     /// (`pass-env`), besides `service::PASSED_THROUGH`.
     pub pass_env: Vec<String>,
+    /// Argv lists run in order before every start of the service (tables,
+    /// migrations, seed data), with its environment and placeholders.
+    pub setup: Vec<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -300,6 +303,9 @@ struct RawService {
     /// Variables of the harness's environment to pass on, beyond the few it always does.
     #[serde(default)]
     pass_env: Vec<Spanned<String>>,
+    /// Commands run before each start of the service, on its fresh database.
+    #[serde(default)]
+    setup: Vec<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// Python unless the config says otherwise.
@@ -547,6 +553,27 @@ fn service(
             ));
         }
     };
+    let mut setup = Vec::new();
+    for (index, command) in raw.setup.into_iter().enumerate() {
+        let key = format!("service.setup[{index}]");
+        if command.get_ref().is_empty() {
+            return Err(source.error_at(
+                Some(command.span()),
+                &key,
+                "a setup command needs at least a program",
+            ));
+        }
+        let mut argv = Vec::new();
+        for (position, arg) in command.into_inner().into_iter().enumerate() {
+            let key = format!("{key}[{position}]");
+            check_placeholders(source, &arg, &key, None)?;
+            for profile in profiles {
+                check_placeholders(source, &arg, &key, Some(profile))?;
+            }
+            argv.push(arg.into_inner());
+        }
+        setup.push(argv);
+    }
     let mut pass_env = Vec::new();
     for (index, name) in raw.pass_env.iter().enumerate() {
         let valid = !name.get_ref().is_empty()
@@ -581,6 +608,7 @@ fn service(
         health_path,
         profile,
         pass_env,
+        setup,
     })
 }
 

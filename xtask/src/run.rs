@@ -798,6 +798,7 @@ async fn replay_once(
     // Another process may take the chosen port before the service binds it;
     // the service is then not the one answering, and the run tries another.
     let mut attempt = 0;
+    let mut setup_ms = 0;
     let (running, port, startup) = loop {
         attempt += 1;
         let port = match service::free_port() {
@@ -841,6 +842,18 @@ async fn replay_once(
             startup_timeout: config.timeouts.startup,
             grace: config.timeouts.shutdown_grace,
         };
+        // The log starts anew with each scenario run, with the setup's output.
+        if attempt == 1 {
+            match tokio::task::block_in_place(|| service::run_setup(&launch, &config.service.setup))
+            {
+                Ok(took) => setup_ms = took.as_millis() as u64,
+                Err(reason) => {
+                    report.verdict = Verdict::StartupFailed;
+                    report.summary = Some(reason);
+                    return None;
+                }
+            }
+        }
         let starting = Instant::now();
         match service::start(launch, &ctx.client).await {
             Ok(running) => break (running, port, starting.elapsed()),
@@ -864,6 +877,7 @@ async fn replay_once(
                     };
                     // Starting until the refusal is the service's own time too.
                     report.timing = Some(crate::report::Timing {
+                        setup_ms,
                         startup_ms: starting.elapsed().as_millis() as u64,
                         replay_ms: 0,
                         requests: 0,
@@ -900,6 +914,7 @@ async fn replay_once(
     )
     .await;
     report.timing = Some(crate::report::Timing {
+        setup_ms,
         startup_ms: startup.as_millis() as u64,
         replay_ms: replaying.elapsed().as_millis() as u64,
         requests: replayed.exchanges.len(),

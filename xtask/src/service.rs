@@ -266,7 +266,12 @@ fn spawn(launch: &Launch<'_>) -> Result<(ServiceProcess, u32), String> {
     let bin = launch.bin.to_owned();
     let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path)))
         .map_err(|err| format!("cannot build PATH: {err}"))?;
-    let log = fs_err::File::create(launch.log).map_err(|err| err.to_string())?;
+    // Appended to: the log may begin with the setup commands' output.
+    let log = fs_err::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(launch.log)
+        .map_err(|err| err.to_string())?;
     let (reader, writer) =
         std::io::pipe().map_err(|err| format!("cannot make a pipe for the log: {err}"))?;
     let marker = launch.log.display().to_string();
@@ -307,6 +312,64 @@ fn spawn(launch: &Launch<'_>) -> Result<(ServiceProcess, u32), String> {
         },
         pid,
     ))
+}
+
+/// Runs the config's setup commands in order, with the service's environment
+/// and placeholders and in its folder, before it starts; their output opens
+/// its log (scrubbed, as the service's own). The time it took, or why it failed.
+pub fn run_setup(launch: &Launch<'_>, commands: &[Vec<String>]) -> Result<Duration, String> {
+    let started = Instant::now();
+    let log = fs_err::File::create(launch.log).map_err(|err| err.to_string())?;
+    let mut log = log.into_parts().0;
+    let path = std::env::join_paths(std::iter::once(launch.bin.to_owned()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .map_err(|err| format!("cannot build PATH: {err}"))?;
+    for command in commands {
+        let argv: Vec<String> = command
+            .iter()
+            .map(|arg| launch.placeholders.fill(arg))
+            .collect();
+        let shown = argv.join(" ");
+        let mut expression = duct::cmd(&argv[0], &argv[1..])
+            .dir(launch.cwd)
+            .stdin_null()
+            .stderr_to_stdout()
+            .full_env(service_env(
+                launch,
+                path.clone(),
+                &launch.log.display().to_string(),
+            ));
+        if let Some(venv) = launch.venv {
+            expression = expression.env("VIRTUAL_ENV", venv);
+        }
+        let header = format!("[upgrade-check: setup `{shown}`]\n");
+        let _ = crate::redact::pump_log(header.as_bytes(), &mut log, LOG_CAP_BYTES);
+        let output = process::run_captured(expression, launch.startup_timeout)
+            .map_err(|err| format!("cannot start setup command `{shown}`: {err}"))?;
+        let Some(output) = output else {
+            return Err(format!(
+                "setup command `{shown}` did not finish within {}",
+                humantime::format_duration(launch.startup_timeout)
+            ));
+        };
+        crate::redact::pump_log(&output.stdout[..], &mut log, LOG_CAP_BYTES)
+            .map_err(|err| format!("the service's log could not be written: {err}"))?;
+        if !output.status.success() {
+            let printed = String::from_utf8_lossy(&output.stdout);
+            let last = printed
+                .lines()
+                .rev()
+                .find(|line| !line.trim().is_empty())
+                .unwrap_or("(no output)");
+            return Err(format!(
+                "setup command `{shown}` failed ({}): {}",
+                output.status,
+                last.trim()
+            ));
+        }
+    }
+    Ok(started.elapsed())
 }
 
 /// Variables of the harness's own environment a service receives; every

@@ -58,3 +58,69 @@ fn the_harness_files_inside_the_service_tree_are_not_its_source() {
     assert_eq!(run(&["--no-noise-check"]).code, 0);
     assert!(!reused(), "a change to the service runs it again");
 }
+
+/// The hostile service with a setup command that seeds its fresh database,
+/// and a scenario that reads the seed back.
+fn seeded() -> TestContext {
+    let ctx = config_at_the_service_root();
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace(
+            "[service.env]",
+            "setup = [[\"{python}\", \"seed.py\", \"{sqlite_path}\"]]\n\n[service.env]",
+        )
+    });
+    std::fs::write(
+        ctx.path("scenarios/seeded.toml"),
+        "description = \"reads what the setup wrote\"\n\n[[steps]]\nname = \"seed\"\nmethod = \"GET\"\npath = \"/seed\"\nexpect = { status = 200 }\n",
+    )
+    .unwrap();
+    ctx
+}
+
+#[test]
+fn setup_commands_run_on_each_fresh_database_before_the_service_starts() {
+    let ctx = seeded();
+    assert_eq!(ctx.run(&["--accept"]).code, 0);
+    let snap = std::fs::read_to_string(ctx.path("snapshots/seeded.snap")).unwrap();
+    assert!(
+        snap.contains("\"greetings\": [\n<     \"hello\"\n<   ]"),
+        "one row: the setup ran once on this run's own database:\n{snap}"
+    );
+    // The baseline runs each scenario twice, each on a fresh, freshly set up database.
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let log = std::fs::read_to_string(ctx.path("state/logs/baseline/seeded.log")).unwrap();
+    assert!(
+        log.starts_with("[upgrade-check: setup `") && log.contains("seeded 1 row"),
+        "{log}"
+    );
+    let report = ctx.report();
+    let timing = &common::scenario_report(&report, "baseline", "seeded")["timing"];
+    assert!(timing["setup_ms"].as_u64().unwrap() > 0, "{timing}");
+}
+
+#[test]
+fn a_failing_setup_command_is_a_startup_failure_with_its_output() {
+    let ctx = seeded();
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("[service.env]\n", "[service.env]\nSEED_FAIL = \"1\"\n")
+    });
+    let run = ctx.run(&["--no-noise-check"]);
+    assert_eq!(run.code, 1);
+    let report = ctx.report();
+    let seeded = common::scenario_report(&report, "baseline", "seeded");
+    assert_eq!(seeded["verdict"], "startup-failed");
+    let summary = seeded["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("setup command `")
+            && summary.ends_with("failed (exit status: 1): seeding failed: no such table: users"),
+        "{summary}"
+    );
+    assert!(
+        seeded["log_tail"]
+            .as_str()
+            .unwrap()
+            .contains("seeding failed: no such table: users"),
+        "{seeded}"
+    );
+}

@@ -81,6 +81,9 @@ pub struct CellReport {
 /// the requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timing {
+    /// The config's setup commands, before the service started.
+    #[serde(default)]
+    pub setup_ms: u64,
     pub startup_ms: u64,
     pub replay_ms: u64,
     pub requests: usize,
