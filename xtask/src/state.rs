@@ -332,7 +332,7 @@ fn is_harness_dir(dir: &Path) -> bool {
     !known.is_empty()
         && dir
             .canonicalize()
-            .is_ok_and(|dir| known.iter().any(|own| *own == dir))
+            .is_ok_and(|dir| known.contains(&dir))
 }
 
 /// Copies the service's source, leaving out caches, virtual environments
