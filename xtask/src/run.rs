@@ -375,8 +375,12 @@ async fn run_cell(
         }
     };
     let pinned: Vec<_> = cell.pins.iter().map(|pin| pin.package.clone()).collect();
+    let mut changes = set.changes_from(&baseline, &pinned);
+    if let Some(python) = &environment.python {
+        crate::env::moves::explain(python, &set, &baseline, &mut changes);
+    }
     let mut report = CellReport {
-        changes: set.changes_from(&baseline, &pinned),
+        changes,
         environment: Some(EnvironmentReport {
             id: environment.id.clone(),
             resolution_reused,

@@ -329,10 +329,7 @@ pub fn keep_out_of_source(dirs: &StateDirs) {
 /// Whether the folder `dir` is one of the harness's own.
 fn is_harness_dir(dir: &Path) -> bool {
     let known = HARNESS_DIRS.read().unwrap_or_else(|e| e.into_inner());
-    !known.is_empty()
-        && dir
-            .canonicalize()
-            .is_ok_and(|dir| known.contains(&dir))
+    !known.is_empty() && dir.canonicalize().is_ok_and(|dir| known.contains(&dir))
 }
 
 /// Copies the service's source, leaving out caches, virtual environments

@@ -248,6 +248,42 @@ fn a_deprecation_warning_is_the_early_signal_of_the_next_break() {
     );
 }
 
+/// Flask 2.3.3 requires Werkzeug>=2.3.7. The newest Werkzeug (3.x) fits that
+/// too, but removes `url_quote`, which this variant's service uses: released
+/// to its newest, Werkzeug would make Flask 2.3.3 look like it breaks the
+/// service. Moved only as far as Flask needs (2.3.7), the cell passes, and the
+/// report says which requirement moved Werkzeug.
+#[test]
+fn a_released_package_moves_to_the_nearest_version_that_fits_not_the_newest() {
+    let ctx = TestContext::new();
+    ctx.overlay("fixtures/variants/werkzeug-url-quote");
+    ctx.set_matrix(r#"flask = ["2.3.3"]"#);
+    let run = ctx.run(&["--no-bisect"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let report = ctx.report();
+    let flask = common::cell_report(&report, "flask 2.3.3");
+    let werkzeug = common::version_change(flask, "werkzeug");
+    assert_eq!(
+        (werkzeug["before"].as_str(), werkzeug["after"].as_str()),
+        (Some("2.2.3"), Some("2.3.7")),
+        "{flask}"
+    );
+    assert_eq!(
+        werkzeug["forced_by"],
+        serde_json::json!(["flask 2.3.3 requires werkzeug>=2.3.7"])
+    );
+    // Unchanged packages stay at the baseline's versions.
+    assert!(
+        flask["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|change| ["flask", "werkzeug", "blinker"]
+                .contains(&change["package"].as_str().unwrap())),
+        "{flask}"
+    );
+}
+
 #[test]
 fn a_field_randomised_on_purpose_is_found_by_the_double_baseline_and_masked() {
     let ctx = TestContext::new();

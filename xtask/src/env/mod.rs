@@ -9,6 +9,7 @@
 pub mod baseline;
 pub mod cargo_build;
 pub mod cargo_lock;
+pub mod moves;
 pub mod python;
 pub mod requirements;
 pub mod uv;

@@ -241,6 +241,7 @@ impl ResolvedSet {
                     before,
                     after,
                     transitive: !pinned.contains(name),
+                    forced_by: Vec::new(),
                 })
             })
             .collect()
@@ -257,6 +258,10 @@ pub struct VersionChange {
     pub after: Option<String>,
     /// Moved because something else was pinned, not pinned itself.
     pub transitive: bool,
+    /// For a transitive move: the requirements that the baseline's version
+    /// does not meet (`flask 2.3.3 requires werkzeug>=2.3.7`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forced_by: Vec<String>,
 }
 
 impl std::fmt::Display for VersionChange {
@@ -270,8 +275,10 @@ impl std::fmt::Display for VersionChange {
             side(&self.before),
             side(&self.after)
         )?;
-        if self.transitive {
-            write!(f, " (transitive)")?;
+        match (self.transitive, self.forced_by.as_slice()) {
+            (false, _) => {}
+            (true, []) => write!(f, " (transitive)")?,
+            (true, forced_by) => write!(f, " (transitive: {})", forced_by.join(", "))?,
         }
         Ok(())
     }

@@ -19,6 +19,16 @@ use crate::plan::Pin;
 use crate::process;
 use crate::state::{self, StateDirs};
 
+/// How far released packages may move in a resolution.
+enum Nearness<'a> {
+    /// Newest-first, nothing preferred: a file resolved as it is.
+    None,
+    /// Newest-first, preferring the versions of this set.
+    Preferences(&'a ResolvedSet),
+    /// Lowest-first within these `name>=version` / `name==version` bounds.
+    LowestWithin(&'a str),
+}
+
 /// Resolves and installs Python environments for one service.
 #[derive(Debug, Clone)]
 pub struct UvBuilder {
@@ -39,13 +49,13 @@ pub struct UvBuilder {
 impl UvBuilder {
     /// Resolves the baseline file as the service declares it.
     pub fn resolve_baseline(&self) -> anyhow::Result<Result<Resolution, BuildFailure>> {
-        self.resolve(&self.baseline.requirement_lines(), "", "")
+        self.resolve(&self.baseline.requirement_lines(), "", &Nearness::None)
     }
 
     /// Resolves a requirements file (or pyproject.toml) as it is, with nothing forced.
     pub fn resolve_file(&self, path: &Path) -> anyhow::Result<Result<Resolution, BuildFailure>> {
         let file = BaselineFile::load(path)?;
-        self.resolve(&file.requirement_lines(), "", "")
+        self.resolve(&file.requirement_lines(), "", &Nearness::None)
     }
 
     /// Whether the index offers `pin` for installing here: `Err` with uv's
@@ -83,8 +93,18 @@ impl UvBuilder {
     /// Resolves the baseline with `pins` forced on top.
     ///
     /// The baseline's root requirements stay pinned; packages that some other
-    /// package requires are released, with the baseline's versions as
-    /// preferences, so they move only where the pins make them.
+    /// package requires are released and move only as far as the pins make
+    /// them: to the lowest version at or above the baseline's that fits.
+    ///
+    /// Two resolutions. The first, newest-first with the baseline's versions
+    /// as preferences, finds a solution; where it had to move a released
+    /// package it takes that package's newest release, which may drag a third
+    /// one across a major version (Flask 2.3 releases Werkzeug, and the newest
+    /// Werkzeug is 3.x although 2.3.7 fits). The second resolves lowest-first
+    /// with the first's moves as bounds: a package the first moved up may go
+    /// no lower than the baseline's version, one it moved down stays where it
+    /// went, a new one stays at the version it got. The first's solution
+    /// meets every bound, so the second always has one; it is the nearest.
     pub fn resolve_cell(
         &self,
         baseline: &ResolvedSet,
@@ -102,17 +122,52 @@ impl UvBuilder {
             .iter()
             .map(|pin| format!("{}=={}\n", pin.package, pin.version))
             .collect();
-        self.resolve(&input, &overrides, &baseline.to_preferences())
+        let newest = match self.resolve(&input, &overrides, &Nearness::Preferences(baseline))? {
+            Ok(newest) => newest,
+            Err(failure) => return Ok(Err(failure)),
+        };
+        let moved_up = newest.set.packages.iter().any(|(name, resolved)| {
+            !pinned(name)
+                && baseline
+                    .packages
+                    .get(name)
+                    .is_some_and(|before| resolved.version > before.version)
+        });
+        if !moved_up {
+            return Ok(Ok(newest));
+        }
+        let mut bounds = String::new();
+        for (name, resolved) in newest.set.packages.iter().filter(|(name, _)| !pinned(name)) {
+            let bound = match baseline.packages.get(name) {
+                Some(before) if resolved.version >= before.version => {
+                    format!("{name}>={}", before.version)
+                }
+                _ => format!("{name}=={}", resolved.version),
+            };
+            bounds.push_str(&bound);
+            bounds.push('\n');
+        }
+        match self.resolve(&input, &overrides, &Nearness::LowestWithin(&bounds))? {
+            Ok(nearest) => Ok(Ok(nearest)),
+            // Cannot happen with the first solution inside the bounds; if it
+            // does, the first resolution is still a valid answer.
+            Err(_) => Ok(Ok(newest)),
+        }
     }
 
     fn resolve(
         &self,
         input: &str,
         overrides: &str,
-        preferences: &str,
+        nearness: &Nearness<'_>,
     ) -> anyhow::Result<Result<Resolution, BuildFailure>> {
+        let (preferences, bounds) = match nearness {
+            Nearness::None => (String::new(), ""),
+            Nearness::Preferences(baseline) => (baseline.to_preferences(), ""),
+            Nearness::LowestWithin(bounds) => (String::new(), *bounds),
+        };
         let key = hash(&[
-            "resolve-v2",
+            "resolve-v3",
             if self.no_build {
                 "no-build"
             } else {
@@ -128,7 +183,8 @@ impl UvBuilder {
             &self.uv.version,
             input,
             overrides,
-            preferences,
+            &preferences,
+            bounds,
         ]);
         let cached = self.dirs.resolutions_dir().join(format!("{key}.txt"));
         if let Ok(text) = fs_err::read_to_string(&cached) {
@@ -142,7 +198,7 @@ impl UvBuilder {
         let output_path = scratch.path().join("requirements.txt");
         fs_err::write(&input_path, input)?;
         // An existing output file is uv's way of saying "prefer these versions".
-        fs_err::write(&output_path, preferences)?;
+        fs_err::write(&output_path, &preferences)?;
         let mut args = os_args(&[
             "pip",
             "compile",
@@ -163,6 +219,12 @@ impl UvBuilder {
             let overrides_path = scratch.path().join("overrides.txt");
             fs_err::write(&overrides_path, overrides)?;
             args.extend([OsString::from("--override"), overrides_path.into()]);
+        }
+        if !bounds.is_empty() {
+            let bounds_path = scratch.path().join("bounds.txt");
+            fs_err::write(&bounds_path, bounds)?;
+            args.extend([OsString::from("--constraint"), bounds_path.into()]);
+            args.extend([OsString::from("--resolution"), "lowest".into()]);
         }
         args.push(input_path.into());
         if let Err(failure) = self.run_uv(args, "resolving")? {

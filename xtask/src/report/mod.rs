@@ -317,6 +317,7 @@ mod tests {
             before: Some("3.2.0".to_owned()),
             after: Some("5.0.0".to_owned()),
             transitive: false,
+            forced_by: Vec::new(),
         });
         let built = ScenarioReport {
             summary: Some("no version of bcrypt==99.0.0".to_owned()),
