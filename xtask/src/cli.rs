@@ -117,6 +117,15 @@ pub enum UpgradeCheckAction {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Accept, for one cell, the output of SCENARIO as an alternative to the baseline's: the cell's package passes with it from that version up to its next incompatible one, while the baseline's snapshot stays the reference for everything else
+    Accept {
+        /// The cell, as the report names it: `PACKAGE VERSION` (e.g. "mime_guess 2.0.5")
+        #[arg(long, value_name = "PACKAGE VERSION")]
+        cell: String,
+        /// The scenarios (as the report's columns name them) whose output to accept
+        #[arg(required = true)]
+        scenarios: Vec<String>,
+    },
     /// Work on written results
     Report {
         #[command(subcommand)]
@@ -220,6 +229,9 @@ impl UpgradeCheckArgs {
                     to,
                     pre,
                 }),
+                Some(UpgradeCheckAction::Accept { cell, scenarios }) => {
+                    Action::AcceptAlternative { cell, scenarios }
+                }
             },
             config: self.config,
             accept: self.accept,

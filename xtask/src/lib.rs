@@ -84,6 +84,12 @@ pub enum Action {
     },
     /// Search the index's versions of one package for the first bad one.
     Bisect(BisectRequest),
+    /// Run one cell and accept its output of `scenarios` as alternatives.
+    AcceptAlternative {
+        /// `PACKAGE VERSION`, as typed.
+        cell: String,
+        scenarios: Vec<String>,
+    },
 }
 
 /// `upgrade-check bisect PACKAGE [--from V] [--to V] [--pre]`, as typed.
@@ -265,10 +271,45 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
             let baseline = builder.baseline();
             Some(bisect::Bisection::prepare(request, baseline, index, &progress).await?)
         }
-        Action::Run | Action::Plan { .. } | Action::MergeReports { .. } | Action::Gc(_) => None,
+        Action::Run
+        | Action::Plan { .. }
+        | Action::MergeReports { .. }
+        | Action::Gc(_)
+        | Action::AcceptAlternative { .. } => None,
+    };
+    let alternative = match &options.action {
+        Action::AcceptAlternative {
+            cell,
+            scenarios: wanted,
+        } => {
+            let known: Vec<String> = run::scenario_runs(&scenarios, &config.service.profile)
+                .into_iter()
+                .map(|run| run.key)
+                .collect();
+            if options.accept || options.since.is_some() {
+                bail!("accept --cell takes neither --accept nor --since");
+            }
+            if is_ci() {
+                bail!(
+                    "refusing to accept snapshots in CI; accept them locally and commit the .snap files"
+                );
+            }
+            Some(alternative_request(
+                config.service.ecosystem,
+                &known,
+                cell,
+                wanted,
+            )?)
+        }
+        _ => None,
     };
     let plan = if let Some(bisection) = &bisection {
         bisection.first_plan(&config.service.profile)
+    } else if let Some((pin, _)) = &alternative {
+        Plan {
+            cells: vec![Cell::with_pins(vec![pin.clone()], &config.service.profile)],
+            skipped: Vec::new(),
+        }
     } else if options.accept {
         Plan {
             cells: vec![Cell::baseline(&config.service.profile)],
@@ -405,6 +446,14 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
 
         }
     };
+    if let Some((pin, keys)) = &alternative {
+        if let Some(name) = cancelled {
+            crate::errln!("upgrade-check: interrupted by {name}; nothing accepted");
+            return Ok(EXIT_INTERRUPTED);
+        }
+        ctx.progress.finish();
+        return accept_alternatives(&ctx, &outcomes, pin, keys);
+    }
     // A shard sees only its own cells: isolating and bisecting need them all.
     let (mut interactions, mut newest_safe) = (Vec::new(), Vec::new());
     if cancelled.is_none() && !options.accept && options.shard.is_none() {
@@ -548,6 +597,87 @@ fn accept_baseline(
         accepted.push(relative(&path, ctx.config.base_dir()));
     }
     Ok(accepted)
+}
+
+/// `PACKAGE VERSION` and scenario keys, checked before anything runs.
+fn alternative_request(
+    ecosystem: config::Ecosystem,
+    known: &[String],
+    cell: &str,
+    scenarios: &[String],
+) -> anyhow::Result<(plan::Pin, Vec<String>)> {
+    let Some((package, version)) = cell.trim().split_once(' ') else {
+        bail!("--cell `{cell}`: name the cell as the report does, `PACKAGE VERSION`");
+    };
+    let pin = plan::Pin {
+        package: package::PackageName::parse(ecosystem, package.trim())
+            .map_err(|err| anyhow::anyhow!("--cell `{cell}`: {err}"))?,
+        version: package::Version::parse(ecosystem, version.trim())
+            .map_err(|err| anyhow::anyhow!("--cell `{cell}`: {err}"))?,
+    };
+    for scenario in scenarios {
+        if !known.contains(scenario) {
+            bail!(
+                "no scenario `{scenario}`; the scenarios are: {}",
+                known.join(", ")
+            );
+        }
+    }
+    Ok((pin, scenarios.to_vec()))
+}
+
+/// Writes the cell's output of each scenario in `keys` as an alternative
+/// accepted snapshot; refuses, writing nothing, when the cell did not run them.
+fn accept_alternatives(
+    ctx: &RunContext,
+    outcomes: &[CellOutcome],
+    pin: &plan::Pin,
+    keys: &[String],
+) -> anyhow::Result<i32> {
+    let outcome = outcomes.first().context("the plan has no cell")?;
+    let mut accepted = Vec::new();
+    for key in keys {
+        let scenario = outcome.report.scenarios.iter().find(|s| &s.scenario == key);
+        let contents = outcome.contents.get(key);
+        let (Some(scenario), Some(contents)) = (scenario, contents) else {
+            bail!("cannot accept: `{}` did not run {key}", outcome.report.name);
+        };
+        if matches!(
+            scenario.verdict,
+            Verdict::BuildFailed | Verdict::StartupFailed | Verdict::Error
+        ) {
+            bail!(
+                "cannot accept: `{}` is {} on `{key}`: {}",
+                outcome.report.name,
+                scenario.verdict.label(),
+                scenario.summary.as_deref().unwrap_or("")
+            );
+        }
+        accepted.push((key, contents));
+    }
+    for (key, contents) in accepted {
+        let run = run::scenario_runs(&ctx.scenarios, &ctx.config.service.profile)
+            .into_iter()
+            .find(|run| &run.key == key)
+            .context("the scenario ran, so it exists")?;
+        let path = snapshot::alternative_path(&ctx.config.replay.snapshots, key, pin);
+        let alternative = snapshot::Alternative {
+            path: path.clone(),
+            from: pin.clone(),
+        };
+        let description = format!(
+            "alternative accepted for {} (cell `{}`); the baseline's {key}.snap stays the reference",
+            alternative.range(),
+            outcome.report.name
+        );
+        snapshot::accept(&path, &header(ctx, &run, &description), contents)?;
+        crate::outln!(
+            "accepted alternative: {} (for {})",
+            relative(&path, ctx.config.base_dir()),
+            alternative.range()
+        );
+    }
+    Ok(0)
 }
 
 /// One `.snap.new` per scenario that did not match: the baseline's result if

@@ -415,9 +415,9 @@ async fn run_cell(
     let runs = scenario_runs(&ctx.scenarios, &cell.profile);
     let replays = runs.iter().map(|run| async {
         let outcome = if cell.is_baseline() && ctx.check_noise {
-            run_baseline_twice(&ctx, &cell, &environment, run).await
+            run_baseline_twice(&ctx, &cell, &environment, &set, run).await
         } else {
-            run_scenario(&ctx, &cell, &environment, run, Attempt::First).await
+            run_scenario(&ctx, &cell, &environment, &set, run, Attempt::First).await
         };
         ctx.progress.cell(
             &cell.name,
@@ -515,11 +515,12 @@ async fn run_baseline_twice(
     ctx: &RunContext,
     cell: &Cell,
     environment: &Environment,
+    set: &ResolvedSet,
     run: &ScenarioRun<'_>,
 ) -> (ScenarioReport, Option<String>) {
     let ((mut report, first), (_, second)) = tokio::join!(
-        run_scenario(ctx, cell, environment, run, Attempt::First),
-        run_scenario(ctx, cell, environment, run, Attempt::Again),
+        run_scenario(ctx, cell, environment, set, run, Attempt::First),
+        run_scenario(ctx, cell, environment, set, run, Attempt::Again),
     );
     let (Some(first), Some(second)) = (&first, &second) else {
         return (report, first);
@@ -571,6 +572,7 @@ async fn run_scenario(
     ctx: &RunContext,
     cell: &Cell,
     environment: &Environment,
+    set: &ResolvedSet,
     run: &ScenarioRun<'_>,
     attempt: Attempt,
 ) -> (ScenarioReport, Option<String>) {
@@ -593,7 +595,7 @@ async fn run_scenario(
         report.summary = Some(format!("cannot copy the service: {err:#}"));
         return (report, None);
     }
-    let outcome = replay_in(ctx, cell, environment, &service_dir, run, &key).await;
+    let outcome = replay_in(ctx, cell, environment, set, &service_dir, run, &key).await;
     let _ = fs_err::remove_dir_all(&service_dir);
     outcome
 }
@@ -603,6 +605,7 @@ async fn replay_in(
     ctx: &RunContext,
     cell: &Cell,
     environment: &Environment,
+    set: &ResolvedSet,
     service_dir: &Path,
     run: &ScenarioRun<'_>,
     key: &str,
@@ -719,7 +722,29 @@ async fn replay_in(
         ),
         Startup::Refused { .. } => (None, None),
     };
-    match snapshot::compare(&accepted, &rendered, &ctx.noisy_fields(&run.key)) {
+    let noisy = ctx.noisy_fields(&run.key);
+    let comparison = snapshot::compare(&accepted, &rendered, &noisy);
+    if let Ok(Comparison::Differs { .. }) = &comparison
+        && !cell.is_baseline()
+    {
+        match matching_alternative(ctx, set, &run.key, &rendered, &noisy) {
+            Ok(Some(alternative)) => {
+                report.verdict = Verdict::Pass;
+                report.alternative = Some(format!(
+                    "{} ({})",
+                    alternative.range(),
+                    relative(&alternative.path, config.base_dir())
+                ));
+                return (report, Some(rendered));
+            }
+            Ok(None) => {}
+            Err(err) => {
+                report.summary = Some(format!("{err:#}"));
+                return (report, Some(rendered));
+            }
+        }
+    }
+    match comparison {
         Ok(Comparison::Matches) => report.verdict = Verdict::Pass,
         Ok(Comparison::Differs { diff, changes }) => {
             report.verdict = Verdict::Changed;
@@ -986,6 +1011,31 @@ fn first_error_line(log: &str) -> String {
         .find(|line| line.to_ascii_lowercase().contains("error"))
         .or(lines.last())
         .map_or_else(|| "(no output)".to_owned(), |line| (*line).to_owned())
+}
+
+/// The alternative accepted snapshot of `key` that covers this cell's
+/// versions and that `rendered` matches, if any.
+fn matching_alternative(
+    ctx: &RunContext,
+    set: &ResolvedSet,
+    key: &str,
+    rendered: &str,
+    noisy: &std::collections::BTreeSet<String>,
+) -> anyhow::Result<Option<snapshot::Alternative>> {
+    let config = &ctx.config;
+    for alternative in
+        snapshot::alternatives(&config.replay.snapshots, key, config.service.ecosystem)?
+    {
+        let covered = set
+            .packages
+            .get(&alternative.from.package)
+            .is_some_and(|resolved| alternative.covers(&resolved.version));
+        if covered && snapshot::compare(&alternative.path, rendered, noisy)? == Comparison::Matches
+        {
+            return Ok(Some(alternative));
+        }
+    }
+    Ok(None)
 }
 
 /// `still refused to start, now with: …` when a refusal's reason changed.

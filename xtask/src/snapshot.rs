@@ -14,6 +14,8 @@ use insta::internals::TextSnapshotContents;
 
 use crate::noise;
 use crate::normalize::NormalisedExchange;
+use crate::package::{Ecosystem, PackageName, Version};
+use crate::plan::Pin;
 use crate::replay::StepFailure;
 use crate::state::write_atomic;
 
@@ -262,6 +264,83 @@ impl From<&str> for Parsed {
         }
         parsed
     }
+}
+
+/// Where an alternative accepted snapshot of `scenario` lives: accepted for
+/// one cell (`mime_guess 2.0.5`), it holds for that package's versions from
+/// `pin.version` up to the next incompatible one.
+pub fn alternative_path(snapshots: &Path, scenario: &str, pin: &Pin) -> PathBuf {
+    snapshots
+        .join("alternatives")
+        .join(scenario)
+        .join(format!("{}-{}.snap", pin.package, pin.version))
+}
+
+/// An alternative accepted snapshot: the file, and the pin it was accepted for.
+#[derive(Debug, Clone)]
+pub struct Alternative {
+    pub path: PathBuf,
+    pub from: Pin,
+}
+
+impl Alternative {
+    /// Whether it holds for a cell where the package is at `version`: the
+    /// same version or newer, and semver-compatible (same major; below 1.0
+    /// the same minor), so a new major is judged afresh.
+    pub fn covers(&self, version: &Version) -> bool {
+        *version >= self.from.version && version.is_compatible_with(&self.from.version)
+    }
+
+    /// `mime_guess >=2.0.5, <3`, for reports.
+    pub fn range(&self) -> String {
+        let release = self.from.version.release();
+        let until = match release.as_slice() {
+            [0, minor, ..] => format!("0.{}", minor + 1),
+            [major, ..] => (major + 1).to_string(),
+            [] => String::new(),
+        };
+        format!("{} >={}, <{until}", self.from.package, self.from.version)
+    }
+}
+
+/// The alternatives accepted for `scenario`; file names that do not parse as
+/// `PACKAGE-VERSION.snap` for the ecosystem are an error naming the file.
+pub fn alternatives(
+    snapshots: &Path,
+    scenario: &str,
+    ecosystem: Ecosystem,
+) -> anyhow::Result<Vec<Alternative>> {
+    let dir = snapshots.join("alternatives").join(scenario);
+    let Ok(entries) = fs_err::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let Some(stem) = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(|name| name.strip_suffix(".snap"))
+        else {
+            continue;
+        };
+        check_file(&path)?;
+        let pin = stem.rsplit_once('-').and_then(|(package, version)| {
+            Some(Pin {
+                package: PackageName::parse(ecosystem, package).ok()?,
+                version: Version::parse(ecosystem, version).ok()?,
+            })
+        });
+        let Some(from) = pin else {
+            anyhow::bail!(
+                "{}: an alternative snapshot is named PACKAGE-VERSION.snap",
+                path.display()
+            );
+        };
+        found.push(Alternative { path, from });
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(found)
 }
 
 /// What the YAML header of a snapshot says.

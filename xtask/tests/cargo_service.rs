@@ -360,3 +360,61 @@ fn interrupt_a_cargo_build(signals: &[nix::sys::signal::Signal]) {
         .collect();
     assert!(left.is_empty(), "temp folders left behind: {left:?}");
 }
+
+/// mime_guess 2.0.5's `text/javascript` is a harmless change: accepted for
+/// that cell, it passes there (and for later 2.x), while the baseline's
+/// snapshot stays the reference for everything else.
+#[test]
+fn a_harmless_change_is_accepted_for_its_cell_and_the_baseline_snapshot_stays() {
+    let ctx = TestContext::cargo();
+    ctx.set_matrix("mime_guess = [\"2.0.5\"]");
+    let before = std::fs::read_to_string(ctx.path("snapshots/files.snap")).unwrap();
+    assert_eq!(ctx.run(&["--no-noise-check"]).code, 1, "changed before");
+
+    let accept = ctx.run(&["accept", "--cell", "mime_guess 2.0.5", "files"]);
+    assert_eq!(accept.code, 0, "{}", accept.stderr);
+    let alternative = ctx.path("snapshots/alternatives/files/mime_guess-2.0.5.snap");
+    assert!(
+        accept.stdout.contains(
+            "accepted alternative: snapshots/alternatives/files/mime_guess-2.0.5.snap (for mime_guess >=2.0.5, <3)"
+        ),
+        "{}",
+        accept.stdout
+    );
+    let text = std::fs::read_to_string(&alternative).unwrap();
+    assert!(text.contains("text/javascript"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(ctx.path("snapshots/files.snap")).unwrap(),
+        before,
+        "the baseline's snapshot is untouched"
+    );
+
+    let run = ctx.run(&["--no-noise-check"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let report = ctx.report();
+    let files = common::scenario_report(&report, "mime_guess 2.0.5", "files");
+    assert_eq!(files["verdict"], "pass");
+    assert_eq!(
+        files["alternative"],
+        "mime_guess >=2.0.5, <3 (snapshots/alternatives/files/mime_guess-2.0.5.snap)"
+    );
+    assert!(
+        run.stdout.contains("↳ mime_guess 2.0.5 · files: matches the alternative accepted for mime_guess >=2.0.5, <3"),
+        "{}",
+        run.stdout
+    );
+    // The baseline is still judged by its own snapshot: its output did not move.
+    assert_eq!(verdict(&report, "baseline", "files"), "pass");
+
+    // A scenario that does not exist, or a cell that is not `PACKAGE VERSION`: exit 2, nothing written.
+    let bad = ctx.run(&["accept", "--cell", "mime_guess 2.0.5", "nosuch"]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("no scenario `nosuch`"),
+        "{}",
+        bad.stderr
+    );
+    let bad = ctx.run(&["accept", "--cell", "mime_guess", "files"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("PACKAGE VERSION"), "{}", bad.stderr);
+}

@@ -93,6 +93,17 @@ pub fn headline(report: &Report) -> String {
             ));
         }
     }
+    // A pass through an alternative is a pass the reviewer should know of.
+    for cell in &report.cells {
+        for scenario in &cell.scenarios {
+            if let Some(alternative) = &scenario.alternative {
+                lines.push(format!(
+                    "  ↳ {} · {}: matches the alternative accepted for {alternative}",
+                    cell.name, scenario.scenario
+                ));
+            }
+        }
+    }
     // Cells that break are named above; their new output is the breakage.
     let warning: Vec<&str> = report
         .cells

@@ -172,6 +172,10 @@ pub struct ScenarioReport {
     /// judged against unawares, and that `--accept` takes only when told to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unhealthy: Vec<String>,
+    /// Passed by matching an alternative accepted for this cell's versions
+    /// (`accept --cell`), not the baseline's snapshot: which one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alternative: Option<String>,
 }
 
 /// Writes every machine format into `dir`: report.json, junit.xml, report.md, report.html.
@@ -210,6 +214,7 @@ impl ScenarioReport {
             leaks: Vec::new(),
             timing: None,
             unhealthy: Vec::new(),
+            alternative: None,
         }
     }
 }
