@@ -363,14 +363,18 @@ impl Postgres {
     }
 
     /// Creates a database no one has used, for one scenario run.
-    pub fn create_database(&self) -> anyhow::Result<Database> {
+    pub fn create_database(&self, template: Option<&str>) -> anyhow::Result<Database> {
         let name = format!(
             "upgrade_check_{}_{}",
             std::process::id(),
             NEXT_DATABASE.fetch_add(1, Ordering::Relaxed)
         );
+        let mut args = vec![name.as_str()];
+        if let Some(template) = template {
+            args.extend(["--template", template]);
+        }
         process::run_checked(
-            self.client("createdb", &[&name]),
+            self.client("createdb", &args),
             Duration::from_secs(60),
             &format!("createdb {name}"),
         )?;
@@ -386,11 +390,16 @@ impl Postgres {
     /// Drops a database made by [`Postgres::create_database`], closing its connections.
     pub fn drop_database(&self, database: &Database) {
         if let Database::Postgres { name, .. } = database {
-            let _ = process::run_captured(
-                self.client("dropdb", &["--if-exists", "--force", name]),
-                Duration::from_secs(60),
-            );
+            self.drop_database_named(name);
         }
+    }
+
+    /// Drops the database `name`, closing its connections.
+    pub fn drop_database_named(&self, name: &str) {
+        let _ = process::run_captured(
+            self.client("dropdb", &["--if-exists", "--force", name]),
+            Duration::from_secs(60),
+        );
     }
 
     /// Where the server is, for progress lines: `cluster /tmp/… (server pid N)`.

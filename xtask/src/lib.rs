@@ -409,6 +409,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
     redact::register(&redact::Secrets::new([("run", run_secret.as_str())]));
     let ctx = Arc::new(RunContext {
         finished: Default::default(),
+        templates: Default::default(),
         postgres,
         accepting: options.accept,
         check_noise: !options.accept && !options.no_noise_check,
@@ -430,13 +431,15 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
     interrupt.cells_started();
     if let Some(bisection) = bisection {
         let report_dir = dirs.report_dir();
-        return tokio::select! {
+        let code = tokio::select! {
             code = bisection.run(ctx.clone(), &report_dir) => code,
             name = interrupt.wait() => {
                 crate::errln!("upgrade-check: bisection interrupted by {name}");
                 Ok(EXIT_INTERRUPTED)
             }
         };
+        run::drop_templates(&ctx).await;
+        return code;
     }
     let (outcomes, mut cancelled) = tokio::select! {
         outcomes = run::run_plan(ctx.clone(), &plan) => (outcomes, None),
@@ -452,6 +455,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
             return Ok(EXIT_INTERRUPTED);
         }
         ctx.progress.finish();
+        run::drop_templates(&ctx).await;
         return accept_alternatives(&ctx, &outcomes, pin, keys);
     }
     // A shard sees only its own cells: isolating and bisecting need them all.
@@ -473,6 +477,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         }
     }
 
+    run::drop_templates(&ctx).await;
     let mut report = Report {
         schema_version: report::SCHEMA_VERSION,
         config: config_path.display().to_string(),

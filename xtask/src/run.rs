@@ -67,7 +67,13 @@ pub struct RunContext {
     pub results_digest: Option<String>,
     /// Take a cell's recorded result when its inputs are unchanged.
     pub reuse_results: bool,
+    /// PostgreSQL template databases the setup commands ran into, by
+    /// environment and profile: made once, copied by every run.
+    pub templates: std::sync::Mutex<BTreeMap<String, Arc<TemplateOnce>>>,
 }
+
+/// A template database, made by the first run that needs it.
+pub type TemplateOnce = tokio::sync::OnceCell<Result<String, String>>;
 
 impl RunContext {
     /// Fields masked in every comparison of the scenario run `key`.
@@ -619,7 +625,22 @@ async fn replay_in(
     };
     let mut secrets = scenario.secrets.clone();
     secrets.insert("run".to_owned(), ctx.run_secret.clone());
-    let database = match fresh_database(ctx, profile.database, &cell.id, key).await {
+    let template = if profile.database == DatabaseKind::Postgres && !config.service.setup.is_empty()
+    {
+        match template_database(ctx, cell, environment, service_dir, profile).await {
+            Ok(made) => Some(made),
+            Err((reason, log)) => {
+                report.verdict = Verdict::StartupFailed;
+                report.summary = Some(reason);
+                report.log_tail = Some(service::tail(&service::read_log(&log), LOG_TAIL_LINES));
+                return (report, None);
+            }
+        }
+    } else {
+        None
+    };
+    let from_template = template.as_ref().map(|(name, _)| name.as_str());
+    let database = match fresh_database(ctx, profile.database, &cell.id, key, from_template).await {
         Ok(database) => database,
         Err(err) => {
             report.summary = Some(format!("cannot make a fresh database: {err:#}"));
@@ -640,6 +661,12 @@ async fn replay_in(
         env: &profile.env,
         database: &database,
         log: &log,
+        template_note: template.as_ref().map(|(name, setup_log)| {
+            format!(
+                "[upgrade-check: this run's database is a copy of {name}, which the setup commands ran into once; their output: {}]\n",
+                relative(setup_log, &ctx.dirs.logs_dir())
+            )
+        }),
     };
     let outcome = replay_once(ctx, run, &launch, &mut report).await;
     if let Some(postgres) = &ctx.postgres {
@@ -789,6 +816,135 @@ struct Launched<'a> {
     env: &'a BTreeMap<String, String>,
     database: &'a Database,
     log: &'a Path,
+    /// Set when the database is a copy of a template the setup ran into:
+    /// the note that opens the log instead of the setup's output.
+    template_note: Option<String>,
+}
+
+/// The values of the config's `{placeholders}` for one start on `port`.
+fn placeholders(ctx: &RunContext, launched: &Launched<'_>, port: u16) -> Placeholders {
+    let environment = launched.environment;
+    let mut values = BTreeMap::from([
+        ("bin", environment.bin.display().to_string()),
+        ("port", port.to_string()),
+        ("secret", ctx.run_secret.clone()),
+        ("service_dir", launched.service_dir.display().to_string()),
+    ]);
+    if let Some(python) = &environment.python {
+        values.insert("python", python.interpreter.display().to_string());
+        values.insert("venv", python.venv.display().to_string());
+    }
+    values.extend(launched.database.placeholders());
+    Placeholders { values }
+}
+
+/// How to start the service (or its setup commands) for `launched`.
+fn launch<'a>(
+    ctx: &'a RunContext,
+    launched: &'a Launched<'_>,
+    placeholders: &'a Placeholders,
+    port: u16,
+) -> Launch<'a> {
+    let config = &ctx.config;
+    let environment = launched.environment;
+    Launch {
+        command: &config.service.command,
+        pass_env: &config.service.pass_env,
+        env: launched.env,
+        placeholders,
+        bin: &environment.bin,
+        venv: environment
+            .python
+            .as_ref()
+            .map(|python| python.venv.as_path()),
+        cwd: launched.service_dir,
+        log: launched.log,
+        port,
+        health_path: &config.service.health_path,
+        startup_timeout: config.timeouts.startup,
+        grace: config.timeouts.shutdown_grace,
+    }
+}
+
+/// With PostgreSQL, the setup commands run once per environment and profile,
+/// into a template database; each scenario run's database is a copy of it
+/// (`createdb --template`). Their output goes to `setup@PROFILE.log` beside
+/// the runs' logs. The template's name, or why the setup failed.
+async fn template_database(
+    ctx: &RunContext,
+    cell: &Cell,
+    environment: &Environment,
+    service_dir: &Path,
+    profile: &crate::config::Profile,
+) -> Result<(String, PathBuf), (String, PathBuf)> {
+    let log = ctx
+        .dirs
+        .logs_dir()
+        .join(&cell.id)
+        .join(format!("setup@{}.log", profile.name));
+    let once = ctx
+        .templates
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(format!("{}@{}", environment.id, profile.name))
+        .or_default()
+        .clone();
+    let made = once
+        .get_or_init(|| async {
+            let postgres = ctx
+                .postgres
+                .clone()
+                .ok_or_else(|| "no PostgreSQL server was started for this run".to_owned())?;
+            let creating = postgres.clone();
+            let database = tokio::task::spawn_blocking(move || creating.create_database(None))
+                .await
+                .map_err(|err| err.to_string())?
+                .map_err(|err| format!("cannot make the template database: {err:#}"))?;
+            if let Some(dir) = log.parent() {
+                fs_err::create_dir_all(dir).map_err(|err| err.to_string())?;
+            }
+            let launched = Launched {
+                environment,
+                service_dir,
+                env: &profile.env,
+                database: &database,
+                log: &log,
+                template_note: None,
+            };
+            let port = service::free_port().map_err(|err| err.to_string())?;
+            let placeholders = placeholders(ctx, &launched, port);
+            let launch = launch(ctx, &launched, &placeholders, port);
+            tokio::task::block_in_place(|| {
+                service::run_setup(&launch, &ctx.config.service.setup, None)
+            })?;
+            match database {
+                Database::Postgres { name, .. } => Ok(name),
+                Database::Sqlite { .. } => Err("a template needs PostgreSQL".to_owned()),
+            }
+        })
+        .await
+        .clone();
+    match made {
+        Ok(name) => Ok((name, log)),
+        Err(reason) => Err((reason, log)),
+    }
+}
+
+/// Drops the template databases the run made (on a server the harness did
+/// not start, nothing may be left behind).
+pub async fn drop_templates(ctx: &RunContext) {
+    let Some(postgres) = ctx.postgres.clone() else {
+        return;
+    };
+    let made: Vec<String> =
+        std::mem::take(&mut *ctx.templates.lock().unwrap_or_else(|e| e.into_inner()))
+            .into_values()
+            .filter_map(|once| once.get().and_then(|made| made.clone().ok()))
+            .collect();
+    for name in made {
+        let postgres = postgres.clone();
+        let _ = tokio::task::spawn_blocking(move || postgres.drop_database_named(&name)).await;
+    }
 }
 
 /// What happened when the service was started for a scenario.
@@ -840,41 +996,18 @@ async fn replay_once(
         if failpoint("steal-port").is_some() {
             service::occupy_once(port);
         }
-        let environment = launched.environment;
-        let mut values = BTreeMap::from([
-            ("bin", environment.bin.display().to_string()),
-            ("port", port.to_string()),
-            ("secret", ctx.run_secret.clone()),
-            ("service_dir", launched.service_dir.display().to_string()),
-        ]);
-        if let Some(python) = &environment.python {
-            values.insert("python", python.interpreter.display().to_string());
-            values.insert("venv", python.venv.display().to_string());
-        }
-        values.extend(launched.database.placeholders());
-        let placeholders = Placeholders { values };
-        let config = &ctx.config;
-        let launch = Launch {
-            command: &config.service.command,
-            pass_env: &config.service.pass_env,
-            env: launched.env,
-            placeholders: &placeholders,
-            bin: &environment.bin,
-            venv: environment
-                .python
-                .as_ref()
-                .map(|python| python.venv.as_path()),
-            cwd: launched.service_dir,
-            log: launched.log,
-            port,
-            health_path: &config.service.health_path,
-            startup_timeout: config.timeouts.startup,
-            grace: config.timeouts.shutdown_grace,
-        };
-        // The log starts anew with each scenario run, with the setup's output.
+        let placeholders = placeholders(ctx, launched, port);
+        let launch = launch(ctx, launched, &placeholders, port);
+        // The log starts anew with each scenario run, with the setup's output
+        // (or, where a template database was set up once, a note saying so).
         if attempt == 1 {
-            match tokio::task::block_in_place(|| service::run_setup(&launch, &config.service.setup))
-            {
+            let setup = match launched.template_note.as_deref() {
+                Some(_) => &[][..],
+                None => &ctx.config.service.setup[..],
+            };
+            match tokio::task::block_in_place(|| {
+                service::run_setup(&launch, setup, launched.template_note.as_deref())
+            }) {
                 Ok(took) => setup_ms = took.as_millis() as u64,
                 Err(reason) => {
                     report.verdict = Verdict::StartupFailed;
@@ -981,6 +1114,7 @@ async fn fresh_database(
     kind: DatabaseKind,
     cell: &str,
     key: &str,
+    template: Option<&str>,
 ) -> anyhow::Result<Database> {
     match kind {
         DatabaseKind::Sqlite => {
@@ -993,7 +1127,9 @@ async fn fresh_database(
                 .postgres
                 .clone()
                 .ok_or_else(|| anyhow::anyhow!("no PostgreSQL server was started for this run"))?;
-            tokio::task::spawn_blocking(move || postgres.create_database()).await?
+            let template = template.map(str::to_owned);
+            tokio::task::spawn_blocking(move || postgres.create_database(template.as_deref()))
+                .await?
         }
     }
 }

@@ -317,10 +317,18 @@ fn spawn(launch: &Launch<'_>) -> Result<(ServiceProcess, u32), String> {
 /// Runs the config's setup commands in order, with the service's environment
 /// and placeholders and in its folder, before it starts; their output opens
 /// its log (scrubbed, as the service's own). The time it took, or why it failed.
-pub fn run_setup(launch: &Launch<'_>, commands: &[Vec<String>]) -> Result<Duration, String> {
+pub fn run_setup(
+    launch: &Launch<'_>,
+    commands: &[Vec<String>],
+    note: Option<&str>,
+) -> Result<Duration, String> {
     let started = Instant::now();
     let log = fs_err::File::create(launch.log).map_err(|err| err.to_string())?;
     let mut log = log.into_parts().0;
+    if let Some(note) = note {
+        crate::redact::pump_log(note.as_bytes(), &mut log, LOG_CAP_BYTES)
+            .map_err(|err| format!("the service's log could not be written: {err}"))?;
+    }
     let path = std::env::join_paths(std::iter::once(launch.bin.to_owned()).chain(
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
     ))

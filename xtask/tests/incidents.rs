@@ -325,7 +325,7 @@ fn a_cluster_copied_from_the_cached_template_serves_like_a_fresh_one() {
     // The second cluster is a copy: it takes databases like the first, and
     // the template stays as it was.
     let second = xtask::db::Postgres::start_cluster(grace, Some(cache.path())).unwrap();
-    let database = second.create_database().unwrap();
+    let database = second.create_database(None).unwrap();
     assert_eq!(second.leftover_databases().unwrap().len(), 1);
     second.drop_database(&database);
     assert!(second.leftover_databases().unwrap().is_empty());

@@ -124,3 +124,67 @@ fn a_failing_setup_command_is_a_startup_failure_with_its_output() {
         "{seeded}"
     );
 }
+
+#[test]
+fn with_postgres_the_setup_runs_once_into_a_template_every_run_copies() {
+    let ctx = seeded();
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace(
+            "setup = [[\"{python}\", \"seed.py\", \"{sqlite_path}\"]]",
+            "database = \"postgres\"\nsetup = [[\"{python}\", \"seed.py\", \"{database_url}\"]]",
+        )
+        .replace(
+            "DATABASE_PATH = \"{sqlite_path}\"",
+            "DATABASE_URL = \"{database_url}\"",
+        )
+    });
+    let pids = ctx.path("pids");
+    std::fs::create_dir_all(&pids).unwrap();
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace(
+            "PID_DIR = \"\"",
+            &format!("PID_DIR = \"{}\"", pids.display()),
+        )
+    });
+    assert_eq!(ctx.run(&["--accept"]).code, 0);
+    std::fs::remove_file(pids.join("setup-runs")).unwrap();
+    // The baseline's double replay: two runs of each of two scenarios, four
+    // databases, each a copy of the one template.
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let snap = std::fs::read_to_string(ctx.path("snapshots/seeded.snap")).unwrap();
+    assert!(
+        snap.contains("\"greetings\": [\n<     \"hello\"\n<   ]"),
+        "{snap}"
+    );
+    let setup_log =
+        std::fs::read_to_string(ctx.path("state/logs/baseline/setup@default.log")).unwrap();
+    assert_eq!(
+        setup_log.matches("[upgrade-check: setup `").count(),
+        1,
+        "the setup ran once:\n{setup_log}"
+    );
+    assert!(setup_log.contains("seeded 1 row"), "{setup_log}");
+    assert_eq!(
+        std::fs::read_to_string(pids.join("setup-runs")).unwrap(),
+        "ran\n",
+        "one setup for four scenario runs"
+    );
+    let log = std::fs::read_to_string(ctx.path("state/logs/baseline/seeded.log")).unwrap();
+    assert!(
+        log.starts_with("[upgrade-check: this run's database is a copy of upgrade_check_")
+            && log.contains("baseline/setup@default.log"),
+        "{log}"
+    );
+
+    // On a server the harness does not own, the template goes with the runs' databases.
+    let server =
+        xtask::db::Postgres::start_cluster(std::time::Duration::from_secs(5), None).unwrap();
+    let run = ctx.run(&["--database-url", &server.url()]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(
+        server.leftover_databases().unwrap(),
+        Vec::<String>::new(),
+        "every database it made, the template too, was dropped"
+    );
+}
