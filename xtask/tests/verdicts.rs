@@ -188,3 +188,28 @@ fn with_postgres_the_setup_runs_once_into_a_template_every_run_copies() {
         "every database it made, the template too, was dropped"
     );
 }
+
+/// The service warns at every start with its port, pid and an object's
+/// address in the line: the same warning in every cell, so `--deny-warnings`
+/// fails nothing.
+#[test]
+fn a_warning_that_differs_only_by_port_pid_and_address_is_not_new_output() {
+    let ctx = config_at_the_service_root();
+    ctx.edit("upgrade-check.toml", |text| {
+        format!("{text}\n[matrix.packages]\nsix = [\"1.17.0\"]\n")
+    });
+    assert_eq!(ctx.run(&["--accept"]).code, 0);
+    let run = ctx.run(&["--deny-warnings", "--no-noise-check"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let report = ctx.report();
+    let six = common::cell_report(&report, "six 1.17.0");
+    assert_eq!(six["new_warnings"], serde_json::json!([]), "{six}");
+    let health = common::scenario_report(&report, "six 1.17.0", "health");
+    assert!(
+        health["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("laddr=('[ip]', [port])> at 0x[address] in pid [pid]"),
+        "{health}"
+    );
+}
