@@ -18,14 +18,7 @@ const TOKEN: &str = "Zq9-path-token-77";
 
 /// The hostile service on its own, with `mode` as its `HOSTILE`.
 fn hostile(mode: &str) -> TestContext {
-    let dir = tempfile::tempdir().unwrap();
-    let from = common::workspace_root().join("fixtures/variants/hostile");
-    for file in common::files_under(&from) {
-        let target = dir.path().join(file.strip_prefix(&from).unwrap());
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(&file, target).unwrap();
-    }
-    let ctx = TestContext { dir };
+    let ctx = TestContext::from_workspace("fixtures/variants/hostile", Path::to_owned);
     let pids = ctx.path("pids");
     std::fs::create_dir_all(&pids).unwrap();
     ctx.edit("upgrade-check.toml", |text| {
@@ -36,6 +29,13 @@ fn hostile(mode: &str) -> TestContext {
             )
     });
     ctx
+}
+
+/// Leaves the health scenario alone, for tests about the service, not its answers.
+fn keep_only_health(ctx: &TestContext) {
+    for scenario in ["secrets", "listing"] {
+        std::fs::remove_file(ctx.path(&format!("scenarios/{scenario}.toml"))).unwrap();
+    }
 }
 
 /// Every form a secret could be written in that the harness must never write.
@@ -254,9 +254,7 @@ fn a_daemonising_service_is_not_taken_for_a_port_thief_and_its_daemon_dies() {
 #[test]
 fn a_flood_of_output_is_capped_in_the_log_and_the_harness_memory_stays_bounded() {
     let ctx = hostile("flood");
-    for scenario in ["secrets", "listing"] {
-        std::fs::remove_file(ctx.path(&format!("scenarios/{scenario}.toml"))).unwrap();
-    }
+    keep_only_health(&ctx);
     let run = ctx.run(&["--accept"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let log = ctx.path("state/logs/baseline/health.log");
@@ -283,9 +281,7 @@ fn reused(ctx: &TestContext) -> bool {
 #[test]
 fn a_recorded_result_is_not_reused_by_another_harness_build_or_environment() {
     let ctx = hostile("");
-    for scenario in ["secrets", "listing"] {
-        std::fs::remove_file(ctx.path(&format!("scenarios/{scenario}.toml"))).unwrap();
-    }
+    keep_only_health(&ctx);
     assert_eq!(ctx.run(&["--accept"]).code, 0);
     let with_tz = |tz: &str| {
         let mut command = ctx.command(&["--no-noise-check"]);
@@ -351,9 +347,7 @@ fn a_recorded_result_is_not_reused_by_another_harness_build_or_environment() {
 #[test]
 fn a_damaged_cached_environment_is_rebuilt_not_blamed_on_the_service() {
     let ctx = hostile("");
-    for scenario in ["secrets", "listing"] {
-        std::fs::remove_file(ctx.path(&format!("scenarios/{scenario}.toml"))).unwrap();
-    }
+    keep_only_health(&ctx);
     // A cache of its own: the test breaks an environment in it.
     let cache = ctx.path("cache");
     let run = |ctx: &TestContext| {

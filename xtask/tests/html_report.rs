@@ -124,61 +124,23 @@ async fn clicking_a_failing_square_shows_its_diff() {
     )
     .await;
     let id = session["sessionId"].as_str().unwrap().to_owned();
-    let at = |path: &str| format!("{}/session/{id}{path}", driver.url);
-    call(
-        &client,
-        reqwest::Method::POST,
-        at("/url"),
-        Some(json!({"url": format!("file://{}", page.display())})),
-    )
-    .await;
-
-    let find_element = |selector: &str| {
-        let (client, url) = (client.clone(), at("/element"));
-        let body = json!({"using": "css selector", "value": selector});
-        async move {
-            call(&client, reqwest::Method::POST, url, Some(body)).await[ELEMENT]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }
+    let browser = Session {
+        client: client.clone(),
+        url: format!("{}/session/{id}", driver.url),
     };
-    let square = find_element(
-        "button.square.changed[data-cell='bcrypt 5.0.0'][data-scenario='long-password']",
-    )
-    .await;
-    call(
-        &client,
-        reqwest::Method::POST,
-        at(&format!("/element/{square}/click")),
-        Some(json!({})),
-    )
-    .await;
-    let diff = find_element("#diff").await;
-    let text = call(
-        &client,
-        reqwest::Method::GET,
-        at(&format!("/element/{diff}/text")),
-        None,
-    )
-    .await;
-    let text = text.as_str().unwrap();
+    browser.open(&page).await;
+    browser
+        .click("button.square.changed[data-cell='bcrypt 5.0.0'][data-scenario='long-password']")
+        .await;
+    let text = browser.text("#diff").await;
     assert!(text.contains("+< 500 Internal Server Error"), "{text}");
-    let versions = find_element("#versions").await;
-    let versions = call(
-        &client,
-        reqwest::Method::GET,
-        at(&format!("/element/{versions}/text")),
-        None,
-    )
-    .await;
-    assert!(
-        versions.as_str().unwrap().contains("bcrypt 3.2.0 → 5.0.0"),
-        "{versions}"
-    );
+    let versions = browser.text("#versions").await;
+    assert!(versions.contains("bcrypt 3.2.0 → 5.0.0"), "{versions}");
 
     // A picture of what a reviewer sees, for the README.
-    let screenshot = call(&client, reqwest::Method::GET, at("/screenshot"), None).await;
+    let screenshot = browser
+        .call(reqwest::Method::GET, "/screenshot", None)
+        .await;
     let png = base64::engine::general_purpose::STANDARD
         .decode(screenshot.as_str().unwrap())
         .unwrap();
@@ -208,41 +170,20 @@ async fn clicking_a_failing_square_shows_its_diff() {
     let report: xtask::report::Report = serde_json::from_value(data).unwrap();
     let hostile_page = ctx.path("hostile.html");
     std::fs::write(&hostile_page, xtask::report::html::render(&report).unwrap()).unwrap();
-    call(
-        &client,
-        reqwest::Method::POST,
-        at("/url"),
-        Some(json!({"url": format!("file://{}", hostile_page.display())})),
-    )
-    .await;
-    let square = find_element("button.square.changed").await;
-    call(
-        &client,
-        reqwest::Method::POST,
-        at(&format!("/element/{square}/click")),
-        Some(json!({})),
-    )
-    .await;
-    let log = find_element("#log").await;
-    let shown = call(
-        &client,
-        reqwest::Method::GET,
-        at(&format!("/element/{log}/text")),
-        None,
-    )
-    .await;
+    browser.open(&hostile_page).await;
+    browser.click("button.square.changed").await;
     assert_eq!(
-        shown.as_str().unwrap(),
+        browser.text("#log").await,
         hostile,
         "hostile text is shown as text"
     );
-    let ran = call(
-        &client,
-        reqwest::Method::POST,
-        at("/execute/sync"),
-        Some(json!({"script": "return [typeof window.pwned, document.querySelectorAll('img').length, document.getElementById('headline').textContent];", "args": []})),
-    )
-    .await;
+    let ran = browser
+        .call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": "return [typeof window.pwned, document.querySelectorAll('img').length, document.getElementById('headline').textContent];", "args": []})),
+        )
+        .await;
     assert_eq!(ran[0], "undefined", "no hostile script ran: {ran}");
     assert_eq!(ran[1], 0, "no hostile element was made: {ran}");
     assert_eq!(
@@ -250,5 +191,46 @@ async fn clicking_a_failing_square_shows_its_diff() {
         xtask::report::headline::headline(&report),
         "the headline is text"
     );
-    call(&client, reqwest::Method::DELETE, at(""), None).await;
+    browser.call(reqwest::Method::DELETE, "", None).await;
+}
+
+/// One WebDriver session: open a file, click an element, read its text.
+struct Session {
+    client: reqwest::Client,
+    /// `http://127.0.0.1:PORT/session/ID`
+    url: String,
+}
+
+impl Session {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        call(&self.client, method, format!("{}{path}", self.url), body).await
+    }
+
+    async fn open(&self, page: &std::path::Path) {
+        let url = json!({"url": format!("file://{}", page.display())});
+        self.call(reqwest::Method::POST, "/url", Some(url)).await;
+    }
+
+    async fn element(&self, selector: &str) -> String {
+        let body = json!({"using": "css selector", "value": selector});
+        self.call(reqwest::Method::POST, "/element", Some(body))
+            .await[ELEMENT]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn click(&self, selector: &str) {
+        let element = self.element(selector).await;
+        let path = format!("/element/{element}/click");
+        self.call(reqwest::Method::POST, &path, Some(json!({})))
+            .await;
+    }
+
+    async fn text(&self, selector: &str) -> String {
+        let element = self.element(selector).await;
+        let path = format!("/element/{element}/text");
+        let text = self.call(reqwest::Method::GET, &path, None).await;
+        text.as_str().unwrap().to_owned()
+    }
 }

@@ -8,16 +8,12 @@ use common::TestContext;
 /// The hostile fixture's service with its config, scenarios and snapshots
 /// inside the service's own folder (`root = "."`).
 fn config_at_the_service_root() -> TestContext {
-    let dir = tempfile::tempdir().unwrap();
-    let from = common::workspace_root().join("fixtures/variants/hostile");
-    for file in common::files_under(&from) {
-        let relative = file.strip_prefix(&from).unwrap();
-        let relative = relative.strip_prefix("service").unwrap_or(relative);
-        let target = dir.path().join(relative);
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(&file, target).unwrap();
-    }
-    let ctx = TestContext { dir };
+    let ctx = TestContext::from_workspace("fixtures/variants/hostile", |relative| {
+        relative
+            .strip_prefix("service")
+            .unwrap_or(relative)
+            .to_owned()
+    });
     ctx.edit("upgrade-check.toml", |text| {
         text.replace("root = \"service\"", "root = \".\"")
     });

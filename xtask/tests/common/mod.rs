@@ -63,6 +63,19 @@ impl TestContext {
         TestContext { dir }
     }
 
+    /// A copy of a folder of the workspace (e.g. `fixtures/variants/hostile`),
+    /// each file at the relative path `place` gives it.
+    pub fn from_workspace(folder: &str, place: impl Fn(&Path) -> PathBuf) -> TestContext {
+        let dir = tempfile::tempdir().unwrap();
+        let from = workspace_root().join(folder);
+        for file in walk(&from) {
+            let target = dir.path().join(place(file.strip_prefix(&from).unwrap()));
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::copy(&file, target).unwrap();
+        }
+        TestContext { dir }
+    }
+
     pub fn path(&self, relative: &str) -> PathBuf {
         self.dir.path().join(relative)
     }
