@@ -273,6 +273,52 @@ fn a_flood_of_output_is_capped_in_the_log_and_the_harness_memory_stays_bounded()
     assert!(peak < 200 * 1024, "{peak} KiB");
 }
 
+/// The service's log cannot be written (its folder is a full disk): the run
+/// says so as the harness's own failure, never a pass, and no raw output is
+/// kept anywhere to be scrubbed later.
+#[test]
+fn a_log_that_cannot_be_written_fails_the_run_as_an_error() {
+    if !is_root() {
+        eprintln!("not root: cannot mount a small tmpfs; the full-log check did not run");
+        return;
+    }
+    let ctx = hostile("flood");
+    keep_only_health(&ctx);
+    let logs = ctx.path("state/logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&logs)
+        .status()
+        .unwrap();
+    assert!(
+        mounted.success(),
+        "mount a 256 KiB tmpfs on the logs folder"
+    );
+    let outcome = std::panic::catch_unwind(|| {
+        let run = ctx.run(&["--no-noise-check"]);
+        assert_eq!(
+            run.code, 2,
+            "the harness could not do its job: {}",
+            run.stdout
+        );
+        let report = ctx.report();
+        let health = scenario_report(&report, "baseline", "health");
+        assert_eq!(health["verdict"], "error", "{health}");
+        assert!(
+            health["summary"]
+                .as_str()
+                .unwrap()
+                .starts_with("the service's log could not be written: No space left on device"),
+            "{health}"
+        );
+    });
+    let _ = Command::new("umount").arg(&logs).status();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// Where a report says a cell's result came from.
 fn reused(ctx: &TestContext) -> bool {
     common::cell_report(&ctx.report(), "baseline")["result_reused"] == true
