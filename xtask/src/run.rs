@@ -788,6 +788,7 @@ async fn replay_in(
                     .or(died)
                     .or(failure)
                     .or(changes.first_status_change())
+                    .or(changes.first_difference)
                     .unwrap_or_else(|| {
                         "the responses differ from the accepted snapshot".to_owned()
                     }),

@@ -79,6 +79,9 @@ pub struct Changes {
     pub statuses: Vec<(String, String, String)>,
     /// `refused → started` when a recorded startup outcome changed.
     pub startup: Option<(String, String)>,
+    /// The first exchange that differs in any way, said in a line:
+    /// "step `a script`: content-type application/javascript → text/javascript".
+    pub first_difference: Option<String>,
 }
 
 impl Changes {
@@ -183,14 +186,95 @@ pub fn compare(
         .filter(|(old, new)| old.status != new.status)
         .map(|(old, new)| (old.step.clone(), old.status.clone(), new.status.clone()))
         .collect();
+    let first_difference = first_difference(&before.exchanges, &after.exchanges);
     let startup = match (before.startup, after.startup) {
         (Some(old), Some(new)) if old != new => Some((old, new)),
         _ => None,
     };
     Ok(Comparison::Differs {
         diff,
-        changes: Changes { statuses, startup },
+        changes: Changes {
+            statuses,
+            startup,
+            first_difference,
+        },
     })
+}
+
+/// The first exchange that differs, and how: its status, a response header,
+/// its body (with the first line that differs), or the request it sent.
+fn first_difference(before: &[ParsedExchange], after: &[ParsedExchange]) -> Option<String> {
+    let shorten = |line: &str| {
+        let line = line.trim();
+        match line.char_indices().nth(60) {
+            Some((cut, _)) => format!("{}…", &line[..cut]),
+            None => line.to_owned(),
+        }
+    };
+    for (old, new) in before.iter().zip(after) {
+        let step = &new.step;
+        if old.status != new.status {
+            return Some(format!("step `{step}`: {} → {}", old.status, new.status));
+        }
+        if old.headers != new.headers {
+            let header = |headers: &[String], name: &str| {
+                headers
+                    .iter()
+                    .find(|line| line.split_once(": ").is_some_and(|(n, _)| n == name))
+                    .map(|line| line.split_once(": ").map_or("", |(_, v)| v).to_owned())
+            };
+            let names: Vec<&str> = old
+                .headers
+                .iter()
+                .chain(&new.headers)
+                .filter_map(|line| line.split_once(": ").map(|(name, _)| name))
+                .collect();
+            for name in names {
+                match (header(&old.headers, name), header(&new.headers, name)) {
+                    (Some(a), Some(b)) if a != b => {
+                        return Some(format!("step `{step}`: {name} {a} → {b}"));
+                    }
+                    (None, Some(b)) => {
+                        return Some(format!("step `{step}`: new header {name}: {b}"));
+                    }
+                    (Some(_), None) => {
+                        return Some(format!("step `{step}`: header {name} removed"));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if old.body != new.body {
+            let (a, b) = old
+                .body
+                .iter()
+                .map(Some)
+                .chain(std::iter::repeat(None))
+                .zip(new.body.iter().map(Some).chain(std::iter::repeat(None)))
+                .take(old.body.len().max(new.body.len()))
+                .find(|(a, b)| a != b)
+                .unwrap_or((None, None));
+            let side = |line: Option<&String>| {
+                line.map_or("(nothing)".to_owned(), |l| format!("`{}`", shorten(l)))
+            };
+            return Some(format!(
+                "step `{step}`: the body differs ({} → {})",
+                side(a),
+                side(b)
+            ));
+        }
+        if old.request != new.request {
+            return Some(format!("step `{step}`: the request differs"));
+        }
+    }
+    match before.len().cmp(&after.len()) {
+        std::cmp::Ordering::Greater => Some(format!(
+            "step `{}` no longer runs",
+            before[after.len()].step
+        )),
+        std::cmp::Ordering::Less => Some(format!("step `{}` is new", after[before.len()].step)),
+        std::cmp::Ordering::Equal => None,
+    }
 }
 
 /// A rendered scenario read back into its parts, the inverse of [`render`]
@@ -206,7 +290,12 @@ struct Parsed {
 #[derive(Debug, PartialEq, Eq)]
 struct ParsedExchange {
     step: String,
+    /// The request line, headers and body, as rendered.
+    request: Vec<String>,
     status: String,
+    /// `name: value` lines.
+    headers: Vec<String>,
+    body: Vec<String>,
 }
 
 impl From<&str> for Parsed {
@@ -223,8 +312,9 @@ impl From<&str> for Parsed {
         let mut parsed = Parsed::default();
         let mut at = At::Outside;
         let mut step = String::new();
+        let mut request = Vec::new();
         for line in rendered.lines() {
-            let request = line == ">" || line.starts_with("> ");
+            let request_line = line == ">" || line.starts_with("> ");
             let response = line == "<" || line.starts_with("< ");
             match at {
                 At::Outside | At::ResponseBody | At::ResponseHeaders
@@ -235,30 +325,43 @@ impl From<&str> for Parsed {
                         .split_once(". ")
                         .map_or(header, |(_, name)| name)
                         .to_owned();
+                    request.clear();
                     at = At::Request;
                 }
                 At::Outside if parsed.exchanges.is_empty() && line.starts_with("startup: ") => {
                     parsed.startup = Some(line["startup: ".len()..].to_owned());
                 }
-                At::Request if request => {
+                At::Request if request_line => {
                     if line == ">" {
                         at = At::RequestBody;
                     }
+                    request.push(line.to_owned());
                 }
-                At::RequestBody if request => {}
+                At::RequestBody if request_line => request.push(line.to_owned()),
                 At::Request | At::RequestBody if response => {
                     parsed.exchanges.push(ParsedExchange {
                         step: step.clone(),
+                        request: std::mem::take(&mut request),
                         status: line.get(2..).unwrap_or_default().to_owned(),
+                        headers: Vec::new(),
+                        body: Vec::new(),
                     });
                     at = At::ResponseHeaders;
                 }
                 At::ResponseHeaders if response => {
                     if line == "<" {
                         at = At::ResponseBody;
+                    } else if let Some(exchange) = parsed.exchanges.last_mut() {
+                        exchange.headers.push(line[2..].to_owned());
                     }
                 }
-                At::ResponseBody if response => {}
+                At::ResponseBody if response => {
+                    if let Some(exchange) = parsed.exchanges.last_mut() {
+                        exchange
+                            .body
+                            .push(line.get(2..).unwrap_or_default().to_owned());
+                    }
+                }
                 _ => at = At::Outside,
             }
         }
@@ -541,5 +644,30 @@ mod tests {
                 .collect();
             proptest::prop_assert_eq!(found, expected);
         }
+    }
+
+    #[test]
+    fn the_first_difference_is_named_when_no_status_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = accepted_path(dir.path(), "files");
+        let render = |kind: &str, body: &str| {
+            format!(
+                "# 1. a page\n> GET /\n< 200 OK\n< content-type: text/html\n\n# 2. a script\n> GET /app.js\n< 200 OK\n< content-type: {kind}\n<\n< {body}\n"
+            )
+        };
+        accept(&path, &header(), &render("application/javascript", "x")).unwrap();
+        let differs = |rendered: &str| match compare(&path, rendered, &Default::default()).unwrap()
+        {
+            Comparison::Differs { changes, .. } => changes.first_difference,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            differs(&render("text/javascript", "x")).as_deref(),
+            Some("step `a script`: content-type application/javascript → text/javascript")
+        );
+        assert_eq!(
+            differs(&render("application/javascript", "y")).as_deref(),
+            Some("step `a script`: the body differs (`x` → `y`)")
+        );
     }
 }

@@ -59,6 +59,11 @@ fn each_crate_version_is_built_and_the_one_that_changes_a_response_is_named() {
             && diff.contains("+< content-type: text/javascript"),
         "{diff}"
     );
+    // No status changed: the summary names the first difference instead.
+    assert_eq!(
+        changed["summary"],
+        "step `a script`: content-type application/javascript → text/javascript"
+    );
     let moved = version_change(cell_report(&report, "mime_guess 2.0.5"), "mime_guess");
     assert_eq!(
         (&moved["before"], &moved["after"]),
