@@ -126,6 +126,13 @@ pub enum UpgradeCheckAction {
         #[arg(required = true)]
         scenarios: Vec<String>,
     },
+    /// Compare two cells of the last run with each other (not with the baseline), scenario by scenario: exit 0 when they answer alike, 1 when they differ
+    Diff {
+        /// A cell, as the report names it (e.g. "bcrypt 4.1.2", or baseline)
+        cell_a: String,
+        /// Another cell of the same run (e.g. "bcrypt 5.0.0")
+        cell_b: String,
+    },
     /// Work on written results
     Report {
         #[command(subcommand)]
@@ -229,6 +236,10 @@ impl UpgradeCheckArgs {
                     to,
                     pre,
                 }),
+                Some(UpgradeCheckAction::Diff { cell_a, cell_b }) => Action::DiffCells {
+                    a: cell_a,
+                    b: cell_b,
+                },
                 Some(UpgradeCheckAction::Accept { cell, scenarios }) => {
                     Action::AcceptAlternative { cell, scenarios }
                 }

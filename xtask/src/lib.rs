@@ -11,6 +11,7 @@
 
 pub mod bench;
 pub mod bisect;
+pub mod cell_diff;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -84,6 +85,8 @@ pub enum Action {
     },
     /// Search the index's versions of one package for the first bad one.
     Bisect(BisectRequest),
+    /// Compare two cells of the last run with each other.
+    DiffCells { a: String, b: String },
     /// Run one cell and accept its output of `scenarios` as alternatives.
     AcceptAlternative {
         /// `PACKAGE VERSION`, as typed.
@@ -144,6 +147,19 @@ pub fn upgrade_check(options: Options) -> anyhow::Result<i32> {
     }
     if let Action::Gc(policy) = options.action {
         return collect_garbage(&options, policy);
+    }
+    if let Action::DiffCells { a, b } = &options.action {
+        let config_dir = match &options.config {
+            Some(path) => path.parent().unwrap_or(Path::new("")).to_owned(),
+            None => default_config()?
+                .parent()
+                .unwrap_or(Path::new(""))
+                .to_owned(),
+        };
+        let (text, differ) =
+            cell_diff::compare(&state_dirs(&options, &config_dir).report_dir(), a, b)?;
+        crate::out!("{text}");
+        return Ok(i32::from(differ));
     }
     // Children die with the thread that spawned them (PR_SET_PDEATHSIG), so no
     // runtime thread may retire while the run lasts.
@@ -275,6 +291,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         | Action::Plan { .. }
         | Action::MergeReports { .. }
         | Action::Gc(_)
+        | Action::DiffCells { .. }
         | Action::AcceptAlternative { .. } => None,
     };
     let alternative = match &options.action {
@@ -530,6 +547,15 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
     }
     report.duration_ms = ctx.progress.elapsed_ms();
     let written = report::write_all(&report, &dirs.report_dir())?;
+    // The cells' normalised exchanges, for `upgrade-check diff` between two of them.
+    let exchanges: cell_diff::Exchanges = outcomes
+        .iter()
+        .map(|outcome| (outcome.report.name.clone(), outcome.contents.clone()))
+        .collect();
+    state::write_atomic(
+        &dirs.report_dir().join(cell_diff::FILE),
+        &serde_json::to_vec(&exchanges)?,
+    )?;
     ctx.progress.finish();
     match options.format {
         Format::Terminal => crate::out!("{}", report::terminal::render(&report)),

@@ -52,6 +52,30 @@ fn bcrypt_5_breaks_long_passwords_and_nothing_else() {
             "bcrypt 5.0.0 {scenario}"
         );
     }
+    // Two candidates side by side, as a release engineer choosing between them.
+    let compared = ctx.run(&["diff", "bcrypt 4.1.2", "bcrypt 5.0.0"]);
+    assert_eq!(compared.code, 1, "they differ: {}", compared.stderr);
+    assert!(
+        compared
+            .stdout
+            .contains("── long-password: bcrypt 4.1.2 → bcrypt 5.0.0 ──")
+            && compared.stdout.contains("-< 201 Created")
+            && compared.stdout.contains("+< 500 Internal Server Error")
+            && compared.stdout.contains("login: the same"),
+        "{}",
+        compared.stdout
+    );
+    let alike = ctx.run(&["diff", "baseline", "bcrypt 4.1.2"]);
+    assert_eq!(alike.code, 0, "{}", alike.stdout);
+    let unknown = ctx.run(&["diff", "baseline", "bcrypt 9.9.9"]);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains(
+            "no cell `bcrypt 9.9.9` in the last run; its cells are: baseline, bcrypt 4.1.2"
+        ),
+        "{}",
+        unknown.stderr
+    );
     let broken = scenario_report(&report, "bcrypt 5.0.0", "long-password");
     assert!(
         broken["diff"]
