@@ -7,9 +7,8 @@ use std::process::Command;
 
 use common::TestContext;
 
-#[test]
-fn the_bench_measures_every_row_and_writes_its_table() {
-    let ctx = TestContext::new();
+/// Runs `cargo xtask bench` on the context's config; its table.
+fn bench(ctx: &TestContext, extra: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .arg("bench")
         .arg("--config")
@@ -17,6 +16,7 @@ fn the_bench_measures_every_row_and_writes_its_table() {
         .arg("--state-dir")
         .arg(ctx.path("state"))
         .args(["--jobs", "2"])
+        .args(extra)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -27,22 +27,20 @@ fn the_bench_measures_every_row_and_writes_its_table() {
     );
     let table = std::fs::read_to_string(ctx.path("state/bench.md")).unwrap();
     assert_eq!(table, stdout);
-    for row in [
-        "| cold run (6 cells, ",
-        "| warm run, every cell replayed (0 environments built) |",
-        "| warm run, nothing changed (6 of 6 results reused) |",
-        "| floor: service start-up to healthy + requests",
-        "| warm run / (floor / jobs) (target ≤ 1.5) |",
-        "| harness overhead per request (target < 1 ms) |",
-        "| planning a 1,000-cell matrix (target < 1 s) |",
-        // The same matrix the way teams run it today; each peer's client
-        // reported every scenario run of every cell, or the bench failed.
-        "| tox + pip, 2 cells at once: cold / warm |",
-        "| tox + uv (tox-uv), 2 cells at once: cold / warm |",
-        "| nox + pip (virtualenv), one cell at once: cold / warm |",
-        "| nox + uv, one cell at once: cold / warm |",
-        "| fastest peer warm (",
-    ] {
+    // The cold cache and the peers' folder were temp folders inside the
+    // state folder, and they are gone.
+    let leftovers: Vec<_> = std::fs::read_dir(ctx.path("state"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("bench-cache-") || name.starts_with("bench-peers-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    table
+}
+
+/// Each row is in the table with a finite figure.
+fn assert_rows(table: &str, rows: &[&str]) {
+    for row in rows {
         let line = table
             .lines()
             .find(|line| line.starts_with(row))
@@ -58,12 +56,44 @@ fn the_bench_measures_every_row_and_writes_its_table() {
             .unwrap();
         assert!(figure.is_finite() && figure >= 0.0, "{line}");
     }
-    // The cold cache and the peers' folder were temp folders inside the
-    // state folder, and they are gone.
-    let leftovers: Vec<_> = std::fs::read_dir(ctx.path("state"))
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with("bench-cache-") || name.starts_with("bench-peers-"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn the_bench_measures_every_row_and_writes_its_table() {
+    let ctx = TestContext::new();
+    let table = bench(&ctx, &["--no-peers"]);
+    assert_rows(
+        &table,
+        &[
+            "| cold run (6 cells, ",
+            "| warm run, every cell replayed (0 environments built) |",
+            "| warm run, nothing changed (6 of 6 results reused) |",
+            "| floor: service start-up to healthy + requests",
+            "| warm run / (floor / jobs) (target ≤ 1.5) |",
+            "| harness overhead per request (target < 1 ms) |",
+            "| planning a 1,000-cell matrix (target < 1 s) |",
+        ],
+    );
+    assert!(!table.contains("tox"), "--no-peers leaves the peers out");
+}
+
+/// The same matrix the way teams run it today, on a smaller matrix (one
+/// upgrade cell): each peer's client reported every scenario run of every
+/// cell, or the bench failed.
+#[test]
+fn the_peers_run_the_same_matrix_through_tox_and_nox() {
+    let ctx = TestContext::new();
+    ctx.set_matrix(r#"bcrypt = ["4.1.2"]"#);
+    let table = bench(&ctx, &[]);
+    assert_rows(
+        &table,
+        &[
+            "| cold run (2 cells, ",
+            "| tox + pip, 2 cells at once: cold / warm |",
+            "| tox + uv (tox-uv), 2 cells at once: cold / warm |",
+            "| nox + pip (virtualenv), one cell at once: cold / warm |",
+            "| nox + uv, one cell at once: cold / warm |",
+            "| fastest peer warm (",
+        ],
+    );
 }
