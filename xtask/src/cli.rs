@@ -45,55 +45,59 @@ pub struct UpgradeCheckArgs {
     #[command(subcommand)]
     pub action: Option<UpgradeCheckAction>,
     /// The config file [default: ./upgrade-check.toml, else the workspace root's]
-    #[arg(long)]
+    #[arg(global = true, long)]
     pub config: Option<PathBuf>,
     /// Run the baseline only and make its results the accepted snapshots
-    #[arg(long)]
+    #[arg(global = true, long)]
     pub accept: bool,
     /// With --accept: accept a baseline that answers 5xx or logs a traceback
-    #[arg(long, requires = "accept")]
+    #[arg(global = true, long, requires = "accept")]
     pub accept_unhealthy: bool,
     /// How to print the result
-    #[arg(long, value_enum, default_value = "terminal")]
+    #[arg(global = true, long, value_enum, default_value = "terminal")]
     pub format: Format,
     /// Services (and environment builds) at once [default: number of cores]
-    #[arg(long, short)]
+    #[arg(global = true, long, short, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
     /// Where reports and logs go [default: <cargo target dir>/upgrade-check]
-    #[arg(long, env = "UPGRADE_CHECK_STATE_DIR")]
+    #[arg(global = true, long, env = "UPGRADE_CHECK_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
     /// Where uv, resolutions and environments are cached [default: the state dir]
-    #[arg(long, env = "UPGRADE_CHECK_CACHE_DIR")]
+    #[arg(global = true, long, env = "UPGRADE_CHECK_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
     /// PostgreSQL server to create throwaway databases on, instead of starting a cluster
-    #[arg(long, value_name = "postgresql://user:password@host:port/db")]
+    #[arg(
+        global = true,
+        long,
+        value_name = "postgresql://user:password@host:port/db"
+    )]
     pub database_url: Option<String>,
     /// Lay this folder's files over a copy of the service first (e.g. fixtures/incidents/INC-001)
-    #[arg(long, value_name = "DIR")]
+    #[arg(global = true, long, value_name = "DIR")]
     pub overlay: Option<PathBuf>,
     /// Install wheels only, never build a source distribution (no package code runs at install; use on PRs from forks)
-    #[arg(long)]
+    #[arg(global = true, long)]
     pub no_build: bool,
     /// Never reach the package index: use what is cached (uv's downloads, resolutions, environments)
-    #[arg(long)]
+    #[arg(global = true, long)]
     pub offline: bool,
     /// Run only shard K of N of the plan (cells assigned by a hash of their id) and write a partial result
-    #[arg(long, value_name = "K/N", value_parser = parse_shard, conflicts_with = "accept")]
+    #[arg(global = true, long, value_name = "K/N", value_parser = parse_shard, conflicts_with = "accept")]
     pub shard: Option<(usize, usize)>,
     /// Run every cell, even those whose recorded result's inputs are all unchanged
-    #[arg(long)]
+    #[arg(global = true, long)]
     pub no_cache: bool,
     /// Do not bisect a package whose newest candidate fails to find its newest safe version
-    #[arg(long)]
+    #[arg(global = true, long)]
     pub no_bisect: bool,
     /// Replay the baseline once instead of twice (faster; nondeterministic fields are then not found)
-    #[arg(long)]
+    #[arg(global = true, long)]
     pub no_noise_check: bool,
     /// Fail (exit 1) when a cell prints warnings the baseline does not, even if every scenario passes
-    #[arg(long)]
+    #[arg(global = true, long)]
     pub deny_warnings: bool,
     /// Pull-request mode: the baseline file at this git ref is the baseline, and each changed pin is tried alone
-    #[arg(long, value_name = "GIT_REF", conflicts_with = "accept")]
+    #[arg(global = true, long, value_name = "GIT_REF", conflicts_with = "accept")]
     pub since: Option<String>,
 }
 
@@ -190,6 +194,15 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{text}` is not a size like 20GiB"))
 }
 
+/// At least one: `--jobs 0` would run nothing, so it is refused rather than taken as 1.
+fn parse_jobs(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("at least 1 service at once".to_owned()),
+        Ok(jobs) => Ok(jobs),
+        Err(_) => Err(format!("`{text}` is not a number of services")),
+    }
+}
+
 /// `K/N` with 1 <= K <= N.
 fn parse_shard(text: &str) -> Result<(usize, usize), String> {
     let parsed = text
@@ -261,5 +274,33 @@ impl UpgradeCheckArgs {
             offline: self.offline,
             since: self.since,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(["cargo xtask", "upgrade-check"].iter().chain(args))
+    }
+
+    #[test]
+    fn options_are_taken_after_a_subcommand_too() {
+        let Task::UpgradeCheck(args) = parse(&["plan", "--format", "json", "--jobs", "2"])
+            .unwrap()
+            .task
+        else {
+            panic!("upgrade-check")
+        };
+        assert_eq!(args.format, Format::Json);
+        assert_eq!(args.jobs, Some(2));
+        assert!(parse(&["gc", "--max-age", "1d", "--cache-dir", "/tmp/x"]).is_ok());
+    }
+
+    #[test]
+    fn no_jobs_is_refused() {
+        let err = parse(&["--jobs", "0"]).err().unwrap().to_string();
+        assert!(err.contains("at least 1 service at once"), "{err}");
     }
 }

@@ -40,7 +40,10 @@ struct Environment {
     complete: bool,
 }
 
-pub fn collect(dirs: &StateDirs, policy: Policy) -> anyhow::Result<Collected> {
+/// Collects in the cache folder, and in the state folder (recorded results)
+/// only when `state_given`: a state folder gc was not given is another
+/// project's, or this one's without the user asking.
+pub fn collect(dirs: &StateDirs, policy: Policy, state_given: bool) -> anyhow::Result<Collected> {
     let mut collected = Collected::default();
     let now = SystemTime::now();
     let age = |time: SystemTime| now.duration_since(time).unwrap_or_default();
@@ -82,7 +85,11 @@ pub fn collect(dirs: &StateDirs, policy: Policy) -> anyhow::Result<Collected> {
             }
         }
     }
-    for dir in [dirs.resolutions_dir(), dirs.index_dir(), dirs.results_dir()] {
+    let mut small = vec![dirs.resolutions_dir(), dirs.index_dir()];
+    if state_given {
+        small.push(dirs.results_dir());
+    }
+    for dir in small {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };

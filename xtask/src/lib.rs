@@ -811,7 +811,10 @@ pub fn bench(
 /// `upgrade-check gc`: says what it removed (or would) and what it kept.
 fn collect_garbage(options: &Options, policy: gc::Policy) -> anyhow::Result<i32> {
     let dirs = state_dirs(options, Path::new(""));
-    let collected = gc::collect(&dirs, policy)?;
+    // The state folder is gc's when named, or when nothing is named (the
+    // default layout keeps the cache in it); never when only --cache-dir is.
+    let state_given = options.state_dir.is_some() || options.cache_dir.is_none();
+    let collected = gc::collect(&dirs, policy, state_given)?;
     let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
     let verb = if policy.dry_run {
         "would remove"

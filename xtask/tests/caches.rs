@@ -299,3 +299,50 @@ fn gc_removes_environments_by_age_and_by_size_and_says_so() {
     let bad = run(&["gc", "--max-size", "lots"]);
     assert_eq!(bad.code, 2);
 }
+
+/// `gc --cache-dir FOLDER` collects in that folder only: the project's own
+/// state folder (its recorded results), which it was not given, stays whole.
+#[test]
+fn gc_never_touches_a_state_folder_it_was_not_given() {
+    let project = tempfile::tempdir().unwrap();
+    let results = project.path().join("target/upgrade-check/results");
+    std::fs::create_dir_all(&results).unwrap();
+    let recorded = results.join("recorded.json");
+    std::fs::write(&recorded, "{}").unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(90 * 86400);
+    std::fs::File::options()
+        .write(true)
+        .open(&recorded)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let gc = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["upgrade-check", "gc", "--max-age", "1d"])
+            .args(args)
+            .current_dir(project.path())
+            .env_remove("UPGRADE_CHECK_STATE_DIR")
+            .env_remove("UPGRADE_CHECK_CACHE_DIR")
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let fresh = tempfile::tempdir().unwrap();
+    let said = gc(&["--cache-dir", fresh.path().to_str().unwrap()]);
+    assert!(recorded.exists(), "the state folder was not given: {said}");
+    // Named, it is gc's to collect.
+    gc(&[
+        "--state-dir",
+        project
+            .path()
+            .join("target/upgrade-check")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert!(
+        !recorded.exists(),
+        "an old recorded result in the given state folder goes"
+    );
+}
