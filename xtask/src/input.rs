@@ -10,14 +10,23 @@ use serde::de::DeserializeOwned;
 
 /// A mistake in an input file: where it is and what is wrong.
 #[derive(Debug, thiserror::Error)]
-#[error("{}:{line}:{column}: `{key}`: {message}", path.display())]
 pub struct InputError {
     pub path: PathBuf,
     pub line: usize,
     pub column: usize,
-    /// Dotted key path, e.g. `matrix.packages.bcrypt[2]`; `(file)` for the file as a whole.
+    /// Dotted key path, e.g. `matrix.packages.bcrypt[2]`; empty for the file as a whole.
     pub key: String,
     pub message: String,
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}: ", self.path.display(), self.line, self.column)?;
+        if !self.key.is_empty() {
+            write!(f, "`{}`: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
 }
 
 /// An input file's text, kept so that later validation can point into it.
@@ -30,12 +39,13 @@ pub struct Source {
 impl Source {
     /// Reads a file that must be UTF-8 text.
     pub fn read(path: &Path) -> Result<Source, InputError> {
-        let bytes = fs_err::read(path).map_err(|err| InputError {
+        // std's error, not fs_err's: the path is said once, in front.
+        let bytes = std::fs::read(path).map_err(|err| InputError {
             path: path.to_owned(),
             line: 1,
             column: 1,
-            key: "(file)".to_owned(),
-            message: format!("cannot read: {}", err.kind()),
+            key: String::new(),
+            message: format!("cannot read it: {err}"),
         })?;
         let text = String::from_utf8(bytes).map_err(|err| {
             let (line, column) = line_column(
@@ -46,7 +56,7 @@ impl Source {
                 path: path.to_owned(),
                 line,
                 column,
-                key: "(file)".to_owned(),
+                key: String::new(),
                 message: "the file is not valid UTF-8".to_owned(),
             }
         })?;
@@ -59,7 +69,7 @@ impl Source {
     /// Deserialises the whole file, with the key path of the first error.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, InputError> {
         let deserializer = toml::Deserializer::parse(&self.text)
-            .map_err(|err| self.error_at(err.span(), "(file)", err.message()))?;
+            .map_err(|err| self.error_at(err.span(), "", err.message()))?;
         serde_path_to_error::deserialize(deserializer).map_err(|err| {
             // `Spanned` values show up in the path under a private field name.
             let key = err
@@ -69,11 +79,7 @@ impl Source {
                 .replace("$__serde_spanned_private_value.", "")
                 .replace("$__serde_spanned_private_value", "");
             let inner = err.into_inner();
-            let key = if key == "." || key.is_empty() {
-                "(file)".to_owned()
-            } else {
-                key
-            };
+            let key = if key == "." { String::new() } else { key };
             self.error_at(inner.span(), &key, inner.message())
         })
     }

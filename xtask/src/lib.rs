@@ -209,6 +209,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
     }
     let dirs = state_dirs(&options, config.base_dir());
     let progress = Progress::new(false);
+    progress.say(&format!("using config {}", config_path.display()));
     let scratch = dirs.scratch()?;
     sweep::claim(scratch.path())?;
     process::mark_run(scratch.path());
@@ -336,9 +337,9 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         let changes = pr::changes(builder.baseline(), &after);
         let described: Vec<String> = changes.iter().map(ToString::to_string).collect();
         progress.say(&format!(
-            "since {}: {} pins changed: {}",
+            "since {}: {} changed: {}",
             name,
-            changes.len(),
+            report::headline::plural(changes.len(), "pin"),
             if described.is_empty() {
                 "none".to_owned()
             } else {
@@ -373,9 +374,9 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         plan
     };
     progress.say(&format!(
-        "{} cells × {} scenarios",
-        plan.cells.len(),
-        scenarios.len()
+        "{} × {}",
+        report::headline::plural(plan.cells.len(), "cell"),
+        report::headline::plural(scenarios.len(), "scenario")
     ));
     if let Action::Plan { shards } = options.action {
         print_plan(&plan, options.format, shards)?;

@@ -224,7 +224,7 @@ fn a_pyproject_toml_baseline_is_read_and_diffed() {
     let run = ctx.run(&["--since", "HEAD~1"]);
     assert_eq!(run.code, 1);
     assert!(
-        run.stderr.contains("1 pins changed: bcrypt 3.2.0 → 5.0.0"),
+        run.stderr.contains("1 pin changed: bcrypt 3.2.0 → 5.0.0"),
         "{}",
         run.stderr
     );
@@ -246,7 +246,7 @@ fn a_bump_inside_an_included_hashed_file_is_found_and_tried() {
     let run = ctx.run(&["--since", "HEAD~1"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
-        run.stderr.contains("1 pins changed: bcrypt 3.2.0 → 5.0.0"),
+        run.stderr.contains("1 pin changed: bcrypt 3.2.0 → 5.0.0"),
         "{}",
         run.stderr
     );

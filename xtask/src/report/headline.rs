@@ -52,9 +52,9 @@ pub fn headline(report: &Report) -> String {
     let mut lines = Vec::new();
     if let Some(signal) = &report.cancelled {
         lines.push(format!(
-            "✗ cancelled by {signal} after {} of {} cells: the table shows only what finished; no snapshot was written",
+            "✗ cancelled by {signal} after {} of {}: the table shows only what finished; no snapshot was written",
             report.cells.len(),
-            report.planned_cells
+            plural(report.planned_cells, "cell")
         ));
     }
     if !baseline_failing.is_empty() {
@@ -72,6 +72,8 @@ pub fn headline(report: &Report) -> String {
         lines.push(
             "  no cell fails in any other way than the baseline: no upgrade is to blame".to_owned(),
         );
+    } else if report.cancelled.is_some() {
+        // What finished passed, but nothing can be said of what did not run.
     } else if let [only] = report.cells.as_slice()
         && only.baseline
     {
@@ -227,5 +229,14 @@ fn reason(cell: &CellReport) -> String {
             format!(": {first}")
         }
         _ => String::new(),
+    }
+}
+
+/// `1 cell`, `2 cells`: a count with its noun.
+pub fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
     }
 }

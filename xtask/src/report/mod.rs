@@ -414,6 +414,21 @@ mod tests {
     }
 
     #[test]
+    fn a_cancelled_run_says_nothing_of_cells_that_did_not_run() {
+        let mut report = sample();
+        report.cells.clear();
+        report.planned_cells = 6;
+        report.cancelled = Some("SIGINT".to_owned());
+        let headline = headline::headline(&report);
+        assert_eq!(
+            headline,
+            "✗ cancelled by SIGINT after 0 of 6 cells: the table shows only what finished; no snapshot was written"
+        );
+        report.planned_cells = 1;
+        assert!(headline::headline(&report).contains("after 0 of 1 cell:"));
+    }
+
+    #[test]
     fn json_round_trips() {
         let report = sample();
         let text = serde_json::to_string(&report).unwrap();
