@@ -142,6 +142,18 @@ pub struct Matrix {
     pub packages: Vec<(PackageName, Candidates)>,
     /// Profiles tried besides the baseline's, each with the baseline pins.
     pub profiles: Vec<String>,
+    /// Each listed version with where it is written, for errors about it.
+    pub listed: Vec<Listed>,
+}
+
+/// A version the matrix lists, and its place in the config.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub package: PackageName,
+    pub version: Version,
+    pub line: usize,
+    /// `matrix.packages.bcrypt[2]`
+    pub key: String,
 }
 
 /// A package's candidates: listed, or a range the package index fills in.
@@ -941,6 +953,7 @@ fn matrix(
     profiles: &[Profile],
 ) -> Result<Matrix, InputError> {
     let mut packages = Vec::new();
+    let mut listed = Vec::new();
     for (name, versions) in raw.packages {
         let key = format!("matrix.packages.{name}");
         let package = PackageName::parse(ecosystem, &name).map_err(|err| {
@@ -966,7 +979,14 @@ fn matrix(
                 let mut parsed = Vec::new();
                 for (index, version) in list.iter().enumerate() {
                     let key = format!("{key}[{index}]");
-                    parsed.push(exact_version(source, ecosystem, version, &key)?);
+                    let exact = exact_version(source, ecosystem, version, &key)?;
+                    listed.push(Listed {
+                        package: package.clone(),
+                        version: exact.clone(),
+                        line: source.line_of(version.span().start),
+                        key,
+                    });
+                    parsed.push(exact);
                 }
                 Candidates::Versions(parsed)
             }
@@ -1020,6 +1040,7 @@ fn matrix(
         max_cells: raw.max_cells,
         packages,
         profiles: matrix_profiles,
+        listed,
     })
 }
 

@@ -352,6 +352,7 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         if let Some(index) = &index {
             expand_ranges(&mut config, index, &progress).await?;
         }
+        check_listed_versions(&builder, &config, &dirs, &progress).await?;
         let planned = plan::plan(&config.matrix, &config.service.profile, |package| {
             builder.baseline().pinned_version(package)
         });
@@ -1042,6 +1043,65 @@ fn cargo_builder(
 
 /// A version a change asks for must exist on the index (registry), or the change is
 /// bad input: exit 2 naming the line, before anything is built.
+/// Every version the matrix lists must be one the index (or registry) has:
+/// a missing or yanked one is bad input, refused with its line before any
+/// cell runs, not a build failure found after the whole matrix ran. A version
+/// found is remembered for an hour (`index/exists/`), so warm runs ask nothing.
+async fn check_listed_versions(
+    builder: &Builder,
+    config: &Config,
+    dirs: &StateDirs,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let known = dirs.index_dir().join("exists");
+    let mut asked = 0;
+    for listed in &config.matrix.listed {
+        let marker = known.join(format!("{}=={}", listed.package, listed.version));
+        let fresh = std::fs::metadata(&marker)
+            .and_then(|meta| meta.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age < index::DEFAULT_TTL);
+        if fresh {
+            continue;
+        }
+        let pin = plan::Pin {
+            package: listed.package.clone(),
+            version: listed.version.clone(),
+        };
+        asked += 1;
+        let checker = builder.clone();
+        let looked_up = pin.clone();
+        match tokio::task::spawn_blocking(move || checker.check_exists(&looked_up)).await?? {
+            Ok(()) => state::write_atomic(&marker, b"")?,
+            Err(failure) => {
+                return Err(input::InputError {
+                    path: config.path.clone(),
+                    line: listed.line,
+                    column: 1,
+                    key: listed.key.clone(),
+                    message: format!(
+                        "{pin} cannot be installed from the {}; list a version it has:\n{}",
+                        match builder {
+                            Builder::Python(_) => "package index",
+                            Builder::Cargo(_) => "registry",
+                        },
+                        failure.0
+                    ),
+                }
+                .into());
+            }
+        }
+    }
+    if asked > 0 {
+        progress.say(&format!(
+            "checked that the index has the matrix's {}",
+            report::headline::plural(asked, "listed version")
+        ));
+    }
+    Ok(())
+}
+
 async fn check_versions_exist(
     builder: &Builder,
     after: &BaselineFile,

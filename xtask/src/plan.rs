@@ -460,6 +460,7 @@ mod tests {
                 (name("PyJWT"), Candidates::Versions(vec![version("2.8.0")])),
             ],
             profiles: vec!["dev".to_owned(), "staging".to_owned()],
+            listed: Vec::new(),
         };
         let plan = plan(&matrix, "dev", |package| {
             (package == &name("bcrypt")).then(|| version("3.2"))
@@ -548,6 +549,7 @@ mod tests {
                 })
                 .collect(),
             profiles: Vec::new(),
+            listed: Vec::new(),
         }
     }
 

@@ -154,25 +154,21 @@ fn no_python_says_what_to_do() {
 }
 
 #[test]
-fn a_version_that_does_not_exist_is_build_failed_with_the_resolver_explanation() {
+fn a_matrix_version_the_index_does_not_have_is_refused_before_anything_runs() {
     let ctx = TestContext::new();
-    ctx.set_matrix(r#"bcrypt = ["99.0.0"]"#);
+    ctx.set_matrix(r#"bcrypt = ["4.1.2", "99.0.0"]"#);
+    let line = line_of(&ctx, "upgrade-check.toml", "bcrypt = ");
     let run = ctx.run(&[]);
-    assert_eq!(
-        run.code, 1,
-        "a cell that cannot be built is a failed cell, never a pass"
-    );
-    let report = ctx.report();
-    let failed = scenario_report(&report, "bcrypt 99.0.0", "login");
-    assert_eq!(failed["verdict"], "build-failed");
-    let explanation = failed["log_tail"].as_str().unwrap();
+    assert_eq!(run.code, 2, "bad input, not a regression: {}", run.stderr);
     assert!(
-        explanation.contains("no version of bcrypt==99.0.0"),
-        "{explanation}"
+        run.stderr.contains(&format!("upgrade-check.toml:{line}:1: `matrix.packages.bcrypt[1]`: bcrypt 99.0.0 cannot be installed from the package index"))
+            && run.stderr.contains("no version of bcrypt==99.0.0"),
+        "{}",
+        run.stderr
     );
-    assert_eq!(
-        scenario_report(&report, "baseline", "login")["verdict"],
-        "pass"
+    assert!(
+        !ctx.path("state/report/report.json").exists(),
+        "nothing ran"
     );
 }
 

@@ -350,6 +350,7 @@ fn plan_thousand() -> anyhow::Result<Duration> {
         max_cells: 2000,
         packages,
         profiles: Vec::new(),
+        listed: Vec::new(),
     };
     let started = Instant::now();
     let planned = plan::plan(&matrix, "dev", |_| None).map_err(anyhow::Error::msg)?;
