@@ -1074,6 +1074,15 @@ async fn check_listed_versions(
         let looked_up = pin.clone();
         match tokio::task::spawn_blocking(move || checker.check_exists(&looked_up)).await?? {
             Ok(()) => state::write_atomic(&marker, b"")?,
+            // An index that cannot be reached (or, offline, a cold cache) says
+            // nothing about the version: the cells that need it fail as they build.
+            Err(failure)
+                if matches!(builder, Builder::Python(_))
+                    && !failure.0.contains("no version of")
+                    && !failure.0.contains("yanked") =>
+            {
+                continue;
+            }
             Err(failure) => {
                 return Err(input::InputError {
                     path: config.path.clone(),

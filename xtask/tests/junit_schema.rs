@@ -50,8 +50,12 @@ fn junit_schema() -> PathBuf {
 #[test]
 fn junit_xml_validates_against_the_junit_schema() {
     let ctx = TestContext::new();
-    ctx.set_matrix(r#"bcrypt = ["5.0.0", "99.0.0"]"#);
-    let run = ctx.run(&[]);
+    // MarkupSafe 1.0 is a source distribution only, which --no-build refuses.
+    ctx.set_matrix(
+        r#"bcrypt = ["5.0.0"]
+markupsafe = ["1.0"]"#,
+    );
+    let run = ctx.run(&["--no-build"]);
     assert_eq!(
         run.code, 1,
         "passing, changed and build-failed cases are all in the file"

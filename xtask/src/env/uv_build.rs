@@ -71,6 +71,11 @@ impl UvBuilder {
         if self.offline {
             args.push("--offline".into());
         }
+        // Reading a source distribution's metadata may mean building it:
+        // under --no-build, a look-up runs no package code either.
+        if self.no_build {
+            args.push("--no-build".into());
+        }
         let output =
             process::run_captured(self.uv.command(args), self.timeout)?.with_context(|| {
                 format!(
