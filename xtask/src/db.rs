@@ -402,6 +402,12 @@ impl Postgres {
         );
     }
 
+    /// The password the databases are reached with; empty when the server
+    /// named by `--database-url` takes none.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
     /// Where the server is, for progress lines: `cluster /tmp/… (server pid N)`.
     pub fn describe(&self) -> String {
         match &self.owned {

@@ -1233,8 +1233,45 @@ async fn start_postgres(
         }
     };
     progress.say(&format!("PostgreSQL: {}", postgres.describe()));
-
+    if postgres.password().is_empty() {
+        check_no_empty_password(config)?;
+    }
     Ok(Some(Arc::new(postgres)))
+}
+
+/// A server named without a password fills `{db_password}` with nothing: a
+/// service given an empty password would fail as if broken. Refused up front,
+/// naming where the placeholder is used.
+fn check_no_empty_password(config: &Config) -> anyhow::Result<()> {
+    const PLACEHOLDER: &str = "{db_password}";
+    let in_command = config
+        .service
+        .command
+        .iter()
+        .chain(config.service.setup.iter().flatten())
+        .any(|arg| arg.contains(PLACEHOLDER));
+    let in_env = config
+        .profiles
+        .iter()
+        .filter(|profile| profile.database == config::DatabaseKind::Postgres)
+        .find_map(|profile| {
+            profile
+                .env
+                .iter()
+                .find(|(_, value)| value.contains(PLACEHOLDER))
+                .map(|(name, _)| format!("profile `{}` sets {name} from it", profile.name))
+        });
+    let used = match (in_command, in_env) {
+        (true, _) => Some("the service's command uses it".to_owned()),
+        (false, found) => found,
+    };
+    if let Some(used) = used {
+        bail!(
+            "--database-url names no password, so {PLACEHOLDER} would be empty ({used}); \
+             put the password in the URL: postgresql://USER:PASSWORD@HOST:PORT/DB"
+        );
+    }
+    Ok(())
 }
 
 /// Marks failures a cell shares with the baseline, and output lines only the cell prints.

@@ -284,6 +284,31 @@ fn a_server_named_by_database_url_gets_its_databases_created_and_dropped() {
     );
 }
 
+/// A server named without a password: `{db_password}` would be empty and the
+/// staging service would look broken. Refused up front with the one fix.
+#[test]
+fn a_database_url_without_a_password_is_refused_before_anything_runs() {
+    let server =
+        xtask::db::Postgres::start_cluster(std::time::Duration::from_secs(5), None).unwrap();
+    let url = server.url();
+    let (scheme_user, rest) = url.split_once('@').unwrap();
+    let user = scheme_user.rsplit_once(':').unwrap().0;
+    let without_password = format!("{user}@{rest}");
+    let ctx = TestContext::new();
+    ctx.set_matrix(r#"bcrypt = ["3.2.0"]"#);
+    let run = ctx.run(&["--database-url", &without_password]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--database-url names no password, so {db_password} would be empty (profile `staging` sets DB_PASS from it); put the password in the URL"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !ctx.path("state/report/report.json").exists(),
+        "nothing ran"
+    );
+}
+
 #[test]
 fn new_warnings_are_a_soft_finding_unless_denied() {
     let ctx = TestContext::new();
