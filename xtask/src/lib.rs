@@ -972,8 +972,9 @@ async fn uv_builder(
     let python = env::python::find(config.service.python.as_deref())?;
     let tools_dir = dirs.tools_dir();
     let bootstrap_python = python.clone();
+    let offline = options.offline;
     let uv = tokio::task::spawn_blocking(move || {
-        env::uv::locate_or_bootstrap(&tools_dir, &bootstrap_python, &|message| {
+        env::uv::locate_or_bootstrap(&tools_dir, &bootstrap_python, offline, &|message| {
             crate::errln!("{message}")
         })
     })

@@ -346,3 +346,33 @@ fn gc_never_touches_a_state_folder_it_was_not_given() {
         "an old recorded result in the given state folder goes"
     );
 }
+
+/// `--offline` on a cache without uv: installing uv would reach the index,
+/// so the run stops at once with the one thing to do, and installs nothing.
+#[test]
+fn offline_without_uv_stops_with_one_instruction_and_installs_nothing() {
+    let ctx = TestContext::new();
+    let cold = ctx.path("cold-cache");
+    // PATH without any uv on it, so that the bootstrap is the only way to uv.
+    let path = std::env::join_paths(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .filter(|dir| !dir.join("uv").exists()),
+    )
+    .unwrap();
+    let mut command = ctx.command(&["--offline"]);
+    command
+        .env("UPGRADE_CHECK_CACHE_DIR", &cold)
+        .env("PATH", path)
+        .env_remove("UPGRADE_CHECK_UV");
+    let run = ctx.run_command(command);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--offline, and no uv on PATH or in")
+            && run
+                .stderr
+                .contains("run once without --offline to install it"),
+        "{}",
+        run.stderr
+    );
+    assert!(!cold.join("tools/uv").exists(), "nothing was installed");
+}

@@ -27,6 +27,7 @@ pub struct Uv {
 pub fn locate_or_bootstrap(
     tools_dir: &Path,
     python: &Python,
+    offline: bool,
     say: &dyn Fn(&str),
 ) -> anyhow::Result<Uv> {
     if let Some(path) = std::env::var_os("UPGRADE_CHECK_UV") {
@@ -39,6 +40,13 @@ pub fn locate_or_bootstrap(
     let binary = home.join("bin").join("uv");
     let complete = home.join(".complete");
     let _lock = state::lock(&tools_dir.join("uv.lock"))?;
+    if !complete.exists() && offline {
+        // Installing uv would reach the package index: --offline means never.
+        anyhow::bail!(
+            "--offline, and no uv on PATH or in {}: run once without --offline to install it, or put uv on PATH",
+            home.display()
+        );
+    }
     if !complete.exists() {
         say(&format!(
             "no uv on PATH; installing {BOOTSTRAP_REQUIREMENT} into {}",
