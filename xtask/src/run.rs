@@ -656,6 +656,7 @@ async fn replay_in(
         .join(&cell.id)
         .join(format!("{key}.log"));
     let launch = Launched {
+        cell: &cell.name,
         environment,
         service_dir,
         env: &profile.env,
@@ -812,6 +813,8 @@ async fn replay_in(
 
 /// What a scenario run starts the service with.
 struct Launched<'a> {
+    /// The cell's name, for progress lines.
+    cell: &'a str,
     environment: &'a Environment,
     service_dir: &'a Path,
     env: &'a BTreeMap<String, String>,
@@ -905,6 +908,7 @@ async fn template_database(
                 fs_err::create_dir_all(dir).map_err(|err| err.to_string())?;
             }
             let launched = Launched {
+                cell: &cell.name,
                 environment,
                 service_dir,
                 env: &profile.env,
@@ -1022,8 +1026,8 @@ async fn replay_once(
             Ok(running) => break (running, port, starting.elapsed()),
             Err(failure) if failure.port_taken && attempt < PORT_ATTEMPTS => {
                 ctx.progress.say(&format!(
-                    "{}: port {port} is held by another process; trying another",
-                    report.scenario
+                    "{}: {}: port {port} is held by another process; trying another",
+                    launched.cell, report.scenario
                 ));
             }
             Err(failure) => {
@@ -1065,7 +1069,8 @@ async fn replay_once(
     report.service_port = Some(port);
     let replaying = Instant::now();
     ctx.progress.say(&format!(
-        "{}: service pid {} on port {port}",
+        "{}: {}: service pid {} on port {port}",
+        launched.cell,
         report.scenario,
         running.pid()
     ));
