@@ -157,7 +157,8 @@ mod tests {
     #[test]
     fn syntax_error_names_line() {
         let err = source("[table]\ncount = = 1\n").parse::<Doc>().unwrap_err();
-        assert_eq!((err.line, err.key.as_str()), (2, "(file)"));
+        assert_eq!((err.line, err.key.as_str()), (2, ""));
+        assert_eq!(err.to_string(), "doc.toml:2:9: extra `=`, expected nothing");
     }
 
     #[test]

@@ -89,7 +89,7 @@ pub fn baseline_at(git_ref: &str, working: &Path) -> anyhow::Result<Result<Befor
             path: PathBuf::from(&spec),
             line: 1,
             column: 1,
-            key: "(file)".to_owned(),
+            key: String::new(),
             message: format!("cannot read at {git_ref}: {err:#}"),
         })?;
         Ok(Source {

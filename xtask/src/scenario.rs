@@ -131,7 +131,7 @@ fn file_error(path: &Path, message: &str) -> InputError {
         path: path.to_owned(),
         line: 1,
         column: 1,
-        key: "(file)".to_owned(),
+        key: String::new(),
         message: message.to_owned(),
     }
 }

@@ -211,7 +211,7 @@ fn read_inside(folder: &Path, relative: &Path) -> Result<Source, InputError> {
             path,
             line: 1,
             column: 1,
-            key: "(file)".to_owned(),
+            key: String::new(),
             message: "a symlink leads this include outside the baseline file's folder".to_owned(),
         });
     }

@@ -176,7 +176,7 @@ source = "git+https://example.invalid/patched?rev=abc#abc"
                 "[[package]]\nname = \"mime_guess\"",
                 "[[package]]\nname = ",
                 12,
-                "(file)",
+                "",
             ),
         ] {
             let err = parse(&source(&LOCK.replacen(from, to, 1))).unwrap_err();

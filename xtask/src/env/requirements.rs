@@ -265,16 +265,14 @@ pub struct VersionChange {
 }
 
 impl std::fmt::Display for VersionChange {
+    /// `bcrypt 3.2.0 → 5.0.0`, `cffi 1.17.1 removed`, `blinker 1.9.0 added`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let side =
-            |version: &Option<String>| version.clone().unwrap_or_else(|| "(none)".to_owned());
-        write!(
-            f,
-            "{} {} → {}",
-            self.package,
-            side(&self.before),
-            side(&self.after)
-        )?;
+        match (&self.before, &self.after) {
+            (Some(before), Some(after)) => write!(f, "{} {before} → {after}", self.package)?,
+            (Some(before), None) => write!(f, "{} {before} removed", self.package)?,
+            (None, Some(after)) => write!(f, "{} {after} added", self.package)?,
+            (None, None) => write!(f, "{}", self.package)?,
+        }
         match (self.transitive, self.forced_by.as_slice()) {
             (false, _) => {}
             (true, []) => write!(f, " (transitive)")?,
@@ -324,7 +322,7 @@ werkzeug==2.2.3           # via flask, -r requirements.txt
         assert_eq!(
             changes,
             [
-                "blinker (none) → 1.9.0 (transitive)",
+                "blinker 1.9.0 added (transitive)",
                 "flask 2.2.5 → 3.0.3",
                 "werkzeug 2.2.3 → 3.1.3 (transitive)"
             ]

@@ -131,7 +131,9 @@ function show(cell, scenario, button) {
   const list = element("ul");
   list.id = "versions";
   for (const change of cell.changes) {
-    const text = change.package + " " + (change.before || "(none)") + " → " + (change.after || "(none)") + (change.transitive ? (change.forced_by && change.forced_by.length ? " (transitive: " + change.forced_by.join(", ") + ")" : " (transitive)") : "");
+    const moved = change.before && change.after ? change.before + " → " + change.after : change.before ? change.before + " removed" : change.after + " added";
+    const why = change.forced_by && change.forced_by.length ? " (transitive: " + change.forced_by.join(", ") + ")" : " (transitive)";
+    const text = change.package + " " + moved + (change.transitive ? why : "");
     list.appendChild(element("li", text));
   }
   if (!cell.changes.length) list.appendChild(element("li", "none"));
