@@ -1178,22 +1178,7 @@ mod defaults {
 
     #[test]
     fn a_config_with_only_a_service_is_python_with_an_empty_matrix() {
-        let dir = tempfile::tempdir().unwrap();
-        fs_err::create_dir_all(dir.path().join("service")).unwrap();
-        fs_err::create_dir_all(dir.path().join("scenarios")).unwrap();
-        fs_err::write(
-            dir.path().join("service/requirements.txt"),
-            "flask==3.0.3\n",
-        )
-        .unwrap();
-        let path = dir.path().join("upgrade-check.toml");
-        fs_err::write(
-            &path,
-            "[service]\nroot = \"service\"\nbaseline = \"requirements.txt\"\n\
-             command = [\"{python}\", \"-m\", \"app\"]\nhealth = { path = \"/health\" }\n",
-        )
-        .unwrap();
-        let config = Config::load(&path).unwrap();
+        let config = load_python("command = [\"{python}\", \"-m\", \"app\"]", "").unwrap();
         assert_eq!(config.service.ecosystem, Ecosystem::Python);
         assert!(config.matrix.packages.is_empty());
         assert_eq!(config.matrix.strategy, Strategy::OneAtATime);
