@@ -121,15 +121,16 @@ pub enum UpgradeCheckAction {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Accept, for one cell, the output of SCENARIO as an alternative to the baseline's: the cell's package passes with it from that version up to its next incompatible one, while the baseline's snapshot stays the reference for everything else
+    /// Accept the pending snapshots the last run left (all, or those of SCENARIO…), without running anything; with --cell, run that cell and accept its output of SCENARIO as an alternative to the baseline's, for that package's compatible versions from there up
     Accept {
         /// The cell, as the report names it: `PACKAGE VERSION` (e.g. "mime_guess 2.0.5")
-        #[arg(long, value_name = "PACKAGE VERSION")]
-        cell: String,
-        /// The scenarios (as the report's columns name them) whose output to accept
-        #[arg(required = true)]
+        #[arg(long, value_name = "PACKAGE VERSION", requires = "scenarios")]
+        cell: Option<String>,
+        /// The scenarios (as the report's columns name them) to accept [default without --cell: every pending one]
         scenarios: Vec<String>,
     },
+    /// Walk the pending snapshots one by one: the diff, then accept (a), reject (r) or skip (s)
+    Review,
     /// Compare two cells of the last run with each other (not with the baseline), scenario by scenario: exit 0 when they answer alike, 1 when they differ
     Diff {
         /// A cell, as the report names it (e.g. "bcrypt 4.1.2", or baseline)
@@ -253,9 +254,15 @@ impl UpgradeCheckArgs {
                     a: cell_a,
                     b: cell_b,
                 },
-                Some(UpgradeCheckAction::Accept { cell, scenarios }) => {
-                    Action::AcceptAlternative { cell, scenarios }
-                }
+                Some(UpgradeCheckAction::Accept {
+                    cell: Some(cell),
+                    scenarios,
+                }) => Action::AcceptAlternative { cell, scenarios },
+                Some(UpgradeCheckAction::Accept {
+                    cell: None,
+                    scenarios,
+                }) => Action::AcceptPending { scenarios },
+                Some(UpgradeCheckAction::Review) => Action::Review,
             },
             config: self.config,
             accept: self.accept,

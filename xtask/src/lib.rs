@@ -33,6 +33,7 @@ pub mod redact;
 pub mod replay;
 pub mod report;
 pub mod results;
+pub mod review;
 pub mod run;
 pub mod scenario;
 pub mod service;
@@ -87,6 +88,10 @@ pub enum Action {
     Bisect(BisectRequest),
     /// Compare two cells of the last run with each other.
     DiffCells { a: String, b: String },
+    /// Accept pending snapshots (of `scenarios`, or all), running nothing.
+    AcceptPending { scenarios: Vec<String> },
+    /// Walk the pending snapshots: accept, reject or skip each.
+    Review,
     /// Run one cell and accept its output of `scenarios` as alternatives.
     AcceptAlternative {
         /// `PACKAGE VERSION`, as typed.
@@ -147,6 +152,12 @@ pub fn upgrade_check(options: Options) -> anyhow::Result<i32> {
     }
     if let Action::Gc(policy) = options.action {
         return collect_garbage(&options, policy);
+    }
+    if matches!(
+        options.action,
+        Action::AcceptPending { .. } | Action::Review
+    ) {
+        return review::run(&options);
     }
     if let Action::DiffCells { a, b } = &options.action {
         let config_dir = match &options.config {
@@ -293,6 +304,8 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         | Action::MergeReports { .. }
         | Action::Gc(_)
         | Action::DiffCells { .. }
+        | Action::AcceptPending { .. }
+        | Action::Review
         | Action::AcceptAlternative { .. } => None,
     };
     let alternative = match &options.action {
@@ -1317,7 +1330,7 @@ fn compare_with_baseline(report: &mut Report, outcomes: &[CellOutcome]) {
 }
 
 /// `upgrade-check.toml` in the current folder, else at the workspace root.
-fn default_config() -> anyhow::Result<PathBuf> {
+pub(crate) fn default_config() -> anyhow::Result<PathBuf> {
     let here = PathBuf::from("upgrade-check.toml");
     if here.is_file() {
         return Ok(here);

@@ -2,7 +2,8 @@
 //!
 //! Files are insta `.snap` files (YAML header, then the contents), read back
 //! with insta itself; pending results go to `.snap.new` beside the accepted
-//! file so that `cargo insta review` can accept them. Every write is atomic.
+//! file, where `review` and `accept` (and cargo-insta, in a cargo package)
+//! find them. Every write is atomic.
 //! Only [`accept`] touches an accepted file, and the caller decides when.
 
 use std::fmt::Write as _;
@@ -443,6 +444,78 @@ pub fn alternatives(
         found.push(Alternative { path, from });
     }
     found.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(found)
+}
+
+/// A pending snapshot a run left for review, and what it would replace.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// The scenario run it belongs to (`login`, `staging@staging`).
+    pub scenario: String,
+    pub path: PathBuf,
+    pub accepted: PathBuf,
+}
+
+impl Pending {
+    /// What the header says the result is ("result of cell `bcrypt 5.0.0`; …").
+    pub fn description(&self) -> String {
+        insta::Snapshot::from_file(&self.path)
+            .ok()
+            .and_then(|snapshot| snapshot.metadata().description().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    /// The accepted snapshot (`-`) against the pending one (`+`).
+    pub fn diff(&self) -> String {
+        let read = |path: &Path| {
+            insta::Snapshot::from_file(path)
+                .ok()
+                .and_then(|snapshot| snapshot.as_text().map(|text| format!("{text}\n")))
+                .unwrap_or_default()
+        };
+        similar::TextDiff::from_lines(&read(&self.accepted), &read(&self.path))
+            .unified_diff()
+            .context_radius(3)
+            .header("accepted", "pending")
+            .to_string()
+    }
+
+    /// Makes the pending result the accepted one (a rename: whole or not at all).
+    pub fn accept(&self) -> anyhow::Result<()> {
+        check_file(&self.path)?;
+        fs_err::rename(&self.path, &self.accepted)?;
+        Ok(())
+    }
+
+    /// Drops the pending result; the accepted one stays.
+    pub fn reject(&self) -> anyhow::Result<()> {
+        fs_err::remove_file(&self.path)?;
+        Ok(())
+    }
+}
+
+/// The pending snapshots in `snapshots`, by scenario name.
+pub fn pending(snapshots: &Path) -> anyhow::Result<Vec<Pending>> {
+    let mut found = Vec::new();
+    let Ok(entries) = fs_err::read_dir(snapshots) else {
+        return Ok(found);
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let Some(scenario) = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(|name| name.strip_suffix(".snap.new"))
+        else {
+            continue;
+        };
+        found.push(Pending {
+            scenario: scenario.to_owned(),
+            accepted: accepted_path(snapshots, scenario),
+            path,
+        });
+    }
+    found.sort_by(|a, b| a.scenario.cmp(&b.scenario));
     Ok(found)
 }
 

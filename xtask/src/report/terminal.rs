@@ -208,7 +208,7 @@ fn footer(report: &Report, out: &mut String) {
     for path in &report.pending_snapshots {
         let _ = writeln!(
             out,
-            "pending snapshot: {path} (review with `cargo insta review`, or accept the baseline with --accept)"
+            "pending snapshot: {path} (review with `cargo xtask upgrade-check review`, or accept it with `cargo xtask upgrade-check accept`)"
         );
     }
     for path in &report.accepted_snapshots {
