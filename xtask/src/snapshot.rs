@@ -473,7 +473,8 @@ impl Pending {
                 .and_then(|snapshot| snapshot.as_text().map(|text| format!("{text}\n")))
                 .unwrap_or_default()
         };
-        similar::TextDiff::from_lines(&read(&self.accepted), &read(&self.path))
+        let (accepted, pending) = (read(&self.accepted), read(&self.path));
+        similar::TextDiff::from_lines(&accepted, &pending)
             .unified_diff()
             .context_radius(3)
             .header("accepted", "pending")
