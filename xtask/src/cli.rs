@@ -36,6 +36,12 @@ pub enum Task {
         #[arg(long)]
         no_peers: bool,
     },
+    /// Run the test suite (`cargo test ARGS`), first installing what its tests need (Chromium, chromedriver, xmllint, PostgreSQL) from Debian's packages when run as root, or naming the one command to run
+    Test {
+        /// Passed on to `cargo test` (e.g. `--lib --test tidy`, the fast tier)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(clap::Args)]

@@ -40,6 +40,7 @@ pub mod service;
 pub mod snapshot;
 pub mod state;
 pub mod sweep;
+pub mod test_tools;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

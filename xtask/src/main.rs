@@ -18,6 +18,7 @@ fn main() -> ExitCode {
             jobs,
             no_peers,
         } => xtask::bench(config, state_dir, jobs, !no_peers),
+        Task::Test { args } => xtask::test_tools::run(&args),
     };
     match outcome {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(2)),

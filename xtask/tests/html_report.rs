@@ -1,7 +1,7 @@
 //! report.html in a real headless Chromium: click a failing square, see its diff.
 //!
 //! Drives Debian's chromium through chromedriver's WebDriver HTTP API.
-//! `.ci/run` installs both; elsewhere: `apt-get install chromium chromium-driver`.
+//! `cargo xtask test` installs both as root; elsewhere: `apt-get install chromium chromium-driver`.
 
 mod common;
 

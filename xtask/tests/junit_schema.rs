@@ -71,7 +71,7 @@ markupsafe = ["1.0"]"#,
         .arg(junit_schema())
         .arg(&junit)
         .output()
-        .expect("xmllint runs (Debian's libxml2-utils; .ci/run installs it)");
+        .expect("xmllint runs (Debian's libxml2-utils; cargo xtask test installs it)");
     assert!(
         xmllint.status.success(),
         "{}",

@@ -1,0 +1,106 @@
+//! `cargo xtask test`: the test suite, with the tools its tests need.
+//!
+//! The integration tests drive a real browser (Chromium and chromedriver),
+//! validate JUnit XML with xmllint and start PostgreSQL. A test never passes
+//! silently without its tool: this command installs what is missing from
+//! Debian's packages when it can (as root, with apt-get), or stops at once
+//! naming the one command to run, before anything compiles.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+
+/// A program the tests need, and the Debian package that brings it.
+struct Tool {
+    program: &'static str,
+    package: &'static str,
+    /// Where Debian puts it when not on PATH.
+    elsewhere: &'static [&'static str],
+}
+
+const TOOLS: &[Tool] = &[
+    Tool {
+        program: "chromium",
+        package: "chromium",
+        elsewhere: &[],
+    },
+    Tool {
+        program: "chromedriver",
+        package: "chromium-driver",
+        elsewhere: &["/usr/lib/chromium/chromedriver"],
+    },
+    Tool {
+        program: "xmllint",
+        package: "libxml2-utils",
+        elsewhere: &[],
+    },
+    Tool {
+        program: "initdb",
+        package: "postgresql",
+        elsewhere: &["/usr/lib/postgresql"],
+    },
+];
+
+/// Installs what is missing (or says how), then runs `cargo test ARGS`; its exit code.
+pub fn run(args: &[String]) -> anyhow::Result<i32> {
+    let missing: Vec<&Tool> = TOOLS.iter().filter(|tool| !present(tool)).collect();
+    if !missing.is_empty() {
+        let packages: Vec<&str> = missing.iter().map(|tool| tool.package).collect();
+        let can_install = nix::unistd::geteuid().is_root() && on_path("apt-get");
+        if !can_install {
+            bail!(
+                "the tests need {} and cannot install {} here; run: sudo apt-get install {}",
+                missing
+                    .iter()
+                    .map(|tool| tool.program)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if packages.len() == 1 { "it" } else { "them" },
+                packages.join(" ")
+            );
+        }
+        crate::errln!("installing what the tests need: {}", packages.join(" "));
+        apt_get(&["update", "-qq"])?;
+        let mut install = vec!["install", "-y", "-qq"];
+        install.extend(&packages);
+        apt_get(&install)?;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .arg("test")
+        .args(args)
+        .status()
+        .context("cannot run cargo test")?;
+    Ok(status.code().unwrap_or(101))
+}
+
+fn apt_get(args: &[&str]) -> anyhow::Result<()> {
+    let status = std::process::Command::new("apt-get")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .context("cannot run apt-get")?;
+    if !status.success() {
+        bail!("apt-get {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn present(tool: &Tool) -> bool {
+    on_path(tool.program)
+        || tool.elsewhere.iter().any(|place| {
+            let place = Path::new(place);
+            place.is_file()
+                // PostgreSQL's versions each have a bin folder of their own.
+                || std::fs::read_dir(place).is_ok_and(|versions| {
+                    versions
+                        .filter_map(Result::ok)
+                        .any(|version| version.path().join("bin").join(tool.program).is_file())
+                })
+        })
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
