@@ -216,8 +216,9 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
         ));
     }
     check_scenario_profiles(&config, &scenarios)?;
-    if options.accept && is_ci() {
-        bail!("refusing to accept snapshots in CI; accept them locally and commit the .snap files");
+    let accepts = options.accept || matches!(options.action, Action::AcceptAlternative { .. });
+    if accepts {
+        refuse_accepting_in_ci()?;
     }
     let dirs = state_dirs(&options, config.base_dir());
     let progress = Progress::new(false);
@@ -320,11 +321,6 @@ async fn run(options: Options, interrupt: &Interrupt) -> anyhow::Result<i32> {
                 .collect();
             if options.accept || options.since.is_some() {
                 bail!("accept --cell takes neither --accept nor --since");
-            }
-            if is_ci() {
-                bail!(
-                    "refusing to accept snapshots in CI; accept them locally and commit the .snap files"
-                );
             }
             Some(alternative_request(
                 config.service.ecosystem,
@@ -1381,6 +1377,14 @@ fn default_jobs() -> usize {
 }
 
 /// CI systems set `CI`; accepted snapshots are never written there.
+/// Accepted snapshots are never written in CI, whatever the command.
+pub(crate) fn refuse_accepting_in_ci() -> anyhow::Result<()> {
+    if is_ci() {
+        bail!("refusing to accept snapshots in CI; accept them locally and commit the .snap files");
+    }
+    Ok(())
+}
+
 pub fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "false" && value != "0")
 }

@@ -12,9 +12,7 @@ use crate::snapshot::{self, Pending};
 use crate::{Action, Options};
 
 pub fn run(options: &Options) -> anyhow::Result<i32> {
-    if crate::is_ci() {
-        bail!("refusing to accept snapshots in CI; accept them locally and commit the .snap files");
-    }
+    crate::refuse_accepting_in_ci()?;
     let config_path = match &options.config {
         Some(path) => path.clone(),
         None => crate::default_config()?,
