@@ -17,7 +17,7 @@ pub fn render_within(report: &Report, limit: usize) -> String {
     let mut head = String::new();
     let _ = writeln!(head, "## upgrade-check\n");
     for line in headline::headline(report).lines() {
-        let _ = writeln!(head, "{}  ", line.trim_start());
+        let _ = writeln!(head, "{}  ", escape(line.trim_start()));
     }
     head.push('\n');
     let _ = write!(head, "| cell |");
@@ -57,7 +57,8 @@ pub fn render_within(report: &Report, limit: usize) -> String {
     }
     let mut sections = Vec::new();
     for cell in &report.cells {
-        if !cell.changes.is_empty() && !cell.baseline {
+        // Versions explain a failure; a cell that passes needs none.
+        if !cell.changes.is_empty() && !cell.baseline && cell.regressions().next().is_some() {
             let changes: Vec<String> = cell
                 .changes
                 .iter()
@@ -90,10 +91,10 @@ pub fn render_within(report: &Report, limit: usize) -> String {
                     .unwrap_or_default()
             );
             if let Some(diff) = &failure.diff {
-                let _ = write!(section, "```diff\n{}\n```\n", diff.trim_end());
+                let _ = write!(section, "{}", fenced("diff", diff));
             }
             if let Some(log) = &failure.log_tail {
-                let _ = write!(section, "\nlog tail:\n\n```text\n{}\n```\n", log.trim_end());
+                let _ = write!(section, "\nlog tail:\n\n{}", fenced("text", log));
             }
             section.push_str("\n</details>\n");
             sections.push(section);
@@ -116,6 +117,46 @@ pub fn render_within(report: &Report, limit: usize) -> String {
     out
 }
 
+/// `text` in a code block whose fence is longer than any run of backticks in
+/// it: a service's output cannot close the block and write markdown (links,
+/// images) into the comment.
+fn fenced(language: &str, text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    format!("{fence}{language}\n{}\n{fence}\n", text.trim_end())
+}
+
+/// Text that came (in part) from a service, made inert as markdown: no HTML
+/// tag, no image or link can be written into the comment through it.
 fn escape(text: &str) -> String {
-    text.replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace("![", "!\\[")
+        .replace("](", "]\\(")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_text_in_a_line_writes_no_image_link_or_tag() {
+        let line = escape(
+            "step `x`: the body differs (`a` → ![t](https://example.invalid/p.png) <img src=x>)",
+        );
+        assert!(
+            !line.contains("![") && !line.contains("](") && !line.contains('<'),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_fence_in_service_output_cannot_close_the_block() {
+        let hostile = "```\n![tracker](https://example.invalid/pixel.png)\n````";
+        let block = fenced("text", hostile);
+        assert!(block.starts_with("`````text\n"), "{block}");
+        assert!(block.ends_with("\n`````\n"), "{block}");
+        // No line of the content is a fence as long as the block's.
+        assert!(!hostile.lines().any(|line| line.starts_with("`````")));
+    }
 }
