@@ -178,6 +178,13 @@ fn a_later_step_that_now_answers_2xx_is_a_security_finding_behind_a_body_that_lo
         "the body's `100 items` and `403 Forbidden` lines are body, not statuses"
     );
     assert!(run.stdout.contains("SECURITY"), "{}", run.stdout);
+    // In the PR comment the diff stays one code block: its fence is longer
+    // than the run of backticks the service sent.
+    let markdown = std::fs::read_to_string(ctx.path("state/report/report.md")).unwrap();
+    assert!(
+        markdown.contains("````diff\n") && markdown.contains("+< ```\n"),
+        "{markdown}"
+    );
     // The failure's log tail is printed, without the escapes the service wrapped it in.
     assert!(run.stdout.contains("starting link"), "{}", run.stdout);
     assert_terminal_safe("stdout", &run.stdout);
