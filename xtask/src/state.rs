@@ -84,8 +84,12 @@ impl StateDirs {
 /// input, a copy of the service to build), removed on drop and also by
 /// [`remove_temp_dirs`], so that an interrupted build leaves none.
 pub fn temp_dir() -> anyhow::Result<TempDir> {
-    let dir = tempfile::tempdir().context("cannot create a temp folder")?;
-    Ok(TempDir::registered(dir))
+    // Made and registered under the quitting lock: a folder made while a hard
+    // exit removes the registered ones would otherwise be left behind.
+    unless_quitting(|| {
+        let dir = tempfile::tempdir().context("cannot create a temp folder")?;
+        Ok(TempDir::registered(dir))
+    })
 }
 
 /// A temp folder that is also removed by [`remove_temp_dirs`].
