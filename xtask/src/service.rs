@@ -262,10 +262,6 @@ fn spawn(launch: &Launch<'_>) -> Result<(ServiceProcess, u32), String> {
         .iter()
         .map(|arg| launch.placeholders.fill(arg))
         .collect();
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let bin = launch.bin.to_owned();
-    let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path)))
-        .map_err(|err| format!("cannot build PATH: {err}"))?;
     // Appended to: the log may begin with the setup commands' output.
     let log = fs_err::OpenOptions::new()
         .create(true)
@@ -275,6 +271,7 @@ fn spawn(launch: &Launch<'_>) -> Result<(ServiceProcess, u32), String> {
     let (reader, writer) =
         std::io::pipe().map_err(|err| format!("cannot make a pipe for the log: {err}"))?;
     let marker = launch.log.display().to_string();
+    let env = service_env(launch, &marker)?;
     let (program, args) = match crate::process::pid_namespace() {
         // In a PID namespace of its own, whatever the service starts dies with it.
         Some(prefix) => (
@@ -292,7 +289,7 @@ fn spawn(launch: &Launch<'_>) -> Result<(ServiceProcess, u32), String> {
         .stdin_null()
         .stderr_to_stdout()
         .stdout_file(writer)
-        .full_env(service_env(launch, path, &marker));
+        .full_env(env);
     if let Some(venv) = launch.venv {
         expression = expression.env("VIRTUAL_ENV", venv);
     }
@@ -329,10 +326,7 @@ pub fn run_setup(
         crate::redact::pump_log(note.as_bytes(), &mut log, LOG_CAP_BYTES)
             .map_err(|err| format!("the service's log could not be written: {err}"))?;
     }
-    let path = std::env::join_paths(std::iter::once(launch.bin.to_owned()).chain(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-    ))
-    .map_err(|err| format!("cannot build PATH: {err}"))?;
+    let env = service_env(launch, &launch.log.display().to_string())?;
     for command in commands {
         let argv: Vec<String> = command
             .iter()
@@ -343,11 +337,7 @@ pub fn run_setup(
             .dir(launch.cwd)
             .stdin_null()
             .stderr_to_stdout()
-            .full_env(service_env(
-                launch,
-                path.clone(),
-                &launch.log.display().to_string(),
-            ));
+            .full_env(env.clone());
         if let Some(venv) = launch.venv {
             expression = expression.env("VIRTUAL_ENV", venv);
         }
@@ -409,12 +399,16 @@ pub fn passed_through(pass_env: &[String]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The whole environment a service starts with.
+/// The whole environment a service (and its setup commands) starts with:
+/// the environment's programs first on PATH.
 fn service_env(
     launch: &Launch<'_>,
-    path: std::ffi::OsString,
     marker: &str,
-) -> BTreeMap<std::ffi::OsString, std::ffi::OsString> {
+) -> Result<BTreeMap<std::ffi::OsString, std::ffi::OsString>, String> {
+    let path = std::env::join_paths(std::iter::once(launch.bin.to_owned()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .map_err(|err| format!("cannot build PATH: {err}"))?;
     let mut env: BTreeMap<std::ffi::OsString, std::ffi::OsString> = passed_through(launch.pass_env)
         .into_iter()
         .map(|(name, value)| (name.into(), value.into()))
@@ -432,7 +426,7 @@ fn service_env(
     for (name, value) in launch.env {
         env.insert(name.into(), launch.placeholders.fill(value).into());
     }
-    env
+    Ok(env)
 }
 
 /// Who listens on the service's port.
