@@ -531,10 +531,7 @@ fn service(
     let mut command = Vec::new();
     for (index, arg) in raw.command.into_inner().into_iter().enumerate() {
         let key = format!("service.command[{index}]");
-        check_placeholders(source, &arg, &key, None)?;
-        for profile in profiles {
-            check_placeholders(source, &arg, &key, Some(profile))?;
-        }
+        check_argument(source, &arg, &key, profiles)?;
         if raw.ecosystem == Ecosystem::Cargo
             && let Some(name) = PYTHON_ONLY
                 .iter()
@@ -578,10 +575,7 @@ fn service(
         let mut argv = Vec::new();
         for (position, arg) in command.into_inner().into_iter().enumerate() {
             let key = format!("{key}[{position}]");
-            check_placeholders(source, &arg, &key, None)?;
-            for profile in profiles {
-                check_placeholders(source, &arg, &key, Some(profile))?;
-            }
+            check_argument(source, &arg, &key, profiles)?;
             argv.push(arg.into_inner());
         }
         setup.push(argv);
@@ -622,6 +616,21 @@ fn service(
         pass_env,
         setup,
     })
+}
+
+/// An argument of the service's command or a setup command: its placeholders
+/// must be known, and fillable under every profile (it runs under each).
+fn check_argument(
+    source: &Source,
+    arg: &Spanned<String>,
+    key: &str,
+    profiles: &[Profile],
+) -> Result<(), InputError> {
+    check_placeholders(source, arg, key, None)?;
+    for profile in profiles {
+        check_placeholders(source, arg, key, Some(profile))?;
+    }
+    Ok(())
 }
 
 /// Rejects `{name}` placeholders the harness does not know, or that the

@@ -1095,21 +1095,9 @@ async fn check_listed_versions(
                 continue;
             }
             Err(failure) => {
-                return Err(input::InputError {
-                    path: config.path.clone(),
-                    line: listed.line,
-                    column: 1,
-                    key: listed.key.clone(),
-                    message: format!(
-                        "{pin} cannot be installed from the {}; list a version it has:\n{}",
-                        match builder {
-                            Builder::Python(_) => "package index",
-                            Builder::Cargo(_) => "registry",
-                        },
-                        failure.0
-                    ),
-                }
-                .into());
+                let place = (config.path.as_path(), listed.line, listed.key.as_str());
+                let hint = "; list a version it has";
+                return Err(not_installable(builder, place, &pin, hint, &failure).into());
             }
         }
     }
@@ -1120,6 +1108,31 @@ async fn check_listed_versions(
         ));
     }
     Ok(())
+}
+
+/// A pin the index (or registry) refuses, as bad input at its (file, line,
+/// key), in the resolver's words.
+fn not_installable(
+    builder: &Builder,
+    (path, line, key): (&Path, usize, &str),
+    pin: &plan::Pin,
+    hint: &str,
+    failure: &env::BuildFailure,
+) -> input::InputError {
+    input::InputError {
+        path: path.to_owned(),
+        line,
+        column: 1,
+        key: key.to_owned(),
+        message: format!(
+            "{pin} cannot be installed from the {}{hint}:\n{}",
+            match builder {
+                Builder::Python(_) => "package index",
+                Builder::Cargo(_) => "registry",
+            },
+            failure.0
+        ),
+    }
 }
 
 async fn check_versions_exist(
@@ -1141,21 +1154,8 @@ async fn check_versions_exist(
             tokio::task::spawn_blocking(move || checker.check_exists(&asked)).await??
         {
             let (path, line) = after.origin_of(&pin).unwrap_or((after.path.as_path(), 1));
-            return Err(input::InputError {
-                path: path.to_owned(),
-                line,
-                column: 1,
-                key: pin.package.to_string(),
-                message: format!(
-                    "{pin} cannot be installed from the {}:\n{}",
-                    match builder {
-                        Builder::Python(_) => "package index",
-                        Builder::Cargo(_) => "registry",
-                    },
-                    failure.0
-                ),
-            }
-            .into());
+            let key = pin.package.to_string();
+            return Err(not_installable(builder, (path, line, &key), &pin, "", &failure).into());
         }
     }
     Ok(())
