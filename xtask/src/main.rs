@@ -1,30 +1,108 @@
-//! The `cargo xtask` command line: parse arguments, call the library, map the outcome to an exit code.
-//!
-//! Exit codes: 0 every cell matches, 1 a regression, 2 the harness could not
-//! do its job (bad input, no Python, a failure of its own), 130 interrupted.
+//! `cargo xtask`: this repository's build system. It runs the test suite
+//! with what its tests need, measures the harness, and forwards
+//! `cargo xtask upgrade-check …` to the `upgrade-check` command, so that
+//! every documented command works from a checkout without installing it.
 
+mod bench;
+mod test_tools;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
-use xtask::cli::{Cli, Task};
+use clap::{Parser, Subcommand};
+use upgrade_check_core::input::config;
+use upgrade_check_core::session::{self, Options};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// The `upgrade-check` command, as built from this checkout (`cargo xtask upgrade-check --help`)
+    #[command(disable_help_flag = true)]
+    UpgradeCheck {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Measure the harness: the default matrix cold and warm against its floor, the cost per request, planning 1,000 cells
+    Bench {
+        /// The config file [default: upgrade-check.toml here or in the nearest folder above]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where the runs and bench.md go [default: <cargo target dir>/upgrade-check]
+        #[arg(long, env = "UPGRADE_CHECK_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+        /// Services (and environment builds) at once [default: number of cores]
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// Leave out the tox and nox runs of the same matrix (they install
+        /// tox and nox and take several minutes)
+        #[arg(long)]
+        no_peers: bool,
+    },
+    /// Run the test suite (`cargo test ARGS`), first installing what its tests need (Chromium, chromedriver, xmllint, PostgreSQL) from Debian's packages when run as root, or naming the one command to run
+    Test {
+        /// Only the fast tier: unit tests, the tree's rules and the offline integration tests (no tool, no package index)
+        #[arg(long, conflicts_with = "args")]
+        fast: bool,
+        /// Passed on to `cargo test` (e.g. `--test it postgres::`, one tier)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.task {
-        Task::UpgradeCheck(args) => xtask::upgrade_check((*args).into_options()),
+        Task::UpgradeCheck { args } => {
+            return upgrade_check::main_with(
+                std::iter::once(OsString::from("upgrade-check")).chain(args),
+            );
+        }
         Task::Bench {
             config,
             state_dir,
             jobs,
             no_peers,
-        } => xtask::bench(config, state_dir, jobs, !no_peers),
-        Task::Test { args } => xtask::test_tools::run(&args),
+        } => bench(config, state_dir, jobs, !no_peers),
+        Task::Test { fast: true, .. } => test_tools::run_fast(),
+        Task::Test { args, .. } => test_tools::run(&args),
     };
     match outcome {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(2)),
         Err(err) => {
-            xtask::errln!("error: {err:#}");
+            upgrade_check::errln!("error: {err:#}");
             ExitCode::from(2)
         }
     }
+}
+
+/// `cargo xtask bench`: the costs of the harness on the config's matrix.
+fn bench(
+    config: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    jobs: Option<usize>,
+    with_peers: bool,
+) -> anyhow::Result<i32> {
+    let config = match config {
+        Some(path) => path,
+        None => config::discover()?,
+    };
+    let config_dir = config.parent().unwrap_or(Path::new("")).to_owned();
+    let options = Options {
+        state_dir,
+        ..Options::default()
+    };
+    let dirs = session::state_dirs(&options, &config_dir);
+    bench::run(
+        &config,
+        &dirs.state,
+        jobs.unwrap_or_else(session::default_jobs).max(1),
+        with_peers,
+    )
 }

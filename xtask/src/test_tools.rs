@@ -41,6 +41,31 @@ const TOOLS: &[Tool] = &[
     },
 ];
 
+/// The fast tier: unit tests, the source tree's rules, and the integration
+/// tests that need nothing but the repository; no tool, no package index.
+const FAST: &[&[&str]] = &[
+    &["--workspace", "--lib", "--bins", "--test", "tidy"],
+    &[
+        "--package",
+        "upgrade-check",
+        "--test",
+        "it",
+        "--",
+        "offline::",
+    ],
+];
+
+/// `--fast`: the fast tier, each part in turn; the first failure's exit code.
+pub fn run_fast() -> anyhow::Result<i32> {
+    for args in FAST {
+        let code = cargo_test(args)?;
+        if code != 0 {
+            return Ok(code);
+        }
+    }
+    Ok(0)
+}
+
 /// Installs what is missing (or says how), then runs `cargo test ARGS`; its exit code.
 pub fn run(args: &[String]) -> anyhow::Result<i32> {
     let missing: Vec<&Tool> = TOOLS.iter().filter(|tool| !present(tool)).collect();
@@ -59,12 +84,16 @@ pub fn run(args: &[String]) -> anyhow::Result<i32> {
                 packages.join(" ")
             );
         }
-        crate::errln!("installing what the tests need: {}", packages.join(" "));
+        upgrade_check::errln!("installing what the tests need: {}", packages.join(" "));
         apt_get(&["update", "-qq"])?;
         let mut install = vec!["install", "-y", "-qq"];
         install.extend(&packages);
         apt_get(&install)?;
     }
+    cargo_test(args)
+}
+
+fn cargo_test(args: &[impl AsRef<std::ffi::OsStr>]) -> anyhow::Result<i32> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = std::process::Command::new(cargo)
         .arg("test")

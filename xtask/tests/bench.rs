@@ -1,6 +1,11 @@
 //! `cargo xtask bench` runs end to end and writes its table. The figures are
 //! for people to read (README); nothing here times anything.
 
+#[path = "../../crates/upgrade-check/tests/it/common.rs"]
+#[allow(
+    dead_code,
+    reason = "the bench's tests use a part of the shared test context"
+)]
 mod common;
 
 use std::process::Command;

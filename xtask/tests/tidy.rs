@@ -1,10 +1,36 @@
 //! Rules about the source tree, checked as ordinary tests.
 //!
-//! Secrets are kept out of everything the harness writes by one choke point
-//! (`redact.rs`); these checks make a new writer that bypasses it fail here,
-//! rather than leak a secret in some release.
+//! - The library's folders are layers: a module imports only from its own
+//!   layer or below, and no modules import each other round in a circle.
+//! - The library knows no command line and prints nothing; it emits events.
+//! - Secrets are kept out of everything the tool writes by one choke point
+//!   (`sys/redact.rs`, the binary's `output.rs`); a new writer that bypasses
+//!   it fails here, rather than leak a secret in some release.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+/// The library's layers, lowest first. ARCHITECTURE.md lists them.
+const LAYERS: &[&str] = &[
+    "sys",
+    "model",
+    "input",
+    "plan",
+    "env",
+    "exec",
+    "judge",
+    "run",
+    "follow_up",
+    "report",
+    "session",
+];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
 
 fn sources(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
@@ -16,16 +42,15 @@ fn sources(dir: &Path) -> Vec<PathBuf> {
             found.push(path);
         }
     }
+    found.sort();
     found
 }
 
-/// The product's code: `src/` less the bench (a developer tool that prints
-/// its own figures) and less unit tests.
-fn product_code() -> Vec<(String, String)> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+/// A crate's code, by file relative to its `src/`, less unit tests.
+fn code_of(krate: &str) -> Vec<(String, String)> {
+    let src = root().join("crates").join(krate).join("src");
     sources(&src)
         .into_iter()
-        .filter(|path| !path.starts_with(src.join("bench")))
         .map(|path| {
             let text = std::fs::read_to_string(&path).unwrap();
             let code = match text.find("#[cfg(test)]") {
@@ -38,6 +63,14 @@ fn product_code() -> Vec<(String, String)> {
         .collect()
 }
 
+fn library() -> Vec<(String, String)> {
+    code_of("upgrade-check-core")
+}
+
+fn binary() -> Vec<(String, String)> {
+    code_of("upgrade-check")
+}
+
 /// Lines of `code` (not comments) that contain `needle`.
 fn uses<'a>(code: &'a str, needle: &str) -> Vec<&'a str> {
     code.lines()
@@ -45,11 +78,225 @@ fn uses<'a>(code: &'a str, needle: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// The module path of a library file: `run/mod.rs` → `run`, `env/uv.rs` → `env::uv`.
+fn module_of(file: &str) -> String {
+    let path = file.trim_end_matches(".rs");
+    let path = path.strip_suffix("/mod").unwrap_or(path);
+    if path == "lib" {
+        String::new()
+    } else {
+        path.replace('/', "::")
+    }
+}
+
+fn layer_of(module: &str) -> Option<usize> {
+    let top = module.split("::").next()?;
+    LAYERS.iter().position(|layer| *layer == top)
+}
+
+/// Every `crate::…` path the code names (in `use` lines, braces expanded
+/// one level, and inline), with the line it is on.
+fn crate_paths(code: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut pending_use = String::new();
+    for line in code.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("//") {
+            continue;
+        }
+        // A `use crate::{…}` may span lines: gather it whole.
+        if !pending_use.is_empty() || trimmed.starts_with("use crate::{") {
+            pending_use.push_str(trimmed);
+            if !trimmed.ends_with(';') {
+                continue;
+            }
+            let statement = std::mem::take(&mut pending_use);
+            if let Some(inner) = statement
+                .strip_prefix("use crate::{")
+                .and_then(|rest| rest.strip_suffix("};"))
+            {
+                for part in inner.split(',') {
+                    let part = part.trim();
+                    if !part.is_empty() {
+                        found.push((format!("crate::{part}"), statement.clone()));
+                    }
+                }
+                continue;
+            }
+        }
+        let mut rest = line;
+        while let Some(at) = rest.find("crate::") {
+            let tail = &rest[at + "crate::".len()..];
+            let path: String = tail
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            found.push((format!("crate::{path}"), trimmed.to_owned()));
+            rest = tail;
+        }
+    }
+    found
+}
+
+/// The library module a `crate::…` path lands in: the longest module prefix.
+fn target_module(path: &str, modules: &BTreeSet<String>) -> Option<String> {
+    let segments: Vec<&str> = path
+        .trim_start_matches("crate::")
+        .split("::")
+        .filter(|segment| !segment.is_empty())
+        .collect();
+    (1..=segments.len())
+        .rev()
+        .map(|n| segments[..n].join("::"))
+        .find(|candidate| modules.contains(candidate))
+}
+
+/// Each library module and the modules it imports.
+fn import_graph() -> BTreeMap<String, Vec<(String, String)>> {
+    let files = library();
+    let modules: BTreeSet<String> = files.iter().map(|(file, _)| module_of(file)).collect();
+    files
+        .iter()
+        .map(|(file, code)| {
+            let from = module_of(file);
+            let targets = crate_paths(code)
+                .into_iter()
+                .filter_map(|(path, line)| Some((target_module(&path, &modules)?, line)))
+                .filter(|(to, _)| *to != from && !to.is_empty())
+                .collect();
+            (from, targets)
+        })
+        .collect()
+}
+
+#[test]
+fn no_library_module_imports_from_a_layer_above_its_own() {
+    let mut offenders = Vec::new();
+    for (from, targets) in import_graph() {
+        let Some(own) = layer_of(&from) else {
+            continue;
+        };
+        for (to, line) in targets {
+            let theirs = layer_of(&to).expect("every module is in a layer");
+            if theirs > own {
+                offenders.push(format!(
+                    "{from} ({}) imports {to} ({}): {line}",
+                    LAYERS[own], LAYERS[theirs]
+                ));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "a module may import only from its own layer or below ({}):\n{}",
+        LAYERS.join(" < "),
+        offenders.join("\n")
+    );
+    // Every folder of the library is a known layer.
+    for (file, _) in library() {
+        let module = module_of(&file);
+        assert!(
+            module.is_empty() || layer_of(&module).is_some(),
+            "{file} is in no layer; add its folder to LAYERS and ARCHITECTURE.md"
+        );
+    }
+}
+
+#[test]
+fn no_library_modules_import_each_other_in_a_circle() {
+    let graph = import_graph();
+    // Depth-first search; a module met again while still on the path closes a cycle.
+    fn visit(
+        module: &str,
+        graph: &BTreeMap<String, Vec<(String, String)>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+        cycles: &mut Vec<String>,
+    ) {
+        if let Some(start) = path.iter().position(|m| m == module) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(module.to_owned());
+            cycles.push(cycle.join(" → "));
+            return;
+        }
+        if !done.insert(module.to_owned()) {
+            return;
+        }
+        path.push(module.to_owned());
+        let targets: BTreeSet<&str> = graph
+            .get(module)
+            .into_iter()
+            .flatten()
+            .map(|(to, _)| to.as_str())
+            .collect();
+        for to in targets {
+            visit(to, graph, path, done, cycles);
+        }
+        path.pop();
+    }
+    let mut cycles = Vec::new();
+    let mut done = BTreeSet::new();
+    for module in graph.keys() {
+        visit(module, &graph, &mut Vec::new(), &mut done, &mut cycles);
+    }
+    assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}
+
+#[test]
+fn the_report_schema_depends_on_the_model_alone() {
+    let graph = import_graph();
+    for (to, line) in &graph["model::report"] {
+        assert!(
+            to.starts_with("model::"),
+            "model::report imports {to}: {line}"
+        );
+    }
+}
+
+#[test]
+fn the_library_knows_no_command_line_and_prints_nothing() {
+    let manifest =
+        std::fs::read_to_string(root().join("crates/upgrade-check-core/Cargo.toml")).unwrap();
+    for dependency in ["clap", "indicatif"] {
+        assert!(
+            !manifest
+                .lines()
+                .any(|line| line.starts_with(&format!("{dependency} "))),
+            "the library depends on {dependency}"
+        );
+    }
+    let mut offenders = Vec::new();
+    for (file, code) in library() {
+        // A test's failpoint says it was reached; nothing else is said.
+        if file == "sys/failpoint.rs" {
+            continue;
+        }
+        for needle in [
+            "println!(",
+            "print!(",
+            "eprintln!(",
+            "eprint!(",
+            "io::stdout()",
+            "io::stderr()",
+            "clap::",
+        ] {
+            for line in uses(&code, needle) {
+                offenders.push(format!("{file}: {}", line.trim()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "the library emits RunEvents and returns values; the binary prints:\n{}",
+        offenders.join("\n")
+    );
+}
+
 #[test]
 fn stdout_and_stderr_are_written_through_the_redaction_choke_point() {
     let mut offenders = Vec::new();
-    for (file, code) in product_code() {
-        if file == "redact.rs" {
+    for (file, code) in binary() {
+        if file == "output.rs" {
             continue;
         }
         for needle in [
@@ -75,7 +322,7 @@ fn stdout_and_stderr_are_written_through_the_redaction_choke_point() {
     }
     assert!(
         offenders.is_empty(),
-        "print with crate::out!/outln!/errln! (redact.rs), never directly:\n{}",
+        "print with crate::out!/outln!/errln! (output.rs), never directly:\n{}",
         offenders.join("\n")
     );
 }
@@ -84,20 +331,33 @@ fn stdout_and_stderr_are_written_through_the_redaction_choke_point() {
 fn files_are_written_through_the_redaction_choke_point() {
     // Files written directly, each for a reason that keeps secrets out.
     let allowed = [
+        // The choke point itself, and the one writer of whole files.
+        "core: sys/redact.rs",
+        "core: sys/state.rs",
         // Markers and lists of packages the environment builders make: no
         // scenario or service text reaches them.
-        "env/uv_build.rs",
-        "env/cargo_build.rs",
+        "core: env/uv_build.rs",
+        "core: env/cargo_build.rs",
         // The owner file of a run's folder: a pid and a start time.
-        "sweep.rs",
+        "core: sys/sweep.rs",
         // The PostgreSQL template's completion marker: empty.
-        "db.rs",
+        "core: exec/db.rs",
         // The service log: created empty, filled only by redact::pump_log.
-        "service.rs",
+        "core: exec/service.rs",
+        // `--events`: each line scrubbed with redact::scrub as it is written.
+        "bin: events_log.rs",
     ];
+    let files = library()
+        .into_iter()
+        .map(|(file, code)| (format!("core: {file}"), code))
+        .chain(
+            binary()
+                .into_iter()
+                .map(|(file, code)| (format!("bin: {file}"), code)),
+        );
     let mut offenders = Vec::new();
-    for (file, code) in product_code() {
-        if file == "redact.rs" || file == "state.rs" || allowed.contains(&file.as_str()) {
+    for (file, code) in files {
+        if allowed.contains(&file.as_str()) {
             continue;
         }
         for needle in [
@@ -116,10 +376,16 @@ fn files_are_written_through_the_redaction_choke_point() {
         "write files with state::write_atomic, which scrubs secrets:\n{}",
         offenders.join("\n")
     );
-    // And the service log is filled by the pump alone.
-    let service = product_code()
+    let events = binary()
         .into_iter()
-        .find(|(file, _)| file == "service.rs")
+        .find(|(file, _)| file == "events_log.rs")
+        .unwrap()
+        .1;
+    assert!(events.contains("redact::scrub("), "the event log scrubs");
+    // And the service log is filled by the pump alone.
+    let service = library()
+        .into_iter()
+        .find(|(file, _)| file == "exec/service.rs")
         .unwrap()
         .1;
     assert!(

@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::config::{Candidates, Matrix, Strategy};
-use crate::package::{PackageName, Version};
-use crate::report::Report;
-use crate::{normalize, plan, replay, scenario};
+use upgrade_check_core::input::config::{Candidates, Matrix, Strategy};
+use upgrade_check_core::model::package::{PackageName, Version};
+use upgrade_check_core::report::Report;
+use upgrade_check_core::{exec::replay, input::scenario, judge::normalize, plan};
 
 mod peers;
 
@@ -59,7 +59,7 @@ pub fn run(config: &Path, state: &Path, jobs: usize, with_peers: bool) -> anyhow
     eprintln!("bench: planning 1,000 cells…");
     let planning = plan_thousand()?;
     let peers = if with_peers {
-        let dirs = crate::state::StateDirs {
+        let dirs = upgrade_check_core::sys::state::StateDirs {
             state: state.to_owned(),
             cache: cache.path().to_owned(),
         };
@@ -75,9 +75,9 @@ pub fn run(config: &Path, state: &Path, jobs: usize, with_peers: bool) -> anyhow
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let config = crate::config::Config::load(config)?;
+        let config = upgrade_check_core::input::config::Config::load(config)?;
         let scenarios = scenario::load_dir(&config.replay.scenarios)?;
-        let python = crate::env::python::find(config.service.python.as_deref())?;
+        let python = upgrade_check_core::env::python::find(config.service.python.as_deref())?;
         let dir = tempfile::Builder::new()
             .prefix("bench-peers-")
             .tempdir_in(state)
@@ -186,7 +186,7 @@ pub fn run(config: &Path, state: &Path, jobs: usize, with_peers: bool) -> anyhow
         ms(planning)
     );
     let path = state.join("bench.md");
-    crate::state::write_atomic(&path, table.as_bytes())?;
+    upgrade_check_core::sys::state::write_atomic(&path, table.as_bytes())?;
     print!("{table}");
     eprintln!("bench: written to {}", path.display());
     Ok(0)
@@ -296,7 +296,7 @@ fn per_request() -> anyhow::Result<(Duration, Duration, usize)> {
             .iter()
             .map(|exchange| normaliser.exchange(exchange))
             .collect();
-        let rendered = crate::snapshot::render(&exchanges, replayed.failure.as_ref());
+        let rendered = upgrade_check_core::judge::snapshot::render(&exchanges, replayed.failure.as_ref());
         let harness = started.elapsed();
         if replayed.exchanges.len() != REQUESTS || rendered.is_empty() {
             bail!("the trivial scenario replayed {} requests", replayed.exchanges.len());

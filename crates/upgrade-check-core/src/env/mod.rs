@@ -1,0 +1,194 @@
+//! Builds a cell's environment: resolve its pins, build or install the
+//! resolved set, with uv (`uv_build`) or cargo (`cargo_build`).
+//!
+//! Resolutions are cached by their inputs and environments by their resolved
+//! set, both under the cache folder; an environment is trusted only once its
+//! `complete` marker exists, which is written last. This module never starts
+//! the service.
+
+pub mod cargo_build;
+pub mod index;
+pub mod moves;
+pub mod python;
+pub mod resolved;
+pub mod uv;
+pub mod uv_build;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+
+use crate::input::baseline::BaselineFile;
+use crate::model::cell::Pin;
+use crate::sys::process;
+
+pub use cargo_build::CargoBuilder;
+pub use python::Python;
+pub use resolved::{CargoInputs, ResolvedSet};
+pub use uv::Uv;
+pub use uv_build::UvBuilder;
+
+/// Resolves and builds environments for one service, by its ecosystem.
+#[derive(Debug, Clone)]
+pub enum Builder {
+    Python(UvBuilder),
+    Cargo(CargoBuilder),
+}
+
+impl Builder {
+    /// The pins the service declares.
+    pub fn baseline(&self) -> &BaselineFile {
+        match self {
+            Builder::Python(builder) => &builder.baseline,
+            Builder::Cargo(builder) => &builder.baseline,
+        }
+    }
+
+    /// What builds the environments, as recorded results key it.
+    pub fn toolchain(&self) -> String {
+        match self {
+            Builder::Python(builder) => format!(
+                "{} {}",
+                builder.python.path.display(),
+                builder.python.version
+            ),
+            Builder::Cargo(builder) => builder.cargo.version.clone(),
+        }
+    }
+
+    /// Resolves the baseline as the service declares it.
+    pub fn resolve_baseline(&self) -> Result<Resolution, BuildError> {
+        match self {
+            Builder::Python(builder) => builder.resolve_baseline(),
+            Builder::Cargo(builder) => builder.resolve_baseline(),
+        }
+    }
+
+    /// Resolves a dependency file (a pull request's) as it is, with nothing forced.
+    pub fn resolve_file(&self, path: &Path) -> Result<Resolution, BuildError> {
+        match self {
+            Builder::Python(builder) => builder.resolve_file(path),
+            Builder::Cargo(builder) => builder.resolve_file(path),
+        }
+    }
+
+    /// Resolves the baseline with `pins` forced on top.
+    pub fn resolve_cell(
+        &self,
+        baseline: &ResolvedSet,
+        pins: &[Pin],
+    ) -> Result<Resolution, BuildError> {
+        match self {
+            Builder::Python(builder) => builder.resolve_cell(baseline, pins),
+            Builder::Cargo(builder) => builder.resolve_cell(baseline, pins),
+        }
+    }
+
+    /// Whether the registry offers `pin`: `Err` with the tool's answer when
+    /// it has no such version, or when the version is yanked.
+    pub fn check_exists(&self, pin: &Pin) -> Result<(), BuildError> {
+        match self {
+            Builder::Python(builder) => builder.check_exists(pin),
+            Builder::Cargo(builder) => builder.check_exists(pin),
+        }
+    }
+
+    /// The environment for `set`, built once and shared by every cell that needs it.
+    pub fn materialise(&self, set: &ResolvedSet) -> Result<Environment, BuildError> {
+        match self {
+            Builder::Python(builder) => builder.materialise(set),
+            Builder::Cargo(builder) => builder.materialise(set),
+        }
+    }
+}
+
+/// A resolved set, and whether it came from the cache.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    pub set: ResolvedSet,
+    pub reused: bool,
+}
+
+/// A built environment a service can run in.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// Short content hash of what built it and of the resolved set.
+    pub id: String,
+    pub dir: PathBuf,
+    /// The programs of the environment, first on the service's `PATH`:
+    /// the venv's `bin`, or the binaries cargo built.
+    pub bin: PathBuf,
+    /// A Python environment's interpreter and venv.
+    pub python: Option<PythonEnvironment>,
+    pub reused: bool,
+    /// Installed only after checking each download against its digests.
+    pub hash_checked: bool,
+    /// `name version` of each package built from a source distribution, which
+    /// ran that package's build code on this machine.
+    pub built_from_source: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PythonEnvironment {
+    pub interpreter: PathBuf,
+    pub venv: PathBuf,
+}
+
+/// Why a cell's environment could not be made: the cell's versions were
+/// refused (its verdict is `build-failed`), or the harness failed on its own
+/// (its verdict is `error`, and it runs again next time).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// In the words of the tool that refused (a resolver conflict, a compile error).
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Harness(#[from] anyhow::Error),
+}
+
+impl From<std::io::Error> for BuildError {
+    fn from(err: std::io::Error) -> BuildError {
+        BuildError::Harness(err.into())
+    }
+}
+
+/// Runs one step of a build (uv or cargo): `Err(..)` when the step
+/// failed, saying so in `failed`'s reading of its output, or timed out.
+fn run_step(
+    command: duct::Expression,
+    timeout: Duration,
+    doing: &str,
+    failed: impl FnOnce(&Output) -> String,
+) -> Result<Output, BuildError> {
+    let output =
+        process::run_captured(command, timeout).with_context(|| format!("cannot start {doing}"))?;
+    let Some(output) = output else {
+        return Err(BuildError::Refused(format!(
+            "{doing} did not finish within {}",
+            humantime::format_duration(timeout)
+        )));
+    };
+    if output.status.success() {
+        Ok(output)
+    } else {
+        Err(BuildError::Refused(failed(&output)))
+    }
+}
+
+fn os_args(args: &[&str]) -> Vec<OsString> {
+    args.iter().map(OsString::from).collect()
+}
+
+/// Hex SHA-256 of the parts, each length-prefixed so that no two lists collide.
+fn hash(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}

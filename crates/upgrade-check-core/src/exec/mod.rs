@@ -1,0 +1,6 @@
+//! Runs a cell's scenarios for real: a fresh database per scenario run, the
+//! service started in its own process group, the recorded steps replayed.
+
+pub mod db;
+pub mod replay;
+pub mod service;

@@ -1,0 +1,554 @@
+//! Bisection: the first version of a package that breaks what the newest
+//! candidate breaks, found by binary search over the index's versions.
+//!
+//! [`search`] is pure: it asks `probe` about a version (by its position) and
+//! never builds anything itself, so that it can be checked on its own.
+//! [`Bisection`] runs it with real cells: each probe is one cell of the
+//! package at that version, built, started and replayed like any other.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+
+use crate::env::index::Index;
+use crate::input::baseline::BaselineFile;
+use crate::model::cell::{Cell, Pin, Plan};
+use crate::model::event::{Events, RunEvent};
+use crate::model::findings::{BisectReport, NewestSafe, ProbeReport};
+use crate::model::package::{PackageName, Version};
+use crate::model::report::{CellReport, Verdict};
+use crate::run::{self, CellOutcome, RunContext};
+use crate::sys::state;
+
+/// `upgrade-check bisect PACKAGE [--from V] [--to V] [--pre]`, as typed.
+#[derive(Debug, Clone)]
+pub struct BisectRequest {
+    pub package: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub pre: bool,
+}
+
+/// What a bisection found, for the caller to show.
+#[derive(Debug, Clone)]
+pub enum Bisected {
+    /// The end fails nothing the start passes.
+    NothingToBisect {
+        package: String,
+        from: String,
+        to: String,
+    },
+    /// The search ran: what `bisect.json` holds, and the first bad version's cell.
+    Searched {
+        report: BisectReport,
+        first_bad: Box<CellReport>,
+    },
+}
+
+/// What a probe found out about one version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// Passes the scenarios that fail at the bad end.
+    Good,
+    /// Fails at least one of them.
+    Bad,
+    /// Could not be built or started by the harness: stepped over.
+    Unknown,
+}
+
+/// Where the search ended, as positions in the candidate list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Search {
+    /// The newest good candidate; `None` when only the known-good start is.
+    pub last_good: Option<usize>,
+    pub first_bad: usize,
+    /// Versions stepped over between the last good and the first bad: the
+    /// break may lie in any of them.
+    pub unknown_between: Vec<usize>,
+    /// Every probe asked, in order.
+    pub probes: Vec<(usize, Probe)>,
+}
+
+/// Searches `count` candidates (oldest first) whose last one is known bad and
+/// which all come after a known-good start, for the first bad one.
+pub async fn search(count: usize, mut probe: impl AsyncFnMut(usize) -> Probe) -> Search {
+    assert!(count > 0, "the bad end is a candidate");
+    let mut good: Option<usize> = None;
+    let mut bad = count - 1;
+    let mut unknown = BTreeSet::new();
+    let mut probes = Vec::new();
+    loop {
+        let open: Vec<usize> = (good.map_or(0, |g| g + 1)..bad)
+            .filter(|position| !unknown.contains(position))
+            .collect();
+        let Some(&middle) = open.get(open.len() / 2) else {
+            break;
+        };
+        let found = probe(middle).await;
+        probes.push((middle, found));
+        match found {
+            Probe::Good => good = Some(middle),
+            Probe::Bad => bad = middle,
+            Probe::Unknown => {
+                unknown.insert(middle);
+            }
+        }
+    }
+    let unknown_between = unknown
+        .into_iter()
+        .filter(|&position| good.is_none_or(|g| position > g) && position < bad)
+        .collect();
+    Search {
+        last_good: good,
+        first_bad: bad,
+        unknown_between,
+        probes,
+    }
+}
+
+/// One package's versions to search, between a good start and a bad end.
+#[derive(Debug, Clone)]
+pub struct Bisection {
+    pub package: PackageName,
+    pub from: Version,
+    /// The start is the baseline's own pin: the baseline cell probes it.
+    from_is_baseline: bool,
+    /// The index's versions after `from`, up to and including the bad end.
+    pub candidates: Vec<Version>,
+    /// Versions the index lists in all, for the report.
+    listed: usize,
+}
+
+impl Bisection {
+    /// Checks the request and lists the versions to search from the index.
+    pub async fn prepare(
+        request: &BisectRequest,
+        baseline: &BaselineFile,
+        index: &Index,
+        events: &Events,
+    ) -> anyhow::Result<Bisection> {
+        let package = PackageName::python(&request.package)
+            .map_err(|err| anyhow::anyhow!("`{}` is not a package name: {err}", request.package))?;
+        let version = |text: &str, flag: &str| {
+            Version::python(text)
+                .map_err(|err| anyhow::anyhow!("{flag} `{text}` is not a PEP 440 version: {err}"))
+        };
+        let pinned = baseline.pinned_version(&package);
+        let from = match (&request.from, &pinned) {
+            (Some(text), _) => version(text, "--from")?,
+            (None, Some(pinned)) => pinned.clone(),
+            (None, None) => bail!(
+                "the baseline file does not pin {package} with ==; say where to start with --from"
+            ),
+        };
+        let listing = index.list(&package, request.pre).await?;
+        let to = match &request.to {
+            Some(text) => version(text, "--to")?,
+            None => listing
+                .versions
+                .last()
+                .cloned()
+                .with_context(|| format!("the package index lists no version of {package}"))?,
+        };
+        if to <= from {
+            bail!("--to {to} is not newer than --from {from}");
+        }
+        if !listing.versions.contains(&to) {
+            bail!(
+                "{package} {to} is not an installable version on the package index (yanked, or not for this Python)"
+            );
+        }
+        let candidates: Vec<Version> = listing
+            .versions
+            .iter()
+            .filter(|version| **version > from && **version <= to)
+            .cloned()
+            .collect();
+        let between: Vec<String> = candidates[..candidates.len() - 1]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        events(&RunEvent::BisectStarted {
+            package: package.to_string(),
+            from: from.to_string(),
+            to: to.to_string(),
+            between,
+            stale: listing.stale,
+        });
+        Ok(Bisection {
+            from_is_baseline: pinned.as_ref() == Some(&from),
+            package,
+            from,
+            candidates,
+            listed: listing.versions.len(),
+        })
+    }
+
+    /// The first round: the start (the baseline, or its own cell) and the bad end.
+    pub fn first_plan(&self, profile: &str) -> Plan {
+        let mut cells = vec![Cell::baseline(profile)];
+        if !self.from_is_baseline {
+            cells.push(self.cell(&self.from, profile));
+        }
+        cells.push(self.cell(self.candidates.last().unwrap_or(&self.from), profile));
+        Plan {
+            cells,
+            skipped: Vec::new(),
+        }
+    }
+
+    fn cell(&self, version: &Version, profile: &str) -> Cell {
+        Cell::with_pins(
+            vec![Pin {
+                package: self.package.clone(),
+                version: version.clone(),
+            }],
+            profile,
+        )
+    }
+
+    /// Runs the search with real cells and writes `bisect.json`.
+    pub async fn run(self, ctx: Arc<RunContext>, report_dir: &Path) -> anyhow::Result<Bisected> {
+        let profile = ctx.config.service.profile.clone();
+        let mut first = run::run_plan(ctx.clone(), &self.first_plan(&profile)).await;
+        let end = first.pop().context("the bad end ran")?;
+        let start = first.pop().context("the start ran")?;
+        let to = self.candidates.last().cloned().unwrap_or(self.from.clone());
+        if unbuildable(&end) {
+            bail!(
+                "{} {to} cannot be built or run, so there is no bad end to search from: {}",
+                self.package,
+                end.report
+                    .failures()
+                    .find_map(|failure| failure.log_tail.clone().or(failure.summary.clone()))
+                    .unwrap_or_default()
+            );
+        }
+        let start_failing: BTreeSet<String> = start.report.failing();
+        let broken: BTreeSet<String> = end
+            .report
+            .failing()
+            .into_iter()
+            .filter(|scenario| !start_failing.contains(scenario))
+            .collect();
+        if broken.is_empty() {
+            return Ok(Bisected::NothingToBisect {
+                package: self.package.to_string(),
+                from: self.from.to_string(),
+                to: to.to_string(),
+            });
+        }
+        let (search, outcomes) = self.probe_between(&ctx, &profile, &broken, end).await;
+        let report = self.report(&search, &outcomes, &broken, &start);
+        state::write_atomic(
+            &report_dir.join("bisect.json"),
+            &serde_json::to_vec_pretty(&report)?,
+        )?;
+        Ok(Bisected::Searched {
+            report,
+            first_bad: Box::new(outcomes[&search.first_bad].report.clone()),
+        })
+    }
+
+    /// Searches the candidates before the bad end (whose outcome is `end`)
+    /// with one real cell per probe; a probe is bad when it fails one of `broken`.
+    async fn probe_between(
+        &self,
+        ctx: &Arc<RunContext>,
+        profile: &str,
+        broken: &BTreeSet<String>,
+        end: CellOutcome,
+    ) -> (Search, BTreeMap<usize, CellOutcome>) {
+        let mut outcomes: BTreeMap<usize, CellOutcome> = BTreeMap::new();
+        outcomes.insert(self.candidates.len() - 1, end);
+        let search = search(self.candidates.len(), async |position| {
+            let plan = Plan {
+                cells: vec![self.cell(&self.candidates[position], profile)],
+                skipped: Vec::new(),
+            };
+            let Some(outcome) = run::run_plan(ctx.clone(), &plan).await.pop() else {
+                return Probe::Unknown;
+            };
+            let found = classify(&outcome, broken);
+            ctx.emit(RunEvent::Probed {
+                package: self.package.to_string(),
+                version: self.candidates[position].to_string(),
+                result: label(found).to_owned(),
+            });
+            outcomes.insert(position, outcome);
+            found
+        })
+        .await;
+        (search, outcomes)
+    }
+
+    fn report(
+        &self,
+        search: &Search,
+        outcomes: &BTreeMap<usize, CellOutcome>,
+        broken: &BTreeSet<String>,
+        start: &CellOutcome,
+    ) -> BisectReport {
+        let version = |position: usize| self.candidates[position].to_string();
+        let mut probes = vec![ProbeReport {
+            version: self.from.to_string(),
+            result: "good".to_owned(),
+            failing: Vec::new(),
+        }];
+        let last = self.candidates.len() - 1;
+        probes.push(ProbeReport {
+            version: version(last),
+            result: "bad".to_owned(),
+            failing: broken.iter().cloned().collect(),
+        });
+        for (position, found) in &search.probes {
+            probes.push(ProbeReport {
+                version: version(*position),
+                result: label(*found).to_owned(),
+                failing: outcomes
+                    .get(position)
+                    .map(|outcome| outcome.report.failing().into_iter().collect())
+                    .unwrap_or_default(),
+            });
+        }
+        let built = outcomes
+            .values()
+            .chain(std::iter::once(start).filter(|_| !self.from_is_baseline))
+            .filter(|outcome| {
+                outcome
+                    .report
+                    .environment
+                    .as_ref()
+                    .is_some_and(|environment| !environment.build_reused)
+            })
+            .count();
+        BisectReport {
+            package: self.package.to_string(),
+            from: self.from.to_string(),
+            to: version(last),
+            scenarios: broken.iter().cloned().collect(),
+            versions_between: last,
+            probes,
+            last_good: search.last_good.map_or(self.from.to_string(), version),
+            first_bad: search
+                .unknown_between
+                .is_empty()
+                .then(|| version(search.first_bad)),
+            unknown_between: search.unknown_between.iter().map(|&p| version(p)).collect(),
+            environments_built: built,
+            versions_listed: self.listed,
+        }
+    }
+}
+
+/// The harness could not judge the cell at all: not built, or its own error.
+fn unbuildable(outcome: &CellOutcome) -> bool {
+    outcome
+        .report
+        .scenarios
+        .iter()
+        .all(|scenario| matches!(scenario.verdict, Verdict::BuildFailed | Verdict::Error))
+}
+
+fn classify(outcome: &CellOutcome, broken: &BTreeSet<String>) -> Probe {
+    if unbuildable(outcome) {
+        Probe::Unknown
+    } else if outcome
+        .report
+        .failing()
+        .iter()
+        .any(|scenario| broken.contains(scenario))
+    {
+        Probe::Bad
+    } else {
+        Probe::Good
+    }
+}
+
+fn label(probe: Probe) -> &'static str {
+    match probe {
+        Probe::Good => "good",
+        Probe::Bad => "bad",
+        Probe::Unknown => "could not be built",
+    }
+}
+
+/// For each package the plan tried alone: its newest safe version, bisecting
+/// between the newest passing version and the newest tried when that fails.
+pub async fn newest_safe_versions(
+    ctx: &Arc<RunContext>,
+    plan: &Plan,
+    outcomes: &[CellOutcome],
+    index: &Index,
+) -> Vec<NewestSafe> {
+    let Some((baseline_cell, baseline)) = plan
+        .cells
+        .iter()
+        .zip(outcomes)
+        .find(|(cell, _)| cell.is_baseline())
+    else {
+        return Vec::new();
+    };
+    let baseline_failing = baseline.report.failing();
+    // Single-pin cells of the baseline profile, by package, oldest version first.
+    let mut tried: BTreeMap<PackageName, Vec<(Version, &CellOutcome)>> = BTreeMap::new();
+    for (cell, outcome) in plan.cells.iter().zip(outcomes) {
+        if let [pin] = &cell.pins[..]
+            && cell.from_file.is_none()
+            && cell.profile == baseline_cell.profile
+        {
+            tried
+                .entry(pin.package.clone())
+                .or_default()
+                .push((pin.version.clone(), outcome));
+        }
+    }
+    let mut found = Vec::new();
+    for (package, mut versions) in tried {
+        versions.sort_by(|a, b| a.0.cmp(&b.0));
+        let Some((newest, newest_outcome)) = versions.last().cloned() else {
+            continue;
+        };
+        let broken: BTreeSet<String> = newest_outcome
+            .report
+            .failing()
+            .difference(&baseline_failing)
+            .cloned()
+            .collect();
+        let passing = |outcome: &CellOutcome| {
+            !unbuildable(outcome) && outcome.report.failing().is_disjoint(&broken)
+        };
+        let baseline_pin = ctx.builder.baseline().pinned_version(&package);
+        let good = versions[..versions.len() - 1]
+            .iter()
+            .rev()
+            .find(|(_, outcome)| passing(outcome))
+            .map(|(version, _)| version.clone())
+            .or(baseline_pin.filter(|pinned| *pinned < newest));
+        if broken.is_empty() || unbuildable(newest_outcome) {
+            if !unbuildable(newest_outcome) {
+                found.push(NewestSafe {
+                    package: package.to_string(),
+                    newest_tried: newest.to_string(),
+                    newest_safe: newest.to_string(),
+                    first_bad: None,
+                    breaks: Vec::new(),
+                    unknown_between: Vec::new(),
+                    cells_run: 0,
+                });
+            }
+            continue;
+        }
+        let Some(good) = good else {
+            continue;
+        };
+        let listing = match index.list(&package, false).await {
+            Ok(listing) => listing,
+            Err(err) => {
+                ctx.emit(RunEvent::NoBisection {
+                    package: package.to_string(),
+                    error: format!("{err:#}"),
+                });
+                continue;
+            }
+        };
+        let mut candidates: Vec<Version> = listing
+            .versions
+            .into_iter()
+            .filter(|version| *version > good && *version < newest)
+            .collect();
+        candidates.push(newest.clone());
+        ctx.emit(RunEvent::BisectingNewest {
+            package: package.to_string(),
+            newest: newest.to_string(),
+            fails: broken.iter().cloned().collect(),
+            versions: candidates.len() - 1,
+            since: good.to_string(),
+        });
+        let bisection = Bisection {
+            package: package.clone(),
+            from: good.clone(),
+            from_is_baseline: false,
+            candidates,
+            listed: 0,
+        };
+        let (search, outcomes) = bisection
+            .probe_between(ctx, &baseline_cell.profile, &broken, newest_outcome.clone())
+            .await;
+        let version = |position: usize| bisection.candidates[position].to_string();
+        found.push(NewestSafe {
+            package: package.to_string(),
+            newest_tried: newest.to_string(),
+            newest_safe: search.last_good.map_or(good.to_string(), version),
+            first_bad: search
+                .unknown_between
+                .is_empty()
+                .then(|| version(search.first_bad)),
+            breaks: outcomes
+                .get(&search.first_bad)
+                .map(|outcome| {
+                    outcome
+                        .report
+                        .failing()
+                        .intersection(&broken)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default(),
+            unknown_between: search.unknown_between.iter().map(|&p| version(p)).collect(),
+            cells_run: search.probes.len(),
+        });
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the search with `first_bad` as the truth and some positions unbuildable.
+    fn run(count: usize, first_bad: usize, unbuildable: &[usize]) -> Search {
+        let probe = async |position: usize| {
+            if unbuildable.contains(&position) {
+                Probe::Unknown
+            } else if position >= first_bad {
+                Probe::Bad
+            } else {
+                Probe::Good
+            }
+        };
+        block_on(search(count, probe))
+    }
+
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    #[test]
+    fn finds_every_first_bad_position_in_log2_probes() {
+        // Ten versions between the good start and the bad end, as for bcrypt 3.2.0..5.0.0.
+        for first_bad in 0..11 {
+            let search = run(11, first_bad, &[]);
+            assert_eq!(search.first_bad, first_bad);
+            assert_eq!(search.last_good, first_bad.checked_sub(1));
+            assert!(search.probes.len() <= 4, "{first_bad}: {:?}", search.probes);
+        }
+    }
+
+    #[test]
+    fn unbuildable_versions_are_stepped_over_and_reported_when_they_hide_the_break() {
+        let search = run(11, 6, &[5]);
+        assert_eq!(search.first_bad, 6);
+        assert_eq!(search.last_good, Some(4));
+        assert_eq!(search.unknown_between, [5]);
+
+        let search = run(11, 8, &[5]);
+        assert_eq!((search.last_good, search.first_bad), (Some(7), 8));
+        assert!(search.unknown_between.is_empty());
+    }
+}

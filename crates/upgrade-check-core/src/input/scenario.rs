@@ -1,0 +1,393 @@
+//! Scenario files: an ordered list of HTTP steps run against one fresh service.
+//!
+//! A scenario is a TOML file in the scenarios folder; its file stem is its
+//! name. Loading validates everything a replay relies on (methods, paths,
+//! that every `{{variable}}` is defined before use) so that a replay never
+//! fails on the file itself. See `scenarios/README.md` for the format.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::input::source::{InputError, Source};
+
+/// Largest scenario file read; anything bigger is a mistake, not a scenario.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+
+const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub path: PathBuf,
+    pub description: String,
+    pub vars: BTreeMap<String, String>,
+    /// Values that must never be written anywhere; replaced by `[secret:name]`.
+    pub secrets: BTreeMap<String, String>,
+    /// Run once under each of these profiles (in every cell) instead of the cell's own.
+    pub profiles: Vec<String>,
+    /// 1-based line of `profiles`, for errors about unknown profiles.
+    pub profiles_line: usize,
+    /// Whether the service starts is part of the result: a refusal to start is
+    /// recorded (exit status, first error line) rather than failing the run.
+    pub record_startup: bool,
+    /// A change here is a security finding, not only a behaviour change.
+    pub security: bool,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// 1-based line of the step's table in the file, for pointing at it.
+    pub line: usize,
+    pub name: String,
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Body>,
+    pub captures: Vec<Capture>,
+    pub expect_status: Option<u16>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Body {
+    Json(serde_json::Value),
+    Text(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Capture {
+    pub variable: String,
+    pub from: CaptureSource,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub enum CaptureSource {
+    /// A JSON pointer into the response body, e.g. `/access_token`.
+    Json(String),
+    /// A response header, by name.
+    Header(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawScenario {
+    description: String,
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
+    #[serde(default)]
+    secrets: BTreeMap<String, String>,
+    profiles: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    record_startup: bool,
+    #[serde(default)]
+    security: bool,
+    #[serde(default)]
+    steps: Vec<Spanned<RawStep>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawStep {
+    name: String,
+    method: String,
+    path: String,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    json: Option<serde_json::Value>,
+    body: Option<String>,
+    #[serde(default)]
+    capture: BTreeMap<String, CaptureSource>,
+    #[serde(default)]
+    expect: RawExpect,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawExpect {
+    status: Option<u16>,
+}
+
+/// Loads every `*.toml` scenario in `dir`, in name order.
+pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, InputError> {
+    let mut paths: Vec<PathBuf> = fs_err::read_dir(dir)
+        .map_err(|err| file_error(dir, &err.to_string()))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(file_error(dir, "no scenario files (*.toml) in this folder"));
+    }
+    paths.iter().map(|path| load(path)).collect()
+}
+
+fn file_error(path: &Path, message: &str) -> InputError {
+    InputError {
+        path: path.to_owned(),
+        line: 1,
+        column: 1,
+        key: String::new(),
+        message: message.to_owned(),
+    }
+}
+
+/// Loads and validates one scenario file.
+pub fn load(path: &Path) -> Result<Scenario, InputError> {
+    let name = path
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .filter(|stem| {
+            !stem.is_empty()
+                && stem
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        .ok_or_else(|| {
+            file_error(
+                path,
+                "a scenario's file name may hold only letters, digits, `-` and `_`",
+            )
+        })?
+        .to_owned();
+    if fs_err::metadata(path).map(|meta| meta.len()).unwrap_or(0) > MAX_FILE_BYTES {
+        return Err(file_error(path, "the file is larger than 1 MiB"));
+    }
+    let source = Source::read(path)?;
+    let raw: RawScenario = source.parse()?;
+    if raw.steps.is_empty() && !raw.record_startup {
+        return Err(source.error_at(
+            None,
+            "steps",
+            "a scenario needs at least one step (or record-startup = true)",
+        ));
+    }
+    let mut defined: BTreeSet<String> =
+        raw.vars.keys().chain(raw.secrets.keys()).cloned().collect();
+    if let Some(twice) = raw.vars.keys().find(|name| raw.secrets.contains_key(*name)) {
+        return Err(source.error_at(
+            None,
+            &format!("vars.{twice}"),
+            "defined both as a var and as a secret",
+        ));
+    }
+    let mut steps = Vec::new();
+    let mut names = BTreeSet::new();
+    for (index, spanned) in raw.steps.into_iter().enumerate() {
+        let span = spanned.span();
+        let line = source.line_of(span.start);
+        let step = spanned.into_inner();
+        let key = |field: &str| format!("steps[{index}].{field}");
+        let error =
+            |field: &str, message: &str| source.error_at(Some(span.clone()), &key(field), message);
+        if !names.insert(step.name.clone()) {
+            return Err(error(
+                "name",
+                &format!("another step is already named `{}`", step.name),
+            ));
+        }
+        let method = step.method.to_ascii_uppercase();
+        if !METHODS.contains(&method.as_str()) {
+            return Err(error(
+                "method",
+                &format!("`{}` is not one of {}", step.method, METHODS.join(", ")),
+            ));
+        }
+        if !step.path.starts_with('/') {
+            return Err(error("path", "the path must start with `/`"));
+        }
+        let body = match (step.json, step.body) {
+            (Some(_), Some(_)) => return Err(error("json", "give `json` or `body`, not both")),
+            (Some(json), None) => Some(Body::Json(json)),
+            (None, Some(text)) => Some(Body::Text(text)),
+            (None, None) => None,
+        };
+        let mut texts: Vec<(&str, &str)> = vec![("path", &step.path)];
+        texts.extend(
+            step.headers
+                .values()
+                .map(|value| ("headers", value.as_str())),
+        );
+        let mut body_strings = Vec::new();
+        if let Some(body) = &body {
+            collect_strings(body, &mut body_strings);
+        }
+        texts.extend(body_strings.iter().map(|text| ("json", text.as_str())));
+        for (field, text) in texts {
+            for variable in variables(text) {
+                if !defined.contains(&variable) {
+                    return Err(error(
+                        field,
+                        &format!(
+                            "`{{{{{variable}}}}}` is not a var, a secret, or captured by an earlier step"
+                        ),
+                    ));
+                }
+            }
+        }
+        let captures = step
+            .capture
+            .into_iter()
+            .map(|(variable, from)| Capture { variable, from })
+            .collect::<Vec<_>>();
+        for capture in &captures {
+            if let CaptureSource::Json(pointer) = &capture.from
+                && !(pointer.is_empty() || pointer.starts_with('/'))
+            {
+                return Err(error(
+                    &format!("capture.{}", capture.variable),
+                    "a JSON pointer is empty or starts with `/`, e.g. \"/access_token\"",
+                ));
+            }
+            defined.insert(capture.variable.clone());
+        }
+        steps.push(Step {
+            line,
+            name: step.name,
+            method,
+            path: step.path,
+            headers: step.headers.into_iter().collect(),
+            body,
+            captures,
+            expect_status: step.expect.status,
+        });
+    }
+    Ok(Scenario {
+        name,
+        path: path.to_owned(),
+        description: raw.description,
+        vars: raw.vars,
+        secrets: raw.secrets,
+        profiles_line: raw
+            .profiles
+            .as_ref()
+            .map_or(1, |profiles| source.line_of(profiles.span().start)),
+        profiles: raw.profiles.map(Spanned::into_inner).unwrap_or_default(),
+
+        record_startup: raw.record_startup,
+        security: raw.security,
+        steps,
+    })
+}
+
+fn collect_strings(body: &Body, out: &mut Vec<String>) {
+    fn walk(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::String(text) => out.push(text.clone()),
+            serde_json::Value::Array(items) => items.iter().for_each(|item| walk(item, out)),
+            serde_json::Value::Object(map) => map.values().for_each(|item| walk(item, out)),
+            _ => {}
+        }
+    }
+    match body {
+        Body::Json(value) => walk(value, out),
+        Body::Text(text) => out.push(text.clone()),
+    }
+}
+
+/// Names of the `{{variable}}` references in `text`.
+pub fn variables(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let Some(close) = rest[open..].find("}}") else {
+            break;
+        };
+        found.push(rest[open + 2..open + close].trim().to_owned());
+        rest = &rest[open + close + 2..];
+    }
+    found
+}
+
+/// `text` with every `{{variable}}` replaced by its value.
+pub fn interpolate(text: &str, values: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let Some(close) = rest[open..].find("}}") else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        let name = rest[open + 2..open + close].trim();
+        match values.get(name) {
+            Some(value) => out.push_str(value),
+            None => out.push_str(&rest[open..open + close + 2]),
+        }
+        rest = &rest[open + close + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<Scenario, InputError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("example.toml");
+        std::fs::write(&path, text).unwrap();
+        load(&path)
+    }
+
+    const GOOD: &str = r#"
+description = "log in and use the token"
+
+[secrets]
+password = "hunter2"
+
+[[steps]]
+name = "login"
+method = "post"
+path = "/login"
+json = { password = "{{password}}" }
+capture = { token = { json = "/token" } }
+expect = { status = 200 }
+
+[[steps]]
+name = "me"
+method = "GET"
+path = "/me"
+headers = { Authorization = "Bearer {{ token }}" }
+"#;
+
+    #[test]
+    fn a_good_scenario_loads_with_lines() {
+        let scenario = load_text(GOOD).unwrap();
+        assert_eq!(scenario.name, "example");
+        assert_eq!(scenario.steps.len(), 2);
+        assert_eq!(scenario.steps[0].method, "POST");
+        assert_eq!(scenario.steps[0].line, 7);
+        assert_eq!(scenario.steps[1].line, 15);
+        assert_eq!(scenario.steps[0].expect_status, Some(200));
+    }
+
+    #[test]
+    fn a_variable_used_before_its_capture_is_an_error() {
+        let text = GOOD.replace("/me\"", "/me/{{later}}\"");
+        let err = load_text(&text).unwrap_err();
+        assert_eq!((err.line, err.key.as_str()), (15, "steps[1].path"), "{err}");
+        assert!(err.message.contains("{{later}}"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_name_the_step() {
+        let text = GOOD.replace(
+            "expect = { status = 200 }",
+            "expect = { status = 200, body = \"x\" }",
+        );
+        let err = load_text(&text).unwrap_err();
+        assert_eq!(err.line, 13, "{err}");
+        assert!(err.key.starts_with("steps[0].expect"), "{err}");
+    }
+
+    #[test]
+    fn interpolation_replaces_known_names_only() {
+        let values = BTreeMap::from([("a".to_owned(), "1".to_owned())]);
+        assert_eq!(interpolate("x{{a}}y{{ a }}z{{b}}", &values), "x1y1z{{b}}");
+    }
+}

@@ -1,0 +1,121 @@
+//! What a run finds besides verdicts: version moves, noise between the
+//! baseline's replays, interactions and newest safe versions. Plain values,
+//! so that the report's schema needs nothing above the model.
+
+use serde::{Deserialize, Serialize};
+
+/// A package whose version in a cell differs from the baseline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionChange {
+    pub package: String,
+    /// `None`: not installed at baseline.
+    pub before: Option<String>,
+    /// `None`: not installed in the cell.
+    pub after: Option<String>,
+    /// Moved because something else was pinned, not pinned itself.
+    pub transitive: bool,
+    /// For a transitive move: the requirements that the baseline's version
+    /// does not meet (`flask 2.3.3 requires werkzeug>=2.3.7`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forced_by: Vec<String>,
+}
+
+impl std::fmt::Display for VersionChange {
+    /// `bcrypt 3.2.0 → 5.0.0`, `cffi 1.17.1 removed`, `blinker 1.9.0 added`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.before, &self.after) {
+            (Some(before), Some(after)) => write!(f, "{} {before} → {after}", self.package)?,
+            (Some(before), None) => write!(f, "{} {before} removed", self.package)?,
+            (None, Some(after)) => write!(f, "{} {after} added", self.package)?,
+            (None, None) => write!(f, "{}", self.package)?,
+        }
+        match (self.transitive, self.forced_by.as_slice()) {
+            (false, _) => {}
+            (true, []) => write!(f, " (transitive)")?,
+            (true, forced_by) => write!(f, " (transitive: {})", forced_by.join(", "))?,
+        }
+        Ok(())
+    }
+}
+
+/// How one scenario's two baseline runs differed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Noise {
+    pub scenario: String,
+    /// JSON keys whose values differ between the two runs; masked.
+    pub fields: Vec<String>,
+    /// Differing lines no field explains: the scenario is flaky.
+    pub unexplained: Vec<String>,
+    /// Config lines that would make the fields deterministic.
+    pub suggestion: String,
+}
+
+impl Noise {
+    pub fn is_flaky(&self) -> bool {
+        !self.unexplained.is_empty()
+    }
+}
+
+/// What isolating a multi-pin cell's failure found: pins that break
+/// scenarios together though fewer of them do not, or (one pin) the pin that
+/// alone explains it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interaction {
+    /// `package version` of each pin in the smallest failing set; one pin
+    /// when that pin alone explains the cell's failure.
+    pub pins: Vec<String>,
+    /// Scenarios they fail together.
+    pub scenarios: Vec<String>,
+    /// The plan's cell where the failure was seen.
+    pub found_in: String,
+    /// Extra cells run to isolate it.
+    pub cells_run: usize,
+}
+
+/// How far a package can move: the newest version known to pass, and the
+/// first that breaks when bisection found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewestSafe {
+    pub package: String,
+    /// The newest version the plan tried.
+    pub newest_tried: String,
+    /// The newest version known to pass what the newest tried fails.
+    pub newest_safe: String,
+    /// The first version that fails it; `None` when the newest tried passes,
+    /// or when versions that could not be built hide it.
+    pub first_bad: Option<String>,
+    /// What the first bad version breaks.
+    pub breaks: Vec<String>,
+    /// Versions between the newest safe and the first bad that could not be built.
+    pub unknown_between: Vec<String>,
+    /// Extra cells the bisection ran.
+    pub cells_run: usize,
+}
+
+/// What `bisect.json` holds: one bisection's probes and answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct BisectReport {
+    pub package: String,
+    pub from: String,
+    pub to: String,
+    /// Scenarios the bad end fails and the start passes: what was searched for.
+    pub scenarios: Vec<String>,
+    pub versions_between: usize,
+    pub probes: Vec<ProbeReport>,
+    pub last_good: String,
+    pub first_bad: Option<String>,
+    /// Versions that could not be built, between the last good and the first bad.
+    pub unknown_between: Vec<String>,
+    pub environments_built: usize,
+    /// Versions the index lists in all.
+    #[serde(skip)]
+    pub versions_listed: usize,
+}
+
+/// One version a bisection tried: `good`, `bad` or `could not be built`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeReport {
+    pub version: String,
+    pub result: String,
+    pub failing: Vec<String>,
+}

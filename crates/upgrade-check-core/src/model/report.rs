@@ -1,0 +1,282 @@
+//! The result model every report format is rendered from.
+//!
+//! `Report` → cells → scenarios, each with a verdict and the evidence for it
+//! (diff, step failure, log tail). Renderers read this and nothing else; it
+//! depends on nothing above the model.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::findings::{Interaction, NewestSafe, Noise, VersionChange};
+
+/// How a check ends, as its exit code says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0: every cell matches.
+    Pass,
+    /// 1: a regression (or, in bisect, a first bad version found).
+    Regression,
+    /// 2: the harness could not do its job: bad input, a missing tool, its own failure.
+    HarnessFailed,
+    /// 130: a signal stopped it.
+    Interrupted,
+}
+
+impl ExitStatus {
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Pass => 0,
+            ExitStatus::Regression => 1,
+            ExitStatus::HarnessFailed => 2,
+            ExitStatus::Interrupted => 130,
+        }
+    }
+}
+
+/// Bumped whenever a field changes meaning or disappears.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    /// The config file the run read.
+    pub config: String,
+    /// Scenario names, in column order.
+    pub scenarios: Vec<String>,
+    /// Baseline first.
+    pub cells: Vec<CellReport>,
+    /// Candidates that add no cell, with why (e.g. equal to the baseline pin).
+    pub skipped: Vec<String>,
+    /// `.snap.new` files written for review by this run.
+    pub pending_snapshots: Vec<String>,
+    /// Snapshots rewritten by `--accept`.
+    pub accepted_snapshots: Vec<String>,
+    /// The signal that stopped the run; `cells` then holds only the cells that finished.
+    pub cancelled: Option<String>,
+    /// Pins that break scenarios only together, isolated from multi-pin cells.
+    #[serde(default)]
+    pub interactions: Vec<Interaction>,
+    /// Per package tried alone: the newest version that passes, bisected
+    /// when the newest tried fails.
+    #[serde(default)]
+    pub newest_safe: Vec<NewestSafe>,
+    /// Set on one shard's partial result: which shard, and the whole plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+    /// What differed between the baseline's two runs of a scenario.
+    #[serde(default)]
+    pub nondeterministic: Vec<Noise>,
+    /// Cells in the plan, finished or not.
+    pub planned_cells: usize,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CellReport {
+    pub id: String,
+    /// `baseline`, or the pins that differ from it.
+    pub name: String,
+    pub baseline: bool,
+    /// `package==version` for each pin forced on the baseline.
+    pub pins: Vec<String>,
+    /// Every package whose version differs from the baseline's resolved set.
+    pub changes: Vec<VersionChange>,
+    /// Warning and error lines this cell's service prints that the baseline's does not;
+    /// an early signal, not a failure.
+    pub new_warnings: Vec<String>,
+    pub environment: Option<EnvironmentReport>,
+    pub scenarios: Vec<ScenarioReport>,
+    pub duration_ms: u64,
+    /// Taken from a recorded run whose inputs were all the same; not run again.
+    #[serde(default)]
+    pub result_reused: bool,
+}
+
+/// One scenario run's time: starting the service until it answered healthy
+/// (or, in a startup scenario, until it refused to start), then replaying
+/// the requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timing {
+    /// The config's setup commands, before the service started.
+    #[serde(default)]
+    pub setup_ms: u64,
+    pub startup_ms: u64,
+    pub replay_ms: u64,
+    pub requests: usize,
+}
+
+/// Which part of a plan a partial result holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    /// 1-based, as `--shard K/N` says it.
+    pub index: usize,
+    pub count: usize,
+    /// Every cell id of the whole plan, in plan order.
+    pub plan: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvironmentReport {
+    /// Content hash of interpreter and resolved set; cells that share it share the environment.
+    pub id: String,
+    /// The resolution came from the cache: uv's resolver did not run.
+    pub resolution_reused: bool,
+    /// The environment existed already: nothing was downloaded or installed.
+    pub build_reused: bool,
+    /// Every download was checked against the digests the requirements declare.
+    #[serde(default)]
+    pub hash_checked: bool,
+    /// `name version` of each package built from a source distribution: its
+    /// build code ran on the machine (refuse with `--no-build`).
+    #[serde(default)]
+    pub built_from_source: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Pass,
+    Changed,
+    StartupFailed,
+    BuildFailed,
+    /// The harness itself failed; nothing is known about the service.
+    Error,
+}
+
+impl Verdict {
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Changed => "changed",
+            Verdict::StartupFailed => "startup-failed",
+            Verdict::BuildFailed => "build-failed",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScenarioReport {
+    pub scenario: String,
+    pub verdict: Verdict,
+    /// One line saying why, for anything but a pass.
+    pub summary: Option<String>,
+    /// Unified diff, accepted snapshot (`-`) against this run (`+`).
+    pub diff: Option<String>,
+    /// Last lines of the service's output (or the build tool's), secrets redacted.
+    pub log_tail: Option<String>,
+    /// The service process this scenario ran against, if one started.
+    pub service_pid: Option<u32>,
+    /// The loopback port it was given.
+    pub service_port: Option<u16>,
+    /// A security finding: a scenario marked `security` now starts or answers
+    /// 2xx where the accepted snapshot has the service refuse.
+    pub security: bool,
+
+    /// Lines of the service's output that look like warnings or errors, normalised.
+    pub warnings: Vec<String>,
+    /// Not passing, exactly as the baseline does not: this cell is not to blame.
+    pub same_as_baseline: bool,
+    /// Processes the service started that escaped its process group and
+    /// outlived it (the harness killed them).
+    pub leaks: Vec<String>,
+    /// Where the time went, when the service was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
+    /// The baseline's own trouble in this scenario (a step that answers 5xx,
+    /// a traceback or panic in its log): a reference no upgrade should be
+    /// judged against unawares, and that `--accept` takes only when told to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unhealthy: Vec<String>,
+    /// Passed by matching an alternative accepted for this cell's versions
+    /// (`accept --cell`), not the baseline's snapshot: which one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alternative: Option<String>,
+}
+
+impl ScenarioReport {
+    /// A scenario with only its verdict; whoever judges it adds the evidence.
+    pub fn new(scenario: String, verdict: Verdict) -> ScenarioReport {
+        ScenarioReport {
+            scenario,
+            verdict,
+            summary: None,
+            diff: None,
+            log_tail: None,
+            service_pid: None,
+            service_port: None,
+            security: false,
+            warnings: Vec::new(),
+            same_as_baseline: false,
+            leaks: Vec::new(),
+            timing: None,
+            unhealthy: Vec::new(),
+            alternative: None,
+        }
+    }
+}
+
+impl Report {
+    /// Each package built from source, with the cells whose environment built it.
+    pub fn built_from_source(&self) -> BTreeMap<&str, Vec<&str>> {
+        let mut built: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for cell in &self.cells {
+            for package in cell
+                .environment
+                .iter()
+                .flat_map(|env| &env.built_from_source)
+            {
+                built.entry(package).or_default().push(&cell.name);
+            }
+        }
+        built
+    }
+
+    /// Some cell prints warnings the baseline does not: a soft finding.
+    pub fn has_new_warnings(&self) -> bool {
+        self.cells.iter().any(|cell| !cell.new_warnings.is_empty())
+    }
+
+    /// What the verdicts add up to: the harness's own error first, then any
+    /// regression.
+    pub fn status(&self) -> ExitStatus {
+        let verdicts = || {
+            self.cells
+                .iter()
+                .flat_map(|cell| cell.scenarios.iter().map(|s| s.verdict))
+        };
+        if verdicts().any(|verdict| verdict == Verdict::Error) {
+            ExitStatus::HarnessFailed
+        } else if verdicts().any(|verdict| verdict != Verdict::Pass) {
+            ExitStatus::Regression
+        } else {
+            ExitStatus::Pass
+        }
+    }
+
+    pub fn baseline(&self) -> Option<&CellReport> {
+        self.cells.iter().find(|cell| cell.baseline)
+    }
+}
+
+impl CellReport {
+    pub fn failures(&self) -> impl Iterator<Item = &ScenarioReport> {
+        self.scenarios
+            .iter()
+            .filter(|scenario| scenario.verdict != Verdict::Pass)
+    }
+
+    /// The names of the scenarios this cell does not pass.
+    pub fn failing(&self) -> std::collections::BTreeSet<String> {
+        self.failures()
+            .map(|scenario| scenario.scenario.clone())
+            .collect()
+    }
+
+    /// Failures this cell adds to the baseline's: the ones to blame it for.
+    pub fn regressions(&self) -> impl Iterator<Item = &ScenarioReport> {
+        self.failures()
+            .filter(|scenario| !scenario.same_as_baseline)
+    }
+}

@@ -1,0 +1,328 @@
+//! Pull-request mode: the baseline file at a git ref against the working tree.
+//!
+//! The old pins are the baseline; every package whose pin changed becomes a
+//! cell of its own (that version alone on the old pins), and, when more than
+//! one changed, one more cell resolves the new file as it is: the whole
+//! change. Both files are parsed and validated before anything runs; git is
+//! asked with arguments, never through a shell.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::input::baseline::BaselineFile;
+use crate::input::source::{InputError, Source};
+use crate::model::cell::{Cell, Pin, Plan};
+use crate::model::package::{PackageName, Version};
+use crate::sys::process;
+
+/// One package's pin before and after the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinChange {
+    pub package: PackageName,
+    pub before: Option<Version>,
+    pub after: Option<Version>,
+}
+
+impl std::fmt::Display for PinChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let side = |version: &Option<Version>| {
+            version
+                .as_ref()
+                .map_or("(none)".to_owned(), ToString::to_string)
+        };
+        write!(
+            f,
+            "{} {} → {}",
+            self.package,
+            side(&self.before),
+            side(&self.after)
+        )
+    }
+}
+
+/// The baseline file as the change found it.
+pub struct Before {
+    pub file: BaselineFile,
+    /// How errors and reports name it: `REF:path/in/repo`.
+    pub name: String,
+}
+
+/// Reads the baseline file (and its includes) at `git_ref` and validates it.
+pub fn baseline_at(git_ref: &str, working: &Path) -> anyhow::Result<Result<Before, InputError>> {
+    check_ref(git_ref)?;
+    let dir = working
+        .parent()
+        .context("the baseline file has no folder")?;
+    let top = git(dir, &["rev-parse", "--show-toplevel"])?;
+    let top = PathBuf::from(top.trim());
+    let absolute = working
+        .canonicalize()
+        .with_context(|| format!("cannot find {}", working.display()))?;
+    let in_repo = absolute
+        .strip_prefix(top.canonicalize()?)
+        .with_context(|| {
+            format!(
+                "{} is not inside the git repository at {}",
+                working.display(),
+                top.display()
+            )
+        })?
+        .to_owned();
+    let spec = format!("{git_ref}:{}", in_repo.display());
+    git(
+        dir,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &format!("{git_ref}^{{commit}}"),
+        ],
+    )
+    .with_context(|| format!("`{git_ref}` is not a commit in this repository"))?;
+    let show = |in_repo: &Path| -> Result<Source, InputError> {
+        let spec = format!("{git_ref}:{}", in_repo.display());
+        let text = git(dir, &["show", "--end-of-options", &spec]).map_err(|err| InputError {
+            path: PathBuf::from(&spec),
+            line: 1,
+            column: 1,
+            key: String::new(),
+            message: format!("cannot read at {git_ref}: {err:#}"),
+        })?;
+        Ok(Source {
+            path: PathBuf::from(spec),
+            text,
+        })
+    };
+    let source = match show(&in_repo) {
+        Ok(source) => source,
+        Err(err) => return Ok(Err(err)),
+    };
+    let folder = in_repo.parent().unwrap_or(Path::new("")).to_owned();
+    let read_include = |relative: &Path| show(&folder.join(relative));
+    // Its path in the repository: the file name says how to read it.
+    Ok(BaselineFile::parse(&in_repo, &source, &read_include)
+        .map(|file| Before { file, name: spec }))
+}
+
+/// The service's `Cargo.toml` files as they were at `git_ref`, where they
+/// differ from the working tree's: what a cargo service's baseline is built
+/// with (a Dependabot bump raises a manifest's requirement with the lock).
+/// Paths are relative to `root`.
+pub fn manifests_changed_since(
+    git_ref: &str,
+    root: &Path,
+) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    check_ref(git_ref)?;
+    // Relative to the current folder, as `ls-tree` lists them without --full-name.
+    let listed = git(
+        root,
+        &[
+            "ls-tree",
+            "-r",
+            "--name-only",
+            "--end-of-options",
+            git_ref,
+            "--",
+            ".",
+        ],
+    )?;
+    let mut changed = Vec::new();
+    for path in listed.lines().map(PathBuf::from) {
+        if path.file_name() != Some(std::ffi::OsStr::new("Cargo.toml")) {
+            continue;
+        }
+        let spec = format!("{git_ref}:./{}", path.display());
+        let before = git(root, &["show", "--end-of-options", &spec])?;
+        if std::fs::read_to_string(root.join(&path)).ok().as_deref() != Some(before.as_str()) {
+            changed.push((path, before));
+        }
+    }
+    Ok(changed)
+}
+
+/// Packages whose pin differs between the two files, in name order.
+///
+/// A lock may hold one crate at several versions: a version that left is
+/// paired with the one that came in within its semver compatibility range
+/// (or, one out and one in, with each other); what stays unpaired was added
+/// or removed.
+pub fn changes(before: &BaselineFile, after: &BaselineFile) -> Vec<PinChange> {
+    let mut versions: BTreeMap<PackageName, (Vec<Version>, Vec<Version>)> = BTreeMap::new();
+    for pin in &before.pins {
+        let entry = versions.entry(pin.package.clone()).or_default();
+        entry.0.push(pin.version.clone());
+    }
+    for pin in &after.pins {
+        let entry = versions.entry(pin.package.clone()).or_default();
+        entry.1.push(pin.version.clone());
+    }
+    let mut changes = Vec::new();
+    for (package, (old, new)) in versions {
+        let mut gone: Vec<Version> = old.iter().filter(|v| !new.contains(v)).cloned().collect();
+        let mut came: Vec<Version> = new.iter().filter(|v| !old.contains(v)).cloned().collect();
+        gone.sort();
+        came.sort();
+        let mut found = Vec::new();
+        if let ([one_gone], [one_came]) = (&gone[..], &came[..]) {
+            found.push((Some(one_gone.clone()), Some(one_came.clone())));
+            gone.clear();
+            came.clear();
+        }
+        for version in std::mem::take(&mut came) {
+            match gone.iter().position(|old| old.is_compatible_with(&version)) {
+                Some(index) => found.push((Some(gone.remove(index)), Some(version))),
+                None => found.push((None, Some(version))),
+            }
+        }
+        found.extend(gone.into_iter().map(|old| (Some(old), None)));
+        changes.extend(found.into_iter().map(|(before, after)| PinChange {
+            package: package.clone(),
+            before,
+            after,
+        }));
+    }
+    changes
+}
+
+/// The baseline, each changed package alone, and the whole change when more than one moved.
+pub fn plan(changes: &[PinChange], baseline_profile: &str, after: &Path) -> Plan {
+    let mut cells = vec![Cell::baseline(baseline_profile)];
+    let mut skipped = Vec::new();
+    for change in changes {
+        match &change.after {
+            Some(version) if change.before.is_some() => cells.push(Cell::with_pins(
+                vec![Pin {
+                    package: change.package.clone(),
+                    version: version.clone(),
+                }],
+                baseline_profile,
+            )),
+            Some(version) => skipped.push(format!(
+                "{} {version} is new: tried only with the whole change",
+                change.package
+            )),
+            None => skipped.push(format!(
+                "{} is removed: tried only with the whole change",
+                change.package
+            )),
+        }
+    }
+    let tried_alone = cells.len() - 1;
+    if changes.len() > 1 || tried_alone < changes.len() {
+        let names: Vec<String> = changes
+            .iter()
+            .map(|change| match &change.after {
+                Some(version) => format!("{} {version}", change.package),
+                None => format!("{} removed", change.package),
+            })
+            .collect();
+        let pins = changes
+            .iter()
+            .filter_map(|change| {
+                Some(Pin {
+                    package: change.package.clone(),
+                    version: change.after.clone()?,
+                })
+            })
+            .collect();
+        let name = format!("whole change ({})", names.join(", "));
+        cells.push(Cell::from_file(after, &name, baseline_profile, pins));
+    }
+    Plan { cells, skipped }
+}
+
+/// A ref is a name, a hash, or `HEAD~1`-like; never an option or a path trick.
+fn check_ref(git_ref: &str) -> anyhow::Result<()> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "._/~^@{}-".contains(c);
+    if git_ref.is_empty()
+        || git_ref.starts_with('-')
+        || git_ref.contains("..")
+        || !git_ref.chars().all(allowed)
+    {
+        bail!(
+            "--since `{git_ref}` is not a git ref (letters, digits and . _ / ~ ^ @ {{ }} -, not starting with -)"
+        );
+    }
+    Ok(())
+}
+
+fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let output = process::run_captured(duct::cmd("git", args).dir(dir), Duration::from_secs(60))?
+        .context("git did not answer within 60s")?;
+    if !output.status.success() {
+        bail!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> BaselineFile {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("requirements.txt");
+        std::fs::write(&path, text).unwrap();
+        BaselineFile::load(&path).unwrap()
+    }
+
+    #[test]
+    fn changes_are_the_pins_that_moved() {
+        let before = file("bcrypt==3.2.0\nPyJWT==1.7.1\nFlask==2.2.5\nsix==1.16.0\n");
+        let after = file("bcrypt==5.0.0\npyjwt==2.8.0\nFlask==2.2.5\npasslib==1.7.4\n");
+        let changed: Vec<String> = changes(&before, &after)
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {:?} {:?}",
+                    c.package,
+                    c.before.as_ref().map(ToString::to_string),
+                    c.after.as_ref().map(ToString::to_string)
+                )
+            })
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                "bcrypt Some(\"3.2.0\") Some(\"5.0.0\")",
+                "passlib None Some(\"1.7.4\")",
+                "pyjwt Some(\"1.7.1\") Some(\"2.8.0\")",
+                "six Some(\"1.16.0\") None",
+            ]
+        );
+        let plan = plan(
+            &changes(&before, &after),
+            "dev",
+            Path::new("requirements.txt"),
+        );
+        let names: Vec<&str> = plan.cells.iter().map(|cell| cell.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "baseline",
+                "bcrypt 5.0.0",
+                "pyjwt 2.8.0",
+                "whole change (bcrypt 5.0.0, passlib 1.7.4, pyjwt 2.8.0, six removed)"
+            ]
+        );
+        assert_eq!(plan.skipped.len(), 2);
+    }
+
+    #[test]
+    fn refs_that_look_like_options_are_refused() {
+        for bad in ["--output=/tmp/x", "-p", "HEAD;id", "a..b", "$(id)", ""] {
+            assert!(check_ref(bad).is_err(), "{bad}");
+        }
+        for good in ["HEAD~1", "origin/main", "v1.2.3", "abc123", "HEAD@{1}"] {
+            assert!(check_ref(good).is_ok(), "{good}");
+        }
+    }
+}

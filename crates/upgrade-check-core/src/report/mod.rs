@@ -1,0 +1,194 @@
+//! Renders the result model (`model::report`) for people and machines:
+//! the terminal summary, report.json, junit.xml, report.md (the PR comment)
+//! and report.html; merges shards' partial results; compares two cells.
+
+pub mod bisect;
+pub mod cell_diff;
+pub mod headline;
+pub mod html;
+pub mod junit;
+pub mod markdown;
+pub mod merge;
+pub mod terminal;
+
+use std::path::{Path, PathBuf};
+
+pub use crate::model::report::{
+    CellReport, EnvironmentReport, Report, SCHEMA_VERSION, ScenarioReport, ShardInfo, Timing,
+    Verdict,
+};
+
+/// Writes every machine format into `dir`: report.json, junit.xml, report.md, report.html.
+///
+/// Each file is written whole or not at all.
+pub fn write_all(report: &Report, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let files = [
+        ("report.json", serde_json::to_string_pretty(report)?),
+        ("junit.xml", junit::render(report)?),
+        ("report.md", markdown::render(report)),
+        ("report.html", html::render(report)?),
+    ];
+    let mut written = Vec::new();
+    for (name, contents) in files {
+        let path = dir.join(name);
+        crate::sys::state::write_atomic(&path, contents.as_bytes())?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::findings::VersionChange;
+
+    /// A small result with one regression, one cell failing like the baseline, and a build failure.
+    fn sample() -> Report {
+        let pass = |name: &str| ScenarioReport::new(name.to_owned(), Verdict::Pass);
+        let cell =
+            |id: &str, name: &str, baseline: bool, scenarios: Vec<ScenarioReport>| CellReport {
+                id: id.to_owned(),
+                name: name.to_owned(),
+                baseline,
+                pins: Vec::new(),
+                changes: Vec::new(),
+                new_warnings: Vec::new(),
+                environment: None,
+                scenarios,
+                duration_ms: 0,
+                result_reused: false,
+            };
+        let changed = ScenarioReport {
+            summary: Some("step `register`: 201 Created → 500 Internal Server Error".to_owned()),
+            diff: Some(
+                "--- accepted\n+++ this run\n-< 201 Created\n+< 500 Internal Server Error\n"
+                    .to_owned(),
+            ),
+            log_tail: Some("ValueError: password cannot be longer than 72 bytes".to_owned()),
+            ..ScenarioReport::new("long-password".to_owned(), Verdict::Changed)
+        };
+        let mut bcrypt = cell(
+            "bcrypt-5.0.0",
+            "bcrypt 5.0.0",
+            false,
+            vec![pass("login"), changed],
+        );
+        bcrypt.changes.push(VersionChange {
+            package: "bcrypt".to_owned(),
+            before: Some("3.2.0".to_owned()),
+            after: Some("5.0.0".to_owned()),
+            transitive: false,
+            forced_by: Vec::new(),
+        });
+        let built = ScenarioReport {
+            summary: Some("no version of bcrypt==99.0.0".to_owned()),
+            ..ScenarioReport::new("login".to_owned(), Verdict::BuildFailed)
+        };
+        let unbuildable = cell(
+            "bcrypt-99.0.0",
+            "bcrypt 99.0.0",
+            false,
+            vec![
+                built.clone(),
+                ScenarioReport {
+                    scenario: "long-password".to_owned(),
+                    ..built
+                },
+            ],
+        );
+        Report {
+            schema_version: SCHEMA_VERSION,
+            config: "upgrade-check.toml".to_owned(),
+            scenarios: vec!["login".to_owned(), "long-password".to_owned()],
+            cells: vec![
+                cell(
+                    "baseline",
+                    "baseline",
+                    true,
+                    vec![pass("login"), pass("long-password")],
+                ),
+                bcrypt,
+                unbuildable,
+            ],
+            skipped: Vec::new(),
+            pending_snapshots: Vec::new(),
+            accepted_snapshots: Vec::new(),
+            cancelled: None,
+            interactions: Vec::new(),
+            newest_safe: Vec::new(),
+            shard: None,
+            nondeterministic: Vec::new(),
+            planned_cells: 3,
+            duration_ms: 0,
+        }
+    }
+
+    #[test]
+    fn markdown_comment() {
+        insta::assert_snapshot!(markdown::render(&sample()));
+    }
+
+    #[test]
+    fn junit_xml() {
+        insta::assert_snapshot!(junit::render(&sample()).unwrap());
+    }
+
+    #[test]
+    fn terminal_summary() {
+        insta::assert_snapshot!(terminal::render(&sample()));
+    }
+
+    #[test]
+    fn a_comment_too_long_is_cut_with_a_note() {
+        let mut report = sample();
+        let huge = "+< x\n".repeat(5_000);
+        report.cells[1].scenarios[1].diff = Some(huge);
+        let comment = markdown::render_within(&report, 4_000);
+        assert!(comment.len() <= 4_000, "{}", comment.len());
+        assert!(
+            comment.contains("more sections cut to fit a comment"),
+            "{comment}"
+        );
+        assert!(
+            comment.starts_with("## upgrade-check\n\n✗ "),
+            "the verdict comes first"
+        );
+    }
+
+    #[test]
+    fn a_run_of_the_baseline_alone_says_so() {
+        let mut report = sample();
+        report.cells.truncate(1);
+        report.cells[0]
+            .scenarios
+            .retain(|s| s.verdict == Verdict::Pass);
+        assert!(report.cells[0].baseline);
+        assert_eq!(
+            headline::headline(&report).lines().next(),
+            Some("✓ the baseline matches the accepted snapshots")
+        );
+    }
+
+    #[test]
+    fn a_cancelled_run_says_nothing_of_cells_that_did_not_run() {
+        let mut report = sample();
+        report.cells.clear();
+        report.planned_cells = 6;
+        report.cancelled = Some("SIGINT".to_owned());
+        let headline = headline::headline(&report);
+        assert_eq!(
+            headline,
+            "✗ cancelled by SIGINT after 0 of 6 cells: the table shows only what finished; no snapshot was written"
+        );
+        report.planned_cells = 1;
+        assert!(headline::headline(&report).contains("after 0 of 1 cell:"));
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let report = sample();
+        let text = serde_json::to_string(&report).unwrap();
+        let back: Report = serde_json::from_str(&text).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), text);
+    }
+}

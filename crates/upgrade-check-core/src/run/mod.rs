@@ -1,0 +1,1290 @@
+//! Runs a plan: prepare every cell's environment, run the baseline, then the other cells.
+//!
+//! Each scenario runs against a fresh service, started from its own copy of
+//! the source, on a fresh database. Environments are built up to `jobs` at
+//! once; then services run up to `jobs` at once, whichever cell's scenario
+//! run is next, so that a cell with many scenarios does not leave the other
+//! slots idle. This module produces the result model and the rendered
+//! scenario contents; it writes no snapshot and prints no report.
+
+pub mod results;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::env::{BuildError, Builder, Environment, ResolvedSet};
+use crate::exec::db::{Database, DatabaseLease, Postgres};
+use crate::exec::replay;
+use crate::exec::service::{self, Launch, Placeholders};
+use crate::input::config::{Config, DatabaseKind};
+use crate::input::scenario::Scenario;
+use crate::judge::noise;
+use crate::judge::normalize::Normaliser;
+use crate::judge::snapshot::{self, Comparison};
+use crate::judge::verdict::{self, RunFacts};
+use crate::model::cell::{Cell, Plan};
+use crate::model::event::{CellFinish, CellStep, Events, RunEvent};
+use crate::model::findings::Noise;
+use crate::model::report::{CellReport, EnvironmentReport, ScenarioReport, Verdict};
+use crate::sys::failpoint::failpoint;
+use crate::sys::log;
+use crate::sys::state::StateDirs;
+
+/// Ports tried for one service start before giving up.
+const PORT_ATTEMPTS: usize = 3;
+
+/// Log lines kept in a report for each failure.
+const LOG_TAIL_LINES: usize = 30;
+
+/// Everything a run needs, shared by all cells.
+pub struct RunContext {
+    pub config: Config,
+    pub scenarios: Vec<Scenario>,
+    pub builder: Builder,
+    pub dirs: StateDirs,
+    pub jobs: usize,
+    /// One permit per service that may run at once (`jobs` of them).
+    pub service_slots: Semaphore,
+    /// Where the run tells what it does.
+    pub events: Events,
+    /// When the run started, for the report's duration.
+    pub started: Instant,
+    pub client: reqwest::Client,
+    /// A random secret the service gets as `{secret}`; redacted like scenario secrets.
+    pub run_secret: String,
+    /// Private folder for service copies and databases, removed at the end.
+    pub scratch: PathBuf,
+    /// The PostgreSQL server, when any run's profile needs one.
+    pub postgres: Option<Arc<Postgres>>,
+    /// Cells finished so far, by plan index: what a cancelled run still reports.
+    pub finished: std::sync::Mutex<Vec<(usize, CellOutcome)>>,
+    /// Running to accept the baseline's results: a mismatch is expected, not news.
+    pub accepting: bool,
+    /// Replay the baseline's scenarios twice to find what is nondeterministic.
+    pub check_noise: bool,
+    /// What the baseline's two runs found, by scenario run key.
+    pub noise: std::sync::Mutex<BTreeMap<String, Noise>>,
+    /// The digest of the run's shared inputs; `None` records no result.
+    pub results_digest: Option<String>,
+    /// Take a cell's recorded result when its inputs are unchanged.
+    pub reuse_results: bool,
+    /// PostgreSQL template databases the setup commands ran into, by
+    /// environment and profile: made once, copied by every run.
+    pub templates: std::sync::Mutex<BTreeMap<String, Arc<TemplateOnce>>>,
+}
+
+/// A template database, made by the first run that needs it.
+pub type TemplateOnce = tokio::sync::OnceCell<Result<String, String>>;
+
+impl RunContext {
+    pub fn emit(&self, event: RunEvent) {
+        (self.events)(&event);
+    }
+
+    fn step(&self, cell: &str, step: CellStep) {
+        self.emit(RunEvent::CellStep {
+            cell: cell.to_owned(),
+            step,
+        });
+    }
+
+    fn finished_cell(&self, cell: &str, outcome: CellFinish) {
+        self.emit(RunEvent::CellFinished {
+            cell: cell.to_owned(),
+            outcome,
+        });
+    }
+
+    /// Fields masked in every comparison of the scenario run `key`.
+    fn noisy_fields(&self, key: &str) -> std::collections::BTreeSet<String> {
+        self.noise
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .map(|noise| noise.fields.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Which replay of a scenario in one cell: the baseline's second one finds noise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    First,
+    Again,
+}
+
+/// One scenario under one profile: a column of the report.
+#[derive(Debug, Clone)]
+pub struct ScenarioRun<'a> {
+    pub scenario: &'a Scenario,
+    pub profile: String,
+    /// `name`, or `name@profile` for scenarios that pick their own profiles.
+    pub key: String,
+}
+
+/// The scenario runs of a cell: each scenario under the cell's profile, or
+/// under each profile the scenario names.
+pub fn scenario_runs<'a>(scenarios: &'a [Scenario], cell_profile: &str) -> Vec<ScenarioRun<'a>> {
+    let mut runs = Vec::new();
+    for scenario in scenarios {
+        if scenario.profiles.is_empty() {
+            runs.push(ScenarioRun {
+                scenario,
+                profile: cell_profile.to_owned(),
+                key: scenario.name.clone(),
+            });
+        }
+        for profile in &scenario.profiles {
+            runs.push(ScenarioRun {
+                scenario,
+                profile: profile.clone(),
+                key: format!("{}@{profile}", scenario.name),
+            });
+        }
+    }
+    runs
+}
+
+/// One cell's result, plus the rendered contents of each scenario it replayed.
+#[derive(Clone)]
+pub struct CellOutcome {
+    pub report: CellReport,
+    pub contents: BTreeMap<String, String>,
+}
+
+/// A cell ready to run, or the reason it cannot.
+enum Prepared {
+    Ready {
+        environment: Environment,
+        set: ResolvedSet,
+        resolution_reused: bool,
+    },
+    Failed {
+        verdict: Verdict,
+        reason: String,
+    },
+}
+
+/// Runs every cell of `plan`, baseline first, and returns them in plan order.
+pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
+    ctx.emit(RunEvent::PlanStarted {
+        cells: plan.cells.len(),
+    });
+    ctx.emit(RunEvent::ResolvingBaseline);
+    let builder = ctx.builder.clone();
+    let baseline = match tokio::task::spawn_blocking(move || builder.resolve_baseline()).await {
+        Ok(Ok(resolution)) => resolution.set,
+        Ok(Err(BuildError::Refused(why))) => {
+            let reason = format!("the baseline cannot be resolved:\n{why}");
+            return plan
+                .cells
+                .iter()
+                .map(|cell| failed_cell(&ctx, cell, Verdict::BuildFailed, &reason))
+                .collect();
+        }
+        Ok(Err(BuildError::Harness(err))) => {
+            let reason = format!("resolving the baseline failed: {err:#}");
+            return plan
+                .cells
+                .iter()
+                .map(|cell| failed_cell(&ctx, cell, Verdict::Error, &reason))
+                .collect();
+        }
+        Err(err) => {
+            let reason = format!("resolving the baseline failed: {err}");
+            return plan
+                .cells
+                .iter()
+                .map(|cell| failed_cell(&ctx, cell, Verdict::Error, &reason))
+                .collect();
+        }
+    };
+    let baseline = Arc::new(baseline);
+
+    // Environments first, all cells at once (bounded), so the baseline's
+    // verdict is not held up by the slowest install.
+    let permits = Arc::new(Semaphore::new(ctx.jobs));
+    let mut preparing = JoinSet::new();
+    for (index, cell) in plan.cells.iter().cloned().enumerate() {
+        let (ctx, baseline, permits) = (ctx.clone(), baseline.clone(), permits.clone());
+        preparing.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (index, prepare(&ctx, &cell, &baseline).await)
+        });
+    }
+    let mut prepared: Vec<Option<Prepared>> = plan.cells.iter().map(|_| None).collect();
+    while let Some(joined) = preparing.join_next().await {
+        if let Ok((index, outcome)) = joined {
+            prepared[index] = Some(outcome);
+        }
+    }
+    // A task that panicked left its slot empty: that cell is the harness's failure.
+    let prepared = prepared.into_iter().map(|prepared| {
+        prepared.unwrap_or(Prepared::Failed {
+            verdict: Verdict::Error,
+            reason: "the harness panicked while preparing this cell".to_owned(),
+        })
+    });
+
+    let mut cells = plan.cells.iter().cloned().zip(prepared).enumerate();
+    // The baseline is judged before anything else.
+    if let Some((index, (cell, prepared))) = cells.next() {
+        let is_baseline = cell.is_baseline();
+        let outcome = guarded(&ctx, cell, prepared, &baseline).await;
+        let failing: Vec<_> = outcome
+            .report
+            .failures()
+            .map(|s| s.scenario.clone())
+            .collect();
+        if !is_baseline {
+            // A plan of probes (bisection) judges each cell on its own.
+        } else {
+            ctx.emit(RunEvent::BaselineJudged {
+                accepting: ctx.accepting,
+                failing,
+            });
+        }
+        record(&ctx, index, outcome);
+    }
+    // Every cell at once: their scenario runs queue for the service slots,
+    // first come first served, so cells still finish roughly in plan order.
+    let mut running = JoinSet::new();
+    for (index, (cell, prepared)) in cells {
+        let (ctx, baseline) = (ctx.clone(), baseline.clone());
+        running.spawn(async move { (index, guarded(&ctx, cell, prepared, &baseline).await) });
+    }
+    while let Some(joined) = running.join_next().await {
+        match joined {
+            Ok((index, outcome)) => record(&ctx, index, outcome),
+            Err(err) => unreachable!("guarded cells do not panic: {err}"),
+        }
+    }
+    finished(&ctx)
+}
+
+/// Runs a cell on its own task so that a panic in it fails that cell only.
+async fn guarded(
+    ctx: &Arc<RunContext>,
+    cell: Cell,
+    prepared: Prepared,
+    baseline: &Arc<ResolvedSet>,
+) -> CellOutcome {
+    let task = tokio::spawn(run_cell(
+        ctx.clone(),
+        cell.clone(),
+        prepared,
+        baseline.clone(),
+    ));
+    // A cancelled run drops this future: the cell must stop with it rather
+    // than go on starting services in the background.
+    let _stop_with_caller = AbortOnDrop(task.abort_handle());
+    match task.await {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            let message = match err.try_into_panic() {
+                Ok(panic) => panic
+                    .downcast_ref::<&str>()
+                    .map(|text| (*text).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".to_owned()),
+                Err(err) => err.to_string(),
+            };
+            ctx.finished_cell(&cell.name, CellFinish::HarnessFailed);
+            failed_cell(
+                ctx,
+                &cell,
+                Verdict::Error,
+                &format!("the harness panicked in this cell: {message}"),
+            )
+        }
+    }
+}
+
+/// Aborts a spawned task when its owner is dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Keeps a finished cell where both the end of the run and a cancellation find it.
+fn record(ctx: &RunContext, index: usize, outcome: CellOutcome) {
+    ctx.finished
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((index, outcome));
+}
+
+/// The cells finished so far, in plan order (all of them once the run is over).
+pub fn finished(ctx: &RunContext) -> Vec<CellOutcome> {
+    let mut finished = std::mem::take(&mut *ctx.finished.lock().unwrap_or_else(|e| e.into_inner()));
+    finished.sort_by_key(|(index, _)| *index);
+    finished.into_iter().map(|(_, outcome)| outcome).collect()
+}
+
+/// Resolves and installs one cell's environment.
+async fn prepare(ctx: &Arc<RunContext>, cell: &Cell, baseline: &Arc<ResolvedSet>) -> Prepared {
+    ctx.step(&cell.name, CellStep::Resolving);
+    let builder = ctx.builder.clone();
+    let (pins, baseline, from_file) = (cell.pins.clone(), baseline.clone(), cell.from_file.clone());
+    let resolved = tokio::task::spawn_blocking(move || {
+        let resolution = match from_file {
+            Some(path) => builder.resolve_file(&path)?,
+            None => builder.resolve_cell(&baseline, &pins)?,
+        };
+        let environment = builder.materialise(&resolution.set)?;
+        Ok::<_, BuildError>((environment, resolution))
+    })
+    .await;
+    match resolved {
+        Ok(Ok((environment, resolution))) => {
+            ctx.step(
+                &cell.name,
+                CellStep::EnvironmentReady {
+                    id: environment.id.clone(),
+                    reused: environment.reused,
+                },
+            );
+            Prepared::Ready {
+                environment,
+                set: resolution.set,
+                resolution_reused: resolution.reused,
+            }
+        }
+        Ok(Err(BuildError::Refused(why))) => {
+            ctx.step(&cell.name, CellStep::BuildFailed);
+            Prepared::Failed {
+                verdict: Verdict::BuildFailed,
+                reason: why,
+            }
+        }
+        Ok(Err(BuildError::Harness(err))) => Prepared::Failed {
+            verdict: Verdict::Error,
+            reason: format!("{err:#}"),
+        },
+        Err(err) => Prepared::Failed {
+            verdict: Verdict::Error,
+            reason: err.to_string(),
+        },
+    }
+}
+
+async fn run_cell(
+    ctx: Arc<RunContext>,
+    cell: Cell,
+    prepared: Prepared,
+    baseline: Arc<ResolvedSet>,
+) -> CellOutcome {
+    if failpoint("panic-in-cell").as_deref() == Some(cell.id.as_str()) {
+        panic!("failpoint panic-in-cell={}", cell.id);
+    }
+    let started = Instant::now();
+    let (environment, set, resolution_reused) = match prepared {
+        Prepared::Ready {
+            environment,
+            set,
+            resolution_reused,
+        } => (environment, set, resolution_reused),
+        Prepared::Failed { verdict, reason } => {
+            ctx.finished_cell(
+                &cell.name,
+                CellFinish::Failed {
+                    verdict: verdict.label().to_owned(),
+                },
+            );
+            return failed_cell(&ctx, &cell, verdict, &reason);
+        }
+    };
+    let pinned: Vec<_> = cell.pins.iter().map(|pin| pin.package.clone()).collect();
+    let mut changes = set.changes_from(&baseline, &pinned);
+    if let Some(python) = &environment.python {
+        crate::env::moves::explain(python, &set, &baseline, &mut changes);
+    }
+    let mut report = CellReport {
+        changes,
+        environment: Some(EnvironmentReport {
+            id: environment.id.clone(),
+            resolution_reused,
+            build_reused: environment.reused,
+            hash_checked: environment.hash_checked,
+            built_from_source: environment.built_from_source.clone(),
+        }),
+        ..blank_report(&cell)
+    };
+    let result_key = ctx
+        .results_digest
+        .as_deref()
+        .map(|digest| results::key(digest, &cell, &set));
+    if let Some(key) = &result_key
+        && ctx.reuse_results
+        && let Some(recorded) = results::load(&ctx.dirs, key)
+    {
+        return reuse(&ctx, &cell, recorded, report);
+    }
+    let mut contents = BTreeMap::new();
+    if let Some(missing) = cell
+        .pins
+        .iter()
+        .find(|pin| !set.packages.contains_key(&pin.package))
+    {
+        let reason = format!(
+            "{} is not in the resolved set: nothing the service installs requires it",
+            missing.package
+        );
+        return failed_cell(&ctx, &cell, Verdict::BuildFailed, &reason);
+    }
+    let runs = scenario_runs(&ctx.scenarios, &cell.profile);
+    let replays = runs.iter().map(|run| async {
+        let outcome = if cell.is_baseline() && ctx.check_noise {
+            run_baseline_twice(&ctx, &cell, &environment, &set, run).await
+        } else {
+            run_scenario(&ctx, &cell, &environment, &set, run, Attempt::First).await
+        };
+        ctx.step(
+            &cell.name,
+            CellStep::Judged {
+                scenario: run.key.clone(),
+                verdict: outcome.0.verdict.label().to_owned(),
+            },
+        );
+        outcome
+    });
+    for (run, (scenario_report, rendered)) in runs.iter().zip(join_all(replays).await) {
+        if let Some(rendered) = rendered {
+            contents.insert(run.key.clone(), rendered);
+        }
+        report.scenarios.push(scenario_report);
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    ctx.finished_cell(&cell.name, judged(&report, false));
+    let outcome = CellOutcome { report, contents };
+    // The harness's own failures are not results: they run again next time.
+    let judged = outcome
+        .report
+        .scenarios
+        .iter()
+        .all(|scenario| scenario.verdict != Verdict::Error);
+    if let Some(key) = result_key
+        && judged
+    {
+        let noise = if cell.is_baseline() {
+            ctx.noise
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let recorded = results::Recorded {
+            report: outcome.report.clone(),
+            contents: outcome.contents.clone(),
+            noise,
+        };
+        if let Err(err) = results::store(&ctx.dirs, &key, &recorded) {
+            ctx.emit(RunEvent::NotRecorded {
+                cell: cell.name.clone(),
+                error: format!("{err:#}"),
+            });
+        }
+    }
+    outcome
+}
+
+/// How a finished cell did, in a few words.
+fn judged(report: &CellReport, reused: bool) -> CellFinish {
+    CellFinish::Judged {
+        not_passing: report.failures().count(),
+        reused,
+    }
+}
+
+/// A recorded result in place of running the cell. What depends on this
+/// run (its environment, the versions that differ from its baseline) is
+/// taken from `fresh`; a reused baseline restores its noise for the others.
+fn reuse(
+    ctx: &RunContext,
+    cell: &Cell,
+    recorded: results::Recorded,
+    fresh: CellReport,
+) -> CellOutcome {
+    if cell.is_baseline() {
+        let mut noise = ctx.noise.lock().unwrap_or_else(|e| e.into_inner());
+        for found in recorded.noise {
+            noise.insert(found.scenario.clone(), found);
+        }
+    }
+    let report = CellReport {
+        environment: fresh.environment,
+        changes: fresh.changes,
+        result_reused: true,
+        ..recorded.report
+    };
+    ctx.finished_cell(&cell.name, judged(&report, true));
+    CellOutcome {
+        report,
+        contents: recorded.contents,
+    }
+}
+
+/// The baseline's scenario, replayed twice at once on two fresh services:
+/// fields that differ are noise, masked from then on; the first replay is
+/// judged with them masked.
+async fn run_baseline_twice(
+    ctx: &RunContext,
+    cell: &Cell,
+    environment: &Environment,
+    set: &ResolvedSet,
+    run: &ScenarioRun<'_>,
+) -> (ScenarioReport, Option<String>) {
+    let ((mut report, first), (_, second)) = tokio::join!(
+        run_scenario(ctx, cell, environment, set, run, Attempt::First),
+        run_scenario(ctx, cell, environment, set, run, Attempt::Again),
+    );
+    let (Some(first), Some(second)) = (&first, &second) else {
+        return (report, first);
+    };
+    let Some(noise) = noise::compare_runs(&run.key, first, second) else {
+        return (report, Some(first.clone()));
+    };
+    ctx.step(
+        &cell.name,
+        CellStep::Noisy {
+            scenario: run.key.clone(),
+            fields: noise.fields.clone(),
+            flaky: noise.is_flaky(),
+        },
+    );
+    let fields = noise.fields.iter().cloned().collect();
+    ctx.noise
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(run.key.clone(), noise);
+    if report.verdict == Verdict::Changed {
+        let accepted = snapshot::accepted_path(&ctx.config.replay.snapshots, &run.key);
+        match snapshot::compare(&accepted, first, &fields) {
+            Ok(Comparison::Matches) => {
+                report.verdict = Verdict::Pass;
+                report.summary = None;
+                report.diff = None;
+                report.log_tail = None;
+            }
+            Ok(Comparison::Differs { diff, .. }) => report.diff = Some(diff),
+            _ => {}
+        }
+    }
+    (report, Some(first.clone()))
+}
+
+/// One scenario against a fresh service, from a fresh copy of its source,
+/// on a fresh database, once a service slot is free.
+async fn run_scenario(
+    ctx: &RunContext,
+    cell: &Cell,
+    environment: &Environment,
+    set: &ResolvedSet,
+    run: &ScenarioRun<'_>,
+    attempt: Attempt,
+) -> (ScenarioReport, Option<String>) {
+    // A second replay beside the first needs its own copy, database and log.
+    let key = match attempt {
+        Attempt::First => run.key.clone(),
+        Attempt::Again => format!("{}.again", run.key),
+    };
+    let _slot = ctx.service_slots.acquire().await;
+    ctx.step(
+        &cell.name,
+        CellStep::StartingService {
+            scenario: key.clone(),
+        },
+    );
+    // Each run its own copy: a service that writes beside its code (a
+    // default database file, an upload folder) leaves nothing for the next.
+    let service_dir = ctx.scratch.join(&cell.id).join(format!("{key}.service"));
+    let copied = crate::sys::state::unless_quitting(|| {
+        crate::sys::state::copy_tree(&ctx.config.service.root, &service_dir)
+    });
+    if let Err(err) = copied {
+        let mut report = ScenarioReport::new(run.key.clone(), Verdict::Error);
+        report.summary = Some(format!("cannot copy the service: {err:#}"));
+        return (report, None);
+    }
+    let outcome = replay_in(ctx, cell, environment, set, &service_dir, run, &key).await;
+    let _ = fs_err::remove_dir_all(&service_dir);
+    outcome
+}
+
+/// [`run_scenario`] once the service's copy is in place.
+async fn replay_in(
+    ctx: &RunContext,
+    cell: &Cell,
+    environment: &Environment,
+    set: &ResolvedSet,
+    service_dir: &Path,
+    run: &ScenarioRun<'_>,
+    key: &str,
+) -> (ScenarioReport, Option<String>) {
+    let scenario = run.scenario;
+    let mut report = ScenarioReport::new(run.key.clone(), Verdict::Error);
+    let config = &ctx.config;
+    let Some(profile) = config.profile(&run.profile) else {
+        report.summary = Some(format!("no profile `{}`", run.profile));
+        return (report, None);
+    };
+    let mut secrets = scenario.secrets.clone();
+    secrets.insert("run".to_owned(), ctx.run_secret.clone());
+    let template = if profile.database == DatabaseKind::Postgres && !config.service.setup.is_empty()
+    {
+        match template_database(ctx, cell, environment, service_dir, profile).await {
+            Ok(made) => Some(made),
+            Err((reason, log)) => {
+                report.verdict = Verdict::StartupFailed;
+                report.summary = Some(reason);
+                report.log_tail = Some(log::tail(&log::read_log(&log), LOG_TAIL_LINES));
+                return (report, None);
+            }
+        }
+    } else {
+        None
+    };
+    let from_template = template.as_ref().map(|(name, _)| name.as_str());
+    let lease = match fresh_database(ctx, profile.database, &cell.id, key, from_template).await {
+        Ok(database) => DatabaseLease::new(database, ctx.postgres.clone()),
+        Err(err) => {
+            report.summary = Some(format!("cannot make a fresh database: {err:#}"));
+            return (report, None);
+        }
+    };
+    if let Database::Postgres { password, .. } = &lease.database {
+        secrets.insert("db_password".to_owned(), password.clone());
+    }
+    let log = ctx
+        .dirs
+        .logs_dir()
+        .join(&cell.id)
+        .join(format!("{key}.log"));
+    let launch = Launched {
+        cell: &cell.name,
+        environment,
+        service_dir,
+        env: &profile.env,
+        database: &lease.database,
+        log: &log,
+        template_note: template.as_ref().map(|(name, setup_log)| {
+            format!(
+                "[upgrade-check: this run's database is a copy of {name}, which the setup commands ran into once; their output: {}]\n",
+                relative(setup_log, &ctx.dirs.logs_dir())
+            )
+        }),
+    };
+    let outcome = replay_once(ctx, run, &launch, &mut report).await;
+    lease.release().await;
+    // Where the programs live differs per environment: never part of a snapshot.
+    let programs = match &environment.python {
+        Some(python) => ("venv", python.venv.display().to_string()),
+        None => ("bin", environment.bin.display().to_string()),
+    };
+    let mut paths = vec![
+        ("service_dir", service_dir.display().to_string()),
+        programs,
+        ("scratch", ctx.scratch.display().to_string()),
+    ];
+    // The port is chosen per run: a message that names it is the same message.
+    if let Some(port) = report.service_port {
+        paths.push(("service_address", format!("127.0.0.1:{port}")));
+        paths.push(("service_address", format!("localhost:{port}")));
+    }
+    let mut normaliser = Normaliser::new(
+        &secrets,
+        &paths,
+        &config.redactions,
+        &config.replay.keep_headers,
+    );
+    // The log is read once, for warnings and the report's tail; it was
+    // scrubbed of secrets and capped as it was written.
+    let log_text = log::read_log(&log);
+    report.warnings = warnings(&log_text, &mut normaliser);
+    let log_tail = normaliser.literals(&log::tail(&log_text, LOG_TAIL_LINES));
+    let Some(outcome) = outcome else {
+        report.log_tail = Some(log_tail);
+        return (report, None);
+    };
+    if let (true, Startup::Started(replayed)) = (cell.is_baseline(), &outcome) {
+        report.unhealthy = unhealthy(&replayed.exchanges, &log_text, &normaliser);
+    }
+    let rendered = render(&outcome, &mut normaliser, scenario.record_startup);
+    let accepted = snapshot::accepted_path(&config.replay.snapshots, &run.key);
+    let source = relative(&scenario.path, config.base_dir());
+    let (failure, died) = match &outcome {
+        Startup::Started(replayed) => (
+            replayed.failure.as_ref().map(|failure| {
+                format!(
+                    "step `{}` ({source}:{}): {}",
+                    failure.step, failure.line, failure.message
+                )
+            }),
+            replayed
+                .died
+                .map(|status| format!("the service exited during the scenario ({status})")),
+        ),
+        Startup::Refused { .. } => (None, None),
+    };
+    let noisy = ctx.noisy_fields(&run.key);
+    let comparison = snapshot::compare(&accepted, &rendered, &noisy);
+    if let Ok(Comparison::Differs { .. }) = &comparison
+        && !cell.is_baseline()
+    {
+        match matching_alternative(ctx, set, &run.key, &rendered, &noisy) {
+            Ok(Some(alternative)) => {
+                report.verdict = Verdict::Pass;
+                report.alternative = Some(format!(
+                    "{} ({})",
+                    alternative.range(),
+                    relative(&alternative.path, config.base_dir())
+                ));
+                return (report, Some(rendered));
+            }
+            Ok(None) => {}
+            Err(err) => {
+                report.summary = Some(format!("{err:#}"));
+                return (report, Some(rendered));
+            }
+        }
+    }
+    let judged = verdict::judge(
+        comparison,
+        RunFacts {
+            security: scenario.security,
+            failure,
+            died,
+            accepted: relative(&accepted, config.base_dir()),
+        },
+    );
+    report.verdict = judged.verdict;
+    report.summary = judged.summary;
+    report.diff = judged.diff;
+    report.security = judged.security;
+    if report.verdict != Verdict::Pass {
+        report.log_tail = Some(log_tail);
+    }
+    (report, Some(rendered))
+}
+
+/// A scenario run as its snapshot holds it: the normalised exchanges (and
+/// the startup outcome when the scenario records it), or the refusal.
+fn render(outcome: &Startup, normaliser: &mut Normaliser<'_>, record_startup: bool) -> String {
+    match outcome {
+        Startup::Started(replayed) => {
+            let exchanges: Vec<_> = replayed
+                .exchanges
+                .iter()
+                .map(|exchange| normaliser.exchange(exchange))
+                .collect();
+            // The failure's words are the service's answer too: normalised alike.
+            let failure = replayed.failure.clone().map(|failure| replay::StepFailure {
+                message: normaliser.text(&failure.message),
+                ..failure
+            });
+            let rendered = snapshot::render(&exchanges, failure.as_ref());
+            if record_startup {
+                format!("startup: started\n\n{rendered}")
+            } else {
+                rendered
+            }
+        }
+        Startup::Refused {
+            status,
+            first_error,
+        } => format!(
+            "startup: refused\nexit: {status}\nerror: {}\n",
+            normaliser.text(first_error)
+        ),
+    }
+}
+
+/// What a scenario run starts the service with.
+struct Launched<'a> {
+    /// The cell's name, for progress lines.
+    cell: &'a str,
+    environment: &'a Environment,
+    service_dir: &'a Path,
+    env: &'a BTreeMap<String, String>,
+    database: &'a Database,
+    log: &'a Path,
+    /// Set when the database is a copy of a template the setup ran into:
+    /// the note that opens the log instead of the setup's output.
+    template_note: Option<String>,
+}
+
+/// The values of the config's `{placeholders}` for one start on `port`.
+fn placeholders(ctx: &RunContext, launched: &Launched<'_>, port: u16) -> Placeholders {
+    let environment = launched.environment;
+    let mut values = BTreeMap::from([
+        ("bin", environment.bin.display().to_string()),
+        ("port", port.to_string()),
+        ("secret", ctx.run_secret.clone()),
+        ("service_dir", launched.service_dir.display().to_string()),
+    ]);
+    if let Some(python) = &environment.python {
+        values.insert("python", python.interpreter.display().to_string());
+        values.insert("venv", python.venv.display().to_string());
+    }
+    values.extend(launched.database.placeholders());
+    Placeholders { values }
+}
+
+/// How to start the service (or its setup commands) for `launched`.
+fn launch<'a>(
+    ctx: &'a RunContext,
+    launched: &'a Launched<'_>,
+    placeholders: &'a Placeholders,
+    port: u16,
+) -> Launch<'a> {
+    let config = &ctx.config;
+    let environment = launched.environment;
+    Launch {
+        command: &config.service.command,
+        pass_env: &config.service.pass_env,
+        env: launched.env,
+        placeholders,
+        bin: &environment.bin,
+        venv: environment
+            .python
+            .as_ref()
+            .map(|python| python.venv.as_path()),
+        cwd: launched.service_dir,
+        log: launched.log,
+        port,
+        health_path: &config.service.health_path,
+        startup_timeout: config.timeouts.startup,
+        grace: config.timeouts.shutdown_grace,
+    }
+}
+
+/// With PostgreSQL, the setup commands run once per environment and profile,
+/// into a template database; each scenario run's database is a copy of it
+/// (`createdb --template`). Their output goes to `setup@PROFILE.log` beside
+/// the runs' logs. The template's name, or why the setup failed.
+async fn template_database(
+    ctx: &RunContext,
+    cell: &Cell,
+    environment: &Environment,
+    service_dir: &Path,
+    profile: &crate::input::config::Profile,
+) -> Result<(String, PathBuf), (String, PathBuf)> {
+    let log = ctx
+        .dirs
+        .logs_dir()
+        .join(&cell.id)
+        .join(format!("setup@{}.log", profile.name));
+    let once = ctx
+        .templates
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(format!("{}@{}", environment.id, profile.name))
+        .or_default()
+        .clone();
+    let made = once
+        .get_or_init(|| async {
+            let postgres = ctx
+                .postgres
+                .clone()
+                .ok_or_else(|| "no PostgreSQL server was started for this run".to_owned())?;
+            let creating = postgres.clone();
+            let database = tokio::task::spawn_blocking(move || creating.create_database(None))
+                .await
+                .map_err(|err| err.to_string())?
+                .map_err(|err| format!("cannot make the template database: {err:#}"))?;
+            if let Some(dir) = log.parent() {
+                fs_err::create_dir_all(dir).map_err(|err| err.to_string())?;
+            }
+            let launched = Launched {
+                cell: &cell.name,
+                environment,
+                service_dir,
+                env: &profile.env,
+                database: &database,
+                log: &log,
+                template_note: None,
+            };
+            let port = service::free_port().map_err(|err| err.to_string())?;
+            let placeholders = placeholders(ctx, &launched, port);
+            let launch = launch(ctx, &launched, &placeholders, port);
+            tokio::task::block_in_place(|| {
+                service::run_setup(&launch, &ctx.config.service.setup, None)
+            })?;
+            match database {
+                Database::Postgres { name, .. } => Ok(name),
+                Database::Sqlite { .. } => Err("a template needs PostgreSQL".to_owned()),
+            }
+        })
+        .await
+        .clone();
+    match made {
+        Ok(name) => Ok((name, log)),
+        Err(reason) => Err((reason, log)),
+    }
+}
+
+/// Drops the template databases the run made (on a server the harness did
+/// not start, nothing may be left behind).
+pub async fn drop_templates(ctx: &RunContext) {
+    let Some(postgres) = ctx.postgres.clone() else {
+        return;
+    };
+    let made: Vec<String> =
+        std::mem::take(&mut *ctx.templates.lock().unwrap_or_else(|e| e.into_inner()))
+            .into_values()
+            .filter_map(|once| once.get().and_then(|made| made.clone().ok()))
+            .collect();
+    for name in made {
+        let postgres = postgres.clone();
+        let _ = tokio::task::spawn_blocking(move || postgres.drop_database_named(&name)).await;
+    }
+}
+
+/// What happened when the service was started for a scenario.
+enum Startup {
+    Started(Replay),
+    /// Only for scenarios that record their startup: the service exited before it was healthy.
+    Refused {
+        status: String,
+        first_error: String,
+    },
+}
+
+struct Replay {
+    exchanges: Vec<replay::Exchange>,
+    failure: Option<replay::StepFailure>,
+    /// Set when the service exited while the scenario ran.
+    died: Option<std::process::ExitStatus>,
+}
+
+/// Starts the service, replays the scenario, stops the service.
+///
+/// `None` means the run ended before a result (a startup failure outside a
+/// startup-recording scenario, or a harness problem); the report says why.
+async fn replay_once(
+    ctx: &RunContext,
+    run: &ScenarioRun<'_>,
+    launched: &Launched<'_>,
+    report: &mut ScenarioReport,
+) -> Option<Startup> {
+    if let Some(dir) = launched.log.parent()
+        && let Err(err) = fs_err::create_dir_all(dir)
+    {
+        report.summary = Some(format!("cannot create the log folder: {err}"));
+        return None;
+    }
+    // Another process may take the chosen port before the service binds it;
+    // the service is then not the one answering, and the run tries another.
+    let mut attempt = 0;
+    let mut setup_ms = 0;
+    let (running, port, startup) = loop {
+        attempt += 1;
+        let port = match service::free_port() {
+            Ok(port) => port,
+            Err(err) => {
+                report.summary = Some(format!("no free loopback port: {err}"));
+                return None;
+            }
+        };
+        if failpoint("steal-port").is_some() {
+            service::occupy_once(port);
+        }
+        let placeholders = placeholders(ctx, launched, port);
+        let launch = launch(ctx, launched, &placeholders, port);
+        // The log starts anew with each scenario run, with the setup's output
+        // (or, where a template database was set up once, a note saying so).
+        if attempt == 1 {
+            let setup = match launched.template_note.as_deref() {
+                Some(_) => &[][..],
+                None => &ctx.config.service.setup[..],
+            };
+            match tokio::task::block_in_place(|| {
+                service::run_setup(&launch, setup, launched.template_note.as_deref())
+            }) {
+                Ok(took) => setup_ms = took.as_millis() as u64,
+                Err(reason) => {
+                    report.verdict = Verdict::StartupFailed;
+                    report.summary = Some(reason);
+                    return None;
+                }
+            }
+        }
+        let starting = Instant::now();
+        match service::start(launch, &ctx.client).await {
+            Ok(running) => break (running, port, starting.elapsed()),
+            Err(failure) if failure.port_taken && attempt < PORT_ATTEMPTS => {
+                ctx.emit(RunEvent::PortTaken {
+                    cell: launched.cell.to_owned(),
+                    scenario: report.scenario.clone(),
+                    port,
+                });
+            }
+            Err(failure) => {
+                if run.scenario.record_startup
+                    && let Some(status) = failure.exit_status
+                {
+                    let status = match (
+                        status.code(),
+                        std::os::unix::process::ExitStatusExt::signal(&status),
+                    ) {
+                        (Some(code), _) => format!("code {code}"),
+                        (None, Some(signal)) => format!("killed by signal {signal}"),
+                        _ => status.to_string(),
+                    };
+                    // Starting until the refusal is the service's own time too.
+                    report.timing = Some(crate::model::report::Timing {
+                        setup_ms,
+                        startup_ms: starting.elapsed().as_millis() as u64,
+                        replay_ms: 0,
+                        requests: 0,
+                    });
+                    return Some(Startup::Refused {
+                        status,
+                        first_error: first_error_line(&log::log_tail(launched.log, 200)),
+                    });
+                }
+                report.leaks = failure.stopped.leaks;
+                if let Some(error) = failure.stopped.log_error {
+                    report.summary = Some(error);
+                    return None;
+                }
+                report.verdict = Verdict::StartupFailed;
+                report.summary = Some(failure.reason);
+                return None;
+            }
+        }
+    };
+    report.service_pid = Some(running.pid());
+    report.service_port = Some(port);
+    let replaying = Instant::now();
+    ctx.emit(RunEvent::ServiceStarted {
+        cell: launched.cell.to_owned(),
+        scenario: report.scenario.clone(),
+        pid: running.pid(),
+        port,
+    });
+    let replayed = replay::replay(
+        &ctx.client,
+        &running.base_url,
+        run.scenario,
+        ctx.config.timeouts.request,
+    )
+    .await;
+    report.timing = Some(crate::model::report::Timing {
+        setup_ms,
+        startup_ms: startup.as_millis() as u64,
+        replay_ms: replaying.elapsed().as_millis() as u64,
+        requests: replayed.exchanges.len(),
+    });
+    // A request that got no answer may mean the service is dying: give it a moment to be seen dead.
+    let no_answer = replayed
+        .exchanges
+        .last()
+        .is_some_and(|exchange| exchange.response.is_err());
+    let died = running
+        .exit_status_within(if no_answer {
+            Duration::from_secs(2)
+        } else {
+            Duration::ZERO
+        })
+        .await;
+
+    let stopped = running.stop().await;
+    report.leaks = stopped.leaks;
+    if let Some(error) = stopped.log_error {
+        report.verdict = Verdict::Error;
+        report.summary = Some(error);
+        return None;
+    }
+    Some(Startup::Started(Replay {
+        exchanges: replayed.exchanges,
+        failure: replayed.failure,
+        died,
+    }))
+}
+
+/// A database nobody has used, of the profile's kind.
+async fn fresh_database(
+    ctx: &RunContext,
+    kind: DatabaseKind,
+    cell: &str,
+    key: &str,
+    template: Option<&str>,
+) -> anyhow::Result<Database> {
+    match kind {
+        DatabaseKind::Sqlite => {
+            let dir = ctx.scratch.join(cell);
+            crate::sys::state::unless_quitting(|| Ok(fs_err::create_dir_all(&dir)?))?;
+            Ok(Database::fresh_sqlite(&dir, key))
+        }
+        DatabaseKind::Postgres => {
+            let postgres = ctx
+                .postgres
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("no PostgreSQL server was started for this run"))?;
+            let template = template.map(str::to_owned);
+            tokio::task::spawn_blocking(move || postgres.create_database(template.as_deref()))
+                .await?
+        }
+    }
+}
+
+/// The line that says why a service refused to start: the first that
+/// mentions an error, else the last line it printed.
+fn first_error_line(log: &str) -> String {
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    lines
+        .iter()
+        .find(|line| line.to_ascii_lowercase().contains("error"))
+        .or(lines.last())
+        .map_or_else(|| "(no output)".to_owned(), |line| (*line).to_owned())
+}
+
+/// The alternative accepted snapshot of `key` that covers this cell's
+/// versions and that `rendered` matches, if any.
+fn matching_alternative(
+    ctx: &RunContext,
+    set: &ResolvedSet,
+    key: &str,
+    rendered: &str,
+    noisy: &std::collections::BTreeSet<String>,
+) -> anyhow::Result<Option<snapshot::Alternative>> {
+    let config = &ctx.config;
+    for alternative in
+        snapshot::alternatives(&config.replay.snapshots, key, config.service.ecosystem)?
+    {
+        let covered = set
+            .packages
+            .get(&alternative.from.package)
+            .is_some_and(|resolved| alternative.covers(&resolved.version));
+        if covered && snapshot::compare(&alternative.path, rendered, noisy)? == Comparison::Matches
+        {
+            return Ok(Some(alternative));
+        }
+    }
+    Ok(None)
+}
+
+/// What makes a baseline's run of a scenario a doubtful reference: steps
+/// that answer 5xx, and the error of a traceback (Python) or a panic (Rust)
+/// in its log.
+fn unhealthy(
+    exchanges: &[replay::Exchange],
+    log: &str,
+    normaliser: &Normaliser<'_>,
+) -> Vec<String> {
+    let mut found: Vec<String> = exchanges
+        .iter()
+        .filter_map(|exchange| {
+            let response = exchange.response.as_ref().ok()?;
+            (response.status >= 500).then(|| {
+                format!(
+                    "step `{}` answered {}",
+                    exchange.step,
+                    response.status_line()
+                )
+            })
+        })
+        .collect();
+    let lines: Vec<&str> = log.lines().collect();
+    for (index, line) in lines.iter().enumerate() {
+        if line.starts_with("Traceback (most recent call last)") {
+            // The exception is the first line after the indented frames.
+            let error = lines[index + 1..]
+                .iter()
+                .find(|line| !line.starts_with(char::is_whitespace))
+                .unwrap_or(line);
+            found.push(format!(
+                "the service logged a traceback: {}",
+                normaliser.literals(error.trim())
+            ));
+        } else if line.contains("panicked at") {
+            found.push(format!(
+                "the service panicked: {}",
+                normaliser.literals(line.trim())
+            ));
+        }
+    }
+    found.dedup();
+    found
+}
+
+/// Lines of the service's output that look like warnings or errors, normalised.
+fn warnings(log: &str, normaliser: &mut Normaliser<'_>) -> Vec<String> {
+    const MAX: usize = 20;
+    const MARKERS: &[&str] = &["warn", "error", "traceback", "exception", "(trapped)"];
+    let mut found: Vec<String> = Vec::new();
+    for line in log::tail(log, 2000).lines() {
+        let lower = line.to_ascii_lowercase();
+        if MARKERS.iter().any(|marker| lower.contains(marker)) {
+            let line = crate::judge::normalize::log_line(&normaliser.text(line.trim()));
+            if !found.contains(&line) && found.len() < MAX {
+                found.push(line);
+            }
+        }
+    }
+    found
+}
+
+fn failed_cell(ctx: &RunContext, cell: &Cell, verdict: Verdict, reason: &str) -> CellOutcome {
+    let summary = reason.lines().last().unwrap_or(reason).to_owned();
+    let report = CellReport {
+        scenarios: scenario_runs(&ctx.scenarios, &cell.profile)
+            .into_iter()
+            .map(|run| ScenarioReport {
+                summary: Some(summary.clone()),
+                log_tail: Some(reason.to_owned()),
+                ..ScenarioReport::new(run.key, verdict)
+            })
+            .collect(),
+        ..blank_report(cell)
+    };
+    CellOutcome {
+        report,
+        contents: BTreeMap::new(),
+    }
+}
+
+/// A cell's report before anything is known about it.
+fn blank_report(cell: &Cell) -> CellReport {
+    CellReport {
+        id: cell.id.clone(),
+        name: cell.name.clone(),
+        baseline: cell.is_baseline(),
+        pins: cell
+            .pins
+            .iter()
+            .map(|pin| format!("{}=={}", pin.package, pin.version))
+            .collect(),
+        changes: Vec::new(),
+        new_warnings: Vec::new(),
+        environment: None,
+        scenarios: Vec::new(),
+        duration_ms: 0,
+        result_reused: false,
+    }
+}
+
+/// `path` relative to `base` for messages, or as it is when outside it.
+pub fn relative(path: &Path, base: &Path) -> String {
+    path.strip_prefix(base)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}

@@ -1,0 +1,190 @@
+//! Snapshots written by a check: the baseline's results accepted, an
+//! alternative accepted for one cell's versions, pending ones for review.
+
+use anyhow::{Context, bail};
+
+use crate::input::config;
+use crate::judge::snapshot;
+use crate::model::cell::Pin;
+use crate::model::package;
+use crate::model::report::Verdict;
+use crate::run::{self, CellOutcome, RunContext, relative};
+
+/// Writes the baseline's results as the accepted snapshots.
+pub(super) fn baseline(
+    ctx: &RunContext,
+    outcomes: &[CellOutcome],
+    accept_unhealthy: bool,
+) -> anyhow::Result<Vec<String>> {
+    let baseline = outcomes.first().context("the plan has no baseline")?;
+    if let Some(broken) = baseline.report.scenarios.iter().find(|s| {
+        matches!(
+            s.verdict,
+            Verdict::BuildFailed | Verdict::StartupFailed | Verdict::Error
+        )
+    }) {
+        bail!(
+            "cannot accept: the baseline is {} on `{}`: {}",
+            broken.verdict.label(),
+            broken.scenario,
+            broken.summary.as_deref().unwrap_or("")
+        );
+    }
+    let unhealthy: Vec<String> = baseline
+        .report
+        .scenarios
+        .iter()
+        .filter(|s| !s.unhealthy.is_empty())
+        .map(|s| format!("{}: {}", s.scenario, s.unhealthy.join("; ")))
+        .collect();
+    if !unhealthy.is_empty() && !accept_unhealthy {
+        bail!(
+            "cannot accept: the baseline is unhealthy ({}); fix the service, or accept \
+             this behaviour as it is with --accept-unhealthy",
+            unhealthy.join(" | ")
+        );
+    }
+    let mut accepted = Vec::new();
+    for run in run::scenario_runs(&ctx.scenarios, &ctx.config.service.profile) {
+        let Some(contents) = baseline.contents.get(&run.key) else {
+            continue;
+        };
+        let path = snapshot::accepted_path(&ctx.config.replay.snapshots, &run.key);
+        snapshot::accept(
+            &path,
+            &header(ctx, &run, "accepted from the baseline"),
+            contents,
+        )?;
+        accepted.push(relative(&path, ctx.config.base_dir()));
+    }
+    Ok(accepted)
+}
+
+/// `PACKAGE VERSION` and scenario keys, checked before anything runs.
+pub(super) fn alternative_request(
+    ecosystem: config::Ecosystem,
+    known: &[String],
+    cell: &str,
+    scenarios: &[String],
+) -> anyhow::Result<(Pin, Vec<String>)> {
+    let Some((package, version)) = cell.trim().split_once(' ') else {
+        bail!("--cell `{cell}`: name the cell as the report does, `PACKAGE VERSION`");
+    };
+    let pin = Pin {
+        package: package::PackageName::parse(ecosystem, package.trim())
+            .map_err(|err| anyhow::anyhow!("--cell `{cell}`: {err}"))?,
+        version: package::Version::parse(ecosystem, version.trim())
+            .map_err(|err| anyhow::anyhow!("--cell `{cell}`: {err}"))?,
+    };
+    for scenario in scenarios {
+        if !known.contains(scenario) {
+            bail!(
+                "no scenario `{scenario}`; the scenarios are: {}",
+                known.join(", ")
+            );
+        }
+    }
+    Ok((pin, scenarios.to_vec()))
+}
+
+/// Writes the cell's output of each scenario in `keys` as an alternative
+/// accepted snapshot; refuses, writing nothing, when the cell did not run them.
+pub(super) fn alternatives(
+    ctx: &RunContext,
+    outcomes: &[CellOutcome],
+    pin: &Pin,
+    keys: &[String],
+) -> anyhow::Result<Vec<(String, String)>> {
+    let outcome = outcomes.first().context("the plan has no cell")?;
+    let mut accepted = Vec::new();
+    for key in keys {
+        let scenario = outcome.report.scenarios.iter().find(|s| &s.scenario == key);
+        let contents = outcome.contents.get(key);
+        let (Some(scenario), Some(contents)) = (scenario, contents) else {
+            bail!("cannot accept: `{}` did not run {key}", outcome.report.name);
+        };
+        if matches!(
+            scenario.verdict,
+            Verdict::BuildFailed | Verdict::StartupFailed | Verdict::Error
+        ) {
+            bail!(
+                "cannot accept: `{}` is {} on `{key}`: {}",
+                outcome.report.name,
+                scenario.verdict.label(),
+                scenario.summary.as_deref().unwrap_or("")
+            );
+        }
+        accepted.push((key, contents));
+    }
+    let mut written = Vec::new();
+    for (key, contents) in accepted {
+        let run = run::scenario_runs(&ctx.scenarios, &ctx.config.service.profile)
+            .into_iter()
+            .find(|run| &run.key == key)
+            .context("the scenario ran, so it exists")?;
+        let path = snapshot::alternative_path(&ctx.config.replay.snapshots, key, pin);
+        let alternative = snapshot::Alternative {
+            path: path.clone(),
+            from: pin.clone(),
+        };
+        let description = format!(
+            "alternative accepted for {} (cell `{}`); the baseline's {key}.snap stays the reference",
+            alternative.range(),
+            outcome.report.name
+        );
+        snapshot::accept(&path, &header(ctx, &run, &description), contents)?;
+        written.push((relative(&path, ctx.config.base_dir()), alternative.range()));
+    }
+    Ok(written)
+}
+
+/// One `.snap.new` per scenario that did not match: the baseline's result if
+/// the baseline differs, else the first differing cell's; stale ones go.
+pub(super) fn write_pending(
+    ctx: &RunContext,
+    outcomes: &[CellOutcome],
+) -> anyhow::Result<Vec<String>> {
+    let mut written = Vec::new();
+    for run in run::scenario_runs(&ctx.scenarios, &ctx.config.service.profile) {
+        let path = snapshot::accepted_path(&ctx.config.replay.snapshots, &run.key);
+        let changed = outcomes.iter().find_map(|outcome| {
+            let verdict = outcome
+                .report
+                .scenarios
+                .iter()
+                .find(|s| s.scenario == run.key)?
+                .verdict;
+            let contents = outcome.contents.get(&run.key)?;
+            (verdict == Verdict::Changed).then_some((outcome, contents))
+        });
+        match changed {
+            Some((outcome, contents)) => {
+                let description = if outcome.report.baseline {
+                    "result of the baseline".to_owned()
+                } else {
+                    format!(
+                        "result of cell `{}`; accepting it makes this the expected behaviour",
+                        outcome.report.name
+                    )
+                };
+                let pending =
+                    snapshot::write_pending(&path, &header(ctx, &run, &description), contents)?;
+                written.push(relative(&pending, ctx.config.base_dir()));
+            }
+            None => snapshot::remove_pending(&path)?,
+        }
+    }
+    Ok(written)
+}
+
+fn header<'a>(
+    ctx: &RunContext,
+    run: &'a run::ScenarioRun<'_>,
+    description: &'a str,
+) -> snapshot::Header<'a> {
+    snapshot::Header {
+        source: relative(&run.scenario.path, ctx.config.base_dir()),
+        scenario: &run.key,
+        description,
+    }
+}

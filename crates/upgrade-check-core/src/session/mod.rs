@@ -1,0 +1,783 @@
+//! One check from start to end, as named phases: load the inputs, find the
+//! tools, plan, run the cells, follow up (interactions, bisection), judge
+//! against the snapshots and write the reports. The caller gets back a
+//! [`Finished`] value to show; everything on the way is a [`RunEvent`].
+
+mod accept;
+mod prepare;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::bail;
+
+use crate::env::{Builder, index};
+use crate::follow_up::bisect::{self, BisectRequest, Bisected};
+use crate::follow_up::interaction;
+use crate::input::baseline::BaselineFile;
+use crate::input::config::{self, Config};
+use crate::input::{scenario, source};
+use crate::judge::snapshot;
+use crate::model::cell::{Cell, Plan};
+use crate::model::event::{Events, RunEvent};
+use crate::model::report::{ExitStatus, Report, ScenarioReport, ShardInfo, Verdict};
+use crate::plan::{self, pr};
+use crate::report::{self, cell_diff};
+use crate::run::{self, CellOutcome, RunContext};
+use crate::sys::interrupt::Interrupt;
+use crate::sys::state::{self, StateDirs};
+use crate::sys::{process, redact, sweep};
+
+/// What a check does with its plan.
+#[derive(Debug, Clone, Default)]
+pub enum Action {
+    /// Run every cell and judge it.
+    #[default]
+    Run,
+    /// Plan and stop: the plan is the answer.
+    Plan,
+    /// Search the index's versions of one package for the first bad one.
+    Bisect(BisectRequest),
+    /// Run one cell and accept its output of `scenarios` as alternatives.
+    AcceptAlternative {
+        /// `PACKAGE VERSION`, as typed.
+        cell: String,
+        scenarios: Vec<String>,
+    },
+}
+
+/// How a check ended, for the caller to show.
+#[derive(Debug)]
+pub enum Finished {
+    /// `Action::Plan`: the plan, not run.
+    Planned(Plan),
+    /// The cells ran (or some did, when cancelled): the report and the files written.
+    Reported {
+        report: Box<Report>,
+        written: Vec<PathBuf>,
+        status: ExitStatus,
+    },
+    Bisected(Bisected),
+    /// `accept --cell`: each alternative snapshot written, with the versions it is for.
+    AcceptedAlternatives(Vec<(String, String)>),
+    /// A signal stopped the check before it could report: which, and where
+    /// it was, as the end of a sentence (`" before any cell ran"`).
+    Interrupted {
+        signal: String,
+        during: &'static str,
+    },
+}
+
+/// What the user asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub action: Action,
+    /// Run only shard `K` of `N` (1-based) and write a partial result.
+    pub shard: Option<(usize, usize)>,
+    pub config: Option<PathBuf>,
+    pub accept: bool,
+    /// With `accept`: take a baseline that answers 5xx or logs a traceback.
+    pub accept_unhealthy: bool,
+    pub jobs: Option<usize>,
+    pub state_dir: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+    /// A PostgreSQL server to use instead of starting one.
+    pub database_url: Option<String>,
+    /// Files laid over a copy of the service before anything runs.
+    pub overlay: Option<PathBuf>,
+    /// Install wheels only: no package's build code runs.
+    pub no_build: bool,
+    /// New warnings fail the run, not only the scenarios that changed.
+    pub deny_warnings: bool,
+    /// Replay the baseline once, not twice: faster, but blind to noise.
+    pub no_noise_check: bool,
+    /// Do not bisect packages whose newest candidate fails.
+    pub no_bisect: bool,
+    /// Run every cell even when a recorded result's inputs are unchanged.
+    pub no_cache: bool,
+    /// Never reach the package index; use cached resolutions, environments and downloads.
+    pub offline: bool,
+    /// Pull-request mode: the baseline file at this git ref is the baseline.
+    pub since: Option<String>,
+}
+
+/// Runs the whole check; `events` hears everything on the way.
+///
+/// Ctrl-C or SIGTERM stop every child process group before returning.
+pub fn upgrade_check(options: Options, events: Events) -> anyhow::Result<Finished> {
+    // Children die with the thread that spawned them (PR_SET_PDEATHSIG), so no
+    // runtime thread may retire while the run lasts.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_keep_alive(Duration::from_secs(24 * 60 * 60))
+        .build()?;
+
+    let outcome = runtime.block_on(async {
+        let told = events.clone();
+        let interrupt = Interrupt::install(move |name, again| {
+            told(&RunEvent::Signal {
+                name: name.to_owned(),
+                again,
+            });
+        })?;
+        tokio::select! {
+            outcome = run(options, &interrupt, events) => outcome,
+            // Before the cells run there is nothing to report: stop.
+            name = interrupt.wait_before_cells() => Ok(Finished::Interrupted {
+                signal: name.to_owned(),
+                during: " before any cell ran",
+            }),
+        }
+    });
+    process::kill_all();
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    // Tasks cancelled mid-cell may have written into a folder after it was removed.
+    state::remove_temp_dirs();
+    outcome
+}
+
+async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow::Result<Finished> {
+    let started = std::time::Instant::now();
+    let mut inputs = load(&options, &events)?;
+    let scratch = claim_state(&mut inputs, &options, &events)?;
+    let tools = find_tools(&inputs, &options, &events).await?;
+    let planned = plan_check(&mut inputs, &tools, &options, &events).await?;
+    if let Action::Plan = options.action {
+        return Ok(Finished::Planned(planned.plan));
+    }
+    let Planned {
+        plan,
+        shard,
+        bisection,
+        alternative,
+    } = planned;
+    let Tools {
+        builder,
+        index,
+        pin_files,
+        ..
+    } = tools;
+    let config_path = inputs.config_path.clone();
+    let ctx = start(
+        inputs, builder, &plan, &pin_files, &options, &scratch, events, started,
+    )
+    .await?;
+    interrupt.cells_started();
+    if let Some(bisection) = bisection {
+        let report_dir = ctx.dirs.report_dir();
+        let finished = tokio::select! {
+            bisected = bisection.run(ctx.clone(), &report_dir) => bisected.map(Finished::Bisected),
+            name = interrupt.wait() => Ok(Finished::Interrupted {
+                signal: name.to_owned(),
+                during: " while bisecting",
+            }),
+        };
+        run::drop_templates(&ctx).await;
+        return finished;
+    }
+    let (outcomes, cancelled) = tokio::select! {
+        outcomes = run::run_plan(ctx.clone(), &plan) => (outcomes, None),
+        // Every child is dead already; keep what finished, in plan order.
+        name = interrupt.wait() => (run::finished(&ctx), Some(name)),
+    };
+    if let Some((pin, keys)) = &alternative {
+        run::drop_templates(&ctx).await;
+        if let Some(name) = cancelled {
+            return Ok(Finished::Interrupted {
+                signal: name.to_owned(),
+                during: "; nothing accepted",
+            });
+        }
+        return accept::alternatives(&ctx, &outcomes, pin, keys)
+            .map(Finished::AcceptedAlternatives);
+    }
+    // A shard sees only its own cells: isolating and bisecting need them all.
+    let mut found = FollowUp::default();
+    let mut cancelled = cancelled;
+    if cancelled.is_none() && !options.accept && options.shard.is_none() {
+        let bisect_with = index.as_ref().filter(|_| !options.no_bisect);
+        tokio::select! {
+            done = follow_up(&ctx, &plan, &outcomes, bisect_with) => found = done,
+            name = interrupt.wait() => cancelled = Some(name),
+        }
+    }
+    run::drop_templates(&ctx).await;
+    let report = assemble(
+        &ctx,
+        &config_path,
+        &plan,
+        &outcomes,
+        shard,
+        found,
+        cancelled,
+    );
+    let finished = conclude(&ctx, report, &outcomes, &options);
+    drop(ctx);
+    drop(scratch);
+    finished
+}
+
+/// What a check reads before anything else.
+struct Inputs {
+    config_path: PathBuf,
+    config: Config,
+    scenarios: Vec<scenario::Scenario>,
+    dirs: StateDirs,
+}
+
+/// Phase 1: the config and scenarios, checked; every scenario secret
+/// registered, so that no later write or print can hold one.
+fn load(options: &Options, events: &Events) -> anyhow::Result<Inputs> {
+    let config_path = match &options.config {
+        Some(path) => path.clone(),
+        None => config::discover()?,
+    };
+    let config = Config::load(&config_path)?;
+    let scenarios = scenario::load_dir(&config.replay.scenarios)?;
+    snapshot::check_files(&config.replay.snapshots)?;
+    for scenario in &scenarios {
+        redact::register(&redact::Secrets::new(
+            scenario
+                .secrets
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        ));
+    }
+    prepare::check_scenario_profiles(&config, &scenarios)?;
+    let accepts = options.accept || matches!(options.action, Action::AcceptAlternative { .. });
+    if accepts {
+        refuse_accepting_in_ci()?;
+    }
+    let dirs = state_dirs(options, config.base_dir());
+    events(&RunEvent::ConfigLoaded {
+        path: config_path.clone(),
+    });
+    Ok(Inputs {
+        config_path,
+        config,
+        scenarios,
+        dirs,
+    })
+}
+
+/// Phase 2: this run's private folder, claimed; what a dead run left,
+/// removed; `--overlay` laid over a copy of the service.
+fn claim_state(
+    inputs: &mut Inputs,
+    options: &Options,
+    events: &Events,
+) -> anyhow::Result<state::TempDir> {
+    let dirs = &inputs.dirs;
+    let scratch = dirs.scratch()?;
+    sweep::claim(scratch.path())?;
+    process::mark_run(scratch.path());
+    let swept = sweep::sweep(&dirs.state.join("tmp"), scratch.path());
+    let half_written = state::remove_stale_temp_files(&[
+        dirs.report_dir(),
+        inputs.config.replay.snapshots.clone(),
+        dirs.resolutions_dir(),
+    ]);
+    if swept.processes > 0 || !swept.folders.is_empty() || !half_written.is_empty() {
+        events(&RunEvent::LeftoversRemoved {
+            processes: swept.processes,
+            folders: swept.folders.len(),
+            half_written: half_written.len(),
+        });
+    }
+    if let Some(overlay) = &options.overlay {
+        if options.accept {
+            bail!("--accept takes the service as it is; drop --overlay");
+        }
+        prepare::lay_over(&mut inputs.config, overlay, scratch.path())?;
+        events(&RunEvent::OverlayLaid {
+            overlay: overlay.clone(),
+            service: inputs.config.service.root.clone(),
+        });
+    }
+    Ok(scratch)
+}
+
+/// What builds and lists versions for this service.
+struct Tools {
+    builder: Builder,
+    /// Only the Python index lists a package's versions: ranges and bisection need it.
+    index: Option<index::Index>,
+    /// The files that declare the baseline's pins.
+    pin_files: Vec<PathBuf>,
+    /// Pull-request mode: the working tree's baseline file (the change), and
+    /// the name of the ref whose file is the baseline.
+    change: Option<(BaselineFile, String)>,
+}
+
+/// What `plan_check` makes of the request.
+struct Planned {
+    plan: Plan,
+    shard: Option<ShardInfo>,
+    bisection: Option<bisect::Bisection>,
+    alternative: Option<(crate::model::cell::Pin, Vec<String>)>,
+}
+
+/// Phase 3: the baseline file read (at the ref in pull-request mode), the
+/// builder for the service's ecosystem with its tools found.
+async fn find_tools(inputs: &Inputs, options: &Options, events: &Events) -> anyhow::Result<Tools> {
+    let config = &inputs.config;
+    let working = BaselineFile::load(&config.service.baseline)?;
+    let pin_files = prepare::pin_files(config, &working);
+    // In pull-request mode the file as it was at the ref is the baseline and
+    // the working file the change.
+    let (baseline, change) = match &options.since {
+        Some(git_ref) => {
+            let before = pr::baseline_at(git_ref, &config.service.baseline)??;
+            (before.file, Some((working, before.name)))
+        }
+        None => (working, None),
+    };
+    let builder = match config.service.ecosystem {
+        config::Ecosystem::Python => {
+            // Digests declared on either side of a pull request are checked.
+            let mut hashes = crate::input::baseline::DeclaredHashes::default();
+            hashes.add(&baseline);
+            if let Some((after, _)) = &change {
+                hashes.add(after);
+            }
+            Builder::Python(
+                prepare::uv_builder(config, options, &inputs.dirs, events, baseline, hashes)
+                    .await?,
+            )
+        }
+        config::Ecosystem::Cargo => Builder::Cargo(prepare::cargo_builder(
+            config,
+            options,
+            &inputs.dirs,
+            events,
+            baseline,
+        )?),
+    };
+    let index = match &builder {
+        Builder::Python(builder) => Some(index::Index {
+            python: builder.python.clone(),
+            cache: inputs.dirs.index_dir(),
+            ttl: index::DEFAULT_TTL,
+            offline: options.offline,
+            timeout: config.timeouts.build,
+        }),
+        Builder::Cargo(_) => None,
+    };
+    Ok(Tools {
+        builder,
+        index,
+        pin_files,
+        change,
+    })
+}
+
+/// Phase 4: the cells to run, by what was asked: a bisection's first
+/// round, one alternative cell, the baseline to accept, a pull request's
+/// changes, or the matrix (ranges filled from the index); then one shard of it.
+async fn plan_check(
+    inputs: &mut Inputs,
+    tools: &Tools,
+    options: &Options,
+    events: &Events,
+) -> anyhow::Result<Planned> {
+    let builder = &tools.builder;
+    let profile = inputs.config.service.profile.clone();
+    let mut bisection = None;
+    let mut alternative = None;
+    let plan = match &options.action {
+        Action::Bisect(request) => {
+            if options.accept || options.since.is_some() {
+                bail!("bisect takes neither --accept nor --since");
+            }
+            let Some(index) = &tools.index else {
+                bail!(
+                    "bisect searches the Python package index's versions; a cargo service has no such listing"
+                );
+            };
+            let prepared =
+                bisect::Bisection::prepare(request, builder.baseline(), index, events).await?;
+            let plan = prepared.first_plan(&profile);
+            bisection = Some(prepared);
+            plan
+        }
+        Action::AcceptAlternative {
+            cell,
+            scenarios: wanted,
+        } => {
+            if options.accept || options.since.is_some() {
+                bail!("accept --cell takes neither --accept nor --since");
+            }
+            let known: Vec<String> = run::scenario_runs(&inputs.scenarios, &profile)
+                .into_iter()
+                .map(|run| run.key)
+                .collect();
+            let (pin, keys) =
+                accept::alternative_request(inputs.config.service.ecosystem, &known, cell, wanted)?;
+            let plan = Plan {
+                cells: vec![Cell::with_pins(vec![pin.clone()], &profile)],
+                skipped: Vec::new(),
+            };
+            alternative = Some((pin, keys));
+            plan
+        }
+        Action::Run | Action::Plan if options.accept => Plan {
+            cells: vec![Cell::baseline(&profile)],
+            skipped: Vec::new(),
+        },
+        Action::Run | Action::Plan => match &tools.change {
+            Some((after, name)) => {
+                let changes = pr::changes(builder.baseline(), after);
+                events(&RunEvent::PinsChanged {
+                    since: name.clone(),
+                    changes: changes.iter().map(ToString::to_string).collect(),
+                });
+                prepare::check_versions_exist(builder, after, &changes).await?;
+                pr::plan(&changes, &profile, &after.path)
+            }
+            None => plan_matrix(inputs, tools, events).await?,
+        },
+    };
+    events(&RunEvent::Planned {
+        cells: plan.cells.len(),
+        scenarios: inputs.scenarios.len(),
+    });
+    let shard = options.shard.map(|(index, count)| ShardInfo {
+        index,
+        count,
+        plan: plan.cells.iter().map(|cell| cell.id.clone()).collect(),
+    });
+    let plan = match options.shard {
+        Some((index, count)) if !matches!(options.action, Action::Plan) => {
+            let part = plan::shard(&plan, index - 1, count);
+            events(&RunEvent::ShardTaken {
+                index,
+                count,
+                cells: part.cells.len() - 1,
+                of: plan.cells.len() - 1,
+            });
+            part
+        }
+        _ => plan,
+    };
+    Ok(Planned {
+        plan,
+        shard,
+        bisection,
+        alternative,
+    })
+}
+
+/// The matrix's cells by its strategy, ranges filled from the index and
+/// listed versions checked first.
+async fn plan_matrix(inputs: &mut Inputs, tools: &Tools, events: &Events) -> anyhow::Result<Plan> {
+    let config = &mut inputs.config;
+    if let Some(index) = &tools.index {
+        prepare::expand_ranges(config, index, events).await?;
+    }
+    prepare::check_listed_versions(&tools.builder, config, &inputs.dirs, events).await?;
+    let planned = plan::plan(&config.matrix, &config.service.profile, |package| {
+        tools.builder.baseline().pinned_version(package)
+    });
+    let plan = planned.map_err(|message| source::InputError {
+        path: config.path.clone(),
+        line: config.matrix.strategy_line,
+        column: 1,
+        key: "matrix.strategy".to_owned(),
+        message,
+    })?;
+    if config.matrix.strategy != config::Strategy::OneAtATime {
+        events(&RunEvent::StrategyChose {
+            strategy: format!("{:?}", config.matrix.strategy),
+            cells: plan.cells.len(),
+            packages: config.matrix.packages.len(),
+            full_product: plan::full_size(&config.matrix),
+        });
+    }
+    Ok(plan)
+}
+
+/// Phase 5: what the cells share, ready: PostgreSQL started when a profile
+/// needs it, the recorded results' digest, the run secret registered.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one of the phases' results"
+)]
+async fn start(
+    inputs: Inputs,
+    builder: Builder,
+    plan: &Plan,
+    pin_files: &[PathBuf],
+    options: &Options,
+    scratch: &state::TempDir,
+    events: Events,
+    started: std::time::Instant,
+) -> anyhow::Result<Arc<RunContext>> {
+    let Inputs {
+        config,
+        scenarios,
+        dirs,
+        ..
+    } = inputs;
+    let postgres = prepare::start_postgres(
+        &config,
+        &scenarios,
+        plan,
+        options.database_url.as_deref(),
+        &dirs.cache.join("postgres"),
+        &events,
+    )
+    .await?;
+    // Accepting records nothing: its results become the snapshots.
+    let results_digest = if options.accept {
+        None
+    } else {
+        Some(run::results::run_digest(
+            &config,
+            &builder.toolchain(),
+            &format!(
+                "noise-check={} no-build={}",
+                !options.no_noise_check, options.no_build
+            ),
+            pin_files,
+        )?)
+    };
+    let jobs = options.jobs.unwrap_or_else(default_jobs).max(1);
+    let run_secret = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    redact::register(&redact::Secrets::new([("run", run_secret.as_str())]));
+    Ok(Arc::new(RunContext {
+        finished: Default::default(),
+        templates: Default::default(),
+        postgres,
+        accepting: options.accept,
+        check_noise: !options.accept && !options.no_noise_check,
+        results_digest,
+        reuse_results: !options.no_cache,
+        noise: Default::default(),
+        scratch: scratch.path().to_owned(),
+        config,
+        scenarios,
+        builder,
+        dirs,
+        jobs,
+        service_slots: tokio::sync::Semaphore::new(jobs),
+        events,
+        started,
+        client: crate::exec::replay::client(),
+        run_secret,
+    }))
+}
+
+/// What the follow-up finds.
+#[derive(Default)]
+struct FollowUp {
+    interactions: Vec<crate::model::findings::Interaction>,
+    newest_safe: Vec<crate::model::findings::NewestSafe>,
+}
+
+/// Phase 6: interactions isolated from multi-pin cells; each package's
+/// newest safe version, bisected with `index` when its newest fails.
+async fn follow_up(
+    ctx: &Arc<RunContext>,
+    plan: &Plan,
+    outcomes: &[CellOutcome],
+    index: Option<&index::Index>,
+) -> FollowUp {
+    let interactions = interaction::isolate(ctx, plan, outcomes).await;
+    let newest_safe = match index {
+        Some(index) => bisect::newest_safe_versions(ctx, plan, outcomes, index).await,
+        None => Vec::new(),
+    };
+    FollowUp {
+        interactions,
+        newest_safe,
+    }
+}
+
+/// Phase 7: the result model of what ran, compared with the baseline.
+fn assemble(
+    ctx: &RunContext,
+    config_path: &Path,
+    plan: &Plan,
+    outcomes: &[CellOutcome],
+    shard: Option<ShardInfo>,
+    found: FollowUp,
+    cancelled: Option<&str>,
+) -> Report {
+    let mut report = Report {
+        schema_version: crate::model::report::SCHEMA_VERSION,
+        config: config_path.display().to_string(),
+        scenarios: run::scenario_runs(&ctx.scenarios, &ctx.config.service.profile)
+            .into_iter()
+            .map(|run| run.key)
+            .collect(),
+        cells: outcomes
+            .iter()
+            .map(|outcome| outcome.report.clone())
+            .collect(),
+        skipped: plan.skipped.clone(),
+        pending_snapshots: Vec::new(),
+        accepted_snapshots: Vec::new(),
+        cancelled: cancelled.map(str::to_owned),
+        interactions: found.interactions,
+        newest_safe: found.newest_safe,
+        shard,
+        nondeterministic: ctx
+            .noise
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect(),
+        planned_cells: plan.cells.len(),
+        duration_ms: 0,
+    };
+    compare_with_baseline(&mut report, outcomes);
+    report
+}
+
+/// Phase 8: snapshots written (accepted, or pending for review; none when
+/// cancelled), the reports and the cells' exchanges written, the status.
+fn conclude(
+    ctx: &RunContext,
+    mut report: Report,
+    outcomes: &[CellOutcome],
+    options: &Options,
+) -> anyhow::Result<Finished> {
+    let cancelled = report.cancelled.is_some();
+    if cancelled {
+        // A cancelled run judges nothing: no snapshot is written or removed.
+    } else if options.accept {
+        report.accepted_snapshots = accept::baseline(ctx, outcomes, options.accept_unhealthy)?;
+        // What was just accepted matches by definition.
+        for scenario in report
+            .cells
+            .iter_mut()
+            .flat_map(|cell| cell.scenarios.iter_mut())
+        {
+            *scenario = ScenarioReport {
+                verdict: Verdict::Pass,
+                summary: None,
+                diff: None,
+                log_tail: None,
+                ..scenario.clone()
+            };
+        }
+    } else {
+        report.pending_snapshots = accept::write_pending(ctx, outcomes)?;
+    }
+    report.duration_ms = ctx.started.elapsed().as_millis() as u64;
+    let report_dir = ctx.dirs.report_dir();
+    let written = report::write_all(&report, &report_dir)?;
+    // The cells' normalised exchanges, for `upgrade-check diff` between two of them.
+    let exchanges: cell_diff::Exchanges = outcomes
+        .iter()
+        .map(|outcome| (outcome.report.name.clone(), outcome.contents.clone()))
+        .collect();
+    state::write_atomic(
+        &report_dir.join(cell_diff::FILE),
+        &serde_json::to_vec(&exchanges)?,
+    )?;
+    let status = if cancelled {
+        ExitStatus::Interrupted
+    } else if options.accept {
+        ExitStatus::Pass
+    } else if options.deny_warnings
+        && report.status() == ExitStatus::Pass
+        && report.has_new_warnings()
+    {
+        ExitStatus::Regression
+    } else {
+        report.status()
+    };
+    Ok(Finished::Reported {
+        report: Box::new(report),
+        written,
+        status,
+    })
+}
+
+/// Marks failures a cell shares with the baseline, and output lines only the cell prints.
+fn compare_with_baseline(report: &mut Report, outcomes: &[CellOutcome]) {
+    let Some(baseline) = outcomes.iter().find(|outcome| outcome.report.baseline) else {
+        return;
+    };
+    let baseline_warnings: std::collections::BTreeSet<&String> = baseline
+        .report
+        .scenarios
+        .iter()
+        .flat_map(|s| &s.warnings)
+        .collect();
+    for (cell, outcome) in report.cells.iter_mut().zip(outcomes) {
+        if cell.baseline {
+            continue;
+        }
+        let mut new_warnings: Vec<String> = Vec::new();
+        for scenario in &mut cell.scenarios {
+            for warning in &scenario.warnings {
+                if !baseline_warnings.contains(warning) && !new_warnings.contains(warning) {
+                    new_warnings.push(warning.clone());
+                }
+            }
+            let Some(reference) = baseline
+                .report
+                .scenarios
+                .iter()
+                .find(|s| s.scenario == scenario.scenario)
+            else {
+                continue;
+            };
+            let same_contents = outcome.contents.get(&scenario.scenario)
+                == baseline.contents.get(&scenario.scenario);
+            scenario.same_as_baseline = scenario.verdict != Verdict::Pass
+                && scenario.verdict == reference.verdict
+                && same_contents
+                && (scenario.verdict == Verdict::Changed || scenario.summary == reference.summary);
+        }
+        cell.new_warnings = new_warnings;
+    }
+}
+
+/// `--state-dir`, else `<cargo target dir>/upgrade-check` of the config's workspace.
+pub fn state_dirs(options: &Options, config_dir: &Path) -> StateDirs {
+    let state = options.state_dir.clone().unwrap_or_else(|| {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .or_else(|| {
+                cargo_metadata::MetadataCommand::new()
+                    .current_dir(if config_dir.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        config_dir
+                    })
+                    .no_deps()
+                    .exec()
+                    .ok()
+                    .map(|metadata| metadata.target_directory.into_std_path_buf())
+            });
+        target
+            .unwrap_or_else(|| config_dir.join("target"))
+            .join("upgrade-check")
+    });
+    let cache = options.cache_dir.clone().unwrap_or_else(|| state.clone());
+    let dirs = StateDirs { state, cache };
+    state::keep_out_of_source(&dirs);
+    dirs
+}
+
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+/// CI systems set `CI`; accepted snapshots are never written there.
+/// Accepted snapshots are never written in CI, whatever the command.
+pub fn refuse_accepting_in_ci() -> anyhow::Result<()> {
+    if is_ci() {
+        bail!("refusing to accept snapshots in CI; accept them locally and commit the .snap files");
+    }
+    Ok(())
+}
+
+pub fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "false" && value != "0")
+}

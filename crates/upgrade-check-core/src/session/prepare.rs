@@ -1,0 +1,413 @@
+//! Before any cell runs: the tools found, matrix ranges filled from the
+//! index, listed versions checked, PostgreSQL started, the inputs
+//! cross-checked, so that bad input stops the check up front.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+
+use super::Options;
+use crate::env::{self, BuildError, Builder, index};
+use crate::exec::db;
+use crate::input::baseline::{BaselineFile, DeclaredHashes};
+use crate::input::config::{self, Config};
+use crate::input::scenario::Scenario;
+use crate::input::source;
+use crate::model::cell::Plan;
+use crate::model::event::{Events, RunEvent};
+use crate::plan::pr;
+use crate::sys::state::{self, StateDirs};
+
+/// Makes a copy of the service with `overlay`'s files on top (a variant or an
+/// incident's pre-fix files), and points the config at it.
+pub(super) fn lay_over(config: &mut Config, overlay: &Path, scratch: &Path) -> anyhow::Result<()> {
+    if !overlay.is_dir() {
+        bail!("--overlay {}: no such folder", overlay.display());
+    }
+    let root = scratch.join("service-with-overlay");
+    state::copy_tree(&config.service.root, &root)?;
+    state::copy_tree(overlay, &root)?;
+    // A variant's README describes it; it is not part of the service.
+    let readme = root.join("README.md");
+    if overlay.join("README.md").is_file() && !config.service.root.join("README.md").is_file() {
+        fs_err::remove_file(readme)?;
+    }
+    let baseline = config
+        .service
+        .baseline
+        .strip_prefix(&config.service.root)?
+        .to_owned();
+    config.service.baseline = root.join(baseline);
+    config.service.root = root;
+    Ok(())
+}
+
+/// Fills each range entry of the matrix with the versions it picks from the
+/// index, and says what it picked before anything runs.
+pub(super) async fn expand_ranges(
+    config: &mut Config,
+    index: &index::Index,
+    events: &Events,
+) -> anyhow::Result<()> {
+    let config_path = config.path.clone();
+    for (package, candidates) in &mut config.matrix.packages {
+        let config::Candidates::Range(range) = candidates else {
+            continue;
+        };
+        let listing = index.list(package, range.pre).await?;
+        range.expanded = range.pick_from(&listing.versions);
+        let source = match (listing.from_cache, listing.stale) {
+            (_, true) => "index answer cached, STALE (--offline)",
+            (true, false) => "index answer cached",
+            (false, false) => "from the package index",
+        };
+        let picked: Vec<String> = range.expanded.iter().map(ToString::to_string).collect();
+        events(&RunEvent::RangeExpanded {
+            package: package.to_string(),
+            specifiers: range.specifiers.to_string(),
+            pick: range.pick.to_string(),
+            picked,
+            listed: listing.versions.len(),
+            source: source.to_owned(),
+        });
+        if range.expanded.is_empty() {
+            return Err(source::InputError {
+                path: config_path.clone(),
+                line: range.line,
+                column: 1,
+                key: format!("matrix.packages.{package}"),
+                message: format!(
+                    "no version of {package} on the package index is in `{}`",
+                    range.specifiers
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Finds Python and uv (bootstrapping uv when absent) for a Python service.
+pub(super) async fn uv_builder(
+    config: &Config,
+    options: &Options,
+    dirs: &StateDirs,
+    events: &Events,
+    baseline: BaselineFile,
+    hashes: DeclaredHashes,
+) -> anyhow::Result<env::UvBuilder> {
+    let python = env::python::find(config.service.python.as_deref())?;
+    let tools_dir = dirs.tools_dir();
+    let bootstrap_python = python.clone();
+    let offline = options.offline;
+    let told = events.clone();
+    let uv = tokio::task::spawn_blocking(move || {
+        env::uv::locate_or_bootstrap(&tools_dir, &bootstrap_python, offline, &|message| {
+            told(&RunEvent::ToolSetup {
+                message: message.to_owned(),
+            })
+        })
+    })
+    .await??;
+    events(&RunEvent::Toolchain {
+        description: format!(
+            "{} and Python {} ({})",
+            uv.version,
+            python.version,
+            python.path.display()
+        ),
+    });
+    Ok(env::UvBuilder {
+        python,
+        uv,
+        dirs: dirs.clone(),
+        baseline,
+        hashes,
+        timeout: config.timeouts.build,
+        no_build: options.no_build,
+        offline: options.offline,
+    })
+}
+
+/// Finds cargo for a cargo service; in pull-request mode, also the
+/// manifests the change edits, which the baseline is built without.
+pub(super) fn cargo_builder(
+    config: &Config,
+    options: &Options,
+    dirs: &StateDirs,
+    events: &Events,
+    baseline: BaselineFile,
+) -> anyhow::Result<env::CargoBuilder> {
+    if options.no_build {
+        bail!("--no-build refuses Python source distributions; a cargo service is always built");
+    }
+    let cargo = env::cargo_build::Cargo::find()?;
+    events(&RunEvent::Toolchain {
+        description: cargo.version.clone(),
+    });
+    let lock_path = config
+        .service
+        .baseline
+        .strip_prefix(&config.service.root)
+        .context("the baseline lock is inside the service's folder")?
+        .to_owned();
+    let root = &config.service.root;
+    let source_digest = env::cargo_build::source_digest(root, &config.service.baseline)?;
+    let mut base_manifests = Vec::new();
+    if let Some(git_ref) = &options.since {
+        base_manifests = pr::manifests_changed_since(git_ref, root)?;
+        for (path, _) in &base_manifests {
+            events(&RunEvent::ManifestChanged {
+                since: git_ref.clone(),
+                path: path.clone(),
+            });
+        }
+    }
+    Ok(env::CargoBuilder {
+        cargo,
+        dirs: dirs.clone(),
+        root: root.clone(),
+        lock_path,
+        source_digest,
+        baseline,
+        base_manifests,
+        timeout: config.timeouts.build,
+        offline: options.offline,
+    })
+}
+
+/// A version a change asks for must exist on the index (registry), or the change is
+/// bad input: exit 2 naming the line, before anything is built.
+/// Every version the matrix lists must be one the index (or registry) has:
+/// a missing or yanked one is bad input, refused with its line before any
+/// cell runs, not a build failure found after the whole matrix ran. A version
+/// found is remembered for an hour (`index/exists/`), so warm runs ask nothing.
+pub(super) async fn check_listed_versions(
+    builder: &Builder,
+    config: &Config,
+    dirs: &StateDirs,
+    events: &Events,
+) -> anyhow::Result<()> {
+    let known = dirs.index_dir().join("exists");
+    let mut asked = 0;
+    for listed in &config.matrix.listed {
+        let marker = known.join(format!("{}=={}", listed.package, listed.version));
+        let fresh = std::fs::metadata(&marker)
+            .and_then(|meta| meta.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age < index::DEFAULT_TTL);
+        if fresh {
+            continue;
+        }
+        let pin = crate::model::cell::Pin {
+            package: listed.package.clone(),
+            version: listed.version.clone(),
+        };
+        asked += 1;
+        let checker = builder.clone();
+        let looked_up = pin.clone();
+        match tokio::task::spawn_blocking(move || checker.check_exists(&looked_up)).await? {
+            Ok(()) => state::write_atomic(&marker, b"")?,
+            // An index that cannot be reached (or, offline, a cold cache) says
+            // nothing about the version: the cells that need it fail as they build.
+            Err(BuildError::Refused(why))
+                if matches!(builder, Builder::Python(_))
+                    && !why.contains("no version of")
+                    && !why.contains("yanked") =>
+            {
+                continue;
+            }
+            Err(BuildError::Refused(why)) => {
+                let place = (config.path.as_path(), listed.line, listed.key.as_str());
+                let hint = "; list a version it has";
+                return Err(not_installable(builder, place, &pin, hint, &why).into());
+            }
+            Err(BuildError::Harness(err)) => return Err(err),
+        }
+    }
+    if asked > 0 {
+        events(&RunEvent::VersionsChecked { count: asked });
+    }
+    Ok(())
+}
+
+/// A pin the index (or registry) refuses, as bad input at its (file, line,
+/// key), in the resolver's words.
+pub(super) fn not_installable(
+    builder: &Builder,
+    (path, line, key): (&Path, usize, &str),
+    pin: &crate::model::cell::Pin,
+    hint: &str,
+    refusal: &str,
+) -> source::InputError {
+    source::InputError {
+        path: path.to_owned(),
+        line,
+        column: 1,
+        key: key.to_owned(),
+        message: format!(
+            "{pin} cannot be installed from the {}{hint}:\n{}",
+            match builder {
+                Builder::Python(_) => "package index",
+                Builder::Cargo(_) => "registry",
+            },
+            refusal
+        ),
+    }
+}
+
+pub(super) async fn check_versions_exist(
+    builder: &Builder,
+    after: &BaselineFile,
+    changes: &[pr::PinChange],
+) -> anyhow::Result<()> {
+    for change in changes {
+        let Some(version) = change.after.clone() else {
+            continue;
+        };
+        let pin = crate::model::cell::Pin {
+            package: change.package.clone(),
+            version,
+        };
+        let checker = builder.clone();
+        let asked = pin.clone();
+        match tokio::task::spawn_blocking(move || checker.check_exists(&asked)).await? {
+            Ok(()) => {}
+            Err(BuildError::Refused(why)) => {
+                let (path, line) = after.origin_of(&pin).unwrap_or((after.path.as_path(), 1));
+                let key = pin.package.to_string();
+                return Err(not_installable(builder, (path, line, &key), &pin, "", &why).into());
+            }
+            Err(BuildError::Harness(err)) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+/// Every profile a scenario names must exist in the config.
+pub(super) fn check_scenario_profiles(
+    config: &Config,
+    scenarios: &[Scenario],
+) -> Result<(), source::InputError> {
+    for scenario in scenarios {
+        for (index, profile) in scenario.profiles.iter().enumerate() {
+            if config.profile(profile).is_none() {
+                let known: Vec<_> = config
+                    .profiles
+                    .iter()
+                    .map(|profile| profile.name.as_str())
+                    .collect();
+                return Err(source::InputError {
+                    path: scenario.path.clone(),
+                    line: scenario.profiles_line,
+                    column: 1,
+                    key: format!("profiles[{index}]"),
+                    message: format!(
+                        "no profile `{profile}` in {}; known: {}",
+                        config.path.display(),
+                        known.join(", ")
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The requirements files that declare the baseline: the top file and its
+/// includes. A `pyproject.toml` is not one: it may hold more than pins.
+pub(super) fn pin_files(config: &Config, baseline: &BaselineFile) -> Vec<PathBuf> {
+    if config.service.baseline.file_name() == Some(std::ffi::OsStr::new("pyproject.toml")) {
+        return Vec::new();
+    }
+    std::iter::once(config.service.baseline.clone())
+        .chain(
+            baseline
+                .requirements
+                .iter()
+                .map(|declared| declared.path.clone()),
+        )
+        .collect()
+}
+
+/// Starts (or connects to) PostgreSQL when any planned run's profile uses it.
+pub(super) async fn start_postgres(
+    config: &Config,
+    scenarios: &[Scenario],
+    plan: &Plan,
+    database_url: Option<&str>,
+    templates: &Path,
+    events: &Events,
+) -> anyhow::Result<Option<Arc<db::Postgres>>> {
+    let needed = plan.cells.iter().any(|cell| {
+        crate::run::scenario_runs(scenarios, &cell.profile)
+            .iter()
+            .any(|run| {
+                config
+                    .profile(&run.profile)
+                    .is_some_and(|profile| profile.database == config::DatabaseKind::Postgres)
+            })
+    });
+    if !needed {
+        return Ok(None);
+    }
+    let grace = config.timeouts.shutdown_grace;
+    let postgres = match database_url {
+        Some(url) => {
+            let url = url.to_owned();
+            tokio::task::spawn_blocking(move || db::Postgres::external(&url)).await??
+        }
+        None => {
+            events(&RunEvent::StartingPostgres);
+            let templates = templates.to_owned();
+            tokio::task::spawn_blocking(move || {
+                db::Postgres::start_cluster(grace, Some(&templates))
+            })
+            .await??
+        }
+    };
+    events(&RunEvent::Postgres {
+        description: postgres.describe(),
+    });
+    if postgres.password().is_empty() {
+        check_no_empty_password(config)?;
+    }
+    Ok(Some(Arc::new(postgres)))
+}
+
+/// A server named without a password fills `{db_password}` with nothing: a
+/// service given an empty password would fail as if broken. Refused up front,
+/// naming where the placeholder is used.
+pub(super) fn check_no_empty_password(config: &Config) -> anyhow::Result<()> {
+    const PLACEHOLDER: &str = "{db_password}";
+    let in_command = config
+        .service
+        .command
+        .iter()
+        .chain(config.service.setup.iter().flatten())
+        .any(|arg| arg.contains(PLACEHOLDER));
+    let in_env = config
+        .profiles
+        .iter()
+        .filter(|profile| profile.database == config::DatabaseKind::Postgres)
+        .find_map(|profile| {
+            profile
+                .env
+                .iter()
+                .find(|(_, value)| value.contains(PLACEHOLDER))
+                .map(|(name, _)| format!("profile `{}` sets {name} from it", profile.name))
+        });
+    let used = match (in_command, in_env) {
+        (true, _) => Some("the service's command uses it".to_owned()),
+        (false, found) => found,
+    };
+    if let Some(used) = used {
+        bail!(
+            "--database-url names no password, so {PLACEHOLDER} would be empty ({used}); \
+             put the password in the URL: postgresql://USER:PASSWORD@HOST:PORT/DB"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! What every layer above stands on: child processes and their groups,
+//! signals, the state folders and their writes, redaction of secrets.
+
+pub mod failpoint;
+pub mod gc;
+pub mod interrupt;
+pub mod log;
+pub mod process;
+pub mod redact;
+pub mod state;
+pub mod sweep;

@@ -1,0 +1,314 @@
+//! Child processes, each in a process group of its own that the harness kills.
+//!
+//! Every child the harness starts (uv, pip, the service) goes through
+//! [`spawn`]; the group is registered so that a signal handler can kill all
+//! of them with [`kill_all`], and [`GroupChild`] kills its group when dropped.
+//! Nothing here goes through a shell: programs get their arguments as a list.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::{ExitStatus, Output};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// Process groups started and not yet known to be gone.
+static LIVE_GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+/// Set in every child's environment, so that a later run can tell what a
+/// dead run left behind (see `sweep`).
+pub const RUN_MARKER: &str = "UPGRADE_CHECK_RUN";
+
+/// This run's marker value: its scratch folder.
+static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names this run in the environment of every child started from now on.
+pub fn mark_run(scratch: &std::path::Path) {
+    let _ = RUN.set(scratch.display().to_string());
+}
+
+/// This run's marker, once [`mark_run`] has set it.
+pub fn run_marker() -> Option<&'static str> {
+    RUN.get().map(String::as_str)
+}
+
+/// The command that starts a program in a PID namespace of its own, where
+/// the platform allows it (root, and util-linux's `unshare`): when the
+/// service's main process ends, the kernel kills everything it started, even
+/// a double-forked daemon that cleared its environment and closed its files.
+///
+/// `unshare` forks the service as the namespace's init and waits for it with
+/// SIGTERM blocked, so SIGTERM reaches the service alone; see
+/// [`GroupChild::stop`] for why an init without a handler is killed at once.
+pub fn pid_namespace() -> Option<&'static [&'static str]> {
+    const PREFIX: &[&str] = &["unshare", "--pid", "--fork", "--kill-child", "--"];
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let available = *AVAILABLE.get_or_init(|| {
+        std::env::var_os("UPGRADE_CHECK_NO_PID_NAMESPACE").is_none()
+            && nix::unistd::geteuid().is_root()
+            && std::process::Command::new(PREFIX[0])
+                .args(&PREFIX[1..])
+                .arg("true")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+    });
+    available.then_some(PREFIX)
+}
+
+/// A running child, leader of its own process group.
+#[derive(Debug)]
+pub struct GroupChild {
+    handle: duct::Handle,
+    pgid: i32,
+    grace: Duration,
+    /// The leader is `unshare`, whose child is a PID namespace's init.
+    namespaced: bool,
+}
+
+/// Starts `expression` as the leader of a new process group.
+///
+/// A new group keeps the terminal's Ctrl-C away from the child (the harness
+/// decides when it stops) and lets the harness kill its grandchildren too.
+pub fn spawn(expression: duct::Expression, grace: Duration) -> io::Result<GroupChild> {
+    spawn_in_group(expression, grace, false)
+}
+
+/// [`spawn`] for a service, started under [`pid_namespace`]'s prefix when
+/// that is available.
+pub fn spawn_service(expression: duct::Expression, grace: Duration) -> io::Result<GroupChild> {
+    spawn_in_group(expression, grace, pid_namespace().is_some())
+}
+
+fn spawn_in_group(
+    expression: duct::Expression,
+    grace: Duration,
+    namespaced: bool,
+) -> io::Result<GroupChild> {
+    let expression = match RUN.get() {
+        Some(run) => expression.env(RUN_MARKER, run),
+        None => expression,
+    };
+    let handle = expression
+        .before_spawn(|command| {
+            command.process_group(0);
+            die_with_parent(command);
+            Ok(())
+        })
+        .unchecked()
+        .start()?;
+
+    let pid = handle.pids().first().copied().unwrap_or_default();
+    let pgid = i32::try_from(pid).map_err(io::Error::other)?;
+    LIVE_GROUPS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(pgid);
+    Ok(GroupChild {
+        handle,
+        pgid,
+        grace,
+        namespaced,
+    })
+}
+
+/// Has the kernel SIGKILL the child when the thread that started it dies, so
+/// that a harness killed with SIGKILL does not leave its children running.
+///
+/// The signal follows the starting *thread*: the runtime keeps its threads for
+/// the whole run (see `lib.rs`), so that fires only when the harness dies.
+#[allow(
+    unsafe_code,
+    reason = "pre_exec is unsafe; the hook only calls prctl, which is async-signal-safe"
+)]
+fn die_with_parent(command: &mut std::process::Command) {
+    // SAFETY: the closure runs between fork and exec and calls only prctl(2).
+    unsafe {
+        command
+            .pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from));
+    }
+}
+
+/// Runs `expression` to completion with captured output, killing it at `timeout`.
+///
+/// Returns `Ok(None)` when the timeout expired.
+pub fn run_captured(expression: duct::Expression, timeout: Duration) -> io::Result<Option<Output>> {
+    let child = spawn(
+        expression.stdout_capture().stderr_capture(),
+        Duration::from_secs(2),
+    )?;
+    let finished = child.handle.wait_timeout(timeout)?.cloned();
+    drop(child);
+    Ok(finished)
+}
+
+/// [`run_captured`] for a step that must succeed: an error names `what`
+/// when it times out or fails, with the end of what it printed.
+pub fn run_checked(
+    expression: duct::Expression,
+    timeout: Duration,
+    what: &str,
+) -> anyhow::Result<Output> {
+    let output = run_captured(expression, timeout)
+        .with_context(|| format!("cannot start {what}"))?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{what} did not finish within {}",
+                humantime::format_duration(timeout)
+            )
+        })?;
+    if !output.status.success() {
+        let mut printed = String::from_utf8_lossy(&output.stdout).into_owned();
+        printed.push_str(&String::from_utf8_lossy(&output.stderr));
+        anyhow::bail!(
+            "{what} failed ({}):\n{}",
+            output.status,
+            crate::sys::log::tail(printed.trim(), 40)
+        );
+    }
+    Ok(output)
+}
+
+impl GroupChild {
+    pub fn pid(&self) -> u32 {
+        self.pgid as u32
+    }
+
+    /// The exit status, if the leader has exited.
+    pub fn try_exit(&self) -> io::Result<Option<ExitStatus>> {
+        Ok(self.handle.try_wait()?.map(|output| output.status))
+    }
+
+    /// Stops the whole group: SIGTERM, then SIGKILL after the grace period.
+    ///
+    /// Grandchildren that outlive the leader are killed with the group.
+    pub fn stop(&self) {
+        let group = Pid::from_raw(self.pgid);
+        if matches!(self.handle.try_wait(), Ok(None)) {
+            let _ = killpg(group, Signal::SIGTERM);
+            if self.namespaced && !self.init_heeds_sigterm() {
+                // A namespace's init ignores signals it has no handler for;
+                // outside one SIGTERM would have ended it at once, so SIGKILL
+                // now is the same outcome without waiting out the grace.
+                let _ = killpg(group, Signal::SIGKILL);
+            }
+            let deadline = Instant::now() + self.grace;
+            while Instant::now() < deadline && matches!(self.handle.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // The leader may be gone while the rest of its group lives on.
+        let _ = killpg(group, Signal::SIGKILL);
+        let _ = self.handle.wait();
+        LIVE_GROUPS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.pgid);
+    }
+}
+
+impl GroupChild {
+    /// Whether the namespace's init (the leader's child) catches or ignores
+    /// SIGTERM (`SigCgt`/`SigIgn` in its status); true when that cannot be read.
+    fn init_heeds_sigterm(&self) -> bool {
+        let children = format!("/proc/{0}/task/{0}/children", self.pgid);
+        let Some(init) = std::fs::read_to_string(children)
+            .ok()
+            .and_then(|pids| pids.split_whitespace().next().map(str::to_owned))
+        else {
+            return true;
+        };
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{init}/status")) else {
+            return true;
+        };
+        let sigterm = 1u64 << (Signal::SIGTERM as u64 - 1);
+        status
+            .lines()
+            .filter_map(|line| {
+                let mask = line
+                    .strip_prefix("SigCgt:")
+                    .or_else(|| line.strip_prefix("SigIgn:"))?;
+                u64::from_str_radix(mask.trim(), 16).ok()
+            })
+            .any(|mask| mask & sigterm != 0)
+    }
+}
+
+impl Drop for GroupChild {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Kills every process group the harness started; for signal handlers.
+pub fn kill_all() {
+    let groups = LIVE_GROUPS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    for pgid in groups {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropping_a_child_kills_its_grandchildren() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("grandchild.pid");
+        // The leader starts a grandchild in the background and records its pid.
+        let script = format!("sleep 60 & echo $! > {}; wait", pid_file.display());
+        let child = spawn(duct::cmd("sh", ["-c", &script]), Duration::from_millis(200)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !pid_file.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let grandchild: u32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let leader = child.pid();
+        assert!(crate::sys::sweep::is_running(leader) && crate::sys::sweep::is_running(grandchild));
+        drop(child);
+        assert!(!crate::sys::sweep::is_running(leader));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while crate::sys::sweep::is_running(grandchild) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            !crate::sys::sweep::is_running(grandchild),
+            "grandchild {grandchild} outlived its group"
+        );
+    }
+
+    #[test]
+    fn run_captured_times_out_and_kills() {
+        let started = Instant::now();
+        let output = run_captured(duct::cmd("sleep", ["30"]), Duration::from_millis(200)).unwrap();
+        assert!(output.is_none());
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn run_captured_returns_output_and_status() {
+        let output = run_captured(
+            duct::cmd("sh", ["-c", "echo out; echo err >&2; exit 3"]),
+            Duration::from_secs(10),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(output.status.code(), Some(3));
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "out\n");
+        assert_eq!(String::from_utf8_lossy(&output.stderr), "err\n");
+    }
+}

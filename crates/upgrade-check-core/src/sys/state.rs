@@ -1,0 +1,439 @@
+//! Where runtime state lives, and the two ways the harness writes it safely.
+//!
+//! Reports and logs go under the state folder (`target/upgrade-check/` by
+//! default); tools, resolutions and environments go under the cache folder,
+//! which defaults to the same place and may be shared between runs. Nothing
+//! here writes into the source tree.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+
+use anyhow::Context;
+
+use crate::sys::redact;
+
+#[derive(Debug, Clone)]
+pub struct StateDirs {
+    /// Reports, logs: one run's output.
+    pub state: PathBuf,
+    /// uv, resolutions, environments: content-addressed, shared between runs.
+    pub cache: PathBuf,
+}
+
+impl StateDirs {
+    pub fn report_dir(&self) -> PathBuf {
+        self.state.join("report")
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.state.join("logs")
+    }
+
+    pub fn tools_dir(&self) -> PathBuf {
+        self.cache.join("tools")
+    }
+
+    pub fn resolutions_dir(&self) -> PathBuf {
+        self.cache.join("resolutions")
+    }
+
+    /// Cached answers of the package index: which versions a package has.
+    pub fn index_dir(&self) -> PathBuf {
+        self.cache.join("index")
+    }
+
+    /// Results of cells, by the hash of everything that decides them.
+    pub fn results_dir(&self) -> PathBuf {
+        self.state.join("results")
+    }
+
+    pub fn envs_dir(&self) -> PathBuf {
+        self.cache.join("envs")
+    }
+
+    /// Cargo's build output for cargo services, shared by every cell's build
+    /// so that unchanged crates compile once.
+    pub fn cargo_target_dir(&self) -> PathBuf {
+        self.cache.join("cargo-target")
+    }
+
+    /// The lock held while an environment is built or checked: `envs/<id>.lock`
+    /// beside `envs/<id>/`.
+    pub fn env_lock(&self, id: &str) -> PathBuf {
+        self.envs_dir().join(format!("{id}.lock"))
+    }
+
+    /// Scratch space for one run: service copies, databases. Removed on drop,
+    /// or by [`remove_temp_dirs`] on a hard exit.
+    pub fn scratch(&self) -> anyhow::Result<TempDir> {
+        let parent = self.state.join("tmp");
+        fs_err::create_dir_all(&parent)?;
+        let dir = tempfile::Builder::new()
+            .prefix("run-")
+            .tempdir_in(&parent)
+            .with_context(|| format!("cannot create a temp folder in {}", parent.display()))?;
+        Ok(TempDir::registered(dir))
+    }
+}
+
+/// A folder in the system's temp folder for one build step (a resolution's
+/// input, a copy of the service to build), removed on drop and also by
+/// [`remove_temp_dirs`], so that an interrupted build leaves none.
+pub fn temp_dir() -> anyhow::Result<TempDir> {
+    // Made and registered under the quitting lock: a folder made while a hard
+    // exit removes the registered ones would otherwise be left behind.
+    unless_quitting(|| {
+        let dir = tempfile::tempdir().context("cannot create a temp folder")?;
+        Ok(TempDir::registered(dir))
+    })
+}
+
+/// A temp folder that is also removed by [`remove_temp_dirs`].
+pub struct TempDir(tempfile::TempDir);
+
+impl TempDir {
+    pub fn registered(dir: tempfile::TempDir) -> TempDir {
+        register_temp_dir(dir.path());
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+/// Temp folders made by this run. Dropping their [`TempDir`] removes them;
+/// [`remove_temp_dirs`] removes them again at exit, in case a task that was
+/// still winding down wrote into one after that, and on a hard exit.
+static TEMP_DIRS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+/// Remembers a temp folder that a hard exit must still remove.
+pub fn register_temp_dir(path: &Path) {
+    TEMP_DIRS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(path.to_owned());
+}
+
+/// Set once a hard exit has removed the temp folders: from then on nothing
+/// may write into one. Writers hold it shared while they write.
+static QUITTING: RwLock<bool> = RwLock::new(false);
+
+/// Runs `write`, which creates files in a temp folder, unless the harness is
+/// quitting at once (an error then): a task still winding down on another
+/// thread must not recreate a folder the hard exit just removed.
+pub fn unless_quitting<T>(write: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let quitting = QUITTING.read().unwrap_or_else(|e| e.into_inner());
+    if *quitting {
+        anyhow::bail!("the harness is quitting");
+    }
+    write()
+}
+
+/// Removes every registered temp folder for good, for quitting without
+/// unwinding: waits for writes in flight, forbids new ones, removes.
+pub fn remove_temp_dirs_for_good() {
+    let mut quitting = QUITTING.write().unwrap_or_else(|e| e.into_inner());
+    *quitting = true;
+    remove_temp_dirs();
+}
+
+/// Removes every registered temp folder.
+pub fn remove_temp_dirs() {
+    let dirs = std::mem::take(&mut *TEMP_DIRS.lock().unwrap_or_else(|e| e.into_inner()));
+    for dir in dirs {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Temp files [`write_atomic`] makes are named `.upgrade-check-<pid>-…`, so
+/// that a run can remove the ones a killed run left ([`remove_stale_temp_files`]).
+const TEMP_FILE_PREFIX: &str = ".upgrade-check-";
+
+/// Writes a whole file or nothing: a temp file beside it, synced, then renamed.
+///
+/// A reader (or a crash) sees the old contents or the new, never a mix. The
+/// contents pass through [`redact::scrub_bytes`] first: no file the harness
+/// writes can hold a registered secret. The file gets the permissions a plain
+/// `create` would (0666 less the umask), not the temp file's private 0600.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let contents = &*redact::scrub_bytes(contents);
+    let dir = path
+        .parent()
+        .with_context(|| format!("{} has no parent folder", path.display()))?;
+    fs_err::create_dir_all(dir)?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(&format!("{TEMP_FILE_PREFIX}{}-", std::process::id()))
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temp file in {}", dir.display()))?;
+    stall_if_asked(path, &mut temp, contents);
+    let mode = std::fs::Permissions::from_mode(0o666 & !umask());
+    temp.write_all(contents)
+        .and_then(|()| temp.as_file().set_permissions(mode))
+        .and_then(|()| temp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    temp.persist(path)
+        .with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
+/// The process's umask, read without changing it (`/proc/self/status`);
+/// 022 where that cannot be read.
+fn umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                status.lines().find_map(|line| {
+                    u32::from_str_radix(line.strip_prefix("Umask:")?.trim(), 8).ok()
+                })
+            })
+            .unwrap_or(0o022)
+    })
+}
+
+/// The `stall-in-write=<file name>` failpoint: half the contents are in the
+/// temp file when the write stops, so a test can kill the harness there.
+fn stall_if_asked(path: &Path, temp: &mut tempfile::NamedTempFile, contents: &[u8]) {
+    let asked = crate::sys::failpoint::failpoint("stall-in-write");
+    if asked.is_some_and(|name| path.file_name().is_some_and(|file| file == name.as_str())) {
+        let _ = temp.write_all(&contents[..contents.len() / 2]);
+        let _ = temp.as_file().sync_all();
+        crate::sys::failpoint::announce(&format!(
+            "failpoint stall-in-write: {} half written",
+            path.display()
+        ));
+        std::thread::sleep(std::time::Duration::from_secs(600));
+    }
+}
+
+/// Removes the temp files a killed run's [`write_atomic`] left in `dirs`;
+/// those of a live process (another run writing now) stay.
+pub fn remove_stale_temp_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let writer = name
+                .strip_prefix(TEMP_FILE_PREFIX)
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok());
+            if let Some(pid) = writer
+                && !crate::sys::sweep::is_running(pid)
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                removed.push(entry.path());
+            }
+        }
+    }
+    removed
+}
+
+/// Feeds every file under `dir` that `keep` accepts (source only, as
+/// [`copy_tree`] copies it) into `hasher`: relative paths and contents, in
+/// name order.
+pub fn hash_tree(
+    dir: &Path,
+    hasher: &mut impl sha2::Digest,
+    keep: impl Fn(&Path) -> bool + Copy,
+) -> anyhow::Result<()> {
+    fn walk(
+        base: &Path,
+        dir: &Path,
+        hasher: &mut impl sha2::Digest,
+        keep: impl Fn(&Path) -> bool + Copy,
+    ) -> anyhow::Result<()> {
+        let mut entries: Vec<_> = fs_err::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|entry| entry.file_name());
+        for entry in entries {
+            let name = entry.file_name();
+            if NOT_SOURCE.iter().any(|skip| name == *skip) {
+                continue;
+            }
+            let path = entry.path();
+            let kind = entry.file_type()?;
+            if kind.is_dir() && is_harness_dir(&path) {
+                continue;
+            }
+            if kind.is_dir() {
+                walk(base, &path, hasher, keep)?;
+            } else if kind.is_file() && keep(&path) {
+                let relative = path.strip_prefix(base).unwrap_or(&path);
+                let contents = fs_err::read(&path)?;
+                for part in [relative.as_os_str().as_encoded_bytes(), &contents[..]] {
+                    hasher.update((part.len() as u64).to_le_bytes());
+                    hasher.update(part);
+                }
+            }
+        }
+        Ok(())
+    }
+    if dir.is_dir() {
+        walk(dir, dir, hasher, keep)?;
+    }
+    Ok(())
+}
+
+/// An exclusive lock on `path` (created if missing), held until dropped.
+///
+/// Serialises work on one cache entry between threads and between harness
+/// processes; the lock dies with the process, so a killed run leaves none.
+pub fn lock(path: &Path) -> anyhow::Result<File> {
+    if let Some(dir) = path.parent() {
+        fs_err::create_dir_all(dir)?;
+    }
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(file)
+}
+
+/// Folders that are caches or environments, not the service's source.
+const NOT_SOURCE: &[&str] = &[
+    "__pycache__",
+    ".venv",
+    "venv",
+    ".git",
+    "target",
+    "node_modules",
+    ".pytest_cache",
+];
+
+/// The harness's own folders (state, cache), which may lie inside the
+/// service's tree: never copied with it, never hashed as its source.
+static HARNESS_DIRS: RwLock<Vec<PathBuf>> = RwLock::new(Vec::new());
+
+/// Keeps `dirs` out of every copy and digest of a service's tree.
+pub fn keep_out_of_source(dirs: &StateDirs) {
+    let mut known = HARNESS_DIRS.write().unwrap_or_else(|e| e.into_inner());
+    for dir in [&dirs.state, &dirs.cache] {
+        // Not made here: a folder that does not exist yet is known by its
+        // absolute path, which is what it will canonicalise to unless a
+        // symlink leads there.
+        let dir = dir
+            .canonicalize()
+            .or_else(|_| std::path::absolute(dir))
+            .unwrap_or_else(|_| dir.clone());
+        if !known.contains(&dir) {
+            known.push(dir);
+        }
+    }
+}
+
+/// Whether the folder `dir` is one of the harness's own.
+fn is_harness_dir(dir: &Path) -> bool {
+    let known = HARNESS_DIRS.read().unwrap_or_else(|e| e.into_inner());
+    !known.is_empty() && dir.canonicalize().is_ok_and(|dir| known.contains(&dir))
+}
+
+/// Copies the service's source, leaving out caches, virtual environments
+/// and the harness's own folders.
+pub fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    fs_err::create_dir_all(to)?;
+    for entry in fs_err::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if NOT_SOURCE.iter().any(|skip| name == *skip) {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        let target = to.join(&name);
+        if kind.is_dir() && is_harness_dir(&entry.path()) {
+            continue;
+        }
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            fs_err::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/report.json");
+        write_atomic(&path, b"old").unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["report.json"]);
+    }
+
+    #[test]
+    fn only_temp_files_of_dead_writers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut dead = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = dead.id();
+        dead.wait().unwrap();
+        let stale = dir.path().join(format!(".upgrade-check-{dead_pid}-abc"));
+        let live = dir
+            .path()
+            .join(format!(".upgrade-check-{}-def", std::process::id()));
+        let other = dir.path().join("report.json");
+        for path in [&stale, &live, &other] {
+            std::fs::write(path, "x").unwrap();
+        }
+        let removed = remove_stale_temp_files(&[dir.path().to_owned()]);
+        assert_eq!(removed, std::slice::from_ref(&stale));
+        assert!(!stale.exists() && live.exists() && other.exists());
+    }
+
+    /// A disk that fills up mid-write leaves the old file whole.
+    ///
+    /// Needs root to mount a 64 KiB tmpfs (CI runs as root); elsewhere it says
+    /// so and checks nothing.
+    #[test]
+    fn a_full_disk_leaves_the_old_file_whole() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("not root: cannot mount a small tmpfs; the full-disk check did not run");
+            return;
+        }
+        let mount_point = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(mount_point.path())
+            .status()
+            .unwrap();
+        assert!(mounted.success(), "mount a 64 KiB tmpfs");
+        let path = mount_point.path().join("report.json");
+        let outcome = std::panic::catch_unwind(|| {
+            write_atomic(&path, b"the old report").unwrap();
+            let err = write_atomic(&path, &vec![b'x'; 1 << 20]).unwrap_err();
+            assert!(format!("{err:#}").contains("No space left"), "{err:#}");
+            assert_eq!(std::fs::read(&path).unwrap(), b"the old report");
+            let names: Vec<_> = std::fs::read_dir(mount_point.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, ["report.json"], "no half-written temp file is left");
+        });
+        let _ = std::process::Command::new("umount")
+            .arg(mount_point.path())
+            .status();
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Finds what a dead run left behind — processes, PostgreSQL clusters, temp
+//! folders — and removes it.
+//!
+//! A run that is SIGKILLed cannot clean up. Every folder a run makes holds an
+//! `owner` file (pid and start time of the harness), and every child carries
+//! the run's marker in its environment; the next run kills the processes
+//! whose run is dead and removes the folders whose owner is dead. Nothing
+//! that belongs to a live run, this one or another, is touched.
+
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+use crate::sys::process::RUN_MARKER;
+
+const OWNER_FILE: &str = "owner";
+/// Prefix of the PostgreSQL cluster folders in the system temp folder.
+pub const CLUSTER_PREFIX: &str = "upgrade-check-pg-";
+
+/// What a sweep removed.
+#[derive(Debug, Default)]
+pub struct Swept {
+    pub processes: usize,
+    pub folders: Vec<PathBuf>,
+}
+
+/// Marks `dir` as this process's: a later sweep leaves it alone while we live.
+pub fn claim(dir: &Path) -> std::io::Result<()> {
+    let me = std::process::id();
+    let started = start_time(me).unwrap_or_default();
+    std::fs::write(dir.join(OWNER_FILE), format!("{me} {started}\n"))
+}
+
+/// Removes what dead runs left: their processes, their run folders under
+/// `runs` (except `current`), and their clusters in the system temp folder.
+pub fn sweep(runs: &Path, current: &Path) -> Swept {
+    let mut dead: Vec<PathBuf> = Vec::new();
+    for parent in [runs.to_owned(), std::env::temp_dir()] {
+        let Ok(entries) = std::fs::read_dir(&parent) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours =
+                (parent == runs && name.starts_with("run-")) || name.starts_with(CLUSTER_PREFIX);
+            if ours && path != current && !owner_alive(&path) {
+                dead.push(path);
+            }
+        }
+    }
+    let mut swept = Swept::default();
+    for (pid, run) in marked_processes() {
+        let run = PathBuf::from(run);
+        let run_is_dead = run != current && (dead.contains(&run) || !run.exists());
+        if run_is_dead {
+            kill_with_group(pid);
+            swept.processes += 1;
+        }
+    }
+    for dir in dead {
+        if std::fs::remove_dir_all(&dir).is_ok() {
+            swept.folders.push(dir);
+        }
+    }
+    swept
+}
+
+/// Whether the harness that claimed `dir` still runs. A folder without an
+/// owner file is being set up right now, unless it is old.
+fn owner_alive(dir: &Path) -> bool {
+    let Ok(owner) = std::fs::read_to_string(dir.join(OWNER_FILE)) else {
+        let age = std::fs::metadata(dir)
+            .and_then(|meta| meta.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok());
+        return age.is_none_or(|age| age.as_secs() < 60);
+    };
+    let mut words = owner.split_whitespace();
+    let (Some(Ok(pid)), Some(Ok(started))) = (
+        words.next().map(str::parse::<u32>),
+        words.next().map(str::parse::<u64>),
+    ) else {
+        return false;
+    };
+    // The same pid with another start time is another process.
+    start_time(pid) == Some(started)
+}
+
+/// Processes (by pid) that carry a run marker, with its value.
+fn marked_processes() -> Vec<(i32, String)> {
+    processes_with(RUN_MARKER)
+}
+
+/// Processes (by pid) whose environment sets `variable`, with its value.
+pub fn processes_with(variable: &str) -> Vec<(i32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let prefix = format!("{variable}=");
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != std::process::id() as i32)
+        .filter_map(|pid| {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let run = environ
+                .split(|byte| *byte == 0)
+                .find_map(|var| var.strip_prefix(prefix.as_bytes()))?;
+            Some((pid, String::from_utf8_lossy(run).into_owned()))
+        })
+        .collect()
+}
+
+/// Fields of `/proc/<pid>/stat` after the command name (which may hold spaces).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// Start time in clock ticks since boot (field 22 of stat).
+fn start_time(pid: u32) -> Option<u64> {
+    stat_fields(pid)?.get(19)?.parse().ok()
+}
+
+/// Running, as opposed to gone or a zombie waiting for its reaper.
+pub fn is_running(pid: u32) -> bool {
+    stat_fields(pid).is_some_and(|fields| fields.first().is_some_and(|state| state != "Z"))
+}
+
+/// Kills a process and its process group.
+pub fn kill_with_group(pid: i32) {
+    if let Some(group) = process_group(pid) {
+        let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+    }
+    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+}
+
+/// The command name of a process, for messages.
+pub fn command_name(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map_or_else(|_| "?".to_owned(), |name| name.trim().to_owned())
+}
+
+/// Whether `ancestor` is among `pid`'s parents (field 4 of stat, followed up).
+pub fn descends_from(pid: i32, ancestor: i32) -> bool {
+    let mut current = pid;
+    for _ in 0..64 {
+        let Some(parent) = u32::try_from(current)
+            .ok()
+            .and_then(stat_fields)
+            .and_then(|fields| fields.get(1)?.parse::<i32>().ok())
+        else {
+            return false;
+        };
+        if parent == ancestor {
+            return true;
+        }
+        if parent <= 1 {
+            return false;
+        }
+        current = parent;
+    }
+    false
+}
+
+/// Process group (field 5 of stat).
+pub fn process_group(pid: i32) -> Option<i32> {
+    stat_fields(u32::try_from(pid).ok()?)?.get(2)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_claimed_by_this_process_is_alive_and_one_by_a_dead_process_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        claim(dir.path()).unwrap();
+        assert!(owner_alive(dir.path()));
+        // A pid that exists with another start time, or not at all, is dead.
+        std::fs::write(
+            dir.path().join(OWNER_FILE),
+            format!("{} 1\n", std::process::id()),
+        )
+        .unwrap();
+        assert!(!owner_alive(dir.path()));
+    }
+
+    #[test]
+    fn sweep_removes_dead_runs_and_keeps_live_ones() {
+        let runs = tempfile::tempdir().unwrap();
+        let current = runs.path().join("run-current");
+        let dead = runs.path().join("run-dead");
+        let live = runs.path().join("run-live");
+        for dir in [&current, &dead, &live] {
+            std::fs::create_dir(dir).unwrap();
+        }
+        claim(&live).unwrap();
+        std::fs::write(dead.join(OWNER_FILE), "4194304 1\n").unwrap();
+        let swept = sweep(runs.path(), &current);
+        assert_eq!(swept.folders, std::slice::from_ref(&dead));
+        assert!(current.exists() && live.exists() && !dead.exists());
+    }
+}

@@ -1,0 +1,272 @@
+//! The command line, parsed and checked by clap: `upgrade-check [OPTIONS]
+//! [COMMAND]`, also reached as `cargo xtask upgrade-check` in this
+//! repository. Public so that tests can check that documented commands
+//! (the CI recipes', say) parse.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use upgrade_check_core::follow_up::bisect::BisectRequest;
+use upgrade_check_core::session::{Action, Options};
+
+/// How to print the result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// A summary table and each failure's diff, for people.
+    #[default]
+    Terminal,
+    /// The whole result as JSON on stdout (also written to report.json).
+    Json,
+    /// For `upgrade-check plan`: the shards as a GitHub Actions job matrix (`strategy.matrix`).
+    GithubMatrix,
+}
+
+/// Build the service against each cell of the matrix, replay the scenarios,
+/// compare with the accepted snapshots.
+#[derive(Parser)]
+#[command(name = "upgrade-check", version = crate::VERSION, args_conflicts_with_subcommands = false)]
+pub struct Cli {
+    /// What to do instead of running the whole matrix
+    #[command(subcommand)]
+    pub action: Option<Command>,
+    /// The config file [default: upgrade-check.toml here or in the nearest folder above]
+    #[arg(global = true, long)]
+    pub config: Option<PathBuf>,
+    /// Run the baseline only and make its results the accepted snapshots
+    #[arg(global = true, long)]
+    pub accept: bool,
+    /// With --accept: accept a baseline that answers 5xx or logs a traceback
+    #[arg(global = true, long, requires = "accept")]
+    pub accept_unhealthy: bool,
+    /// How to print the result
+    #[arg(global = true, long, value_enum, default_value = "terminal")]
+    pub format: Format,
+    /// Services (and environment builds) at once [default: number of cores]
+    #[arg(global = true, long, short, value_parser = parse_jobs)]
+    pub jobs: Option<usize>,
+    /// Where reports and logs go [default: <cargo target dir>/upgrade-check]
+    #[arg(global = true, long, env = "UPGRADE_CHECK_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Where uv, resolutions and environments are cached [default: the state dir]
+    #[arg(global = true, long, env = "UPGRADE_CHECK_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// PostgreSQL server to create throwaway databases on, instead of starting a cluster
+    #[arg(
+        global = true,
+        long,
+        value_name = "postgresql://user:password@host:port/db"
+    )]
+    pub database_url: Option<String>,
+    /// Lay this folder's files over a copy of the service first (e.g. fixtures/incidents/INC-001)
+    #[arg(global = true, long, value_name = "DIR")]
+    pub overlay: Option<PathBuf>,
+    /// Install wheels only, never build a source distribution (no package code runs at install; use on PRs from forks)
+    #[arg(global = true, long)]
+    pub no_build: bool,
+    /// Never reach the package index: use what is cached (uv's downloads, resolutions, environments)
+    #[arg(global = true, long)]
+    pub offline: bool,
+    /// Run only shard K of N of the plan (cells assigned by a hash of their id) and write a partial result
+    #[arg(global = true, long, value_name = "K/N", value_parser = parse_shard, conflicts_with = "accept")]
+    pub shard: Option<(usize, usize)>,
+    /// Run every cell, even those whose recorded result's inputs are all unchanged
+    #[arg(global = true, long)]
+    pub no_cache: bool,
+    /// Do not bisect a package whose newest candidate fails to find its newest safe version
+    #[arg(global = true, long)]
+    pub no_bisect: bool,
+    /// Replay the baseline once instead of twice (faster; nondeterministic fields are then not found)
+    #[arg(global = true, long)]
+    pub no_noise_check: bool,
+    /// Fail (exit 1) when a cell prints warnings the baseline does not, even if every scenario passes
+    #[arg(global = true, long)]
+    pub deny_warnings: bool,
+    /// Pull-request mode: the baseline file at this git ref is the baseline, and each changed pin is tried alone
+    #[arg(global = true, long, value_name = "GIT_REF", conflicts_with = "accept")]
+    pub since: Option<String>,
+    /// Also write every run event as one JSON object per line to FILE
+    #[arg(global = true, long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Print the plan (its cells, with matrix ranges expanded from the index) and stop before building anything
+    Plan {
+        /// With --format github-matrix: how many shards to split the cells into
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+        shards: u16,
+    },
+    /// Keep the cache bounded: remove environments unused for longer than --max-age, then the least recently used above --max-size
+    Gc {
+        /// Remove what no run has used for this long
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        max_age: std::time::Duration,
+        /// Then remove least recently used environments until the rest fits (e.g. 20GiB, 500MiB)
+        #[arg(long, default_value = "20GiB", value_parser = parse_size)]
+        max_size: u64,
+        /// Say what would be removed, remove nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Accept the pending snapshots the last run left (all, or those of SCENARIO…), without running anything; with --cell, run that cell and accept its output of SCENARIO as an alternative to the baseline's, for that package's compatible versions from there up
+    Accept {
+        /// The cell, as the report names it: `PACKAGE VERSION` (e.g. "mime_guess 2.0.5")
+        #[arg(long, value_name = "PACKAGE VERSION", requires = "scenarios")]
+        cell: Option<String>,
+        /// The scenarios (as the report's columns name them) to accept [default without --cell: every pending one]
+        scenarios: Vec<String>,
+    },
+    /// Walk the pending snapshots one by one: the diff, then accept (a), reject (r) or skip (s)
+    Review,
+    /// Compare two cells of the last run with each other (not with the baseline), scenario by scenario: exit 0 when they answer alike, 1 when they differ
+    Diff {
+        /// A cell, as the report names it (e.g. "bcrypt 4.1.2", or baseline)
+        cell_a: String,
+        /// Another cell of the same run (e.g. "bcrypt 5.0.0")
+        cell_b: String,
+    },
+    /// Work on written results
+    Report {
+        #[command(subcommand)]
+        action: ReportAction,
+    },
+    /// Find the first version of PACKAGE that breaks what its newest (or --to) version breaks, by binary search over the index's versions
+    Bisect {
+        /// The package to bisect, as the baseline file names it
+        package: String,
+        /// A version that passes [default: the baseline's pin]
+        #[arg(long, value_name = "VERSION")]
+        from: Option<String>,
+        /// A version that fails [default: the newest on the index]
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+        /// Include pre-releases among the versions searched
+        #[arg(long)]
+        pre: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ReportAction {
+    /// Merge the partial results of `--shard K/N` runs (their report folders) into one report
+    Merge {
+        /// Report folders (or the state folders holding them), one per shard
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where the merged report goes [default: the state dir's report folder]
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// A size like `20GiB`, `500MiB`, `10G` or a number of bytes.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &text[digits.len()..];
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "`{text}`: the unit is one of B, KiB, MiB, GiB, TiB"
+            ));
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|number| number.checked_mul(factor))
+        .ok_or_else(|| format!("`{text}` is not a size like 20GiB"))
+}
+
+/// At least one: `--jobs 0` would run nothing, so it is refused rather than taken as 1.
+fn parse_jobs(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("at least 1 service at once".to_owned()),
+        Ok(jobs) => Ok(jobs),
+        Err(_) => Err(format!("`{text}` is not a number of services")),
+    }
+}
+
+/// `K/N` with 1 <= K <= N.
+fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    let parsed = text
+        .split_once('/')
+        .and_then(|(k, n)| Some((k.parse::<usize>().ok()?, n.parse::<usize>().ok()?)));
+    match parsed {
+        Some((k, n)) if 1 <= k && k <= n && n <= 256 => Ok((k, n)),
+        _ => Err(format!(
+            "`{text}` is not a shard like 2/3 (1 <= K <= N <= 256)"
+        )),
+    }
+}
+
+impl Cli {
+    /// The library's options for a check that does `action`.
+    pub fn options(&self, action: Action) -> Options {
+        Options {
+            shard: self.shard,
+            action,
+            config: self.config.clone(),
+            accept: self.accept,
+            accept_unhealthy: self.accept_unhealthy,
+            jobs: self.jobs,
+            state_dir: self.state_dir.clone(),
+            cache_dir: self.cache_dir.clone(),
+            database_url: self.database_url.clone(),
+            overlay: self.overlay.clone(),
+            no_build: self.no_build,
+            deny_warnings: self.deny_warnings,
+            no_noise_check: self.no_noise_check,
+            no_bisect: self.no_bisect,
+            no_cache: self.no_cache,
+            offline: self.offline,
+            since: self.since.clone(),
+        }
+    }
+
+    /// The bisection `bisect` asks for, if it is the command.
+    pub fn bisect_request(&self) -> Option<BisectRequest> {
+        match &self.action {
+            Some(Command::Bisect {
+                package,
+                from,
+                to,
+                pre,
+            }) => Some(BisectRequest {
+                package: package.clone(),
+                from: from.clone(),
+                to: to.clone(),
+                pre: *pre,
+            }),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(["upgrade-check"].iter().chain(args))
+    }
+
+    #[test]
+    fn options_are_taken_after_a_subcommand_too() {
+        let args = parse(&["plan", "--format", "json", "--jobs", "2"]).unwrap();
+        assert_eq!(args.format, Format::Json);
+        assert_eq!(args.jobs, Some(2));
+        assert!(parse(&["gc", "--max-age", "1d", "--cache-dir", "/tmp/x"]).is_ok());
+    }
+
+    #[test]
+    fn no_jobs_is_refused() {
+        let err = parse(&["--jobs", "0"]).err().unwrap().to_string();
+        assert!(err.contains("at least 1 service at once"), "{err}");
+    }
+}

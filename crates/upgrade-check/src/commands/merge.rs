@@ -1,0 +1,28 @@
+//! `upgrade-check report merge`: the shards' parts as one report, written in
+//! every format; the exit code is the merged result's.
+
+use std::path::{Path, PathBuf};
+
+use upgrade_check_core::model::report::ExitStatus;
+use upgrade_check_core::report;
+
+use crate::cli::{Cli, Format};
+
+pub fn run(cli: &Cli, dirs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<ExitStatus> {
+    let merged = report::merge::merge(report::merge::read_parts(dirs)?)?;
+    let out = match out {
+        Some(out) => out.to_owned(),
+        None => super::state_dirs(cli, Path::new("")).report_dir(),
+    };
+    let written = report::write_all(&merged, &out)?;
+    match cli.format {
+        Format::Json => crate::outln!("{}", serde_json::to_string_pretty(&merged)?),
+        _ => crate::out!("{}", report::terminal::render(&merged)),
+    }
+    let written: Vec<String> = written
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect();
+    crate::errln!("merged {} parts: {}", dirs.len(), written.join(", "));
+    Ok(merged.status())
+}

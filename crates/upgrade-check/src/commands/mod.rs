@@ -1,0 +1,71 @@
+//! One module per command; each returns the [`ExitStatus`] the process ends with.
+
+mod check;
+mod diff;
+mod gc;
+mod merge;
+mod review;
+
+use std::path::{Path, PathBuf};
+
+use upgrade_check_core::input::config;
+use upgrade_check_core::model::report::ExitStatus;
+use upgrade_check_core::session::{self, Action};
+use upgrade_check_core::sys::state::StateDirs;
+
+use crate::cli::{Cli, Command, ReportAction};
+
+pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
+    match &cli.action {
+        None => check::run(cli, Action::Run),
+        Some(Command::Plan { shards }) => check::plan(cli, usize::from(*shards)),
+        Some(Command::Bisect { .. }) => {
+            let request = cli.bisect_request().expect("the command is bisect");
+            check::run(cli, Action::Bisect(request))
+        }
+        Some(Command::Accept {
+            cell: Some(cell),
+            scenarios,
+        }) => check::run(
+            cli,
+            Action::AcceptAlternative {
+                cell: cell.clone(),
+                scenarios: scenarios.clone(),
+            },
+        ),
+        Some(Command::Accept {
+            cell: None,
+            scenarios,
+        }) => review::accept(cli, scenarios),
+        Some(Command::Review) => review::review(cli),
+        Some(Command::Gc {
+            max_age,
+            max_size,
+            dry_run,
+        }) => gc::run(
+            cli,
+            upgrade_check_core::sys::gc::Policy {
+                max_age: *max_age,
+                max_bytes: *max_size,
+                dry_run: *dry_run,
+            },
+        ),
+        Some(Command::Report {
+            action: ReportAction::Merge { dirs, out },
+        }) => merge::run(cli, dirs, out.as_deref()),
+        Some(Command::Diff { cell_a, cell_b }) => diff::run(cli, cell_a, cell_b),
+    }
+}
+
+/// The config file: `--config`, else the one found from here upwards.
+fn config_path(cli: &Cli) -> anyhow::Result<PathBuf> {
+    match &cli.config {
+        Some(path) => Ok(path.clone()),
+        None => config::discover(),
+    }
+}
+
+/// The state folders for the config in `config_dir`.
+fn state_dirs(cli: &Cli, config_dir: &Path) -> StateDirs {
+    session::state_dirs(&cli.options(Action::Run), config_dir)
+}

@@ -1,0 +1,304 @@
+//! A test context: the fixture service, scenarios, snapshots and config copied
+//! into a temp dir, and the real `upgrade-check` binary run on them.
+//!
+//! Environments are cached in one folder shared by every test (content-
+//! addressed and locked), so each distinct resolved set is installed once.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// The repository: this crate is `crates/upgrade-check` in it.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_owned()
+}
+
+/// The real `upgrade-check` binary cargo built for these tests.
+pub fn binary() -> PathBuf {
+    // `option_env!`: the bench's tests (in xtask) share this file, without the binary.
+    match option_env!("CARGO_BIN_EXE_upgrade-check") {
+        Some(path) => PathBuf::from(path),
+        None => panic!("only the upgrade-check crate's tests run its binary"),
+    }
+}
+
+/// Shared between all tests and all runs: environments are keyed by content.
+pub fn shared_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("upgrade-check-cache")
+}
+
+pub struct TestContext {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl TestContext {
+    /// A copy of the repository's fixture setup.
+    pub fn new() -> TestContext {
+        let dir = tempfile::tempdir().unwrap();
+        let root = workspace_root();
+        copy_tree(
+            &root.join("fixtures/python-service"),
+            &dir.path().join("fixtures/python-service"),
+        );
+        copy_tree(&root.join("scenarios"), &dir.path().join("scenarios"));
+        copy_tree(&root.join("snapshots"), &dir.path().join("snapshots"));
+        std::fs::copy(
+            root.join("upgrade-check.toml"),
+            dir.path().join("upgrade-check.toml"),
+        )
+        .unwrap();
+        TestContext { dir }
+    }
+
+    /// A copy of the cargo fixture (`fixtures/rust-service`): its config,
+    /// scenarios and snapshots at the top, the crate under `service/`.
+    pub fn cargo() -> TestContext {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&workspace_root().join("fixtures/rust-service"), dir.path());
+        TestContext { dir }
+    }
+
+    /// A copy of a folder of the workspace (e.g. `fixtures/variants/hostile`),
+    /// each file at the relative path `place` gives it.
+    pub fn from_workspace(folder: &str, place: impl Fn(&Path) -> PathBuf) -> TestContext {
+        let dir = tempfile::tempdir().unwrap();
+        let from = workspace_root().join(folder);
+        for file in walk(&from) {
+            let target = dir.path().join(place(file.strip_prefix(&from).unwrap()));
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::copy(&file, target).unwrap();
+        }
+        TestContext { dir }
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    /// Lays the files of a variant folder (e.g. `fixtures/incidents/INC-003`) over the service.
+    pub fn overlay(&self, variant: &str) {
+        let from = workspace_root().join(variant);
+        let to = self.path("fixtures/python-service");
+        for entry in walk(&from) {
+            let relative = entry.strip_prefix(&from).unwrap();
+            if relative.extension().is_some_and(|ext| ext == "md") {
+                continue;
+            }
+            let target = to.join(relative);
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::copy(&entry, target).unwrap();
+        }
+    }
+
+    /// Replaces the matrix's packages table with `packages` (TOML lines).
+    pub fn set_matrix(&self, packages: &str) {
+        let path = self.path("upgrade-check.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let start = text
+            .find("[matrix.packages]")
+            .expect("the config has a packages table");
+        std::fs::write(
+            &path,
+            format!("{}[matrix.packages]\n{packages}\n", &text[..start]),
+        )
+        .unwrap();
+    }
+
+    pub fn edit(&self, relative: &str, edit: impl FnOnce(String) -> String) {
+        let path = self.path(relative);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, edit(text)).unwrap();
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(binary());
+        command
+            .arg("--config")
+            .arg(self.path("upgrade-check.toml"))
+            // Through the environment, so that a test may still pass the flags.
+            .env("UPGRADE_CHECK_STATE_DIR", self.path("state"))
+            .env("UPGRADE_CHECK_CACHE_DIR", shared_cache())
+            .args(args)
+            .env_remove("CI")
+            .env_remove("INSTA_UPDATE")
+            .env_remove("INSTA_FORCE_PASS");
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_command(self.command(args))
+    }
+
+    pub fn run_command(&self, mut command: Command) -> Run {
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = command.output().unwrap();
+        let run = Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        };
+        eprintln!(
+            "--- exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            run.code, run.stdout, run.stderr
+        );
+        run
+    }
+
+    /// The report.json the last run wrote.
+    pub fn report(&self) -> Value {
+        let text = std::fs::read_to_string(self.path("state/report/report.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+/// The verdict of `scenario` in the cell named `cell`.
+pub fn verdict<'a>(report: &'a Value, cell: &str, scenario: &str) -> &'a Value {
+    &scenario_report(report, cell, scenario)["verdict"]
+}
+
+pub fn scenario_report<'a>(report: &'a Value, cell: &str, scenario: &str) -> &'a Value {
+    let cell = cell_report(report, cell);
+    cell["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["scenario"] == scenario)
+        .unwrap_or_else(|| panic!("no scenario {scenario} in {cell}"))
+}
+
+pub fn cell_report<'a>(report: &'a Value, cell: &str) -> &'a Value {
+    report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == cell)
+        .unwrap_or_else(|| panic!("no cell {cell} in the report"))
+}
+
+/// The names of the report's cells, in plan order.
+pub fn cell_names(report: &Value) -> Vec<&str> {
+    report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|cell| cell["name"].as_str().unwrap())
+        .collect()
+}
+
+/// The version change of `package` in a cell's report.
+pub fn version_change<'a>(cell: &'a Value, package: &str) -> &'a Value {
+    cell["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|change| change["package"] == package)
+        .unwrap_or_else(|| panic!("no change of {package} in {}", cell["name"]))
+}
+
+/// Running, as opposed to gone or a zombie.
+pub fn alive(pid: u64) -> bool {
+    u32::try_from(pid).is_ok_and(upgrade_check_core::sys::sweep::is_running)
+}
+
+/// Every service the report names is gone and its port is free again.
+pub fn assert_no_service_left(report: &Value) {
+    for cell in report["cells"].as_array().unwrap() {
+        for scenario in cell["scenarios"].as_array().unwrap() {
+            if let Some(pid) = scenario["service_pid"].as_u64() {
+                assert!(
+                    !alive(pid),
+                    "service pid {pid} of {} is still alive",
+                    cell["name"]
+                );
+            }
+            if let Some(port) = scenario["service_port"].as_u64() {
+                std::net::TcpListener::bind(("127.0.0.1", port as u16))
+                    .unwrap_or_else(|err| panic!("port {port} is still held: {err}"));
+            }
+        }
+    }
+}
+
+/// Runs git in the context's folder, as a fixed committer; fails the test on failure.
+pub fn git(ctx: &TestContext, args: &[&str]) {
+    let status = Command::new("git")
+        .args([
+            "-c",
+            "user.name=upgrade-check",
+            "-c",
+            "user.email=upgrade-check@localhost",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(ctx.dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "git {args:?}");
+}
+
+/// Every file below `dir`.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    walk(dir)
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for file in walk(from) {
+        let relative = file.strip_prefix(from).unwrap();
+        if relative
+            .components()
+            .any(|c| c.as_os_str() == "__pycache__" || c.as_os_str() == "target")
+            || file.to_string_lossy().ends_with(".snap.new")
+        {
+            continue;
+        }
+        let target = to.join(relative);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, target).unwrap();
+    }
+}
+
+/// `text` with the requirement that starts with `pin`, and the indented
+/// `--hash` and comment lines that continue it, replaced by `with`.
+pub fn replace_requirement(text: &str, pin: &str, with: &str) -> String {
+    let start = text.find(pin).unwrap_or_else(|| panic!("{pin} in {text}"));
+    let first_line_end = start
+        + text[start..]
+            .find('\n')
+            .map_or(text.len() - start, |i| i + 1);
+    let mut end = first_line_end;
+    for line in text[first_line_end..].split_inclusive('\n') {
+        if !line.starts_with(char::is_whitespace) {
+            break;
+        }
+        end += line.len();
+    }
+    format!("{}{with}{}", &text[..start], &text[end..])
+}

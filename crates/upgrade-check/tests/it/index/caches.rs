@@ -1,0 +1,376 @@
+//! The environment cache under interruption and under two runs at once.
+//!
+//! Each test uses a cache of its own, so that it sees the builds it causes.
+
+use crate::common::TestContext;
+
+/// The baseline cell alone, with a private cache folder.
+fn baseline_only(ctx: &TestContext) -> std::path::PathBuf {
+    ctx.set_matrix(r#"bcrypt = ["3.2.0"]"#);
+    ctx.path("cache")
+}
+
+#[test]
+fn an_environment_without_its_complete_marker_is_rebuilt() {
+    let ctx = TestContext::new();
+    let cache = baseline_only(&ctx);
+    let mut first = ctx.command(&[]);
+    first.arg("--cache-dir").arg(&cache);
+    assert_eq!(ctx.run_command(first).code, 0);
+    let id = ctx.report()["cells"][0]["environment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let env = cache.join("envs").join(&id);
+
+    // What an install cut short leaves: files, but no marker, and a package missing.
+    std::fs::remove_file(env.join("complete")).unwrap();
+    let site = std::fs::read_dir(env.join("venv/lib"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("site-packages");
+    std::fs::remove_dir_all(site.join("flask")).unwrap();
+
+    let mut second = ctx.command(&[]);
+    second.arg("--cache-dir").arg(&cache);
+    let run = ctx.run_command(second);
+    assert_eq!(run.code, 0, "the rebuilt environment works");
+    let environment = &ctx.report()["cells"][0]["environment"];
+    assert_eq!(
+        environment["build_reused"], false,
+        "the half-built environment was not trusted"
+    );
+    assert_eq!(environment["resolution_reused"], true);
+    assert!(env.join("complete").exists() && site.join("flask").exists());
+}
+
+#[test]
+fn two_runs_at_once_share_the_cache_and_both_finish_correct() {
+    let ctx = TestContext::new();
+    let cache = baseline_only(&ctx);
+    let start = |state: &str| {
+        let mut command = ctx.command(&[]);
+        command
+            .arg("--cache-dir")
+            .arg(&cache)
+            .arg("--state-dir")
+            .arg(ctx.path(state));
+        command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        command.spawn().unwrap()
+    };
+    let (mut one, mut two) = (start("state-one"), start("state-two"));
+    assert_eq!(one.wait().unwrap().code(), Some(0));
+    assert_eq!(two.wait().unwrap().code(), Some(0));
+    let report = |state: &str| -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(ctx.path(state).join("report/report.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let (one, two) = (report("state-one"), report("state-two"));
+    let env = |report: &serde_json::Value| report["cells"][0]["environment"].clone();
+    assert_eq!(
+        env(&one)["id"],
+        env(&two)["id"],
+        "one environment for one resolved set"
+    );
+    let built = [&one, &two]
+        .iter()
+        .filter(|report| env(report)["build_reused"] == false)
+        .count();
+    assert_eq!(
+        built, 1,
+        "the lock let exactly one run build it, the other reused it"
+    );
+    let envs: Vec<_> = std::fs::read_dir(cache.join("envs"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().is_dir())
+        .collect();
+    assert_eq!(envs.len(), 1);
+}
+
+/// A loopback index that answers garbage to every request.
+fn garbage_index() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().filter_map(Result::ok) {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/vnd.pypi.simple.v1+json\r\ncontent-length: 9\r\nconnection: close\r\n\r\n{garbage!");
+        }
+    });
+    format!("http://127.0.0.1:{port}/simple")
+}
+
+/// A loopback address where nothing listens.
+fn dead_index() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}/simple")
+}
+
+#[test]
+fn an_unreachable_or_garbled_index_fails_only_what_needs_it_and_offline_uses_the_cache() {
+    let ctx = TestContext::new();
+    let cache = baseline_only(&ctx);
+    let uv_cache = ctx.path("uv-cache");
+    let with = |index: Option<&str>, args: &[&str]| {
+        let mut command = ctx.command(args);
+        command
+            .arg("--cache-dir")
+            .arg(&cache)
+            .env("UV_CACHE_DIR", &uv_cache);
+        if let Some(index) = index {
+            command.env("UV_DEFAULT_INDEX", index);
+        }
+        command
+    };
+    // Online: the baseline's environment is built and cached.
+    assert_eq!(ctx.run_command(with(None, &[])).code, 0);
+
+    // A new candidate needs the index; the index is down, then answers garbage, then we go offline.
+    ctx.set_matrix(r#"bcrypt = ["3.2.0", "4.1.2"]"#);
+    for (index, args) in [
+        (dead_index(), vec![]),
+        (garbage_index(), vec![]),
+        (dead_index(), vec!["--offline"]),
+    ] {
+        let run = ctx.run_command(with(Some(&index), &args));
+        assert_eq!(
+            run.code, 1,
+            "a cell that cannot be built fails the run, nothing more"
+        );
+        let report = ctx.report();
+        let baseline = &report["cells"][0];
+        assert_eq!(
+            baseline["environment"]["build_reused"], true,
+            "the cached baseline needs no index"
+        );
+        assert_eq!(baseline["scenarios"][0]["verdict"], "pass");
+        let cell = crate::common::scenario_report(&report, "bcrypt 4.1.2", "health");
+        assert_eq!(cell["verdict"], "build-failed", "{args:?}: {cell}");
+        let explanation = cell["log_tail"].as_str().unwrap();
+        assert!(
+            !explanation.trim().is_empty(),
+            "uv's explanation is in the report"
+        );
+    }
+    // Nothing half-made was left looking complete.
+    let complete: Vec<_> = std::fs::read_dir(cache.join("envs"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().join("complete").exists())
+        .collect();
+    assert_eq!(complete.len(), 1);
+}
+
+#[test]
+fn a_cell_whose_inputs_are_unchanged_reuses_its_recorded_result() {
+    let ctx = TestContext::new();
+    ctx.set_matrix(r#"bcrypt = ["4.1.2"]"#);
+    let reused = |ctx: &TestContext| -> Vec<bool> {
+        ctx.report()["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|cell| cell["result_reused"].as_bool().unwrap())
+            .collect()
+    };
+    assert_eq!(ctx.run(&[]).code, 0);
+    assert_eq!(reused(&ctx), [false, false]);
+
+    let again = ctx.run(&[]);
+    assert_eq!(again.code, 0);
+    assert_eq!(reused(&ctx), [true, true], "nothing changed");
+    assert!(
+        again.stdout.contains("results: 2 of 2 cells reused"),
+        "{}",
+        again.stdout
+    );
+    assert!(
+        !again.stderr.contains("starting the service"),
+        "no service ran"
+    );
+
+    // A change of the requirements file that moves the baseline's bcrypt
+    // (to 3.1.7, which needs cffi and six as 3.2.0 does): the baseline runs
+    // again; the bcrypt 4.1.2 cell installs what it installed before, so it
+    // is reused, its versions now told against the new baseline.
+    ctx.edit("fixtures/python-service/requirements.txt", |text| {
+        text.replace("bcrypt==3.2.0", "bcrypt==3.1.7")
+    });
+    assert_eq!(ctx.run(&[]).code, 0);
+    assert_eq!(reused(&ctx), [false, true], "only the baseline changed");
+    let report = ctx.report();
+    let bcrypt = &report["cells"][1];
+    assert_eq!(bcrypt["name"], "bcrypt 4.1.2");
+    let change = crate::common::version_change(bcrypt, "bcrypt");
+    assert_eq!(
+        (&change["before"], &change["after"]),
+        (&"3.1.7".into(), &"4.1.2".into())
+    );
+
+    // Any other input changes: a scenario file, here by a comment.
+    ctx.edit("scenarios/health.toml", |text| text + "\n# reviewed\n");
+    assert_eq!(ctx.run(&[]).code, 0);
+    assert_eq!(reused(&ctx), [false, false], "a scenario changed");
+
+    assert_eq!(ctx.run(&["--no-cache"]).code, 0);
+    assert_eq!(reused(&ctx), [false, false], "--no-cache runs every cell");
+}
+
+#[test]
+fn gc_removes_environments_by_age_and_by_size_and_says_so() {
+    let ctx = TestContext::new();
+    ctx.set_matrix("");
+    // A cache of its own: other tests use the shared one at the same time.
+    let cache = ctx.path("cache");
+    let run = |args: &[&str]| {
+        let mut command = ctx.command(args);
+        command.env("UPGRADE_CHECK_CACHE_DIR", &cache);
+        ctx.run_command(command)
+    };
+    assert_eq!(run(&[]).code, 0);
+    let environments = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(cache.join("envs"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.is_dir())
+            .collect()
+    };
+    assert_eq!(environments().len(), 1);
+
+    let kept = run(&["gc", "--max-age", "1h"]);
+    assert_eq!(kept.code, 0);
+    assert!(
+        kept.stdout.contains("removed 0 entries") && kept.stdout.contains("kept 1 environments"),
+        "{}",
+        kept.stdout
+    );
+
+    // Last used two days ago.
+    let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86400);
+    for marker in ["used", "complete"] {
+        let path = environments()[0].join(marker);
+        if path.exists() {
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(two_days_ago)
+                .unwrap();
+        }
+    }
+    let dry = run(&["gc", "--max-age", "1d", "--dry-run"]);
+    assert!(
+        dry.stdout.contains("would remove")
+            && dry.stdout.contains("unused for longer than the age limit"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(environments().len(), 1, "a dry run removes nothing");
+    assert_eq!(run(&["gc", "--max-age", "1d"]).code, 0);
+    assert!(environments().is_empty(), "unused for two days");
+
+    // Rebuilt, it fits no 1 KiB limit.
+    assert_eq!(run(&[]).code, 0);
+    let sized = run(&["gc", "--max-size", "1KiB"]);
+    assert!(
+        sized
+            .stdout
+            .contains("least recently used, over the size limit"),
+        "{}",
+        sized.stdout
+    );
+    assert!(environments().is_empty());
+    let bad = run(&["gc", "--max-size", "lots"]);
+    assert_eq!(bad.code, 2);
+}
+
+/// `gc --cache-dir FOLDER` collects in that folder only: the project's own
+/// state folder (its recorded results), which it was not given, stays whole.
+#[test]
+fn gc_never_touches_a_state_folder_it_was_not_given() {
+    let project = tempfile::tempdir().unwrap();
+    let results = project.path().join("target/upgrade-check/results");
+    std::fs::create_dir_all(&results).unwrap();
+    let recorded = results.join("recorded.json");
+    std::fs::write(&recorded, "{}").unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(90 * 86400);
+    std::fs::File::options()
+        .write(true)
+        .open(&recorded)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let gc = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_upgrade-check"))
+            .args(["gc", "--max-age", "1d"])
+            .args(args)
+            .current_dir(project.path())
+            .env_remove("UPGRADE_CHECK_STATE_DIR")
+            .env_remove("UPGRADE_CHECK_CACHE_DIR")
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let fresh = tempfile::tempdir().unwrap();
+    let said = gc(&["--cache-dir", fresh.path().to_str().unwrap()]);
+    assert!(recorded.exists(), "the state folder was not given: {said}");
+    // Named, it is gc's to collect.
+    gc(&[
+        "--state-dir",
+        project
+            .path()
+            .join("target/upgrade-check")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert!(
+        !recorded.exists(),
+        "an old recorded result in the given state folder goes"
+    );
+}
+
+/// `--offline` on a cache without uv: installing uv would reach the index,
+/// so the run stops at once with the one thing to do, and installs nothing.
+#[test]
+fn offline_without_uv_stops_with_one_instruction_and_installs_nothing() {
+    let ctx = TestContext::new();
+    let cold = ctx.path("cold-cache");
+    // PATH without any uv on it, so that the bootstrap is the only way to uv.
+    let path = std::env::join_paths(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .filter(|dir| !dir.join("uv").exists()),
+    )
+    .unwrap();
+    let mut command = ctx.command(&["--offline"]);
+    command
+        .env("UPGRADE_CHECK_CACHE_DIR", &cold)
+        .env("PATH", path)
+        .env_remove("UPGRADE_CHECK_UV");
+    let run = ctx.run_command(command);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--offline, and no uv on PATH or in")
+            && run
+                .stderr
+                .contains("run once without --offline to install it"),
+        "{}",
+        run.stderr
+    );
+    assert!(!cold.join("tools/uv").exists(), "nothing was installed");
+}

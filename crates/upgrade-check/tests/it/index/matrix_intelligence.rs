@@ -1,0 +1,328 @@
+//! Versions from the package index: matrix ranges and bisection, against the
+//! real index.
+
+use crate::common::{TestContext, cell_names};
+
+/// The plan's cell ids, as `upgrade-check plan` prints them.
+fn planned_ids(stdout: &str) -> Vec<&str> {
+    stdout
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split('\t').next())
+        .collect()
+}
+
+#[test]
+fn a_range_expands_from_the_index_before_anything_runs_and_skips_yanked_versions() {
+    let ctx = TestContext::new();
+    ctx.set_matrix(
+        r#"bcrypt = { range = ">=4.0,<4.2", pick = "all" }
+flask = { range = ">=2.2,<3.1", pick = "latest-per-minor" }"#,
+    );
+    let run = ctx.run(&["plan"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // 4.1.0 was yanked; 2.2.5, the baseline's pin, is the newest 2.2.
+    assert_eq!(
+        planned_ids(&run.stdout),
+        [
+            "baseline",
+            "bcrypt-4.0.0",
+            "bcrypt-4.0.1",
+            "bcrypt-4.1.1",
+            "bcrypt-4.1.2",
+            "bcrypt-4.1.3",
+            "flask-2.3.3",
+            "flask-3.0.3",
+        ]
+    );
+    let expansion = run
+        .stderr
+        .lines()
+        .find(|line| line.contains("bcrypt >=4.0, <4.2 (all): 5 of "))
+        .unwrap_or_else(|| panic!("the expansion is shown: {}", run.stderr));
+    // Another test may have asked the index about bcrypt within the hour.
+    assert!(
+        expansion.ends_with("from the package index: 4.0.0, 4.0.1, 4.1.1, 4.1.2, 4.1.3")
+            || expansion.ends_with("index answer cached: 4.0.0, 4.0.1, 4.1.1, 4.1.2, 4.1.3"),
+        "{expansion}"
+    );
+    assert!(
+        run.stdout
+            .contains("# skipped: flask 2.2.5 is the baseline version")
+    );
+    assert!(!ctx.path("state/report").exists(), "planning runs nothing");
+
+    // Offline, the cached answer is used and said to be cached.
+    let offline = ctx.run(&["--offline", "plan"]);
+    assert_eq!(offline.code, 0, "{}", offline.stderr);
+    assert!(
+        offline
+            .stderr
+            .contains("versions, index answer cached: 2.2.5, 2.3.3, 3.0.3"),
+        "{}",
+        offline.stderr
+    );
+}
+
+#[test]
+fn a_range_the_index_has_nothing_for_names_its_line() {
+    let ctx = TestContext::new();
+    ctx.set_matrix(r#"bcrypt = { range = ">=99", pick = "latest" }"#);
+    let run = ctx.run(&["plan"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("upgrade-check.toml:")
+            && run.stderr.contains("`matrix.packages.bcrypt`")
+            && run
+                .stderr
+                .contains("no version of bcrypt on the package index is in `>=99`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn bisect_finds_the_first_bad_bcrypt_in_at_most_five_builds() {
+    let ctx = TestContext::new();
+    let run = ctx.run(&["bisect", "bcrypt", "--from", "3.2.0", "--to", "5.0.0"]);
+    assert_eq!(
+        run.code, 1,
+        "a first bad version is a regression: {}",
+        run.stderr
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ctx.path("state/report/bisect.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["versions_between"], 10, "{report}");
+    assert_eq!(report["first_bad"], "5.0.0", "{report}");
+    assert_eq!(report["last_good"], "4.3.0", "{report}");
+    assert_eq!(report["scenarios"], serde_json::json!(["long-password"]));
+    let builds = report["probes"].as_array().unwrap().len() - 1;
+    assert!(builds <= 5, "{builds} builds: {report}");
+    assert!(
+        run.stdout
+            .contains("first bad: bcrypt 5.0.0 (breaks long-password)")
+            && run.stdout.contains("-< 201 Created"),
+        "{}",
+        run.stdout
+    );
+    // The evidence a run shows: the summary, the diff cut to a screen, and
+    // the log tail with the error that explains the break.
+    assert!(
+        run.stdout
+            .contains("step `register`: 201 Created → 500 Internal Server Error")
+            && run.stdout.contains("log tail:")
+            && run
+                .stdout
+                .contains("ValueError: password cannot be longer than 72 bytes"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.lines().count() < 150, "{}", run.stdout);
+}
+
+#[test]
+fn a_pin_that_alone_explains_a_bigger_cell_is_named_in_every_report() {
+    let ctx = TestContext::new();
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("strategy = \"one-at-a-time\"", "strategy = \"latest\"")
+    });
+    ctx.set_matrix(
+        r#"bcrypt = ["5.0.0"]
+flask = ["2.3.3"]"#,
+    );
+    let run = ctx.run(&["--no-bisect"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = ctx.report();
+    assert_eq!(
+        report["interactions"],
+        serde_json::json!([{
+            "pins": ["bcrypt 5.0.0"],
+            "scenarios": ["long-password"],
+            "found_in": "bcrypt 5.0.0, flask 2.3.3",
+            "cells_run": 2
+        }])
+    );
+    let line = "↳ isolated: bcrypt 5.0.0 alone breaks long-password (found in `bcrypt 5.0.0, flask 2.3.3` with 2 extra cells)";
+    assert!(run.stdout.contains(line), "{}", run.stdout);
+    for file in ["report.md", "report.html"] {
+        let text = std::fs::read_to_string(ctx.path(&format!("state/report/{file}"))).unwrap();
+        assert!(
+            text.contains("bcrypt 5.0.0 alone breaks long-password"),
+            "{file}: {text}"
+        );
+    }
+}
+
+#[test]
+fn two_pins_that_break_only_together_are_isolated_from_a_bigger_cell() {
+    let ctx = TestContext::new();
+    ctx.overlay("fixtures/variants/flask-pyjwt-interaction");
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("strategy = \"one-at-a-time\"", "strategy = \"latest\"")
+    });
+    ctx.set_matrix(
+        r#"bcrypt = ["4.1.2"]
+flask = ["2.3.3"]
+pyjwt = ["2.8.0"]"#,
+    );
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = ctx.report();
+    assert_eq!(
+        cell_names(&report),
+        ["baseline", "bcrypt 4.1.2, flask 2.3.3, pyjwt 2.8.0"]
+    );
+    let interactions = report["interactions"].as_array().unwrap();
+    assert_eq!(interactions.len(), 1, "{report}");
+    let interaction = &interactions[0];
+    assert_eq!(
+        interaction["pins"],
+        serde_json::json!(["flask 2.3.3", "pyjwt 2.8.0"])
+    );
+    assert_eq!(
+        interaction["scenarios"],
+        serde_json::json!(["login", "long-password", "staging@staging"])
+    );
+    // Without bcrypt: still fails; without flask, or without PyJWT: passes.
+    assert_eq!(interaction["cells_run"], 3);
+    assert!(
+        run.stdout
+            .contains("⚠ interaction: flask 2.3.3 + pyjwt 2.8.0 break login, long-password, staging@staging together"),
+        "{}",
+        run.stdout
+    );
+    crate::common::assert_no_service_left(&report);
+}
+
+#[test]
+fn pairwise_prints_its_count_before_running() {
+    let ctx = TestContext::new();
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("strategy = \"one-at-a-time\"", "strategy = \"pairwise\"")
+    });
+    let run = ctx.run(&["plan"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // 3 × 3 × 2 versions: 9 rows cover every pair; the all-baseline row is the baseline.
+    assert!(
+        run.stderr
+            .contains("Pairwise strategy: 9 cells for 3 packages (the full product is 18)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(planned_ids(&run.stdout).len(), 9);
+}
+
+#[test]
+fn a_deprecation_warning_is_the_early_signal_of_the_next_break() {
+    let ctx = TestContext::new();
+    ctx.overlay("fixtures/variants/werkzeug-url-quote");
+    ctx.set_matrix(r#"werkzeug = ["2.3.8", "3.0.6"]"#);
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = ctx.report();
+    for scenario in ["health", "login", "long-password", "register"] {
+        assert_eq!(
+            crate::common::verdict(&report, "werkzeug 2.3.8", scenario),
+            "pass"
+        );
+    }
+    let warned = crate::common::cell_report(&report, "werkzeug 2.3.8")["new_warnings"].to_string();
+    assert!(
+        warned.contains("DeprecationWarning") && warned.contains("url_quote"),
+        "{warned}"
+    );
+    assert_eq!(
+        crate::common::cell_report(&report, "baseline")["new_warnings"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        crate::common::verdict(&report, "werkzeug 3.0.6", "register"),
+        "startup-failed"
+    );
+    // The soft finding names the cell that passes; the one that breaks is named above it.
+    assert!(
+        run.stdout
+            .contains("⚠ new warnings (not a failure unless --deny-warnings): werkzeug 2.3.8\n"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// Flask 2.3.3 requires Werkzeug>=2.3.7. The newest Werkzeug (3.x) fits that
+/// too, but removes `url_quote`, which this variant's service uses: released
+/// to its newest, Werkzeug would make Flask 2.3.3 look like it breaks the
+/// service. Moved only as far as Flask needs (2.3.7), the cell passes, and the
+/// report says which requirement moved Werkzeug.
+#[test]
+fn a_released_package_moves_to_the_nearest_version_that_fits_not_the_newest() {
+    let ctx = TestContext::new();
+    ctx.overlay("fixtures/variants/werkzeug-url-quote");
+    ctx.set_matrix(r#"flask = ["2.3.3"]"#);
+    let run = ctx.run(&["--no-bisect"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let report = ctx.report();
+    let flask = crate::common::cell_report(&report, "flask 2.3.3");
+    let werkzeug = crate::common::version_change(flask, "werkzeug");
+    assert_eq!(
+        (werkzeug["before"].as_str(), werkzeug["after"].as_str()),
+        (Some("2.2.3"), Some("2.3.7")),
+        "{flask}"
+    );
+    assert_eq!(
+        werkzeug["forced_by"],
+        serde_json::json!(["flask 2.3.3 requires werkzeug>=2.3.7"])
+    );
+    // Unchanged packages stay at the baseline's versions.
+    assert!(
+        flask["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|change| ["flask", "werkzeug", "blinker"]
+                .contains(&change["package"].as_str().unwrap())),
+        "{flask}"
+    );
+}
+
+#[test]
+fn a_field_randomised_on_purpose_is_found_by_the_double_baseline_and_masked() {
+    let ctx = TestContext::new();
+    ctx.overlay("fixtures/variants/random-field");
+    ctx.set_matrix(r#"bcrypt = ["4.1.2"]"#);
+    // Accepted with one random id; every later run draws another.
+    let accepted = ctx.run(&["--accept"]);
+    assert_eq!(accepted.code, 0, "{}", accepted.stderr);
+    let snapshot = std::fs::read_to_string(ctx.path("snapshots/register.snap")).unwrap();
+    assert!(snapshot.contains("\"nonce\": \""), "{snapshot}");
+
+    let run = ctx.run(&[]);
+    assert_eq!(
+        run.code, 0,
+        "masked, the random id is no regression: {}",
+        run.stdout
+    );
+    let report = ctx.report();
+    let noise = report["nondeterministic"].as_array().unwrap();
+    let register = noise
+        .iter()
+        .find(|noise| noise["scenario"] == "register")
+        .unwrap_or_else(|| panic!("register is flagged: {report}"));
+    assert_eq!(register["fields"], serde_json::json!(["nonce"]));
+    assert_eq!(register["unexplained"], serde_json::json!([]));
+    assert!(
+        run.stdout
+            .contains("register differs between two baseline runs in nonce")
+            && run.stdout.contains("json-key = \"nonce\""),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        crate::common::verdict(&report, "bcrypt 4.1.2", "register"),
+        "pass"
+    );
+
+    // Without the second baseline run the same id is a mismatch.
+    let blind = ctx.run(&["--no-noise-check"]);
+    assert_eq!(blind.code, 1, "{}", blind.stdout);
+}

@@ -1,0 +1,46 @@
+//! The integration tests: the real `upgrade-check` binary run on copies of
+//! the fixtures. One test binary, in tiers by what the tests need, so that
+//! a filter picks a tier (`cargo test --test it offline::`):
+//!
+//! - `offline`: nothing but the repository's files.
+//! - `index`: the package index (environments are built with uv; cached
+//!   in one folder shared by every test), SQLite databases.
+//! - `postgres`: also PostgreSQL's server binaries.
+//! - `tools`: also Chromium with chromedriver, and xmllint.
+//!
+//! The README's test command runs them all.
+
+mod common;
+
+mod offline {
+    mod ci_recipe;
+}
+
+mod index {
+    mod attack;
+    mod bad_input;
+    mod caches;
+    mod cargo_service;
+    mod default_matrix;
+    mod faults;
+    mod kill_during_write;
+    mod load;
+    mod matrix_intelligence;
+    mod pr_mode;
+    mod progress;
+    mod requirements_files;
+    mod shards;
+    mod snapshots;
+    mod variants;
+}
+
+mod postgres {
+    mod incidents;
+    mod interrupt;
+    mod verdicts;
+}
+
+mod tools {
+    mod html_report;
+    mod junit_schema;
+}

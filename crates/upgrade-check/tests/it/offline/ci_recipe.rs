@@ -1,0 +1,226 @@
+//! The CI recipe in docs/ci/ stays true to the CLI and to its promises.
+
+use clap::Parser;
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn load(name: &str) -> Yaml {
+    let text = std::fs::read_to_string(crate::common::workspace_root().join("docs/ci").join(name))
+        .unwrap();
+    YamlLoader::load_from_str(&text).unwrap().remove(0)
+}
+
+/// Every `run:` of every step of every job.
+fn run_lines(workflow: &Yaml) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (_, job) in workflow["jobs"].as_hash().unwrap() {
+        for step in job["steps"].as_vec().unwrap() {
+            if let Some(run) = step["run"].as_str() {
+                lines.push(run.to_owned());
+            }
+        }
+    }
+    lines
+}
+
+/// A shell-ish split that is enough for the recipe's simple lines.
+fn words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !current.is_empty() {
+                    words.push(std::mem::take(&mut current));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    words
+}
+
+#[test]
+fn every_cargo_xtask_command_in_the_workflows_parses() {
+    for name in ["upgrade-check.yml", "upgrade-check-sharded.yml"] {
+        let workflow = load(name);
+        let commands: Vec<Vec<String>> = run_lines(&workflow)
+            .iter()
+            .flat_map(|run| run.lines().map(str::to_owned).collect::<Vec<_>>())
+            .filter(|line| line.trim_start().starts_with("cargo xtask "))
+            .map(|line| {
+                // Shell plumbing after the command is not the CLI's.
+                let command = line
+                    .split(" > ")
+                    .next()
+                    .unwrap()
+                    .split(" || ")
+                    .next()
+                    .unwrap();
+                words(
+                    &command
+                        .replace("${{ github.base_ref }}", "main")
+                        .replace("${{ matrix.shard }}", "2/3"),
+                )
+            })
+            .collect();
+        assert!(!commands.is_empty(), "{name} runs upgrade-check");
+        check_commands_parse(commands);
+    }
+}
+
+fn check_commands_parse(commands: Vec<Vec<String>>) {
+    for command in commands {
+        // `cargo xtask upgrade-check` runs the binary; clap sees the rest.
+        assert_eq!(
+            command[..3],
+            ["cargo", "xtask", "upgrade-check"],
+            "{command:?}"
+        );
+        let args = std::iter::once("upgrade-check".to_owned()).chain(command.into_iter().skip(3));
+        let parsed = upgrade_check::cli::Cli::try_parse_from(args.clone());
+        assert!(
+            parsed.is_ok(),
+            "{:?}: {}",
+            args.collect::<Vec<_>>(),
+            parsed.err().unwrap()
+        );
+    }
+}
+
+#[test]
+fn the_sharded_check_plans_runs_shards_and_merges() {
+    let workflow = load("upgrade-check-sharded.yml");
+    assert!(workflow["on"]["pull_request"].as_hash().is_some());
+    assert!(workflow["on"]["pull_request_target"].is_badvalue());
+    assert_eq!(workflow["permissions"]["contents"].as_str(), Some("read"));
+    let jobs = &workflow["jobs"];
+    assert!(
+        jobs["check"]["strategy"]["matrix"]
+            .as_str()
+            .is_some_and(|matrix| matrix.contains("needs.plan.outputs.matrix")),
+        "the shards come from the plan job's github-matrix output"
+    );
+    let runs = run_lines(&workflow).join("\n");
+    for needed in [
+        "--format github-matrix plan",
+        "--shard \"${{ matrix.shard }}\"",
+        "report merge shards/*",
+    ] {
+        assert!(runs.contains(needed), "{needed} in {runs}");
+    }
+}
+
+#[test]
+fn the_check_runs_on_pull_request_with_a_read_only_token() {
+    let workflow = load("upgrade-check.yml");
+    let on = workflow["on"].as_hash().unwrap();
+    assert!(on.contains_key(&Yaml::String("pull_request".into())));
+    assert!(
+        !on.contains_key(&Yaml::String("pull_request_target".into())),
+        "never pull_request_target"
+    );
+    assert_eq!(workflow["permissions"]["contents"].as_str(), Some("read"));
+    for (_, job) in workflow["jobs"].as_hash().unwrap() {
+        assert!(
+            job["permissions"].is_badvalue(),
+            "no job of the check asks for more"
+        );
+    }
+    let runs = run_lines(&workflow).join("\n");
+    assert!(
+        runs.contains("--since") && runs.contains("--no-build"),
+        "{runs}"
+    );
+    // The default branch's runs fill the cache that pull requests restore:
+    // environments and recorded results, where the harness keeps them.
+    assert_eq!(workflow["on"]["push"]["branches"][0].as_str(), Some("main"));
+    let steps = workflow["jobs"]["check"]["steps"].as_vec().unwrap();
+    let cache = steps
+        .iter()
+        .find(|step| {
+            step["uses"]
+                .as_str()
+                .is_some_and(|uses| uses.starts_with("actions/cache@"))
+        })
+        .expect("a cache step");
+    let paths = cache["with"]["path"].as_str().unwrap();
+    let state = std::path::PathBuf::from("target/upgrade-check");
+    let dirs = upgrade_check_core::sys::state::StateDirs {
+        state: state.clone(),
+        cache: state,
+    };
+    for kept in [
+        dirs.envs_dir(),
+        dirs.results_dir(),
+        dirs.resolutions_dir(),
+        dirs.tools_dir(),
+    ] {
+        assert!(
+            paths
+                .lines()
+                .any(|line| std::path::Path::new(line.trim()) == kept),
+            "{} in {paths}",
+            kept.display()
+        );
+    }
+}
+
+#[test]
+fn the_comment_is_posted_by_a_separate_workflow_that_runs_no_pr_code() {
+    let comment = load("upgrade-check-comment.yml");
+    assert!(comment["on"]["workflow_run"].as_hash().is_some());
+    assert_eq!(
+        comment["permissions"]["pull-requests"].as_str(),
+        Some("write")
+    );
+    let steps = comment["jobs"]["comment"]["steps"].as_vec().unwrap();
+    let uses: Vec<&str> = steps
+        .iter()
+        .filter_map(|step| step["uses"].as_str())
+        .collect();
+    assert!(
+        !uses
+            .iter()
+            .any(|action| action.starts_with("actions/checkout")),
+        "no checkout of the PR: {uses:?}"
+    );
+    assert!(
+        steps
+            .iter()
+            .any(|step| step["with"]["path"].as_str() == Some("report.md"))
+    );
+}
+
+#[test]
+fn dependabot_and_renovate_settings_parse() {
+    let dependabot = load("dependabot.yml");
+    // Each update watches a fixture folder that holds its ecosystem's pins.
+    let mut ecosystems = Vec::new();
+    for update in dependabot["updates"].as_vec().unwrap() {
+        let ecosystem = update["package-ecosystem"].as_str().unwrap();
+        let folder = update["directory"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches('/');
+        let pins = match ecosystem {
+            "pip" => "requirements.txt",
+            "cargo" => "Cargo.lock",
+            other => panic!("an ecosystem the harness does not read: {other}"),
+        };
+        let path = crate::common::workspace_root().join(folder).join(pins);
+        assert!(path.is_file(), "{} for {ecosystem}", path.display());
+        ecosystems.push(ecosystem);
+    }
+    assert_eq!(ecosystems, ["pip", "cargo"]);
+    let renovate: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::common::workspace_root().join("docs/ci/renovate.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(renovate["packageRules"].is_array());
+}

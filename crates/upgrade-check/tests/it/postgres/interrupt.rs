@@ -1,0 +1,227 @@
+//! Signals in the middle of a run leave no process, port, cluster or temp dir
+//! behind, and a report marked cancelled is written.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::common::{TestContext, alive};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// What the harness said it started, read from its progress lines.
+#[derive(Default)]
+struct Started {
+    services: Vec<(u32, u16)>,
+    cluster: Option<(String, u64)>,
+}
+
+impl Started {
+    fn read(&mut self, line: &str) {
+        if let Some(rest) = line.split("PostgreSQL: cluster ").nth(1) {
+            let dir = rest.split(' ').next().unwrap().to_owned();
+            let pid = rest
+                .split("server pid ")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap();
+            self.cluster = Some((dir, pid.parse().unwrap()));
+        }
+        if let Some(rest) = line.split(": service pid ").nth(1) {
+            let mut words = rest.split(' ');
+            let pid = words.next().unwrap().parse().unwrap();
+            let port = words.nth(2).unwrap().parse().unwrap();
+            self.services.push((pid, port));
+        }
+    }
+}
+
+/// Starts the harness on the default matrix and returns once a service is up.
+fn start_and_wait_for_a_service(ctx: &TestContext) -> (Child, mpsc::Receiver<String>, Started) {
+    let mut command = ctx.command(&[]);
+    command.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut harness = command.spawn().unwrap();
+    let (lines, received) = mpsc::channel();
+    let stderr = harness.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            let _ = lines.send(line);
+        }
+    });
+    let mut started = Started::default();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while started.services.is_empty() {
+        let line = received
+            .recv_timeout(deadline - Instant::now())
+            .expect("a service starts");
+        started.read(&line);
+    }
+    (harness, received, started)
+}
+
+fn signal(harness: &Child, signal: Signal) {
+    kill(Pid::from_raw(harness.id() as i32), signal).unwrap();
+}
+
+/// Waits for the harness to exit, failing past `limit`.
+fn exit_within(harness: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = harness.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the harness did not stop within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Nothing the harness started is left: services, ports, cluster, temp dirs.
+fn assert_nothing_left(ctx: &TestContext, received: &mpsc::Receiver<String>, mut started: Started) {
+    // Later lines name services started between our read and the signal.
+    while let Ok(line) = received.try_recv() {
+        started.read(&line);
+    }
+    for (pid, port) in started.services {
+        assert!(!alive(u64::from(pid)), "service {pid} outlived the harness");
+        std::net::TcpListener::bind(("127.0.0.1", port))
+            .unwrap_or_else(|err| panic!("port {port} still held: {err}"));
+    }
+    let (cluster_dir, cluster_pid) = started
+        .cluster
+        .expect("the harness started its PostgreSQL cluster first");
+    assert!(
+        !alive(cluster_pid),
+        "the PostgreSQL server {cluster_pid} outlived the harness"
+    );
+    assert!(
+        !std::path::Path::new(&cluster_dir).exists(),
+        "the cluster folder {cluster_dir} was left behind"
+    );
+    let scratch = ctx.path("state/tmp");
+    let left: Vec<_> = std::fs::read_dir(&scratch)
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "temp dirs left behind: {left:?}");
+}
+
+#[test]
+fn sigint_stops_everything_and_writes_a_cancelled_report() {
+    let ctx = TestContext::new();
+    let (mut harness, received, started) = start_and_wait_for_a_service(&ctx);
+    signal(&harness, Signal::SIGINT);
+    let status = exit_within(&mut harness, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130));
+    assert_nothing_left(&ctx, &received, started);
+    let report = ctx.report();
+    assert_eq!(report["cancelled"], "SIGINT");
+    assert_eq!(report["planned_cells"], 6);
+    assert!(
+        report["cells"].as_array().unwrap().len() < 6,
+        "only finished cells are reported"
+    );
+    assert!(
+        !ctx.path("snapshots/long-password.snap.new").exists(),
+        "a cancelled run writes no snapshot"
+    );
+}
+
+#[test]
+fn a_second_signal_quits_at_once_and_still_leaves_nothing() {
+    let ctx = TestContext::new();
+    let (mut harness, received, started) = start_and_wait_for_a_service(&ctx);
+    // Two different signals: the kernel would merge two of the same kind.
+    signal(&harness, Signal::SIGTERM);
+    signal(&harness, Signal::SIGINT);
+    let status = exit_within(&mut harness, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130));
+    // Everything it printed, up to the end of its stderr.
+    let mut rest = Vec::new();
+    while let Ok(line) = received.recv_timeout(Duration::from_secs(10)) {
+        rest.push(line);
+    }
+
+    assert!(
+        rest.iter().any(|line| line.contains("again: quitting now")),
+        "the second signal took the fast path: {rest:?}"
+    );
+    let mut started = started;
+    rest.iter().for_each(|line| started.read(line));
+    assert_nothing_left(&ctx, &received, started);
+}
+
+#[test]
+fn a_ci_cancel_is_cleaned_up_before_the_follow_up_sigterm() {
+    // GitHub Actions sends SIGINT, then SIGTERM 7.5 s later, then SIGKILL:
+    // all cleanup must be done inside the first 7.5 s.
+    let ctx = TestContext::new();
+    let (mut harness, received, started) = start_and_wait_for_a_service(&ctx);
+    signal(&harness, Signal::SIGINT);
+    let status = exit_within(&mut harness, Duration::from_millis(7500));
+    assert_eq!(status.code(), Some(130));
+    assert_nothing_left(&ctx, &received, started);
+}
+
+/// Waits up to 10 s for a process to be gone.
+fn gone_soon(pid: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    !alive(pid)
+}
+
+#[test]
+fn after_sigkill_children_die_and_the_next_run_removes_the_leftovers() {
+    let ctx = TestContext::new();
+    let (mut harness, received, mut started) = start_and_wait_for_a_service(&ctx);
+    signal(&harness, Signal::SIGKILL);
+    harness.wait().unwrap();
+    while let Ok(line) = received.recv_timeout(Duration::from_secs(5)) {
+        started.read(&line);
+    }
+    // The kernel kills direct children with their parent.
+    for (pid, _) in &started.services {
+        assert!(
+            gone_soon(u64::from(*pid)),
+            "service {pid} outlived a SIGKILLed harness"
+        );
+    }
+    let (cluster_dir, cluster_pid) = started.cluster.clone().unwrap();
+    assert!(
+        gone_soon(cluster_pid),
+        "the PostgreSQL server outlived a SIGKILLed harness"
+    );
+    // Its folders could not be removed by a dead process...
+    assert!(std::path::Path::new(&cluster_dir).exists());
+    assert_eq!(std::fs::read_dir(ctx.path("state/tmp")).unwrap().count(), 1);
+
+    // ...so the next run does it.
+    ctx.set_matrix(r#"bcrypt = ["3.2.0"]"#);
+    let next = ctx.run(&[]);
+    assert_eq!(next.code, 0);
+    assert!(
+        next.stderr.contains("removed what a dead run left behind"),
+        "{}",
+        next.stderr
+    );
+    assert!(
+        !std::path::Path::new(&cluster_dir).exists(),
+        "the dead run's cluster folder is gone"
+    );
+    assert_eq!(
+        std::fs::read_dir(ctx.path("state/tmp")).unwrap().count(),
+        0,
+        "no temp folder is left"
+    );
+}

@@ -1,9 +1,0 @@
-//! Faults the tests ask for with `UPGRADE_CHECK_FAILPOINT=name=value`, so that
-//! the harness's own failure paths run for real; unset in normal use.
-
-/// The value set for failpoint `name`, if the environment asks for it.
-pub fn failpoint(name: &str) -> Option<String> {
-    let setting = std::env::var("UPGRADE_CHECK_FAILPOINT").ok()?;
-    let (key, value) = setting.split_once('=')?;
-    (key == name).then(|| value.to_owned())
-}
