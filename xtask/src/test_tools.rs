@@ -90,6 +90,10 @@ pub fn run(args: &[String]) -> anyhow::Result<i32> {
         install.extend(&packages);
         apt_get(&install)?;
     }
+    if args.is_empty() {
+        // The whole suite: every failure told, not only the first binary's.
+        return cargo_test(&["--workspace", "--no-fail-fast"]);
+    }
     cargo_test(args)
 }
 

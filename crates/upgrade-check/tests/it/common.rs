@@ -9,12 +9,12 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// The repository: this crate is `crates/upgrade-check` in it.
+/// The repository: the nearest folder above the crate with the workspace's lock.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
-        .nth(2)
-        .unwrap()
+        .find(|folder| folder.join("Cargo.lock").is_file())
+        .expect("the crate is inside the workspace")
         .to_owned()
 }
 
