@@ -148,6 +148,9 @@ impl CargoBuilder {
             return Ok(());
         }
         let said = String::from_utf8_lossy(&output.stderr);
+        if self.offline && said.contains("--offline was specified") {
+            return Err(BuildError::Unavailable(said.trim().to_owned()));
+        }
         Err(BuildError::Refused(format!(
             "no such version, or a yanked one (cargo finds neither): {}",
             said.lines()
@@ -327,6 +330,7 @@ impl CargoBuilder {
                 crate::sys::log::tail(said.trim(), 40)
             )
         })
+        .map_err(|err| err.offline_aware(self.offline))
     }
 }
 

@@ -146,8 +146,32 @@ pub enum BuildError {
     /// In the words of the tool that refused (a resolver conflict, a compile error).
     #[error("{0}")]
     Refused(String),
+    /// Under `--offline`, something the cell needs is not in the cache: the
+    /// versions are not to blame and nothing is known about them.
+    #[error(
+        "not in the cache, and --offline forbids fetching it; run once without --offline to fill the cache:\n{0}"
+    )]
+    Unavailable(String),
     #[error(transparent)]
     Harness(#[from] anyhow::Error),
+}
+
+impl BuildError {
+    /// A refusal that only says the network was needed, under `--offline`,
+    /// is `Unavailable`: uv's "the network was disabled", cargo's "--offline
+    /// was specified".
+    pub fn offline_aware(self, offline: bool) -> BuildError {
+        match self {
+            BuildError::Refused(said)
+                if offline
+                    && (said.contains("network was disabled")
+                        || said.contains("--offline was specified")) =>
+            {
+                BuildError::Unavailable(said)
+            }
+            other => other,
+        }
+    }
 }
 
 impl From<std::io::Error> for BuildError {

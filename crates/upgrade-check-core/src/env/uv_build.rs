@@ -86,7 +86,7 @@ impl UvBuilder {
             })?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         if !output.status.success() {
-            return Err(BuildError::Refused(stderr.trim().to_owned()));
+            return Err(BuildError::Refused(stderr.trim().to_owned()).offline_aware(self.offline));
         }
         match stderr.lines().find(|line| line.contains("is yanked")) {
             Some(warning) => Err(BuildError::Refused(
@@ -322,7 +322,8 @@ impl UvBuilder {
         }
         run_step(self.uv.command(args), self.timeout, doing, |output| {
             String::from_utf8_lossy(&output.stderr).trim().to_owned()
-        })?;
+        })
+        .map_err(|err| err.offline_aware(self.offline))?;
         Ok(())
     }
 }

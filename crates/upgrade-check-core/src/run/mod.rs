@@ -188,7 +188,8 @@ pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
                 .map(|cell| failed_cell(&ctx, cell, Verdict::BuildFailed, &reason))
                 .collect();
         }
-        Ok(Err(BuildError::Harness(err))) => {
+        // Nothing is known about the cells: the harness could not check them.
+        Ok(Err(err)) => {
             let reason = format!("resolving the baseline failed: {err:#}");
             return plan
                 .cells
@@ -366,7 +367,7 @@ async fn prepare(ctx: &Arc<RunContext>, cell: &Cell, baseline: &Arc<ResolvedSet>
                 reason: why,
             }
         }
-        Ok(Err(BuildError::Harness(err))) => Prepared::Failed {
+        Ok(Err(err)) => Prepared::Failed {
             verdict: Verdict::Error,
             reason: format!("{err:#}"),
         },

@@ -142,6 +142,9 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
     let mut inputs = load(&options, &events)?;
     let scratch = claim_state(&mut inputs, &options, &events)?;
     let tools = find_tools(&inputs, &options, &events).await?;
+    if options.offline {
+        prepare::check_offline_cache(&tools.builder).await?;
+    }
     let planned = plan_check(&mut inputs, &tools, &options, &events).await?;
     if let Action::Plan = options.action {
         return Ok(Finished::Planned(planned.plan));

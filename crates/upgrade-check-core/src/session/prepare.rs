@@ -224,6 +224,8 @@ pub(super) async fn check_listed_versions(
                 let hint = "; list a version it has";
                 return Err(not_installable(builder, place, &pin, hint, &why).into());
             }
+            // Offline with a cold cache: the cells that need it say so.
+            Err(BuildError::Unavailable(_)) => continue,
             Err(BuildError::Harness(err)) => return Err(err),
         }
     }
@@ -280,6 +282,7 @@ pub(super) async fn check_versions_exist(
                 let key = pin.package.to_string();
                 return Err(not_installable(builder, (path, line, &key), &pin, "", &why).into());
             }
+            Err(BuildError::Unavailable(_)) => {}
             Err(BuildError::Harness(err)) => return Err(err),
         }
     }
@@ -410,4 +413,26 @@ pub(super) fn check_no_empty_password(config: &Config) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `--offline` with a cache that lacks the baseline's packages can check
+/// nothing: said once, with what to do, before any cell runs (exit 2).
+pub(super) async fn check_offline_cache(builder: &Builder) -> anyhow::Result<()> {
+    let resolving = builder.clone();
+    match tokio::task::spawn_blocking(move || resolving.resolve_baseline()).await? {
+        Err(BuildError::Unavailable(said)) => {
+            let missing = said
+                .split(" was not found in the cache")
+                .next()
+                .and_then(|before| before.split_whitespace().last())
+                .filter(|_| said.contains(" was not found in the cache"))
+                .map(|package| format!(" ({package} is not there)"))
+                .unwrap_or_default();
+            bail!(
+                "--offline, and the cache does not hold the baseline's packages{missing}; \
+                 run once without --offline to fill it"
+            )
+        }
+        _ => Ok(()),
+    }
 }

@@ -374,3 +374,37 @@ fn offline_without_uv_stops_with_one_instruction_and_installs_nothing() {
     );
     assert!(!cold.join("tools/uv").exists(), "nothing was installed");
 }
+
+/// `--offline` with a cache that lacks the baseline's packages cannot check
+/// anything: one instruction, exit 2, before any cell runs; never a page of
+/// build failures blamed on the versions (exit 1).
+#[test]
+fn offline_with_a_cold_cache_stops_with_one_instruction_before_any_cell() {
+    let ctx = TestContext::new();
+    let cold = ctx.path("cold-cache");
+    let uv_cache = ctx.path("cold-uv-cache");
+    let command = |args: &[&str]| {
+        let mut command = ctx.command(args);
+        command
+            .env("UPGRADE_CHECK_CACHE_DIR", &cold)
+            .env("UV_CACHE_DIR", &uv_cache);
+        command
+    };
+    // Online first, as a newcomer's first command: uv is found or installed;
+    // the matrix's versions are looked up, the baseline's packages are not fetched.
+    let planned = ctx.run_command(command(&["plan"]));
+    assert_eq!(planned.code, 0, "{}", planned.stderr);
+    let run = ctx.run_command(command(&["--offline", "--no-bisect"]));
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("--offline, and the cache does not hold the baseline's packages")
+            && run.stderr.contains("run once without --offline to fill it"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !ctx.path("state/report/report.json").exists(),
+        "no cell ran, so there is no report"
+    );
+}
