@@ -9,6 +9,29 @@ use clap::{Parser, Subcommand};
 use upgrade_check_core::follow_up::bisect::BisectRequest;
 use upgrade_check_core::session::{Action, Options};
 
+/// When to colour the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether stdout gets colours: `auto` asks for a terminal and no `NO_COLOR`.
+    pub fn for_stdout(self) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::io::IsTerminal::is_terminal(&std::io::stdout())
+                    && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+            }
+        }
+    }
+}
+
 /// How to print the result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
@@ -30,63 +53,118 @@ pub struct Cli {
     #[command(subcommand)]
     pub action: Option<Command>,
     /// The config file [default: upgrade-check.toml here or in the nearest folder above]
-    #[arg(global = true, long)]
+    #[arg(global = true, help_heading = "Inputs", long)]
     pub config: Option<PathBuf>,
     /// Run the baseline only and make its results the accepted snapshots
-    #[arg(global = true, long)]
+    #[arg(global = true, help_heading = "What to check", long)]
     pub accept: bool,
     /// With --accept: accept a baseline that answers 5xx or logs a traceback
-    #[arg(global = true, long, requires = "accept")]
+    #[arg(
+        global = true,
+        help_heading = "What to check",
+        long,
+        requires = "accept"
+    )]
     pub accept_unhealthy: bool,
     /// How to print the result
-    #[arg(global = true, long, value_enum, default_value = "terminal")]
+    #[arg(
+        global = true,
+        help_heading = "Output",
+        long,
+        value_enum,
+        default_value = "terminal"
+    )]
     pub format: Format,
     /// Services (and environment builds) at once [default: number of cores]
-    #[arg(global = true, long, short, value_parser = parse_jobs)]
+    #[arg(global = true, help_heading = "Environments and cache", long, short, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
     /// Where reports and logs go [default: <cargo target dir>/upgrade-check]
-    #[arg(global = true, long, env = "UPGRADE_CHECK_STATE_DIR")]
+    #[arg(
+        global = true,
+        help_heading = "Environments and cache",
+        long,
+        env = "UPGRADE_CHECK_STATE_DIR"
+    )]
     pub state_dir: Option<PathBuf>,
     /// Where uv, resolutions and environments are cached [default: the state dir]
-    #[arg(global = true, long, env = "UPGRADE_CHECK_CACHE_DIR")]
+    #[arg(
+        global = true,
+        help_heading = "Environments and cache",
+        long,
+        env = "UPGRADE_CHECK_CACHE_DIR"
+    )]
     pub cache_dir: Option<PathBuf>,
     /// PostgreSQL server to create throwaway databases on, instead of starting a cluster
     #[arg(
         global = true,
+        help_heading = "What to check",
         long,
         value_name = "postgresql://user:password@host:port/db"
     )]
     pub database_url: Option<String>,
     /// Lay this folder's files over a copy of the service first (e.g. fixtures/incidents/INC-001)
-    #[arg(global = true, long, value_name = "DIR")]
+    #[arg(
+        global = true,
+        help_heading = "What to check",
+        long,
+        value_name = "DIR"
+    )]
     pub overlay: Option<PathBuf>,
     /// Install wheels only, never build a source distribution (no package code runs at install; use on PRs from forks)
-    #[arg(global = true, long)]
+    #[arg(global = true, help_heading = "Environments and cache", long)]
     pub no_build: bool,
     /// Never reach the package index: use what is cached (uv's downloads, resolutions, environments)
-    #[arg(global = true, long)]
+    #[arg(global = true, help_heading = "Environments and cache", long)]
     pub offline: bool,
     /// Run only shard K of N of the plan (cells assigned by a hash of their id) and write a partial result
-    #[arg(global = true, long, value_name = "K/N", value_parser = parse_shard, conflicts_with = "accept")]
+    #[arg(global = true, help_heading = "What to check", long, value_name = "K/N", value_parser = parse_shard, conflicts_with = "accept")]
     pub shard: Option<(usize, usize)>,
     /// Run every cell, even those whose recorded result's inputs are all unchanged
-    #[arg(global = true, long)]
+    #[arg(global = true, help_heading = "Environments and cache", long)]
     pub no_cache: bool,
     /// Do not bisect a package whose newest candidate fails to find its newest safe version
-    #[arg(global = true, long)]
+    #[arg(global = true, help_heading = "What to check", long)]
     pub no_bisect: bool,
     /// Replay the baseline once instead of twice (faster; nondeterministic fields are then not found)
-    #[arg(global = true, long)]
+    #[arg(global = true, help_heading = "What to check", long)]
     pub no_noise_check: bool,
     /// Fail (exit 1) when a cell prints warnings the baseline does not, even if every scenario passes
-    #[arg(global = true, long)]
+    #[arg(global = true, help_heading = "What to check", long)]
     pub deny_warnings: bool,
     /// Pull-request mode: the baseline file at this git ref is the baseline, and each changed pin is tried alone
-    #[arg(global = true, long, value_name = "GIT_REF", conflicts_with = "accept")]
+    #[arg(
+        global = true,
+        help_heading = "What to check",
+        long,
+        value_name = "GIT_REF",
+        conflicts_with = "accept"
+    )]
     pub since: Option<String>,
     /// Also write every run event as one JSON object per line to FILE
-    #[arg(global = true, long, value_name = "FILE")]
+    #[arg(global = true, help_heading = "Output", long, value_name = "FILE")]
     pub events: Option<PathBuf>,
+    /// No progress on stderr; the result and errors only
+    #[arg(
+        global = true,
+        help_heading = "Output",
+        long,
+        short,
+        conflicts_with = "verbose"
+    )]
+    pub quiet: bool,
+    /// Every step of every cell as its own line, also on a terminal (no live display)
+    #[arg(global = true, help_heading = "Output", long, short)]
+    pub verbose: bool,
+    /// Colour the summary: auto (when stdout is a terminal and NO_COLOR is unset), always, never
+    #[arg(
+        global = true,
+        help_heading = "Output",
+        long,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    pub color: ColorChoice,
 }
 
 #[derive(Subcommand)]
@@ -262,6 +340,25 @@ mod tests {
         assert_eq!(args.format, Format::Json);
         assert_eq!(args.jobs, Some(2));
         assert!(parse(&["gc", "--max-age", "1d", "--cache-dir", "/tmp/x"]).is_ok());
+    }
+
+    #[test]
+    fn help_groups_the_options_under_headings() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_help().to_string();
+        for heading in [
+            "Inputs:",
+            "What to check:",
+            "Output:",
+            "Environments and cache:",
+        ] {
+            assert!(help.contains(heading), "{heading}\n{help}");
+        }
+        let output = help.split("Output:").nth(1).unwrap();
+        assert!(
+            output.contains("--quiet") && output.contains("--color"),
+            "{help}"
+        );
     }
 
     #[test]

@@ -32,9 +32,11 @@ struct Live {
 }
 
 impl Progress {
-    /// Live on a terminal (unless `TERM=dumb`), plain lines elsewhere.
-    pub fn new(quiet: bool) -> Progress {
+    /// Live on a terminal (unless `TERM=dumb`, or `verbose` asks for every
+    /// line), plain lines elsewhere; nothing at all when `quiet`.
+    pub fn new(quiet: bool, verbose: bool) -> Progress {
         let terminal = std::io::stderr().is_terminal()
+            && !verbose
             && std::env::var("TERM").map_or(true, |term| term != "dumb");
         Progress {
             started: Instant::now(),

@@ -31,7 +31,7 @@ pub fn plan(cli: &Cli, shards: usize) -> anyhow::Result<ExitStatus> {
 }
 
 fn check(cli: &Cli, action: Action, shards: usize) -> anyhow::Result<ExitStatus> {
-    let progress = Arc::new(Progress::new(false));
+    let progress = Arc::new(Progress::new(cli.quiet, cli.verbose));
     let log = match &cli.events {
         Some(path) => Some(EventLog::create(path)?),
         None => None,
@@ -58,15 +58,18 @@ fn check(cli: &Cli, action: Action, shards: usize) -> anyhow::Result<ExitStatus>
         } => {
             match cli.format {
                 Format::Json => crate::outln!("{}", serde_json::to_string_pretty(&report)?),
-                Format::Terminal | Format::GithubMatrix => {
-                    crate::out!("{}", report::terminal::render(&report));
-                }
+                Format::Terminal | Format::GithubMatrix => crate::output::print_summary(
+                    &report::terminal::render(&report),
+                    cli.color.for_stdout(),
+                ),
             }
             let written: Vec<String> = written
                 .iter()
                 .map(|path| path.display().to_string())
                 .collect();
-            crate::errln!("reports: {}", written.join(", "));
+            if !cli.quiet {
+                crate::errln!("reports: {}", written.join(", "));
+            }
             Ok(status)
         }
         Finished::Bisected(Bisected::NothingToBisect { package, from, to }) => {

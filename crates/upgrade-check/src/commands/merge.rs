@@ -17,7 +17,9 @@ pub fn run(cli: &Cli, dirs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<Ex
     let written = report::write_all(&merged, &out)?;
     match cli.format {
         Format::Json => crate::outln!("{}", serde_json::to_string_pretty(&merged)?),
-        _ => crate::out!("{}", report::terminal::render(&merged)),
+        _ => {
+            crate::output::print_summary(&report::terminal::render(&merged), cli.color.for_stdout())
+        }
     }
     let written: Vec<String> = written
         .iter()

@@ -51,3 +51,49 @@ fn a_terminal_gets_a_live_display_and_a_log_gets_plain_lines() {
         logged.stderr
     );
 }
+
+/// `-q` says nothing but the result; `--color always` colours the summary
+/// (and only then); `--events FILE` has every event as a JSON line.
+#[test]
+fn quiet_colour_and_the_event_log() {
+    let ctx = TestContext::new();
+    ctx.set_matrix(r#"bcrypt = ["4.1.2"]"#);
+    let events = ctx.path("events.jsonl");
+    let first = ctx.run(&["--events", events.to_str().unwrap()]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(
+        !first.stdout.contains('\x1b'),
+        "no colour into a pipe: {}",
+        first.stdout
+    );
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is one JSON object"))
+        .collect();
+    assert_eq!(lines[0]["event"], "config-loaded", "{lines:?}");
+    assert!(lines.iter().all(|line| line["elapsed_ms"].is_u64()));
+    let finished: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|line| line["event"] == "cell-finished")
+        .collect();
+    assert_eq!(finished.len(), 2, "{lines:?}");
+    assert!(
+        finished
+            .iter()
+            .any(|line| line["cell"] == "bcrypt 4.1.2" && line["outcome"]["not_passing"] == 0),
+        "{finished:?}"
+    );
+    assert!(lines.iter().any(|line| line["event"] == "service-started"
+        && line["pid"].is_u64()
+        && line["port"].is_u64()));
+
+    let quiet = ctx.run(&["-q", "--color", "always"]);
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    assert_eq!(quiet.stderr, "", "nothing but the result");
+    assert!(
+        quiet.stdout.starts_with("\x1b[1m\x1b[32m✓ "),
+        "a coloured headline: {}",
+        quiet.stdout
+    );
+}
