@@ -75,9 +75,10 @@ fn paint(text: &str) -> String {
             format!("{BOLD}{RED}{body}{RESET}")
         } else if body.starts_with('✓') {
             format!("{BOLD}{GREEN}{body}{RESET}")
-        } else if body.starts_with("── ") {
-            format!("{BOLD}{body}{RESET}")
-        } else if body.starts_with("    ---") || body.starts_with("    +++") {
+        } else if ["── ", "    ---", "    +++"]
+            .iter()
+            .any(|rule| body.starts_with(rule))
+        {
             format!("{BOLD}{body}{RESET}")
         } else if body.starts_with("    -") {
             format!("{RED}{body}{RESET}")
