@@ -104,6 +104,13 @@ fn paint(text: &str) -> String {
     painted
 }
 
+/// Prints one line to stderr, scrubbed and without terminal control sequences.
+pub fn print_stderr(line: &str) {
+    let scrubbed = scrub(line);
+    let line = terminal_safe(&scrubbed);
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,11 +126,4 @@ mod tests {
         // Without the colours, the text is the summary.
         assert_eq!(terminal_safe(&painted), summary);
     }
-}
-
-/// Prints one line to stderr, scrubbed and without terminal control sequences.
-pub fn print_stderr(line: &str) {
-    let scrubbed = scrub(line);
-    let line = terminal_safe(&scrubbed);
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
