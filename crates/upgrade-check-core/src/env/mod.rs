@@ -48,6 +48,19 @@ impl Builder {
         }
     }
 
+    /// What builds the environments, as a reader names it.
+    pub fn describe(&self) -> String {
+        match self {
+            Builder::Python(builder) => {
+                format!(
+                    "{} and Python {}",
+                    builder.uv.version, builder.python.version
+                )
+            }
+            Builder::Cargo(builder) => builder.cargo.version.replace('\n', ", "),
+        }
+    }
+
     /// What builds the environments, as recorded results key it.
     pub fn toolchain(&self) -> String {
         match self {

@@ -70,6 +70,28 @@ pub struct Report {
     /// Cells in the plan, finished or not.
     pub planned_cells: usize,
     pub duration_ms: u64,
+    /// What was compared, with what, and how to run it again.
+    #[serde(default)]
+    pub run: RunInfo,
+}
+
+/// The facts about a check a reviewer needs to trust it and to run it again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// When the check started, UTC (RFC 3339).
+    pub started_at: String,
+    /// What resolved and built the environments (`uv 0.9.2 and Python 3.11.7`, or cargo's version).
+    pub toolchain: String,
+    /// Pull-request mode: the ref whose baseline file is the baseline, and its commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_commit: Option<String>,
+    /// The commit the service's working tree is at, when it is in a git repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// A command that runs the same check in a checkout of the repository.
+    pub reproduce: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -235,6 +235,32 @@ pub fn plan(changes: &[PinChange], baseline_profile: &str, after: &Path) -> Plan
     Plan { cells, skipped }
 }
 
+/// The short commit hash `git_ref` names in the repository holding `dir`,
+/// when `dir` is in one.
+pub fn commit_of(dir: &Path, git_ref: &str) -> Option<String> {
+    check_ref(git_ref).ok()?;
+    let spec = format!("{git_ref}^{{commit}}");
+    let hash = git(
+        dir,
+        &[
+            "rev-parse",
+            "--short",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &spec,
+        ],
+    )
+    .ok()?;
+    Some(hash.trim().to_owned()).filter(|hash| !hash.is_empty())
+}
+
+/// The top folder of the git repository holding `dir`, when it is in one.
+pub fn top_of(dir: &Path) -> Option<PathBuf> {
+    let top = git(dir, &["rev-parse", "--show-toplevel"]).ok()?;
+    PathBuf::from(top.trim()).canonicalize().ok()
+}
+
 /// A ref is a name, a hash, or `HEAD~1`-like; never an option or a path trick.
 fn check_ref(git_ref: &str) -> anyhow::Result<()> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || "._/~^@{}-".contains(c);
@@ -251,6 +277,12 @@ fn check_ref(git_ref: &str) -> anyhow::Result<()> {
 }
 
 fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+    // A config in the current folder has an empty folder name.
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     let output = process::run_captured(duct::cmd("git", args).dir(dir), Duration::from_secs(60))?
         .context("git did not answer within 60s")?;
     if !output.status.success() {

@@ -24,6 +24,10 @@ pub fn render(report: &Report) -> anyhow::Result<String> {
         .get_template("report.html")?
         .render(minijinja::context! {
             title => headline::headline(report),
+            run => minijinja::Value::from(minijinja::value::Serde(&report.run)),
+            took => format!("{:.1}s", report.duration_ms as f64 / 1000.0),
+            reused => report.cells.iter().filter(|cell| cell.result_reused).count(),
+            cells => report.cells.len(),
             report => minijinja::Value::from(minijinja::value::Serde(report)),
             script => minijinja::Value::from_safe_string(SCRIPT.to_owned()),
             script_digest => script_digest,
@@ -55,10 +59,27 @@ const TEMPLATE: &str = r#"<!doctype html>
   #details { border-top: 1px solid #d0d7de; padding-top: 1rem; }
   pre { background: #f6f8fa; padding: .75rem; overflow: auto; max-height: 30rem; }
   .del { color: #b31d28; } .add { color: #22863a; }
+  #run { display: grid; grid-template-columns: max-content 1fr; gap: .15rem 1rem; margin: .5rem 0; color: #57606a; }
+  #run dt { font-weight: 600; } #run dd { margin: 0; }
+  #legend span { display: inline-block; padding: .1rem .5rem; margin-right: .35rem; border-radius: 4px; border: 1px solid #0002; }
 </style>
 </head>
 <body>
 <h1 id="headline">{{ title }}</h1>
+<dl id="run">
+{%- if run.since %}
+  <dt>compared</dt><dd>{{ run.since }}{% if run.since_commit %} ({{ run.since_commit }}){% endif %} against this change{% if run.commit %} ({{ run.commit }}){% endif %}</dd>
+{%- elif run.commit %}
+  <dt>commit</dt><dd>{{ run.commit }}</dd>
+{%- endif %}
+  <dt>started</dt><dd>{{ run.started_at }}, took {{ took }}</dd>
+  <dt>tools</dt><dd>{{ run.toolchain }}</dd>
+  <dt>reused</dt><dd>{{ reused }} of {{ cells }} cells' recorded results (nothing they depend on changed)</dd>
+  <dt>reproduce</dt><dd><code>{{ run.reproduce }}</code></dd>
+</dl>
+<p id="legend">
+  <span class="pass">pass: answers as accepted</span><span class="changed">changed: answers differently</span><span class="startup-failed">startup-failed</span><span class="build-failed">build-failed: not installable or not built</span><span class="error">error: the harness failed; nothing known</span><span class="as-baseline">as baseline: fails exactly as the baseline does</span>
+</p>
 <table id="grid"></table>
 <section id="details"><p>Click a square to see its diff, log tail and versions.</p></section>
 <script type="application/json" id="report-data">{{ report|tojson }}</script>
@@ -99,6 +120,12 @@ report.cells.forEach((cell, row) => {
     button.addEventListener("click", () => show(cell, scenario, button));
     td.appendChild(button);
   }
+});
+
+// The first failure a reviewer should look at is open from the start.
+window.addEventListener("DOMContentLoaded", () => {
+  const first = document.querySelector("button.square.changed, button.square.startup-failed, button.square.build-failed, button.square.error");
+  if (first) first.click();
 });
 
 function diffBlock(diff) {

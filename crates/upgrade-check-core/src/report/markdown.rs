@@ -20,6 +20,31 @@ pub fn render_within(report: &Report, limit: usize) -> String {
         let _ = writeln!(head, "{}  ", escape(line.trim_start()));
     }
     head.push('\n');
+    let run = &report.run;
+    if !run.reproduce.is_empty() {
+        let commit = |commit: &Option<String>| {
+            commit
+                .as_deref()
+                .map(|hash| format!(" ({})", code(hash)))
+                .unwrap_or_default()
+        };
+        let compared = match &run.since {
+            Some(since) => format!(
+                "{}{} against this change{}",
+                code(since),
+                commit(&run.since_commit),
+                commit(&run.commit)
+            ),
+            None => format!("the baseline file{}", commit(&run.commit)),
+        };
+        let _ = writeln!(
+            head,
+            "Compared {compared} · {} · started {}  \nReproduce locally: {}\n",
+            escape(&run.toolchain),
+            escape(&run.started_at),
+            code(&run.reproduce)
+        );
+    }
     let _ = write!(head, "| cell |");
     for scenario in &report.scenarios {
         let _ = write!(head, " {scenario} |");
@@ -47,6 +72,13 @@ pub fn render_within(report: &Report, limit: usize) -> String {
             let _ = write!(head, " {mark} |");
         }
         head.push('\n');
+    }
+    if !report.skipped.is_empty() {
+        let _ = write!(
+            head,
+            "\nNot tried: {}.\n",
+            escape(&report.skipped.join("; "))
+        );
     }
     for (package, cells) in report.built_from_source() {
         let _ = write!(
@@ -100,6 +132,23 @@ pub fn render_within(report: &Report, limit: usize) -> String {
             sections.push(section);
         }
     }
+    // Warnings come after the failures: the first to go when the comment is cut.
+    for cell in report
+        .cells
+        .iter()
+        .filter(|cell| !cell.new_warnings.is_empty())
+    {
+        sections.push(format!(
+            "\n<details><summary><b>{}</b> prints {} the baseline does not (a warning, not a failure)</summary>\n\n{}\n</details>\n",
+            escape(&cell.name),
+            if cell.new_warnings.len() == 1 {
+                "1 line".to_owned()
+            } else {
+                format!("{} lines", cell.new_warnings.len())
+            },
+            fenced("text", &cell.new_warnings.join("\n"))
+        ));
+    }
     let mut out = head;
     let note = |left: usize| {
         format!(
@@ -126,6 +175,18 @@ fn fenced(language: &str, text: &str) -> String {
     format!("{fence}{language}\n{}\n{fence}\n", text.trim_end())
 }
 
+/// `text` as inline code, with a fence longer than any backtick run in it.
+fn code(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{text}{pad}{fence}")
+}
+
 /// Text that came (in part) from a service, made inert as markdown: no HTML
 /// tag, no image or link can be written into the comment through it.
 fn escape(text: &str) -> String {
@@ -148,6 +209,24 @@ mod tests {
             !line.contains("![") && !line.contains("](") && !line.contains('<'),
             "{line}"
         );
+    }
+
+    #[test]
+    fn skipped_versions_and_new_warnings_are_told_after_the_failures() {
+        let mut report = crate::report::tests::sample();
+        report.skipped = vec!["bcrypt 3.2.0 is the baseline version".to_owned()];
+        report.cells[1].new_warnings = vec!["DeprecationWarning: `ident` is deprecated".to_owned()];
+        let comment = render(&report);
+        assert!(
+            comment.contains("\nNot tried: bcrypt 3.2.0 is the baseline version.\n"),
+            "{comment}"
+        );
+        let warning = comment
+            .find("<b>bcrypt 5.0.0</b> prints 1 line the baseline does not")
+            .expect("the warning section");
+        let failure = comment.find("bcrypt 5.0.0 · long-password").unwrap();
+        assert!(failure < warning, "failures first: {comment}");
+        assert!(comment.contains("Reproduce locally: `upgrade-check --since origin/main`"));
     }
 
     #[test]

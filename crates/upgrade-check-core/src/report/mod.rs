@@ -14,8 +14,8 @@ pub mod terminal;
 use std::path::{Path, PathBuf};
 
 pub use crate::model::report::{
-    CellReport, EnvironmentReport, Report, SCHEMA_VERSION, ScenarioReport, ShardInfo, Timing,
-    Verdict,
+    CellReport, EnvironmentReport, Report, RunInfo, SCHEMA_VERSION, ScenarioReport, ShardInfo,
+    Timing, Verdict,
 };
 
 /// Writes every machine format into `dir`: report.json, junit.xml, report.md, report.html.
@@ -38,12 +38,12 @@ pub fn write_all(report: &Report, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::findings::VersionChange;
 
     /// A small result with one regression, one cell failing like the baseline, and a build failure.
-    fn sample() -> Report {
+    pub(crate) fn sample() -> Report {
         let pass = |name: &str| ScenarioReport::new(name.to_owned(), Verdict::Pass);
         let cell =
             |id: &str, name: &str, baseline: bool, scenarios: Vec<ScenarioReport>| CellReport {
@@ -120,6 +120,14 @@ mod tests {
             nondeterministic: Vec::new(),
             planned_cells: 3,
             duration_ms: 0,
+            run: RunInfo {
+                started_at: "2026-12-01T09:00:00Z".to_owned(),
+                toolchain: "uv 0.9.2 and Python 3.11.7".to_owned(),
+                since: Some("origin/main".to_owned()),
+                since_commit: Some("1a2b3c4".to_owned()),
+                commit: Some("5d6e7f8".to_owned()),
+                reproduce: "upgrade-check --since origin/main".to_owned(),
+            },
         }
     }
 

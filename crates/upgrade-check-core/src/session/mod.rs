@@ -21,7 +21,7 @@ use crate::input::{scenario, source};
 use crate::judge::snapshot;
 use crate::model::cell::{Cell, Plan};
 use crate::model::event::{Events, RunEvent};
-use crate::model::report::{ExitStatus, Report, ScenarioReport, ShardInfo, Verdict};
+use crate::model::report::{ExitStatus, Report, RunInfo, ScenarioReport, ShardInfo, Verdict};
 use crate::plan::{self, pr};
 use crate::report::{self, cell_diff};
 use crate::run::{self, CellOutcome, RunContext};
@@ -206,7 +206,7 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
         }
     }
     run::drop_templates(&ctx).await;
-    let report = assemble(
+    let mut report = assemble(
         &ctx,
         &config_path,
         &plan,
@@ -215,6 +215,7 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
         found,
         cancelled,
     );
+    report.run = run_info(&ctx, &config_path, &options);
     let finished = conclude(&ctx, report, &outcomes, &options);
     drop(ctx);
     drop(scratch);
@@ -634,9 +635,47 @@ fn assemble(
             .collect(),
         planned_cells: plan.cells.len(),
         duration_ms: 0,
+        run: RunInfo::default(),
     };
     compare_with_baseline(&mut report, outcomes);
     report
+}
+
+/// What was compared, with what, and the command that runs it again (from
+/// the repository's top, where CI runs it).
+fn run_info(ctx: &RunContext, config_path: &Path, options: &Options) -> RunInfo {
+    let started = std::time::SystemTime::now() - ctx.started.elapsed();
+    let folder = ctx.config.base_dir();
+    let mut reproduce = vec!["upgrade-check".to_owned()];
+    let in_repository = pr::top_of(folder).and_then(|top| {
+        let config = config_path.canonicalize().ok()?;
+        Some(config.strip_prefix(top).ok()?.to_owned())
+    });
+    match in_repository {
+        Some(path) if path == Path::new(config::FILE_NAME) => {}
+        Some(path) => reproduce.push(format!("--config {}", path.display())),
+        None => reproduce.push(format!("--config {}", config_path.display())),
+    }
+    if let Some(git_ref) = &options.since {
+        reproduce.push(format!("--since {git_ref}"));
+    }
+    if let Some(overlay) = &options.overlay {
+        reproduce.push(format!("--overlay {}", overlay.display()));
+    }
+    if options.accept {
+        reproduce.push("--accept".to_owned());
+    }
+    RunInfo {
+        started_at: humantime::format_rfc3339_seconds(started).to_string(),
+        toolchain: ctx.builder.describe(),
+        since: options.since.clone(),
+        since_commit: options
+            .since
+            .as_deref()
+            .and_then(|git_ref| pr::commit_of(folder, git_ref)),
+        commit: pr::commit_of(folder, "HEAD"),
+        reproduce: reproduce.join(" "),
+    }
 }
 
 /// Phase 8: snapshots written (accepted, or pending for review; none when

@@ -127,6 +127,15 @@ async fn clicking_a_failing_square_shows_its_diff() {
         url: format!("{}/session/{id}", driver.url),
     };
     browser.open(&page).await;
+    // The first failure is open from the start, under the run's details and a legend.
+    let opened = browser.text("#diff").await;
+    assert!(opened.contains("+< 500 Internal Server Error"), "{opened}");
+    let run_details = browser.text("#run").await;
+    assert!(
+        run_details.contains("Python 3.") && run_details.contains("reproduce\nupgrade-check"),
+        "{run_details}"
+    );
+    assert!(browser.text("#legend").await.contains("build-failed"));
     browser
         .click("button.square.changed[data-cell='bcrypt 5.0.0'][data-scenario='long-password']")
         .await;
