@@ -61,7 +61,7 @@ fn main() -> ExitCode {
     let outcome = match cli.task {
         Task::UpgradeCheck { args } => {
             return upgrade_check::main_with(
-                std::iter::once(OsString::from("upgrade-check")).chain(args),
+                std::iter::once(OsString::from("cargo xtask upgrade-check")).chain(args),
             );
         }
         Task::Bench {

@@ -287,6 +287,7 @@ impl Cli {
     /// The library's options for a check that does `action`.
     pub fn options(&self, action: Action) -> Options {
         Options {
+            invoked_as: crate::invoked_as(),
             shard: self.shard,
             action,
             config: self.config.clone(),

@@ -20,8 +20,33 @@ use upgrade_check_core::model::report::ExitStatus;
 /// The version `--version` prints.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Runs `upgrade-check` with `args` (the program name first) and says how it ended.
+/// The command that runs this tool as the user typed it: `cargo xtask
+/// upgrade-check` when a repository's xtask runs it, else `upgrade-check`.
+fn invoked_as() -> String {
+    INVOKED_AS
+        .get()
+        .cloned()
+        .unwrap_or_else(|| "upgrade-check".to_owned())
+}
+
+static INVOKED_AS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Runs `upgrade-check` with `args` and says how it ended. The first
+/// argument names the program as hints should name it (`upgrade-check`, or
+/// `cargo xtask upgrade-check` from a repository's xtask); a path counts as
+/// `upgrade-check`.
 pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> ExitCode {
+    let mut args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let program = args
+        .first()
+        .and_then(|first| first.to_str())
+        .filter(|first| first.ends_with(" upgrade-check"))
+        .unwrap_or("upgrade-check")
+        .to_owned();
+    if let Some(first) = args.first_mut() {
+        *first = OsString::from("upgrade-check");
+    }
+    let _ = INVOKED_AS.set(program);
     let cli = cli::Cli::parse_from(args);
     let status = match commands::run(&cli) {
         Ok(status) => status,

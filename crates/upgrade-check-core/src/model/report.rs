@@ -92,6 +92,21 @@ pub struct RunInfo {
     pub commit: Option<String>,
     /// A command that runs the same check in a checkout of the repository.
     pub reproduce: String,
+    /// How the tool was run: `upgrade-check`, or `cargo xtask upgrade-check`
+    /// in a repository that builds it; hints name commands the same way.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub invoked_as: String,
+}
+
+impl RunInfo {
+    /// The command that runs the tool, for hints.
+    pub fn program(&self) -> &str {
+        if self.invoked_as.is_empty() {
+            "upgrade-check"
+        } else {
+            &self.invoked_as
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -127,6 +127,7 @@ pub(crate) mod tests {
                 since_commit: Some("1a2b3c4".to_owned()),
                 commit: Some("5d6e7f8".to_owned()),
                 reproduce: "upgrade-check --since origin/main".to_owned(),
+                invoked_as: "cargo xtask upgrade-check".to_owned(),
             },
         }
     }

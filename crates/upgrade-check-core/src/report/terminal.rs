@@ -205,10 +205,11 @@ fn footer(report: &Report, out: &mut String) {
             noise.suggestion.trim_end()
         );
     }
+    let program = report.run.program();
     for path in &report.pending_snapshots {
         let _ = writeln!(
             out,
-            "pending snapshot: {path} (review with `cargo xtask upgrade-check review`, or accept it with `cargo xtask upgrade-check accept`)"
+            "pending snapshot: {path} (review with `{program} review`, or accept it with `{program} accept`)"
         );
     }
     for path in &report.accepted_snapshots {

@@ -72,6 +72,9 @@ pub enum Finished {
 /// What the user asked for.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
+    /// How the user runs the tool (`upgrade-check`, `cargo xtask
+    /// upgrade-check`): the reports' hints and reproduce command say it so.
+    pub invoked_as: String,
     pub action: Action,
     /// Run only shard `K` of `N` (1-based) and write a partial result.
     pub shard: Option<(usize, usize)>,
@@ -646,7 +649,7 @@ fn assemble(
 fn run_info(ctx: &RunContext, config_path: &Path, options: &Options) -> RunInfo {
     let started = std::time::SystemTime::now() - ctx.started.elapsed();
     let folder = ctx.config.base_dir();
-    let mut reproduce = vec!["upgrade-check".to_owned()];
+    let mut reproduce = vec![options.invoked_as.clone()];
     let in_repository = pr::top_of(folder).and_then(|top| {
         let config = config_path.canonicalize().ok()?;
         Some(config.strip_prefix(top).ok()?.to_owned())
@@ -675,6 +678,7 @@ fn run_info(ctx: &RunContext, config_path: &Path, options: &Options) -> RunInfo 
             .and_then(|git_ref| pr::commit_of(folder, git_ref)),
         commit: pr::commit_of(folder, "HEAD"),
         reproduce: reproduce.join(" "),
+        invoked_as: options.invoked_as.clone(),
     }
 }
 

@@ -123,6 +123,8 @@ impl TestContext {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary());
+        // As the README runs it, so that its hints are the README's.
+        std::os::unix::process::CommandExt::arg0(&mut command, "cargo xtask upgrade-check");
         command
             .arg("--config")
             .arg(self.path("upgrade-check.toml"))
@@ -301,4 +303,84 @@ pub fn replace_requirement(text: &str, pin: &str, with: &str) -> String {
         end += line.len();
     }
     format!("{}{with}{}", &text[..start], &text[end..])
+}
+
+/// Checks that the README's sample after `anchor` (the next ```text block)
+/// is what the tool printed: line for line, where a line `…` stands for any
+/// lines (none included) and the first line must be the output's first;
+/// timings (`[   1.3s]`, `finished in 8.2s`) are normalised on both sides.
+/// A README that tells what the tool no longer says fails here.
+pub fn assert_readme_sample(anchor: &str, printed: &str) {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let at = readme
+        .find(anchor)
+        .unwrap_or_else(|| panic!("README has no `{anchor}`"));
+    let block = readme[at..]
+        .split("```text\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .unwrap_or_else(|| panic!("no text block after `{anchor}`"));
+    let normal = |text: &str| -> Vec<String> {
+        without_timings(text)
+            .lines()
+            .map(|line| line.trim_end().to_owned())
+            .collect()
+    };
+    let sample = normal(block);
+    let output = normal(printed);
+    let segments: Vec<&[String]> = sample.split(|line| line.trim() == "…").collect();
+    let mut from = 0;
+    for (index, segment) in segments.iter().enumerate() {
+        if segment.is_empty() {
+            continue;
+        }
+        let found = if index == 0 {
+            output.starts_with(segment).then_some(0)
+        } else {
+            (from..=output.len().saturating_sub(segment.len()))
+                .find(|&start| output[start..].starts_with(segment))
+        };
+        let Some(start) = found else {
+            panic!(
+                "README's sample after `{anchor}` is not what the tool prints.\nThis part is missing:\n{}\n\nThe tool printed:\n{}",
+                segment.join("\n"),
+                output.join("\n")
+            );
+        };
+        from = start + segment.len();
+    }
+}
+
+/// Timings and cache counts as placeholders: they differ from run to run
+/// (a cold cache builds what a warm one reuses).
+fn without_timings(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let mut line = line.to_owned();
+        // `[   1.3s] ` progress stamps.
+        if let Some(rest) = line.strip_prefix('[')
+            && let Some((stamp, tail)) = rest.split_once("s] ")
+            && stamp.trim().parse::<f64>().is_ok()
+        {
+            line = format!("[T] {tail}");
+        }
+        if let Some(at) = line.find("finished in ") {
+            line = format!("{}finished in T", &line[..at]);
+        }
+        if line.starts_with("environments: ") {
+            line = line.replace(|c: char| c.is_ascii_digit(), "N");
+        }
+        // Whether the index was asked or its cached answer used.
+        line = line.replace(", index answer cached:", ", from the package index:");
+        // How many environments a bisection built depends on the cache.
+        if let Some(at) = line.find(" environments built")
+            && let Some(count) = line[..at].rsplit(' ').next()
+            && count.parse::<u32>().is_ok()
+        {
+            line = format!("{}N{}", &line[..at - count.len()], &line[at..]);
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
 }

@@ -372,10 +372,13 @@ fn a_harmless_change_is_accepted_for_its_cell_and_the_baseline_snapshot_stays() 
     let ctx = TestContext::cargo();
     ctx.set_matrix("mime_guess = [\"2.0.5\"]");
     let before = std::fs::read_to_string(ctx.path("snapshots/files.snap")).unwrap();
-    assert_eq!(ctx.run(&["--no-noise-check"]).code, 1, "changed before");
+    let changed = ctx.run(&["--no-noise-check"]);
+    assert_eq!(changed.code, 1, "changed before");
+    crate::common::assert_readme_sample("can still change what users see:", &changed.stdout);
 
     let accept = ctx.run(&["accept", "--cell", "mime_guess 2.0.5", "files"]);
     assert_eq!(accept.code, 0, "{}", accept.stderr);
+    crate::common::assert_readme_sample("accept --cell \"mime_guess 2.0.5\" files", &accept.stdout);
     let alternative = ctx.path("snapshots/alternatives/files/mime_guess-2.0.5.snap");
     assert!(
         accept.stdout.contains(
@@ -394,6 +397,7 @@ fn a_harmless_change_is_accepted_for_its_cell_and_the_baseline_snapshot_stays() 
 
     let run = ctx.run(&["--no-noise-check"]);
     assert_eq!(run.code, 0, "{}", run.stdout);
+    crate::common::assert_readme_sample("and every report says so:", &run.stdout);
     let report = ctx.report();
     let files = crate::common::scenario_report(&report, "mime_guess 2.0.5", "files");
     assert_eq!(files["verdict"], "pass");

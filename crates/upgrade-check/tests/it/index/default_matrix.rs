@@ -11,6 +11,11 @@ fn bcrypt_5_breaks_long_passwords_and_nothing_else() {
 
     let first = ctx.run(&[]);
     assert_eq!(first.code, 1, "a regression exits 1");
+    crate::common::assert_readme_sample("## A sample report", &first.stdout);
+    crate::common::assert_readme_sample(
+        "reports each package's newest safe version (`--no-bisect` skips it):",
+        &first.stdout,
+    );
     let report = ctx.report();
     // Every column: the four HTTP scenarios and the staging startup ones.
     let scenarios: Vec<String> = report["scenarios"]

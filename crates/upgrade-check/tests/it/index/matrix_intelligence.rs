@@ -21,6 +21,10 @@ flask = { range = ">=2.2,<3.1", pick = "latest-per-minor" }"#,
     );
     let run = ctx.run(&["plan"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+    crate::common::assert_readme_sample(
+        "The expansion is printed before anything runs:",
+        &run.stderr,
+    );
     // 4.1.0 was yanked; 2.2.5, the baseline's pin, is the newest 2.2.
     assert_eq!(
         planned_ids(&run.stdout),
@@ -90,6 +94,7 @@ fn bisect_finds_the_first_bad_bcrypt_in_at_most_five_builds() {
         "a first bad version is a regression: {}",
         run.stderr
     );
+    crate::common::assert_readme_sample("`report/bisect.json`:", &run.stdout);
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(ctx.path("state/report/bisect.json")).unwrap())
             .unwrap();
@@ -168,6 +173,7 @@ pyjwt = ["2.8.0"]"#,
     );
     let run = ctx.run(&[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
+    crate::common::assert_readme_sample("reports it as an interaction:", &run.stdout);
     let report = ctx.report();
     assert_eq!(
         cell_names(&report),
@@ -220,6 +226,7 @@ fn a_deprecation_warning_is_the_early_signal_of_the_next_break() {
     ctx.set_matrix(r#"werkzeug = ["2.3.8", "3.0.6"]"#);
     let run = ctx.run(&[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
+    crate::common::assert_readme_sample("### Warnings as an early signal", &run.stdout);
     let report = ctx.report();
     for scenario in ["health", "login", "long-password", "register"] {
         assert_eq!(
@@ -302,6 +309,7 @@ fn a_field_randomised_on_purpose_is_found_by_the_double_baseline_and_masked() {
         "masked, the random id is no regression: {}",
         run.stdout
     );
+    crate::common::assert_readme_sample("### Noise: the baseline, twice", &run.stdout);
     let report = ctx.report();
     let noise = report["nondeterministic"].as_array().unwrap();
     let register = noise

@@ -47,6 +47,7 @@ fn a_grouped_bump_is_split_and_each_failure_is_attributed() {
         "{}",
         run.stderr
     );
+    crate::common::assert_readme_sample("## Checking a pull request", &run.stdout);
     let report = ctx.report();
     assert_eq!(
         cell_names(&report),

@@ -224,3 +224,30 @@ fn dependabot_and_renovate_settings_parse() {
     .unwrap();
     assert!(renovate["packageRules"].is_array());
 }
+
+/// Every `cargo xtask upgrade-check …` command the README shows, in a code
+/// block or inline, is one the command line takes.
+#[test]
+fn every_command_in_the_readme_parses() {
+    let readme =
+        std::fs::read_to_string(crate::common::workspace_root().join("README.md")).unwrap();
+    let mut commands = Vec::new();
+    for line in readme.lines() {
+        // In a shell block: the whole line, less its comment.
+        if let Some(command) = line.strip_prefix("cargo xtask upgrade-check") {
+            let command = command.split(" #").next().unwrap();
+            commands.push(format!("cargo xtask upgrade-check{command}"));
+        }
+        // Inline: `cargo xtask upgrade-check …`, unless it is a placeholder.
+        for (index, part) in line.split('`').enumerate() {
+            if index % 2 == 1
+                && part.starts_with("cargo xtask upgrade-check")
+                && !part.contains('…')
+            {
+                commands.push(part.to_owned());
+            }
+        }
+    }
+    assert!(commands.len() > 15, "{commands:?}");
+    check_commands_parse(commands.iter().map(|command| words(command)).collect());
+}
