@@ -131,13 +131,12 @@ pub struct Cli {
     /// Fail (exit 1) when a cell prints warnings the baseline does not, even if every scenario passes
     #[arg(global = true, help_heading = "What to check", long)]
     pub deny_warnings: bool,
-    /// Pull-request mode: the baseline file at this git ref is the baseline, and each changed pin is tried alone
+    /// Pull-request mode: the baseline file (and snapshots) at this git ref are the base, and each changed pin is tried alone; with --accept, accept what the whole change answers
     #[arg(
         global = true,
         help_heading = "What to check",
         long,
-        value_name = "GIT_REF",
-        conflicts_with = "accept"
+        value_name = "GIT_REF"
     )]
     pub since: Option<String>,
     /// Also write every run event as one JSON object per line to FILE

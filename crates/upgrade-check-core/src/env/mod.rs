@@ -162,7 +162,7 @@ pub enum BuildError {
     /// Under `--offline`, something the cell needs is not in the cache: the
     /// versions are not to blame and nothing is known about them.
     #[error(
-        "not in the cache, and --offline forbids fetching it; run once without --offline to fill the cache:\n{0}"
+        "{0}\nnot in the cache, and --offline forbids fetching it: run once without --offline to fill the cache"
     )]
     Unavailable(String),
     #[error(transparent)]

@@ -144,6 +144,22 @@ fn check_file(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the accepted snapshot at `path` holds, without its header; `None`
+/// when there is none.
+pub fn contents(path: &Path) -> anyhow::Result<Option<String>> {
+    if fs_err::symlink_metadata(path).is_err() {
+        return Ok(None);
+    }
+    check_file(path)?;
+    let snapshot = insta::Snapshot::from_file(path)
+        .map_err(|err| anyhow::anyhow!("{err}"))
+        .with_context(|| format!("cannot read snapshot {}", path.display()))?;
+    let text = snapshot
+        .as_text()
+        .with_context(|| format!("{} is not a text snapshot", path.display()))?;
+    Ok(Some(text.to_string()))
+}
+
 /// Compares `contents` with the accepted snapshot at `path`, with the values
 /// of `noisy` fields masked on both sides.
 pub fn compare(

@@ -73,6 +73,10 @@ pub struct Report {
     /// What was compared, with what, and how to run it again.
     #[serde(default)]
     pub run: RunInfo,
+    /// Pull-request mode: snapshots the change edits that no cell answers
+    /// as; each says which and why. Any fails the check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unexplained_snapshots: Vec<String>,
 }
 
 /// The facts about a check a reviewer needs to trust it and to run it again.
@@ -174,6 +178,10 @@ pub struct EnvironmentReport {
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     Pass,
+    /// Pull-request mode: answers as the snapshot this change edits says,
+    /// where the base's snapshot says otherwise: a change the pull request
+    /// accepts, passing, shown for review.
+    Accepted,
     Changed,
     StartupFailed,
     BuildFailed,
@@ -185,11 +193,17 @@ impl Verdict {
     pub fn label(self) -> &'static str {
         match self {
             Verdict::Pass => "pass",
+            Verdict::Accepted => "accepted",
             Verdict::Changed => "changed",
             Verdict::StartupFailed => "startup-failed",
             Verdict::BuildFailed => "build-failed",
             Verdict::Error => "error",
         }
+    }
+
+    /// Pass, or a change the pull request accepts: nothing to fail on.
+    pub fn passes(self) -> bool {
+        matches!(self, Verdict::Pass | Verdict::Accepted)
     }
 }
 
@@ -285,7 +299,9 @@ impl Report {
         };
         if verdicts().any(|verdict| verdict == Verdict::Error) {
             ExitStatus::HarnessFailed
-        } else if verdicts().any(|verdict| verdict != Verdict::Pass) {
+        } else if verdicts().any(|verdict| !verdict.passes())
+            || !self.unexplained_snapshots.is_empty()
+        {
             ExitStatus::Regression
         } else {
             ExitStatus::Pass
@@ -301,7 +317,14 @@ impl CellReport {
     pub fn failures(&self) -> impl Iterator<Item = &ScenarioReport> {
         self.scenarios
             .iter()
-            .filter(|scenario| scenario.verdict != Verdict::Pass)
+            .filter(|scenario| !scenario.verdict.passes())
+    }
+
+    /// Changes this cell shows that the pull request accepts.
+    pub fn accepted(&self) -> impl Iterator<Item = &ScenarioReport> {
+        self.scenarios
+            .iter()
+            .filter(|scenario| scenario.verdict == Verdict::Accepted)
     }
 
     /// The names of the scenarios this cell does not pass.

@@ -255,6 +255,38 @@ pub fn commit_of(dir: &Path, git_ref: &str) -> Option<String> {
     Some(hash.trim().to_owned()).filter(|hash| !hash.is_empty())
 }
 
+/// Copies the accepted snapshots (`*.snap` directly in `snapshots`) as they
+/// were at `git_ref` into `into`: the base's reference in pull-request mode.
+/// A folder the ref does not have yields none.
+pub fn snapshots_at(git_ref: &str, snapshots: &Path, into: &Path) -> anyhow::Result<usize> {
+    check_ref(git_ref)?;
+    fs_err::create_dir_all(into)?;
+    let top = top_of(snapshots).context("the snapshots folder is not in a git repository")?;
+    let folder = snapshots.canonicalize()?;
+    let relative = folder
+        .strip_prefix(&top)
+        .context("the snapshots folder is not inside its repository")?;
+    let inside = format!("{}/", relative.display());
+    let mut args = vec!["ls-tree", "--name-only", "-z", "--end-of-options", git_ref];
+    if !relative.as_os_str().is_empty() {
+        args.push(&inside);
+    }
+    let listed = git(&top, &args)?;
+    let mut copied = 0;
+    for path in listed.split('\0').filter(|path| path.ends_with(".snap")) {
+        let Some(name) = Path::new(path).file_name() else {
+            continue;
+        };
+        let text = git(
+            &top,
+            &["show", "--end-of-options", &format!("{git_ref}:{path}")],
+        )?;
+        crate::sys::state::write_atomic(&into.join(name), text.as_bytes())?;
+        copied += 1;
+    }
+    Ok(copied)
+}
+
 /// The top folder of the git repository holding `dir`, when it is in one.
 pub fn top_of(dir: &Path) -> Option<PathBuf> {
     let top = git(dir, &["rev-parse", "--show-toplevel"]).ok()?;

@@ -49,7 +49,25 @@ pub fn headline(report: &Report) -> String {
             )
         })
         .collect();
+    // Pull-request mode: what this change accepts, per cell.
+    let accepted: Vec<String> = report
+        .cells
+        .iter()
+        .filter_map(|cell| {
+            let names: Vec<&str> = cell.accepted().map(|s| s.scenario.as_str()).collect();
+            (!names.is_empty()).then(|| {
+                format!(
+                    "{} changes {}, accepted in this change",
+                    cell.name,
+                    names.join(", ")
+                )
+            })
+        })
+        .collect();
     let mut lines = Vec::new();
+    for unexplained in &report.unexplained_snapshots {
+        lines.push(format!("✗ {unexplained}"));
+    }
     if let Some(signal) = &report.cancelled {
         lines.push(format!(
             "✗ cancelled by {signal} after {} of {}: the table shows only what finished; no snapshot was written",
@@ -72,8 +90,16 @@ pub fn headline(report: &Report) -> String {
         lines.push(
             "  no cell fails in any other way than the baseline: no upgrade is to blame".to_owned(),
         );
-    } else if report.cancelled.is_some() {
+    } else if report.cancelled.is_some() || !report.unexplained_snapshots.is_empty() {
         // What finished passed, but nothing can be said of what did not run.
+    } else if let [only] = accepted.as_slice() {
+        lines.push(format!("✓ {only}"));
+    } else if !accepted.is_empty() {
+        lines.push(format!(
+            "✓ {} cells change what the service answers, accepted in this change:",
+            accepted.len()
+        ));
+        lines.extend(accepted.iter().map(|line| format!("  - {line}")));
     } else if let [only] = report.cells.as_slice()
         && only.baseline
     {
@@ -83,6 +109,10 @@ pub fn headline(report: &Report) -> String {
             "✓ all {} cells match the accepted snapshots",
             report.cells.len()
         ));
+    }
+    // Accepted changes beside failures: the first lines said the failures.
+    if !broken.is_empty() || !baseline_failing.is_empty() {
+        lines.extend(accepted.iter().map(|line| format!("  ✓ {line}")));
     }
     // A baseline that answers 5xx or logs a traceback passes its snapshots
     // only because they were accepted that way: say so wherever it is read.

@@ -12,6 +12,7 @@ pub fn render(report: &Report) -> anyhow::Result<String> {
         for scenario in &cell.scenarios {
             let status = match scenario.verdict {
                 Verdict::Pass => TestCaseStatus::success(),
+                Verdict::Accepted => TestCaseStatus::success(),
                 verdict => {
                     let kind = if verdict == Verdict::Error {
                         NonSuccessKind::Error
@@ -36,6 +37,12 @@ pub fn render(report: &Report) -> anyhow::Result<String> {
             };
             let mut case = TestCase::new(scenario.scenario.as_str(), status);
             case.set_classname(format!("upgrade-check.{}", cell.id));
+            // A change the pull request accepts passes; what it accepts is said.
+            if scenario.verdict == Verdict::Accepted
+                && let Some(diff) = &scenario.diff
+            {
+                case.set_system_out(format!("accepted in this change:\n{diff}"));
+            }
             suite.add_test_case(case);
         }
         junit.add_test_suite(suite);

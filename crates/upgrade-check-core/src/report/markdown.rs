@@ -45,6 +45,24 @@ pub fn render_within(report: &Report, limit: usize) -> String {
             code(&run.reproduce)
         );
     }
+    // A change the reviewer agrees with is accepted on the branch itself.
+    if !report.pending_snapshots.is_empty() {
+        let accept = match &run.since {
+            Some(since) => format!("{} --accept --since {since}", run.program()),
+            None => format!("{} accept", run.program()),
+        };
+        let _ = writeln!(
+            head,
+            "To accept what changed: run {} on this branch and commit {}.\n",
+            code(&accept),
+            report
+                .pending_snapshots
+                .iter()
+                .map(|path| code(path.trim_end_matches(".new")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let _ = write!(head, "| cell |");
     for scenario in &report.scenarios {
         let _ = write!(head, " {scenario} |");
@@ -63,6 +81,7 @@ pub fn render_within(report: &Report, limit: usize) -> String {
                 .find(|s| &s.scenario == name)
                 .map_or("–", |s| match s.verdict {
                     Verdict::Pass => "✅ pass",
+                    Verdict::Accepted => "✅ accepted",
                     Verdict::Changed if s.same_as_baseline => "➖ as baseline",
                     Verdict::Changed => "❌ changed",
                     Verdict::StartupFailed => "💥 startup-failed",
@@ -108,14 +127,24 @@ pub fn render_within(report: &Report, limit: usize) -> String {
             Some(failure) => vec![("every scenario", failure)],
             None => cell
                 .regressions()
+                .chain(cell.accepted())
                 .map(|failure| (failure.scenario.as_str(), failure))
                 .collect(),
         };
         for (scenario, failure) in failures {
+            // What the pull request accepts is shown open: it is what the reviewer reviews.
+            let open = if failure.verdict == Verdict::Accepted {
+                " open"
+            } else {
+                ""
+            };
             let mut section = format!(
-                "\n<details><summary><b>{} · {scenario}</b>: {}{}</summary>\n\n",
+                "\n<details{open}><summary><b>{} · {scenario}</b>: {}{}</summary>\n\n",
                 cell.name,
-                failure.verdict.label(),
+                match failure.verdict {
+                    Verdict::Accepted => "accepted in this change",
+                    verdict => verdict.label(),
+                },
                 failure
                     .summary
                     .as_deref()

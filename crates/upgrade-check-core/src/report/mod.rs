@@ -129,6 +129,7 @@ pub(crate) mod tests {
                 reproduce: "upgrade-check --since origin/main".to_owned(),
                 invoked_as: "cargo xtask upgrade-check".to_owned(),
             },
+            unexplained_snapshots: Vec::new(),
         }
     }
 

@@ -26,6 +26,15 @@ pub fn render(report: &Report) -> String {
             evidence(&mut out, cell, common);
             continue;
         }
+        for accepted in cell.accepted() {
+            out.push('\n');
+            let _ = writeln!(
+                out,
+                "── {} · {}: accepted in this change ──",
+                cell.name, accepted.scenario
+            );
+            evidence(&mut out, cell, accepted);
+        }
         for failure in cell.regressions() {
             out.push('\n');
             let security = if failure.security { " [security]" } else { "" };
@@ -123,6 +132,7 @@ fn table(report: &Report, out: &mut String) {
             .find(|s| s.scenario == scenario)
             .map_or("-", |s| match s.verdict {
                 Verdict::Pass => "pass",
+                Verdict::Accepted => "accepted",
                 Verdict::Changed => "CHANGED",
                 Verdict::StartupFailed => "STARTUP-FAILED",
                 Verdict::BuildFailed => "BUILD-FAILED",

@@ -51,6 +51,10 @@ pub struct RunContext {
     pub jobs: usize,
     /// One permit per service that may run at once (`jobs` of them).
     pub service_slots: Semaphore,
+    /// Pull-request mode: the base's accepted snapshots, read from git at
+    /// the ref; the baseline is judged against them, every other cell
+    /// against the working tree's.
+    pub base_snapshots: Option<PathBuf>,
     /// Where the run tells what it does.
     pub events: Events,
     /// When the run started, for the report's duration.
@@ -83,6 +87,20 @@ pub struct RunContext {
 pub type TemplateOnce = tokio::sync::OnceCell<Result<String, String>>;
 
 impl RunContext {
+    /// Where `cell`'s accepted snapshot of scenario run `key` is: the base's
+    /// for the baseline in pull-request mode (unless the base has none: a
+    /// scenario the change adds), else the working tree's.
+    pub fn accepted_snapshot(&self, cell: &Cell, key: &str) -> PathBuf {
+        let working = snapshot::accepted_path(&self.config.replay.snapshots, key);
+        match &self.base_snapshots {
+            Some(base) if cell.is_baseline() => {
+                let base = snapshot::accepted_path(base, key);
+                if base.is_file() { base } else { working }
+            }
+            _ => working,
+        }
+    }
+
     pub fn emit(&self, event: RunEvent) {
         (self.events)(&event);
     }
@@ -571,7 +589,7 @@ async fn run_baseline_twice(
         .unwrap_or_else(|e| e.into_inner())
         .insert(run.key.clone(), noise);
     if report.verdict == Verdict::Changed {
-        let accepted = snapshot::accepted_path(&ctx.config.replay.snapshots, &run.key);
+        let accepted = ctx.accepted_snapshot(cell, &run.key);
         match snapshot::compare(&accepted, first, &fields) {
             Ok(Comparison::Matches) => {
                 report.verdict = Verdict::Pass;
@@ -719,11 +737,12 @@ async fn replay_in(
         report.log_tail = Some(log_tail);
         return (report, None);
     };
-    if let (true, Startup::Started(replayed)) = (cell.is_baseline(), &outcome) {
+    // What is about to become a reference is checked for being a doubtful one.
+    if let (true, Startup::Started(replayed)) = (cell.is_baseline() || ctx.accepting, &outcome) {
         report.unhealthy = unhealthy(&replayed.exchanges, &log_text, &normaliser);
     }
     let rendered = render(&outcome, &mut normaliser, scenario.record_startup);
-    let accepted = snapshot::accepted_path(&config.replay.snapshots, &run.key);
+    let accepted = ctx.accepted_snapshot(cell, &run.key);
     let source = relative(&scenario.path, config.base_dir());
     let (failure, died) = match &outcome {
         Startup::Started(replayed) => (
@@ -741,6 +760,35 @@ async fn replay_in(
     };
     let noisy = ctx.noisy_fields(&run.key);
     let comparison = snapshot::compare(&accepted, &rendered, &noisy);
+    if let Some(base) = ctx
+        .base_snapshots
+        .as_deref()
+        .filter(|_| !cell.is_baseline())
+    {
+        let base = snapshot::accepted_path(base, &run.key);
+        match (&comparison, snapshot::compare(&base, &rendered, &noisy)) {
+            // As this change's snapshot says, where the base's says otherwise:
+            // a change the pull request accepts, shown as base → this change.
+            (Ok(Comparison::Matches), Ok(Comparison::Differs { diff, changes })) => {
+                report.verdict = Verdict::Accepted;
+                report.summary = changes
+                    .startup
+                    .as_ref()
+                    .map(|(before, after)| format!("startup: {before} → {after}"))
+                    .or(changes.first_status_change())
+                    .or(changes.first_difference);
+                report.diff = Some(diff);
+                return (report, Some(rendered));
+            }
+            // As the base's says, where this change's says otherwise: the
+            // change is another cell's (or no cell's, which the check says).
+            (Ok(Comparison::Differs { .. }), Ok(Comparison::Matches)) => {
+                report.verdict = Verdict::Pass;
+                return (report, Some(rendered));
+            }
+            _ => {}
+        }
+    }
     if let Ok(Comparison::Differs { .. }) = &comparison
         && !cell.is_baseline()
     {
@@ -774,7 +822,7 @@ async fn replay_in(
     report.summary = judged.summary;
     report.diff = judged.diff;
     report.security = judged.security;
-    if report.verdict != Verdict::Pass {
+    if !report.verdict.passes() {
         report.log_tail = Some(log_tail);
     }
     (report, Some(rendered))

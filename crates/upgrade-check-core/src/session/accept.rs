@@ -10,13 +10,28 @@ use crate::model::package;
 use crate::model::report::Verdict;
 use crate::run::{self, CellOutcome, RunContext, relative};
 
-/// Writes the baseline's results as the accepted snapshots.
+/// Writes the results of the plan's one cell as the accepted snapshots: the
+/// baseline's, or on a pull request's branch the whole change's (what the
+/// branch runs once merged), each file saying which.
 pub(super) fn baseline(
     ctx: &RunContext,
     outcomes: &[CellOutcome],
     accept_unhealthy: bool,
 ) -> anyhow::Result<Vec<String>> {
-    let baseline = outcomes.first().context("the plan has no baseline")?;
+    let baseline = outcomes.first().context("the plan has no cell")?;
+    let who = if baseline.report.baseline {
+        "the baseline".to_owned()
+    } else {
+        format!("`{}`", baseline.report.name)
+    };
+    let taken_from = if baseline.report.baseline {
+        "accepted from the baseline".to_owned()
+    } else {
+        format!(
+            "accepted from cell `{}`, this change's versions",
+            baseline.report.name
+        )
+    };
     if let Some(broken) = baseline.report.scenarios.iter().find(|s| {
         matches!(
             s.verdict,
@@ -24,7 +39,7 @@ pub(super) fn baseline(
         )
     }) {
         bail!(
-            "cannot accept: the baseline is {} on `{}`: {}",
+            "cannot accept: {who} is {} on `{}`: {}",
             broken.verdict.label(),
             broken.scenario,
             broken.summary.as_deref().unwrap_or("")
@@ -39,7 +54,7 @@ pub(super) fn baseline(
         .collect();
     if !unhealthy.is_empty() && !accept_unhealthy {
         bail!(
-            "cannot accept: the baseline is unhealthy ({}); fix the service, or accept \
+            "cannot accept: {who} is unhealthy ({}); fix the service, or accept \
              this behaviour as it is with --accept-unhealthy",
             unhealthy.join(" | ")
         );
@@ -50,12 +65,13 @@ pub(super) fn baseline(
             continue;
         };
         let path = snapshot::accepted_path(&ctx.config.replay.snapshots, &run.key);
-        snapshot::accept(
-            &path,
-            &header(ctx, &run, "accepted from the baseline"),
-            contents,
-        )?;
-        accepted.push(relative(&path, ctx.config.base_dir()));
+        snapshot::accept(&path, &header(ctx, &run, &taken_from), contents)?;
+        let path = relative(&path, ctx.config.base_dir());
+        accepted.push(if baseline.report.baseline {
+            path
+        } else {
+            format!("{path} (from {})", baseline.report.name)
+        });
     }
     Ok(accepted)
 }

@@ -219,6 +219,9 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
         cancelled,
     );
     report.run = run_info(&ctx, &config_path, &options);
+    if report.cancelled.is_none() {
+        report.unexplained_snapshots = unexplained_snapshots(&ctx, &plan, &report)?;
+    }
     let finished = conclude(&ctx, report, &outcomes, &options);
     drop(ctx);
     drop(scratch);
@@ -428,9 +431,28 @@ async fn plan_check(
             alternative = Some((pin, keys));
             plan
         }
-        Action::Run | Action::Plan if options.accept => Plan {
-            cells: vec![Cell::baseline(&profile)],
-            skipped: Vec::new(),
+        // Accepting on a pull request's branch takes what the branch will
+        // run after the merge: the whole change, never the base's pins.
+        Action::Run | Action::Plan if options.accept => match &tools.change {
+            Some((after, name)) => {
+                let changes = pr::changes(builder.baseline(), after);
+                let change = pr::plan(&changes, &profile, &after.path)
+                    .cells
+                    .pop()
+                    .filter(|cell| !cell.is_baseline());
+                events(&RunEvent::PinsChanged {
+                    since: name.clone(),
+                    changes: changes.iter().map(ToString::to_string).collect(),
+                });
+                Plan {
+                    cells: vec![change.unwrap_or_else(|| Cell::baseline(&profile))],
+                    skipped: Vec::new(),
+                }
+            }
+            None => Plan {
+                cells: vec![Cell::baseline(&profile)],
+                skipped: Vec::new(),
+            },
         },
         Action::Run | Action::Plan => match &tools.change {
             Some((after, name)) => {
@@ -549,6 +571,15 @@ async fn start(
             pin_files,
         )?)
     };
+    // Pull-request mode judges the baseline by the base's own snapshots.
+    let base_snapshots = match &options.since {
+        Some(git_ref) if !options.accept => {
+            let folder = scratch.path().join("base-snapshots");
+            pr::snapshots_at(git_ref, &config.replay.snapshots, &folder)?;
+            Some(folder)
+        }
+        _ => None,
+    };
     let jobs = options.jobs.unwrap_or_else(default_jobs).max(1);
     let run_secret = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
     redact::register(&redact::Secrets::new([("run", run_secret.as_str())]));
@@ -560,6 +591,7 @@ async fn start(
         check_noise: !options.accept && !options.no_noise_check,
         results_digest,
         reuse_results: !options.no_cache,
+        base_snapshots,
         noise: Default::default(),
         scratch: scratch.path().to_owned(),
         config,
@@ -639,9 +671,72 @@ fn assemble(
         planned_cells: plan.cells.len(),
         duration_ms: 0,
         run: RunInfo::default(),
+        unexplained_snapshots: Vec::new(),
     };
     compare_with_baseline(&mut report, outcomes);
     report
+}
+
+/// Pull-request mode: every snapshot the change edits must be what the whole
+/// change answers (what the branch runs once merged); each that is not is
+/// said, with what the change answers instead. Not in pull-request mode: none.
+fn unexplained_snapshots(
+    ctx: &RunContext,
+    plan: &Plan,
+    report: &Report,
+) -> anyhow::Result<Vec<String>> {
+    let Some(base) = &ctx.base_snapshots else {
+        return Ok(Vec::new());
+    };
+    let changes: Vec<&Cell> = plan
+        .cells
+        .iter()
+        .filter(|cell| !cell.is_baseline())
+        .collect();
+    // The whole change: resolved from the new file, or the one pin that moved.
+    let whole = match changes.as_slice() {
+        [only] => Some(*only),
+        _ => changes
+            .iter()
+            .copied()
+            .find(|cell| cell.from_file.is_some()),
+    };
+    let mut unexplained = Vec::new();
+    for key in &report.scenarios {
+        let working = snapshot::accepted_path(&ctx.config.replay.snapshots, key);
+        let before = snapshot::contents(&snapshot::accepted_path(base, key))?;
+        let after = snapshot::contents(&working)?;
+        let (Some(before), Some(after)) = (before, after) else {
+            continue;
+        };
+        if before == after {
+            continue;
+        }
+        let file = run::relative(&working, ctx.config.base_dir());
+        let Some(whole) = whole else {
+            unexplained.push(format!(
+                "{file} is changed in this change, but no pin changed: nothing here answers that way"
+            ));
+            continue;
+        };
+        let verdict = report
+            .cells
+            .iter()
+            .find(|cell| cell.id == whole.id)
+            .and_then(|cell| cell.scenarios.iter().find(|s| &s.scenario == key))
+            .map(|scenario| scenario.verdict);
+        let answers = match verdict {
+            Some(Verdict::Accepted) => continue,
+            Some(Verdict::Pass) => "as the base's snapshot says, not as this change's",
+            Some(Verdict::Changed) => "neither as this change's snapshot says nor as the base's",
+            Some(_) | None => "nothing that can be compared",
+        };
+        unexplained.push(format!(
+            "{file} is changed in this change, but `{}` answers {answers}",
+            whole.name
+        ));
+    }
+    Ok(unexplained)
 }
 
 /// What was compared, with what, and the command that runs it again (from

@@ -425,3 +425,136 @@ fn a_harmless_change_is_accepted_for_its_cell_and_the_baseline_snapshot_stays() 
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("PACKAGE VERSION"), "{}", bad.stderr);
 }
+
+/// The accept-in-the-pull-request loop on a lock bump: the check fails on
+/// the change, the maintainer accepts on the branch what the whole change
+/// answers, commits it, and the check passes, saying what the change
+/// accepts. A snapshot edit no cell answers as fails, naming the file.
+#[test]
+fn a_change_accepted_in_the_pull_request_turns_its_check_green() {
+    let ctx = repository_with_lock_bump(&[("mime_guess", "2.0.5"), ("httparse", "1.10.1")]);
+    run_split_and_attributed(&ctx);
+    let pending = std::fs::read_to_string(ctx.path("snapshots/files.snap.new")).unwrap();
+    assert!(
+        pending.contains("result of cell `mime_guess 2.0.5`"),
+        "{pending}"
+    );
+    let report_md = std::fs::read_to_string(ctx.path("state/report/report.md")).unwrap();
+    assert!(
+        report_md.contains(
+            "To accept what changed: run `cargo xtask upgrade-check --accept --since HEAD~1` on this branch and commit `snapshots/files.snap`."
+        ),
+        "{report_md}"
+    );
+
+    // The maintainer accepts on the branch: the whole change's answers.
+    let accepted = ctx.run(&["--accept", "--since", "HEAD~1"]);
+    assert_eq!(accepted.code, 0, "{}", accepted.stderr);
+    crate::common::assert_readme_sample(
+        "### Accepting a change inside the pull request",
+        &accepted.stdout,
+    );
+    assert!(
+        accepted.stdout.contains(&format!(
+            "accepted snapshot: snapshots/files.snap (from {WHOLE_CHANGE})"
+        )),
+        "{}",
+        accepted.stdout
+    );
+    let snapshot = std::fs::read_to_string(ctx.path("snapshots/files.snap")).unwrap();
+    assert!(
+        snapshot.contains("text/javascript")
+            && snapshot.contains(&format!("accepted from cell `{WHOLE_CHANGE}`")),
+        "{snapshot}"
+    );
+    git(
+        &ctx,
+        &[
+            "commit",
+            "--quiet",
+            "-am",
+            "accept what mime_guess 2.0.5 answers",
+        ],
+    );
+
+    // The pull request's check, from its base: green, saying what it accepts.
+    let green = ctx.run(&["--since", "HEAD~2"]);
+    assert_eq!(green.code, 0, "{}\n{}", green.stdout, green.stderr);
+    crate::common::assert_readme_sample("and says what the pull request accepts", &green.stdout);
+    let report = ctx.report();
+    assert_eq!(
+        verdict(&report, "baseline", "files"),
+        "pass",
+        "the base's own snapshot"
+    );
+    assert_eq!(
+        verdict(&report, "httparse 1.10.1", "files"),
+        "pass",
+        "answers as before"
+    );
+    assert_eq!(verdict(&report, "mime_guess 2.0.5", "files"), "accepted");
+    assert_eq!(verdict(&report, WHOLE_CHANGE, "files"), "accepted");
+    let headline: Vec<&str> = green.stdout.lines().take(3).collect();
+    assert_eq!(
+        headline,
+        [
+            "✓ 2 cells change what the service answers, accepted in this change:",
+            "  - mime_guess 2.0.5 changes files, accepted in this change",
+            &format!("  - {WHOLE_CHANGE} changes files, accepted in this change"),
+        ],
+        "{}",
+        green.stdout
+    );
+    assert!(
+        green
+            .stdout
+            .contains("── mime_guess 2.0.5 · files: accepted in this change ──")
+            && green.stdout.contains("+< content-type: text/javascript"),
+        "the reviewer sees the accepted diff: {}",
+        green.stdout
+    );
+    let report_md = std::fs::read_to_string(ctx.path("state/report/report.md")).unwrap();
+    assert!(
+        report_md.contains(
+            "<details open><summary><b>mime_guess 2.0.5 · files</b>: accepted in this change"
+        ) && report_md.contains("✅ accepted"),
+        "{report_md}"
+    );
+    let junit = std::fs::read_to_string(ctx.path("state/report/junit.xml")).unwrap();
+    assert!(!junit.contains("<failure"), "{junit}");
+    assert!(junit.contains("accepted in this change:"), "{junit}");
+
+    // A snapshot edited to what no cell answers fails, naming the file.
+    ctx.edit("snapshots/files.snap", |text| {
+        text.replace("text/javascript", "text/plain")
+    });
+    git(&ctx, &["commit", "--quiet", "-am", "a wrong edit"]);
+    let wrong = ctx.run(&["--since", "HEAD~3"]);
+    assert_eq!(wrong.code, 1, "{}", wrong.stdout);
+    assert!(
+        wrong.stdout.starts_with(&format!(
+            "✗ snapshots/files.snap is changed in this change, but `{WHOLE_CHANGE}` answers neither as this change's snapshot says nor as the base's"
+        )),
+        "{}",
+        wrong.stdout
+    );
+
+    // A pull request that only edits a snapshot explains nothing.
+    git(
+        &ctx,
+        &["checkout", "--quiet", "-b", "snapshot-only", "HEAD~3"],
+    );
+    ctx.edit("snapshots/files.snap", |text| {
+        text.replace("application/javascript", "text/plain")
+    });
+    git(&ctx, &["commit", "--quiet", "-am", "edit a snapshot"]);
+    let alone = ctx.run(&["--since", "HEAD~1"]);
+    assert_eq!(alone.code, 1, "{}", alone.stdout);
+    assert!(
+        alone.stdout.contains(
+            "✗ snapshots/files.snap is changed in this change, but no pin changed: nothing here answers that way"
+        ),
+        "{}",
+        alone.stdout
+    );
+}

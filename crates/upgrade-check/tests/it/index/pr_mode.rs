@@ -314,3 +314,55 @@ fn a_pull_request_reuses_the_recorded_baseline_of_its_base_and_runs_only_its_cha
         pr.stdout
     );
 }
+
+/// The same loop on a requirements file, accepting through `review`: the
+/// pending snapshot names the cell it came from, the maintainer accepts it,
+/// commits, and the pull request's check passes with the change accepted.
+#[test]
+fn a_pending_snapshot_reviewed_on_the_branch_turns_the_check_green() {
+    let ctx = repository_with_change(None, |text| text.replace("bcrypt==3.2.0", "bcrypt==5.0.0"));
+    let failing = ctx.run(&["--since", "HEAD~1", "--no-bisect"]);
+    assert_eq!(failing.code, 1, "{}", failing.stderr);
+    let pending = std::fs::read_to_string(ctx.path("snapshots/long-password.snap.new")).unwrap();
+    assert!(
+        pending.contains("result of cell `bcrypt 5.0.0`"),
+        "{pending}"
+    );
+
+    let mut review = ctx.command(&["review"]);
+    review.stdin(std::process::Stdio::piped());
+    let mut child = review.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"a\n").unwrap();
+    let reviewed = child.wait_with_output().unwrap();
+    assert!(reviewed.status.success());
+    assert!(
+        String::from_utf8_lossy(&reviewed.stdout).contains("1 accepted, 0 rejected, 0 skipped"),
+        "{}",
+        String::from_utf8_lossy(&reviewed.stdout)
+    );
+    git(
+        &ctx,
+        &[
+            "commit",
+            "--quiet",
+            "-am",
+            "accept what bcrypt 5.0.0 answers",
+        ],
+    );
+
+    let green = ctx.run(&["--since", "HEAD~2", "--no-bisect"]);
+    assert_eq!(green.code, 0, "{}\n{}", green.stdout, green.stderr);
+    let report = ctx.report();
+    assert_eq!(verdict(&report, "baseline", "long-password"), "pass");
+    assert_eq!(
+        verdict(&report, "bcrypt 5.0.0", "long-password"),
+        "accepted"
+    );
+    assert!(
+        green
+            .stdout
+            .starts_with("✓ bcrypt 5.0.0 changes long-password, accepted in this change"),
+        "{}",
+        green.stdout
+    );
+}

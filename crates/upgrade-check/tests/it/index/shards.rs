@@ -8,10 +8,12 @@ use crate::common::TestContext;
 use serde_json::Value;
 
 /// The report without what differs from run to run whatever the result:
-/// timings, service pids and ports (which the log tails show too), and
+/// timings and the start time, service pids and ports (which the log tails
+/// show too), and
 /// whether caches were warm.
 fn comparable(mut report: Value) -> Value {
     report["duration_ms"] = Value::Null;
+    report["run"]["started_at"] = Value::Null;
     for cell in report["cells"].as_array_mut().unwrap() {
         cell["duration_ms"] = Value::Null;
         cell["environment"]["build_reused"] = Value::Null;

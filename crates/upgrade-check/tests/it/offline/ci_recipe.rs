@@ -136,6 +136,19 @@ fn the_check_runs_on_pull_request_with_a_read_only_token() {
         runs.contains("--since") && runs.contains("--no-build"),
         "{runs}"
     );
+    // What the change answers is kept for the maintainer to accept on the branch.
+    let steps = workflow["jobs"]["check"]["steps"].as_vec().unwrap();
+    assert!(
+        steps.iter().any(|step| {
+            step["uses"]
+                .as_str()
+                .is_some_and(|uses| uses.starts_with("actions/upload-artifact@"))
+                && step["with"]["path"]
+                    .as_str()
+                    .is_some_and(|path| path.contains("snapshots/**/*.snap.new"))
+        }),
+        "the pending snapshots are uploaded"
+    );
     // The default branch's runs fill the cache that pull requests restore:
     // environments and recorded results, where the harness keeps them.
     assert_eq!(workflow["on"]["push"]["branches"][0].as_str(), Some("main"));

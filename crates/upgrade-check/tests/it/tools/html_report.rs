@@ -132,7 +132,8 @@ async fn clicking_a_failing_square_shows_its_diff() {
     assert!(opened.contains("+< 500 Internal Server Error"), "{opened}");
     let run_details = browser.text("#run").await;
     assert!(
-        run_details.contains("Python 3.") && run_details.contains("reproduce\nupgrade-check"),
+        run_details.contains("Python 3.")
+            && run_details.contains("reproduce\ncargo xtask upgrade-check"),
         "{run_details}"
     );
     assert!(browser.text("#legend").await.contains("build-failed"));
