@@ -50,13 +50,23 @@ pub struct UvBuilder {
 impl UvBuilder {
     /// Resolves the baseline file as the service declares it.
     pub fn resolve_baseline(&self) -> Result<Resolution, BuildError> {
-        self.resolve(&self.baseline.requirement_lines(), "", &Nearness::None)
+        // A lock's other packages are held exactly where it has them.
+        let baseline = &self.baseline;
+        self.resolve(
+            &baseline.requirement_lines(),
+            &baseline.constraint_lines(),
+            &Nearness::None,
+        )
     }
 
     /// Resolves a requirements file (or pyproject.toml) as it is, with nothing forced.
     pub fn resolve_file(&self, path: &Path) -> Result<Resolution, BuildError> {
         let file = BaselineFile::load(path).map_err(anyhow::Error::from)?;
-        self.resolve(&file.requirement_lines(), "", &Nearness::None)
+        self.resolve(
+            &file.requirement_lines(),
+            &file.constraint_lines(),
+            &Nearness::None,
+        )
     }
 
     /// Whether the index offers `pin` for installing here: `Err` with uv's

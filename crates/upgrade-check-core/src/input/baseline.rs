@@ -27,8 +27,14 @@ pub struct BaselineFile {
     pub path: PathBuf,
     /// The top file's text as read: a cargo service's builds start from it.
     pub text: String,
-    /// Python requirements as written; empty for a `Cargo.lock`.
+    /// Python requirements as written; empty for a `Cargo.lock`. From a
+    /// Python lock: the project's direct dependencies at the lock's versions.
     pub requirements: Vec<Declared>,
+    /// From a Python lock: every other package the runtime needs, at the
+    /// lock's versions; exact for the baseline, free to move for a cell.
+    pub constraints: Vec<Declared>,
+    /// From a Python lock: packages it takes from a path, git or a URL.
+    pub kept: Vec<String>,
     /// Every exact pin: the `==` requirements, or the lock's registry packages.
     pub pins: Vec<DeclaredPin>,
 }
@@ -82,16 +88,26 @@ impl BaselineFile {
                 path: path.to_owned(),
                 text: source.text.clone(),
                 requirements,
+                constraints: Vec::new(),
+                kept: Vec::new(),
                 pins: super::cargo_lock::parse(source)?,
             });
         }
-        if name == "pyproject.toml" {
+        let mut constraints = Vec::new();
+        let mut kept = Vec::new();
+        if let Some(kind) = super::lock::LockKind::of(path) {
+            let locked = super::lock::parse(kind, path, source, read, &[])?;
+            requirements = locked.requirements;
+            constraints = locked.constraints;
+            kept = locked.kept;
+        } else if name == "pyproject.toml" {
             parse_pyproject(source, &mut requirements)?;
         } else {
             parse_lines(source, &[PathBuf::from(name)], read, &mut requirements)?;
         }
         let pins = requirements
             .iter()
+            .chain(&constraints)
             .filter_map(|declared| {
                 Some(DeclaredPin {
                     package: declared.package(),
@@ -105,6 +121,8 @@ impl BaselineFile {
             path: path.to_owned(),
             text: source.text.clone(),
             requirements,
+            constraints,
+            kept,
             pins,
         })
     }
@@ -147,6 +165,15 @@ impl BaselineFile {
             .map(|declared| format!("{}\n", declared.requirement))
             .collect()
     }
+
+    /// A lock's other packages, one per line: what holds the baseline to
+    /// the lock exactly.
+    pub fn constraint_lines(&self) -> String {
+        self.constraints
+            .iter()
+            .map(|declared| format!("{}\n", declared.requirement))
+            .collect()
+    }
 }
 
 impl Declared {
@@ -178,7 +205,7 @@ pub struct DeclaredHashes(BTreeMap<(PackageName, Version), Vec<String>>);
 impl DeclaredHashes {
     /// Adds the hashes of every `==` pin of `file` that carries some.
     pub fn add(&mut self, file: &BaselineFile) {
-        for declared in &file.requirements {
+        for declared in file.requirements.iter().chain(&file.constraints) {
             if let (Some(version), false) = (declared.pinned_version(), declared.hashes.is_empty())
             {
                 self.0

@@ -5,5 +5,6 @@
 pub mod baseline;
 pub mod cargo_lock;
 pub mod config;
+pub mod lock;
 pub mod scenario;
 pub mod source;

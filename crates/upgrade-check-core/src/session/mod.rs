@@ -508,13 +508,21 @@ async fn plan_matrix(inputs: &mut Inputs, tools: &Tools, events: &Events) -> any
     let planned = plan::plan(&config.matrix, &config.service.profile, |package| {
         tools.builder.baseline().pinned_version(package)
     });
-    let plan = planned.map_err(|message| source::InputError {
+    let mut plan = planned.map_err(|message| source::InputError {
         path: config.path.clone(),
         line: config.matrix.strategy_line,
         column: 1,
         key: "matrix.strategy".to_owned(),
         message,
     })?;
+    plan.skipped.extend(
+        tools
+            .builder
+            .baseline()
+            .kept
+            .iter()
+            .map(|kept| format!("{kept} is installed as the lock has it, never pinned by a cell")),
+    );
     if config.matrix.strategy != config::Strategy::OneAtATime {
         events(&RunEvent::StrategyChose {
             strategy: format!("{:?}", config.matrix.strategy),

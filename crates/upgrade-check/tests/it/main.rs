@@ -25,6 +25,7 @@ mod index {
     mod faults;
     mod kill_during_write;
     mod load;
+    mod locks;
     mod matrix_intelligence;
     mod pr_mode;
     mod progress;

@@ -136,6 +136,21 @@ fn the_check_runs_on_pull_request_with_a_read_only_token() {
         runs.contains("--since") && runs.contains("--no-build"),
         "{runs}"
     );
+    // Pull requests that edit only a lock run the check too.
+    let filters: Vec<&str> = workflow["on"]["pull_request"]["paths"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    for lock in [
+        "**/uv.lock",
+        "**/poetry.lock",
+        "**/Pipfile.lock",
+        "**/Cargo.lock",
+    ] {
+        assert!(filters.contains(&lock), "{lock} in {filters:?}");
+    }
     // What the change answers is kept for the maintainer to accept on the branch.
     let steps = workflow["jobs"]["check"]["steps"].as_vec().unwrap();
     assert!(

@@ -1,0 +1,739 @@
+//! Python lockfiles as the baseline: `uv.lock`, `poetry.lock` and
+//! `Pipfile.lock`, each read beside the file that declares the project
+//! (`pyproject.toml`, `Pipfile`).
+//!
+//! A lock becomes the service's direct dependencies, pinned at the lock's
+//! versions with its digests (the requirements), and every other package the
+//! runtime needs, pinned the same way (the constraints: exact for the
+//! baseline, released for a cell so that they move only when a pin forces
+//! them). Packages the lock takes from a path, a git repository or a URL are
+//! kept as it has them and are never matrix pins.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::baseline::{Declared, ReadInclude};
+use super::source::{InputError, Source};
+use crate::model::package::PackageName;
+
+/// The lockfiles read, by file name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockKind {
+    Uv,
+    Poetry,
+    Pipenv,
+}
+
+impl LockKind {
+    pub fn of(path: &Path) -> Option<LockKind> {
+        match path.file_name()?.to_str()? {
+            "uv.lock" => Some(LockKind::Uv),
+            "poetry.lock" => Some(LockKind::Poetry),
+            "Pipfile.lock" => Some(LockKind::Pipenv),
+            _ => None,
+        }
+    }
+
+    /// The file beside the lock that declares the project.
+    fn manifest(self) -> &'static str {
+        match self {
+            LockKind::Uv | LockKind::Poetry => "pyproject.toml",
+            LockKind::Pipenv => "Pipfile",
+        }
+    }
+}
+
+/// What a lock pins for the service's runtime.
+#[derive(Debug, Clone, Default)]
+pub struct Locked {
+    /// The project's direct dependencies, `name==version` with digests.
+    pub requirements: Vec<Declared>,
+    /// Every other package the runtime needs, pinned the same way.
+    pub constraints: Vec<Declared>,
+    /// Packages taken from a path, git or a URL: kept, never pinned by a cell.
+    pub kept: Vec<String>,
+}
+
+/// One package as a lock pins it.
+struct Entry {
+    name: String,
+    version: String,
+    hashes: Vec<String>,
+    marker: Option<String>,
+    /// Where it came from when not a package index: `git+…`, a path, a URL.
+    elsewhere: Option<String>,
+    /// Byte offset of the package's entry, for lines in errors.
+    at: usize,
+}
+
+/// Reads the lock `source` at `path`; `read` fetches the manifest beside it
+/// (from disk, or from git at a ref); `groups` adds dependency groups or
+/// extras to the runtime set.
+pub fn parse(
+    kind: LockKind,
+    path: &Path,
+    source: &Source,
+    read: ReadInclude,
+    groups: &[String],
+) -> Result<Locked, InputError> {
+    let manifest = read(Path::new(kind.manifest())).map_err(|err| InputError {
+        message: format!(
+            "a {} is read with the {} beside it: {}",
+            file_name(path),
+            kind.manifest(),
+            err.message
+        ),
+        ..err
+    })?;
+    let (entries, direct) = match kind {
+        LockKind::Uv => uv(source, &manifest, groups)?,
+        LockKind::Poetry => poetry(source, &manifest, groups)?,
+        LockKind::Pipenv => pipenv(source, &manifest, groups)?,
+    };
+    let mut locked = Locked::default();
+    for entry in entries {
+        if let Some(elsewhere) = &entry.elsewhere {
+            locked.kept.push(format!("{} ({elsewhere})", entry.name));
+            continue;
+        }
+        let marker = entry
+            .marker
+            .as_deref()
+            .map(|marker| format!(" ; {marker}"))
+            .unwrap_or_default();
+        let text = format!("{}=={}{marker}", entry.name, entry.version);
+        let requirement = text.parse().map_err(|err| {
+            source.error_at(
+                Some(entry.at..entry.at),
+                &entry.name,
+                &format!("`{text}` is not a requirement: {err}"),
+            )
+        })?;
+        let declared = Declared {
+            requirement,
+            path: path.to_owned(),
+            line: source.line_of(entry.at),
+            hashes: entry.hashes,
+        };
+        let name = PackageName::python(&entry.name).map_err(|err| {
+            source.error_at(Some(entry.at..entry.at), &entry.name, &err.to_string())
+        })?;
+        if direct.contains(&name) {
+            locked.requirements.push(declared);
+        } else {
+            locked.constraints.push(declared);
+        }
+    }
+    Ok(locked)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Names a manifest declares, normalised.
+fn names<'a>(
+    source: &Source,
+    key: &str,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<BTreeSet<PackageName>, InputError> {
+    names
+        .into_iter()
+        .map(|name| {
+            // A PEP 508 string or a bare name: the name is what comes first.
+            let bare = name
+                .split(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
+                .next()
+                .unwrap_or(name);
+            PackageName::python(bare).map_err(|err| source.error_at(None, key, &err.to_string()))
+        })
+        .collect()
+}
+
+/// `uv.lock`: the project is the package whose source is `editable` or
+/// `virtual` at `.`; the runtime set is what its dependencies (and the asked
+/// groups) reach.
+fn uv(
+    source: &Source,
+    manifest: &Source,
+    groups: &[String],
+) -> Result<(Vec<Entry>, BTreeSet<PackageName>), InputError> {
+    #[derive(Deserialize)]
+    struct Lock {
+        #[serde(default)]
+        package: Vec<Package>,
+    }
+    #[derive(Deserialize)]
+    struct Package {
+        name: String,
+        version: Option<String>,
+        #[serde(default)]
+        source: BTreeMap<String, toml::Value>,
+        #[serde(default)]
+        dependencies: Vec<Dependency>,
+        #[serde(default, rename = "optional-dependencies")]
+        optional: BTreeMap<String, Vec<Dependency>>,
+        #[serde(default, rename = "dev-dependencies")]
+        dev: BTreeMap<String, Vec<Dependency>>,
+        #[serde(default)]
+        sdist: Option<Artifact>,
+        #[serde(default)]
+        wheels: Vec<Artifact>,
+    }
+    #[derive(Deserialize, Clone)]
+    struct Dependency {
+        name: String,
+        #[serde(default)]
+        marker: Option<String>,
+        #[serde(default)]
+        extra: Vec<String>,
+    }
+    #[derive(Deserialize)]
+    struct Artifact {
+        #[serde(default)]
+        hash: Option<String>,
+    }
+    let lock: Lock = source.parse()?;
+    let is_project = |package: &Package| {
+        ["editable", "virtual"].iter().any(|kind| {
+            package
+                .source
+                .get(*kind)
+                .and_then(toml::Value::as_str)
+                .is_some_and(|at| at == ".")
+        })
+    };
+    let Some(project) = lock.package.iter().find(|package| is_project(package)) else {
+        return Err(source.error_at(
+            None,
+            "package",
+            "no package of the lock is the project itself (source = { editable = \".\" } or { virtual = \".\" })",
+        ));
+    };
+    let locked = names(
+        source,
+        "package.dependencies",
+        project.dependencies.iter().map(|d| d.name.as_str()),
+    )?;
+    check_up_to_date(manifest, &project.name, &locked)?;
+    let mut wanted: Vec<Dependency> = project.dependencies.clone();
+    for group in groups {
+        let found = project
+            .optional
+            .get(group)
+            .or_else(|| project.dev.get(group))
+            .ok_or_else(|| {
+                source.error_at(
+                    None,
+                    "service.groups",
+                    &format!(
+                        "the lock has no group or extra `{group}` for {}",
+                        project.name
+                    ),
+                )
+            })?;
+        wanted.extend(found.iter().cloned());
+    }
+    let direct = names(
+        source,
+        "package.dependencies",
+        wanted.iter().map(|d| d.name.as_str()),
+    )?;
+    // Walk what the runtime reaches, with the marker of the edge that reached it.
+    let by_name: BTreeMap<&str, &Package> = lock
+        .package
+        .iter()
+        .map(|package| (package.name.as_str(), package))
+        .collect();
+    let mut reached: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut queue = wanted;
+    while let Some(dependency) = queue.pop() {
+        if reached.contains_key(&dependency.name) {
+            continue;
+        }
+        reached.insert(dependency.name.clone(), dependency.marker.clone());
+        if let Some(package) = by_name.get(dependency.name.as_str()) {
+            queue.extend(package.dependencies.iter().cloned());
+            for extra in &dependency.extra {
+                queue.extend(package.optional.get(extra).into_iter().flatten().cloned());
+            }
+        }
+    }
+    let mut entries = Vec::new();
+    for (name, marker) in reached {
+        let Some(package) = by_name.get(name.as_str()) else {
+            return Err(source.error_at(
+                None,
+                &name,
+                &format!(
+                    "{name} is required but not locked: the lock is out of date; run `uv lock`"
+                ),
+            ));
+        };
+        let at = entry_at(&source.text, &name);
+        let elsewhere = ["git", "path", "directory", "url", "editable"]
+            .iter()
+            .find_map(|kind| {
+                let place = package.source.get(*kind)?.as_str()?;
+                Some(format!("{kind} {place}"))
+            });
+        let version = package.version.clone().unwrap_or_default();
+        let hashes = package
+            .sdist
+            .iter()
+            .chain(&package.wheels)
+            .filter_map(|artifact| artifact.hash.clone())
+            .collect();
+        entries.push(Entry {
+            name,
+            version,
+            hashes,
+            marker,
+            elsewhere,
+            at,
+        });
+    }
+    Ok((entries, direct))
+}
+
+/// A lock that misses a dependency the manifest declares is out of date.
+fn check_up_to_date(
+    manifest: &Source,
+    project: &str,
+    locked: &BTreeSet<PackageName>,
+) -> Result<(), InputError> {
+    #[derive(Deserialize)]
+    struct Pyproject {
+        project: Option<Project>,
+    }
+    #[derive(Deserialize)]
+    struct Project {
+        #[serde(default)]
+        dependencies: Vec<toml::Spanned<String>>,
+    }
+    let pyproject: Pyproject = manifest.parse()?;
+    for dependency in pyproject
+        .project
+        .iter()
+        .flat_map(|project| &project.dependencies)
+    {
+        let declared = names(
+            manifest,
+            "project.dependencies",
+            [dependency.get_ref().as_str()],
+        )?;
+        if let Some(missing) = declared.iter().find(|name| !locked.contains(name)) {
+            return Err(manifest.error_at(
+                Some(dependency.span()),
+                "project.dependencies",
+                &format!(
+                    "{missing} is declared but {project}'s lock does not have it: the lock is out of date (as `uv lock --check` says); run `uv lock`"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `poetry.lock`: the packages of the `main` group (lock format 2.1's
+/// `groups`, or 1.x's `category`), and those of the asked groups; direct
+/// are the ones `pyproject.toml` declares.
+fn poetry(
+    source: &Source,
+    manifest: &Source,
+    groups: &[String],
+) -> Result<(Vec<Entry>, BTreeSet<PackageName>), InputError> {
+    #[derive(Deserialize)]
+    struct Lock {
+        #[serde(default)]
+        package: Vec<Package>,
+    }
+    #[derive(Deserialize)]
+    struct Package {
+        name: String,
+        version: String,
+        #[serde(default)]
+        optional: bool,
+        #[serde(default)]
+        groups: Option<Vec<String>>,
+        #[serde(default)]
+        category: Option<String>,
+        #[serde(default)]
+        markers: Option<toml::Value>,
+        #[serde(default)]
+        files: Vec<File>,
+        #[serde(default)]
+        source: Option<PackageSource>,
+    }
+    #[derive(Deserialize)]
+    struct File {
+        hash: String,
+    }
+    #[derive(Deserialize)]
+    struct PackageSource {
+        #[serde(rename = "type")]
+        kind: String,
+        url: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Pyproject {
+        project: Option<Project>,
+        tool: Option<Tool>,
+    }
+    #[derive(Deserialize)]
+    struct Project {
+        #[serde(default)]
+        dependencies: Vec<String>,
+    }
+    #[derive(Deserialize)]
+    struct Tool {
+        poetry: Option<Poetry>,
+    }
+    #[derive(Deserialize)]
+    struct Poetry {
+        #[serde(default)]
+        dependencies: BTreeMap<String, toml::Value>,
+    }
+    let lock: Lock = source.parse()?;
+    let pyproject: Pyproject = manifest.parse()?;
+    let mut declared: Vec<String> = pyproject
+        .project
+        .map(|project| project.dependencies)
+        .unwrap_or_default();
+    declared.extend(
+        pyproject
+            .tool
+            .and_then(|tool| tool.poetry)
+            .map(|poetry| {
+                poetry
+                    .dependencies
+                    .into_keys()
+                    .filter(|name| name != "python")
+            })
+            .into_iter()
+            .flatten(),
+    );
+    let direct = names(
+        manifest,
+        "project.dependencies",
+        declared.iter().map(String::as_str),
+    )?;
+    let wanted = |package: &Package| {
+        let in_group = |group: &str| group == "main" || groups.iter().any(|asked| asked == group);
+        match (&package.groups, &package.category) {
+            (Some(of), _) => of.iter().any(|group| in_group(group)),
+            (None, Some(category)) => in_group(category),
+            (None, None) => true,
+        }
+    };
+    let mut entries = Vec::new();
+    for package in lock
+        .package
+        .iter()
+        .filter(|package| wanted(package) && !package.optional)
+    {
+        let at = entry_at(&source.text, &package.name);
+        // Lock 2.1 keys markers by group; the main group's is the runtime's.
+        let marker = match &package.markers {
+            Some(toml::Value::String(marker)) => Some(marker.clone()),
+            Some(toml::Value::Table(by_group)) => by_group
+                .get("main")
+                .and_then(toml::Value::as_str)
+                .map(str::to_owned),
+            _ => None,
+        };
+        let elsewhere = package
+            .source
+            .as_ref()
+            .filter(|source| source.kind != "legacy")
+            .map(|source| format!("{} {}", source.kind, source.url.as_deref().unwrap_or("")));
+        entries.push(Entry {
+            name: package.name.clone(),
+            version: package.version.clone(),
+            hashes: package.files.iter().map(|file| file.hash.clone()).collect(),
+            marker,
+            elsewhere,
+            at,
+        });
+    }
+    for name in &direct {
+        if !entries
+            .iter()
+            .any(|entry| PackageName::python(&entry.name).is_ok_and(|locked| &locked == name))
+        {
+            return Err(manifest.error_at(
+                None,
+                "tool.poetry.dependencies",
+                &format!("{name} is declared but poetry.lock does not have it: the lock is out of date; run `poetry lock`"),
+            ));
+        }
+    }
+    Ok((entries, direct))
+}
+
+/// `Pipfile.lock`: the `default` section (and `develop` when the `dev` group
+/// is asked); direct are the `[packages]` the Pipfile declares.
+fn pipenv(
+    source: &Source,
+    manifest: &Source,
+    groups: &[String],
+) -> Result<(Vec<Entry>, BTreeSet<PackageName>), InputError> {
+    #[derive(Deserialize)]
+    struct Lock {
+        #[serde(default)]
+        default: BTreeMap<String, Package>,
+        #[serde(default)]
+        develop: BTreeMap<String, Package>,
+    }
+    #[derive(Deserialize)]
+    struct Package {
+        version: Option<String>,
+        #[serde(default)]
+        hashes: Vec<String>,
+        markers: Option<String>,
+        git: Option<String>,
+        path: Option<String>,
+        file: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Pipfile {
+        #[serde(default)]
+        packages: BTreeMap<String, toml::Value>,
+        #[serde(default, rename = "dev-packages")]
+        dev: BTreeMap<String, toml::Value>,
+    }
+    let lock: Lock = serde_json::from_str(&source.text).map_err(|err| {
+        let at = offset_of(&source.text, err.line(), err.column());
+        source.error_at(Some(at..at), "", &format!("not a Pipfile.lock: {err}"))
+    })?;
+    let pipfile: Pipfile = manifest.parse()?;
+    let dev = groups
+        .iter()
+        .any(|group| group == "dev" || group == "develop");
+    let mut declared: Vec<&str> = pipfile.packages.keys().map(String::as_str).collect();
+    if dev {
+        declared.extend(pipfile.dev.keys().map(String::as_str));
+    }
+    let direct = names(manifest, "packages", declared)?;
+    let mut sections = vec![&lock.default];
+    if dev {
+        sections.push(&lock.develop);
+    }
+    let mut entries = Vec::new();
+    for (name, package) in sections.into_iter().flatten() {
+        let at = source.text.find(&format!("\"{name}\": {{")).unwrap_or(0);
+        let elsewhere = [
+            ("git", &package.git),
+            ("path", &package.path),
+            ("file", &package.file),
+        ]
+        .into_iter()
+        .find_map(|(kind, place)| Some(format!("{kind} {}", place.as_ref()?)));
+        let version = match (&package.version, &elsewhere) {
+            (Some(version), _) => version.trim_start_matches("==").to_owned(),
+            (None, Some(_)) => String::new(),
+            (None, None) => {
+                return Err(source.error_at(
+                    Some(at..at),
+                    name,
+                    &format!("{name} has neither a version nor a source"),
+                ));
+            }
+        };
+        entries.push(Entry {
+            name: name.clone(),
+            version,
+            hashes: package.hashes.clone(),
+            marker: package.markers.clone(),
+            elsewhere,
+            at,
+        });
+    }
+    for name in &direct {
+        if !entries
+            .iter()
+            .any(|entry| PackageName::python(&entry.name).is_ok_and(|locked| &locked == name))
+        {
+            return Err(manifest.error_at(
+                None,
+                "packages",
+                &format!("{name} is declared but Pipfile.lock does not have it: the lock is out of date; run `pipenv lock`"),
+            ));
+        }
+    }
+    Ok((entries, direct))
+}
+
+/// Where a TOML lock's `[[package]]` entry for `name` starts (its name line).
+fn entry_at(text: &str, name: &str) -> usize {
+    let header = "[[package]]\n";
+    text.find(&format!("{header}name = \"{name}\""))
+        .map_or(0, |at| at + header.len())
+}
+
+/// The byte offset of a 1-based line and column.
+fn offset_of(text: &str, line: usize, column: usize) -> usize {
+    text.split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum::<usize>()
+        + column.saturating_sub(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn source(name: &str, text: &str) -> Source {
+        Source {
+            path: PathBuf::from(name),
+            text: text.to_owned(),
+        }
+    }
+
+    fn parse_with(name: &str, lock: &str, manifest: &str) -> Result<Locked, InputError> {
+        let kind = LockKind::of(Path::new(name)).unwrap();
+        let manifest = source(kind.manifest(), manifest);
+        let read = move |_: &Path| Ok(manifest.clone());
+        parse(kind, Path::new(name), &source(name, lock), &read, &[])
+    }
+
+    fn pinned(declared: &[Declared]) -> Vec<String> {
+        declared.iter().map(|d| d.requirement.to_string()).collect()
+    }
+
+    const UV_LOCK: &str = r#"version = 1
+requires-python = ">=3.9"
+
+[[package]]
+name = "app"
+version = "0.1.0"
+source = { virtual = "." }
+dependencies = [
+    { name = "bcrypt" },
+    { name = "colorama", marker = "sys_platform == 'win32'" },
+    { name = "tool" },
+]
+
+[[package]]
+name = "bcrypt"
+version = "3.2.0"
+source = { registry = "https://index.invalid/simple" }
+dependencies = [{ name = "cffi" }]
+sdist = { url = "https://index.invalid/bcrypt.tar.gz", hash = "sha256:aa" }
+wheels = [{ url = "https://index.invalid/bcrypt.whl", hash = "sha256:bb" }]
+
+[[package]]
+name = "cffi"
+version = "1.17.1"
+source = { registry = "https://index.invalid/simple" }
+
+[[package]]
+name = "colorama"
+version = "0.4.6"
+source = { registry = "https://index.invalid/simple" }
+
+[[package]]
+name = "tool"
+version = "1.0.0"
+source = { git = "https://git.invalid/tool?rev=abc" }
+"#;
+
+    #[test]
+    fn a_uv_lock_pins_direct_dependencies_and_holds_the_rest() {
+        let locked = parse_with(
+            "uv.lock",
+            UV_LOCK,
+            "[project]\nname = \"app\"\ndependencies = [\"bcrypt>=3\", \"colorama\", \"tool\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            pinned(&locked.requirements),
+            ["bcrypt==3.2.0", "colorama==0.4.6 ; sys_platform == 'win32'"]
+        );
+        assert_eq!(pinned(&locked.constraints), ["cffi==1.17.1"]);
+        assert_eq!(locked.requirements[0].hashes, ["sha256:aa", "sha256:bb"]);
+        assert_eq!(locked.requirements[0].line, 15, "the line of its entry");
+        assert_eq!(locked.kept, ["tool (git https://git.invalid/tool?rev=abc)"]);
+    }
+
+    #[test]
+    fn a_lock_that_misses_a_declared_dependency_is_out_of_date() {
+        let err = parse_with(
+            "uv.lock",
+            UV_LOCK,
+            "[project]\nname = \"app\"\ndependencies = [\"bcrypt\", \"requests\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.path, PathBuf::from("pyproject.toml"));
+        assert!(err.message.contains("requests is declared"), "{err}");
+    }
+
+    #[test]
+    fn a_pipfile_lock_reads_its_default_section_and_a_broken_one_names_its_line() {
+        let lock = r#"{
+    "_meta": {},
+    "default": {
+        "bcrypt": {"hashes": ["sha256:aa"], "markers": "python_version >= '3.6'", "version": "==3.2.0"},
+        "cffi": {"hashes": ["sha256:cc"], "version": "==1.17.1"},
+        "local": {"path": "./vendor/local"}
+    },
+    "develop": {"pytest": {"version": "==8.0.0"}}
+}"#;
+        let locked = parse_with(
+            "Pipfile.lock",
+            lock,
+            "[packages]\nbcrypt = \"*\"\nlocal = {path = \"./vendor/local\"}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            pinned(&locked.requirements),
+            ["bcrypt==3.2.0 ; python_full_version >= '3.6'"]
+        );
+        assert_eq!(pinned(&locked.constraints), ["cffi==1.17.1"]);
+        assert_eq!(locked.kept, ["local (path ./vendor/local)"]);
+        let err = parse_with(
+            "Pipfile.lock",
+            "{\n  \"default\": {\n    \"bcrypt\": \n",
+            "[packages]\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.path.to_str(), err.line),
+            (Some("Pipfile.lock"), 4),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_poetry_lock_takes_the_main_group() {
+        let lock = r#"[[package]]
+name = "bcrypt"
+version = "3.2.0"
+optional = false
+groups = ["main"]
+files = [{file = "bcrypt-3.2.0.tar.gz", hash = "sha256:aa"}]
+
+[[package]]
+name = "pytest"
+version = "8.0.0"
+optional = false
+groups = ["dev"]
+files = []
+"#;
+        let locked = parse_with(
+            "poetry.lock",
+            lock,
+            "[project]\nname = \"app\"\ndependencies = [\"bcrypt==3.2.0\"]\n",
+        )
+        .unwrap();
+        assert_eq!(pinned(&locked.requirements), ["bcrypt==3.2.0"]);
+        assert!(locked.constraints.is_empty(), "the dev group is left out");
+    }
+}

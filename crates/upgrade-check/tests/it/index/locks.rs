@@ -1,0 +1,270 @@
+//! Python lockfiles as the baseline, written by the real tools: the fixture
+//! service as a uv project (`uv lock`).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::common::{TestContext, cell_names, git, verdict};
+
+/// uv as the tests have it: `UPGRADE_CHECK_UV`, on PATH, or the copy the
+/// harness installed into the shared cache.
+fn uv() -> PathBuf {
+    if let Some(path) = std::env::var_os("UPGRADE_CHECK_UV") {
+        return PathBuf::from(path);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("uv"))
+            .find(|uv| uv.is_file())
+    });
+    on_path.unwrap_or_else(|| crate::common::shared_cache().join("tools/uv/bin/uv"))
+}
+
+/// The harness installs uv into the shared cache on its first run when none
+/// is on PATH: the tools below run with that uv.
+fn ensure_uv(ctx: &TestContext) {
+    if !uv().is_file() {
+        assert_eq!(ctx.run(&["plan"]).code, 0, "uv is installed");
+    }
+}
+
+/// The fixture service as a uv project: its direct dependencies in
+/// `pyproject.toml`, the rest held where requirements.txt has them by
+/// constraints, locked by `uv lock`; the config's baseline is `uv.lock`.
+fn uv_project(bcrypt: &str) -> TestContext {
+    let ctx = TestContext::new();
+    ensure_uv(&ctx);
+    std::fs::remove_file(ctx.path("fixtures/python-service/requirements.txt")).unwrap();
+    write_pyproject(&ctx, bcrypt);
+    lock(&ctx, &[]);
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("baseline = \"requirements.txt\"", "baseline = \"uv.lock\"")
+    });
+    ctx
+}
+
+fn write_pyproject(ctx: &TestContext, bcrypt: &str) {
+    std::fs::write(
+        ctx.path("fixtures/python-service/pyproject.toml"),
+        format!(
+            r#"[project]
+name = "auth-service"
+version = "0.1.0"
+requires-python = ">=3.9"
+dependencies = [
+    "Flask==2.2.5",
+    "Werkzeug==2.2.3",
+    "bcrypt=={bcrypt}",
+    "PyJWT==1.7.1",
+    "psycopg2-binary==2.9.10",
+]
+
+[tool.uv]
+package = false
+constraint-dependencies = [
+    "click==8.1.7",
+    "itsdangerous==2.1.2",
+    "Jinja2==3.1.4",
+    "MarkupSafe==2.1.5",
+    "cffi==1.17.1",
+    "pycparser==2.22",
+]
+"#
+        ),
+    )
+    .unwrap();
+}
+
+fn lock(ctx: &TestContext, args: &[&str]) {
+    let output = Command::new(uv())
+        .arg("lock")
+        .args(args)
+        .current_dir(ctx.path("fixtures/python-service"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "uv lock: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn a_uv_lock_is_the_baseline_and_bcrypt_5_is_caught() {
+    let ctx = uv_project("3.2.0");
+    ctx.set_matrix(r#"bcrypt = ["5.0.0"]"#);
+    let run = ctx.run(&["--no-bisect"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report = ctx.report();
+    assert_eq!(verdict(&report, "baseline", "long-password"), "pass");
+    assert_eq!(verdict(&report, "bcrypt 5.0.0", "long-password"), "changed");
+    assert_eq!(verdict(&report, "bcrypt 5.0.0", "login"), "pass");
+    // The lock's digests check every download.
+    assert_eq!(report["cells"][0]["environment"]["hash_checked"], true);
+    // Transitive packages stay at the lock's versions unless the pin moves them.
+    let changes = report["cells"][1]["changes"].to_string();
+    assert!(changes.contains("\"package\":\"bcrypt\""), "{changes}");
+    assert!(!changes.contains("\"package\":\"jinja2\""), "{changes}");
+}
+
+#[test]
+fn a_lock_bump_made_by_uv_is_split_and_attributed() {
+    let ctx = uv_project("3.2.0");
+    std::fs::write(ctx.path(".gitignore"), "/state/\n*.snap.new\n").unwrap();
+    git(&ctx, &["init", "--quiet"]);
+    git(&ctx, &["add", "."]);
+    git(&ctx, &["commit", "--quiet", "-m", "the service as it is"]);
+    // As Dependabot's uv ecosystem does: the requirement raised, the lock redone.
+    write_pyproject(&ctx, "5.0.0");
+    lock(&ctx, &["--upgrade-package", "bcrypt==5.0.0"]);
+    git(&ctx, &["commit", "--quiet", "-am", "bump bcrypt"]);
+    let run = ctx.run(&["--since", "HEAD~1", "--no-bisect"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("bcrypt 3.2.0 → 5.0.0"),
+        "{}",
+        run.stderr
+    );
+    let report = ctx.report();
+    let names = cell_names(&report);
+    assert!(names.contains(&"bcrypt 5.0.0"), "{names:?}");
+    assert_eq!(verdict(&report, "baseline", "long-password"), "pass");
+    assert_eq!(verdict(&report, "bcrypt 5.0.0", "long-password"), "changed");
+    assert!(
+        run.stdout.contains("bcrypt 5.0.0 breaks long-password"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_lock_out_of_date_with_its_pyproject_is_refused_naming_the_file() {
+    let ctx = uv_project("3.2.0");
+    ctx.edit("fixtures/python-service/pyproject.toml", |text| {
+        text.replace(
+            "\"psycopg2-binary==2.9.10\",",
+            "\"psycopg2-binary==2.9.10\",\n    \"requests==2.32.3\",",
+        )
+    });
+    let run = ctx.run(&["plan"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("pyproject.toml:")
+            && run.stderr.contains("requests is declared but")
+            && run.stderr.contains("run `uv lock`"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Runs a Python packaging tool at a pinned version from the package index,
+/// the way uv runs tools (installed once into uv's own cache).
+fn tool(ctx: &TestContext, from: &str, args: &[&str]) {
+    let output = Command::new(uv())
+        .args(["tool", "run", "--from", from])
+        .args(args)
+        .current_dir(ctx.path("fixtures/python-service"))
+        .env("PIPENV_IGNORE_VIRTUALENVS", "1")
+        .env("PIPENV_VENV_IN_PROJECT", "0")
+        .env("PIPENV_NOSPIN", "1")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{from} {args:?}: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The fixture service with `manifest` written beside its code and locked
+/// by `from`'s `lock`; the config's baseline is `lock_file`.
+fn locked_by(from: &str, manifest: (&str, &str), lock_file: &str) -> TestContext {
+    let ctx = TestContext::new();
+    ensure_uv(&ctx);
+    std::fs::remove_file(ctx.path("fixtures/python-service/requirements.txt")).unwrap();
+    std::fs::write(
+        ctx.path("fixtures/python-service").join(manifest.0),
+        manifest.1,
+    )
+    .unwrap();
+    tool(&ctx, from, &[from.split("==").next().unwrap(), "lock"]);
+    assert!(
+        ctx.path("fixtures/python-service")
+            .join(lock_file)
+            .is_file()
+    );
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace(
+            "baseline = \"requirements.txt\"",
+            &format!("baseline = \"{lock_file}\""),
+        )
+    });
+    ctx
+}
+
+/// A lock's runtime set holds the baseline; bcrypt 5.0.0 on top of it is caught.
+fn bcrypt_5_is_caught_on(ctx: &TestContext) {
+    ctx.set_matrix(r#"bcrypt = ["5.0.0"]"#);
+    let run = ctx.run(&["--no-bisect"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report = ctx.report();
+    assert_eq!(
+        verdict(&report, "baseline", "long-password"),
+        "pass",
+        "{}",
+        run.stdout
+    );
+    assert_eq!(verdict(&report, "bcrypt 5.0.0", "long-password"), "changed");
+    assert_eq!(verdict(&report, "bcrypt 5.0.0", "login"), "pass");
+    assert_eq!(report["cells"][0]["environment"]["hash_checked"], true);
+}
+
+#[test]
+fn a_poetry_lock_is_the_baseline_and_bcrypt_5_is_caught() {
+    let ctx = locked_by(
+        "poetry==2.1.3",
+        (
+            "pyproject.toml",
+            r#"[project]
+name = "auth-service"
+version = "0.1.0"
+requires-python = ">=3.9"
+dependencies = [
+    "Flask==2.2.5",
+    "Werkzeug==2.2.3",
+    "bcrypt==3.2.0",
+    "PyJWT==1.7.1",
+    "psycopg2-binary==2.9.10",
+]
+
+[tool.poetry]
+package-mode = false
+"#,
+        ),
+        "poetry.lock",
+    );
+    bcrypt_5_is_caught_on(&ctx);
+}
+
+#[test]
+fn a_pipfile_lock_is_the_baseline_and_bcrypt_5_is_caught() {
+    let ctx = locked_by(
+        "pipenv==2024.4.1",
+        (
+            "Pipfile",
+            r#"[packages]
+flask = "==2.2.5"
+werkzeug = "==2.2.3"
+bcrypt = "==3.2.0"
+pyjwt = "==1.7.1"
+psycopg2-binary = "==2.9.10"
+
+[requires]
+python_version = "3.11"
+"#,
+        ),
+        "Pipfile.lock",
+    );
+    bcrypt_5_is_caught_on(&ctx);
+}
