@@ -460,18 +460,13 @@ fn poetry(
             at,
         });
     }
-    for name in &direct {
-        if !entries
-            .iter()
-            .any(|entry| PackageName::python(&entry.name).is_ok_and(|locked| &locked == name))
-        {
-            return Err(manifest.error_at(
-                None,
-                "tool.poetry.dependencies",
-                &format!("{name} is declared but poetry.lock does not have it: the lock is out of date; run `poetry lock`"),
-            ));
-        }
-    }
+    all_locked(
+        manifest,
+        "tool.poetry.dependencies",
+        &direct,
+        &entries,
+        "poetry",
+    )?;
     Ok((entries, direct))
 }
 
@@ -553,19 +548,34 @@ fn pipenv(
             at,
         });
     }
-    for name in &direct {
-        if !entries
+    all_locked(manifest, "packages", &direct, &entries, "pipenv")?;
+    Ok((entries, direct))
+}
+
+/// Every dependency the manifest declares must be locked; one that is not
+/// means the lock is out of date, which `tool lock` mends.
+fn all_locked(
+    manifest: &Source,
+    key: &str,
+    declared: &BTreeSet<PackageName>,
+    entries: &[Entry],
+    tool: &str,
+) -> Result<(), InputError> {
+    for name in declared {
+        let locked = entries
             .iter()
-            .any(|entry| PackageName::python(&entry.name).is_ok_and(|locked| &locked == name))
-        {
+            .any(|entry| PackageName::python(&entry.name).is_ok_and(|locked| &locked == name));
+        if !locked {
             return Err(manifest.error_at(
                 None,
-                "packages",
-                &format!("{name} is declared but Pipfile.lock does not have it: the lock is out of date; run `pipenv lock`"),
+                key,
+                &format!(
+                    "{name} is declared but the lock does not have it: the lock is out of date; run `{tool} lock`"
+                ),
             ));
         }
     }
-    Ok((entries, direct))
+    Ok(())
 }
 
 /// Where a TOML lock's `[[package]]` entry for `name` starts (its name line).

@@ -147,6 +147,12 @@ fn check_file(path: &Path) -> anyhow::Result<()> {
 /// What the accepted snapshot at `path` holds, without its header; `None`
 /// when there is none.
 pub fn contents(path: &Path) -> anyhow::Result<Option<String>> {
+    Ok(read_text(path)?.map(|text| text.to_string()))
+}
+
+/// The text of the accepted snapshot at `path`, if there is one; a file
+/// that is not a regular text snapshot is an error.
+fn read_text(path: &Path) -> anyhow::Result<Option<TextSnapshotContents>> {
     if fs_err::symlink_metadata(path).is_err() {
         return Ok(None);
     }
@@ -157,7 +163,7 @@ pub fn contents(path: &Path) -> anyhow::Result<Option<String>> {
     let text = snapshot
         .as_text()
         .with_context(|| format!("{} is not a text snapshot", path.display()))?;
-    Ok(Some(text.to_string()))
+    Ok(Some(text.clone()))
 }
 
 /// Compares `contents` with the accepted snapshot at `path`, with the values
@@ -167,16 +173,9 @@ pub fn compare(
     contents: &str,
     noisy: &std::collections::BTreeSet<String>,
 ) -> anyhow::Result<Comparison> {
-    if fs_err::symlink_metadata(path).is_err() {
+    let Some(accepted) = read_text(path)? else {
         return Ok(Comparison::Missing);
-    }
-    check_file(path)?;
-    let accepted = insta::Snapshot::from_file(path)
-        .map_err(|err| anyhow::anyhow!("{err}"))
-        .with_context(|| format!("cannot read snapshot {}", path.display()))?;
-    let accepted = accepted
-        .as_text()
-        .with_context(|| format!("{} is not a text snapshot", path.display()))?;
+    };
     let current = TextSnapshotContents::new(noise::mask(contents, noisy), TextSnapshotKind::File);
     let accepted = if noisy.is_empty() {
         accepted.clone()
