@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+use std::io::IsTerminal as _;
+
 use clap::{Parser, Subcommand};
 use upgrade_check_core::follow_up::bisect::BisectRequest;
 use upgrade_check_core::session::{Action, Options};
@@ -25,7 +27,7 @@ impl ColorChoice {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
             ColorChoice::Auto => {
-                std::io::IsTerminal::is_terminal(&std::io::stdout())
+                std::io::stdout().is_terminal()
                     && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
             }
         }
