@@ -61,7 +61,8 @@ impl UvBuilder {
 
     /// Resolves a requirements file (or pyproject.toml) as it is, with nothing forced.
     pub fn resolve_file(&self, path: &Path) -> Result<Resolution, BuildError> {
-        let file = BaselineFile::load(path).map_err(anyhow::Error::from)?;
+        let file =
+            BaselineFile::load_with(path, &self.baseline.groups).map_err(anyhow::Error::from)?;
         self.resolve(
             &file.requirement_lines(),
             &file.constraint_lines(),

@@ -35,6 +35,8 @@ pub struct BaselineFile {
     pub constraints: Vec<Declared>,
     /// From a Python lock: packages it takes from a path, git or a URL.
     pub kept: Vec<String>,
+    /// The lock's groups or extras read besides the project's dependencies.
+    pub groups: Vec<String>,
     /// Every exact pin: the `==` requirements, or the lock's registry packages.
     pub pins: Vec<DeclaredPin>,
 }
@@ -68,9 +70,14 @@ pub type ReadInclude<'a> = &'a dyn Fn(&Path) -> Result<Source, InputError>;
 impl BaselineFile {
     /// Reads the file at `path` and the includes it names from disk.
     pub fn load(path: &Path) -> Result<BaselineFile, InputError> {
+        BaselineFile::load_with(path, &[])
+    }
+
+    /// The same, reading a lock's `groups` (dependency groups or extras) too.
+    pub fn load_with(path: &Path, groups: &[String]) -> Result<BaselineFile, InputError> {
         let folder = path.parent().unwrap_or(Path::new("."));
         let read = |relative: &Path| read_inside(folder, relative);
-        BaselineFile::parse(path, &Source::read(path)?, &read)
+        BaselineFile::parse_with(path, &Source::read(path)?, &read, groups)
     }
 
     /// Parses `source` as the file at `path`: `pyproject.toml` by its
@@ -81,6 +88,16 @@ impl BaselineFile {
         source: &Source,
         read: ReadInclude,
     ) -> Result<BaselineFile, InputError> {
+        BaselineFile::parse_with(path, source, read, &[])
+    }
+
+    /// [`BaselineFile::parse`], reading a lock's `groups` too.
+    pub fn parse_with(
+        path: &Path,
+        source: &Source,
+        read: ReadInclude,
+        groups: &[String],
+    ) -> Result<BaselineFile, InputError> {
         let mut requirements = Vec::new();
         let name = path.file_name().unwrap_or(path.as_os_str());
         if super::cargo_lock::is_lock(path) {
@@ -90,13 +107,14 @@ impl BaselineFile {
                 requirements,
                 constraints: Vec::new(),
                 kept: Vec::new(),
+                groups: Vec::new(),
                 pins: super::cargo_lock::parse(source)?,
             });
         }
         let mut constraints = Vec::new();
         let mut kept = Vec::new();
         if let Some(kind) = super::lock::LockKind::of(path) {
-            let locked = super::lock::parse(kind, path, source, read, &[])?;
+            let locked = super::lock::parse(kind, path, source, read, groups)?;
             requirements = locked.requirements;
             constraints = locked.constraints;
             kept = locked.kept;
@@ -123,6 +141,7 @@ impl BaselineFile {
             requirements,
             constraints,
             kept,
+            groups: groups.to_vec(),
             pins,
         })
     }

@@ -108,6 +108,9 @@ pub struct Service {
     /// Argv lists run in order before every start of the service (tables,
     /// migrations, seed data), with its environment and placeholders.
     pub setup: Vec<Vec<String>>,
+    /// With a Python lock as the baseline: dependency groups or extras the
+    /// runtime also needs, besides the project's dependencies.
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -318,6 +321,9 @@ struct RawService {
     /// Commands run before each start of the service, on its fresh database.
     #[serde(default)]
     setup: Vec<Spanned<Vec<Spanned<String>>>>,
+    /// A lock's groups or extras the runtime also needs.
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 /// Python unless the config says otherwise.
@@ -638,6 +644,7 @@ fn service(
         profile,
         pass_env,
         setup,
+        groups: raw.groups,
     })
 }
 

@@ -674,6 +674,30 @@ source = { git = "https://git.invalid/tool?rev=abc" }
     }
 
     #[test]
+    fn a_group_the_config_asks_for_joins_the_runtime_set_and_an_unknown_one_is_refused() {
+        let lock = UV_LOCK.replace(
+            "    { name = \"tool\" },\n]\n",
+            "    { name = \"tool\" },\n]\n\n[package.dev-dependencies]\ndev = [{ name = \"cffi\" }]\n",
+        );
+        let manifest = source("pyproject.toml", "[project]\nname = \"app\"\n");
+        let read = move |_: &Path| Ok(manifest.clone());
+        let with = |groups: &[String]| {
+            parse(
+                LockKind::Uv,
+                Path::new("uv.lock"),
+                &source("uv.lock", &lock),
+                &read,
+                groups,
+            )
+        };
+        let locked = with(&["dev".to_owned()]).unwrap();
+        assert!(pinned(&locked.requirements).contains(&"cffi==1.17.1".to_owned()));
+        let err = with(&["docs".to_owned()]).unwrap_err();
+        assert_eq!(err.key, "service.groups");
+        assert!(err.message.contains("no group or extra `docs`"), "{err}");
+    }
+
+    #[test]
     fn a_lock_that_misses_a_declared_dependency_is_out_of_date() {
         let err = parse_with(
             "uv.lock",

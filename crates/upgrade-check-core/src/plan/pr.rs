@@ -51,7 +51,11 @@ pub struct Before {
 }
 
 /// Reads the baseline file (and its includes) at `git_ref` and validates it.
-pub fn baseline_at(git_ref: &str, working: &Path) -> anyhow::Result<Result<Before, InputError>> {
+pub fn baseline_at(
+    git_ref: &str,
+    working: &Path,
+    groups: &[String],
+) -> anyhow::Result<Result<Before, InputError>> {
     check_ref(git_ref)?;
     let dir = working
         .parent()
@@ -104,8 +108,10 @@ pub fn baseline_at(git_ref: &str, working: &Path) -> anyhow::Result<Result<Befor
     let folder = in_repo.parent().unwrap_or(Path::new("")).to_owned();
     let read_include = |relative: &Path| show(&folder.join(relative));
     // Its path in the repository: the file name says how to read it.
-    Ok(BaselineFile::parse(&in_repo, &source, &read_include)
-        .map(|file| Before { file, name: spec }))
+    Ok(
+        BaselineFile::parse_with(&in_repo, &source, &read_include, groups)
+            .map(|file| Before { file, name: spec }),
+    )
 }
 
 /// The service's `Cargo.toml` files as they were at `git_ref`, where they

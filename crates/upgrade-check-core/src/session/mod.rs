@@ -332,13 +332,14 @@ struct Planned {
 /// builder for the service's ecosystem with its tools found.
 async fn find_tools(inputs: &Inputs, options: &Options, events: &Events) -> anyhow::Result<Tools> {
     let config = &inputs.config;
-    let working = BaselineFile::load(&config.service.baseline)?;
+    let working = BaselineFile::load_with(&config.service.baseline, &config.service.groups)?;
     let pin_files = prepare::pin_files(config, &working);
     // In pull-request mode the file as it was at the ref is the baseline and
     // the working file the change.
     let (baseline, change) = match &options.since {
         Some(git_ref) => {
-            let before = pr::baseline_at(git_ref, &config.service.baseline)??;
+            let before =
+                pr::baseline_at(git_ref, &config.service.baseline, &config.service.groups)??;
             (before.file, Some((working, before.name)))
         }
         None => (working, None),

@@ -268,3 +268,124 @@ python_version = "3.11"
     );
     bcrypt_5_is_caught_on(&ctx);
 }
+
+/// A repository whose first commit is `ctx` as it is.
+fn committed(ctx: &TestContext) {
+    std::fs::write(ctx.path(".gitignore"), "/state/\n*.snap.new\n").unwrap();
+    git(ctx, &["init", "--quiet"]);
+    git(ctx, &["add", "."]);
+    git(ctx, &["commit", "--quiet", "-m", "the service as it is"]);
+}
+
+#[test]
+fn a_grouped_bump_made_by_uv_is_split_into_each_package_and_the_whole_change() {
+    let ctx = uv_project("3.2.0");
+    committed(&ctx);
+    ctx.edit("fixtures/python-service/pyproject.toml", |text| {
+        text.replace("\"bcrypt==3.2.0\"", "\"bcrypt==5.0.0\"")
+            .replace("\"PyJWT==1.7.1\"", "\"PyJWT==2.8.0\"")
+    });
+    lock(&ctx, &[]);
+    git(&ctx, &["commit", "--quiet", "-am", "bump bcrypt and pyjwt"]);
+    let run = ctx.run(&["--since", "HEAD~1", "--no-bisect"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report = ctx.report();
+    let names = cell_names(&report);
+    let whole = names
+        .iter()
+        .find(|name| name.starts_with("whole change ("))
+        .unwrap_or_else(|| panic!("a whole-change cell: {names:?}"));
+    assert!(
+        names.contains(&"bcrypt 5.0.0") && names.contains(&"pyjwt 2.8.0"),
+        "{names:?}"
+    );
+    assert_eq!(verdict(&report, "bcrypt 5.0.0", "long-password"), "changed");
+    assert_eq!(verdict(&report, "pyjwt 2.8.0", "long-password"), "pass");
+    assert_eq!(verdict(&report, whole, "long-password"), "changed");
+}
+
+#[test]
+fn a_poetry_update_after_raising_the_constraint_is_split_and_attributed() {
+    let pyproject = |bcrypt: &str| {
+        format!(
+            r#"[project]
+name = "auth-service"
+version = "0.1.0"
+requires-python = ">=3.9"
+dependencies = [
+    "Flask==2.2.5",
+    "Werkzeug==2.2.3",
+    "bcrypt{bcrypt}",
+    "PyJWT==1.7.1",
+    "psycopg2-binary==2.9.10",
+]
+
+[tool.poetry]
+package-mode = false
+"#
+        )
+    };
+    let ctx = locked_by(
+        "poetry==2.1.3",
+        ("pyproject.toml", &pyproject("==3.2.0")),
+        "poetry.lock",
+    );
+    committed(&ctx);
+    // As a maintainer (or Dependabot) does: the constraint raised, then `poetry update bcrypt`.
+    std::fs::write(
+        ctx.path("fixtures/python-service/pyproject.toml"),
+        pyproject(">=5,<6"),
+    )
+    .unwrap();
+    tool(&ctx, "poetry==2.1.3", &["poetry", "update", "bcrypt"]);
+    git(&ctx, &["commit", "--quiet", "-am", "bump bcrypt"]);
+    let run = ctx.run(&["--since", "HEAD~1", "--no-bisect"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("bcrypt 3.2.0 → 5."), "{}", run.stderr);
+    assert!(
+        run.stdout.contains("breaks long-password"),
+        "{}",
+        run.stdout
+    );
+    let report = ctx.report();
+    assert_eq!(verdict(&report, "baseline", "long-password"), "pass");
+}
+
+#[test]
+fn a_pipenv_relock_after_raising_the_constraint_is_split_and_attributed() {
+    let pipfile = |bcrypt: &str| {
+        format!(
+            r#"[packages]
+flask = "==2.2.5"
+werkzeug = "==2.2.3"
+bcrypt = "{bcrypt}"
+pyjwt = "==1.7.1"
+psycopg2-binary = "==2.9.10"
+
+[requires]
+python_version = "3.11"
+"#
+        )
+    };
+    let ctx = locked_by(
+        "pipenv==2024.4.1",
+        ("Pipfile", &pipfile("==3.2.0")),
+        "Pipfile.lock",
+    );
+    committed(&ctx);
+    std::fs::write(
+        ctx.path("fixtures/python-service/Pipfile"),
+        pipfile(">=5,<6"),
+    )
+    .unwrap();
+    tool(&ctx, "pipenv==2024.4.1", &["pipenv", "lock"]);
+    git(&ctx, &["commit", "--quiet", "-am", "bump bcrypt"]);
+    let run = ctx.run(&["--since", "HEAD~1", "--no-bisect"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("bcrypt 3.2.0 → 5."), "{}", run.stderr);
+    assert!(
+        run.stdout.contains("breaks long-password"),
+        "{}",
+        run.stdout
+    );
+}
