@@ -55,6 +55,9 @@ pub struct RunContext {
     /// the ref; the baseline is judged against them, every other cell
     /// against the working tree's.
     pub base_snapshots: Option<PathBuf>,
+    /// Pull-request mode: the scenario runs whose snapshot the branch edits,
+    /// read once; only these can be `accepted`.
+    pub changed_snapshots: std::collections::BTreeSet<String>,
     /// Where the run tells what it does.
     pub events: Events,
     /// When the run started, for the report's duration.
@@ -760,11 +763,8 @@ async fn replay_in(
     };
     let noisy = ctx.noisy_fields(&run.key);
     let comparison = snapshot::compare(&accepted, &rendered, &noisy);
-    if let Some(base) = ctx
-        .base_snapshots
-        .as_deref()
-        .filter(|_| !cell.is_baseline())
-    {
+    let edited = !cell.is_baseline() && ctx.changed_snapshots.contains(&run.key);
+    if let Some(base) = ctx.base_snapshots.as_deref().filter(|_| edited) {
         let base = snapshot::accepted_path(base, &run.key);
         match (&comparison, snapshot::compare(&base, &rendered, &noisy)) {
             // As this change's snapshot says, where the base's says otherwise:

@@ -6,6 +6,7 @@
 mod accept;
 mod prepare;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -589,6 +590,10 @@ async fn start(
         }
         _ => None,
     };
+    let changed_snapshots = match &base_snapshots {
+        Some(base) => changed_snapshots(&config, &scenarios, base)?,
+        None => BTreeSet::new(),
+    };
     let jobs = options.jobs.unwrap_or_else(default_jobs).max(1);
     let run_secret = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
     redact::register(&redact::Secrets::new([("run", run_secret.as_str())]));
@@ -601,6 +606,7 @@ async fn start(
         results_digest,
         reuse_results: !options.no_cache,
         base_snapshots,
+        changed_snapshots,
         noise: Default::default(),
         scratch: scratch.path().to_owned(),
         config,
@@ -686,6 +692,27 @@ fn assemble(
     report
 }
 
+/// Pull-request mode: the scenario runs whose accepted snapshot the branch
+/// edits (both sides have one, and their contents differ).
+fn changed_snapshots(
+    config: &Config,
+    scenarios: &[scenario::Scenario],
+    base: &Path,
+) -> anyhow::Result<BTreeSet<String>> {
+    let mut changed = BTreeSet::new();
+    for run in run::scenario_runs(scenarios, &config.service.profile) {
+        let before = snapshot::contents(&snapshot::accepted_path(base, &run.key))?;
+        let after =
+            snapshot::contents(&snapshot::accepted_path(&config.replay.snapshots, &run.key))?;
+        if let (Some(before), Some(after)) = (before, after)
+            && before != after
+        {
+            changed.insert(run.key);
+        }
+    }
+    Ok(changed)
+}
+
 /// Pull-request mode: every snapshot the change edits must be what the whole
 /// change answers (what the branch runs once merged); each that is not is
 /// said, with what the change answers instead. Not in pull-request mode: none.
@@ -694,9 +721,6 @@ fn unexplained_snapshots(
     plan: &Plan,
     report: &Report,
 ) -> anyhow::Result<Vec<String>> {
-    let Some(base) = &ctx.base_snapshots else {
-        return Ok(Vec::new());
-    };
     let changes: Vec<&Cell> = plan
         .cells
         .iter()
@@ -711,16 +735,8 @@ fn unexplained_snapshots(
             .find(|cell| cell.from_file.is_some()),
     };
     let mut unexplained = Vec::new();
-    for key in &report.scenarios {
+    for key in &ctx.changed_snapshots {
         let working = snapshot::accepted_path(&ctx.config.replay.snapshots, key);
-        let before = snapshot::contents(&snapshot::accepted_path(base, key))?;
-        let after = snapshot::contents(&working)?;
-        let (Some(before), Some(after)) = (before, after) else {
-            continue;
-        };
-        if before == after {
-            continue;
-        }
         let file = run::relative(&working, ctx.config.base_dir());
         let Some(whole) = whole else {
             unexplained.push(format!(

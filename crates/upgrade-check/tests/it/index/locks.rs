@@ -220,28 +220,51 @@ fn bcrypt_5_is_caught_on(ctx: &TestContext) {
     assert_eq!(report["cells"][0]["environment"]["hash_checked"], true);
 }
 
-#[test]
-fn a_poetry_lock_is_the_baseline_and_bcrypt_5_is_caught() {
-    let ctx = locked_by(
-        "poetry==2.1.3",
-        (
-            "pyproject.toml",
-            r#"[project]
+/// The fixture as a Poetry project, bcrypt required as `bcrypt`.
+fn poetry_pyproject(bcrypt: &str) -> String {
+    format!(
+        r#"[project]
 name = "auth-service"
 version = "0.1.0"
 requires-python = ">=3.9"
 dependencies = [
     "Flask==2.2.5",
     "Werkzeug==2.2.3",
-    "bcrypt==3.2.0",
+    "bcrypt{bcrypt}",
     "PyJWT==1.7.1",
     "psycopg2-binary==2.9.10",
 ]
 
 [tool.poetry]
 package-mode = false
-"#,
-        ),
+"#
+    )
+}
+
+/// The fixture as a Pipenv project, bcrypt required as `bcrypt`.
+fn pipfile(bcrypt: &str) -> String {
+    format!(
+        r#"[packages]
+flask = "==2.2.5"
+werkzeug = "==2.2.3"
+bcrypt = "{bcrypt}"
+pyjwt = "==1.7.1"
+psycopg2-binary = "==2.9.10"
+
+[requires]
+python_version = "3.11"
+"#
+    )
+}
+
+const POETRY: &str = "poetry==2.1.3";
+const PIPENV: &str = "pipenv==2024.4.1";
+
+#[test]
+fn a_poetry_lock_is_the_baseline_and_bcrypt_5_is_caught() {
+    let ctx = locked_by(
+        POETRY,
+        ("pyproject.toml", &poetry_pyproject("==3.2.0")),
         "poetry.lock",
     );
     bcrypt_5_is_caught_on(&ctx);
@@ -249,23 +272,7 @@ package-mode = false
 
 #[test]
 fn a_pipfile_lock_is_the_baseline_and_bcrypt_5_is_caught() {
-    let ctx = locked_by(
-        "pipenv==2024.4.1",
-        (
-            "Pipfile",
-            r#"[packages]
-flask = "==2.2.5"
-werkzeug = "==2.2.3"
-bcrypt = "==3.2.0"
-pyjwt = "==1.7.1"
-psycopg2-binary = "==2.9.10"
-
-[requires]
-python_version = "3.11"
-"#,
-        ),
-        "Pipfile.lock",
-    );
+    let ctx = locked_by(PIPENV, ("Pipfile", &pipfile("==3.2.0")), "Pipfile.lock");
     bcrypt_5_is_caught_on(&ctx);
 }
 
@@ -304,41 +311,22 @@ fn a_grouped_bump_made_by_uv_is_split_into_each_package_and_the_whole_change() {
     assert_eq!(verdict(&report, whole, "long-password"), "changed");
 }
 
-#[test]
-fn a_poetry_update_after_raising_the_constraint_is_split_and_attributed() {
-    let pyproject = |bcrypt: &str| {
-        format!(
-            r#"[project]
-name = "auth-service"
-version = "0.1.0"
-requires-python = ">=3.9"
-dependencies = [
-    "Flask==2.2.5",
-    "Werkzeug==2.2.3",
-    "bcrypt{bcrypt}",
-    "PyJWT==1.7.1",
-    "psycopg2-binary==2.9.10",
-]
-
-[tool.poetry]
-package-mode = false
-"#
-        )
-    };
-    let ctx = locked_by(
-        "poetry==2.1.3",
-        ("pyproject.toml", &pyproject("==3.2.0")),
-        "poetry.lock",
-    );
-    committed(&ctx);
-    // As a maintainer (or Dependabot) does: the constraint raised, then `poetry update bcrypt`.
+/// As a maintainer (or Dependabot) does: bcrypt's constraint raised in
+/// `manifest`, the lock redone by the tool with `relock`, committed; the
+/// pull request's check attributes long-password's break to bcrypt.
+fn a_relock_is_split_and_attributed(
+    ctx: &TestContext,
+    manifest: (&str, &str),
+    relock: (&str, &[&str]),
+) {
+    committed(ctx);
     std::fs::write(
-        ctx.path("fixtures/python-service/pyproject.toml"),
-        pyproject(">=5,<6"),
+        ctx.path("fixtures/python-service").join(manifest.0),
+        manifest.1,
     )
     .unwrap();
-    tool(&ctx, "poetry==2.1.3", &["poetry", "update", "bcrypt"]);
-    git(&ctx, &["commit", "--quiet", "-am", "bump bcrypt"]);
+    tool(ctx, relock.0, relock.1);
+    git(ctx, &["commit", "--quiet", "-am", "bump bcrypt"]);
     let run = ctx.run(&["--since", "HEAD~1", "--no-bisect"]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("bcrypt 3.2.0 → 5."), "{}", run.stderr);
@@ -347,45 +335,29 @@ package-mode = false
         "{}",
         run.stdout
     );
-    let report = ctx.report();
-    assert_eq!(verdict(&report, "baseline", "long-password"), "pass");
+    assert_eq!(verdict(&ctx.report(), "baseline", "long-password"), "pass");
+}
+
+#[test]
+fn a_poetry_update_after_raising_the_constraint_is_split_and_attributed() {
+    let ctx = locked_by(
+        POETRY,
+        ("pyproject.toml", &poetry_pyproject("==3.2.0")),
+        "poetry.lock",
+    );
+    a_relock_is_split_and_attributed(
+        &ctx,
+        ("pyproject.toml", &poetry_pyproject(">=5,<6")),
+        (POETRY, &["poetry", "update", "bcrypt"]),
+    );
 }
 
 #[test]
 fn a_pipenv_relock_after_raising_the_constraint_is_split_and_attributed() {
-    let pipfile = |bcrypt: &str| {
-        format!(
-            r#"[packages]
-flask = "==2.2.5"
-werkzeug = "==2.2.3"
-bcrypt = "{bcrypt}"
-pyjwt = "==1.7.1"
-psycopg2-binary = "==2.9.10"
-
-[requires]
-python_version = "3.11"
-"#
-        )
-    };
-    let ctx = locked_by(
-        "pipenv==2024.4.1",
-        ("Pipfile", &pipfile("==3.2.0")),
-        "Pipfile.lock",
-    );
-    committed(&ctx);
-    std::fs::write(
-        ctx.path("fixtures/python-service/Pipfile"),
-        pipfile(">=5,<6"),
-    )
-    .unwrap();
-    tool(&ctx, "pipenv==2024.4.1", &["pipenv", "lock"]);
-    git(&ctx, &["commit", "--quiet", "-am", "bump bcrypt"]);
-    let run = ctx.run(&["--since", "HEAD~1", "--no-bisect"]);
-    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("bcrypt 3.2.0 → 5."), "{}", run.stderr);
-    assert!(
-        run.stdout.contains("breaks long-password"),
-        "{}",
-        run.stdout
+    let ctx = locked_by(PIPENV, ("Pipfile", &pipfile("==3.2.0")), "Pipfile.lock");
+    a_relock_is_split_and_attributed(
+        &ctx,
+        ("Pipfile", &pipfile(">=5,<6")),
+        (PIPENV, &["pipenv", "lock"]),
     );
 }
