@@ -77,6 +77,8 @@ fn the_bench_measures_every_row_and_writes_its_table() {
             "| warm run / (floor / jobs) (target ≤ 1.5) |",
             "| harness overhead per request (target < 1 ms) |",
             "| planning a 1,000-cell matrix (target < 1 s) |",
+            "| resolving on requirements.txt / on uv.lock: the baseline |",
+            "| resolving on requirements.txt / on uv.lock: per cell, 5 cells |",
         ],
     );
     assert!(!table.contains("tox"), "--no-peers leaves the peers out");

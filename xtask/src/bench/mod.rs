@@ -13,6 +13,8 @@
 //!   ([`peers`]), cold and warm, unless `--no-peers`.
 //! - A third harness run with nothing changed, which reuses every recorded
 //!   result: what a maintainer waits for on a second push.
+//! - Resolving the same cells on a uv lock and on the requirements file
+//!   ([`resolution`]): a lock must cost no more.
 //!
 //! It writes the table to `<state>/bench.md` and prints it.
 
@@ -23,11 +25,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use upgrade_check_core::input::config::{Candidates, Matrix, Strategy};
+use upgrade_check_core::model::cell::Pin;
 use upgrade_check_core::model::package::{PackageName, Version};
 use upgrade_check_core::report::Report;
 use upgrade_check_core::{exec::replay, input::scenario, judge::normalize, plan};
 
 mod peers;
+mod resolution;
 
 /// One whole run of the matrix, as the report tells it.
 struct Measured {
@@ -40,6 +44,8 @@ struct Measured {
     environments: Vec<String>,
     scenario_runs: usize,
     environments_built: usize,
+    /// Each upgrade cell's pins, in plan order.
+    pins: Vec<Vec<Pin>>,
 }
 
 pub fn run(config: &Path, state: &Path, jobs: usize, with_peers: bool) -> anyhow::Result<i32> {
@@ -54,6 +60,9 @@ pub fn run(config: &Path, state: &Path, jobs: usize, with_peers: bool) -> anyhow
     let warm = whole_run(config, &state.join("bench-warm"), cache.path(), jobs, true)?;
     eprintln!("bench: the default matrix, warm, nothing changed…");
     let unchanged = whole_run(config, &state.join("bench-warm"), cache.path(), jobs, false)?;
+    eprintln!("bench: resolving each cell on a uv lock and on requirements.txt…");
+    let loaded = upgrade_check_core::input::config::Config::load(config)?;
+    let resolving = resolution::compare(&loaded, &warm.pins, state)?;
     eprintln!("bench: harness cost per request…");
     let (bare, harness, requests) = per_request()?;
     eprintln!("bench: planning 1,000 cells…");
@@ -75,14 +84,14 @@ pub fn run(config: &Path, state: &Path, jobs: usize, with_peers: bool) -> anyhow
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let config = upgrade_check_core::input::config::Config::load(config)?;
+        let config = &loaded;
         let scenarios = scenario::load_dir(&config.replay.scenarios)?;
         let python = upgrade_check_core::env::python::find(config.service.python.as_deref())?;
         let dir = tempfile::Builder::new()
             .prefix("bench-peers-")
             .tempdir_in(state)
             .context("a folder for the peers")?;
-        peers::measure(&config, &scenarios, &cells, &python.path, dir.path(), jobs)?
+        peers::measure(config, &scenarios, &cells, &python.path, dir.path(), jobs)?
     } else {
         Vec::new()
     };
@@ -136,6 +145,19 @@ pub fn run(config: &Path, state: &Path, jobs: usize, with_peers: bool) -> anyhow
         table,
         "| warm run / (floor / jobs) (target ≤ 1.5) | {:.2} |",
         secs(warm.wall) / secs(floor_per_job).max(f64::EPSILON)
+    );
+    let _ = writeln!(
+        table,
+        "| resolving on requirements.txt / on uv.lock: the baseline | {:.0} ms / {:.0} ms |",
+        ms(resolving.requirements.baseline),
+        ms(resolving.lock.baseline)
+    );
+    let _ = writeln!(
+        table,
+        "| resolving on requirements.txt / on uv.lock: per cell, {} cells | {:.0} ms / {:.0} ms |",
+        resolving.cells,
+        ms(resolving.requirements.per_cell),
+        ms(resolving.lock.per_cell)
     );
     for peer in &peers {
         let _ = writeln!(
@@ -251,6 +273,23 @@ fn whole_run(
             .filter_map(|cell| cell.environment.as_ref())
             .filter(|environment| !environment.build_reused)
             .count(),
+        pins: report
+            .cells
+            .iter()
+            .filter(|cell| !cell.baseline)
+            .map(|cell| cell.pins.iter().map(|pin| parse_pin(pin)).collect())
+            .collect::<anyhow::Result<_>>()?,
+    })
+}
+
+/// `package==version`, as the report lists a cell's pins.
+fn parse_pin(text: &str) -> anyhow::Result<Pin> {
+    let (package, version) = text
+        .split_once("==")
+        .with_context(|| format!("`{text}` is not a pin"))?;
+    Ok(Pin {
+        package: PackageName::python(package).map_err(anyhow::Error::msg)?,
+        version: Version::python(version).map_err(anyhow::Error::msg)?,
     })
 }
 

@@ -110,6 +110,15 @@ impl Builder {
         }
     }
 
+    /// Whether the index offers every version the baseline file pins (a
+    /// cargo service's lock is checked by cargo as it builds).
+    pub fn check_baseline_offered(&self) -> Result<(), BuildError> {
+        match self {
+            Builder::Python(builder) => builder.check_baseline_offered(),
+            Builder::Cargo(_) => Ok(()),
+        }
+    }
+
     /// The environment for `set`, built once and shared by every cell that needs it.
     pub fn materialise(&self, set: &ResolvedSet) -> Result<Environment, BuildError> {
         match self {
@@ -221,7 +230,7 @@ fn os_args(args: &[&str]) -> Vec<OsString> {
 }
 
 /// Hex SHA-256 of the parts, each length-prefixed so that no two lists collide.
-fn hash(parts: &[&str]) -> String {
+pub(crate) fn hash(parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update((part.len() as u64).to_le_bytes());

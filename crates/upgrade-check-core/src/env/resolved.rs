@@ -15,6 +15,10 @@ use crate::model::package::{PackageName, Version};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedSet {
     pub packages: BTreeMap<PackageName, Resolved>,
+    /// Packages installed from where the service's lock takes them (a path,
+    /// a git repository, a URL), as `name @ url`: kept as they are, never
+    /// compared by version and never pinned by a cell.
+    pub direct: BTreeMap<PackageName, String>,
     /// What a cargo set is built from besides the service's own files.
     pub cargo: Option<CargoInputs>,
 }
@@ -76,6 +80,7 @@ impl ResolvedSet {
     /// `--hash` options and `# via` annotations (on the line or below it).
     pub fn parse(text: &str) -> anyhow::Result<ResolvedSet> {
         let mut packages: BTreeMap<PackageName, Resolved> = BTreeMap::new();
+        let mut direct = BTreeMap::new();
         let mut last: Option<PackageName> = None;
         let mut via_below = false;
         for line in text.replace("\\\n", " ").lines() {
@@ -107,6 +112,12 @@ impl ResolvedSet {
                 Some(index) => (&requirement[..index], &requirement[index..]),
                 None => (requirement, ""),
             };
+            if let Some((name, url)) = requirement.split_once(" @ ") {
+                let name = PackageName::python(name.trim()).map_err(anyhow::Error::msg)?;
+                direct.insert(name.clone(), format!("{name} @ {}", url.trim()));
+                last = None;
+                continue;
+            }
             let (name, version) = requirement
                 .split_once("==")
                 .ok_or_else(|| anyhow::anyhow!("unexpected line in resolver output: `{line}`"))?;
@@ -129,6 +140,7 @@ impl ResolvedSet {
         }
         Ok(ResolvedSet {
             packages,
+            direct,
             cargo: None,
         })
     }
@@ -161,6 +173,7 @@ impl ResolvedSet {
             .collect();
         ResolvedSet {
             packages,
+            direct: BTreeMap::new(),
             cargo: Some(inputs),
         }
     }
@@ -175,7 +188,8 @@ impl ResolvedSet {
         }
     }
 
-    /// Every package carries digests: install with hash checking.
+    /// Every package from the index carries digests: install with hash
+    /// checking (a lock's path, git and URL packages have none to check).
     pub fn is_hash_checked(&self) -> bool {
         !self.packages.is_empty()
             && self
@@ -207,6 +221,9 @@ impl ResolvedSet {
                 let _ = write!(text, " \\\n    --hash={hash}");
             }
             text.push('\n');
+        }
+        for requirement in self.direct.values() {
+            let _ = writeln!(text, "{requirement}");
         }
         if let Some(inputs) = &self.cargo {
             text.push_str(&inputs.manifests_text());
@@ -322,5 +339,22 @@ werkzeug==2.2.3           # via flask, -r requirements.txt
         declared.add(&super::super::BaselineFile::load(&file).unwrap());
         set.use_declared_hashes(&declared);
         assert_eq!(set.packages[&name("bcrypt")].hashes, [a]);
+    }
+
+    #[test]
+    fn a_direct_reference_is_kept_apart_from_the_versions_and_installed_as_it_is() {
+        let text = "greeting @ file:///repo/libs/greeting  # via -r requirements.in\n\
+                    six==1.16.0               # via greeting\n";
+        let set = ResolvedSet::parse(text).unwrap();
+        assert_eq!(
+            set.direct[&name("greeting")],
+            "greeting @ file:///repo/libs/greeting"
+        );
+        assert!(!set.packages.contains_key(&name("greeting")));
+        assert!(set.is_transitive(&name("six")));
+        assert_eq!(
+            set.to_requirements(),
+            "six==1.16.0\ngreeting @ file:///repo/libs/greeting\n"
+        );
     }
 }

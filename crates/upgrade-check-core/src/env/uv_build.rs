@@ -73,9 +73,36 @@ impl UvBuilder {
     /// Whether the index offers `pin` for installing here: `Err` with uv's
     /// answer when it has no such version, or when the version is yanked.
     pub fn check_exists(&self, pin: &Pin) -> Result<(), BuildError> {
+        self.check_offered(
+            &format!("{}=={}\n", pin.package, pin.version),
+            &pin.to_string(),
+        )
+    }
+
+    /// Whether the index offers every version the baseline file pins, in
+    /// one look-up: `Err` with uv's answer naming the first version it has
+    /// no such release of, or each one it has yanked.
+    pub fn check_baseline_offered(&self) -> Result<(), BuildError> {
+        let baseline = &self.baseline;
+        let pinned: String = baseline
+            .requirements
+            .iter()
+            .chain(&baseline.constraints)
+            .filter(|declared| declared.pinned_version().is_some())
+            .map(|declared| format!("{}\n", declared.requirement))
+            .collect();
+        if pinned.is_empty() {
+            return Ok(());
+        }
+        self.check_offered(&pinned, "the baseline's pins")
+    }
+
+    /// Looks `requirements` (exact pins, one per line) up without their
+    /// dependencies.
+    fn check_offered(&self, requirements: &str, what: &str) -> Result<(), BuildError> {
         let scratch = state::temp_dir()?;
-        let input = scratch.path().join("pin.in");
-        fs_err::write(&input, format!("{}=={}\n", pin.package, pin.version))?;
+        let input = scratch.path().join("pins.in");
+        fs_err::write(&input, requirements)?;
         // Not --quiet: uv says "is yanked" as a warning on a successful resolution.
         let mut args = os_args(&["pip", "compile", "--no-deps", "--no-header", "--python"]);
         args.push(self.python.path.clone().into());
@@ -91,7 +118,7 @@ impl UvBuilder {
         let output =
             process::run_captured(self.uv.command(args), self.timeout)?.with_context(|| {
                 format!(
-                    "looking {pin} up did not finish within {}",
+                    "looking {what} up did not finish within {}",
                     humantime::format_duration(self.timeout)
                 )
             })?;
@@ -99,11 +126,15 @@ impl UvBuilder {
         if !output.status.success() {
             return Err(BuildError::Refused(stderr.trim().to_owned()).offline_aware(self.offline));
         }
-        match stderr.lines().find(|line| line.contains("is yanked")) {
-            Some(warning) => Err(BuildError::Refused(
-                warning.trim_start_matches("warning: ").to_owned(),
-            )),
-            None => Ok(()),
+        let yanked: Vec<&str> = stderr
+            .lines()
+            .filter(|line| line.contains("is yanked"))
+            .map(|line| line.trim_start_matches("warning: "))
+            .collect();
+        if yanked.is_empty() {
+            Ok(())
+        } else {
+            Err(BuildError::Refused(yanked.join("\n")))
         }
     }
 
@@ -264,6 +295,7 @@ impl UvBuilder {
             &self.python.path.to_string_lossy(),
             &self.python.version,
             &requirements,
+            &local_sources_digest(set)?,
         ]);
         let id = key[..16].to_owned();
         let envs = self.dirs.envs_dir();
@@ -314,8 +346,12 @@ impl UvBuilder {
         if self.no_build {
             sync_args.push("--no-build".into());
         }
-        if hash_checked {
+        // A lock's path, git and URL packages have no digests to require:
+        // then every digest there is is still verified.
+        if hash_checked && set.direct.is_empty() {
             sync_args.push("--require-hashes".into());
+        } else if hash_checked {
+            sync_args.push("--verify-hashes".into());
         }
         sync_args.push("--python".into());
         sync_args.extend([python.clone().into(), requirements_path.into()]);
@@ -362,4 +398,24 @@ fn built_from_source(venv: &Path) -> anyhow::Result<Vec<String>> {
     }
     built.sort();
     Ok(built)
+}
+
+/// A digest of the files of each local folder or file the set installs
+/// from (a lock's path packages): an edit there makes a new environment
+/// instead of reusing one built from the old files.
+fn local_sources_digest(set: &ResolvedSet) -> anyhow::Result<String> {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    for requirement in set.direct.values() {
+        if let Some((_, place)) = requirement.split_once(" @ file://") {
+            let place = Path::new(place);
+            hasher.update(place.as_os_str().as_encoded_bytes());
+            if place.is_file() {
+                hasher.update(fs_err::read(place)?);
+            } else {
+                state::hash_tree(place, &mut hasher, |_| true)?;
+            }
+        }
+    }
+    Ok(hex::encode(hasher.finalize()))
 }

@@ -202,7 +202,8 @@ impl Declared {
             .expect("a PEP 508 name is a valid PEP 503 name")
     }
 
-    fn pinned_version(&self) -> Option<Version> {
+    /// The version an `==` requirement pins; `None` for any other.
+    pub fn pinned_version(&self) -> Option<Version> {
         let Some(VersionOrUrl::VersionSpecifier(specifiers)) = &self.requirement.version_or_url
         else {
             return None;

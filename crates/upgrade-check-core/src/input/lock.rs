@@ -62,10 +62,72 @@ struct Entry {
     version: String,
     hashes: Vec<String>,
     marker: Option<String>,
-    /// Where it came from when not a package index: `git+…`, a path, a URL.
-    elsewhere: Option<String>,
+    /// Where it comes from when not a package index.
+    origin: Option<Origin>,
     /// Byte offset of the package's entry, for lines in errors.
     at: usize,
+}
+
+/// Where a lock takes a package from when not from a package index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Origin {
+    /// A git repository at the commit the lock resolved.
+    Git {
+        repository: String,
+        commit: Option<String>,
+    },
+    /// A folder or file, relative to the lock's folder (or absolute).
+    Path(String),
+    /// An archive's URL.
+    Url(String),
+}
+
+impl Origin {
+    /// The PEP 508 direct reference that installs it as the lock has it.
+    fn requirement(&self, name: &str, folder: &Path) -> String {
+        match self {
+            Origin::Git { repository, commit } => {
+                let repository = repository.trim_start_matches("git+");
+                match commit {
+                    Some(commit) => format!("{name} @ git+{repository}@{commit}"),
+                    None => format!("{name} @ git+{repository}"),
+                }
+            }
+            Origin::Path(place) => {
+                let path =
+                    std::path::absolute(folder.join(place)).unwrap_or_else(|_| folder.join(place));
+                format!("{name} @ file://{}", path.display())
+            }
+            Origin::Url(url) => format!("{name} @ {url}"),
+        }
+    }
+
+    /// uv.lock's `git = "https://host/repo?rev=main#<commit>"`.
+    fn uv_git(place: &str) -> Origin {
+        let (before, commit) = match place.split_once('#') {
+            Some((before, commit)) => (before, Some(commit.to_owned())),
+            None => (place, None),
+        };
+        let repository = before.split_once('?').map_or(before, |(base, _)| base);
+        Origin::Git {
+            repository: repository.to_owned(),
+            commit,
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Git {
+                repository,
+                commit: Some(commit),
+            } => write!(f, "git {repository} at {commit}"),
+            Origin::Git { repository, .. } => write!(f, "git {repository}"),
+            Origin::Path(place) => write!(f, "path {place}"),
+            Origin::Url(url) => write!(f, "url {url}"),
+        }
+    }
 }
 
 /// Reads the lock `source` at `path`; `read` fetches the manifest beside it
@@ -93,17 +155,22 @@ pub fn parse(
         LockKind::Pipenv => pipenv(source, &manifest, groups)?,
     };
     let mut locked = Locked::default();
+    let folder = path.parent().unwrap_or(Path::new(""));
     for entry in entries {
-        if let Some(elsewhere) = &entry.elsewhere {
-            locked.kept.push(format!("{} ({elsewhere})", entry.name));
-            continue;
-        }
         let marker = entry
             .marker
             .as_deref()
             .map(|marker| format!(" ; {marker}"))
             .unwrap_or_default();
-        let text = format!("{}=={}{marker}", entry.name, entry.version);
+        // Kept as the lock has it: installed from there, a root of every
+        // resolution (so that what it needs is installed), never a pin.
+        if let Some(origin) = &entry.origin {
+            locked.kept.push(format!("{} ({origin})", entry.name));
+        }
+        let text = match &entry.origin {
+            Some(origin) => format!("{}{marker}", origin.requirement(&entry.name, folder)),
+            None => format!("{}=={}{marker}", entry.name, entry.version),
+        };
         let requirement = text.parse().map_err(|err| {
             source.error_at(
                 Some(entry.at..entry.at),
@@ -120,7 +187,7 @@ pub fn parse(
         let name = PackageName::python(&entry.name).map_err(|err| {
             source.error_at(Some(entry.at..entry.at), &entry.name, &err.to_string())
         })?;
-        if direct.contains(&name) {
+        if direct.contains(&name) || entry.origin.is_some() {
             locked.requirements.push(declared);
         } else {
             locked.constraints.push(declared);
@@ -275,11 +342,15 @@ fn uv(
             ));
         };
         let at = entry_at(&source.text, &name);
-        let elsewhere = ["git", "path", "directory", "url", "editable"]
+        let origin = ["git", "path", "directory", "editable", "url"]
             .iter()
             .find_map(|kind| {
                 let place = package.source.get(*kind)?.as_str()?;
-                Some(format!("{kind} {place}"))
+                Some(match *kind {
+                    "git" => Origin::uv_git(place),
+                    "url" => Origin::Url(place.to_owned()),
+                    _ => Origin::Path(place.to_owned()),
+                })
             });
         let version = package.version.clone().unwrap_or_default();
         let hashes = package
@@ -293,7 +364,7 @@ fn uv(
             version,
             hashes,
             marker,
-            elsewhere,
+            origin,
             at,
         });
     }
@@ -378,6 +449,7 @@ fn poetry(
         #[serde(rename = "type")]
         kind: String,
         url: Option<String>,
+        resolved_reference: Option<String>,
     }
     #[derive(Deserialize)]
     struct Pyproject {
@@ -446,17 +518,28 @@ fn poetry(
                 .map(str::to_owned),
             _ => None,
         };
-        let elsewhere = package
+        // `legacy` is a package index (a private one): not elsewhere.
+        let origin = package
             .source
             .as_ref()
             .filter(|source| source.kind != "legacy")
-            .map(|source| format!("{} {}", source.kind, source.url.as_deref().unwrap_or("")));
+            .map(|source| {
+                let url = source.url.clone().unwrap_or_default();
+                match source.kind.as_str() {
+                    "git" => Origin::Git {
+                        repository: url,
+                        commit: source.resolved_reference.clone(),
+                    },
+                    "url" => Origin::Url(url),
+                    _ => Origin::Path(url),
+                }
+            });
         entries.push(Entry {
             name: package.name.clone(),
             version: package.version.clone(),
             hashes: package.files.iter().map(|file| file.hash.clone()).collect(),
             marker,
-            elsewhere,
+            origin,
             at,
         });
     }
@@ -491,6 +574,8 @@ fn pipenv(
         hashes: Vec<String>,
         markers: Option<String>,
         git: Option<String>,
+        #[serde(rename = "ref")]
+        reference: Option<String>,
         path: Option<String>,
         file: Option<String>,
     }
@@ -521,14 +606,16 @@ fn pipenv(
     let mut entries = Vec::new();
     for (name, package) in sections.into_iter().flatten() {
         let at = source.text.find(&format!("\"{name}\": {{")).unwrap_or(0);
-        let elsewhere = [
-            ("git", &package.git),
-            ("path", &package.path),
-            ("file", &package.file),
-        ]
-        .into_iter()
-        .find_map(|(kind, place)| Some(format!("{kind} {}", place.as_ref()?)));
-        let version = match (&package.version, &elsewhere) {
+        let origin = match (&package.git, &package.path, &package.file) {
+            (Some(repository), _, _) => Some(Origin::Git {
+                repository: repository.clone(),
+                commit: package.reference.clone(),
+            }),
+            (None, Some(place), _) => Some(Origin::Path(place.clone())),
+            (None, None, Some(url)) => Some(Origin::Url(url.clone())),
+            (None, None, None) => None,
+        };
+        let version = match (&package.version, &origin) {
             (Some(version), _) => version.trim_start_matches("==").to_owned(),
             (None, Some(_)) => String::new(),
             (None, None) => {
@@ -544,7 +631,7 @@ fn pipenv(
             version,
             hashes: package.hashes.clone(),
             marker: package.markers.clone(),
-            elsewhere,
+            origin,
             at,
         });
     }
@@ -652,7 +739,7 @@ source = { registry = "https://index.invalid/simple" }
 [[package]]
 name = "tool"
 version = "1.0.0"
-source = { git = "https://git.invalid/tool?rev=abc" }
+source = { git = "https://git.invalid/tool?rev=main#0123abc" }
 "#;
 
     #[test]
@@ -663,14 +750,22 @@ source = { git = "https://git.invalid/tool?rev=abc" }
             "[project]\nname = \"app\"\ndependencies = [\"bcrypt>=3\", \"colorama\", \"tool\"]\n",
         )
         .unwrap();
+        // The git package is installed from the commit the lock resolved.
         assert_eq!(
             pinned(&locked.requirements),
-            ["bcrypt==3.2.0", "colorama==0.4.6 ; sys_platform == 'win32'"]
+            [
+                "bcrypt==3.2.0",
+                "colorama==0.4.6 ; sys_platform == 'win32'",
+                "tool @ git+https://git.invalid/tool@0123abc"
+            ]
         );
         assert_eq!(pinned(&locked.constraints), ["cffi==1.17.1"]);
         assert_eq!(locked.requirements[0].hashes, ["sha256:aa", "sha256:bb"]);
         assert_eq!(locked.requirements[0].line, 15, "the line of its entry");
-        assert_eq!(locked.kept, ["tool (git https://git.invalid/tool?rev=abc)"]);
+        assert_eq!(
+            locked.kept,
+            ["tool (git https://git.invalid/tool at 0123abc)"]
+        );
     }
 
     #[test]
@@ -726,9 +821,16 @@ source = { git = "https://git.invalid/tool?rev=abc" }
             "[packages]\nbcrypt = \"*\"\nlocal = {path = \"./vendor/local\"}\n",
         )
         .unwrap();
+        let requirements = pinned(&locked.requirements);
         assert_eq!(
-            pinned(&locked.requirements),
-            ["bcrypt==3.2.0 ; python_full_version >= '3.6'"]
+            requirements[0],
+            "bcrypt==3.2.0 ; python_full_version >= '3.6'"
+        );
+        // The path package is installed from the folder, beside the lock.
+        let here = std::path::absolute("vendor/local").unwrap();
+        assert_eq!(
+            requirements[1],
+            format!("local @ file://{}", here.display())
         );
         assert_eq!(pinned(&locked.constraints), ["cffi==1.17.1"]);
         assert_eq!(locked.kept, ["local (path ./vendor/local)"]);
@@ -760,14 +862,37 @@ version = "8.0.0"
 optional = false
 groups = ["dev"]
 files = []
+
+[[package]]
+name = "tool"
+version = "1.0.0"
+optional = false
+groups = ["main"]
+files = []
+
+[package.source]
+type = "git"
+url = "https://git.invalid/tool.git"
+reference = "main"
+resolved_reference = "0123abc"
 "#;
         let locked = parse_with(
             "poetry.lock",
             lock,
-            "[project]\nname = \"app\"\ndependencies = [\"bcrypt==3.2.0\"]\n",
+            "[project]\nname = \"app\"\ndependencies = [\"bcrypt==3.2.0\", \"tool\"]\n",
         )
         .unwrap();
-        assert_eq!(pinned(&locked.requirements), ["bcrypt==3.2.0"]);
+        assert_eq!(
+            pinned(&locked.requirements),
+            [
+                "bcrypt==3.2.0",
+                "tool @ git+https://git.invalid/tool.git@0123abc"
+            ]
+        );
         assert!(locked.constraints.is_empty(), "the dev group is left out");
+        assert_eq!(
+            locked.kept,
+            ["tool (git https://git.invalid/tool.git at 0123abc)"]
+        );
     }
 }

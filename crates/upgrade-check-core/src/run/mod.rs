@@ -183,7 +183,7 @@ pub struct CellOutcome {
 enum Prepared {
     Ready {
         environment: Environment,
-        set: ResolvedSet,
+        set: Box<ResolvedSet>,
         resolution_reused: bool,
     },
     Failed {
@@ -377,7 +377,7 @@ async fn prepare(ctx: &Arc<RunContext>, cell: &Cell, baseline: &Arc<ResolvedSet>
             );
             Prepared::Ready {
                 environment,
-                set: resolution.set,
+                set: Box::new(resolution.set),
                 resolution_reused: resolution.reused,
             }
         }
@@ -414,7 +414,7 @@ async fn run_cell(
             environment,
             set,
             resolution_reused,
-        } => (environment, set, resolution_reused),
+        } => (environment, *set, resolution_reused),
         Prepared::Failed { verdict, reason } => {
             ctx.finished_cell(
                 &cell.name,

@@ -394,6 +394,9 @@ async fn plan_check(
     events: &Events,
 ) -> anyhow::Result<Planned> {
     let builder = &tools.builder;
+    if tools.change.is_none() {
+        prepare::check_baseline_pins(builder, &inputs.dirs).await?;
+    }
     let profile = inputs.config.service.profile.clone();
     let mut bisection = None;
     let mut alternative = None;

@@ -193,12 +193,7 @@ pub(super) async fn check_listed_versions(
     let mut asked = 0;
     for listed in &config.matrix.listed {
         let marker = known.join(format!("{}=={}", listed.package, listed.version));
-        let fresh = std::fs::metadata(&marker)
-            .and_then(|meta| meta.modified())
-            .ok()
-            .and_then(|modified| modified.elapsed().ok())
-            .is_some_and(|age| age < index::DEFAULT_TTL);
-        if fresh {
+        if found_lately(&marker) {
             continue;
         }
         let pin = crate::model::cell::Pin {
@@ -213,9 +208,7 @@ pub(super) async fn check_listed_versions(
             // An index that cannot be reached (or, offline, a cold cache) says
             // nothing about the version: the cells that need it fail as they build.
             Err(BuildError::Refused(why))
-                if matches!(builder, Builder::Python(_))
-                    && !why.contains("no version of")
-                    && !why.contains("yanked") =>
+                if matches!(builder, Builder::Python(_)) && !names_a_missing_version(&why) =>
             {
                 continue;
             }
@@ -233,6 +226,78 @@ pub(super) async fn check_listed_versions(
         events(&RunEvent::VersionsChecked { count: asked });
     }
     Ok(())
+}
+
+/// Outside a pull request, every version the baseline pins must be one the
+/// index offers: a lock (or requirements file) pinning a version the index
+/// no longer has, or has yanked, is bad input at its line, refused before
+/// anything is built rather than failing every cell. In a pull request the
+/// base's pins are what the change moves away from (a bump off a yanked
+/// version is the fix), so they are not refused. One look-up for all pins,
+/// remembered for an hour.
+pub(super) async fn check_baseline_pins(builder: &Builder, dirs: &StateDirs) -> anyhow::Result<()> {
+    let baseline = builder.baseline();
+    let mut pins: Vec<String> = baseline
+        .pins
+        .iter()
+        .map(|pin| format!("{}=={}", pin.package, pin.version))
+        .collect();
+    pins.sort();
+    let digest = env::hash(&["baseline-pins", &pins.join("\n")]);
+    let marker = dirs
+        .index_dir()
+        .join("exists")
+        .join(format!("baseline-{}", &digest[..16]));
+    if pins.is_empty() || found_lately(&marker) {
+        return Ok(());
+    }
+    let checker = builder.clone();
+    match tokio::task::spawn_blocking(move || checker.check_baseline_offered()).await? {
+        Ok(()) => state::write_atomic(&marker, b"")?,
+        Err(BuildError::Refused(why)) if names_a_missing_version(&why) => {
+            let said = why.to_lowercase();
+            // The first pin uv names; when none can be told, the cells say it.
+            let Some(declared) = baseline.pins.iter().find(|pin| {
+                said.contains(&format!("{}=={}", pin.package, pin.version).to_lowercase())
+            }) else {
+                return Ok(());
+            };
+            let pin = crate::model::cell::Pin {
+                package: declared.package.clone(),
+                version: declared.version.clone(),
+            };
+            let place = (
+                declared.path.as_path(),
+                declared.line,
+                declared.package.as_str(),
+            );
+            let hint = match crate::input::lock::LockKind::of(&baseline.path) {
+                Some(_) => "; update the lock to a version it has",
+                None => "; pin a version it has",
+            };
+            return Err(not_installable(builder, place, &pin, hint, &why).into());
+        }
+        // Unreachable, offline with a cold cache, or a refusal that names no
+        // version: the baseline's resolution says what it is.
+        Err(BuildError::Refused(_) | BuildError::Unavailable(_)) => {}
+        Err(BuildError::Harness(err)) => return Err(err),
+    }
+    Ok(())
+}
+
+/// uv's refusal says the index has no such version, or has yanked it (not
+/// that the index could not be reached).
+fn names_a_missing_version(refusal: &str) -> bool {
+    refusal.contains("no version of") || refusal.contains("yanked")
+}
+
+/// A look-up marker written within the index answers' time to live.
+fn found_lately(marker: &Path) -> bool {
+    std::fs::metadata(marker)
+        .and_then(|meta| meta.modified())
+        .ok()
+        .and_then(|modified| modified.elapsed().ok())
+        .is_some_and(|age| age < index::DEFAULT_TTL)
 }
 
 /// A pin the index (or registry) refuses, as bad input at its (file, line,

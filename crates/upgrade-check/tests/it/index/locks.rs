@@ -43,34 +43,16 @@ fn uv_project(bcrypt: &str) -> TestContext {
     ctx
 }
 
+/// `fixtures/variants/uv-project`'s pyproject.toml beside the service's
+/// code, bcrypt required at `bcrypt`.
 fn write_pyproject(ctx: &TestContext, bcrypt: &str) {
+    let project =
+        crate::common::workspace_root().join("fixtures/variants/uv-project/pyproject.toml");
+    let text = std::fs::read_to_string(project).unwrap();
+    assert!(text.contains("\"bcrypt==3.2.0\""));
     std::fs::write(
         ctx.path("fixtures/python-service/pyproject.toml"),
-        format!(
-            r#"[project]
-name = "auth-service"
-version = "0.1.0"
-requires-python = ">=3.9"
-dependencies = [
-    "Flask==2.2.5",
-    "Werkzeug==2.2.3",
-    "bcrypt=={bcrypt}",
-    "PyJWT==1.7.1",
-    "psycopg2-binary==2.9.10",
-]
-
-[tool.uv]
-package = false
-constraint-dependencies = [
-    "click==8.1.7",
-    "itsdangerous==2.1.2",
-    "Jinja2==3.1.4",
-    "MarkupSafe==2.1.5",
-    "cffi==1.17.1",
-    "pycparser==2.22",
-]
-"#
-        ),
+        text.replace("\"bcrypt==3.2.0\"", &format!("\"bcrypt=={bcrypt}\"")),
     )
     .unwrap();
 }
@@ -155,6 +137,97 @@ fn a_lock_out_of_date_with_its_pyproject_is_refused_naming_the_file() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn a_lock_pinning_a_yanked_or_missing_version_is_refused_naming_its_line() {
+    // uv locks an exact pin on a yanked release (PEP 592 allows it) and only
+    // warns: bcrypt 4.1.0 was yanked ("Incompatibility with assumptions made
+    // by passlib").
+    let ctx = uv_project("4.1.0");
+    let line_of = |version: &str| {
+        let lock = std::fs::read_to_string(ctx.path("fixtures/python-service/uv.lock")).unwrap();
+        let at = lock.find("[[package]]\nname = \"bcrypt\"\n").unwrap();
+        assert!(lock[at..].contains(&format!("version = \"{version}\"")));
+        // The line of the entry's name.
+        lock[..at].lines().count() + 2
+    };
+    let refused = |needle: &str, line: usize| {
+        let run = ctx.run(&["--no-bisect"]);
+        assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains(&format!("uv.lock:{line}:"))
+                && run.stderr.contains("bcrypt")
+                && run.stderr.contains(needle)
+                && run.stderr.contains("update the lock"),
+            "{}",
+            run.stderr
+        );
+        // Refused before anything was built or run.
+        assert!(!ctx.path("state/report").exists(), "{}", run.stderr);
+    };
+    refused("is yanked", line_of("4.1.0"));
+    // A version the index does not have (never released, or taken down).
+    ctx.edit("fixtures/python-service/uv.lock", |text| {
+        text.replace("version = \"4.1.0\"", "version = \"4.1.99\"")
+    });
+    refused("no version of bcrypt==4.1.99", line_of("4.1.99"));
+}
+
+#[test]
+fn a_path_package_of_the_lock_is_installed_as_it_has_it_and_never_pinned() {
+    // A monorepo's own library beside the service, required through
+    // `[tool.uv.sources]`; it needs six, which only the lock pins.
+    let ctx = uv_project("3.2.0");
+    let library = ctx.path("fixtures/python-service/libs/greeting");
+    std::fs::create_dir_all(library.join("src/greeting")).unwrap();
+    std::fs::write(
+        library.join("pyproject.toml"),
+        "[project]\nname = \"greeting\"\nversion = \"0.1.0\"\ndependencies = [\"six\"]\n\n\
+         [build-system]\nrequires = [\"hatchling\"]\nbuild-backend = \"hatchling.build\"\n",
+    )
+    .unwrap();
+    let module = library.join("src/greeting/__init__.py");
+    std::fs::write(&module, "import six\n\nWORD = \"hello\"\n").unwrap();
+    ctx.edit("fixtures/python-service/pyproject.toml", |text| {
+        text.replace(
+            "\"psycopg2-binary==2.9.10\",",
+            "\"psycopg2-binary==2.9.10\",\n    \"greeting\",",
+        ) + "\n[tool.uv.sources]\ngreeting = { path = \"libs/greeting\" }\n"
+    });
+    lock(&ctx, &[]);
+    // The service cannot start without it.
+    ctx.edit("fixtures/python-service/app/__init__.py", |text| {
+        text.replace(
+            "import datetime\n",
+            "import datetime\n\nimport greeting  # noqa: F401\n",
+        )
+    });
+    ctx.set_matrix(r#"bcrypt = ["5.0.0"]"#);
+    let run = ctx.run(&["--no-bisect", "--no-noise-check"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report = ctx.report();
+    assert_eq!(
+        verdict(&report, "baseline", "login"),
+        "pass",
+        "{}",
+        run.stdout
+    );
+    assert_eq!(verdict(&report, "bcrypt 5.0.0", "login"), "pass");
+    assert_eq!(verdict(&report, "bcrypt 5.0.0", "long-password"), "changed");
+    let skipped = report["skipped"].to_string();
+    assert!(
+        skipped.contains("greeting (path libs/greeting) is installed as the lock has it"),
+        "{skipped}"
+    );
+    // Every package from the index is still checked against the lock's digests.
+    assert_eq!(report["cells"][0]["environment"]["hash_checked"], true);
+    let built = report["cells"][0]["environment"]["id"].clone();
+    // An edit to the library makes a new environment, not a stale one reused.
+    std::fs::write(&module, "import six\n\nWORD = \"hi\"\n").unwrap();
+    let run = ctx.run(&["--accept", "--no-noise-check"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_ne!(ctx.report()["cells"][0]["environment"]["id"], built);
 }
 
 /// Runs a Python packaging tool at a pinned version from the package index,
