@@ -177,8 +177,6 @@ pub(super) fn cargo_builder(
     })
 }
 
-/// A version a change asks for must exist on the index (registry), or the change is
-/// bad input: exit 2 naming the line, before anything is built.
 /// Every version the matrix lists must be one the index (or registry) has:
 /// a missing or yanked one is bad input, refused with its line before any
 /// cell runs, not a build failure found after the whole matrix ran. A version
@@ -325,6 +323,8 @@ pub(super) fn not_installable(
     }
 }
 
+/// A version a change asks for must exist on the index (registry), or the
+/// change is bad input: exit 2 naming the line, before anything is built.
 pub(super) async fn check_versions_exist(
     builder: &Builder,
     after: &BaselineFile,
