@@ -68,6 +68,15 @@ pub fn run_fast() -> anyhow::Result<i32> {
 
 /// Installs what is missing (or says how), then runs `cargo test ARGS`; its exit code.
 pub fn run(args: &[String]) -> anyhow::Result<i32> {
+    let cargo_insta = build_cargo_insta_meanwhile()?;
+    let code = run_suite(args);
+    if let Some(build) = cargo_insta {
+        let _ = build.join();
+    }
+    code
+}
+
+fn run_suite(args: &[String]) -> anyhow::Result<i32> {
     let missing: Vec<&Tool> = TOOLS.iter().filter(|tool| !present(tool)).collect();
     if !missing.is_empty() {
         let packages: Vec<&str> = missing.iter().map(|tool| tool.package).collect();
@@ -136,4 +145,60 @@ fn present(tool: &Tool) -> bool {
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+/// The `tools` tier's cargo-insta test needs the `cargo insta` command,
+/// which comes only as source from the registry (a minute of compiling on
+/// two cores). It is built here at the lowest priority while the suite
+/// compiles and runs, on cores the tests leave idle, into the tests' shared
+/// cache; the test waits on the same lock file, or builds it itself when
+/// run alone. Nothing is built when it is there already.
+fn build_cargo_insta_meanwhile() -> anyhow::Result<Option<std::thread::JoinHandle<()>>> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => workspace.join("target"),
+    };
+    let tools = target.join("tmp/upgrade-check-cache/tools");
+    let root = tools.join("cargo-insta");
+    if root.join("bin/cargo-insta").is_file() {
+        return Ok(None);
+    }
+    let lockfile = fs_err::read_to_string(workspace.join("Cargo.lock"))?;
+    let Some(version) = insta_version(&lockfile) else {
+        return Ok(None);
+    };
+    fs_err::create_dir_all(&tools)?;
+    let lock = std::fs::File::create(tools.join("cargo-insta.lock"))?;
+    lock.lock()?;
+    upgrade_check::errln!("building cargo-insta {version} for the tests, at low priority");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = if on_path("nice") {
+        let mut nice = std::process::Command::new("nice");
+        nice.args(["-n", "19"]).arg(cargo);
+        nice
+    } else {
+        std::process::Command::new(cargo)
+    };
+    command
+        .args(["install", "--quiet", "--locked", "--debug", "cargo-insta"])
+        .args(["--version", &version, "--root"])
+        .arg(&root)
+        .arg("--target-dir")
+        .arg(root.join("build"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    Ok(Some(std::thread::spawn(move || {
+        // The test builds it itself, and says why, if this fails.
+        let _ = command.status();
+        let _ = std::fs::remove_dir_all(root.join("build"));
+        drop(lock);
+    })))
+}
+
+/// The version of insta in a `Cargo.lock`: cargo-insta is released with it.
+fn insta_version(lockfile: &str) -> Option<String> {
+    let entry = "\nname = \"insta\"\nversion = \"";
+    let at = lockfile.find(entry)? + entry.len();
+    Some(lockfile[at..].split('"').next()?.to_owned())
 }

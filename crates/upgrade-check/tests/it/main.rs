@@ -6,7 +6,8 @@
 //! - `index`: the package index (environments are built with uv; cached
 //!   in one folder shared by every test), SQLite databases.
 //! - `postgres`: also PostgreSQL's server binaries.
-//! - `tools`: also Chromium with chromedriver, and xmllint.
+//! - `tools`: also Chromium with chromedriver, xmllint, and cargo-insta
+//!   (built from the registry's source when missing).
 //!
 //! The README's test command runs them all.
 
@@ -42,6 +43,7 @@ mod postgres {
 }
 
 mod tools {
+    mod cargo_insta;
     mod html_report;
     mod junit_schema;
 }
