@@ -18,7 +18,15 @@ use clap::Parser;
 use upgrade_check_core::model::report::ExitStatus;
 
 /// The version `--version` prints.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const VERSION: &str = match env!("UPGRADE_CHECK_COMMIT").as_bytes() {
+    [] => env!("CARGO_PKG_VERSION"),
+    _ => concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (commit ",
+        env!("UPGRADE_CHECK_COMMIT"),
+        ")"
+    ),
+};
 
 /// The command that runs this tool as the user typed it: `cargo xtask
 /// upgrade-check` when a repository's xtask runs it, else `upgrade-check`.

@@ -15,6 +15,7 @@ mod common;
 
 mod offline {
     mod ci_recipe;
+    mod packaging;
 }
 
 mod index {
