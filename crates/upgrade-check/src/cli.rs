@@ -170,6 +170,11 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Set up a service folder: find its baseline file, how it starts and takes its port, and a health path (by starting it once), then write a commented upgrade-check.toml and scenarios/health.toml; never overwrites a file
+    Init {
+        /// The service's folder [default: the current folder]
+        dir: Option<PathBuf>,
+    },
     /// Print the plan (its cells, with matrix ranges expanded from the index) and stop before building anything
     Plan {
         /// With --format github-matrix: how many shards to split the cells into

@@ -50,7 +50,9 @@ pub struct Launch<'a> {
     pub log: &'a Path,
     /// The loopback port the service was told to listen on.
     pub port: u16,
-    pub health_path: &'a str,
+    /// Paths asked in turn until one answers 2xx: the config's health path
+    /// (or, while `init` probes a service, each it might have).
+    pub health_paths: &'a [String],
     pub startup_timeout: Duration,
     pub grace: Duration,
 }
@@ -134,6 +136,8 @@ pub struct RunningService {
     process: ServiceProcess,
     pid: u32,
     pub base_url: String,
+    /// The health path that answered 2xx.
+    pub healthy_path: String,
 }
 
 /// Why a service never became ready.
@@ -179,10 +183,9 @@ pub async fn start(
             .unwrap_or_default();
         StartupFailure { stopped, ..failure }
     };
-    let health = format!("{base_url}{}", launch.health_path);
     let started = Instant::now();
     let mut last_answer = "no answer yet".to_owned();
-    loop {
+    let healthy_path = 'waiting: loop {
         let exited = process
             .child
             .as_ref()
@@ -206,27 +209,29 @@ pub async fn start(
                 ..stopped
             });
         }
-        match client
-            .get(&health)
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-        {
-            Ok(response) if response.status().is_success() => break,
-            Ok(response) => last_answer = format!("last answer {}", response.status()),
-            Err(_) => {}
+        for path in launch.health_paths {
+            match client
+                .get(format!("{base_url}{path}"))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+            {
+                Ok(response) if response.status().is_success() => break 'waiting path.clone(),
+                Ok(response) => last_answer = format!("last answer {}", response.status()),
+                Err(_) => {}
+            }
         }
         if started.elapsed() >= launch.startup_timeout {
             let reason = format!(
                 "not healthy within {}: GET {} ({last_answer})",
                 humantime::format_duration(launch.startup_timeout),
-                launch.health_path
+                launch.health_paths.join(", ")
             );
             return Err(fail(process, failure(reason)).await);
         }
         // Often enough that waiting adds little to a start-up of a few hundred ms.
         tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    };
     // Something answered; make sure it was the service, not whoever holds the port.
     match port_holder(launch.port, pid, &process.marker) {
         Holder::Service | Holder::Unknown => {}
@@ -253,6 +258,7 @@ pub async fn start(
         process,
         pid,
         base_url,
+        healthy_path,
     })
 }
 

@@ -5,6 +5,7 @@
 pub mod baseline;
 pub mod cargo_lock;
 pub mod config;
+pub mod inspect;
 pub mod lock;
 pub mod scenario;
 pub mod source;

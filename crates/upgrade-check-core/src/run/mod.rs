@@ -913,7 +913,7 @@ fn launch<'a>(
         cwd: launched.service_dir,
         log: launched.log,
         port,
-        health_path: &config.service.health_path,
+        health_paths: std::slice::from_ref(&config.service.health_path),
         startup_timeout: config.timeouts.startup,
         grace: config.timeouts.shutdown_grace,
     }

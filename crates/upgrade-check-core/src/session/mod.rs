@@ -4,6 +4,7 @@
 //! [`Finished`] value to show; everything on the way is a [`RunEvent`].
 
 mod accept;
+pub mod init;
 mod prepare;
 
 use std::collections::BTreeSet;
@@ -929,7 +930,13 @@ pub fn state_dirs(options: &Options, config_dir: &Path) -> StateDirs {
             .join("upgrade-check")
     });
     let cache = options.cache_dir.clone().unwrap_or_else(|| state.clone());
-    let dirs = StateDirs { state, cache };
+    // Absolute: services run from copies elsewhere, and their `{python}` or
+    // `{bin}` must name the environment from there too.
+    let absolute = |path: PathBuf| std::path::absolute(&path).unwrap_or(path);
+    let dirs = StateDirs {
+        state: absolute(state),
+        cache: absolute(cache),
+    };
     state::keep_out_of_source(&dirs);
     dirs
 }

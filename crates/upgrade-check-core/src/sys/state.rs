@@ -161,6 +161,16 @@ const TEMP_FILE_PREFIX: &str = ".upgrade-check-";
 /// writes can hold a registered secret. The file gets the permissions a plain
 /// `create` would (0666 less the umask), not the temp file's private 0600.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    write_whole(path, contents, true)
+}
+
+/// [`write_atomic`] for a file that must not exist yet: when it does, it is
+/// left as it is and the error says so.
+pub fn write_new(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    write_whole(path, contents, false)
+}
+
+fn write_whole(path: &Path, contents: &[u8], replace: bool) -> anyhow::Result<()> {
     let contents = &*redact::scrub_bytes(contents);
     let dir = path
         .parent()
@@ -176,8 +186,13 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         .and_then(|()| temp.as_file().set_permissions(mode))
         .and_then(|()| temp.as_file().sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;
-    temp.persist(path)
-        .with_context(|| format!("cannot replace {}", path.display()))?;
+    if replace {
+        temp.persist(path)
+            .with_context(|| format!("cannot replace {}", path.display()))?;
+    } else {
+        temp.persist_noclobber(path)
+            .with_context(|| format!("{} exists already", path.display()))?;
+    }
     Ok(())
 }
 

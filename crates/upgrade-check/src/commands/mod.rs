@@ -3,6 +3,7 @@
 mod check;
 mod diff;
 mod gc;
+mod init;
 mod merge;
 mod review;
 
@@ -54,6 +55,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
             action: ReportAction::Merge { dirs, out },
         }) => merge::run(cli, dirs, out.as_deref()),
         Some(Command::Diff { cell_a, cell_b }) => diff::run(cli, cell_a, cell_b),
+        Some(Command::Init { dir }) => init::run(cli, dir.as_deref()),
     }
 }
 

@@ -19,6 +19,7 @@ mod offline {
 }
 
 mod index {
+    mod adoption;
     mod attack;
     mod bad_input;
     mod caches;

@@ -1,0 +1,693 @@
+//! What `upgrade-check init` reads from a service folder: the ecosystem, the
+//! baseline file, how the service starts and takes its port, the variables
+//! it must be given, and the paths that may answer a health check. Only
+//! reads and infers; what it cannot tell is left as a TODO with the reason.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::baseline::BaselineFile;
+use super::config::Ecosystem;
+
+/// Baseline files in the order a service's own tools would read them: a
+/// lock before what it was made from.
+const PYTHON_BASELINES: &[&str] = &[
+    "uv.lock",
+    "poetry.lock",
+    "Pipfile.lock",
+    "requirements.txt",
+    "requirements/base.txt",
+    "requirements/prod.txt",
+    "requirements/production.txt",
+    "pyproject.toml",
+];
+
+/// Paths a service commonly answers health checks on, tried after those
+/// its source names.
+const USUAL_HEALTH_PATHS: &[&str] = &[
+    "/health",
+    "/healthz",
+    "/api/health",
+    "/health/",
+    "/ping",
+    "/status",
+    "/ready",
+    "/",
+];
+
+/// Folders that are not the service's source.
+const NOT_SOURCE: &[&str] = &[
+    ".git",
+    ".venv",
+    "venv",
+    "env",
+    "node_modules",
+    "target",
+    "__pycache__",
+    "site-packages",
+    "snapshots",
+    "scenarios",
+];
+
+/// The most files read: a service folder, not a monorepo's every package.
+const MAX_FILES: usize = 2_000;
+
+/// What the folder says about its service.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    pub ecosystem: Ecosystem,
+    /// Relative to the folder.
+    pub baseline: Option<String>,
+    /// The argv, with the config's placeholders.
+    pub command: Option<Vec<String>>,
+    /// What starts it, in words: "a Flask app factory (create_app in app/__init__.py)".
+    pub how: String,
+    /// Variables the service gets: its port, and those it must be given.
+    pub env: BTreeMap<String, String>,
+    /// Why each variable got its value.
+    pub env_notes: Vec<String>,
+    /// Candidate health paths, the source's own first.
+    pub health_paths: Vec<String>,
+    /// What is left to the user, each with the reason.
+    pub todos: Vec<String>,
+}
+
+/// Reads the service folder `dir`.
+pub fn inspect(dir: &Path) -> anyhow::Result<Inspection> {
+    if dir.join("Cargo.toml").is_file() {
+        return Ok(inspect_cargo(dir));
+    }
+    let files = source_files(dir, "py");
+    let texts: Vec<(PathBuf, String)> = files
+        .into_iter()
+        .filter_map(|path| Some((path.clone(), std::fs::read_to_string(&path).ok()?)))
+        .collect();
+    let mut inspection = Inspection {
+        ecosystem: Ecosystem::Python,
+        baseline: None,
+        command: None,
+        how: String::new(),
+        env: BTreeMap::new(),
+        env_notes: Vec::new(),
+        health_paths: health_paths(texts.iter().map(|(_, text)| text.as_str())),
+        todos: Vec::new(),
+    };
+    let packages = python_baseline(dir, &mut inspection);
+    let reads = env_reads(texts.iter().map(|(_, text)| text.as_str()));
+    let relative = |path: &Path| path.strip_prefix(dir).unwrap_or(path).to_path_buf();
+    python_command(dir, &texts, &packages, &reads, &relative, &mut inspection);
+    required_variables(&reads, &mut inspection);
+    Ok(inspection)
+}
+
+impl Inspection {
+    /// The config `init` writes: what was found, each with a comment saying
+    /// where it came from, and a commented TODO for what was not.
+    pub fn config_text(&self, health: Option<&str>) -> String {
+        let quoted = |text: &str| format!("{text:?}");
+        let mut out = String::new();
+        out.push_str("# upgrade-check configuration, written by `upgrade-check init`.\n");
+        out.push_str(
+            "# Paths are relative to this file; the README's config table has every key.\n\n",
+        );
+        out.push_str("[service]\n");
+        out.push_str("# The service's source; each scenario run starts from a private copy.\n");
+        out.push_str("root = \".\"\n");
+        let ecosystem = match self.ecosystem {
+            Ecosystem::Python => "python",
+            Ecosystem::Cargo => "cargo",
+        };
+        out.push_str(&format!("ecosystem = \"{ecosystem}\"\n"));
+        out.push_str(
+            "# What the service installs today: the baseline every upgrade is compared with.\n",
+        );
+        match &self.baseline {
+            Some(baseline) => out.push_str(&format!("baseline = {}\n", quoted(baseline))),
+            None => out.push_str("# TODO: the file that pins what the service installs.\n# baseline = \"requirements.txt\"\n"),
+        }
+        match &self.command {
+            Some(command) => {
+                out.push_str(&format!("# How it starts: {}.\n", self.how));
+                let argv: Vec<String> = command.iter().map(|arg| quoted(arg)).collect();
+                out.push_str(&format!("command = [{}]\n", argv.join(", ")));
+            }
+            None => out.push_str("# TODO: how the service starts, listening on 127.0.0.1:{port}.\n# command = [\"{python}\", \"-m\", \"myservice\", \"--port\", \"{port}\"]\n"),
+        }
+        match health {
+            Some(path) => {
+                out.push_str("# Answers 2xx once the service is up (found by starting it once).\n");
+                out.push_str(&format!("health = {{ path = {} }}\n", quoted(path)));
+            }
+            None => {
+                let first = self.health_paths.first().map_or("/health", String::as_str);
+                out.push_str(
+                    "# TODO: a path that answers 2xx once the service is up (none answered\n",
+                );
+                out.push_str(&format!(
+                    "# when it was started once); {first} is a guess.\n"
+                ));
+                out.push_str(&format!("health = {{ path = {} }}\n", quoted(first)));
+            }
+        }
+        if !self.env.is_empty() {
+            out.push_str("\n# The service's environment; {port}, {secret}, {sqlite_path} and\n");
+            out.push_str("# {database_url} are filled per scenario run.\n[service.env]\n");
+            for note in &self.env_notes {
+                out.push_str(&format!("# {note}\n"));
+            }
+            for (name, value) in &self.env {
+                out.push_str(&format!("{name} = {}\n", quoted(value)));
+            }
+        }
+        let todos: Vec<&String> = self
+            .todos
+            .iter()
+            .filter(|todo| {
+                !todo.starts_with("how the service starts") && !todo.starts_with("no baseline file")
+            })
+            .collect();
+        for todo in todos {
+            out.push_str(&format!("# TODO: {todo}\n"));
+        }
+        out.push_str("\n# The versions to try on top of the baseline, e.g.\n");
+        out.push_str("#   somepackage = [\"2.0.0\", \"3.0.0\"]\n");
+        if self.ecosystem == Ecosystem::Python {
+            out.push_str("#   otherpackage = { range = \">=2.2\", pick = \"latest-per-minor\" }\n");
+        }
+        out.push_str(
+            "# In a pull request, `--since BASE` tries the versions the change moves instead.\n",
+        );
+        out.push_str("[matrix.packages]\n");
+        out
+    }
+}
+
+/// `scenarios/health.toml`: the one scenario `init` can write, a GET of the
+/// health path; each scenario run replays it on a fresh start.
+pub fn health_scenario_text(path: &str) -> String {
+    format!(
+        "description = \"the service starts and answers its health check\"\n\n[[steps]]\nname = \"health\"\nmethod = \"GET\"\npath = {path:?}\n"
+    )
+}
+
+/// The first baseline file there is, and the packages it names (lower case).
+fn python_baseline(dir: &Path, inspection: &mut Inspection) -> BTreeSet<String> {
+    let Some(found) = PYTHON_BASELINES.iter().find(|name| {
+        let path = dir.join(name);
+        path.is_file() && (**name != "pyproject.toml" || BaselineFile::load(&path).is_ok())
+    }) else {
+        inspection.todos.push(
+            "no baseline file (uv.lock, poetry.lock, Pipfile.lock, requirements.txt or pyproject.toml with [project] dependencies): name the file that pins what the service installs as service.baseline".to_owned(),
+        );
+        return BTreeSet::new();
+    };
+    inspection.baseline = Some((*found).to_owned());
+    match BaselineFile::load(&dir.join(found)) {
+        Ok(file) => file
+            .requirements
+            .iter()
+            .chain(&file.constraints)
+            .map(|declared| declared.package().to_string())
+            .collect(),
+        Err(err) => {
+            inspection
+                .todos
+                .push(format!("{found} does not read as a baseline: {err}"));
+            BTreeSet::new()
+        }
+    }
+}
+
+/// Names the source reads from the environment: `(name, required)`, where
+/// required means read without a default (`os.environ["X"]`, or named in a
+/// list the service checks).
+fn env_reads<'a>(texts: impl Iterator<Item = &'a str>) -> BTreeMap<String, bool> {
+    static REQUIRED: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r#"environ\[\s*["']([A-Z][A-Z0-9_]*)["']\s*\]"#).expect("valid regex")
+    });
+    static OPTIONAL: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r#"(?:environ\.get|getenv)\(\s*["']([A-Z][A-Z0-9_]*)["']"#).expect("valid regex")
+    });
+    let mut reads = BTreeMap::new();
+    for text in texts {
+        for found in OPTIONAL.captures_iter(text) {
+            reads.entry(found[1].to_owned()).or_insert(false);
+        }
+        for found in REQUIRED.captures_iter(text) {
+            reads.insert(found[1].to_owned(), true);
+        }
+    }
+    reads
+}
+
+/// The name of the port variable the service reads, if it reads one.
+fn port_variable(reads: &BTreeMap<String, bool>) -> Option<String> {
+    if reads.contains_key("PORT") {
+        return Some("PORT".to_owned());
+    }
+    let others = ["DB", "DATABASE", "PG", "POSTGRES", "REDIS", "SMTP", "MAIL"];
+    reads
+        .keys()
+        .find(|name| name.ends_with("PORT") && !others.iter().any(|other| name.contains(other)))
+        .cloned()
+}
+
+fn python_command(
+    dir: &Path,
+    texts: &[(PathBuf, String)],
+    packages: &BTreeSet<String>,
+    reads: &BTreeMap<String, bool>,
+    relative: &dyn Fn(&Path) -> PathBuf,
+    inspection: &mut Inspection,
+) {
+    static ASGI: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?m)^(\w+)\s*=\s*(FastAPI|Starlette)\(").expect("valid regex")
+    });
+    static FLASK_APP: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?m)^(\w+)\s*=\s*Flask\(").expect("valid regex"));
+    let python = "{python}".to_owned();
+    let port = port_variable(reads);
+    let host_port = |args: &[&str]| -> Vec<String> {
+        let mut argv = vec![python.clone()];
+        argv.extend(args.iter().map(|arg| (*arg).to_owned()));
+        argv
+    };
+    // Django: its own server, without the reloader (one process to stop).
+    if dir.join("manage.py").is_file() {
+        inspection.command = Some(host_port(&[
+            "manage.py",
+            "runserver",
+            "--noreload",
+            "127.0.0.1:{port}",
+        ]));
+        inspection.how =
+            "Django (manage.py runserver --noreload, the port as an argument)".to_owned();
+        return;
+    }
+    // FastAPI or Starlette: an ASGI app served by uvicorn.
+    if let Some((path, found)) = texts
+        .iter()
+        .find_map(|(path, text)| Some((path, ASGI.captures(text)?)))
+    {
+        let target = format!("{}:{}", module_of(&relative(path)), &found[1]);
+        inspection.command = Some(host_port(&[
+            "-m",
+            "uvicorn",
+            &target,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+        ]));
+        inspection.how = format!(
+            "{} app `{}` in {} under uvicorn (the port as an argument)",
+            &found[2],
+            &found[1],
+            relative(path).display()
+        );
+        if !packages.contains("uvicorn") {
+            inspection.todos.push(format!(
+                "uvicorn serves the app but the baseline does not install it: add uvicorn to {}",
+                inspection.baseline.as_deref().unwrap_or("the baseline")
+            ));
+        }
+        return;
+    }
+    // A package run as `python -m PACKAGE` that takes its port from a variable.
+    if let Some(port) = &port
+        && let Some(main) = texts
+            .iter()
+            .map(|(path, _)| relative(path))
+            .find(|path| path.file_name().is_some_and(|name| name == "__main__.py"))
+    {
+        let package = module_of(main.parent().unwrap_or(Path::new("")));
+        inspection.command = Some(host_port(&["-m", &package]));
+        inspection.env.insert(port.clone(), "{port}".to_owned());
+        inspection.env_notes.push(format!(
+            "{port}: the port; the source reads it from the environment"
+        ));
+        inspection.how = format!(
+            "`python -m {package}` ({}, the port in {port})",
+            main.display()
+        );
+        return;
+    }
+    // Flask: an app factory in a package, or an app object in a module.
+    let factory = texts.iter().find(|(path, text)| {
+        path.file_name().is_some_and(|name| name == "__init__.py")
+            && text.contains("def create_app(")
+    });
+    let flask_target = match factory {
+        Some((path, _)) => Some((
+            module_of(relative(path).parent().unwrap_or(Path::new(""))),
+            format!(
+                "a Flask app factory (create_app in {})",
+                relative(path).display()
+            ),
+        )),
+        None => texts.iter().find_map(|(path, text)| {
+            let found = FLASK_APP.captures(text)?;
+            Some((
+                format!("{}:{}", module_of(&relative(path)), &found[1]),
+                format!(
+                    "a Flask app `{}` in {}",
+                    &found[1],
+                    relative(path).display()
+                ),
+            ))
+        }),
+    };
+    if let Some((target, how)) = flask_target {
+        inspection.command = Some(host_port(&[
+            "-m",
+            "flask",
+            "run",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+        ]));
+        inspection
+            .env
+            .insert("FLASK_APP".to_owned(), target.clone());
+        inspection
+            .env_notes
+            .push(format!("FLASK_APP: the app `flask run` serves ({target})"));
+        inspection.how = format!("{how}, served by `flask run` (the port as an argument)");
+        return;
+    }
+    inspection.todos.push(
+        "how the service starts: no Django manage.py, FastAPI/Starlette app, `python -m` package reading a port variable, or Flask app was found; set service.command (with {port})".to_owned(),
+    );
+}
+
+/// Variables read without a default get a value the harness provides where
+/// the name says what it is (a secret, a SQLite path, a database URL);
+/// the rest are left to the user.
+fn required_variables(reads: &BTreeMap<String, bool>, inspection: &mut Inspection) {
+    let mut unknown = Vec::new();
+    for (name, _) in reads.iter().filter(|(_, required)| **required) {
+        if inspection.env.contains_key(name) || Some(name) == port_variable(reads).as_ref() {
+            continue;
+        }
+        let value = if ["SECRET", "KEY", "TOKEN", "PASSWORD"]
+            .iter()
+            .any(|part| name.contains(part))
+        {
+            Some(("{secret}", "a secret the harness makes per run"))
+        } else if name == "DATABASE_URL" {
+            Some(("{database_url}", "a fresh SQLite database per scenario run"))
+        } else if name.contains("SQLITE") || name == "DATABASE_PATH" || name == "DB_PATH" {
+            Some(("{sqlite_path}", "a fresh SQLite file per scenario run"))
+        } else {
+            None
+        };
+        match value {
+            Some((value, why)) => {
+                inspection.env.insert(name.clone(), value.to_owned());
+                inspection
+                    .env_notes
+                    .push(format!("{name}: read without a default; {why}"));
+            }
+            None => unknown.push(name.as_str()),
+        }
+    }
+    if !unknown.is_empty() {
+        inspection.todos.push(format!(
+            "{} {} read without a default somewhere in the source: where the service needs {}, give {} under [service.env] (or a profile's env)",
+            unknown.join(", "),
+            if unknown.len() == 1 { "is" } else { "are" },
+            if unknown.len() == 1 { "it" } else { "them" },
+            if unknown.len() == 1 { "it a value" } else { "them values" },
+        ));
+    }
+}
+
+/// A cargo service: its binary from `cargo metadata`, its lock, and how it
+/// takes its port (a `PORT` variable, or a `--port` argument) from its source.
+fn inspect_cargo(dir: &Path) -> Inspection {
+    let texts: Vec<String> = source_files(dir, "rs")
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .collect();
+    let mut inspection = Inspection {
+        ecosystem: Ecosystem::Cargo,
+        baseline: None,
+        command: None,
+        how: String::new(),
+        env: BTreeMap::new(),
+        env_notes: Vec::new(),
+        health_paths: health_paths(texts.iter().map(String::as_str)),
+        todos: Vec::new(),
+    };
+    if dir.join("Cargo.lock").is_file() {
+        inspection.baseline = Some("Cargo.lock".to_owned());
+    } else {
+        inspection.todos.push(
+            "no Cargo.lock: run `cargo generate-lockfile` and commit it; it is the baseline"
+                .to_owned(),
+        );
+    }
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .current_dir(dir)
+        .no_deps()
+        .exec();
+    let binaries: Vec<String> = match &metadata {
+        Ok(metadata) => metadata
+            .root_package()
+            .into_iter()
+            .flat_map(|package| &package.targets)
+            .filter(|target| target.is_bin())
+            .map(|target| target.name.clone())
+            .collect(),
+        Err(err) => {
+            inspection
+                .todos
+                .push(format!("cargo metadata failed: {err}; set service.command"));
+            return inspection;
+        }
+    };
+    let [binary] = &binaries[..] else {
+        inspection.todos.push(format!(
+            "the crate has {} binaries ({}): set service.command to the one that serves",
+            binaries.len(),
+            binaries.join(", ")
+        ));
+        return inspection;
+    };
+    let mut command = vec![format!("{{bin}}/{binary}")];
+    let reads_port = texts
+        .iter()
+        .any(|text| text.contains("var(\"PORT\")") || text.contains("env = \"PORT\""));
+    if reads_port {
+        inspection
+            .env
+            .insert("PORT".to_owned(), "{port}".to_owned());
+        inspection
+            .env_notes
+            .push("PORT: the port; the source reads it from the environment".to_owned());
+        inspection.how = format!("the crate's binary `{binary}` (the port in PORT)");
+    } else if texts.iter().any(|text| {
+        text.contains("--port") || text.contains("long = \"port\"") || text.contains("port: u16")
+    }) {
+        command.extend(["--port".to_owned(), "{port}".to_owned()]);
+        inspection.how = format!("the crate's binary `{binary}` (the port as `--port`)");
+    } else {
+        inspection.how = format!("the crate's binary `{binary}`");
+        inspection.todos.push(
+            "how the service takes its port: neither a PORT variable nor a --port argument was found; add {port} to service.command or service.env".to_owned(),
+        );
+    }
+    inspection.command = Some(command);
+    inspection
+}
+
+/// Paths in the source that look like health checks, then the usual ones.
+fn health_paths<'a>(texts: impl Iterator<Item = &'a str>) -> Vec<String> {
+    static ROUTE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r#"["'](/?[A-Za-z0-9_/-]*(?:health|healthz|ready|readyz|live|livez|ping|status)[A-Za-z0-9_/-]*)["']"#)
+            .expect("valid regex")
+    });
+    let mut paths: Vec<String> = Vec::new();
+    for text in texts {
+        for found in ROUTE.captures_iter(text) {
+            let path = &found[1];
+            // Django's `path("health/", …)` has no leading slash.
+            let path = if path.starts_with('/') {
+                path.to_owned()
+            } else if path.ends_with('/') {
+                format!("/{path}")
+            } else {
+                continue;
+            };
+            if !paths.contains(&path) {
+                paths.push(path);
+            }
+        }
+    }
+    for usual in USUAL_HEALTH_PATHS {
+        if !paths.iter().any(|path| path == usual) {
+            paths.push((*usual).to_owned());
+        }
+    }
+    paths
+}
+
+/// A file or package folder's Python module path: `app/main.py` → `app.main`.
+fn module_of(path: &Path) -> String {
+    let path = path.with_extension("");
+    path.components()
+        .map(|part| part.as_os_str().to_string_lossy().into_owned())
+        .filter(|part| part != "__init__")
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The folder's source files with `extension`, in name order, outside
+/// virtual environments, build output and the harness's own folders.
+fn source_files(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for entry in entries {
+            let path = entry.path();
+            let name = entry.file_name();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() && !NOT_SOURCE.iter().any(|skip| name == *skip) {
+                folders.push(path);
+            } else if kind.is_file() && path.extension().is_some_and(|ext| ext == extension) {
+                found.push(path);
+                if found.len() >= MAX_FILES {
+                    return found;
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, files: &[(&str, &str)]) {
+        for (path, text) in files {
+            let path = dir.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_package_run_with_python_m_takes_its_port_from_the_variable_it_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            &[
+                ("requirements.txt", "Flask==2.2.5\n"),
+                ("app/__init__.py", "def create_app():\n    pass\n"),
+                ("app/__main__.py", "from . import create_app\n"),
+                (
+                    "app/config.py",
+                    "import os\nport = int(os.environ[\"PORT\"])\nkey = os.environ[\"JWT_SECRET_KEY\"]\nmode = os.environ.get(\"APP_ENV\", \"dev\")\nother = os.environ[\"UPSTREAM\"]\n",
+                ),
+                (
+                    "app/routes.py",
+                    "@bp.get(\"/api/healthcheck\")\ndef health(): ...\n",
+                ),
+            ],
+        );
+        let found = inspect(dir.path()).unwrap();
+        assert_eq!(found.baseline.as_deref(), Some("requirements.txt"));
+        assert_eq!(found.command.unwrap(), ["{python}", "-m", "app"]);
+        assert_eq!(found.env["PORT"], "{port}");
+        assert_eq!(found.env["JWT_SECRET_KEY"], "{secret}");
+        assert!(!found.env.contains_key("APP_ENV"), "it has a default");
+        assert_eq!(found.health_paths[0], "/api/healthcheck");
+        assert!(
+            found
+                .todos
+                .iter()
+                .any(|todo| todo.starts_with("UPSTREAM is read without a default")),
+            "{:?}",
+            found.todos
+        );
+    }
+
+    #[test]
+    fn each_framework_gets_its_own_start() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            &[
+                ("requirements.txt", "starlette==0.37.2\n"),
+                (
+                    "service/main.py",
+                    "app = Starlette(routes=[Route(\"/healthz\", h)])\n",
+                ),
+            ],
+        );
+        let found = inspect(dir.path()).unwrap();
+        assert_eq!(
+            found.command.unwrap()[1..4],
+            ["-m", "uvicorn", "service.main:app"]
+        );
+        assert!(
+            found.todos[0].starts_with("uvicorn serves the app"),
+            "{:?}",
+            found.todos
+        );
+        assert_eq!(found.health_paths[0], "/healthz");
+
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            &[
+                ("requirements.txt", "Django==4.2.16\n"),
+                ("manage.py", ""),
+                (
+                    "site/urls.py",
+                    "urlpatterns = [path(\"health/\", views.health)]\n",
+                ),
+            ],
+        );
+        let found = inspect(dir.path()).unwrap();
+        assert_eq!(
+            found.command.unwrap()[1..4],
+            ["manage.py", "runserver", "--noreload"]
+        );
+        assert_eq!(found.health_paths[0], "/health/");
+
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            &[
+                ("requirements.txt", "Flask==3.0.3\n"),
+                ("web.py", "app = Flask(__name__)\n"),
+            ],
+        );
+        let found = inspect(dir.path()).unwrap();
+        assert_eq!(found.env["FLASK_APP"], "web:app");
+        assert_eq!(found.command.unwrap()[1..4], ["-m", "flask", "run"]);
+    }
+
+    #[test]
+    fn what_cannot_be_told_is_left_as_a_todo() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &[("worker.py", "print('hi')\n")]);
+        let found = inspect(dir.path()).unwrap();
+        assert!(found.baseline.is_none() && found.command.is_none());
+        assert_eq!(found.todos.len(), 2, "{:?}", found.todos);
+    }
+}

@@ -1,0 +1,215 @@
+//! A team adopts the tool in its own repository: no Cargo files, no
+//! upgrade-check files, only its service. The binary runs from the
+//! repository's folder as the team would run it (no `--config`, the state
+//! in the repository's `target/`); environments come from the tests' cache.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::{Run, TestContext, binary, shared_cache, workspace_root};
+
+/// A git repository holding only `folder` of this workspace, at its top.
+fn repository_of(folder: &str) -> TestContext {
+    let ctx = TestContext::from_workspace(folder, Path::to_path_buf);
+    std::fs::write(ctx.path(".gitignore"), "/target/\n").unwrap();
+    git(&ctx, &["init", "--quiet"]);
+    git(&ctx, &["add", "."]);
+    git(&ctx, &["commit", "--quiet", "-m", "the service"]);
+    ctx
+}
+
+fn git(ctx: &TestContext, args: &[&str]) {
+    crate::common::git(ctx, args);
+}
+
+/// `upgrade-check ARGS` in the repository, as its team types it.
+fn upgrade_check(ctx: &TestContext, args: &[&str]) -> Run {
+    let mut command = Command::new(binary());
+    command
+        .args(args)
+        .current_dir(ctx.path(""))
+        .env("UPGRADE_CHECK_CACHE_DIR", shared_cache())
+        .env_remove("UPGRADE_CHECK_STATE_DIR")
+        .env_remove("CI");
+    ctx.run_command(command)
+}
+
+#[test]
+fn a_python_repository_adopts_it_with_init_accept_and_a_pull_request_check() {
+    let ctx = repository_of("fixtures/python-service");
+    assert!(!ctx.path("Cargo.toml").exists());
+
+    let init = upgrade_check(&ctx, &["init"]);
+    assert_eq!(init.code, 0, "{}\n{}", init.stdout, init.stderr);
+    assert!(
+        init.stdout.contains("starts as   {python} -m app")
+            && init.stdout.contains("env         PORT = {port}")
+            && init
+                .stdout
+                .contains("health      GET /health answered 2xx when the service was started once"),
+        "{}",
+        init.stdout
+    );
+    let config = std::fs::read_to_string(ctx.path("upgrade-check.toml")).unwrap();
+    assert!(
+        config.contains("baseline = \"requirements.txt\"")
+            && config.contains("command = [\"{python}\", \"-m\", \"app\"]")
+            && config.contains("health = { path = \"/health\" }"),
+        "{config}"
+    );
+    // The variables only the staging configuration needs are left to the team.
+    assert!(
+        init.stdout.contains(
+            "TODO: DB_HOST, DB_NAME, DB_PASS, DB_PORT, DB_USER are read without a default"
+        ),
+        "{}",
+        init.stdout
+    );
+
+    // The team's first scenario of its own, then the baseline accepted.
+    std::fs::copy(
+        workspace_root().join("scenarios/long-password.toml"),
+        ctx.path("scenarios/long-password.toml"),
+    )
+    .unwrap();
+    let accepted = upgrade_check(&ctx, &["--accept"]);
+    assert_eq!(accepted.code, 0, "{}", accepted.stderr);
+    assert!(ctx.path("snapshots/health.snap").is_file());
+    assert!(
+        ctx.path("target/upgrade-check/report/report.json")
+            .is_file()
+    );
+    git(&ctx, &["add", "."]);
+    git(
+        &ctx,
+        &["commit", "--quiet", "-m", "check dependency upgrades"],
+    );
+
+    // Dependabot's pull request.
+    ctx.edit("requirements.txt", |text| {
+        text.replace("bcrypt==3.2.0", "bcrypt==5.0.0")
+    });
+    git(
+        &ctx,
+        &[
+            "commit",
+            "--quiet",
+            "-am",
+            "Bump bcrypt from 3.2.0 to 5.0.0",
+        ],
+    );
+    let check = upgrade_check(&ctx, &["--since", "HEAD~1", "--no-bisect"]);
+    assert_eq!(check.code, 1, "{}\n{}", check.stdout, check.stderr);
+    assert!(
+        check
+            .stdout
+            .starts_with("✗ bcrypt 5.0.0 breaks long-password"),
+        "{}",
+        check.stdout
+    );
+}
+
+#[test]
+fn init_sets_up_a_starlette_and_a_django_service_that_run_green() {
+    for (folder, starts, health) in [
+        (
+            "fixtures/init/starlette-service",
+            "{python} -m uvicorn app.main:app --host 127.0.0.1 --port {port}",
+            "/healthz",
+        ),
+        (
+            "fixtures/init/django-service",
+            "{python} manage.py runserver --noreload 127.0.0.1:{port}",
+            "/health/",
+        ),
+    ] {
+        let ctx = repository_of(folder);
+        let init = upgrade_check(&ctx, &["init"]);
+        assert_eq!(init.code, 0, "{folder}: {}\n{}", init.stdout, init.stderr);
+        assert!(
+            init.stdout.contains(&format!("starts as   {starts}"))
+                && init
+                    .stdout
+                    .contains(&format!("health      GET {health} answered 2xx")),
+            "{folder}: {}",
+            init.stdout
+        );
+        let scenario = std::fs::read_to_string(ctx.path("scenarios/health.toml")).unwrap();
+        assert!(
+            scenario.contains(&format!("path = \"{health}\"")),
+            "{scenario}"
+        );
+        let accepted = upgrade_check(&ctx, &["--accept"]);
+        assert_eq!(accepted.code, 0, "{folder}: {}", accepted.stderr);
+        let green = upgrade_check(&ctx, &[]);
+        assert_eq!(
+            green.code, 0,
+            "{folder}: {}\n{}",
+            green.stdout, green.stderr
+        );
+        assert!(
+            green
+                .stdout
+                .starts_with("✓ the baseline matches the accepted snapshots"),
+            "{}",
+            green.stdout
+        );
+    }
+}
+
+#[test]
+fn init_on_a_cargo_service_finds_its_binary_and_lock() {
+    let ctx = repository_of("fixtures/rust-service/service");
+    let init = upgrade_check(&ctx, &["init"]);
+    assert_eq!(init.code, 0, "{}\n{}", init.stdout, init.stderr);
+    let config = std::fs::read_to_string(ctx.path("upgrade-check.toml")).unwrap();
+    assert!(
+        config.contains("ecosystem = \"cargo\"")
+            && config.contains("baseline = \"Cargo.lock\"")
+            && config.contains("command = [\"{bin}/files-service\"]")
+            && config.contains("health = { path = \"/health\" }"),
+        "{config}"
+    );
+}
+
+#[test]
+fn init_never_overwrites_a_file_and_says_what_it_cannot_tell() {
+    let ctx = repository_of("fixtures/init/starlette-service");
+    std::fs::create_dir_all(ctx.path("scenarios")).unwrap();
+    std::fs::write(ctx.path("scenarios/health.toml"), "# ours\n").unwrap();
+    let refused = upgrade_check(&ctx, &["init"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("scenarios/health.toml")
+            && refused.stderr.contains("never overwrites"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !ctx.path("upgrade-check.toml").exists(),
+        "nothing is written"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ctx.path("scenarios/health.toml")).unwrap(),
+        "# ours\n"
+    );
+
+    // A folder with no service it can recognise: the files, with TODOs, exit 1.
+    std::fs::remove_dir_all(ctx.path("scenarios")).unwrap();
+    std::fs::remove_dir_all(ctx.path("app")).unwrap();
+    std::fs::remove_file(ctx.path("requirements.txt")).unwrap();
+    std::fs::write(ctx.path("worker.py"), "print('a batch job')\n").unwrap();
+    let unknown = upgrade_check(&ctx, &["init"]);
+    assert_eq!(unknown.code, 1, "{}", unknown.stderr);
+    assert!(
+        unknown.stdout.contains("TODO: no baseline file")
+            && unknown.stdout.contains("TODO: how the service starts"),
+        "{}",
+        unknown.stdout
+    );
+    let config = std::fs::read_to_string(ctx.path("upgrade-check.toml")).unwrap();
+    assert!(
+        config.contains("# TODO: how the service starts"),
+        "{config}"
+    );
+}
