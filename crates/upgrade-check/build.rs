@@ -1,12 +1,21 @@
-//! Records the commit the binary is built from, for `--version`: from git
-//! when built in a checkout (`cargo install --git` builds in one), else from
-//! the `.cargo_vcs_info.json` cargo writes into a packaged crate.
+//! Records the commit the binary is built from, for `--version`:
+//! `UPGRADE_CHECK_BUILD_COMMIT` when the build says (the GitHub Action
+//! builds from a copy without git), else git when built in a checkout
+//! (`cargo install --git` builds in one), else the `.cargo_vcs_info.json`
+//! cargo writes into a packaged crate.
 
 use std::path::Path;
 use std::process::Command;
 
 fn main() {
-    let commit = from_git().or_else(from_package).unwrap_or_default();
+    println!("cargo:rerun-if-env-changed=UPGRADE_CHECK_BUILD_COMMIT");
+    let given = std::env::var("UPGRADE_CHECK_BUILD_COMMIT")
+        .ok()
+        .filter(|commit| !commit.is_empty());
+    let commit = given
+        .or_else(from_git)
+        .or_else(from_package)
+        .unwrap_or_default();
     println!("cargo:rustc-env=UPGRADE_CHECK_COMMIT={commit}");
 }
 

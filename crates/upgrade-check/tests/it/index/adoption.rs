@@ -50,6 +50,10 @@ fn a_python_repository_adopts_it_with_init_accept_and_a_pull_request_check() {
         "{}",
         init.stdout
     );
+    crate::common::assert_readme_sample(
+        "On this repository's auth service, laid out",
+        &init.stdout,
+    );
     let config = std::fs::read_to_string(ctx.path("upgrade-check.toml")).unwrap();
     assert!(
         config.contains("baseline = \"requirements.txt\"")
@@ -107,6 +111,63 @@ fn a_python_repository_adopts_it_with_init_accept_and_a_pull_request_check() {
         "{}",
         check.stdout
     );
+
+    // The same check through the GitHub Action's own steps, run as a runner
+    // runs them (the binary already on PATH, as its install step leaves it).
+    let output = ctx.path("target/github-output");
+    let summary = ctx.path("target/github-summary.md");
+    let step = |name: &str| {
+        let mut bin_dir = vec![binary().parent().unwrap().to_path_buf()];
+        bin_dir.extend(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        ));
+        let mut command = Command::new("bash");
+        command
+            .args([
+                "--noprofile",
+                "--norc",
+                "-eo",
+                "pipefail",
+                "-c",
+                &action_step(name),
+            ])
+            .current_dir(ctx.path(""))
+            .env("PATH", std::env::join_paths(bin_dir).unwrap())
+            .env("CI", "true")
+            .env("CONFIG", "upgrade-check.toml")
+            .env("SINCE", "HEAD~1")
+            .env("ARGS", "--no-bisect")
+            .env("STATE", "target/upgrade-check")
+            .env("GITHUB_OUTPUT", &output)
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .env("UPGRADE_CHECK_CACHE_DIR", shared_cache())
+            .env_remove("UPGRADE_CHECK_STATE_DIR");
+        ctx.run_command(command)
+    };
+    assert_eq!(step("Check").code, 1, "a regression fails the job");
+    assert_eq!(std::fs::read_to_string(&output).unwrap(), "exit-code=1\n");
+    assert_eq!(step("The report in the job summary").code, 0);
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        summary.contains("bcrypt 5.0.0") && summary.contains("long-password"),
+        "{summary}"
+    );
+}
+
+/// The `run` script of the step of action.yml named `name`.
+fn action_step(name: &str) -> String {
+    let text = std::fs::read_to_string(workspace_root().join("action.yml")).unwrap();
+    let action = yaml_rust2::YamlLoader::load_from_str(&text)
+        .unwrap()
+        .remove(0);
+    action["runs"]["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|step| step["name"].as_str() == Some(name))
+        .and_then(|step| step["run"].as_str())
+        .unwrap_or_else(|| panic!("action.yml runs a step named {name}"))
+        .to_owned()
 }
 
 #[test]

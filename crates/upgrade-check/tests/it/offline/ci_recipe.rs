@@ -44,50 +44,199 @@ fn words(line: &str) -> Vec<String> {
     words
 }
 
+/// The action's own definition, at the repository's root.
+fn action() -> Yaml {
+    let text = std::fs::read_to_string(crate::common::workspace_root().join("action.yml")).unwrap();
+    YamlLoader::load_from_str(&text).unwrap().remove(0)
+}
+
+/// The steps of every job that use the upgrade-check action.
+fn action_steps(workflow: &Yaml) -> Vec<Yaml> {
+    let mut steps = Vec::new();
+    for (_, job) in workflow["jobs"].as_hash().unwrap() {
+        for step in job["steps"].as_vec().unwrap() {
+            if step["uses"]
+                .as_str()
+                .is_some_and(|uses| uses.starts_with("upgrade-check/upgrade-check@"))
+            {
+                steps.push(step.clone());
+            }
+        }
+    }
+    steps
+}
+
+/// The `upgrade-check` (or `cargo xtask upgrade-check`) commands of `runs`,
+/// one per line, with the recipes' expressions filled in.
+fn commands_in(runs: &[String]) -> Vec<Vec<String>> {
+    runs.iter()
+        .flat_map(|run| run.lines().map(str::to_owned).collect::<Vec<_>>())
+        .map(|line| line.trim().to_owned())
+        .filter(|line| line.starts_with("upgrade-check ") || line.starts_with("cargo xtask "))
+        .map(|line| {
+            // Shell plumbing after the command is not the CLI's.
+            let command = line
+                .split(" > ")
+                .next()
+                .unwrap()
+                .split(" || ")
+                .next()
+                .unwrap();
+            words(
+                &command
+                    .replace("${{ github.base_ref }}", "main")
+                    .replace("${{ matrix.shard }}", "2/3"),
+            )
+        })
+        .collect()
+}
+
 #[test]
-fn every_cargo_xtask_command_in_the_workflows_parses() {
+fn every_upgrade_check_command_in_the_workflows_and_the_action_parses() {
     for name in ["upgrade-check.yml", "upgrade-check-sharded.yml"] {
         let workflow = load(name);
-        let commands: Vec<Vec<String>> = run_lines(&workflow)
-            .iter()
-            .flat_map(|run| run.lines().map(str::to_owned).collect::<Vec<_>>())
-            .filter(|line| line.trim_start().starts_with("cargo xtask "))
-            .map(|line| {
-                // Shell plumbing after the command is not the CLI's.
-                let command = line
-                    .split(" > ")
-                    .next()
-                    .unwrap()
-                    .split(" || ")
-                    .next()
-                    .unwrap();
-                words(
-                    &command
-                        .replace("${{ github.base_ref }}", "main")
-                        .replace("${{ matrix.shard }}", "2/3"),
-                )
-            })
-            .collect();
+        let mut commands = commands_in(&run_lines(&workflow));
+        // What the action runs with each step's arguments.
+        for step in action_steps(&workflow) {
+            if let Some(args) = step["with"]["args"].as_str() {
+                let mut command = vec![
+                    "upgrade-check".to_owned(),
+                    "--since".to_owned(),
+                    "main".to_owned(),
+                ];
+                command.extend(words(args));
+                commands.push(command);
+            }
+        }
         assert!(!commands.is_empty(), "{name} runs upgrade-check");
         check_commands_parse(commands);
     }
+    // The action's own command line, its shell variables filled in as its inputs would.
+    let runs: Vec<String> = action()["runs"]["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(|step| step["run"].as_str())
+        .map(|run| {
+            run.replace("\"$CONFIG\"", "upgrade-check.toml")
+                .replace("\"$STATE\"", "target/upgrade-check")
+                .replace("\"${since[@]}\"", "--since main")
+                .replace("$ARGS", "--no-build --jobs 4")
+        })
+        .collect();
+    let commands = commands_in(&runs);
+    assert_eq!(commands.len(), 1, "the action runs one check: {commands:?}");
+    check_commands_parse(commands);
 }
 
 fn check_commands_parse(commands: Vec<Vec<String>>) {
     for command in commands {
         // `cargo xtask upgrade-check` runs the binary; clap sees the rest.
-        assert_eq!(
-            command[..3],
-            ["cargo", "xtask", "upgrade-check"],
-            "{command:?}"
-        );
-        let args = std::iter::once("upgrade-check".to_owned()).chain(command.into_iter().skip(3));
-        let parsed = upgrade_check::cli::Cli::try_parse_from(args.clone());
+        let skip = match command[..] {
+            [ref cargo, ref xtask, ref name, ..]
+                if cargo == "cargo" && xtask == "xtask" && name == "upgrade-check" =>
+            {
+                3
+            }
+            [ref name, ..] if name == "upgrade-check" => 1,
+            _ => panic!("not an upgrade-check command: {command:?}"),
+        };
+        let args =
+            std::iter::once("upgrade-check".to_owned()).chain(command.into_iter().skip(skip));
+        let parsed = upgrade_check::cli::Cli::try_parse_from(args.clone()).map_err(|err| {
+            // `--version` and `--help` answer and stop: they parsed.
+            match err.kind() {
+                clap::error::ErrorKind::DisplayVersion | clap::error::ErrorKind::DisplayHelp => {
+                    None
+                }
+                _ => Some(err),
+            }
+        });
+        let parsed = match parsed {
+            Err(None) => continue,
+            parsed => parsed,
+        };
         assert!(
             parsed.is_ok(),
             "{:?}: {}",
             args.collect::<Vec<_>>(),
-            parsed.err().unwrap()
+            parsed.err().unwrap().unwrap()
+        );
+    }
+}
+
+#[test]
+fn the_action_checks_against_the_base_and_keeps_what_the_comment_posts() {
+    let action = action();
+    assert_eq!(action["runs"]["using"].as_str(), Some("composite"));
+    for input in ["config", "since", "args", "state-dir", "check"] {
+        assert!(!action["inputs"][input].is_badvalue(), "input {input}");
+    }
+    // A pull request is compared with its base commit; a push runs the matrix.
+    assert_eq!(
+        action["inputs"]["since"]["default"].as_str(),
+        Some("${{ github.event.pull_request.base.sha }}")
+    );
+    let steps = action["runs"]["steps"].as_vec().unwrap();
+    let uploads: Vec<(&str, &str)> = steps
+        .iter()
+        .filter(|step| {
+            step["uses"]
+                .as_str()
+                .is_some_and(|uses| uses.starts_with("actions/upload-artifact@"))
+        })
+        .map(|step| {
+            (
+                step["with"]["name"].as_str().unwrap(),
+                step["with"]["path"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        uploads.contains(&("upgrade-check-report", "${{ inputs.state-dir }}/report/")),
+        "{uploads:?}"
+    );
+    assert!(
+        uploads.contains(&("upgrade-check-pending-snapshots", "**/*.snap.new")),
+        "{uploads:?}"
+    );
+    // The comment workflow posts the report the action uploads.
+    let comment = load("upgrade-check-comment.yml");
+    let downloaded: Vec<&str> = comment["jobs"]["comment"]["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(|step| step["with"]["name"].as_str())
+        .collect();
+    assert!(
+        downloaded.contains(&"upgrade-check-report"),
+        "{downloaded:?}"
+    );
+    // The binary is built from the action's own source and cached by version.
+    let runs: String = steps
+        .iter()
+        .filter_map(|step| step["run"].as_str())
+        .collect();
+    assert!(
+        runs.contains(
+            "cargo install --locked --root \"$ROOT\" --path \"$ACTION_PATH/crates/upgrade-check\""
+        ),
+        "{runs}"
+    );
+    assert!(
+        runs.contains("cat \"$STATE/report/report.md\" >> \"$GITHUB_STEP_SUMMARY\""),
+        "{runs}"
+    );
+    assert!(steps.iter().any(|step| {
+        step["uses"]
+            .as_str()
+            .is_some_and(|uses| uses.starts_with("actions/cache@"))
+    }));
+    // Every recipe installs through the action.
+    for name in ["upgrade-check.yml", "upgrade-check-sharded.yml"] {
+        assert!(
+            !action_steps(&load(name)).is_empty(),
+            "{name} uses the action"
         );
     }
 }
@@ -131,10 +280,13 @@ fn the_check_runs_on_pull_request_with_a_read_only_token() {
             "no job of the check asks for more"
         );
     }
-    let runs = run_lines(&workflow).join("\n");
+    // The action compares with the base; the recipe adds --no-build.
+    let check = &action_steps(&workflow)[0];
     assert!(
-        runs.contains("--since") && runs.contains("--no-build"),
-        "{runs}"
+        check["with"]["args"]
+            .as_str()
+            .is_some_and(|args| args.contains("--no-build")),
+        "{check:?}"
     );
     // Pull requests that edit only a lock run the check too.
     let filters: Vec<&str> = workflow["on"]["pull_request"]["paths"]
@@ -151,19 +303,6 @@ fn the_check_runs_on_pull_request_with_a_read_only_token() {
     ] {
         assert!(filters.contains(&lock), "{lock} in {filters:?}");
     }
-    // What the change answers is kept for the maintainer to accept on the branch.
-    let steps = workflow["jobs"]["check"]["steps"].as_vec().unwrap();
-    assert!(
-        steps.iter().any(|step| {
-            step["uses"]
-                .as_str()
-                .is_some_and(|uses| uses.starts_with("actions/upload-artifact@"))
-                && step["with"]["path"]
-                    .as_str()
-                    .is_some_and(|path| path.contains("snapshots/**/*.snap.new"))
-        }),
-        "the pending snapshots are uploaded"
-    );
     // The default branch's runs fill the cache that pull requests restore:
     // environments and recorded results, where the harness keeps them.
     assert_eq!(workflow["on"]["push"]["branches"][0].as_str(), Some("main"));
@@ -262,14 +401,18 @@ fn every_command_in_the_readme_parses() {
     let mut commands = Vec::new();
     for line in readme.lines() {
         // In a shell block: the whole line, less its comment.
-        if let Some(command) = line.strip_prefix("cargo xtask upgrade-check") {
-            let command = command.split(" #").next().unwrap();
-            commands.push(format!("cargo xtask upgrade-check{command}"));
+        for program in ["cargo xtask upgrade-check", "upgrade-check "] {
+            if let Some(command) = line.strip_prefix(program) {
+                let command = command.split(" #").next().unwrap();
+                commands.push(format!("{program}{command}"));
+            }
         }
-        // Inline: `cargo xtask upgrade-check …`, unless it is a placeholder.
+        // Inline: `cargo xtask upgrade-check …` or `upgrade-check …`,
+        // unless it is a placeholder.
         for (index, part) in line.split('`').enumerate() {
             if index % 2 == 1
-                && part.starts_with("cargo xtask upgrade-check")
+                && (part.starts_with("cargo xtask upgrade-check")
+                    || part.starts_with("upgrade-check "))
                 && !part.contains('…')
             {
                 commands.push(part.to_owned());
