@@ -68,6 +68,7 @@ pub fn run_fast() -> anyhow::Result<i32> {
 
 /// Installs what is missing (or says how), then runs `cargo test ARGS`; its exit code.
 pub fn run(args: &[String]) -> anyhow::Result<i32> {
+    build_wheel()?;
     let cargo_insta = build_cargo_insta_meanwhile()?;
     let code = run_suite(args);
     if let Some(build) = cargo_insta {
@@ -154,11 +155,7 @@ fn on_path(program: &str) -> bool {
 /// cache; the test waits on the same lock file, or builds it itself when
 /// run alone. Nothing is built when it is there already.
 fn build_cargo_insta_meanwhile() -> anyhow::Result<Option<std::thread::JoinHandle<()>>> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => std::path::PathBuf::from(dir),
-        None => workspace.join("target"),
-    };
+    let (workspace, target) = workspace_and_target();
     let tools = target.join("tmp/upgrade-check-cache/tools");
     let root = tools.join("cargo-insta");
     if root.join("bin/cargo-insta").is_file() {
@@ -201,4 +198,76 @@ fn insta_version(lockfile: &str) -> Option<String> {
     let entry = "\nname = \"insta\"\nversion = \"";
     let at = lockfile.find(entry)? + entry.len();
     Some(lockfile[at..].split('"').next()?.to_owned())
+}
+
+/// The maturin release that builds the wheel.
+const MATURIN: &str = "maturin==1.16.0";
+
+/// The `tools` tier's wheel test installs the binary as Python teams get
+/// it, from a wheel maturin builds (`bin` bindings). Built here, before the
+/// suite compiles, into `target/wheels/`, reusing the debug build the suite
+/// makes anyway (a test cannot build in the target folder cargo holds
+/// while it runs); maturin comes from the package index into a virtual
+/// environment of its own, once.
+fn build_wheel() -> anyhow::Result<()> {
+    let (workspace, target) = workspace_and_target();
+    let venv = target.join("tmp/maturin");
+    let maturin = venv.join("bin/maturin");
+    if !maturin.is_file() {
+        let python = if on_path("python3") {
+            "python3"
+        } else {
+            "python"
+        };
+        run_quietly(
+            std::process::Command::new(python)
+                .args(["-m", "venv"])
+                .arg(&venv),
+        )?;
+        run_quietly(std::process::Command::new(venv.join("bin/pip")).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            MATURIN,
+        ]))?;
+    }
+    let wheels = target.join("wheels");
+    let _ = fs_err::remove_dir_all(&wheels);
+    upgrade_check::errln!(
+        "building the wheel (maturin, bin bindings) into {}",
+        wheels.display()
+    );
+    run_quietly(
+        std::process::Command::new(maturin)
+            .args(["build", "--quiet", "--profile", "dev", "--manifest-path"])
+            .arg(workspace.join("crates/upgrade-check/Cargo.toml"))
+            .arg("--out")
+            .arg(&wheels),
+    )
+}
+
+/// Runs `command`; on failure, its output in the error.
+fn run_quietly(command: &mut std::process::Command) -> anyhow::Result<()> {
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// The workspace's folder, and the target folder its builds go to.
+fn workspace_and_target() -> (std::path::PathBuf, std::path::PathBuf) {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => workspace.join("target"),
+    };
+    (workspace, target)
 }

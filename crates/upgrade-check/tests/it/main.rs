@@ -6,8 +6,8 @@
 //! - `index`: the package index (environments are built with uv; cached
 //!   in one folder shared by every test), SQLite databases.
 //! - `postgres`: also PostgreSQL's server binaries.
-//! - `tools`: also Chromium with chromedriver, xmllint, and cargo-insta
-//!   (built from the registry's source when missing).
+//! - `tools`: also Chromium with chromedriver, xmllint, cargo-insta (built
+//!   from the registry's source when missing) and the wheel maturin builds.
 //!
 //! The README's test command runs them all.
 
@@ -48,4 +48,5 @@ mod tools {
     mod cargo_insta;
     mod html_report;
     mod junit_schema;
+    mod wheel;
 }
