@@ -68,6 +68,7 @@ pub fn run_fast() -> anyhow::Result<i32> {
 
 /// Installs what is missing (or says how), then runs `cargo test ARGS`; its exit code.
 pub fn run(args: &[String]) -> anyhow::Result<i32> {
+    install_from_the_crate()?;
     build_wheel()?;
     let cargo_insta = build_cargo_insta_meanwhile()?;
     let code = run_suite(args);
@@ -198,6 +199,25 @@ fn insta_version(lockfile: &str) -> Option<String> {
     let entry = "\nname = \"insta\"\nversion = \"";
     let at = lockfile.find(entry)? + entry.len();
     Some(lockfile[at..].split('"').next()?.to_owned())
+}
+
+/// The `tools` tier checks that `cargo install --path` gives the binary:
+/// installed here into `target/tmp/installed`, before the suite, reusing
+/// the debug build the suite makes anyway (a test cannot build in the
+/// target folder cargo holds while it runs).
+fn install_from_the_crate() -> anyhow::Result<()> {
+    let (workspace, target) = workspace_and_target();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    run_quietly(
+        std::process::Command::new(cargo)
+            .args([
+                "install", "--quiet", "--locked", "--debug", "--force", "--path",
+            ])
+            .arg(workspace.join("crates/upgrade-check"))
+            .arg("--root")
+            .arg(target.join("tmp/installed"))
+            .env("CARGO_TARGET_DIR", &target),
+    )
 }
 
 /// The maturin release that builds the wheel.

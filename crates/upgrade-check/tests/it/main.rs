@@ -47,6 +47,6 @@ mod postgres {
 mod tools {
     mod cargo_insta;
     mod html_report;
+    mod install;
     mod junit_schema;
-    mod wheel;
 }

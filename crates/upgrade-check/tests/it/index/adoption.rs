@@ -76,6 +76,16 @@ fn a_python_repository_adopts_it_with_init_accept_and_a_pull_request_check() {
         ctx.path("scenarios/long-password.toml"),
     )
     .unwrap();
+    // From any folder of the repository: the config is found upwards.
+    let mut from_below = Command::new(binary());
+    from_below
+        .arg("plan")
+        .current_dir(ctx.path("app/routes"))
+        .env("UPGRADE_CHECK_CACHE_DIR", shared_cache())
+        .env_remove("UPGRADE_CHECK_STATE_DIR");
+    let planned = ctx.run_command(from_below);
+    assert_eq!(planned.code, 0, "{}", planned.stderr);
+    assert!(planned.stdout.contains("baseline"), "{}", planned.stdout);
     let accepted = upgrade_check(&ctx, &["--accept"]);
     assert_eq!(accepted.code, 0, "{}", accepted.stderr);
     assert!(ctx.path("snapshots/health.snap").is_file());

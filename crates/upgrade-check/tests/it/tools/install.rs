@@ -1,6 +1,7 @@
-//! Python teams get the binary the way they get uv and ruff: a wheel that
-//! maturin builds with `bin` bindings, run with `uvx` (uv's `tool run`) or
-//! installed with pip, whose `upgrade-check` entry point is the binary.
+//! The ways a team installs the tool: `cargo install --path`, and, the way
+//! Python teams get uv and ruff, a wheel that maturin builds with `bin`
+//! bindings, run with `uvx` (uv's `tool run`) or installed with pip, whose
+//! `upgrade-check` entry point is the binary.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -134,4 +135,37 @@ fn the_wheel_runs_with_uvx_and_installs_with_pip() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&help.stdout).contains("init"));
+}
+
+#[test]
+fn cargo_install_from_the_crate_gives_the_same_binary() {
+    // `cargo xtask test` installs it before the suite, reusing the suite's
+    // build; run alone, the test installs it with a target folder of its own.
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let mut root = target.join("installed");
+    if !root.join("bin/upgrade-check").is_file() {
+        root = target.join("installed-by-test");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "install", "--quiet", "--locked", "--debug", "--force", "--path",
+            ])
+            .arg(workspace_root().join("crates/upgrade-check"))
+            .arg("--root")
+            .arg(&root)
+            .arg("--target-dir")
+            .arg(target.join("install-target"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "cargo install --path");
+    }
+    let installed = Command::new(root.join("bin/upgrade-check"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let built = Command::new(crate::common::binary())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(version_line(&installed), version_line(&built));
 }
