@@ -254,13 +254,10 @@ fn read_inside(folder: &Path, relative: &Path) -> Result<Source, InputError> {
         _ => false,
     };
     if escapes {
-        return Err(InputError {
-            path,
-            line: 1,
-            column: 1,
-            key: String::new(),
-            message: "a symlink leads this include outside the baseline file's folder".to_owned(),
-        });
+        return Err(InputError::in_file(
+            &path,
+            "a symlink leads this include outside the baseline file's folder",
+        ));
     }
     Source::read(&path)
 }

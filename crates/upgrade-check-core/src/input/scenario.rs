@@ -114,26 +114,19 @@ struct RawExpect {
 /// Loads every `*.toml` scenario in `dir`, in name order.
 pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, InputError> {
     let mut paths: Vec<PathBuf> = fs_err::read_dir(dir)
-        .map_err(|err| file_error(dir, &err.to_string()))?
+        .map_err(|err| InputError::in_file(dir, err.to_string()))?
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
         .collect();
     paths.sort();
     if paths.is_empty() {
-        return Err(file_error(dir, "no scenario files (*.toml) in this folder"));
+        return Err(InputError::in_file(
+            dir,
+            "no scenario files (*.toml) in this folder",
+        ));
     }
     paths.iter().map(|path| load(path)).collect()
-}
-
-fn file_error(path: &Path, message: &str) -> InputError {
-    InputError {
-        path: path.to_owned(),
-        line: 1,
-        column: 1,
-        key: String::new(),
-        message: message.to_owned(),
-    }
 }
 
 /// Loads and validates one scenario file.
@@ -148,14 +141,14 @@ pub fn load(path: &Path) -> Result<Scenario, InputError> {
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
         .ok_or_else(|| {
-            file_error(
+            InputError::in_file(
                 path,
                 "a scenario's file name may hold only letters, digits, `-` and `_`",
             )
         })?
         .to_owned();
     if fs_err::metadata(path).map(|meta| meta.len()).unwrap_or(0) > MAX_FILE_BYTES {
-        return Err(file_error(path, "the file is larger than 1 MiB"));
+        return Err(InputError::in_file(path, "the file is larger than 1 MiB"));
     }
     let source = Source::read(path)?;
     let raw: RawScenario = source.parse()?;

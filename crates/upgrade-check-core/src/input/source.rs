@@ -19,6 +19,19 @@ pub struct InputError {
     pub message: String,
 }
 
+impl InputError {
+    /// A mistake in the file as a whole: no key, its first line.
+    pub fn in_file(path: &Path, message: impl Into<String>) -> InputError {
+        InputError {
+            path: path.to_owned(),
+            line: 1,
+            column: 1,
+            key: String::new(),
+            message: message.into(),
+        }
+    }
+}
+
 impl std::fmt::Display for InputError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}:{}: ", self.path.display(), self.line, self.column)?;
@@ -40,13 +53,8 @@ impl Source {
     /// Reads a file that must be UTF-8 text.
     pub fn read(path: &Path) -> Result<Source, InputError> {
         // std's error, not fs_err's: the path is said once, in front.
-        let bytes = std::fs::read(path).map_err(|err| InputError {
-            path: path.to_owned(),
-            line: 1,
-            column: 1,
-            key: String::new(),
-            message: format!("cannot read it: {err}"),
-        })?;
+        let bytes = std::fs::read(path)
+            .map_err(|err| InputError::in_file(path, format!("cannot read it: {err}")))?;
         let text = String::from_utf8(bytes).map_err(|err| {
             let (line, column) = line_column(
                 &String::from_utf8_lossy(err.as_bytes()),

@@ -89,12 +89,11 @@ pub fn baseline_at(
     .with_context(|| format!("`{git_ref}` is not a commit in this repository"))?;
     let show = |in_repo: &Path| -> Result<Source, InputError> {
         let spec = format!("{git_ref}:{}", in_repo.display());
-        let text = git(dir, &["show", "--end-of-options", &spec]).map_err(|err| InputError {
-            path: PathBuf::from(&spec),
-            line: 1,
-            column: 1,
-            key: String::new(),
-            message: format!("cannot read at {git_ref}: {err:#}"),
+        let text = git(dir, &["show", "--end-of-options", &spec]).map_err(|err| {
+            InputError::in_file(
+                Path::new(&spec),
+                format!("cannot read at {git_ref}: {err:#}"),
+            )
         })?;
         Ok(Source {
             path: PathBuf::from(spec),

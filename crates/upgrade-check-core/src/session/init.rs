@@ -36,14 +36,16 @@ pub struct Initialised {
 /// Inspects `dir`, proves it, and writes the two files.
 pub fn init(dir: &Path, options: &Options, events: Events) -> anyhow::Result<Initialised> {
     if !dir.is_dir() {
-        return Err(refusal(dir, "is not a folder: name the service's folder").into());
+        return Err(InputError::in_file(dir, "is not a folder: name the service's folder").into());
     }
     let dir = &std::path::absolute(dir)?;
     let config = dir.join("upgrade-check.toml");
     let scenario = dir.join("scenarios").join("health.toml");
     for path in [&config, &scenario] {
         if path.exists() {
-            return Err(refusal(path, "exists already; init never overwrites a file").into());
+            return Err(
+                InputError::in_file(path, "exists already; init never overwrites a file").into(),
+            );
         }
     }
     let inspection = inspect::inspect(dir)?;
@@ -217,16 +219,7 @@ fn ignores_state(dir: &Path) -> bool {
 
 /// Writes a file that must not exist yet.
 fn write_new(path: &Path, text: &str) -> anyhow::Result<()> {
-    state::write_new(path, text.as_bytes())
-        .map_err(|_| refusal(path, "exists already; init never overwrites a file").into())
-}
-
-fn refusal(path: &Path, message: &str) -> InputError {
-    InputError {
-        path: path.to_owned(),
-        line: 1,
-        column: 1,
-        key: String::new(),
-        message: message.to_owned(),
-    }
+    state::write_new(path, text.as_bytes()).map_err(|_| {
+        InputError::in_file(path, "exists already; init never overwrites a file").into()
+    })
 }
