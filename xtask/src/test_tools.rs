@@ -68,17 +68,25 @@ pub fn run_fast() -> anyhow::Result<i32> {
 
 /// Installs what is missing (or says how), then runs `cargo test ARGS`; its exit code.
 pub fn run(args: &[String]) -> anyhow::Result<i32> {
+    install_missing_tools()?;
     install_from_the_crate()?;
     build_wheel()?;
     let cargo_insta = build_cargo_insta_meanwhile()?;
-    let code = run_suite(args);
+    let code = if args.is_empty() {
+        // The whole suite: every failure told, not only the first binary's.
+        cargo_test(&["--workspace", "--no-fail-fast"])
+    } else {
+        cargo_test(args)
+    };
     if let Some(build) = cargo_insta {
         let _ = build.join();
     }
     code
 }
 
-fn run_suite(args: &[String]) -> anyhow::Result<i32> {
+/// Debian's packages for the tools that are missing, or the one command
+/// that installs them; first, before anything is built.
+fn install_missing_tools() -> anyhow::Result<()> {
     let missing: Vec<&Tool> = TOOLS.iter().filter(|tool| !present(tool)).collect();
     if !missing.is_empty() {
         let packages: Vec<&str> = missing.iter().map(|tool| tool.package).collect();
@@ -101,11 +109,7 @@ fn run_suite(args: &[String]) -> anyhow::Result<i32> {
         install.extend(&packages);
         apt_get(&install)?;
     }
-    if args.is_empty() {
-        // The whole suite: every failure told, not only the first binary's.
-        return cargo_test(&["--workspace", "--no-fail-fast"]);
-    }
-    cargo_test(args)
+    Ok(())
 }
 
 fn cargo_test(args: &[impl AsRef<std::ffi::OsStr>]) -> anyhow::Result<i32> {

@@ -175,6 +175,11 @@ pub enum Command {
         /// The service's folder [default: the current folder]
         dir: Option<PathBuf>,
     },
+    /// Turn recorded traffic into a scenario: a HAR file (a browser's "Save all as HAR", mitmproxy's HAR dump)
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
     /// Print the plan (its cells, with matrix ranges expanded from the index) and stop before building anything
     Plan {
         /// With --format github-matrix: how many shards to split the cells into
@@ -228,6 +233,21 @@ pub enum Command {
         /// Include pre-releases among the versions searched
         #[arg(long)]
         pre: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ImportSource {
+    /// A HAR 1.2 file: the requests to the service become the steps of scenarios/NAME.toml (requests to other origins and static files are left out and listed)
+    Har {
+        /// The HAR file
+        file: PathBuf,
+        /// The scenario's name [default: the file's stem]
+        #[arg(long)]
+        name: Option<String>,
+        /// The service's origin in the recording, e.g. http://127.0.0.1:5000 [default: the one most requests went to]
+        #[arg(long)]
+        origin: Option<String>,
     },
 }
 

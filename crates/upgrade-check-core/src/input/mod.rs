@@ -5,7 +5,9 @@
 pub mod baseline;
 pub mod cargo_lock;
 pub mod config;
+pub mod har;
 pub mod inspect;
 pub mod lock;
 pub mod scenario;
 pub mod source;
+pub mod traffic;

@@ -4,6 +4,7 @@
 //! [`Finished`] value to show; everything on the way is a [`RunEvent`].
 
 mod accept;
+pub mod import;
 pub mod init;
 mod prepare;
 

@@ -3,6 +3,7 @@
 mod check;
 mod diff;
 mod gc;
+mod import;
 mod init;
 mod merge;
 mod review;
@@ -14,7 +15,7 @@ use upgrade_check_core::model::report::ExitStatus;
 use upgrade_check_core::session::{self, Action};
 use upgrade_check_core::sys::state::StateDirs;
 
-use crate::cli::{Cli, Command, ReportAction};
+use crate::cli::{Cli, Command, ImportSource, ReportAction};
 
 pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
     match &cli.action {
@@ -56,6 +57,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
         }) => merge::run(cli, dirs, out.as_deref()),
         Some(Command::Diff { cell_a, cell_b }) => diff::run(cli, cell_a, cell_b),
         Some(Command::Init { dir }) => init::run(cli, dir.as_deref()),
+        Some(Command::Import {
+            source: ImportSource::Har { file, name, origin },
+        }) => import::har(cli, file, name.as_deref(), origin.as_deref()),
     }
 }
 

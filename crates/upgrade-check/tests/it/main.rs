@@ -15,6 +15,7 @@ mod common;
 
 mod offline {
     mod ci_recipe;
+    mod import;
     mod packaging;
 }
 
@@ -49,4 +50,5 @@ mod tools {
     mod html_report;
     mod install;
     mod junit_schema;
+    mod recorded_traffic;
 }

@@ -1,0 +1,42 @@
+//! `upgrade-check import har FILE`: what became of the recording.
+
+use std::path::Path;
+
+use upgrade_check_core::model::report::ExitStatus;
+use upgrade_check_core::session::{Action, import};
+
+use crate::cli::Cli;
+
+pub fn har(
+    cli: &Cli,
+    file: &Path,
+    name: Option<&str>,
+    origin: Option<&str>,
+) -> anyhow::Result<ExitStatus> {
+    let imported = import::import_har(&cli.options(Action::Run), file, name, origin)?;
+    let here = std::env::current_dir().unwrap_or_default();
+    let shown = imported
+        .scenario
+        .strip_prefix(&here)
+        .unwrap_or(&imported.scenario);
+    crate::outln!(
+        "wrote {}: {} steps, the requests to {}",
+        shown.display(),
+        imported.steps,
+        imported.origin
+    );
+    for note in &imported.notes {
+        crate::outln!("  {note}");
+    }
+    if !imported.left_out.is_empty() {
+        crate::outln!("left out ({}):", imported.left_out.len());
+        for request in &imported.left_out {
+            crate::outln!("  {request}");
+        }
+    }
+    crate::outln!(
+        "next: `{} --accept` records what the baseline answers to it",
+        crate::invoked_as()
+    );
+    Ok(ExitStatus::Pass)
+}

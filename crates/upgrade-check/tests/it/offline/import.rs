@@ -1,0 +1,126 @@
+//! `upgrade-check import har` on files a browser could have written, and
+//! on files it could not have: what is kept, what is left out and said,
+//! and bad input refused with its line.
+
+use crate::common::TestContext;
+
+fn entry(method: &str, url: &str, mime: &str, answer: &str) -> serde_json::Value {
+    serde_json::json!({
+        "startedDateTime": "2026-12-01T10:00:00.000Z",
+        "time": 3,
+        "request": {
+            "method": method, "url": url, "httpVersion": "HTTP/1.1",
+            "headers": [{"name": "Accept", "value": "*/*"}],
+            "queryString": [], "cookies": [], "headersSize": -1, "bodySize": 0
+        },
+        "response": {
+            "status": 200, "statusText": "OK", "httpVersion": "HTTP/1.1",
+            "headers": [{"name": "Content-Type", "value": mime}], "cookies": [],
+            "content": {"size": answer.len(), "mimeType": mime, "text": answer},
+            "redirectURL": "", "headersSize": -1, "bodySize": answer.len()
+        },
+        "cache": {}, "timings": {"send": 0, "wait": 3, "receive": 0}
+    })
+}
+
+fn har(entries: Vec<serde_json::Value>) -> String {
+    serde_json::json!({
+        "log": {"version": "1.2", "creator": {"name": "test", "version": "1"}, "entries": entries}
+    })
+    .to_string()
+}
+
+#[test]
+fn a_browser_session_keeps_the_service_and_lists_what_it_left_out() {
+    let ctx = TestContext::new();
+    let file = ctx.path("browser.har");
+    std::fs::write(
+        &file,
+        har(vec![
+            entry(
+                "GET",
+                "http://127.0.0.1:5000/health",
+                "application/json",
+                r#"{"status": "ok"}"#,
+            ),
+            entry(
+                "GET",
+                "http://127.0.0.1:5000/static/app.js",
+                "text/javascript",
+                "x()",
+            ),
+            entry("GET", "https://fonts.example/inter.woff2", "font/woff2", ""),
+            entry(
+                "GET",
+                "http://127.0.0.1:5000/api/auth/me",
+                "application/json",
+                "{}",
+            ),
+        ]),
+    )
+    .unwrap();
+    let run = ctx.run(&["import", "har", file.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("2 steps, the requests to http://127.0.0.1:5000")
+            && run.stdout.contains("left out (2):")
+            && run
+                .stdout
+                .contains("GET http://127.0.0.1:5000/static/app.js: a static file")
+            && run.stdout.contains(
+                "GET https://fonts.example/inter.woff2: another origin than http://127.0.0.1:5000"
+            ),
+        "{}",
+        run.stdout
+    );
+    let scenario = std::fs::read_to_string(ctx.path("scenarios/browser.toml")).unwrap();
+    assert!(scenario.contains("name = \"GET /health\""), "{scenario}");
+
+    // Never over an existing scenario.
+    let again = ctx.run(&["import", "har", file.to_str().unwrap()]);
+    assert_eq!(again.code, 2);
+    assert!(
+        again.stderr.contains("scenarios/browser.toml")
+            && again.stderr.contains("never overwrites"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_har_or_holds_no_request_to_a_service_is_refused() {
+    let ctx = TestContext::new();
+    let broken = ctx.path("broken.har");
+    std::fs::write(
+        &broken,
+        "{\n  \"log\": {\n    \"entries\": [\n      {\"request\": 3}\n",
+    )
+    .unwrap();
+    let run = ctx.run(&["import", "har", broken.to_str().unwrap()]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("broken.har:4:") && run.stderr.contains("not a HAR file"),
+        "{}",
+        run.stderr
+    );
+    let assets = ctx.path("assets.har");
+    std::fs::write(
+        &assets,
+        har(vec![entry(
+            "GET",
+            "http://127.0.0.1:5000/logo.png",
+            "image/png",
+            "",
+        )]),
+    )
+    .unwrap();
+    let run = ctx.run(&["import", "har", assets.to_str().unwrap()]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("no request to a service"),
+        "{}",
+        run.stderr
+    );
+    assert!(!ctx.path("scenarios/assets.toml").exists());
+}

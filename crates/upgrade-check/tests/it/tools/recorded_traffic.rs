@@ -1,0 +1,216 @@
+//! Scenarios from real traffic: curl drives the auth service through
+//! mitmproxy (a real recorder, from the package index), whose HAR dump
+//! `upgrade-check import har` turns into a scenario. Its snapshot answers
+//! as the hand-written login scenario's for the same steps, and bcrypt
+//! 5.0.0 is caught through it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{TestContext, shared_cache, verdict};
+
+/// mitmproxy's release that records (its `hardump` option writes HAR 1.2).
+const MITMPROXY: &str = "mitmproxy==11.0.2";
+
+fn uv() -> PathBuf {
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("uv"))
+            .find(|uv| uv.is_file())
+    });
+    on_path.unwrap_or_else(|| shared_cache().join("tools/uv/bin/uv"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until `port` answers HTTP, or panics after a minute.
+fn wait_for(port: u16, child: &mut Child) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "it exited before listening"
+        );
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("nothing listens on {port}");
+}
+
+/// `curl` through the proxy: the response body.
+fn curl(port: u16, args: &[&str]) -> String {
+    let output = Command::new("curl")
+        .args(["--silent", "--show-error"])
+        .args(
+            args.iter()
+                .map(|arg| arg.replace("{base}", &format!("http://127.0.0.1:{port}"))),
+        )
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "curl {args:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A snapshot's steps without their numbered titles: what was sent and answered.
+fn exchanges(snapshot: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(snapshot).unwrap();
+    let body = text.splitn(3, "---\n").nth(2).unwrap().to_owned();
+    body.split("\n# ")
+        .map(|step| {
+            step.trim_start_matches("# ")
+                .split_once('\n')
+                .map_or("", |(_, rest)| rest)
+                .trim()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn a_har_recorded_by_mitmproxy_becomes_a_scenario_that_catches_bcrypt_5() {
+    let ctx = TestContext::new();
+    // The baseline's environment, built by the harness.
+    let accepted = ctx.run(&["--accept", "--no-noise-check"]);
+    assert_eq!(accepted.code, 0, "{}", accepted.stderr);
+    let environment = ctx.report()["cells"][0]["environment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let python = shared_cache()
+        .join("envs")
+        .join(environment)
+        .join("venv/bin/python");
+
+    // The service, as a developer runs it, and mitmproxy in front of it.
+    let service_port = free_port();
+    let mut service = Command::new(python)
+        .args(["-m", "app"])
+        .current_dir(ctx.path("fixtures/python-service"))
+        .env("PORT", service_port.to_string())
+        .env("DATABASE_PATH", ctx.path("recording.sqlite3"))
+        .env("BCRYPT_ROUNDS", "4")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(service_port, &mut service);
+    let proxy_port = free_port();
+    let har = ctx.path("session.har");
+    let mut proxy = Command::new(uv())
+        .args(["tool", "run", "--from", MITMPROXY, "mitmdump", "--quiet"])
+        .arg("--mode")
+        .arg(format!("reverse:http://127.0.0.1:{service_port}"))
+        .args(["--listen-host", "127.0.0.1", "--listen-port"])
+        .arg(proxy_port.to_string())
+        .arg("--set")
+        .arg(format!("hardump={}", har.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(proxy_port, &mut proxy);
+
+    // A user with a long passphrase registers, logs in and reads their profile.
+    let password = "correct horse battery staple ".repeat(4);
+    let credentials = serde_json::json!({ "username": "carol", "password": password }).to_string();
+    let json = ["--header", "Content-Type: application/json", "--data"];
+    curl(
+        proxy_port,
+        &[
+            &["{base}/api/auth/register"][..],
+            &json,
+            &[credentials.as_str()],
+        ]
+        .concat(),
+    );
+    let login = curl(
+        proxy_port,
+        &[
+            &["{base}/api/auth/login"][..],
+            &json,
+            &[credentials.as_str()],
+        ]
+        .concat(),
+    );
+    let token: serde_json::Value = serde_json::from_str(&login).unwrap();
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        token["access_token"].as_str().unwrap()
+    );
+    curl(proxy_port, &["{base}/api/auth/me", "--header", &bearer]);
+
+    // mitmdump writes the HAR as it stops.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(proxy.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert!(proxy.wait().unwrap().success() || har.is_file());
+    service.kill().unwrap();
+    service.wait().unwrap();
+    assert!(har.is_file(), "mitmdump wrote its HAR");
+
+    let imported = ctx.run(&[
+        "import",
+        "har",
+        har.to_str().unwrap(),
+        "--name",
+        "recorded-login",
+    ]);
+    assert_eq!(imported.code, 0, "{}", imported.stderr);
+    crate::common::assert_readme_sample(
+        "upgrade-check import har session.har --name recorded-login",
+        &imported.stdout,
+    );
+    assert!(
+        imported.stdout.starts_with(&format!(
+            "wrote {}: 3 steps, the requests to http://127.0.0.1:",
+            ctx.path("scenarios/recorded-login.toml").display()
+        )),
+        "{}",
+        imported.stdout
+    );
+    assert!(
+        imported.stdout.contains(
+            "`access_token` is captured from step 2's answer (/access_token) and sent back"
+        ),
+        "{}",
+        imported.stdout
+    );
+    let scenario = std::fs::read_to_string(ctx.path("scenarios/recorded-login.toml")).unwrap();
+    assert!(
+        scenario.contains("headers = { Authorization = \"Bearer {{access_token}}\" }")
+            && scenario.contains("password = \"{{password}}\"")
+            && !scenario.contains("Content-Type"),
+        "{scenario}"
+    );
+
+    // Its accepted snapshot answers as the hand-written one's for the same steps.
+    let accepted = ctx.run(&["--accept", "--no-noise-check"]);
+    assert_eq!(accepted.code, 0, "{}", accepted.stderr);
+    let recorded = exchanges(&ctx.path("snapshots/recorded-login.snap"));
+    let written = exchanges(&ctx.path("snapshots/login.snap"));
+    // register, good password, me with the token.
+    assert_eq!(
+        recorded,
+        [&written[0], &written[1], &written[4]].map(String::clone)
+    );
+
+    // bcrypt 5.0.0 refuses the long passphrase: caught through the recording.
+    ctx.set_matrix(r#"bcrypt = ["5.0.0"]"#);
+    let run = ctx.run(&["--no-bisect", "--no-noise-check"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(
+        verdict(&ctx.report(), "bcrypt 5.0.0", "recorded-login"),
+        "changed"
+    );
+}
