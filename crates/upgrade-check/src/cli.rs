@@ -175,6 +175,17 @@ pub enum Command {
         /// The service's folder [default: the current folder]
         dir: Option<PathBuf>,
     },
+    /// Record a scenario: start the service on its baseline behind a recording proxy on 127.0.0.1, send requests through it (a browser, curl, a frontend, a test suite), then Ctrl-C writes scenarios/NAME.toml
+    Record {
+        /// The scenario's name: scenarios/NAME.toml
+        name: String,
+        /// Where the proxy listens; loopback only [default: 127.0.0.1 on a free port]
+        #[arg(long, value_name = "ADDRESS:PORT", default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Stop after this long without a request (e.g. 30s), as well as on Ctrl-C
+        #[arg(long, value_parser = humantime::parse_duration)]
+        idle: Option<std::time::Duration>,
+    },
     /// Turn recorded traffic into a scenario: a HAR file (a browser's "Save all as HAR", mitmproxy's HAR dump)
     Import {
         #[command(subcommand)]

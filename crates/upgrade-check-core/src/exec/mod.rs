@@ -2,5 +2,6 @@
 //! service started in its own process group, the recorded steps replayed.
 
 pub mod db;
+pub mod proxy;
 pub mod replay;
 pub mod service;

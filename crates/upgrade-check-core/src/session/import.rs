@@ -50,14 +50,7 @@ pub fn import_har(
             .map(|stem| stem.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
-    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-    if name.is_empty() || !name.chars().all(allowed) {
-        return Err(InputError::in_file(
-            file,
-            format!("`{name}` cannot name a scenario (letters, digits, `-` and `_`): give one with --name"),
-        )
-        .into());
-    }
+    check_name(&name)?;
     let file_name = file
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
@@ -66,15 +59,47 @@ pub fn import_har(
         &format!("recorded in {file_name}, requests to {}", from.origin),
         &from.recorded,
     );
+    let (scenario, loaded) = write_scenario(&config, &name, &written)?;
+    Ok(Imported {
+        scenario,
+        steps: loaded.steps.len(),
+        origin: from.origin,
+        notes: written.notes,
+        left_out: from.left_out,
+    })
+}
+
+/// A scenario's name is its file's stem: letters, digits, `-` and `_`.
+pub(super) fn check_name(name: &str) -> anyhow::Result<()> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if name.is_empty() || !name.chars().all(allowed) {
+        anyhow::bail!("`{name}` cannot name a scenario: letters, digits, `-` and `_` only");
+    }
+    Ok(())
+}
+
+/// The path `scenarios/NAME.toml` in `config`'s scenarios folder, refused
+/// when it exists: nothing records over a scenario.
+pub(super) fn new_scenario_path(config: &Config, name: &str) -> anyhow::Result<PathBuf> {
     let target = config.replay.scenarios.join(format!("{name}.toml"));
     if target.exists() {
         return Err(InputError::in_file(
             &target,
-            "exists already; an import never overwrites a scenario",
+            "exists already; a recording never overwrites a scenario",
         )
         .into());
     }
-    // Loaded as any scenario is, from a copy, before it is written.
+    Ok(target)
+}
+
+/// Writes `written` as `scenarios/NAME.toml`, loaded first as any scenario
+/// is; its secrets are registered, so that nothing after prints them.
+pub(super) fn write_scenario(
+    config: &Config,
+    name: &str,
+    written: &traffic::Written,
+) -> anyhow::Result<(PathBuf, scenario::Scenario)> {
+    let target = new_scenario_path(config, name)?;
     let scratch = state::temp_dir()?;
     let draft = scratch.path().join(format!("{name}.toml"));
     state::write_new(&draft, written.text.as_bytes())?;
@@ -82,21 +107,14 @@ pub fn import_har(
     state::write_new(&target, written.text.as_bytes()).map_err(|_| {
         InputError::in_file(
             &target,
-            "exists already; an import never overwrites a scenario",
+            "exists already; a recording never overwrites a scenario",
         )
     })?;
-    // From here on its secrets are never printed.
     redact::register(&redact::Secrets::new(
         loaded
             .secrets
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_str())),
     ));
-    Ok(Imported {
-        scenario: target,
-        steps: loaded.steps.len(),
-        origin: from.origin,
-        notes: written.notes,
-        left_out: from.left_out,
-    })
+    Ok((target, loaded))
 }

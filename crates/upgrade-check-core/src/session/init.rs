@@ -8,15 +8,12 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Options, prepare};
-use crate::env::{BuildError, Builder};
-use crate::exec::{db, replay, service};
-use crate::input::baseline::{BaselineFile, DeclaredHashes};
-use crate::input::config::{Config, Ecosystem};
+use super::{Options, once};
+use crate::input::config::Config;
 use crate::input::inspect::{self, Inspection};
 use crate::input::source::InputError;
 use crate::model::event::Events;
-use crate::sys::{log, process, state};
+use crate::sys::{process, state};
 
 /// What `init` found and wrote.
 #[derive(Debug)]
@@ -111,92 +108,15 @@ async fn prove(
         Ok(config) => config,
         Err(err) => return Ok(Err(format!("the config it found does not load: {err}"))),
     };
-    let dirs = super::state_dirs(options, dir);
-    let baseline = match BaselineFile::load_with(&config.service.baseline, &config.service.groups) {
-        Ok(baseline) => baseline,
-        Err(err) => return Ok(Err(err.to_string())),
-    };
-    let builder = match config.service.ecosystem {
-        Ecosystem::Python => {
-            let mut hashes = DeclaredHashes::default();
-            hashes.add(&baseline);
-            Builder::Python(
-                prepare::uv_builder(&config, options, &dirs, events, baseline, hashes).await?,
-            )
-        }
-        Ecosystem::Cargo => Builder::Cargo(prepare::cargo_builder(
-            &config, options, &dirs, events, baseline,
-        )?),
-    };
-    let building = builder.clone();
-    let built = tokio::task::spawn_blocking(move || {
-        let resolution = building.resolve_baseline()?;
-        building.materialise(&resolution.set)
-    })
-    .await?;
-    let environment = match built {
-        Ok(environment) => environment,
-        Err(BuildError::Refused(why) | BuildError::Unavailable(why)) => {
-            return Ok(Err(format!("the baseline does not build:\n{why}")));
-        }
-        Err(BuildError::Harness(err)) => return Err(err),
-    };
-    let scratch = state::temp_dir()?;
-    let service_dir = scratch.path().join("service");
-    state::copy_tree(&config.service.root, &service_dir)?;
-    let log_path = scratch.path().join("service.log");
-    let port = service::free_port()?;
-    let database = db::Database::Sqlite {
-        path: scratch.path().join("db.sqlite3"),
-    };
-    let mut values = std::collections::BTreeMap::from([
-        ("bin", environment.bin.display().to_string()),
-        ("port", port.to_string()),
-        (
-            "secret",
-            format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
-        ),
-        ("service_dir", service_dir.display().to_string()),
-    ]);
-    if let Some(python) = &environment.python {
-        values.insert("python", python.interpreter.display().to_string());
-        values.insert("venv", python.venv.display().to_string());
-    }
-    values.extend(database.placeholders());
-    let placeholders = service::Placeholders { values };
-    let env = config
-        .profile(&config.service.profile)
-        .map(|profile| profile.env.clone())
-        .unwrap_or_default();
-    let launch = service::Launch {
-        command: &config.service.command,
-        pass_env: &config.service.pass_env,
-        env: &env,
-        placeholders: &placeholders,
-        bin: &environment.bin,
-        venv: environment
-            .python
-            .as_ref()
-            .map(|python| python.venv.as_path()),
-        cwd: &service_dir,
-        log: &log_path,
-        port,
-        health_paths: &inspection.health_paths,
-        startup_timeout: config.timeouts.startup,
-        grace: config.timeouts.shutdown_grace,
-    };
-    Ok(match service::start(launch, &replay::client()).await {
-        Ok(running) => {
-            let path = running.healthy_path.clone();
-            running.stop().await;
+    let healthy = match once::start(&config, options, events, &inspection.health_paths).await? {
+        Ok(started) => {
+            let path = started.running.healthy_path.clone();
+            started.stop().await;
             Ok(path)
         }
-        Err(failure) => Err(format!(
-            "{}; the service's log ends:\n{}",
-            failure.reason,
-            log::log_tail(&failure.log, 20)
-        )),
-    })
+        Err(why) => Err(why),
+    };
+    Ok(healthy)
 }
 
 /// Whether git ignores `target/` in `dir` (where the harness's state goes

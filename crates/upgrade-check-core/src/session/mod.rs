@@ -6,7 +6,9 @@
 mod accept;
 pub mod import;
 pub mod init;
+mod once;
 mod prepare;
+pub mod record;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -6,6 +6,7 @@ mod gc;
 mod import;
 mod init;
 mod merge;
+mod record;
 mod review;
 
 use std::path::{Path, PathBuf};
@@ -57,6 +58,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
         }) => merge::run(cli, dirs, out.as_deref()),
         Some(Command::Diff { cell_a, cell_b }) => diff::run(cli, cell_a, cell_b),
         Some(Command::Init { dir }) => init::run(cli, dir.as_deref()),
+        Some(Command::Record { name, listen, idle }) => record::run(cli, name, *listen, *idle),
         Some(Command::Import {
             source: ImportSource::Har { file, name, origin },
         }) => import::har(cli, file, name.as_deref(), origin.as_deref()),

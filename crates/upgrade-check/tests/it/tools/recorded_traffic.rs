@@ -1,9 +1,11 @@
 //! Scenarios from real traffic: curl drives the auth service through
 //! mitmproxy (a real recorder, from the package index), whose HAR dump
-//! `upgrade-check import har` turns into a scenario. Its snapshot answers
-//! as the hand-written login scenario's for the same steps, and bcrypt
-//! 5.0.0 is caught through it.
+//! `upgrade-check import har` turns into a scenario, and through
+//! `upgrade-check record`'s own proxy. Each snapshot answers as the
+//! hand-written login scenario's for the same steps; bcrypt 5.0.0 is caught
+//! through the recording.
 
+use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -212,5 +214,99 @@ fn a_har_recorded_by_mitmproxy_becomes_a_scenario_that_catches_bcrypt_5() {
     assert_eq!(
         verdict(&ctx.report(), "bcrypt 5.0.0", "recorded-login"),
         "changed"
+    );
+}
+
+#[test]
+fn a_login_flow_curl_sends_through_record_becomes_the_login_scenario() {
+    let ctx = TestContext::new();
+    let mut recording = ctx.command(&["record", "curl-login"]);
+    let mut child = recording
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The proxy's URL, once the baseline is built and the service healthy.
+    let (lines, said) = std::sync::mpsc::channel();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let first = said.recv_timeout(Duration::from_secs(180)).unwrap();
+    let url = first
+        .strip_prefix("recording: send requests to ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+
+    let credentials = r#"{"username": "carol", "password": "s3cret-passphrase"}"#;
+    let json = [
+        "--header",
+        "Content-Type: application/json",
+        "--data",
+        credentials,
+    ];
+    curl(port, &[&["{base}/api/auth/register"][..], &json].concat());
+    let login = curl(port, &[&["{base}/api/auth/login"][..], &json].concat());
+    let token: serde_json::Value = serde_json::from_str(&login).unwrap();
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        token["access_token"].as_str().unwrap()
+    );
+    curl(port, &["{base}/api/auth/me", "--header", &bearer]);
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+    let rest: Vec<String> = said.try_iter().collect();
+    assert!(
+        rest.iter()
+            .any(|line| line.starts_with("stopped (interrupt); wrote")
+                && line.ends_with(": 3 steps")),
+        "{rest:?}"
+    );
+    let scenario = std::fs::read_to_string(ctx.path("scenarios/curl-login.toml")).unwrap();
+    assert!(
+        scenario.contains("authorization = \"Bearer {{access_token}}\"")
+            && scenario.contains("password = \"{{password}}\"")
+            && !scenario.contains("user-agent"),
+        "{scenario}"
+    );
+    // Nothing of the recording is left running.
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the proxy stopped"
+    );
+
+    let accepted = ctx.run(&["--accept", "--no-noise-check"]);
+    assert_eq!(accepted.code, 0, "{}", accepted.stderr);
+    let recorded = exchanges(&ctx.path("snapshots/curl-login.snap"));
+    let written = exchanges(&ctx.path("snapshots/login.snap"));
+    assert_eq!(
+        recorded,
+        [&written[0], &written[1], &written[4]].map(String::clone)
+    );
+
+    // The proxy listens on loopback only; nothing is started otherwise.
+    let refused = ctx.run(&["record", "elsewhere", "--listen", "0.0.0.0:8080"]);
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused.stderr.contains("loopback only"),
+        "{}",
+        refused.stderr
+    );
+    // Nor over an existing scenario.
+    let again = ctx.run(&["record", "curl-login"]);
+    assert_eq!(again.code, 2);
+    assert!(
+        again.stderr.contains("never overwrites"),
+        "{}",
+        again.stderr
     );
 }

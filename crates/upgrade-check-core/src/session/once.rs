@@ -1,0 +1,122 @@
+//! The service started once on its baseline, outside a check: `init`
+//! proves a config with it, `record` puts its proxy in front of it. The
+//! baseline is built (or reused) as a cell's would be, the service runs
+//! from a private copy of its source with a fresh SQLite database, and
+//! everything it made goes when it stops.
+
+use super::{Options, prepare};
+use crate::env::{BuildError, Builder};
+use crate::exec::{db, replay, service};
+use crate::input::baseline::{BaselineFile, DeclaredHashes};
+use crate::input::config::{Config, Ecosystem};
+use crate::model::event::Events;
+use crate::sys::{log, state};
+
+/// A service started on the baseline, healthy.
+pub struct Started {
+    pub running: service::RunningService,
+    /// The copy it runs from, its database and its log; removed on drop.
+    scratch: state::TempDir,
+}
+
+impl Started {
+    /// Stops the service; its copy and database go with it.
+    pub async fn stop(self) {
+        self.running.stop().await;
+        drop(self.scratch);
+    }
+}
+
+/// Builds the baseline of `config` and starts the service, healthy once one
+/// of `health_paths` answers 2xx; `Ok(Err(why))` when the baseline does not
+/// build or the service does not start (with its log's tail).
+pub async fn start(
+    config: &Config,
+    options: &Options,
+    events: &Events,
+    health_paths: &[String],
+) -> anyhow::Result<Result<Started, String>> {
+    let config_dir = config.path.parent().unwrap_or(std::path::Path::new(""));
+    let dirs = super::state_dirs(options, config_dir);
+    let baseline = match BaselineFile::load_with(&config.service.baseline, &config.service.groups) {
+        Ok(baseline) => baseline,
+        Err(err) => return Ok(Err(err.to_string())),
+    };
+    let builder = match config.service.ecosystem {
+        Ecosystem::Python => {
+            let mut hashes = DeclaredHashes::default();
+            hashes.add(&baseline);
+            Builder::Python(
+                prepare::uv_builder(config, options, &dirs, events, baseline, hashes).await?,
+            )
+        }
+        Ecosystem::Cargo => Builder::Cargo(prepare::cargo_builder(
+            config, options, &dirs, events, baseline,
+        )?),
+    };
+    let building = builder.clone();
+    let built = tokio::task::spawn_blocking(move || {
+        let resolution = building.resolve_baseline()?;
+        building.materialise(&resolution.set)
+    })
+    .await?;
+    let environment = match built {
+        Ok(environment) => environment,
+        Err(BuildError::Refused(why) | BuildError::Unavailable(why)) => {
+            return Ok(Err(format!("the baseline does not build:\n{why}")));
+        }
+        Err(BuildError::Harness(err)) => return Err(err),
+    };
+    let scratch = state::temp_dir()?;
+    let service_dir = scratch.path().join("service");
+    state::copy_tree(&config.service.root, &service_dir)?;
+    let log_path = scratch.path().join("service.log");
+    let port = service::free_port()?;
+    let database = db::Database::Sqlite {
+        path: scratch.path().join("db.sqlite3"),
+    };
+    let mut values = std::collections::BTreeMap::from([
+        ("bin", environment.bin.display().to_string()),
+        ("port", port.to_string()),
+        (
+            "secret",
+            format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+        ),
+        ("service_dir", service_dir.display().to_string()),
+    ]);
+    if let Some(python) = &environment.python {
+        values.insert("python", python.interpreter.display().to_string());
+        values.insert("venv", python.venv.display().to_string());
+    }
+    values.extend(database.placeholders());
+    let placeholders = service::Placeholders { values };
+    let env = config
+        .profile(&config.service.profile)
+        .map(|profile| profile.env.clone())
+        .unwrap_or_default();
+    let launch = service::Launch {
+        command: &config.service.command,
+        pass_env: &config.service.pass_env,
+        env: &env,
+        placeholders: &placeholders,
+        bin: &environment.bin,
+        venv: environment
+            .python
+            .as_ref()
+            .map(|python| python.venv.as_path()),
+        cwd: &service_dir,
+        log: &log_path,
+        port,
+        health_paths,
+        startup_timeout: config.timeouts.startup,
+        grace: config.timeouts.shutdown_grace,
+    };
+    Ok(match service::start(launch, &replay::client()).await {
+        Ok(running) => Ok(Started { running, scratch }),
+        Err(failure) => Err(format!(
+            "{}; the service's log ends:\n{}",
+            failure.reason,
+            log::log_tail(&failure.log, 20)
+        )),
+    })
+}

@@ -1,0 +1,50 @@
+//! `upgrade-check record NAME`: the proxy's URL while it records, then the
+//! scenario it wrote.
+
+use std::sync::Arc;
+
+use upgrade_check_core::model::event::{Events, RunEvent};
+use upgrade_check_core::model::report::ExitStatus;
+use upgrade_check_core::session::{Action, record};
+
+use crate::cli::Cli;
+use crate::progress::Progress;
+
+pub fn run(
+    cli: &Cli,
+    name: &str,
+    listen: std::net::SocketAddr,
+    idle: Option<std::time::Duration>,
+) -> anyhow::Result<ExitStatus> {
+    let progress = Arc::new(Progress::new(cli.quiet, cli.verbose));
+    let shown = progress.clone();
+    let events: Events = Arc::new(move |event: &RunEvent| shown.show(event));
+    let recording = record::Recording {
+        name: name.to_owned(),
+        listen,
+        idle,
+    };
+    let finish = progress.clone();
+    let done = record::record(&cli.options(Action::Run), &recording, events, &|url| {
+        finish.finish();
+        crate::outln!("recording: send requests to {url} (Ctrl-C writes scenarios/{name}.toml)");
+    });
+    progress.finish();
+    let done = done?;
+    let here = std::env::current_dir().unwrap_or_default();
+    let shown = done.scenario.strip_prefix(&here).unwrap_or(&done.scenario);
+    crate::outln!(
+        "stopped ({}); wrote {}: {} steps",
+        done.stopped_by,
+        shown.display(),
+        done.steps
+    );
+    for note in &done.notes {
+        crate::outln!("  {note}");
+    }
+    crate::outln!(
+        "next: `{} --accept` records what the baseline answers to it",
+        crate::invoked_as()
+    );
+    Ok(ExitStatus::Pass)
+}
