@@ -186,7 +186,7 @@ pub enum Command {
         #[arg(long, value_parser = humantime::parse_duration)]
         idle: Option<std::time::Duration>,
     },
-    /// Turn recorded traffic into a scenario: a HAR file (a browser's "Save all as HAR", mitmproxy's HAR dump)
+    /// Turn recorded traffic into a scenario: a HAR file (a browser's "Save all as HAR", mitmproxy's HAR dump), or a Postman collection
     Import {
         #[command(subcommand)]
         source: ImportSource,
@@ -259,6 +259,14 @@ pub enum ImportSource {
         /// The service's origin in the recording, e.g. http://127.0.0.1:5000 [default: the one most requests went to]
         #[arg(long)]
         origin: Option<String>,
+    },
+    /// A Postman collection (format v2.1): one scenario per top-level folder, `{{variables}}` kept, the captures its test scripts set translated, the rest listed
+    Postman {
+        /// The collection file (File > Export > Collection v2.1)
+        collection: PathBuf,
+        /// An environment file whose values the variables take
+        #[arg(long, value_name = "ENV.json")]
+        environment: Option<PathBuf>,
     },
 }
 

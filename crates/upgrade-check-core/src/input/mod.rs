@@ -8,6 +8,7 @@ pub mod config;
 pub mod har;
 pub mod inspect;
 pub mod lock;
+pub mod postman;
 pub mod scenario;
 pub mod source;
 pub mod traffic;

@@ -38,7 +38,7 @@ pub struct Written {
 }
 
 /// Request headers a replay sets itself, or that only describe the client.
-const DROPPED_HEADERS: &[&str] = &[
+pub(crate) const DROPPED_HEADERS: &[&str] = &[
     "host",
     "content-length",
     "user-agent",
@@ -209,6 +209,7 @@ pub fn scenario(description: &str, recorded: &[Recorded]) -> Written {
             path,
             headers,
             body,
+            captures: Vec::new(),
         });
         if let Some(answer) = json_object_or_array(&exchange.response_body) {
             let mut found = Vec::new();
@@ -224,16 +225,43 @@ pub fn scenario(description: &str, recorded: &[Recorded]) -> Written {
             }
         }
     }
-    let mut text = String::new();
-    let _ = writeln!(text, "description = {}", toml_string(description));
-    if !secrets.values.is_empty() {
-        text.push_str("\n# Replaced by [secret:NAME] in every snapshot and log.\n[secrets]\n");
-        for (name, value) in &secrets.values {
-            let _ = writeln!(text, "{} = {}", toml_key(name), toml_string(value));
-            notes.push(format!("`{name}` is a secret: its value is never written"));
+    for (index, step) in steps.iter_mut().enumerate() {
+        if let Some(taken) = captures.remove(&index) {
+            step.captures = taken
+                .into_iter()
+                .map(|(variable, pointer)| (variable, CaptureFrom::Json(pointer)))
+                .collect();
         }
     }
-    for (index, step) in steps.iter().enumerate() {
+    for name in secrets.values.keys() {
+        notes.push(format!("`{name}` is a secret: its value is never written"));
+    }
+    let text = render(description, &BTreeMap::new(), &secrets.values, &steps);
+    Written { text, notes }
+}
+
+/// A scenario file's text: its description, `[vars]`, `[secrets]` and steps.
+pub(crate) fn render(
+    description: &str,
+    vars: &BTreeMap<String, String>,
+    secrets: &BTreeMap<String, String>,
+    steps: &[StepText],
+) -> String {
+    let mut text = String::new();
+    let _ = writeln!(text, "description = {}", toml_string(description));
+    if !vars.is_empty() {
+        text.push_str("\n[vars]\n");
+        for (name, value) in vars {
+            let _ = writeln!(text, "{} = {}", toml_key(name), toml_string(value));
+        }
+    }
+    if !secrets.is_empty() {
+        text.push_str("\n# Replaced by [secret:NAME] in every snapshot and log.\n[secrets]\n");
+        for (name, value) in secrets {
+            let _ = writeln!(text, "{} = {}", toml_key(name), toml_string(value));
+        }
+    }
+    for step in steps {
         text.push_str("\n[[steps]]\n");
         let _ = writeln!(text, "name = {}", toml_string(&step.name));
         let _ = writeln!(text, "method = {}", toml_string(&step.method));
@@ -249,30 +277,47 @@ pub fn scenario(description: &str, recorded: &[Recorded]) -> Written {
         if let Some(body) = &step.body {
             let _ = writeln!(text, "{body}");
         }
-        if let Some(taken) = captures.get(&index) {
-            let pairs: Vec<String> = taken
+        if !step.captures.is_empty() {
+            let pairs: Vec<String> = step
+                .captures
                 .iter()
-                .map(|(variable, pointer)| {
+                .map(|(variable, from)| {
+                    let (kind, place) = match from {
+                        CaptureFrom::Json(pointer) => ("json", pointer),
+                        CaptureFrom::Header(name) => ("header", name),
+                    };
                     format!(
-                        "{} = {{ json = {} }}",
+                        "{} = {{ {kind} = {} }}",
                         toml_key(variable),
-                        toml_string(pointer)
+                        toml_string(place)
                     )
                 })
                 .collect();
             let _ = writeln!(text, "capture = {{ {} }}", pairs.join(", "));
         }
     }
-    Written { text, notes }
+    text
 }
 
-struct StepText {
-    name: String,
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
+/// Where a step takes a variable from its answer.
+#[derive(Debug, Clone)]
+pub(crate) enum CaptureFrom {
+    /// A JSON pointer into the body.
+    Json(String),
+    /// A response header.
+    Header(String),
+}
+
+/// One step as the scenario file writes it.
+#[derive(Debug, Clone)]
+pub(crate) struct StepText {
+    pub name: String,
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
     /// `json = …` or `body = …`.
-    body: Option<String>,
+    pub body: Option<String>,
+    pub captures: Vec<(String, CaptureFrom)>,
 }
 
 /// Secret values by name; the same value keeps its name.
@@ -311,7 +356,7 @@ impl Secrets {
     }
 }
 
-fn is_secret_field(key: &str) -> bool {
+pub(crate) fn is_secret_field(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     SECRET_WORDS.iter().any(|word| key.contains(word))
 }
@@ -392,7 +437,7 @@ fn variable_name(key: &str, taken: &[Returned]) -> String {
 }
 
 /// `accessToken`, `access-token` → `access_token`.
-fn snake(text: &str) -> String {
+pub(crate) fn snake(text: &str) -> String {
     let mut out = String::new();
     for c in text.chars() {
         if c.is_ascii_uppercase() {
@@ -410,7 +455,7 @@ fn snake(text: &str) -> String {
 }
 
 /// A TOML basic string: JSON's escapes are TOML's.
-fn toml_string(text: &str) -> String {
+pub(crate) fn toml_string(text: &str) -> String {
     serde_json::to_string(text).expect("a string serialises")
 }
 
@@ -427,7 +472,7 @@ fn toml_key(key: &str) -> String {
 }
 
 /// A JSON value as a TOML inline value; `None` when it holds a null.
-fn toml_inline(value: &serde_json::Value) -> Option<String> {
+pub(crate) fn toml_inline(value: &serde_json::Value) -> Option<String> {
     Some(match value {
         serde_json::Value::Null => return None,
         serde_json::Value::Bool(flag) => flag.to_string(),

@@ -1,13 +1,15 @@
-//! `upgrade-check import har FILE`: recorded traffic into a scenario file
-//! in the config's scenarios folder ([`crate::input::traffic`] writes it),
-//! checked to load as any scenario does, never over an existing one.
+//! `upgrade-check import har FILE` and `import postman COLLECTION`:
+//! recorded traffic ([`crate::input::traffic`]) or a Postman collection
+//! ([`crate::input::postman`]) into scenario files in the config's scenarios
+//! folder, each checked to load as any scenario does, never over an
+//! existing one.
 
 use std::path::{Path, PathBuf};
 
 use super::Options;
 use crate::input::config::{self, Config};
 use crate::input::source::InputError;
-use crate::input::{har, scenario, traffic};
+use crate::input::{har, postman, scenario, traffic};
 use crate::sys::{redact, state};
 
 /// The scenario written, and what the import says about it.
@@ -67,6 +69,52 @@ pub fn import_har(
         notes: written.notes,
         left_out: from.left_out,
     })
+}
+
+/// One scenario a collection became.
+#[derive(Debug)]
+pub struct FromCollection {
+    pub scenario: PathBuf,
+    pub steps: usize,
+}
+
+/// Turns the Postman collection `file` (with the environment file
+/// `environment`, whose values win) into one scenario per top-level folder;
+/// none is written when any would overwrite a scenario. What was not
+/// translated is returned, by item.
+pub fn import_postman(
+    options: &Options,
+    file: &Path,
+    environment: Option<&Path>,
+) -> anyhow::Result<(Vec<FromCollection>, Vec<String>)> {
+    let config_path = match &options.config {
+        Some(path) => path.clone(),
+        None => config::discover()?,
+    };
+    let config = Config::load(&config_path)?;
+    let scenarios = postman::read(file, environment)?;
+    if scenarios.is_empty() {
+        return Err(InputError::in_file(file, "the collection holds no request").into());
+    }
+    for made in &scenarios {
+        check_name(&made.name)?;
+        new_scenario_path(&config, &made.name)?;
+    }
+    let mut written = Vec::new();
+    let mut notes = Vec::new();
+    for made in scenarios {
+        let text = traffic::Written {
+            text: made.text,
+            notes: Vec::new(),
+        };
+        let (scenario, loaded) = write_scenario(&config, &made.name, &text)?;
+        written.push(FromCollection {
+            scenario,
+            steps: loaded.steps.len(),
+        });
+        notes.extend(made.notes);
+    }
+    Ok((written, notes))
 }
 
 /// A scenario's name is its file's stem: letters, digits, `-` and `_`.

@@ -1,4 +1,5 @@
-//! `upgrade-check import har FILE`: what became of the recording.
+//! `upgrade-check import har FILE` and `import postman COLLECTION`: what
+//! became of the recording or the collection.
 
 use std::path::Path;
 
@@ -36,6 +37,31 @@ pub fn har(
     }
     crate::outln!(
         "next: `{} --accept` records what the baseline answers to it",
+        crate::invoked_as()
+    );
+    Ok(ExitStatus::Pass)
+}
+
+pub fn postman(
+    cli: &Cli,
+    collection: &Path,
+    environment: Option<&Path>,
+) -> anyhow::Result<ExitStatus> {
+    let (written, notes) =
+        import::import_postman(&cli.options(Action::Run), collection, environment)?;
+    let here = std::env::current_dir().unwrap_or_default();
+    for made in &written {
+        let shown = made.scenario.strip_prefix(&here).unwrap_or(&made.scenario);
+        crate::outln!("wrote {}: {} steps", shown.display(), made.steps);
+    }
+    if !notes.is_empty() {
+        crate::outln!("not translated ({}):", notes.len());
+        for note in &notes {
+            crate::outln!("  {note}");
+        }
+    }
+    crate::outln!(
+        "next: `{} --accept` records what the baseline answers to them",
         crate::invoked_as()
     );
     Ok(ExitStatus::Pass)

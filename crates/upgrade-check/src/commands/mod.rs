@@ -62,6 +62,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
         Some(Command::Import {
             source: ImportSource::Har { file, name, origin },
         }) => import::har(cli, file, name.as_deref(), origin.as_deref()),
+        Some(Command::Import {
+            source:
+                ImportSource::Postman {
+                    collection,
+                    environment,
+                },
+        }) => import::postman(cli, collection, environment.as_deref()),
     }
 }
 

@@ -124,3 +124,59 @@ fn a_file_that_is_not_a_har_or_holds_no_request_to_a_service_is_refused() {
     );
     assert!(!ctx.path("scenarios/assets.toml").exists());
 }
+
+#[test]
+fn a_postman_collection_says_what_it_cannot_translate_and_refuses_what_it_cannot_read() {
+    let ctx = TestContext::new();
+    let collection = ctx.path("uploads.postman_collection.json");
+    std::fs::write(
+        &collection,
+        serde_json::json!({
+            "info": {
+                "name": "uploads",
+                "schema": "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
+            },
+            "item": [{
+                "name": "upload a file",
+                "event": [{"listen": "prerequest", "script": {"exec": ["pm.variables.set('n', Date.now());"]}}],
+                "request": {
+                    "method": "POST",
+                    "header": [{"key": "X-Tenant", "value": "{{tenant}}"}],
+                    "body": {"mode": "formdata", "formdata": [{"key": "file", "type": "file", "src": "a.txt"}]},
+                    "url": "{{baseUrl}}/api/files"
+                }
+            }]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let run = ctx.run(&["import", "postman", collection.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for said in [
+        "item `upload a file`: its `formdata` body is not translated (raw bodies are); left out",
+        "item `upload a file`: its `prerequest` script is not translated (1 lines)",
+        "`{{tenant}}` has no value in the collection or the environment: it is empty under [vars]; give it one",
+    ] {
+        assert!(run.stdout.contains(said), "{said} in {}", run.stdout);
+    }
+    assert!(ctx.path("scenarios/uploads.toml").is_file());
+
+    let old = ctx.path("v1.json");
+    std::fs::write(&old, r#"{"info": {"name": "x", "schema": "https://schema.getpostman.com/json/collection/v1.0.0/collection.json"}}"#).unwrap();
+    let run = ctx.run(&["import", "postman", old.to_str().unwrap()]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("v1.json") && run.stderr.contains("export the collection as v2.1"),
+        "{}",
+        run.stderr
+    );
+    let broken = ctx.path("broken.json");
+    std::fs::write(&broken, "{\n  \"info\": {\n    \"name\": 3,\n").unwrap();
+    let run = ctx.run(&["import", "postman", broken.to_str().unwrap()]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("broken.json:3:") && run.stderr.contains("not a Postman collection"),
+        "{}",
+        run.stderr
+    );
+}

@@ -15,6 +15,9 @@ use crate::common::{TestContext, shared_cache, verdict};
 /// mitmproxy's release that records (its `hardump` option writes HAR 1.2).
 const MITMPROXY: &str = "mitmproxy==11.0.2";
 
+/// The Postman runner, from the npm registry.
+const NEWMAN: &str = "newman@6.2.1";
+
 fn uv() -> PathBuf {
     let on_path = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
@@ -77,10 +80,9 @@ fn exchanges(snapshot: &Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_har_recorded_by_mitmproxy_becomes_a_scenario_that_catches_bcrypt_5() {
-    let ctx = TestContext::new();
-    // The baseline's environment, built by the harness.
+/// The auth service as a developer runs it, in the baseline's environment
+/// (built by the harness), on a free port: the child and its port.
+fn service_on_the_baseline(ctx: &TestContext) -> (Child, u16) {
     let accepted = ctx.run(&["--accept", "--no-noise-check"]);
     assert_eq!(accepted.code, 0, "{}", accepted.stderr);
     let environment = ctx.report()["cells"][0]["environment"]["id"]
@@ -91,20 +93,44 @@ fn a_har_recorded_by_mitmproxy_becomes_a_scenario_that_catches_bcrypt_5() {
         .join("envs")
         .join(environment)
         .join("venv/bin/python");
-
-    // The service, as a developer runs it, and mitmproxy in front of it.
-    let service_port = free_port();
+    let port = free_port();
     let mut service = Command::new(python)
         .args(["-m", "app"])
         .current_dir(ctx.path("fixtures/python-service"))
-        .env("PORT", service_port.to_string())
-        .env("DATABASE_PATH", ctx.path("recording.sqlite3"))
+        .env("PORT", port.to_string())
+        .env("DATABASE_PATH", ctx.path("by-hand.sqlite3"))
         .env("BCRYPT_ROUNDS", "4")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(service_port, &mut service);
+    wait_for(port, &mut service);
+    (service, port)
+}
+
+/// The imported (or recorded) scenario `name` accepted: its snapshot
+/// answers as the hand-written login scenario's register, good password
+/// and me-with-the-token steps; then bcrypt 5.0.0, which refuses the
+/// recording's passphrase of more than 72 bytes, is caught through it.
+fn answers_as_login_and_catches_bcrypt_5(ctx: &TestContext, name: &str) {
+    let accepted = ctx.run(&["--accept", "--no-noise-check"]);
+    assert_eq!(accepted.code, 0, "{}", accepted.stderr);
+    let recorded = exchanges(&ctx.path(&format!("snapshots/{name}.snap")));
+    let written = exchanges(&ctx.path("snapshots/login.snap"));
+    assert_eq!(
+        recorded,
+        [&written[0], &written[1], &written[4]].map(String::clone)
+    );
+    ctx.set_matrix(r#"bcrypt = ["5.0.0"]"#);
+    let run = ctx.run(&["--no-bisect", "--no-noise-check"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert_eq!(verdict(&ctx.report(), "bcrypt 5.0.0", name), "changed");
+}
+
+#[test]
+fn a_har_recorded_by_mitmproxy_becomes_a_scenario_that_catches_bcrypt_5() {
+    let ctx = TestContext::new();
+    let (mut service, service_port) = service_on_the_baseline(&ctx);
     let proxy_port = free_port();
     let har = ctx.path("session.har");
     let mut proxy = Command::new(uv())
@@ -196,25 +222,53 @@ fn a_har_recorded_by_mitmproxy_becomes_a_scenario_that_catches_bcrypt_5() {
         "{scenario}"
     );
 
-    // Its accepted snapshot answers as the hand-written one's for the same steps.
-    let accepted = ctx.run(&["--accept", "--no-noise-check"]);
-    assert_eq!(accepted.code, 0, "{}", accepted.stderr);
-    let recorded = exchanges(&ctx.path("snapshots/recorded-login.snap"));
-    let written = exchanges(&ctx.path("snapshots/login.snap"));
-    // register, good password, me with the token.
-    assert_eq!(
-        recorded,
-        [&written[0], &written[1], &written[4]].map(String::clone)
+    answers_as_login_and_catches_bcrypt_5(&ctx, "recorded-login");
+}
+
+#[test]
+fn a_postman_collection_newman_runs_green_becomes_a_scenario_that_catches_bcrypt_5() {
+    let ctx = TestContext::new();
+    let collection = crate::common::workspace_root()
+        .join("fixtures/postman/auth-service.postman_collection.json");
+    // The real Postman runner, from the npm registry, runs it green.
+    let (mut service, port) = service_on_the_baseline(&ctx);
+    let newman = Command::new("npx")
+        .args(["--yes", NEWMAN, "run"])
+        .arg(&collection)
+        .arg("--env-var")
+        .arg(format!("baseUrl=http://127.0.0.1:{port}"))
+        .args(["--reporters", "cli", "--bail"])
+        .output()
+        .unwrap();
+    service.kill().unwrap();
+    service.wait().unwrap();
+    assert!(
+        newman.status.success(),
+        "newman: {}\n{}",
+        String::from_utf8_lossy(&newman.stdout),
+        String::from_utf8_lossy(&newman.stderr)
     );
 
-    // bcrypt 5.0.0 refuses the long passphrase: caught through the recording.
-    ctx.set_matrix(r#"bcrypt = ["5.0.0"]"#);
-    let run = ctx.run(&["--no-bisect", "--no-noise-check"]);
-    assert_eq!(run.code, 1, "{}", run.stdout);
-    assert_eq!(
-        verdict(&ctx.report(), "bcrypt 5.0.0", "recorded-login"),
-        "changed"
+    let imported = ctx.run(&["import", "postman", collection.to_str().unwrap()]);
+    assert_eq!(imported.code, 0, "{}", imported.stderr);
+    assert!(
+        imported.stdout.starts_with(&format!(
+            "wrote {}: 3 steps",
+            ctx.path("scenarios/auth-flow.toml").display()
+        )) && imported.stdout.contains(
+            "item `log in`: 3 test-script line(s) not translated (the snapshot checks the answer instead), first: `pm.test(\"a token is returned\", function () {`"
+        ),
+        "{}",
+        imported.stdout
     );
+    let scenario = std::fs::read_to_string(ctx.path("scenarios/auth-flow.toml")).unwrap();
+    assert!(
+        scenario.contains("capture = { token = { json = \"/access_token\" } }")
+            && scenario.contains("headers = { Authorization = \"Bearer {{token}}\" }")
+            && scenario.contains("[vars]\nusername = \"carol\""),
+        "{scenario}"
+    );
+    answers_as_login_and_catches_bcrypt_5(&ctx, "auth-flow");
 }
 
 #[test]
