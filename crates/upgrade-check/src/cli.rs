@@ -336,6 +336,7 @@ impl Cli {
             shard: self.shard,
             action,
             config: self.config.clone(),
+            scenarios: Vec::new(),
             accept: self.accept,
             accept_unhealthy: self.accept_unhealthy,
             jobs: self.jobs,

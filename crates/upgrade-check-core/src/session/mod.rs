@@ -44,6 +44,9 @@ pub enum Action {
     Plan,
     /// Search the index's versions of one package for the first bad one.
     Bisect(BisectRequest),
+    /// Run the baseline alone (no upgrade cell, no follow-up): what it
+    /// answers to a new scenario, pending for review (or accepted).
+    Baseline,
     /// Run one cell and accept its output of `scenarios` as alternatives.
     AcceptAlternative {
         /// `PACKAGE VERSION`, as typed.
@@ -84,6 +87,8 @@ pub struct Options {
     /// Run only shard `K` of `N` (1-based) and write a partial result.
     pub shard: Option<(usize, usize)>,
     pub config: Option<PathBuf>,
+    /// Only these scenarios (by file stem); empty: every one.
+    pub scenarios: Vec<String>,
     pub accept: bool,
     /// With `accept`: take a baseline that answers 5xx or logs a traceback.
     pub accept_unhealthy: bool,
@@ -249,7 +254,20 @@ fn load(options: &Options, events: &Events) -> anyhow::Result<Inputs> {
         None => config::discover()?,
     };
     let config = Config::load(&config_path)?;
-    let scenarios = scenario::load_dir(&config.replay.scenarios)?;
+    let mut scenarios = scenario::load_dir(&config.replay.scenarios)?;
+    if !options.scenarios.is_empty() {
+        if let Some(unknown) = options
+            .scenarios
+            .iter()
+            .find(|name| !scenarios.iter().any(|scenario| &scenario.name == *name))
+        {
+            bail!(
+                "no scenario `{unknown}` in {}",
+                config.replay.scenarios.display()
+            );
+        }
+        scenarios.retain(|scenario| options.scenarios.contains(&scenario.name));
+    }
     snapshot::check_files(&config.replay.snapshots)?;
     for scenario in &scenarios {
         redact::register(&redact::Secrets::new(
@@ -442,6 +460,10 @@ async fn plan_check(
         }
         // Accepting on a pull request's branch takes what the branch will
         // run after the merge: the whole change, never the base's pins.
+        Action::Baseline => Plan {
+            cells: vec![Cell::baseline(&profile)],
+            skipped: Vec::new(),
+        },
         Action::Run | Action::Plan if options.accept => match &tools.change {
             Some((after, name)) => {
                 let changes = pr::changes(builder.baseline(), after);

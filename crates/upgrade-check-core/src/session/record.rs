@@ -2,7 +2,9 @@
 //! database, as a scenario run has) behind a recording reverse proxy on
 //! loopback; what a browser, curl, a frontend or a test suite sends through
 //! it becomes `scenarios/NAME.toml` when the recording stops (Ctrl-C,
-//! SIGTERM, or `--idle` without a request).
+//! SIGTERM, or `--idle` without a request). The new scenario is then
+//! replayed once on the baseline, from a fresh start, and its snapshot left
+//! pending for review (or, with `--accept`, accepted).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::import::{check_name, new_scenario_path, write_scenario};
-use super::{Options, once};
+use super::{Action, Finished, Options, once};
 use crate::exec::proxy::{self, Tape};
 use crate::input::config::{self, Config};
 use crate::input::traffic;
@@ -25,6 +27,9 @@ pub struct Recording {
     pub listen: SocketAddr,
     /// Stop after this long without a request.
     pub idle: Option<Duration>,
+    /// Accept what the baseline answers to the new scenario, rather than
+    /// leave it pending.
+    pub accept: bool,
 }
 
 /// The scenario written.
@@ -35,6 +40,8 @@ pub struct Recorded {
     pub notes: Vec<String>,
     /// Why the recording stopped: `interrupt`, `terminated`, `idle`.
     pub stopped_by: &'static str,
+    /// The snapshot the replay wrote (pending, or accepted) and its text.
+    pub snapshot: Option<(PathBuf, String)>,
 }
 
 /// Records until stopped; `listening` hears the proxy's URL once clients
@@ -46,6 +53,9 @@ pub fn record(
     listening: &dyn Fn(&str),
 ) -> anyhow::Result<Recorded> {
     let listen = proxy::check_loopback(recording.listen).map_err(anyhow::Error::msg)?;
+    if recording.accept {
+        super::refuse_accepting_in_ci()?;
+    }
     check_name(&recording.name)?;
     let config_path = match &options.config {
         Some(path) => path.clone(),
@@ -94,11 +104,33 @@ pub fn record(
         &exchanges,
     );
     let (scenario, loaded) = write_scenario(&config, &recording.name, &written)?;
+    let replay = Options {
+        action: Action::Baseline,
+        accept: recording.accept,
+        scenarios: vec![recording.name.clone()],
+        config: Some(config_path),
+        ..options.clone()
+    };
+    let snapshot = match super::upgrade_check(replay, events)? {
+        Finished::Reported { report, .. } => {
+            let written = match recording.accept {
+                true => report.accepted_snapshots.first().cloned(),
+                false => report.pending_snapshots.first().cloned(),
+            };
+            written.map(|relative| {
+                let path = config.base_dir().join(relative);
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                (path, text)
+            })
+        }
+        _ => None,
+    };
     Ok(Recorded {
         scenario,
         steps: loaded.steps.len(),
         notes: written.notes,
         stopped_by,
+        snapshot,
     })
 }
 

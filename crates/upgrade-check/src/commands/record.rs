@@ -23,6 +23,7 @@ pub fn run(
         name: name.to_owned(),
         listen,
         idle,
+        accept: cli.accept,
     };
     let finish = progress.clone();
     let done = record::record(&cli.options(Action::Run), &recording, events, &|url| {
@@ -42,9 +43,23 @@ pub fn run(
     for note in &done.notes {
         crate::outln!("  {note}");
     }
-    crate::outln!(
-        "next: `{} --accept` records what the baseline answers to it",
-        crate::invoked_as()
-    );
+    match &done.snapshot {
+        Some((path, text)) => {
+            let path = path.strip_prefix(&here).unwrap_or(path);
+            let verb = if cli.accept { "accepted" } else { "pending" };
+            crate::outln!(
+                "replayed on the baseline; {verb} snapshot {}:",
+                path.display()
+            );
+            crate::out!("{text}");
+        }
+        None => crate::outln!("replayed on the baseline; no snapshot was written"),
+    }
+    if !cli.accept {
+        crate::outln!(
+            "next: `{} accept {name}` accepts it, or `record --accept` next time",
+            crate::invoked_as()
+        );
+    }
     Ok(ExitStatus::Pass)
 }

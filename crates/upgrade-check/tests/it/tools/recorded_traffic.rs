@@ -325,6 +325,15 @@ fn a_login_flow_curl_sends_through_record_becomes_the_login_scenario() {
                 && line.ends_with(": 3 steps")),
         "{rest:?}"
     );
+    // Replayed once on the baseline from a fresh start: the snapshot to review.
+    let shown = rest.join("\n");
+    assert!(
+        shown.contains("replayed on the baseline; pending snapshot ")
+            && shown.contains("# 1. POST /api/auth/register")
+            && shown.contains("\"password\": \"[secret:password]\"")
+            && !shown.contains("s3cret-passphrase"),
+        "{shown}"
+    );
     let scenario = std::fs::read_to_string(ctx.path("scenarios/curl-login.toml")).unwrap();
     assert!(
         scenario.contains("authorization = \"Bearer {{access_token}}\"")
@@ -338,7 +347,8 @@ fn a_login_flow_curl_sends_through_record_becomes_the_login_scenario() {
         "the proxy stopped"
     );
 
-    let accepted = ctx.run(&["--accept", "--no-noise-check"]);
+    // Accepted as the output says; it answers as the hand-written scenario's steps.
+    let accepted = ctx.run(&["accept", "curl-login"]);
     assert_eq!(accepted.code, 0, "{}", accepted.stderr);
     let recorded = exchanges(&ctx.path("snapshots/curl-login.snap"));
     let written = exchanges(&ctx.path("snapshots/login.snap"));
