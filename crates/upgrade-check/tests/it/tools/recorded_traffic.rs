@@ -65,6 +65,35 @@ fn curl(port: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// curl, as a developer drives the service: carol registers with
+/// `password`, logs in, and reads her profile with the token she got.
+fn login_flow(port: u16, password: &str) {
+    let credentials = serde_json::json!({ "username": "carol", "password": password }).to_string();
+    let json = [
+        "--header",
+        "Content-Type: application/json",
+        "--data",
+        &credentials,
+    ];
+    curl(port, &[&["{base}/api/auth/register"][..], &json].concat());
+    let login = curl(port, &[&["{base}/api/auth/login"][..], &json].concat());
+    let token: serde_json::Value = serde_json::from_str(&login).unwrap();
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        token["access_token"].as_str().unwrap()
+    );
+    curl(port, &["{base}/api/auth/me", "--header", &bearer]);
+}
+
+/// Ctrl-C, as a person stops a recorder.
+fn interrupt(child: &Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+}
+
 /// A snapshot's steps without their numbered titles: what was sent and answered.
 fn exchanges(snapshot: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(snapshot).unwrap();
@@ -148,40 +177,10 @@ fn a_har_recorded_by_mitmproxy_becomes_a_scenario_that_catches_bcrypt_5() {
     wait_for(proxy_port, &mut proxy);
 
     // A user with a long passphrase registers, logs in and reads their profile.
-    let password = "correct horse battery staple ".repeat(4);
-    let credentials = serde_json::json!({ "username": "carol", "password": password }).to_string();
-    let json = ["--header", "Content-Type: application/json", "--data"];
-    curl(
-        proxy_port,
-        &[
-            &["{base}/api/auth/register"][..],
-            &json,
-            &[credentials.as_str()],
-        ]
-        .concat(),
-    );
-    let login = curl(
-        proxy_port,
-        &[
-            &["{base}/api/auth/login"][..],
-            &json,
-            &[credentials.as_str()],
-        ]
-        .concat(),
-    );
-    let token: serde_json::Value = serde_json::from_str(&login).unwrap();
-    let bearer = format!(
-        "Authorization: Bearer {}",
-        token["access_token"].as_str().unwrap()
-    );
-    curl(proxy_port, &["{base}/api/auth/me", "--header", &bearer]);
+    login_flow(proxy_port, &"correct horse battery staple ".repeat(4));
 
     // mitmdump writes the HAR as it stops.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(proxy.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    interrupt(&proxy);
     assert!(proxy.wait().unwrap().success() || har.is_file());
     service.kill().unwrap();
     service.wait().unwrap();
@@ -296,27 +295,8 @@ fn a_login_flow_curl_sends_through_record_becomes_the_login_scenario() {
         .to_owned();
     let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
 
-    let credentials = r#"{"username": "carol", "password": "s3cret-passphrase"}"#;
-    let json = [
-        "--header",
-        "Content-Type: application/json",
-        "--data",
-        credentials,
-    ];
-    curl(port, &[&["{base}/api/auth/register"][..], &json].concat());
-    let login = curl(port, &[&["{base}/api/auth/login"][..], &json].concat());
-    let token: serde_json::Value = serde_json::from_str(&login).unwrap();
-    let bearer = format!(
-        "Authorization: Bearer {}",
-        token["access_token"].as_str().unwrap()
-    );
-    curl(port, &["{base}/api/auth/me", "--header", &bearer]);
-
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    login_flow(port, "s3cret-passphrase");
+    interrupt(&child);
     assert!(child.wait().unwrap().success());
     let rest: Vec<String> = said.try_iter().collect();
     assert!(
