@@ -87,8 +87,20 @@ pub fn scenario(description: &str, recorded: &[Recorded]) -> Written {
     let mut captures: BTreeMap<usize, Vec<(String, String)>> = BTreeMap::new();
     let mut secrets = Secrets::default();
     let mut steps = Vec::new();
-    for (index, exchange) in recorded.iter().enumerate() {
+    for exchange in recorded {
+        let index = steps.len();
         let bare_path = exchange.path.split('?').next().unwrap_or_default();
+        // A path the service does not serve (its framework's own 404 or 405,
+        // not an answer of the service's API) is a stray request.
+        if matches!(exchange.status, 404 | 405)
+            && json_object_or_array(&exchange.response_body).is_none()
+        {
+            notes.push(format!(
+                "`{} {}` is left out: the service answered {} (a path it does not serve)",
+                exchange.method, exchange.path, exchange.status
+            ));
+            continue;
+        }
         let base = format!("{} {bare_path}", exchange.method);
         let seen = names.entry(base.clone()).or_insert(0);
         *seen += 1;
@@ -583,6 +595,24 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let loaded = crate::input::scenario::load(&path).unwrap();
         assert_eq!(loaded.steps.len(), 3);
+    }
+
+    #[test]
+    fn a_path_the_service_does_not_serve_is_left_out_and_said() {
+        let mut stray = exchange("GET", "/favicon.ico", &[], "", "<h1>Not Found</h1>");
+        stray.status = 404;
+        let mut missing = exchange("GET", "/users/9", &[], "", r#"{"error": "no such user"}"#);
+        missing.status = 404;
+        let written = scenario("strays", &[stray, missing]);
+        assert!(!written.text.contains("favicon"), "{}", written.text);
+        assert!(
+            written.text.contains("path = \"/users/9\""),
+            "an API's own 404 is kept"
+        );
+        assert_eq!(
+            written.notes,
+            ["`GET /favicon.ico` is left out: the service answered 404 (a path it does not serve)"]
+        );
     }
 
     #[test]

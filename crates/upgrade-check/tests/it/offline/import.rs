@@ -160,6 +160,25 @@ fn a_postman_collection_says_what_it_cannot_translate_and_refuses_what_it_cannot
         assert!(run.stdout.contains(said), "{said} in {}", run.stdout);
     }
     assert!(ctx.path("scenarios/uploads.toml").is_file());
+    // An environment file gives the variable its value.
+    std::fs::remove_file(ctx.path("scenarios/uploads.toml")).unwrap();
+    let environment = ctx.path("staging.postman_environment.json");
+    std::fs::write(
+        &environment,
+        r#"{"name": "staging", "values": [{"key": "tenant", "value": "acme", "enabled": true}]}"#,
+    )
+    .unwrap();
+    let run = ctx.run(&[
+        "import",
+        "postman",
+        collection.to_str().unwrap(),
+        "--environment",
+        environment.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stdout.contains("has no value"), "{}", run.stdout);
+    let scenario = std::fs::read_to_string(ctx.path("scenarios/uploads.toml")).unwrap();
+    assert!(scenario.contains("[vars]\ntenant = \"acme\""), "{scenario}");
 
     let old = ctx.path("v1.json");
     std::fs::write(&old, r#"{"info": {"name": "x", "schema": "https://schema.getpostman.com/json/collection/v1.0.0/collection.json"}}"#).unwrap();

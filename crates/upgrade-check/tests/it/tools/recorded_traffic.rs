@@ -337,6 +337,30 @@ fn a_login_flow_curl_sends_through_record_becomes_the_login_scenario() {
         [&written[0], &written[1], &written[4]].map(String::clone)
     );
 
+    // `--idle`: the recording stops by itself once requests stop coming.
+    let mut idle = ctx.command(&["record", "health-only", "--idle", "2s"]);
+    let mut child = idle
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = stdout.next().unwrap().unwrap();
+    let url = first
+        .strip_prefix("recording: send requests to ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    curl(port, &["{base}/health"]);
+    assert!(child.wait().unwrap().success(), "stopped when idle");
+    let rest: Vec<String> = stdout.map_while(Result::ok).collect();
+    assert!(
+        rest.iter()
+            .any(|line| line.starts_with("stopped (idle); wrote")),
+        "{rest:?}"
+    );
+
     // The proxy listens on loopback only; nothing is started otherwise.
     let refused = ctx.run(&["record", "elsewhere", "--listen", "0.0.0.0:8080"]);
     assert_eq!(refused.code, 2);
