@@ -307,6 +307,7 @@ fn a_login_flow_curl_sends_through_record_becomes_the_login_scenario() {
     );
     // Replayed once on the baseline from a fresh start: the snapshot to review.
     let shown = rest.join("\n");
+    crate::common::assert_readme_sample("What `record` printed after curl registered", &shown);
     assert!(
         shown.contains("replayed on the baseline; pending snapshot ")
             && shown.contains("# 1. POST /api/auth/register")
