@@ -282,7 +282,7 @@ fn a_login_flow_curl_sends_through_record_becomes_the_login_scenario() {
     // The proxy's URL, once the baseline is built and the service healthy.
     let (lines, said) = std::sync::mpsc::channel();
     let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for line in stdout.lines().map_while(Result::ok) {
             let _ = lines.send(line);
         }
@@ -298,6 +298,8 @@ fn a_login_flow_curl_sends_through_record_becomes_the_login_scenario() {
     login_flow(port, "s3cret-passphrase");
     interrupt(&child);
     assert!(child.wait().unwrap().success());
+    // Every line it printed, to its end.
+    reader.join().unwrap();
     let rest: Vec<String> = said.try_iter().collect();
     assert!(
         rest.iter()
