@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::Options;
-use crate::input::config::{self, Config};
+use crate::input::config::Config;
 use crate::input::source::InputError;
 use crate::input::{har, postman, scenario, traffic};
 use crate::sys::{redact, state};
@@ -34,10 +34,7 @@ pub fn import_har(
     name: Option<&str>,
     origin: Option<&str>,
 ) -> anyhow::Result<Imported> {
-    let config_path = match &options.config {
-        Some(path) => path.clone(),
-        None => config::discover()?,
-    };
+    let config_path = options.config_path()?;
     let config = Config::load(&config_path)?;
     let from = har::read(file, origin)?;
     if from.recorded.is_empty() {
@@ -87,10 +84,7 @@ pub fn import_postman(
     file: &Path,
     environment: Option<&Path>,
 ) -> anyhow::Result<(Vec<FromCollection>, Vec<String>)> {
-    let config_path = match &options.config {
-        Some(path) => path.clone(),
-        None => config::discover()?,
-    };
+    let config_path = options.config_path()?;
     let config = Config::load(&config_path)?;
     let scenarios = postman::read(file, environment)?;
     if scenarios.is_empty() {

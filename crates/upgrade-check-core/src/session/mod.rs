@@ -115,6 +115,17 @@ pub struct Options {
     pub since: Option<String>,
 }
 
+impl Options {
+    /// The config file: the one named, else the one found from the current
+    /// folder upwards.
+    pub fn config_path(&self) -> anyhow::Result<PathBuf> {
+        match &self.config {
+            Some(path) => Ok(path.clone()),
+            None => config::discover(),
+        }
+    }
+}
+
 /// Runs the whole check; `events` hears everything on the way.
 ///
 /// Ctrl-C or SIGTERM stop every child process group before returning.
@@ -249,10 +260,7 @@ struct Inputs {
 /// Phase 1: the config and scenarios, checked; every scenario secret
 /// registered, so that no later write or print can hold one.
 fn load(options: &Options, events: &Events) -> anyhow::Result<Inputs> {
-    let config_path = match &options.config {
-        Some(path) => path.clone(),
-        None => config::discover()?,
-    };
+    let config_path = options.config_path()?;
     let config = Config::load(&config_path)?;
     let mut scenarios = scenario::load_dir(&config.replay.scenarios)?;
     if !options.scenarios.is_empty() {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::import::{check_name, new_scenario_path, write_scenario};
 use super::{Action, Finished, Options, once};
 use crate::exec::proxy::{self, Tape};
-use crate::input::config::{self, Config};
+use crate::input::config::Config;
 use crate::input::traffic;
 use crate::model::event::Events;
 use crate::sys::{process, state};
@@ -57,10 +57,7 @@ pub fn record(
         super::refuse_accepting_in_ci()?;
     }
     check_name(&recording.name)?;
-    let config_path = match &options.config {
-        Some(path) => path.clone(),
-        None => config::discover()?,
-    };
+    let config_path = options.config_path()?;
     let config = Config::load(&config_path)?;
     new_scenario_path(&config, &recording.name)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

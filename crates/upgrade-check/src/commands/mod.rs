@@ -11,7 +11,6 @@ mod review;
 
 use std::path::{Path, PathBuf};
 
-use upgrade_check_core::input::config;
 use upgrade_check_core::model::report::ExitStatus;
 use upgrade_check_core::session::{self, Action};
 use upgrade_check_core::sys::state::StateDirs;
@@ -74,10 +73,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
 
 /// The config file: `--config`, else the one found from here upwards.
 fn config_path(cli: &Cli) -> anyhow::Result<PathBuf> {
-    match &cli.config {
-        Some(path) => Ok(path.clone()),
-        None => config::discover(),
-    }
+    cli.options(Action::Run).config_path()
 }
 
 /// The state folders for the config in `config_dir`.

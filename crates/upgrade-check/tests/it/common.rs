@@ -32,6 +32,28 @@ pub fn shared_cache() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("upgrade-check-cache")
 }
 
+/// uv as the tests have it: `UPGRADE_CHECK_UV`, on PATH, or the copy the
+/// harness installed into the shared cache.
+pub fn uv() -> PathBuf {
+    if let Some(path) = std::env::var_os("UPGRADE_CHECK_UV") {
+        return PathBuf::from(path);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("uv"))
+            .find(|uv| uv.is_file())
+    });
+    on_path.unwrap_or_else(|| shared_cache().join("tools/uv/bin/uv"))
+}
+
+/// The harness installs uv into the shared cache on its first run when none
+/// is on PATH: a test that runs uv itself makes sure it is there.
+pub fn ensure_uv(ctx: &TestContext) {
+    if !uv().is_file() {
+        assert_eq!(ctx.run(&["plan"]).code, 0, "uv is installed");
+    }
+}
+
 pub struct TestContext {
     pub dir: tempfile::TempDir,
 }

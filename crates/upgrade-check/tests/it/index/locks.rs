@@ -1,32 +1,9 @@
 //! Python lockfiles as the baseline, written by the real tools: the fixture
 //! service as a uv project (`uv lock`).
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use crate::common::{TestContext, cell_names, git, verdict};
-
-/// uv as the tests have it: `UPGRADE_CHECK_UV`, on PATH, or the copy the
-/// harness installed into the shared cache.
-fn uv() -> PathBuf {
-    if let Some(path) = std::env::var_os("UPGRADE_CHECK_UV") {
-        return PathBuf::from(path);
-    }
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("uv"))
-            .find(|uv| uv.is_file())
-    });
-    on_path.unwrap_or_else(|| crate::common::shared_cache().join("tools/uv/bin/uv"))
-}
-
-/// The harness installs uv into the shared cache on its first run when none
-/// is on PATH: the tools below run with that uv.
-fn ensure_uv(ctx: &TestContext) {
-    if !uv().is_file() {
-        assert_eq!(ctx.run(&["plan"]).code, 0, "uv is installed");
-    }
-}
+use crate::common::{TestContext, cell_names, ensure_uv, git, uv, verdict};
 
 /// The fixture service as a uv project: its direct dependencies in
 /// `pyproject.toml`, the rest held where requirements.txt has them by

@@ -6,26 +6,17 @@
 //! through the recording.
 
 use std::io::BufRead as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{TestContext, shared_cache, verdict};
+use crate::common::{TestContext, shared_cache, uv, verdict};
 
 /// mitmproxy's release that records (its `hardump` option writes HAR 1.2).
 const MITMPROXY: &str = "mitmproxy==11.0.2";
 
 /// The Postman runner, from the npm registry.
 const NEWMAN: &str = "newman@6.2.1";
-
-fn uv() -> PathBuf {
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("uv"))
-            .find(|uv| uv.is_file())
-    });
-    on_path.unwrap_or_else(|| shared_cache().join("tools/uv/bin/uv"))
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind(("127.0.0.1", 0))
