@@ -19,6 +19,30 @@ pub struct Placeholders {
 }
 
 impl Placeholders {
+    /// The values one start of the service fills: its environment's
+    /// programs (and interpreter), its port, the run's secret, the folder it
+    /// runs from, and its database's connection settings.
+    pub fn for_start(
+        environment: &crate::env::Environment,
+        port: u16,
+        secret: &str,
+        service_dir: &Path,
+        database: &crate::exec::db::Database,
+    ) -> Placeholders {
+        let mut values = BTreeMap::from([
+            ("bin", environment.bin.display().to_string()),
+            ("port", port.to_string()),
+            ("secret", secret.to_owned()),
+            ("service_dir", service_dir.display().to_string()),
+        ]);
+        if let Some(python) = &environment.python {
+            values.insert("python", python.interpreter.display().to_string());
+            values.insert("venv", python.venv.display().to_string());
+        }
+        values.extend(database.placeholders());
+        Placeholders { values }
+    }
+
     /// Fills every `{name}` in one pass: a value is never expanded again, so
     /// a path that happens to contain `{secret}` does not receive the secret.
     pub fn fill(&self, text: &str) -> String {

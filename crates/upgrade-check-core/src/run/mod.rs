@@ -876,19 +876,13 @@ struct Launched<'a> {
 
 /// The values of the config's `{placeholders}` for one start on `port`.
 fn placeholders(ctx: &RunContext, launched: &Launched<'_>, port: u16) -> Placeholders {
-    let environment = launched.environment;
-    let mut values = BTreeMap::from([
-        ("bin", environment.bin.display().to_string()),
-        ("port", port.to_string()),
-        ("secret", ctx.run_secret.clone()),
-        ("service_dir", launched.service_dir.display().to_string()),
-    ]);
-    if let Some(python) = &environment.python {
-        values.insert("python", python.interpreter.display().to_string());
-        values.insert("venv", python.venv.display().to_string());
-    }
-    values.extend(launched.database.placeholders());
-    Placeholders { values }
+    Placeholders::for_start(
+        launched.environment,
+        port,
+        &ctx.run_secret,
+        launched.service_dir,
+        launched.database,
+    )
 }
 
 /// How to start the service (or its setup commands) for `launched`.

@@ -75,21 +75,9 @@ pub async fn start(
     let database = db::Database::Sqlite {
         path: scratch.path().join("db.sqlite3"),
     };
-    let mut values = std::collections::BTreeMap::from([
-        ("bin", environment.bin.display().to_string()),
-        ("port", port.to_string()),
-        (
-            "secret",
-            format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
-        ),
-        ("service_dir", service_dir.display().to_string()),
-    ]);
-    if let Some(python) = &environment.python {
-        values.insert("python", python.interpreter.display().to_string());
-        values.insert("venv", python.venv.display().to_string());
-    }
-    values.extend(database.placeholders());
-    let placeholders = service::Placeholders { values };
+    let secret = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    let placeholders =
+        service::Placeholders::for_start(&environment, port, &secret, &service_dir, &database);
     let env = config
         .profile(&config.service.profile)
         .map(|profile| profile.env.clone())
