@@ -76,6 +76,15 @@ fn login_flow(port: u16, password: &str) {
     curl(port, &["{base}/api/auth/me", "--header", &bearer]);
 }
 
+/// The proxy's port, from the line `record` prints once it listens.
+fn proxy_port(first: &str) -> u16 {
+    let url = first
+        .strip_prefix("recording: send requests to ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{first}"));
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
 /// Ctrl-C, as a person stops a recorder.
 fn interrupt(child: &Child) {
     nix::sys::signal::kill(
@@ -279,12 +288,7 @@ fn a_login_flow_curl_sends_through_record_becomes_the_login_scenario() {
         }
     });
     let first = said.recv_timeout(Duration::from_secs(180)).unwrap();
-    let url = first
-        .strip_prefix("recording: send requests to ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("{first}"))
-        .to_owned();
-    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let port = proxy_port(&first);
 
     login_flow(port, "s3cret-passphrase");
     interrupt(&child);
@@ -340,12 +344,7 @@ fn a_login_flow_curl_sends_through_record_becomes_the_login_scenario() {
         .unwrap();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let first = stdout.next().unwrap().unwrap();
-    let url = first
-        .strip_prefix("recording: send requests to ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("{first}"))
-        .to_owned();
-    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let port = proxy_port(&first);
     curl(port, &["{base}/health"]);
     assert!(child.wait().unwrap().success(), "stopped when idle");
     let rest: Vec<String> = stdout.map_while(Result::ok).collect();
