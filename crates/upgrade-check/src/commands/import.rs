@@ -21,9 +21,9 @@ pub fn har(
         .strip_prefix(&here)
         .unwrap_or(&imported.scenario);
     crate::outln!(
-        "wrote {}: {} steps, the requests to {}",
+        "wrote {}: {}, the requests to {}",
         shown.display(),
-        imported.steps,
+        super::steps(imported.steps),
         imported.origin
     );
     for note in &imported.notes {
@@ -52,7 +52,7 @@ pub fn postman(
     let here = std::env::current_dir().unwrap_or_default();
     for made in &written {
         let shown = made.scenario.strip_prefix(&here).unwrap_or(&made.scenario);
-        crate::outln!("wrote {}: {} steps", shown.display(), made.steps);
+        crate::outln!("wrote {}: {}", shown.display(), super::steps(made.steps));
     }
     if !notes.is_empty() {
         crate::outln!("not translated ({}):", notes.len());

@@ -80,3 +80,11 @@ fn config_path(cli: &Cli) -> anyhow::Result<PathBuf> {
 fn state_dirs(cli: &Cli, config_dir: &Path) -> StateDirs {
     session::state_dirs(&cli.options(Action::Run), config_dir)
 }
+
+/// `1 step`, `3 steps`.
+fn steps(count: usize) -> String {
+    match count {
+        1 => "1 step".to_owned(),
+        n => format!("{n} steps"),
+    }
+}

@@ -35,10 +35,10 @@ pub fn run(
     let here = std::env::current_dir().unwrap_or_default();
     let shown = done.scenario.strip_prefix(&here).unwrap_or(&done.scenario);
     crate::outln!(
-        "stopped ({}); wrote {}: {} steps",
+        "stopped ({}); wrote {}: {}",
         done.stopped_by,
         shown.display(),
-        done.steps
+        super::steps(done.steps)
     );
     for note in &done.notes {
         crate::outln!("  {note}");
@@ -57,8 +57,8 @@ pub fn run(
     }
     if !cli.accept {
         crate::outln!(
-            "next: `{} accept {name}` accepts it, or `record --accept` next time",
-            crate::invoked_as()
+            "next: `{program} accept {name}` accepts it (`{program} record NAME --accept` accepts as it records)",
+            program = crate::invoked_as()
         );
     }
     Ok(ExitStatus::Pass)
