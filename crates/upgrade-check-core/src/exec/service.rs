@@ -21,13 +21,13 @@ pub struct Placeholders {
 impl Placeholders {
     /// The values one start of the service fills: its environment's
     /// programs (and interpreter), its port, the run's secret, the folder it
-    /// runs from, and its database's connection settings.
+    /// runs from, and its database's connection settings (`Database::placeholders`).
     pub fn for_start(
         environment: &crate::env::Environment,
         port: u16,
         secret: &str,
         service_dir: &Path,
-        database: &crate::exec::db::Database,
+        database: Vec<(&'static str, String)>,
     ) -> Placeholders {
         let mut values = BTreeMap::from([
             ("bin", environment.bin.display().to_string()),
@@ -39,7 +39,7 @@ impl Placeholders {
             values.insert("python", python.interpreter.display().to_string());
             values.insert("venv", python.venv.display().to_string());
         }
-        values.extend(database.placeholders());
+        values.extend(database);
         Placeholders { values }
     }
 

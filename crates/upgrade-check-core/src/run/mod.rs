@@ -881,7 +881,7 @@ fn placeholders(ctx: &RunContext, launched: &Launched<'_>, port: u16) -> Placeho
         port,
         &ctx.run_secret,
         launched.service_dir,
-        launched.database,
+        launched.database.placeholders(),
     )
 }
 

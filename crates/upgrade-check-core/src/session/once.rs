@@ -76,8 +76,13 @@ pub async fn start(
         path: scratch.path().join("db.sqlite3"),
     };
     let secret = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-    let placeholders =
-        service::Placeholders::for_start(&environment, port, &secret, &service_dir, &database);
+    let placeholders = service::Placeholders::for_start(
+        &environment,
+        port,
+        &secret,
+        &service_dir,
+        database.placeholders(),
+    );
     let env = config
         .profile(&config.service.profile)
         .map(|profile| profile.env.clone())
