@@ -336,7 +336,8 @@ fn a_login_flow_curl_sends_through_record_becomes_the_login_scenario() {
     );
 
     // `--idle`: the recording stops by itself once requests stop coming.
-    let mut idle = ctx.command(&["record", "health-only", "--idle", "2s"]);
+    // `--accept`: what the baseline answers to it is accepted at once.
+    let mut idle = ctx.command(&["record", "health-only", "--idle", "2s", "--accept"]);
     let mut child = idle
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -353,6 +354,13 @@ fn a_login_flow_curl_sends_through_record_becomes_the_login_scenario() {
             .any(|line| line.starts_with("stopped (idle); wrote")),
         "{rest:?}"
     );
+    assert!(
+        rest.iter()
+            .any(|line| line.starts_with("replayed on the baseline; accepted snapshot ")),
+        "{rest:?}"
+    );
+    assert!(ctx.path("snapshots/health-only.snap").is_file());
+    assert!(!ctx.path("snapshots/health-only.snap.new").exists());
 
     // The proxy listens on loopback only; nothing is started otherwise.
     let refused = ctx.run(&["record", "elsewhere", "--listen", "0.0.0.0:8080"]);
