@@ -48,6 +48,23 @@ impl Cargo {
         Ok(Cargo { path, version })
     }
 
+    /// The toolchain's Rust version, which a crate's `rust-version` must not exceed.
+    pub fn rust_version(&self) -> anyhow::Result<semver::Version> {
+        let rustc = self
+            .version
+            .split(" / ")
+            .find_map(|part| part.strip_prefix("rustc "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .with_context(|| format!("no rustc version in `{}`", self.version))?;
+        let version = semver::Version::parse(rustc)?;
+        // A nightly's or beta's pre-release tag does not lower what it can build.
+        Ok(semver::Version::new(
+            version.major,
+            version.minor,
+            version.patch,
+        ))
+    }
+
     /// `cargo ARGS` in `dir`, with none of the harness's own build settings.
     fn command(&self, dir: &Path, args: Vec<OsString>, target_dir: &Path) -> duct::Expression {
         duct::cmd(self.path.as_os_str(), args)

@@ -71,7 +71,7 @@ pub struct StepFailure {
 
 /// The HTTP client every replay shares: no proxy, no redirects followed.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::sys::http::client_builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -129,11 +129,12 @@ impl Bisection {
         index: &Index,
         events: &Events,
     ) -> anyhow::Result<Bisection> {
-        let package = PackageName::python(&request.package)
+        let ecosystem = index.ecosystem();
+        let package = PackageName::parse(ecosystem, &request.package)
             .map_err(|err| anyhow::anyhow!("`{}` is not a package name: {err}", request.package))?;
         let version = |text: &str, flag: &str| {
-            Version::python(text)
-                .map_err(|err| anyhow::anyhow!("{flag} `{text}` is not a PEP 440 version: {err}"))
+            Version::parse(ecosystem, text)
+                .map_err(|err| anyhow::anyhow!("{flag} `{text}`: {err}"))
         };
         let pinned = baseline.pinned_version(&package);
         let from = match (&request.from, &pinned) {
@@ -156,8 +157,14 @@ impl Bisection {
             bail!("--to {to} is not newer than --from {from}");
         }
         if !listing.versions.contains(&to) {
+            let why = listing
+                .skipped
+                .iter()
+                .find(|skipped| skipped.version == to)
+                .map_or("not listed", |skipped| skipped.reason.as_str());
             bail!(
-                "{package} {to} is not an installable version on the package index (yanked, or not for this Python)"
+                "{package} {to} is not an installable version on {} ({why})",
+                listing.source
             );
         }
         let candidates: Vec<Version> = listing

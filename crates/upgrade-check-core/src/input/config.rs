@@ -179,7 +179,7 @@ impl Candidates {
 /// `{ range = ">=3.2,<6", pick = "latest-per-minor", pre = false }`.
 #[derive(Debug, Clone)]
 pub struct Range {
-    pub specifiers: VersionSpecifiers,
+    pub specifiers: Requirement,
     pub pick: Pick,
     /// Pre-releases count as candidates.
     pub pre: bool,
@@ -187,6 +187,43 @@ pub struct Range {
     pub line: usize,
     /// The index's versions this range picked; empty until expanded.
     pub expanded: Vec<Version>,
+}
+
+/// A range in its ecosystem's own terms.
+#[derive(Debug, Clone)]
+pub enum Requirement {
+    /// PEP 440 specifiers: `>=3.2,<6`.
+    Pep440(VersionSpecifiers),
+    /// A cargo version requirement: `>=0.7, <0.9`, `^1.2`.
+    Semver(semver::VersionReq),
+}
+
+impl Requirement {
+    /// Whether `version` is inside. A cargo pre-release counts by its
+    /// release (`1.5.0-rc.1` as `1.5.0`): `pre` decides whether it is
+    /// wanted at all, as for Python.
+    pub fn contains(&self, version: &Version) -> bool {
+        match (self, version) {
+            (Requirement::Pep440(specifiers), Version::Python(version)) => {
+                specifiers.contains(version)
+            }
+            (Requirement::Semver(requirement), Version::Cargo(version)) => {
+                let mut release = version.clone();
+                release.pre = semver::Prerelease::EMPTY;
+                requirement.matches(&release)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Requirement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Requirement::Pep440(specifiers) => specifiers.fmt(f),
+            Requirement::Semver(requirement) => requirement.fmt(f),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -203,11 +240,7 @@ impl Range {
     pub fn pick_from(&self, available: &[Version]) -> Vec<Version> {
         let inside: Vec<&Version> = available
             .iter()
-            .filter(|version| {
-                version
-                    .as_pep440()
-                    .is_some_and(|version| self.specifiers.contains(version))
-            })
+            .filter(|version| self.specifiers.contains(version))
             .filter(|version| self.pre || !version.is_prerelease())
             .collect();
         let group = |version: &Version| -> Vec<u64> {
@@ -1029,25 +1062,23 @@ fn matrix(
                 }
                 Candidates::Versions(parsed)
             }
-            RawCandidates::Range(raw) if ecosystem == Ecosystem::Cargo => {
-                return Err(source.error_at(
-                    Some(raw.range.span()),
-                    &format!("{key}.range"),
-                    "ranges are filled from the Python package index; list a cargo package's versions",
-                ));
-            }
             RawCandidates::Range(raw) => {
-                let specifiers =
-                    VersionSpecifiers::from_str(raw.range.get_ref()).map_err(|err| {
-                        source.error_at(
-                            Some(raw.range.span()),
-                            &format!("{key}.range"),
-                            &format!(
-                                "`{}` is not a PEP 440 version range: {err}",
-                                raw.range.get_ref()
-                            ),
-                        )
-                    })?;
+                let text = raw.range.get_ref();
+                let invalid = |kind: &str, err: &dyn std::fmt::Display| {
+                    source.error_at(
+                        Some(raw.range.span()),
+                        &format!("{key}.range"),
+                        &format!("`{text}` is not a {kind}: {err}"),
+                    )
+                };
+                let specifiers = match ecosystem {
+                    Ecosystem::Python => VersionSpecifiers::from_str(text)
+                        .map(Requirement::Pep440)
+                        .map_err(|err| invalid("PEP 440 version range", &err))?,
+                    Ecosystem::Cargo => semver::VersionReq::parse(text)
+                        .map(Requirement::Semver)
+                        .map_err(|err| invalid("cargo version requirement", &err))?,
+                };
                 Candidates::Range(Range {
                     specifiers,
                     pick: raw.pick,
@@ -1167,7 +1198,7 @@ mod tests {
 
     fn range(text: &str, pick: Pick, pre: bool) -> Range {
         Range {
-            specifiers: VersionSpecifiers::from_str(text).unwrap(),
+            specifiers: Requirement::Pep440(VersionSpecifiers::from_str(text).unwrap()),
             pick,
             pre,
             line: 1,

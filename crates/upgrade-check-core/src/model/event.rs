@@ -45,6 +45,13 @@ pub enum RunEvent {
         listed: usize,
         source: String,
     },
+    /// Versions inside a range that cannot be installed here: yanked, or
+    /// needing another Python or a newer Rust.
+    RangeLeftOut {
+        package: String,
+        specifiers: String,
+        skipped: Vec<String>,
+    },
     /// A strategy other than one-at-a-time chose the cells.
     StrategyChose {
         strategy: String,
@@ -236,6 +243,11 @@ impl fmt::Display for RunEvent {
                 picked.len(),
                 picked.join(", ")
             ),
+            RunEvent::RangeLeftOut {
+                package,
+                specifiers,
+                skipped,
+            } => write!(f, "{package} {specifiers}: left out {}", skipped.join(", ")),
             RunEvent::StrategyChose {
                 strategy,
                 cells,

@@ -223,7 +223,7 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
     let mut found = FollowUp::default();
     let mut cancelled = cancelled;
     if cancelled.is_none() && !options.accept && options.shard.is_none() {
-        let bisect_with = index.as_ref().filter(|_| !options.no_bisect);
+        let bisect_with = Some(&index).filter(|_| !options.no_bisect);
         tokio::select! {
             done = follow_up(&ctx, &plan, &outcomes, bisect_with) => found = done,
             name = interrupt.wait() => cancelled = Some(name),
@@ -342,8 +342,8 @@ fn claim_state(
 /// What builds and lists versions for this service.
 struct Tools {
     builder: Builder,
-    /// Only the Python index lists a package's versions: ranges and bisection need it.
-    index: Option<index::Index>,
+    /// The registry's versions, for ranges and bisection.
+    index: index::Index,
     /// The files that declare the baseline's pins.
     pin_files: Vec<PathBuf>,
     /// Pull-request mode: the working tree's baseline file (the change), and
@@ -396,16 +396,22 @@ async fn find_tools(inputs: &Inputs, options: &Options, events: &Events) -> anyh
             baseline,
         )?),
     };
-    let index = match &builder {
-        Builder::Python(builder) => Some(index::Index {
+    let registry = match &builder {
+        Builder::Python(builder) => index::Registry::Simple {
             python: builder.python.clone(),
-            cache: inputs.dirs.index_dir(),
-            ttl: index::DEFAULT_TTL,
-            offline: options.offline,
-            timeout: config.timeouts.build,
-        }),
-        Builder::Cargo(_) => None,
+            project: config.service.root.clone(),
+        },
+        Builder::Cargo(builder) => index::Registry::Crates {
+            rust: builder.cargo.rust_version()?,
+            project: config.service.root.clone(),
+        },
     };
+    let index = index::Index::new(
+        registry,
+        inputs.dirs.index_dir(),
+        options.offline,
+        config.timeouts.build,
+    );
     Ok(Tools {
         builder,
         index,
@@ -435,13 +441,9 @@ async fn plan_check(
             if options.accept || options.since.is_some() {
                 bail!("bisect takes neither --accept nor --since");
             }
-            let Some(index) = &tools.index else {
-                bail!(
-                    "bisect searches the Python package index's versions; a cargo service has no such listing"
-                );
-            };
             let prepared =
-                bisect::Bisection::prepare(request, builder.baseline(), index, events).await?;
+                bisect::Bisection::prepare(request, builder.baseline(), &tools.index, events)
+                    .await?;
             let plan = prepared.first_plan(&profile);
             bisection = Some(prepared);
             plan
@@ -540,9 +542,7 @@ async fn plan_check(
 /// listed versions checked first.
 async fn plan_matrix(inputs: &mut Inputs, tools: &Tools, events: &Events) -> anyhow::Result<Plan> {
     let config = &mut inputs.config;
-    if let Some(index) = &tools.index {
-        prepare::expand_ranges(config, index, events).await?;
-    }
+    prepare::expand_ranges(config, &tools.index, events).await?;
     prepare::check_listed_versions(&tools.builder, config, &inputs.dirs, events).await?;
     let planned = plan::plan(&config.matrix, &config.service.profile, |package| {
         tools.builder.baseline().pinned_version(package)

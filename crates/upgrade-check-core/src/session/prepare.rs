@@ -51,6 +51,11 @@ pub(super) async fn expand_ranges(
     events: &Events,
 ) -> anyhow::Result<()> {
     let config_path = config.path.clone();
+    let asked = match index.ecosystem() {
+        crate::model::package::Ecosystem::Python => "from the package index",
+        crate::model::package::Ecosystem::Cargo => "from the registry index",
+    };
+    let mut left_out = Vec::new();
     for (package, candidates) in &mut config.matrix.packages {
         let config::Candidates::Range(range) = candidates else {
             continue;
@@ -60,7 +65,7 @@ pub(super) async fn expand_ranges(
         let source = match (listing.from_cache, listing.stale) {
             (_, true) => "index answer cached, STALE (--offline)",
             (true, false) => "index answer cached",
-            (false, false) => "from the package index",
+            (false, false) => asked,
         };
         let picked: Vec<String> = range.expanded.iter().map(ToString::to_string).collect();
         events(&RunEvent::RangeExpanded {
@@ -71,6 +76,19 @@ pub(super) async fn expand_ranges(
             listed: listing.versions.len(),
             source: source.to_owned(),
         });
+        let skipped: Vec<String> = listing
+            .skipped
+            .iter()
+            .filter(|skipped| range.specifiers.contains(&skipped.version))
+            .map(|skipped| format!("{} ({})", skipped.version, skipped.reason))
+            .collect();
+        if !skipped.is_empty() {
+            left_out.push(RunEvent::RangeLeftOut {
+                package: package.to_string(),
+                specifiers: range.specifiers.to_string(),
+                skipped,
+            });
+        }
         if range.expanded.is_empty() {
             return Err(source::InputError {
                 path: config_path.clone(),
@@ -78,12 +96,20 @@ pub(super) async fn expand_ranges(
                 column: 1,
                 key: format!("matrix.packages.{package}"),
                 message: format!(
-                    "no version of {package} on the package index is in `{}`",
+                    "no version of {package} on {} is in `{}`",
+                    match index.ecosystem() {
+                        crate::model::package::Ecosystem::Python => "the package index",
+                        crate::model::package::Ecosystem::Cargo => "the registry index",
+                    },
                     range.specifiers
                 ),
             }
             .into());
         }
+    }
+    // After every expansion, so that those lines read as one block.
+    for event in &left_out {
+        events(event);
     }
     Ok(())
 }

@@ -90,6 +90,60 @@ fn each_crate_version_is_built_and_the_one_that_changes_a_response_is_named() {
     assert_no_service_left(&report);
 }
 
+#[test]
+fn a_crate_range_is_filled_from_the_registry_index_and_the_break_bisected() {
+    let ctx = TestContext::cargo();
+    ctx.set_matrix(
+        r#"mime_guess = { range = ">=2.0.4, <3", pick = "latest" }
+httparse = { range = "^1.8", pick = "latest-per-minor" }"#,
+    );
+    let plan = ctx.run(&["plan"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    // The registry's own yanked flags: httparse 1.9.0 to 1.9.2 were pulled.
+    for line in [
+        "httparse ^1.8 (latest-per-minor): 3 of ",
+        "1.8.0, 1.9.5, 1.10.1",
+        "mime_guess >=2.0.4, <3 (latest): 1 of ",
+        "httparse ^1.8: left out 1.9.0 (yanked), 1.9.1 (yanked), 1.9.2 (yanked)",
+    ] {
+        assert!(plan.stderr.contains(line), "{line}: {}", plan.stderr);
+    }
+    assert!(
+        plan.stdout.contains("mime_guess-2.0.5\t")
+            && plan.stdout.contains("httparse-1.10.1\t")
+            && plan.stdout.contains("httparse-1.9.5\t"),
+        "{}",
+        plan.stdout
+    );
+    // Offline, the cached answer serves.
+    let offline = ctx.run(&["--offline", "plan"]);
+    assert_eq!(offline.code, 0, "{}", offline.stderr);
+    assert!(
+        offline.stderr.contains("versions, index answer cached: 2.0.5"),
+        "{}",
+        offline.stderr
+    );
+
+    let bisect = ctx.run(&["bisect", "mime_guess", "--to", "2.0.5"]);
+    assert_eq!(bisect.code, 1, "{}", bisect.stderr);
+    assert!(
+        bisect
+            .stdout
+            .contains("first bad: mime_guess 2.0.5 (breaks files)")
+            && bisect.stdout.contains("last good: mime_guess 2.0.4"),
+        "{}",
+        bisect.stdout
+    );
+    let yanked = ctx.run(&["bisect", "httparse", "--to", "1.9.1"]);
+    assert_eq!(yanked.code, 2, "{}", yanked.stderr);
+    assert!(
+        yanked.stderr.contains("httparse 1.9.1 is not an installable version on")
+            && yanked.stderr.contains("(yanked)"),
+        "{}",
+        yanked.stderr
+    );
+}
+
 /// A repository whose one commit is the fixture.
 fn repository() -> TestContext {
     let ctx = TestContext::cargo();

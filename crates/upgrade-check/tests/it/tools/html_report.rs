@@ -53,7 +53,10 @@ async fn start_driver() -> Driver {
         child,
         url: format!("http://127.0.0.1:{port}"),
     };
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = upgrade_check_core::sys::http::client_builder()
+        .no_proxy()
+        .build()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let ready = client.get(format!("{}/status", driver.url)).send().await;
@@ -102,7 +105,10 @@ async fn clicking_a_failing_square_shows_its_diff() {
     }
 
     let driver = start_driver().await;
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = upgrade_check_core::sys::http::client_builder()
+        .no_proxy()
+        .build()
+        .unwrap();
     let profile = tempfile::tempdir().unwrap();
     let chromium = find(
         "chromium",
