@@ -1214,6 +1214,36 @@ mod tests {
     }
 
     #[test]
+    fn a_cargo_requirement_picks_crate_versions_and_pre_releases_only_when_asked() {
+        let available: Vec<Version> = ["0.7.3", "0.8.0", "0.8.5", "0.9.0-rc.1", "0.9.0", "1.0.0"]
+            .iter()
+            .map(|text| Version::parse(Ecosystem::Cargo, text).unwrap())
+            .collect();
+        let picked = |text: &str, pick, pre| {
+            Range {
+                specifiers: Requirement::Semver(semver::VersionReq::parse(text).unwrap()),
+                pick,
+                pre,
+                line: 1,
+                expanded: Vec::new(),
+            }
+            .pick_from(&available)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            picked(">=0.8, <1", Pick::LatestPerMinor, false),
+            ["0.8.5", "0.9.0"]
+        );
+        assert_eq!(
+            picked(">=0.8, <1", Pick::All, true),
+            ["0.8.0", "0.8.5", "0.9.0-rc.1", "0.9.0"]
+        );
+        assert_eq!(picked("^0.8", Pick::All, false), ["0.8.0", "0.8.5"]);
+    }
+
+    #[test]
     fn ranges_pick_the_newest_of_each_group_inside_them() {
         let available = versions(&[
             "3.1.7", "3.2.0", "3.2.2", "4.0.0", "4.0.1", "4.1.3", "5.0.0rc1", "5.0.0", "6.0.0",
@@ -1400,10 +1430,10 @@ mod defaults {
             (
                 bin,
                 "Cargo.lock",
-                "mime_guess = { range = \">=2\", pick = \"latest\" }",
+                "mime_guess = { range = \">=2, !=2.0.3\", pick = \"latest\" }",
                 8,
                 "matrix.packages.mime_guess.range",
-                "ranges are filled from the Python package index",
+                "`>=2, !=2.0.3` is not a cargo version requirement",
             ),
             (
                 bin,
