@@ -1,7 +1,8 @@
 //! `cargo xtask test`: the test suite, with the tools its tests need.
 //!
 //! The integration tests drive a real browser (Chromium and chromedriver),
-//! validate JUnit XML with xmllint and start PostgreSQL. A test never passes
+//! validate JUnit XML with xmllint, start PostgreSQL and build a Rust
+//! service against the system's SQLite. A test never passes
 //! silently without its tool: this command installs what is missing from
 //! Debian's packages when it can (as root, with apt-get), or stops at once
 //! naming the one command to run, before anything compiles.
@@ -38,6 +39,12 @@ const TOOLS: &[Tool] = &[
         program: "initdb",
         package: "postgresql",
         elsewhere: &["/usr/lib/postgresql"],
+    },
+    // Not a program: the Rust auth fixture links the system's SQLite.
+    Tool {
+        program: "sqlite3.h",
+        package: "libsqlite3-dev",
+        elsewhere: &["/usr/include/sqlite3.h"],
     },
 ];
 

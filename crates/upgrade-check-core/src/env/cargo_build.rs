@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sha2::Digest;
 
+use super::cargo_manifest::{self, Raised};
 use super::{BuildError, CargoInputs, Environment, Resolution, ResolvedSet, hash, run_step};
 use crate::input::baseline::BaselineFile;
 use crate::input::cargo_lock;
@@ -75,6 +76,9 @@ impl Cargo {
     }
 }
 
+/// `Cargo.toml` texts laid over the service's, by path relative to its folder.
+type Manifests = Vec<(PathBuf, String)>;
+
 /// Resolves and builds cargo environments for one service.
 #[derive(Debug, Clone)]
 pub struct CargoBuilder {
@@ -101,12 +105,12 @@ pub struct CargoBuilder {
 impl CargoBuilder {
     /// The baseline lock, with the baseline's manifests.
     pub fn resolve_baseline(&self) -> Result<Resolution, BuildError> {
-        self.resolve(&self.baseline.text, &[], &self.base_manifests)
+        self.resolve(&self.baseline.text, &[], &self.base_manifests, &[])
     }
 
     /// A lock (a pull request's) as it is, with the working tree's manifests.
     pub fn resolve_file(&self, path: &Path) -> Result<Resolution, BuildError> {
-        self.resolve(&fs_err::read_to_string(path)?, &[], &[])
+        self.resolve(&fs_err::read_to_string(path)?, &[], &[], &[])
     }
 
     /// The baseline lock with each pin moved by `cargo update -p NAME@OLD
@@ -133,12 +137,53 @@ impl CargoBuilder {
             let from = updated_version(&locked, &pin.version);
             updates.push((format!("{}@{from}", pin.package), pin.version.to_string()));
         }
-        match self.resolve(&self.baseline.text, &updates, &self.base_manifests) {
+        let (manifests, raised) = self.raise_requirements(pins)?;
+        if !raised.is_empty() {
+            return self.resolve(&self.baseline.text, &updates, &manifests, &raised);
+        }
+        match self.resolve(&self.baseline.text, &updates, &self.base_manifests, &[]) {
             Err(BuildError::Refused(_)) if !self.base_manifests.is_empty() => {
-                self.resolve(&self.baseline.text, &updates, &[])
+                self.resolve(&self.baseline.text, &updates, &[], &[])
             }
             on_base => on_base,
         }
+    }
+
+    /// The manifests a cell builds with when a pin is outside what the
+    /// service's `Cargo.toml` files allow: each requirement on it raised to
+    /// the pin (on the base's manifests in a pull request), and what was raised.
+    fn raise_requirements(&self, pins: &[Pin]) -> Result<(Manifests, Vec<Raised>), BuildError> {
+        let mut manifests = self.base_manifests.clone();
+        let mut raised = Vec::new();
+        for path in cargo_manifest::manifests(&self.root)? {
+            let mut text = match manifests.iter().find(|(laid, _)| *laid == path) {
+                Some((_, text)) => text.clone(),
+                None => fs_err::read_to_string(self.root.join(&path))?,
+            };
+            let mut changed = false;
+            for pin in pins {
+                let Version::Cargo(version) = &pin.version else {
+                    continue;
+                };
+                let raise = cargo_manifest::raise(&text, &pin.package, version)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                if let Some(edited) = raise {
+                    text = edited.text;
+                    changed = true;
+                    raised.extend(edited.raised.into_iter().map(|(from, to)| Raised {
+                        manifest: path.clone(),
+                        package: pin.package.to_string(),
+                        from,
+                        to,
+                    }));
+                }
+            }
+            if changed {
+                manifests.retain(|(laid, _)| *laid != path);
+                manifests.push((path, text));
+            }
+        }
+        Ok((manifests, raised))
     }
 
     /// Whether the registry offers `pin`: `cargo info` (run outside any
@@ -184,6 +229,7 @@ impl CargoBuilder {
         lock: &str,
         updates: &[(String, String)],
         manifests: &[(PathBuf, String)],
+        raised: &[Raised],
     ) -> Result<Resolution, BuildError> {
         let listed: Vec<String> = updates
             .iter()
@@ -192,6 +238,7 @@ impl CargoBuilder {
         let inputs = CargoInputs {
             lock: lock.to_owned(),
             manifests: manifests.to_vec(),
+            raised: raised.to_vec(),
         };
         let key = hash(&[
             "cargo-resolve-v1",
@@ -262,6 +309,7 @@ impl CargoBuilder {
             reused,
             hash_checked: false,
             built_from_source: Vec::new(),
+            raised_requirements: inputs.raised.iter().map(ToString::to_string).collect(),
         };
         if complete.exists() {
             return Ok(environment(true));
@@ -278,7 +326,11 @@ impl CargoBuilder {
         // One build at a time in the shared target folder: its binaries are
         // overwritten by the next build and must be copied out first.
         let _target = state::lock(&target_dir.with_extension("lock"))?;
-        let output = self.output(&source, args, &target_dir, "cargo build")?;
+        let doing = match inputs.raised.is_empty() {
+            true => "cargo build".to_owned(),
+            false => format!("cargo build with {}", raised_list(&inputs.raised)),
+        };
+        let output = self.output(&source, args, &target_dir, &doing)?;
         let mut copied = 0;
         for message in cargo_metadata::Message::parse_stream(&output.stdout[..]) {
             if let cargo_metadata::Message::CompilerArtifact(artifact) = message?
@@ -338,17 +390,70 @@ impl CargoBuilder {
             // error line, last, is what the report's summary shows.
             let said = String::from_utf8_lossy(&output.stderr)
                 .replace(&*dir.to_string_lossy(), "<service>");
-            let error = said
-                .lines()
-                .find(|line| line.starts_with("error"))
-                .unwrap_or("cargo printed no error line");
             format!(
-                "{}\n{doing}: {error}",
-                crate::sys::log::tail(said.trim(), 40)
+                "{}\n{doing}: {}",
+                crate::sys::log::tail(said.trim(), 40),
+                first_error(&said)
             )
         })
         .map_err(|err| err.offline_aware(self.offline))
     }
+}
+
+fn raised_list(raised: &[Raised]) -> String {
+    raised
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Cargo's first error line, with where the compiler found it: in the
+/// service's own code, or in a dependency (a registry or git checkout).
+fn first_error(said: &str) -> String {
+    let lines: Vec<&str> = said.lines().collect();
+    let Some(at) = lines.iter().position(|line| line.starts_with("error")) else {
+        return "cargo printed no error line".to_owned();
+    };
+    let location = lines[at + 1..]
+        .iter()
+        .take_while(|line| !line.starts_with("error") && !line.starts_with("warning"))
+        .find_map(|line| line.trim_start().strip_prefix("--> "));
+    let Some(location) = location else {
+        return lines[at].to_owned();
+    };
+    format!("{} ({})", lines[at], place_of(location))
+}
+
+/// Where a compiler error or a panic is: `in the service's code: src/main.rs:3:5`
+/// or `in the dependency jsonwebtoken-10.4.0: src/crypto/mod.rs:124:40`.
+pub(crate) fn place_of(location: &str) -> String {
+    let location = location.trim().trim_start_matches("<service>/");
+    match dependency_of(location) {
+        Some((krate, inside)) => format!("in the dependency {krate}: {inside}"),
+        None => format!("in the service's code: {location}"),
+    }
+}
+
+/// `(crate-version, path inside it)` when `location` is inside a crate cargo
+/// downloaded: `~/.cargo/registry/src/<index>/<crate>-<version>/…` or a git checkout.
+fn dependency_of(location: &str) -> Option<(&str, &str)> {
+    let path = Path::new(location);
+    if !path.is_absolute() {
+        return None;
+    }
+    let mut parts = location.split('/');
+    parts.find(|part| *part == "registry" || *part == "git")?;
+    let after = match parts.next()? {
+        // registry/src/<index>/<crate>-<version>/…, git/checkouts/<repo>/<rev>/…
+        "src" | "checkouts" => {
+            parts.next()?;
+            parts.next()?
+        }
+        _ => return None,
+    };
+    let inside = location.split_once(&format!("/{after}/"))?.1;
+    Some((after, inside))
 }
 
 /// Digest of the files under `root` other than `lock`.
@@ -382,6 +487,31 @@ fn updated_version<'a>(locked: &[&'a Version], pin: &Version) -> &'a Version {
 mod tests {
     use super::*;
     use crate::model::package::Ecosystem;
+
+    #[test]
+    fn the_first_error_says_whether_it_is_in_the_service_or_a_dependency() {
+        let ours = "   Compiling auth-service v0.1.0 (<service>)
+error[E0433]: cannot find `async_trait` in `axum`
+   --> src/main.rs:152:9
+    |
+152 | #[axum::async_trait]
+error: could not compile `auth-service` (bin \"auth-service\") due to 1 previous error";
+        assert_eq!(
+            first_error(ours),
+            "error[E0433]: cannot find `async_trait` in `axum` (in the service's code: src/main.rs:152:9)"
+        );
+        let theirs = "error[E0599]: no method named `foo` found
+  --> /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tower-0.4.13/src/util.rs:10:5
+   |";
+        assert_eq!(
+            first_error(theirs),
+            "error[E0599]: no method named `foo` found (in the dependency tower-0.4.13: src/util.rs:10:5)"
+        );
+        assert_eq!(
+            first_error("error: failed to select a version for the requirement `x = \"^1\"`"),
+            "error: failed to select a version for the requirement `x = \"^1\"`"
+        );
+    }
 
     #[test]
     fn a_pin_replaces_the_locked_version_it_is_compatible_with() {

@@ -7,6 +7,7 @@
 //! the service.
 
 pub mod cargo_build;
+pub mod cargo_manifest;
 pub mod index;
 pub mod moves;
 pub mod python;
@@ -152,6 +153,9 @@ pub struct Environment {
     /// `name version` of each package built from a source distribution, which
     /// ran that package's build code on this machine.
     pub built_from_source: Vec<String>,
+    /// Requirements raised in a scratch copy of the manifests so that a
+    /// major bump could be built (cargo).
+    pub raised_requirements: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

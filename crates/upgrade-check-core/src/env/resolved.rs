@@ -29,8 +29,11 @@ pub struct CargoInputs {
     /// The `Cargo.lock` that holds the set; the build uses it as it is.
     pub lock: String,
     /// `Cargo.toml` files that replace the working tree's (a pull request's
-    /// base ones, for its baseline), by path relative to the service's folder.
+    /// base ones, for its baseline, or ones with a requirement raised), by
+    /// path relative to the service's folder.
     pub manifests: Vec<(PathBuf, String)>,
+    /// The requirements raised so that a cell's major bump could be selected.
+    pub raised: Vec<crate::env::cargo_manifest::Raised>,
 }
 
 impl CargoInputs {

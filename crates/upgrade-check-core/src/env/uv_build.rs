@@ -319,6 +319,7 @@ impl UvBuilder {
             reused,
             hash_checked,
             built_from_source,
+            raised_requirements: Vec::new(),
         };
         // A complete environment whose interpreter is gone (removed by hand,
         // or its base Python uninstalled) is damaged, not the service's fault:

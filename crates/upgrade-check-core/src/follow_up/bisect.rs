@@ -16,7 +16,7 @@ use crate::env::index::Index;
 use crate::input::baseline::BaselineFile;
 use crate::model::cell::{Cell, Pin, Plan};
 use crate::model::event::{Events, RunEvent};
-use crate::model::findings::{BisectReport, NewestSafe, ProbeReport};
+use crate::model::findings::{BisectReport, NewestSafe, ProbeReport, THE_BUILD};
 use crate::model::package::{PackageName, Version};
 use crate::model::report::{CellReport, Verdict};
 use crate::run::{self, CellOutcome, RunContext};
@@ -56,6 +56,26 @@ pub enum Probe {
     Bad,
     /// Could not be built or started by the harness: stepped over.
     Unknown,
+}
+
+/// What the bad end shows that the start does not: what a probe is bad for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sought {
+    /// These scenarios fail.
+    Breaks(BTreeSet<String>),
+    /// The service no longer builds: the first version that stops the build
+    /// is sought, and a version that builds is good whatever it answers.
+    Build,
+}
+
+impl Sought {
+    /// The scenarios sought, or [`THE_BUILD`].
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Sought::Breaks(scenarios) => scenarios.iter().cloned().collect(),
+            Sought::Build => vec![THE_BUILD.to_owned()],
+        }
+    }
 }
 
 /// Where the search ended, as positions in the candidate list.
@@ -133,8 +153,7 @@ impl Bisection {
         let package = PackageName::parse(ecosystem, &request.package)
             .map_err(|err| anyhow::anyhow!("`{}` is not a package name: {err}", request.package))?;
         let version = |text: &str, flag: &str| {
-            Version::parse(ecosystem, text)
-                .map_err(|err| anyhow::anyhow!("{flag} `{text}`: {err}"))
+            Version::parse(ecosystem, text).map_err(|err| anyhow::anyhow!("{flag} `{text}`: {err}"))
         };
         let pinned = baseline.pinned_version(&package);
         let from = match (&request.from, &pinned) {
@@ -223,32 +242,37 @@ impl Bisection {
         let end = first.pop().context("the bad end ran")?;
         let start = first.pop().context("the start ran")?;
         let to = self.candidates.last().cloned().unwrap_or(self.from.clone());
-        if unbuildable(&end) {
-            bail!(
-                "{} {to} cannot be built or run, so there is no bad end to search from: {}",
-                self.package,
-                end.report
-                    .failures()
-                    .find_map(|failure| failure.log_tail.clone().or(failure.summary.clone()))
-                    .unwrap_or_default()
-            );
-        }
-        let start_failing: BTreeSet<String> = start.report.failing();
-        let broken: BTreeSet<String> = end
-            .report
-            .failing()
-            .into_iter()
-            .filter(|scenario| !start_failing.contains(scenario))
-            .collect();
-        if broken.is_empty() {
-            return Ok(Bisected::NothingToBisect {
-                package: self.package.to_string(),
-                from: self.from.to_string(),
-                to: to.to_string(),
-            });
-        }
-        let (search, outcomes) = self.probe_between(&ctx, &profile, &broken, end).await;
-        let report = self.report(&search, &outcomes, &broken, &start);
+        let sought = if unbuildable(&end) {
+            if !build_failed(&end) || unbuildable(&start) {
+                bail!(
+                    "{} {to} cannot be built or run, so there is no bad end to search from: {}",
+                    self.package,
+                    end.report
+                        .failures()
+                        .find_map(|failure| failure.log_tail.clone().or(failure.summary.clone()))
+                        .unwrap_or_default()
+                );
+            }
+            Sought::Build
+        } else {
+            let start_failing: BTreeSet<String> = start.report.failing();
+            let broken: BTreeSet<String> = end
+                .report
+                .failing()
+                .into_iter()
+                .filter(|scenario| !start_failing.contains(scenario))
+                .collect();
+            if broken.is_empty() {
+                return Ok(Bisected::NothingToBisect {
+                    package: self.package.to_string(),
+                    from: self.from.to_string(),
+                    to: to.to_string(),
+                });
+            }
+            Sought::Breaks(broken)
+        };
+        let (search, outcomes) = self.probe_between(&ctx, &profile, &sought, end).await;
+        let report = self.report(&search, &outcomes, &sought, &start);
         state::write_atomic(
             &report_dir.join("bisect.json"),
             &serde_json::to_vec_pretty(&report)?,
@@ -260,12 +284,12 @@ impl Bisection {
     }
 
     /// Searches the candidates before the bad end (whose outcome is `end`)
-    /// with one real cell per probe; a probe is bad when it fails one of `broken`.
+    /// with one real cell per probe; a probe is bad when it shows what is `sought`.
     async fn probe_between(
         &self,
         ctx: &Arc<RunContext>,
         profile: &str,
-        broken: &BTreeSet<String>,
+        sought: &Sought,
         end: CellOutcome,
     ) -> (Search, BTreeMap<usize, CellOutcome>) {
         let mut outcomes: BTreeMap<usize, CellOutcome> = BTreeMap::new();
@@ -278,7 +302,7 @@ impl Bisection {
             let Some(outcome) = run::run_plan(ctx.clone(), &plan).await.pop() else {
                 return Probe::Unknown;
             };
-            let found = classify(&outcome, broken);
+            let found = classify(&outcome, sought);
             ctx.emit(RunEvent::Probed {
                 package: self.package.to_string(),
                 version: self.candidates[position].to_string(),
@@ -295,7 +319,7 @@ impl Bisection {
         &self,
         search: &Search,
         outcomes: &BTreeMap<usize, CellOutcome>,
-        broken: &BTreeSet<String>,
+        sought: &Sought,
         start: &CellOutcome,
     ) -> BisectReport {
         let version = |position: usize| self.candidates[position].to_string();
@@ -308,7 +332,7 @@ impl Bisection {
         probes.push(ProbeReport {
             version: version(last),
             result: "bad".to_owned(),
-            failing: broken.iter().cloned().collect(),
+            failing: sought.names(),
         });
         for (position, found) in &search.probes {
             probes.push(ProbeReport {
@@ -316,7 +340,10 @@ impl Bisection {
                 result: label(*found).to_owned(),
                 failing: outcomes
                     .get(position)
-                    .map(|outcome| outcome.report.failing().into_iter().collect())
+                    .map(|outcome| match sought {
+                        Sought::Build if build_failed(outcome) => sought.names(),
+                        _ => outcome.report.failing().into_iter().collect(),
+                    })
                     .unwrap_or_default(),
             });
         }
@@ -335,7 +362,7 @@ impl Bisection {
             package: self.package.to_string(),
             from: self.from.to_string(),
             to: version(last),
-            scenarios: broken.iter().cloned().collect(),
+            scenarios: sought.names(),
             versions_between: last,
             probes,
             last_good: search.last_good.map_or(self.from.to_string(), version),
@@ -359,18 +386,29 @@ fn unbuildable(outcome: &CellOutcome) -> bool {
         .all(|scenario| matches!(scenario.verdict, Verdict::BuildFailed | Verdict::Error))
 }
 
-fn classify(outcome: &CellOutcome, broken: &BTreeSet<String>) -> Probe {
-    if unbuildable(outcome) {
-        Probe::Unknown
-    } else if outcome
-        .report
-        .failing()
-        .iter()
-        .any(|scenario| broken.contains(scenario))
-    {
-        Probe::Bad
-    } else {
-        Probe::Good
+/// Cargo or uv refused to build the cell (not the harness's own error).
+fn build_failed(outcome: &CellOutcome) -> bool {
+    !outcome.report.scenarios.is_empty()
+        && outcome
+            .report
+            .scenarios
+            .iter()
+            .all(|scenario| scenario.verdict == Verdict::BuildFailed)
+}
+
+fn classify(outcome: &CellOutcome, sought: &Sought) -> Probe {
+    match sought {
+        Sought::Build if build_failed(outcome) => Probe::Bad,
+        _ if unbuildable(outcome) => Probe::Unknown,
+        Sought::Build => Probe::Good,
+        Sought::Breaks(broken) => {
+            let fails = outcome
+                .report
+                .failing()
+                .iter()
+                .any(|scenario| broken.contains(scenario));
+            if fails { Probe::Bad } else { Probe::Good }
+        }
     }
 }
 
@@ -424,17 +462,9 @@ pub async fn newest_safe_versions(
             .difference(&baseline_failing)
             .cloned()
             .collect();
-        let passing = |outcome: &CellOutcome| {
-            !unbuildable(outcome) && outcome.report.failing().is_disjoint(&broken)
-        };
-        let baseline_pin = ctx.builder.baseline().pinned_version(&package);
-        let good = versions[..versions.len() - 1]
-            .iter()
-            .rev()
-            .find(|(_, outcome)| passing(outcome))
-            .map(|(version, _)| version.clone())
-            .or(baseline_pin.filter(|pinned| *pinned < newest));
-        if broken.is_empty() || unbuildable(newest_outcome) {
+        let sought = if build_failed(newest_outcome) {
+            Sought::Build
+        } else if broken.is_empty() || unbuildable(newest_outcome) {
             if !unbuildable(newest_outcome) {
                 found.push(NewestSafe {
                     package: package.to_string(),
@@ -447,7 +477,16 @@ pub async fn newest_safe_versions(
                 });
             }
             continue;
-        }
+        } else {
+            Sought::Breaks(broken)
+        };
+        let baseline_pin = ctx.builder.baseline().pinned_version(&package);
+        let good = versions[..versions.len() - 1]
+            .iter()
+            .rev()
+            .find(|(_, outcome)| classify(outcome, &sought) == Probe::Good)
+            .map(|(version, _)| version.clone())
+            .or(baseline_pin.filter(|pinned| *pinned < newest));
         let Some(good) = good else {
             continue;
         };
@@ -470,7 +509,7 @@ pub async fn newest_safe_versions(
         ctx.emit(RunEvent::BisectingNewest {
             package: package.to_string(),
             newest: newest.to_string(),
-            fails: broken.iter().cloned().collect(),
+            fails: sought.names(),
             versions: candidates.len() - 1,
             since: good.to_string(),
         });
@@ -482,7 +521,7 @@ pub async fn newest_safe_versions(
             listed: 0,
         };
         let (search, outcomes) = bisection
-            .probe_between(ctx, &baseline_cell.profile, &broken, newest_outcome.clone())
+            .probe_between(ctx, &baseline_cell.profile, &sought, newest_outcome.clone())
             .await;
         let version = |position: usize| bisection.candidates[position].to_string();
         found.push(NewestSafe {
@@ -493,17 +532,20 @@ pub async fn newest_safe_versions(
                 .unknown_between
                 .is_empty()
                 .then(|| version(search.first_bad)),
-            breaks: outcomes
-                .get(&search.first_bad)
-                .map(|outcome| {
-                    outcome
-                        .report
-                        .failing()
-                        .intersection(&broken)
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default(),
+            breaks: match &sought {
+                Sought::Build => sought.names(),
+                Sought::Breaks(broken) => outcomes
+                    .get(&search.first_bad)
+                    .map(|outcome| {
+                        outcome
+                            .report
+                            .failing()
+                            .intersection(broken)
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            },
             unknown_between: search.unknown_between.iter().map(|&p| version(p)).collect(),
             cells_run: search.probes.len(),
         });

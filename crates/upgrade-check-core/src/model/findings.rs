@@ -92,6 +92,9 @@ pub struct NewestSafe {
     pub cells_run: usize,
 }
 
+/// How a build break is named where a bisection names the scenarios it sought.
+pub const THE_BUILD: &str = "the build";
+
 /// What `bisect.json` holds: one bisection's probes and answer.
 #[derive(Debug, Clone, Serialize)]
 pub struct BisectReport {

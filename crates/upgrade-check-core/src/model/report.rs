@@ -172,6 +172,10 @@ pub struct EnvironmentReport {
     /// build code ran on the machine (refuse with `--no-build`).
     #[serde(default)]
     pub built_from_source: Vec<String>,
+    /// Cargo: `name "old" → "new" in Cargo.toml` for each requirement raised
+    /// so that a major bump could be built, as Dependabot raises it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub raised_requirements: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -282,6 +286,21 @@ impl Report {
             }
         }
         built
+    }
+
+    /// Each requirement raised for a major bump, with the cells that raised it.
+    pub fn raised_requirements(&self) -> BTreeMap<&str, Vec<&str>> {
+        let mut raised: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for cell in &self.cells {
+            for requirement in cell
+                .environment
+                .iter()
+                .flat_map(|env| &env.raised_requirements)
+            {
+                raised.entry(requirement).or_default().push(&cell.name);
+            }
+        }
+        raised
     }
 
     /// Some cell prints warnings the baseline does not: a soft finding.

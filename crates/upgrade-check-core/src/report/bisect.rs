@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::terminal;
-use crate::model::findings::BisectReport;
+use crate::model::findings::{BisectReport, THE_BUILD};
 use crate::model::report::CellReport;
 
 /// The answer for people; `first_bad` is the first bad version's cell.
@@ -51,9 +51,12 @@ pub fn render(report: &BisectReport, first_bad: &CellReport) -> String {
             );
         }
     }
+    // A build break is the same in every scenario: its evidence once.
+    let build_break = report.scenarios == [THE_BUILD];
     for scenario in first_bad
         .failures()
         .filter(|scenario| report.scenarios.contains(&scenario.scenario))
+        .chain(first_bad.failures().take(usize::from(build_break)))
     {
         let _ = writeln!(
             out,

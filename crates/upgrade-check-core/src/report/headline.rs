@@ -34,7 +34,7 @@ pub fn headline(report: &Report) -> String {
             Some(
                 match whole_cell_failure(cell).map(|failure| failure.verdict) {
                     Some(Verdict::BuildFailed) => {
-                        format!("{} cannot be built{}", cell.name, reason(cell))
+                        format!("{} cannot be built{}", cell.name, build_reason(cell))
                     }
                     Some(Verdict::StartupFailed) => {
                         format!("{} does not start{}", cell.name, startup_reason(cell))
@@ -258,8 +258,37 @@ fn reason(cell: &CellReport) -> String {
         Some(first) if summaries.iter().all(|s| s == first) && first.len() <= 80 => {
             format!(": {first}")
         }
-        _ => String::new(),
+        // A panic says more than the step that got no answer.
+        Some(first) => match first.split_once("the service panicked: ") {
+            Some((_, panic)) => format!(": the service panicked: {}", shortened(panic, 80)),
+            None => String::new(),
+        },
+        None => String::new(),
     }
+}
+
+/// Why a cell cannot be built: its short summary, or the compiler's first
+/// error (with where it is) out of a long one.
+fn build_reason(cell: &CellReport) -> String {
+    let short = reason(cell);
+    if !short.is_empty() {
+        return short;
+    }
+    cell.regressions()
+        .find_map(|s| s.summary.as_deref())
+        .and_then(|summary| summary.split_once(": error"))
+        .map(|(_, error)| format!(": {}", shortened(&format!("error{error}"), 120)))
+        .unwrap_or_default()
+}
+
+/// `text` cut to at most `width` characters, at a word, with `…`.
+fn shortened(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let cut: String = text.chars().take(width).collect();
+    let at_word = cut.rsplit_once(' ').map_or(cut.as_str(), |(head, _)| head);
+    format!("{at_word}…")
 }
 
 /// `1 cell`, `2 cells`: a count with its noun.

@@ -171,6 +171,7 @@ function show(cell, scenario, button) {
     const facts = ["environment " + env.id + (env.build_reused ? " (reused)" : " (built)")];
     if (env.hash_checked) facts.push("every download checked against its declared hash");
     if (env.built_from_source.length) facts.push("built from source: " + env.built_from_source.join(", "));
+    if (env.raised_requirements && env.raised_requirements.length) facts.push("requirement raised: " + env.raised_requirements.join(", "));
     details.appendChild(element("p", facts.join(" · "), "environment"));
   }
 }

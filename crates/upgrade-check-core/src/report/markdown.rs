@@ -106,6 +106,14 @@ pub fn render_within(report: &Report, limit: usize) -> String {
             cells.join(", ")
         );
     }
+    for (requirement, cells) in report.raised_requirements() {
+        let _ = write!(
+            head,
+            "\n⬆️ Requirement raised for a major bump: {} (for {}).\n",
+            escape(requirement),
+            cells.join(", ")
+        );
+    }
     let mut sections = Vec::new();
     for cell in &report.cells {
         // Versions explain a failure; a cell that passes needs none.

@@ -203,6 +203,13 @@ fn footer(report: &Report, out: &mut String) {
             cells.join(", ")
         );
     }
+    for (requirement, cells) in report.raised_requirements() {
+        let _ = writeln!(
+            out,
+            "requirement raised for a major bump (in a scratch copy): {requirement}, for {}",
+            cells.join(", ")
+        );
+    }
     for noise in report
         .nondeterministic
         .iter()

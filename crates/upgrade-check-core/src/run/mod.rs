@@ -438,6 +438,7 @@ async fn run_cell(
             build_reused: environment.reused,
             hash_checked: environment.hash_checked,
             built_from_source: environment.built_from_source.clone(),
+            raised_requirements: environment.raised_requirements.clone(),
         }),
         ..blank_report(&cell)
     };
@@ -824,6 +825,14 @@ async fn replay_in(
     report.security = judged.security;
     if !report.verdict.passes() {
         report.log_tail = Some(log_tail);
+        // A handler that panicked explains an answer that never came.
+        if let Some(panic) = rust_panic(&log_text) {
+            let panic = format!("the service panicked: {}", normaliser.literals(&panic));
+            report.summary = Some(match report.summary.take() {
+                Some(summary) => format!("{summary}; {panic}"),
+                None => panic,
+            });
+        }
     }
     (report, Some(rendered))
 }
@@ -1268,6 +1277,37 @@ fn unhealthy(
     found
 }
 
+/// The first Rust panic in a service's log: its message and where it was
+/// raised (`thread '…' (id) panicked at FILE:LINE:COL:` with the message on the
+/// next line, or on the same line before Rust 1.73).
+fn rust_panic(log: &str) -> Option<String> {
+    let lines: Vec<&str> = log.lines().collect();
+    let at = lines
+        .iter()
+        .position(|line| line.starts_with("thread '") && line.contains(" panicked at "))?;
+    let (_, rest) = lines[at].split_once(" panicked at ")?;
+    let (location, message) = match rest.strip_suffix(':') {
+        Some(location) => {
+            let message = lines[at + 1..]
+                .iter()
+                .map(|line| line.trim())
+                .find(|line| !line.is_empty())
+                .unwrap_or("");
+            (location, message.to_owned())
+        }
+        // `'message', src/main.rs:3:5`
+        None => match rest.rsplit_once("', ") {
+            Some((message, location)) => (location, message.trim_start_matches('\'').to_owned()),
+            None => ("", rest.to_owned()),
+        },
+    };
+    let place = match location {
+        "" => String::new(),
+        location => format!(" ({})", crate::env::cargo_build::place_of(location)),
+    };
+    Some(format!("{message}{place}"))
+}
+
 /// Lines of the service's output that look like warnings or errors, normalised.
 fn warnings(log: &str, normaliser: &mut Normaliser<'_>) -> Vec<String> {
     const MAX: usize = 20;
@@ -1330,4 +1370,32 @@ pub fn relative(path: &Path, base: &Path) -> String {
         .unwrap_or(path)
         .display()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rust_panic_is_read_with_its_message_and_place() {
+        let log = "auth-service: listening on 127.0.0.1:4000
+
+thread 'tokio-rt-worker' (29044) panicked at /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/jsonwebtoken-10.4.0/src/crypto/mod.rs:124:40:
+
+Could not automatically determine the process-level CryptoProvider from jsonwebtoken crate features.
+Call CryptoProvider::install_default() before this point
+stack backtrace:";
+        assert_eq!(
+            rust_panic(log).as_deref(),
+            Some(
+                "Could not automatically determine the process-level CryptoProvider from jsonwebtoken crate features. (in the dependency jsonwebtoken-10.4.0: src/crypto/mod.rs:124:40)"
+            )
+        );
+        let old_format = "thread 'main' panicked at 'index out of bounds', src/main.rs:3:5";
+        assert_eq!(
+            rust_panic(old_format).as_deref(),
+            Some("index out of bounds (in the service's code: src/main.rs:3:5)")
+        );
+        assert_eq!(rust_panic("Traceback (most recent call last):"), None);
+    }
 }

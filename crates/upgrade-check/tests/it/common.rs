@@ -373,8 +373,9 @@ pub fn assert_readme_sample(anchor: &str, printed: &str) {
     }
 }
 
-/// Timings and cache counts as placeholders: they differ from run to run
-/// (a cold cache builds what a warm one reuses).
+/// Timings, cache counts and registry sizes as placeholders: they differ
+/// from run to run (a cold cache builds what a warm one reuses) and from
+/// release to release.
 fn without_timings(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
@@ -394,12 +395,15 @@ fn without_timings(text: &str) -> String {
         }
         // Whether the index was asked or its cached answer used.
         line = line.replace(", index answer cached:", ", from the package index:");
-        // How many environments a bisection built depends on the cache.
-        if let Some(at) = line.find(" environments built")
-            && let Some(count) = line[..at].rsplit(' ').next()
-            && count.parse::<u32>().is_ok()
-        {
-            line = format!("{}N{}", &line[..at - count.len()], &line[at..]);
+        // How many environments a bisection built depends on the cache; how
+        // many versions a registry lists grows with every release.
+        for marker in [" environments built", " on the index)", " versions, "] {
+            if let Some(at) = line.find(marker)
+                && let Some(count) = line[..at].rsplit([' ', '(']).next()
+                && count.parse::<u32>().is_ok()
+            {
+                line = format!("{}N{}", &line[..at - count.len()], &line[at..]);
+            }
         }
         out.push_str(&line);
         out.push('\n');

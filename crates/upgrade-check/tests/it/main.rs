@@ -34,6 +34,7 @@ mod index {
     mod pr_mode;
     mod progress;
     mod requirements_files;
+    mod rust_auth_service;
     mod shards;
     mod snapshots;
     mod variants;

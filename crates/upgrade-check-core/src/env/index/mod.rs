@@ -228,7 +228,8 @@ impl Index {
     fn unmet(&self, requires: &str) -> Option<String> {
         match &self.registry {
             Registry::Simple { python, .. } => {
-                let specifiers = pep508_rs::pep440_rs::VersionSpecifiers::from_str(requires).ok()?;
+                let specifiers =
+                    pep508_rs::pep440_rs::VersionSpecifiers::from_str(requires).ok()?;
                 let interpreter = pep508_rs::pep440_rs::Version::from_str(&python.version).ok()?;
                 (!specifiers.contains(&interpreter)).then(|| format!("needs Python {requires}"))
             }

@@ -51,10 +51,12 @@ impl IndexUrls {
                 .find_links
                 .unwrap_or_default()
                 .into_iter()
-                .map(|link| match link.contains("://") || Path::new(&link).is_absolute() {
-                    true => link,
-                    false => project.join(link).display().to_string(),
-                })
+                .map(
+                    |link| match link.contains("://") || Path::new(&link).is_absolute() {
+                        true => link,
+                        false => project.join(link).display().to_string(),
+                    },
+                )
                 .collect(),
         })
     }
@@ -153,7 +155,10 @@ fn uv_file(path: &Path) -> Layer {
     else {
         return Layer::default();
     };
-    let settings = if path.file_name().is_some_and(|name| name == "pyproject.toml") {
+    let settings = if path
+        .file_name()
+        .is_some_and(|name| name == "pyproject.toml")
+    {
         match table.get("tool").and_then(|tool| tool.get("uv")) {
             Some(toml::Value::Table(uv)) => uv.clone(),
             _ => return Layer::default(),

@@ -85,10 +85,7 @@ struct JsonFile {
 }
 
 /// The files of one project page; `None` when the index does not have it.
-async fn project_page(
-    client: &reqwest::Client,
-    page: &str,
-) -> anyhow::Result<Option<Vec<File>>> {
+async fn project_page(client: &reqwest::Client, page: &str) -> anyhow::Result<Option<Vec<File>>> {
     let shown = shown_url(page);
     let response = client
         .get(page)
@@ -147,9 +144,8 @@ fn parse_json(body: &str) -> anyhow::Result<Vec<File>> {
 fn parse_html(body: &str) -> Vec<File> {
     static ANCHOR: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"(?is)<a\s([^>]*)>([^<]*)</a>").expect("valid"));
-    static REQUIRES: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r#"(?i)data-requires-python\s*=\s*"([^"]*)""#).expect("valid")
-    });
+    static REQUIRES: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r#"(?i)data-requires-python\s*=\s*"([^"]*)""#).expect("valid"));
     static YANKED: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"(?i)\bdata-yanked\b").expect("valid"));
     ANCHOR

@@ -119,7 +119,9 @@ httparse = { range = "^1.8", pick = "latest-per-minor" }"#,
     let offline = ctx.run(&["--offline", "plan"]);
     assert_eq!(offline.code, 0, "{}", offline.stderr);
     assert!(
-        offline.stderr.contains("versions, index answer cached: 2.0.5"),
+        offline
+            .stderr
+            .contains("versions, index answer cached: 2.0.5"),
         "{}",
         offline.stderr
     );
@@ -137,7 +139,9 @@ httparse = { range = "^1.8", pick = "latest-per-minor" }"#,
     let yanked = ctx.run(&["bisect", "httparse", "--to", "1.9.1"]);
     assert_eq!(yanked.code, 2, "{}", yanked.stderr);
     assert!(
-        yanked.stderr.contains("httparse 1.9.1 is not an installable version on")
+        yanked
+            .stderr
+            .contains("httparse 1.9.1 is not an installable version on")
             && yanked.stderr.contains("(yanked)"),
         "{}",
         yanked.stderr

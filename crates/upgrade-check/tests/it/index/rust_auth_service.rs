@@ -1,0 +1,97 @@
+//! The Rust auth service (`fixtures/rust-auth-service`: axum, bcrypt,
+//! jsonwebtoken, SQLite) against real crates from the registry: a major that
+//! stops the build, a major that answers differently, a major that panics
+//! in a handler, a patch that passes; each break bisected to its first bad
+//! version.
+
+use crate::common::{TestContext, cell_report, scenario_report, verdict};
+
+fn auth_service() -> TestContext {
+    TestContext::from_workspace("fixtures/rust-auth-service", std::path::Path::to_path_buf)
+}
+
+#[test]
+fn each_real_break_of_the_rust_auth_service_is_caught_explained_and_bisected() {
+    let ctx = auth_service();
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    crate::common::assert_readme_sample("The auth fixture's matrix:", &run.stdout);
+    let report = ctx.report();
+    for scenario in ["health", "login", "register", "missing-config@no-secrets"] {
+        assert_eq!(verdict(&report, "baseline", scenario), "pass", "{scenario}");
+        assert_eq!(
+            verdict(&report, "bcrypt 0.15.1", scenario),
+            "pass",
+            "{scenario}"
+        );
+        assert_eq!(verdict(&report, "axum 0.8.9", scenario), "build-failed");
+    }
+    // A patch inside the requirement raises nothing.
+    assert!(
+        cell_report(&report, "bcrypt 0.15.1")["environment"]
+            .get("raised_requirements")
+            .is_none()
+    );
+
+    // The build break: the requirement raised, then the compiler's first
+    // error, in the service's own code.
+    let build = scenario_report(&report, "axum 0.8.9", "health");
+    assert_eq!(
+        build["summary"],
+        "cargo build with axum \"0.7.5\" → \"=0.8.9\" in Cargo.toml: error[E0433]: cannot find `async_trait` in `axum` (in the service's code: src/main.rs:152:9)"
+    );
+
+    // The behaviour change: 9.0 rejects a token naming an audience.
+    assert_eq!(verdict(&report, "jsonwebtoken 9.3.1", "login"), "changed");
+    assert_eq!(
+        scenario_report(&report, "jsonwebtoken 9.3.1", "login")["summary"],
+        "step `me with the token`: 200 OK → 401 Unauthorized"
+    );
+    assert_eq!(
+        cell_report(&report, "jsonwebtoken 9.3.1")["environment"]["raised_requirements"],
+        serde_json::json!(["jsonwebtoken \"8.3.0\" → \"=9.3.1\" in Cargo.toml"])
+    );
+
+    // The panic: 10.0 without a crypto backend feature panics on the first
+    // token it signs; the client gets no answer, the log says why.
+    let panicked = scenario_report(&report, "jsonwebtoken 10.4.0", "login");
+    assert_eq!(panicked["verdict"], "changed");
+    let summary = panicked["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("step `good password` (scenarios/login.toml:17): no response")
+            && summary.contains(
+                "the service panicked: Could not automatically determine the process-level CryptoProvider from jsonwebtoken crate features. (in the dependency jsonwebtoken-10.4.0: src/crypto/mod.rs:"
+            ),
+        "{summary}"
+    );
+    assert_eq!(verdict(&report, "jsonwebtoken 10.4.0", "register"), "pass");
+
+    // Each newest failing version bisected to the first bad one, over the
+    // registry's versions, each probe with its requirement raised.
+    let newest_safe = report["newest_safe"].as_array().unwrap();
+    let found = |package: &str| {
+        newest_safe
+            .iter()
+            .find(|found| found["package"] == package)
+            .unwrap_or_else(|| panic!("{package}: {newest_safe:?}"))
+    };
+    assert_eq!(found("axum")["first_bad"], "0.8.0");
+    assert_eq!(found("axum")["newest_safe"], "0.7.9");
+    assert_eq!(found("axum")["breaks"], serde_json::json!(["the build"]));
+    assert_eq!(found("jsonwebtoken")["first_bad"], "9.0.0");
+    assert_eq!(found("jsonwebtoken")["newest_safe"], "8.3.0");
+    assert_eq!(
+        found("jsonwebtoken")["breaks"],
+        serde_json::json!(["login"])
+    );
+    assert_eq!(found("bcrypt")["first_bad"], serde_json::Value::Null);
+
+    // The same by hand, with the versions named: the probes were built by
+    // the search above and are reused.
+    let bisect = ctx.run(&["bisect", "axum", "--from", "0.7.9", "--to", "0.8.1"]);
+    assert_eq!(bisect.code, 1, "{}", bisect.stderr);
+    crate::common::assert_readme_sample(
+        "`upgrade-check bisect axum --from 0.7.9 --to 0.8.1`:",
+        &bisect.stdout,
+    );
+}
