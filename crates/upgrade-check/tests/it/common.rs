@@ -334,7 +334,10 @@ pub fn replace_requirement(text: &str, pin: &str, with: &str) -> String {
 /// A README that tells what the tool no longer says fails here.
 pub fn assert_readme_sample(anchor: &str, printed: &str) {
     let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    // An anchor may be wrapped across lines; a newline for a space keeps
+    // every offset.
     let at = readme
+        .replace('\n', " ")
         .find(anchor)
         .unwrap_or_else(|| panic!("README has no `{anchor}`"));
     let block = readme[at..]
