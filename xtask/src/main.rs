@@ -29,7 +29,7 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
-    /// Measure the harness: the default matrix cold and warm against its floor, the cost per request, planning 1,000 cells
+    /// Measure the harness: the default matrix cold and warm against its floor, the cost per request, planning 1,000 cells, a cargo service's builds
     Bench {
         /// The config file [default: upgrade-check.toml here or in the nearest folder above]
         #[arg(long)]
@@ -44,6 +44,10 @@ enum Task {
         /// tox and nox and take several minutes)
         #[arg(long)]
         no_peers: bool,
+        /// Leave out the Rust auth service's matrix (it compiles its crates
+        /// into an empty target folder)
+        #[arg(long)]
+        no_rust: bool,
     },
     /// Run the test suite (`cargo test ARGS`), first installing what its tests need (Chromium, chromedriver, xmllint, PostgreSQL) from Debian's packages when run as root, or naming the one command to run
     Test {
@@ -69,7 +73,8 @@ fn main() -> ExitCode {
             state_dir,
             jobs,
             no_peers,
-        } => bench(config, state_dir, jobs, !no_peers),
+            no_rust,
+        } => bench(config, state_dir, jobs, !no_peers, !no_rust),
         Task::Test { fast: true, .. } => test_tools::run_fast(),
         Task::Test { args, .. } => test_tools::run(&args),
     };
@@ -88,6 +93,7 @@ fn bench(
     state_dir: Option<PathBuf>,
     jobs: Option<usize>,
     with_peers: bool,
+    with_rust: bool,
 ) -> anyhow::Result<i32> {
     let config = match config {
         Some(path) => path,
@@ -104,5 +110,6 @@ fn bench(
         &dirs.state,
         jobs.unwrap_or_else(session::default_jobs).max(1),
         with_peers,
+        with_rust,
     )
 }

@@ -79,6 +79,9 @@ fn the_bench_measures_every_row_and_writes_its_table() {
             "| planning a 1,000-cell matrix (target < 1 s) |",
             "| resolving on requirements.txt / on uv.lock: the baseline |",
             "| resolving on requirements.txt / on uv.lock: per cell, 5 cells |",
+            "| Rust auth service: cold matrix (5 cells, 4 locks built into an empty target folder) |",
+            "| Rust auth service: warm matrix, every cell replayed (0 locks built) |",
+            "| Rust auth service: per cell, its lock resolved, built and linked on compiled crates (4 cells) |",
         ],
     );
     assert!(!table.contains("tox"), "--no-peers leaves the peers out");
@@ -91,7 +94,7 @@ fn the_bench_measures_every_row_and_writes_its_table() {
 fn the_peers_run_the_same_matrix_through_tox_and_nox() {
     let ctx = TestContext::new();
     ctx.set_matrix(r#"bcrypt = ["4.1.2"]"#);
-    let table = bench(&ctx, &[]);
+    let table = bench(&ctx, &["--no-rust"]);
     assert_rows(
         &table,
         &[

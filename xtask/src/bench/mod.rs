@@ -15,6 +15,8 @@
 //!   result: what a maintainer waits for on a second push.
 //! - Resolving the same cells on a uv lock and on the requirements file
 //!   ([`resolution`]): a lock must cost no more.
+//! - A cargo service's matrix, cold, warm and rebuilt per cell on compiled
+//!   crates ([`rust`]).
 //!
 //! It writes the table to `<state>/bench.md` and prints it.
 
@@ -32,9 +34,10 @@ use upgrade_check_core::{exec::replay, input::scenario, judge::normalize, plan};
 
 mod peers;
 mod resolution;
+mod rust;
 
 /// One whole run of the matrix, as the report tells it.
-struct Measured {
+pub struct Measured {
     wall: Duration,
     /// Sum of service start-up and requests over every scenario run.
     floor: Duration,
@@ -44,11 +47,17 @@ struct Measured {
     environments: Vec<String>,
     scenario_runs: usize,
     environments_built: usize,
-    /// Each upgrade cell's pins, in plan order.
-    pins: Vec<Vec<Pin>>,
+    /// Each upgrade cell's pins (`name==version`), in plan order.
+    pins: Vec<Vec<String>>,
 }
 
-pub fn run(config: &Path, state: &Path, jobs: usize, with_peers: bool) -> anyhow::Result<i32> {
+pub fn run(
+    config: &Path,
+    state: &Path,
+    jobs: usize,
+    with_peers: bool,
+    with_rust: bool,
+) -> anyhow::Result<i32> {
     fs_err::create_dir_all(state)?;
     let cache = tempfile::Builder::new()
         .prefix("bench-cache-")
@@ -62,7 +71,16 @@ pub fn run(config: &Path, state: &Path, jobs: usize, with_peers: bool) -> anyhow
     let unchanged = whole_run(config, &state.join("bench-warm"), cache.path(), jobs, false)?;
     eprintln!("bench: resolving each cell on a uv lock and on requirements.txt…");
     let loaded = upgrade_check_core::input::config::Config::load(config)?;
-    let resolving = resolution::compare(&loaded, &warm.pins, state)?;
+    let pins = warm
+        .pins
+        .iter()
+        .map(|cell| cell.iter().map(|pin| parse_pin(pin)).collect())
+        .collect::<anyhow::Result<Vec<Vec<Pin>>>>()?;
+    let resolving = resolution::compare(&loaded, &pins, state)?;
+    let rust = match with_rust {
+        true => Some(rust::measure(state, jobs)?),
+        false => None,
+    };
     eprintln!("bench: harness cost per request…");
     let (bare, harness, requests) = per_request()?;
     eprintln!("bench: planning 1,000 cells…");
@@ -159,6 +177,27 @@ pub fn run(config: &Path, state: &Path, jobs: usize, with_peers: bool) -> anyhow
         ms(resolving.requirements.per_cell),
         ms(resolving.lock.per_cell)
     );
+    if let Some(rust) = &rust {
+        let _ = writeln!(
+            table,
+            "| Rust auth service: cold matrix ({} cells, {} locks built into an empty target folder) | {:.1} s |",
+            rust.cold.cells,
+            rust.cold.environments_built,
+            secs(rust.cold.wall)
+        );
+        let _ = writeln!(
+            table,
+            "| Rust auth service: warm matrix, every cell replayed ({} locks built) | {:.1} s |",
+            rust.warm.environments_built,
+            secs(rust.warm.wall)
+        );
+        let _ = writeln!(
+            table,
+            "| Rust auth service: per cell, its lock resolved, built and linked on compiled crates ({} cells) | {:.1} s |",
+            rust.rebuilt,
+            secs(rust.incremental_per_cell)
+        );
+    }
     for peer in &peers {
         let _ = writeln!(
             table,
@@ -216,7 +255,7 @@ pub fn run(config: &Path, state: &Path, jobs: usize, with_peers: bool) -> anyhow
 
 /// Runs the harness binary on the matrix and reads its report; with
 /// `replay_all`, recorded results are not reused.
-fn whole_run(
+pub(super) fn whole_run(
     config: &Path,
     state: &Path,
     cache: &Path,
@@ -277,8 +316,8 @@ fn whole_run(
             .cells
             .iter()
             .filter(|cell| !cell.baseline)
-            .map(|cell| cell.pins.iter().map(|pin| parse_pin(pin)).collect())
-            .collect::<anyhow::Result<_>>()?,
+            .map(|cell| cell.pins.clone())
+            .collect(),
     })
 }
 

@@ -1,0 +1,50 @@
+//! What a cargo service's matrix costs: the Rust auth fixture's matrix
+//! (`fixtures/rust-auth-service`) cold, in an empty cache (every crate
+//! compiled into an empty shared target folder), warm (every environment
+//! reused, every cell replayed), and rebuilt with the crates compiled but no
+//! environment or resolution kept: what one more lock costs, per cell.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::{Measured, whole_run};
+
+pub struct RustCosts {
+    pub cold: Measured,
+    pub warm: Measured,
+    /// Resolving, building and linking one cell's lock with every crate
+    /// already compiled in the shared target folder.
+    pub incremental_per_cell: Duration,
+    pub rebuilt: usize,
+}
+
+pub fn measure(state: &Path, jobs: usize) -> anyhow::Result<RustCosts> {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/rust-auth-service/upgrade-check.toml");
+    let cache = tempfile::Builder::new()
+        .prefix("bench-cache-rust-")
+        .tempdir_in(state)
+        .context("a cold cache folder for the Rust service")?;
+    let runs = state.join("bench-rust");
+    eprintln!("bench: the Rust auth service's matrix, cold (empty target folder)…");
+    let cold = whole_run(&config, &runs, cache.path(), jobs, true)?;
+    eprintln!("bench: the Rust auth service's matrix, warm…");
+    let warm = whole_run(&config, &runs, cache.path(), jobs, true)?;
+    eprintln!("bench: the Rust auth service's cells rebuilt on compiled crates…");
+    for kept in ["envs", "resolutions"] {
+        fs_err::remove_dir_all(cache.path().join(kept))?;
+    }
+    let rebuilt = whole_run(&config, &runs, cache.path(), jobs, true)?;
+    // Builds in the shared target folder take turns, so the extra time is
+    // the sum of the cells' builds.
+    let per_cell =
+        rebuilt.wall.saturating_sub(warm.wall) / rebuilt.environments_built.max(1) as u32;
+    Ok(RustCosts {
+        cold,
+        warm,
+        incremental_per_cell: per_cell,
+        rebuilt: rebuilt.environments_built,
+    })
+}
