@@ -12,6 +12,8 @@ use regex::Regex;
 use super::baseline::BaselineFile;
 use super::config::Ecosystem;
 
+mod cargo;
+
 /// Baseline files in the order a service's own tools would read them: a
 /// lock before what it was made from.
 const PYTHON_BASELINES: &[&str] = &[
@@ -78,7 +80,7 @@ pub struct Inspection {
 /// Reads the service folder `dir`.
 pub fn inspect(dir: &Path) -> anyhow::Result<Inspection> {
     if dir.join("Cargo.toml").is_file() {
-        return Ok(inspect_cargo(dir));
+        return Ok(cargo::inspect_cargo(dir));
     }
     let files = source_files(dir, "py");
     let texts: Vec<(PathBuf, String)> = files
@@ -174,9 +176,14 @@ impl Inspection {
         }
         out.push_str("\n# The versions to try on top of the baseline, e.g.\n");
         out.push_str("#   somepackage = [\"2.0.0\", \"3.0.0\"]\n");
-        if self.ecosystem == Ecosystem::Python {
-            out.push_str("#   otherpackage = { range = \">=2.2\", pick = \"latest-per-minor\" }\n");
-        }
+        out.push_str(match self.ecosystem {
+            Ecosystem::Python => {
+                "#   otherpackage = { range = \">=2.2\", pick = \"latest-per-minor\" }\n"
+            }
+            Ecosystem::Cargo => {
+                "#   othercrate = { range = \"^1.2\", pick = \"latest-per-minor\" }\n"
+            }
+        });
         out.push_str(
             "# In a pull request, `--since BASE` tries the versions the change moves instead.\n",
         );
@@ -424,85 +431,6 @@ fn required_variables(reads: &BTreeMap<String, bool>, inspection: &mut Inspectio
             if unknown.len() == 1 { "it a value" } else { "them values" },
         ));
     }
-}
-
-/// A cargo service: its binary from `cargo metadata`, its lock, and how it
-/// takes its port (a `PORT` variable, or a `--port` argument) from its source.
-fn inspect_cargo(dir: &Path) -> Inspection {
-    let texts: Vec<String> = source_files(dir, "rs")
-        .iter()
-        .filter_map(|path| std::fs::read_to_string(path).ok())
-        .collect();
-    let mut inspection = Inspection {
-        ecosystem: Ecosystem::Cargo,
-        baseline: None,
-        command: None,
-        how: String::new(),
-        env: BTreeMap::new(),
-        env_notes: Vec::new(),
-        health_paths: health_paths(texts.iter().map(String::as_str)),
-        todos: Vec::new(),
-    };
-    if dir.join("Cargo.lock").is_file() {
-        inspection.baseline = Some("Cargo.lock".to_owned());
-    } else {
-        inspection.todos.push(
-            "no Cargo.lock: run `cargo generate-lockfile` and commit it; it is the baseline"
-                .to_owned(),
-        );
-    }
-    let metadata = cargo_metadata::MetadataCommand::new()
-        .current_dir(dir)
-        .no_deps()
-        .exec();
-    let binaries: Vec<String> = match &metadata {
-        Ok(metadata) => metadata
-            .root_package()
-            .into_iter()
-            .flat_map(|package| &package.targets)
-            .filter(|target| target.is_bin())
-            .map(|target| target.name.clone())
-            .collect(),
-        Err(err) => {
-            inspection
-                .todos
-                .push(format!("cargo metadata failed: {err}; set service.command"));
-            return inspection;
-        }
-    };
-    let [binary] = &binaries[..] else {
-        inspection.todos.push(format!(
-            "the crate has {} binaries ({}): set service.command to the one that serves",
-            binaries.len(),
-            binaries.join(", ")
-        ));
-        return inspection;
-    };
-    let mut command = vec![format!("{{bin}}/{binary}")];
-    let reads_port = texts
-        .iter()
-        .any(|text| text.contains("var(\"PORT\")") || text.contains("env = \"PORT\""));
-    if reads_port {
-        inspection
-            .env
-            .insert("PORT".to_owned(), "{port}".to_owned());
-        inspection
-            .env_notes
-            .push("PORT: the port; the source reads it from the environment".to_owned());
-        inspection.how = format!("the crate's binary `{binary}` (the port in PORT)");
-    } else if texts.iter().any(|text| {
-        text.contains("--port") || text.contains("long = \"port\"") || text.contains("port: u16")
-    }) {
-        command.extend(["--port".to_owned(), "{port}".to_owned()]);
-        inspection.how = format!("the crate's binary `{binary}` (the port as `--port`)");
-    } else {
-        inspection.how = format!("the crate's binary `{binary}`");
-        inspection.todos.push(
-            "how the service takes its port: neither a PORT variable nor a --port argument was found; add {port} to service.command or service.env".to_owned(),
-        );
-    }
-    inspection.command = Some(command);
-    inspection
 }
 
 /// Paths in the source that look like health checks, then the usual ones.

@@ -338,7 +338,7 @@ pub fn assert_readme_sample(anchor: &str, printed: &str) {
     // every offset.
     let at = readme
         .replace('\n', " ")
-        .find(anchor)
+        .find(&anchor.replace('\n', " "))
         .unwrap_or_else(|| panic!("README has no `{anchor}`"));
     let block = readme[at..]
         .split("```text\n")

@@ -244,6 +244,56 @@ fn init_on_a_cargo_service_finds_its_binary_and_lock() {
 }
 
 #[test]
+fn init_on_a_cargo_workspace_picks_the_member_that_serves_and_runs_green() {
+    let ctx = repository_of("fixtures/init/cargo-workspace");
+    let init = upgrade_check(&ctx, &["init"]);
+    assert_eq!(init.code, 0, "{}\n{}", init.stdout, init.stderr);
+    assert!(
+        init.stdout.contains("starts as   {bin}/orders-api\n")
+            && init.stdout.contains(
+                "the workspace member `orders-api`'s binary `orders-api` (the port in PORT)"
+            ),
+        "{}",
+        init.stdout
+    );
+    let config = std::fs::read_to_string(ctx.path("upgrade-check.toml")).unwrap();
+    assert!(
+        config.contains("baseline = \"Cargo.lock\"")
+            && config.contains("command = [\"{bin}/orders-api\"]")
+            && config.contains("health = { path = \"/healthz\" }")
+            && config.contains("API_TOKEN = \"{secret}\"")
+            && !config.contains("GREETING"),
+        "{config}"
+    );
+    // `{bin}` names the serving program of the workspace's build: the
+    // baseline runs and is accepted, then passes as it is.
+    let accepted = upgrade_check(&ctx, &["--accept"]);
+    assert_eq!(accepted.code, 0, "{}", accepted.stderr);
+    let green = upgrade_check(&ctx, &[]);
+    assert_eq!(green.code, 0, "{}\n{}", green.stdout, green.stderr);
+    assert!(
+        std::fs::read_to_string(ctx.path("snapshots/health.snap"))
+            .unwrap()
+            .contains("\"status\": \"ok\""),
+    );
+
+    // Run from a member's folder, init names the workspace to run it in.
+    let member = Command::new(binary())
+        .arg("init")
+        .current_dir(ctx.path("crates/admin"))
+        .env("UPGRADE_CHECK_CACHE_DIR", shared_cache())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&member.stdout);
+    assert_eq!(member.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("this crate is a member of the workspace at")
+            && stdout.contains("run `upgrade-check init` there"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn init_never_overwrites_a_file_and_says_what_it_cannot_tell() {
     let ctx = repository_of("fixtures/init/starlette-service");
     std::fs::create_dir_all(ctx.path("scenarios")).unwrap();
