@@ -44,10 +44,14 @@ enum Task {
         /// tox and nox and take several minutes)
         #[arg(long)]
         no_peers: bool,
-        /// Leave out the Rust auth service's matrix (it compiles its crates
-        /// into an empty target folder)
-        #[arg(long)]
+        /// Leave out the cargo service's matrix (it compiles its crates into
+        /// an empty target folder)
+        #[arg(long, conflicts_with = "rust_config")]
         no_rust: bool,
+        /// The cargo service whose matrix the Rust section measures
+        /// [default: fixtures/rust-auth-service/upgrade-check.toml]
+        #[arg(long)]
+        rust_config: Option<PathBuf>,
     },
     /// Run the test suite (`cargo test ARGS`), first installing what its tests need (Chromium, chromedriver, xmllint, PostgreSQL) from Debian's packages when run as root, or naming the one command to run
     Test {
@@ -74,7 +78,16 @@ fn main() -> ExitCode {
             jobs,
             no_peers,
             no_rust,
-        } => bench(config, state_dir, jobs, !no_peers, !no_rust),
+            rust_config,
+        } => {
+            let rust = (!no_rust).then(|| {
+                rust_config.unwrap_or_else(|| {
+                    Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("../fixtures/rust-auth-service/upgrade-check.toml")
+                })
+            });
+            bench(config, state_dir, jobs, !no_peers, rust)
+        }
         Task::Test { fast: true, .. } => test_tools::run_fast(),
         Task::Test { args, .. } => test_tools::run(&args),
     };
@@ -93,7 +106,7 @@ fn bench(
     state_dir: Option<PathBuf>,
     jobs: Option<usize>,
     with_peers: bool,
-    with_rust: bool,
+    rust: Option<PathBuf>,
 ) -> anyhow::Result<i32> {
     let config = match config {
         Some(path) => path,
@@ -110,6 +123,6 @@ fn bench(
         &dirs.state,
         jobs.unwrap_or_else(session::default_jobs).max(1),
         with_peers,
-        with_rust,
+        rust.as_deref(),
     )
 }

@@ -56,7 +56,7 @@ pub fn run(
     state: &Path,
     jobs: usize,
     with_peers: bool,
-    with_rust: bool,
+    rust: Option<&Path>,
 ) -> anyhow::Result<i32> {
     fs_err::create_dir_all(state)?;
     let cache = tempfile::Builder::new()
@@ -77,9 +77,9 @@ pub fn run(
         .map(|cell| cell.iter().map(|pin| parse_pin(pin)).collect())
         .collect::<anyhow::Result<Vec<Vec<Pin>>>>()?;
     let resolving = resolution::compare(&loaded, &pins, state)?;
-    let rust = match with_rust {
-        true => Some(rust::measure(state, jobs)?),
-        false => None,
+    let rust = match rust {
+        Some(config) => Some(rust::measure(config, state, jobs)?),
+        None => None,
     };
     eprintln!("bench: harness cost per request…");
     let (bare, harness, requests) = per_request()?;
@@ -180,20 +180,23 @@ pub fn run(
     if let Some(rust) = &rust {
         let _ = writeln!(
             table,
-            "| Rust auth service: cold matrix ({} cells, {} locks built into an empty target folder) | {:.1} s |",
+            "| cargo service `{}`: cold matrix ({} cells, {} locks built into an empty target folder) | {:.1} s |",
+            rust.service,
             rust.cold.cells,
             rust.cold.environments_built,
             secs(rust.cold.wall)
         );
         let _ = writeln!(
             table,
-            "| Rust auth service: warm matrix, every cell replayed ({} locks built) | {:.1} s |",
+            "| cargo service `{}`: warm matrix, every cell replayed ({} locks built) | {:.1} s |",
+            rust.service,
             rust.warm.environments_built,
             secs(rust.warm.wall)
         );
         let _ = writeln!(
             table,
-            "| Rust auth service: per cell, its lock resolved, built and linked on compiled crates ({} cells) | {:.1} s |",
+            "| cargo service `{}`: per cell, its lock resolved, built and linked on compiled crates ({} cells) | {:.1} s |",
+            rust.service,
             rust.rebuilt,
             secs(rust.incremental_per_cell)
         );

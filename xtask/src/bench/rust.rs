@@ -1,5 +1,5 @@
-//! What a cargo service's matrix costs: the Rust auth fixture's matrix
-//! (`fixtures/rust-auth-service`) cold, in an empty cache (every crate
+//! What a cargo service's matrix costs (by default the Rust auth fixture's,
+//! `fixtures/rust-auth-service`): cold, in an empty cache (every crate
 //! compiled into an empty shared target folder), warm (every environment
 //! reused, every cell replayed), and rebuilt with the crates compiled but no
 //! environment or resolution kept: what one more lock costs, per cell.
@@ -12,6 +12,8 @@ use anyhow::Context;
 use super::{Measured, whole_run};
 
 pub struct RustCosts {
+    /// The config's folder name: `rust-auth-service`.
+    pub service: String,
     pub cold: Measured,
     pub warm: Measured,
     /// Resolving, building and linking one cell's lock with every crate
@@ -20,28 +22,34 @@ pub struct RustCosts {
     pub rebuilt: usize,
 }
 
-pub fn measure(state: &Path, jobs: usize) -> anyhow::Result<RustCosts> {
-    let config = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/rust-auth-service/upgrade-check.toml");
+pub fn measure(config: &Path, state: &Path, jobs: usize) -> anyhow::Result<RustCosts> {
+    let service = std::path::absolute(config)?
+        .parent()
+        .and_then(Path::file_name)
+        .map_or_else(
+            || "the service".to_owned(),
+            |name| name.to_string_lossy().into_owned(),
+        );
     let cache = tempfile::Builder::new()
         .prefix("bench-cache-rust-")
         .tempdir_in(state)
         .context("a cold cache folder for the Rust service")?;
     let runs = state.join("bench-rust");
-    eprintln!("bench: the Rust auth service's matrix, cold (empty target folder)…");
-    let cold = whole_run(&config, &runs, cache.path(), jobs, true)?;
-    eprintln!("bench: the Rust auth service's matrix, warm…");
-    let warm = whole_run(&config, &runs, cache.path(), jobs, true)?;
-    eprintln!("bench: the Rust auth service's cells rebuilt on compiled crates…");
+    eprintln!("bench: {service}'s matrix, cold (empty target folder)…");
+    let cold = whole_run(config, &runs, cache.path(), jobs, true)?;
+    eprintln!("bench: {service}'s matrix, warm…");
+    let warm = whole_run(config, &runs, cache.path(), jobs, true)?;
+    eprintln!("bench: {service}'s cells rebuilt on compiled crates…");
     for kept in ["envs", "resolutions"] {
         fs_err::remove_dir_all(cache.path().join(kept))?;
     }
-    let rebuilt = whole_run(&config, &runs, cache.path(), jobs, true)?;
+    let rebuilt = whole_run(config, &runs, cache.path(), jobs, true)?;
     // Builds in the shared target folder take turns, so the extra time is
     // the sum of the cells' builds.
     let per_cell =
         rebuilt.wall.saturating_sub(warm.wall) / rebuilt.environments_built.max(1) as u32;
     Ok(RustCosts {
+        service,
         cold,
         warm,
         incremental_per_cell: per_cell,
