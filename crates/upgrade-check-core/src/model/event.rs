@@ -179,7 +179,8 @@ pub fn ignore() -> Events {
     Arc::new(|_: &RunEvent| {})
 }
 
-fn plural(count: usize, noun: &str) -> String {
+/// `1 cell`, `2 cells`: a count with its noun.
+pub fn plural(count: usize, noun: &str) -> String {
     if count == 1 {
         format!("1 {noun}")
     } else {

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::terminal;
+use crate::model::event::plural;
 use crate::model::findings::{BisectReport, THE_BUILD};
 use crate::model::report::CellReport;
 
@@ -13,13 +14,13 @@ pub fn render(report: &BisectReport, first_bad: &CellReport) -> String {
     let package = &report.package;
     let _ = writeln!(
         out,
-        "bisect {package} {} → {}: {} versions between ({} on the index), {} probes, {} environments built",
+        "bisect {package} {} → {}: {} between ({} on the index), {}, {} built",
         report.from,
         report.to,
-        report.versions_between,
+        plural(report.versions_between, "version"),
         report.versions_listed,
-        report.probes.len() - 2,
-        report.environments_built
+        plural(report.probes.len() - 2, "probe"),
+        plural(report.environments_built, "environment")
     );
     for probe in &report.probes {
         let failing = if probe.failing.is_empty() {

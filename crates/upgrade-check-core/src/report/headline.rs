@@ -3,6 +3,7 @@
 //! Every renderer opens with it; it is computed here, once, from the result model.
 
 use super::{CellReport, Report, ScenarioReport, Verdict};
+use crate::model::event::plural;
 
 /// One sentence a reviewer can act on.
 pub fn headline(report: &Report) -> String {
@@ -289,13 +290,4 @@ fn shortened(text: &str, width: usize) -> String {
     let cut: String = text.chars().take(width).collect();
     let at_word = cut.rsplit_once(' ').map_or(cut.as_str(), |(head, _)| head);
     format!("{at_word}…")
-}
-
-/// `1 cell`, `2 cells`: a count with its noun.
-pub fn plural(count: usize, noun: &str) -> String {
-    if count == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{count} {noun}s")
-    }
 }

@@ -400,7 +400,12 @@ fn without_timings(text: &str) -> String {
         line = line.replace(", index answer cached:", ", from the package index:");
         // How many environments a bisection built depends on the cache; how
         // many versions a registry lists grows with every release.
-        for marker in [" environments built", " on the index)", " versions, "] {
+        for marker in [
+            " environments built",
+            " environment built",
+            " on the index)",
+            " versions, ",
+        ] {
             if let Some(at) = line.find(marker)
                 && let Some(count) = line[..at].rsplit([' ', '(']).next()
                 && count.parse::<u32>().is_ok()
@@ -408,6 +413,8 @@ fn without_timings(text: &str) -> String {
                 line = format!("{}N{}", &line[..at - count.len()], &line[at..]);
             }
         }
+        // One environment or several: the count is gone, so is the plural.
+        line = line.replace("N environment built", "N environments built");
         out.push_str(&line);
         out.push('\n');
     }

@@ -256,6 +256,10 @@ fn init_on_a_cargo_workspace_picks_the_member_that_serves_and_runs_green() {
         "{}",
         init.stdout
     );
+    crate::common::assert_readme_sample(
+        "`fixtures/init/cargo-workspace` (a service, a library and an admin tool):",
+        &init.stdout,
+    );
     let config = std::fs::read_to_string(ctx.path("upgrade-check.toml")).unwrap();
     assert!(
         config.contains("baseline = \"Cargo.lock\"")
