@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
+use crate::exec::preload::{self, ForkedChild, Preloader};
 use crate::sys::process::{self, GroupChild};
 
 /// Values for the config's `{placeholders}`.
@@ -79,6 +80,9 @@ pub struct Launch<'a> {
     pub health_paths: &'a [String],
     pub startup_timeout: Duration,
     pub grace: Duration,
+    /// Forks the service from preloaded modules, when its command is one
+    /// the preloader runs the same way; otherwise it starts cold.
+    pub preloader: Option<&'a Preloader>,
 }
 
 /// Names one service start in the environment of the service and all its
@@ -92,10 +96,32 @@ pub const LOG_CAP_BYTES: u64 = 8 << 20;
 /// ends (stopped, failed to start, dropped by a cancelled run), the group is
 /// killed, every process carrying its marker is killed, and the log is whole.
 struct ServiceProcess {
-    child: Option<GroupChild>,
+    child: Option<ServiceChild>,
     marker: String,
     /// Says how the log pump ended: `Err` when the log could not be written.
     pump: std::sync::Mutex<std::sync::mpsc::Receiver<std::io::Result<()>>>,
+}
+
+/// The service's main process: spawned, or forked by a preloader.
+enum ServiceChild {
+    Spawned(Box<GroupChild>),
+    Forked(ForkedChild),
+}
+
+impl ServiceChild {
+    fn pid(&self) -> u32 {
+        match self {
+            ServiceChild::Spawned(child) => child.pid(),
+            ServiceChild::Forked(child) => child.pid(),
+        }
+    }
+
+    fn try_exit(&self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        match self {
+            ServiceChild::Spawned(child) => child.try_exit(),
+            ServiceChild::Forked(child) => child.try_exit(),
+        }
+    }
 }
 
 /// What stopping a service found.
@@ -117,17 +143,28 @@ impl ServiceProcess {
         // Seen before the group stops: in a PID namespace they die with it,
         // but they are still worth reporting.
         let group = i32::try_from(child.pid()).ok();
-        let escaped: Vec<(i32, String)> = crate::sys::sweep::processes_with(SERVICE_MARKER)
+        let mut escaped: Vec<(i32, String)> = crate::sys::sweep::processes_with(SERVICE_MARKER)
             .into_iter()
             .filter(|(pid, value)| {
                 *value == self.marker && crate::sys::sweep::process_group(*pid) != group
             })
             .map(|(pid, _)| (pid, crate::sys::sweep::command_name(pid)))
             .collect();
+        // A forked service's own forks carry the preloader's environment, not
+        // the marker: those that left its group are found as its descendants.
+        if let (ServiceChild::Forked(_), Some(leader)) = (&child, group) {
+            for pid in descendants_outside_group(leader) {
+                if !escaped.iter().any(|(known, _)| *known == pid) {
+                    escaped.push((pid, crate::sys::sweep::command_name(pid)));
+                }
+            }
+        }
         drop(child);
-        for (pid, _) in crate::sys::sweep::processes_with(SERVICE_MARKER)
+        for pid in crate::sys::sweep::processes_with(SERVICE_MARKER)
             .into_iter()
             .filter(|(_, value)| *value == self.marker)
+            .map(|(pid, _)| pid)
+            .chain(escaped.iter().map(|(pid, _)| *pid))
         {
             crate::sys::sweep::kill_with_group(pid);
         }
@@ -149,6 +186,28 @@ impl ServiceProcess {
     }
 }
 
+/// Every process's pid, from `/proc` (none where it cannot be read).
+fn all_pids() -> Vec<i32> {
+    let Ok(entries) = fs_err::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .collect()
+}
+
+/// The processes descending from `leader` that are not in its group.
+fn descendants_outside_group(leader: i32) -> Vec<i32> {
+    all_pids()
+        .into_iter()
+        .filter(|pid| {
+            crate::sys::sweep::descends_from(*pid, leader)
+                && crate::sys::sweep::process_group(*pid) != Some(leader)
+        })
+        .collect()
+}
+
 impl Drop for ServiceProcess {
     fn drop(&mut self) {
         self.shut_down();
@@ -159,6 +218,8 @@ impl Drop for ServiceProcess {
 pub struct RunningService {
     process: ServiceProcess,
     pid: u32,
+    /// Forked by a preloader rather than started cold.
+    pub preloaded: bool,
     pub base_url: String,
     /// The health path that answered 2xx.
     pub healthy_path: String,
@@ -278,9 +339,11 @@ pub async fn start(
             });
         }
     }
+    let preloaded = matches!(process.child, Some(ServiceChild::Forked(_)));
     Ok(RunningService {
         process,
         pid,
+        preloaded,
         base_url,
         healthy_path,
     })
@@ -302,30 +365,30 @@ fn spawn(launch: &Launch<'_>) -> Result<(ServiceProcess, u32), String> {
     let (reader, writer) =
         std::io::pipe().map_err(|err| format!("cannot make a pipe for the log: {err}"))?;
     let marker = launch.log.display().to_string();
-    let env = service_env(launch, &marker)?;
-    let (program, args) = match crate::sys::process::pid_namespace() {
-        // In a PID namespace of its own, whatever the service starts dies with it.
-        Some(prefix) => (
-            prefix[0].to_owned(),
-            prefix[1..]
-                .iter()
-                .map(|arg| (*arg).to_owned())
-                .chain(argv.iter().cloned())
-                .collect::<Vec<_>>(),
-        ),
-        None => (argv[0].clone(), argv[1..].to_vec()),
-    };
-    let mut expression = duct::cmd(&program, &args)
-        .dir(launch.cwd)
-        .stdin_null()
-        .stderr_to_stdout()
-        .stdout_file(writer)
-        .full_env(env);
+    let mut env = service_env(launch, &marker)?;
     if let Some(venv) = launch.venv {
-        expression = expression.env("VIRTUAL_ENV", venv);
+        env.insert("VIRTUAL_ENV".into(), venv.into());
     }
-    let child = process::spawn_service(expression, launch.grace)
-        .map_err(|err| format!("cannot start `{}`: {err}", argv[0]))?;
+    let forked = launch.preloader.and_then(|preloader| {
+        let python = launch.placeholders.values.get("python")?;
+        let (entry, args) = preload::entry(&argv, Path::new(python))?;
+        let writer = writer.try_clone().ok()?;
+        let namespaced = crate::sys::process::pid_namespace().is_some();
+        Some(preloader.fork(&entry, &args, &env, launch.cwd, writer.into(), namespaced))
+    });
+    let child = match forked {
+        Some(Ok(child)) => {
+            drop(writer);
+            ServiceChild::Forked(child)
+        }
+        Some(Err(reason)) => {
+            // Said in the log, and started as it would be without one.
+            let note = format!("[upgrade-check: started cold: {reason}]\n");
+            let _ = crate::sys::redact::pump_log(note.as_bytes(), &log, LOG_CAP_BYTES);
+            ServiceChild::Spawned(Box::new(spawn_cold(launch, &argv, env, writer)?))
+        }
+        None => ServiceChild::Spawned(Box::new(spawn_cold(launch, &argv, env, writer)?)),
+    };
     let pid = child.pid();
     let (done, pump) = std::sync::mpsc::channel();
     let file = log.into_parts().0;
@@ -340,6 +403,36 @@ fn spawn(launch: &Launch<'_>) -> Result<(ServiceProcess, u32), String> {
         },
         pid,
     ))
+}
+
+/// Starts the service's command as a process of its own (in a PID namespace
+/// where one is available).
+fn spawn_cold(
+    launch: &Launch<'_>,
+    argv: &[String],
+    env: BTreeMap<std::ffi::OsString, std::ffi::OsString>,
+    writer: std::io::PipeWriter,
+) -> Result<GroupChild, String> {
+    let (program, args) = match crate::sys::process::pid_namespace() {
+        // In a PID namespace of its own, whatever the service starts dies with it.
+        Some(prefix) => (
+            prefix[0].to_owned(),
+            prefix[1..]
+                .iter()
+                .map(|arg| (*arg).to_owned())
+                .chain(argv.iter().cloned())
+                .collect::<Vec<_>>(),
+        ),
+        None => (argv[0].clone(), argv[1..].to_vec()),
+    };
+    let expression = duct::cmd(&program, &args)
+        .dir(launch.cwd)
+        .stdin_null()
+        .stderr_to_stdout()
+        .stdout_file(writer)
+        .full_env(env);
+    process::spawn_service(expression, launch.grace)
+        .map_err(|err| format!("cannot start `{}`: {err}", argv[0]))
 }
 
 /// Runs the config's setup commands in order, with the service's environment
@@ -436,27 +529,43 @@ fn service_env(
     launch: &Launch<'_>,
     marker: &str,
 ) -> Result<BTreeMap<std::ffi::OsString, std::ffi::OsString>, String> {
-    let path = std::env::join_paths(std::iter::once(launch.bin.to_owned()).chain(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
-    ))
+    let mut env = interpreter_env(launch.pass_env, launch.bin, None)?;
+    env.insert(SERVICE_MARKER.into(), marker.into());
+    for (name, value) in launch.env {
+        env.insert(name.into(), launch.placeholders.fill(value).into());
+    }
+    Ok(env)
+}
+
+/// What every start of a service's interpreter gets, whatever the run: the
+/// harness's variables it passes on, the environment's programs first on
+/// PATH, the run's marker and Python's settings. A preloader starts with
+/// these (and `VIRTUAL_ENV`); each service it forks takes its run's own.
+pub fn interpreter_env(
+    pass_env: &[String],
+    bin: &Path,
+    venv: Option<&Path>,
+) -> Result<BTreeMap<std::ffi::OsString, std::ffi::OsString>, String> {
+    let path = std::env::join_paths(std::iter::once(bin.to_owned()).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
     .map_err(|err| format!("cannot build PATH: {err}"))?;
-    let mut env: BTreeMap<std::ffi::OsString, std::ffi::OsString> = passed_through(launch.pass_env)
+    let mut env: BTreeMap<std::ffi::OsString, std::ffi::OsString> = passed_through(pass_env)
         .into_iter()
         .map(|(name, value)| (name.into(), value.into()))
         .collect();
     env.insert("PATH".into(), path);
-    env.insert(SERVICE_MARKER.into(), marker.into());
     if let Some(run) = process::run_marker() {
         env.insert(process::RUN_MARKER.into(), run.into());
+    }
+    if let Some(venv) = venv {
+        env.insert("VIRTUAL_ENV".into(), venv.into());
     }
     env.insert("PYTHONDONTWRITEBYTECODE".into(), "1".into());
     env.insert("PYTHONUNBUFFERED".into(), "1".into());
     // Deprecations are the early signal of the next break: print each once.
     // A profile may set its own.
     env.insert("PYTHONWARNINGS".into(), "default".into());
-    for (name, value) in launch.env {
-        env.insert(name.into(), launch.placeholders.fill(value).into());
-    }
     Ok(env)
 }
 
@@ -527,12 +636,8 @@ fn listeners(port: u16) -> Vec<i32> {
         .iter()
         .map(|inode| format!("socket:[{inode}]"))
         .collect();
-    let Ok(entries) = fs_err::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+    all_pids()
+        .into_iter()
         .filter(|pid| {
             std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
                 fds.filter_map(Result::ok)

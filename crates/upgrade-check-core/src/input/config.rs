@@ -111,6 +111,23 @@ pub struct Service {
     /// With a Python lock as the baseline: dependency groups or extras the
     /// runtime also needs, besides the project's dependencies.
     pub groups: Vec<String>,
+    /// How a Python service starts for each scenario run.
+    pub start: StartMode,
+}
+
+/// How a Python service starts for each scenario run (`[service] start`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartMode {
+    /// Forked from a preloaded interpreter once the baseline's double
+    /// replay (one copy cold, one forked) found no difference; cold from
+    /// the first difference on.
+    Auto,
+    /// Forked from a preloaded interpreter, unchecked.
+    Preloaded,
+    /// A new interpreter every time.
+    #[default]
+    Cold,
 }
 
 #[derive(Debug, Clone)]
@@ -357,6 +374,9 @@ struct RawService {
     /// A lock's groups or extras the runtime also needs.
     #[serde(default)]
     groups: Vec<String>,
+    /// Forked from a preloaded interpreter, or started cold.
+    #[serde(default)]
+    start: StartMode,
 }
 
 /// Python unless the config says otherwise.
@@ -678,6 +698,7 @@ fn service(
         pass_env,
         setup,
         groups: raw.groups,
+        start: raw.start,
     })
 }
 

@@ -157,6 +157,11 @@ pub enum CellStep {
         fields: Vec<String>,
         flaky: bool,
     },
+    /// A forked start answered otherwise than a cold one: services start
+    /// cold from now on.
+    PreloadingOff {
+        reason: String,
+    },
 }
 
 /// How a cell ended.
@@ -370,6 +375,9 @@ impl fmt::Display for CellStep {
                 write!(f, "{scenario}: starting the service")
             }
             CellStep::Judged { scenario, verdict } => write!(f, "{scenario}: {verdict}"),
+            CellStep::PreloadingOff { reason } => {
+                write!(f, "services start cold from now on: {reason}")
+            }
             CellStep::Noisy {
                 scenario,
                 fields,

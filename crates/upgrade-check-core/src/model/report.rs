@@ -100,6 +100,10 @@ pub struct RunInfo {
     /// in a repository that builds it; hints name commands the same way.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub invoked_as: String,
+    /// How the services started: forked from a preloaded interpreter, or
+    /// cold (and why).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service_start: String,
 }
 
 impl RunInfo {
@@ -145,6 +149,9 @@ pub struct Timing {
     pub startup_ms: u64,
     pub replay_ms: u64,
     pub requests: usize,
+    /// The service was forked from a preloaded interpreter, not started cold.
+    #[serde(default)]
+    pub preloaded: bool,
 }
 
 /// Which part of a plan a partial result holds.

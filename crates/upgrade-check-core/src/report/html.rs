@@ -75,6 +75,9 @@ const TEMPLATE: &str = r#"<!doctype html>
 {%- endif %}
   <dt>started</dt><dd>{{ run.started_at }}, took {{ took }}</dd>
   <dt>tools</dt><dd>{{ run.toolchain }}</dd>
+{%- if run.service_start %}
+  <dt>services</dt><dd>{{ run.service_start }}</dd>
+{%- endif %}
   <dt>reused</dt><dd>{{ reused }} of {{ cells }} cells' recorded results (nothing they depend on changed)</dd>
   <dt>reproduce</dt><dd><code>{{ run.reproduce }}</code></dd>
 </dl>

@@ -128,6 +128,7 @@ pub(crate) mod tests {
                 commit: Some("5d6e7f8".to_owned()),
                 reproduce: "upgrade-check --since origin/main".to_owned(),
                 invoked_as: "cargo xtask upgrade-check".to_owned(),
+                service_start: String::new(),
             },
             unexplained_snapshots: Vec::new(),
         }

@@ -7,6 +7,7 @@
 //! slots idle. This module produces the result model and the rendered
 //! scenario contents; it writes no snapshot and prints no report.
 
+pub mod preloading;
 pub mod results;
 
 use std::collections::BTreeMap;
@@ -84,6 +85,8 @@ pub struct RunContext {
     /// PostgreSQL template databases the setup commands ran into, by
     /// environment and profile: made once, copied by every run.
     pub templates: std::sync::Mutex<BTreeMap<String, Arc<TemplateOnce>>>,
+    /// Whether services start forked from a preloader, and each cell's.
+    pub preloading: preloading::Preloading,
 }
 
 /// A template database, made by the first run that needs it.
@@ -133,11 +136,41 @@ impl RunContext {
     }
 }
 
-/// Which replay of a scenario in one cell: the baseline's second one finds noise.
+/// Which replay of a scenario in one cell: the baseline's second one finds
+/// noise; a third, cold, tells noise from what preloading changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Attempt {
     First,
     Again,
+    Third,
+}
+
+/// One scenario run's own copy of the service: its folder, its key
+/// (`.again` for the baseline's second replay), and how it starts.
+struct RunCopy<'a> {
+    dir: &'a Path,
+    key: &'a str,
+    start: Start,
+}
+
+/// How a scenario run starts its service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// A new interpreter (or program).
+    Cold,
+    /// Forked from the cell's preloader, where the service can be.
+    Preloaded,
+}
+
+impl Start {
+    /// As the run starts services now.
+    fn current(ctx: &RunContext) -> Start {
+        if ctx.preloading.forks() {
+            Start::Preloaded
+        } else {
+            Start::Cold
+        }
+    }
 }
 
 /// One scenario under one profile: a column of the report.
@@ -469,7 +502,8 @@ async fn run_cell(
         let outcome = if cell.is_baseline() && ctx.check_noise {
             run_baseline_twice(&ctx, &cell, &environment, &set, run).await
         } else {
-            run_scenario(&ctx, &cell, &environment, &set, run, Attempt::First).await
+            let start = Start::current(&ctx);
+            run_scenario(&ctx, &cell, &environment, &set, run, Attempt::First, start).await
         };
         ctx.step(
             &cell.name,
@@ -480,7 +514,12 @@ async fn run_cell(
         );
         outcome
     });
-    for (run, (scenario_report, rendered)) in runs.iter().zip(join_all(replays).await) {
+    let replayed = join_all(replays).await;
+    ctx.preloading.finish_cell(&cell.id).await;
+    if cell.is_baseline() && ctx.check_noise && ctx.preloading.checked() {
+        ctx.preloading.verify();
+    }
+    for (run, (scenario_report, rendered)) in runs.iter().zip(replayed) {
         if let Some(rendered) = rendered {
             contents.insert(run.key.clone(), rendered);
         }
@@ -512,6 +551,10 @@ async fn run_cell(
             report: outcome.report.clone(),
             contents: outcome.contents.clone(),
             noise,
+            preloading_off: cell
+                .is_baseline()
+                .then(|| ctx.preloading.found_off())
+                .flatten(),
         };
         if let Err(err) = results::store(&ctx.dirs, &key, &recorded) {
             ctx.emit(RunEvent::NotRecorded {
@@ -545,6 +588,13 @@ fn reuse(
         for found in recorded.noise {
             noise.insert(found.scenario.clone(), found);
         }
+        match recorded.preloading_off {
+            Some(reason) => {
+                ctx.preloading.turn_off(reason);
+            }
+            None if ctx.check_noise => ctx.preloading.verify(),
+            None => {}
+        }
     }
     let report = CellReport {
         environment: fresh.environment,
@@ -561,7 +611,10 @@ fn reuse(
 
 /// The baseline's scenario, replayed twice at once on two fresh services:
 /// fields that differ are noise, masked from then on; the first replay is
-/// judged with them masked.
+/// judged with them masked. Where preloading is checked, the first starts
+/// cold and the second forked; when they differ, a third (cold) tells
+/// noise, which two cold starts show too, from preloading's doing, which
+/// turns preloading off for the rest of the run.
 async fn run_baseline_twice(
     ctx: &RunContext,
     cell: &Cell,
@@ -569,14 +622,79 @@ async fn run_baseline_twice(
     set: &ResolvedSet,
     run: &ScenarioRun<'_>,
 ) -> (ScenarioReport, Option<String>) {
+    let checking = ctx.preloading.checked();
+    let (first_start, second_start) = match checking {
+        true => (Start::Cold, Start::Preloaded),
+        false => (Start::current(ctx), Start::current(ctx)),
+    };
     let ((mut report, first), (_, second)) = tokio::join!(
-        run_scenario(ctx, cell, environment, set, run, Attempt::First),
-        run_scenario(ctx, cell, environment, set, run, Attempt::Again),
+        run_scenario(
+            ctx,
+            cell,
+            environment,
+            set,
+            run,
+            Attempt::First,
+            first_start
+        ),
+        run_scenario(
+            ctx,
+            cell,
+            environment,
+            set,
+            run,
+            Attempt::Again,
+            second_start
+        ),
     );
     let (Some(first), Some(second)) = (&first, &second) else {
+        if checking && first.is_some() != second.is_some() {
+            turn_off_preloading(
+                ctx,
+                cell,
+                format!(
+                    "scenario run `{}` started cold and forked from a preloader did not both finish",
+                    run.key
+                ),
+            );
+        }
         return (report, first);
     };
-    let Some(noise) = noise::compare_runs(&run.key, first, second) else {
+    let mut noise = noise::compare_runs(&run.key, first, second);
+    if checking && let Some(forked) = noise.take() {
+        let (_, third) = run_scenario(
+            ctx,
+            cell,
+            environment,
+            set,
+            run,
+            Attempt::Third,
+            Start::Cold,
+        )
+        .await;
+        let cold = third.and_then(|third| noise::compare_runs(&run.key, first, &third));
+        match cold {
+            Some(cold)
+                if cold.fields == forked.fields
+                    && cold.unexplained.is_empty() == forked.unexplained.is_empty() =>
+            {
+                noise = Some(forked);
+            }
+            cold => {
+                turn_off_preloading(
+                    ctx,
+                    cell,
+                    format!(
+                        "scenario run `{}` answered differently started cold and forked from a preloader ({})",
+                        run.key,
+                        describe_difference(&forked)
+                    ),
+                );
+                noise = cold;
+            }
+        }
+    }
+    let Some(noise) = noise else {
         return (report, Some(first.clone()));
     };
     ctx.step(
@@ -608,6 +726,22 @@ async fn run_baseline_twice(
     (report, Some(first.clone()))
 }
 
+/// Services start cold from now on, and the run says why.
+fn turn_off_preloading(ctx: &RunContext, cell: &Cell, reason: String) {
+    if ctx.preloading.turn_off(reason.clone()) {
+        ctx.step(&cell.name, CellStep::PreloadingOff { reason });
+    }
+}
+
+/// What differed between a cold and a forked replay, in a few words.
+fn describe_difference(found: &Noise) -> String {
+    match (found.fields.as_slice(), found.unexplained.first()) {
+        ([], Some(line)) => format!("`{}`", line.trim()),
+        ([], None) => "their replays differ".to_owned(),
+        (fields, _) => format!("field {}", fields.join(", ")),
+    }
+}
+
 /// One scenario against a fresh service, from a fresh copy of its source,
 /// on a fresh database, once a service slot is free.
 async fn run_scenario(
@@ -617,11 +751,13 @@ async fn run_scenario(
     set: &ResolvedSet,
     run: &ScenarioRun<'_>,
     attempt: Attempt,
+    start: Start,
 ) -> (ScenarioReport, Option<String>) {
     // A second replay beside the first needs its own copy, database and log.
     let key = match attempt {
         Attempt::First => run.key.clone(),
         Attempt::Again => format!("{}.again", run.key),
+        Attempt::Third => format!("{}.cold", run.key),
     };
     let _slot = ctx.service_slots.acquire().await;
     ctx.step(
@@ -641,7 +777,12 @@ async fn run_scenario(
         report.summary = Some(format!("cannot copy the service: {err:#}"));
         return (report, None);
     }
-    let outcome = replay_in(ctx, cell, environment, set, &service_dir, run, &key).await;
+    let copy = RunCopy {
+        dir: &service_dir,
+        key: &key,
+        start,
+    };
+    let outcome = replay_in(ctx, cell, environment, set, run, copy).await;
     let _ = fs_err::remove_dir_all(&service_dir);
     outcome
 }
@@ -652,10 +793,14 @@ async fn replay_in(
     cell: &Cell,
     environment: &Environment,
     set: &ResolvedSet,
-    service_dir: &Path,
     run: &ScenarioRun<'_>,
-    key: &str,
+    copy: RunCopy<'_>,
 ) -> (ScenarioReport, Option<String>) {
+    let RunCopy {
+        dir: service_dir,
+        key,
+        start,
+    } = copy;
     let scenario = run.scenario;
     let mut report = ScenarioReport::new(run.key.clone(), Verdict::Error);
     let config = &ctx.config;
@@ -695,12 +840,29 @@ async fn replay_in(
         .logs_dir()
         .join(&cell.id)
         .join(format!("{key}.log"));
+    let preloader = match start {
+        Start::Preloaded if ctx.preloading.on() => {
+            match ctx
+                .preloading
+                .for_cell(&ctx.config, &cell.id, environment)
+                .await
+            {
+                Ok(preloader) => Some(preloader),
+                Err(reason) => {
+                    turn_off_preloading(ctx, cell, reason);
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let launch = Launched {
         cell: &cell.name,
         environment,
         service_dir,
         env: &profile.env,
         database: &lease.database,
+        preloader: preloader.as_deref(),
         log: &log,
         template_note: template.as_ref().map(|(name, setup_log)| {
             format!(
@@ -877,6 +1039,8 @@ struct Launched<'a> {
     service_dir: &'a Path,
     env: &'a BTreeMap<String, String>,
     database: &'a Database,
+    /// The cell's preloader, for a run that starts forked.
+    preloader: Option<&'a crate::exec::preload::Preloader>,
     log: &'a Path,
     /// Set when the database is a copy of a template the setup ran into:
     /// the note that opens the log instead of the setup's output.
@@ -919,6 +1083,7 @@ fn launch<'a>(
         health_paths: std::slice::from_ref(&config.service.health_path),
         startup_timeout: config.timeouts.startup,
         grace: config.timeouts.shutdown_grace,
+        preloader: launched.preloader,
     }
 }
 
@@ -965,6 +1130,7 @@ async fn template_database(
                 service_dir,
                 env: &profile.env,
                 database: &database,
+                preloader: None,
                 log: &log,
                 template_note: None,
             };
@@ -1101,6 +1267,7 @@ async fn replay_once(
                         startup_ms: starting.elapsed().as_millis() as u64,
                         replay_ms: 0,
                         requests: 0,
+                        preloaded: launched.preloader.is_some(),
                     });
                     return Some(Startup::Refused {
                         status,
@@ -1118,6 +1285,7 @@ async fn replay_once(
             }
         }
     };
+    let preloaded = running.preloaded;
     report.service_pid = Some(running.pid());
     report.service_port = Some(port);
     let replaying = Instant::now();
@@ -1139,6 +1307,7 @@ async fn replay_once(
         startup_ms: startup.as_millis() as u64,
         replay_ms: replaying.elapsed().as_millis() as u64,
         requests: replayed.exchanges.len(),
+        preloaded,
     });
     // A request that got no answer may mean the service is dying: give it a moment to be seen dead.
     let no_answer = replayed
@@ -1196,10 +1365,11 @@ async fn fresh_database(
 /// The line that says why a service refused to start: the first that
 /// mentions an error, else the last line it printed.
 fn first_error_line(log: &str) -> String {
+    // The harness's own notes (`[upgrade-check: …]`) are not the service's words.
     let lines: Vec<&str> = log
         .lines()
         .map(str::trim)
-        .filter(|line| !line.is_empty())
+        .filter(|line| !line.is_empty() && !line.starts_with("[upgrade-check:"))
         .collect();
     lines
         .iter()

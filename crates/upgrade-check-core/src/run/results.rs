@@ -31,6 +31,9 @@ pub struct Recorded {
     pub contents: BTreeMap<String, String>,
     /// What the baseline's two runs found; empty for other cells.
     pub noise: Vec<Noise>,
+    /// Why the baseline's check turned preloading off, if it did.
+    #[serde(default)]
+    pub preloading_off: Option<String>,
 }
 
 /// The digest of everything a run's cells share as inputs; `pin_files` are

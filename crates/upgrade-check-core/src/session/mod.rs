@@ -637,6 +637,7 @@ async fn start(
     Ok(Arc::new(RunContext {
         finished: Default::default(),
         templates: Default::default(),
+        preloading: run::preloading::Preloading::new(&config),
         postgres,
         accepting: options.accept,
         check_noise: !options.accept && !options.no_noise_check,
@@ -836,6 +837,7 @@ fn run_info(ctx: &RunContext, config_path: &Path, options: &Options) -> RunInfo 
         commit: pr::commit_of(folder, "HEAD"),
         reproduce: reproduce.join(" "),
         invoked_as: options.invoked_as.clone(),
+        service_start: ctx.preloading.describe(),
     }
 }
 

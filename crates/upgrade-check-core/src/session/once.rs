@@ -103,6 +103,7 @@ pub async fn start(
         health_paths,
         startup_timeout: config.timeouts.startup,
         grace: config.timeouts.shutdown_grace,
+        preloader: None,
     };
     Ok(match service::start(launch, &replay::client()).await {
         Ok(running) => Ok(Started { running, scratch }),

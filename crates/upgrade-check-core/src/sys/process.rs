@@ -105,10 +105,7 @@ fn spawn_in_group(
 
     let pid = handle.pids().first().copied().unwrap_or_default();
     let pgid = i32::try_from(pid).map_err(io::Error::other)?;
-    LIVE_GROUPS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(pgid);
+    register_group(pgid);
     Ok(GroupChild {
         handle,
         pgid,
@@ -188,55 +185,76 @@ impl GroupChild {
     ///
     /// Grandchildren that outlive the leader are killed with the group.
     pub fn stop(&self) {
-        let group = Pid::from_raw(self.pgid);
-        if matches!(self.handle.try_wait(), Ok(None)) {
-            let _ = killpg(group, Signal::SIGTERM);
-            if self.namespaced && !self.init_heeds_sigterm() {
-                // A namespace's init ignores signals it has no handler for;
-                // outside one SIGTERM would have ended it at once, so SIGKILL
-                // now is the same outcome without waiting out the grace.
-                let _ = killpg(group, Signal::SIGKILL);
-            }
-            let deadline = Instant::now() + self.grace;
-            while Instant::now() < deadline && matches!(self.handle.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        // The leader may be gone while the rest of its group lives on.
-        let _ = killpg(group, Signal::SIGKILL);
+        stop_group(self.pgid, self.grace, self.namespaced, || {
+            matches!(self.handle.try_wait(), Ok(None))
+        });
         let _ = self.handle.wait();
-        LIVE_GROUPS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.pgid);
     }
 }
 
-impl GroupChild {
-    /// Whether the namespace's init (the leader's child) catches or ignores
-    /// SIGTERM (`SigCgt`/`SigIgn` in its status); true when that cannot be read.
-    fn init_heeds_sigterm(&self) -> bool {
-        let children = format!("/proc/{0}/task/{0}/children", self.pgid);
-        let Some(init) = std::fs::read_to_string(children)
-            .ok()
-            .and_then(|pids| pids.split_whitespace().next().map(str::to_owned))
-        else {
-            return true;
-        };
-        let Ok(status) = std::fs::read_to_string(format!("/proc/{init}/status")) else {
-            return true;
-        };
-        let sigterm = 1u64 << (Signal::SIGTERM as u64 - 1);
-        status
-            .lines()
-            .filter_map(|line| {
-                let mask = line
-                    .strip_prefix("SigCgt:")
-                    .or_else(|| line.strip_prefix("SigIgn:"))?;
-                u64::from_str_radix(mask.trim(), 16).ok()
-            })
-            .any(|mask| mask & sigterm != 0)
+/// Stops group `pgid` whose leader `running` says is alive: SIGTERM, the
+/// grace period, then SIGKILL for whatever is left, and forgets the group.
+pub fn stop_group(pgid: i32, grace: Duration, namespaced: bool, running: impl Fn() -> bool) {
+    let group = Pid::from_raw(pgid);
+    if running() {
+        let _ = killpg(group, Signal::SIGTERM);
+        if namespaced && !init_heeds_sigterm(pgid) {
+            // A namespace's init ignores signals it has no handler for;
+            // outside one SIGTERM would have ended it at once, so SIGKILL
+            // now is the same outcome without waiting out the grace.
+            let _ = killpg(group, Signal::SIGKILL);
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline && running() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
+    // The leader may be gone while the rest of its group lives on.
+    let _ = killpg(group, Signal::SIGKILL);
+    forget_group(pgid);
+}
+
+/// Counts group `pgid`, which the harness did not spawn itself (a service
+/// forked by a preloader), among those [`kill_all`] kills.
+pub fn register_group(pgid: i32) {
+    LIVE_GROUPS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(pgid);
+}
+
+/// Group `pgid` is gone.
+fn forget_group(pgid: i32) {
+    LIVE_GROUPS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&pgid);
+}
+
+/// Whether the PID namespace's init under leader `pgid` (the leader's child)
+/// catches or ignores SIGTERM (`SigCgt`/`SigIgn` in its status); true when
+/// that cannot be read.
+fn init_heeds_sigterm(pgid: i32) -> bool {
+    let children = format!("/proc/{pgid}/task/{pgid}/children");
+    let Some(init) = std::fs::read_to_string(children)
+        .ok()
+        .and_then(|pids| pids.split_whitespace().next().map(str::to_owned))
+    else {
+        return true;
+    };
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{init}/status")) else {
+        return true;
+    };
+    let sigterm = 1u64 << (Signal::SIGTERM as u64 - 1);
+    status
+        .lines()
+        .filter_map(|line| {
+            let mask = line
+                .strip_prefix("SigCgt:")
+                .or_else(|| line.strip_prefix("SigIgn:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        })
+        .any(|mask| mask & sigterm != 0)
 }
 
 impl Drop for GroupChild {

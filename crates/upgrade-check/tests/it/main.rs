@@ -32,6 +32,7 @@ mod index {
     mod locks;
     mod matrix_intelligence;
     mod pr_mode;
+    mod preloading;
     mod progress;
     mod requirements_files;
     mod rust_auth_service;

@@ -1,0 +1,508 @@
+//! Python services started from a preloaded interpreter.
+//!
+//! Most of a Python service's start-up is importing its libraries (Flask,
+//! SQLAlchemy, bcrypt…), the same for every scenario run of a cell. A
+//! preloader (`preload.py`, the idea of `multiprocessing`'s forkserver and
+//! gunicorn's `--preload`) imports them once per cell, then forks a service
+//! per run: the child takes the run's environment, folder, log and argv,
+//! leads a process group of its own, dies with the preloader, and runs the
+//! command as `python -m MODULE` or `python SCRIPT` would. What a run sees
+//! differently (a library that read the environment at import time) is
+//! found by the baseline's double replay, one copy cold and one forked.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::{BufRead, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixStream};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::sys::process::{self, GroupChild};
+
+/// The preloader's program, run with `python -c`.
+const SOURCE: &str = include_str!("preload.py");
+
+/// How long the preloader may take to say it forked a service.
+const FORK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a service's command runs, when the preloader can run it the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// `python -m MODULE ARGS`.
+    Module(String),
+    /// `python SCRIPT ARGS`, or a console script of the environment.
+    Script(PathBuf),
+}
+
+/// The entry point and arguments of a filled command, when it starts
+/// `python` of the environment on a module or script with no interpreter
+/// options, or runs a console script whose first line names that python.
+pub fn entry(argv: &[String], python: &Path) -> Option<(Entry, Vec<String>)> {
+    let (program, rest) = argv.split_first()?;
+    let program = Path::new(program);
+    if same_file(program, python) {
+        return match rest {
+            [flag, module, args @ ..] if flag == "-m" => {
+                Some((Entry::Module(module.clone()), args.to_vec()))
+            }
+            [script, args @ ..] if !script.starts_with('-') => {
+                Some((Entry::Script(PathBuf::from(script)), args.to_vec()))
+            }
+            _ => None,
+        };
+    }
+    let mut first_line = String::new();
+    std::io::BufReader::new(std::fs::File::open(program).ok()?)
+        .take(4096)
+        .read_line(&mut first_line)
+        .ok()?;
+    let interpreter = first_line.strip_prefix("#!")?.trim();
+    same_file(Path::new(interpreter), python)
+        .then(|| (Entry::Script(program.to_owned()), rest.to_vec()))
+}
+
+/// Whether two paths name one file (a venv's `python` and `python3` do).
+fn same_file(one: &Path, other: &Path) -> bool {
+    one == other
+        || matches!(
+            (fs_err::canonicalize(one), fs_err::canonicalize(other)),
+            (Ok(one), Ok(other)) if one == other
+        )
+}
+
+/// A preloader serving one cell's scenario runs; stopped (with every
+/// service it forked) when dropped.
+pub struct Preloader {
+    /// Declared first: stopped before the reader of its output is dropped.
+    process: GroupChild,
+    /// Its socket, in the abstract namespace: no file to leave behind.
+    name: String,
+    /// The modules it imported, and those whose import failed (with why).
+    pub imported: Vec<String>,
+    pub failed: Vec<String>,
+    grace: Duration,
+    /// What it printed after it was ready (a crash's traceback), for errors.
+    printed: std::sync::Arc<Mutex<String>>,
+}
+
+/// The preloader's first line: what it imported.
+#[derive(serde::Deserialize)]
+struct Ready {
+    imported: Vec<String>,
+    failed: Vec<String>,
+}
+
+impl Preloader {
+    /// Starts `python` of a cell's environment on the service's source
+    /// `root`, with the interpreter-level variables a cold start gets
+    /// (`env`), and waits until it has imported and listens.
+    pub fn start(
+        python: &Path,
+        root: &Path,
+        env: BTreeMap<OsString, OsString>,
+        timeout: Duration,
+        grace: Duration,
+    ) -> Result<Preloader, String> {
+        static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let name = format!(
+            "upgrade-check-preload-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let (reader, writer) =
+            std::io::pipe().map_err(|err| format!("cannot make a pipe: {err}"))?;
+        let expression = duct::cmd(
+            python,
+            [
+                OsString::from("-c"),
+                SOURCE.into(),
+                name.clone().into(),
+                root.into(),
+            ],
+        )
+        .dir("/")
+        .stdin_null()
+        .stderr_to_stdout()
+        .stdout_file(writer)
+        .full_env(env);
+        let process = process::spawn(expression, grace)
+            .map_err(|err| format!("cannot start `{}`: {err}", python.display()))?;
+        let printed = std::sync::Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Option<Ready>>();
+        let kept = printed.clone();
+        // Its first JSON line says it is ready; any other line (a warning,
+        // a traceback) is kept for the error that names why it is not.
+        std::thread::spawn(move || {
+            let mut waiting = Some(ready_tx);
+            for line in std::io::BufReader::new(reader)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(ready) = waiting
+                    .as_ref()
+                    .and_then(|_| serde_json::from_str::<Ready>(&line).ok())
+                {
+                    if let Some(waiting) = waiting.take() {
+                        let _ = waiting.send(Some(ready));
+                    }
+                    continue;
+                }
+                let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+                if kept.len() < 64 << 10 {
+                    kept.push_str(&line);
+                    kept.push('\n');
+                }
+            }
+            if let Some(waiting) = waiting {
+                let _ = waiting.send(None);
+            }
+        });
+        let ready = match ready_rx.recv_timeout(timeout) {
+            Ok(Some(ready)) => ready,
+            Ok(None) => {
+                let said = printed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                return Err(format!(
+                    "the preloader failed to start: {}",
+                    crate::sys::log::tail(said.trim(), 5)
+                ));
+            }
+            Err(_) => {
+                return Err(format!(
+                    "the preloader did not start within {}",
+                    humantime::format_duration(timeout)
+                ));
+            }
+        };
+        Ok(Preloader {
+            process,
+            name,
+            imported: ready.imported,
+            failed: ready.failed,
+            grace,
+            printed,
+        })
+    }
+
+    /// Forks a service: `entry` with `args`, in `cwd`, with exactly `env`,
+    /// its output to `log`; in a PID namespace of its own when `namespaced`.
+    pub fn fork(
+        &self,
+        entry: &Entry,
+        args: &[String],
+        env: &BTreeMap<OsString, OsString>,
+        cwd: &Path,
+        log: OwnedFd,
+        namespaced: bool,
+    ) -> Result<ForkedChild, String> {
+        let text = |value: &OsString| {
+            value
+                .to_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{value:?} is not UTF-8"))
+        };
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(name, value)| Ok((text(name)?, text(value)?)))
+            .collect::<Result<_, String>>()?;
+        let (module, script) = match entry {
+            Entry::Module(module) => (Some(module.clone()), None),
+            Entry::Script(script) => (None, Some(script.display().to_string())),
+        };
+        let request = serde_json::json!({
+            "module": module,
+            "script": script,
+            "args": args,
+            "env": env,
+            "cwd": cwd.display().to_string(),
+            "namespace": namespaced,
+        })
+        .to_string();
+        let mut message = u32::try_from(request.len())
+            .map_err(|_| "the request is too long".to_owned())?
+            .to_le_bytes()
+            .to_vec();
+        message.extend_from_slice(request.as_bytes());
+        let broken = |err: &dyn std::fmt::Display| {
+            let said = self.printed.lock().unwrap_or_else(|e| e.into_inner());
+            format!(
+                "the preloader did not fork the service: {err}{}",
+                if said.is_empty() {
+                    String::new()
+                } else {
+                    format!("; it said: {}", crate::sys::log::tail(said.trim(), 5))
+                }
+            )
+        };
+        let address =
+            SocketAddr::from_abstract_name(self.name.as_bytes()).map_err(|err| broken(&err))?;
+        let mut stream = UnixStream::connect_addr(&address).map_err(|err| broken(&err))?;
+        let sent = nix::sys::socket::sendmsg::<()>(
+            stream.as_raw_fd(),
+            &[std::io::IoSlice::new(&message)],
+            &[nix::sys::socket::ControlMessage::ScmRights(&[
+                log.as_raw_fd()
+            ])],
+            nix::sys::socket::MsgFlags::empty(),
+            None,
+        )
+        .map_err(|err| broken(&err))?;
+        stream
+            .write_all(&message[sent..])
+            .map_err(|err| broken(&err))?;
+        drop(log);
+        stream
+            .set_read_timeout(Some(FORK_TIMEOUT))
+            .map_err(|err| broken(&err))?;
+        let mut child = ForkedChild {
+            stream,
+            pid: 0,
+            grace: self.grace,
+            namespaced,
+            said: Mutex::new((Vec::new(), None)),
+        };
+        let line = child.next_line().map_err(|err| broken(&err))?;
+        child.pid = line
+            .strip_prefix("pid ")
+            .and_then(|pid| pid.parse().ok())
+            .ok_or_else(|| broken(&line))?;
+        process::register_group(child.pid);
+        Ok(child)
+    }
+
+    /// Whether the preloader is still serving.
+    pub fn alive(&self) -> bool {
+        matches!(self.process.try_exit(), Ok(None))
+    }
+}
+
+/// A service the preloader forked, leader of its own process group. The
+/// preloader is its parent; the connection says when and how it ended.
+#[derive(Debug)]
+pub struct ForkedChild {
+    stream: UnixStream,
+    pid: i32,
+    grace: Duration,
+    namespaced: bool,
+    /// What the connection has said so far, and the exit status once known.
+    said: Mutex<(Vec<u8>, Option<ExitStatus>)>,
+}
+
+impl ForkedChild {
+    pub fn pid(&self) -> u32 {
+        self.pid as u32
+    }
+
+    /// The next line the preloader sent on this connection (blocking).
+    fn next_line(&mut self) -> std::io::Result<String> {
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        loop {
+            match self.stream.read(&mut byte)? {
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                _ if byte[0] == b'\n' => return Ok(String::from_utf8_lossy(&line).into_owned()),
+                _ => line.push(byte[0]),
+            }
+        }
+    }
+
+    /// The exit status, if the service has ended. A preloader gone without
+    /// saying counts as the service killed (it dies with the preloader).
+    pub fn try_exit(&self) -> std::io::Result<Option<ExitStatus>> {
+        let mut said = self.said.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(status) = said.1 {
+            return Ok(Some(status));
+        }
+        self.stream.set_nonblocking(true)?;
+        let mut buffer = [0u8; 256];
+        let ended = loop {
+            match (&self.stream).read(&mut buffer) {
+                Ok(0) => break true,
+                Ok(read) => said.0.extend_from_slice(&buffer[..read]),
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break false,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        };
+        let text = String::from_utf8_lossy(&said.0).into_owned();
+        let status = text
+            .lines()
+            .find_map(|line| line.strip_prefix("exit ")?.parse::<i32>().ok())
+            .map(ExitStatus::from_raw)
+            .or_else(|| {
+                ended.then(|| ExitStatus::from_raw(nix::sys::signal::Signal::SIGKILL as i32))
+            });
+        said.1 = status;
+        Ok(status)
+    }
+
+    /// Stops its group as a spawned service's is stopped: SIGTERM, grace,
+    /// SIGKILL; then waits (briefly) to hear that it ended.
+    pub fn stop(&self) {
+        let running = || matches!(self.try_exit(), Ok(None));
+        process::stop_group(self.pid, self.grace, self.namespaced, running);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while running() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for ForkedChild {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_the_preloader_runs_the_same_way_are_told_from_others() {
+        let python = Path::new("/venv/bin/python");
+        let argv = |words: &[&str]| words.iter().map(|w| (*w).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            entry(&argv(&["/venv/bin/python", "-m", "app", "--debug"]), python),
+            Some((Entry::Module("app".into()), argv(&["--debug"])))
+        );
+        assert_eq!(
+            entry(&argv(&["/venv/bin/python", "serve.py", "8000"]), python),
+            Some((Entry::Script("serve.py".into()), argv(&["8000"])))
+        );
+        // Interpreter options change how it runs: started cold.
+        assert_eq!(
+            entry(&argv(&["/venv/bin/python", "-X", "dev", "app.py"]), python),
+            None
+        );
+        // Another program (a cargo binary, a shell wrapper) starts as ever.
+        assert_eq!(entry(&argv(&["/bin/sh", "-c", "exec app"]), python), None);
+    }
+
+    /// A preloader on the machine's `python3`, serving the script folder `dir`.
+    fn preloader(dir: &Path) -> Preloader {
+        let env = BTreeMap::from([(
+            OsString::from("PATH"),
+            std::env::var_os("PATH").unwrap_or_default(),
+        )]);
+        let python = which_python3();
+        Preloader::start(
+            &python,
+            dir,
+            env,
+            Duration::from_secs(30),
+            Duration::from_secs(2),
+        )
+        .unwrap()
+    }
+
+    fn which_python3() -> PathBuf {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap())
+            .map(|dir| dir.join("python3"))
+            .find(|path| path.is_file())
+            .expect("python3 on PATH")
+    }
+
+    fn wait_for(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn a_forked_service_gets_its_run_and_its_exit_status_comes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("serve.py"),
+            "import os, sys\nprint(os.getcwd(), sys.argv[1:], os.environ['GREETING'], \
+             'PATH' in os.environ, flush=True)\nsys.exit(3)\n",
+        )
+        .unwrap();
+        let preloader = preloader(dir.path());
+        let log = dir.path().join("run.log");
+        let env = BTreeMap::from([(OsString::from("GREETING"), OsString::from("hello"))]);
+        let child = preloader
+            .fork(
+                &Entry::Script("serve.py".into()),
+                &["--port".to_owned(), "8000".to_owned()],
+                &env,
+                dir.path(),
+                std::fs::File::create(&log).unwrap().into(),
+                false,
+            )
+            .unwrap();
+        wait_for("the exit status", || {
+            matches!(child.try_exit(), Ok(Some(_)))
+        });
+        assert_eq!(child.try_exit().unwrap().unwrap().code(), Some(3));
+        let printed = std::fs::read_to_string(&log).unwrap();
+        let cwd = fs_err::canonicalize(dir.path()).unwrap();
+        assert_eq!(
+            printed.trim(),
+            format!("{} ['--port', '8000'] hello False", cwd.display()),
+            "its own folder, argv and exactly its environment"
+        );
+    }
+
+    #[test]
+    fn stopping_kills_the_forked_group_and_the_preloader_takes_its_orphans_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let daemon_pid = dir.path().join("daemon.pid");
+        std::fs::write(
+            dir.path().join("serve.py"),
+            format!(
+                "import os, time\nif os.fork() == 0:\n    os.setsid()\n    \
+                 open({:?}, 'w').write(str(os.getpid()))\n    time.sleep(60)\n\
+                 time.sleep(60)\n",
+                daemon_pid.display().to_string()
+            ),
+        )
+        .unwrap();
+        let preloader = preloader(dir.path());
+        let child = preloader
+            .fork(
+                &Entry::Script("serve.py".into()),
+                &[],
+                &BTreeMap::new(),
+                dir.path(),
+                std::fs::File::create(dir.path().join("run.log"))
+                    .unwrap()
+                    .into(),
+                false,
+            )
+            .unwrap();
+        let leader = child.pid();
+        wait_for("the daemon", || {
+            std::fs::read_to_string(&daemon_pid).is_ok_and(|pid| !pid.is_empty())
+        });
+        let daemon: u32 = std::fs::read_to_string(&daemon_pid)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            crate::sys::sweep::process_group(leader as i32),
+            Some(leader as i32),
+            "the service leads a group of its own"
+        );
+        // SIGTERM ends the service, whose group it leads; the status says so.
+        child.stop();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&child.try_exit().unwrap().unwrap()),
+            Some(15)
+        );
+        assert!(!crate::sys::sweep::is_running(leader));
+        // The daemon left the group; the preloader, its subreaper, kills it as it stops.
+        assert!(crate::sys::sweep::is_running(daemon));
+        drop(child);
+        drop(preloader);
+        wait_for("the orphan to die", || {
+            !crate::sys::sweep::is_running(daemon)
+        });
+    }
+}
