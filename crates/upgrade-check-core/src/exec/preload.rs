@@ -82,19 +82,15 @@ pub struct Preloader {
     process: GroupChild,
     /// Its socket, in the abstract namespace: no file to leave behind.
     name: String,
-    /// The modules it imported, and those whose import failed (with why).
-    pub imported: Vec<String>,
-    pub failed: Vec<String>,
     grace: Duration,
     /// What it printed after it was ready (a crash's traceback), for errors.
     printed: std::sync::Arc<Mutex<String>>,
 }
 
-/// The preloader's first line: what it imported.
-#[derive(serde::Deserialize)]
-struct Ready {
-    imported: Vec<String>,
-    failed: Vec<String>,
+/// Whether a line the preloader printed is the one that says it is ready
+/// (what it imported, as JSON).
+fn says_ready(line: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(line).is_ok_and(|said| said.get("imported").is_some())
 }
 
 impl Preloader {
@@ -133,7 +129,7 @@ impl Preloader {
         let process = process::spawn(expression, grace)
             .map_err(|err| format!("cannot start `{}`: {err}", python.display()))?;
         let printed = std::sync::Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Option<Ready>>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<bool>();
         let kept = printed.clone();
         // Its first JSON line says it is ready; any other line (a warning,
         // a traceback) is kept for the error that names why it is not.
@@ -143,12 +139,9 @@ impl Preloader {
                 .lines()
                 .map_while(Result::ok)
             {
-                if let Some(ready) = waiting
-                    .as_ref()
-                    .and_then(|_| serde_json::from_str::<Ready>(&line).ok())
-                {
+                if waiting.is_some() && says_ready(&line) {
                     if let Some(waiting) = waiting.take() {
-                        let _ = waiting.send(Some(ready));
+                        let _ = waiting.send(true);
                     }
                     continue;
                 }
@@ -159,12 +152,12 @@ impl Preloader {
                 }
             }
             if let Some(waiting) = waiting {
-                let _ = waiting.send(None);
+                let _ = waiting.send(false);
             }
         });
-        let ready = match ready_rx.recv_timeout(timeout) {
-            Ok(Some(ready)) => ready,
-            Ok(None) => {
+        match ready_rx.recv_timeout(timeout) {
+            Ok(true) => {}
+            Ok(false) => {
                 let said = printed.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 return Err(format!(
                     "the preloader failed to start: {}",
@@ -177,12 +170,10 @@ impl Preloader {
                     humantime::format_duration(timeout)
                 ));
             }
-        };
+        }
         Ok(Preloader {
             process,
             name,
-            imported: ready.imported,
-            failed: ready.failed,
             grace,
             printed,
         })
