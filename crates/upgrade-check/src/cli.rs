@@ -9,6 +9,7 @@ use std::io::IsTerminal as _;
 
 use clap::{Parser, Subcommand};
 use upgrade_check_core::follow_up::bisect::BisectRequest;
+use upgrade_check_core::input::config::StartMode;
 use upgrade_check_core::session::{Action, Options};
 
 /// When to colour the summary.
@@ -30,6 +31,27 @@ impl ColorChoice {
                 std::io::stdout().is_terminal()
                     && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
             }
+        }
+    }
+}
+
+/// How Python services start for each scenario run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StartChoice {
+    /// Forked from a preloaded interpreter once checked against cold starts
+    Auto,
+    /// A new interpreter every time
+    Cold,
+    /// Forked from a preloaded interpreter, unchecked
+    Preloaded,
+}
+
+impl From<StartChoice> for StartMode {
+    fn from(choice: StartChoice) -> StartMode {
+        match choice {
+            StartChoice::Auto => StartMode::Auto,
+            StartChoice::Cold => StartMode::Cold,
+            StartChoice::Preloaded => StartMode::Preloaded,
         }
     }
 }
@@ -130,6 +152,15 @@ pub struct Cli {
     /// Replay the baseline once instead of twice (faster; nondeterministic fields are then not found)
     #[arg(global = true, help_heading = "What to check", long)]
     pub no_noise_check: bool,
+    /// How Python services start, instead of the config's `service.start`
+    #[arg(
+        global = true,
+        help_heading = "What to check",
+        long,
+        value_enum,
+        value_name = "HOW"
+    )]
+    pub start: Option<StartChoice>,
     /// Fail (exit 1) when a cell prints warnings the baseline does not, even if every scenario passes
     #[arg(global = true, help_heading = "What to check", long)]
     pub deny_warnings: bool,
@@ -351,6 +382,7 @@ impl Cli {
             no_cache: self.no_cache,
             offline: self.offline,
             since: self.since.clone(),
+            start: self.start.map(StartMode::from),
         }
     }
 

@@ -92,48 +92,6 @@ struct OwnedCluster {
 
 static NEXT_DATABASE: AtomicU64 = AtomicU64::new(1);
 
-/// A scenario run's database for as long as the run needs it. A PostgreSQL
-/// database is dropped from its server when the lease ends: [`release`]
-/// drops it and waits; a lease dropped unreleased (an early return, a
-/// cancelled run) drops it in the background, so that no database is left
-/// on a `--database-url` server. A SQLite file goes with the scratch folder.
-///
-/// [`release`]: DatabaseLease::release
-pub struct DatabaseLease {
-    pub database: Database,
-    server: Option<std::sync::Arc<Postgres>>,
-}
-
-impl DatabaseLease {
-    pub fn new(database: Database, server: Option<std::sync::Arc<Postgres>>) -> DatabaseLease {
-        let server = server.filter(|_| matches!(database, Database::Postgres { .. }));
-        DatabaseLease { database, server }
-    }
-
-    /// Drops the database now, off the async threads, and waits for it.
-    pub async fn release(mut self) {
-        if let Some(server) = self.server.take() {
-            let database = self.database.clone();
-            let _ = tokio::task::spawn_blocking(move || server.drop_database(&database)).await;
-        }
-    }
-}
-
-impl Drop for DatabaseLease {
-    fn drop(&mut self) {
-        let Some(server) = self.server.take() else {
-            return;
-        };
-        let database = self.database.clone();
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn_blocking(move || server.drop_database(&database));
-            }
-            Err(_) => server.drop_database(&database),
-        }
-    }
-}
-
 impl Postgres {
     /// Starts a throwaway cluster on a Unix socket in a private folder.
     ///
@@ -415,11 +373,16 @@ impl Postgres {
         if let Some(template) = template {
             args.extend(["--template", template]);
         }
-        process::run_checked(
+        let created = process::run_checked_uninterrupted(
             self.client("createdb", &args),
             Duration::from_secs(60),
             &format!("createdb {name}"),
-        )?;
+        );
+        if let Err(err) = created {
+            // Timed out, it may still have made it: nothing may be left behind.
+            self.drop_database_named(&name);
+            return Err(err);
+        }
         Ok(Database::Postgres {
             host: self.host.clone(),
             port: self.port,
@@ -438,7 +401,7 @@ impl Postgres {
 
     /// Drops the database `name`, closing its connections.
     pub fn drop_database_named(&self, name: &str) {
-        let _ = process::run_captured(
+        let _ = process::run_captured_uninterrupted(
             self.client("dropdb", &["--if-exists", "--force", name]),
             Duration::from_secs(60),
         );

@@ -2,6 +2,7 @@
 //! service started in its own process group, the recorded steps replayed.
 
 pub mod db;
+pub mod db_ahead;
 pub mod preload;
 pub mod proxy;
 pub mod replay;

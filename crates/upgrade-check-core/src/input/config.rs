@@ -121,12 +121,12 @@ pub struct Service {
 pub enum StartMode {
     /// Forked from a preloaded interpreter once the baseline's double
     /// replay (one copy cold, one forked) found no difference; cold from
-    /// the first difference on.
+    /// the first difference on. The default: it is never assumed.
+    #[default]
     Auto,
     /// Forked from a preloaded interpreter, unchecked.
     Preloaded,
     /// A new interpreter every time.
-    #[default]
     Cold,
 }
 

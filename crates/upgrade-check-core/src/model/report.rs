@@ -146,6 +146,9 @@ pub struct Timing {
     /// The config's setup commands, before the service started.
     #[serde(default)]
     pub setup_ms: u64,
+    /// Taking the run's fresh PostgreSQL database (made ahead, or made then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_ms: Option<u64>,
     pub startup_ms: u64,
     pub replay_ms: u64,
     pub requests: usize,

@@ -20,7 +20,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::env::{BuildError, Builder, Environment, ResolvedSet};
-use crate::exec::db::{Database, DatabaseLease, Postgres};
+use crate::exec::db::{Database, Postgres};
+use crate::exec::db_ahead::{DatabaseLease, DatabasesAhead};
 use crate::exec::replay;
 use crate::exec::service::{self, Launch, Placeholders};
 use crate::input::config::{Config, DatabaseKind};
@@ -70,6 +71,8 @@ pub struct RunContext {
     pub scratch: PathBuf,
     /// The PostgreSQL server, when any run's profile needs one.
     pub postgres: Option<Arc<Postgres>>,
+    /// Its databases, made ahead of the runs and dropped behind them.
+    pub databases: Option<Arc<DatabasesAhead>>,
     /// Cells finished so far, by plan index: what a cancelled run still reports.
     pub finished: std::sync::Mutex<Vec<(usize, CellOutcome)>>,
     /// Running to accept the baseline's results: a mismatch is expected, not news.
@@ -825,14 +828,23 @@ async fn replay_in(
         None
     };
     let from_template = template.as_ref().map(|(name, _)| name.as_str());
-    let lease = match fresh_database(ctx, profile.database, &cell.id, key, from_template).await {
-        Ok(database) => DatabaseLease::new(database, ctx.postgres.clone()),
+    let taking = Instant::now();
+    let fresh = match fresh_database(ctx, profile.database, &cell.id, key, from_template).await {
+        Ok(fresh) => fresh,
         Err(err) => {
             report.summary = Some(format!("cannot make a fresh database: {err:#}"));
             return (report, None);
         }
     };
-    if let Database::Postgres { password, .. } = &lease.database {
+    let database_ms = match &fresh {
+        FreshDatabase::Sqlite(_) => None,
+        FreshDatabase::Postgres(_) => Some(taking.elapsed().as_millis() as u64),
+    };
+    let database = match &fresh {
+        FreshDatabase::Sqlite(database) => database,
+        FreshDatabase::Postgres(lease) => &lease.database,
+    };
+    if let Database::Postgres { password, .. } = database {
         secrets.insert("db_password".to_owned(), password.clone());
     }
     let log = ctx
@@ -861,7 +873,7 @@ async fn replay_in(
         environment,
         service_dir,
         env: &profile.env,
-        database: &lease.database,
+        database,
         preloader: preloader.as_deref(),
         log: &log,
         template_note: template.as_ref().map(|(name, setup_log)| {
@@ -872,7 +884,11 @@ async fn replay_in(
         }),
     };
     let outcome = replay_once(ctx, run, &launch, &mut report).await;
-    lease.release().await;
+    // Dropped behind the run, off its way.
+    drop(fresh);
+    if let Some(timing) = report.timing.as_mut() {
+        timing.database_ms = database_ms;
+    }
     // Where the programs live differs per environment: never part of a snapshot.
     let programs = match &environment.python {
         Some(python) => ("venv", python.venv.display().to_string()),
@@ -1112,14 +1128,13 @@ async fn template_database(
         .clone();
     let made = once
         .get_or_init(|| async {
-            let postgres = ctx
-                .postgres
+            let databases = ctx
+                .databases
                 .clone()
                 .ok_or_else(|| "no PostgreSQL server was started for this run".to_owned())?;
-            let creating = postgres.clone();
-            let database = tokio::task::spawn_blocking(move || creating.create_database(None))
+            let database = databases
+                .keep()
                 .await
-                .map_err(|err| err.to_string())?
                 .map_err(|err| format!("cannot make the template database: {err:#}"))?;
             if let Some(dir) = log.parent() {
                 fs_err::create_dir_all(dir).map_err(|err| err.to_string())?;
@@ -1153,20 +1168,12 @@ async fn template_database(
     }
 }
 
-/// Drops the template databases the run made (on a server the harness did
-/// not start, nothing may be left behind).
-pub async fn drop_templates(ctx: &RunContext) {
-    let Some(postgres) = ctx.postgres.clone() else {
-        return;
-    };
-    let made: Vec<String> =
-        std::mem::take(&mut *ctx.templates.lock().unwrap_or_else(|e| e.into_inner()))
-            .into_values()
-            .filter_map(|once| once.get().and_then(|made| made.clone().ok()))
-            .collect();
-    for name in made {
-        let postgres = postgres.clone();
-        let _ = tokio::task::spawn_blocking(move || postgres.drop_database_named(&name)).await;
+/// Waits for the databases being made and dropped, then drops those no
+/// run took and the template databases (on a server the harness did not
+/// start, nothing may be left behind).
+pub async fn settle_databases(ctx: &RunContext) {
+    if let Some(databases) = &ctx.databases {
+        databases.settle().await;
     }
 }
 
@@ -1264,6 +1271,7 @@ async fn replay_once(
                     // Starting until the refusal is the service's own time too.
                     report.timing = Some(crate::model::report::Timing {
                         setup_ms,
+                        database_ms: None,
                         startup_ms: starting.elapsed().as_millis() as u64,
                         replay_ms: 0,
                         requests: 0,
@@ -1304,6 +1312,7 @@ async fn replay_once(
     .await;
     report.timing = Some(crate::model::report::Timing {
         setup_ms,
+        database_ms: None,
         startup_ms: startup.as_millis() as u64,
         replay_ms: replaying.elapsed().as_millis() as u64,
         requests: replayed.exchanges.len(),
@@ -1336,6 +1345,13 @@ async fn replay_once(
     }))
 }
 
+/// A scenario run's database: a SQLite file in its scratch folder, or a
+/// PostgreSQL database leased until the run ends.
+enum FreshDatabase {
+    Sqlite(Database),
+    Postgres(DatabaseLease),
+}
+
 /// A database nobody has used, of the profile's kind.
 async fn fresh_database(
     ctx: &RunContext,
@@ -1343,21 +1359,19 @@ async fn fresh_database(
     cell: &str,
     key: &str,
     template: Option<&str>,
-) -> anyhow::Result<Database> {
+) -> anyhow::Result<FreshDatabase> {
     match kind {
         DatabaseKind::Sqlite => {
             let dir = ctx.scratch.join(cell);
             crate::sys::state::unless_quitting(|| Ok(fs_err::create_dir_all(&dir)?))?;
-            Ok(Database::fresh_sqlite(&dir, key))
+            Ok(FreshDatabase::Sqlite(Database::fresh_sqlite(&dir, key)))
         }
         DatabaseKind::Postgres => {
-            let postgres = ctx
-                .postgres
-                .clone()
+            let databases = ctx
+                .databases
+                .as_ref()
                 .ok_or_else(|| anyhow::anyhow!("no PostgreSQL server was started for this run"))?;
-            let template = template.map(str::to_owned);
-            tokio::task::spawn_blocking(move || postgres.create_database(template.as_deref()))
-                .await?
+            Ok(FreshDatabase::Postgres(databases.take(template).await?))
         }
     }
 }

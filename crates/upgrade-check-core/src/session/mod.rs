@@ -18,6 +18,7 @@ use std::time::Duration;
 use anyhow::bail;
 
 use crate::env::{Builder, index};
+use crate::exec::db_ahead::DatabasesAhead;
 use crate::follow_up::bisect::{self, BisectRequest, Bisected};
 use crate::follow_up::interaction;
 use crate::input::baseline::BaselineFile;
@@ -113,6 +114,8 @@ pub struct Options {
     pub offline: bool,
     /// Pull-request mode: the baseline file at this git ref is the baseline.
     pub since: Option<String>,
+    /// How Python services start, instead of the config's `service.start`.
+    pub start: Option<config::StartMode>,
 }
 
 impl Options {
@@ -200,7 +203,7 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
                 during: " while bisecting",
             }),
         };
-        run::drop_templates(&ctx).await;
+        run::settle_databases(&ctx).await;
         return finished;
     }
     let (outcomes, cancelled) = tokio::select! {
@@ -209,7 +212,7 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
         name = interrupt.wait() => (run::finished(&ctx), Some(name)),
     };
     if let Some((pin, keys)) = &alternative {
-        run::drop_templates(&ctx).await;
+        run::settle_databases(&ctx).await;
         if let Some(name) = cancelled {
             return Ok(Finished::Interrupted {
                 signal: name.to_owned(),
@@ -229,7 +232,7 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
             name = interrupt.wait() => cancelled = Some(name),
         }
     }
-    run::drop_templates(&ctx).await;
+    run::settle_databases(&ctx).await;
     let mut report = assemble(
         &ctx,
         &config_path,
@@ -261,7 +264,10 @@ struct Inputs {
 /// registered, so that no later write or print can hold one.
 fn load(options: &Options, events: &Events) -> anyhow::Result<Inputs> {
     let config_path = options.config_path()?;
-    let config = Config::load(&config_path)?;
+    let mut config = Config::load(&config_path)?;
+    if let Some(start) = options.start {
+        config.service.start = start;
+    }
     let mut scenarios = scenario::load_dir(&config.replay.scenarios)?;
     if !options.scenarios.is_empty() {
         if let Some(unknown) = options
@@ -612,8 +618,8 @@ async fn start(
             &config,
             &builder.toolchain(),
             &format!(
-                "noise-check={} no-build={}",
-                !options.no_noise_check, options.no_build
+                "noise-check={} no-build={} start={:?}",
+                !options.no_noise_check, options.no_build, config.service.start
             ),
             pin_files,
         )?)
@@ -638,6 +644,9 @@ async fn start(
         finished: Default::default(),
         templates: Default::default(),
         preloading: run::preloading::Preloading::new(&config),
+        databases: postgres
+            .clone()
+            .map(|server| DatabasesAhead::new(server, jobs)),
         postgres,
         accepting: options.accept,
         check_noise: !options.accept && !options.no_noise_check,

@@ -76,19 +76,21 @@ pub struct GroupChild {
 /// A new group keeps the terminal's Ctrl-C away from the child (the harness
 /// decides when it stops) and lets the harness kill its grandchildren too.
 pub fn spawn(expression: duct::Expression, grace: Duration) -> io::Result<GroupChild> {
-    spawn_in_group(expression, grace, false)
+    spawn_in_group(expression, grace, false, true)
 }
 
 /// [`spawn`] for a service, started under [`pid_namespace`]'s prefix when
 /// that is available.
 pub fn spawn_service(expression: duct::Expression, grace: Duration) -> io::Result<GroupChild> {
-    spawn_in_group(expression, grace, pid_namespace().is_some())
+    spawn_in_group(expression, grace, pid_namespace().is_some(), true)
 }
 
+/// `killed_on_signal`: whether [`kill_all`] kills the group.
 fn spawn_in_group(
     expression: duct::Expression,
     grace: Duration,
     namespaced: bool,
+    killed_on_signal: bool,
 ) -> io::Result<GroupChild> {
     let expression = match RUN.get() {
         Some(run) => expression.env(RUN_MARKER, run),
@@ -105,7 +107,9 @@ fn spawn_in_group(
 
     let pid = handle.pids().first().copied().unwrap_or_default();
     let pgid = i32::try_from(pid).map_err(io::Error::other)?;
-    register_group(pgid);
+    if killed_on_signal {
+        register_group(pgid);
+    }
     Ok(GroupChild {
         handle,
         pgid,
@@ -144,6 +148,25 @@ pub fn run_captured(expression: duct::Expression, timeout: Duration) -> io::Resu
     Ok(finished)
 }
 
+/// [`run_captured`] for a short client command whose effect on a server
+/// must be known (`createdb`, `dropdb`): a signal to the harness does not
+/// kill it halfway, after the server acted and before it said so; its
+/// timeout still does.
+pub fn run_captured_uninterrupted(
+    expression: duct::Expression,
+    timeout: Duration,
+) -> io::Result<Option<Output>> {
+    let child = spawn_in_group(
+        expression.stdout_capture().stderr_capture(),
+        Duration::from_secs(2),
+        false,
+        false,
+    )?;
+    let finished = child.handle.wait_timeout(timeout)?.cloned();
+    drop(child);
+    Ok(finished)
+}
+
 /// [`run_captured`] for a step that must succeed: an error names `what`
 /// when it times out or fails, with the end of what it printed.
 pub fn run_checked(
@@ -151,7 +174,28 @@ pub fn run_checked(
     timeout: Duration,
     what: &str,
 ) -> anyhow::Result<Output> {
-    let output = run_captured(expression, timeout)
+    checked(run_captured(expression, timeout), timeout, what)
+}
+
+/// [`run_checked`] for a command [`run_captured_uninterrupted`] runs.
+pub fn run_checked_uninterrupted(
+    expression: duct::Expression,
+    timeout: Duration,
+    what: &str,
+) -> anyhow::Result<Output> {
+    checked(
+        run_captured_uninterrupted(expression, timeout),
+        timeout,
+        what,
+    )
+}
+
+fn checked(
+    finished: io::Result<Option<Output>>,
+    timeout: Duration,
+    what: &str,
+) -> anyhow::Result<Output> {
+    let output = finished
         .with_context(|| format!("cannot start {what}"))?
         .ok_or_else(|| {
             anyhow::anyhow!(

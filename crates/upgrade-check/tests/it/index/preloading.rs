@@ -30,6 +30,12 @@ fn runs(report: &serde_json::Value) -> Vec<(String, String, String, bool)> {
 fn forked_starts_of_the_auth_service_give_the_verdicts_of_cold_ones() {
     let ctx = TestContext::new();
     ctx.set_matrix(r#"bcrypt = ["5.0.0"]"#);
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace(
+            "profile = \"dev\"\n",
+            "profile = \"dev\"\nstart = \"cold\"\n",
+        )
+    });
     let cold = ctx.run(&["--no-cache"]);
     assert_eq!(
         cold.code, 1,
@@ -39,11 +45,9 @@ fn forked_starts_of_the_auth_service_give_the_verdicts_of_cold_ones() {
     let cold_runs = runs(&ctx.report());
     assert!(cold_runs.iter().all(|run| !run.3), "{cold_runs:?}");
 
+    // The default.
     ctx.edit("upgrade-check.toml", |text| {
-        text.replace(
-            "profile = \"dev\"\n",
-            "profile = \"dev\"\nstart = \"auto\"\n",
-        )
+        text.replace("start = \"cold\"\n", "")
     });
     let forked = ctx.run(&["--no-cache"]);
     assert_eq!(forked.code, 1, "{}", forked.stdout);
@@ -126,4 +130,102 @@ fn a_library_that_reads_the_environment_at_import_turns_preloading_off() {
         "{}",
         forced.stdout
     );
+}
+
+/// Each scenario run's verdict and summary, by cell.
+fn verdicts_and_summaries(report: &serde_json::Value) -> Vec<String> {
+    report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|cell| {
+            cell["scenarios"].as_array().unwrap().iter().map(|run| {
+                format!(
+                    "{} | {} | {} | {}",
+                    cell["name"].as_str().unwrap(),
+                    run["scenario"].as_str().unwrap(),
+                    run["verdict"].as_str().unwrap(),
+                    run["summary"].as_str().unwrap_or("")
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn the_breaking_variants_give_the_same_verdicts_cold_and_forked() {
+    // Each variant with the versions that break it: a token type that
+    // changed, two pins that break only together, a module that is gone at
+    // import (the preloader's import fails as the service's does), and a
+    // security finding in the baseline itself.
+    let variants = [
+        ("pyjwt-bytes-token", "one-at-a-time", r#"pyjwt = ["2.8.0"]"#),
+        (
+            "flask-pyjwt-interaction",
+            "latest",
+            "flask = [\"2.3.3\"]\npyjwt = [\"2.8.0\"]",
+        ),
+        (
+            "werkzeug-url-quote",
+            "one-at-a-time",
+            r#"werkzeug = ["3.0.6"]"#,
+        ),
+        (
+            "jwt-secret-fallback",
+            "one-at-a-time",
+            r#"bcrypt = ["4.1.2"]"#,
+        ),
+    ];
+    for (variant, strategy, matrix) in variants {
+        let ctx = TestContext::new();
+        ctx.overlay(&format!("fixtures/variants/{variant}"));
+        ctx.set_matrix(matrix);
+        ctx.edit("upgrade-check.toml", |text| {
+            text.replace(
+                "strategy = \"one-at-a-time\"",
+                &format!("strategy = \"{strategy}\""),
+            )
+            .replace(
+                "profile = \"dev\"\n",
+                "profile = \"dev\"\nstart = \"cold\"\n",
+            )
+        });
+        // Forced forking shows every run forked, the baseline's too.
+        let flags = ["--no-cache", "--no-bisect", "--no-noise-check"];
+        let cold = ctx.run(&flags);
+        assert_eq!(cold.code, 1, "{variant} breaks: {}", cold.stdout);
+        let cold_report = ctx.report();
+        assert!(runs(&cold_report).iter().all(|run| !run.3), "{variant}");
+
+        ctx.edit("upgrade-check.toml", |text| {
+            text.replace("start = \"cold\"", "start = \"preloaded\"")
+        });
+        let forked = ctx.run(&flags);
+        assert_eq!(forked.code, 1, "{variant}: {}", forked.stdout);
+        let forked_report = ctx.report();
+        // A service that never started (a failed import) has no timing.
+        let started_cold = |report: &serde_json::Value| {
+            report["cells"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|cell| cell["scenarios"].as_array().unwrap())
+                .filter(|run| run["timing"]["preloaded"] == false)
+                .count()
+        };
+        assert_eq!(
+            started_cold(&forked_report),
+            0,
+            "{variant}: every service forked: {forked_report}"
+        );
+        assert_eq!(
+            verdicts_and_summaries(&forked_report),
+            verdicts_and_summaries(&cold_report),
+            "{variant}"
+        );
+        assert_eq!(
+            forked_report["interactions"], cold_report["interactions"],
+            "{variant}"
+        );
+    }
 }

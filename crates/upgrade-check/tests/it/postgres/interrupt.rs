@@ -225,3 +225,40 @@ fn after_sigkill_children_die_and_the_next_run_removes_the_leftovers() {
         "no temp folder is left"
     );
 }
+
+#[test]
+fn sigint_leaves_no_database_on_a_server_named_by_database_url() {
+    // A server the harness does not own: its databases, those made ahead of
+    // the runs among them, must all be dropped before the harness exits.
+    let server =
+        upgrade_check_core::exec::db::Postgres::start_cluster(Duration::from_secs(5), None)
+            .unwrap();
+    let ctx = TestContext::new();
+    ctx.set_matrix(r#"bcrypt = ["4.1.2"]"#);
+    let mut command = ctx.command(&["--database-url", &server.url()]);
+    command.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut harness = command.spawn().unwrap();
+    let stderr = BufReader::new(harness.stderr.take().unwrap());
+    let mut lines = stderr.lines().map_while(Result::ok);
+    // A service on PostgreSQL is up: its database was taken, the next made ahead.
+    let started = lines
+        .by_ref()
+        .inspect(|line| eprintln!("{line}"))
+        .find(|line| line.contains("@staging: service pid"));
+    assert!(
+        started.is_some(),
+        "a staging scenario run starts its service"
+    );
+    assert!(
+        !server.leftover_databases().unwrap().is_empty(),
+        "the run holds databases on the server while it runs"
+    );
+    signal(&harness, Signal::SIGINT);
+    let status = exit_within(&mut harness, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(
+        server.leftover_databases().unwrap(),
+        Vec::<String>::new(),
+        "every database it made or made ahead was dropped"
+    );
+}
