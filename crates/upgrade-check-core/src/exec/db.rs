@@ -533,7 +533,7 @@ fn unprivileged_owner() -> anyhow::Result<Option<(nix::unistd::Uid, nix::unistd:
 }
 
 /// The folder with initdb and postgres: PATH first, then Debian's layout.
-fn find_tools() -> anyhow::Result<PathBuf> {
+pub fn find_tools() -> anyhow::Result<PathBuf> {
     find_folder_with(&["initdb", "postgres", "createdb", "psql"]).context(
         "PostgreSQL's initdb and postgres were not found on PATH or in /usr/lib/postgresql/*/bin; \
          install PostgreSQL (Debian: apt-get install postgresql) or pass --database-url postgresql://user:password@host:port/db",

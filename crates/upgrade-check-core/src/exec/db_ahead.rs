@@ -1,6 +1,8 @@
 //! PostgreSQL databases made ahead of the scenario runs that take them and
 //! dropped behind them, so that neither `createdb` nor `dropdb` waits on a
-//! run's way.
+//! run's way. The harness's own cluster starts in the background too: runs
+//! on SQLite go ahead meanwhile, and the first run that needs a database
+//! waits for it (or gets its error).
 //!
 //! A run takes a ready database copied from its template (or makes one
 //! then, when none is ready) and sets another in the making; as its lease
@@ -16,9 +18,16 @@ use tokio::task::JoinSet;
 
 use crate::exec::db::{Database, Postgres};
 
+/// The server once started (or why it did not start).
+type Started = tokio::sync::OnceCell<Result<Arc<Postgres>, String>>;
+
+/// A server being started in the background.
+type Starting = tokio::task::JoinHandle<anyhow::Result<Postgres>>;
+
 /// Databases made ahead on one server, by the template they copy.
 pub struct DatabasesAhead {
-    server: Arc<Postgres>,
+    server: Started,
+    starting: Mutex<Option<Starting>>,
     /// How many databases to keep ready per template: the runs at once.
     depth: usize,
     state: Arc<Mutex<State>>,
@@ -43,6 +52,8 @@ struct State {
 /// finished run, an early return, a cancelled task).
 pub struct DatabaseLease {
     pub database: Database,
+    /// It was ready when the run asked for it.
+    pub made_ahead: bool,
     ahead: Arc<DatabasesAhead>,
 }
 
@@ -53,12 +64,52 @@ impl Drop for DatabaseLease {
 }
 
 impl DatabasesAhead {
+    /// On a server that is up.
     pub fn new(server: Arc<Postgres>, depth: usize) -> Arc<DatabasesAhead> {
         Arc::new(DatabasesAhead {
-            server,
+            server: Started::new_with(Some(Ok(server))),
+            starting: Mutex::new(None),
             depth: depth.max(1),
             state: Arc::default(),
         })
+    }
+
+    /// On a server `starting` in the background.
+    pub fn starting(starting: Starting, depth: usize) -> Arc<DatabasesAhead> {
+        Arc::new(DatabasesAhead {
+            server: Started::new(),
+            starting: Mutex::new(Some(starting)),
+            depth: depth.max(1),
+            state: Arc::default(),
+        })
+    }
+
+    /// The server, once it has started.
+    async fn server(&self) -> anyhow::Result<Arc<Postgres>> {
+        let started = self
+            .server
+            .get_or_init(|| async {
+                let starting = self
+                    .starting
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                match starting {
+                    Some(starting) => match starting.await {
+                        Ok(Ok(server)) => Ok(Arc::new(server)),
+                        Ok(Err(err)) => Err(format!("{err:#}")),
+                        Err(err) => Err(format!("starting PostgreSQL stopped: {err}")),
+                    },
+                    None => Err("PostgreSQL was not started".to_owned()),
+                }
+            })
+            .await;
+        started.clone().map_err(anyhow::Error::msg)
+    }
+
+    /// The server, when it is known to be up (a database was made on it).
+    fn started(&self) -> Option<Arc<Postgres>> {
+        self.server.get()?.as_ref().ok().cloned()
     }
 
     /// A database no run has used, copied from `template`: one made ahead
@@ -66,6 +117,7 @@ impl DatabasesAhead {
     pub async fn take(self: &Arc<Self>, template: Option<&str>) -> anyhow::Result<DatabaseLease> {
         let key = template.map(str::to_owned);
         let ready = self.lock().ready.get_mut(&key).and_then(Vec::pop);
+        let made_ahead = ready.is_some();
         let database = match ready {
             Some(database) => database,
             None => self.make_now(key.clone(), false).await?,
@@ -73,6 +125,7 @@ impl DatabasesAhead {
         self.make_ahead(key);
         Ok(DatabaseLease {
             database,
+            made_ahead,
             ahead: self.clone(),
         })
     }
@@ -87,8 +140,8 @@ impl DatabasesAhead {
     /// cancelled while it is made (Ctrl-C) does not lose it, the job drops
     /// it (or `settle` does, when `kept`).
     async fn make_now(&self, template: Option<String>, kept: bool) -> anyhow::Result<Database> {
+        let server = self.server().await?;
         let (made, receive) = tokio::sync::oneshot::channel();
-        let server = self.server.clone();
         let shared = self.state.clone();
         spawn(&mut self.lock(), move || {
             let database = server.create_database(template.as_deref());
@@ -110,6 +163,9 @@ impl DatabasesAhead {
     /// Sets databases copied from `template` in the making until `depth`
     /// are ready or being made.
     fn make_ahead(&self, template: Option<String>) {
+        let Some(server) = self.started() else {
+            return;
+        };
         let mut state = self.lock();
         if state.settled {
             return;
@@ -118,7 +174,7 @@ impl DatabasesAhead {
         let making = state.making.get(&template).copied().unwrap_or(0);
         for _ in ready + making..self.depth {
             *state.making.entry(template.clone()).or_default() += 1;
-            let server = self.server.clone();
+            let server = server.clone();
             let shared = self.state.clone();
             let template = template.clone();
             spawn(&mut state, move || {
@@ -142,7 +198,9 @@ impl DatabasesAhead {
 
     /// Drops `database` in the background.
     fn drop_behind(&self, database: Database) {
-        let server = self.server.clone();
+        let Some(server) = self.started() else {
+            return;
+        };
         let mut state = self.lock();
         match tokio::runtime::Handle::try_current() {
             Ok(_) => spawn(&mut state, move || server.drop_database(&database)),
@@ -155,6 +213,8 @@ impl DatabasesAhead {
     /// this; leases still held drop theirs as they end.
     pub async fn settle(&self) {
         self.lock().settled = true;
+        // A cluster still starting is let finish, so that it stops whole.
+        let _ = self.server().await;
         self.finish_work().await;
         let unused: Vec<Database> = {
             let mut state = self.lock();

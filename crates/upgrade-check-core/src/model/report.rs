@@ -149,6 +149,9 @@ pub struct Timing {
     /// Taking the run's fresh PostgreSQL database (made ahead, or made then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_ms: Option<u64>,
+    /// That database was made ahead of the run, not when it asked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub database_made_ahead: bool,
     pub startup_ms: u64,
     pub replay_ms: u64,
     pub requests: usize,

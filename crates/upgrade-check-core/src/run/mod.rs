@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::env::{BuildError, Builder, Environment, ResolvedSet};
-use crate::exec::db::{Database, Postgres};
+use crate::exec::db::Database;
 use crate::exec::db_ahead::{DatabaseLease, DatabasesAhead};
 use crate::exec::replay;
 use crate::exec::service::{self, Launch, Placeholders};
@@ -69,9 +69,8 @@ pub struct RunContext {
     pub run_secret: String,
     /// Private folder for service copies and databases, removed at the end.
     pub scratch: PathBuf,
-    /// The PostgreSQL server, when any run's profile needs one.
-    pub postgres: Option<Arc<Postgres>>,
-    /// Its databases, made ahead of the runs and dropped behind them.
+    /// The PostgreSQL server's databases, made ahead of the runs and
+    /// dropped behind them, when any run's profile needs one.
     pub databases: Option<Arc<DatabasesAhead>>,
     /// Cells finished so far, by plan index: what a cancelled run still reports.
     pub finished: std::sync::Mutex<Vec<(usize, CellOutcome)>>,
@@ -836,9 +835,11 @@ async fn replay_in(
             return (report, None);
         }
     };
-    let database_ms = match &fresh {
-        FreshDatabase::Sqlite(_) => None,
-        FreshDatabase::Postgres(_) => Some(taking.elapsed().as_millis() as u64),
+    let (database_ms, database_made_ahead) = match &fresh {
+        FreshDatabase::Sqlite(_) => (None, false),
+        FreshDatabase::Postgres(lease) => {
+            (Some(taking.elapsed().as_millis() as u64), lease.made_ahead)
+        }
     };
     let database = match &fresh {
         FreshDatabase::Sqlite(database) => database,
@@ -888,6 +889,7 @@ async fn replay_in(
     drop(fresh);
     if let Some(timing) = report.timing.as_mut() {
         timing.database_ms = database_ms;
+        timing.database_made_ahead = database_made_ahead;
     }
     // Where the programs live differs per environment: never part of a snapshot.
     let programs = match &environment.python {
@@ -1272,6 +1274,7 @@ async fn replay_once(
                     report.timing = Some(crate::model::report::Timing {
                         setup_ms,
                         database_ms: None,
+                        database_made_ahead: false,
                         startup_ms: starting.elapsed().as_millis() as u64,
                         replay_ms: 0,
                         requests: 0,
@@ -1313,6 +1316,7 @@ async fn replay_once(
     report.timing = Some(crate::model::report::Timing {
         setup_ms,
         database_ms: None,
+        database_made_ahead: false,
         startup_ms: startup.as_millis() as u64,
         replay_ms: replaying.elapsed().as_millis() as u64,
         requests: replayed.exchanges.len(),

@@ -31,11 +31,13 @@ pub struct Preloading {
 }
 
 impl Preloading {
-    /// Preloading as the config asks, where the service can have it: a
-    /// Python service whose command runs a module or script of its
-    /// environment, and whose config leaves the interpreter's own variables alone.
-    pub fn new(config: &Config) -> Preloading {
+    /// Preloading as the config (or `--start`, when `from_command_line`)
+    /// asks, where the service can have it: a Python service whose command
+    /// runs a module or script of its environment, and whose config leaves
+    /// the interpreter's own variables alone.
+    pub fn new(config: &Config, from_command_line: bool) -> Preloading {
         let cannot = match config.service.start {
+            StartMode::Cold if from_command_line => Some("`--start cold`".to_owned()),
             StartMode::Cold => Some("`start = \"cold\"` in the config".to_owned()),
             _ if config.service.ecosystem != Ecosystem::Python => {
                 Some("not a Python service".to_owned())

@@ -18,7 +18,6 @@ use std::time::Duration;
 use anyhow::bail;
 
 use crate::env::{Builder, index};
-use crate::exec::db_ahead::DatabasesAhead;
 use crate::follow_up::bisect::{self, BisectRequest, Bisected};
 use crate::follow_up::interaction;
 use crate::input::baseline::BaselineFile;
@@ -601,12 +600,14 @@ async fn start(
         dirs,
         ..
     } = inputs;
-    let postgres = prepare::start_postgres(
+    let jobs = options.jobs.unwrap_or_else(default_jobs).max(1);
+    let databases = prepare::start_postgres(
         &config,
         &scenarios,
         plan,
         options.database_url.as_deref(),
         &dirs.cache.join("postgres"),
+        jobs,
         &events,
     )
     .await?;
@@ -637,17 +638,13 @@ async fn start(
         Some(base) => changed_snapshots(&config, &scenarios, base)?,
         None => BTreeSet::new(),
     };
-    let jobs = options.jobs.unwrap_or_else(default_jobs).max(1);
     let run_secret = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
     redact::register(&redact::Secrets::new([("run", run_secret.as_str())]));
     Ok(Arc::new(RunContext {
         finished: Default::default(),
         templates: Default::default(),
-        preloading: run::preloading::Preloading::new(&config),
-        databases: postgres
-            .clone()
-            .map(|server| DatabasesAhead::new(server, jobs)),
-        postgres,
+        preloading: run::preloading::Preloading::new(&config, options.start.is_some()),
+        databases,
         accepting: options.accept,
         check_noise: !options.accept && !options.no_noise_check,
         results_digest,

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use super::Options;
 use crate::env::{self, BuildError, Builder, index};
 use crate::exec::db;
+use crate::exec::db_ahead::DatabasesAhead;
 use crate::input::baseline::{BaselineFile, DeclaredHashes};
 use crate::input::config::{self, Config};
 use crate::input::scenario::Scenario;
@@ -426,15 +427,18 @@ pub(super) fn pin_files(config: &Config, baseline: &BaselineFile) -> Vec<PathBuf
         .collect()
 }
 
-/// Starts (or connects to) PostgreSQL when any planned run's profile uses it.
+/// Connects to PostgreSQL, or starts the harness's own cluster in the
+/// background, when any planned run's profile uses it; `jobs` databases
+/// per template are made ahead on it.
 pub(super) async fn start_postgres(
     config: &Config,
     scenarios: &[Scenario],
     plan: &Plan,
     database_url: Option<&str>,
     templates: &Path,
+    jobs: usize,
     events: &Events,
-) -> anyhow::Result<Option<Arc<db::Postgres>>> {
+) -> anyhow::Result<Option<Arc<DatabasesAhead>>> {
     let needed = plan.cells.iter().any(|cell| {
         crate::run::scenario_runs(scenarios, &cell.profile)
             .iter()
@@ -447,28 +451,32 @@ pub(super) async fn start_postgres(
     if !needed {
         return Ok(None);
     }
-    let grace = config.timeouts.shutdown_grace;
-    let postgres = match database_url {
-        Some(url) => {
-            let url = url.to_owned();
-            tokio::task::spawn_blocking(move || db::Postgres::external(&url)).await??
-        }
-        None => {
-            events(&RunEvent::StartingPostgres);
-            let templates = templates.to_owned();
-            tokio::task::spawn_blocking(move || {
-                db::Postgres::start_cluster(grace, Some(&templates))
-            })
-            .await??
-        }
+    let Some(url) = database_url else {
+        // Missing programs are said at once; the rest of the start goes
+        // on beside the first runs.
+        db::find_tools()?;
+        events(&RunEvent::StartingPostgres);
+        let grace = config.timeouts.shutdown_grace;
+        let templates = templates.to_owned();
+        let events = events.clone();
+        let starting = tokio::task::spawn_blocking(move || {
+            let postgres = db::Postgres::start_cluster(grace, Some(&templates))?;
+            events(&RunEvent::Postgres {
+                description: postgres.describe(),
+            });
+            Ok(postgres)
+        });
+        return Ok(Some(DatabasesAhead::starting(starting, jobs)));
     };
+    let url = url.to_owned();
+    let postgres = tokio::task::spawn_blocking(move || db::Postgres::external(&url)).await??;
     events(&RunEvent::Postgres {
         description: postgres.describe(),
     });
     if postgres.password().is_empty() {
         check_no_empty_password(config)?;
     }
-    Ok(Some(Arc::new(postgres)))
+    Ok(Some(DatabasesAhead::new(Arc::new(postgres), jobs)))
 }
 
 /// A server named without a password fills `{db_password}` with nothing: a
