@@ -250,3 +250,59 @@ fn a_grandchild_that_leaves_the_group_is_killed_and_reported_as_a_leak() {
         run.stdout
     );
 }
+
+/// Each scenario run's verdict, summary and number of leaked processes.
+fn outcomes(report: &serde_json::Value) -> Vec<String> {
+    report["cells"][0]["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| {
+            format!(
+                "{} | {} | {} | {} leaked",
+                run["scenario"].as_str().unwrap(),
+                run["verdict"].as_str().unwrap(),
+                run["summary"].as_str().unwrap_or(""),
+                run["leaks"].as_array().map_or(0, Vec::len)
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_forked_service_fails_stops_and_leaks_as_a_cold_one_does() {
+    // Crash, hang, never healthy, SIGTERM ignored (the grace, then SIGKILL),
+    // a grandchild escaped into its own session: forked from a preloader,
+    // each is reported as on a cold start, and nothing is left.
+    for fault in [
+        "crash-on-login",
+        "hang-on-login",
+        "never-healthy",
+        "ignore-sigterm",
+        "setsid-grandchild",
+    ] {
+        let ctx = faulty(fault);
+        ctx.set_matrix("");
+        let cold = ctx.run(&["--start", "cold", "--no-noise-check", "--no-cache"]);
+        let cold_report = ctx.report();
+        let forked = ctx.run(&["--start", "preloaded", "--no-noise-check", "--no-cache"]);
+        let forked_report = ctx.report();
+        assert_eq!(forked.code, cold.code, "{fault}: {}", forked.stdout);
+        assert_eq!(outcomes(&forked_report), outcomes(&cold_report), "{fault}");
+        let runs = forked_report["cells"][0]["scenarios"].as_array().unwrap();
+        assert!(
+            runs.iter().all(|run| run["timing"]["preloaded"] != false),
+            "{fault}: every service forked: {forked_report}"
+        );
+        assert_no_service_left(&forked_report);
+        for leak in runs
+            .iter()
+            .filter_map(|run| run["leaks"].as_array())
+            .flatten()
+        {
+            let leak = leak.as_str().unwrap();
+            let pid: u64 = leak.split(' ').nth(1).unwrap().parse().unwrap();
+            assert!(!crate::common::alive(pid), "{fault}: {leak} was killed");
+        }
+    }
+}

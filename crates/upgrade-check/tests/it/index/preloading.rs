@@ -30,25 +30,19 @@ fn runs(report: &serde_json::Value) -> Vec<(String, String, String, bool)> {
 fn forked_starts_of_the_auth_service_give_the_verdicts_of_cold_ones() {
     let ctx = TestContext::new();
     ctx.set_matrix(r#"bcrypt = ["5.0.0"]"#);
-    ctx.edit("upgrade-check.toml", |text| {
-        text.replace(
-            "profile = \"dev\"\n",
-            "profile = \"dev\"\nstart = \"cold\"\n",
-        )
-    });
-    let cold = ctx.run(&["--no-cache"]);
+    // The command line overrides the config's default for one run.
+    let cold = ctx.run(&["--no-cache", "--start", "cold"]);
     assert_eq!(
         cold.code, 1,
         "bcrypt 5 breaks long passwords: {}",
         cold.stdout
     );
-    let cold_runs = runs(&ctx.report());
+    let report = ctx.report();
+    assert_eq!(report["run"]["service_start"], "cold: `--start cold`");
+    let cold_runs = runs(&report);
     assert!(cold_runs.iter().all(|run| !run.3), "{cold_runs:?}");
 
     // The default.
-    ctx.edit("upgrade-check.toml", |text| {
-        text.replace("start = \"cold\"\n", "")
-    });
     let forked = ctx.run(&["--no-cache"]);
     assert_eq!(forked.code, 1, "{}", forked.stdout);
     let report = ctx.report();
