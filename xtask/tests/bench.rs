@@ -66,6 +66,8 @@ fn assert_rows(table: &str, rows: &[&str]) {
 #[test]
 fn the_bench_measures_every_row_and_writes_its_table() {
     let ctx = TestContext::new();
+    // Two cells: every row, at a fraction of the default matrix's runs.
+    ctx.set_matrix(r#"bcrypt = ["4.1.2"]"#);
     // The Rust section on the small cargo fixture: the same measures as on
     // the auth service (README's figures), at a fraction of the compiling.
     let rust_config = common::workspace_root().join("fixtures/rust-service/upgrade-check.toml");
@@ -76,15 +78,20 @@ fn the_bench_measures_every_row_and_writes_its_table() {
     assert_rows(
         &table,
         &[
-            "| cold run (6 cells, ",
+            "| cold run (2 cells, ",
             "| warm run, every cell replayed (0 environments built) |",
-            "| warm run, nothing changed (6 of 6 results reused) |",
-            "| floor: service start-up to healthy + requests",
-            "| warm run / (floor / jobs) (target ≤ 1.5) |",
+            "| warm run, every cell replayed, every service started cold |",
+            "| warm run, nothing changed (2 of 2 results reused) |",
+            "| pull request moving bcrypt 3.2.0 → 4.1.2, the default branch's baseline result restored (1 of its cells run) |",
+            "| floor: cold service start-up to healthy + requests",
+            "| warm run / (floor / jobs) (target ≤ 1.0) |",
+            "| the warm run's own floor (forked starts + requests) / jobs",
+            "| start-up to healthy per scenario run: cold (",
+            "| a run's wait for its fresh PostgreSQL database: made when asked (",
             "| harness overhead per request (target < 1 ms) |",
             "| planning a 1,000-cell matrix (target < 1 s) |",
             "| resolving on requirements.txt / on uv.lock: the baseline |",
-            "| resolving on requirements.txt / on uv.lock: per cell, 5 cells |",
+            "| resolving on requirements.txt / on uv.lock: per cell, 1 cell |",
             "| cargo service `rust-service`: cold matrix (3 cells, 3 locks built into an empty target folder) |",
             "| cargo service `rust-service`: warm matrix, every cell replayed (0 locks built) |",
             "| cargo service `rust-service`: per cell, its lock resolved, built and linked on compiled crates (3 cells) |",

@@ -36,14 +36,14 @@ pub fn measure(config: &Path, state: &Path, jobs: usize) -> anyhow::Result<RustC
         .context("a cold cache folder for the Rust service")?;
     let runs = state.join("bench-rust");
     eprintln!("bench: {service}'s matrix, cold (empty target folder)…");
-    let cold = whole_run(config, &runs, cache.path(), jobs, true)?;
+    let cold = whole_run(config, &runs, cache.path(), jobs, true, &[])?;
     eprintln!("bench: {service}'s matrix, warm…");
-    let warm = whole_run(config, &runs, cache.path(), jobs, true)?;
+    let warm = whole_run(config, &runs, cache.path(), jobs, true, &[])?;
     eprintln!("bench: {service}'s cells rebuilt on compiled crates…");
     for kept in ["envs", "resolutions"] {
         fs_err::remove_dir_all(cache.path().join(kept))?;
     }
-    let rebuilt = whole_run(config, &runs, cache.path(), jobs, true)?;
+    let rebuilt = whole_run(config, &runs, cache.path(), jobs, true, &[])?;
     // Builds in the shared target folder take turns, so the extra time is
     // the sum of the cells' builds.
     let per_cell =
