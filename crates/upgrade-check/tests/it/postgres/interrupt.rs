@@ -39,9 +39,18 @@ impl Started {
     }
 }
 
-/// Starts the harness on the default matrix and returns once a service is up.
+/// Starts the harness on the default matrix and returns once a service is
+/// up and the PostgreSQL cluster (which starts beside the first runs) too.
 fn start_and_wait_for_a_service(ctx: &TestContext) -> (Child, mpsc::Receiver<String>, Started) {
-    let mut command = ctx.command(&[]);
+    start_with_and_wait_for_a_service(ctx, &[])
+}
+
+/// The same with `args`.
+fn start_with_and_wait_for_a_service(
+    ctx: &TestContext,
+    args: &[&str],
+) -> (Child, mpsc::Receiver<String>, Started) {
+    let mut command = ctx.command(args);
     command.stdout(Stdio::null()).stderr(Stdio::piped());
     let mut harness = command.spawn().unwrap();
     let (lines, received) = mpsc::channel();
@@ -54,10 +63,10 @@ fn start_and_wait_for_a_service(ctx: &TestContext) -> (Child, mpsc::Receiver<Str
     });
     let mut started = Started::default();
     let deadline = Instant::now() + Duration::from_secs(300);
-    while started.services.is_empty() {
+    while started.services.is_empty() || started.cluster.is_none() {
         let line = received
             .recv_timeout(deadline - Instant::now())
-            .expect("a service starts");
+            .expect("a service and the cluster start");
         started.read(&line);
     }
     (harness, received, started)
@@ -226,6 +235,39 @@ fn after_sigkill_children_die_and_the_next_run_removes_the_leftovers() {
     );
 }
 
+/// Processes whose command line holds `text`.
+fn processes_with(text: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline
+                .contains(text)
+                .then(|| format!("{}: {cmdline}", entry.file_name().to_string_lossy()))
+        })
+        .collect()
+}
+
+#[test]
+fn sigint_leaves_no_preloader_and_no_forked_service() {
+    let ctx = TestContext::new();
+    let (mut harness, received, started) =
+        start_with_and_wait_for_a_service(&ctx, &["--start", "preloaded"]);
+    // A preloader and the services it forks carry its name in their argv.
+    let preloaded = format!("upgrade-check-preload-{}-", harness.id());
+    assert!(
+        !processes_with(&preloaded).is_empty(),
+        "the service was forked from a preloader"
+    );
+    signal(&harness, Signal::SIGINT);
+    let status = exit_within(&mut harness, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130));
+    assert_nothing_left(&ctx, &received, started);
+    assert_eq!(processes_with(&preloaded), Vec::<String>::new());
+}
+
 #[test]
 fn sigint_leaves_no_database_on_a_server_named_by_database_url() {
     // A server the harness does not own: its databases, those made ahead of
@@ -261,4 +303,101 @@ fn sigint_leaves_no_database_on_a_server_named_by_database_url() {
         Vec::<String>::new(),
         "every database it made or made ahead was dropped"
     );
+}
+
+/// Every process descended from `pid`, with its command line.
+fn descendants(pid: u32) -> Vec<(u32, String)> {
+    let parents: Vec<(u32, u32, String)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let child: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // The parent is the second field after the parenthesised name.
+            let parent = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            Some((
+                child,
+                parent,
+                String::from_utf8_lossy(&cmdline).replace('\0', " "),
+            ))
+        })
+        .collect();
+    let mut found = vec![];
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for (child, _, cmdline) in parents.iter().filter(|(_, of, _)| *of == parent) {
+            found.push((*child, cmdline.clone()));
+            frontier.push(*child);
+        }
+    }
+    found
+}
+
+#[test]
+fn sigint_while_the_cluster_starts_leaves_no_server() {
+    let ctx = TestContext::new();
+    let mut command = ctx.command(&[]);
+    command.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut harness = command.spawn().unwrap();
+    let stderr = BufReader::new(harness.stderr.take().unwrap());
+    let mut lines = stderr.lines().map_while(Result::ok);
+    assert!(
+        lines
+            .by_ref()
+            .any(|line| line.contains("starting a throwaway PostgreSQL cluster")),
+        "the cluster starts"
+    );
+    // Signalled while its server is starting, or as soon after as can be.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut running = descendants(harness.id());
+    while !running
+        .iter()
+        .any(|(_, cmdline)| cmdline.contains("postgres"))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+        running = descendants(harness.id());
+    }
+    signal(&harness, Signal::SIGINT);
+    let status = exit_within(&mut harness, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        running
+            .iter()
+            .any(|(_, cmdline)| cmdline.contains("postgres")),
+        "a PostgreSQL program was running: {running:?}"
+    );
+    for (pid, cmdline) in &running {
+        assert!(
+            gone_soon(u64::from(*pid)),
+            "{pid} ({cmdline}) outlived the harness"
+        );
+        // The cluster's private folder, named in its programs' arguments.
+        for word in cmdline.split([' ', '=']) {
+            if let Some(at) = word.find("upgrade-check-pg-") {
+                let end = word[at..].find('/').map_or(word.len(), |slash| at + slash);
+                let folder = &word[..end];
+                assert!(
+                    !std::path::Path::new(folder).exists(),
+                    "the cluster folder {folder} was left behind"
+                );
+            }
+        }
+    }
+    let scratch = ctx.path("state/tmp");
+    let left: Vec<_> = std::fs::read_dir(&scratch)
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "temp dirs left behind: {left:?}");
 }
