@@ -113,6 +113,11 @@ fn assert_nothing_left(ctx: &TestContext, received: &mpsc::Receiver<String>, mut
         !std::path::Path::new(&cluster_dir).exists(),
         "the cluster folder {cluster_dir} was left behind"
     );
+    assert_no_temp_dir_left(ctx);
+}
+
+/// The run's scratch folders are gone.
+fn assert_no_temp_dir_left(ctx: &TestContext) {
     let scratch = ctx.path("state/tmp");
     let left: Vec<_> = std::fs::read_dir(&scratch)
         .map(|dir| {
@@ -391,13 +396,5 @@ fn sigint_while_the_cluster_starts_leaves_no_server() {
             }
         }
     }
-    let scratch = ctx.path("state/tmp");
-    let left: Vec<_> = std::fs::read_dir(&scratch)
-        .map(|dir| {
-            dir.filter_map(Result::ok)
-                .map(|entry| entry.path())
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(left.is_empty(), "temp dirs left behind: {left:?}");
+    assert_no_temp_dir_left(&ctx);
 }
