@@ -305,14 +305,31 @@ fn a_server_named_by_database_url_gets_its_databases_created_and_dropped() {
         !run.stderr.contains("PostgreSQL: cluster"),
         "no cluster of its own was started"
     );
-    assert_eq!(
-        verdict(&ctx.report(), "baseline", "staging@staging"),
-        "pass"
+    let report = ctx.report();
+    assert_eq!(verdict(&report, "baseline", "staging@staging"), "pass");
+    // The first run on PostgreSQL waited for its database; later ones took
+    // one made ahead.
+    let waits: Vec<(u64, bool)> = report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|cell| cell["scenarios"].as_array().unwrap())
+        .filter_map(|run| {
+            let timing = &run["timing"];
+            Some((
+                timing["database_ms"].as_u64()?,
+                timing["database_made_ahead"].as_bool().unwrap_or(false),
+            ))
+        })
+        .collect();
+    assert!(
+        waits.iter().any(|(_, ahead)| *ahead) && waits.iter().any(|(_, ahead)| !*ahead),
+        "{waits:?}"
     );
     assert_eq!(
         server.leftover_databases().unwrap(),
         Vec::<String>::new(),
-        "every database it made was dropped"
+        "every database it made, and made ahead, was dropped"
     );
 }
 
