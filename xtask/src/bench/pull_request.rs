@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use upgrade_check_core::input::config::Config;
+use upgrade_check_core::sys::state::copy_tree;
 
 use super::run_harness;
 
@@ -160,20 +161,6 @@ fn git(repository: &Path, args: &[&str]) -> anyhow::Result<()> {
         .status()?;
     if !status.success() {
         bail!("git {} failed ({status})", args.join(" "));
-    }
-    Ok(())
-}
-
-fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
-    fs_err::create_dir_all(to)?;
-    for entry in fs_err::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else {
-            fs_err::copy(entry.path(), &target)?;
-        }
     }
     Ok(())
 }

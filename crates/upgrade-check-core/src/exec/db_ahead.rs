@@ -66,19 +66,18 @@ impl Drop for DatabaseLease {
 impl DatabasesAhead {
     /// On a server that is up.
     pub fn new(server: Arc<Postgres>, depth: usize) -> Arc<DatabasesAhead> {
-        Arc::new(DatabasesAhead {
-            server: Started::new_with(Some(Ok(server))),
-            starting: Mutex::new(None),
-            depth: depth.max(1),
-            state: Arc::default(),
-        })
+        DatabasesAhead::on(Started::new_with(Some(Ok(server))), None, depth)
     }
 
     /// On a server `starting` in the background.
     pub fn starting(starting: Starting, depth: usize) -> Arc<DatabasesAhead> {
+        DatabasesAhead::on(Started::new(), Some(starting), depth)
+    }
+
+    fn on(server: Started, starting: Option<Starting>, depth: usize) -> Arc<DatabasesAhead> {
         Arc::new(DatabasesAhead {
-            server: Started::new(),
-            starting: Mutex::new(Some(starting)),
+            server,
+            starting: Mutex::new(starting),
             depth: depth.max(1),
             state: Arc::default(),
         })

@@ -835,15 +835,13 @@ async fn replay_in(
             return (report, None);
         }
     };
-    let (database_ms, database_made_ahead) = match &fresh {
-        FreshDatabase::Sqlite(_) => (None, false),
-        FreshDatabase::Postgres(lease) => {
-            (Some(taking.elapsed().as_millis() as u64), lease.made_ahead)
-        }
-    };
-    let database = match &fresh {
-        FreshDatabase::Sqlite(database) => database,
-        FreshDatabase::Postgres(lease) => &lease.database,
+    let (database, database_ms, database_made_ahead) = match &fresh {
+        FreshDatabase::Sqlite(database) => (database, None, false),
+        FreshDatabase::Postgres(lease) => (
+            &lease.database,
+            Some(taking.elapsed().as_millis() as u64),
+            lease.made_ahead,
+        ),
     };
     if let Database::Postgres { password, .. } = database {
         secrets.insert("db_password".to_owned(), password.clone());

@@ -139,9 +139,20 @@ fn die_with_parent(command: &mut std::process::Command) {
 ///
 /// Returns `Ok(None)` when the timeout expired.
 pub fn run_captured(expression: duct::Expression, timeout: Duration) -> io::Result<Option<Output>> {
-    let child = spawn(
+    captured(expression, timeout, true)
+}
+
+/// Runs `expression` to its end or `timeout`, output captured; `killed_on_signal` as for [`spawn_in_group`].
+fn captured(
+    expression: duct::Expression,
+    timeout: Duration,
+    killed_on_signal: bool,
+) -> io::Result<Option<Output>> {
+    let child = spawn_in_group(
         expression.stdout_capture().stderr_capture(),
         Duration::from_secs(2),
+        false,
+        killed_on_signal,
     )?;
     let finished = child.handle.wait_timeout(timeout)?.cloned();
     drop(child);
@@ -156,15 +167,7 @@ pub fn run_captured_uninterrupted(
     expression: duct::Expression,
     timeout: Duration,
 ) -> io::Result<Option<Output>> {
-    let child = spawn_in_group(
-        expression.stdout_capture().stderr_capture(),
-        Duration::from_secs(2),
-        false,
-        false,
-    )?;
-    let finished = child.handle.wait_timeout(timeout)?.cloned();
-    drop(child);
-    Ok(finished)
+    captured(expression, timeout, false)
 }
 
 /// [`run_captured`] for a step that must succeed: an error names `what`

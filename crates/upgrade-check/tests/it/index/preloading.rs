@@ -7,21 +7,28 @@ use std::path::Path;
 
 use crate::common::{TestContext, verdict};
 
+/// Every scenario run of the report, with its cell's name.
+fn each_run(report: &serde_json::Value) -> impl Iterator<Item = (&str, &serde_json::Value)> {
+    report["cells"].as_array().unwrap().iter().flat_map(|cell| {
+        let name = cell["name"].as_str().unwrap();
+        cell["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(move |run| (name, run))
+    })
+}
+
 /// Every scenario run's verdict, and whether its service was forked.
 fn runs(report: &serde_json::Value) -> Vec<(String, String, String, bool)> {
-    report["cells"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|cell| {
-            cell["scenarios"].as_array().unwrap().iter().map(|run| {
-                (
-                    cell["name"].as_str().unwrap().to_owned(),
-                    run["scenario"].as_str().unwrap().to_owned(),
-                    run["verdict"].as_str().unwrap().to_owned(),
-                    run["timing"]["preloaded"].as_bool().unwrap_or(false),
-                )
-            })
+    each_run(report)
+        .map(|(cell, run)| {
+            (
+                cell.to_owned(),
+                run["scenario"].as_str().unwrap().to_owned(),
+                run["verdict"].as_str().unwrap().to_owned(),
+                run["timing"]["preloaded"].as_bool().unwrap_or(false),
+            )
         })
         .collect()
 }
@@ -128,20 +135,14 @@ fn a_library_that_reads_the_environment_at_import_turns_preloading_off() {
 
 /// Each scenario run's verdict and summary, by cell.
 fn verdicts_and_summaries(report: &serde_json::Value) -> Vec<String> {
-    report["cells"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|cell| {
-            cell["scenarios"].as_array().unwrap().iter().map(|run| {
-                format!(
-                    "{} | {} | {} | {}",
-                    cell["name"].as_str().unwrap(),
-                    run["scenario"].as_str().unwrap(),
-                    run["verdict"].as_str().unwrap(),
-                    run["summary"].as_str().unwrap_or("")
-                )
-            })
+    each_run(report)
+        .map(|(cell, run)| {
+            format!(
+                "{cell} | {} | {} | {}",
+                run["scenario"].as_str().unwrap(),
+                run["verdict"].as_str().unwrap(),
+                run["summary"].as_str().unwrap_or("")
+            )
         })
         .collect()
 }
@@ -199,12 +200,8 @@ fn the_breaking_variants_give_the_same_verdicts_cold_and_forked() {
         let forked_report = ctx.report();
         // A service that never started (a failed import) has no timing.
         let started_cold = |report: &serde_json::Value| {
-            report["cells"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .flat_map(|cell| cell["scenarios"].as_array().unwrap())
-                .filter(|run| run["timing"]["preloaded"] == false)
+            each_run(report)
+                .filter(|(_, run)| run["timing"]["preloaded"] == false)
                 .count()
         };
         assert_eq!(
