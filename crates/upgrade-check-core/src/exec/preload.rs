@@ -249,25 +249,40 @@ impl Preloader {
         stream
             .set_read_timeout(Some(FORK_TIMEOUT))
             .map_err(|err| broken(&err))?;
-        let mut child = ForkedChild {
+        // No child exists to stop until the preloader names it: a
+        // `ForkedChild` without its pid would stop group 0, the harness's own.
+        let line = next_line(&mut stream).map_err(|err| broken(&err))?;
+        let pid: i32 = line
+            .strip_prefix("pid ")
+            .and_then(|pid| pid.parse().ok())
+            .filter(|pid| *pid > 1)
+            .ok_or_else(|| broken(&line))?;
+        process::register_group(pid);
+        Ok(ForkedChild {
             stream,
-            pid: 0,
+            pid,
             grace: self.grace,
             namespaced,
             said: Mutex::new((Vec::new(), None)),
-        };
-        let line = child.next_line().map_err(|err| broken(&err))?;
-        child.pid = line
-            .strip_prefix("pid ")
-            .and_then(|pid| pid.parse().ok())
-            .ok_or_else(|| broken(&line))?;
-        process::register_group(child.pid);
-        Ok(child)
+        })
     }
 
     /// Whether the preloader is still serving.
     pub fn alive(&self) -> bool {
         matches!(self.process.try_exit(), Ok(None))
+    }
+}
+
+/// The next line the preloader sent on `stream` (blocking).
+fn next_line(stream: &mut UnixStream) -> std::io::Result<String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match stream.read(&mut byte)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            _ if byte[0] == b'\n' => return Ok(String::from_utf8_lossy(&line).into_owned()),
+            _ => line.push(byte[0]),
+        }
     }
 }
 
@@ -286,19 +301,6 @@ pub struct ForkedChild {
 impl ForkedChild {
     pub fn pid(&self) -> u32 {
         self.pid as u32
-    }
-
-    /// The next line the preloader sent on this connection (blocking).
-    fn next_line(&mut self) -> std::io::Result<String> {
-        let mut line = Vec::new();
-        let mut byte = [0u8; 1];
-        loop {
-            match self.stream.read(&mut byte)? {
-                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                _ if byte[0] == b'\n' => return Ok(String::from_utf8_lossy(&line).into_owned()),
-                _ => line.push(byte[0]),
-            }
-        }
     }
 
     /// The exit status, if the service has ended. A preloader gone without
@@ -439,6 +441,34 @@ mod tests {
             format!("{} ['--port', '8000'] hello False", cwd.display()),
             "its own folder, argv and exactly its environment"
         );
+    }
+
+    #[test]
+    fn a_preloader_that_dies_before_naming_its_child_fails_the_fork_and_signals_no_one_else() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("serve.py"), "import time\ntime.sleep(60)\n").unwrap();
+        let preloader = preloader(dir.path());
+        let pid = nix::unistd::Pid::from_raw(preloader.process.pid() as i32);
+        // Stopped, it takes the request but cannot answer; then it dies.
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+        });
+        let forked = preloader.fork(
+            &Entry::Script("serve.py".into()),
+            &[],
+            &BTreeMap::new(),
+            dir.path(),
+            std::fs::File::create(dir.path().join("run.log"))
+                .unwrap()
+                .into(),
+            false,
+        );
+        killer.join().unwrap();
+        // Stopping a child whose pid never came would signal group 0: this
+        // test process's own, which would not be here to see the error.
+        assert!(forked.is_err(), "no child was named");
     }
 
     #[test]

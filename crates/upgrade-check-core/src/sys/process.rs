@@ -242,6 +242,10 @@ impl GroupChild {
 /// Stops group `pgid` whose leader `running` says is alive: SIGTERM, the
 /// grace period, then SIGKILL for whatever is left, and forgets the group.
 pub fn stop_group(pgid: i32, grace: Duration, namespaced: bool, running: impl Fn() -> bool) {
+    // 0 is the caller's own group and 1 init's: never a child's.
+    if pgid <= 1 {
+        return;
+    }
     let group = Pid::from_raw(pgid);
     if running() {
         let _ = killpg(group, Signal::SIGTERM);
@@ -264,6 +268,9 @@ pub fn stop_group(pgid: i32, grace: Duration, namespaced: bool, running: impl Fn
 /// Counts group `pgid`, which the harness did not spawn itself (a service
 /// forked by a preloader), among those [`kill_all`] kills.
 pub fn register_group(pgid: i32) {
+    if pgid <= 1 {
+        return;
+    }
     LIVE_GROUPS
         .lock()
         .unwrap_or_else(|e| e.into_inner())

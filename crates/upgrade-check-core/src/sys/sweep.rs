@@ -132,7 +132,8 @@ pub fn is_running(pid: u32) -> bool {
 
 /// Kills a process and its process group.
 pub fn kill_with_group(pid: i32) {
-    if let Some(group) = process_group(pid) {
+    // Group 0 (unreadable) would be the caller's own; 1 is init's.
+    if let Some(group) = process_group(pid).filter(|group| *group > 1) {
         let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
     }
     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
