@@ -50,16 +50,54 @@ fn assert_rows(table: &str, rows: &[&str]) {
             .lines()
             .find(|line| line.starts_with(row))
             .unwrap_or_else(|| panic!("{row} in {table}"));
-        let figure: f64 = line
-            .rsplit('|')
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let figure = figure(line);
         assert!(figure.is_finite() && figure >= 0.0, "{line}");
+    }
+}
+
+/// A row's (first) figure.
+fn figure(line: &str) -> f64 {
+    line.rsplit('|')
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("no figure in {line}"))
+}
+
+/// The warm run's phases are each there and add up to its wall time: no
+/// phase counted twice (the slots' idle time would be short of zero), none
+/// left out.
+fn assert_phases_add_up(table: &str) {
+    let wall = figure(
+        table
+            .lines()
+            .find(|line| {
+                line.starts_with("| warm run, every cell replayed (0 environments built) |")
+            })
+            .unwrap(),
+    );
+    let phases: Vec<f64> = table
+        .lines()
+        .filter(|line| line.starts_with("| warm run by phase: "))
+        .map(figure)
+        .collect();
+    assert_eq!(phases.len(), 12, "{table}");
+    let sum: f64 = phases.iter().sum();
+    // Each phase is printed to 0.01 s, the wall time to 0.1 s.
+    assert!(
+        (sum - wall).abs() <= 0.15,
+        "phases add up to {sum:.2} s of {wall} s: {table}"
+    );
+    for row in [
+        "| warm run by phase: the services' own start-up and requests / jobs |",
+        "| warm run by phase: the baseline's check replays (noise, forked against cold) / jobs |",
+        "| warm run by phase: stopping the service, the leak check / jobs |",
+    ] {
+        let line = table.lines().find(|line| line.starts_with(row)).unwrap();
+        assert!(figure(line) > 0.0, "{line}");
     }
 }
 
@@ -97,6 +135,7 @@ fn the_bench_measures_every_row_and_writes_its_table() {
             "| cargo service `rust-service`: per cell, its lock resolved, built and linked on compiled crates (3 cells) |",
         ],
     );
+    assert_phases_add_up(&table);
     assert!(!table.contains("tox"), "--no-peers leaves the peers out");
 }
 

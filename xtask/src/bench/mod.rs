@@ -33,6 +33,7 @@ use upgrade_check_core::report::Report;
 use upgrade_check_core::{exec::replay, input::scenario, judge::normalize, plan};
 
 mod peers;
+mod phases;
 mod pull_request;
 mod resolution;
 mod rust;
@@ -58,6 +59,8 @@ pub struct Measured {
     environments_built: usize,
     /// Each upgrade cell's pins (`name==version`), in plan order.
     pins: Vec<Vec<String>>,
+    /// The wall time, phase by phase, where scenarios ran.
+    phases: Option<phases::Phases>,
 }
 
 pub fn run(
@@ -241,6 +244,17 @@ pub fn run(
         "| the warm run's own floor (forked starts + requests) / jobs: what is left is the harness's | {:.1} s |",
         secs(warm.floor / jobs as u32)
     );
+    let phases = warm
+        .phases
+        .as_ref()
+        .context("the warm run replayed no scenario")?;
+    for (phase, took) in phases.rows() {
+        let _ = writeln!(
+            table,
+            "| warm run by phase: {phase} | {:.2} s |",
+            secs(took)
+        );
+    }
     let _ = writeln!(
         table,
         "| start-up to healthy per scenario run: cold ({} runs) / forked from a preloader ({} runs) | {:.0} ms / {:.0} ms |",
@@ -369,11 +383,15 @@ pub(super) fn whole_run(
     replay_all: bool,
     extra: &[&str],
 ) -> anyhow::Result<Measured> {
+    fs_err::create_dir_all(state)?;
+    let events = state.join("bench-events.jsonl");
     let mut args = extra.to_vec();
+    args.extend(["--events", path_str(&events)?]);
     if replay_all {
         args.push("--no-cache");
     }
     let (wall, report) = run_harness(config, state, cache, jobs, &args)?;
+    let phases = phases::Phases::measure(wall, &report, &events, jobs)?;
     let timings = report
         .cells
         .iter()
@@ -432,7 +450,14 @@ pub(super) fn whole_run(
             .filter(|cell| !cell.baseline)
             .map(|cell| cell.pins.clone())
             .collect(),
+        phases,
     })
+}
+
+/// `path` as an argument; the bench's own folders are UTF-8.
+fn path_str(path: &Path) -> anyhow::Result<&str> {
+    path.to_str()
+        .with_context(|| format!("{} is not UTF-8", path.display()))
 }
 
 /// One run of the harness binary (bisection off) with `extra` flags; its

@@ -158,6 +158,28 @@ pub struct Timing {
     /// The service was forked from a preloaded interpreter, not started cold.
     #[serde(default)]
     pub preloaded: bool,
+    /// The harness's own work around the service in this run.
+    #[serde(default)]
+    pub harness: HarnessWork,
+}
+
+/// What a scenario run spent outside the service's start-up and requests,
+/// phase by phase: where a run's time goes beyond the floor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HarnessWork {
+    /// Copying the service's source for the run, and removing the copy after.
+    pub copy_ms: u64,
+    /// Waiting for the cell's preloader to import its libraries (its first forked runs).
+    pub preloader_ms: u64,
+    /// Stopping the service (SIGTERM, its exit) and looking for processes it left.
+    pub stop_ms: u64,
+    /// Reading the log, normalising the answers and comparing them with the snapshot.
+    pub judge_ms: u64,
+    /// The baseline's other replays of this scenario, which check it for
+    /// noise and forked starts against cold ones: their whole time.
+    pub check_ms: u64,
+    /// All the run held its service slot for, the service's own time included.
+    pub slot_ms: u64,
 }
 
 /// Which part of a plan a partial result holds.
@@ -281,6 +303,14 @@ impl ScenarioReport {
             timing: None,
             unhealthy: Vec::new(),
             alternative: None,
+        }
+    }
+
+    /// Counts `other`, one of the baseline's check replays of this
+    /// scenario, in this run's harness work.
+    pub fn add_check(&mut self, other: &ScenarioReport) {
+        if let (Some(timing), Some(other)) = (self.timing.as_mut(), other.timing) {
+            timing.harness.check_ms += other.harness.slot_ms;
         }
     }
 }

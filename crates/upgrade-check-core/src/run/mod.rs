@@ -282,12 +282,15 @@ pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
         }
     }
     // A task that panicked left its slot empty: that cell is the harness's failure.
-    let prepared = prepared.into_iter().map(|prepared| {
-        prepared.unwrap_or(Prepared::Failed {
-            verdict: Verdict::Error,
-            reason: "the harness panicked while preparing this cell".to_owned(),
+    let prepared: Vec<_> = prepared
+        .into_iter()
+        .map(|prepared| {
+            prepared.unwrap_or(Prepared::Failed {
+                verdict: Verdict::Error,
+                reason: "the harness panicked while preparing this cell".to_owned(),
+            })
         })
-    });
+        .collect();
 
     let mut cells = plan.cells.iter().cloned().zip(prepared).enumerate();
     // The baseline is judged before anything else.
@@ -629,7 +632,7 @@ async fn run_baseline_twice(
         true => (Start::Cold, Start::Preloaded),
         false => (Start::current(ctx), Start::current(ctx)),
     };
-    let ((mut report, first), (_, second)) = tokio::join!(
+    let ((mut report, first), (again, second)) = tokio::join!(
         run_scenario(
             ctx,
             cell,
@@ -649,6 +652,7 @@ async fn run_baseline_twice(
             second_start
         ),
     );
+    report.add_check(&again);
     let (Some(first), Some(second)) = (&first, &second) else {
         if checking && first.is_some() != second.is_some() {
             turn_off_preloading(
@@ -664,7 +668,7 @@ async fn run_baseline_twice(
     };
     let mut noise = noise::compare_runs(&run.key, first, second);
     if checking && let Some(forked) = noise.take() {
-        let (_, third) = run_scenario(
+        let (cold_again, third) = run_scenario(
             ctx,
             cell,
             environment,
@@ -674,6 +678,7 @@ async fn run_baseline_twice(
             Start::Cold,
         )
         .await;
+        report.add_check(&cold_again);
         let cold = third.and_then(|third| noise::compare_runs(&run.key, first, &third));
         match cold {
             Some(cold)
@@ -762,6 +767,7 @@ async fn run_scenario(
         Attempt::Third => format!("{}.cold", run.key),
     };
     let _slot = ctx.service_slots.acquire().await;
+    let held = Instant::now();
     ctx.step(
         &cell.name,
         CellStep::StartingService {
@@ -771,9 +777,11 @@ async fn run_scenario(
     // Each run its own copy: a service that writes beside its code (a
     // default database file, an upload folder) leaves nothing for the next.
     let service_dir = ctx.scratch.join(&cell.id).join(format!("{key}.service"));
+    let copying = Instant::now();
     let copied = crate::sys::state::unless_quitting(|| {
         crate::sys::state::copy_tree(&ctx.config.service.root, &service_dir)
     });
+    let copied_in = copying.elapsed();
     if let Err(err) = copied {
         let mut report = ScenarioReport::new(run.key.clone(), Verdict::Error);
         report.summary = Some(format!("cannot copy the service: {err:#}"));
@@ -784,9 +792,19 @@ async fn run_scenario(
         key: &key,
         start,
     };
-    let outcome = replay_in(ctx, cell, environment, set, run, copy).await;
+    let (mut report, rendered) = replay_in(ctx, cell, environment, set, run, copy).await;
+    let removing = Instant::now();
     let _ = fs_err::remove_dir_all(&service_dir);
-    outcome
+    if let Some(timing) = report.timing.as_mut() {
+        timing.harness.copy_ms = ms(copied_in + removing.elapsed());
+        timing.harness.slot_ms = ms(held.elapsed());
+    }
+    (report, rendered)
+}
+
+/// Whole milliseconds, as timings are reported.
+fn ms(duration: Duration) -> u64 {
+    duration.as_millis() as u64
 }
 
 /// [`run_scenario`] once the service's copy is in place.
@@ -851,6 +869,7 @@ async fn replay_in(
         .logs_dir()
         .join(&cell.id)
         .join(format!("{key}.log"));
+    let waiting = Instant::now();
     let preloader = match start {
         Start::Preloaded if ctx.preloading.on() => {
             match ctx
@@ -867,6 +886,7 @@ async fn replay_in(
         }
         _ => None,
     };
+    let preloader_ms = ms(waiting.elapsed());
     let launch = Launched {
         cell: &cell.name,
         environment,
@@ -888,7 +908,50 @@ async fn replay_in(
     if let Some(timing) = report.timing.as_mut() {
         timing.database_ms = database_ms;
         timing.database_made_ahead = database_made_ahead;
+        timing.harness.preloader_ms = preloader_ms;
     }
+    let judging = Instant::now();
+    let answered = Answered {
+        service_dir,
+        log,
+        secrets,
+        outcome,
+    };
+    let (mut report, rendered) = judge_replay(ctx, cell, environment, set, run, answered, report);
+    if let Some(timing) = report.timing.as_mut() {
+        timing.harness.judge_ms = ms(judging.elapsed());
+    }
+    (report, rendered)
+}
+
+/// What a run's service answered, once it has stopped.
+struct Answered<'a> {
+    service_dir: &'a Path,
+    log: PathBuf,
+    /// The scenario's secrets and the run's (the database password among them).
+    secrets: BTreeMap<String, String>,
+    outcome: Option<Startup>,
+}
+
+/// Reads the run's log, normalises what the service answered and judges it
+/// against the accepted snapshot (or an alternative, or the base's in a
+/// pull request); the rendered snapshot with the report.
+fn judge_replay(
+    ctx: &RunContext,
+    cell: &Cell,
+    environment: &Environment,
+    set: &ResolvedSet,
+    run: &ScenarioRun<'_>,
+    answered: Answered<'_>,
+    mut report: ScenarioReport,
+) -> (ScenarioReport, Option<String>) {
+    let Answered {
+        service_dir,
+        log,
+        secrets,
+        outcome,
+    } = answered;
+    let (config, scenario) = (&ctx.config, run.scenario);
     // Where the programs live differs per environment: never part of a snapshot.
     let programs = match &environment.python {
         Some(python) => ("venv", python.venv.display().to_string()),
@@ -1277,6 +1340,7 @@ async fn replay_once(
                         replay_ms: 0,
                         requests: 0,
                         preloaded: launched.preloader.is_some(),
+                        harness: Default::default(),
                     });
                     return Some(Startup::Refused {
                         status,
@@ -1319,12 +1383,14 @@ async fn replay_once(
         replay_ms: replaying.elapsed().as_millis() as u64,
         requests: replayed.exchanges.len(),
         preloaded,
+        harness: Default::default(),
     });
     // A request that got no answer may mean the service is dying: give it a moment to be seen dead.
     let no_answer = replayed
         .exchanges
         .last()
         .is_some_and(|exchange| exchange.response.is_err());
+    let stopping = Instant::now();
     let died = running
         .exit_status_within(if no_answer {
             Duration::from_secs(2)
@@ -1334,6 +1400,9 @@ async fn replay_once(
         .await;
 
     let stopped = running.stop().await;
+    if let Some(timing) = report.timing.as_mut() {
+        timing.harness.stop_ms = ms(stopping.elapsed());
+    }
     report.leaks = stopped.leaks;
     if let Some(error) = stopped.log_error {
         report.verdict = Verdict::Error;
