@@ -255,9 +255,13 @@ pub fn stop_group(pgid: i32, grace: Duration, namespaced: bool, running: impl Fn
             // now is the same outcome without waiting out the grace.
             let _ = killpg(group, Signal::SIGKILL);
         }
+        // Most services are gone within a millisecond or two of SIGTERM:
+        // look soon, then less often.
         let deadline = Instant::now() + grace;
+        let mut pause = Duration::from_millis(1);
         while Instant::now() < deadline && running() {
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
         }
     }
     // The leader may be gone while the rest of its group lives on.
