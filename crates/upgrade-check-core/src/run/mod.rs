@@ -291,6 +291,16 @@ pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
             })
         })
         .collect();
+    ctx.preloading.line_up(
+        plan.cells
+            .iter()
+            .zip(&prepared)
+            .filter_map(|(cell, prepared)| match prepared {
+                Prepared::Ready { environment, .. } => Some((cell.id.clone(), environment.clone())),
+                Prepared::Failed { .. } => None,
+            })
+            .collect(),
+    );
 
     let mut cells = plan.cells.iter().cloned().zip(prepared).enumerate();
     // The baseline is judged before anything else.
@@ -344,7 +354,10 @@ async fn guarded(
     // A cancelled run drops this future: the cell must stop with it rather
     // than go on starting services in the background.
     let _stop_with_caller = AbortOnDrop(task.abort_handle());
-    match task.await {
+    let finished = task.await;
+    // However the cell ended, its preloader (perhaps started ahead) stops.
+    ctx.preloading.finish_cell(&cell.id).await;
+    match finished {
         Ok(outcome) => outcome,
         Err(err) => {
             let message = match err.try_into_panic() {
@@ -520,7 +533,6 @@ async fn run_cell(
         outcome
     });
     let replayed = join_all(replays).await;
-    ctx.preloading.finish_cell(&cell.id).await;
     if cell.is_baseline() && ctx.check_noise && ctx.preloading.checked() {
         ctx.preloading.verify();
     }

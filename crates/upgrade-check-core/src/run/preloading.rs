@@ -28,6 +28,58 @@ pub struct Preloading {
     /// The baseline's check passed: forked starts answer as cold ones.
     verified: std::sync::atomic::AtomicBool,
     by_cell: Mutex<BTreeMap<String, Arc<PreloaderOnce>>>,
+    /// The cells to run, in plan order, with their environments: as a
+    /// cell's preloader is asked for, the next cell's starts ahead.
+    lined_up: Mutex<Vec<(String, Environment)>>,
+}
+
+/// All a preloader needs to start, owned: it may start on a task of its own.
+struct PreloaderStart {
+    interpreter: std::path::PathBuf,
+    root: std::path::PathBuf,
+    env: BTreeMap<std::ffi::OsString, std::ffi::OsString>,
+    startup: std::time::Duration,
+    grace: std::time::Duration,
+}
+
+impl PreloaderStart {
+    fn new(config: &Config, environment: &Environment) -> Result<PreloaderStart, String> {
+        let python = environment
+            .python
+            .as_ref()
+            .ok_or_else(|| "the environment has no Python".to_owned())?;
+        let env = service::interpreter_env(
+            &config.service.pass_env,
+            &environment.bin,
+            Some(&python.venv),
+        )?;
+        // The preloader runs from `/`: the source's folder, as the copies are made from it.
+        let root = std::path::absolute(&config.service.root)
+            .map_err(|err| format!("cannot find the service's folder: {err}"))?;
+        Ok(PreloaderStart {
+            interpreter: python.interpreter.clone(),
+            root,
+            env,
+            startup: config.timeouts.startup,
+            grace: config.timeouts.shutdown_grace,
+        })
+    }
+
+    /// Starts the preloader (off the async threads).
+    async fn run(self) -> Result<Arc<Preloader>, String> {
+        tokio::task::spawn_blocking(move || {
+            Preloader::start(
+                &self.interpreter,
+                &self.root,
+                self.env,
+                self.startup,
+                self.grace,
+            )
+        })
+        .await
+        .map_err(|err| err.to_string())?
+        .map(Arc::new)
+    }
 }
 
 impl Preloading {
@@ -55,7 +107,15 @@ impl Preloading {
             found: Mutex::new(None),
             verified: Default::default(),
             by_cell: Mutex::new(BTreeMap::new()),
+            lined_up: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The cells that will run, in plan order: each one's preloader starts
+    /// as the one before it asks for its own, so that it is ready when the
+    /// cell's first run comes.
+    pub fn line_up(&self, cells: Vec<(String, Environment)>) {
+        *self.lined_up.lock().unwrap_or_else(|e| e.into_inner()) = cells;
     }
 
     /// Whether scenario runs start forked from a preloader now.
@@ -119,36 +179,10 @@ impl Preloading {
         cell_id: &str,
         environment: &Environment,
     ) -> Result<Arc<Preloader>, String> {
-        let python = environment
-            .python
-            .as_ref()
-            .ok_or_else(|| "the environment has no Python".to_owned())?;
-        let once = self
-            .by_cell
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(cell_id.to_owned())
-            .or_default()
-            .clone();
+        let once = self.once(cell_id);
+        self.start_next_ahead(config, cell_id);
         let preloader = once
-            .get_or_init(|| async {
-                let env = service::interpreter_env(
-                    &config.service.pass_env,
-                    &environment.bin,
-                    Some(&python.venv),
-                )?;
-                let interpreter = python.interpreter.clone();
-                // The preloader runs from `/`: the source's folder, as the copies are made from it.
-                let root = std::path::absolute(&config.service.root)
-                    .map_err(|err| format!("cannot find the service's folder: {err}"))?;
-                let (startup, grace) = (config.timeouts.startup, config.timeouts.shutdown_grace);
-                tokio::task::spawn_blocking(move || {
-                    Preloader::start(&interpreter, &root, env, startup, grace)
-                })
-                .await
-                .map_err(|err| err.to_string())?
-                .map(Arc::new)
-            })
+            .get_or_init(|| async { PreloaderStart::new(config, environment)?.run().await })
             .await
             .clone()?;
         match preloader.alive() {
@@ -157,8 +191,53 @@ impl Preloading {
         }
     }
 
-    /// `cell`'s runs are over: its preloader stops (off the async threads).
+    /// Where `cell`'s preloader is (or will be).
+    fn once(&self, cell_id: &str) -> Arc<PreloaderOnce> {
+        self.by_cell
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(cell_id.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Starts the preloader of the cell lined up after `cell_id` on a task
+    /// of its own, unless it has started. One ahead: a long matrix never
+    /// has more preloaders than cells running, and one.
+    fn start_next_ahead(&self, config: &Config, cell_id: &str) {
+        if !self.on() {
+            return;
+        }
+        let next = {
+            let lined_up = self.lined_up.lock().unwrap_or_else(|e| e.into_inner());
+            let after = lined_up.iter().position(|(id, _)| id == cell_id);
+            after.and_then(|index| lined_up.get(index + 1)).cloned()
+        };
+        let Some((next_id, environment)) = next else {
+            return;
+        };
+        let once = self.once(&next_id);
+        if once.initialized() {
+            return;
+        }
+        // What cannot start here is said when the cell asks itself.
+        let Ok(start) = PreloaderStart::new(config, &environment) else {
+            return;
+        };
+        tokio::spawn(async move {
+            let _ = once.get_or_init(|| start.run()).await;
+            // The cell may be over already: its preloader stops off the async threads.
+            let _ = tokio::task::spawn_blocking(move || drop(once)).await;
+        });
+    }
+
+    /// `cell`'s runs are over (or were never needed): its preloader stops
+    /// (off the async threads), and none starts ahead for it any more.
     pub async fn finish_cell(&self, cell_id: &str) {
+        self.lined_up
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(id, _)| id != cell_id);
         let once = self
             .by_cell
             .lock()
