@@ -1,8 +1,9 @@
 //! A fresh database for every scenario run, so no run sees another's data.
 //!
 //! SQLite: a new file in the run's private folder. PostgreSQL: a throwaway
-//! cluster the harness starts for the run (initdb into a temp dir, Unix
-//! socket only, fsync off, trust auth; as `nobody` when the harness is root,
+//! cluster the harness starts for the run (initdb into a folder in shared
+//! memory where it has room, else the temp folder; Unix socket only, fsync
+//! off, trust auth; as `nobody` when the harness is root,
 //! since initdb refuses root), or a server the user names with
 //! `--database-url`. Either way each scenario run gets its own database,
 //! created before and dropped after. The cluster dies with the harness.
@@ -103,7 +104,7 @@ impl Postgres {
         let dir = crate::sys::state::TempDir::registered(
             tempfile::Builder::new()
                 .prefix(crate::sys::sweep::CLUSTER_PREFIX)
-                .tempdir()
+                .tempdir_in(crate::sys::sweep::cluster_parent())
                 .context("cannot create a folder for the PostgreSQL cluster")?,
         );
         crate::sys::sweep::claim(dir.path())?;
@@ -168,6 +169,11 @@ impl Postgres {
                     "synchronous_commit=off",
                     "-c",
                     "full_page_writes=off",
+                    // Its shared memory segments as files in the data
+                    // folder, which goes with the cluster, rather than in
+                    // /dev/shm, where a SIGKILLed server leaves them.
+                    "-c",
+                    "dynamic_shared_memory_type=mmap",
                 ],
             ))
             .dir(dir.path())

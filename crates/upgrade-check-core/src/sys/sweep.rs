@@ -15,8 +15,30 @@ use nix::unistd::Pid;
 use crate::sys::process::RUN_MARKER;
 
 const OWNER_FILE: &str = "owner";
-/// Prefix of the PostgreSQL cluster folders in the system temp folder.
+/// Prefix of the PostgreSQL cluster folders, in [`cluster_parent`].
 pub const CLUSTER_PREFIX: &str = "upgrade-check-pg-";
+
+/// Shared memory, where it has room: a cluster's files are made and removed
+/// with every database, which on a disk's file system costs more CPU than
+/// the services under test.
+const SHARED_MEMORY: &str = "/dev/shm";
+/// The room shared memory must have left for a cluster to go there.
+const SHARED_MEMORY_ROOM: u64 = 2 << 30;
+
+/// Where the harness's own PostgreSQL clusters go: shared memory (a tmpfs)
+/// where it has 2 GiB free, the system temp folder otherwise.
+pub fn cluster_parent() -> PathBuf {
+    let room = nix::sys::statvfs::statvfs(SHARED_MEMORY).map(|stats| {
+        stats
+            .blocks_available()
+            .saturating_mul(stats.fragment_size())
+    });
+    let writable = nix::unistd::access(SHARED_MEMORY, nix::unistd::AccessFlags::W_OK).is_ok();
+    match room {
+        Ok(room) if writable && room >= SHARED_MEMORY_ROOM => PathBuf::from(SHARED_MEMORY),
+        _ => std::env::temp_dir(),
+    }
+}
 
 /// What a sweep removed.
 #[derive(Debug, Default)]
@@ -33,10 +55,16 @@ pub fn claim(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Removes what dead runs left: their processes, their run folders under
-/// `runs` (except `current`), and their clusters in the system temp folder.
+/// `runs` (except `current`), and their clusters in shared memory or the
+/// system temp folder.
 pub fn sweep(runs: &Path, current: &Path) -> Swept {
     let mut dead: Vec<PathBuf> = Vec::new();
-    for parent in [runs.to_owned(), std::env::temp_dir()] {
+    let parents = [
+        runs.to_owned(),
+        std::env::temp_dir(),
+        PathBuf::from(SHARED_MEMORY),
+    ];
+    for parent in parents {
         let Ok(entries) = std::fs::read_dir(&parent) else {
             continue;
         };

@@ -218,6 +218,12 @@ fn after_sigkill_children_die_and_the_next_run_removes_the_leftovers() {
     );
     // Its folders could not be removed by a dead process...
     assert!(std::path::Path::new(&cluster_dir).exists());
+    // ...and its shared memory segments are files in it, not loose in
+    // /dev/shm, where a SIGKILLed server leaves them for good.
+    let segments = std::fs::read_dir(format!("{cluster_dir}/data/pg_dynshmem"))
+        .unwrap()
+        .count();
+    assert!(segments > 0, "no shared memory segment in {cluster_dir}");
     assert_eq!(std::fs::read_dir(ctx.path("state/tmp")).unwrap().count(), 1);
 
     // ...so the next run does it.
