@@ -542,7 +542,7 @@ async fn run_cell(
         }
         report.scenarios.push(scenario_report);
     }
-    report.duration_ms = started.elapsed().as_millis() as u64;
+    report.duration_ms = ms(started.elapsed());
     ctx.finished_cell(&cell.name, judged(&report, false));
     let outcome = CellOutcome { report, contents };
     // The harness's own failures are not results: they run again next time.
@@ -869,7 +869,7 @@ async fn replay_in(
         FreshDatabase::Sqlite(database) => (database, None, false),
         FreshDatabase::Postgres(lease) => (
             &lease.database,
-            Some(taking.elapsed().as_millis() as u64),
+            Some(ms(taking.elapsed())),
             lease.made_ahead,
         ),
     };
@@ -1313,7 +1313,7 @@ async fn replay_once(
             match tokio::task::block_in_place(|| {
                 service::run_setup(&launch, setup, launched.template_note.as_deref())
             }) {
-                Ok(took) => setup_ms = took.as_millis() as u64,
+                Ok(took) => setup_ms = ms(took),
                 Err(reason) => {
                     report.verdict = Verdict::StartupFailed;
                     report.summary = Some(reason);
@@ -1348,7 +1348,7 @@ async fn replay_once(
                         setup_ms,
                         database_ms: None,
                         database_made_ahead: false,
-                        startup_ms: starting.elapsed().as_millis() as u64,
+                        startup_ms: ms(starting.elapsed()),
                         replay_ms: 0,
                         requests: 0,
                         preloaded: launched.preloader.is_some(),
@@ -1391,8 +1391,8 @@ async fn replay_once(
         setup_ms,
         database_ms: None,
         database_made_ahead: false,
-        startup_ms: startup.as_millis() as u64,
-        replay_ms: replaying.elapsed().as_millis() as u64,
+        startup_ms: ms(startup),
+        replay_ms: ms(replaying.elapsed()),
         requests: replayed.exchanges.len(),
         preloaded,
         harness: Default::default(),
