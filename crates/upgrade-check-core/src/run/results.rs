@@ -11,7 +11,7 @@
 //! not the shared cache: they are this project's.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -38,11 +38,12 @@ pub struct Recorded {
 
 /// The digest of everything a run's cells share as inputs; `pin_files` are
 /// the service's requirements files, left out. The harness counts by its
-/// build (a digest of its own executable), not its version: a rebuilt harness
+/// build (a digest of its own executable, remembered in `cache`), not its version: a rebuilt harness
 /// that behaves differently must not reuse what the old one judged. The
 /// variables it passes on to services count with their values.
 pub fn run_digest(
     config: &Config,
+    cache: &Path,
     python: &str,
     switches: &str,
     pin_files: &[PathBuf],
@@ -54,7 +55,7 @@ pub fn run_digest(
         .collect();
     for part in [
         "results-v2",
-        &harness_build()?,
+        &harness_build(cache)?,
         python,
         switches,
         &passed,
@@ -92,15 +93,49 @@ pub fn run_digest(
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// A digest of the running harness's executable, computed once per process.
-fn harness_build() -> anyhow::Result<String> {
+/// A digest of the running harness's executable, computed once per build:
+/// the cache remembers it (`harness-build`) with the executable's device,
+/// inode, size and modification time, which any rebuild changes. A debug
+/// build is some 200 MB, and hashing it took longer than judging a run.
+fn harness_build(cache: &Path) -> anyhow::Result<String> {
     static BUILD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     if let Some(build) = BUILD.get() {
         return Ok(build.clone());
     }
+    let digest = remembered_digest(&std::env::current_exe()?, &cache.join("harness-build"))?;
+    Ok(BUILD.get_or_init(|| digest).clone())
+}
+
+/// The digest of `exe`, from `memo` when it was taken of the same file as
+/// it is now; else hashed, and remembered there.
+fn remembered_digest(exe: &Path, memo: &Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs_err::metadata(exe)?;
+    let stamp = format!(
+        "{} {} {} {}.{:09}",
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec()
+    );
+    let remembered = std::fs::read_to_string(memo).ok().and_then(|text| {
+        let (at, digest) = text.trim_end().rsplit_once(' ')?;
+        (at == stamp && digest.len() == 64).then(|| digest.to_owned())
+    });
+    if let Some(digest) = remembered {
+        return Ok(digest);
+    }
+    let digest = hash_file(exe)?;
+    // Not remembered only costs the next run the hashing.
+    let _ = state::write_atomic(memo, format!("{stamp} {digest}\n").as_bytes());
+    Ok(digest)
+}
+
+/// The SHA-256 of a file's bytes, in hex.
+fn hash_file(path: &Path) -> anyhow::Result<String> {
     use std::io::Read;
-    let exe = std::env::current_exe()?;
-    let mut file = fs_err::File::open(&exe)?;
+    let mut file = fs_err::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut chunk = vec![0u8; 1 << 20];
     loop {
@@ -109,7 +144,7 @@ fn harness_build() -> anyhow::Result<String> {
             read => hasher.update(&chunk[..read]),
         }
     }
-    Ok(BUILD.get_or_init(|| hex::encode(hasher.finalize())).clone())
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// The key of one cell's result within a run of `digest`.
@@ -132,4 +167,31 @@ pub fn load(dirs: &StateDirs, key: &str) -> Option<Recorded> {
 pub fn store(dirs: &StateDirs, key: &str, recorded: &Recorded) -> anyhow::Result<()> {
     let path = dirs.results_dir().join(format!("{key}.json"));
     state::write_atomic(&path, &serde_json::to_vec(recorded)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_executable_is_hashed_once_per_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let (exe, memo) = (dir.path().join("harness"), dir.path().join("memo"));
+        fs_err::write(&exe, b"one build").unwrap();
+        let digest = remembered_digest(&exe, &memo).unwrap();
+        assert_eq!(digest, hash_file(&exe).unwrap());
+
+        // The same file as it was: the memo is read, not the file.
+        let text = fs_err::read_to_string(&memo).unwrap();
+        let remembered = "0".repeat(64);
+        fs_err::write(&memo, text.replace(&digest, &remembered)).unwrap();
+        assert_eq!(remembered_digest(&exe, &memo).unwrap(), remembered);
+
+        // Rebuilt (another size, another time): hashed again.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        fs_err::write(&exe, b"another build").unwrap();
+        let rebuilt = remembered_digest(&exe, &memo).unwrap();
+        assert_eq!(rebuilt, hash_file(&exe).unwrap());
+        assert_ne!(rebuilt, digest);
+    }
 }

@@ -617,6 +617,7 @@ async fn start(
     } else {
         Some(run::results::run_digest(
             &config,
+            &dirs.cache,
             &builder.toolchain(),
             &format!(
                 "noise-check={} no-build={} start={:?}",
