@@ -48,6 +48,10 @@ enum Task {
         /// an empty target folder)
         #[arg(long, conflicts_with = "rust_config")]
         no_rust: bool,
+        /// Only the matrix cold and warm and the peers (what the peers
+        /// are compared with): no other row about the harness, no cargo service
+        #[arg(long, conflicts_with_all = ["no_peers", "rust_config"])]
+        peers_only: bool,
         /// The cargo service whose matrix the Rust section measures
         /// [default: fixtures/rust-auth-service/upgrade-check.toml]
         #[arg(long)]
@@ -83,17 +87,18 @@ fn main() -> ExitCode {
             state_dir,
             jobs,
             no_peers,
+            peers_only,
             no_rust,
             rust_config,
             ..
         } => {
-            let rust = (!no_rust).then(|| {
+            let rust = (!no_rust && !peers_only).then(|| {
                 rust_config.unwrap_or_else(|| {
                     Path::new(env!("CARGO_MANIFEST_DIR"))
                         .join("../fixtures/rust-auth-service/upgrade-check.toml")
                 })
             });
-            bench(config, state_dir, jobs, !no_peers, rust)
+            bench(config, state_dir, jobs, !no_peers, peers_only, rust)
         }
         Task::Test { fast: true, .. } => test_tools::run_fast(),
         Task::Test { args, .. } => test_tools::run(&args),
@@ -124,6 +129,7 @@ fn bench(
     state_dir: Option<PathBuf>,
     jobs: Option<usize>,
     with_peers: bool,
+    peers_only: bool,
     rust: Option<PathBuf>,
 ) -> anyhow::Result<i32> {
     let config = match config {
@@ -140,7 +146,10 @@ fn bench(
         &config,
         &dirs.state,
         jobs.unwrap_or_else(session::default_jobs).max(1),
-        with_peers,
-        rust.as_deref(),
+        bench::Sections {
+            harness: !peers_only,
+            peers: with_peers,
+            rust: rust.as_deref(),
+        },
     )
 }

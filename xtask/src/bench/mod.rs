@@ -18,7 +18,8 @@
 //! - A cargo service's matrix, cold, warm and rebuilt per cell on compiled
 //!   crates ([`rust`]).
 //!
-//! It writes the table to `<state>/bench.md` and prints it.
+//! `--peers-only` measures the matrix cold and warm and the peers, nothing
+//! else. It writes the table to `<state>/bench.md` and prints it.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -63,12 +64,34 @@ pub struct Measured {
     phases: Option<phases::Phases>,
 }
 
+/// What a bench run measures besides the matrix cold and warm.
+pub struct Sections<'a> {
+    /// Every row about the harness alone: services started cold, nothing
+    /// changed, the floor and the phases, databases, resolution, the pull
+    /// request, the cost per request, planning.
+    pub harness: bool,
+    /// The same matrix through tox and nox.
+    pub peers: bool,
+    /// The cargo service whose matrix the Rust section measures.
+    pub rust: Option<&'a Path>,
+}
+
+/// The rows about the harness alone.
+struct HarnessRows {
+    warm_cold_starts: Measured,
+    unchanged: Measured,
+    resolving: resolution::Compared,
+    pull_request: Option<pull_request::PullRequest>,
+    /// Bare requests, the same through the harness, and their number.
+    per_request: (Duration, Duration, usize),
+    planning: Duration,
+}
+
 pub fn run(
     config: &Path,
     state: &Path,
     jobs: usize,
-    with_peers: bool,
-    rust: Option<&Path>,
+    sections: Sections<'_>,
 ) -> anyhow::Result<i32> {
     fs_err::create_dir_all(state)?;
     let cache = tempfile::Builder::new()
@@ -84,15 +107,6 @@ pub fn run(
         true,
         &[],
     )?;
-    eprintln!("bench: the default matrix, warm, every service started cold…");
-    let warm_cold_starts = whole_run(
-        config,
-        &state.join("bench-warm-cold-starts"),
-        cache.path(),
-        jobs,
-        true,
-        &["--start", "cold"],
-    )?;
     eprintln!("bench: the default matrix, warm…");
     let warm = whole_run(
         config,
@@ -102,82 +116,27 @@ pub fn run(
         true,
         &[],
     )?;
-    eprintln!("bench: the default matrix, warm, nothing changed…");
-    let unchanged = whole_run(
-        config,
-        &state.join("bench-warm"),
-        cache.path(),
-        jobs,
-        false,
-        &[],
-    )?;
-    eprintln!("bench: resolving each cell on a uv lock and on requirements.txt…");
     let loaded = upgrade_check_core::input::config::Config::load(config)?;
-    let pins = warm
-        .pins
-        .iter()
-        .map(|cell| cell.iter().map(|pin| parse_pin(pin)).collect())
-        .collect::<anyhow::Result<Vec<Vec<Pin>>>>()?;
-    let resolving = resolution::compare(&loaded, &pins, state)?;
-    let pull_request = match warm.pins.first().and_then(|cell| cell.first()) {
-        Some(pin) => {
-            let dir = tempfile::Builder::new()
-                .prefix("bench-pr-")
-                .tempdir_in(state)
-                .context("a folder for the pull request")?;
-            Some(pull_request::measure(
-                &loaded,
-                pin,
-                cache.path(),
-                dir.path(),
-                jobs,
-            )?)
-        }
-        None => None,
+    let harness = match sections.harness {
+        true => Some(harness_rows(
+            config,
+            &loaded,
+            state,
+            cache.path(),
+            jobs,
+            &warm,
+        )?),
+        false => None,
     };
-    let rust = match rust {
+    let rust = match sections.rust {
         Some(config) => Some(rust::measure(config, state, jobs)?),
         None => None,
     };
-    eprintln!("bench: harness cost per request…");
-    let (bare, harness, requests) = per_request()?;
-    eprintln!("bench: planning 1,000 cells…");
-    let planning = plan_thousand()?;
-    let peers = if with_peers {
-        let dirs = upgrade_check_core::sys::state::StateDirs {
-            state: state.to_owned(),
-            cache: cache.path().to_owned(),
-        };
-        let cells = warm
-            .environments
-            .iter()
-            .enumerate()
-            .map(|(index, id)| {
-                let path = dirs.envs_dir().join(id).join("requirements.txt");
-                Ok(peers::PeerCell {
-                    name: format!("cell{index}"),
-                    requirements: fs_err::read_to_string(path)?,
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let config = &loaded;
-        let scenarios = scenario::load_dir(&config.replay.scenarios)?;
-        let python = upgrade_check_core::env::python::find(config.service.python.as_deref())?;
-        let dir = tempfile::Builder::new()
-            .prefix("bench-peers-")
-            .tempdir_in(state)
-            .context("a folder for the peers")?;
-        peers::measure(config, &scenarios, &cells, &python.path, dir.path(), jobs)?
-    } else {
-        Vec::new()
+    let peers = match sections.peers {
+        true => run_peers(&loaded, state, cache.path(), jobs, &warm)?,
+        false => Vec::new(),
     };
 
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let secs = |d: Duration| d.as_secs_f64();
-    // The floor is the cold-start floor: what a run costs that starts each
-    // service anew, as every peer does.
-    let floor_per_job = warm_cold_starts.floor / jobs as u32;
-    let mean_ms = |(total, count): (Duration, usize)| ms(total) / count.max(1) as f64;
     let mut table = String::new();
     let _ = writeln!(table, "# upgrade-check bench\n");
     let _ = writeln!(
@@ -206,6 +165,206 @@ pub fn run(
         warm.environments_built,
         secs(warm.wall)
     );
+    if let Some(harness) = &harness {
+        write_harness_rows(&mut table, harness, &warm, jobs)?;
+    }
+    if let Some(rust) = &rust {
+        let _ = writeln!(
+            table,
+            "| cargo service `{}`: cold matrix ({} cells, {} locks built into an empty target folder) | {:.1} s |",
+            rust.service,
+            rust.cold.cells,
+            rust.cold.environments_built,
+            secs(rust.cold.wall)
+        );
+        let _ = writeln!(
+            table,
+            "| cargo service `{}`: warm matrix, every cell replayed ({} locks built) | {:.1} s |",
+            rust.service,
+            rust.warm.environments_built,
+            secs(rust.warm.wall)
+        );
+        let _ = writeln!(
+            table,
+            "| cargo service `{}`: per cell, its lock resolved, built and linked on compiled crates ({} cells) | {:.1} s |",
+            rust.service,
+            rust.rebuilt,
+            secs(rust.incremental_per_cell)
+        );
+    }
+    for peer in &peers {
+        let _ = writeln!(
+            table,
+            "| {}, {} at once: cold / warm | {:.1} s / {:.1} s |",
+            peer.label,
+            if peer.parallel == 1 {
+                "one cell".to_owned()
+            } else {
+                format!("{} cells", peer.parallel)
+            },
+            secs(peer.cold),
+            secs(peer.warm)
+        );
+    }
+    if let Some(fastest) = peers.iter().min_by_key(|peer| peer.warm) {
+        let _ = writeln!(
+            table,
+            "| fastest peer warm ({}) / harness warm, every cell replayed (target ≥ 2) | {:.2} |",
+            fastest.label,
+            secs(fastest.warm) / secs(warm.wall).max(f64::EPSILON)
+        );
+        if let Some(harness) = &harness {
+            let _ = writeln!(
+                table,
+                "| fastest peer warm ({}) / harness warm, nothing changed | {:.1} |",
+                fastest.label,
+                secs(fastest.warm) / secs(harness.unchanged.wall).max(f64::EPSILON)
+            );
+        }
+    }
+    if let Some(harness) = &harness {
+        let (bare, through_harness, requests) = harness.per_request;
+        let _ = writeln!(
+            table,
+            "| bare HTTP request to a trivial endpoint ({requests} requests) | {:.3} ms |",
+            ms(bare) / requests as f64
+        );
+        let _ = writeln!(
+            table,
+            "| the same request replayed, checked and normalised by the harness | {:.3} ms |",
+            ms(through_harness) / requests as f64
+        );
+        let _ = writeln!(
+            table,
+            "| harness overhead per request (target < 1 ms) | {:.3} ms |",
+            (ms(through_harness) - ms(bare)).max(0.0) / requests as f64
+        );
+        let _ = writeln!(
+            table,
+            "| planning a 1,000-cell matrix (target < 1 s) | {:.1} ms |",
+            ms(harness.planning)
+        );
+    }
+    let path = state.join("bench.md");
+    upgrade_check_core::sys::state::write_atomic(&path, table.as_bytes())?;
+    print!("{table}");
+    eprintln!("bench: written to {}", path.display());
+    Ok(0)
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn secs(duration: Duration) -> f64 {
+    duration.as_secs_f64()
+}
+
+/// The harness alone: warm with every service started cold, warm with
+/// nothing changed, resolution on a lock, a pull request, the cost per
+/// request and planning.
+fn harness_rows(
+    config: &Path,
+    loaded: &upgrade_check_core::input::config::Config,
+    state: &Path,
+    cache: &Path,
+    jobs: usize,
+    warm: &Measured,
+) -> anyhow::Result<HarnessRows> {
+    eprintln!("bench: the default matrix, warm, every service started cold…");
+    let warm_cold_starts = whole_run(
+        config,
+        &state.join("bench-warm-cold-starts"),
+        cache,
+        jobs,
+        true,
+        &["--start", "cold"],
+    )?;
+    eprintln!("bench: the default matrix, warm, nothing changed…");
+    let unchanged = whole_run(config, &state.join("bench-warm"), cache, jobs, false, &[])?;
+    eprintln!("bench: resolving each cell on a uv lock and on requirements.txt…");
+    let pins = warm
+        .pins
+        .iter()
+        .map(|cell| cell.iter().map(|pin| parse_pin(pin)).collect())
+        .collect::<anyhow::Result<Vec<Vec<Pin>>>>()?;
+    let resolving = resolution::compare(loaded, &pins, state)?;
+    let pull_request = match warm.pins.first().and_then(|cell| cell.first()) {
+        Some(pin) => {
+            let dir = tempfile::Builder::new()
+                .prefix("bench-pr-")
+                .tempdir_in(state)
+                .context("a folder for the pull request")?;
+            Some(pull_request::measure(loaded, pin, cache, dir.path(), jobs)?)
+        }
+        None => None,
+    };
+    eprintln!("bench: harness cost per request…");
+    let per_request = per_request()?;
+    eprintln!("bench: planning 1,000 cells…");
+    let planning = plan_thousand()?;
+    Ok(HarnessRows {
+        warm_cold_starts,
+        unchanged,
+        resolving,
+        pull_request,
+        per_request,
+        planning,
+    })
+}
+
+/// The same matrix through tox and nox, on the resolved sets of the warm
+/// run's environments.
+fn run_peers(
+    config: &upgrade_check_core::input::config::Config,
+    state: &Path,
+    cache: &Path,
+    jobs: usize,
+    warm: &Measured,
+) -> anyhow::Result<Vec<peers::PeerTimes>> {
+    let dirs = upgrade_check_core::sys::state::StateDirs {
+        state: state.to_owned(),
+        cache: cache.to_owned(),
+    };
+    let cells = warm
+        .environments
+        .iter()
+        .enumerate()
+        .map(|(index, id)| {
+            let path = dirs.envs_dir().join(id).join("requirements.txt");
+            Ok(peers::PeerCell {
+                name: format!("cell{index}"),
+                requirements: fs_err::read_to_string(path)?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let scenarios = scenario::load_dir(&config.replay.scenarios)?;
+    let python = upgrade_check_core::env::python::find(config.service.python.as_deref())?;
+    let dir = tempfile::Builder::new()
+        .prefix("bench-peers-")
+        .tempdir_in(state)
+        .context("a folder for the peers")?;
+    peers::measure(config, &scenarios, &cells, &python.path, dir.path(), jobs)
+}
+
+/// The rows about the harness alone, below the matrix's cold and warm runs.
+fn write_harness_rows(
+    table: &mut String,
+    harness: &HarnessRows,
+    warm: &Measured,
+    jobs: usize,
+) -> anyhow::Result<()> {
+    let HarnessRows {
+        warm_cold_starts,
+        unchanged,
+        resolving,
+        pull_request,
+        ..
+    } = harness;
+    // The floor is the cold-start floor: what a run costs that starts each
+    // service anew, as every peer does.
+    let floor_per_job = warm_cold_starts.floor / jobs as u32;
+    let mean_ms = |(total, count): (Duration, usize)| ms(total) / count.max(1) as f64;
     let _ = writeln!(
         table,
         "| warm run, every cell replayed, every service started cold | {:.1} s |",
@@ -218,7 +377,7 @@ pub fn run(
         unchanged.cells,
         secs(unchanged.wall)
     );
-    if let Some(pull_request) = &pull_request {
+    if let Some(pull_request) = pull_request {
         let _ = writeln!(
             table,
             "| pull request moving {}, the default branch's baseline result restored ({} of its cells run) | {:.1} s |",
@@ -294,83 +453,7 @@ pub fn run(
         ms(resolving.requirements.per_cell),
         ms(resolving.lock.per_cell)
     );
-    if let Some(rust) = &rust {
-        let _ = writeln!(
-            table,
-            "| cargo service `{}`: cold matrix ({} cells, {} locks built into an empty target folder) | {:.1} s |",
-            rust.service,
-            rust.cold.cells,
-            rust.cold.environments_built,
-            secs(rust.cold.wall)
-        );
-        let _ = writeln!(
-            table,
-            "| cargo service `{}`: warm matrix, every cell replayed ({} locks built) | {:.1} s |",
-            rust.service,
-            rust.warm.environments_built,
-            secs(rust.warm.wall)
-        );
-        let _ = writeln!(
-            table,
-            "| cargo service `{}`: per cell, its lock resolved, built and linked on compiled crates ({} cells) | {:.1} s |",
-            rust.service,
-            rust.rebuilt,
-            secs(rust.incremental_per_cell)
-        );
-    }
-    for peer in &peers {
-        let _ = writeln!(
-            table,
-            "| {}, {} at once: cold / warm | {:.1} s / {:.1} s |",
-            peer.label,
-            if peer.parallel == 1 {
-                "one cell".to_owned()
-            } else {
-                format!("{} cells", peer.parallel)
-            },
-            secs(peer.cold),
-            secs(peer.warm)
-        );
-    }
-    if let Some(fastest) = peers.iter().min_by_key(|peer| peer.warm) {
-        let _ = writeln!(
-            table,
-            "| fastest peer warm ({}) / harness warm, every cell replayed (target ≥ 2) | {:.2} |",
-            fastest.label,
-            secs(fastest.warm) / secs(warm.wall).max(f64::EPSILON)
-        );
-        let _ = writeln!(
-            table,
-            "| fastest peer warm ({}) / harness warm, nothing changed | {:.1} |",
-            fastest.label,
-            secs(fastest.warm) / secs(unchanged.wall).max(f64::EPSILON)
-        );
-    }
-    let _ = writeln!(
-        table,
-        "| bare HTTP request to a trivial endpoint ({requests} requests) | {:.3} ms |",
-        ms(bare) / requests as f64
-    );
-    let _ = writeln!(
-        table,
-        "| the same request replayed, checked and normalised by the harness | {:.3} ms |",
-        ms(harness) / requests as f64
-    );
-    let _ = writeln!(
-        table,
-        "| harness overhead per request (target < 1 ms) | {:.3} ms |",
-        (ms(harness) - ms(bare)).max(0.0) / requests as f64
-    );
-    let _ = writeln!(
-        table,
-        "| planning a 1,000-cell matrix (target < 1 s) | {:.1} ms |",
-        ms(planning)
-    );
-    let path = state.join("bench.md");
-    upgrade_check_core::sys::state::write_atomic(&path, table.as_bytes())?;
-    print!("{table}");
-    eprintln!("bench: written to {}", path.display());
-    Ok(0)
+    Ok(())
 }
 
 /// Runs the harness binary on the matrix and reads its report; with
