@@ -388,8 +388,12 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Keeps a finished cell where both the end of the run and a cancellation find it.
+/// Keeps a finished cell where both the end of the run and a cancellation
+/// find it; not one that finished after a signal killed its services.
 fn record(ctx: &RunContext, index: usize, outcome: CellOutcome) {
+    if crate::sys::interrupt::signalled().is_some() {
+        return;
+    }
     ctx.finished
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -533,6 +537,11 @@ async fn run_cell(
         outcome
     });
     let replayed = join_all(replays).await;
+    // A signal killed the services: what they answered since is not this
+    // cell's result, to report or to record for reuse.
+    if crate::sys::interrupt::signalled().is_some() {
+        return failed_cell(&ctx, &cell, Verdict::Error, "interrupted");
+    }
     if cell.is_baseline() && ctx.check_noise && ctx.preloading.checked() {
         ctx.preloading.verify();
     }

@@ -206,7 +206,9 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
         return finished;
     }
     let (outcomes, cancelled) = tokio::select! {
-        outcomes = run::run_plan(ctx.clone(), &plan) => (outcomes, None),
+        // A signal may have killed the last services before the run heard
+        // of it: those cells are left out of the outcomes, and it is cancelled.
+        outcomes = run::run_plan(ctx.clone(), &plan) => (outcomes, crate::sys::interrupt::signalled()),
         // Every child is dead already; keep what finished, in plan order.
         name = interrupt.wait() => (run::finished(&ctx), Some(name)),
     };

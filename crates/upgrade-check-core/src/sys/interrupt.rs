@@ -11,7 +11,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
+use crate::sys::failpoint::failpoint;
 use crate::sys::process;
+
+/// The first signal's name, set as it arrives, before any child is killed.
+static SIGNALLED: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// The signal that arrived, if one did: from then on a service that dies
+/// was killed by it, and what a cell answered since is no result.
+pub fn signalled() -> Option<&'static str> {
+    SIGNALLED.get().copied()
+}
 
 /// Tells the run whether, and by which signal, it was interrupted.
 pub struct Interrupt {
@@ -37,9 +47,14 @@ impl Interrupt {
                     _ = interrupt.recv() => "SIGINT",
                     _ = terminate.recv() => "SIGTERM",
                 };
+                let _ = SIGNALLED.set(name);
                 process::kill_all();
                 seen += 1;
                 told(name, seen > 1);
+                // The tests widen the moment between the kill and the run hearing of it.
+                if let Some(ms) = failpoint("slow-cancel").and_then(|ms| ms.parse().ok()) {
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                }
                 if seen == 1 {
                     let _ = tell.send(Some(name));
                 } else {

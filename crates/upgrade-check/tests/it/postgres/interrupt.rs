@@ -2,7 +2,7 @@
 //! behind, and a report marked cancelled is written.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -50,7 +50,11 @@ fn start_with_and_wait_for_a_service(
     ctx: &TestContext,
     args: &[&str],
 ) -> (Child, mpsc::Receiver<String>, Started) {
-    let mut command = ctx.command(args);
+    start_and_wait(ctx.command(args))
+}
+
+/// The same with `command`.
+fn start_and_wait(mut command: Command) -> (Child, mpsc::Receiver<String>, Started) {
     command.stdout(Stdio::null()).stderr(Stdio::piped());
     let mut harness = command.spawn().unwrap();
     let (lines, received) = mpsc::channel();
@@ -127,6 +131,32 @@ fn assert_no_temp_dir_left(ctx: &TestContext) {
         })
         .unwrap_or_default();
     assert!(left.is_empty(), "temp dirs left behind: {left:?}");
+}
+
+#[test]
+fn a_cell_that_finishes_after_the_signal_is_neither_reported_nor_recorded() {
+    let ctx = TestContext::new();
+    // The baseline only.
+    ctx.set_matrix(r#"bcrypt = ["3.2.0"]"#);
+    let mut command = ctx.command(&[]);
+    // The run hears of the signal 10 s after its services were killed:
+    // time enough for the baseline to finish on what they (never) answered.
+    command.env("UPGRADE_CHECK_FAILPOINT", "slow-cancel=10000");
+    let (mut harness, _received, _started) = start_and_wait(command);
+    signal(&harness, Signal::SIGINT);
+    let status = exit_within(&mut harness, Duration::from_secs(60));
+    assert_eq!(status.code(), Some(130), "a signalled run is cancelled");
+    let report = ctx.report();
+    assert_eq!(report["cancelled"], "SIGINT");
+    assert_eq!(
+        report["cells"].as_array().unwrap().len(),
+        0,
+        "the baseline finished after its services were killed: {report}"
+    );
+    // Nothing was recorded for reuse: the next run replays the baseline.
+    let next = ctx.run(&[]);
+    assert_eq!(next.code, 0, "{}\n{}", next.stdout, next.stderr);
+    assert!(!next.stderr.contains("result reused"), "{}", next.stderr);
 }
 
 #[test]
