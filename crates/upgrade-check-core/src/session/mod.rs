@@ -202,6 +202,14 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
                 during: " while bisecting",
             }),
         };
+        // Probes whose services a signal killed are no evidence.
+        let finished = match crate::sys::interrupt::signalled() {
+            Some(name) => Ok(Finished::Interrupted {
+                signal: name.to_owned(),
+                during: " while bisecting",
+            }),
+            None => finished,
+        };
         run::settle_databases(&ctx).await;
         return finished;
     }
@@ -231,6 +239,11 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
         tokio::select! {
             done = follow_up(&ctx, &plan, &outcomes, bisect_with) => found = done,
             name = interrupt.wait() => cancelled = Some(name),
+        }
+        // What a follow-up found on services a signal killed is no finding.
+        if let Some(name) = crate::sys::interrupt::signalled() {
+            cancelled = Some(name);
+            found = FollowUp::default();
         }
     }
     run::settle_databases(&ctx).await;
