@@ -31,6 +31,8 @@ pub struct Preloading {
     /// The cells to run, in plan order, with their environments: as a
     /// cell's preloader is asked for, the next cell's starts ahead.
     lined_up: Mutex<Vec<(String, Environment)>>,
+    /// The cells whose preloader was started ahead.
+    ahead: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// All a preloader needs to start, owned: it may start on a task of its own.
@@ -108,6 +110,7 @@ impl Preloading {
             verified: Default::default(),
             by_cell: Mutex::new(BTreeMap::new()),
             lined_up: Mutex::new(Vec::new()),
+            ahead: Mutex::new(std::collections::BTreeSet::new()),
         }
     }
 
@@ -191,6 +194,14 @@ impl Preloading {
         }
     }
 
+    /// Notes that `cell_id`'s preloader starts ahead; false when it did already.
+    fn started_ahead(&self, cell_id: &str) -> bool {
+        self.ahead
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(cell_id.to_owned())
+    }
+
     /// Where `cell`'s preloader is (or will be).
     fn once(&self, cell_id: &str) -> Arc<PreloaderOnce> {
         self.by_cell
@@ -217,7 +228,8 @@ impl Preloading {
             return;
         };
         let once = self.once(&next_id);
-        if once.initialized() {
+        // Started (or starting) already: once is enough.
+        if once.initialized() || !self.started_ahead(&next_id) {
             return;
         }
         // What cannot start here is said when the cell asks itself.
