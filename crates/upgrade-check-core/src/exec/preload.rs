@@ -231,17 +231,28 @@ impl Preloader {
         };
         let address =
             SocketAddr::from_abstract_name(self.name.as_bytes()).map_err(|err| broken(&err))?;
-        let mut stream = UnixStream::connect_addr(&address).map_err(|err| broken(&err))?;
-        let sent = nix::sys::socket::sendmsg::<()>(
-            stream.as_raw_fd(),
-            &[std::io::IoSlice::new(&message)],
-            &[nix::sys::socket::ControlMessage::ScmRights(&[
-                log.as_raw_fd()
-            ])],
-            nix::sys::socket::MsgFlags::empty(),
-            None,
-        )
-        .map_err(|err| broken(&err))?;
+        // A signal the harness handles (a child's exit) interrupts a call
+        // on a socket with a timeout even under SA_RESTART: each is retried.
+        let mut stream = loop {
+            match UnixStream::connect_addr(&address) {
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                connected => break connected.map_err(|err| broken(&err))?,
+            }
+        };
+        let sent = loop {
+            match nix::sys::socket::sendmsg::<()>(
+                stream.as_raw_fd(),
+                &[std::io::IoSlice::new(&message)],
+                &[nix::sys::socket::ControlMessage::ScmRights(&[
+                    log.as_raw_fd()
+                ])],
+                nix::sys::socket::MsgFlags::empty(),
+                None,
+            ) {
+                Err(nix::errno::Errno::EINTR) => {}
+                sent => break sent.map_err(|err| broken(&err))?,
+            }
+        };
         stream
             .write_all(&message[sent..])
             .map_err(|err| broken(&err))?;
@@ -278,10 +289,12 @@ fn next_line(stream: &mut UnixStream) -> std::io::Result<String> {
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     loop {
-        match stream.read(&mut byte)? {
-            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            _ if byte[0] == b'\n' => return Ok(String::from_utf8_lossy(&line).into_owned()),
-            _ => line.push(byte[0]),
+        match stream.read(&mut byte) {
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) if byte[0] == b'\n' => return Ok(String::from_utf8_lossy(&line).into_owned()),
+            Ok(_) => line.push(byte[0]),
         }
     }
 }
