@@ -51,11 +51,11 @@ impl Interrupt {
                 process::kill_all();
                 seen += 1;
                 told(name, seen > 1);
-                // The tests widen the moment between the kill and the run hearing of it.
-                if let Some(ms) = failpoint("slow-cancel").and_then(|ms| ms.parse().ok()) {
-                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-                }
                 if seen == 1 {
+                    // The tests widen the moment between the kill and the run hearing of it.
+                    if let Some(ms) = failpoint("slow-cancel").and_then(|ms| ms.parse().ok()) {
+                        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    }
                     let _ = tell.send(Some(name));
                 } else {
                     crate::sys::state::remove_temp_dirs_for_good();
