@@ -390,6 +390,19 @@ mod tests {
     }
 
     /// A preloader on the machine's `python3`, serving the script folder `dir`.
+    /// Forks `serve.py` of `dir`, its output to `run.log` there.
+    fn fork_serve_py(preloader: &Preloader, dir: &Path) -> Result<ForkedChild, String> {
+        let log = std::fs::File::create(dir.join("run.log")).unwrap();
+        preloader.fork(
+            &Entry::Script("serve.py".into()),
+            &[],
+            &BTreeMap::new(),
+            dir,
+            log.into(),
+            false,
+        )
+    }
+
     fn preloader(dir: &Path) -> Preloader {
         let env = BTreeMap::from([(
             OsString::from("PATH"),
@@ -468,16 +481,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(300));
             nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
         });
-        let forked = preloader.fork(
-            &Entry::Script("serve.py".into()),
-            &[],
-            &BTreeMap::new(),
-            dir.path(),
-            std::fs::File::create(dir.path().join("run.log"))
-                .unwrap()
-                .into(),
-            false,
-        );
+        let forked = fork_serve_py(&preloader, dir.path());
         killer.join().unwrap();
         // Stopping a child whose pid never came would signal group 0: this
         // test process's own, which would not be here to see the error.
@@ -499,18 +503,7 @@ mod tests {
         )
         .unwrap();
         let preloader = preloader(dir.path());
-        let child = preloader
-            .fork(
-                &Entry::Script("serve.py".into()),
-                &[],
-                &BTreeMap::new(),
-                dir.path(),
-                std::fs::File::create(dir.path().join("run.log"))
-                    .unwrap()
-                    .into(),
-                false,
-            )
-            .unwrap();
+        let child = fork_serve_py(&preloader, dir.path()).unwrap();
         let leader = child.pid();
         wait_for("the daemon", || {
             std::fs::read_to_string(&daemon_pid).is_ok_and(|pid| !pid.is_empty())
