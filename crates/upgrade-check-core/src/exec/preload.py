@@ -1,13 +1,17 @@
 """The preloader: a Python service's third-party modules imported once, a service forked per run.
 
-Started by the harness as `python -c THIS SOCKET SOURCE`, in the cell's
-environment. It imports the installed modules that the service's source
-imports (what each service start would otherwise import again), says it is
-ready on stdout, and then serves one request per connection on the Unix
-socket SOCKET: a JSON request and, alongside, the file descriptor the run's
-log is written to. It forks; the child becomes the service, as
-`python -m MODULE` or `python SCRIPT` would have started it, and the
-connection carries back `pid N`, then `exit STATUS` when the child ends.
+Started by the harness as `python -c THIS SOURCE`, in the cell's
+environment, with its standard input one end of a socket pair: the control
+channel. Nothing else can reach it: the socket has no name, and no process
+but the harness holds the other end. It imports the installed modules that
+the service's source imports (what each service start would otherwise
+import again), says it is ready on stdout, and then serves fork requests:
+each control message carries two descriptors, a connection of the
+harness's making and the run's log. The connection brings a JSON request;
+the preloader forks, the child becomes the service, as `python -m MODULE`
+or `python SCRIPT` would have started it, and the connection carries back
+`pid N`, then `exit STATUS` when the child ends. A service it forks holds
+neither the control channel nor any other run's connection.
 
 What the imports printed (deprecation warnings, mostly) is replayed at the
 top of every run's log, where a cold start would have printed it.
@@ -113,17 +117,39 @@ def preload(root):
         return imported, failed, printed.read()
 
 
+def take_control():
+    """The control channel from standard input, which then reads nothing (as a
+    cold start's /dev/null): what the imports run never sees the channel there."""
+    control = socket.socket(fileno=os.dup(0))
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    return control
+
+
+def next_fork(control):
+    """The next fork request's connection and log descriptor; None once the harness has gone."""
+    _, fds, _, _ = socket.recv_fds(control, 16, 2)
+    if not fds:
+        return None
+    if len(fds) != 2:
+        for fd in fds:
+            os.close(fd)
+        raise ValueError("a fork request carries a connection and the log's descriptor")
+    connection = socket.socket(fileno=fds[0])
+    connection.settimeout(10)
+    return connection, fds[1]
+
+
 def receive(connection):
-    """One request: a length-prefixed JSON object and the log's descriptor beside it."""
-    data, fds, _, _ = socket.recv_fds(connection, 1 << 20, 1)
+    """One request: a length-prefixed JSON object."""
+    data = b""
     while len(data) < 4 or len(data) < 4 + struct.unpack("<I", data[:4])[0]:
         more = connection.recv(1 << 20)
         if not more:
             raise EOFError("the request ended early")
         data += more
-    if len(fds) != 1:
-        raise ValueError("a request carries the log's descriptor")
-    return json.loads(data[4 : 4 + struct.unpack("<I", data[:4])[0]]), fds[0]
+    return json.loads(data[4 : 4 + struct.unpack("<I", data[:4])[0]])
 
 
 def die_with_parent():
@@ -228,37 +254,47 @@ def stop(*_):
     os._exit(0)
 
 
-def serve(path, summary, printed):
+def serve(control, summary, printed):
     server = os.getpid()
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind("\0" + path)  # the abstract namespace: no file to leave behind
-    listener.listen(64)
     wakeup_read, wakeup_write = os.pipe()
     os.set_blocking(wakeup_write, False)
     signal.set_wakeup_fd(wakeup_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.signal(signal.SIGTERM, stop)
     selector = selectors.DefaultSelector()
-    selector.register(listener, selectors.EVENT_READ)
+    selector.register(control, selectors.EVENT_READ)
     selector.register(wakeup_read, selectors.EVENT_READ)
     waiting = {}
     print(json.dumps(summary), flush=True)
     while True:
         for key, _ in selector.select():
-            if key.fileobj is listener:
-                connection, _ = listener.accept()
+            if key.fileobj is control:
                 try:
-                    request, log = receive(connection)
+                    fork = next_fork(control)
+                except (OSError, ValueError) as error:
+                    print(f"a fork request was malformed: {error}", flush=True)
+                    continue
+                if fork is None:
+                    stop()
+                connection, log = fork
+                try:
+                    request = receive(connection)
                 except (OSError, ValueError, EOFError) as error:
-                    connection.sendall(f"error {error}\n".encode())
+                    try:
+                        connection.sendall(f"error {error}\n".encode())
+                    except OSError:
+                        pass
                     connection.close()
+                    os.close(log)
                     continue
                 pid = os.fork()
                 if pid == 0:
                     try:
                         signal.set_wakeup_fd(-1)
                         selector.close()
-                        listener.close()
+                        control.close()
+                        for other in waiting.values():
+                            other.close()
                         connection.close()
                         os.close(wakeup_read)
                         os.close(wakeup_write)
@@ -287,12 +323,13 @@ def serve(path, summary, printed):
 
 
 def main():
-    socket_path, root = sys.argv[1], sys.argv[2]
+    root = sys.argv[1]
+    control = take_control()
     die_with_parent()
     # Orphans of the services it forks come back to it, and die with it.
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     imported, failed, printed = preload(root)
-    serve(socket_path, {"imported": imported, "failed": failed}, printed)
+    serve(control, {"imported": imported, "failed": failed}, printed)
 
 
 main()

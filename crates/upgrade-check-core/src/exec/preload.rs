@@ -9,13 +9,17 @@
 //! command as `python -m MODULE` or `python SCRIPT` would. What a run sees
 //! differently (a library that read the environment at import time) is
 //! found by the baseline's double replay, one copy cold and one forked.
+//!
+//! Only the harness can ask for a fork: the control channel is a socket
+//! pair whose other end is the preloader's standard input, with no name any
+//! other process could connect to, and each fork's connection is a socket
+//! pair of its own whose end the preloader closes in every service it forks.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{BufRead, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{SocketAddr, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -80,8 +84,9 @@ fn same_file(one: &Path, other: &Path) -> bool {
 pub struct Preloader {
     /// Declared first: stopped before the reader of its output is dropped.
     process: GroupChild,
-    /// Its socket, in the abstract namespace: no file to leave behind.
-    name: String,
+    /// The harness's end of the control channel: a sequenced-packet socket
+    /// pair, so that each fork request arrives whole whichever thread sends it.
+    control: OwnedFd,
     grace: Duration,
     /// What it printed after it was ready (a crash's traceback), for errors.
     printed: std::sync::Arc<Mutex<String>>,
@@ -104,28 +109,16 @@ impl Preloader {
         timeout: Duration,
         grace: Duration,
     ) -> Result<Preloader, String> {
-        static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let name = format!(
-            "upgrade-check-preload-{}-{}",
-            std::process::id(),
-            STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
+        let (control, theirs) = socket_pair(nix::sys::socket::SockType::SeqPacket)
+            .map_err(|err| format!("cannot make the preloader's control channel: {err}"))?;
         let (reader, writer) =
             std::io::pipe().map_err(|err| format!("cannot make a pipe: {err}"))?;
-        let expression = duct::cmd(
-            python,
-            [
-                OsString::from("-c"),
-                SOURCE.into(),
-                name.clone().into(),
-                root.into(),
-            ],
-        )
-        .dir("/")
-        .stdin_null()
-        .stderr_to_stdout()
-        .stdout_file(writer)
-        .full_env(env);
+        let expression = duct::cmd(python, [OsString::from("-c"), SOURCE.into(), root.into()])
+            .dir("/")
+            .stdin_file(theirs)
+            .stderr_to_stdout()
+            .stdout_file(writer)
+            .full_env(env);
         let process = process::spawn(expression, grace)
             .map_err(|err| format!("cannot start `{}`: {err}", python.display()))?;
         let printed = std::sync::Arc::new(Mutex::new(String::new()));
@@ -173,7 +166,7 @@ impl Preloader {
         }
         Ok(Preloader {
             process,
-            name,
+            control,
             grace,
             printed,
         })
@@ -229,34 +222,31 @@ impl Preloader {
                 }
             )
         };
-        let address =
-            SocketAddr::from_abstract_name(self.name.as_bytes()).map_err(|err| broken(&err))?;
+        let (ours, theirs) =
+            socket_pair(nix::sys::socket::SockType::Stream).map_err(|err| broken(&err))?;
         // A signal the harness handles (a child's exit) interrupts a call
         // on a socket with a timeout even under SA_RESTART: each is retried.
-        let mut stream = loop {
-            match UnixStream::connect_addr(&address) {
-                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                connected => break connected.map_err(|err| broken(&err))?,
-            }
-        };
-        let sent = loop {
+        loop {
             match nix::sys::socket::sendmsg::<()>(
-                stream.as_raw_fd(),
-                &[std::io::IoSlice::new(&message)],
+                self.control.as_raw_fd(),
+                &[std::io::IoSlice::new(b"fork")],
                 &[nix::sys::socket::ControlMessage::ScmRights(&[
-                    log.as_raw_fd()
+                    theirs.as_raw_fd(),
+                    log.as_raw_fd(),
                 ])],
-                nix::sys::socket::MsgFlags::empty(),
+                nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
                 None,
             ) {
                 Err(nix::errno::Errno::EINTR) => {}
-                sent => break sent.map_err(|err| broken(&err))?,
+                sent => {
+                    sent.map_err(|err| broken(&err))?;
+                    break;
+                }
             }
-        };
-        stream
-            .write_all(&message[sent..])
-            .map_err(|err| broken(&err))?;
-        drop(log);
+        }
+        drop((theirs, log));
+        let mut stream = UnixStream::from(ours);
+        stream.write_all(&message).map_err(|err| broken(&err))?;
         stream
             .set_read_timeout(Some(FORK_TIMEOUT))
             .map_err(|err| broken(&err))?;
@@ -282,6 +272,17 @@ impl Preloader {
     pub fn alive(&self) -> bool {
         matches!(self.process.try_exit(), Ok(None))
     }
+}
+
+/// A connected pair of Unix sockets, closed on exec: neither end reaches a
+/// program the harness starts unless handed to it on purpose.
+fn socket_pair(kind: nix::sys::socket::SockType) -> nix::Result<(OwnedFd, OwnedFd)> {
+    nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        kind,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
 }
 
 /// The next line the preloader sent on `stream` (blocking).
@@ -466,6 +467,85 @@ mod tests {
             printed.trim(),
             format!("{} ['--port', '8000'] hello False", cwd.display()),
             "its own folder, argv and exactly its environment"
+        );
+    }
+
+    /// The inodes of the sockets `pid` holds open.
+    fn socket_inodes(pid: u32) -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .filter_map(|target| {
+                let target = target.to_string_lossy().into_owned();
+                Some(
+                    target
+                        .strip_prefix("socket:[")?
+                        .strip_suffix(']')?
+                        .to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_other_process_can_ask_the_preloader_for_a_fork() {
+        let dir = tempfile::tempdir().unwrap();
+        // The service lists the sockets it holds, then exits.
+        std::fs::write(
+            dir.path().join("serve.py"),
+            "import os\nfor fd in sorted(os.listdir('/proc/self/fd')):\n    try:\n        \
+             target = os.readlink(f'/proc/self/fd/{fd}')\n    except OSError:\n        \
+             continue\n    if target.startswith('socket:'):\n        print('holds', target, flush=True)\n",
+        )
+        .unwrap();
+        let preloader = preloader(dir.path());
+        let preloader_pid = preloader.process.pid();
+        let cmdline = std::fs::read(format!("/proc/{preloader_pid}/cmdline")).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains("upgrade-check-preload"),
+            "its command line names no socket"
+        );
+        // Every socket it holds is unnamed and does not listen: there is
+        // nothing in /proc/net/unix (world-readable) for another user to
+        // connect to. Columns: Num RefCount Protocol Flags Type St Inode Path.
+        let inodes = socket_inodes(preloader_pid);
+        assert!(!inodes.is_empty(), "it holds its control channel");
+        let table = std::fs::read_to_string("/proc/net/unix").unwrap();
+        for line in table.lines().skip(1) {
+            let columns: Vec<&str> = line.split_whitespace().collect();
+            if !inodes
+                .iter()
+                .any(|inode| columns.get(6) == Some(&inode.as_str()))
+            {
+                continue;
+            }
+            const LISTENING: u32 = 0x0001_0000;
+            let flags = u32::from_str_radix(columns[3], 16).unwrap();
+            assert_eq!(flags & LISTENING, 0, "a preloader's socket listens: {line}");
+            assert_eq!(
+                columns.get(7),
+                None,
+                "a preloader's socket has a name: {line}"
+            );
+        }
+        // The service it forks holds no socket at all: not the control
+        // channel, not its own connection, not another run's.
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(
+            other.path().join("serve.py"),
+            "import time\ntime.sleep(30)\n",
+        )
+        .unwrap();
+        let _other_run = fork_serve_py(&preloader, other.path()).unwrap();
+        let child = fork_serve_py(&preloader, dir.path()).unwrap();
+        wait_for("the exit status", || {
+            matches!(child.try_exit(), Ok(Some(_)))
+        });
+        assert_eq!(child.try_exit().unwrap().unwrap().code(), Some(0));
+        let printed = std::fs::read_to_string(dir.path().join("run.log")).unwrap();
+        assert!(
+            !printed.contains("holds"),
+            "the service holds sockets:\n{printed}"
         );
     }
 
