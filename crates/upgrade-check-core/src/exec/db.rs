@@ -3,12 +3,20 @@
 //! SQLite: a new file in the run's private folder. PostgreSQL: a throwaway
 //! cluster the harness starts for the run (initdb into a folder in shared
 //! memory where it has room, else the temp folder; Unix socket only, fsync
-//! off, trust auth; as `nobody` when the harness is root,
-//! since initdb refuses root), or a server the user names with
+//! off), or a server the user names with
 //! `--database-url`. Either way each scenario run gets its own database,
 //! created before and dropped after. The cluster dies with the harness.
+//!
+//! No other local user reaches the harness's cluster. Its folder belongs to
+//! the harness's user and only that user writes in it (the server's log is
+//! there); the data and the socket are in folders of their own, mode 0700,
+//! so only the server's account (and root) may connect. initdb refuses
+//! root, so a root harness runs the server as a system account of its own
+//! (`postgres`, which PostgreSQL's packages make, else one it makes), never
+//! as `nobody`, which any process may run as.
 
 use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -110,15 +118,12 @@ impl Postgres {
         crate::sys::sweep::claim(dir.path())?;
         let data = dir.path().join("data");
         let socket = dir.path().join("socket");
-
-        fs_err::create_dir_all(&socket)?;
-        let owner = unprivileged_owner()?;
-        if let Some((uid, gid)) = owner {
-            for path in [dir.path(), socket.as_path()] {
-                nix::unistd::chown(path, Some(uid), Some(gid)).with_context(|| {
-                    format!("cannot hand {} to the unprivileged user", path.display())
-                })?;
-            }
+        let owner = cluster_account()?;
+        private_folder(&socket, owner)?;
+        if owner.is_some() {
+            // The server's account passes through to its two folders and
+            // can write nothing here: the log stays the harness's own.
+            fs_err::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))?;
         }
         let as_owner = move |expression: duct::Expression| match owner {
             Some((uid, gid)) => expression.before_spawn(move |command| {
@@ -142,6 +147,7 @@ impl Postgres {
                 copy_preserving(&template.join("data"), &data)?;
             }
             _ => {
+                private_folder(&data, owner)?;
                 initdb(&tools, dir.path(), &data, as_owner)?;
                 if let Some(template) = &template {
                     // A cache that cannot be written only costs the next run a second.
@@ -528,14 +534,65 @@ fn copy_preserving(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `nobody` when running as root (initdb refuses root), else no change.
-fn unprivileged_owner() -> anyhow::Result<Option<(nix::unistd::Uid, nix::unistd::Gid)>> {
+/// The system account a root harness runs its cluster as, made when missing.
+const CLUSTER_ACCOUNT: &str = "upgrade-check-db";
+
+/// Who runs the cluster: nobody else when the harness is not root (None);
+/// as root (initdb refuses root), the `postgres` account PostgreSQL's
+/// packages make, else a system account of the harness's own, made now.
+/// Never `nobody`: every process that dropped its privileges is `nobody`.
+fn cluster_account() -> anyhow::Result<Option<(nix::unistd::Uid, nix::unistd::Gid)>> {
     if !nix::unistd::geteuid().is_root() {
         return Ok(None);
     }
-    let user = nix::unistd::User::from_name("nobody")?
-        .context("running as root, and there is no `nobody` user to run PostgreSQL as")?;
+    let account = || -> anyhow::Result<Option<nix::unistd::User>> {
+        for name in ["postgres", CLUSTER_ACCOUNT] {
+            if let Some(user) = nix::unistd::User::from_name(name)? {
+                return Ok(Some(user));
+            }
+        }
+        Ok(None)
+    };
+    let user = match account()? {
+        Some(user) => user,
+        None => {
+            process::run_checked(
+                duct::cmd(
+                    "useradd",
+                    [
+                        "--system",
+                        "--user-group",
+                        "--no-create-home",
+                        "--home-dir",
+                        "/nonexistent",
+                        "--shell",
+                        "/usr/sbin/nologin",
+                        CLUSTER_ACCOUNT,
+                    ],
+                ),
+                Duration::from_secs(30),
+                &format!(
+                    "useradd {CLUSTER_ACCOUNT} (the account a root harness runs PostgreSQL as)"
+                ),
+            )?;
+            account()?.with_context(|| format!("`useradd {CLUSTER_ACCOUNT}` made no account"))?
+        }
+    };
     Ok(Some((user.uid, user.gid)))
+}
+
+/// A folder only the cluster's account (or the harness's user) may enter.
+fn private_folder(
+    path: &Path,
+    owner: Option<(nix::unistd::Uid, nix::unistd::Gid)>,
+) -> anyhow::Result<()> {
+    fs_err::create_dir(path)?;
+    fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    if let Some((uid, gid)) = owner {
+        nix::unistd::chown(path, Some(uid), Some(gid))
+            .with_context(|| format!("cannot hand {} to the cluster's account", path.display()))?;
+    }
+    Ok(())
 }
 
 /// The folder with initdb and postgres: PATH first, then Debian's layout.

@@ -73,7 +73,7 @@ pub fn sweep(runs: &Path, current: &Path) -> Swept {
             let name = entry.file_name().to_string_lossy().into_owned();
             let ours =
                 (parent == runs && name.starts_with("run-")) || name.starts_with(CLUSTER_PREFIX);
-            if ours && path != current && !owner_alive(&path) {
+            if ours && path != current && owned_by_me(&path) && !owner_alive(&path) {
                 dead.push(path);
             }
         }
@@ -93,6 +93,14 @@ pub fn sweep(runs: &Path, current: &Path) -> Swept {
         }
     }
     swept
+}
+
+/// Whether this process's user owns `path` (not a link): a folder another
+/// user made under a name of ours, in a shared temp folder, is not ours to remove.
+fn owned_by_me(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .is_ok_and(|meta| meta.is_dir() && meta.uid() == nix::unistd::geteuid().as_raw())
 }
 
 /// Whether the harness that claimed `dir` still runs. A folder without an

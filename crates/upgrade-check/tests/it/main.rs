@@ -44,6 +44,7 @@ mod index {
 mod postgres {
     mod incidents;
     mod interrupt;
+    mod other_users;
     mod verdicts;
 }
 
