@@ -141,7 +141,7 @@ fn bench(
         state_dir,
         ..Options::default()
     };
-    let dirs = session::state_dirs(&options, &config_dir);
+    let dirs = session::state_dirs(&options, &config_dir)?;
     bench::run(
         &config,
         &dirs.state,

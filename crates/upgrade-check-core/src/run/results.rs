@@ -9,10 +9,18 @@
 //! pull request that bumps one package re-runs only the cells whose
 //! environment it changes. Results live in the state folder (`results/`),
 //! not the shared cache: they are this project's.
+//!
+//! A recorded result is trusted only when this machine's harness wrote it:
+//! each file carries an HMAC of its key and contents under a secret kept in
+//! the user's own state folder, outside any checkout. The key of a result
+//! can be computed by anyone with the same release and the same files; a
+//! pull request that commits a result recorded as a pass still gets its
+//! cells run, because it cannot sign it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -157,21 +165,95 @@ pub fn key(digest: &str, cell: &Cell, set: &ResolvedSet) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// The recorded result for `key`, if a readable one exists.
+/// The recorded result for `key`, if one exists that this machine's harness
+/// signed; a file it did not sign (copied, committed, edited) is not read.
 pub fn load(dirs: &StateDirs, key: &str) -> Option<Recorded> {
-    let text = std::fs::read_to_string(dirs.results_dir().join(format!("{key}.json"))).ok()?;
-    serde_json::from_str(&text).ok()
+    let bytes = std::fs::read(dirs.results_dir().join(format!("{key}.json"))).ok()?;
+    let (tag, contents) = bytes.split_at(bytes.iter().position(|byte| *byte == b'\n')?);
+    let tag = hex::decode(tag).ok()?;
+    signer(&signing_key().ok()?, key, &contents[1..])
+        .verify_slice(&tag)
+        .ok()?;
+    serde_json::from_slice(&contents[1..]).ok()
 }
 
-/// Records a result, whole or not at all.
+/// Records a result, whole or not at all, signed for this machine.
 pub fn store(dirs: &StateDirs, key: &str, recorded: &Recorded) -> anyhow::Result<()> {
     let path = dirs.results_dir().join(format!("{key}.json"));
-    state::write_atomic(&path, &serde_json::to_vec(recorded)?)
+    let contents = serde_json::to_vec(recorded)?;
+    let tag = signer(&signing_key()?, key, &contents)
+        .finalize()
+        .into_bytes();
+    let mut signed = hex::encode(tag).into_bytes();
+    signed.push(b'\n');
+    signed.extend_from_slice(&contents);
+    state::write_atomic(&path, &signed)
+}
+
+type Signer = hmac::Hmac<Sha256>;
+
+/// An HMAC over a result's key and contents: a signed result cannot be
+/// moved to another key.
+fn signer(secret: &[u8], key: &str, contents: &[u8]) -> Signer {
+    let mut mac = Signer::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(&(key.len() as u64).to_le_bytes());
+    mac.update(key.as_bytes());
+    mac.update(contents);
+    mac
+}
+
+/// The secret results are signed with: made once per user, kept in a
+/// folder only that user may read, outside every checkout.
+fn signing_key() -> anyhow::Result<Vec<u8>> {
+    static SECRET: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    if let Some(secret) = SECRET.get() {
+        return Ok(secret.clone());
+    }
+    let secret = state::private_secret(&state::user_state_dir()?.join("results-key"))?;
+    Ok(SECRET.get_or_init(|| secret).clone())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_result_is_read_only_as_this_machine_signed_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = StateDirs {
+            state: dir.path().to_owned(),
+            cache: dir.path().to_owned(),
+        };
+        let recorded = Recorded {
+            report: serde_json::from_value(serde_json::json!({
+                "id": "bcrypt-5.0.0", "name": "bcrypt 5.0.0", "baseline": false,
+                "pins": [], "changes": [], "new_warnings": [], "environment": null,
+                "scenarios": [], "duration_ms": 1
+            }))
+            .unwrap(),
+            contents: BTreeMap::new(),
+            noise: Vec::new(),
+            preloading_off: None,
+        };
+        let key = "a".repeat(64);
+        store(&dirs, &key, &recorded).unwrap();
+        assert!(load(&dirs, &key).is_some(), "what it signed is read back");
+
+        let path = dirs.results_dir().join(format!("{key}.json"));
+        let signed = fs_err::read(&path).unwrap();
+        // Moved to another key: the signature names the key.
+        let other = "b".repeat(64);
+        fs_err::write(dirs.results_dir().join(format!("{other}.json")), &signed).unwrap();
+        assert!(load(&dirs, &other).is_none());
+        // Edited, or written without the secret (as a pull request would
+        // commit it): not read.
+        let text = String::from_utf8(signed.clone()).unwrap();
+        fs_err::write(&path, text.replace("bcrypt 5.0.0", "bcrypt 5.0.1")).unwrap();
+        assert!(load(&dirs, &key).is_none());
+        let (_, contents) = text.split_once('\n').unwrap();
+        fs_err::write(&path, contents).unwrap();
+        assert!(load(&dirs, &key).is_none());
+    }
 
     #[test]
     fn an_executable_is_hashed_once_per_build() {

@@ -310,7 +310,7 @@ fn load(options: &Options, events: &Events) -> anyhow::Result<Inputs> {
     if accepts {
         refuse_accepting_in_ci()?;
     }
-    let dirs = state_dirs(options, config.base_dir());
+    let dirs = state_dirs(options, config.base_dir())?;
     events(&RunEvent::ConfigLoaded {
         path: config_path.clone(),
     });
@@ -965,8 +965,10 @@ fn compare_with_baseline(report: &mut Report, outcomes: &[CellOutcome]) {
     }
 }
 
-/// `--state-dir`, else `<cargo target dir>/upgrade-check` of the config's workspace.
-pub fn state_dirs(options: &Options, config_dir: &Path) -> StateDirs {
+/// `--state-dir`, else `<cargo target dir>/upgrade-check` of the config's
+/// workspace; refused when the repository controls it (tracked files in it,
+/// a committed symlink on the way).
+pub fn state_dirs(options: &Options, config_dir: &Path) -> anyhow::Result<StateDirs> {
     let state = options.state_dir.clone().unwrap_or_else(|| {
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
@@ -994,8 +996,9 @@ pub fn state_dirs(options: &Options, config_dir: &Path) -> StateDirs {
         state: absolute(state),
         cache: absolute(cache),
     };
+    state::refuse_repository_controlled(&dirs, config_dir)?;
     state::keep_out_of_source(&dirs);
-    dirs
+    Ok(dirs)
 }
 
 pub fn default_jobs() -> usize {

@@ -37,7 +37,7 @@ pub async fn start(
     health_paths: &[String],
 ) -> anyhow::Result<Result<Started, String>> {
     let config_dir = config.path.parent().unwrap_or(std::path::Path::new(""));
-    let dirs = super::state_dirs(options, config_dir);
+    let dirs = super::state_dirs(options, config_dir)?;
     let baseline = match BaselineFile::load_with(&config.service.baseline, &config.service.groups) {
         Ok(baseline) => baseline,
         Err(err) => return Ok(Err(err.to_string())),

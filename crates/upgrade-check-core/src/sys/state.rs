@@ -299,6 +299,134 @@ pub fn hash_tree(
 
 /// An exclusive lock on `path` (created if missing), held until dropped.
 ///
+/// The user's own folder for what must never live in a checkout (the key
+/// recorded results are signed with): `$XDG_STATE_HOME/upgrade-check`, else
+/// `~/.local/state/upgrade-check`; made 0700, refused when it is a link or
+/// another user's.
+pub fn user_state_dir() -> anyhow::Result<PathBuf> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|path| path.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state"))
+        })
+        .context("neither XDG_STATE_HOME nor HOME is set: there is no private folder for the key that signs recorded results")?;
+    let dir = base.join("upgrade-check");
+    fs_err::create_dir_all(&dir)?;
+    fs_err::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    let meta = fs_err::symlink_metadata(&dir)?;
+    use std::os::unix::fs::MetadataExt;
+    if !meta.is_dir() || meta.uid() != nix::unistd::geteuid().as_raw() {
+        anyhow::bail!(
+            "{} is not a folder of this user's own; remove it",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// A random secret kept in `path` (made 0600 on first use), read back after.
+pub fn private_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(text) = fs_err::read_to_string(path)
+        && let Ok(secret) = hex::decode(text.trim())
+        && secret.len() == 32
+    {
+        return Ok(secret);
+    }
+    let mut secret = vec![0u8; 32];
+    getrandom::fill(&mut secret).map_err(|err| anyhow::anyhow!("no random bytes: {err}"))?;
+    let staging = path.with_extension(format!("tmp-{}", std::process::id()));
+    {
+        use fs_err::os::unix::fs::OpenOptionsExt;
+        let mut file = fs_err::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&staging)?;
+        file.write_all(hex::encode(&secret).as_bytes())?;
+    }
+    // Two runs making it at once: the first one kept is everyone's.
+    if fs_err::hard_link(&staging, path).is_err() {
+        let _ = fs_err::remove_file(&staging);
+        return private_secret(path);
+    }
+    let _ = fs_err::remove_file(&staging);
+    Ok(secret)
+}
+
+/// Refuses a state or cache folder the repository controls: one that holds
+/// files git tracks (a committed result or environment would be taken for
+/// this machine's), or one reached through a symlink git tracks (every
+/// write would go where the repository points it).
+pub fn refuse_repository_controlled(dirs: &StateDirs, near: &Path) -> anyhow::Result<()> {
+    let near = if near.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        near
+    };
+    let git = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(near)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| output.stdout)
+    };
+    let Some(top) = git(&["rev-parse".as_ref(), "--show-toplevel".as_ref()]) else {
+        return Ok(());
+    };
+    let top = PathBuf::from(String::from_utf8_lossy(&top).trim_end());
+    let top = fs_err::canonicalize(&top).unwrap_or(top);
+    for (what, dir) in [("state", &dirs.state), ("cache", &dirs.cache)] {
+        let Ok(inside) = dir.strip_prefix(&top) else {
+            continue;
+        };
+        let mut path = top.clone();
+        for part in inside.components() {
+            path.push(part);
+            let is_link = std::fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_symlink());
+            let tracked = || {
+                git(&[
+                    "ls-files".as_ref(),
+                    "--error-unmatch".as_ref(),
+                    "--".as_ref(),
+                    path.as_os_str(),
+                ])
+                .is_some()
+            };
+            if is_link && tracked() {
+                anyhow::bail!(
+                    "{} is a symlink committed to the repository, and the {what} folder {} lies behind it: \
+                     the harness would write where the repository points; remove the link or pass --{what}-dir outside the checkout",
+                    path.display(),
+                    dir.display()
+                );
+            }
+        }
+        if let Some(listed) = git(&[
+            "ls-files".as_ref(),
+            "-z".as_ref(),
+            "--".as_ref(),
+            dir.as_os_str(),
+        ]) && let Some(first) = listed
+            .split(|byte| *byte == 0)
+            .find(|name| !name.is_empty())
+        {
+            anyhow::bail!(
+                "the {what} folder {} holds files tracked by git (first: {}): what is recorded there must be this machine's, \
+                 not the repository's; remove them from git or pass --{what}-dir outside the checkout",
+                dir.display(),
+                String::from_utf8_lossy(first)
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Serialises work on one cache entry between threads and between harness
 /// processes; the lock dies with the process, so a killed run leaves none.
 pub fn lock(path: &Path) -> anyhow::Result<File> {

@@ -12,7 +12,7 @@ pub fn run(cli: &Cli, a: &str, b: &str) -> anyhow::Result<ExitStatus> {
     let config = super::config_path(cli)?;
     let config_dir = config.parent().unwrap_or(Path::new(""));
     let (text, differ) =
-        cell_diff::compare(&super::state_dirs(cli, config_dir).report_dir(), a, b)?;
+        cell_diff::compare(&super::state_dirs(cli, config_dir)?.report_dir(), a, b)?;
     crate::out!("{text}");
     Ok(if differ {
         ExitStatus::Regression

@@ -9,7 +9,7 @@ use upgrade_check_core::sys::gc::{self, Policy};
 use crate::cli::Cli;
 
 pub fn run(cli: &Cli, policy: Policy) -> anyhow::Result<ExitStatus> {
-    let dirs = super::state_dirs(cli, Path::new(""));
+    let dirs = super::state_dirs(cli, Path::new(""))?;
     // The state folder is gc's when named, or when nothing is named (the
     // default layout keeps the cache in it); never when only --cache-dir is.
     let state_given = cli.state_dir.is_some() || cli.cache_dir.is_none();

@@ -12,7 +12,7 @@ pub fn run(cli: &Cli, dirs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<Ex
     let merged = report::merge::merge(report::merge::read_parts(dirs)?)?;
     let out = match out {
         Some(out) => out.to_owned(),
-        None => super::state_dirs(cli, Path::new("")).report_dir(),
+        None => super::state_dirs(cli, Path::new(""))?.report_dir(),
     };
     let written = report::write_all(&merged, &out)?;
     match cli.format {

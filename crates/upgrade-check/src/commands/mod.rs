@@ -77,7 +77,7 @@ fn config_path(cli: &Cli) -> anyhow::Result<PathBuf> {
 }
 
 /// The state folders for the config in `config_dir`.
-fn state_dirs(cli: &Cli, config_dir: &Path) -> StateDirs {
+fn state_dirs(cli: &Cli, config_dir: &Path) -> anyhow::Result<StateDirs> {
     session::state_dirs(&cli.options(Action::Run), config_dir)
 }
 

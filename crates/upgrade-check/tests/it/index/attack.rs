@@ -491,3 +491,93 @@ fn a_baseline_that_answers_5xx_is_flagged_and_accepted_only_when_told() {
         "step `admin` answered 500 Internal Server Error"
     );
 }
+
+/// The one recorded result in the state folder written last.
+fn newest_result(ctx: &TestContext) -> std::path::PathBuf {
+    crate::common::files_under(&ctx.path("state/results"))
+        .into_iter()
+        .max_by_key(|path| std::fs::metadata(path).unwrap().modified().unwrap())
+        .expect("a recorded result")
+}
+
+#[test]
+fn a_result_the_repository_brings_is_never_reused_and_a_repository_controlled_state_folder_is_refused()
+ {
+    let ctx = hostile("");
+    keep_only_health(&ctx);
+    crate::common::git(&ctx, &["init", "-q"]);
+    assert_eq!(ctx.run(&["--accept"]).code, 0);
+    crate::common::git(
+        &ctx,
+        &[
+            "add",
+            "upgrade-check.toml",
+            "scenarios",
+            "service",
+            "snapshots",
+        ],
+    );
+    crate::common::git(&ctx, &["commit", "-qm", "check upgrades"]);
+    assert_eq!(ctx.run(&["--no-noise-check"]).code, 0);
+    // What a pull request can write: a pass recorded in the format the
+    // harness reads, without this machine's secret.
+    let passing = std::fs::read_to_string(newest_result(&ctx)).unwrap();
+    let (_, unsigned_pass) = passing.split_once('\n').expect("a signed result");
+    assert!(
+        unsigned_pass.contains("\"verdict\":\"pass\""),
+        "{unsigned_pass}"
+    );
+
+    // The service's answers change; the result of that is recorded under
+    // a key anyone with this release can compute from the files.
+    ctx.edit("snapshots/health.snap", |text| {
+        text.replacen("200", "299", 1)
+    });
+    let changed = ctx.run(&["--no-noise-check"]);
+    assert_eq!(changed.code, 1, "the changed answer is a regression");
+    // The forged pass put in its place is not read: the cell is judged again.
+    std::fs::write(newest_result(&ctx), unsigned_pass).unwrap();
+    let forged = ctx.run(&["--no-noise-check"]);
+    assert_eq!(forged.code, 1, "a forged pass made the check green");
+    assert!(!reused(&ctx));
+
+    // A state folder holding files git tracks (committed with `git add -f`)
+    // is refused before anything runs, naming it.
+    crate::common::git(&ctx, &["add", "-f", "state/results"]);
+    crate::common::git(&ctx, &["commit", "-qm", "a recorded result"]);
+    let tracked = ctx.run(&[]);
+    assert_eq!(tracked.code, 2, "{}", tracked.stderr);
+    assert!(
+        tracked.stderr.contains("holds files tracked by git") && tracked.stderr.contains("state"),
+        "{}",
+        tracked.stderr
+    );
+    crate::common::git(&ctx, &["rm", "-rq", "--cached", "state"]);
+    crate::common::git(&ctx, &["commit", "-qm", "no recorded results"]);
+
+    // A committed symlink on the way to the state folder would send every
+    // write where the repository points: refused, naming the link.
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), ctx.path("target")).unwrap();
+    crate::common::git(&ctx, &["add", "target"]);
+    crate::common::git(&ctx, &["commit", "-qm", "a target link"]);
+    let mut command = ctx.command(&[]);
+    command.env("UPGRADE_CHECK_STATE_DIR", ctx.path("target/upgrade-check"));
+    let linked = ctx.run_command(command);
+    assert_eq!(linked.code, 2, "{}", linked.stderr);
+    assert!(
+        linked
+            .stderr
+            .contains("symlink committed to the repository")
+            && linked
+                .stderr
+                .contains(&ctx.path("target").display().to_string()),
+        "{}",
+        linked.stderr
+    );
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "nothing was written behind the link"
+    );
+}
