@@ -3,9 +3,15 @@
 //!
 //! A secret is matched in every form a service or a library may give it back
 //! in: as written, JSON-escaped (also with Python's `\uXXXX` escapes),
-//! percent-encoded (upper or lower case hex, `+` for a space) and base64
-//! (standard and URL-safe, at any alignment inside a longer encoded string,
-//! as in `Authorization: Basic …`). Secrets are registered once, process
+//! percent-encoded (upper or lower case hex, `+` for a space; as the harness
+//! itself sends it in a path or a query, which leaves `@ / & = +` raw; as a
+//! form body encodes it; and percent-encoded twice), as HTML entities, in
+//! hex, and base64 (standard and URL-safe, at any alignment inside a longer
+//! encoded string, as in `Authorization: Basic …`).
+//!
+//! Redaction is idempotent: a placeholder is never redacted again, even when
+//! the secret is a word of it (`password` in `[secret:password]`), so text
+//! redacted once or twice compares equal. Secrets are registered once, process
 //! wide, as soon as they are known; every writer (`state::write_atomic`,
 //! the service log pump, stdout and progress) scrubs with [`scrub`], so a
 //! writer cannot forget a secret it was not told about.
@@ -53,9 +59,16 @@ impl Secrets {
             python_json_escaped(value),
         ];
         if encoded && value.len() >= MIN_ENCODED_LEN {
-            forms.extend(percent_encoded(value));
+            let percent = percent_encoded(value);
+            forms.extend(percent.iter().map(|form| form.replace('%', "%25")));
+            forms.extend(percent);
+            forms.extend(html_escaped(value));
+            forms.extend(hex_forms(value.as_bytes()));
             forms.extend(base64_forms(value.as_bytes()));
         }
+        // The placeholder stands for itself: a match there is the whole
+        // placeholder (leftmost first), so it is never redacted again.
+        forms.push(placeholder.to_owned());
         for form in forms {
             if !form.is_empty() && !self.forms.iter().any(|(known, _)| *known == form) {
                 self.forms.push((form, placeholder.to_owned()));
@@ -127,11 +140,14 @@ impl Secrets {
         }
     }
 
-    /// Whether `text` holds any form of a secret.
+    /// Whether `text` holds any form of a secret (a placeholder is none).
     pub fn found_in(&self, text: &[u8]) -> bool {
-        self.matcher
-            .as_ref()
-            .is_some_and(|matcher| matcher.is_match(text))
+        self.matcher.as_ref().is_some_and(|matcher| {
+            matcher.find_iter(text).any(|found| {
+                let (form, placeholder) = &self.forms[found.pattern().as_usize()];
+                form != placeholder
+            })
+        })
     }
 
     /// Scrubs `pending` up to where no match can still be cut off by bytes yet
@@ -297,7 +313,10 @@ fn python_json_escaped(value: &str) -> String {
     out
 }
 
-/// Percent-encoded forms: upper and lower case hex, with `%20` or `+` for spaces.
+/// Percent-encoded forms: upper and lower case hex, with `%20` or `+` for
+/// spaces; as a URL's path and query carry it when the harness sends it
+/// there (the URL parser's own encoding, which leaves most punctuation raw);
+/// as a form body carries it.
 fn percent_encoded(value: &str) -> Vec<String> {
     const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
@@ -311,8 +330,41 @@ fn percent_encoded(value: &str) -> Vec<String> {
         forms.push(upper.replace("%20", "+"));
         forms.push(lower.replace("%20", "+"));
     }
+    forms.push(url::form_urlencoded::byte_serialize(value.as_bytes()).collect());
+    for prefix in ["http://h/", "http://h/?"] {
+        if let Ok(url) = url::Url::parse(&format!("{prefix}{value}"))
+            && let Some(sent) = url.as_str().strip_prefix(prefix)
+        {
+            forms.push(sent.to_owned());
+            forms.push(lower_hex_escapes(sent));
+        }
+    }
     forms.retain(|form| form != value);
+    forms.dedup();
     forms
+}
+
+/// As HTML escapers write it: Python's `html.escape` (`&quot;`, `&#x27;`),
+/// and Jinja's and Go's (`&#34;`, `&#39;`).
+fn html_escaped(value: &str) -> Vec<String> {
+    let escape = |quote: &str, apostrophe: &str| {
+        value
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', quote)
+            .replace('\'', apostrophe)
+    };
+    let mut forms = vec![escape("&quot;", "&#x27;"), escape("&#34;", "&#39;")];
+    forms.retain(|form| form != value);
+    forms.dedup();
+    forms
+}
+
+/// The bytes in hex, lower and upper case.
+fn hex_forms(bytes: &[u8]) -> Vec<String> {
+    let lower = hex::encode(bytes);
+    vec![lower.to_ascii_uppercase(), lower]
 }
 
 fn lower_hex_escapes(encoded: &str) -> String {
@@ -378,6 +430,84 @@ mod tests {
             s.redact("{\"739184\": 739184}"),
             "{\"[secret:pin]\": [secret:pin]}"
         );
+    }
+
+    #[test]
+    fn the_forms_the_harness_sends_and_escapers_write_are_replaced() {
+        let s = Secrets::new([("wire", "p@ss w/rd&x=1+é")]);
+        for text in [
+            // In a path or a query, as the URL parser encodes it.
+            "p@ss%20w/rd&x=1+%C3%A9",
+            "p@ss%20w/rd&x=1+%c3%a9",
+            // A form body.
+            "p%40ss+w%2Frd%26x%3D1%2B%C3%A9",
+            // Percent-encoded twice.
+            "p%2540ss%2520w%252Frd%2526x%253D1%252B%25C3%25A9",
+            // HTML entities.
+            "p@ss w/rd&amp;x=1+é",
+            // Hex.
+            "7040737320772f726426783d312bc3a9",
+            "7040737320772F726426783D312BC3A9",
+        ] {
+            assert_eq!(s.redact(&format!("<{text}>")), "<[secret:wire]>", "{text}");
+        }
+    }
+
+    #[test]
+    fn a_secret_that_is_a_word_of_its_placeholder_is_redacted_once() {
+        for value in ["password", "secret", "pass"] {
+            let s = Secrets::new([("password", value)]);
+            let once = s.redact(&format!("{value} and {value}")).into_owned();
+            assert_eq!(once, "[secret:password] and [secret:password]");
+            assert_eq!(s.redact(&once), once, "redacting again changes nothing");
+            assert!(!s.found_in(once.as_bytes()), "a placeholder is no secret");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any secret built from the characters that need escaping, in any
+        /// form the harness sends or a service echoes, is gone after one
+        /// redaction, and a second changes nothing.
+        #[test]
+        fn every_encoding_of_any_secret_is_redacted_idempotently(
+            value in r#"[a-zA-Z0-9@/&=+ %é"'<>#?;:,~\\\[\]{}|^`$!*()-]{6,24}"#
+        ) {
+            let s = Secrets::new([("generated", value.as_str())]);
+            let mut sent = Vec::new();
+            for prefix in ["http://h/", "http://h/?q="] {
+                let url = url::Url::parse(&format!("{prefix}{value}")).unwrap();
+                sent.push(url.as_str()["http://h".len()..].to_owned());
+            }
+            let wire = sent.clone();
+            sent.push(value.clone());
+            sent.extend(percent_encoded(&value));
+            sent.extend(percent_encoded(&value).iter().map(|form| form.replace('%', "%25")));
+            sent.extend(html_escaped(&value));
+            sent.extend(hex_forms(value.as_bytes()));
+            sent.push(json_escaped(&value));
+            for form in &sent {
+                let text = format!("before {form} after");
+                let once = s.redact(&text).into_owned();
+                proptest::prop_assert!(
+                    !once.contains(value.as_str()) || !text.contains(value.as_str()),
+                    "{form:?} left {value:?} in {once:?}"
+                );
+                proptest::prop_assert_eq!(s.redact(&once).into_owned(), once.clone());
+                proptest::prop_assert!(!s.found_in(once.as_bytes()), "{:?} in {:?}", form, once);
+            }
+            // What the URL parser sent, whole, is one placeholder, not a
+            // mix of pieces: a path form is only split by the parser where
+            // the value itself is (at `?` or `#`).
+            for (form, url) in wire.iter().zip(["/", "/?q="]) {
+                if !value.contains(['?', '#', '\\', '.']) {
+                    let text = format!("{url}{}", &form[url.len()..]);
+                    proptest::prop_assert_eq!(
+                        s.redact(&text).into_owned(),
+                        format!("{url}[secret:generated]")
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use base64::Engine;
 const PHRASE: &str = "correct horse battery staple";
 const PIN: &str = "739184265";
 const TOKEN: &str = "Zq9-path-token-77";
+const WIRE: &str = "p@ss w/rd&x=1+é";
 
 /// The hostile service on its own, with `mode` as its `HOSTILE`.
 fn hostile(mode: &str) -> TestContext {
@@ -49,7 +50,18 @@ fn forbidden_forms() -> Vec<String> {
         b64.encode(format!("user:{PHRASE}")),
         url.encode(format!("{PHRASE}?>")),
         "correct horse battery staple\\u00e9".to_owned(),
+        WIRE.to_owned(),
+        // As the harness sends it in a path and a query.
+        "p@ss%20w/rd&x=1+%C3%A9".to_owned(),
+        // As the service echoes it: hex, HTML entities, percent-encoded twice.
+        hex_of(WIRE),
+        "p@ss w/rd&amp;x=1+é".to_owned(),
+        "p%2540ss%2520w%252Frd%2526x%253D1%252B%25C3%25A9".to_owned(),
     ]
+}
+
+fn hex_of(text: &str) -> String {
+    text.bytes().map(|byte| format!("{byte:02x}")).collect()
 }
 
 fn assert_clean(what: &str, bytes: &[u8]) {
@@ -95,6 +107,13 @@ fn secrets_reach_no_written_file_or_output_in_any_form() {
     assert!(
         snap.contains("/drop/[secret:token]") && snap.contains("no response"),
         "the unanswered request is recorded without its URL's secret:\n{snap}"
+    );
+    assert!(
+        snap.contains("/wire/[secret:wire]?q=[secret:wire]")
+            && snap.contains("\"hex\": \"[secret:wire]\"")
+            && snap.contains("\"html\": \"[secret:wire]\"")
+            && snap.contains("\"twice\": \"[secret:wire]\""),
+        "the echoed request line and its encodings hold placeholders:\n{snap}"
     );
 
     // Then a plain run, and one that prints the report as JSON: both match.
@@ -580,4 +599,36 @@ fn a_result_the_repository_brings_is_never_reused_and_a_repository_controlled_st
         0,
         "nothing was written behind the link"
     );
+}
+
+#[test]
+fn a_secret_that_is_a_word_of_its_own_placeholder_matches_its_accepted_snapshot() {
+    let ctx = hostile("");
+    keep_only_health(&ctx);
+    std::fs::write(
+        ctx.path("scenarios/plain.toml"),
+        "description = \"the most common test password\"\n\n[secrets]\npassword = \"password\"\n\n\
+         [[steps]]\nname = \"echo\"\nmethod = \"POST\"\npath = \"/echo\"\n\
+         json = { phrase = \"{{password}}\", pin = \"1\" }\n",
+    )
+    .unwrap();
+    assert_eq!(ctx.run(&["--accept"]).code, 0);
+    let snap = std::fs::read_to_string(ctx.path("snapshots/plain.snap")).unwrap();
+    assert!(
+        snap.contains("\"[secret:password]\": \"as a key\""),
+        "{snap}"
+    );
+    assert!(
+        !snap.contains("[secret:[secret:"),
+        "redacted twice:\n{snap}"
+    );
+    let run = ctx.run(&["--no-cache"]);
+    assert_eq!(run.code, 0, "the baseline matches its own snapshot");
+    // Accepting again writes the same snapshot, which still matches.
+    assert_eq!(ctx.run(&["--accept"]).code, 0);
+    assert_eq!(
+        std::fs::read_to_string(ctx.path("snapshots/plain.snap")).unwrap(),
+        snap
+    );
+    assert_eq!(ctx.run(&["--no-cache"]).code, 0);
 }
