@@ -230,6 +230,8 @@ fn scenario(
     let mut steps = Vec::new();
     let mut captured: BTreeSet<String> = BTreeSet::new();
     let mut used: BTreeSet<String> = BTreeSet::new();
+    // Credentials written out in the requests themselves.
+    let mut literal = traffic::Credentials::default();
     for item in items {
         let said = |what: &str| format!("item `{}`: {what}", item.name);
         let request = match &item.request {
@@ -254,7 +256,10 @@ fn scenario(
                 let lower = header.key.to_ascii_lowercase();
                 !traffic::DROPPED_HEADERS.contains(&lower.as_str())
             })
-            .map(|header| (header.key.clone(), header.value.clone()))
+            .map(|header| {
+                let value = literal.in_header(&header.key, header.value.clone());
+                (header.key.clone(), value)
+            })
             .collect();
         let body = match &request.body {
             None => None,
@@ -262,7 +267,10 @@ fn scenario(
                 let json = serde_json::from_str::<serde_json::Value>(raw)
                     .ok()
                     .filter(|value| value.is_object() || value.is_array())
-                    .and_then(|value| traffic::toml_inline(&value));
+                    .and_then(|mut value| {
+                        literal.in_json(&mut value);
+                        traffic::toml_inline(&value)
+                    });
                 match (raw.trim().is_empty(), json) {
                     (true, _) => None,
                     (false, Some(json)) => Some(format!("json = {json}")),
@@ -290,6 +298,9 @@ fn scenario(
             headers
         };
         let mut made = step(item, &request.method, &raw, headers, body);
+        if let Some((path, query)) = made.path.split_once('?') {
+            made.path = format!("{path}?{}", literal.in_pairs(query));
+        }
         for event in &item.event {
             let lines = match event.script.as_ref().map(|script| &script.exec) {
                 Some(Exec::Lines(lines)) => lines.clone(),
@@ -328,8 +339,12 @@ fn scenario(
         steps.push(made);
     }
     let mut vars = BTreeMap::new();
-    let mut secrets = BTreeMap::new();
+    notes.extend(literal.notes());
+    let mut secrets = literal.values;
     for name in used.difference(&captured) {
+        if secrets.contains_key(name) {
+            continue;
+        }
         match values.get(name) {
             Some((value, true)) => {
                 secrets.insert(name.clone(), value.clone());
@@ -467,6 +482,50 @@ fn pointer_of(path: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_written_out_in_a_collection_become_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.postman_collection.json");
+        let collection = serde_json::json!({
+            "info": {"name": "api", "schema": "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"},
+            "item": [{
+                "name": "Auth",
+                "item": [{
+                    "name": "Login",
+                    "request": {
+                        "method": "POST",
+                        "header": [
+                            {"key": "Content-Type", "value": "application/json"},
+                            {"key": "Authorization", "value": "Bearer literal.jwt.value"}
+                        ],
+                        "body": {"mode": "raw", "raw": "{\"user\": {\"email\": \"a@b.c\", \"password\": \"pw-literal-1\"}}"},
+                        "url": {"raw": "{{APIURL}}/users/login?api_key=key-literal-2"}
+                    }
+                }]
+            }]
+        });
+        std::fs::write(&path, collection.to_string()).unwrap();
+        let made = read(&path, None).unwrap();
+        let text = &made[0].text;
+        let start = text.find("[secrets]").expect("a [secrets] table");
+        let end = start + text[start..].find("\n\n").unwrap();
+        let rest = format!("{}{}", &text[..start], &text[end..]);
+        for value in ["literal.jwt.value", "pw-literal-1", "key-literal-2"] {
+            assert!(text[start..end].contains(value), "{text}");
+            assert!(!rest.contains(value), "{value} outside [secrets]:\n{text}");
+        }
+        for name in ["authorization", "password", "api_key"] {
+            assert!(
+                made[0]
+                    .notes
+                    .iter()
+                    .any(|note| note.starts_with(&format!("`{name}` is a credential"))),
+                "{name}: {:?}",
+                made[0].notes
+            );
+        }
+    }
 
     #[test]
     fn script_captures_become_captures_and_the_rest_is_listed() {

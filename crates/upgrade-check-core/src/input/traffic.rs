@@ -8,8 +8,11 @@
 //! - A value an earlier response returned and a later request sends (a token
 //!   in a header, an id in a path or a body) becomes a `capture` and a
 //!   `{{variable}}`.
-//! - Password-, token- and secret-like request fields (and credentials in
-//!   headers that no response gave) become `[secrets]`.
+//! - Credentials become `[secrets]`: password-, token-, secret- and
+//!   key-like fields of JSON and form bodies and of the query string, and
+//!   the credential of an `Authorization`-like header, when no response
+//!   gave them. The scenario's `[secrets]` table is the one place their
+//!   values are written; snapshots, reports and logs show `[secret:NAME]`.
 //!
 //! Whatever cannot be kept is said, never dropped silently.
 
@@ -62,7 +65,19 @@ pub(crate) const DROPPED_HEADERS: &[&str] = &[
 ];
 
 /// Request fields whose values are credentials.
-const SECRET_WORDS: &[&str] = &["password", "passwd", "secret", "token", "api_key", "apikey"];
+const SECRET_WORDS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "api-key",
+    "access_key",
+    "private_key",
+    "session",
+    "credential",
+];
 
 /// Headers that carry credentials.
 const CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-api-key", "x-auth-token", "api-key"];
@@ -85,7 +100,7 @@ pub fn scenario(description: &str, recorded: &[Recorded]) -> Written {
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
     let mut returned: Vec<Returned> = Vec::new();
     let mut captures: BTreeMap<usize, Vec<(String, String)>> = BTreeMap::new();
-    let mut secrets = Secrets::default();
+    let mut secrets = Credentials::default();
     let mut steps = Vec::new();
     for exchange in recorded {
         let index = steps.len();
@@ -147,14 +162,8 @@ pub fn scenario(description: &str, recorded: &[Recorded]) -> Written {
             .collect::<Vec<_>>()
             .join("/");
         if let Some(query) = query {
-            let pairs: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((key, value)) => format!("{key}={}", send_back(value, true)),
-                    None => pair.to_owned(),
-                })
-                .collect();
-            path = format!("{path}?{}", pairs.join("&"));
+            let query = pairs(query, &mut |_, value| send_back(value, true));
+            path = format!("{path}?{}", secrets.in_pairs(&query));
         }
         let mut headers = Vec::new();
         let json_body = exchange.body.as_deref().and_then(json_object_or_array);
@@ -168,30 +177,15 @@ pub fn scenario(description: &str, recorded: &[Recorded]) -> Written {
             {
                 continue;
             }
-            let mut value = send_back(value, false);
-            let credential = value
-                .split_once(' ')
-                .map_or(value.as_str(), |(_, rest)| rest);
-            if CREDENTIAL_HEADERS.contains(&lower.as_str())
-                && !value.contains("{{")
-                && !credential.trim().is_empty()
-            {
-                value = secrets.hide_in(&lower.replace('-', "_"), &value);
-            }
-            headers.push((header.clone(), value));
+            let value = send_back(value, false);
+            headers.push((header.clone(), secrets.in_header(header, value)));
         }
         let body = match (&exchange.body, json_body) {
             (None, _) => None,
             (Some(bytes), _) if bytes.is_empty() => None,
             (Some(_), Some(mut json)) => {
-                fill_json(&mut json, &mut |key, text| {
-                    let text = send_back(text, true);
-                    if !text.contains("{{") && is_secret_field(key) {
-                        secrets.hide(key, &text)
-                    } else {
-                        text
-                    }
-                });
+                fill_json(&mut json, &mut |_, text| send_back(text, true));
+                secrets.in_json(&mut json);
                 match toml_inline(&json) {
                     Some(inline) => Some(format!("json = {inline}")),
                     None => {
@@ -205,6 +199,11 @@ pub fn scenario(description: &str, recorded: &[Recorded]) -> Written {
                 }
             }
             (Some(bytes), None) => match std::str::from_utf8(bytes) {
+                // A form's values are sent back one by one; its keys are names.
+                Ok(text) if is_form(&exchange.headers) => {
+                    let text = pairs(text, &mut |_, value| send_back(value, true));
+                    Some(format!("body = {}", toml_string(&secrets.in_pairs(&text))))
+                }
                 Ok(text) => Some(format!("body = {}", toml_string(&send_back(text, false)))),
                 Err(_) => {
                     notes.push(format!(
@@ -245,11 +244,30 @@ pub fn scenario(description: &str, recorded: &[Recorded]) -> Written {
                 .collect();
         }
     }
-    for name in secrets.values.keys() {
-        notes.push(format!("`{name}` is a secret: its value is never written"));
-    }
+    notes.extend(secrets.notes());
     let text = render(description, &BTreeMap::new(), &secrets.values, &steps);
     Written { text, notes }
+}
+
+/// Whether a request's headers say its body is a form.
+fn is_form(headers: &[(String, String)]) -> bool {
+    headers.iter().any(|(name, value)| {
+        name.eq_ignore_ascii_case("content-type")
+            && value
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+    })
+}
+
+/// `key=value&…` with each value replaced by `fill(key, value)`.
+fn pairs(text: &str, fill: &mut dyn FnMut(&str, &str) -> String) -> String {
+    text.split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) => format!("{key}={}", fill(key, value)),
+            None => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// A scenario file's text: its description, `[vars]`, `[secrets]` and steps.
@@ -332,13 +350,68 @@ pub(crate) struct StepText {
     pub captures: Vec<(String, CaptureFrom)>,
 }
 
-/// Secret values by name; the same value keeps its name.
+/// The credentials a conversion found, by name; the same value keeps its
+/// name. Every importer classifies through this one type.
 #[derive(Default)]
-struct Secrets {
-    values: BTreeMap<String, String>,
+pub(crate) struct Credentials {
+    pub(crate) values: BTreeMap<String, String>,
 }
 
-impl Secrets {
+impl Credentials {
+    /// A header's value, its credential hidden when the header carries one
+    /// that is written out (not a `{{variable}}`).
+    pub(crate) fn in_header(&mut self, name: &str, value: String) -> String {
+        let lower = name.to_ascii_lowercase();
+        let credential = value
+            .split_once(' ')
+            .map_or(value.as_str(), |(_, rest)| rest);
+        if CREDENTIAL_HEADERS.contains(&lower.as_str())
+            && !value.contains("{{")
+            && !credential.trim().is_empty()
+        {
+            self.hide_in(&lower.replace('-', "_"), &value)
+        } else {
+            value
+        }
+    }
+
+    /// A query string or form body with the values of credential-like keys
+    /// (`token=`, `api_key=`, `password=`) hidden.
+    pub(crate) fn in_pairs(&mut self, text: &str) -> String {
+        pairs(text, &mut |key, value| {
+            let key = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
+            if !value.is_empty() && !value.contains("{{") && is_secret_field(&key) {
+                self.hide(&key, value)
+            } else {
+                value.to_owned()
+            }
+        })
+    }
+
+    /// A JSON body with the strings of credential-like fields hidden.
+    pub(crate) fn in_json(&mut self, json: &mut serde_json::Value) {
+        fill_json(json, &mut |key, text| {
+            if !text.is_empty() && !text.contains("{{") && is_secret_field(key) {
+                self.hide(key, text)
+            } else {
+                text.to_owned()
+            }
+        });
+    }
+
+    /// What was classified, one line each, saying where the value is kept.
+    pub(crate) fn notes(&self) -> Vec<String> {
+        self.values
+            .keys()
+            .map(|name| {
+                format!(
+                    "`{name}` is a credential: its value is kept in the scenario's [secrets] alone; \
+                     snapshots, reports and logs show [secret:{name}]"
+                )
+            })
+            .collect()
+    }
+
     /// `{{name}}` for `value`, a secret named after `field`.
     fn hide(&mut self, field: &str, value: &str) -> String {
         let base = snake(field);
@@ -595,6 +668,64 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let loaded = crate::input::scenario::load(&path).unwrap();
         assert_eq!(loaded.steps.len(), 3);
+    }
+
+    /// The text of a scenario file without its `[secrets]` table.
+    fn outside_secrets(text: &str) -> String {
+        let start = text.find("[secrets]").unwrap();
+        let end = start + text[start..].find("\n\n").unwrap();
+        format!("{}{}", &text[..start], &text[end..])
+    }
+
+    #[test]
+    fn credentials_in_a_query_a_form_and_a_header_are_classified_and_listed() {
+        let written = scenario(
+            "credentials",
+            &[
+                exchange(
+                    "POST",
+                    "/token",
+                    &[("Content-Type", "application/x-www-form-urlencoded")],
+                    "username=alice&password=s3cr%40t-pw&grant_type=password",
+                    "{}",
+                ),
+                exchange(
+                    "GET",
+                    "/items?access_token=tok-123456&api_key=key-654321&page=2",
+                    &[("Authorization", "Bearer literal-bearer-99")],
+                    "",
+                    "{}",
+                ),
+            ],
+        );
+        let text = &written.text;
+        let rest = outside_secrets(text);
+        for value in [
+            "s3cr%40t-pw",
+            "tok-123456",
+            "key-654321",
+            "literal-bearer-99",
+        ] {
+            assert!(text.contains(value), "kept under [secrets]: {text}");
+            assert!(!rest.contains(value), "{value} outside [secrets]:\n{text}");
+        }
+        assert!(
+            rest.contains("body = \"username=alice&password={{password}}&grant_type=password\"")
+                && rest.contains(
+                    "path = \"/items?access_token={{access_token}}&api_key={{api_key}}&page=2\""
+                )
+                && rest.contains("Authorization = \"Bearer {{authorization}}\""),
+            "{text}"
+        );
+        for name in ["password", "access_token", "api_key", "authorization"] {
+            assert!(
+                written.notes.iter().any(|note| note
+                    .starts_with(&format!("`{name}` is a credential"))
+                    && note.contains("[secrets] alone")),
+                "{name}: {:?}",
+                written.notes
+            );
+        }
     }
 
     #[test]
