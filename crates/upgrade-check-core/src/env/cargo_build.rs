@@ -299,9 +299,10 @@ impl CargoBuilder {
         let dir = self.dirs.envs_dir().join(&id);
         let bin = dir.join("bin");
         let complete = dir.join("complete");
+        let contents = dir.join("contents");
         let _lock = state::lock(&self.dirs.env_lock(&id))?;
         let _ = std::fs::write(dir.join(crate::sys::gc::USED_FILE), b"");
-        let environment = |reused| Environment {
+        let environment = |reused, rebuilt| Environment {
             id: id.clone(),
             dir: dir.clone(),
             bin: bin.clone(),
@@ -310,9 +311,15 @@ impl CargoBuilder {
             hash_checked: false,
             built_from_source: Vec::new(),
             raised_requirements: inputs.raised.iter().map(ToString::to_string).collect(),
+            rebuilt,
         };
+        // Binaries a service overwrote are built again, and that is said.
+        let mut rebuilt = None;
         if complete.exists() {
-            return Ok(environment(true));
+            match state::changed_since(&bin, &contents) {
+                None => return Ok(environment(true, None)),
+                Some(changed) => rebuilt = Some(format!("{changed} changed since it was built")),
+            }
         }
         if dir.exists() {
             fs_err::remove_dir_all(&dir)?;
@@ -347,8 +354,9 @@ impl CargoBuilder {
                 "cargo build produced no binary: the service needs a [[bin]] target".to_owned(),
             ));
         }
+        state::record_listing(&bin, &contents)?;
         state::write_atomic(&complete, inputs.lock.as_bytes())?;
-        Ok(environment(false))
+        Ok(environment(false, rebuilt))
     }
 
     /// A private copy of the service with the inputs' lock and manifests in

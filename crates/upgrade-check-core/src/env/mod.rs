@@ -156,6 +156,9 @@ pub struct Environment {
     /// Requirements raised in a scratch copy of the manifests so that a
     /// major bump could be built (cargo).
     pub raised_requirements: Vec<String>,
+    /// Why a cached environment was built again: what had changed in it
+    /// since it was built (a service that wrote into it).
+    pub rebuilt: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -100,8 +100,12 @@ impl Uv {
     }
 
     /// A uv command that never downloads interpreters and prints no colours.
+    /// Packages are copied into environments, never hard-linked from uv's
+    /// cache: a service that writes into its environment must not change
+    /// the cache every later environment is made from.
     pub fn command(&self, args: Vec<std::ffi::OsString>) -> duct::Expression {
         duct::cmd(&self.path, args)
+            .env("UV_LINK_MODE", "copy")
             .env("UV_PYTHON_DOWNLOADS", "never")
             .env("UV_NO_PROGRESS", "1")
             .env("NO_COLOR", "1")

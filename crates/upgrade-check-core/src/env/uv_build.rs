@@ -308,7 +308,8 @@ impl UvBuilder {
         let _lock = state::lock(&self.dirs.env_lock(&id))?;
         // When a run last used it: what `gc` goes by.
         let _ = std::fs::write(dir.join(crate::sys::gc::USED_FILE), b"");
-        let environment = |reused, built_from_source| Environment {
+        let contents = dir.join("contents");
+        let environment = |reused, built_from_source, rebuilt| Environment {
             id: id.clone(),
             dir: dir.clone(),
             bin: venv.join("bin"),
@@ -320,14 +321,25 @@ impl UvBuilder {
             hash_checked,
             built_from_source,
             raised_requirements: Vec::new(),
+            rebuilt,
         };
         // A complete environment whose interpreter is gone (removed by hand,
         // or its base Python uninstalled) is damaged, not the service's fault:
-        // it is rebuilt like a half-built one.
+        // it is rebuilt like a half-built one. One whose files changed since
+        // it was built (a service wrote into it) would carry that change into
+        // every later run with the same resolved set: rebuilt, and said.
+        let mut rebuilt = None;
         if complete.exists() && python.exists() {
-            let built = fs_err::read_to_string(&built_list).unwrap_or_default();
-            let built = built.lines().map(str::to_owned).collect();
-            return Ok(environment(true, built));
+            match state::changed_since(&venv, &contents) {
+                None => {
+                    let built = fs_err::read_to_string(&built_list).unwrap_or_default();
+                    let built = built.lines().map(str::to_owned).collect();
+                    return Ok(environment(true, built, None));
+                }
+                Some(changed) => {
+                    rebuilt = Some(format!("{changed} changed since it was built"));
+                }
+            }
         }
         // Whatever is here was left by an interrupted build and is not trusted.
         if dir.exists() {
@@ -360,8 +372,9 @@ impl UvBuilder {
         let built_from_source = built_from_source(&venv)?;
         let listed: String = built_from_source.iter().map(|b| format!("{b}\n")).collect();
         fs_err::write(&built_list, listed)?;
+        state::record_listing(&venv, &contents)?;
         state::write_atomic(&complete, requirements.as_bytes())?;
-        Ok(environment(false, built_from_source))
+        Ok(environment(false, built_from_source, rebuilt))
     }
 
     fn run_uv(&self, mut args: Vec<OsString>, doing: &str) -> Result<(), BuildError> {

@@ -140,6 +140,9 @@ pub enum CellStep {
     EnvironmentReady {
         id: String,
         reused: bool,
+        /// Why a cached environment was built again.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rebuilt: Option<String>,
     },
     BuildFailed,
     /// A scenario run's service is starting.
@@ -365,7 +368,12 @@ impl fmt::Display for CellStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CellStep::Resolving => write!(f, "resolving"),
-            CellStep::EnvironmentReady { id, reused } => write!(
+            CellStep::EnvironmentReady {
+                id,
+                reused,
+                rebuilt: Some(why),
+            } if !reused => write!(f, "environment built again ({id}): {why}"),
+            CellStep::EnvironmentReady { id, reused, .. } => write!(
                 f,
                 "environment {} ({id})",
                 if *reused { "reused" } else { "built" }

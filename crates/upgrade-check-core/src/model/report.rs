@@ -211,6 +211,10 @@ pub struct EnvironmentReport {
     /// so that a major bump could be built, as Dependabot raises it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub raised_requirements: Vec<String>,
+    /// Why the cached environment was built again: what had changed in it
+    /// since it was built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuilt: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

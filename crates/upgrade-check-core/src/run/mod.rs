@@ -428,6 +428,7 @@ async fn prepare(ctx: &Arc<RunContext>, cell: &Cell, baseline: &Arc<ResolvedSet>
                 CellStep::EnvironmentReady {
                     id: environment.id.clone(),
                     reused: environment.reused,
+                    rebuilt: environment.rebuilt.clone(),
                 },
             );
             Prepared::Ready {
@@ -494,6 +495,7 @@ async fn run_cell(
             hash_checked: environment.hash_checked,
             built_from_source: environment.built_from_source.clone(),
             raised_requirements: environment.raised_requirements.clone(),
+            rebuilt: environment.rebuilt.clone(),
         }),
         ..blank_report(&cell)
     };

@@ -5,7 +5,7 @@
 //! which defaults to the same place and may be shared between runs. Nothing
 //! here writes into the source tree.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -425,6 +425,91 @@ pub fn refuse_repository_controlled(dirs: &StateDirs, near: &Path) -> anyhow::Re
         }
     }
     Ok(())
+}
+
+/// What a built tree is, file by file, without reading the files: each
+/// entry's relative path with its kind, size, mode, inode, and modification
+/// and change times. A write to any file changes its change time, which no
+/// program can set back, so a cached environment that a service changed
+/// (a module appended to) is told from the one that was built.
+pub fn tree_listing(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut listing = BTreeMap::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(folder) = pending.pop() {
+        for entry in fs_err::read_dir(&folder)? {
+            let entry = entry?;
+            let path = entry.path();
+            let meta = fs_err::symlink_metadata(&path)?;
+            let relative = path
+                .strip_prefix(dir)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            let link = if meta.is_symlink() {
+                fs_err::read_link(&path)?.to_string_lossy().into_owned()
+            } else {
+                String::new()
+            };
+            listing.insert(
+                relative,
+                format!(
+                    "{:o} {} {} {}.{} {}.{} {link}",
+                    meta.mode(),
+                    meta.len(),
+                    meta.ino(),
+                    meta.mtime(),
+                    meta.mtime_nsec(),
+                    meta.ctime(),
+                    meta.ctime_nsec()
+                ),
+            );
+            if meta.is_dir() {
+                pending.push(path);
+            }
+        }
+    }
+    Ok(listing)
+}
+
+/// Keeps `dir`'s listing in `record`, to be checked with [`changed_since`].
+pub fn record_listing(dir: &Path, record: &Path) -> anyhow::Result<()> {
+    let text: String = tree_listing(dir)?
+        .into_iter()
+        .map(|(path, stamp)| format!("{stamp}\t{path}\n"))
+        .collect();
+    write_atomic(record, text.as_bytes())
+}
+
+/// The first path of `dir` that differs from the listing kept in `record`
+/// (changed, added or removed), or None when it is as it was recorded. A
+/// missing or unreadable record counts as a change: nothing vouches for it.
+pub fn changed_since(dir: &Path, record: &Path) -> Option<String> {
+    let Ok(text) = std::fs::read_to_string(record) else {
+        return Some(format!(
+            "{} (no record of how it was built)",
+            record.display()
+        ));
+    };
+    let recorded: BTreeMap<&str, &str> = text
+        .lines()
+        .filter_map(|line| {
+            let (stamp, path) = line.split_once('\t')?;
+            Some((path, stamp))
+        })
+        .collect();
+    let Ok(now) = tree_listing(dir) else {
+        return Some(format!("{} (unreadable)", dir.display()));
+    };
+    now.iter()
+        .find(|(path, stamp)| recorded.get(path.as_str()) != Some(&stamp.as_str()))
+        .map(|(path, _)| path.clone())
+        .or_else(|| {
+            recorded
+                .keys()
+                .find(|path| !now.contains_key(**path))
+                .map(|path| format!("{path} (removed)"))
+        })
 }
 
 /// Serialises work on one cache entry between threads and between harness

@@ -453,6 +453,56 @@ fn a_damaged_cached_environment_is_rebuilt_not_blamed_on_the_service() {
 }
 
 #[test]
+fn an_environment_a_service_wrote_into_is_built_again_and_said() {
+    let ctx = hostile("poison");
+    keep_only_health(&ctx);
+    let cache = ctx.path("cache");
+    let run = |ctx: &TestContext, args: &[&str]| {
+        let mut command = ctx.command(args);
+        command.env("UPGRADE_CHECK_CACHE_DIR", &cache);
+        ctx.run_command(command)
+    };
+    assert_eq!(run(&ctx, &["--accept"]).code, 0);
+    let six = || {
+        crate::common::files_under(&cache.join("envs"))
+            .into_iter()
+            .find(|path| path.ends_with("site-packages/six.py"))
+            .expect("six in the environment")
+    };
+    assert!(
+        std::fs::read_to_string(six()).unwrap().contains("POISONED"),
+        "the service wrote into its environment"
+    );
+    // The next run, of a well-behaved service, gets the environment as it
+    // was built: not the poisoned one, not one made from a poisoned cache.
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("HOSTILE = \"poison\"", "HOSTILE = \"\"")
+    });
+    let again = run(&ctx, &["--no-cache", "-v"]);
+    assert_eq!(again.code, 0, "{}", again.stdout);
+    let report = ctx.report();
+    let environment = &crate::common::cell_report(&report, "baseline")["environment"];
+    assert_eq!(environment["build_reused"], false, "{environment}");
+    let rebuilt = environment["rebuilt"].as_str().unwrap_or_default();
+    assert!(
+        rebuilt.contains("six.py changed since it was built"),
+        "{environment}"
+    );
+    assert!(
+        again.stderr.contains("environment built again") && again.stderr.contains("six.py"),
+        "{}",
+        again.stderr
+    );
+    assert!(!std::fs::read_to_string(six()).unwrap().contains("POISONED"));
+    // Unchanged since: reused.
+    assert_eq!(run(&ctx, &["--no-cache"]).code, 0);
+    assert_eq!(
+        crate::common::cell_report(&ctx.report(), "baseline")["environment"]["build_reused"],
+        true
+    );
+}
+
+#[test]
 fn an_accepted_snapshot_that_is_a_symlink_is_refused_before_anything_runs() {
     let ctx = hostile("");
     let outside = ctx.path("outside.txt");
