@@ -10,7 +10,7 @@
 //! kept as it has them and are never matrix pins.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -102,6 +102,58 @@ impl Origin {
         }
     }
 
+    /// Refuses a path source (or a `file:` URL) that leads outside the
+    /// repository holding the lock (outside the lock's folder when no
+    /// repository does), as `service.root` is refused: a pull request must
+    /// not have the harness build and install whatever lies elsewhere on
+    /// the machine.
+    fn confined(&self, folder: &Path) -> Result<(), String> {
+        let place = match self {
+            Origin::Path(place) => place.strip_prefix("file://").unwrap_or(place),
+            Origin::Url(url) if url.starts_with("file:") => {
+                url.trim_start_matches("file:").trim_start_matches("//")
+            }
+            _ => return Ok(()),
+        };
+        let folder = std::path::absolute(if folder.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            folder
+        })
+        .map_err(|err| format!("cannot resolve the lock's folder: {err}"))?;
+        let real_folder = folder.canonicalize().unwrap_or_else(|_| folder.clone());
+        let boundary = real_folder
+            .ancestors()
+            .find(|dir| dir.join(".git").exists())
+            .unwrap_or(&real_folder)
+            .to_owned();
+        let target = real_folder.join(place);
+        // What exists is followed through its symlinks; what does not is
+        // judged by its words (`..` taken away lexically).
+        let resolved = target.canonicalize().unwrap_or_else(|_| {
+            let mut lexical = PathBuf::new();
+            for part in target.components() {
+                match part {
+                    std::path::Component::ParentDir => {
+                        lexical.pop();
+                    }
+                    std::path::Component::CurDir => {}
+                    other => lexical.push(other),
+                }
+            }
+            lexical
+        });
+        if resolved.starts_with(&boundary) {
+            Ok(())
+        } else {
+            Err(format!(
+                "installed from {place}, which leads outside {} (to {}): a path source must stay inside the repository, as service.root must",
+                boundary.display(),
+                resolved.display()
+            ))
+        }
+    }
+
     /// uv.lock's `git = "https://host/repo?rev=main#<commit>"`.
     fn uv_git(place: &str) -> Origin {
         let (before, commit) = match place.split_once('#') {
@@ -156,6 +208,13 @@ pub fn parse(
     };
     let mut locked = Locked::default();
     let folder = path.parent().unwrap_or(Path::new(""));
+    for entry in &entries {
+        if let Some(origin) = &entry.origin
+            && let Err(message) = origin.confined(folder)
+        {
+            return Err(source.error_at(Some(entry.at..entry.at), &entry.name, &message));
+        }
+    }
     for entry in entries {
         let marker = entry
             .marker
@@ -845,6 +904,43 @@ source = { git = "https://git.invalid/tool?rev=main#0123abc" }
             (Some("Pipfile.lock"), 4),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_path_source_outside_the_repository_is_refused_naming_its_line() {
+        for place in ["../../../../outside-pkg", "/etc", "file:///etc"] {
+            let lock = format!(
+                "{{\n  \"default\": {{\n    \"bcrypt\": {{\"version\": \"==3.2.0\"}},\n    \"local\": {{\"path\": \"{place}\"}}\n  }}\n}}"
+            );
+            let err = parse_with(
+                "Pipfile.lock",
+                &lock,
+                "[packages]\nbcrypt = \"*\"\nlocal = {path = \"x\"}\n",
+            )
+            .unwrap_err();
+            assert_eq!(
+                (err.path.to_str(), err.line, err.key.as_str()),
+                (Some("Pipfile.lock"), 4, "local"),
+                "{err}"
+            );
+            assert!(
+                err.message.contains("must stay inside the repository"),
+                "{err}"
+            );
+        }
+        // A file: URL in a uv.lock is a path too.
+        let lock = UV_LOCK.replace(
+            "source = { git = \"https://git.invalid/tool?rev=main#0123abc\" }",
+            "source = { url = \"file:///etc/tool-1.0.0.whl\" }",
+        );
+        let err = parse_with(
+            "uv.lock",
+            &lock,
+            "[project]\nname = \"app\"\ndependencies = [\"bcrypt>=3\", \"colorama\", \"tool\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "tool", "{err}");
+        assert!(err.message.contains("/etc/tool-1.0.0.whl"), "{err}");
     }
 
     #[test]

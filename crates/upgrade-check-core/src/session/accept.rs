@@ -130,6 +130,8 @@ pub(super) fn alternatives(
                 scenario.summary.as_deref().unwrap_or("")
             );
         }
+        let path = snapshot::alternative_path(&ctx.config.replay.snapshots, key, pin);
+        crate::sys::state::refuse_outside(ctx.config.base_dir(), &path)?;
         accepted.push((key, contents));
     }
     let mut written = Vec::new();

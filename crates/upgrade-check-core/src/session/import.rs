@@ -124,6 +124,7 @@ pub(super) fn check_name(name: &str) -> anyhow::Result<()> {
 /// when it exists: nothing records over a scenario.
 pub(super) fn new_scenario_path(config: &Config, name: &str) -> anyhow::Result<PathBuf> {
     let target = config.replay.scenarios.join(format!("{name}.toml"));
+    state::refuse_outside(config.base_dir(), &target)?;
     if target.exists() {
         return Err(InputError::in_file(
             &target,

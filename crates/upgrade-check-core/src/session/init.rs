@@ -45,6 +45,9 @@ pub fn init(dir: &Path, options: &Options, events: Events) -> anyhow::Result<Ini
             );
         }
     }
+    for path in [&config, &scenario] {
+        state::refuse_outside(dir, path)?;
+    }
     let inspection = inspect::inspect(dir)?;
     // The config names it: it must be there for the config to load.
     fs_err::create_dir_all(dir.join("scenarios"))?;

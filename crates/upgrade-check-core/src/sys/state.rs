@@ -512,6 +512,36 @@ pub fn changed_since(dir: &Path, record: &Path) -> Option<String> {
         })
 }
 
+/// Refuses to write `path` when a symlink on its way leads out of
+/// `boundary` (the folder a command writes the source tree in): the nearest
+/// folder of `path` that exists must resolve inside it. Folders made below
+/// that one are new, not links, and a rename replaces a link at `path`
+/// itself rather than following it.
+pub fn refuse_outside(boundary: &Path, path: &Path) -> anyhow::Result<()> {
+    let real_boundary = fs_err::canonicalize(if boundary.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        boundary
+    })
+    .unwrap_or_else(|_| boundary.to_owned());
+    let existing = path
+        .ancestors()
+        .skip(1)
+        .find(|dir| dir.exists())
+        .unwrap_or(boundary);
+    let real = fs_err::canonicalize(existing).unwrap_or_else(|_| existing.to_owned());
+    if real.starts_with(&real_boundary) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{}: {} leads outside {} through a symlink (to {}); nothing was written",
+        path.display(),
+        existing.display(),
+        real_boundary.display(),
+        real.display()
+    )
+}
+
 /// Serialises work on one cache entry between threads and between harness
 /// processes; the lock dies with the process, so a killed run leaves none.
 pub fn lock(path: &Path) -> anyhow::Result<File> {
@@ -594,6 +624,25 @@ pub fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_through_a_symlink_out_of_its_folder_is_refused() {
+        let tree = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), tree.path().join("link")).unwrap();
+        let within = tree
+            .path()
+            .join("snapshots/alternatives/login/bcrypt-5.snap");
+        assert!(
+            refuse_outside(tree.path(), &within).is_ok(),
+            "new folders inside"
+        );
+        let through = tree.path().join("link/alternatives/login/bcrypt-5.snap");
+        let err = refuse_outside(tree.path(), &through)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("leads outside"), "{err}");
+    }
 
     #[test]
     fn write_atomic_replaces_and_leaves_no_temp_file() {

@@ -199,3 +199,25 @@ fn a_postman_collection_says_what_it_cannot_translate_and_refuses_what_it_cannot
         run.stderr
     );
 }
+
+#[test]
+fn init_writes_nothing_through_a_folder_a_symlink_leads_outside() {
+    let repository = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(repository.path().join("requirements.txt"), "flask==2.2.5\n").unwrap();
+    std::os::unix::fs::symlink(outside.path(), repository.path().join("scenarios")).unwrap();
+    let output = std::process::Command::new(crate::common::binary())
+        .arg("init")
+        .current_dir(repository.path())
+        .env_remove("CI")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("scenarios/health.toml") && stderr.contains("leads outside"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    assert!(!repository.path().join("upgrade-check.toml").exists());
+}
