@@ -56,7 +56,8 @@ pub fn render(exchanges: &[NormalisedExchange], failure: Option<&StepFailure>) -
             failure.step, failure.message
         );
     }
-    out
+    // A service's control bytes (terminal escapes) are shown, never sent on.
+    crate::sys::redact::visible(&out).into_owned()
 }
 
 /// How a run compares with the accepted snapshot.

@@ -22,11 +22,14 @@ pub use crate::model::report::{
 ///
 /// Each file is written whole or not at all.
 pub fn write_all(report: &Report, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    // JSON escapes control characters itself; the others are read by
+    // people, in a terminal or a pull request's comment.
+    let shown = |text: String| crate::sys::redact::visible(&text).into_owned();
     let files = [
         ("report.json", serde_json::to_string_pretty(report)?),
-        ("junit.xml", junit::render(report)?),
-        ("report.md", markdown::render(report)),
-        ("report.html", html::render(report)?),
+        ("junit.xml", shown(junit::render(report)?)),
+        ("report.md", shown(markdown::render(report))),
+        ("report.html", shown(html::render(report)?)),
     ];
     let mut written = Vec::new();
     for (name, contents) in files {

@@ -1512,26 +1512,39 @@ fn matching_alternative(
 }
 
 /// What makes a baseline's run of a scenario a doubtful reference: steps
-/// that answer 5xx, and the error of a traceback (Python) or a panic (Rust)
-/// in its log.
+/// that answer 5xx, steps of which none got an answer (a service that died
+/// after its health check), and the error of a traceback (Python) or a
+/// panic (Rust) in its log.
 fn unhealthy(
     exchanges: &[replay::Exchange],
     log: &str,
     normaliser: &Normaliser<'_>,
 ) -> Vec<String> {
-    let mut found: Vec<String> = exchanges
+    let unanswered = exchanges
         .iter()
-        .filter_map(|exchange| {
-            let response = exchange.response.as_ref().ok()?;
-            (response.status >= 500).then(|| {
-                format!(
-                    "step `{}` answered {}",
-                    exchange.step,
-                    response.status_line()
-                )
-            })
+        .map(|exchange| exchange.response.as_ref().err().map(|why| (exchange, why)))
+        .collect::<Option<Vec<_>>>()
+        .and_then(|all| all.first().copied());
+    let mut found: Vec<String> = unanswered
+        .map(|(first, why)| {
+            format!(
+                "no step got an answer (step `{}`: {})",
+                first.step,
+                normaliser.literals(why)
+            )
         })
+        .into_iter()
         .collect();
+    found.extend(exchanges.iter().filter_map(|exchange| {
+        let response = exchange.response.as_ref().ok()?;
+        (response.status >= 500).then(|| {
+            format!(
+                "step `{}` answered {}",
+                exchange.step,
+                response.status_line()
+            )
+        })
+    }));
     let lines: Vec<&str> = log.lines().collect();
     for (index, line) in lines.iter().enumerate() {
         if line.starts_with("Traceback (most recent call last)") {

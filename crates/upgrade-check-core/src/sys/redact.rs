@@ -230,6 +230,28 @@ pub fn terminal_safe(text: &str) -> Cow<'_, str> {
     SEQUENCE.replace_all(text, "")
 }
 
+/// Text fit for a file a person opens in a terminal or a pull request's
+/// comment (snapshots, report.md, JUnit, HTML): every control character but
+/// tab and newline written as a visible escape (`\x1b`, `\u{9b}`), so that a
+/// service's answer can neither drive a terminal nor hide text, and what it
+/// sent is still there to read.
+pub fn visible(text: &str) -> Cow<'_, str> {
+    let hidden = |ch: char| ch.is_control() && ch != '\n' && ch != '\t';
+    if !text.contains(hidden) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for ch in text.chars() {
+        match ch {
+            ch if !hidden(ch) => out.push(ch),
+            '\r' => out.push_str("\\r"),
+            ch if (ch as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", ch as u32)),
+            ch => out.push_str(&format!("\\u{{{:x}}}", ch as u32)),
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Copies a service's output from `reader` to `log` until the stream ends:
 /// scrubbed of every registered secret as it is written (raw output never
 /// reaches the disk), and cut after `cap` bytes with a line saying so.
@@ -559,6 +581,15 @@ mod tests {
             capped.ends_with("[upgrade-check: log cut at 1000 bytes; 9000 more bytes not kept]\n"),
             "{capped}"
         );
+    }
+
+    #[test]
+    fn control_characters_become_visible_escapes() {
+        assert_eq!(
+            visible("a\x1b]0;title\x07b\u{9b}31m\r\tc\n"),
+            "a\\x1b]0;title\\x07b\\u{9b}31m\\r\tc\n"
+        );
+        assert!(matches!(visible("plain\ttext\n"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -525,6 +525,59 @@ fn an_accepted_snapshot_that_is_a_symlink_is_refused_before_anything_runs() {
 }
 
 #[test]
+fn a_baseline_that_answers_no_step_is_unhealthy_and_not_accepted() {
+    let ctx = hostile("die-after-health");
+    keep_only_health(&ctx);
+    let refused = ctx.run(&["--accept"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("the baseline is unhealthy")
+            && refused
+                .stderr
+                .contains("no step got an answer (step `health check`"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !ctx.path("snapshots/health.snap").exists(),
+        "nothing accepted"
+    );
+}
+
+#[test]
+fn control_bytes_of_an_answer_are_shown_escaped_in_snapshots_and_reports() {
+    let ctx = hostile("");
+    assert_eq!(ctx.run(&["--accept"]).code, 0);
+    let snap = std::fs::read_to_string(ctx.path("snapshots/secrets.snap")).unwrap();
+    assert!(
+        snap.contains("welcome \\x1b]0;pwned-title\\x07\\x1b[31mred\\x1b[0m \\u{9b}1m"),
+        "{snap}"
+    );
+    // The service now answers otherwise: the diff reaches every report.
+    ctx.edit("snapshots/secrets.snap", |text| {
+        text.replace("welcome", "hello")
+    });
+    assert_eq!(ctx.run(&["--no-cache"]).code, 1);
+    let mut checked = Vec::new();
+    for file in [
+        "snapshots/secrets.snap",
+        "snapshots/secrets.snap.new",
+        "state/report/report.md",
+        "state/report/junit.xml",
+        "state/report/report.html",
+    ] {
+        let text = std::fs::read_to_string(ctx.path(file)).unwrap();
+        assert!(text.contains("pwned-title"), "{file} shows what was sent");
+        assert!(
+            !text.contains(['\x1b', '\x07', '\u{9b}']),
+            "{file} holds raw control bytes"
+        );
+        checked.push(file);
+    }
+    assert_eq!(checked.len(), 5);
+}
+
+#[test]
 fn a_baseline_that_answers_5xx_is_flagged_and_accepted_only_when_told() {
     let ctx = hostile("broken");
     let refused = ctx.run(&["--accept"]);
