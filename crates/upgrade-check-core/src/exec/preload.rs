@@ -92,10 +92,22 @@ pub struct Preloader {
     printed: std::sync::Arc<Mutex<String>>,
 }
 
-/// Whether a line the preloader printed is the one that says it is ready
-/// (what it imported, as JSON).
-fn says_ready(line: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(line).is_ok_and(|said| said.get("imported").is_some())
+/// What the preloader says when it is ready: what it imported, and the
+/// processes its imports left running.
+#[derive(serde::Deserialize)]
+struct Ready {
+    #[allow(
+        dead_code,
+        reason = "said by the preloader; what matters is that it was said"
+    )]
+    imported: Vec<String>,
+    #[serde(default)]
+    started: Vec<String>,
+}
+
+/// The ready line, when `line` is the one that says the preloader is ready.
+fn says_ready(line: &str) -> Option<Ready> {
+    serde_json::from_str::<Ready>(line).ok()
 }
 
 impl Preloader {
@@ -122,7 +134,7 @@ impl Preloader {
         let process = process::spawn(expression, grace)
             .map_err(|err| format!("cannot start `{}`: {err}", python.display()))?;
         let printed = std::sync::Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<bool>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Option<Ready>>();
         let kept = printed.clone();
         // Its first JSON line says it is ready; any other line (a warning,
         // a traceback) is kept for the error that names why it is not.
@@ -132,9 +144,11 @@ impl Preloader {
                 .lines()
                 .map_while(Result::ok)
             {
-                if waiting.is_some() && says_ready(&line) {
+                if waiting.is_some()
+                    && let Some(ready) = says_ready(&line)
+                {
                     if let Some(waiting) = waiting.take() {
-                        let _ = waiting.send(true);
+                        let _ = waiting.send(Some(ready));
                     }
                     continue;
                 }
@@ -145,12 +159,20 @@ impl Preloader {
                 }
             }
             if let Some(waiting) = waiting {
-                let _ = waiting.send(false);
+                let _ = waiting.send(None);
             }
         });
         match ready_rx.recv_timeout(timeout) {
-            Ok(true) => {}
-            Ok(false) => {
+            // A process an import started would be the preloader's, outside
+            // every service's group and leak check: services start cold.
+            Ok(Some(ready)) if !ready.started.is_empty() => {
+                return Err(format!(
+                    "a library started a process as it was imported ({}); started cold, it is the service's own and its leak check sees it",
+                    ready.started.join(", ")
+                ));
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => {
                 let said = printed.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 return Err(format!(
                     "the preloader failed to start: {}",
@@ -547,6 +569,62 @@ mod tests {
             !printed.contains("holds"),
             "the service holds sockets:\n{printed}"
         );
+    }
+
+    #[test]
+    fn a_process_a_library_starts_as_it_is_imported_turns_the_preloader_down_and_dies() {
+        let dir = tempfile::tempdir().unwrap();
+        let venv = dir.path().join("venv");
+        let made = std::process::Command::new(which_python3())
+            .args(["-m", "venv", "--without-pip"])
+            .arg(&venv)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let python = venv.join("bin/python");
+        let site = std::process::Command::new(&python)
+            .args([
+                "-c",
+                "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+            ])
+            .output()
+            .unwrap();
+        let site = PathBuf::from(String::from_utf8(site.stdout).unwrap().trim());
+        std::fs::write(
+            site.join("daemonlib.py"),
+            "import subprocess\nsubprocess.Popen(['sleep', '61'])\n",
+        )
+        .unwrap();
+        let source = dir.path().join("service");
+        std::fs::create_dir(&source).unwrap();
+        std::fs::write(source.join("serve.py"), "import daemonlib\n").unwrap();
+        let env = BTreeMap::from([(
+            OsString::from("PATH"),
+            std::env::var_os("PATH").unwrap_or_default(),
+        )]);
+        let refused = Preloader::start(
+            &python,
+            &source,
+            env,
+            Duration::from_secs(30),
+            Duration::from_secs(2),
+        )
+        .err()
+        .expect("no preloader for a service whose imports start a process");
+        assert!(
+            refused.contains("a library started a process as it was imported")
+                && refused.contains("sleep 61"),
+            "{refused}"
+        );
+        let pid: u32 = refused
+            .split(" (")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|pid| pid.parse().ok())
+            .expect("the pid is named");
+        wait_for("the import's process to die", || {
+            !crate::sys::sweep::is_running(pid)
+        });
     }
 
     #[test]

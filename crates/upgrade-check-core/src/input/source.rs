@@ -49,12 +49,34 @@ pub struct Source {
     pub text: String,
 }
 
+/// The largest input file read (a HAR file with every response body of a
+/// long browser session is the largest in practice): a larger one is an
+/// error naming it, never a read that takes the machine's memory.
+pub const MAX_INPUT_BYTES: u64 = 64 << 20;
+
 impl Source {
     /// Reads a file that must be UTF-8 text.
     pub fn read(path: &Path) -> Result<Source, InputError> {
+        use std::io::Read;
         // std's error, not fs_err's: the path is said once, in front.
-        let bytes = std::fs::read(path)
-            .map_err(|err| InputError::in_file(path, format!("cannot read it: {err}")))?;
+        let cannot =
+            |err: std::io::Error| InputError::in_file(path, format!("cannot read it: {err}"));
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(cannot)?;
+        if bytes.len() as u64 > MAX_INPUT_BYTES {
+            let size = std::fs::metadata(path).map_or(bytes.len() as u64, |meta| meta.len());
+            return Err(InputError::in_file(
+                path,
+                format!(
+                    "the file is {} MiB; input files over {} MiB are not read (for a HAR file, save only \
+                     the service's requests, without response bodies of static files)",
+                    size >> 20,
+                    MAX_INPUT_BYTES >> 20
+                ),
+            ));
+        }
         let text = String::from_utf8(bytes).map_err(|err| {
             let (line, column) = line_column(
                 &String::from_utf8_lossy(err.as_bytes()),

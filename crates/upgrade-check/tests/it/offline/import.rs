@@ -221,3 +221,22 @@ fn init_writes_nothing_through_a_folder_a_symlink_leads_outside() {
     assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
     assert!(!repository.path().join("upgrade-check.toml").exists());
 }
+
+#[test]
+fn a_har_file_too_large_to_read_is_refused_naming_it() {
+    let ctx = TestContext::new();
+    let file = ctx.path("huge.har");
+    // 300 MiB, sparse: the harness reads no more than its cap of it.
+    std::fs::File::create(&file)
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
+    let run = ctx.run(&["import", "har", &file.to_string_lossy()]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("huge.har") && run.stderr.contains("the file is 300 MiB"),
+        "{}",
+        run.stderr
+    );
+    assert!(!ctx.path("scenarios/huge.toml").exists());
+}
