@@ -69,11 +69,17 @@ pub struct StepFailure {
     pub message: String,
 }
 
-/// The HTTP client every replay shares: no proxy, no redirects followed.
+/// The HTTP client every replay shares: no proxy, no redirects followed,
+/// and a new connection for every step. A service may close a connection
+/// after an answer without saying so (uvicorn after a 500): a pooled
+/// connection would carry the next step into that close, and that step,
+/// not the one that failed, would be reported as unanswered. On loopback a
+/// connection costs a fraction of a millisecond.
 pub fn client() -> reqwest::Client {
     crate::sys::http::client_builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
         .build()
         .expect("the HTTP client configuration is valid")
 }

@@ -577,6 +577,39 @@ fn control_bytes_of_an_answer_are_shown_escaped_in_snapshots_and_reports() {
     assert_eq!(checked.len(), 5);
 }
 
+/// A service that closes its connection a moment after a 500, without
+/// saying so (uvicorn's way): the 500 is what is reported, run after run,
+/// and the next step is answered on a connection of its own.
+#[test]
+fn the_step_that_answered_500_is_blamed_not_the_one_after_a_closed_connection() {
+    let ctx = hostile("");
+    keep_only_health(&ctx);
+    std::fs::remove_file(ctx.path("scenarios/health.toml")).unwrap();
+    std::fs::write(
+        ctx.path("scenarios/after-error.toml"),
+        "description = \"an error, then a plain request\"\n\n[[steps]]\nname = \"admin\"\n\
+         method = \"GET\"\npath = \"/admin\"\n\n[[steps]]\nname = \"health\"\nmethod = \"GET\"\n\
+         path = \"/health\"\n",
+    )
+    .unwrap();
+    assert_eq!(ctx.run(&["--accept"]).code, 0);
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("HOSTILE = \"\"", "HOSTILE = \"close-after-500\"")
+    });
+    for attempt in 1..=10 {
+        let run = ctx.run(&["--no-cache", "--no-noise-check"]);
+        assert_eq!(run.code, 1, "attempt {attempt}: {}", run.stdout);
+        let after = scenario_report(&ctx.report(), "baseline", "after-error").clone();
+        let summary = after["summary"].as_str().unwrap_or_default();
+        assert!(
+            summary.contains("step `admin`") && summary.contains("500 Internal Server Error"),
+            "attempt {attempt}: {after}"
+        );
+        let diff = after["diff"].as_str().unwrap_or_default();
+        assert!(!diff.contains("no response"), "attempt {attempt}: {diff}");
+    }
+}
+
 #[test]
 fn a_baseline_that_answers_5xx_is_flagged_and_accepted_only_when_told() {
     let ctx = hostile("broken");
