@@ -39,6 +39,9 @@ pub struct BaselineFile {
     pub groups: Vec<String>,
     /// Every exact pin: the `==` requirements, or the lock's registry packages.
     pub pins: Vec<DeclaredPin>,
+    /// From a `Cargo.lock`: what each package depends on, by name; empty
+    /// where the file does not say.
+    pub requires: super::cargo_lock::Requires,
 }
 
 /// A package at one exact version, and where the file says so.
@@ -109,6 +112,7 @@ impl BaselineFile {
                 kept: Vec::new(),
                 groups: Vec::new(),
                 pins: super::cargo_lock::parse(source)?,
+                requires: super::cargo_lock::dependencies(source)?,
             });
         }
         let mut constraints = Vec::new();
@@ -143,6 +147,7 @@ impl BaselineFile {
             kept,
             groups: groups.to_vec(),
             pins,
+            requires: Default::default(),
         })
     }
 

@@ -27,6 +27,10 @@ struct RawPackage {
     name: Spanned<String>,
     version: Spanned<String>,
     source: Option<Spanned<String>>,
+    /// `name`, or `name version` (`name version (source)`) where the lock
+    /// holds the name at several versions.
+    #[serde(default)]
+    dependencies: Vec<String>,
 }
 
 /// Where a package comes from, by the prefix cargo writes in `source`.
@@ -83,6 +87,32 @@ pub fn parse(source: &Source) -> Result<Vec<DeclaredPin>, InputError> {
     }
     Ok(pins)
 }
+
+/// What each package of the lock depends on, by name (every version of a
+/// name together): in pull-request mode, a crate that moved because a crate
+/// the change moved depends on it follows that crate, and is no cell of its
+/// own. Names that are not crate names are left out; `parse` refuses them.
+pub fn dependencies(source: &Source) -> Result<Requires, InputError> {
+    let lock: RawLock = source.parse()?;
+    let mut requires = Requires::new();
+    for package in &lock.package {
+        let Ok(name) = PackageName::crate_name(package.name.get_ref()) else {
+            continue;
+        };
+        let needs = requires.entry(name).or_default();
+        for dependency in &package.dependencies {
+            let bare = dependency.split_whitespace().next().unwrap_or_default();
+            if let Ok(dependency) = PackageName::crate_name(bare) {
+                needs.insert(dependency);
+            }
+        }
+    }
+    Ok(requires)
+}
+
+/// Package names, each with the names it depends on.
+pub type Requires =
+    std::collections::BTreeMap<PackageName, std::collections::BTreeSet<PackageName>>;
 
 /// Whether `path` names a lock this module reads.
 pub fn is_lock(path: &Path) -> bool {

@@ -1,9 +1,12 @@
 //! Pull-request mode: the baseline file at a git ref against the working tree.
 //!
-//! The old pins are the baseline; every package whose pin changed becomes a
-//! cell of its own (that version alone on the old pins), and, when more than
-//! one changed, one more cell resolves the new file as it is: the whole
-//! change. Both files are parsed and validated before anything runs; git is
+//! The old pins are the baseline; every package the change asked for
+//! becomes a cell of its own (that version alone on the old pins, with what
+//! it needs moving along), and, when more than one moved, one more cell
+//! resolves the new file as it is: the whole change. A package that moved
+//! only because a package the change moved depends on it (what `cargo
+//! update -p tokio` moves besides tokio) follows that package: it is never
+//! a cell of its own, where the resolver could not even select it. Both files are parsed and validated before anything runs; git is
 //! asked with arguments, never through a shell.
 
 use std::collections::BTreeMap;
@@ -193,11 +196,104 @@ pub fn changes(before: &BaselineFile, after: &BaselineFile) -> Vec<PinChange> {
     changes
 }
 
-/// The baseline, each changed package alone, and the whole change when more than one moved.
-pub fn plan(changes: &[PinChange], baseline_profile: &str, after: &Path) -> Plan {
+/// The changes a pull request asked for, and those that followed one of
+/// them, each with the package it followed.
+#[derive(Debug, Default)]
+pub struct Split<'a> {
+    pub asked: Vec<&'a PinChange>,
+    pub followed: Vec<(&'a PinChange, PackageName)>,
+}
+
+/// Splits `changes` by the dependency graphs of the file before and after
+/// (where the file has one: a `Cargo.lock`): a package that another moved
+/// package depends on after the change (or depended on before it, for one
+/// removed) followed that package, traced back to one the change asked for.
+pub fn split<'a>(
+    changes: &'a [PinChange],
+    before: &BaselineFile,
+    after: &BaselineFile,
+) -> Split<'a> {
+    let moved: Vec<&PackageName> = changes.iter().map(|change| &change.package).collect();
+    // The moved package that pulled `change` along, if any.
+    let leader = |change: &PinChange| -> Option<PackageName> {
+        let graph = if change.after.is_some() {
+            &after.requires
+        } else {
+            &before.requires
+        };
+        moved
+            .iter()
+            .find(|other| {
+                **other != &change.package
+                    && graph
+                        .get(**other)
+                        .is_some_and(|needs| needs.contains(&change.package))
+            })
+            .map(|other| (*other).clone())
+    };
+    let mut followed_by: BTreeMap<PackageName, PackageName> = BTreeMap::new();
+    for change in changes {
+        if let Some(leader) = leader(change) {
+            followed_by.insert(change.package.clone(), leader);
+        }
+    }
+    let mut split = Split::default();
+    for change in changes {
+        // Traced to a package nothing moved pulls (a cycle stops the trace).
+        let mut root = followed_by.get(&change.package).cloned();
+        let mut seen = vec![change.package.clone()];
+        while let Some(next) = root.as_ref().and_then(|package| followed_by.get(package)) {
+            if seen.contains(next) {
+                break;
+            }
+            seen.push(root.replace(next.clone()).expect("a root to replace"));
+        }
+        match root {
+            Some(root) => split.followed.push((change, root)),
+            None => split.asked.push(change),
+        }
+    }
+    split
+}
+
+/// The baseline, each package the change asked for alone (what follows it
+/// moving along), and the whole change when more than one package moved.
+pub fn plan(
+    changes: &[PinChange],
+    before: &BaselineFile,
+    after: &BaselineFile,
+    baseline_profile: &str,
+) -> Plan {
+    let split = split(changes, before, after);
     let mut cells = vec![Cell::baseline(baseline_profile)];
     let mut skipped = Vec::new();
-    for change in changes {
+    // One line per package followed: what moved with it, and how many went.
+    let mut leaders: Vec<&PackageName> = split.followed.iter().map(|(_, leader)| leader).collect();
+    leaders.dedup();
+    leaders.sort();
+    leaders.dedup();
+    for leader in leaders {
+        let with: Vec<&PinChange> = split
+            .followed
+            .iter()
+            .filter(|(_, followed)| followed == leader)
+            .map(|(change, _)| *change)
+            .collect();
+        let mut said: Vec<String> = with
+            .iter()
+            .filter(|change| change.after.is_some())
+            .map(ToString::to_string)
+            .collect();
+        let removed = with.iter().filter(|change| change.after.is_none()).count();
+        if removed > 0 {
+            said.push(format!("{removed} removed"));
+        }
+        skipped.push(format!(
+            "moved with {leader}: {}; tried with it, never alone",
+            said.join(", ")
+        ));
+    }
+    for change in &split.asked {
         match &change.after {
             Some(version) if change.before.is_some() => cells.push(Cell::with_pins(
                 vec![Pin {
@@ -218,13 +314,22 @@ pub fn plan(changes: &[PinChange], baseline_profile: &str, after: &Path) -> Plan
     }
     let tried_alone = cells.len() - 1;
     if changes.len() > 1 || tried_alone < changes.len() {
-        let names: Vec<String> = changes
+        // Named after what the change asked for; what followed is in its
+        // versions, not its name.
+        let mut names: Vec<String> = split
+            .asked
             .iter()
             .map(|change| match &change.after {
                 Some(version) => format!("{} {version}", change.package),
                 None => format!("{} removed", change.package),
             })
             .collect();
+        let with = if split.asked.len() == 1 { "it" } else { "them" };
+        match split.followed.len() {
+            0 => {}
+            1 => names.push(format!("1 package moved with {with}")),
+            more => names.push(format!("{more} packages moved with {with}")),
+        }
         let pins = changes
             .iter()
             .filter_map(|change| {
@@ -235,7 +340,7 @@ pub fn plan(changes: &[PinChange], baseline_profile: &str, after: &Path) -> Plan
             })
             .collect();
         let name = format!("whole change ({})", names.join(", "));
-        cells.push(Cell::from_file(after, &name, baseline_profile, pins));
+        cells.push(Cell::from_file(&after.path, &name, baseline_profile, pins));
     }
     Plan { cells, skipped }
 }
@@ -367,11 +472,7 @@ mod tests {
                 "six Some(\"1.16.0\") None",
             ]
         );
-        let plan = plan(
-            &changes(&before, &after),
-            "dev",
-            Path::new("requirements.txt"),
-        );
+        let plan = plan(&changes(&before, &after), &before, &after, "dev");
         let names: Vec<&str> = plan.cells.iter().map(|cell| cell.name.as_str()).collect();
         assert_eq!(
             names,
@@ -383,6 +484,82 @@ mod tests {
             ]
         );
         assert_eq!(plan.skipped.len(), 2);
+    }
+
+    /// A `Cargo.lock` of `packages` (`name version dependency…`).
+    fn cargo_lock(packages: &[&str]) -> BaselineFile {
+        let mut text = String::from(
+            "version = 4\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\ndependencies = [\"tokio\", \"serde\"]\n",
+        );
+        for package in packages {
+            let mut words = package.split_whitespace();
+            let (name, version) = (words.next().unwrap(), words.next().unwrap());
+            let needs: Vec<String> = words.map(|word| format!("\"{word}\"")).collect();
+            text.push_str(&format!(
+                "\n[[package]]\nname = \"{name}\"\nversion = \"{version}\"\nsource = \"registry+https://example.invalid/index\"\ndependencies = [{}]\n",
+                needs.join(", ")
+            ));
+        }
+        let source = Source {
+            path: "Cargo.lock".into(),
+            text,
+        };
+        BaselineFile::parse(Path::new("Cargo.lock"), &source, &|_| unreachable!()).unwrap()
+    }
+
+    #[test]
+    fn what_moved_because_a_moved_crate_needs_it_follows_that_crate_and_is_no_cell() {
+        // `cargo update -p tokio --precise 1.54.1`: mio and socket2 move,
+        // windows-sys comes, num_cpus goes; serde moves on its own.
+        let before = cargo_lock(&[
+            "tokio 1.38.0 mio num_cpus",
+            "mio 0.8.11",
+            "num_cpus 1.17.0",
+            "serde 1.0.200",
+        ]);
+        let after = cargo_lock(&[
+            "tokio 1.54.1 mio socket2",
+            "mio 1.2.5 windows-sys",
+            "socket2 0.6.5",
+            "windows-sys 0.61.2",
+            "serde 1.0.228",
+        ]);
+        let changed = changes(&before, &after);
+        let split = split(&changed, &before, &after);
+        let asked: Vec<String> = split.asked.iter().map(ToString::to_string).collect();
+        assert_eq!(asked, ["serde 1.0.200 → 1.0.228", "tokio 1.38.0 → 1.54.1"]);
+        let followed: Vec<String> = split
+            .followed
+            .iter()
+            .map(|(change, leader)| format!("{} by {leader}", change.package))
+            .collect();
+        // windows-sys came with mio, which came with tokio: traced to tokio.
+        assert_eq!(
+            followed,
+            [
+                "mio by tokio",
+                "num_cpus by tokio",
+                "socket2 by tokio",
+                "windows-sys by tokio"
+            ]
+        );
+        let plan = plan(&changed, &before, &after, "dev");
+        let names: Vec<&str> = plan.cells.iter().map(|cell| cell.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "baseline",
+                "serde 1.0.228",
+                "tokio 1.54.1",
+                "whole change (serde 1.0.228, tokio 1.54.1, 4 packages moved with them)"
+            ]
+        );
+        assert_eq!(
+            plan.skipped,
+            [
+                "moved with tokio: mio 0.8.11 → 1.2.5, socket2 (none) → 0.6.5, windows-sys (none) → 0.61.2, 1 removed; tried with it, never alone"
+            ]
+        );
     }
 
     #[test]

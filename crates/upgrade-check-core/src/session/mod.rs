@@ -176,7 +176,7 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
         return Ok(Finished::Planned(planned.plan));
     }
     let Planned {
-        plan,
+        mut plan,
         shard,
         bisection,
         alternative,
@@ -219,6 +219,10 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
         outcomes = run::run_plan(ctx.clone(), &plan) => (outcomes, crate::sys::interrupt::signalled()),
         // Every child is dead already; keep what finished, in plan order.
         name = interrupt.wait() => (run::finished(&ctx), Some(name)),
+    };
+    let outcomes = match options.shard {
+        None => shown_once(&mut plan, outcomes),
+        Some(_) => outcomes,
     };
     if let Some((pin, keys)) = &alternative {
         run::settle_databases(&ctx).await;
@@ -497,7 +501,7 @@ async fn plan_check(
         Action::Run | Action::Plan if options.accept => match &tools.change {
             Some((after, name)) => {
                 let changes = pr::changes(builder.baseline(), after);
-                let change = pr::plan(&changes, &profile, &after.path)
+                let change = pr::plan(&changes, builder.baseline(), after, &profile)
                     .cells
                     .pop()
                     .filter(|cell| !cell.is_baseline());
@@ -523,7 +527,7 @@ async fn plan_check(
                     changes: changes.iter().map(ToString::to_string).collect(),
                 });
                 prepare::check_versions_exist(builder, after, &changes).await?;
-                pr::plan(&changes, &profile, &after.path)
+                pr::plan(&changes, builder.baseline(), after, &profile)
             }
             None => plan_matrix(inputs, tools, events).await?,
         },
@@ -706,6 +710,51 @@ async fn follow_up(
         interactions,
         newest_safe,
     }
+}
+
+/// A pull request's whole change that built the same environment as one of
+/// its single cells (`uv add bcrypt==5.0.0` also removes what bcrypt 4
+/// needed; `cargo update -p tokio` moves what tokio needs) is that cell
+/// again: it is left out of the outcomes and the plan, and said once.
+fn shown_once(plan: &mut Plan, mut outcomes: Vec<CellOutcome>) -> Vec<CellOutcome> {
+    let environment = |outcome: &CellOutcome| {
+        outcome
+            .report
+            .environment
+            .as_ref()
+            .map(|environment| environment.id.clone())
+    };
+    let whole = plan
+        .cells
+        .iter()
+        .find(|cell| cell.from_file.is_some())
+        .map(|cell| cell.id.clone());
+    let Some(whole) = whole else {
+        return outcomes;
+    };
+    let Some(at) = outcomes
+        .iter()
+        .position(|outcome| outcome.report.id == whole)
+    else {
+        return outcomes;
+    };
+    let Some(built) = environment(&outcomes[at]) else {
+        return outcomes;
+    };
+    let twin = outcomes.iter().find(|outcome| {
+        outcome.report.id != whole
+            && !outcome.report.baseline
+            && environment(outcome).as_deref() == Some(built.as_str())
+    });
+    if let Some(twin) = twin {
+        plan.skipped.push(format!(
+            "{} builds the same environment as `{}`: shown once, as that cell",
+            outcomes[at].report.name, twin.report.name
+        ));
+        plan.cells.retain(|cell| cell.id != whole);
+        outcomes.remove(at);
+    }
+    outcomes
 }
 
 /// Phase 7: the result model of what ran, compared with the baseline.

@@ -275,6 +275,17 @@ pub fn git(ctx: &TestContext, args: &[&str]) {
     assert!(status.success(), "git {args:?}");
 }
 
+/// `cargo ARGS` in the service's folder, as a maintainer or Dependabot runs it.
+pub fn cargo(ctx: &TestContext, args: &[&str]) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(args)
+        .current_dir(ctx.path("service"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "cargo {args:?}");
+}
+
 /// Every file below `dir`.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     walk(dir)

@@ -6,22 +6,10 @@
 //! mime_guess gives them: 2.0.5 answers `.js` with `text/javascript` where
 //! the locked 2.0.4 said `application/javascript`.
 
-use std::process::Command;
-
 use crate::common::{
-    TestContext, assert_no_service_left, cell_names, cell_report, git, verdict, version_change,
+    TestContext, assert_no_service_left, cargo, cell_names, cell_report, git, verdict,
+    version_change,
 };
-
-/// `cargo ARGS` in the service's folder, as a maintainer or Dependabot runs it.
-fn cargo(ctx: &TestContext, args: &[&str]) {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(args)
-        .current_dir(ctx.path("service"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "cargo {args:?}");
-}
 
 #[test]
 fn each_crate_version_is_built_and_the_one_that_changes_a_response_is_named() {

@@ -2,8 +2,8 @@
 //! jsonwebtoken, SQLite) against real crates from the registry: a major that
 //! stops the build, a major that answers differently, a major that panics
 //! in a handler, a patch that passes; the build break bisected to its first
-//! bad version. (Bisecting a break at run time on crates is
-//! `cargo_service.rs`'s.)
+//! bad version; a harmless lock bump whose crate moves others along green.
+//! (Bisecting a break at run time on crates is `cargo_service.rs`'s.)
 
 use crate::common::{TestContext, cell_report, scenario_report, verdict};
 
@@ -74,5 +74,76 @@ fn each_real_break_of_the_rust_auth_service_is_caught_explained_and_bisected() {
     crate::common::assert_readme_sample(
         "`upgrade-check bisect axum --from 0.7.9 --to 0.8.1`:",
         &bisect.stdout,
+    );
+}
+
+/// `cargo update -p tokio --precise 1.54.1` from 1.38.0 moves mio across a
+/// major, socket2 and tokio-macros, and removes 28 crates: only tokio is a
+/// cell (mio alone on the base lock cannot even be selected), what moved
+/// with it is listed under it, the whole change is that same cell, and the
+/// harmless bump exits 0.
+#[test]
+fn a_lock_bump_of_tokio_alone_is_one_cell_and_green() {
+    let ctx = auth_service();
+    std::fs::write(ctx.path(".gitignore"), "/state/\n*.snap.new\ntarget/\n").unwrap();
+    crate::common::git(&ctx, &["init", "--quiet"]);
+    crate::common::cargo(
+        &ctx,
+        &["update", "--quiet", "-p", "tokio", "--precise", "1.38.0"],
+    );
+    crate::common::git(&ctx, &["add", "."]);
+    crate::common::git(
+        &ctx,
+        &["commit", "--quiet", "-m", "the service on tokio 1.38"],
+    );
+    crate::common::cargo(
+        &ctx,
+        &["update", "--quiet", "-p", "tokio", "--precise", "1.54.1"],
+    );
+    crate::common::git(&ctx, &["commit", "--quiet", "-am", "bump tokio"]);
+
+    let run = ctx.run(&["--since", "HEAD~1"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = ctx.report();
+    assert_eq!(
+        crate::common::cell_names(&report),
+        ["baseline", "tokio 1.54.1"]
+    );
+    for scenario in ["health", "login", "register", "missing-config@no-secrets"] {
+        assert_eq!(
+            verdict(&report, "tokio 1.54.1", scenario),
+            "pass",
+            "{scenario}"
+        );
+    }
+    let mio = crate::common::version_change(cell_report(&report, "tokio 1.54.1"), "mio");
+    assert_eq!(
+        (&mio["before"], &mio["after"]),
+        (&"0.8.11".into(), &"1.2.5".into())
+    );
+    let skipped: Vec<&str> = report["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|line| line.as_str())
+        .collect();
+    assert!(
+        skipped.iter().any(
+            |line| line.starts_with("moved with tokio: mio 0.8.11 → 1.2.5")
+                && line.contains("28 removed; tried with it, never alone")
+        ),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped
+            .iter()
+            .any(|line| line.contains("builds the same environment as `tokio 1.54.1`")),
+        "{skipped:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("skipped: moved with tokio: mio 0.8.11 → 1.2.5"),
+        "{}",
+        run.stdout
     );
 }
