@@ -181,6 +181,10 @@ pub enum BuildError {
         "{0}\nnot in the cache, and --offline forbids fetching it: run once without --offline to fill the cache"
     )]
     Unavailable(String),
+    /// The resolution does not hold the version the cell is named for: the
+    /// cell would not be what it says, so it is not tried.
+    #[error("{0}")]
+    NotHeld(String),
     #[error(transparent)]
     Harness(#[from] anyhow::Error),
 }

@@ -181,6 +181,36 @@ impl ResolvedSet {
         }
     }
 
+    /// Why the set is not what a cell of `pins` is named for: the first pin
+    /// whose version it does not hold, and what it holds instead.
+    pub fn not_holding(&self, pins: &[crate::model::cell::Pin]) -> Option<String> {
+        pins.iter().find_map(|pin| {
+            let held = self.packages.get(&pin.package);
+            let holds = held.is_some_and(|resolved| {
+                resolved.version == pin.version || resolved.others.contains(&pin.version)
+            });
+            (!holds).then(|| {
+                let instead = match held {
+                    Some(resolved) => {
+                        let mut versions: Vec<String> = resolved
+                            .others
+                            .iter()
+                            .chain([&resolved.version])
+                            .map(ToString::to_string)
+                            .collect();
+                        versions.sort();
+                        format!("holds {} {}", pin.package, versions.join(" and "))
+                    }
+                    None => format!("holds no {}", pin.package),
+                };
+                format!(
+                    "its resolution {instead}, not {}: the resolver could not give this cell the version it is named for",
+                    pin.version
+                )
+            })
+        })
+    }
+
     /// Replaces the index's digests with the ones a file declares for the
     /// same pin, so that a hash-checked install verifies against the file.
     pub fn use_declared_hashes(&mut self, declared: &DeclaredHashes) {
@@ -283,6 +313,28 @@ werkzeug==2.2.3           # via flask, -r requirements.txt
 
     fn name(text: &str) -> PackageName {
         PackageName::python(text).unwrap()
+    }
+
+    #[test]
+    fn a_set_says_which_pin_it_does_not_hold() {
+        let set = ResolvedSet::parse(COMPILED).unwrap();
+        let pin = |package: &str, version: &str| crate::model::cell::Pin {
+            package: name(package),
+            version: Version::parse(crate::model::package::Ecosystem::Python, version).unwrap(),
+        };
+        assert_eq!(set.not_holding(&[pin("bcrypt", "3.2.0")]), None);
+        let why = set
+            .not_holding(&[pin("flask", "2.2.5"), pin("bcrypt", "5.0.0")])
+            .unwrap();
+        assert!(
+            why.starts_with("its resolution holds bcrypt 3.2.0, not 5.0.0"),
+            "{why}"
+        );
+        let why = set.not_holding(&[pin("passlib", "1.7.4")]).unwrap();
+        assert!(
+            why.starts_with("its resolution holds no passlib, not 1.7.4"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -377,13 +377,15 @@ impl Bisection {
     }
 }
 
-/// The harness could not judge the cell at all: not built, or its own error.
+/// The harness could not judge the cell at all: not built, not holding the
+/// version probed, or its own error.
 fn unbuildable(outcome: &CellOutcome) -> bool {
-    outcome
-        .report
-        .scenarios
-        .iter()
-        .all(|scenario| matches!(scenario.verdict, Verdict::BuildFailed | Verdict::Error))
+    outcome.report.scenarios.iter().all(|scenario| {
+        matches!(
+            scenario.verdict,
+            Verdict::BuildFailed | Verdict::Error | Verdict::NotTried
+        )
+    })
 }
 
 /// Cargo or uv refused to build the cell (not the harness's own error).

@@ -230,6 +230,10 @@ pub enum Verdict {
     BuildFailed,
     /// The harness itself failed; nothing is known about the service.
     Error,
+    /// The cell could not be made as it is named: its resolved set does not
+    /// hold the version it is named for (the resolver kept another). Never a
+    /// regression and never a pass; the summary says why.
+    NotTried,
 }
 
 impl Verdict {
@@ -241,7 +245,14 @@ impl Verdict {
             Verdict::StartupFailed => "startup-failed",
             Verdict::BuildFailed => "build-failed",
             Verdict::Error => "error",
+            Verdict::NotTried => "not-tried",
         }
+    }
+
+    /// A failure to blame on the cell: neither a pass nor a cell that was
+    /// never tried.
+    pub fn fails(self) -> bool {
+        !self.passes() && self != Verdict::NotTried
     }
 
     /// Pass, or a change the pull request accepts: nothing to fail on.
@@ -365,9 +376,7 @@ impl Report {
         };
         if verdicts().any(|verdict| verdict == Verdict::Error) {
             ExitStatus::HarnessFailed
-        } else if verdicts().any(|verdict| !verdict.passes())
-            || !self.unexplained_snapshots.is_empty()
-        {
+        } else if verdicts().any(Verdict::fails) || !self.unexplained_snapshots.is_empty() {
             ExitStatus::Regression
         } else {
             ExitStatus::Pass
@@ -383,7 +392,13 @@ impl CellReport {
     pub fn failures(&self) -> impl Iterator<Item = &ScenarioReport> {
         self.scenarios
             .iter()
-            .filter(|scenario| !scenario.verdict.passes())
+            .filter(|scenario| scenario.verdict.fails())
+    }
+
+    /// Why the cell was not tried, when it was not (every scenario says so).
+    pub fn not_tried(&self) -> Option<&str> {
+        let first = self.scenarios.first()?;
+        (first.verdict == Verdict::NotTried).then(|| first.summary.as_deref().unwrap_or(""))
     }
 
     /// Changes this cell shows that the pull request accepts.

@@ -106,14 +106,22 @@ pub fn headline(report: &Report) -> String {
     {
         lines.push("✓ the baseline matches the accepted snapshots".to_owned());
     } else {
-        lines.push(format!(
-            "✓ all {} cells match the accepted snapshots",
-            report.cells.len()
-        ));
+        let tried = report
+            .cells
+            .iter()
+            .filter(|cell| cell.not_tried().is_none())
+            .count();
+        lines.push(format!("✓ all {tried} cells match the accepted snapshots"));
     }
     // Accepted changes beside failures: the first lines said the failures.
     if !broken.is_empty() || !baseline_failing.is_empty() {
         lines.extend(accepted.iter().map(|line| format!("  ✓ {line}")));
+    }
+    // A cell that could not be made as named is neither a pass nor a break.
+    for cell in &report.cells {
+        if let Some(why) = cell.not_tried() {
+            lines.push(format!("  – {} not tried: {why}", cell.name));
+        }
     }
     // A baseline that answers 5xx or logs a traceback passes its snapshots
     // only because they were accepted that way: say so wherever it is read.

@@ -55,6 +55,7 @@ const TEMPLATE: &str = r#"<!doctype html>
   .build-failed { background: #ffe0a8; }
   .error { background: #d9d9d9; }
   .as-baseline { background: #eee; color: #555; }
+  .not-tried { background: #f6f6f6; color: #777; border-style: dashed; }
   .accepted { background: #cfe6ff; }
   button.selected { outline: 3px solid #0969da; }
   #details { border-top: 1px solid #d0d7de; padding-top: 1rem; }
@@ -82,7 +83,7 @@ const TEMPLATE: &str = r#"<!doctype html>
   <dt>reproduce</dt><dd><code>{{ run.reproduce }}</code></dd>
 </dl>
 <p id="legend">
-  <span class="pass">pass: answers as accepted</span><span class="accepted">accepted: a change this pull request accepts</span><span class="changed">changed: answers differently</span><span class="startup-failed">startup-failed</span><span class="build-failed">build-failed: not installable or not built</span><span class="error">error: the harness failed; nothing known</span><span class="as-baseline">as baseline: fails exactly as the baseline does</span>
+  <span class="pass">pass: answers as accepted</span><span class="accepted">accepted: a change this pull request accepts</span><span class="changed">changed: answers differently</span><span class="startup-failed">startup-failed</span><span class="build-failed">build-failed: not installable or not built</span><span class="error">error: the harness failed; nothing known</span><span class="as-baseline">as baseline: fails exactly as the baseline does</span><span class="not-tried">not tried: the cell could not hold the version it is named for</span>
 </p>
 <table id="grid"></table>
 <section id="details"><p>Click a square to see its diff, log tail and versions.</p></section>

@@ -13,6 +13,14 @@ pub fn render(report: &Report) -> anyhow::Result<String> {
             let status = match scenario.verdict {
                 Verdict::Pass => TestCaseStatus::success(),
                 Verdict::Accepted => TestCaseStatus::success(),
+                // Never a failure and never a pass: skipped, with the reason.
+                Verdict::NotTried => {
+                    let mut status = TestCaseStatus::skipped();
+                    if let Some(summary) = &scenario.summary {
+                        status.set_message(summary.as_str());
+                    }
+                    status
+                }
                 verdict => {
                     let kind = if verdict == Verdict::Error {
                         NonSuccessKind::Error

@@ -87,6 +87,7 @@ pub fn render_within(report: &Report, limit: usize) -> String {
                     Verdict::StartupFailed => "💥 startup-failed",
                     Verdict::BuildFailed => "🧱 build-failed",
                     Verdict::Error => "⚠️ error",
+                    Verdict::NotTried => "➖ not tried",
                 });
             let _ = write!(head, " {mark} |");
         }

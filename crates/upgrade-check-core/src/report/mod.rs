@@ -199,6 +199,47 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_cell_not_tried_is_said_and_neither_fails_nor_passes_the_run() {
+        let mut report = sample();
+        report.cells.truncate(1);
+        let why = "its resolution holds socket2 0.4.10, not 0.6.5: the resolver could not give this cell the version it is named for";
+        let not_tried = ScenarioReport {
+            summary: Some(why.to_owned()),
+            ..ScenarioReport::new("login".to_owned(), Verdict::NotTried)
+        };
+        let mut cell = report.cells[0].clone();
+        cell.baseline = false;
+        cell.name = "socket2 0.6.5".to_owned();
+        cell.scenarios = vec![
+            not_tried.clone(),
+            ScenarioReport {
+                scenario: "long-password".to_owned(),
+                ..not_tried
+            },
+        ];
+        report.cells.push(cell);
+        assert_eq!(
+            report.status(),
+            crate::model::report::ExitStatus::Pass,
+            "never a regression"
+        );
+        assert!(report.cells[1].failures().next().is_none());
+        let headline = headline::headline(&report);
+        assert!(headline.starts_with("✓ all 1 cells match"), "{headline}");
+        assert!(
+            headline.contains(&format!("  – socket2 0.6.5 not tried: {why}")),
+            "{headline}"
+        );
+        assert!(terminal::render(&report).contains("not tried"));
+        assert!(markdown::render(&report).contains("➖ not tried"));
+        let junit = junit::render(&report).unwrap();
+        assert!(
+            junit.contains("<skipped message=\"its resolution holds socket2"),
+            "{junit}"
+        );
+    }
+
+    #[test]
     fn json_round_trips() {
         let report = sample();
         let text = serde_json::to_string(&report).unwrap();

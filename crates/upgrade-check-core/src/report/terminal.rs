@@ -137,6 +137,7 @@ fn table(report: &Report, out: &mut String) {
                 Verdict::StartupFailed => "STARTUP-FAILED",
                 Verdict::BuildFailed => "BUILD-FAILED",
                 Verdict::Error => "ERROR",
+                Verdict::NotTried => "not tried",
             })
     };
     let widths: Vec<usize> = report

@@ -417,6 +417,9 @@ async fn prepare(ctx: &Arc<RunContext>, cell: &Cell, baseline: &Arc<ResolvedSet>
             Some(path) => builder.resolve_file(&path)?,
             None => builder.resolve_cell(&baseline, &pins)?,
         };
+        if let Some(why) = resolution.set.not_holding(&pins) {
+            return Err(BuildError::NotHeld(why));
+        }
         let environment = builder.materialise(&resolution.set)?;
         Ok::<_, BuildError>((environment, resolution))
     })
@@ -444,6 +447,10 @@ async fn prepare(ctx: &Arc<RunContext>, cell: &Cell, baseline: &Arc<ResolvedSet>
                 reason: why,
             }
         }
+        Ok(Err(BuildError::NotHeld(why))) => Prepared::Failed {
+            verdict: Verdict::NotTried,
+            reason: why,
+        },
         Ok(Err(err)) => Prepared::Failed {
             verdict: Verdict::Error,
             reason: format!("{err:#}"),

@@ -62,7 +62,7 @@ pub async fn start(
     .await?;
     let environment = match built {
         Ok(environment) => environment,
-        Err(BuildError::Refused(why) | BuildError::Unavailable(why)) => {
+        Err(BuildError::Refused(why) | BuildError::Unavailable(why) | BuildError::NotHeld(why)) => {
             return Ok(Err(format!("the baseline does not build:\n{why}")));
         }
         Err(BuildError::Harness(err)) => return Err(err),

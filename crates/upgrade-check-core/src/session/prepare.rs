@@ -243,7 +243,7 @@ pub(super) async fn check_listed_versions(
                 return Err(not_installable(builder, place, &pin, hint, &why).into());
             }
             // Offline with a cold cache: the cells that need it say so.
-            Err(BuildError::Unavailable(_)) => continue,
+            Err(BuildError::Unavailable(_) | BuildError::NotHeld(_)) => continue,
             Err(BuildError::Harness(err)) => return Err(err),
         }
     }
@@ -304,7 +304,7 @@ pub(super) async fn check_baseline_pins(builder: &Builder, dirs: &StateDirs) -> 
         }
         // Unreachable, offline with a cold cache, or a refusal that names no
         // version: the baseline's resolution says what it is.
-        Err(BuildError::Refused(_) | BuildError::Unavailable(_)) => {}
+        Err(BuildError::Refused(_) | BuildError::Unavailable(_) | BuildError::NotHeld(_)) => {}
         Err(BuildError::Harness(err)) => return Err(err),
     }
     Ok(())
@@ -374,7 +374,7 @@ pub(super) async fn check_versions_exist(
                 let key = pin.package.to_string();
                 return Err(not_installable(builder, (path, line, &key), &pin, "", &why).into());
             }
-            Err(BuildError::Unavailable(_)) => {}
+            Err(BuildError::Unavailable(_) | BuildError::NotHeld(_)) => {}
             Err(BuildError::Harness(err)) => return Err(err),
         }
     }
