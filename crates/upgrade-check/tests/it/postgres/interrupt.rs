@@ -276,17 +276,29 @@ fn after_sigkill_children_die_and_the_next_run_removes_the_leftovers() {
     );
 }
 
-/// Processes whose command line holds `text`.
-fn processes_with(text: &str) -> Vec<String> {
+/// The preloaders, and the services they forked (which keep their argv),
+/// of the harness whose state folder is `state`: their command line is the
+/// preloader's program, and their environment carries the run's marker, a
+/// folder under `state`.
+fn preloaded_processes(state: &std::path::Path) -> Vec<String> {
+    const PROGRAM: &str = "The preloader: a Python service's third-party modules imported once";
+    let state = state.to_string_lossy().into_owned();
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(Result::ok)
         .filter_map(|entry| {
             let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            cmdline
-                .contains(text)
-                .then(|| format!("{}: {cmdline}", entry.file_name().to_string_lossy()))
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            (cmdline.contains(PROGRAM) && String::from_utf8_lossy(&environ).contains(&state)).then(
+                || {
+                    format!(
+                        "{}: {}",
+                        entry.file_name().to_string_lossy(),
+                        &cmdline[..80.min(cmdline.len())]
+                    )
+                },
+            )
         })
         .collect()
 }
@@ -296,17 +308,18 @@ fn sigint_leaves_no_preloader_and_no_forked_service() {
     let ctx = TestContext::new();
     let (mut harness, received, started) =
         start_with_and_wait_for_a_service(&ctx, &["--start", "preloaded"]);
-    // A preloader and the services it forks carry its name in their argv.
-    let preloaded = format!("upgrade-check-preload-{}-", harness.id());
     assert!(
-        !processes_with(&preloaded).is_empty(),
+        !preloaded_processes(&ctx.path("state")).is_empty(),
         "the service was forked from a preloader"
     );
     signal(&harness, Signal::SIGINT);
     let status = exit_within(&mut harness, Duration::from_secs(30));
     assert_eq!(status.code(), Some(130));
     assert_nothing_left(&ctx, &received, started);
-    assert_eq!(processes_with(&preloaded), Vec::<String>::new());
+    assert_eq!(
+        preloaded_processes(&ctx.path("state")),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
