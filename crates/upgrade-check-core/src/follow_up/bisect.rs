@@ -398,6 +398,22 @@ fn build_failed(outcome: &CellOutcome) -> bool {
             .all(|scenario| scenario.verdict == Verdict::BuildFailed)
 }
 
+/// A cell that built and fails nothing the baseline passes.
+fn passes_all(outcome: &CellOutcome, baseline_failing: &BTreeSet<String>) -> bool {
+    !unbuildable(outcome) && outcome.report.failing().is_subset(baseline_failing)
+}
+
+/// The newest of `known` versions whose cell passed everything.
+fn newest_passing<'a>(
+    known: impl Iterator<Item = (Version, &'a CellOutcome)>,
+    baseline_failing: &BTreeSet<String>,
+) -> Option<Version> {
+    known
+        .filter(|(_, outcome)| passes_all(outcome, baseline_failing))
+        .map(|(version, _)| version)
+        .max()
+}
+
 fn classify(outcome: &CellOutcome, sought: &Sought) -> Probe {
     match sought {
         Sought::Build if build_failed(outcome) => Probe::Bad,
@@ -483,12 +499,14 @@ pub async fn newest_safe_versions(
             Sought::Breaks(broken)
         };
         let baseline_pin = ctx.builder.baseline().pinned_version(&package);
+        // Bisected from a version that passes everything: one that builds
+        // but breaks a scenario is no safe start for a build break.
         let good = versions[..versions.len() - 1]
             .iter()
             .rev()
-            .find(|(_, outcome)| classify(outcome, &sought) == Probe::Good)
+            .find(|(_, outcome)| passes_all(outcome, &baseline_failing))
             .map(|(version, _)| version.clone())
-            .or(baseline_pin.filter(|pinned| *pinned < newest));
+            .or(baseline_pin.clone().filter(|pinned| *pinned < newest));
         let Some(good) = good else {
             continue;
         };
@@ -526,10 +544,21 @@ pub async fn newest_safe_versions(
             .probe_between(ctx, &baseline_cell.profile, &sought, newest_outcome.clone())
             .await;
         let version = |position: usize| bisection.candidates[position].to_string();
+        // What every cell run for this package showed: the newest version
+        // that passed every scenario, never one that builds and breaks.
+        let known = versions
+            .iter()
+            .map(|(version, outcome)| (version.clone(), *outcome))
+            .chain(
+                outcomes
+                    .iter()
+                    .map(|(position, outcome)| (bisection.candidates[*position].clone(), outcome)),
+            );
+        let newest_safe = newest_passing(known, &baseline_failing).unwrap_or(good.clone());
         found.push(NewestSafe {
             package: package.to_string(),
             newest_tried: newest.to_string(),
-            newest_safe: search.last_good.map_or(good.to_string(), version),
+            newest_safe: newest_safe.to_string(),
             first_bad: search
                 .unknown_between
                 .is_empty()
@@ -589,6 +618,67 @@ mod tests {
             assert_eq!(search.last_good, first_bad.checked_sub(1));
             assert!(search.probes.len() <= 4, "{first_bad}: {:?}", search.probes);
         }
+    }
+
+    /// A cell's outcome with `verdicts` for the scenarios `login`, `register`…
+    fn outcome(verdicts: &[(&str, Verdict)]) -> CellOutcome {
+        let report: crate::model::report::CellReport = serde_json::from_value(serde_json::json!({
+            "id": "cell", "name": "cell", "baseline": false, "pins": [], "changes": [],
+            "new_warnings": [], "environment": null, "scenarios": [], "duration_ms": 0
+        }))
+        .unwrap();
+        let scenarios = verdicts
+            .iter()
+            .map(|(name, verdict)| {
+                crate::model::report::ScenarioReport::new((*name).to_owned(), *verdict)
+            })
+            .collect();
+        CellOutcome {
+            report: crate::model::report::CellReport {
+                scenarios,
+                ..report
+            },
+            contents: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn the_newest_safe_version_passes_every_scenario_not_just_the_build() {
+        // jsonwebtoken: 8.3.0, 9.3.1 and 10.4.0 build and change answers;
+        // 11 and 12 do not build. None is safe: the baseline's 8.2.0 is.
+        let v = |text: &str| Version::parse(crate::model::package::Ecosystem::Cargo, text).unwrap();
+        let changes = outcome(&[("login", Verdict::Changed), ("health", Verdict::Pass)]);
+        let unbuilt = outcome(&[
+            ("login", Verdict::BuildFailed),
+            ("health", Verdict::BuildFailed),
+        ]);
+        let passes = outcome(&[("login", Verdict::Pass), ("health", Verdict::Pass)]);
+        let none = BTreeSet::new();
+        let known = [
+            (v("8.3.0"), &changes),
+            (v("9.3.1"), &changes),
+            (v("10.4.0"), &changes),
+            (v("11.0.0"), &unbuilt),
+            (v("12.1.0"), &unbuilt),
+        ];
+        assert_eq!(newest_passing(known.iter().cloned(), &none), None);
+        // A version that passes is the newest safe, whatever builds after it.
+        let known = [
+            (v("8.2.1"), &passes),
+            (v("9.3.1"), &changes),
+            (v("12.1.0"), &unbuilt),
+        ];
+        assert_eq!(
+            newest_passing(known.iter().cloned(), &none),
+            Some(v("8.2.1"))
+        );
+        // A scenario the baseline fails too is no reason to call a version unsafe.
+        let baseline_fails = BTreeSet::from(["login".to_owned()]);
+        let known = [(v("9.3.1"), &changes)];
+        assert_eq!(
+            newest_passing(known.iter().cloned(), &baseline_fails),
+            Some(v("9.3.1"))
+        );
     }
 
     #[test]

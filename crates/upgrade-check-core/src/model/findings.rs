@@ -79,7 +79,9 @@ pub struct NewestSafe {
     pub package: String,
     /// The newest version the plan tried.
     pub newest_tried: String,
-    /// The newest version known to pass what the newest tried fails.
+    /// The newest version known to pass every scenario the baseline passes
+    /// (the baseline's own when no newer one does): never one that builds
+    /// and breaks a scenario.
     pub newest_safe: String,
     /// The first version that fails it; `None` when the newest tried passes,
     /// or when versions that could not be built hide it.
