@@ -64,6 +64,44 @@ pub fn explain(
     }
 }
 
+/// The first requirement an installed package declares that a cell's pin
+/// breaks (`fastapi 0.95.2 requires pydantic<2.0.0`, under a pin of
+/// pydantic 2.5.3 forced over it): such a cell is not installable alone,
+/// and what its service answers says nothing of the pinned version. Only
+/// requirements without an environment marker count: they hold everywhere.
+pub fn broken_requirement(
+    python: &PythonEnvironment,
+    set: &ResolvedSet,
+    pins: &[crate::model::cell::Pin],
+) -> Option<String> {
+    let site_packages = site_packages(&python.venv)?;
+    for (dependent, installed) in &set.packages {
+        if pins.iter().any(|pin| &pin.package == dependent) {
+            continue;
+        }
+        for requirement in requirements_of(&site_packages, dependent) {
+            let Some(pin) = pins
+                .iter()
+                .find(|pin| requirement.name.as_ref() == pin.package.to_string())
+            else {
+                continue;
+            };
+            let (Some(VersionOrUrl::VersionSpecifier(specifiers)), Some(version)) =
+                (&requirement.version_or_url, pin.version.as_pep440())
+            else {
+                continue;
+            };
+            if requirement.marker.is_true() && !specifiers.contains(version) {
+                return Some(format!(
+                    "{dependent} {} requires {}{specifiers}",
+                    installed.version, pin.package
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// `venv/lib/pythonX.Y/site-packages`.
 fn site_packages(venv: &Path) -> Option<PathBuf> {
     fs_err::read_dir(venv.join("lib"))

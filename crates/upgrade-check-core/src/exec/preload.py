@@ -159,6 +159,9 @@ def started_at_import():
                     state = stat.read().rpartition(")")[2].split()[0]
                 with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
                     command = cmdline.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                if not command:  # between its fork and its exec
+                    with open(f"/proc/{pid}/comm") as comm:
+                        command = comm.read().strip()
             except (OSError, IndexError):
                 continue
             if state != "Z":

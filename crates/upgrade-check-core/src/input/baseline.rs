@@ -39,9 +39,11 @@ pub struct BaselineFile {
     pub groups: Vec<String>,
     /// Every exact pin: the `==` requirements, or the lock's registry packages.
     pub pins: Vec<DeclaredPin>,
-    /// From a `Cargo.lock`: what each package depends on, by name; empty
-    /// where the file does not say.
+    /// From a `Cargo.lock` or a `uv.lock`: what each package depends on, by
+    /// name; empty where the file does not say.
     pub requires: super::cargo_lock::Requires,
+    /// From a lock: the packages the service depends on directly.
+    pub direct: super::cargo_lock::Direct,
 }
 
 /// A package at one exact version, and where the file says so.
@@ -104,6 +106,7 @@ impl BaselineFile {
         let mut requirements = Vec::new();
         let name = path.file_name().unwrap_or(path.as_os_str());
         if super::cargo_lock::is_lock(path) {
+            let (requires, direct) = super::cargo_lock::dependencies(source)?;
             return Ok(BaselineFile {
                 path: path.to_owned(),
                 text: source.text.clone(),
@@ -112,16 +115,21 @@ impl BaselineFile {
                 kept: Vec::new(),
                 groups: Vec::new(),
                 pins: super::cargo_lock::parse(source)?,
-                requires: super::cargo_lock::dependencies(source)?,
+                requires,
+                direct,
             });
         }
         let mut constraints = Vec::new();
         let mut kept = Vec::new();
+        let mut requires = super::cargo_lock::Requires::new();
         if let Some(kind) = super::lock::LockKind::of(path) {
             let locked = super::lock::parse(kind, path, source, read, groups)?;
             requirements = locked.requirements;
             constraints = locked.constraints;
             kept = locked.kept;
+            if kind == super::lock::LockKind::Uv {
+                requires = super::lock::uv_dependencies(source);
+            }
         } else if name == "pyproject.toml" {
             parse_pyproject(source, &mut requirements)?;
         } else {
@@ -139,6 +147,7 @@ impl BaselineFile {
                 })
             })
             .collect();
+        let direct = requirements.iter().map(Declared::package).collect();
         Ok(BaselineFile {
             path: path.to_owned(),
             text: source.text.clone(),
@@ -147,7 +156,8 @@ impl BaselineFile {
             kept,
             groups: groups.to_vec(),
             pins,
-            requires: Default::default(),
+            requires,
+            direct,
         })
     }
 

@@ -92,23 +92,33 @@ pub fn parse(source: &Source) -> Result<Vec<DeclaredPin>, InputError> {
 /// name together): in pull-request mode, a crate that moved because a crate
 /// the change moved depends on it follows that crate, and is no cell of its
 /// own. Names that are not crate names are left out; `parse` refuses them.
-pub fn dependencies(source: &Source) -> Result<Requires, InputError> {
+///
+/// Also what the service's own packages (the workspace members, without a
+/// source) depend on: its direct dependencies.
+pub fn dependencies(source: &Source) -> Result<(Requires, Direct), InputError> {
     let lock: RawLock = source.parse()?;
     let mut requires = Requires::new();
+    let mut direct = Direct::new();
     for package in &lock.package {
-        let Ok(name) = PackageName::crate_name(package.name.get_ref()) else {
-            continue;
-        };
-        let needs = requires.entry(name).or_default();
-        for dependency in &package.dependencies {
-            let bare = dependency.split_whitespace().next().unwrap_or_default();
-            if let Ok(dependency) = PackageName::crate_name(bare) {
-                needs.insert(dependency);
-            }
+        let needs: Direct = package
+            .dependencies
+            .iter()
+            .filter_map(|dependency| {
+                let bare = dependency.split_whitespace().next().unwrap_or_default();
+                PackageName::crate_name(bare).ok()
+            })
+            .collect();
+        if package.source.is_none() {
+            direct.extend(needs);
+        } else if let Ok(name) = PackageName::crate_name(package.name.get_ref()) {
+            requires.entry(name).or_default().extend(needs);
         }
     }
-    Ok(requires)
+    Ok((requires, direct))
 }
+
+/// Package names the service itself depends on.
+pub type Direct = std::collections::BTreeSet<PackageName>;
 
 /// Package names, each with the names it depends on.
 pub type Requires =

@@ -280,6 +280,41 @@ fn names<'a>(
         .collect()
 }
 
+/// What each package of a `uv.lock` depends on, by name (for pull-request
+/// mode's split); an unreadable lock says nothing (`parse` reports it).
+pub fn uv_dependencies(source: &Source) -> super::cargo_lock::Requires {
+    #[derive(Deserialize)]
+    struct Lock {
+        #[serde(default)]
+        package: Vec<Package>,
+    }
+    #[derive(Deserialize)]
+    struct Package {
+        name: String,
+        #[serde(default)]
+        dependencies: Vec<Dependency>,
+    }
+    #[derive(Deserialize)]
+    struct Dependency {
+        name: String,
+    }
+    let Ok(lock) = source.parse::<Lock>() else {
+        return Default::default();
+    };
+    lock.package
+        .into_iter()
+        .filter_map(|package| {
+            let name = PackageName::python(&package.name).ok()?;
+            let needs = package
+                .dependencies
+                .iter()
+                .filter_map(|dependency| PackageName::python(&dependency.name).ok())
+                .collect();
+            Some((name, needs))
+        })
+        .collect()
+}
+
 /// `uv.lock`: the project is the package whose source is `editable` or
 /// `virtual` at `.`; the runtime set is what its dependencies (and the asked
 /// groups) reach.

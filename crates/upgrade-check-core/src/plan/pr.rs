@@ -205,9 +205,10 @@ pub struct Split<'a> {
 }
 
 /// Splits `changes` by the dependency graphs of the file before and after
-/// (where the file has one: a `Cargo.lock`): a package that another moved
-/// package depends on after the change (or depended on before it, for one
-/// removed) followed that package, traced back to one the change asked for.
+/// (where the file has one: a `Cargo.lock`, a `uv.lock`): a package that is
+/// not a direct dependency of the service and that another moved package
+/// depends on after the change (or depended on before it, for one removed)
+/// followed that package, traced back to one the change asked for.
 pub fn split<'a>(
     changes: &'a [PinChange],
     before: &BaselineFile,
@@ -231,8 +232,12 @@ pub fn split<'a>(
             })
             .map(|other| (*other).clone())
     };
+    // A direct dependency the change moved is what it asked for, whatever
+    // else depends on it (a grouped fastapi + pydantic bump asks for both).
+    let direct =
+        |package: &PackageName| before.direct.contains(package) || after.direct.contains(package);
     let mut followed_by: BTreeMap<PackageName, PackageName> = BTreeMap::new();
-    for change in changes {
+    for change in changes.iter().filter(|change| !direct(&change.package)) {
         if let Some(leader) = leader(change) {
             followed_by.insert(change.package.clone(), leader);
         }

@@ -492,6 +492,24 @@ async fn run_cell(
     let mut changes = set.changes_from(&baseline, &pinned);
     if let Some(python) = &environment.python {
         crate::env::moves::explain(python, &set, &baseline, &mut changes);
+        // A pin forced over what a kept package declares is no cell of that
+        // version: what its service answers would blame the wrong thing.
+        if cell.from_file.is_none()
+            && let Some(broken) = crate::env::moves::broken_requirement(python, &set, &cell.pins)
+        {
+            ctx.finished_cell(
+                &cell.name,
+                CellFinish::Failed {
+                    verdict: Verdict::NotTried.label().to_owned(),
+                },
+            );
+            return failed_cell(
+                &ctx,
+                &cell,
+                Verdict::NotTried,
+                &format!("not installable alone ({broken})"),
+            );
+        }
     }
     let mut report = CellReport {
         changes,

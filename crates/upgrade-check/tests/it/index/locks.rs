@@ -401,3 +401,104 @@ fn a_pipenv_relock_after_raising_the_constraint_is_split_and_attributed() {
         (PIPENV, &["pipenv", "lock"]),
     );
 }
+
+/// `uv lock ARGS` in `folder` of the context.
+fn lock_in(ctx: &TestContext, folder: &str, args: &[&str]) {
+    let output = Command::new(uv())
+        .arg("lock")
+        .args(args)
+        .current_dir(ctx.path(folder))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "uv lock: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A Renovate-style grouped bump of a FastAPI service (`fixtures/variants/
+/// fastapi-pydantic`): fastapi 0.95.2 → 0.100.0 with pydantic 1.10.13 →
+/// 2.5.3 in one uv.lock. pydantic 2 alone breaks what fastapi 0.95.2
+/// declares: not tried, never a regression. The whole change answers 422s
+/// in pydantic 2's shape; accepted in the pull request, the check turns green.
+#[test]
+fn a_grouped_framework_bump_accepted_in_the_pull_request_turns_green() {
+    let ctx =
+        TestContext::from_workspace("fixtures/variants/fastapi-pydantic", |path| path.to_owned());
+    ensure_uv(&ctx);
+    lock_in(&ctx, "service", &[]);
+    std::fs::write(ctx.path(".gitignore"), "/state/\n*.snap.new\n").unwrap();
+    git(&ctx, &["init", "--quiet"]);
+    assert_eq!(ctx.run(&["--accept"]).code, 0);
+    git(&ctx, &["add", "."]);
+    git(
+        &ctx,
+        &["commit", "--quiet", "-m", "the service on pydantic 1"],
+    );
+    ctx.edit("service/pyproject.toml", |text| {
+        text.replace("fastapi==0.95.2", "fastapi==0.100.0")
+            .replace("pydantic==1.10.13", "pydantic==2.5.3")
+    });
+    lock_in(&ctx, "service", &[]);
+    git(
+        &ctx,
+        &[
+            "commit",
+            "--quiet",
+            "-am",
+            "bump fastapi and pydantic together",
+        ],
+    );
+
+    let run = ctx.run(&["--since", "HEAD~1", "--no-bisect"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let whole = "whole change (fastapi 0.100.0, pydantic 2.5.3, 2 packages moved with them)";
+    let report = ctx.report();
+    assert_eq!(
+        cell_names(&report),
+        ["baseline", "fastapi 0.100.0", "pydantic 2.5.3", whole]
+    );
+    assert_eq!(verdict(&report, "fastapi 0.100.0", "items"), "pass");
+    assert_eq!(verdict(&report, "pydantic 2.5.3", "items"), "not-tried");
+    assert_eq!(verdict(&report, whole, "items"), "changed");
+    assert!(
+        run.stdout.contains(&format!("✗ {whole} breaks items: step `refused`"))
+            && run.stdout.contains(
+                "  – pydantic 2.5.3 not tried: not installable alone (fastapi 0.95.2 requires pydantic>=1.6.2"
+            ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("skipped: moved with pydantic: annotated-types (none) →")
+            && run.stdout.contains("pydantic-core (none) → 2.14.6"),
+        "{}",
+        run.stdout
+    );
+
+    crate::common::assert_readme_sample("whose 422 answers take\npydantic 2's shape:", &run.stdout);
+
+    // The reviewer accepts what the whole change answers, in the pull request.
+    std::fs::remove_file(ctx.path("snapshots/items.snap.new")).unwrap();
+    assert_eq!(ctx.run(&["--accept", "--since", "HEAD~1"]).code, 0);
+    git(
+        &ctx,
+        &[
+            "commit",
+            "--quiet",
+            "-am",
+            "accept pydantic 2's 422 answers",
+        ],
+    );
+    let green = ctx.run(&["--since", "HEAD~2", "--no-bisect"]);
+    assert_eq!(green.code, 0, "{}\n{}", green.stdout, green.stderr);
+    assert!(
+        green
+            .stdout
+            .starts_with(&format!("✓ {whole} changes items, accepted in this change")),
+        "{}",
+        green.stdout
+    );
+}
