@@ -257,6 +257,7 @@ impl CargoBuilder {
             return Ok(Resolution {
                 set: resolved_set(&cached, inputs)?,
                 reused: true,
+                moves_not_held: None,
             });
         }
         let scratch = state::temp_dir()?;
@@ -278,6 +279,7 @@ impl CargoBuilder {
         Ok(Resolution {
             set: resolved_set(&cached, inputs)?,
             reused: false,
+            moves_not_held: None,
         })
     }
 

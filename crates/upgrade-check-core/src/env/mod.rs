@@ -134,6 +134,9 @@ impl Builder {
 pub struct Resolution {
     pub set: ResolvedSet,
     pub reused: bool,
+    /// Why the nearest moves of released packages could not be held, when
+    /// the newest versions that fit were used instead.
+    pub moves_not_held: Option<String>,
 }
 
 /// A built environment a service can run in.

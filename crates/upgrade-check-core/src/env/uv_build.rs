@@ -193,9 +193,19 @@ impl UvBuilder {
             bounds.push('\n');
         }
         match self.resolve(&input, &overrides, &Nearness::LowestWithin(&bounds)) {
-            // Cannot happen with the first solution inside the bounds; if it
-            // does, the first resolution is still a valid answer.
-            Err(BuildError::Refused(_)) => Ok(newest),
+            // The first solution is inside the bounds, but the lowest-first
+            // search may need the metadata of an old release that does not
+            // build: the newest solution stands, and the cell says so.
+            Err(BuildError::Refused(why)) => Ok(Resolution {
+                moves_not_held: Some(format!(
+                    "the nearest versions could not be resolved ({}); the newest that fit were used",
+                    why.lines()
+                        .map(str::trim)
+                        .find(|line| !line.is_empty())
+                        .unwrap_or("no reason given")
+                )),
+                ..newest
+            }),
             nearest => nearest,
         }
     }
@@ -236,6 +246,7 @@ impl UvBuilder {
             return Ok(Resolution {
                 set: self.with_declared_hashes(ResolvedSet::parse(&text)?),
                 reused: true,
+                moves_not_held: None,
             });
         }
         let scratch = state::temp_dir()?;
@@ -276,7 +287,11 @@ impl UvBuilder {
         let text = fs_err::read_to_string(&output_path)?;
         let set = self.with_declared_hashes(ResolvedSet::parse(&text)?);
         state::write_atomic(&cached, text.as_bytes())?;
-        Ok(Resolution { set, reused: false })
+        Ok(Resolution {
+            set,
+            reused: false,
+            moves_not_held: None,
+        })
     }
 
     /// The index's digests for `set`, replaced by the files' own where they

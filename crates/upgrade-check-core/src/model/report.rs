@@ -215,6 +215,10 @@ pub struct EnvironmentReport {
     /// since it was built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebuilt: Option<String>,
+    /// Python: why the nearest versions of the packages a pin released could
+    /// not be held, when the newest that fit were used instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moves_not_held: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -359,6 +363,18 @@ impl Report {
             }
         }
         raised
+    }
+
+    /// Cells whose released packages moved to the newest versions that fit,
+    /// not the nearest, with why.
+    pub fn moves_not_held(&self) -> Vec<(&str, &str)> {
+        self.cells
+            .iter()
+            .filter_map(|cell| {
+                let why = cell.environment.as_ref()?.moves_not_held.as_deref()?;
+                Some((cell.name.as_str(), why))
+            })
+            .collect()
     }
 
     /// Some cell prints warnings the baseline does not: a soft finding.

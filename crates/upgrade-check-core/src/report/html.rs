@@ -176,6 +176,8 @@ function show(cell, scenario, button) {
     if (env.hash_checked) facts.push("every download checked against its declared hash");
     if (env.built_from_source.length) facts.push("built from source: " + env.built_from_source.join(", "));
     if (env.raised_requirements && env.raised_requirements.length) facts.push("requirement raised: " + env.raised_requirements.join(", "));
+    if (env.moves_not_held) facts.push("nearest moves not held: " + env.moves_not_held);
+    if (env.rebuilt) facts.push("built again: " + env.rebuilt);
     details.appendChild(element("p", facts.join(" · "), "environment"));
   }
 }

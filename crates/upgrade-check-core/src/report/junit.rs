@@ -9,6 +9,13 @@ pub fn render(report: &Report) -> anyhow::Result<String> {
     let mut junit = Junit::new("upgrade-check");
     for cell in &report.cells {
         let mut suite = TestSuite::new(cell.name.as_str());
+        if let Some(why) = cell
+            .environment
+            .as_ref()
+            .and_then(|environment| environment.moves_not_held.as_deref())
+        {
+            suite.set_system_out(format!("nearest moves not held: {why}"));
+        }
         for scenario in &cell.scenarios {
             let status = match scenario.verdict {
                 Verdict::Pass => TestCaseStatus::success(),

@@ -115,6 +115,14 @@ pub fn render_within(report: &Report, limit: usize) -> String {
             cells.join(", ")
         );
     }
+    for (cell, why) in report.moves_not_held() {
+        let _ = write!(
+            head,
+            "\n↕️ Nearest moves not held in {}: {}.\n",
+            escape(cell),
+            escape(why)
+        );
+    }
     let mut sections = Vec::new();
     for cell in &report.cells {
         // Versions explain a failure; a cell that passes needs none.

@@ -240,6 +240,42 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn nearest_moves_not_held_are_said_in_every_format() {
+        let mut report = sample();
+        let why = "the nearest versions could not be resolved (greenlet==0.1 does not build); the newest that fit were used";
+        report.cells[1].environment = Some(crate::model::report::EnvironmentReport {
+            id: "0123456789abcdef".to_owned(),
+            resolution_reused: false,
+            build_reused: false,
+            hash_checked: false,
+            built_from_source: Vec::new(),
+            raised_requirements: Vec::new(),
+            rebuilt: None,
+            moves_not_held: Some(why.to_owned()),
+        });
+        assert!(
+            terminal::render(&report)
+                .contains(&format!("nearest moves not held in bcrypt 5.0.0: {why}"))
+        );
+        assert!(markdown::render(&report).contains("Nearest moves not held in bcrypt 5.0.0"));
+        assert!(
+            junit::render(&report)
+                .unwrap()
+                .contains("nearest moves not held: the nearest versions")
+        );
+        assert!(
+            serde_json::to_string(&report)
+                .unwrap()
+                .contains("\"moves_not_held\"")
+        );
+        assert!(
+            html::render(&report)
+                .unwrap()
+                .contains("nearest moves not held: ")
+        );
+    }
+
+    #[test]
     fn json_round_trips() {
         let report = sample();
         let text = serde_json::to_string(&report).unwrap();

@@ -211,6 +211,9 @@ fn footer(report: &Report, out: &mut String) {
             cells.join(", ")
         );
     }
+    for (cell, why) in report.moves_not_held() {
+        let _ = writeln!(out, "nearest moves not held in {cell}: {why}");
+    }
     for noise in report
         .nondeterministic
         .iter()

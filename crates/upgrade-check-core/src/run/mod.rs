@@ -218,8 +218,8 @@ pub struct CellOutcome {
 enum Prepared {
     Ready {
         environment: Environment,
-        set: Box<ResolvedSet>,
-        resolution_reused: bool,
+        /// The resolved set, whether it came from the cache, and how near.
+        resolution: Box<crate::env::Resolution>,
     },
     Failed {
         verdict: Verdict,
@@ -436,8 +436,7 @@ async fn prepare(ctx: &Arc<RunContext>, cell: &Cell, baseline: &Arc<ResolvedSet>
             );
             Prepared::Ready {
                 environment,
-                set: Box::new(resolution.set),
-                resolution_reused: resolution.reused,
+                resolution: Box::new(resolution),
             }
         }
         Ok(Err(BuildError::Refused(why))) => {
@@ -472,12 +471,16 @@ async fn run_cell(
         panic!("failpoint panic-in-cell={}", cell.id);
     }
     let started = Instant::now();
-    let (environment, set, resolution_reused) = match prepared {
+    let (environment, set, resolution_reused, moves_not_held) = match prepared {
         Prepared::Ready {
             environment,
-            set,
-            resolution_reused,
-        } => (environment, *set, resolution_reused),
+            resolution,
+        } => (
+            environment,
+            resolution.set,
+            resolution.reused,
+            resolution.moves_not_held,
+        ),
         Prepared::Failed { verdict, reason } => {
             ctx.finished_cell(
                 &cell.name,
@@ -521,6 +524,7 @@ async fn run_cell(
             built_from_source: environment.built_from_source.clone(),
             raised_requirements: environment.raised_requirements.clone(),
             rebuilt: environment.rebuilt.clone(),
+            moves_not_held,
         }),
         ..blank_report(&cell)
     };
