@@ -577,6 +577,30 @@ fn control_bytes_of_an_answer_are_shown_escaped_in_snapshots_and_reports() {
     assert_eq!(checked.len(), 5);
 }
 
+/// A step that gets no answer stops the scenario only where a later step
+/// needs it (an expectation, a capture), as the scenario format says.
+#[test]
+fn an_unanswered_step_without_expectations_does_not_stop_the_scenario() {
+    let ctx = hostile("");
+    keep_only_health(&ctx);
+    std::fs::write(
+        ctx.path("scenarios/gap.toml"),
+        "description = \"an unanswered request, then a plain one\"\n\n[[steps]]\nname = \"dropped\"\n\
+         method = \"GET\"\npath = \"/drop/x\"\n\n[[steps]]\nname = \"health\"\nmethod = \"GET\"\n\
+         path = \"/health\"\n",
+    )
+    .unwrap();
+    assert_eq!(ctx.run(&["--accept"]).code, 0);
+    let snap = std::fs::read_to_string(ctx.path("snapshots/gap.snap")).unwrap();
+    assert!(
+        snap.contains("# 1. dropped")
+            && snap.contains("no response")
+            && snap.contains("# 2. health"),
+        "{snap}"
+    );
+    assert!(!snap.contains("stopped at step"), "{snap}");
+}
+
 /// A service that closes its connection a moment after a 500, without
 /// saying so (uvicorn's way): the 500 is what is reported, run after run,
 /// and the next step is answered on a connection of its own.
