@@ -366,11 +366,21 @@ impl Bisection {
             versions_between: last,
             probes,
             last_good: search.last_good.map_or(self.from.to_string(), version),
-            first_bad: search
-                .unknown_between
-                .is_empty()
-                .then(|| version(search.first_bad)),
+            // The first that builds and breaks, named even when versions
+            // before it could not be built: they are listed beside it.
+            first_bad: Some(version(search.first_bad)),
             unknown_between: search.unknown_between.iter().map(|&p| version(p)).collect(),
+            not_built: search
+                .unknown_between
+                .iter()
+                .map(|position| {
+                    let why = outcomes
+                        .get(position)
+                        .and_then(|outcome| first_error(&outcome.report))
+                        .unwrap_or_else(|| "no reason given".to_owned());
+                    format!("{}: {why}", version(*position))
+                })
+                .collect(),
             environments_built: built,
             versions_listed: self.listed,
         }
@@ -396,6 +406,22 @@ fn build_failed(outcome: &CellOutcome) -> bool {
             .scenarios
             .iter()
             .all(|scenario| scenario.verdict == Verdict::BuildFailed)
+}
+
+/// The first error line of a cell that could not be built or judged.
+fn first_error(report: &crate::model::report::CellReport) -> Option<String> {
+    let scenario = report.scenarios.first()?;
+    let text = [scenario.summary.as_deref(), scenario.log_tail.as_deref()]
+        .into_iter()
+        .flatten()
+        .flat_map(str::lines)
+        .map(str::trim)
+        .find(|line| {
+            line.starts_with("error") || line.contains("error:") || line.contains("error[")
+        })
+        .or(scenario.summary.as_deref())?
+        .to_owned();
+    Some(text)
 }
 
 /// A cell that built and fails nothing the baseline passes.
@@ -559,10 +585,7 @@ pub async fn newest_safe_versions(
             package: package.to_string(),
             newest_tried: newest.to_string(),
             newest_safe: newest_safe.to_string(),
-            first_bad: search
-                .unknown_between
-                .is_empty()
-                .then(|| version(search.first_bad)),
+            first_bad: Some(version(search.first_bad)),
             breaks: match &sought {
                 Sought::Build => sought.names(),
                 Sought::Breaks(broken) => outcomes
@@ -691,5 +714,11 @@ mod tests {
         let search = run(11, 8, &[5]);
         assert_eq!((search.last_good, search.first_bad), (Some(7), 8));
         assert!(search.unknown_between.is_empty());
+
+        // 10.0.0–10.2.0 do not build, 10.3.0 builds and breaks: it is found,
+        // with the three before it that could not be built.
+        let search = run(5, 3, &[0, 1, 2]);
+        assert_eq!((search.last_good, search.first_bad), (None, 3));
+        assert_eq!(search.unknown_between, [0, 1, 2]);
     }
 }

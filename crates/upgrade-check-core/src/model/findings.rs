@@ -83,8 +83,9 @@ pub struct NewestSafe {
     /// (the baseline's own when no newer one does): never one that builds
     /// and breaks a scenario.
     pub newest_safe: String,
-    /// The first version that fails it; `None` when the newest tried passes,
-    /// or when versions that could not be built hide it.
+    /// The first version that builds and fails it; `None` when the newest
+    /// tried passes. Versions before it that could not be built are listed
+    /// in `unknown_between`.
     pub first_bad: Option<String>,
     /// What the first bad version breaks.
     pub breaks: Vec<String>,
@@ -108,9 +109,14 @@ pub struct BisectReport {
     pub versions_between: usize,
     pub probes: Vec<ProbeReport>,
     pub last_good: String,
+    /// The first version that builds and breaks what was sought.
     pub first_bad: Option<String>,
-    /// Versions that could not be built, between the last good and the first bad.
+    /// Versions that could not be built, between the last good and the first
+    /// bad: the break may have come in one of them too.
     pub unknown_between: Vec<String>,
+    /// Why each of those could not be built: its first error line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_built: Vec<String>,
     pub environments_built: usize,
     /// Versions the index lists in all.
     #[serde(skip)]

@@ -36,20 +36,26 @@ pub fn render(report: &BisectReport, first_bad: &CellReport) -> String {
     }
     let _ = writeln!(out, "last good: {package} {}", report.last_good);
     match &report.first_bad {
-        Some(version) => {
+        Some(version) if report.unknown_between.is_empty() => {
             let _ = writeln!(
                 out,
                 "first bad: {package} {version} (breaks {})",
                 report.scenarios.join(", ")
             );
         }
-        None => {
+        Some(version) => {
             let _ = writeln!(
                 out,
-                "first bad: one of {} (could not be built) or {}",
-                report.unknown_between.join(", "),
-                report.to
+                "first bad that builds: {package} {version} (breaks {}); before it, {} could not be built, so the break may have come in one of them:",
+                report.scenarios.join(", "),
+                plural(report.unknown_between.len(), "version")
             );
+            for reason in &report.not_built {
+                let _ = writeln!(out, "  {package} {reason}");
+            }
+        }
+        None => {
+            let _ = writeln!(out, "first bad: not found");
         }
     }
     // A build break is the same in every scenario: its evidence once.
@@ -71,4 +77,57 @@ pub fn render(report: &BisectReport, first_bad: &CellReport) -> String {
         terminal::evidence(&mut out, first_bad, scenario);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::findings::ProbeReport;
+
+    #[test]
+    fn versions_that_could_not_be_built_before_the_first_bad_are_listed_with_their_error() {
+        // jsonwebtoken 9.3.1 → 10.4.0: 10.0–10.2 do not build (a crypto
+        // feature is asked for), 10.3.0 builds and panics.
+        let probe = |version: &str, result: &str| ProbeReport {
+            version: version.to_owned(),
+            result: result.to_owned(),
+            failing: Vec::new(),
+        };
+        let report = BisectReport {
+            package: "jsonwebtoken".to_owned(),
+            from: "9.3.1".to_owned(),
+            to: "10.4.0".to_owned(),
+            scenarios: vec!["login".to_owned()],
+            versions_between: 4,
+            probes: vec![
+                probe("9.3.1", "good"),
+                probe("10.4.0", "bad"),
+                probe("10.2.0", "could not be built"),
+                probe("10.3.0", "bad"),
+            ],
+            last_good: "9.3.1".to_owned(),
+            first_bad: Some("10.3.0".to_owned()),
+            unknown_between: vec!["10.0.0".to_owned(), "10.1.0".to_owned(), "10.2.0".to_owned()],
+            not_built: vec![
+                "10.0.0: error: at least one of the features \"rust_crypto\" or \"aws_lc_rs\" must be enabled".to_owned(),
+                "10.1.0: error: at least one of the features \"rust_crypto\" or \"aws_lc_rs\" must be enabled".to_owned(),
+                "10.2.0: error: at least one of the features \"rust_crypto\" or \"aws_lc_rs\" must be enabled".to_owned(),
+            ],
+            environments_built: 3,
+            versions_listed: 40,
+        };
+        let cell: CellReport = serde_json::from_value(serde_json::json!({
+            "id": "jsonwebtoken-10.3.0", "name": "jsonwebtoken 10.3.0", "baseline": false,
+            "pins": [], "changes": [], "new_warnings": [], "environment": null,
+            "scenarios": [], "duration_ms": 0
+        }))
+        .unwrap();
+        let shown = render(&report, &cell);
+        assert!(
+            shown.contains("first bad that builds: jsonwebtoken 10.3.0 (breaks login); before it, 3 versions could not be built")
+                && shown.contains("  jsonwebtoken 10.0.0: error: at least one of the features"),
+            "{shown}"
+        );
+        assert!(!shown.contains("or 10.4.0"), "{shown}");
+    }
 }

@@ -160,6 +160,14 @@ pub fn headline(report: &Report) -> String {
     }
     for safe in &report.newest_safe {
         match &safe.first_bad {
+            Some(first_bad) if !safe.unknown_between.is_empty() => lines.push(format!(
+                "  ↳ {}: newest safe version {}; first bad that builds {first_bad} (breaks {}; bisected with {} cells); could not be built before it: {}",
+                safe.package,
+                safe.newest_safe,
+                safe.breaks.join(", "),
+                safe.cells_run,
+                safe.unknown_between.join(", ")
+            )),
             Some(first_bad) => lines.push(format!(
                 "  ↳ {}: newest safe version {}; first bad {first_bad} (breaks {}; bisected with {} cells)",
                 safe.package,
