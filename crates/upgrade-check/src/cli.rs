@@ -82,13 +82,8 @@ pub struct Cli {
     /// Run the baseline only and make its results the accepted snapshots
     #[arg(global = true, help_heading = "What to check", long)]
     pub accept: bool,
-    /// With --accept: accept a baseline that answers 5xx or logs a traceback
-    #[arg(
-        global = true,
-        help_heading = "What to check",
-        long,
-        requires = "accept"
-    )]
+    /// With --accept or `accept --cell`: accept answers that are 5xx or come with a traceback
+    #[arg(global = true, help_heading = "What to check", long)]
     pub accept_unhealthy: bool,
     /// How to print the result
     #[arg(

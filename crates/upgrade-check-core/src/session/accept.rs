@@ -110,6 +110,7 @@ pub(super) fn alternatives(
     outcomes: &[CellOutcome],
     pin: &Pin,
     keys: &[String],
+    accept_unhealthy: bool,
 ) -> anyhow::Result<Vec<(String, String)>> {
     let outcome = outcomes.first().context("the plan has no cell")?;
     let mut accepted = Vec::new();
@@ -128,6 +129,15 @@ pub(super) fn alternatives(
                 outcome.report.name,
                 scenario.verdict.label(),
                 scenario.summary.as_deref().unwrap_or("")
+            );
+        }
+        // A 5xx or a traceback made a reference only when asked, as for the baseline.
+        if !scenario.unhealthy.is_empty() && !accept_unhealthy {
+            bail!(
+                "cannot accept: `{}` is unhealthy on `{key}` ({}); fix the service, or accept \
+                 this behaviour as it is with --accept-unhealthy",
+                outcome.report.name,
+                scenario.unhealthy.join("; ")
             );
         }
         let path = snapshot::alternative_path(&ctx.config.replay.snapshots, key, pin);

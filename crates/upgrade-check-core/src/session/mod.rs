@@ -232,7 +232,7 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
                 during: "; nothing accepted",
             });
         }
-        return accept::alternatives(&ctx, &outcomes, pin, keys)
+        return accept::alternatives(&ctx, &outcomes, pin, keys, options.accept_unhealthy)
             .map(Finished::AcceptedAlternatives);
     }
     // A shard sees only its own cells: isolating and bisecting need them all.
@@ -665,7 +665,8 @@ async fn start(
         templates: Default::default(),
         preloading: run::preloading::Preloading::new(&config, options.start.is_some()),
         databases,
-        accepting: options.accept,
+        // What an accept writes is checked for being a doubtful reference.
+        accepting: options.accept || matches!(options.action, Action::AcceptAlternative { .. }),
         check_noise: !options.accept && !options.no_noise_check,
         results_digest,
         reuse_results: !options.no_cache,

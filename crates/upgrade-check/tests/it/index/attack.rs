@@ -635,6 +635,43 @@ fn the_step_that_answered_500_is_blamed_not_the_one_after_a_closed_connection() 
 }
 
 #[test]
+fn a_cell_that_answers_5xx_is_accepted_as_an_alternative_only_when_told() {
+    let ctx = hostile("broken");
+    for scenario in ["secrets", "health"] {
+        std::fs::remove_file(ctx.path(&format!("scenarios/{scenario}.toml"))).unwrap();
+    }
+    let refused = ctx.run(&["accept", "--cell", "six 1.17.0", "listing"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("cannot accept: `six 1.17.0` is unhealthy on `listing`")
+            && refused
+                .stderr
+                .contains("step `admin` answered 500 Internal Server Error")
+            && refused.stderr.contains("--accept-unhealthy"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !ctx.path("snapshots/alternatives").exists(),
+        "nothing accepted"
+    );
+    let told = ctx.run(&[
+        "accept",
+        "--cell",
+        "six 1.17.0",
+        "listing",
+        "--accept-unhealthy",
+    ]);
+    assert_eq!(told.code, 0, "{}", told.stderr);
+    assert!(
+        ctx.path("snapshots/alternatives/listing/six-1.17.0.snap")
+            .exists()
+    );
+}
+
+#[test]
 fn a_baseline_that_answers_5xx_is_flagged_and_accepted_only_when_told() {
     let ctx = hostile("broken");
     let refused = ctx.run(&["--accept"]);
