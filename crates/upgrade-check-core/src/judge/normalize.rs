@@ -104,12 +104,16 @@ impl<'a> Normaliser<'a> {
             .map(|body| self.body(body.as_bytes()));
         let (status_line, response_headers, response_body) = match &exchange.response {
             Ok(response) => {
-                let headers = response
+                let mut headers: Vec<(String, String)> = response
                     .headers
                     .iter()
                     .filter(|(name, _)| self.keep_headers.contains(name))
                     .map(|(name, value)| (name.clone(), self.text(value)))
                     .collect();
+                // Kept headers as a set, by name: an upgrade that only
+                // reorders middleware (helmet before cors) changes nothing.
+                // A repeated header keeps its own order, which can matter.
+                headers.sort_by(|a, b| a.0.cmp(&b.0));
                 let body = (!response.body.is_empty()).then(|| {
                     let body = self.body(&response.body);
                     match response.truncated_bytes {
@@ -320,6 +324,58 @@ mod tests {
     fn normaliser<'a>(redactions: &'a [Redaction], keep: &'a [String]) -> Normaliser<'a> {
         let secrets = BTreeMap::from([("password".to_owned(), "hunter2".to_owned())]);
         Normaliser::new(&secrets, &[], redactions, keep)
+    }
+
+    #[test]
+    fn kept_headers_are_a_set_but_a_repeated_one_keeps_its_order() {
+        let keep = [
+            "set-cookie".to_owned(),
+            "x-frame-options".to_owned(),
+            "vary".to_owned(),
+        ];
+        let answer = |headers: &[(&str, &str)]| Exchange {
+            step: "page".to_owned(),
+            request: crate::exec::replay::Request {
+                method: "GET".to_owned(),
+                path: "/".to_owned(),
+                headers: Vec::new(),
+                body: None,
+            },
+            response: Ok(crate::exec::replay::Response {
+                status: 200,
+                headers: headers
+                    .iter()
+                    .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                    .collect(),
+                body: Vec::new(),
+                truncated_bytes: 0,
+            }),
+        };
+        // helmet before cors, then cors before helmet: the same answer.
+        let helmet_first = answer(&[
+            ("x-frame-options", "DENY"),
+            ("vary", "Origin"),
+            ("set-cookie", "a=1"),
+            ("set-cookie", "b=2"),
+        ]);
+        let cors_first = answer(&[
+            ("vary", "Origin"),
+            ("set-cookie", "a=1"),
+            ("x-frame-options", "DENY"),
+            ("set-cookie", "b=2"),
+        ]);
+        let mut n = normaliser(&[], &keep);
+        let one = n.exchange(&helmet_first).response_headers;
+        let other = n.exchange(&cors_first).response_headers;
+        assert_eq!(one, other);
+        // Two cookies set in the other order are another answer.
+        let swapped = answer(&[
+            ("set-cookie", "b=2"),
+            ("set-cookie", "a=1"),
+            ("vary", "Origin"),
+            ("x-frame-options", "DENY"),
+        ]);
+        assert_ne!(n.exchange(&swapped).response_headers, one);
     }
 
     #[test]
