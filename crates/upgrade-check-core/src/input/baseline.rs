@@ -127,9 +127,7 @@ impl BaselineFile {
             requirements = locked.requirements;
             constraints = locked.constraints;
             kept = locked.kept;
-            if kind == super::lock::LockKind::Uv {
-                requires = super::lock::uv_dependencies(source);
-            }
+            requires = locked.requires;
         } else if name == "pyproject.toml" {
             parse_pyproject(source, &mut requirements)?;
         } else {

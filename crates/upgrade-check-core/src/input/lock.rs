@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::baseline::{Declared, ReadInclude};
+use super::cargo_lock::Requires;
 use super::source::{InputError, Source};
 use crate::model::package::PackageName;
 
@@ -54,6 +55,8 @@ pub struct Locked {
     pub constraints: Vec<Declared>,
     /// Packages taken from a path, git or a URL: kept, never pinned by a cell.
     pub kept: Vec<String>,
+    /// What each package depends on, by name (a `uv.lock` says; the others do not).
+    pub requires: Requires,
 }
 
 /// One package as a lock pins it.
@@ -201,12 +204,16 @@ pub fn parse(
         ),
         ..err
     })?;
-    let (entries, direct) = match kind {
+    let no_graph = |(entries, direct)| (entries, direct, Requires::new());
+    let (entries, direct, requires) = match kind {
         LockKind::Uv => uv(source, &manifest, groups)?,
-        LockKind::Poetry => poetry(source, &manifest, groups)?,
-        LockKind::Pipenv => pipenv(source, &manifest, groups)?,
+        LockKind::Poetry => no_graph(poetry(source, &manifest, groups)?),
+        LockKind::Pipenv => no_graph(pipenv(source, &manifest, groups)?),
     };
-    let mut locked = Locked::default();
+    let mut locked = Locked {
+        requires,
+        ..Locked::default()
+    };
     let folder = path.parent().unwrap_or(Path::new(""));
     for entry in &entries {
         if let Some(origin) = &entry.origin
@@ -280,49 +287,15 @@ fn names<'a>(
         .collect()
 }
 
-/// What each package of a `uv.lock` depends on, by name (for pull-request
-/// mode's split); an unreadable lock says nothing (`parse` reports it).
-pub fn uv_dependencies(source: &Source) -> super::cargo_lock::Requires {
-    #[derive(Deserialize)]
-    struct Lock {
-        #[serde(default)]
-        package: Vec<Package>,
-    }
-    #[derive(Deserialize)]
-    struct Package {
-        name: String,
-        #[serde(default)]
-        dependencies: Vec<Dependency>,
-    }
-    #[derive(Deserialize)]
-    struct Dependency {
-        name: String,
-    }
-    let Ok(lock) = source.parse::<Lock>() else {
-        return Default::default();
-    };
-    lock.package
-        .into_iter()
-        .filter_map(|package| {
-            let name = PackageName::python(&package.name).ok()?;
-            let needs = package
-                .dependencies
-                .iter()
-                .filter_map(|dependency| PackageName::python(&dependency.name).ok())
-                .collect();
-            Some((name, needs))
-        })
-        .collect()
-}
-
 /// `uv.lock`: the project is the package whose source is `editable` or
 /// `virtual` at `.`; the runtime set is what its dependencies (and the asked
 /// groups) reach.
+/// Also what each package depends on, by name, for pull-request mode's split.
 fn uv(
     source: &Source,
     manifest: &Source,
     groups: &[String],
-) -> Result<(Vec<Entry>, BTreeSet<PackageName>), InputError> {
+) -> Result<(Vec<Entry>, BTreeSet<PackageName>, Requires), InputError> {
     #[derive(Deserialize)]
     struct Lock {
         #[serde(default)]
@@ -462,7 +435,20 @@ fn uv(
             at,
         });
     }
-    Ok((entries, direct))
+    let requires = lock
+        .package
+        .iter()
+        .filter_map(|package| {
+            let name = PackageName::python(&package.name).ok()?;
+            let needs = package
+                .dependencies
+                .iter()
+                .filter_map(|dependency| PackageName::python(&dependency.name).ok())
+                .collect();
+            Some((name, needs))
+        })
+        .collect();
+    Ok((entries, direct, requires))
 }
 
 /// A lock that misses a dependency the manifest declares is out of date.

@@ -364,17 +364,16 @@ pub fn refuse_repository_controlled(dirs: &StateDirs, near: &Path) -> anyhow::Re
     } else {
         near
     };
+    // In a process group of its own like every child, and bounded in time.
     let git = |args: &[&std::ffi::OsStr]| {
-        std::process::Command::new("git")
-            .arg("-C")
-            .arg(near)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()
-            .filter(|output| output.status.success())
-            .map(|output| output.stdout)
+        crate::sys::process::run_captured(
+            duct::cmd("git", args).dir(near).stdin_null(),
+            std::time::Duration::from_secs(30),
+        )
+        .ok()
+        .flatten()
+        .filter(|output| output.status.success())
+        .map(|output| output.stdout)
     };
     let Some(top) = git(&["rev-parse".as_ref(), "--show-toplevel".as_ref()]) else {
         return Ok(());

@@ -35,17 +35,7 @@ fn write_pyproject(ctx: &TestContext, bcrypt: &str) {
 }
 
 fn lock(ctx: &TestContext, args: &[&str]) {
-    let output = Command::new(uv())
-        .arg("lock")
-        .args(args)
-        .current_dir(ctx.path("fixtures/python-service"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "uv lock: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    lock_in(ctx, "fixtures/python-service", args);
 }
 
 #[test]
