@@ -16,9 +16,9 @@ use crate::env::index::Index;
 use crate::input::baseline::BaselineFile;
 use crate::model::cell::{Cell, Pin, Plan};
 use crate::model::event::{Events, RunEvent};
-use crate::model::findings::{BisectReport, NewestSafe, ProbeReport, THE_BUILD};
+use crate::model::findings::{BisectReport, BreakReport, NewestSafe, ProbeReport, THE_BUILD};
 use crate::model::package::{PackageName, Version};
-use crate::model::report::{CellReport, Verdict};
+use crate::model::report::{CellReport, ScenarioReport, Verdict};
 use crate::run::{self, CellOutcome, RunContext};
 use crate::sys::state;
 
@@ -42,8 +42,9 @@ pub enum Bisected {
     },
     /// The search ran: what `bisect.json` holds, and the first bad version's cell.
     Searched {
-        report: BisectReport,
-        first_bad: Box<CellReport>,
+        report: Box<BisectReport>,
+        /// Each break's first bad version's cell, as `report.breaks` lists them.
+        first_bad: Vec<CellReport>,
     },
 }
 
@@ -63,6 +64,9 @@ pub enum Probe {
 pub enum Sought {
     /// These scenarios fail.
     Breaks(BTreeSet<String>),
+    /// These scenarios fail in this way (scenario, [`ScenarioReport::how_it_fails`]): a
+    /// break the bad end shows that an earlier first bad version does not.
+    Failures(BTreeSet<(String, String)>),
     /// The service no longer builds: the first version that stops the build
     /// is sought, and a version that builds is good whatever it answers.
     Build,
@@ -73,6 +77,12 @@ impl Sought {
     pub fn names(&self) -> Vec<String> {
         match self {
             Sought::Breaks(scenarios) => scenarios.iter().cloned().collect(),
+            Sought::Failures(kinds) => kinds
+                .iter()
+                .map(|(scenario, _)| scenario.clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
             Sought::Build => vec![THE_BUILD.to_owned()],
         }
     }
@@ -89,6 +99,24 @@ pub struct Search {
     pub unknown_between: Vec<usize>,
     /// Every probe asked, in order.
     pub probes: Vec<(usize, Probe)>,
+}
+
+impl Search {
+    /// This search, run over the candidates from `offset` on, in the
+    /// positions of the whole list; `after` is the known-good start it began
+    /// from.
+    fn shifted(self, offset: usize, after: Option<usize>) -> Search {
+        Search {
+            last_good: self.last_good.map(|p| p + offset).or(after),
+            first_bad: self.first_bad + offset,
+            unknown_between: self.unknown_between.iter().map(|p| p + offset).collect(),
+            probes: self
+                .probes
+                .into_iter()
+                .map(|(p, found)| (p + offset, found))
+                .collect(),
+        }
+    }
 }
 
 /// Searches `count` candidates (oldest first) whose last one is known bad and
@@ -271,30 +299,85 @@ impl Bisection {
             }
             Sought::Breaks(broken)
         };
-        let (search, outcomes) = self.probe_between(&ctx, &profile, &sought, end).await;
-        let report = self.report(&search, &outcomes, &sought, &start);
+        let mut probed = Probed::new(self.candidates.len() - 1, end);
+        let breaks = self
+            .separate_breaks(&ctx, &profile, &sought, &mut probed)
+            .await;
+        let report = self.report(&breaks, &probed, &sought, &start);
         state::write_atomic(
             &report_dir.join("bisect.json"),
             &serde_json::to_vec_pretty(&report)?,
         )?;
         Ok(Bisected::Searched {
-            report,
-            first_bad: Box::new(outcomes[&search.first_bad].report.clone()),
+            report: Box::new(report),
+            first_bad: breaks
+                .iter()
+                .map(|found| probed.outcomes[&found.search.first_bad].report.clone())
+                .collect(),
         })
     }
 
-    /// Searches the candidates before the bad end (whose outcome is `end`)
-    /// with one real cell per probe; a probe is bad when it shows what is `sought`.
-    async fn probe_between(
+    /// Searches for the first version that shows what is `sought`, then, as
+    /// long as the bad end fails in a way that first bad version does not,
+    /// for the first version after it that shows the rest: one first bad
+    /// version per separate break, oldest first.
+    async fn separate_breaks(
         &self,
         ctx: &Arc<RunContext>,
         profile: &str,
         sought: &Sought,
-        end: CellOutcome,
-    ) -> (Search, BTreeMap<usize, CellOutcome>) {
-        let mut outcomes: BTreeMap<usize, CellOutcome> = BTreeMap::new();
-        outcomes.insert(self.candidates.len() - 1, end);
-        let search = search(self.candidates.len(), async |position| {
+        probed: &mut Probed,
+    ) -> Vec<Found> {
+        let last = self.candidates.len() - 1;
+        let mut breaks: Vec<Found> = Vec::new();
+        let mut looking_for = sought.clone();
+        loop {
+            let after = breaks.last().map(|found| found.search.first_bad);
+            let search = self
+                .probe_after(ctx, profile, sought, &looking_for, after, probed)
+                .await;
+            let first_bad = search.first_bad;
+            let shows = failure_kinds(&probed.outcomes[&first_bad], sought);
+            let left: BTreeSet<(String, String)> = match &looking_for {
+                Sought::Build => BTreeSet::new(),
+                Sought::Breaks(_) | Sought::Failures(_) => {
+                    failure_kinds(&probed.outcomes[&last], sought)
+                        .difference(&shows)
+                        .cloned()
+                        .collect()
+                }
+            };
+            let shown = match &looking_for {
+                Sought::Failures(kinds) => shows.intersection(kinds).cloned().collect(),
+                _ => shows,
+            };
+            breaks.push(Found { search, shown });
+            if left.is_empty() || first_bad == last {
+                return breaks;
+            }
+            looking_for = Sought::Failures(left);
+        }
+    }
+
+    /// Searches the candidates after `after` (the start when `None`) up to
+    /// the bad end, one real cell per version not probed yet; a probe is bad
+    /// when it shows what is `looking_for`. Probes are labelled by `sought`,
+    /// what the whole bisection is about.
+    async fn probe_after(
+        &self,
+        ctx: &Arc<RunContext>,
+        profile: &str,
+        sought: &Sought,
+        looking_for: &Sought,
+        after: Option<usize>,
+        probed: &mut Probed,
+    ) -> Search {
+        let offset = after.map_or(0, |position| position + 1);
+        let found = search(self.candidates.len() - offset, async |relative| {
+            let position = offset + relative;
+            if let Some(outcome) = probed.outcomes.get(&position) {
+                return classify(outcome, looking_for);
+            }
             let plan = Plan {
                 cells: vec![self.cell(&self.candidates[position], profile)],
                 skipped: Vec::new(),
@@ -302,23 +385,41 @@ impl Bisection {
             let Some(outcome) = run::run_plan(ctx.clone(), &plan).await.pop() else {
                 return Probe::Unknown;
             };
-            let found = classify(&outcome, sought);
+            let labelled = classify(&outcome, sought);
             ctx.emit(RunEvent::Probed {
                 package: self.package.to_string(),
                 version: self.candidates[position].to_string(),
-                result: label(found).to_owned(),
+                result: label(labelled).to_owned(),
             });
-            outcomes.insert(position, outcome);
+            probed.order.push((position, labelled));
+            let found = classify(&outcome, looking_for);
+            probed.outcomes.insert(position, outcome);
             found
         })
         .await;
-        (search, outcomes)
+        found.shifted(offset, after)
+    }
+
+    /// Searches the candidates before the bad end (whose outcome is `end`)
+    /// for the first that shows what is `sought`.
+    async fn probe_between(
+        &self,
+        ctx: &Arc<RunContext>,
+        profile: &str,
+        sought: &Sought,
+        end: CellOutcome,
+    ) -> (Search, BTreeMap<usize, CellOutcome>) {
+        let mut probed = Probed::new(self.candidates.len() - 1, end);
+        let search = self
+            .probe_after(ctx, profile, sought, sought, None, &mut probed)
+            .await;
+        (search, probed.outcomes)
     }
 
     fn report(
         &self,
-        search: &Search,
-        outcomes: &BTreeMap<usize, CellOutcome>,
+        breaks: &[Found],
+        probed: &Probed,
         sought: &Sought,
         start: &CellOutcome,
     ) -> BisectReport {
@@ -334,20 +435,24 @@ impl Bisection {
             result: "bad".to_owned(),
             failing: sought.names(),
         });
-        for (position, found) in &search.probes {
+        for (position, found) in &probed.order {
             probes.push(ProbeReport {
                 version: version(*position),
                 result: label(*found).to_owned(),
-                failing: outcomes
+                failing: probed
+                    .outcomes
                     .get(position)
                     .map(|outcome| match sought {
                         Sought::Build if build_failed(outcome) => sought.names(),
+                        // Not built: no scenario ran, so none is said to fail.
+                        _ if *found == Probe::Unknown => Vec::new(),
                         _ => outcome.report.failing().into_iter().collect(),
                     })
                     .unwrap_or_default(),
             });
         }
-        let built = outcomes
+        let built = probed
+            .outcomes
             .values()
             .chain(std::iter::once(start).filter(|_| !self.from_is_baseline))
             .filter(|outcome| {
@@ -358,6 +463,11 @@ impl Bisection {
                     .is_some_and(|environment| !environment.build_reused)
             })
             .count();
+        let breaks: Vec<BreakReport> = breaks
+            .iter()
+            .map(|found| self.break_report(found, probed, sought))
+            .collect();
+        let earliest = breaks.first().cloned();
         BisectReport {
             package: self.package.to_string(),
             from: self.from.to_string(),
@@ -365,26 +475,110 @@ impl Bisection {
             scenarios: sought.names(),
             versions_between: last,
             probes,
-            last_good: search.last_good.map_or(self.from.to_string(), version),
+            last_good: earliest
+                .as_ref()
+                .map_or(self.from.to_string(), |found| found.last_good.clone()),
+            first_bad: earliest.as_ref().and_then(|found| found.first_bad.clone()),
+            unknown_between: earliest
+                .as_ref()
+                .map(|found| found.unknown_between.clone())
+                .unwrap_or_default(),
+            not_built: earliest.map(|found| found.not_built).unwrap_or_default(),
+            breaks,
+            environments_built: built,
+            versions_listed: self.listed,
+        }
+    }
+
+    /// One break as `bisect.json` says it: what it fails, how, and where it came in.
+    fn break_report(&self, found: &Found, probed: &Probed, sought: &Sought) -> BreakReport {
+        let version = |position: usize| self.candidates[position].to_string();
+        let first_bad = &probed.outcomes[&found.search.first_bad];
+        let (scenarios, failures) = match sought {
+            Sought::Build => (sought.names(), Vec::new()),
+            _ => {
+                let shown: BTreeSet<&String> =
+                    found.shown.iter().map(|(scenario, _)| scenario).collect();
+                let failing: Vec<&ScenarioReport> = first_bad
+                    .report
+                    .failures()
+                    .filter(|failure| shown.contains(&failure.scenario))
+                    .collect();
+                (
+                    failing.iter().map(|f| f.scenario.clone()).collect(),
+                    failing
+                        .iter()
+                        .map(|f| format!("{}: {}", f.scenario, f.summary.as_deref().unwrap_or("")))
+                        .collect(),
+                )
+            }
+        };
+        BreakReport {
+            scenarios,
+            failures,
+            // The start of the search when nothing after it was good.
+            last_good: found
+                .search
+                .last_good
+                .map_or(self.from.to_string(), version),
             // The first that builds and breaks, named even when versions
             // before it could not be built: they are listed beside it.
-            first_bad: Some(version(search.first_bad)),
-            unknown_between: search.unknown_between.iter().map(|&p| version(p)).collect(),
-            not_built: search
+            first_bad: Some(version(found.search.first_bad)),
+            unknown_between: found
+                .search
+                .unknown_between
+                .iter()
+                .map(|&p| version(p))
+                .collect(),
+            not_built: found
+                .search
                 .unknown_between
                 .iter()
                 .map(|position| {
-                    let why = outcomes
+                    let why = probed
+                        .outcomes
                         .get(position)
                         .and_then(|outcome| first_error(&outcome.report))
                         .unwrap_or_else(|| "no reason given".to_owned());
                     format!("{}: {why}", version(*position))
                 })
                 .collect(),
-            environments_built: built,
-            versions_listed: self.listed,
         }
     }
+}
+
+/// Every cell a bisection ran, by candidate position, and the probes in the
+/// order they ran, each labelled by what the bisection seeks.
+struct Probed {
+    outcomes: BTreeMap<usize, CellOutcome>,
+    order: Vec<(usize, Probe)>,
+}
+
+impl Probed {
+    /// The bad end's outcome, known before any probe.
+    fn new(end: usize, outcome: CellOutcome) -> Probed {
+        Probed {
+            outcomes: BTreeMap::from([(end, outcome)]),
+            order: Vec::new(),
+        }
+    }
+}
+
+/// One break's search, and the failures (scenario, how) its first bad shows.
+struct Found {
+    search: Search,
+    shown: BTreeSet<(String, String)>,
+}
+
+/// How each failure of `outcome` among those `sought` fails, by scenario.
+fn failure_kinds(outcome: &CellOutcome, sought: &Sought) -> BTreeSet<(String, String)> {
+    let scenarios = sought.names();
+    outcome
+        .report
+        .failures()
+        .filter(|failure| scenarios.contains(&failure.scenario))
+        .map(|failure| (failure.scenario.clone(), failure.how_it_fails()))
+        .collect()
 }
 
 /// The harness could not judge the cell at all: not built, not holding the
@@ -452,6 +646,13 @@ fn classify(outcome: &CellOutcome, sought: &Sought) -> Probe {
                 .iter()
                 .any(|scenario| broken.contains(scenario));
             if fails { Probe::Bad } else { Probe::Good }
+        }
+        Sought::Failures(kinds) => {
+            let shows = outcome
+                .report
+                .failures()
+                .any(|f| kinds.contains(&(f.scenario.clone(), f.how_it_fails())));
+            if shows { Probe::Bad } else { Probe::Good }
         }
     }
 }
@@ -587,7 +788,7 @@ pub async fn newest_safe_versions(
             newest_safe: newest_safe.to_string(),
             first_bad: Some(version(search.first_bad)),
             breaks: match &sought {
-                Sought::Build => sought.names(),
+                Sought::Build | Sought::Failures(_) => sought.names(),
                 Sought::Breaks(broken) => outcomes
                     .get(&search.first_bad)
                     .map(|outcome| {

@@ -70,6 +70,11 @@ pub struct Interaction {
     pub found_in: String,
     /// Extra cells run to isolate it.
     pub cells_run: usize,
+    /// Pins of the cell that alone fail the same scenarios another way
+    /// (`marshmallow 3.26.2 alone: articles changed at ``: exited during startup`):
+    /// not the cause of what the cell shows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differently: Vec<String>,
 }
 
 /// How far a package can move: the newest version known to pass, and the
@@ -108,8 +113,10 @@ pub struct BisectReport {
     pub scenarios: Vec<String>,
     pub versions_between: usize,
     pub probes: Vec<ProbeReport>,
+    /// The earliest break's last good version.
     pub last_good: String,
-    /// The first version that builds and breaks what was sought.
+    /// The first version that builds and breaks what was sought: the
+    /// earliest break's.
     pub first_bad: Option<String>,
     /// Versions that could not be built, between the last good and the first
     /// bad: the break may have come in one of them too.
@@ -117,10 +124,31 @@ pub struct BisectReport {
     /// Why each of those could not be built: its first error line.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_built: Vec<String>,
+    /// Every separate break the bad end shows, oldest first, each with its
+    /// own first bad version: a version that breaks one scenario is not
+    /// credited with what a later one breaks.
+    pub breaks: Vec<BreakReport>,
     pub environments_built: usize,
     /// Versions the index lists in all.
     #[serde(skip)]
     pub versions_listed: usize,
+}
+
+/// One break a bisection found: the failures it brings, and the first
+/// version that shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakReport {
+    /// The scenarios it fails.
+    pub scenarios: Vec<String>,
+    /// How each fails at the first bad version: `scenario: summary`.
+    pub failures: Vec<String>,
+    pub last_good: String,
+    pub first_bad: Option<String>,
+    /// Versions between the last good and the first bad that could not be built.
+    pub unknown_between: Vec<String>,
+    /// Why each of those could not be built: its first error line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_built: Vec<String>,
 }
 
 /// One version a bisection tried: `good`, `bad` or `could not be built`.

@@ -305,6 +305,50 @@ pub struct ScenarioReport {
 }
 
 impl ScenarioReport {
+    /// How a scenario fails, said so that one break seen at two versions is
+    /// said the same way: its verdict, the step of the first difference and
+    /// what it became (a status, no response, the body, a header), without the
+    /// versions, line numbers and values that differ between releases.
+    pub fn how_it_fails(&self) -> String {
+        let summary = self.summary.as_deref().unwrap_or_default();
+        let (step, rest) = match summary
+            .strip_prefix("step `")
+            .and_then(|rest| rest.split_once('`'))
+        {
+            Some((step, rest)) => (step, rest),
+            None => ("", summary),
+        };
+        let status_after = rest
+            .split_once(" → ")
+            .map(|(_, after)| after.trim_start())
+            .filter(|after| {
+                after.len() >= 3 && after.as_bytes()[..3].iter().all(u8::is_ascii_digit)
+            })
+            .map(|after| &after[..3]);
+        let how = if rest.contains("no response") {
+            "no response".to_owned()
+        } else if let Some(status) = status_after {
+            format!("→ {status}")
+        } else if rest.contains("body differs") {
+            "body".to_owned()
+        } else {
+            rest.chars()
+                .filter(|c| !c.is_ascii_digit())
+                .take_while(|&c| c != '(')
+                .collect()
+        };
+        let at = if step.is_empty() {
+            String::new()
+        } else {
+            format!(" at `{step}`")
+        };
+        format!(
+            "{}{at}: {}",
+            self.verdict.label(),
+            how.trim_start_matches(": ").trim_end()
+        )
+    }
+
     /// A scenario with only its verdict; whoever judges it adds the evidence.
     pub fn new(scenario: String, verdict: Verdict) -> ScenarioReport {
         ScenarioReport {
@@ -435,5 +479,66 @@ impl CellReport {
     pub fn regressions(&self) -> impl Iterator<Item = &ScenarioReport> {
         self.failures()
             .filter(|scenario| !scenario.same_as_baseline)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failing(verdict: Verdict, summary: &str) -> ScenarioReport {
+        let mut scenario = ScenarioReport::new("login".to_owned(), verdict);
+        scenario.summary = Some(summary.to_owned());
+        scenario
+    }
+
+    #[test]
+    fn one_break_at_two_versions_fails_the_same_way_and_two_breaks_do_not() {
+        let panic = |version: &str| {
+            failing(
+                Verdict::Changed,
+                &format!(
+                    "step `good password` (scenarios/login.toml:17): no response: connection closed; the service panicked: no CryptoProvider (in the dependency jsonwebtoken-{version}: src/crypto/mod.rs:124:40)"
+                ),
+            )
+        };
+        assert_eq!(
+            panic("10.3.0").how_it_fails(),
+            panic("10.4.0").how_it_fails()
+        );
+        assert_eq!(
+            panic("10.3.0").how_it_fails(),
+            "changed at `good password`: no response"
+        );
+        let refused = failing(
+            Verdict::Changed,
+            "step `me with the token`: 200 OK → 401 Unauthorized",
+        );
+        assert_eq!(
+            refused.how_it_fails(),
+            "changed at `me with the token`: → 401"
+        );
+        let crashed = failing(
+            Verdict::Changed,
+            "step `me with the token`: 200 OK → 500 Internal Server Error",
+        );
+        assert_ne!(refused.how_it_fails(), crashed.how_it_fails());
+        let body = failing(
+            Verdict::Changed,
+            "step `me with the token`: the body differs (`\"a\"` → `\"b\"`)",
+        );
+        assert_eq!(body.how_it_fails(), "changed at `me with the token`: body");
+        let unbuilt = failing(
+            Verdict::BuildFailed,
+            "cargo build with jsonwebtoken \"8.3.0\" → \"=10.0.0\" in Cargo.toml: error: at least one feature (in the dependency jsonwebtoken-10.0.0: src/lib.rs:12:1)",
+        );
+        assert_eq!(
+            unbuilt.how_it_fails(),
+            failing(
+                Verdict::BuildFailed,
+                &unbuilt.summary.clone().unwrap().replace("10.0.0", "10.2.0")
+            )
+            .how_it_fails()
+        );
     }
 }

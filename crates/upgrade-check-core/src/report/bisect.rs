@@ -5,11 +5,12 @@ use std::fmt::Write as _;
 
 use super::terminal;
 use crate::model::event::plural;
-use crate::model::findings::{BisectReport, THE_BUILD};
+use crate::model::findings::{BisectReport, BreakReport, THE_BUILD};
 use crate::model::report::CellReport;
 
-/// The answer for people; `first_bad` is the first bad version's cell.
-pub fn render(report: &BisectReport, first_bad: &CellReport) -> String {
+/// The answer for people; `first_bad` holds each break's first bad
+/// version's cell, as `report.breaks` lists them.
+pub fn render(report: &BisectReport, first_bad: &[CellReport]) -> String {
     let mut out = String::new();
     let package = &report.package;
     let _ = writeln!(
@@ -34,23 +35,59 @@ pub fn render(report: &BisectReport, first_bad: &CellReport) -> String {
             probe.version, probe.result
         );
     }
-    let _ = writeln!(out, "last good: {package} {}", report.last_good);
-    match &report.first_bad {
-        Some(version) if report.unknown_between.is_empty() => {
+    if report.breaks.len() > 1 {
+        let _ = writeln!(
+            out,
+            "{} separate breaks, each with its own first bad version:",
+            report.breaks.len()
+        );
+    }
+    for found in &report.breaks {
+        answer(&mut out, package, found);
+    }
+    if report.breaks.is_empty() {
+        let _ = writeln!(out, "last good: {package} {}", report.last_good);
+        let _ = writeln!(out, "first bad: not found");
+    }
+    // A build break is the same in every scenario: its evidence once.
+    let build_break = report.scenarios == [THE_BUILD];
+    for (found, cell) in report.breaks.iter().zip(first_bad) {
+        for scenario in cell
+            .failures()
+            .filter(|scenario| found.scenarios.contains(&scenario.scenario))
+            .chain(cell.failures().take(usize::from(build_break)))
+        {
             let _ = writeln!(
                 out,
-                "first bad: {package} {version} (breaks {})",
-                report.scenarios.join(", ")
+                "\n── {} · {}: {} ──",
+                cell.name,
+                scenario.scenario,
+                scenario.verdict.label()
             );
+            // The same evidence a run shows: summary, versions, the diff cut
+            // to a screen, and the log tail that explains the break.
+            terminal::evidence(&mut out, cell, scenario);
+        }
+    }
+    out
+}
+
+/// One break's last good and first bad version, and the versions between
+/// them that could not be built.
+fn answer(out: &mut String, package: &str, found: &BreakReport) {
+    let _ = writeln!(out, "last good: {package} {}", found.last_good);
+    let breaks = found.scenarios.join(", ");
+    match &found.first_bad {
+        Some(version) if found.unknown_between.is_empty() => {
+            let _ = writeln!(out, "first bad: {package} {version} (breaks {breaks})");
         }
         Some(version) => {
             let _ = writeln!(
                 out,
-                "first bad that builds: {package} {version} (breaks {}); before it, {} could not be built, so the break may have come in one of them:",
-                report.scenarios.join(", "),
-                plural(report.unknown_between.len(), "version")
+                "first bad that builds: {package} {version} (breaks {breaks}); before it, {} could not be built, so the break may have come in one of them:",
+                plural(found.unknown_between.len(), "version")
             );
-            for reason in &report.not_built {
+            for reason in &found.not_built {
                 let _ = writeln!(out, "  {package} {reason}");
             }
         }
@@ -58,25 +95,6 @@ pub fn render(report: &BisectReport, first_bad: &CellReport) -> String {
             let _ = writeln!(out, "first bad: not found");
         }
     }
-    // A build break is the same in every scenario: its evidence once.
-    let build_break = report.scenarios == [THE_BUILD];
-    for scenario in first_bad
-        .failures()
-        .filter(|scenario| report.scenarios.contains(&scenario.scenario))
-        .chain(first_bad.failures().take(usize::from(build_break)))
-    {
-        let _ = writeln!(
-            out,
-            "\n── {} · {}: {} ──",
-            first_bad.name,
-            scenario.scenario,
-            scenario.verdict.label()
-        );
-        // The same evidence a run shows: summary, versions, the diff cut
-        // to a screen, and the log tail that explains the break.
-        terminal::evidence(&mut out, first_bad, scenario);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -93,6 +111,10 @@ mod tests {
             result: result.to_owned(),
             failing: Vec::new(),
         };
+        let not_built: Vec<String> = ["10.0.0", "10.1.0", "10.2.0"]
+            .iter()
+            .map(|version| format!("{version}: error: at least one of the features \"rust_crypto\" or \"aws_lc_rs\" must be enabled"))
+            .collect();
         let report = BisectReport {
             package: "jsonwebtoken".to_owned(),
             from: "9.3.1".to_owned(),
@@ -107,12 +129,24 @@ mod tests {
             ],
             last_good: "9.3.1".to_owned(),
             first_bad: Some("10.3.0".to_owned()),
-            unknown_between: vec!["10.0.0".to_owned(), "10.1.0".to_owned(), "10.2.0".to_owned()],
-            not_built: vec![
-                "10.0.0: error: at least one of the features \"rust_crypto\" or \"aws_lc_rs\" must be enabled".to_owned(),
-                "10.1.0: error: at least one of the features \"rust_crypto\" or \"aws_lc_rs\" must be enabled".to_owned(),
-                "10.2.0: error: at least one of the features \"rust_crypto\" or \"aws_lc_rs\" must be enabled".to_owned(),
+            unknown_between: vec![
+                "10.0.0".to_owned(),
+                "10.1.0".to_owned(),
+                "10.2.0".to_owned(),
             ],
+            not_built: not_built.clone(),
+            breaks: vec![BreakReport {
+                scenarios: vec!["login".to_owned()],
+                failures: Vec::new(),
+                last_good: "9.3.1".to_owned(),
+                first_bad: Some("10.3.0".to_owned()),
+                unknown_between: vec![
+                    "10.0.0".to_owned(),
+                    "10.1.0".to_owned(),
+                    "10.2.0".to_owned(),
+                ],
+                not_built,
+            }],
             environments_built: 3,
             versions_listed: 40,
         };
@@ -122,7 +156,7 @@ mod tests {
             "scenarios": [], "duration_ms": 0
         }))
         .unwrap();
-        let shown = render(&report, &cell);
+        let shown = render(&report, &[cell]);
         assert!(
             shown.contains("first bad that builds: jsonwebtoken 10.3.0 (breaks login); before it, 3 versions could not be built")
                 && shown.contains("  jsonwebtoken 10.0.0: error: at least one of the features"),

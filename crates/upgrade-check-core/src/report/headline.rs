@@ -217,6 +217,9 @@ pub fn headline(report: &Report) -> String {
                 interaction.cells_run
             )),
         }
+        for alone in &interaction.differently {
+            lines.push(format!("    not the cause alone: {alone}"));
+        }
     }
     lines.join("\n")
 }

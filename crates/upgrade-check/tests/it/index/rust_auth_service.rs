@@ -147,3 +147,96 @@ fn a_lock_bump_of_tokio_alone_is_one_cell_and_green() {
         run.stdout
     );
 }
+
+/// jsonwebtoken after 8.3.0: 9.0 refuses a token naming an audience (`/me`
+/// answers 401), 10.0–10.2 and 12.0 do not build, 10.3 panics on the first
+/// token it signs. No newer version passes every scenario, so the newest
+/// safe one is the baseline's; and a bisection to 10.4.0 names both breaks,
+/// each with its own first bad version, stepping over the versions that do
+/// not build with their first error.
+#[test]
+fn no_failing_jsonwebtoken_is_called_safe_and_its_two_breaks_are_bisected_apart() {
+    let ctx = auth_service();
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("bcrypt = [\"0.15.1\"]", "")
+            .replace("axum = [\"0.8.9\"]", "")
+            .replace(
+                "jsonwebtoken = [\"9.3.1\", \"10.4.0\"]",
+                "jsonwebtoken = [\"9.3.1\", \"10.4.0\", \"12.0.0\"]",
+            )
+    });
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = ctx.report();
+    assert_eq!(
+        verdict(&report, "jsonwebtoken 12.0.0", "login"),
+        "build-failed"
+    );
+    let safe = report["newest_safe"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|safe| safe["package"] == "jsonwebtoken")
+        .unwrap_or_else(|| panic!("{}", report["newest_safe"]));
+    // 9.3.1 and 10.4.0 build and change answers, 12.0.0 does not build:
+    // the newest version that builds is no safe one.
+    assert_eq!(safe["newest_tried"], "12.0.0", "{safe}");
+    assert_eq!(safe["newest_safe"], "8.3.0", "{safe}");
+    assert_eq!(safe["first_bad"], "10.0.0", "{safe}");
+    assert!(
+        run.stdout.contains(
+            "↳ jsonwebtoken: newest safe version 8.3.0; first bad 10.0.0 (breaks the build;"
+        ),
+        "{}",
+        run.stdout
+    );
+
+    let bisect = ctx.run(&["bisect", "jsonwebtoken", "--to", "10.4.0"]);
+    assert_eq!(bisect.code, 1, "{}", bisect.stderr);
+    crate::common::assert_readme_sample(
+        "`upgrade-check bisect jsonwebtoken --to 10.4.0`:",
+        &bisect.stdout,
+    );
+    let bisected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ctx.path("state/report/bisect.json")).unwrap())
+            .unwrap();
+    let breaks = bisected["breaks"].as_array().unwrap();
+    let answers: Vec<(&str, &str)> = breaks
+        .iter()
+        .map(|found| {
+            (
+                found["last_good"].as_str().unwrap(),
+                found["first_bad"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        [("8.3.0", "9.0.0"), ("9.3.1", "10.3.0")],
+        "{bisected}"
+    );
+    assert_eq!(
+        breaks[0]["failures"],
+        serde_json::json!(["login: step `me with the token`: 200 OK → 401 Unauthorized"])
+    );
+    let panicked = breaks[1]["failures"][0].as_str().unwrap();
+    assert!(
+        panicked.starts_with("login: step `good password`")
+            && panicked.contains("the service panicked"),
+        "{panicked}"
+    );
+    assert_eq!(
+        breaks[1]["unknown_between"],
+        serde_json::json!(["10.0.0", "10.1.0", "10.2.0"])
+    );
+    for reason in breaks[1]["not_built"].as_array().unwrap() {
+        assert!(
+            reason.as_str().unwrap().contains(
+                "error: at least one of the features \"rust_crypto\" or \"aws_lc_rs\" must be enabled"
+            ),
+            "{reason}"
+        );
+    }
+    // The earliest break stays where scripts read it.
+    assert_eq!(bisected["first_bad"], "9.0.0");
+}
