@@ -511,7 +511,7 @@ error: could not compile `auth-service` (bin \"auth-service\") due to 1 previous
             "error[E0433]: cannot find `async_trait` in `axum` (in the service's code: src/main.rs:152:9)"
         );
         let theirs = "error[E0599]: no method named `foo` found
-  --> /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tower-0.4.13/src/util.rs:10:5
+  --> /root/.cargo/registry/src/index.mirror-1949cf8c6b5b557f/tower-0.4.13/src/util.rs:10:5
    |";
         assert_eq!(
             first_error(theirs),

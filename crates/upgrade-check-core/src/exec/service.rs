@@ -236,6 +236,8 @@ pub struct StartupFailure {
     pub port_taken: bool,
     /// What stopping the failed start found (leaks, an unwritable log).
     pub stopped: Stopped,
+    /// The service was forked from the preloader, not started cold.
+    pub preloaded: bool,
 }
 
 /// A loopback port that was free a moment ago.
@@ -259,8 +261,14 @@ pub async fn start(
         exit_status: None,
         port_taken: false,
         stopped: Stopped::default(),
+        preloaded: false,
     };
     let (process, pid) = spawn(&launch).map_err(failure)?;
+    let preloaded = matches!(process.child, Some(ServiceChild::Forked(_)));
+    let failure = |reason: String| StartupFailure {
+        preloaded,
+        ..failure(reason)
+    };
     // Ends a failed start: the processes stopped and the log whole, then the reason.
     let fail = |mut process: ServiceProcess, failure: StartupFailure| async move {
         let stopped = tokio::task::spawn_blocking(move || process.shut_down())

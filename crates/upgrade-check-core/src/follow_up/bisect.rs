@@ -686,7 +686,7 @@ pub async fn newest_safe_versions(
     let mut tried: BTreeMap<PackageName, Vec<(Version, &CellOutcome)>> = BTreeMap::new();
     for (cell, outcome) in plan.cells.iter().zip(outcomes) {
         if let [pin] = &cell.pins[..]
-            && cell.from_file.is_none()
+            && !cell.is_whole_change()
             && cell.profile == baseline_cell.profile
         {
             tried

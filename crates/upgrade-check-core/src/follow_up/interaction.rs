@@ -39,7 +39,7 @@ impl Known {
             baseline_failing,
         };
         for (cell, outcome) in plan.cells.iter().zip(outcomes) {
-            if cell.from_file.is_none() {
+            if !cell.is_whole_change() {
                 let regressed = known.regressions(outcome);
                 known.regressed.insert(sorted(&cell.pins), regressed);
             }
@@ -118,7 +118,7 @@ pub async fn isolate(
     let mut known = Known::from_plan(plan, outcomes);
     let mut found = Vec::new();
     for (cell, outcome) in plan.cells.iter().zip(outcomes) {
-        if cell.pins.len() < 2 || cell.from_file.is_some() {
+        if cell.pins.len() < 2 || cell.is_whole_change() {
             continue;
         }
         let failing = known.regressions(outcome);

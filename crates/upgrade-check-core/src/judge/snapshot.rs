@@ -98,11 +98,16 @@ impl Changes {
     /// or some step answers 2xx where it did not. What a security scenario guards.
     pub fn now_serves(&self) -> bool {
         let started = matches!(&self.startup, Some((before, after)) if before == "refused" && after == "started");
-        started
-            || self
-                .statuses
-                .iter()
-                .any(|(_, before, after)| !before.starts_with('2') && after.starts_with('2'))
+        started || self.first_now_served().is_some()
+    }
+
+    /// "step `me with a forged token`: 401 Unauthorized → 200 OK": the first
+    /// step that answers 2xx where it refused, the one a security headline names.
+    pub fn first_now_served(&self) -> Option<String> {
+        self.statuses
+            .iter()
+            .find(|(_, before, after)| !before.starts_with('2') && after.starts_with('2'))
+            .map(|(step, before, after)| format!("step `{step}`: {before} → {after}"))
     }
 }
 

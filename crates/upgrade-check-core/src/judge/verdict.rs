@@ -50,8 +50,14 @@ pub fn judge(comparison: anyhow::Result<Comparison>, facts: RunFacts) -> Judged 
             // A security scenario guards a refusal; it is a finding when the
             // service now starts or answers 2xx where it refused before.
             judged.security = facts.security && changes.now_serves();
+            // A security finding is said by the step that now serves.
+            let served = judged
+                .security
+                .then(|| changes.first_now_served())
+                .flatten();
             judged.summary = Some(
                 startup
+                    .or(served)
                     .or(facts.died)
                     .or(facts.failure)
                     .or(changes.first_status_change())
@@ -137,6 +143,45 @@ mod tests {
         assert_eq!(
             judged.summary.as_deref(),
             Some("the service exited during the scenario (code 1)")
+        );
+    }
+
+    #[test]
+    fn a_security_finding_is_said_by_the_step_that_now_serves() {
+        // A refusal that changed its status first, then the one that now serves.
+        let changes = Changes {
+            statuses: vec![
+                (
+                    "no token".into(),
+                    "401 Unauthorized".into(),
+                    "404 Not Found".into(),
+                ),
+                (
+                    "forged token".into(),
+                    "401 Unauthorized".into(),
+                    "200 OK".into(),
+                ),
+            ],
+            startup: None,
+            first_difference: None,
+        };
+        let facts = RunFacts {
+            security: true,
+            failure: Some("step `no token` (auth.toml:3): expected 401".into()),
+            ..RunFacts::default()
+        };
+        let judged = judge(differs(changes.clone()), facts);
+        assert!(judged.security);
+        assert_eq!(
+            judged.summary.as_deref(),
+            Some("step `forged token`: 401 Unauthorized → 200 OK")
+        );
+        // Not a security scenario: the first change, as ever.
+        let judged = judge(differs(changes), RunFacts::default());
+        assert!(!judged.security);
+        assert_eq!(
+            judged.summary.as_deref(),
+            Some("step `no token`: 401 Unauthorized → 404 Not Found")
         );
     }
 

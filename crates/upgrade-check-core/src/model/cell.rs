@@ -7,6 +7,9 @@ use serde::Serialize;
 
 use crate::model::package::{PackageName, Version};
 
+/// The id of a pull request's whole-change cell.
+const WHOLE_CHANGE: &str = "whole-change";
+
 /// A package at one exact version.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Pin {
@@ -73,15 +76,29 @@ impl Cell {
         }
     }
 
+    /// A pull request's whole change: what several asked-for moves make together.
+    pub fn is_whole_change(&self) -> bool {
+        self.id == WHOLE_CHANGE
+    }
+
     /// A requirements file resolved as it is; `pins` are the versions it changes.
     pub fn from_file(path: &Path, name: &str, profile: &str, pins: Vec<Pin>) -> Cell {
         Cell {
-            id: "whole-change".to_owned(),
+            id: WHOLE_CHANGE.to_owned(),
             name: name.to_owned(),
             pins,
             profile: profile.to_owned(),
             from_file: Some(path.to_owned()),
             is_baseline: false,
+        }
+    }
+
+    /// The one package a change asked for, with what moved along, as the
+    /// changed file resolves it: a cell of that package, built from the file.
+    pub fn change_from_file(path: &Path, pins: Vec<Pin>, profile: &str) -> Cell {
+        Cell {
+            from_file: Some(path.to_owned()),
+            ..Cell::with_pins(pins, profile)
         }
     }
 

@@ -131,6 +131,10 @@ pub struct CellReport {
     /// an early signal, not a failure.
     pub new_warnings: Vec<String>,
     pub environment: Option<EnvironmentReport>,
+    /// Requirements raised for a major bump before the build failed (a cell
+    /// that built says them in its environment).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unbuilt_raised: Vec<String>,
     pub scenarios: Vec<ScenarioReport>,
     pub duration_ms: u64,
     /// Taken from a recorded run whose inputs were all the same; not run again.
@@ -402,6 +406,7 @@ impl Report {
                 .environment
                 .iter()
                 .flat_map(|env| &env.raised_requirements)
+                .chain(&cell.unbuilt_raised)
             {
                 raised.entry(requirement).or_default().push(&cell.name);
             }

@@ -258,11 +258,34 @@ pub fn split<'a>(
             None => split.asked.push(change),
         }
     }
+    // A package the service does not name that came or went with no moved
+    // package to pull it (a feature a moved crate turned on; a file with no
+    // graph) is no request: with one version move asked, it followed that.
+    let moves: Vec<&PinChange> = split
+        .asked
+        .iter()
+        .copied()
+        .filter(|change| change.before.is_some() && change.after.is_some())
+        .collect();
+    if let [only] = moves[..] {
+        let (came_or_went, asked): (Vec<&PinChange>, Vec<&PinChange>) =
+            split.asked.iter().partition(|change| {
+                (change.before.is_none() || change.after.is_none()) && !direct(&change.package)
+            });
+        split.asked = asked;
+        split.followed.extend(
+            came_or_went
+                .into_iter()
+                .map(|change| (change, only.package.clone())),
+        );
+    }
     split
 }
 
 /// The baseline, each package the change asked for alone (what follows it
 /// moving along), and the whole change when more than one package moved.
+/// A change that asked for one package is one cell: the changed file as it
+/// is, named after that package.
 pub fn plan(
     changes: &[PinChange],
     before: &BaselineFile,
@@ -316,6 +339,16 @@ pub fn plan(
                 change.package
             )),
         }
+    }
+    // One package asked for: its cell is the changed file as it is, what
+    // moved with it included, named after it.
+    if let ([_], [cell]) = (&split.asked[..], &cells[1..])
+        && split.followed.len() + 1 == changes.len()
+    {
+        let pins = cell.pins.clone();
+        cells.truncate(1);
+        cells.push(Cell::change_from_file(&after.path, pins, baseline_profile));
+        return Plan { cells, skipped };
     }
     let tried_alone = cells.len() - 1;
     if changes.len() > 1 || tried_alone < changes.len() {

@@ -57,6 +57,7 @@ pub(crate) mod tests {
                 changes: Vec::new(),
                 new_warnings: Vec::new(),
                 environment: None,
+                unbuilt_raised: Vec::new(),
                 scenarios,
                 duration_ms: 0,
                 result_reused: false,

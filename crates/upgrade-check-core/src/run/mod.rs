@@ -224,6 +224,8 @@ enum Prepared {
     Failed {
         verdict: Verdict,
         reason: String,
+        /// Requirements raised before the build failed: the footer names them too.
+        raised: Vec<String>,
     },
 }
 
@@ -288,6 +290,7 @@ pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
             prepared.unwrap_or(Prepared::Failed {
                 verdict: Verdict::Error,
                 reason: "the harness panicked while preparing this cell".to_owned(),
+                raised: Vec::new(),
             })
         })
         .collect();
@@ -412,18 +415,33 @@ async fn prepare(ctx: &Arc<RunContext>, cell: &Cell, baseline: &Arc<ResolvedSet>
     ctx.step(&cell.name, CellStep::Resolving);
     let builder = ctx.builder.clone();
     let (pins, baseline, from_file) = (cell.pins.clone(), baseline.clone(), cell.from_file.clone());
+    let mut raised = Vec::new();
     let resolved = tokio::task::spawn_blocking(move || {
         let resolution = match from_file {
-            Some(path) => builder.resolve_file(&path)?,
-            None => builder.resolve_cell(&baseline, &pins)?,
-        };
-        if let Some(why) = resolution.set.not_holding(&pins) {
-            return Err(BuildError::NotHeld(why));
+            Some(path) => builder.resolve_file(&path),
+            None => builder.resolve_cell(&baseline, &pins),
         }
-        let environment = builder.materialise(&resolution.set)?;
-        Ok::<_, BuildError>((environment, resolution))
+        .map_err(|err| (err, Vec::new()))?;
+        if let Some(why) = resolution.set.not_holding(&pins) {
+            return Err((BuildError::NotHeld(why), Vec::new()));
+        }
+        let environment = builder.materialise(&resolution.set).map_err(|err| {
+            let raised = resolution
+                .set
+                .cargo
+                .iter()
+                .flat_map(|inputs| &inputs.raised);
+            (err, raised.map(ToString::to_string).collect())
+        })?;
+        Ok((environment, resolution))
     })
-    .await;
+    .await
+    .map(|built| {
+        built.map_err(|(err, said): (BuildError, Vec<String>)| {
+            raised = said;
+            err
+        })
+    });
     match resolved {
         Ok(Ok((environment, resolution))) => {
             ctx.step(
@@ -444,19 +462,23 @@ async fn prepare(ctx: &Arc<RunContext>, cell: &Cell, baseline: &Arc<ResolvedSet>
             Prepared::Failed {
                 verdict: Verdict::BuildFailed,
                 reason: why,
+                raised,
             }
         }
         Ok(Err(BuildError::NotHeld(why))) => Prepared::Failed {
             verdict: Verdict::NotTried,
             reason: why,
+            raised,
         },
         Ok(Err(err)) => Prepared::Failed {
             verdict: Verdict::Error,
             reason: format!("{err:#}"),
+            raised,
         },
         Err(err) => Prepared::Failed {
             verdict: Verdict::Error,
             reason: err.to_string(),
+            raised,
         },
     }
 }
@@ -481,14 +503,20 @@ async fn run_cell(
             resolution.reused,
             resolution.moves_not_held,
         ),
-        Prepared::Failed { verdict, reason } => {
+        Prepared::Failed {
+            verdict,
+            reason,
+            raised,
+        } => {
             ctx.finished_cell(
                 &cell.name,
                 CellFinish::Failed {
                     verdict: verdict.label().to_owned(),
                 },
             );
-            return failed_cell(&ctx, &cell, verdict, &reason);
+            let mut failed = failed_cell(&ctx, &cell, verdict, &reason);
+            failed.report.unbuilt_raised = raised;
+            return failed;
         }
     };
     let pinned: Vec<_> = cell.pins.iter().map(|pin| pin.package.clone()).collect();
@@ -1032,6 +1060,15 @@ fn judge_replay(
     let log_tail = normaliser.literals(&log::tail(&log_text, LOG_TAIL_LINES));
     let Some(outcome) = outcome else {
         report.log_tail = Some(log_tail);
+        // A service that would not start: the line of its log that says why.
+        if report.verdict == Verdict::StartupFailed
+            && let Some(error) = startup_error(&log_text)
+        {
+            report.summary = Some(match report.summary.take() {
+                Some(summary) => format!("{summary}: {}", normaliser.literals(&error)),
+                None => normaliser.literals(&error),
+            });
+        }
         return (report, None);
     };
     // What is about to become a reference is checked for being a doubtful one.
@@ -1391,7 +1428,7 @@ async fn replay_once(
                         startup_ms: ms(starting.elapsed()),
                         replay_ms: 0,
                         requests: 0,
-                        preloaded: launched.preloader.is_some(),
+                        preloaded: failure.preloaded,
                         harness: Default::default(),
                     });
                     return Some(Startup::Refused {
@@ -1597,6 +1634,28 @@ fn unhealthy(
     found
 }
 
+/// Why a service would not start, from its log: the exception a Python
+/// traceback ends with, a Rust panic's message and place, or the first line
+/// that says `error`.
+fn startup_error(log: &str) -> Option<String> {
+    let lines: Vec<&str> = log.lines().collect();
+    let traceback = lines
+        .iter()
+        .rposition(|line| line.starts_with("Traceback (most recent call last)"));
+    if let Some(at) = traceback {
+        // The exception is the first line after the indented frames.
+        return lines[at + 1..]
+            .iter()
+            .find(|line| !line.starts_with(char::is_whitespace) && !line.trim().is_empty())
+            .map(|line| line.trim().to_owned());
+    }
+    if let Some(panic) = rust_panic(log) {
+        return Some(format!("panicked: {panic}"));
+    }
+    let said = first_error_line(log);
+    (said != "(no output)" && said.to_ascii_lowercase().contains("error")).then_some(said)
+}
+
 /// The first Rust panic in a service's log: its message and where it was
 /// raised (`thread '…' (id) panicked at FILE:LINE:COL:` with the message on the
 /// next line, or on the same line before Rust 1.73).
@@ -1678,6 +1737,7 @@ fn blank_report(cell: &Cell) -> CellReport {
         changes: Vec::new(),
         new_warnings: Vec::new(),
         environment: None,
+        unbuilt_raised: Vec::new(),
         scenarios: Vec::new(),
         duration_ms: 0,
         result_reused: false,
@@ -1700,7 +1760,7 @@ mod tests {
     fn a_rust_panic_is_read_with_its_message_and_place() {
         let log = "auth-service: listening on 127.0.0.1:4000
 
-thread 'tokio-rt-worker' (29044) panicked at /root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/jsonwebtoken-10.4.0/src/crypto/mod.rs:124:40:
+thread 'tokio-rt-worker' (29044) panicked at /root/.cargo/registry/src/index.mirror-1949cf8c6b5b557f/jsonwebtoken-10.4.0/src/crypto/mod.rs:124:40:
 
 Could not automatically determine the process-level CryptoProvider from jsonwebtoken crate features.
 Call CryptoProvider::install_default() before this point
@@ -1717,5 +1777,30 @@ stack backtrace:";
             Some("index out of bounds (in the service's code: src/main.rs:3:5)")
         );
         assert_eq!(rust_panic("Traceback (most recent call last):"), None);
+    }
+
+    #[test]
+    fn a_start_up_crash_is_said_by_the_line_of_its_log_that_explains_it() {
+        let traceback = "Traceback (most recent call last):
+  File \"/srv/app/__main__.py\", line 3, in <module>
+    from flask.json import JSONEncoder
+ImportError: cannot import name 'JSONEncoder' from 'flask.json'
+";
+        assert_eq!(
+            startup_error(traceback).as_deref(),
+            Some("ImportError: cannot import name 'JSONEncoder' from 'flask.json'")
+        );
+        let panic = "thread 'main' (1) panicked at src/main.rs:40:10:\nmissing JWT_SECRET_KEY\n";
+        assert_eq!(
+            startup_error(panic).as_deref(),
+            Some("panicked: missing JWT_SECRET_KEY (in the service's code: src/main.rs:40:10)")
+        );
+        let said = "starting\nPathError: '/api/<path:rest>' is not a valid route\n";
+        assert_eq!(
+            startup_error(said).as_deref(),
+            Some("PathError: '/api/<path:rest>' is not a valid route")
+        );
+        assert_eq!(startup_error("listening\nbye\n"), None);
+        assert_eq!(startup_error(""), None);
     }
 }

@@ -160,17 +160,27 @@ impl Preloading {
         self.found.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// How the run's services started, for the report.
-    pub fn describe(&self) -> String {
-        match self.cannot.clone().or_else(|| self.found_off()) {
-            Some(reason) => format!("cold: {reason}"),
+    /// How the run's services started, for the report: `forked` of the
+    /// `started` scenario runs were forked, the rest started cold (a fork
+    /// the preloader refused falls back to a cold start).
+    pub fn describe(&self, forked: usize, started: usize) -> String {
+        let meant = match self.cannot.clone().or_else(|| self.found_off()) {
+            Some(reason) => return format!("cold: {reason}"),
             None if self.mode == StartMode::Preloaded => {
-                "forked from a preloaded interpreter (`start = \"preloaded\"`)".to_owned()
+                "forked from a preloaded interpreter (`start = \"preloaded\"`)"
             }
             None if self.verified.load(std::sync::atomic::Ordering::SeqCst) => {
-                "forked from a preloaded interpreter, checked against cold starts".to_owned()
+                "forked from a preloaded interpreter, checked against cold starts"
             }
-            None => "cold: no baseline replay checked forked starts in this run".to_owned(),
+            None => return "cold: no baseline replay checked forked starts in this run".to_owned(),
+        };
+        match (forked, started) {
+            (0, 0) => meant.to_owned(),
+            (0, _) => "cold: the preloader forked no service; every one started cold (the reason is in each run's log)".to_owned(),
+            (forked, started) if forked < started => {
+                format!("{meant}: {forked} of {started} scenario runs; the rest started cold")
+            }
+            _ => meant.to_owned(),
         }
     }
 
@@ -264,9 +274,17 @@ impl Preloading {
 /// Whether a command starts `{python}` (or a program of the environment,
 /// which may be a console script) rather than another program.
 fn runs_python(command: &[String]) -> bool {
-    command
-        .first()
-        .is_some_and(|program| program == "{python}" || program.starts_with("{bin}/"))
+    match command {
+        // `-c CODE` and other interpreter options are nothing a preloader
+        // can enter: such a service always starts cold.
+        [python, rest @ ..] if python == "{python}" => match rest {
+            [flag, _, ..] if flag == "-m" => true,
+            [script, ..] => !script.starts_with('-'),
+            [] => false,
+        },
+        [program, ..] => program.starts_with("{bin}/"),
+        [] => false,
+    }
 }
 
 /// A variable the interpreter reads as it starts (`PYTHON…`) that the

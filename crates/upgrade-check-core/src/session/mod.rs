@@ -261,6 +261,19 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
         cancelled,
     );
     report.run = run_info(&ctx, &config_path, &options);
+    // How the services started, as they did: a run whose forks all fell back
+    // to cold starts says so. (The baseline's judged runs start cold by
+    // design: they are what forked starts are checked against.)
+    let timings = || {
+        report
+            .cells
+            .iter()
+            .filter(|cell| !cell.baseline)
+            .flat_map(|cell| &cell.scenarios)
+            .filter_map(|scenario| scenario.timing.as_ref())
+    };
+    let (forked, started) = (timings().filter(|t| t.preloaded).count(), timings().count());
+    report.run.service_start = ctx.preloading.describe(forked, started);
     if report.cancelled.is_none() {
         report.unexplained_snapshots = unexplained_snapshots(&ctx, &plan, &report)?;
     }
@@ -728,7 +741,7 @@ fn shown_once(plan: &mut Plan, mut outcomes: Vec<CellOutcome>) -> Vec<CellOutcom
     let whole = plan
         .cells
         .iter()
-        .find(|cell| cell.from_file.is_some())
+        .find(|cell| cell.is_whole_change())
         .map(|cell| cell.id.clone());
     let Some(whole) = whole else {
         return outcomes;
@@ -839,10 +852,7 @@ fn unexplained_snapshots(
     // The whole change: resolved from the new file, or the one pin that moved.
     let whole = match changes.as_slice() {
         [only] => Some(*only),
-        _ => changes
-            .iter()
-            .copied()
-            .find(|cell| cell.from_file.is_some()),
+        _ => changes.iter().copied().find(|cell| cell.is_whole_change()),
     };
     let mut unexplained = Vec::new();
     for key in &ctx.changed_snapshots {
@@ -909,7 +919,7 @@ fn run_info(ctx: &RunContext, config_path: &Path, options: &Options) -> RunInfo 
         commit: pr::commit_of(folder, "HEAD"),
         reproduce: reproduce.join(" "),
         invoked_as: options.invoked_as.clone(),
-        service_start: ctx.preloading.describe(),
+        service_start: String::new(),
     }
 }
 

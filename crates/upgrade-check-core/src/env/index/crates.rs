@@ -1,5 +1,5 @@
 //! A crate's releases from the registry index cargo uses: tame-index finds
-//! the index (crates.io, or its replacement in cargo's configuration, read
+//! the index (cargo's default registry, or its replacement in cargo's configuration, read
 //! from the service's folder upwards), builds the sparse request and reads
 //! the answer; the harness's client carries it.
 

@@ -220,3 +220,27 @@ fn the_breaking_variants_give_the_same_verdicts_cold_and_forked() {
         );
     }
 }
+
+/// What `run.service_start` says is what happened: a command that runs
+/// `{python} -c …` cannot be entered by a preloader, so every run starts
+/// cold and the report says so, refusals included.
+#[test]
+fn a_command_no_preloader_can_enter_is_said_to_start_cold() {
+    let ctx = TestContext::new();
+    ctx.set_matrix(r#"bcrypt = ["4.1.2"]"#);
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace(
+            r#"command = ["{python}", "-m", "app"]"#,
+            r#"command = ["{python}", "-c", "import runpy; runpy.run_module('app', run_name='__main__')"]"#,
+        )
+    });
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = ctx.report();
+    assert_eq!(
+        report["run"]["service_start"],
+        "cold: its command does not run a Python module or script"
+    );
+    let forked: Vec<_> = runs(&report).into_iter().filter(|run| run.3).collect();
+    assert!(forked.is_empty(), "{forked:?}");
+}

@@ -11,6 +11,17 @@ fn auth_service() -> TestContext {
     TestContext::from_workspace("fixtures/rust-auth-service", std::path::Path::to_path_buf)
 }
 
+/// Commits the service as it is now, in a repository made on first use,
+/// for `--since`.
+fn committed(ctx: &TestContext, message: &str) {
+    if !ctx.path(".git").exists() {
+        std::fs::write(ctx.path(".gitignore"), "/state/\n*.snap.new\ntarget/\n").unwrap();
+        crate::common::git(ctx, &["init", "--quiet"]);
+    }
+    crate::common::git(ctx, &["add", "."]);
+    crate::common::git(ctx, &["commit", "--quiet", "-m", message]);
+}
+
 #[test]
 fn each_real_break_of_the_rust_auth_service_is_caught_explained_and_bisected() {
     let ctx = auth_service();
@@ -40,6 +51,15 @@ fn each_real_break_of_the_rust_auth_service_is_caught_explained_and_bisected() {
     assert_eq!(
         build["summary"],
         "cargo build with axum \"0.7.5\" → \"=0.8.9\" in Cargo.toml: error[E0433]: cannot find `async_trait` in `axum` (in the service's code: src/main.rs:152:9)"
+    );
+
+    // A cell that did not build is in the footer of raised requirements too.
+    assert!(
+        run.stdout.contains(
+            "requirement raised for a major bump (in a scratch copy): axum \"0.7.5\" → \"=0.8.9\" in Cargo.toml, for axum 0.8.9"
+        ),
+        "{}",
+        run.stdout
     );
 
     // The behaviour change: 9.0 rejects a token naming an audience.
@@ -80,30 +100,25 @@ fn each_real_break_of_the_rust_auth_service_is_caught_explained_and_bisected() {
 /// `cargo update -p tokio --precise 1.54.1` from 1.38.0 moves mio across a
 /// major, socket2 and tokio-macros, and removes 28 crates: only tokio is a
 /// cell (mio alone on the base lock cannot even be selected), what moved
-/// with it is listed under it, the whole change is that same cell, and the
-/// harmless bump exits 0.
+/// with it is listed under it, the cell is the lock as the change made it,
+/// and the harmless bump exits 0.
 #[test]
 fn a_lock_bump_of_tokio_alone_is_one_cell_and_green() {
     let ctx = auth_service();
-    std::fs::write(ctx.path(".gitignore"), "/state/\n*.snap.new\ntarget/\n").unwrap();
-    crate::common::git(&ctx, &["init", "--quiet"]);
     crate::common::cargo(
         &ctx,
         &["update", "--quiet", "-p", "tokio", "--precise", "1.38.0"],
     );
-    crate::common::git(&ctx, &["add", "."]);
-    crate::common::git(
-        &ctx,
-        &["commit", "--quiet", "-m", "the service on tokio 1.38"],
-    );
+    committed(&ctx, "the service on tokio 1.38");
     crate::common::cargo(
         &ctx,
         &["update", "--quiet", "-p", "tokio", "--precise", "1.54.1"],
     );
-    crate::common::git(&ctx, &["commit", "--quiet", "-am", "bump tokio"]);
+    committed(&ctx, "bump tokio");
 
     let run = ctx.run(&["--since", "HEAD~1"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    crate::common::assert_readme_sample("removes 28 crates, is one cell and exits 0:", &run.stdout);
     let report = ctx.report();
     assert_eq!(
         crate::common::cell_names(&report),
@@ -134,10 +149,10 @@ fn a_lock_bump_of_tokio_alone_is_one_cell_and_green() {
         ),
         "{skipped:?}"
     );
+    // The lock as the change made it: the whole change is this one cell.
+    assert_eq!(cell_report(&report, "tokio 1.54.1")["id"], "tokio-1.54.1");
     assert!(
-        skipped
-            .iter()
-            .any(|line| line.contains("builds the same environment as `tokio 1.54.1`")),
+        !skipped.iter().any(|line| line.contains("whole change")),
         "{skipped:?}"
     );
     assert!(
@@ -239,4 +254,65 @@ fn no_failing_jsonwebtoken_is_called_safe_and_its_two_breaks_are_bisected_apart(
     }
     // The earliest break stays where scripts read it.
     assert_eq!(bisected["first_bad"], "9.0.0");
+}
+
+/// A pull request raising jsonwebtoken's requirement from 8 to 10 in
+/// `Cargo.toml` moves base64, pem, ring and more with it. The cell is the
+/// bump the change asked for, blamed for what it breaks; the crates that
+/// moved because of it are listed under it and never tried alone.
+#[test]
+fn a_cargo_toml_bump_of_jsonwebtoken_is_blamed_on_jsonwebtoken_not_what_moved_with_it() {
+    let ctx = auth_service();
+    committed(&ctx, "the service on jsonwebtoken 8");
+    ctx.edit("service/Cargo.toml", |text| {
+        text.replace(
+            "jsonwebtoken = { version = \"8.3.0\"",
+            "jsonwebtoken = { version = \"10.4.0\"",
+        )
+    });
+    crate::common::cargo(&ctx, &["update", "--quiet", "-p", "jsonwebtoken"]);
+    committed(&ctx, "bump jsonwebtoken to 10");
+
+    let run = ctx.run(&["--since", "HEAD~1", "--no-bisect"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    crate::common::assert_readme_sample(
+        "jsonwebtoken's, with what moved along listed under it:",
+        &run.stdout,
+    );
+    let report = ctx.report();
+    assert_eq!(
+        crate::common::cell_names(&report),
+        ["baseline", "jsonwebtoken 10.4.0"]
+    );
+    assert_eq!(verdict(&report, "jsonwebtoken 10.4.0", "login"), "changed");
+    assert_eq!(verdict(&report, "jsonwebtoken 10.4.0", "register"), "pass");
+    let cell = cell_report(&report, "jsonwebtoken 10.4.0");
+    let base64 = crate::common::version_change(cell, "base64");
+    assert_eq!(base64["after"], "0.21.7, 0.22.1", "{base64}");
+    assert!(
+        run.stdout
+            .contains("jsonwebtoken 10.4.0 breaks login: the service panicked"),
+        "{}",
+        run.stdout
+    );
+    let skipped: Vec<&str> = report["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|line| line.as_str())
+        .collect();
+    assert!(
+        skipped
+            .iter()
+            .any(|line| line.starts_with("moved with jsonwebtoken: ") && line.contains("base64")),
+        "{skipped:?}"
+    );
+    for follower in ["base64", "pem", "ring", "simple_asn1"] {
+        assert!(
+            !run.stdout.contains(&format!("✗ {follower} "))
+                && !run.stdout.contains(&format!("- {follower} ")),
+            "{follower} is blamed:\n{}",
+            run.stdout
+        );
+    }
 }

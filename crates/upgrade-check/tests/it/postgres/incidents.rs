@@ -247,6 +247,11 @@ fn inc_003_json_encoder_fails_to_start_on_flask_2_3_and_3_0() {
         assert_eq!(verdict(&report, "flask 3.0.3", scenario), "startup-failed");
     }
     let failed = scenario_report(&report, "flask 2.3.3", "health");
+    // The one-line summary names the error, not only the exit.
+    assert_eq!(
+        failed["summary"],
+        "the service exited during startup (exit status: 1): ImportError: cannot import name 'JSONEncoder' from 'flask.json' ([venv]/lib/python3.11/site-packages/flask/json/__init__.py)"
+    );
     let log = failed["log_tail"].as_str().unwrap();
     assert!(
         log.contains("ImportError") && log.contains("JSONEncoder"),
