@@ -135,9 +135,9 @@ pub struct Cli {
     /// Never reach the package index: use what is cached (uv's downloads, resolutions, environments)
     #[arg(global = true, help_heading = "Environments and cache", long)]
     pub offline: bool,
-    /// Run only shard K of N of the plan (cells assigned by a hash of their id) and write a partial result
-    #[arg(global = true, help_heading = "What to check", long, value_name = "K/N", value_parser = parse_shard, conflicts_with = "accept")]
-    pub shard: Option<(usize, usize)>,
+    /// Run only shard K of N of the plan (cells dealt round in plan order) and write a partial result; `auto` reads K and N from the CI's parallel job (GitLab's CI_NODE_INDEX/CI_NODE_TOTAL, Buildkite's BUILDKITE_PARALLEL_JOB/_COUNT, CircleCI's CIRCLE_NODE_INDEX/_TOTAL)
+    #[arg(global = true, help_heading = "What to check", long, value_name = "K/N|auto", value_parser = parse_shard, conflicts_with = "accept")]
+    pub shard: Option<Shard>,
     /// Run every cell, even those whose recorded result's inputs are all unchanged
     #[arg(global = true, help_heading = "Environments and cache", long)]
     pub no_cache: bool,
@@ -341,15 +341,60 @@ fn parse_jobs(text: &str) -> Result<usize, String> {
     }
 }
 
-/// `K/N` with 1 <= K <= N.
-fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+/// `--shard`: as given, or read from the CI's parallel job when it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shard {
+    Given(usize, usize),
+    Auto,
+}
+
+impl Shard {
+    /// `(K, N)`, 1-based; for `auto`, from the CI's variables (read by `var`).
+    pub fn resolve(self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<(usize, usize)> {
+        if let Shard::Given(k, n) = self {
+            return Ok((k, n));
+        }
+        let number = |name: &str| var(name).and_then(|value| value.trim().parse::<usize>().ok());
+        // (index variable, count variable, whether the index counts from 0)
+        const VENDORS: [(&str, &str, bool); 3] = [
+            ("CI_NODE_INDEX", "CI_NODE_TOTAL", false),
+            (
+                "BUILDKITE_PARALLEL_JOB",
+                "BUILDKITE_PARALLEL_JOB_COUNT",
+                true,
+            ),
+            ("CIRCLE_NODE_INDEX", "CIRCLE_NODE_TOTAL", true),
+        ];
+        for (index, count, from_zero) in VENDORS {
+            if let (Some(k), Some(n)) = (number(index), number(count)) {
+                let k = k + usize::from(from_zero);
+                anyhow::ensure!(
+                    1 <= k && k <= n && n <= 256,
+                    "--shard auto: {index} and {count} make shard {k}/{n}, not one of 1 <= K <= N <= 256"
+                );
+                return Ok((k, n));
+            }
+        }
+        anyhow::bail!(
+            "--shard auto: this job is no CI parallel job (none of CI_NODE_INDEX/CI_NODE_TOTAL, \
+             BUILDKITE_PARALLEL_JOB/BUILDKITE_PARALLEL_JOB_COUNT, CIRCLE_NODE_INDEX/CIRCLE_NODE_TOTAL \
+             is set); on GitHub Actions pass the matrix's shard from `plan --format github-matrix`"
+        )
+    }
+}
+
+/// `K/N` with 1 <= K <= N, or `auto`.
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    if text == "auto" {
+        return Ok(Shard::Auto);
+    }
     let parsed = text
         .split_once('/')
         .and_then(|(k, n)| Some((k.parse::<usize>().ok()?, n.parse::<usize>().ok()?)));
     match parsed {
-        Some((k, n)) if 1 <= k && k <= n && n <= 256 => Ok((k, n)),
+        Some((k, n)) if 1 <= k && k <= n && n <= 256 => Ok(Shard::Given(k, n)),
         _ => Err(format!(
-            "`{text}` is not a shard like 2/3 (1 <= K <= N <= 256)"
+            "`{text}` is not a shard like 2/3 (1 <= K <= N <= 256) or `auto`"
         )),
     }
 }
@@ -359,7 +404,11 @@ impl Cli {
     pub fn options(&self, action: Action) -> Options {
         Options {
             invoked_as: crate::invoked_as(),
-            shard: self.shard,
+            // `auto` is read from the CI's variables by `resolved_shard`.
+            shard: match self.shard {
+                Some(Shard::Given(k, n)) => Some((k, n)),
+                _ => None,
+            },
             action,
             config: self.config.clone(),
             scenarios: Vec::new(),
@@ -406,6 +455,41 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(["upgrade-check"].iter().chain(args))
+    }
+
+    #[test]
+    fn shard_auto_is_read_from_each_ci_s_parallel_job() {
+        let auto = parse(&["--shard", "auto"]).unwrap().shard.unwrap();
+        let given = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect();
+            move |name: &str| {
+                vars.iter()
+                    .find(|(known, _)| known == name)
+                    .map(|(_, value)| value.clone())
+            }
+        };
+        // GitLab counts from 1, Buildkite and CircleCI from 0.
+        let gitlab = given(&[("CI_NODE_INDEX", "2"), ("CI_NODE_TOTAL", "3")]);
+        assert_eq!(auto.resolve(gitlab).unwrap(), (2, 3));
+        let buildkite = given(&[
+            ("BUILDKITE_PARALLEL_JOB", "0"),
+            ("BUILDKITE_PARALLEL_JOB_COUNT", "4"),
+        ]);
+        assert_eq!(auto.resolve(buildkite).unwrap(), (1, 4));
+        let circle = given(&[("CIRCLE_NODE_INDEX", "2"), ("CIRCLE_NODE_TOTAL", "3")]);
+        assert_eq!(auto.resolve(circle).unwrap(), (3, 3));
+        let outside = auto.resolve(given(&[])).unwrap_err().to_string();
+        assert!(outside.contains("no CI parallel job"), "{outside}");
+        let wrong = given(&[("CI_NODE_INDEX", "4"), ("CI_NODE_TOTAL", "3")]);
+        assert!(auto.resolve(wrong).is_err());
+        assert_eq!(
+            parse(&["--shard", "2/3"]).unwrap().shard,
+            Some(Shard::Given(2, 3))
+        );
+        assert!(parse(&["--shard", "4/3"]).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use upgrade_check_core::model::event::RunEvent;
+use upgrade_check_core::model::report::ExitStatus;
 use upgrade_check_core::sys::redact;
 
 pub struct EventLog {
@@ -26,6 +27,34 @@ impl EventLog {
             file: Mutex::new(BufWriter::new(file)),
             started: Instant::now(),
         })
+    }
+
+    /// The last line: how the run ended, with the exit status the process
+    /// returns (`{"event":"finished","verdict":"regression","exit_code":1}`),
+    /// and the error when the harness failed.
+    pub fn finish(&self, answered: &anyhow::Result<ExitStatus>) {
+        let (status, error) = match answered {
+            Ok(status) => (*status, None),
+            Err(err) => (ExitStatus::HarnessFailed, Some(format!("{err:#}"))),
+        };
+        let verdict = match status {
+            ExitStatus::Pass => "pass",
+            ExitStatus::Regression => "regression",
+            ExitStatus::HarnessFailed => "harness-failed",
+            ExitStatus::Interrupted => "interrupted",
+        };
+        let mut line = serde_json::json!({
+            "elapsed_ms": self.started.elapsed().as_millis() as u64,
+            "event": "finished",
+            "verdict": verdict,
+            "exit_code": status.code(),
+        });
+        if let Some(error) = error {
+            line["error"] = error.into();
+        }
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(file, "{}", redact::scrub(&line.to_string()));
+        let _ = file.flush();
     }
 
     /// Appends `event` as one line; a line that cannot be written is lost,

@@ -258,6 +258,7 @@ impl CargoBuilder {
                 set: resolved_set(&cached, inputs)?,
                 reused: true,
                 moves_not_held: None,
+                built: None,
             });
         }
         let scratch = state::temp_dir()?;
@@ -280,6 +281,7 @@ impl CargoBuilder {
             set: resolved_set(&cached, inputs)?,
             reused: false,
             moves_not_held: None,
+            built: None,
         })
     }
 

@@ -137,6 +137,9 @@ pub struct Resolution {
     /// Why the nearest moves of released packages could not be held, when
     /// the newest versions that fit were used instead.
     pub moves_not_held: Option<String>,
+    /// The environment, when resolving had to build it to know that the
+    /// nearest versions install (Python); otherwise it is built next.
+    pub built: Option<Environment>,
 }
 
 /// A built environment a service can run in.

@@ -192,21 +192,64 @@ impl UvBuilder {
             bounds.push_str(&bound);
             bounds.push('\n');
         }
-        match self.resolve(&input, &overrides, &Nearness::LowestWithin(&bounds)) {
-            // The first solution is inside the bounds, but the lowest-first
-            // search may need the metadata of an old release that does not
-            // build: the newest solution stands, and the cell says so.
-            Err(BuildError::Refused(why)) => Ok(Resolution {
-                moves_not_held: Some(format!(
-                    "the nearest versions could not be resolved ({}); the newest that fit were used",
-                    why.lines()
-                        .map(str::trim)
-                        .find(|line| !line.is_empty())
-                        .unwrap_or("no reason given")
-                )),
-                ..newest
-            }),
-            nearest => nearest,
+        // The lowest-first search may need an old release of a package the
+        // newest solution did not have at all (greenlet 0.1, from SQLAlchemy
+        // 1.4) that does not build: its floor goes up a major version and the
+        // search runs again, so the rest still moves no further than it must.
+        let mut unbuildable: Vec<String> = Vec::new();
+        loop {
+            let refused: String;
+            match self.resolve(&input, &overrides, &Nearness::LowestWithin(&bounds)) {
+                Err(BuildError::Refused(why)) => refused = why,
+                // Resolved is not installed: an old release may resolve from
+                // its metadata and still not build (greenlet 1.0 on Python
+                // 3.11). The nearest set is built here, and what fails to
+                // build is stepped over the same way.
+                Ok(nearest) => match self.materialise(&nearest.set) {
+                    Ok(environment) => {
+                        let stepped = (!unbuildable.is_empty()).then(|| {
+                            format!(
+                                "releases that do not build were stepped over: {}",
+                                unbuildable.join(", ")
+                            )
+                        });
+                        return Ok(Resolution {
+                            moves_not_held: stepped,
+                            built: Some(environment),
+                            ..nearest
+                        });
+                    }
+                    Err(BuildError::Refused(why)) => refused = why,
+                    Err(err) => return Err(err),
+                },
+                Err(err) => return Err(err),
+            }
+            let raised = failed_release(&refused)
+                .filter(|_| unbuildable.len() < FLOOR_RAISES)
+                .and_then(|(name, version)| {
+                    let major: u64 = version.split('.').next()?.parse().ok()?;
+                    Some((
+                        format!("{name}=={version}"),
+                        format!("{name}>={}", major + 1),
+                    ))
+                })
+                .filter(|(release, _)| !unbuildable.contains(release));
+            let Some((release, floor)) = raised else {
+                // The newest solution stands, and the cell says so.
+                return Ok(Resolution {
+                    moves_not_held: Some(format!(
+                        "the nearest versions could not be resolved or built ({}); the newest that fit were used",
+                        refused
+                            .lines()
+                            .map(str::trim)
+                            .find(|line| !line.is_empty())
+                            .unwrap_or("no reason given")
+                    )),
+                    ..newest
+                });
+            };
+            bounds.push_str(&format!("{floor}\n"));
+            unbuildable.push(release);
         }
     }
 
@@ -247,6 +290,7 @@ impl UvBuilder {
                 set: self.with_declared_hashes(ResolvedSet::parse(&text)?),
                 reused: true,
                 moves_not_held: None,
+                built: None,
             });
         }
         let scratch = state::temp_dir()?;
@@ -291,6 +335,7 @@ impl UvBuilder {
             set,
             reused: false,
             moves_not_held: None,
+            built: None,
         })
     }
 
@@ -447,4 +492,36 @@ fn local_sources_digest(set: &ResolvedSet) -> anyhow::Result<String> {
         }
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+/// How many unbuildable releases a nearest resolution steps over before it
+/// gives up and keeps the newest solution.
+const FLOOR_RAISES: usize = 4;
+
+/// `(name, version)` of the release uv says it failed to build, from its
+/// error: ``Failed to build `greenlet==0.1` `` (or "to download and build").
+fn failed_release(said: &str) -> Option<(&str, &str)> {
+    let (_, rest) = said.split_once("build `")?;
+    let (release, _) = rest.split_once('`')?;
+    release.split_once("==")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_release_that_failed_to_build_is_read_from_what_uv_says() {
+        assert_eq!(
+            failed_release(
+                "error: Failed to build `greenlet==1.0.0`\n  cause: The build backend returned an error"
+            ),
+            Some(("greenlet", "1.0.0"))
+        );
+        assert_eq!(
+            failed_release("  × Failed to download and build `greenlet==0.1`"),
+            Some(("greenlet", "0.1"))
+        );
+        assert_eq!(failed_release("error: No solution found"), None);
+    }
 }

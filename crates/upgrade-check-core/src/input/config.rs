@@ -541,7 +541,7 @@ pub fn discover() -> anyhow::Result<PathBuf> {
         .find(|candidate| candidate.is_file())
         .ok_or_else(|| {
             anyhow::anyhow!(
-                "no {FILE_NAME} in {} or any folder above it; pass --config",
+                "no {FILE_NAME} in {} or any folder above it; pass --config, or run `upgrade-check init` in the service's folder to write one",
                 cwd.display()
             )
         })
@@ -610,6 +610,20 @@ fn service(
         };
         return Err(source.error_at(Some(raw.baseline.span()), "service.baseline", message));
     }
+    // Each run gets a free port of its own: a service never told it would
+    // listen on one port in every run, and every cell would fail to start.
+    let command_span = raw.command.span();
+    let told_port = |profile: &Profile| {
+        raw.command
+            .get_ref()
+            .iter()
+            .any(|arg| arg.get_ref().contains("{port}"))
+            || profile.env.values().any(|value| value.contains("{port}"))
+    };
+    let portless = profiles
+        .iter()
+        .find(|profile| !told_port(profile))
+        .map(|profile| profile.name.clone());
     let mut command = Vec::new();
     for (index, arg) in raw.command.into_inner().into_iter().enumerate() {
         let key = format!("service.command[{index}]");
@@ -626,6 +640,16 @@ fn service(
             ));
         }
         command.push(arg.into_inner());
+    }
+    // After each argument's own checks: they say more precisely what is wrong.
+    if let Some(profile) = portless {
+        return Err(source.error_at(
+            Some(command_span),
+            "service.command",
+            &format!(
+                "the service is never told the port to listen on (profile `{profile}`): each run gets a free one, so put `{{port}}` in the command (\"--port\", \"{{port}}\") or in an environment variable (PORT = \"{{port}}\" in [service.env])"
+            ),
+        ));
     }
     let profile = match raw.profile {
         None => DEFAULT_PROFILE.to_owned(),
@@ -1320,7 +1344,7 @@ mod defaults {
             &path,
             format!(
                 "[service]\nroot = \"service\"\nbaseline = \"requirements.txt\"\n\
-                 health = {{ path = \"/health\" }}\n{service}\n{rest}"
+                 health = {{ path = \"/health\" }}\nenv = {{ PORT = \"{{port}}\" }}\n{service}\n{rest}"
             ),
         )
         .unwrap();
@@ -1371,7 +1395,7 @@ mod defaults {
                 &path,
                 format!(
                     "[service]\nroot = \"{root}\"\nbaseline = \"requirements.txt\"\n\
-                     command = [\"{{python}}\", \"-m\", \"app\"]\nhealth = {{ path = \"/health\" }}\n"
+                     command = [\"{{python}}\", \"-m\", \"app\", \"--port\", \"{{port}}\"]\nhealth = {{ path = \"/health\" }}\n"
                 ),
             )
             .unwrap();
@@ -1430,7 +1454,7 @@ mod defaults {
 
     #[test]
     fn what_only_python_has_is_refused_for_a_cargo_service_with_its_line() {
-        let bin = "[\"{bin}/server\"]";
+        let bin = "[\"{bin}/server\", \"--port\", \"{port}\"]";
         for (command, baseline, packages, line, key, message) in [
             (
                 "[\"{python}\", \"-m\", \"app\"]",

@@ -34,7 +34,11 @@ impl InputError {
 
 impl std::fmt::Display for InputError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}: ", self.path.display(), self.line, self.column)?;
+        // A file that cannot be read has no line to point at.
+        match self.line {
+            0 => write!(f, "{}: ", self.path.display())?,
+            line => write!(f, "{}:{line}:{}: ", self.path.display(), self.column)?,
+        }
         if !self.key.is_empty() {
             write!(f, "`{}`: ", self.key)?;
         }
@@ -59,8 +63,11 @@ impl Source {
     pub fn read(path: &Path) -> Result<Source, InputError> {
         use std::io::Read;
         // std's error, not fs_err's: the path is said once, in front.
-        let cannot =
-            |err: std::io::Error| InputError::in_file(path, format!("cannot read it: {err}"));
+        let cannot = |err: std::io::Error| InputError {
+            line: 0,
+            column: 0,
+            ..InputError::in_file(path, format!("cannot read it: {err}"))
+        };
         let mut bytes = Vec::new();
         std::fs::File::open(path)
             .and_then(|file| file.take(MAX_INPUT_BYTES + 1).read_to_end(&mut bytes))

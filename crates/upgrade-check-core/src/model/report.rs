@@ -130,6 +130,11 @@ pub struct CellReport {
     /// Warning and error lines this cell's service prints that the baseline's does not;
     /// an early signal, not a failure.
     pub new_warnings: Vec<String>,
+    /// Output lines of no warning kind the baseline never prints (a changed
+    /// startup banner, a config line naming another database): shown, never
+    /// judged, since only answers decide a verdict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new_output: Vec<String>,
     pub environment: Option<EnvironmentReport>,
     /// Requirements raised for a major bump before the build failed (a cell
     /// that built says them in its environment).
@@ -289,6 +294,10 @@ pub struct ScenarioReport {
 
     /// Lines of the service's output that look like warnings or errors, normalised.
     pub warnings: Vec<String>,
+    /// The service's other output lines, each once, with numbers masked
+    /// (times, ports, counts): what the service says besides its answers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<String>,
     /// Not passing, exactly as the baseline does not: this cell is not to blame.
     pub same_as_baseline: bool,
     /// Processes the service started that escaped its process group and
@@ -365,6 +374,7 @@ impl ScenarioReport {
             service_port: None,
             security: false,
             warnings: Vec::new(),
+            output: Vec::new(),
             same_as_baseline: false,
             leaks: Vec::new(),
             timing: None,

@@ -89,7 +89,11 @@ pub fn baseline_at(
             &format!("{git_ref}^{{commit}}"),
         ],
     )
-    .with_context(|| format!("`{git_ref}` is not a commit in this repository"))?;
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "`{git_ref}` is not a commit in this repository; on a shallow CI clone, fetch it first (`git fetch origin main`, or `fetch-depth: 0`)"
+        )
+    })?;
     let show = |in_repo: &Path| -> Result<Source, InputError> {
         let spec = format!("{git_ref}:{}", in_repo.display());
         let text = git(dir, &["show", "--end-of-options", &spec]).map_err(|err| {
@@ -466,11 +470,11 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
     let output = process::run_captured(duct::cmd("git", args).dir(dir), Duration::from_secs(60))?
         .context("git did not answer within 60s")?;
     if !output.status.success() {
-        bail!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
+        let said = String::from_utf8_lossy(&output.stderr);
+        match said.trim() {
+            "" => bail!("git {} failed ({})", args.join(" "), output.status),
+            said => bail!("git {}: {said}", args.join(" ")),
+        }
     }
     Ok(String::from_utf8(output.stdout)?)
 }

@@ -56,6 +56,7 @@ pub(crate) mod tests {
                 pins: Vec::new(),
                 changes: Vec::new(),
                 new_warnings: Vec::new(),
+                new_output: Vec::new(),
                 environment: None,
                 unbuilt_raised: Vec::new(),
                 scenarios,

@@ -214,6 +214,21 @@ fn footer(report: &Report, out: &mut String) {
     for (cell, why) in report.moves_not_held() {
         let _ = writeln!(out, "nearest moves not held in {cell}: {why}");
     }
+    for cell in report
+        .cells
+        .iter()
+        .filter(|cell| !cell.new_output.is_empty())
+    {
+        let more = match cell.new_output.len() - 1 {
+            0 => String::new(),
+            more => format!(" (and {more} more in report.json)"),
+        };
+        let _ = writeln!(
+            out,
+            "new output in {}, not judged: {}{more}",
+            cell.name, cell.new_output[0]
+        );
+    }
     for noise in report
         .nondeterministic
         .iter()

@@ -425,7 +425,12 @@ async fn prepare(ctx: &Arc<RunContext>, cell: &Cell, baseline: &Arc<ResolvedSet>
         if let Some(why) = resolution.set.not_holding(&pins) {
             return Err((BuildError::NotHeld(why), Vec::new()));
         }
-        let environment = builder.materialise(&resolution.set).map_err(|err| {
+        let mut resolution = resolution;
+        let environment = match resolution.built.take() {
+            Some(built) => Ok(built),
+            None => builder.materialise(&resolution.set),
+        }
+        .map_err(|err| {
             let raised = resolution
                 .set
                 .cargo
@@ -1057,6 +1062,7 @@ fn judge_replay(
     // scrubbed of secrets and capped as it was written.
     let log_text = log::read_log(&log);
     report.warnings = warnings(&log_text, &mut normaliser);
+    report.output = output_lines(&log_text, &mut normaliser);
     let log_tail = normaliser.literals(&log::tail(&log_text, LOG_TAIL_LINES));
     let Some(outcome) = outcome else {
         report.log_tail = Some(log_tail);
@@ -1073,7 +1079,7 @@ fn judge_replay(
     };
     // What is about to become a reference is checked for being a doubtful one.
     if let (true, Startup::Started(replayed)) = (cell.is_baseline() || ctx.accepting, &outcome) {
-        report.unhealthy = unhealthy(&replayed.exchanges, &log_text, &normaliser);
+        report.unhealthy = unhealthy(&replayed.exchanges, scenario, &log_text, &normaliser);
     }
     let rendered = render(&outcome, &mut normaliser, scenario.record_startup);
     let accepted = ctx.accepted_snapshot(cell, &run.key);
@@ -1578,11 +1584,13 @@ fn matching_alternative(
 }
 
 /// What makes a baseline's run of a scenario a doubtful reference: steps
-/// that answer 5xx, steps of which none got an answer (a service that died
-/// after its health check), and the error of a traceback (Python) or a
-/// panic (Rust) in its log.
+/// that answer 5xx, steps that ask a path the service does not serve (its
+/// framework's own 404 or 405, which no step expects), steps of which none
+/// got an answer (a service that died after its health check), and the
+/// error of a traceback (Python) or a panic (Rust) in its log.
 fn unhealthy(
     exchanges: &[replay::Exchange],
+    scenario: &Scenario,
     log: &str,
     normaliser: &Normaliser<'_>,
 ) -> Vec<String> {
@@ -1603,6 +1611,20 @@ fn unhealthy(
         .collect();
     found.extend(exchanges.iter().filter_map(|exchange| {
         let response = exchange.response.as_ref().ok()?;
+        let expected = scenario
+            .steps
+            .iter()
+            .find(|step| step.name == exchange.step)
+            .and_then(|step| step.expect_status);
+        if not_served(response) && expected != Some(response.status) {
+            return Some(format!(
+                "step `{}` answered {}: a path the service does not serve ({} {})",
+                exchange.step,
+                response.status_line(),
+                exchange.request.method,
+                exchange.request.path
+            ));
+        }
         (response.status >= 500).then(|| {
             format!(
                 "step `{}` answered {}",
@@ -1656,6 +1678,26 @@ fn startup_error(log: &str) -> Option<String> {
     (said != "(no output)" && said.to_ascii_lowercase().contains("error")).then_some(said)
 }
 
+/// A framework's own answer to a path it has no route for: 404 or 405 with
+/// a body that is no API's JSON (an HTML page, plain text, nothing), or
+/// FastAPI's and Starlette's `{"detail": "Not Found"}`.
+fn not_served(response: &replay::Response) -> bool {
+    if !matches!(response.status, 404 | 405) {
+        return false;
+    }
+    match serde_json::from_slice::<serde_json::Value>(&response.body) {
+        Ok(serde_json::Value::Object(fields)) => {
+            fields.len() == 1
+                && matches!(
+                    fields.get("detail").and_then(|detail| detail.as_str()),
+                    Some("Not Found" | "Method Not Allowed")
+                )
+        }
+        Ok(serde_json::Value::Array(_)) => false,
+        _ => true,
+    }
+}
+
 /// The first Rust panic in a service's log: its message and where it was
 /// raised (`thread '…' (id) panicked at FILE:LINE:COL:` with the message on the
 /// next line, or on the same line before Rust 1.73).
@@ -1687,20 +1729,73 @@ fn rust_panic(log: &str) -> Option<String> {
     Some(format!("{message}{place}"))
 }
 
+/// Words that make an output line a warning (see [`warnings`]).
+const WARNING_MARKERS: &[&str] = &["warn", "error", "traceback", "exception", "(trapped)"];
+
+/// The service's output lines that are no warning, each once, normalised and
+/// with every number masked, so that times, ports and counts do not make a
+/// line new; the harness's own notes left out, and so are the indented lines
+/// that carry on a warning (a traceback's frames, the source line a Python
+/// warning quotes).
+fn output_lines(log: &str, normaliser: &mut Normaliser<'_>) -> Vec<String> {
+    const MAX: usize = 30;
+    let mut found: Vec<String> = Vec::new();
+    let mut in_warning = false;
+    for raw in log::tail(log, 2000).lines() {
+        let line = raw.trim();
+        let lower = line.to_ascii_lowercase();
+        // Two spaces or a tab: a frame or a quoted line, not a ` * ` banner.
+        let carries_on = in_warning && (raw.starts_with("  ") || raw.starts_with('\t'));
+        in_warning = carries_on || WARNING_MARKERS.iter().any(|marker| lower.contains(marker));
+        if line.is_empty() || line.starts_with("[upgrade-check:") || in_warning {
+            continue;
+        }
+        // A terminal escape's payload (a title, a link) is no output to keep.
+        let line = crate::sys::redact::terminal_safe(line);
+        let line: String = crate::judge::normalize::log_line(&normaliser.text(line.trim()))
+            .chars()
+            .map(|c| if c.is_ascii_digit() { '#' } else { c })
+            .collect();
+        if !found.contains(&line) && found.len() < MAX {
+            found.push(line);
+        }
+    }
+    found
+}
+
 /// Lines of the service's output that look like warnings or errors, normalised.
 fn warnings(log: &str, normaliser: &mut Normaliser<'_>) -> Vec<String> {
     const MAX: usize = 20;
-    const MARKERS: &[&str] = &["warn", "error", "traceback", "exception", "(trapped)"];
     let mut found: Vec<String> = Vec::new();
-    for line in log::tail(log, 2000).lines() {
-        let lower = line.to_ascii_lowercase();
-        if MARKERS.iter().any(|marker| lower.contains(marker)) {
-            let line = crate::judge::normalize::log_line(&normaliser.text(line.trim()));
-            if !found.contains(&line) && found.len() < MAX {
-                found.push(line);
-            }
+    // The warning being read: `* ` lines right after it are its own
+    // (pydantic: "Valid config keys have changed in V2:" then
+    // "* 'orm_mode' has been renamed to 'from_attributes'").
+    let mut reading: Option<String> = None;
+    let done = |warning: Option<String>, found: &mut Vec<String>| {
+        if let Some(warning) = warning
+            && !found.contains(&warning)
+            && found.len() < MAX
+        {
+            found.push(warning);
         }
+    };
+    for line in log::tail(log, 2000).lines() {
+        let mut normal = || crate::judge::normalize::log_line(&normaliser.text(line.trim()));
+        if line.starts_with("* ")
+            && let Some(warning) = reading.as_mut()
+        {
+            warning.push('\n');
+            warning.push_str(&normal());
+            continue;
+        }
+        let lower = line.to_ascii_lowercase();
+        let next = WARNING_MARKERS
+            .iter()
+            .any(|marker| lower.contains(marker))
+            .then(normal);
+        done(std::mem::replace(&mut reading, next), &mut found);
     }
+    done(reading, &mut found);
     found
 }
 
@@ -1736,6 +1831,7 @@ fn blank_report(cell: &Cell) -> CellReport {
             .collect(),
         changes: Vec::new(),
         new_warnings: Vec::new(),
+        new_output: Vec::new(),
         environment: None,
         unbuilt_raised: Vec::new(),
         scenarios: Vec::new(),
@@ -1777,6 +1873,76 @@ stack backtrace:";
             Some("index out of bounds (in the service's code: src/main.rs:3:5)")
         );
         assert_eq!(rust_panic("Traceback (most recent call last):"), None);
+    }
+
+    #[test]
+    fn a_framework_s_own_not_found_is_told_from_an_api_s() {
+        let answer = |status: u16, body: &str| replay::Response {
+            status,
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+            truncated_bytes: 0,
+        };
+        assert!(not_served(&answer(
+            404,
+            "<!doctype html><title>404 Not Found</title>"
+        )));
+        assert!(not_served(&answer(404, r#"{"detail":"Not Found"}"#)));
+        assert!(not_served(&answer(405, "")));
+        assert!(!not_served(&answer(404, r#"{"error":"no such user"}"#)));
+        assert!(!not_served(&answer(404, "[]")));
+        assert!(!not_served(&answer(200, "<html></html>")));
+    }
+
+    #[test]
+    fn a_warning_keeps_the_bullet_lines_that_follow_it() {
+        let log = "/srv/venv/pydantic/_internal/_config.py:321: UserWarning: Valid config keys have changed in V2:
+* 'orm_mode' has been renamed to 'from_attributes'
+  warnings.warn(message, UserWarning)
+ * Running on http://127.0.0.1:8000
+DeprecationWarning: the other one
+";
+        let secrets = BTreeMap::new();
+        let mut normaliser = Normaliser::new(&secrets, &[], &[], &[]);
+        let found = warnings(log, &mut normaliser);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(
+            found[0].ends_with(
+                "UserWarning: Valid config keys have changed in V2:\n* 'orm_mode' has been renamed to 'from_attributes'"
+            ),
+            "{found:?}"
+        );
+        assert_eq!(found[1], "warnings.warn(message, UserWarning)");
+        assert_eq!(found[2], "DeprecationWarning: the other one");
+    }
+
+    #[test]
+    fn output_lines_are_what_the_service_says_besides_its_warnings() {
+        let log = "[upgrade-check: started cold: no preloader]
+ * Serving Flask app 'app'
+WARNING: This is a development server.
+   Use a production WSGI server instead.
+ * Running on http://127.0.0.1:40123
+Traceback (most recent call last):
+  File \"/srv/app.py\", line 3, in <module>
+    boom()
+ValueError: boom
+127.0.0.1 - - [06/Dec/2026 14:00:00] \"GET /health HTTP/1.1\" 200 -
+127.0.0.1 - - [06/Dec/2026 14:00:01] \"GET /health HTTP/1.1\" 200 -
+";
+        let secrets = BTreeMap::new();
+        let mut normaliser = Normaliser::new(&secrets, &[], &[], &[]);
+        let lines = output_lines(log, &mut normaliser);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(lines[0], "* Serving Flask app 'app'");
+        assert!(
+            lines[1].starts_with("* Running on http://[ip]:"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[2].contains("\"GET /health HTTP/#.#\" ### -"),
+            "{lines:?}"
+        );
     }
 
     #[test]

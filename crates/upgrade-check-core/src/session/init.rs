@@ -69,9 +69,14 @@ pub fn init(dir: &Path, options: &Options, events: Events) -> anyhow::Result<Ini
         Err(why) => (None, Some(why)),
     };
     let mut notes = Vec::new();
-    if !ignores_state(dir) {
+    if !ignores(dir, "target/upgrade-check") {
         notes.push(
             "add /target/ to .gitignore: the harness keeps its state and cache in target/upgrade-check".to_owned(),
+        );
+    }
+    if !ignores(dir, "snapshots/health.snap.new") {
+        notes.push(
+            "add *.snap.new to .gitignore: a pending snapshot is for review, never to commit with the accepted ones".to_owned(),
         );
     }
     write_new(&config, &inspection.config_text(healthy.as_deref()))?;
@@ -122,16 +127,11 @@ async fn prove(
     Ok(healthy)
 }
 
-/// Whether git ignores `target/` in `dir` (where the harness's state goes
-/// by default); outside a git repository there is nothing to ignore.
-fn ignores_state(dir: &Path) -> bool {
+/// Whether git ignores `path` in `dir` (the harness's state, a pending
+/// snapshot); outside a git repository there is nothing to ignore.
+fn ignores(dir: &Path, path: &str) -> bool {
     let asked = std::process::Command::new("git")
-        .args([
-            "check-ignore",
-            "--quiet",
-            "--no-index",
-            "target/upgrade-check",
-        ])
+        .args(["check-ignore", "--quiet", "--no-index", path])
         .current_dir(dir)
         .status();
     match asked {

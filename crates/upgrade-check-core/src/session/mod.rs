@@ -581,6 +581,7 @@ async fn plan_matrix(inputs: &mut Inputs, tools: &Tools, events: &Events) -> any
     let config = &mut inputs.config;
     prepare::expand_ranges(config, &tools.index, events).await?;
     prepare::check_listed_versions(&tools.builder, config, &inputs.dirs, events).await?;
+    prepare::check_matrix_packages(&tools.builder, config).await?;
     let planned = plan::plan(&config.matrix, &config.service.profile, |package| {
         tools.builder.baseline().pinned_version(package)
     });
@@ -995,12 +996,24 @@ fn compare_with_baseline(report: &mut Report, outcomes: &[CellOutcome]) {
         .iter()
         .flat_map(|s| &s.warnings)
         .collect();
+    let baseline_output: std::collections::BTreeSet<&String> = baseline
+        .report
+        .scenarios
+        .iter()
+        .flat_map(|s| &s.output)
+        .collect();
     for (cell, outcome) in report.cells.iter_mut().zip(outcomes) {
         if cell.baseline {
             continue;
         }
         let mut new_warnings: Vec<String> = Vec::new();
+        let mut new_output: Vec<String> = Vec::new();
         for scenario in &mut cell.scenarios {
+            for line in &scenario.output {
+                if !baseline_output.contains(line) && !new_output.contains(line) {
+                    new_output.push(line.clone());
+                }
+            }
             for warning in &scenario.warnings {
                 if !baseline_warnings.contains(warning) && !new_warnings.contains(warning) {
                     new_warnings.push(warning.clone());
@@ -1022,6 +1035,7 @@ fn compare_with_baseline(report: &mut Report, outcomes: &[CellOutcome]) {
                 && (scenario.verdict == Verdict::Changed || scenario.summary == reference.summary);
         }
         cell.new_warnings = new_warnings;
+        cell.new_output = new_output;
     }
 }
 

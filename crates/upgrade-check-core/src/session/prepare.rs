@@ -253,6 +253,45 @@ pub(super) async fn check_listed_versions(
     Ok(())
 }
 
+/// Every package the matrix lists must be one the service installs: a
+/// package nothing requires (a typo, `requests` on a service that does not
+/// use it) would make cells that change nothing and fail late. Refused with
+/// its line before any cell is built. When the baseline cannot be resolved,
+/// the run itself says so.
+pub(super) async fn check_matrix_packages(
+    builder: &Builder,
+    config: &Config,
+) -> anyhow::Result<()> {
+    if config.matrix.listed.is_empty() {
+        return Ok(());
+    }
+    let resolving = builder.clone();
+    let Ok(Ok(baseline)) = tokio::task::spawn_blocking(move || resolving.resolve_baseline()).await
+    else {
+        return Ok(());
+    };
+    let Some(stranger) = config
+        .matrix
+        .listed
+        .iter()
+        .find(|listed| !baseline.set.packages.contains_key(&listed.package))
+    else {
+        return Ok(());
+    };
+    Err(source::InputError {
+        path: config.path.clone(),
+        line: stranger.line,
+        column: 1,
+        key: format!("matrix.packages.{}", stranger.package),
+        message: format!(
+            "{} is not installed by the service: its baseline ({}) resolves no such package, so a cell pinning it would change nothing; list a package the service depends on",
+            stranger.package,
+            crate::run::relative(&builder.baseline().path, config.base_dir())
+        ),
+    }
+    .into())
+}
+
 /// Outside a pull request, every version the baseline pins must be one the
 /// index offers: a lock (or requirements file) pinning a version the index
 /// no longer has, or has yanked, is bad input at its line, refused before

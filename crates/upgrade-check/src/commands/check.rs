@@ -33,20 +33,33 @@ pub fn plan(cli: &Cli, shards: usize) -> anyhow::Result<ExitStatus> {
 fn check(cli: &Cli, action: Action, shards: usize) -> anyhow::Result<ExitStatus> {
     let progress = Arc::new(Progress::new(cli.quiet, cli.verbose));
     let log = match &cli.events {
-        Some(path) => Some(EventLog::create(path)?),
+        Some(path) => Some(Arc::new(EventLog::create(path)?)),
         None => None,
     };
-    let shown = progress.clone();
+    let (shown, logged) = (progress.clone(), log.clone());
     let events: Events = Arc::new(move |event: &RunEvent| {
         shown.show(event);
-        if let Some(log) = &log {
+        if let Some(log) = &logged {
             log.write(event);
         }
     });
-    let finished = session::upgrade_check(cli.options(action), events);
+    let mut options = cli.options(action);
+    if let Some(shard) = cli.shard {
+        options.shard = Some(shard.resolve(|name| std::env::var(name).ok())?);
+    }
+    let finished = session::upgrade_check(options, events);
     // The summary goes below the live display, never through it.
     progress.finish();
-    match finished? {
+    let answered = finished.and_then(|finished| answer(cli, finished, shards));
+    if let Some(log) = &log {
+        log.finish(&answered);
+    }
+    answered
+}
+
+/// What a finished session shows on stdout, and its exit status.
+fn answer(cli: &Cli, finished: Finished, shards: usize) -> anyhow::Result<ExitStatus> {
+    match finished {
         Finished::Planned(plan) => {
             print_plan(&plan, cli.format, shards)?;
             Ok(ExitStatus::Pass)

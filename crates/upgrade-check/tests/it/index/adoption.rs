@@ -11,7 +11,7 @@ use crate::common::{Run, TestContext, binary, shared_cache, workspace_root};
 /// A git repository holding only `folder` of this workspace, at its top.
 fn repository_of(folder: &str) -> TestContext {
     let ctx = TestContext::from_workspace(folder, Path::to_path_buf);
-    std::fs::write(ctx.path(".gitignore"), "/target/\n").unwrap();
+    std::fs::write(ctx.path(".gitignore"), "/target/\n*.snap.new\n").unwrap();
     git(&ctx, &["init", "--quiet"]);
     git(&ctx, &["add", "."]);
     git(&ctx, &["commit", "--quiet", "-m", "the service"]);
@@ -195,8 +195,16 @@ fn init_sets_up_a_starlette_and_a_django_service_that_run_green() {
         ),
     ] {
         let ctx = repository_of(folder);
+        // A .gitignore that keeps the state out but not pending snapshots.
+        std::fs::write(ctx.path(".gitignore"), "/target/\n").unwrap();
         let init = upgrade_check(&ctx, &["init"]);
         assert_eq!(init.code, 0, "{folder}: {}\n{}", init.stdout, init.stderr);
+        assert!(
+            init.stdout.contains("note: add *.snap.new to .gitignore")
+                && !init.stdout.contains("add /target/ to .gitignore"),
+            "{folder}: {}",
+            init.stdout
+        );
         assert!(
             init.stdout.contains(&format!("starts as   {starts}"))
                 && init
@@ -337,4 +345,40 @@ fn init_never_overwrites_a_file_and_says_what_it_cannot_tell() {
         config.contains("# TODO: how the service starts"),
         "{config}"
     );
+}
+
+/// A scenario that asks paths the service does not serve (an imported
+/// collection that lost its `/api` base path) answers the framework's own
+/// 404 page at every step. `--accept` refuses it as it refuses a 500,
+/// naming the step and the path; a step that expects its 404 is no doubt.
+#[test]
+fn a_baseline_that_asks_paths_the_service_does_not_serve_is_not_accepted() {
+    let ctx = TestContext::new();
+    std::fs::write(
+        ctx.path("scenarios/users.toml"),
+        "description = \"the users, asked without the API's base path\"\n\n\
+         [[steps]]\nname = \"list users\"\nmethod = \"GET\"\npath = \"/users\"\n",
+    )
+    .unwrap();
+    let refused = ctx.run(&["--accept"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("the baseline is unhealthy")
+            && refused.stderr.contains(
+                "step `list users` answered 404 Not Found: a path the service does not serve (GET /users)"
+            ),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !ctx.path("snapshots/users.snap").exists(),
+        "nothing accepted"
+    );
+
+    ctx.edit("scenarios/users.toml", |text| {
+        format!("{text}expect = {{ status = 404 }}\n")
+    });
+    let accepted = ctx.run(&["--accept"]);
+    assert_eq!(accepted.code, 0, "{}", accepted.stderr);
+    assert!(ctx.path("snapshots/users.snap").exists());
 }

@@ -170,6 +170,55 @@ fn a_matrix_version_the_index_does_not_have_is_refused_before_anything_runs() {
     );
 }
 
+/// A package the service does not install (`requests` here) would make a
+/// cell that changes nothing and fails late: refused with its line, by
+/// `plan` and by a run, before any cell is built.
+#[test]
+fn a_matrix_package_the_service_does_not_install_is_refused_before_anything_runs() {
+    let ctx = TestContext::new();
+    ctx.set_matrix(
+        r#"bcrypt = ["4.1.2"]
+requests = ["2.31.0"]"#,
+    );
+    let line = line_of(&ctx, "upgrade-check.toml", "requests = ");
+    for args in [&["plan"][..], &[]] {
+        let run = ctx.run(args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!(
+                "upgrade-check.toml:{line}:1: `matrix.packages.requests`: requests is not installed by the service: its baseline (fixtures/python-service/requirements.txt) resolves no such package"
+            )),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    assert!(
+        !ctx.path("state/report/report.json").exists(),
+        "nothing ran"
+    );
+}
+
+/// A service never told its port (a hard-coded one in its code) would fail
+/// to start in every cell: a config error at the command's line instead.
+#[test]
+fn a_service_never_told_its_port_is_a_config_error() {
+    let ctx = TestContext::new();
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("PORT = \"{port}\"\n", "")
+    });
+    let line = line_of(&ctx, "upgrade-check.toml", "command = ");
+    assert_rejected(
+        &ctx,
+        "upgrade-check.toml",
+        line,
+        &[
+            "`service.command`",
+            "the service is never told the port to listen on",
+            "PORT = \"{port}\" in [service.env]",
+        ],
+    );
+}
+
 #[test]
 fn a_path_that_leaves_the_tree_is_refused() {
     let ctx = TestContext::new();

@@ -334,3 +334,58 @@ fn a_field_randomised_on_purpose_is_found_by_the_double_baseline_and_masked() {
     let blind = ctx.run(&["--no-noise-check"]);
     assert_eq!(blind.code, 1, "{}", blind.stdout);
 }
+
+/// Flask-SQLAlchemy 3.0.5 on a Flask 1.1 service: Flask, Werkzeug and
+/// SQLAlchemy move as little as they must, even though the nearest search
+/// meets greenlet releases (0.1, 1.0.0) that do not build on Python 3.11; the
+/// cell steps over them and says so, instead of taking the newest Flask 3
+/// and SQLAlchemy 2 without a word.
+#[test]
+fn nearest_moves_step_over_releases_that_do_not_build() {
+    let ctx = TestContext::from_workspace(
+        "fixtures/variants/flask-1-sqlalchemy",
+        std::path::Path::to_path_buf,
+    );
+    let run = ctx.run(&["--no-bisect"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = ctx.report();
+    let cell = crate::common::cell_report(&report, "flask-sqlalchemy 3.0.5");
+    assert_eq!(
+        crate::common::verdict(&report, "flask-sqlalchemy 3.0.5", "tags"),
+        "pass"
+    );
+    for (package, after) in [
+        ("flask", "2.2.5"),
+        ("sqlalchemy", "1.4.18"),
+        ("werkzeug", "2.2.2"),
+        ("greenlet", "2.0.0"),
+    ] {
+        let change = crate::common::version_change(cell, package);
+        assert_eq!(change["after"], after, "{change}");
+    }
+    assert_eq!(
+        cell["environment"]["moves_not_held"],
+        "releases that do not build were stepped over: greenlet==0.1, greenlet==1.0.0"
+    );
+    // Flask 2.2 starts with another banner than Flask 1.1: output that
+    // changed is shown, never judged; the cell passes.
+    assert_eq!(
+        cell["new_output"][0], "* Serving Flask app '__main__'",
+        "{}",
+        cell["new_output"]
+    );
+    assert!(
+        run.stdout.contains(
+            "new output in flask-sqlalchemy 3.0.5, not judged: * Serving Flask app '__main__'"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(
+            "nearest moves not held in flask-sqlalchemy 3.0.5: releases that do not build were stepped over: greenlet==0.1, greenlet==1.0.0"
+        ),
+        "{}",
+        run.stdout
+    );
+}

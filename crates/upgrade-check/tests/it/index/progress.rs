@@ -87,6 +87,13 @@ fn quiet_colour_and_the_event_log() {
     assert!(lines.iter().any(|line| line["event"] == "service-started"
         && line["pid"].is_u64()
         && line["port"].is_u64()));
+    // The last line says how the run ended, with the process's exit code.
+    let last = lines.last().unwrap();
+    assert_eq!(
+        (&last["event"], &last["verdict"], &last["exit_code"]),
+        (&"finished".into(), &"pass".into(), &0.into()),
+        "{last}"
+    );
 
     let quiet = ctx.run(&["-q", "--color", "always"]);
     assert_eq!(quiet.code, 0, "{}", quiet.stderr);

@@ -165,6 +165,49 @@ fn check_commands_parse(commands: Vec<Vec<String>>) {
     }
 }
 
+/// GitLab CI's `parallel:` and Buildkite's `parallelism` give each job its
+/// shard: every upgrade-check command of their recipes parses, the shard
+/// step takes `--shard auto`, and a merge joins the parts.
+#[test]
+fn the_gitlab_and_buildkite_recipes_shard_by_their_own_parallel_jobs() {
+    let gitlab = load("gitlab-ci.yml");
+    let gitlab_runs: Vec<String> = ["upgrade-check", "upgrade-check-report"]
+        .iter()
+        .flat_map(|job| gitlab[*job]["script"].as_vec().unwrap().clone())
+        .filter_map(|line| line.as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(gitlab["upgrade-check"]["parallel"].as_i64(), Some(3));
+    let buildkite = load("buildkite.yml");
+    let buildkite_runs: Vec<String> = buildkite["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .flat_map(|step| step["command"].as_vec().unwrap().clone())
+        .filter_map(|line| line.as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        buildkite["steps"][0]["parallelism"].as_i64(),
+        Some(3),
+        "{buildkite:?}"
+    );
+    for runs in [gitlab_runs, buildkite_runs] {
+        let commands = commands_in(&runs);
+        assert!(
+            commands
+                .iter()
+                .any(|command| command.windows(2).any(|pair| pair == ["--shard", "auto"])),
+            "{commands:?}"
+        );
+        assert!(
+            commands.iter().any(
+                |command| command.get(1..3) == Some(&["report".to_owned(), "merge".to_owned()])
+            ),
+            "{commands:?}"
+        );
+        check_commands_parse(commands);
+    }
+}
+
 #[test]
 fn the_action_checks_against_the_base_and_keeps_what_the_comment_posts() {
     let action = action();
