@@ -182,7 +182,14 @@ pub fn compare(
     let Some(accepted) = read_text(path)? else {
         return Ok(Comparison::Missing);
     };
-    let current = TextSnapshotContents::new(noise::mask(contents, noisy), TextSnapshotKind::File);
+    // A snapshot of format 1 (before placeholders kept their shape) says
+    // `[timestamp]`: it is read in its own form, this run's shaped
+    // timestamps said the old way, so upgrading the harness fails nothing.
+    let contents = match accepted.to_string().contains(OLD_TIMESTAMP) {
+        true => in_format_1(contents),
+        false => contents.to_owned(),
+    };
+    let current = TextSnapshotContents::new(noise::mask(&contents, noisy), TextSnapshotKind::File);
     let accepted = if noisy.is_empty() {
         accepted.clone()
     } else {
@@ -574,15 +581,32 @@ pub fn remove_pending(accepted: &Path) -> anyhow::Result<()> {
     }
 }
 
+/// The format snapshots are written in, said in their header's `info`
+/// (which insta keeps): 2 since placeholders keep the shape of what they
+/// mask (`[timestamp:YYYY-MM-DD…]`, `[id:1]`).
+pub const FORMAT: &str = "upgrade-check snapshot format 2";
+
+/// How format 1 masked every timestamp, whatever its shape.
+const OLD_TIMESTAMP: &str = "[timestamp]";
+
+/// `contents` as format 1 said it: each shaped timestamp a bare `[timestamp]`.
+fn in_format_1(contents: &str) -> String {
+    static SHAPED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\[timestamp:[^\]\n]*\]").expect("valid regex")
+    });
+    SHAPED.replace_all(contents, OLD_TIMESTAMP).into_owned()
+}
+
 /// insta's file format: a YAML header between `---` lines, then the contents.
 fn serialise(header: &Header<'_>, contents: &str) -> String {
     // JSON strings are valid YAML double-quoted scalars, escapes included.
     let quote = |text: &str| serde_json::to_string(text).unwrap_or_default();
     format!(
-        "---\nsource: {}\ndescription: {}\nexpression: {}\n---\n{}\n",
+        "---\nsource: {}\ndescription: {}\nexpression: {}\ninfo: {}\n---\n{}\n",
         quote(&header.source),
         quote(header.description),
         quote(header.scenario),
+        quote(FORMAT),
         contents.trim_end()
     )
 }
@@ -616,6 +640,43 @@ mod tests {
             compare(&path, contents, &Default::default()).unwrap(),
             Comparison::Matches
         );
+    }
+
+    #[test]
+    fn a_snapshot_of_format_1_is_read_in_its_own_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = accepted_path(dir.path(), "login");
+        // As format 1 wrote it: no format in the header, bare timestamps.
+        std::fs::write(
+            &path,
+            "---\nsource: \"scenarios/login.toml\"\nexpression: \"login\"\n---\n# 1. login\n< 200 OK\n<\n< {\"at\": \"[timestamp]\"}\n",
+        )
+        .unwrap();
+        let now = "# 1. login\n< 200 OK\n<\n< {\"at\": \"[timestamp:YYYY-MM-DDThh:mm:ssZ]\"}\n";
+        assert_eq!(
+            compare(&path, now, &Default::default()).unwrap(),
+            Comparison::Matches
+        );
+        // A real change still shows, without the shape noise.
+        let changed = now.replace("200 OK", "500 Internal Server Error");
+        let Comparison::Differs { diff, .. } =
+            compare(&path, &changed, &Default::default()).unwrap()
+        else {
+            panic!("a status change is a difference");
+        };
+        assert!(!diff.contains("YYYY"), "{diff}");
+        // What this harness writes says its format, and its shapes count.
+        accept(&path, &header(), now).unwrap();
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            written.contains(&format!("info: \"{FORMAT}\"")),
+            "{written}"
+        );
+        let other_shape = now.replace("ssZ", "ss.fffZ");
+        assert!(matches!(
+            compare(&path, &other_shape, &Default::default()).unwrap(),
+            Comparison::Differs { .. }
+        ));
     }
 
     #[test]
