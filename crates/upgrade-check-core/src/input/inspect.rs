@@ -61,6 +61,9 @@ const MAX_FILES: usize = 2_000;
 #[derive(Debug, Clone)]
 pub struct Inspection {
     pub ecosystem: Ecosystem,
+    /// The service's folder, relative to where `init` runs: `.`, or the
+    /// one folder below that holds a service (`service/`).
+    pub root: String,
     /// Relative to the folder.
     pub baseline: Option<String>,
     /// The argv, with the config's placeholders.
@@ -77,8 +80,87 @@ pub struct Inspection {
     pub todos: Vec<String>,
 }
 
-/// Reads the service folder `dir`.
+/// Reads the service folder `dir`; when nothing there is a service, the
+/// one folder below it that is (a repository whose cargo service lives in
+/// `service/`), or a TODO naming the candidates.
 pub fn inspect(dir: &Path) -> anyhow::Result<Inspection> {
+    let mut here = inspect_folder(dir)?;
+    // No baseline file here: the sources found belong to a folder below.
+    if here.baseline.is_some() || dir.join("Cargo.toml").is_file() {
+        return Ok(here);
+    }
+    let candidates = service_folders(dir);
+    match candidates.as_slice() {
+        [] => Ok(here),
+        [one] => {
+            let mut found = inspect_folder(&dir.join(one))?;
+            found.root = one.display().to_string();
+            found.how = match found.how.as_str() {
+                "" => String::new(),
+                how => format!("{how}, in {}/", found.root),
+            };
+            Ok(found)
+        }
+        many => {
+            let names: Vec<String> = many
+                .iter()
+                .map(|folder| format!("{}/", folder.display()))
+                .collect();
+            here.todos.push(format!(
+                "nothing here is a service, but {} each hold one: run `upgrade-check init FOLDER` for the one to check",
+                names.join(", ")
+            ));
+            Ok(here)
+        }
+    }
+}
+
+/// Folders one or two levels below `dir` with a cargo manifest and lock, or
+/// a Python baseline file: where a repository keeps its service.
+fn service_folders(dir: &Path) -> Vec<PathBuf> {
+    let is_service = |folder: &Path| {
+        (folder.join("Cargo.toml").is_file() && folder.join("Cargo.lock").is_file())
+            || PYTHON_BASELINES
+                .iter()
+                .any(|name| !name.contains('/') && folder.join(name).is_file())
+    };
+    let children = |folder: &Path| -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(folder) else {
+            return Vec::new();
+        };
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir()))
+            .map(|entry| entry.path())
+            .filter(|path| {
+                path.file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| !name.starts_with('.') && !NOT_SOURCE.contains(&name))
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    let mut services = Vec::new();
+    for child in children(dir) {
+        if is_service(&child) {
+            services.push(child);
+            continue;
+        }
+        services.extend(
+            children(&child)
+                .into_iter()
+                .filter(|grandchild| is_service(grandchild)),
+        );
+    }
+    services
+        .into_iter()
+        .filter_map(|path| path.strip_prefix(dir).ok().map(Path::to_path_buf))
+        .collect()
+}
+
+/// Reads one folder as the service's.
+fn inspect_folder(dir: &Path) -> anyhow::Result<Inspection> {
     if dir.join("Cargo.toml").is_file() {
         return Ok(cargo::inspect_cargo(dir));
     }
@@ -89,6 +171,7 @@ pub fn inspect(dir: &Path) -> anyhow::Result<Inspection> {
         .collect();
     let mut inspection = Inspection {
         ecosystem: Ecosystem::Python,
+        root: ".".to_owned(),
         baseline: None,
         command: None,
         how: String::new(),
@@ -117,7 +200,7 @@ impl Inspection {
         );
         out.push_str("[service]\n");
         out.push_str("# The service's source; each scenario run starts from a private copy.\n");
-        out.push_str("root = \".\"\n");
+        out.push_str(&format!("root = {}\n", quoted(&self.root)));
         let ecosystem = match self.ecosystem {
             Ecosystem::Python => "python",
             Ecosystem::Cargo => "cargo",
@@ -136,7 +219,8 @@ impl Inspection {
                 let argv: Vec<String> = command.iter().map(|arg| quoted(arg)).collect();
                 out.push_str(&format!("command = [{}]\n", argv.join(", ")));
             }
-            None => out.push_str("# TODO: how the service starts, listening on 127.0.0.1:{port}.\n# command = [\"{python}\", \"-m\", \"myservice\", \"--port\", \"{port}\"]\n"),
+            // Empty, so that loading the config says which key to fill.
+            None => out.push_str("# TODO: how the service starts, listening on 127.0.0.1:{port}, e.g.\n#   [\"{python}\", \"-m\", \"myservice\", \"--port\", \"{port}\"]\ncommand = []\n"),
         }
         match health {
             Some(path) => {
@@ -247,7 +331,31 @@ fn env_reads<'a>(texts: impl Iterator<Item = &'a str>) -> BTreeMap<String, bool>
             reads.insert(found[1].to_owned(), true);
         }
     }
+    // `request.environ["HTTP_AUTHORIZATION"]`: a WSGI request's keys, not
+    // variables anyone sets.
+    reads.retain(|name, _| !is_wsgi_key(name));
     reads
+}
+
+/// A key of a WSGI (CGI) request's environ: `HTTP_*` headers and the
+/// request's own variables.
+fn is_wsgi_key(name: &str) -> bool {
+    const REQUEST: &[&str] = &[
+        "CONTENT_LENGTH",
+        "CONTENT_TYPE",
+        "PATH_INFO",
+        "QUERY_STRING",
+        "REMOTE_ADDR",
+        "REMOTE_HOST",
+        "REMOTE_USER",
+        "REQUEST_METHOD",
+        "REQUEST_URI",
+        "SCRIPT_NAME",
+        "SERVER_NAME",
+        "SERVER_PORT",
+        "SERVER_PROTOCOL",
+    ];
+    name.starts_with("HTTP_") || REQUEST.contains(&name)
 }
 
 /// The name of the port variable the service reads, if it reads one.
@@ -273,8 +381,11 @@ fn python_command(
     static ASGI: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"(?m)^(\w+)\s*=\s*(FastAPI|Starlette)\(").expect("valid regex")
     });
-    static FLASK_APP: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"(?m)^(\w+)\s*=\s*Flask\(").expect("valid regex"));
+    // `app = Flask(__name__)`, or a factory's app (`app = create_app(...)`
+    // in an `autoapp.py`).
+    static FLASK_APP: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?m)^(\w+)\s*=\s*(?:Flask|create_app)\(").expect("valid regex")
+    });
     let python = "{python}".to_owned();
     let port = port_variable(reads);
     let host_port = |args: &[&str]| -> Vec<String> {
@@ -282,6 +393,12 @@ fn python_command(
         argv.extend(args.iter().map(|arg| (*arg).to_owned()));
         argv
     };
+    // The Procfile's web process: what the team runs in production.
+    if let Some((command, how)) = procfile_web(dir, packages) {
+        inspection.command = Some(command);
+        inspection.how = how;
+        return;
+    }
     // Django: its own server, without the reloader (one process to stop).
     if dir.join("manage.py").is_file() {
         inspection.command = Some(host_port(&[
@@ -391,6 +508,69 @@ fn python_command(
     );
 }
 
+/// The `web:` process of a Procfile that gunicorn or uvicorn serves, bound
+/// to the harness's port instead of the platform's, when the baseline
+/// installs the server.
+fn procfile_web(dir: &Path, packages: &BTreeSet<String>) -> Option<(Vec<String>, String)> {
+    let text = std::fs::read_to_string(dir.join("Procfile")).ok()?;
+    let line = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("web:"))?
+        .trim();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let (server, rest) = words.split_first()?;
+    // Flags that take a value: their value is no app.
+    const VALUED: &[&str] = &[
+        "-b",
+        "--bind",
+        "-w",
+        "--workers",
+        "-k",
+        "--worker-class",
+        "-c",
+        "--config",
+        "--host",
+        "--port",
+        "--timeout",
+        "-t",
+        "--log-level",
+    ];
+    let target = rest
+        .iter()
+        .enumerate()
+        .find(|(at, word)| !word.starts_with('-') && (*at == 0 || !VALUED.contains(&rest[at - 1])))
+        .map(|(_, word)| *word)?;
+    let python = "{python}".to_owned();
+    let command: Vec<String> = match *server {
+        "gunicorn" => vec![
+            python,
+            "-m".into(),
+            "gunicorn".into(),
+            target.into(),
+            "--bind".into(),
+            "127.0.0.1:{port}".into(),
+        ],
+        "uvicorn" => vec![
+            python,
+            "-m".into(),
+            "uvicorn".into(),
+            target.into(),
+            "--host".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            "{port}".into(),
+        ],
+        _ => return None,
+    };
+    if !packages.contains(*server) {
+        return None;
+    }
+    Some((
+        command,
+        format!("the Procfile's web process (`{line}`), bound to the harness's port"),
+    ))
+}
+
 /// Variables read without a default get a value the harness provides where
 /// the name says what it is (a secret, a SQLite path, a database URL);
 /// the rest are left to the user.
@@ -435,12 +615,13 @@ fn required_variables(reads: &BTreeMap<String, bool>, inspection: &mut Inspectio
 
 /// Paths in the source that look like health checks, then the usual ones.
 fn health_paths<'a>(texts: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let texts: Vec<&str> = texts.collect();
     static ROUTE: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r#"["'](/?[A-Za-z0-9_/-]*(?:health|healthz|ready|readyz|live|livez|ping|status)[A-Za-z0-9_/-]*)["']"#)
             .expect("valid regex")
     });
     let mut paths: Vec<String> = Vec::new();
-    for text in texts {
+    for text in &texts {
         for found in ROUTE.captures_iter(text) {
             let path = &found[1];
             // Django's `path("health/", …)` has no leading slash.
@@ -456,6 +637,27 @@ fn health_paths<'a>(texts: impl Iterator<Item = &'a str>) -> Vec<String> {
             }
         }
     }
+    // Then GET routes the source declares in full (`@bp.route("/api/tags")`):
+    // a real path is a better guess than a usual one the app may not serve.
+    static GET_ROUTE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r#"\.(route|get)\(\s*["'](/[A-Za-z0-9_/.-]*)["']([^)]*)\)"#)
+            .expect("valid regex")
+    });
+    let mut routes = Vec::new();
+    for text in &texts {
+        for found in GET_ROUTE.captures_iter(text) {
+            let (kind, path, rest) = (&found[1], &found[2], &found[3]);
+            let other_methods =
+                kind == "route" && rest.contains("methods") && !rest.contains("GET");
+            if !other_methods
+                && !paths.iter().any(|known| known == path)
+                && !routes.contains(&path.to_owned())
+            {
+                routes.push(path.to_owned());
+            }
+        }
+    }
+    paths.extend(routes.into_iter().take(8));
     for usual in USUAL_HEALTH_PATHS {
         if !paths.iter().any(|path| path == usual) {
             paths.push((*usual).to_owned());
@@ -617,5 +819,111 @@ mod tests {
         let found = inspect(dir.path()).unwrap();
         assert!(found.baseline.is_none() && found.command.is_none());
         assert_eq!(found.todos.len(), 2, "{:?}", found.todos);
+        // The written config says which key to fill when it is loaded.
+        assert!(found.config_text(None).contains("\ncommand = []\n"));
+    }
+
+    /// A 2018 Flask API's layout (the RealWorld "conduit" one): a factory in
+    /// `conduit/app.py`, the app made in `autoapp.py`, served by gunicorn
+    /// from a Procfile; its routes, not `/health`, are what it answers.
+    #[test]
+    fn a_procfile_a_factory_app_and_its_own_routes_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            &[
+                ("requirements.txt", "Flask==1.0.2\ngunicorn==19.9.0\n"),
+                (
+                    "Procfile",
+                    "web: gunicorn autoapp:app -b 0.0.0.0:$PORT -w 3\n",
+                ),
+                (
+                    "autoapp.py",
+                    "from conduit.app import create_app\napp = create_app()\n",
+                ),
+                (
+                    "conduit/app.py",
+                    "from flask import Flask, request\ndef create_app():\n    app = Flask(__name__)\n    return app\ndef auth():\n    return request.environ[\"HTTP_AUTHORIZATION\"]\n",
+                ),
+                (
+                    "conduit/articles/views.py",
+                    "@blueprint.route('/api/articles', methods=('POST',))\ndef make(): ...\n@blueprint.route('/api/tags', methods=('GET',))\ndef tags(): ...\n",
+                ),
+            ],
+        );
+        let found = inspect(dir.path()).unwrap();
+        assert_eq!(
+            found.command.unwrap(),
+            [
+                "{python}",
+                "-m",
+                "gunicorn",
+                "autoapp:app",
+                "--bind",
+                "127.0.0.1:{port}"
+            ]
+        );
+        assert!(found.how.contains("Procfile"), "{}", found.how);
+        assert!(
+            !found.env.contains_key("HTTP_AUTHORIZATION"),
+            "{:?}",
+            found.env
+        );
+        assert!(
+            !found
+                .todos
+                .iter()
+                .any(|todo| todo.contains("HTTP_AUTHORIZATION")),
+            "{:?}",
+            found.todos
+        );
+        assert_eq!(
+            found.health_paths[0], "/api/tags",
+            "{:?}",
+            found.health_paths
+        );
+        assert!(!found.health_paths.contains(&"/api/articles".to_owned()));
+
+        // Without the Procfile: the factory's app under `flask run`.
+        std::fs::remove_file(dir.path().join("Procfile")).unwrap();
+        let found = inspect(dir.path()).unwrap();
+        assert_eq!(found.env["FLASK_APP"], "autoapp:app");
+    }
+
+    /// A repository whose service lives in a folder of its own: found there,
+    /// and the config's root says so.
+    #[test]
+    fn a_service_in_a_folder_of_the_repository_is_found_there() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            &[
+                ("README.md", "the service is in backend/\n"),
+                ("backend/requirements.txt", "Flask==2.2.5\n"),
+                (
+                    "backend/app.py",
+                    "from flask import Flask\napp = Flask(__name__)\n",
+                ),
+            ],
+        );
+        let found = inspect(dir.path()).unwrap();
+        assert_eq!(found.root, "backend");
+        assert_eq!(found.baseline.as_deref(), Some("requirements.txt"));
+        assert!(found.config_text(None).contains("root = \"backend\""));
+        // Two such folders: the choice is the user's, and said.
+        write(
+            dir.path(),
+            &[("worker/requirements.txt", "celery==5.3.6\n")],
+        );
+        let found = inspect(dir.path()).unwrap();
+        assert_eq!(found.root, ".");
+        assert!(
+            found
+                .todos
+                .iter()
+                .any(|todo| todo.contains("backend/, worker/ each hold one")),
+            "{:?}",
+            found.todos
+        );
     }
 }

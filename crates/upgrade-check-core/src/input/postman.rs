@@ -189,11 +189,44 @@ pub fn read(path: &Path, environment: Option<&Path>) -> Result<Vec<FromCollectio
     if !loose.is_empty() {
         groups.insert(0, (collection.info.name.clone(), loose));
     }
-    Ok(groups
+    let made: Vec<Made> = groups
         .into_iter()
         .filter(|(_, requests)| !requests.is_empty())
         .map(|(name, requests)| scenario(&collection.info.name, &name, &requests, &values))
+        .collect();
+    // Each scenario runs on a fresh service and database: a variable another
+    // folder sets is empty here, and the import says where it comes from.
+    let setters: Vec<(String, BTreeMap<String, String>)> = made
+        .iter()
+        .map(|made| (made.group.clone(), made.captured.clone()))
+        .collect();
+    Ok(made
+        .into_iter()
+        .map(|mut made| {
+            for name in &made.unset {
+                let elsewhere = setters
+                    .iter()
+                    .filter(|(group, _)| *group != made.group)
+                    .find_map(|(group, captured)| Some((group, captured.get(name)?)));
+                if let Some((group, step)) = elsewhere {
+                    made.scenario.notes.push(format!(
+                        "`{{{{{name}}}}}` is set by folder `{group}` (step `{step}`), not in `{}`: each scenario starts on a fresh service, so it is empty here; copy the steps that set it to the top of this scenario",
+                        made.group
+                    ));
+                }
+            }
+            made.scenario
+        })
         .collect())
+}
+
+/// One folder's scenario, with what it captures (variable → step) and the
+/// variables it uses that nothing gives a value.
+struct Made {
+    group: String,
+    scenario: FromCollection,
+    captured: BTreeMap<String, String>,
+    unset: Vec<String>,
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T, InputError> {
@@ -225,10 +258,11 @@ fn scenario(
     group: &str,
     items: &[&Item],
     values: &BTreeMap<String, (String, bool)>,
-) -> FromCollection {
+) -> Made {
     let mut notes = Vec::new();
     let mut steps = Vec::new();
-    let mut captured: BTreeSet<String> = BTreeSet::new();
+    let mut captured: BTreeMap<String, String> = BTreeMap::new();
+    let mut unset = Vec::new();
     let mut used: BTreeSet<String> = BTreeSet::new();
     // Credentials written out in the requests themselves.
     let mut literal = traffic::Credentials::default();
@@ -237,7 +271,7 @@ fn scenario(
         let request = match &item.request {
             Some(RequestSpec::Full(request)) => request,
             Some(RequestSpec::Url(url)) => {
-                steps.push(step(item, "GET", url, Vec::new(), None));
+                steps.push(step(item, "GET", url, Vec::new(), None, values));
                 continue;
             }
             None => {
@@ -297,7 +331,7 @@ fn scenario(
         } else {
             headers
         };
-        let mut made = step(item, &request.method, &raw, headers, body);
+        let mut made = step(item, &request.method, &raw, headers, body, values);
         if let Some((path, query)) = made.path.split_once('?') {
             made.path = format!("{path}?{}", literal.in_pairs(query));
         }
@@ -310,14 +344,22 @@ fn scenario(
             if event.listen == "test" {
                 let (captures, untranslated) = captures_in(&lines);
                 for (variable, _) in &captures {
-                    captured.insert(variable.clone());
+                    captured
+                        .entry(variable.clone())
+                        .or_insert_with(|| item.name.clone());
                 }
                 made.captures.extend(captures);
-                if !untranslated.is_empty() {
+                // A capture lost is said line by line; assertions, once.
+                let (lost, checks): (Vec<&String>, Vec<&String>) = untranslated
+                    .iter()
+                    .partition(|line| line.contains("is not captured)"));
+                for line in lost {
+                    notes.push(said(&format!("test-script line not translated: {line}")));
+                }
+                if let Some(first) = checks.first() {
                     notes.push(said(&format!(
-                        "{} test-script line(s) not translated (the snapshot checks the answer instead), first: `{}`",
-                        untranslated.len(),
-                        untranslated[0]
+                        "{} test-script line(s) not translated (the snapshot checks the answer instead), first: {first}",
+                        checks.len()
                     )));
                 }
             } else if lines.iter().any(|line| !line.trim().is_empty()) {
@@ -341,7 +383,7 @@ fn scenario(
     let mut vars = BTreeMap::new();
     notes.extend(literal.notes());
     let mut secrets = literal.values;
-    for name in used.difference(&captured) {
+    for name in used.iter().filter(|name| !captured.contains_key(*name)) {
         if secrets.contains_key(name) {
             continue;
         }
@@ -357,6 +399,7 @@ fn scenario(
                     "`{{{{{name}}}}}` has no value in the collection or the environment: it is empty under [vars]; give it one"
                 ));
                 vars.insert(name.clone(), String::new());
+                unset.push(name.clone());
             }
         }
     }
@@ -367,19 +410,27 @@ fn scenario(
         &steps,
     );
     let name = traffic::snake(group).replace('_', "-");
-    FromCollection { name, text, notes }
+    Made {
+        group: group.to_owned(),
+        scenario: FromCollection { name, text, notes },
+        captured,
+        unset,
+    }
 }
 
 /// A step for `item`: the path is the URL less its base (`{{baseUrl}}`, or
-/// a scheme and host).
+/// a scheme and host), keeping the path the base variable's value carries.
 fn step(
     item: &Item,
     method: &str,
     url: &str,
     headers: Vec<(String, String)>,
     body: Option<String>,
+    values: &BTreeMap<String, (String, bool)>,
 ) -> StepText {
-    let path = strip_base(url);
+    let path = strip_base(url, |name| {
+        values.get(name).map(|(value, _)| value.as_str())
+    });
     StepText {
         name: if item.name.is_empty() {
             format!("{method} {path}")
@@ -394,26 +445,51 @@ fn step(
     }
 }
 
-/// `{{baseUrl}}/api/x`, `http://localhost:5000/api/x` → `/api/x`.
-fn strip_base(url: &str) -> String {
-    let rest = if let Some(rest) = url.strip_prefix("{{") {
-        rest.split_once("}}").map_or(url, |(_, rest)| rest)
-    } else if let Some((_, rest)) = url.split_once("://") {
-        rest.find('/').map_or("", |at| &rest[at..])
-    } else {
-        url.find('/').map_or("", |at| &url[at..])
+/// `{{baseUrl}}/api/x`, `http://localhost:5000/api/x` → `/api/x`; and
+/// `{{APIURL}}/users` → `/api/users` when `value_of` says `APIURL` is
+/// `http://localhost:3000/api`: the service is asked where the base points.
+fn strip_base<'a>(url: &str, value_of: impl Fn(&str) -> Option<&'a str>) -> String {
+    let after_host = |url: &'a str| -> &'a str {
+        match url.split_once("://") {
+            Some((_, rest)) => rest.find('/').map_or("", |at| &rest[at..]),
+            None => url.find('/').map_or("", |at| &url[at..]),
+        }
     };
-    if rest.starts_with('/') {
-        rest.to_owned()
+    let (base, rest) = if let Some(rest) = url.strip_prefix("{{") {
+        match rest.split_once("}}") {
+            Some((name, rest)) => {
+                let base = value_of(name.trim()).map_or("", |value| {
+                    after_host(value).split(['?', '#']).next().unwrap_or("")
+                });
+                (base.trim_end_matches('/'), rest)
+            }
+            None => ("", url),
+        }
+    } else if let Some((_, rest)) = url.split_once("://") {
+        ("", rest.find('/').map_or("", |at| &rest[at..]))
     } else {
-        format!("/{rest}")
+        ("", url.find('/').map_or("", |at| &url[at..]))
+    };
+    match rest.starts_with('/') {
+        true => format!("{base}{rest}"),
+        false => format!("{base}/{rest}"),
     }
 }
 
 /// The captures a test script sets, and the lines it does not translate.
 fn captures_in(lines: &[String]) -> (Vec<(String, CaptureFrom)>, Vec<String>) {
     static BODY_NAME: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^(?:var|let|const)\s+(\w+)\s*=\s*(?:pm\.response\.json\(\)|JSON\.parse\(\s*responseBody\s*\))\s*;?$")
+        Regex::new(r"^(?:(?:var|let|const)\s+)?(\w+)\s*=\s*(?:pm\.response\.json\(\)|JSON\.parse\(\s*responseBody\s*\))\s*;?$")
+            .expect("valid regex")
+    });
+    // `var user = responseJSON.user || {};`: a name for a part of the body.
+    static ALIAS: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^(?:(?:var|let|const)\s+)?(\w+)\s*=\s*([\w.\[\]'\x22]+?)\s*(?:\|\|\s*(?:\{\s*\}|\[\s*\]|null|''|\x22\x22))?\s*;?$")
+            .expect("valid regex")
+    });
+    // A `.set(` the lines above could not read: said by name, never only counted.
+    static ANY_SET: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r#"(?:\.set|setEnvironmentVariable|setGlobalVariable)\(\s*["']([\w.-]+)["']"#)
             .expect("valid regex")
     });
     static SET: LazyLock<Regex> = LazyLock::new(|| {
@@ -424,7 +500,8 @@ fn captures_in(lines: &[String]) -> (Vec<(String, CaptureFrom)>, Vec<String>) {
         Regex::new(r#"^pm\.response\.headers\.get\(\s*["']([\w-]+)["']\s*\)$"#)
             .expect("valid regex")
     });
-    let mut body_names: Vec<String> = Vec::new();
+    // Names for the body or a part of it, with the pointer they stand for.
+    let mut body_names: Vec<(String, String)> = Vec::new();
     let mut captures = Vec::new();
     let mut untranslated = Vec::new();
     for line in lines {
@@ -433,11 +510,25 @@ fn captures_in(lines: &[String]) -> (Vec<(String, CaptureFrom)>, Vec<String>) {
             continue;
         }
         if let Some(found) = BODY_NAME.captures(line) {
-            body_names.push(found[1].to_owned());
+            body_names.push((found[1].to_owned(), String::new()));
             continue;
         }
+        if let Some(found) = ALIAS.captures(line)
+            && let Some(pointer) = pointer_in_body(&found[2], &body_names)
+        {
+            body_names.push((found[1].to_owned(), pointer));
+            continue;
+        }
+        // A set inside a one-line block: `if (ok) { pm.globals.set(…); }`.
+        let line = line
+            .trim_start_matches(|c: char| c == '}' || c.is_whitespace())
+            .trim_end_matches(|c: char| c == '}' || c.is_whitespace());
         let Some(found) = SET.captures(line) else {
-            untranslated.push(line.to_owned());
+            if let Some(set) = ANY_SET.captures(line) {
+                untranslated.push(format!("`{line}` (so `{}` is not captured)", &set[1]));
+            } else {
+                untranslated.push(format!("`{line}`"));
+            }
             continue;
         };
         let (variable, expression) = (found[1].to_owned(), found[2].trim());
@@ -445,17 +536,34 @@ fn captures_in(lines: &[String]) -> (Vec<(String, CaptureFrom)>, Vec<String>) {
             captures.push((variable, CaptureFrom::Header(header[1].to_owned())));
             continue;
         }
-        let path = expression.strip_prefix("pm.response.json()").or_else(|| {
-            body_names
-                .iter()
-                .find_map(|name| expression.strip_prefix(name.as_str()))
-        });
-        match path.and_then(pointer_of) {
-            Some(pointer) => captures.push((variable, CaptureFrom::Json(pointer))),
-            None => untranslated.push(line.to_owned()),
+        match pointer_in_body(expression, &body_names) {
+            Some(pointer) if !pointer.is_empty() => {
+                captures.push((variable, CaptureFrom::Json(pointer)));
+            }
+            _ => untranslated.push(format!("`{line}` (so `{variable}` is not captured)")),
         }
     }
     (captures, untranslated)
+}
+
+/// The JSON pointer `expression` reads from the response body
+/// (`pm.response.json().user.token`, or through a name given to the body or
+/// a part of it), if it reads one.
+fn pointer_in_body(expression: &str, body_names: &[(String, String)]) -> Option<String> {
+    if let Some(path) = expression.strip_prefix("pm.response.json()") {
+        return pointer_of(path).or_else(|| path.is_empty().then(String::new));
+    }
+    body_names.iter().rev().find_map(|(name, prefix)| {
+        let path = expression.strip_prefix(name.as_str())?;
+        if path.is_empty() {
+            return Some(prefix.clone());
+        }
+        // `user` must not match `username`: what follows is an accessor.
+        if !path.starts_with(['.', '[']) {
+            return None;
+        }
+        Some(format!("{prefix}{}", pointer_of(path)?))
+    })
 }
 
 /// `.user.token`, `["access_token"]`, `.items[0].id` → a JSON pointer.
@@ -554,7 +662,57 @@ mod tests {
             ]
         );
         assert_eq!(untranslated.len(), 2, "{untranslated:?}");
-        assert_eq!(strip_base("{{baseUrl}}/api/auth/me"), "/api/auth/me");
-        assert_eq!(strip_base("http://localhost:5000/a?b=1"), "/a?b=1");
+        let none = |_: &str| None;
+        assert_eq!(strip_base("{{baseUrl}}/api/auth/me", none), "/api/auth/me");
+        assert_eq!(strip_base("http://localhost:5000/a?b=1", none), "/a?b=1");
+    }
+
+    #[test]
+    fn a_base_variable_keeps_the_path_its_value_carries() {
+        let api = |name: &str| (name == "APIURL").then_some("http://localhost:3000/api/");
+        assert_eq!(
+            strip_base("{{APIURL}}/users/login", api),
+            "/api/users/login"
+        );
+        assert_eq!(strip_base("{{ APIURL }}/tags?x=1", api), "/api/tags?x=1");
+        let bare = |_: &str| Some("http://localhost:3000");
+        assert_eq!(strip_base("{{APIURL}}/users", bare), "/users");
+    }
+
+    #[test]
+    fn an_alias_of_a_part_of_the_body_and_the_globals_are_captured() {
+        // As the RealWorld (Conduit) collection writes its test scripts.
+        let lines: Vec<String> = [
+            "var responseJSON = JSON.parse(responseBody);",
+            "tests['Response contains \"user\" property'] = responseJSON.hasOwnProperty('user');",
+            "var user = responseJSON.user || {};",
+            "if(tests['User has \"token\" property']){",
+            "    pm.globals.set('token', user.token);",
+            "}",
+            "var username = user.username;",
+            "pm.environment.set('slug', responseJSON.article.slug);",
+            "pm.globals.set('when', new Date().toISOString());",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let (captures, untranslated) = captures_in(&lines);
+        let rendered: Vec<String> = captures
+            .iter()
+            .map(|(name, from)| format!("{name} {from:?}"))
+            .collect();
+        assert_eq!(
+            rendered,
+            [
+                "token Json(\"/user/token\")",
+                "slug Json(\"/article/slug\")"
+            ]
+        );
+        assert!(
+            untranslated
+                .iter()
+                .any(|line| line.contains("new Date()")
+                    && line.contains("so `when` is not captured")),
+            "{untranslated:?}"
+        );
     }
 }

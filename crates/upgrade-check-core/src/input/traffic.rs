@@ -200,7 +200,7 @@ pub fn scenario(description: &str, recorded: &[Recorded]) -> Written {
             }
             (Some(bytes), None) => match std::str::from_utf8(bytes) {
                 // A form's values are sent back one by one; its keys are names.
-                Ok(text) if is_form(&exchange.headers) => {
+                Ok(text) if is_form(&exchange.headers) || looks_like_form(text) => {
                     let text = pairs(text, &mut |_, value| send_back(value, true));
                     Some(format!("body = {}", toml_string(&secrets.in_pairs(&text))))
                 }
@@ -222,7 +222,11 @@ pub fn scenario(description: &str, recorded: &[Recorded]) -> Written {
             body,
             captures: Vec::new(),
         });
-        if let Some(answer) = json_object_or_array(&exchange.response_body) {
+        // Only a successful answer gives values to send back: an error's
+        // body (FastAPI's 422 `detail[0].loc`) names fields, it holds no ids.
+        if (200..300).contains(&exchange.status)
+            && let Some(answer) = json_object_or_array(&exchange.response_body)
+        {
             let mut found = Vec::new();
             returnable(&answer, String::new(), "", &mut found);
             for (pointer, key, value) in found {
@@ -247,6 +251,20 @@ pub fn scenario(description: &str, recorded: &[Recorded]) -> Written {
     notes.extend(secrets.notes());
     let text = render(description, &BTreeMap::new(), &secrets.values, &steps);
     Written { text, notes }
+}
+
+/// A body that is `key=value&…` and nothing else, whatever its headers say.
+fn looks_like_form(text: &str) -> bool {
+    !text.is_empty()
+        && text.split('&').all(|pair| {
+            pair.split_once('=').is_some_and(|(key, value)| {
+                !key.is_empty()
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-.[]%".contains(c))
+                    && !value.contains(char::is_whitespace)
+            })
+        })
 }
 
 /// Whether a request's headers say its body is a form.
@@ -726,6 +744,44 @@ mod tests {
                 written.notes
             );
         }
+    }
+
+    /// curl against a FastAPI service: a form posted without its fields
+    /// first (a 422 whose body names `username` and `password`), then with
+    /// them and no content type. Nothing is captured from the error, no field
+    /// name becomes a variable, and the password is a secret in the body too.
+    #[test]
+    fn an_error_answer_gives_nothing_to_send_back_and_a_bare_form_is_a_form() {
+        let mut refused = exchange(
+            "POST",
+            "/token",
+            &[],
+            "",
+            r#"{"detail": [{"loc": ["body", "username"], "msg": "field required"}, {"loc": ["body", "password"], "msg": "field required"}]}"#,
+        );
+        refused.status = 422;
+        let written = scenario(
+            "a login",
+            &[
+                refused,
+                exchange(
+                    "POST",
+                    "/token",
+                    &[],
+                    "username=alice&password=s3cret-pass",
+                    r#"{"access_token": "abc.def.ghi", "token_type": "bearer"}"#,
+                ),
+            ],
+        );
+        assert!(!written.text.contains("capture"), "{}", written.text);
+        assert!(!written.text.contains("{{loc"), "{}", written.text);
+        assert!(
+            written
+                .text
+                .contains("body = \"username=alice&password={{password}}\""),
+            "{}",
+            written.text
+        );
     }
 
     #[test]

@@ -4,6 +4,9 @@
 use crate::judge::snapshot::Comparison;
 use crate::model::report::Verdict;
 
+/// How the summary of a scenario with no accepted snapshot yet begins.
+pub const NO_SNAPSHOT: &str = "no accepted snapshot at";
+
 /// What is known about a scenario run besides its rendering.
 #[derive(Debug, Clone, Default)]
 pub struct RunFacts {
@@ -71,7 +74,7 @@ pub fn judge(comparison: anyhow::Result<Comparison>, facts: RunFacts) -> Judged 
         Ok(Comparison::Missing) => {
             judged.verdict = Verdict::Changed;
             judged.summary = Some(format!(
-                "no accepted snapshot at {}; review the pending one or run with --accept",
+                "{NO_SNAPSHOT} {}; review the pending one or run with --accept",
                 facts.accepted
             ));
         }

@@ -76,6 +76,8 @@ pub enum RunEvent {
     BaselineJudged {
         accepting: bool,
         failing: Vec<String>,
+        /// Of those, the scenarios that have no accepted snapshot yet (new ones).
+        unaccepted: Vec<String>,
     },
     /// A step of one cell at work.
     CellStep { cell: String, step: CellStep },
@@ -291,11 +293,37 @@ impl fmt::Display for RunEvent {
             RunEvent::BaselineJudged { failing, .. } if failing.is_empty() => {
                 write!(f, "the baseline matches its accepted snapshots")
             }
-            RunEvent::BaselineJudged { failing, .. } => write!(
-                f,
-                "the baseline does NOT match its accepted snapshots: {}",
-                failing.join(", ")
-            ),
+            RunEvent::BaselineJudged {
+                failing,
+                unaccepted,
+                ..
+            } => {
+                let differ: Vec<&String> = failing
+                    .iter()
+                    .filter(|scenario| !unaccepted.contains(scenario))
+                    .collect();
+                if !differ.is_empty() {
+                    let differ: Vec<&str> = differ.iter().map(|s| s.as_str()).collect();
+                    write!(
+                        f,
+                        "the baseline does NOT match its accepted snapshots: {}",
+                        differ.join(", ")
+                    )?;
+                }
+                if !unaccepted.is_empty() {
+                    let joint = if differ.is_empty() {
+                        "the baseline has"
+                    } else {
+                        ";"
+                    };
+                    write!(
+                        f,
+                        "{joint} no accepted snapshot yet for {}: review the pending one, or run with --accept",
+                        unaccepted.join(", ")
+                    )?;
+                }
+                Ok(())
+            }
             RunEvent::CellStep { cell, step } => write!(f, "{cell}: {step}"),
             RunEvent::CellFinished { cell, outcome } => write!(f, "{cell}: {outcome}"),
             RunEvent::NotRecorded { cell, error } => {

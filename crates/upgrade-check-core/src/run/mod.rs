@@ -315,12 +315,24 @@ pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
             .failures()
             .map(|s| s.scenario.clone())
             .collect();
+        // A new scenario fails only for want of a snapshot: said apart.
+        let unaccepted: Vec<_> = outcome
+            .report
+            .failures()
+            .filter(|s| {
+                s.summary
+                    .as_deref()
+                    .is_some_and(|summary| summary.starts_with(verdict::NO_SNAPSHOT))
+            })
+            .map(|s| s.scenario.clone())
+            .collect();
         if !is_baseline {
             // A plan of probes (bisection) judges each cell on its own.
         } else {
             ctx.emit(RunEvent::BaselineJudged {
                 accepting: ctx.accepting,
                 failing,
+                unaccepted,
             });
         }
         record(&ctx, index, outcome);

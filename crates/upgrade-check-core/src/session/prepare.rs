@@ -262,7 +262,17 @@ pub(super) async fn check_matrix_packages(
     builder: &Builder,
     config: &Config,
 ) -> anyhow::Result<()> {
-    if config.matrix.listed.is_empty() {
+    // A package the baseline file names is installed: nothing to resolve
+    // (and, offline, nothing fetched) for the common case.
+    let baseline_file = builder.baseline();
+    let named = |listed: &&crate::input::config::Listed| {
+        baseline_file.pinned_version(&listed.package).is_some()
+            || baseline_file
+                .requirements
+                .iter()
+                .any(|declared| declared.package() == listed.package)
+    };
+    if config.matrix.listed.iter().all(|listed| named(&listed)) {
         return Ok(());
     }
     let resolving = builder.clone();

@@ -65,12 +65,17 @@ pub fn record(
         .thread_keep_alive(Duration::from_secs(24 * 60 * 60))
         .build()?;
     let recorded = runtime.block_on(async {
+        // The address first: a busy one is said before anything is built.
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
+            anyhow::anyhow!(
+                "cannot listen on {listen}: {err}; pass another --listen address (port 0 picks a free one)"
+            )
+        })?;
         let health = [config.service.health_path.clone()];
         let started = match once::start(&config, options, &events, &health).await? {
             Ok(started) => started,
             Err(why) => anyhow::bail!("the service did not start on its baseline: {why}"),
         };
-        let listener = tokio::net::TcpListener::bind(listen).await?;
         let url = format!("http://{}", listener.local_addr()?);
         let tape = Arc::new(Tape::default());
         let serving = tokio::spawn(proxy::serve(

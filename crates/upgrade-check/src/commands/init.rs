@@ -30,6 +30,9 @@ pub fn run(cli: &Cli, dir: Option<&Path>) -> anyhow::Result<ExitStatus> {
     crate::outln!("found:");
     let ecosystem = format!("{:?}", found.ecosystem).to_lowercase();
     crate::outln!("  ecosystem   {ecosystem}");
+    if found.root != "." {
+        crate::outln!("  service in  {}/", found.root);
+    }
     crate::outln!(
         "  baseline    {}",
         found.baseline.as_deref().unwrap_or("(none found)")

@@ -49,6 +49,7 @@ impl Binary {
 pub(super) fn inspect_cargo(dir: &Path) -> Inspection {
     let mut inspection = Inspection {
         ecosystem: Ecosystem::Cargo,
+        root: ".".to_owned(),
         baseline: None,
         command: None,
         how: String::new(),

@@ -236,14 +236,31 @@ fn init_sets_up_a_starlette_and_a_django_service_that_run_green() {
     }
 }
 
+/// At the top of a repository whose cargo service lives in `service/`,
+/// `init` finds it there and writes a config rooted in it.
 #[test]
-fn init_on_a_cargo_service_finds_its_binary_and_lock() {
-    let ctx = repository_of("fixtures/rust-service/service");
+fn init_on_a_cargo_service_finds_its_folder_binary_and_lock() {
+    let ctx = TestContext::from_workspace("fixtures/rust-service/service", |path| {
+        Path::new("service").join(path)
+    });
+    std::fs::write(ctx.path(".gitignore"), "/target/\n*.snap.new\n").unwrap();
+    git(&ctx, &["init", "--quiet"]);
+    git(&ctx, &["add", "."]);
+    git(
+        &ctx,
+        &["commit", "--quiet", "-m", "the service in its folder"],
+    );
     let init = upgrade_check(&ctx, &["init"]);
     assert_eq!(init.code, 0, "{}\n{}", init.stdout, init.stderr);
+    assert!(
+        init.stdout.contains("  service in  service/\n"),
+        "{}",
+        init.stdout
+    );
     let config = std::fs::read_to_string(ctx.path("upgrade-check.toml")).unwrap();
     assert!(
-        config.contains("ecosystem = \"cargo\"")
+        config.contains("root = \"service\"")
+            && config.contains("ecosystem = \"cargo\"")
             && config.contains("baseline = \"Cargo.lock\"")
             && config.contains("command = [\"{bin}/files-service\"]")
             && config.contains("health = { path = \"/health\" }"),
@@ -381,4 +398,65 @@ fn a_baseline_that_asks_paths_the_service_does_not_serve_is_not_accepted() {
     let accepted = ctx.run(&["--accept"]);
     assert_eq!(accepted.code, 0, "{}", accepted.stderr);
     assert!(ctx.path("snapshots/users.snap").exists());
+}
+
+/// A collection written as the RealWorld (Conduit) spec's is: URLs under
+/// `{{APIURL}}`, whose environment value carries `/api`; captures through
+/// `JSON.parse(responseBody)`, an alias of a part of the body and
+/// `pm.globals`; a second folder using the first one's token. Imported, every
+/// step reaches the API, the flow replays green, and the import says where
+/// the second folder's token comes from.
+#[test]
+fn a_postman_collection_whose_base_url_carries_a_path_replays_green() {
+    let ctx = TestContext::new();
+    ctx.set_matrix(r#"bcrypt = ["4.1.2"]"#);
+    let fixtures = workspace_root().join("fixtures/postman");
+    let imported = ctx.run(&[
+        "import",
+        "postman",
+        fixtures
+            .join("conduit-style.postman_collection.json")
+            .to_str()
+            .unwrap(),
+        "--environment",
+        fixtures
+            .join("conduit-style.postman_environment.json")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert_eq!(imported.code, 0, "{}", imported.stderr);
+    let auth = std::fs::read_to_string(ctx.path("scenarios/auth.toml")).unwrap();
+    for said in [
+        "path = \"/api/auth/register\"",
+        "path = \"/api/auth/login\"",
+        "token = { json = \"/access_token\" }",
+        "user_id = { json = \"/user/id\" }",
+    ] {
+        assert!(auth.contains(said), "{said} in:\n{auth}");
+    }
+    assert!(
+        imported.stdout.contains(
+            "`{{token}}` is set by folder `Auth` (step `Login`), not in `Profile`: each scenario starts on a fresh service"
+        ),
+        "{}",
+        imported.stdout
+    );
+    std::fs::remove_file(ctx.path("scenarios/profile.toml")).unwrap();
+
+    let accepted = ctx.run(&["--accept"]);
+    assert_eq!(accepted.code, 0, "{}", accepted.stderr);
+    let snapshot = std::fs::read_to_string(ctx.path("snapshots/auth.snap")).unwrap();
+    let statuses: Vec<&str> = snapshot
+        .lines()
+        .filter(|line| {
+            line.starts_with("< ") && line[2..].starts_with(|c: char| c.is_ascii_digit())
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        ["< 201 Created", "< 200 OK", "< 200 OK"],
+        "{snapshot}"
+    );
+    let green = ctx.run(&[]);
+    assert_eq!(green.code, 0, "{}\n{}", green.stdout, green.stderr);
 }

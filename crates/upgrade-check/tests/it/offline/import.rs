@@ -240,3 +240,23 @@ fn a_har_file_too_large_to_read_is_refused_naming_it() {
     );
     assert!(!ctx.path("scenarios/huge.toml").exists());
 }
+
+/// `record --listen` on an address another process holds says which, before
+/// the baseline is built.
+#[test]
+fn record_on_a_busy_address_names_it_before_anything_runs() {
+    let ctx = TestContext::new();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = busy.local_addr().unwrap().to_string();
+    let run = ctx.run(&["record", "busy", "--listen", &address]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "cannot listen on {address}: Address already in use"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("resolving"), "{}", run.stderr);
+    drop(busy);
+}
