@@ -635,9 +635,21 @@ mod tests {
         }
     }
 
+    /// The captures of a test script's `lines`, each as `name from`, and the
+    /// lines not translated.
+    fn captured(lines: &[&str]) -> (Vec<String>, Vec<String>) {
+        let lines: Vec<String> = lines.iter().map(|line| (*line).to_owned()).collect();
+        let (captures, untranslated) = captures_in(&lines);
+        let rendered = captures
+            .iter()
+            .map(|(name, from)| format!("{name} {from:?}"))
+            .collect();
+        (rendered, untranslated)
+    }
+
     #[test]
     fn script_captures_become_captures_and_the_rest_is_listed() {
-        let lines: Vec<String> = [
+        let (rendered, untranslated) = captured(&[
             "var jsonData = pm.response.json();",
             "pm.environment.set(\"token\", jsonData.access_token);",
             "pm.collectionVariables.set('user_id', pm.response.json().user[\"id\"]);",
@@ -645,14 +657,7 @@ mod tests {
             "pm.test(\"status is 200\", function () {",
             "    pm.response.to.have.status(200);",
             "});",
-        ]
-        .map(str::to_owned)
-        .to_vec();
-        let (captures, untranslated) = captures_in(&lines);
-        let rendered: Vec<String> = captures
-            .iter()
-            .map(|(name, from)| format!("{name} {from:?}"))
-            .collect();
+        ]);
         assert_eq!(
             rendered,
             [
@@ -682,7 +687,7 @@ mod tests {
     #[test]
     fn an_alias_of_a_part_of_the_body_and_the_globals_are_captured() {
         // As the RealWorld (Conduit) collection writes its test scripts.
-        let lines: Vec<String> = [
+        let (rendered, untranslated) = captured(&[
             "var responseJSON = JSON.parse(responseBody);",
             "tests['Response contains \"user\" property'] = responseJSON.hasOwnProperty('user');",
             "var user = responseJSON.user || {};",
@@ -692,14 +697,7 @@ mod tests {
             "var username = user.username;",
             "pm.environment.set('slug', responseJSON.article.slug);",
             "pm.globals.set('when', new Date().toISOString());",
-        ]
-        .map(str::to_owned)
-        .to_vec();
-        let (captures, untranslated) = captures_in(&lines);
-        let rendered: Vec<String> = captures
-            .iter()
-            .map(|(name, from)| format!("{name} {from:?}"))
-            .collect();
+        ]);
         assert_eq!(
             rendered,
             [

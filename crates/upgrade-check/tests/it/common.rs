@@ -223,6 +223,16 @@ pub fn cell_names(report: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// The report's `skipped` lines.
+pub fn skipped(report: &Value) -> Vec<&str> {
+    report["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|line| line.as_str())
+        .collect()
+}
+
 /// The version change of `package` in a cell's report.
 pub fn version_change<'a>(cell: &'a Value, package: &str) -> &'a Value {
     cell["changes"]

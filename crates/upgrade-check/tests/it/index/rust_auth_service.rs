@@ -136,12 +136,7 @@ fn a_lock_bump_of_tokio_alone_is_one_cell_and_green() {
         (&mio["before"], &mio["after"]),
         (&"0.8.11".into(), &"1.2.5".into())
     );
-    let skipped: Vec<&str> = report["skipped"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|line| line.as_str())
-        .collect();
+    let skipped = crate::common::skipped(&report);
     assert!(
         skipped.iter().any(
             |line| line.starts_with("moved with tokio: mio 0.8.11 → 1.2.5")
@@ -295,12 +290,7 @@ fn a_cargo_toml_bump_of_jsonwebtoken_is_blamed_on_jsonwebtoken_not_what_moved_wi
         "{}",
         run.stdout
     );
-    let skipped: Vec<&str> = report["skipped"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|line| line.as_str())
-        .collect();
+    let skipped = crate::common::skipped(&report);
     assert!(
         skipped
             .iter()
