@@ -41,6 +41,10 @@ use crate::sys::state::StateDirs;
 /// Ports tried for one service start before giving up.
 const PORT_ATTEMPTS: usize = 3;
 
+/// The note a service's log gets when its start found the port taken and
+/// starts again on another.
+const PORT_RETRY: &str = "[upgrade-check: the port was taken; starting again on another]";
+
 /// Log lines kept in a report for each failure.
 const LOG_TAIL_LINES: usize = 30;
 
@@ -1073,8 +1077,11 @@ fn judge_replay(
     // The log is read once, for warnings and the report's tail; it was
     // scrubbed of secrets and capped as it was written.
     let log_text = log::read_log(&log);
-    report.warnings = warnings(&log_text, &mut normaliser);
-    report.output = output_lines(&log_text, &mut normaliser);
+    let last_start = log_text
+        .rfind(PORT_RETRY)
+        .map_or(&log_text[..], |at| &log_text[at + PORT_RETRY.len()..]);
+    report.warnings = warnings(last_start, &mut normaliser);
+    report.output = output_lines(last_start, &mut normaliser);
     let log_tail = normaliser.literals(&log::tail(&log_text, LOG_TAIL_LINES));
     let Some(outcome) = outcome else {
         report.log_tail = Some(log_tail);
@@ -1420,6 +1427,14 @@ async fn replay_once(
         match service::start(launch, &ctx.client).await {
             Ok(running) => break (running, port, starting.elapsed()),
             Err(failure) if failure.port_taken && attempt < PORT_ATTEMPTS => {
+                // What the start on a taken port printed is no output of the
+                // service's: warnings and output lines are read after this.
+                let _ = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(launched.log)
+                    .and_then(|mut log| {
+                        std::io::Write::write_all(&mut log, format!("{PORT_RETRY}\n").as_bytes())
+                    });
                 ctx.emit(RunEvent::PortTaken {
                     cell: launched.cell.to_owned(),
                     scenario: report.scenario.clone(),

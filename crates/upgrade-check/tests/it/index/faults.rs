@@ -225,6 +225,12 @@ fn a_port_taken_before_the_service_binds_it_is_detected_and_another_is_tried() {
         run.code, 0,
         "the impostor's answers were never taken for the service's"
     );
+    // What the start on the taken port printed is no output of the service's.
+    assert!(
+        !run.stdout.contains("new output in") && !run.stdout.contains("Address already in use"),
+        "{}",
+        run.stdout
+    );
     assert_no_service_left(&ctx.report());
 }
 

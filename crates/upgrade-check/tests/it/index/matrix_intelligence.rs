@@ -389,3 +389,39 @@ fn nearest_moves_step_over_releases_that_do_not_build() {
         run.stdout
     );
 }
+
+/// Flask-SQLAlchemy 3.0.5 with SQLAlchemy 2.0.36 answers 500 where the
+/// service runs raw SQL as a plain string; SQLAlchemy 2.0.36 alone does not
+/// start at all (Flask-SQLAlchemy 2.5.1 reads `sqlalchemy.__all__`). Isolated
+/// from a cell of both, the break is an interaction of both: the failure
+/// SQLAlchemy shows alone is another one, and is no explanation.
+#[test]
+fn a_pin_that_alone_fails_another_way_is_not_the_cause() {
+    let ctx = TestContext::from_workspace(
+        "fixtures/variants/flask-1-sqlalchemy",
+        std::path::Path::to_path_buf,
+    );
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("strategy = \"one-at-a-time\"", "strategy = \"latest\"")
+            .replace(
+                "flask-sqlalchemy = [\"3.0.5\"]",
+                "flask-sqlalchemy = [\"3.0.5\"]\nsqlalchemy = [\"2.0.36\"]",
+            )
+    });
+    let run = ctx.run(&["--no-bisect"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report = ctx.report();
+    let interactions = report["interactions"].as_array().unwrap();
+    assert_eq!(interactions.len(), 1, "{report}");
+    assert_eq!(
+        interactions[0]["pins"],
+        serde_json::json!(["flask-sqlalchemy 3.0.5", "sqlalchemy 2.0.36"])
+    );
+    assert!(
+        run.stdout.starts_with(
+            "✗ flask-sqlalchemy 3.0.5, sqlalchemy 2.0.36 breaks tags: step `how many`: 200 OK → 500 Internal Server Error\n  ⚠ interaction: flask-sqlalchemy 3.0.5 + sqlalchemy 2.0.36 break tags together"
+        ) && !run.stdout.contains("isolated: sqlalchemy 2.0.36 alone"),
+        "{}",
+        run.stdout
+    );
+}
