@@ -240,6 +240,16 @@ pub struct StartupFailure {
     pub preloaded: bool,
 }
 
+/// Appends the harness's own `note` (a fixed text, never the service's) as a
+/// line of a service's log.
+pub fn note_in_log(log: &Path, note: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(log)?
+        .write_all(format!("{note}\n").as_bytes())
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?

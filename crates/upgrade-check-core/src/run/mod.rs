@@ -1429,12 +1429,7 @@ async fn replay_once(
             Err(failure) if failure.port_taken && attempt < PORT_ATTEMPTS => {
                 // What the start on a taken port printed is no output of the
                 // service's: warnings and output lines are read after this.
-                let _ = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(launched.log)
-                    .and_then(|mut log| {
-                        std::io::Write::write_all(&mut log, format!("{PORT_RETRY}\n").as_bytes())
-                    });
+                let _ = service::note_in_log(launched.log, PORT_RETRY);
                 ctx.emit(RunEvent::PortTaken {
                     cell: launched.cell.to_owned(),
                     scenario: report.scenario.clone(),
