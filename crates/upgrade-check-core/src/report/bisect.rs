@@ -111,7 +111,8 @@ mod tests {
             result: result.to_owned(),
             failing: Vec::new(),
         };
-        let not_built: Vec<String> = ["10.0.0", "10.1.0", "10.2.0"]
+        let unknown: Vec<String> = ["10.0.0", "10.1.0", "10.2.0"].map(str::to_owned).to_vec();
+        let not_built: Vec<String> = unknown
             .iter()
             .map(|version| format!("{version}: error: at least one of the features \"rust_crypto\" or \"aws_lc_rs\" must be enabled"))
             .collect();
@@ -129,22 +130,14 @@ mod tests {
             ],
             last_good: "9.3.1".to_owned(),
             first_bad: Some("10.3.0".to_owned()),
-            unknown_between: vec![
-                "10.0.0".to_owned(),
-                "10.1.0".to_owned(),
-                "10.2.0".to_owned(),
-            ],
+            unknown_between: unknown.clone(),
             not_built: not_built.clone(),
             breaks: vec![BreakReport {
                 scenarios: vec!["login".to_owned()],
                 failures: Vec::new(),
                 last_good: "9.3.1".to_owned(),
                 first_bad: Some("10.3.0".to_owned()),
-                unknown_between: vec![
-                    "10.0.0".to_owned(),
-                    "10.1.0".to_owned(),
-                    "10.2.0".to_owned(),
-                ],
+                unknown_between: unknown,
                 not_built,
             }],
             environments_built: 3,

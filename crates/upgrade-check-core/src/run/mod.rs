@@ -45,6 +45,9 @@ const PORT_ATTEMPTS: usize = 3;
 /// starts again on another.
 const PORT_RETRY: &str = "[upgrade-check: the port was taken; starting again on another]";
 
+/// The last lines of a service's log read for warnings and output lines.
+const SAID_LINES: usize = 2000;
+
 /// Log lines kept in a report for each failure.
 const LOG_TAIL_LINES: usize = 30;
 
@@ -1077,11 +1080,14 @@ fn judge_replay(
     // The log is read once, for warnings and the report's tail; it was
     // scrubbed of secrets and capped as it was written.
     let log_text = log::read_log(&log);
+    // What the service said since its last start, its last lines: read
+    // for warnings and output lines alike.
     let last_start = log_text
         .rfind(PORT_RETRY)
         .map_or(&log_text[..], |at| &log_text[at + PORT_RETRY.len()..]);
-    report.warnings = warnings(last_start, &mut normaliser);
-    report.output = output_lines(last_start, &mut normaliser);
+    let said = log::tail(last_start, SAID_LINES);
+    report.warnings = warnings(&said, &mut normaliser);
+    report.output = output_lines(&said, &mut normaliser);
     let log_tail = normaliser.literals(&log::tail(&log_text, LOG_TAIL_LINES));
     let Some(outcome) = outcome else {
         report.log_tail = Some(log_tail);
@@ -1763,7 +1769,7 @@ fn output_lines(log: &str, normaliser: &mut Normaliser<'_>) -> Vec<String> {
     const MAX: usize = 30;
     let mut found: Vec<String> = Vec::new();
     let mut in_warning = false;
-    for raw in log::tail(log, 2000).lines() {
+    for raw in log.lines() {
         let line = raw.trim();
         let lower = line.to_ascii_lowercase();
         // Two spaces or a tab: a frame or a quoted line, not a ` * ` banner.
@@ -1801,7 +1807,7 @@ fn warnings(log: &str, normaliser: &mut Normaliser<'_>) -> Vec<String> {
             found.push(warning);
         }
     };
-    for line in log::tail(log, 2000).lines() {
+    for line in log.lines() {
         let mut normal = || crate::judge::normalize::log_line(&normaliser.text(line.trim()));
         if line.starts_with("* ")
             && let Some(warning) = reading.as_mut()
