@@ -54,6 +54,29 @@ pub fn ensure_uv(ctx: &TestContext) {
     }
 }
 
+/// The Pipenv release that writes the tests' `Pipfile.lock`s.
+pub const PIPENV: &str = "pipenv==2024.4.1";
+
+/// Runs a Python packaging tool at a pinned version from the package index,
+/// in `folder`, the way uv runs tools (installed once into uv's own cache).
+pub fn packaging_tool(ctx: &TestContext, folder: &str, from: &str, args: &[&str]) {
+    let output = Command::new(uv())
+        .args(["tool", "run", "--from", from])
+        .args(args)
+        .current_dir(ctx.path(folder))
+        .env("PIPENV_IGNORE_VIRTUALENVS", "1")
+        .env("PIPENV_VENV_IN_PROJECT", "0")
+        .env("PIPENV_NOSPIN", "1")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{from} {args:?}: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 pub struct TestContext {
     pub dir: tempfile::TempDir,
 }

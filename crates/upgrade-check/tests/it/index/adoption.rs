@@ -236,6 +236,63 @@ fn init_sets_up_a_starlette_and_a_django_service_that_run_green() {
     }
 }
 
+/// A Flask app made by a factory in `conduit/app.py`, exposed in
+/// `autoapp.py`, served by gunicorn from a Procfile and locked by Pipenv:
+/// `init` starts it as the Procfile does, on the harness's port, finds a
+/// route it declares for the health check, and asks for no WSGI key.
+#[test]
+fn init_on_a_flask_factory_started_by_a_procfile_runs_green() {
+    let ctx = TestContext::from_workspace("fixtures/init/flask-factory", Path::to_path_buf);
+    crate::common::ensure_uv(&ctx);
+    crate::common::packaging_tool(&ctx, "", crate::common::PIPENV, &["pipenv", "lock"]);
+    std::fs::write(ctx.path(".gitignore"), "/target/\n*.snap.new\n").unwrap();
+    git(&ctx, &["init", "--quiet"]);
+    git(&ctx, &["add", "."]);
+    git(&ctx, &["commit", "--quiet", "-m", "the conduit api"]);
+
+    let init = upgrade_check(&ctx, &["init"]);
+    assert_eq!(init.code, 0, "{}\n{}", init.stdout, init.stderr);
+    assert!(
+        init.stdout.contains("  baseline    Pipfile.lock\n")
+            && init
+                .stdout
+                .contains("starts as   {python} -m gunicorn autoapp:app --bind 127.0.0.1:{port}\n")
+            && init
+                .stdout
+                .contains("health      GET /api/tags answered 2xx")
+            && !init.stdout.contains("HTTP_AUTHORIZATION")
+            && !init.stdout.contains("CONDUIT_SECRET"),
+        "{}",
+        init.stdout
+    );
+    let config = std::fs::read_to_string(ctx.path("upgrade-check.toml")).unwrap();
+    assert!(
+        config.contains("baseline = \"Pipfile.lock\"")
+            && config.contains(
+                "command = [\"{python}\", \"-m\", \"gunicorn\", \"autoapp:app\", \"--bind\", \"127.0.0.1:{port}\"]"
+            )
+            && config.contains("health = { path = \"/api/tags\" }")
+            && !config.contains("[service.env]"),
+        "{config}"
+    );
+    let accepted = upgrade_check(&ctx, &["--accept"]);
+    assert_eq!(accepted.code, 0, "{}\n{}", accepted.stdout, accepted.stderr);
+    assert!(
+        std::fs::read_to_string(ctx.path("snapshots/health.snap"))
+            .unwrap()
+            .contains("\"dragons\""),
+    );
+    let green = upgrade_check(&ctx, &[]);
+    assert_eq!(green.code, 0, "{}\n{}", green.stdout, green.stderr);
+    assert!(
+        green
+            .stdout
+            .starts_with("✓ the baseline matches the accepted snapshots"),
+        "{}",
+        green.stdout
+    );
+}
+
 /// At the top of a repository whose cargo service lives in `service/`,
 /// `init` finds it there and writes a config rooted in it.
 #[test]

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::common::{TestContext, cell_names, ensure_uv, git, uv, verdict};
+use crate::common::{PIPENV, TestContext, cell_names, ensure_uv, git, packaging_tool, uv, verdict};
 
 /// The fixture service as a uv project: its direct dependencies in
 /// `pyproject.toml`, the rest held where requirements.txt has them by
@@ -187,26 +187,6 @@ fn a_path_package_of_the_lock_is_installed_as_it_has_it_and_never_pinned() {
     assert_ne!(ctx.report()["cells"][0]["environment"]["id"], built);
 }
 
-/// Runs a Python packaging tool at a pinned version from the package index,
-/// the way uv runs tools (installed once into uv's own cache).
-fn tool(ctx: &TestContext, from: &str, args: &[&str]) {
-    let output = Command::new(uv())
-        .args(["tool", "run", "--from", from])
-        .args(args)
-        .current_dir(ctx.path("fixtures/python-service"))
-        .env("PIPENV_IGNORE_VIRTUALENVS", "1")
-        .env("PIPENV_VENV_IN_PROJECT", "0")
-        .env("PIPENV_NOSPIN", "1")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{from} {args:?}: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// The fixture service with `manifest` written beside its code and locked
 /// by `from`'s `lock`; the config's baseline is `lock_file`.
 fn locked_by(from: &str, manifest: (&str, &str), lock_file: &str) -> TestContext {
@@ -218,7 +198,12 @@ fn locked_by(from: &str, manifest: (&str, &str), lock_file: &str) -> TestContext
         manifest.1,
     )
     .unwrap();
-    tool(&ctx, from, &[from.split("==").next().unwrap(), "lock"]);
+    packaging_tool(
+        &ctx,
+        "fixtures/python-service",
+        from,
+        &[from.split("==").next().unwrap(), "lock"],
+    );
     assert!(
         ctx.path("fixtures/python-service")
             .join(lock_file)
@@ -288,7 +273,6 @@ python_version = "3.11"
 }
 
 const POETRY: &str = "poetry==2.1.3";
-const PIPENV: &str = "pipenv==2024.4.1";
 
 #[test]
 fn a_poetry_lock_is_the_baseline_and_bcrypt_5_is_caught() {
@@ -355,7 +339,7 @@ fn a_relock_is_split_and_attributed(
         manifest.1,
     )
     .unwrap();
-    tool(ctx, relock.0, relock.1);
+    packaging_tool(ctx, "fixtures/python-service", relock.0, relock.1);
     git(ctx, &["commit", "--quiet", "-am", "bump bcrypt"]);
     let run = ctx.run(&["--since", "HEAD~1", "--no-bisect"]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
