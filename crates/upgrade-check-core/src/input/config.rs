@@ -910,7 +910,9 @@ fn profiles(
 
 fn replay(source: &Source, base: &Path, raw: RawReplay) -> Result<Replay, InputError> {
     Ok(Replay {
-        scenarios: existing_dir(source, base, &raw.scenarios, "replay.scenarios")?,
+        // Missing until the first scenario is written or recorded; a check
+        // says so when it loads them.
+        scenarios: within(source, base, &raw.scenarios, "replay.scenarios")?,
         // The snapshots folder may not exist before the first accept.
         snapshots: within(source, base, &raw.snapshots, "replay.snapshots")?,
         keep_headers: raw

@@ -113,6 +113,13 @@ struct RawExpect {
 
 /// Loads every `*.toml` scenario in `dir`, in name order.
 pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, InputError> {
+    const WRITE: &str = "write one, or record one with `upgrade-check record NAME`";
+    if !dir.exists() {
+        return Err(InputError::in_folder(
+            dir,
+            format!("no folder of scenarios yet: {WRITE}"),
+        ));
+    }
     let mut paths: Vec<PathBuf> = fs_err::read_dir(dir)
         .map_err(|err| InputError::in_file(dir, err.to_string()))?
         .filter_map(Result::ok)
@@ -121,9 +128,9 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, InputError> {
         .collect();
     paths.sort();
     if paths.is_empty() {
-        return Err(InputError::in_file(
+        return Err(InputError::in_folder(
             dir,
-            "no scenario files (*.toml) in this folder",
+            format!("no scenario files (*.toml) in this folder: {WRITE}"),
         ));
     }
     paths.iter().map(|path| load(path)).collect()

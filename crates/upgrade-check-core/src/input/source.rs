@@ -30,6 +30,15 @@ impl InputError {
             message: message.into(),
         }
     }
+
+    /// About a folder: no line to point at.
+    pub fn in_folder(path: &Path, message: impl Into<String>) -> InputError {
+        InputError {
+            line: 0,
+            column: 0,
+            ..InputError::in_file(path, message)
+        }
+    }
 }
 
 impl std::fmt::Display for InputError {

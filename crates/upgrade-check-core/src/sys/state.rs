@@ -523,9 +523,17 @@ pub fn refuse_outside(boundary: &Path, path: &Path) -> anyhow::Result<()> {
         boundary
     })
     .unwrap_or_else(|_| boundary.to_owned());
+    // A relative path's last ancestor is "", the current folder.
     let existing = path
         .ancestors()
         .skip(1)
+        .map(|dir| {
+            if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            }
+        })
         .find(|dir| dir.exists())
         .unwrap_or(boundary);
     let real = fs_err::canonicalize(existing).unwrap_or_else(|_| existing.to_owned());
@@ -641,6 +649,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("leads outside"), "{err}");
+        // A config in the current folder: its paths are relative, their
+        // folders not made yet.
+        assert!(refuse_outside(Path::new(""), Path::new("no-folder-yet/new.toml")).is_ok());
     }
 
     #[test]

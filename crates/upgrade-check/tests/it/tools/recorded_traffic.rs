@@ -94,6 +94,50 @@ fn interrupt(child: &Child) {
     .unwrap();
 }
 
+/// `upgrade-check record NAME` running, its proxy listening.
+struct Recorder {
+    child: Child,
+    port: u16,
+    said: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Recorder {
+    /// Starts the recording; returns once the baseline is built, the
+    /// service healthy and the proxy's URL printed.
+    fn start(ctx: &TestContext, name: &str) -> Recorder {
+        let mut child = ctx
+            .command(&["record", name])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (lines, said) = std::sync::mpsc::channel();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let reader = std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+        let first = said.recv_timeout(Duration::from_secs(180)).unwrap();
+        let port = proxy_port(&first);
+        Recorder {
+            child,
+            port,
+            said,
+            reader,
+        }
+    }
+
+    /// Ctrl-C; every line it printed after its first, to its end.
+    fn stop(mut self) -> Vec<String> {
+        interrupt(&self.child);
+        assert!(self.child.wait().unwrap().success());
+        self.reader.join().unwrap();
+        self.said.try_iter().collect()
+    }
+}
+
 /// A snapshot's steps without their numbered titles: what was sent and answered.
 fn exchanges(snapshot: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(snapshot).unwrap();
@@ -273,29 +317,10 @@ fn a_postman_collection_newman_runs_green_becomes_a_scenario_that_catches_bcrypt
 #[test]
 fn a_login_flow_curl_sends_through_record_becomes_the_login_scenario() {
     let ctx = TestContext::new();
-    let mut recording = ctx.command(&["record", "curl-login"]);
-    let mut child = recording
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // The proxy's URL, once the baseline is built and the service healthy.
-    let (lines, said) = std::sync::mpsc::channel();
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let reader = std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
-    let first = said.recv_timeout(Duration::from_secs(180)).unwrap();
-    let port = proxy_port(&first);
-
+    let recorder = Recorder::start(&ctx, "curl-login");
+    let port = recorder.port;
     login_flow(port, "s3cret-passphrase");
-    interrupt(&child);
-    assert!(child.wait().unwrap().success());
-    // Every line it printed, to its end.
-    reader.join().unwrap();
-    let rest: Vec<String> = said.try_iter().collect();
+    let rest = recorder.stop();
     assert!(
         rest.iter()
             .any(|line| line.starts_with("stopped (interrupt); wrote")
@@ -377,5 +402,106 @@ fn a_login_flow_curl_sends_through_record_becomes_the_login_scenario() {
         again.stderr.contains("never overwrites"),
         "{}",
         again.stderr
+    );
+}
+
+/// A developer drives a FastAPI service (`fixtures/variants/fastapi-auth`)
+/// with curl through `record`: a sign-up missing its password first (422),
+/// then a sign-up, OAuth2's form login, a wrong password and the profile
+/// with the token. The scenario written replays green without an edit:
+/// nothing is captured from the 422's error list, the form fields stay
+/// fields, the password is a secret; and pydantic 1, whose 422 differs, is
+/// caught through the mistyped request.
+#[test]
+fn a_fastapi_session_curl_sends_through_record_replays_green_as_written() {
+    let ctx = TestContext::from_workspace("fixtures/variants/fastapi-auth", Path::to_path_buf);
+    // No scenario yet: a check says what to do; `record` makes the folder.
+    let nothing = ctx.run(&[]);
+    assert_eq!(nothing.code, 2, "{}", nothing.stderr);
+    assert!(
+        nothing.stderr.contains(
+            "scenarios: no folder of scenarios yet: write one, or record one with `upgrade-check record NAME`"
+        ),
+        "{}",
+        nothing.stderr
+    );
+    let recorder = Recorder::start(&ctx, "accounts");
+    let json = ["--header", "Content-Type: application/json", "--data"];
+    let mistyped = curl(
+        recorder.port,
+        &[&["{base}/users"][..], &json, &[r#"{"username":"alice"}"#]].concat(),
+    );
+    assert!(mistyped.contains("Field required"), "{mistyped}");
+    let sign_up =
+        r#"{"username":"alice","password":"correct horse battery","full_name":"Alice Liddell"}"#;
+    curl(
+        recorder.port,
+        &[&["{base}/users"][..], &json, &[sign_up]].concat(),
+    );
+    let login = |password: &str| {
+        curl(
+            recorder.port,
+            &[
+                "{base}/token",
+                "--data",
+                "username=alice",
+                "--data",
+                &format!("password={password}"),
+            ],
+        )
+    };
+    let token: serde_json::Value = serde_json::from_str(&login("correct horse battery")).unwrap();
+    login("wrong-password");
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        token["access_token"].as_str().unwrap()
+    );
+    let me = curl(recorder.port, &["{base}/users/me", "--header", &bearer]);
+    assert!(me.contains("Alice Liddell"), "{me}");
+    let said = recorder.stop().join("\n");
+
+    assert!(
+        said.contains("scenarios/accounts.toml: 5 steps")
+            && said.contains("`access_token` is captured from step 3's answer (/access_token)")
+            && said.contains("snapshots/accounts.snap.new:")
+            && !said.contains("does NOT match")
+            && !said.contains("`loc")
+            && !said.contains("correct horse battery"),
+        "{said}"
+    );
+    let scenario = std::fs::read_to_string(ctx.path("scenarios/accounts.toml")).unwrap();
+    assert!(
+        scenario.contains("password = \"correct horse battery\"")
+            && scenario.contains("body = \"username=alice&password={{password}}\"")
+            && scenario.contains("body = \"username=alice&password={{password_2}}\"")
+            && scenario.contains("authorization = \"Bearer {{access_token}}\"")
+            && scenario.matches("capture").count() == 1
+            && !scenario.contains("{{loc"),
+        "{scenario}"
+    );
+    // In its [secrets] table alone.
+    assert_eq!(scenario.matches("correct horse battery").count(), 1);
+
+    let accepted = ctx.run(&["accept", "accounts"]);
+    assert_eq!(accepted.code, 0, "{}", accepted.stderr);
+    let green = ctx.run(&[]);
+    assert_eq!(green.code, 0, "{}\n{}", green.stdout, green.stderr);
+    assert!(
+        green
+            .stdout
+            .starts_with("✓ the baseline matches the accepted snapshots"),
+        "{}",
+        green.stdout
+    );
+
+    ctx.set_matrix(r#"pydantic = ["1.10.19"]"#);
+    let run = ctx.run(&["--no-bisect"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.starts_with(
+            "✗ pydantic 1.10.19 breaks accounts: step `POST /users`: the body differs"
+        ),
+        "{}",
+        run.stdout
     );
 }
