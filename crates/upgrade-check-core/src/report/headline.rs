@@ -5,12 +5,29 @@
 use super::{CellReport, Report, ScenarioReport, Verdict};
 use crate::model::event::plural;
 
+/// Failed only for want of an accepted snapshot.
+fn is_unaccepted(scenario: &ScenarioReport) -> bool {
+    scenario
+        .summary
+        .as_deref()
+        .is_some_and(|summary| summary.starts_with(crate::judge::verdict::NO_SNAPSHOT))
+}
+
 /// One sentence a reviewer can act on.
 pub fn headline(report: &Report) -> String {
+    // Scenarios with no accepted snapshot yet: nothing to compare with, in
+    // any cell, until they are reviewed.
+    let mut unaccepted: Vec<&str> = Vec::new();
+    for scenario in report.cells.iter().flat_map(|cell| cell.failures()) {
+        if is_unaccepted(scenario) && !unaccepted.contains(&scenario.scenario.as_str()) {
+            unaccepted.push(&scenario.scenario);
+        }
+    }
     let baseline_failing: Vec<String> = report
         .baseline()
         .into_iter()
         .flat_map(|cell| cell.failures())
+        .filter(|s| !is_unaccepted(s))
         .map(|s| match (s.security, &s.summary) {
             (true, Some(summary)) => format!("SECURITY {}: {summary}", s.scenario),
             _ => s.scenario.clone(),
@@ -22,7 +39,8 @@ pub fn headline(report: &Report) -> String {
         .iter()
         .filter(|cell| !cell.baseline)
         .filter_map(|cell| {
-            let failing: Vec<&ScenarioReport> = cell.regressions().collect();
+            let failing: Vec<&ScenarioReport> =
+                cell.regressions().filter(|s| !is_unaccepted(s)).collect();
             if failing.is_empty() {
                 return None;
             }
@@ -76,6 +94,13 @@ pub fn headline(report: &Report) -> String {
             plural(report.planned_cells, "cell")
         ));
     }
+    if !unaccepted.is_empty() {
+        lines.push(format!(
+            "✗ {} {} no accepted snapshot yet: review what the baseline answered (`upgrade-check review`) and accept it, or run with --accept",
+            unaccepted.join(", "),
+            if unaccepted.len() == 1 { "has" } else { "have" },
+        ));
+    }
     if !baseline_failing.is_empty() {
         lines.push(format!(
             "✗ the baseline itself does not match its accepted snapshots ({}): fix the service or accept its behaviour before blaming an upgrade",
@@ -91,7 +116,10 @@ pub fn headline(report: &Report) -> String {
         lines.push(
             "  no cell fails in any other way than the baseline: no upgrade is to blame".to_owned(),
         );
-    } else if report.cancelled.is_some() || !report.unexplained_snapshots.is_empty() {
+    } else if report.cancelled.is_some()
+        || !report.unexplained_snapshots.is_empty()
+        || !unaccepted.is_empty()
+    {
         // What finished passed, but nothing can be said of what did not run.
     } else if let [only] = accepted.as_slice() {
         lines.push(format!("✓ {only}"));
@@ -114,7 +142,7 @@ pub fn headline(report: &Report) -> String {
         lines.push(format!("✓ all {tried} cells match the accepted snapshots"));
     }
     // Accepted changes beside failures: the first lines said the failures.
-    if !broken.is_empty() || !baseline_failing.is_empty() {
+    if !broken.is_empty() || !baseline_failing.is_empty() || !unaccepted.is_empty() {
         lines.extend(accepted.iter().map(|line| format!("  ✓ {line}")));
     }
     // A cell that could not be made as named is neither a pass nor a break.

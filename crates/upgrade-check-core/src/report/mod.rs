@@ -186,6 +186,41 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_scenario_with_no_accepted_snapshot_is_said_once_and_blames_no_upgrade() {
+        let mut report = sample();
+        report.cells.truncate(2);
+        let unaccepted = ScenarioReport {
+            summary: Some(format!(
+                "{} snapshots/accounts.snap; review the pending one or run with --accept",
+                crate::judge::verdict::NO_SNAPSHOT
+            )),
+            ..ScenarioReport::new("accounts".to_owned(), Verdict::Changed)
+        };
+        for cell in &mut report.cells {
+            cell.scenarios = vec![
+                ScenarioReport::new("login".to_owned(), Verdict::Pass),
+                unaccepted.clone(),
+            ];
+        }
+        let headline = headline::headline(&report);
+        assert_eq!(
+            headline,
+            "✗ accounts has no accepted snapshot yet: review what the baseline answered (`upgrade-check review`) and accept it, or run with --accept"
+        );
+        // A real break beside it is still said.
+        report.cells[1].scenarios[0] = ScenarioReport {
+            summary: Some("step `login`: 200 OK → 500 Internal Server Error".to_owned()),
+            ..ScenarioReport::new("login".to_owned(), Verdict::Changed)
+        };
+        let headline = headline::headline(&report);
+        assert!(
+            headline.contains("\n✗ bcrypt 5.0.0 breaks login")
+                && !headline.contains("does not match"),
+            "{headline}"
+        );
+    }
+
+    #[test]
     fn a_cancelled_run_says_nothing_of_cells_that_did_not_run() {
         let mut report = sample();
         report.cells.clear();

@@ -482,6 +482,16 @@ fn a_fastapi_session_curl_sends_through_record_replays_green_as_written() {
     // In its [secrets] table alone.
     assert_eq!(scenario.matches("correct horse battery").count(), 1);
 
+    // Run before it is reviewed: nothing to compare with yet, and said so.
+    let unreviewed = ctx.run(&[]);
+    assert_eq!(unreviewed.code, 1, "{}", unreviewed.stderr);
+    assert!(
+        unreviewed.stdout.starts_with(
+            "✗ accounts has no accepted snapshot yet: review what the baseline answered"
+        ) && !unreviewed.stdout.contains("does not match"),
+        "{}",
+        unreviewed.stdout
+    );
     let accepted = ctx.run(&["accept", "accounts"]);
     assert_eq!(accepted.code, 0, "{}", accepted.stderr);
     let green = ctx.run(&[]);
