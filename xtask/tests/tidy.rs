@@ -106,9 +106,10 @@ fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|layer| *layer == top)
 }
 
-/// Every `crate::…` path the code names (in `use` lines, braces expanded
-/// one level, and inline), with the line it is on.
-fn crate_paths(code: &str) -> Vec<(String, String)> {
+/// Every path the code names from the crate (`crate::…`, and `super::…` or
+/// `self::…` resolved against `module`, the file's own), in `use` lines
+/// with braces expanded one level and inline, with the line it is on.
+fn crate_paths(code: &str, module: &str) -> Vec<(String, String)> {
     let mut found = Vec::new();
     let mut pending_use = String::new();
     for line in code.lines() {
@@ -117,37 +118,72 @@ fn crate_paths(code: &str) -> Vec<(String, String)> {
             continue;
         }
         // A `use crate::{…}` may span lines: gather it whole.
-        if !pending_use.is_empty() || trimmed.starts_with("use crate::{") {
+        let braced = ["use crate::{", "use super::{", "use self::{"]
+            .iter()
+            .any(|start| trimmed.starts_with(start));
+        if !pending_use.is_empty() || braced {
             pending_use.push_str(trimmed);
             if !trimmed.ends_with(';') {
                 continue;
             }
             let statement = std::mem::take(&mut pending_use);
-            if let Some(inner) = statement
-                .strip_prefix("use crate::{")
-                .and_then(|rest| rest.strip_suffix("};"))
-            {
-                for part in inner.split(',') {
-                    let part = part.trim();
-                    if !part.is_empty() {
-                        found.push((format!("crate::{part}"), statement.clone()));
-                    }
+            let (head, inner) = statement
+                .strip_prefix("use ")
+                .and_then(|rest| rest.split_once("::{"))
+                .unwrap_or_default();
+            if let Some(inner) = inner.strip_suffix("};") {
+                for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    let path = match part {
+                        "self" => absolute(&format!("{head}::"), module),
+                        _ => absolute(&format!("{head}::{part}"), module),
+                    };
+                    found.push((path, statement.clone()));
                 }
                 continue;
             }
         }
-        let mut rest = line;
-        while let Some(at) = rest.find("crate::") {
-            let tail = &rest[at + "crate::".len()..];
-            let path: String = tail
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
-                .collect();
-            found.push((format!("crate::{path}"), trimmed.to_owned()));
-            rest = tail;
+        for start in ["crate::", "super::", "self::"] {
+            let mut rest = line;
+            while let Some(at) = rest.find(start) {
+                let tail = &rest[at..];
+                // `itself::`, `Self::`, `my_crate::`: not a path of this crate.
+                let joined = rest[..at]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':');
+                let path: String = tail
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                    .collect();
+                if !joined {
+                    found.push((absolute(&path, module), trimmed.to_owned()));
+                }
+                rest = &tail[path.len().max(1)..];
+            }
         }
     }
     found
+}
+
+/// `path` from the crate's root: `super::`/`self::` prefixes resolved
+/// against `module` (`run/mod.rs` is `run`, whose `super` is the root).
+fn absolute(path: &str, module: &str) -> String {
+    let mut here: Vec<&str> = module.split("::").filter(|s| !s.is_empty()).collect();
+    let mut rest = path;
+    if let Some(tail) = rest.strip_prefix("crate::") {
+        return format!("crate::{tail}");
+    }
+    if let Some(tail) = rest.strip_prefix("self::") {
+        rest = tail;
+    } else {
+        while let Some(tail) = rest.strip_prefix("super::") {
+            here.pop();
+            rest = tail;
+        }
+    }
+    let mut segments = here;
+    segments.extend(rest.split("::").filter(|s| !s.is_empty()));
+    format!("crate::{}", segments.join("::"))
 }
 
 /// The library module a `crate::…` path lands in: the longest module prefix.
@@ -165,13 +201,17 @@ fn target_module(path: &str, modules: &BTreeSet<String>) -> Option<String> {
 
 /// Each library module and the modules it imports.
 fn import_graph() -> BTreeMap<String, Vec<(String, String)>> {
-    let files = library();
+    graph_of(&library())
+}
+
+/// Each module of `files` (path under `src/`, code) and the modules it imports.
+fn graph_of(files: &[(String, String)]) -> BTreeMap<String, Vec<(String, String)>> {
     let modules: BTreeSet<String> = files.iter().map(|(file, _)| module_of(file)).collect();
     files
         .iter()
         .map(|(file, code)| {
             let from = module_of(file);
-            let targets = crate_paths(code)
+            let targets = crate_paths(code, &from)
                 .into_iter()
                 .filter_map(|(path, line)| Some((target_module(&path, &modules)?, line)))
                 .filter(|(to, _)| *to != from && !to.is_empty())
@@ -214,9 +254,8 @@ fn no_library_module_imports_from_a_layer_above_its_own() {
     }
 }
 
-#[test]
-fn no_library_modules_import_each_other_in_a_circle() {
-    let graph = import_graph();
+/// Every circle of imports in `graph`, as "a → b → a".
+fn cycles_in(graph: &BTreeMap<String, Vec<(String, String)>>) -> Vec<String> {
     // Depth-first search; a module met again while still on the path closes a cycle.
     fn visit(
         module: &str,
@@ -249,9 +288,61 @@ fn no_library_modules_import_each_other_in_a_circle() {
     let mut cycles = Vec::new();
     let mut done = BTreeSet::new();
     for module in graph.keys() {
-        visit(module, &graph, &mut Vec::new(), &mut done, &mut cycles);
+        visit(module, graph, &mut Vec::new(), &mut done, &mut cycles);
     }
+    cycles
+}
+
+#[test]
+fn no_library_modules_import_each_other_in_a_circle() {
+    let cycles = cycles_in(&import_graph());
     assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+}
+
+/// The rule sees circles however the paths are written: `crate::`,
+/// `super::` (from a file or a `mod.rs`), `self::`, braced or inline.
+#[test]
+fn a_circle_planted_through_relative_paths_is_found() {
+    let file = |name: &str, code: &str| (name.to_owned(), code.to_owned());
+    let planted = [
+        file(
+            "input/mod.rs",
+            "pub mod a;\npub mod b;\nuse self::a::Thing;\n",
+        ),
+        file("input/a.rs", "use super::b::Other;\n"),
+        file(
+            "input/b.rs",
+            "use super::{\n    a::Thing,\n    c::More,\n};\n",
+        ),
+        file(
+            "input/c.rs",
+            "fn f() -> super::super::run::Ran { todo!() }\n",
+        ),
+        file("run/mod.rs", "fn g() { let _ = super::input::c::f(); }\n"),
+    ];
+    let graph = graph_of(&planted);
+    assert_eq!(
+        graph["input"]
+            .iter()
+            .map(|(to, _)| to.as_str())
+            .collect::<Vec<_>>(),
+        ["input::a"]
+    );
+    let cycles = cycles_in(&graph);
+    assert!(
+        cycles
+            .iter()
+            .any(|cycle| cycle == "input::a → input::b → input::a"),
+        "{cycles:?}"
+    );
+    assert!(
+        cycles
+            .iter()
+            .any(|cycle| cycle == "input::c → run → input::c"),
+        "{cycles:?}"
+    );
+    // Words that end in `self::` or `super::` are no paths of the crate.
+    assert!(crate_paths("let x = Self::new(); my_self::y();", "input").is_empty());
 }
 
 #[test]

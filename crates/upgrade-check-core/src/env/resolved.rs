@@ -150,7 +150,7 @@ impl ResolvedSet {
 
     /// The registry packages of a cargo lock (`pins`, parsed from `inputs.lock`).
     pub fn from_lock(
-        pins: &[crate::input::baseline::DeclaredPin],
+        pins: &[crate::input::declared::DeclaredPin],
         inputs: CargoInputs,
     ) -> ResolvedSet {
         let mut versions: BTreeMap<PackageName, Vec<Version>> = BTreeMap::new();

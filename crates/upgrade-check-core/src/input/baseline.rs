@@ -14,6 +14,7 @@ use std::str::FromStr;
 use pep508_rs::pep440_rs::Operator;
 use pep508_rs::{Requirement, VerbatimUrl, VersionOrUrl};
 
+use super::declared::{Declared, DeclaredPin, Direct, ReadInclude, Requires};
 use crate::input::source::{InputError, Source};
 use crate::model::cell::Pin;
 use crate::model::package::{PackageName, Version};
@@ -41,36 +42,10 @@ pub struct BaselineFile {
     pub pins: Vec<DeclaredPin>,
     /// From a `Cargo.lock` or a `uv.lock`: what each package depends on, by
     /// name; empty where the file does not say.
-    pub requires: super::cargo_lock::Requires,
+    pub requires: Requires,
     /// From a lock: the packages the service depends on directly.
-    pub direct: super::cargo_lock::Direct,
+    pub direct: Direct,
 }
-
-/// A package at one exact version, and where the file says so.
-#[derive(Debug, Clone)]
-pub struct DeclaredPin {
-    pub package: PackageName,
-    pub version: Version,
-    pub path: PathBuf,
-    /// 1-based line of the requirement (of the `version` key in a lock).
-    pub line: usize,
-}
-
-/// One requirement, where it was written, and the digests it was declared with.
-#[derive(Debug, Clone)]
-pub struct Declared {
-    pub requirement: Requirement<VerbatimUrl>,
-    /// The file that holds it: the top file or an include.
-    pub path: PathBuf,
-    /// 1-based line where the requirement starts.
-    pub line: usize,
-    /// `algorithm:hex` digests from `--hash` options; empty when none.
-    pub hashes: Vec<String>,
-}
-
-/// Reads an include, named by its path relative to the top file's folder
-/// (already checked to stay inside it).
-pub type ReadInclude<'a> = &'a dyn Fn(&Path) -> Result<Source, InputError>;
 
 impl BaselineFile {
     /// Reads the file at `path` and the includes it names from disk.
@@ -121,7 +96,7 @@ impl BaselineFile {
         }
         let mut constraints = Vec::new();
         let mut kept = Vec::new();
-        let mut requires = super::cargo_lock::Requires::new();
+        let mut requires = Requires::new();
         if let Some(kind) = super::lock::LockKind::of(path) {
             let locked = super::lock::parse(kind, path, source, read, groups)?;
             requirements = locked.requirements;

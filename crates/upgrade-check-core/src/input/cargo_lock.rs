@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::baseline::DeclaredPin;
+use super::declared::{DeclaredPin, Direct, Requires};
 use crate::input::source::{InputError, Source};
 use crate::model::package::{Ecosystem, PackageName, Version};
 
@@ -116,13 +116,6 @@ pub fn dependencies(source: &Source) -> Result<(Requires, Direct), InputError> {
     }
     Ok((requires, direct))
 }
-
-/// Package names the service itself depends on.
-pub type Direct = std::collections::BTreeSet<PackageName>;
-
-/// Package names, each with the names it depends on.
-pub type Requires =
-    std::collections::BTreeMap<PackageName, std::collections::BTreeSet<PackageName>>;
 
 /// Whether `path` names a lock this module reads.
 pub fn is_lock(path: &Path) -> bool {

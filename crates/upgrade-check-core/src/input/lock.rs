@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::baseline::{Declared, ReadInclude};
-use super::cargo_lock::Requires;
+use super::declared::{Declared, ReadInclude, Requires};
 use super::source::{InputError, Source};
 use crate::model::package::PackageName;
 

@@ -5,6 +5,7 @@
 pub mod baseline;
 pub mod cargo_lock;
 pub mod config;
+pub mod declared;
 pub mod har;
 pub mod inspect;
 pub mod lock;
