@@ -29,8 +29,7 @@ pub(super) async fn releases(
         builder = builder.header(header, value);
     }
     let shown = shown_url(index.url());
-    let response = builder
-        .send()
+    let response = super::send(builder)
         .await
         .with_context(|| format!("the registry index {shown} did not answer for {package}"))?;
     let status = response.status();

@@ -259,6 +259,51 @@ fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
+/// Tries at one request: a registry briefly down (a proxy's 503, a reset
+/// connection) is asked again rather than failing the run.
+const ATTEMPTS: u32 = 3;
+
+/// The pause before the second try; doubled before each next one.
+const FIRST_PAUSE: Duration = Duration::from_millis(400);
+
+/// Sends `request`, trying again after a pause when the failure is one a
+/// registry recovers from: no connection, a timeout, or 429, 500, 502, 503
+/// or 504 (a `Retry-After` of up to ten seconds is honoured). The last
+/// answer or error is returned as it is.
+pub(super) async fn send(request: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
+    use reqwest::StatusCode;
+    let mut pause = FIRST_PAUSE;
+    let mut attempt = 1;
+    loop {
+        let Some(this) = request.try_clone().filter(|_| attempt < ATTEMPTS) else {
+            return request.send().await;
+        };
+        let wait = match this.send().await {
+            Ok(response)
+                if matches!(
+                    response.status(),
+                    StatusCode::TOO_MANY_REQUESTS
+                        | StatusCode::INTERNAL_SERVER_ERROR
+                        | StatusCode::BAD_GATEWAY
+                        | StatusCode::SERVICE_UNAVAILABLE
+                        | StatusCode::GATEWAY_TIMEOUT
+                ) =>
+            {
+                response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok())
+                    .map_or(pause, |seconds| Duration::from_secs(seconds.min(10)))
+            }
+            Err(err) if err.is_connect() || err.is_timeout() => pause,
+            other => return other,
+        };
+        tokio::time::sleep(wait).await;
+        pause *= 2;
+        attempt += 1;
+    }
+}
+
 /// A URL as it may be shown: any password or token in it left out.
 pub(crate) fn shown_url(text: &str) -> String {
     match url::Url::parse(text) {

@@ -87,15 +87,12 @@ struct JsonFile {
 /// The files of one project page; `None` when the index does not have it.
 async fn project_page(client: &reqwest::Client, page: &str) -> anyhow::Result<Option<Vec<File>>> {
     let shown = shown_url(page);
-    let response = client
-        .get(page)
-        .header(
-            reqwest::header::ACCEPT,
-            format!("{JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"),
-        )
-        .send()
-        .await
-        .with_context(|| format!("the package index did not answer at {shown}"))?;
+    let response = super::send(client.get(page).header(
+        reqwest::header::ACCEPT,
+        format!("{JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"),
+    ))
+    .await
+    .with_context(|| format!("the package index did not answer at {shown}"))?;
     if response.status() == reqwest::StatusCode::NOT_FOUND {
         return Ok(None);
     }
@@ -181,9 +178,7 @@ async fn linked_files(
 ) -> anyhow::Result<Vec<File>> {
     let files = if location.starts_with("http://") || location.starts_with("https://") {
         let shown = shown_url(location);
-        let response = client
-            .get(location)
-            .send()
+        let response = super::send(client.get(location))
             .await
             .and_then(reqwest::Response::error_for_status)
             .with_context(|| format!("the find-links page {shown} did not answer"))?;
@@ -256,6 +251,56 @@ mod tests {
 
     fn package(name: &str) -> PackageName {
         PackageName::python(name).unwrap()
+    }
+
+    /// An index on loopback that gives each connection the next of
+    /// `answers` (status line and body), then closes it: the URL of its
+    /// page, and how many requests it had.
+    async fn index_answering(
+        answers: Vec<(&'static str, &'static str)>,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let page = format!("http://{}/simple/bcrypt/", listener.local_addr().unwrap());
+        let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = asked.clone();
+        tokio::spawn(async move {
+            for (status, body) in answers {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: {JSON}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                stream.write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        (page, asked)
+    }
+
+    const PAGE: &str = r#"{"meta": {"api-version": "1.1"}, "name": "bcrypt", "files": [{"filename": "bcrypt-4.0.1.tar.gz", "yanked": false, "hashes": {}, "url": "x"}]}"#;
+
+    #[tokio::test]
+    async fn an_index_briefly_unavailable_is_asked_again() {
+        let (page, asked) =
+            index_answering(vec![("503 Service Unavailable", ""), ("200 OK", PAGE)]).await;
+        let client = super::super::client(std::time::Duration::from_secs(10)).unwrap();
+        let files = project_page(&client, &page).await.unwrap().unwrap();
+        assert_eq!(files[0].filename, "bcrypt-4.0.1.tar.gz");
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+        // Down for good: three tries, then the answer is said.
+        let (page, asked) = index_answering(vec![("503 Service Unavailable", ""); 3]).await;
+        let err = project_page(&client, &page).await.unwrap_err().to_string();
+        assert!(err.contains("answered 503 Service Unavailable"), "{err}");
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+        // A project the index does not have is no failure to retry.
+        let (page, asked) = index_answering(vec![("404 Not Found", ""); 3]).await;
+        assert!(project_page(&client, &page).await.unwrap().is_none());
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]
