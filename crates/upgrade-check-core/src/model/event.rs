@@ -22,6 +22,9 @@ pub enum RunEvent {
     },
     /// `--overlay`: the service runs from a copy with these files on top.
     OverlayLaid { overlay: PathBuf, service: PathBuf },
+    /// Entries of the service's folder its copies leave out that a person
+    /// may expect in them (symlinks out of it or to nothing), with why.
+    SourceLeftOut { entries: Vec<String> },
     /// The tools that build the environments (`using uv 0.9 and Python 3.11 (…)`).
     Toolchain { description: String },
     /// What a tool being set up says (uv bootstrapping itself).
@@ -216,6 +219,11 @@ impl fmt::Display for RunEvent {
                 "service: {} laid over {}",
                 overlay.display(),
                 service.display()
+            ),
+            RunEvent::SourceLeftOut { entries } => write!(
+                f,
+                "left out of the service's copies: {}",
+                entries.join("; ")
             ),
             RunEvent::Toolchain { description } => write!(f, "using {description}"),
             RunEvent::ToolSetup { message } => write!(f, "{message}"),

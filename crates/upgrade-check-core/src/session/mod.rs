@@ -373,6 +373,16 @@ fn claim_state(
             service: inputs.config.service.root.clone(),
         });
     }
+    let source = crate::sys::source_tree::SourceTree::read(&inputs.config.service.root)?;
+    if !source.left_out().is_empty() {
+        events(&RunEvent::SourceLeftOut {
+            entries: source
+                .left_out()
+                .iter()
+                .map(|left| format!("{} ({})", left.path.display(), left.why))
+                .collect(),
+        });
+    }
     Ok(scratch)
 }
 

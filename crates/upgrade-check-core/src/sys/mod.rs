@@ -9,5 +9,6 @@ pub mod interrupt;
 pub mod log;
 pub mod process;
 pub mod redact;
+pub mod source_tree;
 pub mod state;
 pub mod sweep;

@@ -252,49 +252,15 @@ pub fn remove_stale_temp_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
     removed
 }
 
-/// Feeds every file under `dir` that `keep` accepts (source only, as
+/// Feeds every source file under `dir` that `keep` accepts (as
 /// [`copy_tree`] copies it) into `hasher`: relative paths and contents, in
-/// name order.
+/// path order.
 pub fn hash_tree(
     dir: &Path,
     hasher: &mut impl sha2::Digest,
-    keep: impl Fn(&Path) -> bool + Copy,
+    keep: impl Fn(&Path) -> bool,
 ) -> anyhow::Result<()> {
-    fn walk(
-        base: &Path,
-        dir: &Path,
-        hasher: &mut impl sha2::Digest,
-        keep: impl Fn(&Path) -> bool + Copy,
-    ) -> anyhow::Result<()> {
-        let mut entries: Vec<_> = fs_err::read_dir(dir)?.collect::<Result<_, _>>()?;
-        entries.sort_by_key(|entry| entry.file_name());
-        for entry in entries {
-            let name = entry.file_name();
-            if NOT_SOURCE.iter().any(|skip| name == *skip) {
-                continue;
-            }
-            let path = entry.path();
-            let kind = entry.file_type()?;
-            if kind.is_dir() && is_harness_dir(&path) {
-                continue;
-            }
-            if kind.is_dir() {
-                walk(base, &path, hasher, keep)?;
-            } else if kind.is_file() && keep(&path) {
-                let relative = path.strip_prefix(base).unwrap_or(&path);
-                let contents = fs_err::read(&path)?;
-                for part in [relative.as_os_str().as_encoded_bytes(), &contents[..]] {
-                    hasher.update((part.len() as u64).to_le_bytes());
-                    hasher.update(part);
-                }
-            }
-        }
-        Ok(())
-    }
-    if dir.is_dir() {
-        walk(dir, dir, hasher, keep)?;
-    }
-    Ok(())
+    super::source_tree::SourceTree::read(dir)?.hash_into(hasher, keep)
 }
 
 /// An exclusive lock on `path` (created if missing), held until dropped.
@@ -566,66 +532,16 @@ pub fn lock(path: &Path) -> anyhow::Result<File> {
     Ok(file)
 }
 
-/// Folders that are caches or environments, not the service's source.
-const NOT_SOURCE: &[&str] = &[
-    "__pycache__",
-    ".venv",
-    "venv",
-    ".git",
-    "target",
-    "node_modules",
-    ".pytest_cache",
-];
-
-/// The harness's own folders (state, cache), which may lie inside the
-/// service's tree: never copied with it, never hashed as its source.
-static HARNESS_DIRS: RwLock<Vec<PathBuf>> = RwLock::new(Vec::new());
-
-/// Keeps `dirs` out of every copy and digest of a service's tree.
+/// Keeps the harness's own folders (state, cache), which may lie inside
+/// the service's tree, out of every copy and digest of it.
 pub fn keep_out_of_source(dirs: &StateDirs) {
-    let mut known = HARNESS_DIRS.write().unwrap_or_else(|e| e.into_inner());
-    for dir in [&dirs.state, &dirs.cache] {
-        // Not made here: a folder that does not exist yet is known by its
-        // absolute path, which is what it will canonicalise to unless a
-        // symlink leads there.
-        let dir = dir
-            .canonicalize()
-            .or_else(|_| std::path::absolute(dir))
-            .unwrap_or_else(|_| dir.clone());
-        if !known.contains(&dir) {
-            known.push(dir);
-        }
-    }
+    super::source_tree::keep_out(&[&dirs.state, &dirs.cache]);
 }
 
-/// Whether the folder `dir` is one of the harness's own.
-fn is_harness_dir(dir: &Path) -> bool {
-    let known = HARNESS_DIRS.read().unwrap_or_else(|e| e.into_inner());
-    !known.is_empty() && dir.canonicalize().is_ok_and(|dir| known.contains(&dir))
-}
-
-/// Copies the service's source, leaving out caches, virtual environments
-/// and the harness's own folders.
+/// Copies the source under `from` into `to`: what
+/// [`super::source_tree`] counts as source, links inside kept as links.
 pub fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
-    fs_err::create_dir_all(to)?;
-    for entry in fs_err::read_dir(from)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if NOT_SOURCE.iter().any(|skip| name == *skip) {
-            continue;
-        }
-        let kind = entry.file_type()?;
-        let target = to.join(&name);
-        if kind.is_dir() && is_harness_dir(&entry.path()) {
-            continue;
-        }
-        if kind.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else if kind.is_file() {
-            fs_err::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
+    super::source_tree::SourceTree::read(from)?.copy_to(to)
 }
 
 #[cfg(test)]

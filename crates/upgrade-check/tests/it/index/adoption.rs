@@ -282,6 +282,12 @@ fn init_on_a_flask_factory_started_by_a_procfile_runs_green() {
             .unwrap()
             .contains("\"dragons\""),
     );
+    // An ignored `.env` beside it (never copied: unit-tested in
+    // `sys::source_tree`); a symlink out of the service's folder is left
+    // out of its copies, and said.
+    std::fs::write(ctx.path(".gitignore"), "/target/\n*.snap.new\n.env\n").unwrap();
+    std::fs::write(ctx.path(".env"), "CONDUIT_SECRET=mine\n").unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", ctx.path("host.txt")).unwrap();
     let green = upgrade_check(&ctx, &[]);
     assert_eq!(green.code, 0, "{}\n{}", green.stdout, green.stderr);
     assert!(
@@ -290,6 +296,13 @@ fn init_on_a_flask_factory_started_by_a_procfile_runs_green() {
             .starts_with("✓ the baseline matches the accepted snapshots"),
         "{}",
         green.stdout
+    );
+    assert!(
+        green.stderr.contains(
+            "left out of the service's copies: host.txt (a symlink to /etc/hostname, outside the service's folder)"
+        ),
+        "{}",
+        green.stderr
     );
 }
 
