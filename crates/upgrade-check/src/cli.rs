@@ -7,8 +7,7 @@ use std::path::PathBuf;
 
 use std::io::IsTerminal as _;
 
-use clap::{Parser, Subcommand};
-use upgrade_check_core::follow_up::bisect::BisectRequest;
+use clap::{Args, Parser, Subcommand};
 use upgrade_check_core::input::config::StartMode;
 use upgrade_check_core::session::{Action, Options};
 
@@ -56,7 +55,7 @@ impl From<StartChoice> for StartMode {
     }
 }
 
-/// How to print the result.
+/// How to print a check's result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
     /// A summary table and each failure's diff, for people.
@@ -64,39 +63,41 @@ pub enum Format {
     Terminal,
     /// The whole result as JSON on stdout (also written to report.json).
     Json,
-    /// For `upgrade-check plan`: the shards as a GitHub Actions job matrix (`strategy.matrix`).
+}
+
+/// How to print a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// One cell per line: id, name, profile.
+    #[default]
+    Terminal,
+    /// The cells and what was skipped, as JSON.
+    Json,
+    /// The shards as a GitHub Actions job matrix (`strategy.matrix`).
     GithubMatrix,
 }
 
 /// Build the service against each cell of the matrix, replay the scenarios,
 /// compare with the accepted snapshots.
 #[derive(Parser)]
-#[command(name = "upgrade-check", version = crate::VERSION, args_conflicts_with_subcommands = false)]
+#[command(name = "upgrade-check", version = crate::VERSION)]
 pub struct Cli {
     /// What to do instead of running the whole matrix
     #[command(subcommand)]
     pub action: Option<Command>,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// What every command takes: where its files are, whether it may reach the
+/// network, and how much it says.
+#[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
+pub struct GlobalArgs {
     /// The config file [default: upgrade-check.toml here or in the nearest folder above]
     #[arg(global = true, help_heading = "Inputs", long)]
     pub config: Option<PathBuf>,
-    /// Run the baseline only and make its results the accepted snapshots
-    #[arg(global = true, help_heading = "What to check", long)]
-    pub accept: bool,
-    /// With --accept or `accept --cell`: accept answers that are 5xx or come with a traceback
-    #[arg(global = true, help_heading = "What to check", long)]
-    pub accept_unhealthy: bool,
-    /// How to print the result
-    #[arg(
-        global = true,
-        help_heading = "Output",
-        long,
-        value_enum,
-        default_value = "terminal"
-    )]
-    pub format: Format,
-    /// Services (and environment builds) at once [default: number of cores]
-    #[arg(global = true, help_heading = "Environments and cache", long, short, value_parser = parse_jobs)]
-    pub jobs: Option<usize>,
     /// Where reports and logs go [default: <cargo target dir>/upgrade-check]
     #[arg(
         global = true,
@@ -113,63 +114,9 @@ pub struct Cli {
         env = "UPGRADE_CHECK_CACHE_DIR"
     )]
     pub cache_dir: Option<PathBuf>,
-    /// PostgreSQL server to create throwaway databases on, instead of starting a cluster
-    #[arg(
-        global = true,
-        help_heading = "What to check",
-        long,
-        value_name = "postgresql://user:password@host:port/db"
-    )]
-    pub database_url: Option<String>,
-    /// Lay this folder's files over a copy of the service first (e.g. fixtures/incidents/INC-001)
-    #[arg(
-        global = true,
-        help_heading = "What to check",
-        long,
-        value_name = "DIR"
-    )]
-    pub overlay: Option<PathBuf>,
-    /// Install wheels only, never build a source distribution (no package code runs at install; use on PRs from forks)
-    #[arg(global = true, help_heading = "Environments and cache", long)]
-    pub no_build: bool,
     /// Never reach the package index: use what is cached (uv's downloads, resolutions, environments)
     #[arg(global = true, help_heading = "Environments and cache", long)]
     pub offline: bool,
-    /// Run only shard K of N of the plan (cells dealt round in plan order) and write a partial result; `auto` reads K and N from the CI's parallel job (GitLab's CI_NODE_INDEX/CI_NODE_TOTAL, Buildkite's BUILDKITE_PARALLEL_JOB/_COUNT, CircleCI's CIRCLE_NODE_INDEX/_TOTAL)
-    #[arg(global = true, help_heading = "What to check", long, value_name = "K/N|auto", value_parser = parse_shard, conflicts_with = "accept")]
-    pub shard: Option<Shard>,
-    /// Run every cell, even those whose recorded result's inputs are all unchanged
-    #[arg(global = true, help_heading = "Environments and cache", long)]
-    pub no_cache: bool,
-    /// Do not bisect a package whose newest candidate fails to find its newest safe version
-    #[arg(global = true, help_heading = "What to check", long)]
-    pub no_bisect: bool,
-    /// Replay the baseline once instead of twice (faster; nondeterministic fields are then not found)
-    #[arg(global = true, help_heading = "What to check", long)]
-    pub no_noise_check: bool,
-    /// How Python services start, instead of the config's `service.start`
-    #[arg(
-        global = true,
-        help_heading = "What to check",
-        long,
-        value_enum,
-        value_name = "HOW"
-    )]
-    pub start: Option<StartChoice>,
-    /// Fail (exit 1) when a cell prints warnings the baseline does not, even if every scenario passes
-    #[arg(global = true, help_heading = "What to check", long)]
-    pub deny_warnings: bool,
-    /// Pull-request mode: the baseline file (and snapshots) at this git ref are the base, and each changed pin is tried alone; with --accept, accept what the whole change answers
-    #[arg(
-        global = true,
-        help_heading = "What to check",
-        long,
-        value_name = "GIT_REF"
-    )]
-    pub since: Option<String>,
-    /// Also write every run event as one JSON object per line to FILE
-    #[arg(global = true, help_heading = "Output", long, value_name = "FILE")]
-    pub events: Option<PathBuf>,
     /// No progress on stderr; the result and errors only
     #[arg(
         global = true,
@@ -194,12 +141,78 @@ pub struct Cli {
     pub color: ColorChoice,
 }
 
+/// What the whole matrix's run takes besides [`CheckArgs`].
+#[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunArgs {
+    /// Run the baseline only and make its results the accepted snapshots
+    #[arg(help_heading = "What to check", long, conflicts_with = "overlay")]
+    pub accept: bool,
+    /// Pull-request mode: the baseline file (and snapshots) at this git ref are the base, and each changed pin is tried alone; with --accept, accept what the whole change answers
+    #[arg(help_heading = "What to check", long, value_name = "GIT_REF")]
+    pub since: Option<String>,
+    /// With --accept: accept answers that are 5xx or come with a traceback
+    #[arg(help_heading = "What to check", long, requires = "accept")]
+    pub accept_unhealthy: bool,
+    /// Run only shard K of N of the plan (cells dealt round in plan order) and write a partial result; `auto` reads K and N from the CI's parallel job (GitLab's CI_NODE_INDEX/CI_NODE_TOTAL, Buildkite's BUILDKITE_PARALLEL_JOB/_COUNT, CircleCI's CIRCLE_NODE_INDEX/_TOTAL)
+    #[arg(help_heading = "What to check", long, value_name = "K/N|auto", value_parser = parse_shard, conflicts_with = "accept")]
+    pub shard: Option<Shard>,
+    /// Do not bisect a package whose newest candidate fails to find its newest safe version
+    #[arg(help_heading = "What to check", long)]
+    pub no_bisect: bool,
+    /// Fail (exit 1) when a cell prints warnings the baseline does not, even if every scenario passes
+    #[arg(help_heading = "What to check", long)]
+    pub deny_warnings: bool,
+    #[command(flatten)]
+    pub check: CheckArgs,
+}
+
+/// What every command that builds cells and replays them takes: the run
+/// itself, `bisect` and `accept --cell` (which start from the working
+/// tree's baseline: `--since` is the run's alone).
+#[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckArgs {
+    /// Lay this folder's files over a copy of the service first (e.g. fixtures/incidents/INC-001)
+    #[arg(help_heading = "What to check", long, value_name = "DIR")]
+    pub overlay: Option<PathBuf>,
+    /// PostgreSQL server to create throwaway databases on, instead of starting a cluster
+    #[arg(
+        help_heading = "What to check",
+        long,
+        value_name = "postgresql://user:password@host:port/db"
+    )]
+    pub database_url: Option<String>,
+    /// Replay the baseline once instead of twice (faster; nondeterministic fields are then not found)
+    #[arg(help_heading = "What to check", long)]
+    pub no_noise_check: bool,
+    /// How Python services start, instead of the config's `service.start`
+    #[arg(help_heading = "What to check", long, value_enum, value_name = "HOW")]
+    pub start: Option<StartChoice>,
+    /// Services (and environment builds) at once [default: number of cores]
+    #[arg(help_heading = "Environments and cache", long, short, value_parser = parse_jobs)]
+    pub jobs: Option<usize>,
+    /// Install wheels only, never build a source distribution (no package code runs at install; use on PRs from forks)
+    #[arg(help_heading = "Environments and cache", long)]
+    pub no_build: bool,
+    /// Run every cell, even those whose recorded result's inputs are all unchanged
+    #[arg(help_heading = "Environments and cache", long)]
+    pub no_cache: bool,
+    /// How to print the result
+    #[arg(help_heading = "Output", long, value_enum, default_value = "terminal")]
+    pub format: Format,
+    /// Also write every run event as one JSON object per line to FILE
+    #[arg(help_heading = "Output", long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Set up a service folder: find its baseline file, how it starts and takes its port, and a health path (by starting it once), then write a commented upgrade-check.toml and scenarios/health.toml; never overwrites a file
     Init {
         /// The service's folder [default: the current folder]
         dir: Option<PathBuf>,
+        /// Install wheels only, never build a source distribution
+        #[arg(long)]
+        no_build: bool,
     },
     /// Record a scenario: start the service on its baseline behind a recording proxy on 127.0.0.1, send requests through it (a browser, curl, a frontend, a test suite), then Ctrl-C writes scenarios/NAME.toml
     Record {
@@ -211,6 +224,12 @@ pub enum Command {
         /// Stop after this long without a request (e.g. 30s), as well as on Ctrl-C
         #[arg(long, value_parser = humantime::parse_duration)]
         idle: Option<std::time::Duration>,
+        /// Accept what the baseline answers to the new scenario, rather than leave it pending
+        #[arg(long)]
+        accept: bool,
+        /// Install wheels only, never build a source distribution
+        #[arg(long)]
+        no_build: bool,
     },
     /// Turn recorded traffic into a scenario: a HAR file (a browser's "Save all as HAR", mitmproxy's HAR dump), or a Postman collection
     Import {
@@ -222,6 +241,15 @@ pub enum Command {
         /// With --format github-matrix: how many shards to split the cells into
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
         shards: u16,
+        /// How to print the plan
+        #[arg(long, value_enum, default_value = "terminal")]
+        format: PlanFormat,
+        /// Pull-request mode: the cells of the change since this git ref
+        #[arg(long, value_name = "GIT_REF")]
+        since: Option<String>,
+        /// Lay this folder's files over a copy of the service first
+        #[arg(long, value_name = "DIR")]
+        overlay: Option<PathBuf>,
     },
     /// Keep the cache bounded: remove environments unused for longer than --max-age, then the least recently used above --max-size
     Gc {
@@ -242,6 +270,12 @@ pub enum Command {
         cell: Option<String>,
         /// The scenarios (as the report's columns name them) to accept [default without --cell: every pending one]
         scenarios: Vec<String>,
+        /// With --cell: accept answers that are 5xx or come with a traceback
+        #[arg(long, requires = "cell")]
+        accept_unhealthy: bool,
+        /// With --cell: how the cell is built and run
+        #[command(flatten)]
+        check: CheckArgs,
     },
     /// Walk the pending snapshots one by one: the diff, then accept (a), reject (r) or skip (s)
     Review,
@@ -270,6 +304,8 @@ pub enum Command {
         /// Include pre-releases among the versions searched
         #[arg(long)]
         pre: bool,
+        #[command(flatten)]
+        check: CheckArgs,
     },
 }
 
@@ -306,6 +342,9 @@ pub enum ReportAction {
         /// Where the merged report goes [default: the state dir's report folder]
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// How to print the merged result
+        #[arg(long, value_enum, default_value = "terminal")]
+        format: Format,
     },
 }
 
@@ -400,51 +439,115 @@ fn parse_shard(text: &str) -> Result<Shard, String> {
 }
 
 impl Cli {
-    /// The library's options for a check that does `action`.
+    /// Parses `args` as clap does, then refuses what clap's rules cannot
+    /// say: the whole run's options given with a command (the global ones
+    /// aside, which go anywhere), and the run options of `accept` without
+    /// `--cell`.
+    pub fn try_parse_checked<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::CommandFactory as _;
+        let cli = Cli::try_parse_from(args)?;
+        let refuse = |message: String| {
+            Err(Cli::command().error(clap::error::ErrorKind::ArgumentConflict, message))
+        };
+        if let Some(action) = &cli.action
+            && cli.run != RunArgs::default()
+        {
+            let name = action.name();
+            return refuse(format!(
+                "an option of the whole matrix's run was given with `{name}`; the options `{name}` takes come after it (`upgrade-check {name} --help` lists them)"
+            ));
+        }
+        if let Some(Command::Accept {
+            cell: None, check, ..
+        }) = &cli.action
+            && *check != CheckArgs::default()
+        {
+            return refuse(
+                "`accept` without --cell runs nothing: its run options take effect with --cell"
+                    .to_owned(),
+            );
+        }
+        Ok(cli)
+    }
+}
+
+impl Command {
+    /// The command as it is typed.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Init { .. } => "init",
+            Command::Record { .. } => "record",
+            Command::Import { .. } => "import",
+            Command::Plan { .. } => "plan",
+            Command::Gc { .. } => "gc",
+            Command::Accept { .. } => "accept",
+            Command::Review => "review",
+            Command::Diff { .. } => "diff",
+            Command::Report { .. } => "report",
+            Command::Bisect { .. } => "bisect",
+        }
+    }
+}
+
+impl GlobalArgs {
+    /// The library's options for `action`, with nothing but these set.
     pub fn options(&self, action: Action) -> Options {
         Options {
             invoked_as: crate::invoked_as(),
-            // `auto` is read from the CI's variables by `resolved_shard`.
-            shard: match self.shard {
-                Some(Shard::Given(k, n)) => Some((k, n)),
-                _ => None,
-            },
             action,
+            shard: None,
             config: self.config.clone(),
             scenarios: Vec::new(),
-            accept: self.accept,
-            accept_unhealthy: self.accept_unhealthy,
-            jobs: self.jobs,
+            accept: false,
+            accept_unhealthy: false,
+            jobs: None,
             state_dir: self.state_dir.clone(),
             cache_dir: self.cache_dir.clone(),
-            database_url: self.database_url.clone(),
-            overlay: self.overlay.clone(),
-            no_build: self.no_build,
-            deny_warnings: self.deny_warnings,
-            no_noise_check: self.no_noise_check,
-            no_bisect: self.no_bisect,
-            no_cache: self.no_cache,
+            database_url: None,
+            overlay: None,
+            no_build: false,
+            deny_warnings: false,
+            no_noise_check: false,
+            no_bisect: false,
+            no_cache: false,
             offline: self.offline,
-            since: self.since.clone(),
-            start: self.start.map(StartMode::from),
+            since: None,
+            start: None,
         }
     }
+}
 
-    /// The bisection `bisect` asks for, if it is the command.
-    pub fn bisect_request(&self) -> Option<BisectRequest> {
-        match &self.action {
-            Some(Command::Bisect {
-                package,
-                from,
-                to,
-                pre,
-            }) => Some(BisectRequest {
-                package: package.clone(),
-                from: from.clone(),
-                to: to.clone(),
-                pre: *pre,
-            }),
-            _ => None,
+impl CheckArgs {
+    /// `options` with these set.
+    pub fn apply(&self, options: Options) -> Options {
+        Options {
+            overlay: self.overlay.clone(),
+            database_url: self.database_url.clone(),
+            no_noise_check: self.no_noise_check,
+            start: self.start.map(StartMode::from),
+            jobs: self.jobs,
+            no_build: self.no_build,
+            no_cache: self.no_cache,
+            ..options
+        }
+    }
+}
+
+impl RunArgs {
+    /// `options` with these and their [`CheckArgs`] set; the shard is
+    /// resolved apart (`auto` reads the CI's variables).
+    pub fn apply(&self, options: Options) -> Options {
+        Options {
+            accept: self.accept,
+            accept_unhealthy: self.accept_unhealthy,
+            since: self.since.clone(),
+            no_bisect: self.no_bisect,
+            deny_warnings: self.deny_warnings,
+            ..self.check.apply(options)
         }
     }
 }
@@ -459,7 +562,7 @@ mod tests {
 
     #[test]
     fn shard_auto_is_read_from_each_ci_s_parallel_job() {
-        let auto = parse(&["--shard", "auto"]).unwrap().shard.unwrap();
+        let auto = parse(&["--shard", "auto"]).unwrap().run.shard.unwrap();
         let given = |vars: &[(&str, &str)]| {
             let vars: Vec<(String, String)> = vars
                 .iter()
@@ -486,18 +589,93 @@ mod tests {
         let wrong = given(&[("CI_NODE_INDEX", "4"), ("CI_NODE_TOTAL", "3")]);
         assert!(auto.resolve(wrong).is_err());
         assert_eq!(
-            parse(&["--shard", "2/3"]).unwrap().shard,
+            parse(&["--shard", "2/3"]).unwrap().run.shard,
             Some(Shard::Given(2, 3))
         );
         assert!(parse(&["--shard", "4/3"]).is_err());
     }
 
     #[test]
-    fn options_are_taken_after_a_subcommand_too() {
-        let args = parse(&["plan", "--format", "json", "--jobs", "2"]).unwrap();
-        assert_eq!(args.format, Format::Json);
-        assert_eq!(args.jobs, Some(2));
-        assert!(parse(&["gc", "--max-age", "1d", "--cache-dir", "/tmp/x"]).is_ok());
+    fn each_command_takes_its_own_options_and_the_global_ones_anywhere() {
+        let plan = parse(&[
+            "plan",
+            "--format",
+            "github-matrix",
+            "--since",
+            "origin/main",
+        ])
+        .unwrap();
+        assert!(matches!(
+            plan.action,
+            Some(Command::Plan {
+                format: PlanFormat::GithubMatrix,
+                ..
+            })
+        ));
+        assert!(parse(&["gc", "--max-age", "1d", "--cache-dir", "/tmp/x", "-q"]).is_ok());
+        assert!(parse(&["--offline", "bisect", "bcrypt", "--jobs", "2", "--no-build"]).is_ok());
+        // What a command does not take is a usage error, not ignored.
+        for refused in [
+            &["gc", "--dry-run", "--since", "no-such-ref"][..],
+            &["gc", "--start", "cold"],
+            &["plan", "--jobs", "2"],
+            &["--accept", "plan"],
+            &["bisect", "bcrypt", "--since", "origin/main"],
+            &["bisect", "bcrypt", "--accept"],
+            &["diff", "a", "b", "--shard", "1/2"],
+            &["--format", "github-matrix"],
+            &["--accept", "--shard", "1/2"],
+            &["--accept", "--overlay", "fixtures/incidents/INC-001"],
+            &["--accept-unhealthy"],
+        ] {
+            let err = Cli::try_parse_checked(["upgrade-check"].iter().chain(refused));
+            assert!(err.is_err(), "{refused:?} parsed");
+            assert_eq!(err.err().unwrap().exit_code(), 2, "{refused:?}");
+        }
+        // `accept` runs a cell only with --cell; its run options need it.
+        let err = Cli::try_parse_checked(["upgrade-check", "accept", "login", "--jobs", "2"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("take effect with --cell"), "{err}");
+        assert!(
+            Cli::try_parse_checked([
+                "upgrade-check",
+                "accept",
+                "--cell",
+                "mime_guess 2.0.5",
+                "download",
+                "--jobs",
+                "2",
+                "--accept-unhealthy"
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_command_s_help_lists_its_own_options_and_the_global_ones_alone() {
+        use clap::CommandFactory;
+        let mut command = Cli::command();
+        command.build();
+        let gc = command
+            .find_subcommand_mut("gc")
+            .unwrap()
+            .render_help()
+            .to_string();
+        for own in ["--max-age", "--dry-run", "--config", "--offline", "--quiet"] {
+            assert!(gc.contains(own), "{own}\n{gc}");
+        }
+        for other in [
+            "--since",
+            "--jobs",
+            "--shard",
+            "--accept",
+            "--overlay",
+            "--format",
+        ] {
+            assert!(!gc.contains(other), "{other}\n{gc}");
+        }
     }
 
     #[test]

@@ -14,7 +14,6 @@ mod progress;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::Parser;
 use upgrade_check_core::model::report::ExitStatus;
 
 /// The version `--version` prints.
@@ -55,7 +54,7 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
         *first = OsString::from("upgrade-check");
     }
     let _ = INVOKED_AS.set(program);
-    let cli = cli::Cli::parse_from(args);
+    let cli = cli::Cli::try_parse_checked(args).unwrap_or_else(|err| err.exit());
     let status = match commands::run(&cli) {
         Ok(status) => status,
         Err(err) => {

@@ -4,53 +4,84 @@
 
 use std::sync::Arc;
 
-use anyhow::bail;
 use upgrade_check_core::follow_up::bisect::Bisected;
 use upgrade_check_core::model::cell::Plan;
 use upgrade_check_core::model::event::{Events, RunEvent};
 use upgrade_check_core::model::report::ExitStatus;
 use upgrade_check_core::plan::shard;
 use upgrade_check_core::report;
-use upgrade_check_core::session::{self, Action, Finished};
+use upgrade_check_core::session::{self, Finished, Options};
 
-use crate::cli::{Cli, Format};
+use crate::cli::{CheckArgs, Format, GlobalArgs, PlanFormat, Shard};
 use crate::events_log::EventLog;
 use crate::progress::Progress;
 
-/// Runs `action` and shows what it finished with.
-pub fn run(cli: &Cli, action: Action) -> anyhow::Result<ExitStatus> {
-    if cli.format == Format::GithubMatrix {
-        bail!("--format github-matrix is for `upgrade-check plan`");
+/// Runs the check `options` ask for and shows what it finished with.
+pub fn run(
+    global: &GlobalArgs,
+    check: &CheckArgs,
+    mut options: Options,
+    shard: Option<Shard>,
+) -> anyhow::Result<ExitStatus> {
+    if let Some(shard) = shard {
+        options.shard = Some(shard.resolve(|name| std::env::var(name).ok())?);
     }
-    check(cli, action, 0)
+    let shown = Shown {
+        global,
+        format: match check.format {
+            Format::Terminal => PlanFormat::Terminal,
+            Format::Json => PlanFormat::Json,
+        },
+        shards: 0,
+    };
+    session_with_events(global, check.events.as_deref(), options, shown)
 }
 
 /// `upgrade-check plan`: the plan, in `shards` shards for a job matrix.
-pub fn plan(cli: &Cli, shards: usize) -> anyhow::Result<ExitStatus> {
-    check(cli, Action::Plan, shards)
+pub fn plan(
+    global: &GlobalArgs,
+    options: Options,
+    format: PlanFormat,
+    shards: usize,
+) -> anyhow::Result<ExitStatus> {
+    let shown = Shown {
+        global,
+        format,
+        shards,
+    };
+    session_with_events(global, None, options, shown)
 }
 
-fn check(cli: &Cli, action: Action, shards: usize) -> anyhow::Result<ExitStatus> {
-    let progress = Arc::new(Progress::new(cli.quiet, cli.verbose));
-    let log = match &cli.events {
+/// How the answer is shown.
+struct Shown<'a> {
+    global: &'a GlobalArgs,
+    format: PlanFormat,
+    /// For a plan as a job matrix: how many shards.
+    shards: usize,
+}
+
+fn session_with_events(
+    global: &GlobalArgs,
+    events_file: Option<&std::path::Path>,
+    options: Options,
+    shown: Shown,
+) -> anyhow::Result<ExitStatus> {
+    let progress = Arc::new(Progress::new(global.quiet, global.verbose));
+    let log = match events_file {
         Some(path) => Some(Arc::new(EventLog::create(path)?)),
         None => None,
     };
-    let (shown, logged) = (progress.clone(), log.clone());
+    let (on_screen, logged) = (progress.clone(), log.clone());
     let events: Events = Arc::new(move |event: &RunEvent| {
-        shown.show(event);
+        on_screen.show(event);
         if let Some(log) = &logged {
             log.write(event);
         }
     });
-    let mut options = cli.options(action);
-    if let Some(shard) = cli.shard {
-        options.shard = Some(shard.resolve(|name| std::env::var(name).ok())?);
-    }
     let finished = session::upgrade_check(options, events);
     // The summary goes below the live display, never through it.
     progress.finish();
-    let answered = finished.and_then(|finished| answer(cli, finished, shards));
+    let answered = finished.and_then(|finished| answer(&shown, finished));
     if let Some(log) = &log {
         log.finish(&answered);
     }
@@ -58,10 +89,10 @@ fn check(cli: &Cli, action: Action, shards: usize) -> anyhow::Result<ExitStatus>
 }
 
 /// What a finished session shows on stdout, and its exit status.
-fn answer(cli: &Cli, finished: Finished, shards: usize) -> anyhow::Result<ExitStatus> {
+fn answer(shown: &Shown, finished: Finished) -> anyhow::Result<ExitStatus> {
     match finished {
         Finished::Planned(plan) => {
-            print_plan(&plan, cli.format, shards)?;
+            print_plan(&plan, shown.format, shown.shards)?;
             Ok(ExitStatus::Pass)
         }
         Finished::Reported {
@@ -69,18 +100,18 @@ fn answer(cli: &Cli, finished: Finished, shards: usize) -> anyhow::Result<ExitSt
             written,
             status,
         } => {
-            match cli.format {
-                Format::Json => crate::outln!("{}", serde_json::to_string_pretty(&report)?),
-                Format::Terminal | Format::GithubMatrix => crate::output::print_summary(
+            match shown.format {
+                PlanFormat::Json => crate::outln!("{}", serde_json::to_string_pretty(&report)?),
+                PlanFormat::Terminal | PlanFormat::GithubMatrix => crate::output::print_summary(
                     &report::terminal::render(&report),
-                    cli.color.for_stdout(),
+                    shown.global.color.for_stdout(),
                 ),
             }
             let written: Vec<String> = written
                 .iter()
                 .map(|path| path.display().to_string())
                 .collect();
-            if !cli.quiet {
+            if !shown.global.quiet {
                 crate::errln!("reports: {}", written.join(", "));
             }
             Ok(status)
@@ -112,9 +143,9 @@ fn answer(cli: &Cli, finished: Finished, shards: usize) -> anyhow::Result<ExitSt
 }
 
 /// The plan on stdout: one cell per line, JSON, or a job matrix of shards.
-fn print_plan(plan: &Plan, format: Format, shards: usize) -> anyhow::Result<()> {
+fn print_plan(plan: &Plan, format: PlanFormat, shards: usize) -> anyhow::Result<()> {
     match format {
-        Format::GithubMatrix => {
+        PlanFormat::GithubMatrix => {
             let include: Vec<serde_json::Value> = (0..shards)
                 .map(|index| {
                     let names: Vec<String> = shard(plan, index, shards)
@@ -131,7 +162,7 @@ fn print_plan(plan: &Plan, format: Format, shards: usize) -> anyhow::Result<()> 
                 .collect();
             crate::outln!("{}", serde_json::json!({ "include": include }));
         }
-        Format::Terminal => {
+        PlanFormat::Terminal => {
             for cell in &plan.cells {
                 crate::outln!("{}\t{}\t{}", cell.id, cell.name, cell.profile);
             }
@@ -139,7 +170,7 @@ fn print_plan(plan: &Plan, format: Format, shards: usize) -> anyhow::Result<()> 
                 crate::outln!("# skipped: {skipped}");
             }
         }
-        Format::Json => {
+        PlanFormat::Json => {
             let cells: Vec<serde_json::Value> = plan
                 .cells
                 .iter()

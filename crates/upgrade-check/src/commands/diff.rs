@@ -6,13 +6,13 @@ use std::path::Path;
 use upgrade_check_core::model::report::ExitStatus;
 use upgrade_check_core::report::cell_diff;
 
-use crate::cli::Cli;
+use crate::cli::GlobalArgs;
 
-pub fn run(cli: &Cli, a: &str, b: &str) -> anyhow::Result<ExitStatus> {
-    let config = super::config_path(cli)?;
+pub fn run(global: &GlobalArgs, a: &str, b: &str) -> anyhow::Result<ExitStatus> {
+    let config = super::config_path(global)?;
     let config_dir = config.parent().unwrap_or(Path::new(""));
     let (text, differ) =
-        cell_diff::compare(&super::state_dirs(cli, config_dir)?.report_dir(), a, b)?;
+        cell_diff::compare(&super::state_dirs(global, config_dir)?.report_dir(), a, b)?;
     crate::out!("{text}");
     Ok(if differ {
         ExitStatus::Regression

@@ -6,13 +6,13 @@ use std::path::Path;
 use upgrade_check_core::model::report::ExitStatus;
 use upgrade_check_core::sys::gc::{self, Policy};
 
-use crate::cli::Cli;
+use crate::cli::GlobalArgs;
 
-pub fn run(cli: &Cli, policy: Policy) -> anyhow::Result<ExitStatus> {
-    let dirs = super::state_dirs(cli, Path::new(""))?;
+pub fn run(global: &GlobalArgs, policy: Policy) -> anyhow::Result<ExitStatus> {
+    let dirs = super::state_dirs(global, Path::new(""))?;
     // The state folder is gc's when named, or when nothing is named (the
     // default layout keeps the cache in it); never when only --cache-dir is.
-    let state_given = cli.state_dir.is_some() || cli.cache_dir.is_none();
+    let state_given = global.state_dir.is_some() || global.cache_dir.is_none();
     let collected = gc::collect(&dirs, policy, state_given)?;
     let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
     let verb = if policy.dry_run {

@@ -6,15 +6,15 @@ use std::path::Path;
 use upgrade_check_core::model::report::ExitStatus;
 use upgrade_check_core::session::{Action, import};
 
-use crate::cli::Cli;
+use crate::cli::GlobalArgs;
 
 pub fn har(
-    cli: &Cli,
+    global: &GlobalArgs,
     file: &Path,
     name: Option<&str>,
     origin: Option<&str>,
 ) -> anyhow::Result<ExitStatus> {
-    let imported = import::import_har(&cli.options(Action::Run), file, name, origin)?;
+    let imported = import::import_har(&global.options(Action::Run), file, name, origin)?;
     let here = std::env::current_dir().unwrap_or_default();
     let shown = imported
         .scenario
@@ -43,12 +43,12 @@ pub fn har(
 }
 
 pub fn postman(
-    cli: &Cli,
+    global: &GlobalArgs,
     collection: &Path,
     environment: Option<&Path>,
 ) -> anyhow::Result<ExitStatus> {
     let (written, notes) =
-        import::import_postman(&cli.options(Action::Run), collection, environment)?;
+        import::import_postman(&global.options(Action::Run), collection, environment)?;
     let here = std::env::current_dir().unwrap_or_default();
     for made in &written {
         let shown = made.scenario.strip_prefix(&here).unwrap_or(&made.scenario);

@@ -6,24 +6,28 @@ use std::sync::Arc;
 
 use upgrade_check_core::model::event::{Events, RunEvent};
 use upgrade_check_core::model::report::ExitStatus;
-use upgrade_check_core::session::{Action, init};
+use upgrade_check_core::session::{Options, init};
 
-use crate::cli::Cli;
+use crate::cli::GlobalArgs;
 use crate::progress::Progress;
 
 /// Exit 0 when the service started and answered its health path; 1 when
 /// the files are written but it did not (the reason is printed); 2 when
 /// nothing could be written.
-pub fn run(cli: &Cli, dir: Option<&Path>) -> anyhow::Result<ExitStatus> {
+pub fn run(
+    global: &GlobalArgs,
+    dir: Option<&Path>,
+    options: Options,
+) -> anyhow::Result<ExitStatus> {
     let dir = dir.unwrap_or(Path::new("."));
-    let progress = Arc::new(Progress::new(cli.quiet, cli.verbose));
+    let progress = Arc::new(Progress::new(global.quiet, global.verbose));
     let shown = progress.clone();
     let events: Events = Arc::new(move |event: &RunEvent| shown.show(event));
     crate::errln!(
         "init: reading {} and starting the service once…",
         dir.display()
     );
-    let done = init::init(dir, &cli.options(Action::Run), events);
+    let done = init::init(dir, &options, events);
     progress.finish();
     let done = done?;
     let found = &done.inspection;

@@ -6,20 +6,26 @@ use std::path::{Path, PathBuf};
 use upgrade_check_core::model::report::ExitStatus;
 use upgrade_check_core::report;
 
-use crate::cli::{Cli, Format};
+use crate::cli::{Format, GlobalArgs};
 
-pub fn run(cli: &Cli, dirs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<ExitStatus> {
+pub fn run(
+    global: &GlobalArgs,
+    dirs: &[PathBuf],
+    out: Option<&Path>,
+    format: Format,
+) -> anyhow::Result<ExitStatus> {
     let merged = report::merge::merge(report::merge::read_parts(dirs)?)?;
     let out = match out {
         Some(out) => out.to_owned(),
-        None => super::state_dirs(cli, Path::new(""))?.report_dir(),
+        None => super::state_dirs(global, Path::new(""))?.report_dir(),
     };
     let written = report::write_all(&merged, &out)?;
-    match cli.format {
+    match format {
         Format::Json => crate::outln!("{}", serde_json::to_string_pretty(&merged)?),
-        _ => {
-            crate::output::print_summary(&report::terminal::render(&merged), cli.color.for_stdout())
-        }
+        Format::Terminal => crate::output::print_summary(
+            &report::terminal::render(&merged),
+            global.color.for_stdout(),
+        ),
     }
     let written: Vec<String> = written
         .iter()

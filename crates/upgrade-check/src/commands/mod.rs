@@ -11,41 +11,77 @@ mod review;
 
 use std::path::{Path, PathBuf};
 
+use upgrade_check_core::follow_up::bisect::BisectRequest;
 use upgrade_check_core::model::report::ExitStatus;
-use upgrade_check_core::session::{self, Action};
+use upgrade_check_core::session::{self, Action, Options};
 use upgrade_check_core::sys::state::StateDirs;
 
-use crate::cli::{Cli, Command, ImportSource, ReportAction};
+use crate::cli::{Cli, Command, GlobalArgs, ImportSource, ReportAction};
 
 pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
+    let global = &cli.global;
     match &cli.action {
-        None => check::run(cli, Action::Run),
-        Some(Command::Plan { shards }) => check::plan(cli, usize::from(*shards)),
-        Some(Command::Bisect { .. }) => {
-            let request = cli.bisect_request().expect("the command is bisect");
-            check::run(cli, Action::Bisect(request))
+        None => {
+            let options = cli.run.apply(global.options(Action::Run));
+            check::run(global, &cli.run.check, options, cli.run.shard)
+        }
+        Some(Command::Plan {
+            shards,
+            format,
+            since,
+            overlay,
+        }) => {
+            let options = Options {
+                since: since.clone(),
+                overlay: overlay.clone(),
+                ..global.options(Action::Plan)
+            };
+            check::plan(global, options, *format, usize::from(*shards))
+        }
+        Some(Command::Bisect {
+            package,
+            from,
+            to,
+            pre,
+            check,
+        }) => {
+            let request = BisectRequest {
+                package: package.clone(),
+                from: from.clone(),
+                to: to.clone(),
+                pre: *pre,
+            };
+            let options = check.apply(global.options(Action::Bisect(request)));
+            check::run(global, check, options, None)
         }
         Some(Command::Accept {
             cell: Some(cell),
             scenarios,
-        }) => check::run(
-            cli,
-            Action::AcceptAlternative {
+            accept_unhealthy,
+            check,
+        }) => {
+            let action = Action::AcceptAlternative {
                 cell: cell.clone(),
                 scenarios: scenarios.clone(),
-            },
-        ),
+            };
+            let options = Options {
+                accept_unhealthy: *accept_unhealthy,
+                ..check.apply(global.options(action))
+            };
+            check::run(global, check, options, None)
+        }
         Some(Command::Accept {
             cell: None,
             scenarios,
-        }) => review::accept(cli, scenarios),
-        Some(Command::Review) => review::review(cli),
+            ..
+        }) => review::accept(global, scenarios),
+        Some(Command::Review) => review::review(global),
         Some(Command::Gc {
             max_age,
             max_size,
             dry_run,
         }) => gc::run(
-            cli,
+            global,
             upgrade_check_core::sys::gc::Policy {
                 max_age: *max_age,
                 max_bytes: *max_size,
@@ -53,32 +89,57 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
             },
         ),
         Some(Command::Report {
-            action: ReportAction::Merge { dirs, out },
-        }) => merge::run(cli, dirs, out.as_deref()),
-        Some(Command::Diff { cell_a, cell_b }) => diff::run(cli, cell_a, cell_b),
-        Some(Command::Init { dir }) => init::run(cli, dir.as_deref()),
-        Some(Command::Record { name, listen, idle }) => record::run(cli, name, *listen, *idle),
+            action: ReportAction::Merge { dirs, out, format },
+        }) => merge::run(global, dirs, out.as_deref(), *format),
+        Some(Command::Diff { cell_a, cell_b }) => diff::run(global, cell_a, cell_b),
+        Some(Command::Init { dir, no_build }) => init::run(
+            global,
+            dir.as_deref(),
+            Options {
+                no_build: *no_build,
+                ..global.options(Action::Run)
+            },
+        ),
+        Some(Command::Record {
+            name,
+            listen,
+            idle,
+            accept,
+            no_build,
+        }) => {
+            let recording = upgrade_check_core::session::record::Recording {
+                name: name.clone(),
+                listen: *listen,
+                idle: *idle,
+                accept: *accept,
+            };
+            let options = Options {
+                no_build: *no_build,
+                ..global.options(Action::Run)
+            };
+            record::run(global, &recording, &options)
+        }
         Some(Command::Import {
             source: ImportSource::Har { file, name, origin },
-        }) => import::har(cli, file, name.as_deref(), origin.as_deref()),
+        }) => import::har(global, file, name.as_deref(), origin.as_deref()),
         Some(Command::Import {
             source:
                 ImportSource::Postman {
                     collection,
                     environment,
                 },
-        }) => import::postman(cli, collection, environment.as_deref()),
+        }) => import::postman(global, collection, environment.as_deref()),
     }
 }
 
 /// The config file: `--config`, else the one found from here upwards.
-fn config_path(cli: &Cli) -> anyhow::Result<PathBuf> {
-    cli.options(Action::Run).config_path()
+fn config_path(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
+    global.options(Action::Run).config_path()
 }
 
 /// The state folders for the config in `config_dir`.
-fn state_dirs(cli: &Cli, config_dir: &Path) -> anyhow::Result<StateDirs> {
-    session::state_dirs(&cli.options(Action::Run), config_dir)
+fn state_dirs(global: &GlobalArgs, config_dir: &Path) -> anyhow::Result<StateDirs> {
+    session::state_dirs(&global.options(Action::Run), config_dir)
 }
 
 /// `1 step`, `3 steps`.

@@ -5,28 +5,22 @@ use std::sync::Arc;
 
 use upgrade_check_core::model::event::{Events, RunEvent};
 use upgrade_check_core::model::report::ExitStatus;
-use upgrade_check_core::session::{Action, record};
+use upgrade_check_core::session::{Options, record};
 
-use crate::cli::Cli;
+use crate::cli::GlobalArgs;
 use crate::progress::Progress;
 
 pub fn run(
-    cli: &Cli,
-    name: &str,
-    listen: std::net::SocketAddr,
-    idle: Option<std::time::Duration>,
+    global: &GlobalArgs,
+    recording: &record::Recording,
+    options: &Options,
 ) -> anyhow::Result<ExitStatus> {
-    let progress = Arc::new(Progress::new(cli.quiet, cli.verbose));
+    let name = &recording.name;
+    let progress = Arc::new(Progress::new(global.quiet, global.verbose));
     let shown = progress.clone();
     let events: Events = Arc::new(move |event: &RunEvent| shown.show(event));
-    let recording = record::Recording {
-        name: name.to_owned(),
-        listen,
-        idle,
-        accept: cli.accept,
-    };
     let finish = progress.clone();
-    let done = record::record(&cli.options(Action::Run), &recording, events, &|url| {
+    let done = record::record(options, recording, events, &|url| {
         finish.finish();
         crate::outln!("recording: send requests to {url} (Ctrl-C writes scenarios/{name}.toml)");
     });
@@ -46,7 +40,11 @@ pub fn run(
     match &done.snapshot {
         Some((path, text)) => {
             let path = path.strip_prefix(&here).unwrap_or(path);
-            let verb = if cli.accept { "accepted" } else { "pending" };
+            let verb = if recording.accept {
+                "accepted"
+            } else {
+                "pending"
+            };
             crate::outln!(
                 "replayed on the baseline; {verb} snapshot {}:",
                 path.display()
@@ -55,7 +53,7 @@ pub fn run(
         }
         None => crate::outln!("replayed on the baseline; no snapshot was written"),
     }
-    if !cli.accept {
+    if !recording.accept {
         crate::outln!(
             "next: `{program} accept {name}` accepts it (`{program} record NAME --accept` accepts as it records)",
             program = crate::invoked_as()

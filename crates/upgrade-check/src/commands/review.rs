@@ -12,19 +12,19 @@ use upgrade_check_core::model::report::ExitStatus;
 use upgrade_check_core::run::relative;
 use upgrade_check_core::session;
 
-use crate::cli::Cli;
+use crate::cli::GlobalArgs;
 
 /// The config and its pending snapshots; refused in CI.
-fn load(cli: &Cli) -> anyhow::Result<(Config, Vec<Pending>)> {
+fn load(global: &GlobalArgs) -> anyhow::Result<(Config, Vec<Pending>)> {
     session::refuse_accepting_in_ci()?;
-    let config = Config::load(&super::config_path(cli)?)?;
+    let config = Config::load(&super::config_path(global)?)?;
     let pending = snapshot::pending(&config.replay.snapshots)?;
     Ok((config, pending))
 }
 
 /// `upgrade-check accept [SCENARIO…]`.
-pub fn accept(cli: &Cli, scenarios: &[String]) -> anyhow::Result<ExitStatus> {
-    let (config, pending) = load(cli)?;
+pub fn accept(global: &GlobalArgs, scenarios: &[String]) -> anyhow::Result<ExitStatus> {
+    let (config, pending) = load(global)?;
     let shown = |pending: &Pending| relative(&pending.accepted, config.base_dir());
     {
         {
@@ -43,8 +43,8 @@ pub fn accept(cli: &Cli, scenarios: &[String]) -> anyhow::Result<ExitStatus> {
 }
 
 /// `upgrade-check review`.
-pub fn review(cli: &Cli) -> anyhow::Result<ExitStatus> {
-    let (config, pending) = load(cli)?;
+pub fn review(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+    let (config, pending) = load(global)?;
     let shown = |pending: &Pending| relative(&pending.accepted, config.base_dir());
     {
         {

@@ -32,7 +32,7 @@ fn comparable(mut report: Value) -> Value {
 fn three_shards_merged_equal_one_run() {
     let ctx = TestContext::new();
 
-    let matrix = ctx.run(&["--format", "github-matrix", "plan", "--shards", "3"]);
+    let matrix = ctx.run(&["plan", "--format", "github-matrix", "--shards", "3"]);
     assert_eq!(matrix.code, 0, "{}", matrix.stderr);
     let matrix: Value = serde_json::from_str(&matrix.stdout).unwrap();
     let include = matrix["include"].as_array().unwrap();

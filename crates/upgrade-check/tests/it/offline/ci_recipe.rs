@@ -1,6 +1,5 @@
 //! The CI recipe in docs/ci/ stays true to the CLI and to its promises.
 
-use clap::Parser;
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn load(name: &str) -> Yaml {
@@ -143,7 +142,7 @@ fn check_commands_parse(commands: Vec<Vec<String>>) {
         };
         let args =
             std::iter::once("upgrade-check".to_owned()).chain(command.into_iter().skip(skip));
-        let parsed = upgrade_check::cli::Cli::try_parse_from(args.clone()).map_err(|err| {
+        let parsed = upgrade_check::cli::Cli::try_parse_checked(args.clone()).map_err(|err| {
             // `--version` and `--help` answer and stop: they parsed.
             match err.kind() {
                 clap::error::ErrorKind::DisplayVersion | clap::error::ErrorKind::DisplayHelp => {
@@ -299,7 +298,7 @@ fn the_sharded_check_plans_runs_shards_and_merges() {
     );
     let runs = run_lines(&workflow).join("\n");
     for needed in [
-        "--format github-matrix plan",
+        "plan --since \"origin/${{ github.base_ref }}\" --format github-matrix",
         "--shard \"${{ matrix.shard }}\"",
         "report merge shards/*",
     ] {
