@@ -8,7 +8,8 @@ use crate::judge::snapshot;
 use crate::model::cell::Pin;
 use crate::model::package;
 use crate::model::report::Verdict;
-use crate::run::{self, CellOutcome, RunContext, relative};
+use crate::run::{self, CellOutcome, RunContext};
+use crate::sys::state::relative;
 
 /// Writes the results of the plan's one cell as the accepted snapshots: the
 /// baseline's, or on a pull request's branch the whole change's (what the

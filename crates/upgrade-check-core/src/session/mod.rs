@@ -868,7 +868,7 @@ fn unexplained_snapshots(
     let mut unexplained = Vec::new();
     for key in &ctx.changed_snapshots {
         let working = snapshot::accepted_path(&ctx.config.replay.snapshots, key);
-        let file = run::relative(&working, ctx.config.base_dir());
+        let file = crate::sys::state::relative(&working, ctx.config.base_dir());
         let Some(whole) = whole else {
             unexplained.push(format!(
                 "{file} is changed in this change, but no pin changed: nothing here answers that way"

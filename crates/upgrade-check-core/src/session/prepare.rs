@@ -296,7 +296,7 @@ pub(super) async fn check_matrix_packages(
         message: format!(
             "{} is not installed by the service: its baseline ({}) resolves no such package, so a cell pinning it would change nothing; list a package the service depends on",
             stranger.package,
-            crate::run::relative(&builder.baseline().path, config.base_dir())
+            crate::sys::state::relative(&builder.baseline().path, config.base_dir())
         ),
     }
     .into())

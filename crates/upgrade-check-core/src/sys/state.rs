@@ -538,6 +538,14 @@ pub fn keep_out_of_source(dirs: &StateDirs) {
     super::source_tree::keep_out(&[&dirs.state, &dirs.cache]);
 }
 
+/// `path` relative to `base` for messages, or as it is when outside it.
+pub fn relative(path: &Path, base: &Path) -> String {
+    path.strip_prefix(base)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
 /// Copies the source under `from` into `to`: what
 /// [`super::source_tree`] counts as source, links inside kept as links.
 pub fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {

@@ -9,8 +9,8 @@ use anyhow::bail;
 use upgrade_check_core::input::config::Config;
 use upgrade_check_core::judge::snapshot::{self, Pending};
 use upgrade_check_core::model::report::ExitStatus;
-use upgrade_check_core::run::relative;
 use upgrade_check_core::session;
+use upgrade_check_core::sys::state::relative;
 
 use crate::cli::GlobalArgs;
 

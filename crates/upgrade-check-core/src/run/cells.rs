@@ -1,0 +1,569 @@
+//! A plan's cells: every environment prepared (at most `jobs` at once), the
+//! baseline run and judged first, then every other cell, each on its own
+//! task so that a panic fails that cell alone; recorded results reused
+//! where a cell's inputs are unchanged.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::future::join_all;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::noise_check::run_baseline_twice;
+use super::scenario::{Attempt, Start, run_scenario};
+use super::{CellOutcome, RunContext, ms, results, scenario_runs};
+use crate::env::{BuildError, Environment, ResolvedSet};
+use crate::judge::verdict::{self};
+use crate::model::cell::{Cell, Plan};
+use crate::model::event::{CellFinish, CellStep, RunEvent};
+use crate::model::report::{CellReport, EnvironmentReport, ScenarioReport, Verdict};
+use crate::sys::failpoint::failpoint;
+
+/// A cell ready to run, or the reason it cannot.
+pub(super) enum Prepared {
+    Ready {
+        environment: Environment,
+        /// The resolved set, whether it came from the cache, and how near.
+        resolution: Box<crate::env::Resolution>,
+    },
+    Failed {
+        verdict: Verdict,
+        reason: String,
+        /// Requirements raised before the build failed: the footer names them too.
+        raised: Vec<String>,
+    },
+}
+
+/// Runs every cell of `plan`, baseline first, and returns them in plan order.
+pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
+    ctx.emit(RunEvent::PlanStarted {
+        cells: plan.cells.len(),
+    });
+    ctx.emit(RunEvent::ResolvingBaseline);
+    let builder = ctx.builder.clone();
+    let baseline = match tokio::task::spawn_blocking(move || builder.resolve_baseline()).await {
+        Ok(Ok(resolution)) => resolution.set,
+        Ok(Err(BuildError::Refused(why))) => {
+            let reason = format!("the baseline cannot be resolved:\n{why}");
+            return plan
+                .cells
+                .iter()
+                .map(|cell| failed_cell(&ctx, cell, Verdict::BuildFailed, &reason))
+                .collect();
+        }
+        // Nothing is known about the cells: the harness could not check them.
+        Ok(Err(err)) => {
+            let reason = format!("resolving the baseline failed: {err:#}");
+            return plan
+                .cells
+                .iter()
+                .map(|cell| failed_cell(&ctx, cell, Verdict::Error, &reason))
+                .collect();
+        }
+        Err(err) => {
+            let reason = format!("resolving the baseline failed: {err}");
+            return plan
+                .cells
+                .iter()
+                .map(|cell| failed_cell(&ctx, cell, Verdict::Error, &reason))
+                .collect();
+        }
+    };
+    let baseline = Arc::new(baseline);
+
+    // Environments first, all cells at once (bounded), so the baseline's
+    // verdict is not held up by the slowest install.
+    let permits = Arc::new(Semaphore::new(ctx.jobs));
+    let mut preparing = JoinSet::new();
+    for (index, cell) in plan.cells.iter().cloned().enumerate() {
+        let (ctx, baseline, permits) = (ctx.clone(), baseline.clone(), permits.clone());
+        preparing.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (index, prepare(&ctx, &cell, &baseline).await)
+        });
+    }
+    let mut prepared: Vec<Option<Prepared>> = plan.cells.iter().map(|_| None).collect();
+    while let Some(joined) = preparing.join_next().await {
+        if let Ok((index, outcome)) = joined {
+            prepared[index] = Some(outcome);
+        }
+    }
+    // A task that panicked left its slot empty: that cell is the harness's failure.
+    let prepared: Vec<_> = prepared
+        .into_iter()
+        .map(|prepared| {
+            prepared.unwrap_or(Prepared::Failed {
+                verdict: Verdict::Error,
+                reason: "the harness panicked while preparing this cell".to_owned(),
+                raised: Vec::new(),
+            })
+        })
+        .collect();
+    ctx.preloading.line_up(
+        plan.cells
+            .iter()
+            .zip(&prepared)
+            .filter_map(|(cell, prepared)| match prepared {
+                Prepared::Ready { environment, .. } => Some((cell.id.clone(), environment.clone())),
+                Prepared::Failed { .. } => None,
+            })
+            .collect(),
+    );
+
+    let mut cells = plan.cells.iter().cloned().zip(prepared).enumerate();
+    // The baseline is judged before anything else.
+    if let Some((index, (cell, prepared))) = cells.next() {
+        let is_baseline = cell.is_baseline();
+        let outcome = guarded(&ctx, cell, prepared, &baseline).await;
+        let failing: Vec<_> = outcome
+            .report
+            .failures()
+            .map(|s| s.scenario.clone())
+            .collect();
+        // A new scenario fails only for want of a snapshot: said apart.
+        let unaccepted: Vec<_> = outcome
+            .report
+            .failures()
+            .filter(|s| {
+                s.summary
+                    .as_deref()
+                    .is_some_and(|summary| summary.starts_with(verdict::NO_SNAPSHOT))
+            })
+            .map(|s| s.scenario.clone())
+            .collect();
+        if !is_baseline {
+            // A plan of probes (bisection) judges each cell on its own.
+        } else {
+            ctx.emit(RunEvent::BaselineJudged {
+                accepting: ctx.accepting,
+                failing,
+                unaccepted,
+            });
+        }
+        record(&ctx, index, outcome);
+    }
+    // Every cell at once: their scenario runs queue for the service slots,
+    // first come first served, so cells still finish roughly in plan order.
+    let mut running = JoinSet::new();
+    for (index, (cell, prepared)) in cells {
+        let (ctx, baseline) = (ctx.clone(), baseline.clone());
+        running.spawn(async move { (index, guarded(&ctx, cell, prepared, &baseline).await) });
+    }
+    while let Some(joined) = running.join_next().await {
+        match joined {
+            Ok((index, outcome)) => record(&ctx, index, outcome),
+            Err(err) => unreachable!("guarded cells do not panic: {err}"),
+        }
+    }
+    finished(&ctx)
+}
+
+/// Runs a cell on its own task so that a panic in it fails that cell only.
+pub(super) async fn guarded(
+    ctx: &Arc<RunContext>,
+    cell: Cell,
+    prepared: Prepared,
+    baseline: &Arc<ResolvedSet>,
+) -> CellOutcome {
+    let task = tokio::spawn(run_cell(
+        ctx.clone(),
+        cell.clone(),
+        prepared,
+        baseline.clone(),
+    ));
+    // A cancelled run drops this future: the cell must stop with it rather
+    // than go on starting services in the background.
+    let _stop_with_caller = AbortOnDrop(task.abort_handle());
+    let finished = task.await;
+    // However the cell ended, its preloader (perhaps started ahead) stops.
+    ctx.preloading.finish_cell(&cell.id).await;
+    match finished {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            let message = match err.try_into_panic() {
+                Ok(panic) => panic
+                    .downcast_ref::<&str>()
+                    .map(|text| (*text).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".to_owned()),
+                Err(err) => err.to_string(),
+            };
+            ctx.finished_cell(&cell.name, CellFinish::HarnessFailed);
+            failed_cell(
+                ctx,
+                &cell,
+                Verdict::Error,
+                &format!("the harness panicked in this cell: {message}"),
+            )
+        }
+    }
+}
+
+/// Aborts a spawned task when its owner is dropped.
+pub(super) struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Keeps a finished cell where both the end of the run and a cancellation
+/// find it; not one that finished after a signal killed its services.
+pub(super) fn record(ctx: &RunContext, index: usize, outcome: CellOutcome) {
+    if crate::sys::interrupt::signalled().is_some() {
+        return;
+    }
+    ctx.finished
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((index, outcome));
+}
+
+/// The cells finished so far, in plan order (all of them once the run is over).
+pub fn finished(ctx: &RunContext) -> Vec<CellOutcome> {
+    let mut finished = std::mem::take(&mut *ctx.finished.lock().unwrap_or_else(|e| e.into_inner()));
+    finished.sort_by_key(|(index, _)| *index);
+    finished.into_iter().map(|(_, outcome)| outcome).collect()
+}
+
+/// Resolves and installs one cell's environment.
+pub(super) async fn prepare(
+    ctx: &Arc<RunContext>,
+    cell: &Cell,
+    baseline: &Arc<ResolvedSet>,
+) -> Prepared {
+    ctx.step(&cell.name, CellStep::Resolving);
+    let builder = ctx.builder.clone();
+    let (pins, baseline, from_file) = (cell.pins.clone(), baseline.clone(), cell.from_file.clone());
+    let mut raised = Vec::new();
+    let resolved = tokio::task::spawn_blocking(move || {
+        let resolution = match from_file {
+            Some(path) => builder.resolve_file(&path),
+            None => builder.resolve_cell(&baseline, &pins),
+        }
+        .map_err(|err| (err, Vec::new()))?;
+        if let Some(why) = resolution.set.not_holding(&pins) {
+            return Err((BuildError::NotHeld(why), Vec::new()));
+        }
+        let mut resolution = resolution;
+        let environment = match resolution.built.take() {
+            Some(built) => Ok(built),
+            None => builder.materialise(&resolution.set),
+        }
+        .map_err(|err| {
+            let raised = resolution
+                .set
+                .cargo
+                .iter()
+                .flat_map(|inputs| &inputs.raised);
+            (err, raised.map(ToString::to_string).collect())
+        })?;
+        Ok((environment, resolution))
+    })
+    .await
+    .map(|built| {
+        built.map_err(|(err, said): (BuildError, Vec<String>)| {
+            raised = said;
+            err
+        })
+    });
+    match resolved {
+        Ok(Ok((environment, resolution))) => {
+            ctx.step(
+                &cell.name,
+                CellStep::EnvironmentReady {
+                    id: environment.id.clone(),
+                    reused: environment.reused,
+                    rebuilt: environment.rebuilt.clone(),
+                },
+            );
+            Prepared::Ready {
+                environment,
+                resolution: Box::new(resolution),
+            }
+        }
+        Ok(Err(BuildError::Refused(why))) => {
+            ctx.step(&cell.name, CellStep::BuildFailed);
+            Prepared::Failed {
+                verdict: Verdict::BuildFailed,
+                reason: why,
+                raised,
+            }
+        }
+        Ok(Err(BuildError::NotHeld(why))) => Prepared::Failed {
+            verdict: Verdict::NotTried,
+            reason: why,
+            raised,
+        },
+        Ok(Err(err)) => Prepared::Failed {
+            verdict: Verdict::Error,
+            reason: format!("{err:#}"),
+            raised,
+        },
+        Err(err) => Prepared::Failed {
+            verdict: Verdict::Error,
+            reason: err.to_string(),
+            raised,
+        },
+    }
+}
+
+pub(super) async fn run_cell(
+    ctx: Arc<RunContext>,
+    cell: Cell,
+    prepared: Prepared,
+    baseline: Arc<ResolvedSet>,
+) -> CellOutcome {
+    if failpoint("panic-in-cell").as_deref() == Some(cell.id.as_str()) {
+        panic!("failpoint panic-in-cell={}", cell.id);
+    }
+    let started = Instant::now();
+    let (environment, set, resolution_reused, moves_not_held) = match prepared {
+        Prepared::Ready {
+            environment,
+            resolution,
+        } => (
+            environment,
+            resolution.set,
+            resolution.reused,
+            resolution.moves_not_held,
+        ),
+        Prepared::Failed {
+            verdict,
+            reason,
+            raised,
+        } => {
+            ctx.finished_cell(
+                &cell.name,
+                CellFinish::Failed {
+                    verdict: verdict.label().to_owned(),
+                },
+            );
+            let mut failed = failed_cell(&ctx, &cell, verdict, &reason);
+            failed.report.unbuilt_raised = raised;
+            return failed;
+        }
+    };
+    let pinned: Vec<_> = cell.pins.iter().map(|pin| pin.package.clone()).collect();
+    let mut changes = set.changes_from(&baseline, &pinned);
+    if let Some(python) = &environment.python {
+        crate::env::moves::explain(python, &set, &baseline, &mut changes);
+        // A pin forced over what a kept package declares is no cell of that
+        // version: what its service answers would blame the wrong thing.
+        if cell.from_file.is_none()
+            && let Some(broken) = crate::env::moves::broken_requirement(python, &set, &cell.pins)
+        {
+            ctx.finished_cell(
+                &cell.name,
+                CellFinish::Failed {
+                    verdict: Verdict::NotTried.label().to_owned(),
+                },
+            );
+            return failed_cell(
+                &ctx,
+                &cell,
+                Verdict::NotTried,
+                &format!("not installable alone ({broken})"),
+            );
+        }
+    }
+    let mut report = CellReport {
+        changes,
+        environment: Some(EnvironmentReport {
+            id: environment.id.clone(),
+            resolution_reused,
+            build_reused: environment.reused,
+            hash_checked: environment.hash_checked,
+            built_from_source: environment.built_from_source.clone(),
+            raised_requirements: environment.raised_requirements.clone(),
+            rebuilt: environment.rebuilt.clone(),
+            moves_not_held,
+        }),
+        ..blank_report(&cell)
+    };
+    let result_key = ctx
+        .results_digest
+        .as_deref()
+        .map(|digest| results::key(digest, &cell, &set));
+    if let Some(key) = &result_key
+        && ctx.reuse_results
+        && let Some(recorded) = results::load(&ctx.dirs, key)
+    {
+        return reuse(&ctx, &cell, recorded, report);
+    }
+    let mut contents = BTreeMap::new();
+    if let Some(missing) = cell
+        .pins
+        .iter()
+        .find(|pin| !set.packages.contains_key(&pin.package))
+    {
+        let reason = format!(
+            "{} is not in the resolved set: nothing the service installs requires it",
+            missing.package
+        );
+        return failed_cell(&ctx, &cell, Verdict::BuildFailed, &reason);
+    }
+    let runs = scenario_runs(&ctx.scenarios, &cell.profile);
+    let replays = runs.iter().map(|run| async {
+        let outcome = if cell.is_baseline() && ctx.check_noise {
+            run_baseline_twice(&ctx, &cell, &environment, &set, run).await
+        } else {
+            let start = Start::current(&ctx);
+            run_scenario(&ctx, &cell, &environment, &set, run, Attempt::First, start).await
+        };
+        ctx.step(
+            &cell.name,
+            CellStep::Judged {
+                scenario: run.key.clone(),
+                verdict: outcome.0.verdict.label().to_owned(),
+            },
+        );
+        outcome
+    });
+    let replayed = join_all(replays).await;
+    // A signal killed the services: what they answered since is not this
+    // cell's result, to report or to record for reuse.
+    if crate::sys::interrupt::signalled().is_some() {
+        return failed_cell(&ctx, &cell, Verdict::Error, "interrupted");
+    }
+    if cell.is_baseline() && ctx.check_noise && ctx.preloading.checked() {
+        ctx.preloading.verify();
+    }
+    for (run, (scenario_report, rendered)) in runs.iter().zip(replayed) {
+        if let Some(rendered) = rendered {
+            contents.insert(run.key.clone(), rendered);
+        }
+        report.scenarios.push(scenario_report);
+    }
+    report.duration_ms = ms(started.elapsed());
+    ctx.finished_cell(&cell.name, judged(&report, false));
+    let outcome = CellOutcome { report, contents };
+    // The harness's own failures are not results: they run again next time.
+    let judged = outcome
+        .report
+        .scenarios
+        .iter()
+        .all(|scenario| scenario.verdict != Verdict::Error);
+    if let Some(key) = result_key
+        && judged
+    {
+        let noise = if cell.is_baseline() {
+            ctx.noise
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let recorded = results::Recorded {
+            report: outcome.report.clone(),
+            contents: outcome.contents.clone(),
+            noise,
+            preloading_off: cell
+                .is_baseline()
+                .then(|| ctx.preloading.found_off())
+                .flatten(),
+        };
+        if let Err(err) = results::store(&ctx.dirs, &key, &recorded) {
+            ctx.emit(RunEvent::NotRecorded {
+                cell: cell.name.clone(),
+                error: format!("{err:#}"),
+            });
+        }
+    }
+    outcome
+}
+
+/// How a finished cell did, in a few words.
+pub(super) fn judged(report: &CellReport, reused: bool) -> CellFinish {
+    CellFinish::Judged {
+        not_passing: report.failures().count(),
+        reused,
+    }
+}
+
+/// A recorded result in place of running the cell. What depends on this
+/// run (its environment, the versions that differ from its baseline) is
+/// taken from `fresh`; a reused baseline restores its noise for the others.
+pub(super) fn reuse(
+    ctx: &RunContext,
+    cell: &Cell,
+    recorded: results::Recorded,
+    fresh: CellReport,
+) -> CellOutcome {
+    if cell.is_baseline() {
+        let mut noise = ctx.noise.lock().unwrap_or_else(|e| e.into_inner());
+        for found in recorded.noise {
+            noise.insert(found.scenario.clone(), found);
+        }
+        match recorded.preloading_off {
+            Some(reason) => {
+                ctx.preloading.turn_off(reason);
+            }
+            None if ctx.check_noise => ctx.preloading.verify(),
+            None => {}
+        }
+    }
+    let report = CellReport {
+        environment: fresh.environment,
+        changes: fresh.changes,
+        result_reused: true,
+        ..recorded.report
+    };
+    ctx.finished_cell(&cell.name, judged(&report, true));
+    CellOutcome {
+        report,
+        contents: recorded.contents,
+    }
+}
+
+pub(super) fn failed_cell(
+    ctx: &RunContext,
+    cell: &Cell,
+    verdict: Verdict,
+    reason: &str,
+) -> CellOutcome {
+    let summary = reason.lines().last().unwrap_or(reason).to_owned();
+    let report = CellReport {
+        scenarios: scenario_runs(&ctx.scenarios, &cell.profile)
+            .into_iter()
+            .map(|run| ScenarioReport {
+                summary: Some(summary.clone()),
+                log_tail: Some(reason.to_owned()),
+                ..ScenarioReport::new(run.key, verdict)
+            })
+            .collect(),
+        ..blank_report(cell)
+    };
+    CellOutcome {
+        report,
+        contents: BTreeMap::new(),
+    }
+}
+
+/// A cell's report before anything is known about it.
+pub(super) fn blank_report(cell: &Cell) -> CellReport {
+    CellReport {
+        id: cell.id.clone(),
+        name: cell.name.clone(),
+        baseline: cell.is_baseline(),
+        pins: cell
+            .pins
+            .iter()
+            .map(|pin| format!("{}=={}", pin.package, pin.version))
+            .collect(),
+        changes: Vec::new(),
+        new_warnings: Vec::new(),
+        new_output: Vec::new(),
+        environment: None,
+        unbuilt_raised: Vec::new(),
+        scenarios: Vec::new(),
+        duration_ms: 0,
+        result_reused: false,
+    }
+}

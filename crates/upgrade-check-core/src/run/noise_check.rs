@@ -1,0 +1,140 @@
+//! The baseline's double replay: fields that differ between two fresh
+//! services are noise, masked from then on; where preloading is checked, a
+//! cold and a forked start are compared, and a third, cold, replay tells
+//! noise from what preloading changed.
+
+use super::scenario::{Attempt, Start, run_scenario};
+use super::{RunContext, ScenarioRun};
+use crate::env::{Environment, ResolvedSet};
+use crate::judge::noise;
+use crate::judge::snapshot::{self, Comparison};
+use crate::model::cell::Cell;
+use crate::model::event::CellStep;
+use crate::model::findings::Noise;
+use crate::model::report::{ScenarioReport, Verdict};
+
+/// The baseline's scenario, replayed twice at once on two fresh services:
+/// fields that differ are noise, masked from then on; the first replay is
+/// judged with them masked. Where preloading is checked, the first starts
+/// cold and the second forked; when they differ, a third (cold) tells
+/// noise, which two cold starts show too, from preloading's doing, which
+/// turns preloading off for the rest of the run.
+pub(super) async fn run_baseline_twice(
+    ctx: &RunContext,
+    cell: &Cell,
+    environment: &Environment,
+    set: &ResolvedSet,
+    run: &ScenarioRun<'_>,
+) -> (ScenarioReport, Option<String>) {
+    let checking = ctx.preloading.checked();
+    let (first_start, second_start) = match checking {
+        true => (Start::Cold, Start::Preloaded),
+        false => (Start::current(ctx), Start::current(ctx)),
+    };
+    let ((mut report, first), (again, second)) = tokio::join!(
+        run_scenario(
+            ctx,
+            cell,
+            environment,
+            set,
+            run,
+            Attempt::First,
+            first_start
+        ),
+        run_scenario(
+            ctx,
+            cell,
+            environment,
+            set,
+            run,
+            Attempt::Again,
+            second_start
+        ),
+    );
+    report.add_check(&again);
+    let (Some(first), Some(second)) = (&first, &second) else {
+        if checking && first.is_some() != second.is_some() {
+            ctx.turn_off_preloading(
+                cell,
+                format!(
+                    "scenario run `{}` started cold and forked from a preloader did not both finish",
+                    run.key
+                ),
+            );
+        }
+        return (report, first);
+    };
+    let mut noise = noise::compare_runs(&run.key, first, second);
+    if checking && let Some(forked) = noise.take() {
+        let (cold_again, third) = run_scenario(
+            ctx,
+            cell,
+            environment,
+            set,
+            run,
+            Attempt::Third,
+            Start::Cold,
+        )
+        .await;
+        report.add_check(&cold_again);
+        let cold = third.and_then(|third| noise::compare_runs(&run.key, first, &third));
+        match cold {
+            Some(cold)
+                if cold.fields == forked.fields
+                    && cold.unexplained.is_empty() == forked.unexplained.is_empty() =>
+            {
+                noise = Some(forked);
+            }
+            cold => {
+                ctx.turn_off_preloading(
+                    cell,
+                    format!(
+                        "scenario run `{}` answered differently started cold and forked from a preloader ({})",
+                        run.key,
+                        describe_difference(&forked)
+                    ),
+                );
+                noise = cold;
+            }
+        }
+    }
+    let Some(noise) = noise else {
+        return (report, Some(first.clone()));
+    };
+    ctx.step(
+        &cell.name,
+        CellStep::Noisy {
+            scenario: run.key.clone(),
+            fields: noise.fields.clone(),
+            flaky: noise.is_flaky(),
+        },
+    );
+    let fields = noise.fields.iter().cloned().collect();
+    ctx.noise
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(run.key.clone(), noise);
+    if report.verdict == Verdict::Changed {
+        let accepted = ctx.accepted_snapshot(cell, &run.key);
+        match snapshot::compare(&accepted, first, &fields) {
+            Ok(Comparison::Matches) => {
+                report.verdict = Verdict::Pass;
+                report.summary = None;
+                report.diff = None;
+                report.log_tail = None;
+            }
+            Ok(Comparison::Differs { diff, .. }) => report.diff = Some(diff),
+            _ => {}
+        }
+    }
+    (report, Some(first.clone()))
+}
+
+/// What differed between a cold and a forked replay, in a few words.
+pub(super) fn describe_difference(found: &Noise) -> String {
+    match (found.fields.as_slice(), found.unexplained.first()) {
+        ([], Some(line)) => format!("`{}`", line.trim()),
+        ([], None) => "their replays differ".to_owned(),
+        (fields, _) => format!("field {}", fields.join(", ")),
+    }
+}
