@@ -150,7 +150,7 @@ pub struct CellReport {
 /// One scenario run's time: starting the service until it answered healthy
 /// (or, in a startup scenario, until it refused to start), then replaying
 /// the requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timing {
     /// The config's setup commands, before the service started.
     #[serde(default)]

@@ -117,3 +117,13 @@ pub(super) async fn fresh_database(
         }
     }
 }
+
+impl FreshDatabase {
+    /// The database itself, of either kind.
+    pub(super) fn database(&self) -> &Database {
+        match self {
+            FreshDatabase::Sqlite(database) => database,
+            FreshDatabase::Postgres(lease) => &lease.database,
+        }
+    }
+}

@@ -15,6 +15,7 @@
 mod cells;
 mod databases;
 mod evidence;
+mod failure;
 mod noise_check;
 pub mod preloading;
 pub mod results;

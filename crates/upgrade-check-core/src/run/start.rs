@@ -7,13 +7,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::evidence::first_error_line;
+use super::failure::{RunFailure, Trace};
 use super::{RunContext, ScenarioRun, ms};
 use crate::env::Environment;
 use crate::exec::db::Database;
 use crate::exec::replay;
 use crate::exec::service::{self, Launch, Placeholders};
 use crate::model::event::RunEvent;
-use crate::model::report::{ScenarioReport, Verdict};
+use crate::model::report::Timing;
 use crate::sys::failpoint::failpoint;
 use crate::sys::log;
 
@@ -98,117 +99,188 @@ pub(super) struct Replay {
     pub(super) died: Option<std::process::ExitStatus>,
 }
 
-/// Starts the service, replays the scenario, stops the service.
-///
-/// `None` means the run ended before a result (a startup failure outside a
-/// startup-recording scenario, or a harness problem); the report says why.
+/// Starts the service, replays the scenario, stops the service: what it
+/// answered (or how its start was refused, for a scenario that records its
+/// startup), or why the run ended before that; with what is known of it.
 pub(super) async fn replay_once(
     ctx: &RunContext,
     run: &ScenarioRun<'_>,
     launched: &Launched<'_>,
-    report: &mut ScenarioReport,
-) -> Option<Startup> {
+) -> (Trace, Result<Startup, RunFailure>) {
     if let Some(dir) = launched.log.parent()
         && let Err(err) = fs_err::create_dir_all(dir)
     {
-        report.summary = Some(format!("cannot create the log folder: {err}"));
-        return None;
+        let failure = RunFailure::Harness(format!("cannot create the log folder: {err}"));
+        return (Trace::default(), Err(failure));
     }
-    // Another process may take the chosen port before the service binds it;
-    // the service is then not the one answering, and the run tries another.
-    let mut attempt = 0;
+    let started = match start_on_a_free_port(ctx, run, launched).await {
+        Ok(started) => started,
+        Err(Unstarted::Refused { timing, startup }) => {
+            let trace = Trace {
+                timing: Some(timing),
+                ..Trace::default()
+            };
+            return (trace, Ok(startup));
+        }
+        Err(Unstarted::Failed { failure, leaks }) => {
+            let trace = Trace {
+                leaks,
+                ..Trace::default()
+            };
+            return (trace, Err(failure));
+        }
+    };
+    replay_and_stop(ctx, run, launched, started).await
+}
+
+/// A service up and healthy, and what starting it took.
+struct Started {
+    running: service::RunningService,
+    port: u16,
+    setup_ms: u64,
+    startup: Duration,
+}
+
+/// Why there is no running service to replay on.
+enum Unstarted {
+    /// A scenario that records its startup saw the service exit first.
+    Refused { timing: Timing, startup: Startup },
+    Failed {
+        failure: RunFailure,
+        leaks: Vec<String>,
+    },
+}
+
+/// Runs the setup commands, then starts the service on a free port; on
+/// another when a process took the chosen one before the service bound it
+/// (the service would then not be the one answering).
+async fn start_on_a_free_port(
+    ctx: &RunContext,
+    run: &ScenarioRun<'_>,
+    launched: &Launched<'_>,
+) -> Result<Started, Unstarted> {
+    let failed = |failure| Unstarted::Failed {
+        failure,
+        leaks: Vec::new(),
+    };
     let mut setup_ms = 0;
-    let (running, port, startup) = loop {
-        attempt += 1;
-        let port = match service::free_port() {
-            Ok(port) => port,
-            Err(err) => {
-                report.summary = Some(format!("no free loopback port: {err}"));
-                return None;
-            }
-        };
+    for attempt in 1..=PORT_ATTEMPTS {
+        let port = service::free_port()
+            .map_err(|err| failed(RunFailure::Harness(format!("no free loopback port: {err}"))))?;
         if failpoint("steal-port").is_some() {
             service::occupy_once(port);
         }
         let placeholders = placeholders(ctx, launched, port);
         let launch = launch(ctx, launched, &placeholders, port);
-        // The log starts anew with each scenario run, with the setup's output
-        // (or, where a template database was set up once, a note saying so).
         if attempt == 1 {
-            let setup = match launched.template_note.as_deref() {
-                Some(_) => &[][..],
-                None => &ctx.config.service.setup[..],
-            };
-            match tokio::task::block_in_place(|| {
-                service::run_setup(&launch, setup, launched.template_note.as_deref())
-            }) {
-                Ok(took) => setup_ms = ms(took),
-                Err(reason) => {
-                    report.verdict = Verdict::StartupFailed;
-                    report.summary = Some(reason);
-                    return None;
-                }
-            }
+            setup_ms = run_setup(ctx, launched, &launch).map_err(failed)?;
         }
         let starting = Instant::now();
-        match service::start(launch, &ctx.client).await {
-            Ok(running) => break (running, port, starting.elapsed()),
-            Err(failure) if failure.port_taken && attempt < PORT_ATTEMPTS => {
-                // What the start on a taken port printed is no output of the
-                // service's: warnings and output lines are read after this.
-                let _ = service::note_in_log(launched.log, PORT_RETRY);
-                ctx.emit(RunEvent::PortTaken {
-                    cell: launched.cell.to_owned(),
-                    scenario: report.scenario.clone(),
+        let failure = match service::start(launch, &ctx.client).await {
+            Ok(running) => {
+                return Ok(Started {
+                    running,
                     port,
+                    setup_ms,
+                    startup: starting.elapsed(),
                 });
             }
-            Err(failure) => {
-                if run.scenario.record_startup
-                    && let Some(status) = failure.exit_status
-                {
-                    let status = match (
-                        status.code(),
-                        std::os::unix::process::ExitStatusExt::signal(&status),
-                    ) {
-                        (Some(code), _) => format!("code {code}"),
-                        (None, Some(signal)) => format!("killed by signal {signal}"),
-                        _ => status.to_string(),
-                    };
-                    // Starting until the refusal is the service's own time too.
-                    report.timing = Some(crate::model::report::Timing {
-                        setup_ms,
-                        database_ms: None,
-                        database_made_ahead: false,
-                        startup_ms: ms(starting.elapsed()),
-                        replay_ms: 0,
-                        requests: 0,
-                        preloaded: failure.preloaded,
-                        harness: Default::default(),
-                    });
-                    return Some(Startup::Refused {
-                        status,
-                        first_error: first_error_line(&log::log_tail(launched.log, 200)),
-                    });
-                }
-                report.leaks = failure.stopped.leaks;
-                if let Some(error) = failure.stopped.log_error {
-                    report.summary = Some(error);
-                    return None;
-                }
-                report.verdict = Verdict::StartupFailed;
-                report.summary = Some(failure.reason);
-                return None;
-            }
+            Err(failure) => failure,
+        };
+        if failure.port_taken && attempt < PORT_ATTEMPTS {
+            // What the start on a taken port printed is no output of the
+            // service's: warnings and output lines are read after this.
+            let _ = service::note_in_log(launched.log, PORT_RETRY);
+            ctx.emit(RunEvent::PortTaken {
+                cell: launched.cell.to_owned(),
+                scenario: run.key.clone(),
+                port,
+            });
+            continue;
         }
+        return Err(not_started(run, launched, failure, setup_ms, starting));
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// The log starts anew with each scenario run, with the setup commands'
+/// output (or, where a template database was set up once, a note saying
+/// so); how long they took.
+fn run_setup(
+    ctx: &RunContext,
+    launched: &Launched<'_>,
+    launch: &Launch<'_>,
+) -> Result<u64, RunFailure> {
+    let setup = match launched.template_note.as_deref() {
+        Some(_) => &[][..],
+        None => &ctx.config.service.setup[..],
     };
-    let preloaded = running.preloaded;
-    report.service_pid = Some(running.pid());
-    report.service_port = Some(port);
+    tokio::task::block_in_place(|| {
+        service::run_setup(launch, setup, launched.template_note.as_deref())
+    })
+    .map(ms)
+    .map_err(RunFailure::Startup)
+}
+
+/// A start that failed: a refusal the scenario records, or the failure.
+fn not_started(
+    run: &ScenarioRun<'_>,
+    launched: &Launched<'_>,
+    failure: service::StartupFailure,
+    setup_ms: u64,
+    starting: Instant,
+) -> Unstarted {
+    if run.scenario.record_startup
+        && let Some(status) = failure.exit_status
+    {
+        let status = match (
+            status.code(),
+            std::os::unix::process::ExitStatusExt::signal(&status),
+        ) {
+            (Some(code), _) => format!("code {code}"),
+            (None, Some(signal)) => format!("killed by signal {signal}"),
+            _ => status.to_string(),
+        };
+        // Starting until the refusal is the service's own time too.
+        let timing = Timing {
+            setup_ms,
+            startup_ms: ms(starting.elapsed()),
+            preloaded: failure.preloaded,
+            ..Timing::default()
+        };
+        let startup = Startup::Refused {
+            status,
+            first_error: first_error_line(&log::log_tail(launched.log, 200)),
+        };
+        return Unstarted::Refused { timing, startup };
+    }
+    let failure_of_run = match failure.stopped.log_error {
+        Some(error) => RunFailure::Harness(error),
+        None => RunFailure::Startup(failure.reason),
+    };
+    Unstarted::Failed {
+        failure: failure_of_run,
+        leaks: failure.stopped.leaks,
+    }
+}
+
+/// Replays the scenario on the started service, then stops it.
+async fn replay_and_stop(
+    ctx: &RunContext,
+    run: &ScenarioRun<'_>,
+    launched: &Launched<'_>,
+    started: Started,
+) -> (Trace, Result<Startup, RunFailure>) {
+    let Started {
+        running,
+        port,
+        setup_ms,
+        startup,
+    } = started;
     let replaying = Instant::now();
     ctx.emit(RunEvent::ServiceStarted {
         cell: launched.cell.to_owned(),
-        scenario: report.scenario.clone(),
+        scenario: run.key.clone(),
         pid: running.pid(),
         port,
     });
@@ -219,17 +291,16 @@ pub(super) async fn replay_once(
         ctx.config.timeouts.request,
     )
     .await;
-    report.timing = Some(crate::model::report::Timing {
+    let mut timing = Timing {
         setup_ms,
-        database_ms: None,
-        database_made_ahead: false,
         startup_ms: ms(startup),
         replay_ms: ms(replaying.elapsed()),
         requests: replayed.exchanges.len(),
-        preloaded,
-        harness: Default::default(),
-    });
-    // A request that got no answer may mean the service is dying: give it a moment to be seen dead.
+        preloaded: running.preloaded,
+        ..Timing::default()
+    };
+    // A request that got no answer may mean the service is dying: give it
+    // a moment to be seen dead.
     let no_answer = replayed
         .exchanges
         .last()
@@ -242,20 +313,22 @@ pub(super) async fn replay_once(
             Duration::ZERO
         })
         .await;
-
+    let pid = running.pid();
     let stopped = running.stop().await;
-    if let Some(timing) = report.timing.as_mut() {
-        timing.harness.stop_ms = ms(stopping.elapsed());
-    }
-    report.leaks = stopped.leaks;
+    timing.harness.stop_ms = ms(stopping.elapsed());
+    let trace = Trace {
+        pid: Some(pid),
+        port: Some(port),
+        timing: Some(timing),
+        leaks: stopped.leaks,
+    };
     if let Some(error) = stopped.log_error {
-        report.verdict = Verdict::Error;
-        report.summary = Some(error);
-        return None;
+        return (trace, Err(RunFailure::Harness(error)));
     }
-    Some(Startup::Started(Replay {
+    let replay = Replay {
         exchanges: replayed.exchanges,
         failure: replayed.failure,
         died,
-    }))
+    };
+    (trace, Ok(Startup::Started(replay)))
 }
