@@ -480,3 +480,37 @@ fn files_are_written_through_the_redaction_choke_point() {
         "a service's output never goes to a file unscrubbed"
     );
 }
+
+/// A run's steps stay readable one by one: no function of `run/` (the
+/// code every change of the pipeline touches) grows past 80 lines.
+#[test]
+fn no_function_in_run_is_longer_than_80_lines() {
+    const MOST: usize = 80;
+    let mut long = Vec::new();
+    for (file, code) in library().iter().filter(|(file, _)| file.starts_with("run/")) {
+        let lines: Vec<&str> = code.lines().collect();
+        for (at, line) in lines.iter().enumerate() {
+            let trimmed = line.trim_start();
+            let indent = &line[..line.len() - trimmed.len()];
+            let is_fn = ["fn ", "async fn ", "pub fn ", "pub async fn ", "pub(super) fn "]
+                .iter()
+                .chain(&["pub(super) async fn ", "pub(crate) fn ", "pub(crate) async fn "])
+                .any(|start| trimmed.starts_with(start));
+            if !is_fn || trimmed.ends_with(';') {
+                continue;
+            }
+            let end = lines[at..]
+                .iter()
+                .position(|line| *line == format!("{indent}}}"))
+                .map_or(lines.len() - at, |end| end + 1);
+            if end > MOST {
+                long.push(format!("{file}:{}: {end} lines", at + 1));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "split these into named steps (at most {MOST} lines each):\n{}",
+        long.join("\n")
+    );
+}

@@ -41,66 +41,17 @@ pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
     ctx.emit(RunEvent::PlanStarted {
         cells: plan.cells.len(),
     });
-    ctx.emit(RunEvent::ResolvingBaseline);
-    let builder = ctx.builder.clone();
-    let baseline = match tokio::task::spawn_blocking(move || builder.resolve_baseline()).await {
-        Ok(Ok(resolution)) => resolution.set,
-        Ok(Err(BuildError::Refused(why))) => {
-            let reason = format!("the baseline cannot be resolved:\n{why}");
+    let baseline = match resolve_baseline(&ctx).await {
+        Ok(baseline) => Arc::new(baseline),
+        Err((verdict, reason)) => {
             return plan
                 .cells
                 .iter()
-                .map(|cell| failed_cell(&ctx, cell, Verdict::BuildFailed, &reason))
-                .collect();
-        }
-        // Nothing is known about the cells: the harness could not check them.
-        Ok(Err(err)) => {
-            let reason = format!("resolving the baseline failed: {err:#}");
-            return plan
-                .cells
-                .iter()
-                .map(|cell| failed_cell(&ctx, cell, Verdict::Error, &reason))
-                .collect();
-        }
-        Err(err) => {
-            let reason = format!("resolving the baseline failed: {err}");
-            return plan
-                .cells
-                .iter()
-                .map(|cell| failed_cell(&ctx, cell, Verdict::Error, &reason))
+                .map(|cell| failed_cell(&ctx, cell, verdict, &reason))
                 .collect();
         }
     };
-    let baseline = Arc::new(baseline);
-
-    // Environments first, all cells at once (bounded), so the baseline's
-    // verdict is not held up by the slowest install.
-    let permits = Arc::new(Semaphore::new(ctx.jobs));
-    let mut preparing = JoinSet::new();
-    for (index, cell) in plan.cells.iter().cloned().enumerate() {
-        let (ctx, baseline, permits) = (ctx.clone(), baseline.clone(), permits.clone());
-        preparing.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            (index, prepare(&ctx, &cell, &baseline).await)
-        });
-    }
-    let mut prepared: Vec<Option<Prepared>> = plan.cells.iter().map(|_| None).collect();
-    while let Some(joined) = preparing.join_next().await {
-        if let Ok((index, outcome)) = joined {
-            prepared[index] = Some(outcome);
-        }
-    }
-    // A task that panicked left its slot empty: that cell is the harness's failure.
-    let prepared: Vec<_> = prepared
-        .into_iter()
-        .map(|prepared| {
-            prepared.unwrap_or(Prepared::Failed {
-                verdict: Verdict::Error,
-                reason: "the harness panicked while preparing this cell".to_owned(),
-                raised: Vec::new(),
-            })
-        })
-        .collect();
+    let prepared = prepare_all(&ctx, plan, &baseline).await;
     ctx.preloading.line_up(
         plan.cells
             .iter()
@@ -111,36 +62,13 @@ pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
             })
             .collect(),
     );
-
     let mut cells = plan.cells.iter().cloned().zip(prepared).enumerate();
     // The baseline is judged before anything else.
     if let Some((index, (cell, prepared))) = cells.next() {
-        let is_baseline = cell.is_baseline();
-        let outcome = guarded(&ctx, cell, prepared, &baseline).await;
-        let failing: Vec<_> = outcome
-            .report
-            .failures()
-            .map(|s| s.scenario.clone())
-            .collect();
-        // A new scenario fails only for want of a snapshot: said apart.
-        let unaccepted: Vec<_> = outcome
-            .report
-            .failures()
-            .filter(|s| {
-                s.summary
-                    .as_deref()
-                    .is_some_and(|summary| summary.starts_with(verdict::NO_SNAPSHOT))
-            })
-            .map(|s| s.scenario.clone())
-            .collect();
-        if !is_baseline {
-            // A plan of probes (bisection) judges each cell on its own.
-        } else {
-            ctx.emit(RunEvent::BaselineJudged {
-                accepting: ctx.accepting,
-                failing,
-                unaccepted,
-            });
+        let outcome = guarded(&ctx, cell.clone(), prepared, &baseline).await;
+        // A plan of probes (bisection) judges each cell on its own.
+        if cell.is_baseline() {
+            say_how_the_baseline_did(&ctx, &outcome.report);
         }
         record(&ctx, index, outcome);
     }
@@ -158,6 +86,85 @@ pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
         }
     }
     finished(&ctx)
+}
+
+/// The baseline's resolved set, or the verdict every cell gets without it:
+/// a baseline that cannot be resolved fails its build; a failure of the
+/// harness's leaves nothing known about any cell.
+async fn resolve_baseline(ctx: &RunContext) -> Result<ResolvedSet, (Verdict, String)> {
+    ctx.emit(RunEvent::ResolvingBaseline);
+    let builder = ctx.builder.clone();
+    match tokio::task::spawn_blocking(move || builder.resolve_baseline()).await {
+        Ok(Ok(resolution)) => Ok(resolution.set),
+        Ok(Err(BuildError::Refused(why))) => Err((
+            Verdict::BuildFailed,
+            format!("the baseline cannot be resolved:\n{why}"),
+        )),
+        Ok(Err(err)) => Err((
+            Verdict::Error,
+            format!("resolving the baseline failed: {err:#}"),
+        )),
+        Err(err) => Err((
+            Verdict::Error,
+            format!("resolving the baseline failed: {err}"),
+        )),
+    }
+}
+
+/// Every cell's environment, all cells at once (at most `jobs`), so that
+/// the baseline's verdict is not held up by the slowest install; in plan
+/// order.
+async fn prepare_all(
+    ctx: &Arc<RunContext>,
+    plan: &Plan,
+    baseline: &Arc<ResolvedSet>,
+) -> Vec<Prepared> {
+    let permits = Arc::new(Semaphore::new(ctx.jobs));
+    let mut preparing = JoinSet::new();
+    for (index, cell) in plan.cells.iter().cloned().enumerate() {
+        let (ctx, baseline, permits) = (ctx.clone(), baseline.clone(), permits.clone());
+        preparing.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (index, prepare(&ctx, &cell, &baseline).await)
+        });
+    }
+    let mut prepared: Vec<Option<Prepared>> = plan.cells.iter().map(|_| None).collect();
+    while let Some(joined) = preparing.join_next().await {
+        if let Ok((index, outcome)) = joined {
+            prepared[index] = Some(outcome);
+        }
+    }
+    // A task that panicked left its slot empty: that cell is the harness's failure.
+    prepared
+        .into_iter()
+        .map(|prepared| {
+            prepared.unwrap_or(Prepared::Failed {
+                verdict: Verdict::Error,
+                reason: "the harness panicked while preparing this cell".to_owned(),
+                raised: Vec::new(),
+            })
+        })
+        .collect()
+}
+
+/// The baseline's verdict, said before any other cell's: the scenarios it
+/// fails, and among them those that only lack an accepted snapshot.
+fn say_how_the_baseline_did(ctx: &RunContext, report: &CellReport) {
+    let failing = report.failures().map(|s| s.scenario.clone()).collect();
+    let unaccepted = report
+        .failures()
+        .filter(|s| {
+            s.summary
+                .as_deref()
+                .is_some_and(|summary| summary.starts_with(verdict::NO_SNAPSHOT))
+        })
+        .map(|s| s.scenario.clone())
+        .collect();
+    ctx.emit(RunEvent::BaselineJudged {
+        accepting: ctx.accepting,
+        failing,
+        unaccepted,
+    });
 }
 
 /// Runs a cell on its own task so that a panic in it fails that cell only.
@@ -321,80 +328,32 @@ pub(super) async fn run_cell(
         panic!("failpoint panic-in-cell={}", cell.id);
     }
     let started = Instant::now();
-    let (environment, set, resolution_reused, moves_not_held) = match prepared {
+    let (environment, resolution) = match prepared {
         Prepared::Ready {
             environment,
             resolution,
-        } => (
-            environment,
-            resolution.set,
-            resolution.reused,
-            resolution.moves_not_held,
-        ),
+        } => (environment, *resolution),
         Prepared::Failed {
             verdict,
             reason,
             raised,
-        } => {
-            ctx.finished_cell(
-                &cell.name,
-                CellFinish::Failed {
-                    verdict: verdict.label().to_owned(),
-                },
-            );
-            let mut failed = failed_cell(&ctx, &cell, verdict, &reason);
-            failed.report.unbuilt_raised = raised;
-            return failed;
-        }
+        } => return not_prepared(&ctx, &cell, verdict, &reason, raised),
     };
-    let pinned: Vec<_> = cell.pins.iter().map(|pin| pin.package.clone()).collect();
-    let mut changes = set.changes_from(&baseline, &pinned);
-    if let Some(python) = &environment.python {
-        crate::env::moves::explain(python, &set, &baseline, &mut changes);
-        // A pin forced over what a kept package declares is no cell of that
-        // version: what its service answers would blame the wrong thing.
-        if cell.from_file.is_none()
-            && let Some(broken) = crate::env::moves::broken_requirement(python, &set, &cell.pins)
-        {
-            ctx.finished_cell(
-                &cell.name,
-                CellFinish::Failed {
-                    verdict: Verdict::NotTried.label().to_owned(),
-                },
-            );
-            return failed_cell(
-                &ctx,
-                &cell,
-                Verdict::NotTried,
-                &format!("not installable alone ({broken})"),
-            );
-        }
-    }
-    let mut report = CellReport {
-        changes,
-        environment: Some(EnvironmentReport {
-            id: environment.id.clone(),
-            resolution_reused,
-            build_reused: environment.reused,
-            hash_checked: environment.hash_checked,
-            built_from_source: environment.built_from_source.clone(),
-            raised_requirements: environment.raised_requirements.clone(),
-            rebuilt: environment.rebuilt.clone(),
-            moves_not_held,
-        }),
-        ..blank_report(&cell)
+    let set = &resolution.set;
+    let report = match cell_report(&cell, &environment, &resolution, &baseline) {
+        Ok(report) => report,
+        Err(why) => return not_prepared(&ctx, &cell, Verdict::NotTried, &why, Vec::new()),
     };
     let result_key = ctx
         .results_digest
         .as_deref()
-        .map(|digest| results::key(digest, &cell, &set));
+        .map(|digest| results::key(digest, &cell, set));
     if let Some(key) = &result_key
         && ctx.reuse_results
         && let Some(recorded) = results::load(&ctx.dirs, key)
     {
         return reuse(&ctx, &cell, recorded, report);
     }
-    let mut contents = BTreeMap::new();
     if let Some(missing) = cell
         .pins
         .iter()
@@ -406,24 +365,7 @@ pub(super) async fn run_cell(
         );
         return failed_cell(&ctx, &cell, Verdict::BuildFailed, &reason);
     }
-    let runs = scenario_runs(&ctx.scenarios, &cell.profile);
-    let replays = runs.iter().map(|run| async {
-        let outcome = if cell.is_baseline() && ctx.check_noise {
-            run_baseline_twice(&ctx, &cell, &environment, &set, run).await
-        } else {
-            let start = Start::current(&ctx);
-            run_scenario(&ctx, &cell, &environment, &set, run, Attempt::First, start).await
-        };
-        ctx.step(
-            &cell.name,
-            CellStep::Judged {
-                scenario: run.key.clone(),
-                verdict: outcome.0.verdict.label().to_owned(),
-            },
-        );
-        outcome
-    });
-    let replayed = join_all(replays).await;
+    let replayed = replay_every_scenario(&ctx, &cell, &environment, set).await;
     // A signal killed the services: what they answered since is not this
     // cell's result, to report or to record for reuse.
     if crate::sys::interrupt::signalled().is_some() {
@@ -432,51 +374,143 @@ pub(super) async fn run_cell(
     if cell.is_baseline() && ctx.check_noise && ctx.preloading.checked() {
         ctx.preloading.verify();
     }
-    for (run, (scenario_report, rendered)) in runs.iter().zip(replayed) {
+    let mut contents = BTreeMap::new();
+    let mut report = report;
+    for (key, (scenario_report, rendered)) in replayed {
         if let Some(rendered) = rendered {
-            contents.insert(run.key.clone(), rendered);
+            contents.insert(key, rendered);
         }
         report.scenarios.push(scenario_report);
     }
     report.duration_ms = ms(started.elapsed());
     ctx.finished_cell(&cell.name, judged(&report, false));
     let outcome = CellOutcome { report, contents };
-    // The harness's own failures are not results: they run again next time.
+    if let Some(key) = result_key {
+        store_result(&ctx, &cell, &key, &outcome);
+    }
+    outcome
+}
+
+/// A cell whose environment could not be made: every scenario says why.
+fn not_prepared(
+    ctx: &RunContext,
+    cell: &Cell,
+    verdict: Verdict,
+    reason: &str,
+    raised: Vec<String>,
+) -> CellOutcome {
+    ctx.finished_cell(
+        &cell.name,
+        CellFinish::Failed {
+            verdict: verdict.label().to_owned(),
+        },
+    );
+    let mut failed = failed_cell(ctx, cell, verdict, reason);
+    failed.report.unbuilt_raised = raised;
+    failed
+}
+
+/// The cell's report before its scenarios run: the versions that differ
+/// from the baseline's (and why each moved) and its environment; or why
+/// the cell is not tried, when a pin is forced over what a kept package
+/// declares (what its service answers would blame the wrong thing).
+fn cell_report(
+    cell: &Cell,
+    environment: &Environment,
+    resolution: &crate::env::Resolution,
+    baseline: &ResolvedSet,
+) -> Result<CellReport, String> {
+    let set = &resolution.set;
+    let pinned: Vec<_> = cell.pins.iter().map(|pin| pin.package.clone()).collect();
+    let mut changes = set.changes_from(baseline, &pinned);
+    if let Some(python) = &environment.python {
+        crate::env::moves::explain(python, set, baseline, &mut changes);
+        if cell.from_file.is_none()
+            && let Some(broken) = crate::env::moves::broken_requirement(python, set, &cell.pins)
+        {
+            return Err(format!("not installable alone ({broken})"));
+        }
+    }
+    Ok(CellReport {
+        changes,
+        environment: Some(EnvironmentReport {
+            id: environment.id.clone(),
+            resolution_reused: resolution.reused,
+            build_reused: environment.reused,
+            hash_checked: environment.hash_checked,
+            built_from_source: environment.built_from_source.clone(),
+            raised_requirements: environment.raised_requirements.clone(),
+            rebuilt: environment.rebuilt.clone(),
+            moves_not_held: resolution.moves_not_held.clone(),
+        }),
+        ..blank_report(cell)
+    })
+}
+
+/// Every scenario run of the cell, at once (each waits for a service
+/// slot): the baseline's twice when noise is checked. By run key.
+async fn replay_every_scenario(
+    ctx: &RunContext,
+    cell: &Cell,
+    environment: &Environment,
+    set: &ResolvedSet,
+) -> Vec<(String, (ScenarioReport, Option<String>))> {
+    let runs = scenario_runs(&ctx.scenarios, &cell.profile);
+    let replays = runs.iter().map(|run| async {
+        let outcome = if cell.is_baseline() && ctx.check_noise {
+            run_baseline_twice(ctx, cell, environment, set, run).await
+        } else {
+            let start = Start::current(ctx);
+            run_scenario(ctx, cell, environment, set, run, Attempt::First, start).await
+        };
+        ctx.step(
+            &cell.name,
+            CellStep::Judged {
+                scenario: run.key.clone(),
+                verdict: outcome.0.verdict.label().to_owned(),
+            },
+        );
+        (run.key.clone(), outcome)
+    });
+    join_all(replays).await
+}
+
+/// Records the cell's result for reuse, unless the harness failed in it
+/// (its own failures are no results: they run again next time).
+fn store_result(ctx: &RunContext, cell: &Cell, key: &str, outcome: &CellOutcome) {
     let judged = outcome
         .report
         .scenarios
         .iter()
         .all(|scenario| scenario.verdict != Verdict::Error);
-    if let Some(key) = result_key
-        && judged
-    {
-        let noise = if cell.is_baseline() {
-            ctx.noise
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .values()
-                .cloned()
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let recorded = results::Recorded {
-            report: outcome.report.clone(),
-            contents: outcome.contents.clone(),
-            noise,
-            preloading_off: cell
-                .is_baseline()
-                .then(|| ctx.preloading.found_off())
-                .flatten(),
-        };
-        if let Err(err) = results::store(&ctx.dirs, &key, &recorded) {
-            ctx.emit(RunEvent::NotRecorded {
-                cell: cell.name.clone(),
-                error: format!("{err:#}"),
-            });
-        }
+    if !judged {
+        return;
     }
-    outcome
+    let noise = if cell.is_baseline() {
+        ctx.noise
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let recorded = results::Recorded {
+        report: outcome.report.clone(),
+        contents: outcome.contents.clone(),
+        noise,
+        preloading_off: cell
+            .is_baseline()
+            .then(|| ctx.preloading.found_off())
+            .flatten(),
+    };
+    if let Err(err) = results::store(&ctx.dirs, key, &recorded) {
+        ctx.emit(RunEvent::NotRecorded {
+            cell: cell.name.clone(),
+            error: format!("{err:#}"),
+        });
+    }
 }
 
 /// How a finished cell did, in a few words.

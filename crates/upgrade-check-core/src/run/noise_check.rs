@@ -31,25 +31,10 @@ pub(super) async fn run_baseline_twice(
         true => (Start::Cold, Start::Preloaded),
         false => (Start::current(ctx), Start::current(ctx)),
     };
+    let replay = |attempt, start| run_scenario(ctx, cell, environment, set, run, attempt, start);
     let ((mut report, first), (again, second)) = tokio::join!(
-        run_scenario(
-            ctx,
-            cell,
-            environment,
-            set,
-            run,
-            Attempt::First,
-            first_start
-        ),
-        run_scenario(
-            ctx,
-            cell,
-            environment,
-            set,
-            run,
-            Attempt::Again,
-            second_start
-        ),
+        replay(Attempt::First, first_start),
+        replay(Attempt::Again, second_start),
     );
     report.add_check(&again);
     let (Some(first), Some(second)) = (&first, &second) else {
@@ -66,41 +51,60 @@ pub(super) async fn run_baseline_twice(
     };
     let mut noise = noise::compare_runs(&run.key, first, second);
     if checking && let Some(forked) = noise.take() {
-        let (cold_again, third) = run_scenario(
-            ctx,
-            cell,
-            environment,
-            set,
-            run,
-            Attempt::Third,
-            Start::Cold,
-        )
-        .await;
+        let (cold_again, third) = replay(Attempt::Third, Start::Cold).await;
         report.add_check(&cold_again);
-        let cold = third.and_then(|third| noise::compare_runs(&run.key, first, &third));
-        match cold {
-            Some(cold)
-                if cold.fields == forked.fields
-                    && cold.unexplained.is_empty() == forked.unexplained.is_empty() =>
-            {
-                noise = Some(forked);
-            }
-            cold => {
-                ctx.turn_off_preloading(
-                    cell,
-                    format!(
-                        "scenario run `{}` answered differently started cold and forked from a preloader ({})",
-                        run.key,
-                        describe_difference(&forked)
-                    ),
-                );
-                noise = cold;
-            }
-        }
+        noise = noise_or_preloading(ctx, cell, run, first, third, forked);
     }
     let Some(noise) = noise else {
         return (report, Some(first.clone()));
     };
+    let report = masked(ctx, cell, run, noise, report, first);
+    (report, Some(first.clone()))
+}
+
+/// A cold and a forked replay differed: when a third, cold, replay differs
+/// from the first just as much, it was noise; otherwise preloading made
+/// the difference, and services start cold from now on. The noise found.
+fn noise_or_preloading(
+    ctx: &RunContext,
+    cell: &Cell,
+    run: &ScenarioRun<'_>,
+    first: &str,
+    third: Option<String>,
+    forked: Noise,
+) -> Option<Noise> {
+    let cold = third.and_then(|third| noise::compare_runs(&run.key, first, &third));
+    match cold {
+        Some(cold)
+            if cold.fields == forked.fields
+                && cold.unexplained.is_empty() == forked.unexplained.is_empty() =>
+        {
+            Some(forked)
+        }
+        cold => {
+            ctx.turn_off_preloading(
+                cell,
+                format!(
+                    "scenario run `{}` answered differently started cold and forked from a preloader ({})",
+                    run.key,
+                    describe_difference(&forked)
+                ),
+            );
+            cold
+        }
+    }
+}
+
+/// Keeps `noise` for every later comparison of the run, and judges the
+/// first replay (`first`) again with its fields masked.
+fn masked(
+    ctx: &RunContext,
+    cell: &Cell,
+    run: &ScenarioRun<'_>,
+    noise: Noise,
+    report: ScenarioReport,
+    first: &str,
+) -> ScenarioReport {
     ctx.step(
         &cell.name,
         CellStep::Noisy {
@@ -114,20 +118,24 @@ pub(super) async fn run_baseline_twice(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(run.key.clone(), noise);
-    if report.verdict == Verdict::Changed {
-        let accepted = ctx.accepted_snapshot(cell, &run.key);
-        match snapshot::compare(&accepted, first, &fields) {
-            Ok(Comparison::Matches) => {
-                report.verdict = Verdict::Pass;
-                report.summary = None;
-                report.diff = None;
-                report.log_tail = None;
-            }
-            Ok(Comparison::Differs { diff, .. }) => report.diff = Some(diff),
-            _ => {}
-        }
+    if report.verdict != Verdict::Changed {
+        return report;
     }
-    (report, Some(first.clone()))
+    let accepted = ctx.accepted_snapshot(cell, &run.key);
+    match snapshot::compare(&accepted, first, &fields) {
+        Ok(Comparison::Matches) => ScenarioReport {
+            verdict: Verdict::Pass,
+            summary: None,
+            diff: None,
+            log_tail: None,
+            ..report
+        },
+        Ok(Comparison::Differs { diff, .. }) => ScenarioReport {
+            diff: Some(diff),
+            ..report
+        },
+        _ => report,
+    }
 }
 
 /// What differed between a cold and a forked replay, in a few words.
