@@ -487,15 +487,28 @@ fn files_are_written_through_the_redaction_choke_point() {
 fn no_function_in_run_is_longer_than_80_lines() {
     const MOST: usize = 80;
     let mut long = Vec::new();
-    for (file, code) in library().iter().filter(|(file, _)| file.starts_with("run/")) {
+    for (file, code) in library()
+        .iter()
+        .filter(|(file, _)| file.starts_with("run/"))
+    {
         let lines: Vec<&str> = code.lines().collect();
         for (at, line) in lines.iter().enumerate() {
             let trimmed = line.trim_start();
             let indent = &line[..line.len() - trimmed.len()];
-            let is_fn = ["fn ", "async fn ", "pub fn ", "pub async fn ", "pub(super) fn "]
-                .iter()
-                .chain(&["pub(super) async fn ", "pub(crate) fn ", "pub(crate) async fn "])
-                .any(|start| trimmed.starts_with(start));
+            let is_fn = [
+                "fn ",
+                "async fn ",
+                "pub fn ",
+                "pub async fn ",
+                "pub(super) fn ",
+            ]
+            .iter()
+            .chain(&[
+                "pub(super) async fn ",
+                "pub(crate) fn ",
+                "pub(crate) async fn ",
+            ])
+            .any(|start| trimmed.starts_with(start));
             if !is_fn || trimmed.ends_with(';') {
                 continue;
             }

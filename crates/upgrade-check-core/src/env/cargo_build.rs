@@ -495,6 +495,57 @@ fn updated_version<'a>(locked: &[&'a Version], pin: &Version) -> &'a Version {
         .unwrap_or_else(|| locked.last().expect("a locked package has a version"))
 }
 
+/// Rust's ecosystem: cargo moves pins in the lock and builds, the toolchain
+/// decides `rust-version`, the registry index lists versions.
+impl super::Ecosystem for CargoBuilder {
+    fn kind(&self) -> crate::model::package::Ecosystem {
+        crate::model::package::Ecosystem::Cargo
+    }
+
+    fn baseline(&self) -> &BaselineFile {
+        &self.baseline
+    }
+
+    fn describe(&self) -> String {
+        self.cargo.version.replace('\n', ", ")
+    }
+
+    fn toolchain(&self) -> String {
+        self.cargo.version.clone()
+    }
+
+    fn resolve_baseline(&self) -> Result<Resolution, BuildError> {
+        CargoBuilder::resolve_baseline(self)
+    }
+
+    fn resolve_file(&self, path: &Path) -> Result<Resolution, BuildError> {
+        CargoBuilder::resolve_file(self, path)
+    }
+
+    fn resolve_cell(&self, baseline: &ResolvedSet, pins: &[Pin]) -> Result<Resolution, BuildError> {
+        CargoBuilder::resolve_cell(self, baseline, pins)
+    }
+
+    fn check_exists(&self, pin: &Pin) -> Result<(), BuildError> {
+        CargoBuilder::check_exists(self, pin)
+    }
+
+    fn materialise(&self, set: &ResolvedSet) -> Result<Environment, BuildError> {
+        CargoBuilder::materialise(self, set)
+    }
+
+    fn registry(&self, project: &Path) -> anyhow::Result<super::index::Registry> {
+        Ok(super::index::Registry::Crates {
+            rust: self.cargo.rust_version()?,
+            project: project.to_owned(),
+        })
+    }
+
+    fn registry_name(&self) -> &'static str {
+        "registry"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@
 
 pub mod cargo_build;
 pub mod cargo_manifest;
+pub mod ecosystem;
 pub mod index;
 pub mod moves;
 pub mod python;
@@ -16,116 +17,38 @@ pub mod uv;
 pub mod uv_build;
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 
-use crate::input::baseline::BaselineFile;
-use crate::model::cell::Pin;
 use crate::sys::process;
 
 pub use cargo_build::CargoBuilder;
+pub use ecosystem::Ecosystem;
 pub use python::Python;
 pub use resolved::{CargoInputs, ResolvedSet};
 pub use uv::Uv;
 pub use uv_build::UvBuilder;
 
-/// Resolves and builds environments for one service, by its ecosystem.
+/// Resolves and builds environments for one service: its ecosystem's
+/// tools, shared by every cell.
 #[derive(Debug, Clone)]
-pub enum Builder {
-    Python(UvBuilder),
-    Cargo(CargoBuilder),
-}
+pub struct Builder(std::sync::Arc<dyn Ecosystem>);
 
 impl Builder {
-    /// The pins the service declares.
-    pub fn baseline(&self) -> &BaselineFile {
-        match self {
-            Builder::Python(builder) => &builder.baseline,
-            Builder::Cargo(builder) => &builder.baseline,
-        }
+    pub fn new(ecosystem: impl Ecosystem + 'static) -> Builder {
+        Builder(std::sync::Arc::new(ecosystem))
     }
+}
 
-    /// What builds the environments, as a reader names it.
-    pub fn describe(&self) -> String {
-        match self {
-            Builder::Python(builder) => {
-                format!(
-                    "{} and Python {}",
-                    builder.uv.version, builder.python.version
-                )
-            }
-            Builder::Cargo(builder) => builder.cargo.version.replace('\n', ", "),
-        }
-    }
+impl std::ops::Deref for Builder {
+    type Target = dyn Ecosystem;
 
-    /// What builds the environments, as recorded results key it.
-    pub fn toolchain(&self) -> String {
-        match self {
-            Builder::Python(builder) => format!(
-                "{} {}",
-                builder.python.path.display(),
-                builder.python.version
-            ),
-            Builder::Cargo(builder) => builder.cargo.version.clone(),
-        }
-    }
-
-    /// Resolves the baseline as the service declares it.
-    pub fn resolve_baseline(&self) -> Result<Resolution, BuildError> {
-        match self {
-            Builder::Python(builder) => builder.resolve_baseline(),
-            Builder::Cargo(builder) => builder.resolve_baseline(),
-        }
-    }
-
-    /// Resolves a dependency file (a pull request's) as it is, with nothing forced.
-    pub fn resolve_file(&self, path: &Path) -> Result<Resolution, BuildError> {
-        match self {
-            Builder::Python(builder) => builder.resolve_file(path),
-            Builder::Cargo(builder) => builder.resolve_file(path),
-        }
-    }
-
-    /// Resolves the baseline with `pins` forced on top.
-    pub fn resolve_cell(
-        &self,
-        baseline: &ResolvedSet,
-        pins: &[Pin],
-    ) -> Result<Resolution, BuildError> {
-        match self {
-            Builder::Python(builder) => builder.resolve_cell(baseline, pins),
-            Builder::Cargo(builder) => builder.resolve_cell(baseline, pins),
-        }
-    }
-
-    /// Whether the registry offers `pin`: `Err` with the tool's answer when
-    /// it has no such version, or when the version is yanked.
-    pub fn check_exists(&self, pin: &Pin) -> Result<(), BuildError> {
-        match self {
-            Builder::Python(builder) => builder.check_exists(pin),
-            Builder::Cargo(builder) => builder.check_exists(pin),
-        }
-    }
-
-    /// Whether the index offers every version the baseline file pins (a
-    /// cargo service's lock is checked by cargo as it builds).
-    pub fn check_baseline_offered(&self) -> Result<(), BuildError> {
-        match self {
-            Builder::Python(builder) => builder.check_baseline_offered(),
-            Builder::Cargo(_) => Ok(()),
-        }
-    }
-
-    /// The environment for `set`, built once and shared by every cell that needs it.
-    pub fn materialise(&self, set: &ResolvedSet) -> Result<Environment, BuildError> {
-        match self {
-            Builder::Python(builder) => builder.materialise(set),
-            Builder::Cargo(builder) => builder.materialise(set),
-        }
+    fn deref(&self) -> &Self::Target {
+        &*self.0
     }
 }
 

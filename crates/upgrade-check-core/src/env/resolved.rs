@@ -391,7 +391,7 @@ werkzeug==2.2.3           # via flask, -r requirements.txt
         let file = dir.path().join("requirements.txt");
         std::fs::write(&file, format!("bcrypt==3.2.0 --hash={a}\n")).unwrap();
         let mut declared = DeclaredHashes::default();
-        declared.add(&super::super::BaselineFile::load(&file).unwrap());
+        declared.add(&crate::input::baseline::BaselineFile::load(&file).unwrap());
         set.use_declared_hashes(&declared);
         assert_eq!(set.packages[&name("bcrypt")].hashes, [a]);
     }

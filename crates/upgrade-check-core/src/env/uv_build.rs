@@ -506,6 +506,67 @@ fn failed_release(said: &str) -> Option<(&str, &str)> {
     release.split_once("==")
 }
 
+/// Python's ecosystem: uv resolves and installs, the interpreter decides
+/// `Requires-Python`, the package index lists versions.
+impl super::Ecosystem for UvBuilder {
+    fn kind(&self) -> crate::model::package::Ecosystem {
+        crate::model::package::Ecosystem::Python
+    }
+
+    fn baseline(&self) -> &BaselineFile {
+        &self.baseline
+    }
+
+    fn describe(&self) -> String {
+        format!("{} and Python {}", self.uv.version, self.python.version)
+    }
+
+    fn toolchain(&self) -> String {
+        format!("{} {}", self.python.path.display(), self.python.version)
+    }
+
+    fn resolve_baseline(&self) -> Result<Resolution, BuildError> {
+        UvBuilder::resolve_baseline(self)
+    }
+
+    fn resolve_file(&self, path: &Path) -> Result<Resolution, BuildError> {
+        UvBuilder::resolve_file(self, path)
+    }
+
+    fn resolve_cell(&self, baseline: &ResolvedSet, pins: &[Pin]) -> Result<Resolution, BuildError> {
+        UvBuilder::resolve_cell(self, baseline, pins)
+    }
+
+    fn check_exists(&self, pin: &Pin) -> Result<(), BuildError> {
+        UvBuilder::check_exists(self, pin)
+    }
+
+    /// uv's refusal says the index has no such version, or has yanked it,
+    /// or else that the index could not be reached.
+    fn says_nothing_of_the_version(&self, refusal: &str) -> bool {
+        !(refusal.contains("no version of") || refusal.contains("yanked"))
+    }
+
+    fn check_baseline_offered(&self) -> Result<(), BuildError> {
+        UvBuilder::check_baseline_offered(self)
+    }
+
+    fn materialise(&self, set: &ResolvedSet) -> Result<Environment, BuildError> {
+        UvBuilder::materialise(self, set)
+    }
+
+    fn registry(&self, project: &Path) -> anyhow::Result<super::index::Registry> {
+        Ok(super::index::Registry::Simple {
+            python: self.python.clone(),
+            project: project.to_owned(),
+        })
+    }
+
+    fn registry_name(&self) -> &'static str {
+        "package index"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

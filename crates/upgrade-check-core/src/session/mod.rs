@@ -422,37 +422,11 @@ async fn find_tools(inputs: &Inputs, options: &Options, events: &Events) -> anyh
         }
         None => (working, None),
     };
-    let builder = match config.service.ecosystem {
-        config::Ecosystem::Python => {
-            // Digests declared on either side of a pull request are checked.
-            let mut hashes = crate::input::baseline::DeclaredHashes::default();
-            hashes.add(&baseline);
-            if let Some((after, _)) = &change {
-                hashes.add(after);
-            }
-            Builder::Python(
-                prepare::uv_builder(config, options, &inputs.dirs, events, baseline, hashes)
-                    .await?,
-            )
-        }
-        config::Ecosystem::Cargo => Builder::Cargo(prepare::cargo_builder(
-            config,
-            options,
-            &inputs.dirs,
-            events,
-            baseline,
-        )?),
-    };
-    let registry = match &builder {
-        Builder::Python(builder) => index::Registry::Simple {
-            python: builder.python.clone(),
-            project: config.service.root.clone(),
-        },
-        Builder::Cargo(builder) => index::Registry::Crates {
-            rust: builder.cargo.rust_version()?,
-            project: config.service.root.clone(),
-        },
-    };
+    // Digests declared on either side of a pull request are checked.
+    let also_hashed = change.as_ref().map(|(after, _)| after);
+    let builder =
+        prepare::builder(config, options, &inputs.dirs, events, baseline, also_hashed).await?;
+    let registry = builder.registry(&config.service.root)?;
     let index = index::Index::new(
         registry,
         inputs.dirs.index_dir(),

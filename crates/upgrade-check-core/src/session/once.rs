@@ -5,10 +5,10 @@
 //! everything it made goes when it stops.
 
 use super::{Options, prepare};
-use crate::env::{BuildError, Builder};
+use crate::env::BuildError;
 use crate::exec::{db, replay, service};
-use crate::input::baseline::{BaselineFile, DeclaredHashes};
-use crate::input::config::{Config, Ecosystem};
+use crate::input::baseline::BaselineFile;
+use crate::input::config::Config;
 use crate::model::event::Events;
 use crate::sys::{log, state};
 
@@ -42,18 +42,7 @@ pub async fn start(
         Ok(baseline) => baseline,
         Err(err) => return Ok(Err(err.to_string())),
     };
-    let builder = match config.service.ecosystem {
-        Ecosystem::Python => {
-            let mut hashes = DeclaredHashes::default();
-            hashes.add(&baseline);
-            Builder::Python(
-                prepare::uv_builder(config, options, &dirs, events, baseline, hashes).await?,
-            )
-        }
-        Ecosystem::Cargo => Builder::Cargo(prepare::cargo_builder(
-            config, options, &dirs, events, baseline,
-        )?),
-    };
+    let builder = prepare::builder(config, options, &dirs, events, baseline, None).await?;
     let building = builder.clone();
     let built = tokio::task::spawn_blocking(move || {
         let resolution = building.resolve_baseline()?;

@@ -44,6 +44,32 @@ pub(super) fn lay_over(config: &mut Config, overlay: &Path, scratch: &Path) -> a
     Ok(())
 }
 
+/// The service's ecosystem's tools, set up for `baseline`: the one place
+/// an ecosystem is chosen. Digests declared in `also_hashed` (a pull
+/// request's other side) are checked too.
+pub(super) async fn builder(
+    config: &Config,
+    options: &Options,
+    dirs: &StateDirs,
+    events: &Events,
+    baseline: BaselineFile,
+    also_hashed: Option<&BaselineFile>,
+) -> anyhow::Result<Builder> {
+    Ok(match config.service.ecosystem {
+        config::Ecosystem::Python => {
+            let mut hashes = DeclaredHashes::default();
+            hashes.add(&baseline);
+            if let Some(other) = also_hashed {
+                hashes.add(other);
+            }
+            Builder::new(uv_builder(config, options, dirs, events, baseline, hashes).await?)
+        }
+        config::Ecosystem::Cargo => {
+            Builder::new(cargo_builder(config, options, dirs, events, baseline)?)
+        }
+    })
+}
+
 /// Fills each range entry of the matrix with the versions it picks from the
 /// index, and says what it picked before anything runs.
 pub(super) async fn expand_ranges(
@@ -232,9 +258,7 @@ pub(super) async fn check_listed_versions(
             Ok(()) => state::write_atomic(&marker, b"")?,
             // An index that cannot be reached (or, offline, a cold cache) says
             // nothing about the version: the cells that need it fail as they build.
-            Err(BuildError::Refused(why))
-                if matches!(builder, Builder::Python(_)) && !names_a_missing_version(&why) =>
-            {
+            Err(BuildError::Refused(why)) if builder.says_nothing_of_the_version(&why) => {
                 continue;
             }
             Err(BuildError::Refused(why)) => {
@@ -328,7 +352,7 @@ pub(super) async fn check_baseline_pins(builder: &Builder, dirs: &StateDirs) -> 
     let checker = builder.clone();
     match tokio::task::spawn_blocking(move || checker.check_baseline_offered()).await? {
         Ok(()) => state::write_atomic(&marker, b"")?,
-        Err(BuildError::Refused(why)) if names_a_missing_version(&why) => {
+        Err(BuildError::Refused(why)) if !builder.says_nothing_of_the_version(&why) => {
             let said = why.to_lowercase();
             // The first pin uv names; when none can be told, the cells say it.
             let Some(declared) = baseline.pins.iter().find(|pin| {
@@ -359,12 +383,6 @@ pub(super) async fn check_baseline_pins(builder: &Builder, dirs: &StateDirs) -> 
     Ok(())
 }
 
-/// uv's refusal says the index has no such version, or has yanked it (not
-/// that the index could not be reached).
-fn names_a_missing_version(refusal: &str) -> bool {
-    refusal.contains("no version of") || refusal.contains("yanked")
-}
-
 /// A look-up marker written within the index answers' time to live.
 fn found_lately(marker: &Path) -> bool {
     std::fs::metadata(marker)
@@ -390,10 +408,7 @@ pub(super) fn not_installable(
         key: key.to_owned(),
         message: format!(
             "{pin} cannot be installed from the {}{hint}:\n{}",
-            match builder {
-                Builder::Python(_) => "package index",
-                Builder::Cargo(_) => "registry",
-            },
+            builder.registry_name(),
             refusal
         ),
     }
