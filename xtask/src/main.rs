@@ -62,6 +62,8 @@ enum Task {
         #[arg(long)]
         release: bool,
     },
+    /// Write report.json's JSON Schema, as the model makes it, to docs/report.schema.json
+    Schema,
     /// Run the test suite (`cargo test ARGS`), first installing what its tests need (Chromium, chromedriver, xmllint, PostgreSQL) from Debian's packages when run as root, or naming the one command to run
     Test {
         /// Only the fast tier: unit tests, the tree's rules and the offline integration tests (no tool, no package index)
@@ -100,6 +102,7 @@ fn main() -> ExitCode {
             });
             bench(config, state_dir, jobs, !no_peers, peers_only, rust)
         }
+        Task::Schema => write_schema(),
         Task::Test { fast: true, .. } => test_tools::run_fast(),
         Task::Test { args, .. } => test_tools::run(&args),
     };
@@ -110,6 +113,18 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `cargo xtask schema`: docs/report.schema.json from the model.
+fn write_schema() -> anyhow::Result<i32> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is in the workspace");
+    let path = root.join("docs/report.schema.json");
+    let text = serde_json::to_string_pretty(&upgrade_check_core::model::report::schema())?;
+    upgrade_check_core::sys::state::write_atomic(&path, format!("{text}\n").as_bytes())?;
+    upgrade_check::outln!("wrote {}", path.display());
+    Ok(0)
 }
 
 /// `bench --release` from a debug build: the same command again, from an

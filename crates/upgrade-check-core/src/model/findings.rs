@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A package whose version in a cell differs from the baseline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VersionChange {
     pub package: String,
     /// `None`: not installed at baseline.
@@ -39,7 +39,7 @@ impl std::fmt::Display for VersionChange {
 }
 
 /// How one scenario's two baseline runs differed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Noise {
     pub scenario: String,
     /// JSON keys whose values differ between the two runs; masked.
@@ -59,7 +59,7 @@ impl Noise {
 /// What isolating a multi-pin cell's failure found: pins that break
 /// scenarios together though fewer of them do not, or (one pin) the pin that
 /// alone explains it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Interaction {
     /// `package version` of each pin in the smallest failing set; one pin
     /// when that pin alone explains the cell's failure.
@@ -79,7 +79,7 @@ pub struct Interaction {
 
 /// How far a package can move: the newest version known to pass, and the
 /// first that breaks when bisection found it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NewestSafe {
     pub package: String,
     /// The newest version the plan tried.

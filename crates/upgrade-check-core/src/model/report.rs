@@ -37,7 +37,7 @@ impl ExitStatus {
 /// Bumped whenever a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Report {
     pub schema_version: u32,
     /// The config file the run read.
@@ -80,7 +80,7 @@ pub struct Report {
 }
 
 /// The facts about a check a reviewer needs to trust it and to run it again.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunInfo {
     /// When the check started, UTC (RFC 3339).
     pub started_at: String,
@@ -117,7 +117,7 @@ impl RunInfo {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CellReport {
     pub id: String,
     /// `baseline`, or the pins that differ from it.
@@ -150,7 +150,9 @@ pub struct CellReport {
 /// One scenario run's time: starting the service until it answered healthy
 /// (or, in a startup scenario, until it refused to start), then replaying
 /// the requests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct Timing {
     /// The config's setup commands, before the service started.
     #[serde(default)]
@@ -174,7 +176,9 @@ pub struct Timing {
 
 /// What a scenario run spent outside the service's start-up and requests,
 /// phase by phase: where a run's time goes beyond the floor.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct HarnessWork {
     /// Copying the service's source for the run, and removing the copy after.
     pub copy_ms: u64,
@@ -192,7 +196,7 @@ pub struct HarnessWork {
 }
 
 /// Which part of a plan a partial result holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ShardInfo {
     /// 1-based, as `--shard K/N` says it.
     pub index: usize,
@@ -201,7 +205,7 @@ pub struct ShardInfo {
     pub plan: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EnvironmentReport {
     /// Content hash of interpreter and resolved set; cells that share it share the environment.
     pub id: String,
@@ -230,7 +234,7 @@ pub struct EnvironmentReport {
     pub moves_not_held: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     Pass,
@@ -274,7 +278,7 @@ impl Verdict {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScenarioReport {
     pub scenario: String,
     pub verdict: Verdict,
@@ -497,9 +501,39 @@ impl CellReport {
     }
 }
 
+/// report.json's JSON Schema, as the model makes it (doc comments become
+/// descriptions): published as `docs/report.schema.json` for the tools that
+/// read the report, and kept equal to the model by a test.
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Report)).expect("a schema is JSON")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_published_schema_is_the_one_the_model_makes() {
+        let published =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/report.schema.json");
+        let written: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&published).unwrap()).unwrap();
+        assert!(
+            written == schema(),
+            "docs/report.schema.json is not what the model makes: run `cargo xtask schema`"
+        );
+        // The verdicts a reader switches on are all in it.
+        let verdicts = schema()["$defs"]["Verdict"].to_string();
+        for verdict in [
+            "pass",
+            "changed",
+            "startup-failed",
+            "build-failed",
+            "not-tried",
+        ] {
+            assert!(verdicts.contains(verdict), "{verdict}: {verdicts}");
+        }
+    }
 
     fn failing(verdict: Verdict, summary: &str) -> ScenarioReport {
         let mut scenario = ScenarioReport::new("login".to_owned(), verdict);

@@ -1,10 +1,13 @@
-//! junit.xml validates against the JUnit XML schema CI systems read
-//! (Jenkins' junit-10.xsd, as shipped in pytest's source distribution).
+//! The reports validate against the schemas their readers use: junit.xml
+//! against the JUnit XML schema CI systems read (Jenkins' junit-10.xsd, as
+//! shipped in pytest's source distribution), report.json against its own
+//! published schema (`docs/report.schema.json`), checked by
+//! check-jsonschema from the package index.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::TestContext;
+use crate::common::{TestContext, uv, workspace_root};
 
 /// The schema, taken from pytest's source distribution on the package index.
 fn junit_schema() -> PathBuf {
@@ -46,7 +49,7 @@ fn junit_schema() -> PathBuf {
 }
 
 #[test]
-fn junit_xml_validates_against_the_junit_schema() {
+fn junit_xml_and_report_json_validate_against_their_schemas() {
     let ctx = TestContext::new();
     // MarkupSafe 1.0 is a source distribution only, which --no-build refuses.
     ctx.set_matrix(
@@ -74,5 +77,30 @@ markupsafe = ["1.0"]"#,
         xmllint.status.success(),
         "{}",
         String::from_utf8_lossy(&xmllint.stderr)
+    );
+    let report = ctx.path("state/report/report.json");
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        text.contains("\"changed\"") && text.contains("\"build-failed\""),
+        "{text}"
+    );
+    let checked = Command::new(uv())
+        .args([
+            "tool",
+            "run",
+            "--from",
+            "check-jsonschema==0.39.0",
+            "check-jsonschema",
+        ])
+        .arg("--schemafile")
+        .arg(workspace_root().join("docs/report.schema.json"))
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
     );
 }
