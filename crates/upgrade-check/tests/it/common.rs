@@ -87,6 +87,20 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl Run {
+    /// A run of the baseline alone that passed: exit 0, and the headline
+    /// that says so.
+    pub fn assert_green(&self) {
+        assert_eq!(self.code, 0, "{}\n{}", self.stdout, self.stderr);
+        assert!(
+            self.stdout
+                .starts_with("✓ the baseline matches the accepted snapshots"),
+            "{}",
+            self.stdout
+        );
+    }
+}
+
 impl TestContext {
     /// A copy of the repository's fixture setup.
     pub fn new() -> TestContext {
