@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
+use crate::env::Environment;
 use crate::exec::preload::{self, ForkedChild, Preloader};
+use crate::input::config::Config;
 use crate::sys::process::{self, GroupChild};
 
 /// Values for the config's `{placeholders}`.
@@ -83,6 +85,44 @@ pub struct Launch<'a> {
     /// Forks the service from preloaded modules, when its command is one
     /// the preloader runs the same way; otherwise it starts cold.
     pub preloader: Option<&'a Preloader>,
+}
+
+/// Where this start's own values go into a [`Launch`].
+pub struct StartIn<'a> {
+    /// The service's folder (its own copy of the source).
+    pub cwd: &'a Path,
+    pub log: &'a Path,
+    pub port: u16,
+    /// The profile's variables.
+    pub env: &'a BTreeMap<String, String>,
+    pub placeholders: &'a Placeholders,
+}
+
+impl<'a> Launch<'a> {
+    /// A start of the service `config` describes, in `environment`: its
+    /// command, variables passed on, health path and timeouts, from the one
+    /// place every start (a scenario run's, `init`'s, `record`'s) takes
+    /// them; cold unless a preloader is set.
+    pub fn of(config: &'a Config, environment: &'a Environment, this: StartIn<'a>) -> Launch<'a> {
+        Launch {
+            command: &config.service.command,
+            pass_env: &config.service.pass_env,
+            env: this.env,
+            placeholders: this.placeholders,
+            bin: &environment.bin,
+            venv: environment
+                .python
+                .as_ref()
+                .map(|python| python.venv.as_path()),
+            cwd: this.cwd,
+            log: this.log,
+            port: this.port,
+            health_paths: std::slice::from_ref(&config.service.health_path),
+            startup_timeout: config.timeouts.startup,
+            grace: config.timeouts.shutdown_grace,
+            preloader: None,
+        }
+    }
 }
 
 /// Names one service start in the environment of the service and all its

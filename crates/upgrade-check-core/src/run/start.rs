@@ -12,7 +12,7 @@ use super::{RunContext, ScenarioRun, ms};
 use crate::env::Environment;
 use crate::exec::db::Database;
 use crate::exec::replay;
-use crate::exec::service::{self, Launch, Placeholders};
+use crate::exec::service::{self, Launch, Placeholders, StartIn};
 use crate::model::event::RunEvent;
 use crate::model::report::Timing;
 use crate::sys::failpoint::failpoint;
@@ -60,25 +60,16 @@ pub(super) fn launch<'a>(
     placeholders: &'a Placeholders,
     port: u16,
 ) -> Launch<'a> {
-    let config = &ctx.config;
-    let environment = launched.environment;
-    Launch {
-        command: &config.service.command,
-        pass_env: &config.service.pass_env,
-        env: launched.env,
-        placeholders,
-        bin: &environment.bin,
-        venv: environment
-            .python
-            .as_ref()
-            .map(|python| python.venv.as_path()),
+    let this = StartIn {
         cwd: launched.service_dir,
         log: launched.log,
         port,
-        health_paths: std::slice::from_ref(&config.service.health_path),
-        startup_timeout: config.timeouts.startup,
-        grace: config.timeouts.shutdown_grace,
+        env: launched.env,
+        placeholders,
+    };
+    Launch {
         preloader: launched.preloader,
+        ..Launch::of(&ctx.config, launched.environment, this)
     }
 }
 

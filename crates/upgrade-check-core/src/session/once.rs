@@ -76,23 +76,16 @@ pub async fn start(
         .profile(&config.service.profile)
         .map(|profile| profile.env.clone())
         .unwrap_or_default();
-    let launch = service::Launch {
-        command: &config.service.command,
-        pass_env: &config.service.pass_env,
-        env: &env,
-        placeholders: &placeholders,
-        bin: &environment.bin,
-        venv: environment
-            .python
-            .as_ref()
-            .map(|python| python.venv.as_path()),
+    let this = service::StartIn {
         cwd: &service_dir,
         log: &log_path,
         port,
+        env: &env,
+        placeholders: &placeholders,
+    };
+    let launch = service::Launch {
         health_paths,
-        startup_timeout: config.timeouts.startup,
-        grace: config.timeouts.shutdown_grace,
-        preloader: None,
+        ..service::Launch::of(config, &environment, this)
     };
     Ok(match service::start(launch, &replay::client()).await {
         Ok(running) => Ok(Started { running, scratch }),
