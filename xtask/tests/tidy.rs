@@ -527,3 +527,33 @@ fn no_function_in_run_is_longer_than_80_lines() {
         long.join("\n")
     );
 }
+
+/// ARCHITECTURE.md names only source files that exist: a file moved or
+/// gone without the map being told fails here.
+#[test]
+fn architecture_names_only_files_that_exist() {
+    let map = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
+    let mut names = BTreeSet::new();
+    for code in map.split('`').skip(1).step_by(2) {
+        if code.ends_with(".rs") && !code.contains(' ') && !code.contains('*') {
+            names.insert(code.to_owned());
+        }
+    }
+    assert!(names.len() > 30, "{names:?}");
+    let mut files = Vec::new();
+    for dir in ["crates", "xtask"] {
+        files.extend(sources(&root().join(dir)));
+    }
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|name| {
+            !files
+                .iter()
+                .any(|file| file.to_string_lossy().ends_with(&format!("/{name}")))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md names files that are not there: {missing:?}"
+    );
+}
