@@ -205,7 +205,7 @@ impl Postgres {
         let parsed =
             url::Url::parse(url).with_context(|| format!("--database-url is not a URL: {url}"))?;
         if !matches!(parsed.scheme(), "postgres" | "postgresql") {
-            bail!("--database-url must start with postgresql://");
+            bail!("a PostgreSQL server's URL must start with postgresql://");
         }
         let decode = |text: &str| {
             percent_encoding::percent_decode_str(text)

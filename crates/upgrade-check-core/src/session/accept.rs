@@ -85,7 +85,7 @@ pub(super) fn alternative_request(
     scenarios: &[String],
 ) -> anyhow::Result<(Pin, Vec<String>)> {
     let Some((package, version)) = cell.trim().split_once(' ') else {
-        bail!("--cell `{cell}`: name the cell as the report does, `PACKAGE VERSION`");
+        bail!("cell `{cell}`: name it as the report does, `PACKAGE VERSION`");
     };
     let pin = Pin {
         package: package::PackageName::parse(ecosystem, package.trim())

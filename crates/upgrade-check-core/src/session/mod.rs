@@ -365,7 +365,7 @@ fn claim_state(
     }
     if let Some(overlay) = &options.overlay {
         if options.accept {
-            bail!("--accept takes the service as it is; drop --overlay");
+            bail!("accepting takes the service as it is, with no overlay");
         }
         prepare::lay_over(&mut inputs.config, overlay, scratch.path())?;
         events(&RunEvent::OverlayLaid {
@@ -460,7 +460,9 @@ async fn plan_check(
     let plan = match &options.action {
         Action::Bisect(request) => {
             if options.accept || options.since.is_some() {
-                bail!("bisect takes neither --accept nor --since");
+                bail!(
+                    "a bisection starts from the working tree's baseline: it accepts nothing and compares with no other ref"
+                );
             }
             let prepared =
                 bisect::Bisection::prepare(request, builder.baseline(), &tools.index, events)
@@ -474,7 +476,9 @@ async fn plan_check(
             scenarios: wanted,
         } => {
             if options.accept || options.since.is_some() {
-                bail!("accept --cell takes neither --accept nor --since");
+                bail!(
+                    "an alternative is accepted from the working tree's baseline: with no other acceptance and no other ref"
+                );
             }
             let known: Vec<String> = run::scenario_runs(&inputs.scenarios, &profile)
                 .into_iter()

@@ -24,7 +24,7 @@ use crate::sys::state::{self, StateDirs};
 /// incident's pre-fix files), and points the config at it.
 pub(super) fn lay_over(config: &mut Config, overlay: &Path, scratch: &Path) -> anyhow::Result<()> {
     if !overlay.is_dir() {
-        bail!("--overlay {}: no such folder", overlay.display());
+        bail!("the overlay folder {} does not exist", overlay.display());
     }
     let root = scratch.join("service-with-overlay");
     state::copy_tree(&config.service.root, &root)?;
@@ -193,7 +193,9 @@ pub(super) fn cargo_builder(
     baseline: BaselineFile,
 ) -> anyhow::Result<env::CargoBuilder> {
     if options.no_build {
-        bail!("--no-build refuses Python source distributions; a cargo service is always built");
+        bail!(
+            "installing wheels only, never building, is for Python services: a cargo service is always built"
+        );
     }
     let cargo = env::cargo_build::Cargo::find()?;
     events(&RunEvent::Toolchain {
