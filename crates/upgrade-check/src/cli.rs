@@ -218,7 +218,7 @@ pub enum Command {
     Record {
         /// The scenario's name: scenarios/NAME.toml
         name: String,
-        /// Where the proxy listens; loopback only [default: 127.0.0.1 on a free port]
+        /// Where the proxy listens; loopback only (port 0 takes a free one)
         #[arg(long, value_name = "ADDRESS:PORT", default_value = "127.0.0.1:0")]
         listen: std::net::SocketAddr,
         /// Stop after this long without a request (e.g. 30s), as well as on Ctrl-C
