@@ -234,7 +234,8 @@ fn git_listed(root: &Path) -> Option<Vec<PathBuf>> {
 }
 
 /// Every file and symlink under `root` (not following links), relative to
-/// it, without descending into folders left out by name.
+/// it, without descending into folders left out (a virtual environment's
+/// thousands of files are never read).
 fn walked(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     let mut pending = vec![PathBuf::new()];
@@ -242,17 +243,24 @@ fn walked(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
         for entry in fs_err::read_dir(root.join(&dir))? {
             let entry = entry?;
             let relative = dir.join(entry.file_name());
-            if entry.file_type()?.is_dir() {
-                if !NOT_SOURCE.iter().any(|name| entry.file_name() == *name) {
-                    pending.push(relative);
-                }
-            } else {
+            if !entry.file_type()?.is_dir() {
                 found.push(relative);
+            } else if !is_left_out(&entry.path(), &entry.file_name()) {
+                pending.push(relative);
             }
         }
     }
     found.sort();
     Ok(found)
+}
+
+/// Whether the folder at `path` (named `name`) is a cache, an environment
+/// or the harness's own: by its name, a marker file in it, or the state
+/// and cache folders the harness uses.
+fn is_left_out(path: &Path, name: &OsStr) -> bool {
+    NOT_SOURCE.iter().any(|skip| name == *skip)
+        || MARKERS.iter().any(|marker| path.join(marker).is_file())
+        || is_harness_dir(path)
 }
 
 /// Whether a folder on the way to `relative` is left out: by name, by a
@@ -262,12 +270,9 @@ fn in_skipped_dir(root: &Path, relative: &Path, known: &mut BTreeMap<PathBuf, bo
     let components: Vec<Component> = relative.components().collect();
     for component in &components[..components.len().saturating_sub(1)] {
         dir.push(component);
-        let skipped = *known.entry(dir.clone()).or_insert_with(|| {
-            let full = root.join(&dir);
-            NOT_SOURCE.iter().any(|name| component.as_os_str() == *name)
-                || MARKERS.iter().any(|marker| full.join(marker).is_file())
-                || is_harness_dir(&full)
-        });
+        let skipped = *known
+            .entry(dir.clone())
+            .or_insert_with(|| is_left_out(&root.join(&dir), component.as_os_str()));
         if skipped {
             return true;
         }
