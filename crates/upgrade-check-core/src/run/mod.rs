@@ -68,6 +68,8 @@ pub struct RunContext {
     pub run_secret: String,
     /// Private folder for service copies and databases, removed at the end.
     pub scratch: PathBuf,
+    /// The service's source, read once: every scenario run copies it.
+    pub source: crate::sys::source_tree::SourceTree,
     /// The PostgreSQL server's databases, made ahead of the runs and
     /// dropped behind them, when any run's profile needs one.
     pub databases: Option<Arc<DatabasesAhead>>,

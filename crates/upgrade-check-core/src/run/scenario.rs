@@ -103,9 +103,7 @@ pub(super) async fn run_scenario(
     // default database file, an upload folder) leaves nothing for the next.
     let service_dir = ctx.scratch.join(&cell.id).join(format!("{key}.service"));
     let copying = Instant::now();
-    let copied = crate::sys::state::unless_quitting(|| {
-        crate::sys::state::copy_tree(&ctx.config.service.root, &service_dir)
-    });
+    let copied = crate::sys::state::unless_quitting(|| ctx.source.copy_to(&service_dir));
     let copied_in = copying.elapsed();
     let (mut report, rendered) = match copied {
         Ok(()) => {

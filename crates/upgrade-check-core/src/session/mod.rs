@@ -676,6 +676,7 @@ async fn start(
         changed_snapshots,
         noise: Default::default(),
         scratch: scratch.path().to_owned(),
+        source: crate::sys::source_tree::SourceTree::read(&config.service.root)?,
         config,
         scenarios,
         builder,
