@@ -29,6 +29,7 @@ use crate::input::config::Config;
 use crate::model::cell::Cell;
 use crate::model::findings::Noise;
 use crate::model::report::CellReport;
+use crate::sys::source_tree::SourceTree;
 use crate::sys::state::{self, StateDirs};
 
 /// One cell's recorded result.
@@ -51,6 +52,7 @@ pub struct Recorded {
 /// variables it passes on to services count with their values.
 pub fn run_digest(
     config: &Config,
+    source: &SourceTree,
     cache: &Path,
     python: &str,
     switches: &str,
@@ -88,7 +90,7 @@ pub fn run_digest(
     .iter()
     .filter_map(|path| path.canonicalize().ok())
     .collect();
-    state::hash_tree(&config.service.root, &mut hasher, |path| {
+    source.hash_into(&mut hasher, |path| {
         path.canonicalize().map_or(true, |path| {
             !pin_files.contains(&path) && !harness_files.iter().any(|own| path.starts_with(own))
         })

@@ -31,6 +31,7 @@ use crate::plan::{self, pr};
 use crate::report::{self, cell_diff};
 use crate::run::{self, CellOutcome, RunContext};
 use crate::sys::interrupt::Interrupt;
+use crate::sys::source_tree::SourceTree;
 use crate::sys::state::{self, StateDirs};
 use crate::sys::{process, redact, sweep};
 
@@ -289,6 +290,9 @@ struct Inputs {
     config: Config,
     scenarios: Vec<scenario::Scenario>,
     dirs: StateDirs,
+    /// The service's source, read once: the results key and every
+    /// scenario run's copy come from this reading.
+    source: SourceTree,
 }
 
 /// Phase 1: the config and scenarios, checked; every scenario secret
@@ -331,11 +335,13 @@ fn load(options: &Options, events: &Events) -> anyhow::Result<Inputs> {
     events(&RunEvent::ConfigLoaded {
         path: config_path.clone(),
     });
+    let source = SourceTree::read(&config.service.root)?;
     Ok(Inputs {
         config_path,
         config,
         scenarios,
         dirs,
+        source,
     })
 }
 
@@ -368,16 +374,16 @@ fn claim_state(
             bail!("accepting takes the service as it is, with no overlay");
         }
         prepare::lay_over(&mut inputs.config, overlay, scratch.path())?;
+        inputs.source = SourceTree::read(&inputs.config.service.root)?;
         events(&RunEvent::OverlayLaid {
             overlay: overlay.clone(),
             service: inputs.config.service.root.clone(),
         });
     }
-    let source = crate::sys::source_tree::SourceTree::read(&inputs.config.service.root)?;
-    if !source.left_out().is_empty() {
+    let left_out = inputs.source.left_out();
+    if !left_out.is_empty() {
         events(&RunEvent::SourceLeftOut {
-            entries: source
-                .left_out()
+            entries: left_out
                 .iter()
                 .map(|left| format!("{} ({})", left.path.display(), left.why))
                 .collect(),
@@ -619,6 +625,7 @@ async fn start(
         config,
         scenarios,
         dirs,
+        source,
         ..
     } = inputs;
     let jobs = options.jobs.unwrap_or_else(default_jobs).max(1);
@@ -638,6 +645,7 @@ async fn start(
     } else {
         Some(run::results::run_digest(
             &config,
+            &source,
             &dirs.cache,
             &builder.toolchain(),
             &format!(
@@ -676,7 +684,7 @@ async fn start(
         changed_snapshots,
         noise: Default::default(),
         scratch: scratch.path().to_owned(),
-        source: crate::sys::source_tree::SourceTree::read(&config.service.root)?,
+        source,
         config,
         scenarios,
         builder,
