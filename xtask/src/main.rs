@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use upgrade_check_core::input::config;
-use upgrade_check_core::session::{self, Options};
+use upgrade_check_core::config;
+use upgrade_check_core::{self as core, Options};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Project tasks")]
@@ -122,7 +122,7 @@ fn write_schema() -> anyhow::Result<i32> {
         .expect("xtask is in the workspace");
     let path = root.join("docs/report.schema.json");
     let text = serde_json::to_string_pretty(&upgrade_check_core::model::report::schema())?;
-    upgrade_check_core::sys::state::write_atomic(&path, format!("{text}\n").as_bytes())?;
+    upgrade_check_core::util::write_atomic(&path, format!("{text}\n").as_bytes())?;
     upgrade_check::outln!("wrote {}", path.display());
     Ok(0)
 }
@@ -156,11 +156,11 @@ fn bench(
         state_dir,
         ..Options::default()
     };
-    let dirs = session::state_dirs(&options, &config_dir)?;
+    let dirs = core::state_dirs(&options, &config_dir)?;
     bench::run(
         &config,
         &dirs.state,
-        jobs.unwrap_or_else(session::default_jobs).max(1),
+        jobs.unwrap_or_else(core::default_jobs).max(1),
         bench::Sections {
             harness: !peers_only,
             peers: with_peers,

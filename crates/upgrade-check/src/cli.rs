@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::io::IsTerminal as _;
 
 use clap::{Args, Parser, Subcommand};
-use upgrade_check_core::input::config::StartMode;
-use upgrade_check_core::session::{Action, Options};
+use upgrade_check_core::config::StartMode;
+use upgrade_check_core::{Action, Options};
 
 /// When to colour the summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::Context;
 use upgrade_check_core::model::event::RunEvent;
 use upgrade_check_core::model::report::ExitStatus;
-use upgrade_check_core::sys::redact;
+use upgrade_check_core::redact;
 
 pub struct EventLog {
     file: Mutex<BufWriter<File>>,

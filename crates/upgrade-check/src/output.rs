@@ -4,7 +4,7 @@
 
 use std::io::Write as _;
 
-use upgrade_check_core::sys::redact::{scrub, terminal_safe};
+use upgrade_check_core::redact::{scrub, terminal_safe};
 
 /// `print!` through [`print_stdout`]: the only way the harness writes to stdout.
 #[macro_export]

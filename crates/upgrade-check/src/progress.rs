@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use upgrade_check_core::model::event::RunEvent;
-use upgrade_check_core::sys::redact;
+use upgrade_check_core::redact;
 
 pub struct Progress {
     started: Instant,

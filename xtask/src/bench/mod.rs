@@ -27,11 +27,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use upgrade_check_core::input::config::{Candidates, Matrix, Strategy};
+use upgrade_check_core::config::{Candidates, Matrix, Strategy};
+use upgrade_check_core::internals::{normalize, plan, replay};
 use upgrade_check_core::model::cell::Pin;
 use upgrade_check_core::model::package::{PackageName, Version};
-use upgrade_check_core::report::Report;
-use upgrade_check_core::{exec::replay, input::scenario, judge::normalize, plan};
+use upgrade_check_core::model::report::Report;
+use upgrade_check_core::scenario;
 
 mod peers;
 mod phases;
@@ -116,7 +117,7 @@ pub fn run(
         true,
         &[],
     )?;
-    let loaded = upgrade_check_core::input::config::Config::load(config)?;
+    let loaded = upgrade_check_core::config::Config::load(config)?;
     let harness = match sections.harness {
         true => Some(harness_rows(
             config,
@@ -246,7 +247,7 @@ pub fn run(
         );
     }
     let path = state.join("bench.md");
-    upgrade_check_core::sys::state::write_atomic(&path, table.as_bytes())?;
+    upgrade_check_core::util::write_atomic(&path, table.as_bytes())?;
     print!("{table}");
     eprintln!("bench: written to {}", path.display());
     Ok(0)
@@ -265,7 +266,7 @@ fn secs(duration: Duration) -> f64 {
 /// request and planning.
 fn harness_rows(
     config: &Path,
-    loaded: &upgrade_check_core::input::config::Config,
+    loaded: &upgrade_check_core::config::Config,
     state: &Path,
     cache: &Path,
     jobs: usize,
@@ -316,13 +317,13 @@ fn harness_rows(
 /// The same matrix through tox and nox, on the resolved sets of the warm
 /// run's environments.
 fn run_peers(
-    config: &upgrade_check_core::input::config::Config,
+    config: &upgrade_check_core::config::Config,
     state: &Path,
     cache: &Path,
     jobs: usize,
     warm: &Measured,
 ) -> anyhow::Result<Vec<peers::PeerTimes>> {
-    let dirs = upgrade_check_core::sys::state::StateDirs {
+    let dirs = upgrade_check_core::StateDirs {
         state: state.to_owned(),
         cache: cache.to_owned(),
     };
@@ -339,7 +340,7 @@ fn run_peers(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let scenarios = scenario::load_dir(&config.replay.scenarios)?;
-    let python = upgrade_check_core::env::python::find(config.service.python.as_deref())?;
+    let python = upgrade_check_core::internals::python::find(config.service.python.as_deref())?;
     let dir = tempfile::Builder::new()
         .prefix("bench-peers-")
         .tempdir_in(state)
@@ -631,7 +632,7 @@ fn per_request() -> anyhow::Result<(Duration, Duration, usize)> {
             .iter()
             .map(|exchange| normaliser.exchange(exchange))
             .collect();
-        let rendered = upgrade_check_core::judge::snapshot::render(&exchanges, replayed.failure.as_ref());
+        let rendered = upgrade_check_core::snapshot::render(&exchanges, replayed.failure.as_ref());
         let harness = started.elapsed();
         if replayed.exchanges.len() != REQUESTS || rendered.is_empty() {
             bail!("the trivial scenario replayed {} requests", replayed.exchanges.len());
@@ -688,7 +689,7 @@ fn plan_thousand() -> anyhow::Result<Duration> {
         listed: Vec::new(),
     };
     let started = Instant::now();
-    let planned = plan::plan(&matrix, "dev", |_| None).map_err(anyhow::Error::msg)?;
+    let planned = plan(&matrix, "dev", |_| None).map_err(anyhow::Error::msg)?;
     let elapsed = started.elapsed();
     if planned.cells.len() != 1001 {
         bail!("planned {} cells", planned.cells.len());

@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::json;
 
-use upgrade_check_core::exec::db::Postgres;
-use upgrade_check_core::input::config::{Config, DatabaseKind};
-use upgrade_check_core::input::scenario::{Body, CaptureSource, Scenario};
-use upgrade_check_core::sys::process;
+use upgrade_check_core::config::{Config, DatabaseKind};
+use upgrade_check_core::internals::db::Postgres;
+use upgrade_check_core::internals::process;
+use upgrade_check_core::scenario::{Body, CaptureSource, Scenario};
 
 const CLIENT: &str = include_str!("peer/test_scenarios.py");
 const NOXFILE: &str = include_str!("peer/noxfile.py");
@@ -159,7 +159,7 @@ fn install_peers(python: &Path, tools: &Path) -> anyhow::Result<()> {
 /// The project as a team would lay it out for tox and nox: the service, a
 /// pins file per cell, the pytest client, tox.ini and noxfile.py.
 fn write_project(config: &Config, cells: &[PeerCell], dir: &Path) -> anyhow::Result<()> {
-    upgrade_check_core::sys::state::copy_tree(&config.service.root, &dir.join("service"))?;
+    upgrade_check_core::util::copy_tree(&config.service.root, &dir.join("service"))?;
     fs_err::create_dir_all(dir.join("cells"))?;
     for cell in cells {
         let pins = format!("{}pytest\n", cell.requirements);
@@ -252,7 +252,7 @@ fn tox_ini(cells: &[PeerCell]) -> String {
 /// placeholder left for the client to fill.
 fn runs(config: &Config, scenarios: &[Scenario]) -> anyhow::Result<Vec<serde_json::Value>> {
     let mut runs = Vec::new();
-    for run in upgrade_check_core::run::scenario_runs(scenarios, &config.service.profile) {
+    for run in upgrade_check_core::internals::scenario_runs(scenarios, &config.service.profile) {
         let profile = config
             .profile(&run.profile)
             .with_context(|| format!("no profile `{}`", run.profile))?;

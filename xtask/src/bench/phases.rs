@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use upgrade_check_core::report::Report;
+use upgrade_check_core::model::report::Report;
 
 /// One run's wall time, phase by phase. The in-slot phases are summed over
 /// every scenario run (the baseline's check replays included) and divided

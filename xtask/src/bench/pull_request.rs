@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use upgrade_check_core::input::config::Config;
-use upgrade_check_core::sys::state::copy_tree;
+use upgrade_check_core::config::Config;
+use upgrade_check_core::util::copy_tree;
 
 use super::run_harness;
 

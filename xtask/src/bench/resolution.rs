@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use upgrade_check_core::env::{UvBuilder, python, uv};
-use upgrade_check_core::input::baseline::{BaselineFile, DeclaredHashes};
-use upgrade_check_core::input::config::Config;
+use upgrade_check_core::StateDirs;
+use upgrade_check_core::config::Config;
+use upgrade_check_core::internals::{BaselineFile, DeclaredHashes};
+use upgrade_check_core::internals::{UvBuilder, python, uv};
 use upgrade_check_core::model::cell::Pin;
-use upgrade_check_core::sys::state::StateDirs;
 
 /// Time to resolve one baseline and each cell on it.
 pub struct Resolving {

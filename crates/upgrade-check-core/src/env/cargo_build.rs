@@ -25,7 +25,7 @@ use crate::sys::state::{self, StateDirs};
 
 /// The cargo that builds the service, and what it and rustc say they are.
 #[derive(Debug, Clone)]
-pub struct Cargo {
+pub(crate) struct Cargo {
     pub path: PathBuf,
     /// `cargo -V` and `rustc -V`: part of every cache key.
     pub version: String,
@@ -33,7 +33,7 @@ pub struct Cargo {
 
 impl Cargo {
     /// The cargo running the harness (`CARGO`), else the one on `PATH`.
-    pub fn find() -> anyhow::Result<Cargo> {
+    pub(crate) fn find() -> anyhow::Result<Cargo> {
         let path = std::env::var_os("CARGO").map_or_else(|| PathBuf::from("cargo"), PathBuf::from);
         let ask = |program: &Path| -> anyhow::Result<String> {
             // As a name, not a path: duct would look for `./cargo`.
@@ -50,7 +50,7 @@ impl Cargo {
     }
 
     /// The toolchain's Rust version, which a crate's `rust-version` must not exceed.
-    pub fn rust_version(&self) -> anyhow::Result<semver::Version> {
+    pub(crate) fn rust_version(&self) -> anyhow::Result<semver::Version> {
         let rustc = self
             .version
             .split(" / ")
@@ -81,7 +81,7 @@ type Manifests = Vec<(PathBuf, String)>;
 
 /// Resolves and builds cargo environments for one service.
 #[derive(Debug, Clone)]
-pub struct CargoBuilder {
+pub(crate) struct CargoBuilder {
     pub cargo: Cargo,
     pub dirs: StateDirs,
     /// The service's source: its manifests, code and lock.
@@ -104,12 +104,12 @@ pub struct CargoBuilder {
 
 impl CargoBuilder {
     /// The baseline lock, with the baseline's manifests.
-    pub fn resolve_baseline(&self) -> Result<Resolution, BuildError> {
+    pub(crate) fn resolve_baseline(&self) -> Result<Resolution, BuildError> {
         self.resolve(&self.baseline.text, &[], &self.base_manifests, &[])
     }
 
     /// A lock (a pull request's) as it is, with the working tree's manifests.
-    pub fn resolve_file(&self, path: &Path) -> Result<Resolution, BuildError> {
+    pub(crate) fn resolve_file(&self, path: &Path) -> Result<Resolution, BuildError> {
         self.resolve(&fs_err::read_to_string(path)?, &[], &[], &[])
     }
 
@@ -120,7 +120,7 @@ impl CargoBuilder {
     /// move other crates with them: the pins go on the base's manifests, and
     /// only when those refuse a pin (a major bump the change allows by
     /// editing its requirement) on the working tree's.
-    pub fn resolve_cell(
+    pub(crate) fn resolve_cell(
         &self,
         baseline: &ResolvedSet,
         pins: &[Pin],
@@ -188,7 +188,7 @@ impl CargoBuilder {
 
     /// Whether the registry offers `pin`: `cargo info` (run outside any
     /// project) finds neither a version that does not exist nor a yanked one.
-    pub fn check_exists(&self, pin: &Pin) -> Result<(), BuildError> {
+    pub(crate) fn check_exists(&self, pin: &Pin) -> Result<(), BuildError> {
         let outside = state::temp_dir()?;
         let mut args = vec![
             OsString::from("info"),
@@ -287,7 +287,7 @@ impl CargoBuilder {
 
     /// The service's binaries built against `set`'s lock, kept under
     /// `<cache>/envs/<id>/bin`.
-    pub fn materialise(&self, set: &ResolvedSet) -> Result<Environment, BuildError> {
+    pub(crate) fn materialise(&self, set: &ResolvedSet) -> Result<Environment, BuildError> {
         let inputs = set
             .cargo
             .as_ref()
@@ -469,7 +469,7 @@ fn dependency_of(location: &str) -> Option<(&str, &str)> {
 }
 
 /// Digest of the files under `root` other than `lock`.
-pub fn source_digest(root: &Path, lock: &Path) -> anyhow::Result<String> {
+pub(crate) fn source_digest(root: &Path, lock: &Path) -> anyhow::Result<String> {
     let mut hasher = sha2::Sha256::new();
     state::hash_tree(root, &mut hasher, |path| path != lock)?;
     Ok(hex::encode(hasher.finalize()))
@@ -498,10 +498,6 @@ fn updated_version<'a>(locked: &[&'a Version], pin: &Version) -> &'a Version {
 /// Rust's ecosystem: cargo moves pins in the lock and builds, the toolchain
 /// decides `rust-version`, the registry index lists versions.
 impl super::Ecosystem for CargoBuilder {
-    fn kind(&self) -> crate::model::package::Ecosystem {
-        crate::model::package::Ecosystem::Cargo
-    }
-
     fn baseline(&self) -> &BaselineFile {
         &self.baseline
     }

@@ -58,7 +58,7 @@ fn table_at<'t>(manifest: &'t mut toml::Table, path: &[String]) -> Option<&'t mu
 
 /// A manifest's text with requirements raised.
 #[derive(Debug)]
-pub struct Edited {
+pub(crate) struct Edited {
     pub text: String,
     /// `(from, to)` of each requirement raised.
     pub raised: Vec<(String, String)>,
@@ -66,7 +66,7 @@ pub struct Edited {
 
 /// `text` with every requirement on `package` that excludes `version` set
 /// to exactly `version`; `None` when every requirement allows it already.
-pub fn raise(
+pub(crate) fn raise(
     text: &str,
     package: &PackageName,
     version: &semver::Version,
@@ -109,7 +109,7 @@ pub fn raise(
 }
 
 /// Every `Cargo.toml` under `root`, relative to it, build output left out.
-pub fn manifests(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn manifests(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     fn walk(root: &Path, folder: &Path, found: &mut Vec<PathBuf>) -> anyhow::Result<()> {
         for entry in fs_err::read_dir(folder)? {
             let entry = entry?;

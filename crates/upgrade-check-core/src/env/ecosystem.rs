@@ -11,13 +11,9 @@ use super::index::Registry;
 use super::{BuildError, Environment, Resolution, ResolvedSet};
 use crate::input::baseline::BaselineFile;
 use crate::model::cell::Pin;
-use crate::model::package;
 
 /// One ecosystem's tools, set up for one service.
-pub trait Ecosystem: std::fmt::Debug + Send + Sync {
-    /// Which ecosystem this is.
-    fn kind(&self) -> package::Ecosystem;
-
+pub(crate) trait Ecosystem: std::fmt::Debug + Send + Sync {
     /// The pins the service declares.
     fn baseline(&self) -> &BaselineFile;
 

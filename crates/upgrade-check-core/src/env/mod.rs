@@ -6,15 +6,15 @@
 //! `complete` marker exists, which is written last. This module never starts
 //! the service.
 
-pub mod cargo_build;
-pub mod cargo_manifest;
-pub mod ecosystem;
-pub mod index;
-pub mod moves;
+pub(crate) mod cargo_build;
+pub(crate) mod cargo_manifest;
+pub(crate) mod ecosystem;
+pub(crate) mod index;
+pub(crate) mod moves;
 pub mod python;
-pub mod resolved;
+pub(crate) mod resolved;
 pub mod uv;
-pub mod uv_build;
+pub(crate) mod uv_build;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -26,20 +26,20 @@ use sha2::{Digest, Sha256};
 
 use crate::sys::process;
 
-pub use cargo_build::CargoBuilder;
-pub use ecosystem::Ecosystem;
-pub use python::Python;
-pub use resolved::{CargoInputs, ResolvedSet};
-pub use uv::Uv;
+pub(crate) use cargo_build::CargoBuilder;
+pub(crate) use ecosystem::Ecosystem;
+pub(crate) use python::Python;
+pub(crate) use resolved::{CargoInputs, ResolvedSet};
+pub(crate) use uv::Uv;
 pub use uv_build::UvBuilder;
 
 /// Resolves and builds environments for one service: its ecosystem's
 /// tools, shared by every cell.
 #[derive(Debug, Clone)]
-pub struct Builder(std::sync::Arc<dyn Ecosystem>);
+pub(crate) struct Builder(std::sync::Arc<dyn Ecosystem>);
 
 impl Builder {
-    pub fn new(ecosystem: impl Ecosystem + 'static) -> Builder {
+    pub(crate) fn new(ecosystem: impl Ecosystem + 'static) -> Builder {
         Builder(std::sync::Arc::new(ecosystem))
     }
 }

@@ -13,7 +13,7 @@ use crate::model::package::PackageName;
 
 /// Fills `forced_by` of each transitive change in `changes`: the installed
 /// packages whose requirement on it excludes the baseline's version.
-pub fn explain(
+pub(crate) fn explain(
     python: &PythonEnvironment,
     set: &ResolvedSet,
     baseline: &ResolvedSet,
@@ -69,7 +69,7 @@ pub fn explain(
 /// pydantic 2.5.3 forced over it): such a cell is not installable alone,
 /// and what its service answers says nothing of the pinned version. Only
 /// requirements without an environment marker count: they hold everywhere.
-pub fn broken_requirement(
+pub(crate) fn broken_requirement(
     python: &PythonEnvironment,
     set: &ResolvedSet,
     pins: &[crate::model::cell::Pin],

@@ -509,10 +509,6 @@ fn failed_release(said: &str) -> Option<(&str, &str)> {
 /// Python's ecosystem: uv resolves and installs, the interpreter decides
 /// `Requires-Python`, the package index lists versions.
 impl super::Ecosystem for UvBuilder {
-    fn kind(&self) -> crate::model::package::Ecosystem {
-        crate::model::package::Ecosystem::Python
-    }
-
     fn baseline(&self) -> &BaselineFile {
         &self.baseline
     }

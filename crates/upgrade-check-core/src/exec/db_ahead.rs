@@ -25,7 +25,7 @@ type Started = tokio::sync::OnceCell<Result<Arc<Postgres>, String>>;
 type Starting = tokio::task::JoinHandle<anyhow::Result<Postgres>>;
 
 /// Databases made ahead on one server, by the template they copy.
-pub struct DatabasesAhead {
+pub(crate) struct DatabasesAhead {
     server: Started,
     starting: Mutex<Option<Starting>>,
     /// How many databases to keep ready per template: the runs at once.
@@ -50,7 +50,7 @@ struct State {
 /// A scenario run's PostgreSQL database for as long as the run needs it;
 /// dropped in the background when the lease ends, however it ends (a
 /// finished run, an early return, a cancelled task).
-pub struct DatabaseLease {
+pub(crate) struct DatabaseLease {
     pub database: Database,
     /// It was ready when the run asked for it.
     pub made_ahead: bool,
@@ -65,12 +65,12 @@ impl Drop for DatabaseLease {
 
 impl DatabasesAhead {
     /// On a server that is up.
-    pub fn new(server: Arc<Postgres>, depth: usize) -> Arc<DatabasesAhead> {
+    pub(crate) fn new(server: Arc<Postgres>, depth: usize) -> Arc<DatabasesAhead> {
         DatabasesAhead::on(Started::new_with(Some(Ok(server))), None, depth)
     }
 
     /// On a server `starting` in the background.
-    pub fn starting(starting: Starting, depth: usize) -> Arc<DatabasesAhead> {
+    pub(crate) fn starting(starting: Starting, depth: usize) -> Arc<DatabasesAhead> {
         DatabasesAhead::on(Started::new(), Some(starting), depth)
     }
 
@@ -113,7 +113,10 @@ impl DatabasesAhead {
 
     /// A database no run has used, copied from `template`: one made ahead
     /// when one is ready, else made now. Another is set in the making.
-    pub async fn take(self: &Arc<Self>, template: Option<&str>) -> anyhow::Result<DatabaseLease> {
+    pub(crate) async fn take(
+        self: &Arc<Self>,
+        template: Option<&str>,
+    ) -> anyhow::Result<DatabaseLease> {
         let key = template.map(str::to_owned);
         let ready = self.lock().ready.get_mut(&key).and_then(Vec::pop);
         let made_ahead = ready.is_some();
@@ -131,7 +134,7 @@ impl DatabasesAhead {
 
     /// A database made now and kept until [`DatabasesAhead::settle`]: a
     /// template for the setup commands to run into.
-    pub async fn keep(&self) -> anyhow::Result<Database> {
+    pub(crate) async fn keep(&self) -> anyhow::Result<Database> {
         self.make_now(None, true).await
     }
 
@@ -210,7 +213,7 @@ impl DatabasesAhead {
     /// Waits for every creation and drop under way, then drops the
     /// databases no run took and those kept. Nothing is made ahead after
     /// this; leases still held drop theirs as they end.
-    pub async fn settle(&self) {
+    pub(crate) async fn settle(&self) {
         self.lock().settled = true;
         // A cluster still starting is let finish, so that it stops whole.
         let _ = self.server().await;

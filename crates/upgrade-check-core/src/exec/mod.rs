@@ -2,8 +2,8 @@
 //! service started in its own process group, the recorded steps replayed.
 
 pub mod db;
-pub mod db_ahead;
-pub mod preload;
-pub mod proxy;
+pub(crate) mod db_ahead;
+pub(crate) mod preload;
+pub(crate) mod proxy;
 pub mod replay;
-pub mod service;
+pub(crate) mod service;

@@ -36,7 +36,7 @@ const FORK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a service's command runs, when the preloader can run it the same way.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Entry {
+pub(crate) enum Entry {
     /// `python -m MODULE ARGS`.
     Module(String),
     /// `python SCRIPT ARGS`, or a console script of the environment.
@@ -46,7 +46,7 @@ pub enum Entry {
 /// The entry point and arguments of a filled command, when it starts
 /// `python` of the environment on a module or script with no interpreter
 /// options, or runs a console script whose first line names that python.
-pub fn entry(argv: &[String], python: &Path) -> Option<(Entry, Vec<String>)> {
+pub(crate) fn entry(argv: &[String], python: &Path) -> Option<(Entry, Vec<String>)> {
     let (program, rest) = argv.split_first()?;
     let program = Path::new(program);
     if same_file(program, python) {
@@ -81,7 +81,7 @@ fn same_file(one: &Path, other: &Path) -> bool {
 
 /// A preloader serving one cell's scenario runs; stopped (with every
 /// service it forked) when dropped.
-pub struct Preloader {
+pub(crate) struct Preloader {
     /// Declared first: stopped before the reader of its output is dropped.
     process: GroupChild,
     /// The harness's end of the control channel: a sequenced-packet socket
@@ -114,7 +114,7 @@ impl Preloader {
     /// Starts `python` of a cell's environment on the service's source
     /// `root`, with the interpreter-level variables a cold start gets
     /// (`env`), and waits until it has imported and listens.
-    pub fn start(
+    pub(crate) fn start(
         python: &Path,
         root: &Path,
         env: BTreeMap<OsString, OsString>,
@@ -196,7 +196,7 @@ impl Preloader {
 
     /// Forks a service: `entry` with `args`, in `cwd`, with exactly `env`,
     /// its output to `log`; in a PID namespace of its own when `namespaced`.
-    pub fn fork(
+    pub(crate) fn fork(
         &self,
         entry: &Entry,
         args: &[String],
@@ -291,7 +291,7 @@ impl Preloader {
     }
 
     /// Whether the preloader is still serving.
-    pub fn alive(&self) -> bool {
+    pub(crate) fn alive(&self) -> bool {
         matches!(self.process.try_exit(), Ok(None))
     }
 }
@@ -325,7 +325,7 @@ fn next_line(stream: &mut UnixStream) -> std::io::Result<String> {
 /// A service the preloader forked, leader of its own process group. The
 /// preloader is its parent; the connection says when and how it ended.
 #[derive(Debug)]
-pub struct ForkedChild {
+pub(crate) struct ForkedChild {
     stream: UnixStream,
     pid: i32,
     grace: Duration,
@@ -335,13 +335,13 @@ pub struct ForkedChild {
 }
 
 impl ForkedChild {
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.pid as u32
     }
 
     /// The exit status, if the service has ended. A preloader gone without
     /// saying counts as the service killed (it dies with the preloader).
-    pub fn try_exit(&self) -> std::io::Result<Option<ExitStatus>> {
+    pub(crate) fn try_exit(&self) -> std::io::Result<Option<ExitStatus>> {
         let mut said = self.said.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(status) = said.1 {
             return Ok(Some(status));
@@ -371,7 +371,7 @@ impl ForkedChild {
 
     /// Stops its group as a spawned service's is stopped: SIGTERM, grace,
     /// SIGKILL; then waits (briefly) to hear that it ended.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         let running = || matches!(self.try_exit(), Ok(None));
         process::stop_group(self.pid, self.grace, self.namespaced, running);
         let deadline = Instant::now() + Duration::from_secs(2);

@@ -36,7 +36,7 @@ const MAX_BODY_BYTES: usize = 16 << 20;
 /// What passed through, in the order requests arrived, and when the last
 /// request came.
 #[derive(Default)]
-pub struct Tape {
+pub(crate) struct Tape {
     exchanges: Mutex<Vec<(u64, Recorded)>>,
     arrived: std::sync::atomic::AtomicU64,
     last: Mutex<Option<Instant>>,
@@ -44,7 +44,7 @@ pub struct Tape {
 
 impl Tape {
     /// The exchanges, in the order their requests arrived.
-    pub fn take(&self) -> Vec<Recorded> {
+    pub(crate) fn take(&self) -> Vec<Recorded> {
         let mut exchanges =
             std::mem::take(&mut *self.exchanges.lock().unwrap_or_else(|e| e.into_inner()));
         exchanges.sort_by_key(|(order, _)| *order);
@@ -55,7 +55,7 @@ impl Tape {
     }
 
     /// How long since the last request came (or since `since`, before any).
-    pub fn idle_for(&self, since: Instant) -> Duration {
+    pub(crate) fn idle_for(&self, since: Instant) -> Duration {
         self.last
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -66,7 +66,7 @@ impl Tape {
 
 /// A loopback address, or why another is refused: the proxy forwards to a
 /// service holding test secrets and must be reachable from this machine only.
-pub fn check_loopback(address: SocketAddr) -> Result<SocketAddr, String> {
+pub(crate) fn check_loopback(address: SocketAddr) -> Result<SocketAddr, String> {
     if address.ip().is_loopback() {
         Ok(address)
     } else {
@@ -79,7 +79,7 @@ pub fn check_loopback(address: SocketAddr) -> Result<SocketAddr, String> {
 
 /// Accepts connections on `listener` and forwards each request to
 /// `upstream` (`http://127.0.0.1:PORT`), until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, upstream: String, tape: Arc<Tape>) {
+pub(crate) async fn serve(listener: tokio::net::TcpListener, upstream: String, tape: Arc<Tape>) {
     let client = crate::exec::replay::client();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -170,7 +170,6 @@ async fn forward(
                 headers,
                 body: (!body.is_empty()).then(|| body.to_vec()),
                 status: status.as_u16(),
-                response_headers,
                 response_body: answer_body.to_vec(),
             },
         ));

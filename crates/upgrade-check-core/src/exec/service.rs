@@ -17,7 +17,7 @@ use crate::sys::process::{self, GroupChild};
 
 /// Values for the config's `{placeholders}`.
 #[derive(Debug, Clone)]
-pub struct Placeholders {
+pub(crate) struct Placeholders {
     pub values: BTreeMap<&'static str, String>,
 }
 
@@ -25,7 +25,7 @@ impl Placeholders {
     /// The values one start of the service fills: its environment's
     /// programs (and interpreter), its port, the run's secret, the folder it
     /// runs from, and its database's connection settings (`Database::placeholders`).
-    pub fn for_start(
+    pub(crate) fn for_start(
         environment: &crate::env::Environment,
         port: u16,
         secret: &str,
@@ -48,7 +48,7 @@ impl Placeholders {
 
     /// Fills every `{name}` in one pass: a value is never expanded again, so
     /// a path that happens to contain `{secret}` does not receive the secret.
-    pub fn fill(&self, text: &str) -> String {
+    pub(crate) fn fill(&self, text: &str) -> String {
         static PLACEHOLDER: LazyLock<regex::Regex> =
             LazyLock::new(|| regex::Regex::new(r"\{([a-z_]+)\}").expect("valid regex"));
         PLACEHOLDER
@@ -63,7 +63,7 @@ impl Placeholders {
 }
 
 /// How to start one service instance.
-pub struct Launch<'a> {
+pub(crate) struct Launch<'a> {
     pub command: &'a [String],
     /// The config's `pass-env`: more of the harness's variables to pass on.
     pub pass_env: &'a [String],
@@ -88,7 +88,7 @@ pub struct Launch<'a> {
 }
 
 /// Where this start's own values go into a [`Launch`].
-pub struct StartIn<'a> {
+pub(crate) struct StartIn<'a> {
     /// The service's folder (its own copy of the source).
     pub cwd: &'a Path,
     pub log: &'a Path,
@@ -103,7 +103,11 @@ impl<'a> Launch<'a> {
     /// command, variables passed on, health path and timeouts, from the one
     /// place every start (a scenario run's, `init`'s, `record`'s) takes
     /// them; cold unless a preloader is set.
-    pub fn of(config: &'a Config, environment: &'a Environment, this: StartIn<'a>) -> Launch<'a> {
+    pub(crate) fn of(
+        config: &'a Config,
+        environment: &'a Environment,
+        this: StartIn<'a>,
+    ) -> Launch<'a> {
         Launch {
             command: &config.service.command,
             pass_env: &config.service.pass_env,
@@ -130,7 +134,7 @@ impl<'a> Launch<'a> {
 const SERVICE_MARKER: &str = "UPGRADE_CHECK_SERVICE";
 
 /// The longest log kept per scenario run; the rest is counted, not kept.
-pub const LOG_CAP_BYTES: u64 = 8 << 20;
+pub(crate) const LOG_CAP_BYTES: u64 = 8 << 20;
 
 /// A service's processes and the thread that writes its log. However it
 /// ends (stopped, failed to start, dropped by a cancelled run), the group is
@@ -166,7 +170,7 @@ impl ServiceChild {
 
 /// What stopping a service found.
 #[derive(Debug, Clone, Default)]
-pub struct Stopped {
+pub(crate) struct Stopped {
     /// Processes that left the service's group and outlived it (killed).
     pub leaks: Vec<String>,
     /// Why the log is incomplete, if it is.
@@ -255,7 +259,7 @@ impl Drop for ServiceProcess {
 }
 
 /// A service that answered its health check.
-pub struct RunningService {
+pub(crate) struct RunningService {
     process: ServiceProcess,
     pid: u32,
     /// Forked by a preloader rather than started cold.
@@ -267,7 +271,7 @@ pub struct RunningService {
 
 /// Why a service never became ready.
 #[derive(Debug, Clone)]
-pub struct StartupFailure {
+pub(crate) struct StartupFailure {
     pub reason: String,
     pub log: PathBuf,
     /// Set when the service exited on its own (rather than never answering).
@@ -282,7 +286,7 @@ pub struct StartupFailure {
 
 /// Appends the harness's own `note` (a fixed text, never the service's) as a
 /// line of a service's log.
-pub fn note_in_log(log: &Path, note: &str) -> std::io::Result<()> {
+pub(crate) fn note_in_log(log: &Path, note: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     std::fs::OpenOptions::new()
         .append(true)
@@ -291,7 +295,7 @@ pub fn note_in_log(log: &Path, note: &str) -> std::io::Result<()> {
 }
 
 /// A loopback port that was free a moment ago.
-pub fn free_port() -> std::io::Result<u16> {
+pub(crate) fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
         .local_addr()?
         .port())
@@ -300,7 +304,7 @@ pub fn free_port() -> std::io::Result<u16> {
 /// Spawns the service and waits until its health check answers 2xx.
 ///
 /// On failure the service is already stopped, and its log complete.
-pub async fn start(
+pub(crate) async fn start(
     launch: Launch<'_>,
     client: &reqwest::Client,
 ) -> Result<RunningService, StartupFailure> {
@@ -496,7 +500,7 @@ fn spawn_cold(
 /// Runs the config's setup commands in order, with the service's environment
 /// and placeholders and in its folder, before it starts; their output opens
 /// its log (scrubbed, as the service's own). The time it took, or why it failed.
-pub fn run_setup(
+pub(crate) fn run_setup(
     launch: &Launch<'_>,
     commands: &[Vec<String>],
     note: Option<&str>,
@@ -556,7 +560,7 @@ pub fn run_setup(
 /// other one must be set by the config (`[service.env]`, a profile). Only
 /// these, so that a variable set in one shell and not the next cannot change
 /// a verdict unseen (they are part of the recorded results' key too).
-pub const PASSED_THROUGH: &[&str] = &[
+pub(crate) const PASSED_THROUGH: &[&str] = &[
     "HOME",
     "LANG",
     "LANGUAGE",
@@ -572,7 +576,7 @@ pub const PASSED_THROUGH: &[&str] = &[
 
 /// The harness's variables that reach a service (those it always passes,
 /// and the config's `pass_env`), with their values.
-pub fn passed_through(pass_env: &[String]) -> Vec<(String, String)> {
+pub(crate) fn passed_through(pass_env: &[String]) -> Vec<(String, String)> {
     PASSED_THROUGH
         .iter()
         .copied()
@@ -599,7 +603,7 @@ fn service_env(
 /// harness's variables it passes on, the environment's programs first on
 /// PATH, the run's marker and Python's settings. A preloader starts with
 /// these (and `VIRTUAL_ENV`); each service it forks takes its run's own.
-pub fn interpreter_env(
+pub(crate) fn interpreter_env(
     pass_env: &[String],
     bin: &Path,
     venv: Option<&Path>,
@@ -713,7 +717,7 @@ fn listeners(port: u16) -> Vec<i32> {
 /// Holds `port` with a listener that answers 200 to anything, as another
 /// process would; for the `steal-port` failpoint of the fault tests. Only the
 /// first call of a run steals.
-pub fn occupy_once(port: u16) {
+pub(crate) fn occupy_once(port: u16) {
     static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if DONE.swap(true, std::sync::atomic::Ordering::SeqCst) {
         return;
@@ -733,13 +737,16 @@ pub fn occupy_once(port: u16) {
 }
 
 impl RunningService {
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.pid
     }
 
     /// Whether the service died while serving (it should outlive its scenario),
     /// waiting up to `patience` for it to be seen exiting.
-    pub async fn exit_status_within(&self, patience: Duration) -> Option<std::process::ExitStatus> {
+    pub(crate) async fn exit_status_within(
+        &self,
+        patience: Duration,
+    ) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + patience;
         loop {
             let status = self
@@ -757,7 +764,7 @@ impl RunningService {
     /// Stops the process group (SIGTERM, grace, SIGKILL) off the async threads,
     /// then kills whatever the service started that left the group (`setsid`),
     /// and says what that was (a leak to report) and whether the log is whole.
-    pub async fn stop(self) -> Stopped {
+    pub(crate) async fn stop(self) -> Stopped {
         let mut process = self.process;
         tokio::task::spawn_blocking(move || process.shut_down())
             .await

@@ -50,7 +50,7 @@ pub enum Bisected {
 
 /// What a probe found out about one version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Probe {
+pub(crate) enum Probe {
     /// Passes the scenarios that fail at the bad end.
     Good,
     /// Fails at least one of them.
@@ -61,7 +61,7 @@ pub enum Probe {
 
 /// What the bad end shows that the start does not: what a probe is bad for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Sought {
+pub(crate) enum Sought {
     /// These scenarios fail.
     Breaks(BTreeSet<String>),
     /// These scenarios fail in this way (scenario, [`ScenarioReport::how_it_fails`]): a
@@ -74,7 +74,7 @@ pub enum Sought {
 
 impl Sought {
     /// The scenarios sought, or [`THE_BUILD`].
-    pub fn names(&self) -> Vec<String> {
+    pub(crate) fn names(&self) -> Vec<String> {
         match self {
             Sought::Breaks(scenarios) => scenarios.iter().cloned().collect(),
             Sought::Failures(kinds) => kinds
@@ -90,7 +90,7 @@ impl Sought {
 
 /// Where the search ended, as positions in the candidate list.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Search {
+pub(crate) struct Search {
     /// The newest good candidate; `None` when only the known-good start is.
     pub last_good: Option<usize>,
     pub first_bad: usize,
@@ -121,7 +121,7 @@ impl Search {
 
 /// Searches `count` candidates (oldest first) whose last one is known bad and
 /// which all come after a known-good start, for the first bad one.
-pub async fn search(count: usize, mut probe: impl AsyncFnMut(usize) -> Probe) -> Search {
+pub(crate) async fn search(count: usize, mut probe: impl AsyncFnMut(usize) -> Probe) -> Search {
     assert!(count > 0, "the bad end is a candidate");
     let mut good: Option<usize> = None;
     let mut bad = count - 1;
@@ -158,7 +158,7 @@ pub async fn search(count: usize, mut probe: impl AsyncFnMut(usize) -> Probe) ->
 
 /// One package's versions to search, between a good start and a bad end.
 #[derive(Debug, Clone)]
-pub struct Bisection {
+pub(crate) struct Bisection {
     pub package: PackageName,
     pub from: Version,
     /// The start is the baseline's own pin: the baseline cell probes it.
@@ -171,7 +171,7 @@ pub struct Bisection {
 
 impl Bisection {
     /// Checks the request and lists the versions to search from the index.
-    pub async fn prepare(
+    pub(crate) async fn prepare(
         request: &BisectRequest,
         baseline: &BaselineFile,
         index: &Index,
@@ -241,7 +241,7 @@ impl Bisection {
     }
 
     /// The first round: the start (the baseline, or its own cell) and the bad end.
-    pub fn first_plan(&self, profile: &str) -> Plan {
+    pub(crate) fn first_plan(&self, profile: &str) -> Plan {
         let mut cells = vec![Cell::baseline(profile)];
         if !self.from_is_baseline {
             cells.push(self.cell(&self.from, profile));
@@ -264,7 +264,11 @@ impl Bisection {
     }
 
     /// Runs the search with real cells and writes `bisect.json`.
-    pub async fn run(self, ctx: Arc<RunContext>, report_dir: &Path) -> anyhow::Result<Bisected> {
+    pub(crate) async fn run(
+        self,
+        ctx: Arc<RunContext>,
+        report_dir: &Path,
+    ) -> anyhow::Result<Bisected> {
         let profile = ctx.config.service.profile.clone();
         let mut first = run::run_plan(ctx.clone(), &self.first_plan(&profile)).await;
         let end = first.pop().context("the bad end ran")?;
@@ -667,7 +671,7 @@ fn label(probe: Probe) -> &'static str {
 
 /// For each package the plan tried alone: its newest safe version, bisecting
 /// between the newest passing version and the newest tried when that fails.
-pub async fn newest_safe_versions(
+pub(crate) async fn newest_safe_versions(
     ctx: &Arc<RunContext>,
     plan: &Plan,
     outcomes: &[CellOutcome],

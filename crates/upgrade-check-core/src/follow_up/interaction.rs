@@ -110,7 +110,7 @@ fn sorted(pins: &[Pin]) -> Vec<Pin> {
 
 /// Looks at every multi-pin cell of `plan` that regresses, and isolates the
 /// smallest set of its pins behind what no single pin explains.
-pub async fn isolate(
+pub(crate) async fn isolate(
     ctx: &Arc<RunContext>,
     plan: &Plan,
     outcomes: &[CellOutcome],

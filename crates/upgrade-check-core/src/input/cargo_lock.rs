@@ -50,7 +50,7 @@ fn origin_of(source: &str) -> Option<Origin> {
 }
 
 /// The registry packages of a lock, in file order.
-pub fn parse(source: &Source) -> Result<Vec<DeclaredPin>, InputError> {
+pub(crate) fn parse(source: &Source) -> Result<Vec<DeclaredPin>, InputError> {
     let lock: RawLock = source.parse()?;
     let mut pins = Vec::new();
     for (index, package) in lock.package.iter().enumerate() {
@@ -95,7 +95,7 @@ pub fn parse(source: &Source) -> Result<Vec<DeclaredPin>, InputError> {
 ///
 /// Also what the service's own packages (the workspace members, without a
 /// source) depend on: its direct dependencies.
-pub fn dependencies(source: &Source) -> Result<(Requires, Direct), InputError> {
+pub(crate) fn dependencies(source: &Source) -> Result<(Requires, Direct), InputError> {
     let lock: RawLock = source.parse()?;
     let mut requires = Requires::new();
     let mut direct = Direct::new();
@@ -118,7 +118,7 @@ pub fn dependencies(source: &Source) -> Result<(Requires, Direct), InputError> {
 }
 
 /// Whether `path` names a lock this module reads.
-pub fn is_lock(path: &Path) -> bool {
+pub(crate) fn is_lock(path: &Path) -> bool {
     path.file_name() == Some(std::ffi::OsStr::new("Cargo.lock"))
 }
 

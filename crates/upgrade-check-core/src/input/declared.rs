@@ -35,11 +35,11 @@ pub struct Declared {
 
 /// Reads an include, named by its path relative to the top file's folder
 /// (already checked to stay inside it).
-pub type ReadInclude<'a> = &'a dyn Fn(&Path) -> Result<Source, InputError>;
+pub(crate) type ReadInclude<'a> = &'a dyn Fn(&Path) -> Result<Source, InputError>;
 
 /// Package names the service itself depends on.
-pub type Direct = std::collections::BTreeSet<PackageName>;
+pub(crate) type Direct = std::collections::BTreeSet<PackageName>;
 
 /// Package names, each with the names it depends on.
-pub type Requires =
+pub(crate) type Requires =
     std::collections::BTreeMap<PackageName, std::collections::BTreeSet<PackageName>>;

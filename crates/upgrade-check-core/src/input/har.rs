@@ -19,7 +19,7 @@ const STATIC_EXTENSIONS: &[&str] = &[
 
 /// The service's exchanges, and what was left out.
 #[derive(Debug, Clone)]
-pub struct FromHar {
+pub(crate) struct FromHar {
     pub recorded: Vec<Recorded>,
     /// `GET https://cdn.example/app.js: another origin`, one per request.
     pub left_out: Vec<String>,
@@ -70,8 +70,6 @@ struct PostData {
 struct Response {
     status: u16,
     #[serde(default)]
-    headers: Vec<Header>,
-    #[serde(default)]
     content: Option<Content>,
 }
 
@@ -88,7 +86,7 @@ struct Content {
 
 /// Reads the HAR file at `path`, keeping the requests to `origin` (by
 /// default, the origin most of its non-static requests went to).
-pub fn read(path: &Path, origin: Option<&str>) -> Result<FromHar, InputError> {
+pub(crate) fn read(path: &Path, origin: Option<&str>) -> Result<FromHar, InputError> {
     let source = Source::read(path)?;
     let har: Har = serde_json::from_str(&source.text).map_err(|err| InputError {
         path: path.to_owned(),
@@ -183,7 +181,6 @@ pub fn read(path: &Path, origin: Option<&str>) -> Result<FromHar, InputError> {
                 .and_then(|data| data.text)
                 .map(String::into_bytes),
             status: entry.response.status,
-            response_headers: pairs(entry.response.headers),
             response_body,
         });
     }

@@ -83,7 +83,7 @@ pub struct Inspection {
 /// Reads the service folder `dir`; when nothing there is a service, the
 /// one folder below it that is (a repository whose cargo service lives in
 /// `service/`), or a TODO naming the candidates.
-pub fn inspect(dir: &Path) -> anyhow::Result<Inspection> {
+pub(crate) fn inspect(dir: &Path) -> anyhow::Result<Inspection> {
     let mut here = inspect_folder(dir)?;
     // No baseline file here: the sources found belong to a folder below.
     if here.baseline.is_some() || dir.join("Cargo.toml").is_file() {
@@ -278,7 +278,7 @@ impl Inspection {
 
 /// `scenarios/health.toml`: the one scenario `init` can write, a GET of the
 /// health path; each scenario run replays it on a fresh start.
-pub fn health_scenario_text(path: &str) -> String {
+pub(crate) fn health_scenario_text(path: &str) -> String {
     format!(
         "description = \"the service starts and answers its health check\"\n\n[[steps]]\nname = \"health\"\nmethod = \"GET\"\npath = {path:?}\n"
     )

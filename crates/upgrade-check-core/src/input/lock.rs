@@ -20,14 +20,14 @@ use crate::model::package::PackageName;
 
 /// The lockfiles read, by file name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockKind {
+pub(crate) enum LockKind {
     Uv,
     Poetry,
     Pipenv,
 }
 
 impl LockKind {
-    pub fn of(path: &Path) -> Option<LockKind> {
+    pub(crate) fn of(path: &Path) -> Option<LockKind> {
         match path.file_name()?.to_str()? {
             "uv.lock" => Some(LockKind::Uv),
             "poetry.lock" => Some(LockKind::Poetry),
@@ -47,7 +47,7 @@ impl LockKind {
 
 /// What a lock pins for the service's runtime.
 #[derive(Debug, Clone, Default)]
-pub struct Locked {
+pub(crate) struct Locked {
     /// The project's direct dependencies, `name==version` with digests.
     pub requirements: Vec<Declared>,
     /// Every other package the runtime needs, pinned the same way.
@@ -187,7 +187,7 @@ impl std::fmt::Display for Origin {
 /// Reads the lock `source` at `path`; `read` fetches the manifest beside it
 /// (from disk, or from git at a ref); `groups` adds dependency groups or
 /// extras to the runtime set.
-pub fn parse(
+pub(crate) fn parse(
     kind: LockKind,
     path: &Path,
     source: &Source,

@@ -2,14 +2,14 @@
 //! and the baseline file (requirements, `pyproject.toml`, `Cargo.lock`).
 //! Every error names file, line, column and key.
 
-pub mod baseline;
-pub mod cargo_lock;
+pub(crate) mod baseline;
+pub(crate) mod cargo_lock;
 pub mod config;
-pub mod declared;
-pub mod har;
-pub mod inspect;
-pub mod lock;
-pub mod postman;
+pub(crate) mod declared;
+pub(crate) mod har;
+pub(crate) mod inspect;
+pub(crate) mod lock;
+pub(crate) mod postman;
 pub mod scenario;
-pub mod source;
-pub mod traffic;
+pub(crate) mod source;
+pub(crate) mod traffic;

@@ -20,7 +20,7 @@ use super::traffic::{self, CaptureFrom, StepText};
 
 /// One scenario the collection becomes.
 #[derive(Debug, Clone)]
-pub struct FromCollection {
+pub(crate) struct FromCollection {
     /// The scenario's name: the folder's (or the collection's), as a file stem.
     pub name: String,
     pub text: String,
@@ -144,7 +144,10 @@ struct Environment {
 
 /// Reads the collection at `path` (and the environment file `environment`,
 /// whose values win) into scenarios.
-pub fn read(path: &Path, environment: Option<&Path>) -> Result<Vec<FromCollection>, InputError> {
+pub(crate) fn read(
+    path: &Path,
+    environment: Option<&Path>,
+) -> Result<Vec<FromCollection>, InputError> {
     let collection: Collection = parse_json(path, "a Postman collection")?;
     if !collection.info.schema.contains("collection/v2") {
         return Err(InputError::in_file(

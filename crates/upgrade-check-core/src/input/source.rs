@@ -65,7 +65,7 @@ pub struct Source {
 /// The largest input file read (a HAR file with every response body of a
 /// long browser session is the largest in practice): a larger one is an
 /// error naming it, never a read that takes the machine's memory.
-pub const MAX_INPUT_BYTES: u64 = 64 << 20;
+pub(crate) const MAX_INPUT_BYTES: u64 = 64 << 20;
 
 impl Source {
     /// Reads a file that must be UTF-8 text.

@@ -21,20 +21,19 @@ use std::fmt::Write as _;
 
 /// One request and its answer, as a recorder saw them.
 #[derive(Debug, Clone)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     pub method: String,
     /// Path and query, as sent: `/api/items?page=2`.
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
     pub status: u16,
-    pub response_headers: Vec<(String, String)>,
     pub response_body: Vec<u8>,
 }
 
 /// A scenario file's text, and what the conversion says about it.
 #[derive(Debug, Clone)]
-pub struct Written {
+pub(crate) struct Written {
     pub text: String,
     /// Captures and secrets made, and anything left out, one line each.
     pub notes: Vec<String>,
@@ -95,7 +94,7 @@ struct Returned {
 }
 
 /// Writes the scenario `description` for `recorded`, in order.
-pub fn scenario(description: &str, recorded: &[Recorded]) -> Written {
+pub(crate) fn scenario(description: &str, recorded: &[Recorded]) -> Written {
     let mut notes = Vec::new();
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
     let mut returned: Vec<Returned> = Vec::new();
@@ -618,7 +617,6 @@ mod tests {
                 .collect(),
             body: (!body.is_empty()).then(|| body.as_bytes().to_vec()),
             status: 200,
-            response_headers: Vec::new(),
             response_body: answer.as_bytes().to_vec(),
         }
     }

@@ -1,7 +1,7 @@
 //! Judges what a replay answered: normalised into placeholders, compared
 //! with the accepted snapshot, with noise between the baseline's runs masked.
 
-pub mod noise;
+pub(crate) mod noise;
 pub mod normalize;
 pub mod snapshot;
-pub mod verdict;
+pub(crate) mod verdict;

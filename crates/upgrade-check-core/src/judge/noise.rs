@@ -14,7 +14,7 @@ use crate::model::findings::Noise;
 const MASK: &str = "\"[nondeterministic]\"";
 
 /// How two renderings of one scenario differ, or `None` when they agree.
-pub fn compare_runs(scenario: &str, first: &str, second: &str) -> Option<Noise> {
+pub(crate) fn compare_runs(scenario: &str, first: &str, second: &str) -> Option<Noise> {
     if first == second {
         return None;
     }
@@ -56,7 +56,7 @@ pub fn compare_runs(scenario: &str, first: &str, second: &str) -> Option<Noise> 
 }
 
 /// `text` with the values of `fields` in response bodies replaced by a mask.
-pub fn mask(text: &str, fields: &BTreeSet<String>) -> String {
+pub(crate) fn mask(text: &str, fields: &BTreeSet<String>) -> String {
     if fields.is_empty() {
         return text.to_owned();
     }

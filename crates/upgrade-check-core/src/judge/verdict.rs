@@ -5,11 +5,11 @@ use crate::judge::snapshot::Comparison;
 use crate::model::report::Verdict;
 
 /// How the summary of a scenario with no accepted snapshot yet begins.
-pub const NO_SNAPSHOT: &str = "no accepted snapshot at";
+pub(crate) const NO_SNAPSHOT: &str = "no accepted snapshot at";
 
 /// What is known about a scenario run besides its rendering.
 #[derive(Debug, Clone, Default)]
-pub struct RunFacts {
+pub(crate) struct RunFacts {
     /// The scenario guards a refusal (`security = true`).
     pub security: bool,
     /// The step that failed its expectation, said in a line.
@@ -22,7 +22,7 @@ pub struct RunFacts {
 
 /// The verdict and the evidence a report shows for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Judged {
+pub(crate) struct Judged {
     pub verdict: Verdict,
     /// One line saying why, for anything but a pass.
     pub summary: Option<String>,
@@ -34,7 +34,7 @@ pub struct Judged {
 /// Judges one scenario run. The summary names the most telling change
 /// first: the startup outcome, the service dying, a failed step, the first
 /// status that changed, then the first difference of any kind.
-pub fn judge(comparison: anyhow::Result<Comparison>, facts: RunFacts) -> Judged {
+pub(crate) fn judge(comparison: anyhow::Result<Comparison>, facts: RunFacts) -> Judged {
     let mut judged = Judged {
         verdict: Verdict::Error,
         summary: None,

@@ -3,7 +3,7 @@
 //! Planning is pure: it reads the config's matrix and the baseline pins and
 //! never touches the network or the disk.
 
-pub mod pr;
+pub(crate) mod pr;
 
 use crate::input::config::{Matrix, Strategy};
 use crate::model::cell::{Cell, Pin, Plan};
@@ -75,7 +75,7 @@ pub fn plan(
 
 /// How many cells the full product of the matrix has (saturating: a big
 /// matrix is big, not an overflow).
-pub fn full_size(matrix: &Matrix) -> usize {
+pub(crate) fn full_size(matrix: &Matrix) -> usize {
     matrix
         .packages
         .iter()
@@ -161,7 +161,7 @@ fn cartesian(sizes: &[usize]) -> Vec<Vec<usize>> {
 /// Rows in which every pair of values of two different parameters appears at
 /// least once (a strength-2 covering array): the smaller of a greedy
 /// construction and, when one fits, an orthogonal array over a prime field.
-pub fn covering_array(sizes: &[usize]) -> Vec<Vec<usize>> {
+pub(crate) fn covering_array(sizes: &[usize]) -> Vec<Vec<usize>> {
     // The greedy search grows with the square of the pairs: only for small matrices.
     const GREEDY_PAIRS: usize = 20_000;
     let pairs: usize = (0..sizes.len())
@@ -294,7 +294,7 @@ fn greedy_covering_array(sizes: &[usize]) -> Vec<Vec<usize>> {
 /// (the baseline not counted) belongs to: the cells are dealt round, so no
 /// shard is empty while there are cells for it and sizes differ by one at
 /// most. Every shard and the merge of their parts deal the same plan.
-pub fn shard_of(position: usize, count: usize) -> usize {
+pub(crate) fn shard_of(position: usize, count: usize) -> usize {
     position % count.max(1)
 }
 

@@ -23,7 +23,7 @@ use crate::sys::process;
 
 /// One package's pin before and after the change.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PinChange {
+pub(crate) struct PinChange {
     pub package: PackageName,
     pub before: Option<Version>,
     pub after: Option<Version>,
@@ -47,14 +47,14 @@ impl std::fmt::Display for PinChange {
 }
 
 /// The baseline file as the change found it.
-pub struct Before {
+pub(crate) struct Before {
     pub file: BaselineFile,
     /// How errors and reports name it: `REF:path/in/repo`.
     pub name: String,
 }
 
 /// Reads the baseline file (and its includes) at `git_ref` and validates it.
-pub fn baseline_at(
+pub(crate) fn baseline_at(
     git_ref: &str,
     working: &Path,
     groups: &[String],
@@ -124,7 +124,7 @@ pub fn baseline_at(
 /// differ from the working tree's: what a cargo service's baseline is built
 /// with (a Dependabot bump raises a manifest's requirement with the lock).
 /// Paths are relative to `root`.
-pub fn manifests_changed_since(
+pub(crate) fn manifests_changed_since(
     git_ref: &str,
     root: &Path,
 ) -> anyhow::Result<Vec<(PathBuf, String)>> {
@@ -162,7 +162,7 @@ pub fn manifests_changed_since(
 /// paired with the one that came in within its semver compatibility range
 /// (or, one out and one in, with each other); what stays unpaired was added
 /// or removed.
-pub fn changes(before: &BaselineFile, after: &BaselineFile) -> Vec<PinChange> {
+pub(crate) fn changes(before: &BaselineFile, after: &BaselineFile) -> Vec<PinChange> {
     let mut versions: BTreeMap<PackageName, (Vec<Version>, Vec<Version>)> = BTreeMap::new();
     for pin in &before.pins {
         let entry = versions.entry(pin.package.clone()).or_default();
@@ -203,7 +203,7 @@ pub fn changes(before: &BaselineFile, after: &BaselineFile) -> Vec<PinChange> {
 /// The changes a pull request asked for, and those that followed one of
 /// them, each with the package it followed.
 #[derive(Debug, Default)]
-pub struct Split<'a> {
+pub(crate) struct Split<'a> {
     pub asked: Vec<&'a PinChange>,
     pub followed: Vec<(&'a PinChange, PackageName)>,
 }
@@ -213,7 +213,7 @@ pub struct Split<'a> {
 /// not a direct dependency of the service and that another moved package
 /// depends on after the change (or depended on before it, for one removed)
 /// followed that package, traced back to one the change asked for.
-pub fn split<'a>(
+pub(crate) fn split<'a>(
     changes: &'a [PinChange],
     before: &BaselineFile,
     after: &BaselineFile,
@@ -290,7 +290,7 @@ pub fn split<'a>(
 /// moving along), and the whole change when more than one package moved.
 /// A change that asked for one package is one cell: the changed file as it
 /// is, named after that package.
-pub fn plan(
+pub(crate) fn plan(
     changes: &[PinChange],
     before: &BaselineFile,
     after: &BaselineFile,
@@ -389,7 +389,7 @@ pub fn plan(
 
 /// The short commit hash `git_ref` names in the repository holding `dir`,
 /// when `dir` is in one.
-pub fn commit_of(dir: &Path, git_ref: &str) -> Option<String> {
+pub(crate) fn commit_of(dir: &Path, git_ref: &str) -> Option<String> {
     check_ref(git_ref).ok()?;
     let spec = format!("{git_ref}^{{commit}}");
     let hash = git(
@@ -410,7 +410,7 @@ pub fn commit_of(dir: &Path, git_ref: &str) -> Option<String> {
 /// Copies the accepted snapshots (`*.snap` directly in `snapshots`) as they
 /// were at `git_ref` into `into`: the base's reference in pull-request mode.
 /// A folder the ref does not have yields none.
-pub fn snapshots_at(git_ref: &str, snapshots: &Path, into: &Path) -> anyhow::Result<usize> {
+pub(crate) fn snapshots_at(git_ref: &str, snapshots: &Path, into: &Path) -> anyhow::Result<usize> {
     check_ref(git_ref)?;
     fs_err::create_dir_all(into)?;
     let top = top_of(snapshots).context("the snapshots folder is not in a git repository")?;
@@ -440,7 +440,7 @@ pub fn snapshots_at(git_ref: &str, snapshots: &Path, into: &Path) -> anyhow::Res
 }
 
 /// The top folder of the git repository holding `dir`, when it is in one.
-pub fn top_of(dir: &Path) -> Option<PathBuf> {
+pub(crate) fn top_of(dir: &Path) -> Option<PathBuf> {
     let top = git(dir, &["rev-parse", "--show-toplevel"]).ok()?;
     PathBuf::from(top.trim()).canonicalize().ok()
 }

@@ -5,7 +5,7 @@ use quick_junit::{NonSuccessKind, Report as Junit, TestCase, TestCaseStatus, Tes
 
 use super::{Report, Verdict};
 
-pub fn render(report: &Report) -> anyhow::Result<String> {
+pub(crate) fn render(report: &Report) -> anyhow::Result<String> {
     let mut junit = Junit::new("upgrade-check");
     for cell in &report.cells {
         let mut suite = TestSuite::new(cell.name.as_str());

@@ -7,13 +7,13 @@ use std::fmt::Write as _;
 use super::{Report, Verdict, headline};
 
 /// GitHub refuses comments longer than this many characters.
-pub const COMMENT_LIMIT: usize = 65_536;
+pub(crate) const COMMENT_LIMIT: usize = 65_536;
 
-pub fn render(report: &Report) -> String {
+pub(crate) fn render(report: &Report) -> String {
     render_within(report, COMMENT_LIMIT)
 }
 
-pub fn render_within(report: &Report, limit: usize) -> String {
+pub(crate) fn render_within(report: &Report, limit: usize) -> String {
     let mut head = String::new();
     let _ = writeln!(head, "## upgrade-check\n");
     for line in headline::headline(report).lines() {

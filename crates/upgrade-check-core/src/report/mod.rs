@@ -6,17 +6,14 @@ pub mod bisect;
 pub mod cell_diff;
 pub mod headline;
 pub mod html;
-pub mod junit;
-pub mod markdown;
+pub(crate) mod junit;
+pub(crate) mod markdown;
 pub mod merge;
 pub mod terminal;
 
 use std::path::{Path, PathBuf};
 
-pub use crate::model::report::{
-    CellReport, EnvironmentReport, Report, RunInfo, SCHEMA_VERSION, ScenarioReport, ShardInfo,
-    Timing, Verdict,
-};
+pub(crate) use crate::model::report::{CellReport, Report, ScenarioReport, Verdict};
 
 /// Writes every machine format into `dir`: report.json, junit.xml, report.md, report.html.
 ///
@@ -44,6 +41,7 @@ pub fn write_all(report: &Report, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 pub(crate) mod tests {
     use super::*;
     use crate::model::findings::VersionChange;
+    use crate::model::report::{RunInfo, SCHEMA_VERSION};
 
     /// A small result with one regression, one cell failing like the baseline, and a build failure.
     pub(crate) fn sample() -> Report {

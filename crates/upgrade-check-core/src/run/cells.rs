@@ -37,7 +37,7 @@ pub(super) enum Prepared {
 }
 
 /// Runs every cell of `plan`, baseline first, and returns them in plan order.
-pub async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
+pub(crate) async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
     ctx.emit(RunEvent::PlanStarted {
         cells: plan.cells.len(),
     });
@@ -230,7 +230,7 @@ pub(super) fn record(ctx: &RunContext, index: usize, outcome: CellOutcome) {
 }
 
 /// The cells finished so far, in plan order (all of them once the run is over).
-pub fn finished(ctx: &RunContext) -> Vec<CellOutcome> {
+pub(crate) fn finished(ctx: &RunContext) -> Vec<CellOutcome> {
     let mut finished = std::mem::take(&mut *ctx.finished.lock().unwrap_or_else(|e| e.into_inner()));
     finished.sort_by_key(|(index, _)| *index);
     finished.into_iter().map(|(_, outcome)| outcome).collect()

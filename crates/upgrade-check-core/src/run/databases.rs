@@ -81,7 +81,7 @@ pub(super) async fn template_database(
 /// Waits for the databases being made and dropped, then drops those no
 /// run took and the template databases (on a server the harness did not
 /// start, nothing may be left behind).
-pub async fn settle_databases(ctx: &RunContext) {
+pub(crate) async fn settle_databases(ctx: &RunContext) {
     if let Some(databases) = &ctx.databases {
         databases.settle().await;
     }

@@ -17,8 +17,8 @@ mod databases;
 mod evidence;
 mod failure;
 mod noise_check;
-pub mod preloading;
-pub mod results;
+pub(crate) mod preloading;
+pub(crate) mod results;
 mod scenario;
 mod start;
 
@@ -40,11 +40,11 @@ use crate::model::findings::Noise;
 use crate::model::report::CellReport;
 use crate::sys::state::StateDirs;
 
-pub use cells::{finished, run_plan};
-pub use databases::settle_databases;
+pub(crate) use cells::{finished, run_plan};
+pub(crate) use databases::settle_databases;
 
 /// Everything a run needs, shared by all cells.
-pub struct RunContext {
+pub(crate) struct RunContext {
     pub config: Config,
     pub scenarios: Vec<Scenario>,
     pub builder: Builder,
@@ -93,13 +93,13 @@ pub struct RunContext {
 }
 
 /// A template database, made by the first run that needs it.
-pub type TemplateOnce = tokio::sync::OnceCell<Result<String, String>>;
+pub(crate) type TemplateOnce = tokio::sync::OnceCell<Result<String, String>>;
 
 impl RunContext {
     /// Where `cell`'s accepted snapshot of scenario run `key` is: the base's
     /// for the baseline in pull-request mode (unless the base has none: a
     /// scenario the change adds), else the working tree's.
-    pub fn accepted_snapshot(&self, cell: &Cell, key: &str) -> PathBuf {
+    pub(crate) fn accepted_snapshot(&self, cell: &Cell, key: &str) -> PathBuf {
         let working = snapshot::accepted_path(&self.config.replay.snapshots, key);
         match &self.base_snapshots {
             Some(base) if cell.is_baseline() => {
@@ -110,7 +110,7 @@ impl RunContext {
         }
     }
 
-    pub fn emit(&self, event: RunEvent) {
+    pub(crate) fn emit(&self, event: RunEvent) {
         (self.events)(&event);
     }
 
@@ -180,7 +180,7 @@ pub fn scenario_runs<'a>(scenarios: &'a [Scenario], cell_profile: &str) -> Vec<S
 
 /// One cell's result, plus the rendered contents of each scenario it replayed.
 #[derive(Clone)]
-pub struct CellOutcome {
+pub(crate) struct CellOutcome {
     pub report: CellReport,
     pub contents: BTreeMap<String, String>,
 }

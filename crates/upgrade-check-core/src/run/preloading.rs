@@ -19,7 +19,7 @@ use crate::input::config::{Config, Ecosystem, StartMode};
 type PreloaderOnce = tokio::sync::OnceCell<Result<Arc<Preloader>, String>>;
 
 /// How the run's services start, and the preloaders of the cells running.
-pub struct Preloading {
+pub(crate) struct Preloading {
     mode: StartMode,
     /// Why the service always starts cold (the config, its command).
     cannot: Option<String>,
@@ -89,7 +89,7 @@ impl Preloading {
     /// asks, where the service can have it: a Python service whose command
     /// runs a module or script of its environment, and whose config leaves
     /// the interpreter's own variables alone.
-    pub fn new(config: &Config, from_command_line: bool) -> Preloading {
+    pub(crate) fn new(config: &Config, from_command_line: bool) -> Preloading {
         let cannot = match config.service.start {
             StartMode::Cold if from_command_line => Some("`--start cold`".to_owned()),
             StartMode::Cold => Some("`start = \"cold\"` in the config".to_owned()),
@@ -117,37 +117,37 @@ impl Preloading {
     /// The cells that will run, in plan order: each one's preloader starts
     /// as the one before it asks for its own, so that it is ready when the
     /// cell's first run comes.
-    pub fn line_up(&self, cells: Vec<(String, Environment)>) {
+    pub(crate) fn line_up(&self, cells: Vec<(String, Environment)>) {
         *self.lined_up.lock().unwrap_or_else(|e| e.into_inner()) = cells;
     }
 
     /// Whether scenario runs start forked from a preloader now.
-    pub fn on(&self) -> bool {
+    pub(crate) fn on(&self) -> bool {
         self.cannot.is_none() && self.found_off().is_none()
     }
 
     /// Whether scenario runs fork their service now: preloading is on, and
     /// forced or checked.
-    pub fn forks(&self) -> bool {
+    pub(crate) fn forks(&self) -> bool {
         self.on()
             && (self.mode == StartMode::Preloaded
                 || self.verified.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     /// The baseline's check passed (or its recorded result says it did).
-    pub fn verify(&self) {
+    pub(crate) fn verify(&self) {
         self.verified
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Whether the baseline checks forked starts against cold ones.
-    pub fn checked(&self) -> bool {
+    pub(crate) fn checked(&self) -> bool {
         self.mode == StartMode::Auto && self.on()
     }
 
     /// Starts every later scenario run cold, for `reason`; whether that is
     /// news (it was on).
-    pub fn turn_off(&self, reason: String) -> bool {
+    pub(crate) fn turn_off(&self, reason: String) -> bool {
         let mut found = self.found.lock().unwrap_or_else(|e| e.into_inner());
         let news = found.is_none();
         found.get_or_insert(reason);
@@ -156,14 +156,14 @@ impl Preloading {
 
     /// Why the baseline's check turned preloading off, if it did: recorded
     /// with the baseline's result, so that reusing it keeps the verdict.
-    pub fn found_off(&self) -> Option<String> {
+    pub(crate) fn found_off(&self) -> Option<String> {
         self.found.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// How the run's services started, for the report: `forked` of the
     /// `started` scenario runs were forked, the rest started cold (a fork
     /// the preloader refused falls back to a cold start).
-    pub fn describe(&self, forked: usize, started: usize) -> String {
+    pub(crate) fn describe(&self, forked: usize, started: usize) -> String {
         let meant = match self.cannot.clone().or_else(|| self.found_off()) {
             Some(reason) => return format!("cold: {reason}"),
             None if self.mode == StartMode::Preloaded => {
@@ -186,7 +186,7 @@ impl Preloading {
 
     /// `cell`'s preloader, started on first use in its environment; or why
     /// it cannot start (or serve) a service.
-    pub async fn for_cell(
+    pub(crate) async fn for_cell(
         &self,
         config: &Config,
         cell_id: &str,
@@ -255,7 +255,7 @@ impl Preloading {
 
     /// `cell`'s runs are over (or were never needed): its preloader stops
     /// (off the async threads), and none starts ahead for it any more.
-    pub async fn finish_cell(&self, cell_id: &str) {
+    pub(crate) async fn finish_cell(&self, cell_id: &str) {
         self.lined_up
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -34,7 +34,7 @@ use crate::sys::state::{self, StateDirs};
 
 /// One cell's recorded result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     pub report: CellReport,
     /// Rendered scenario contents, for comparisons with the baseline.
     pub contents: BTreeMap<String, String>,
@@ -50,7 +50,7 @@ pub struct Recorded {
 /// build (a digest of its own executable, remembered in `cache`), not its version: a rebuilt harness
 /// that behaves differently must not reuse what the old one judged. The
 /// variables it passes on to services count with their values.
-pub fn run_digest(
+pub(crate) fn run_digest(
     config: &Config,
     source: &SourceTree,
     cache: &Path,
@@ -158,7 +158,7 @@ fn hash_file(path: &Path) -> anyhow::Result<String> {
 }
 
 /// The key of one cell's result within a run of `digest`.
-pub fn key(digest: &str, cell: &Cell, set: &ResolvedSet) -> String {
+pub(crate) fn key(digest: &str, cell: &Cell, set: &ResolvedSet) -> String {
     let mut hasher = Sha256::new();
     for part in [digest, &cell.id, &cell.profile, &set.to_requirements()] {
         hasher.update((part.len() as u64).to_le_bytes());
@@ -169,7 +169,7 @@ pub fn key(digest: &str, cell: &Cell, set: &ResolvedSet) -> String {
 
 /// The recorded result for `key`, if one exists that this machine's harness
 /// signed; a file it did not sign (copied, committed, edited) is not read.
-pub fn load(dirs: &StateDirs, key: &str) -> Option<Recorded> {
+pub(crate) fn load(dirs: &StateDirs, key: &str) -> Option<Recorded> {
     let bytes = std::fs::read(dirs.results_dir().join(format!("{key}.json"))).ok()?;
     let (tag, contents) = bytes.split_at(bytes.iter().position(|byte| *byte == b'\n')?);
     let tag = hex::decode(tag).ok()?;
@@ -180,7 +180,7 @@ pub fn load(dirs: &StateDirs, key: &str) -> Option<Recorded> {
 }
 
 /// Records a result, whole or not at all, signed for this machine.
-pub fn store(dirs: &StateDirs, key: &str, recorded: &Recorded) -> anyhow::Result<()> {
+pub(crate) fn store(dirs: &StateDirs, key: &str, recorded: &Recorded) -> anyhow::Result<()> {
     let path = dirs.results_dir().join(format!("{key}.json"));
     let contents = serde_json::to_vec(recorded)?;
     let tag = signer(&signing_key()?, key, &contents)

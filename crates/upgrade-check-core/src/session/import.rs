@@ -1,6 +1,6 @@
 //! `upgrade-check import har FILE` and `import postman COLLECTION`:
-//! recorded traffic ([`crate::input::traffic`]) or a Postman collection
-//! ([`crate::input::postman`]) into scenario files in the config's scenarios
+//! recorded traffic (`input::traffic`) or a Postman collection
+//! (`input::postman`) into scenario files in the config's scenarios
 //! folder, each checked to load as any scenario does, never over an
 //! existing one.
 

@@ -1,5 +1,5 @@
 //! `upgrade-check init [DIR]`: reads a service folder
-//! ([`crate::input::inspect`]), proves what it found by building the
+//! (`input::inspect`), proves what it found by building the
 //! baseline and starting the service once, asking each path that might
 //! answer its health check, then writes `upgrade-check.toml` and
 //! `scenarios/health.toml`. It never overwrites a file.

@@ -1085,6 +1085,6 @@ pub fn refuse_accepting_in_ci() -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn is_ci() -> bool {
+pub(crate) fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|value| !value.is_empty() && value != "false" && value != "0")
 }

@@ -13,7 +13,7 @@ use crate::model::event::Events;
 use crate::sys::{log, state};
 
 /// A service started on the baseline, healthy.
-pub struct Started {
+pub(super) struct Started {
     pub running: service::RunningService,
     /// The copy it runs from, its database and its log; removed on drop.
     scratch: state::TempDir,
@@ -21,7 +21,7 @@ pub struct Started {
 
 impl Started {
     /// Stops the service; its copy and database go with it.
-    pub async fn stop(self) {
+    pub(super) async fn stop(self) {
         self.running.stop().await;
         drop(self.scratch);
     }
@@ -30,7 +30,7 @@ impl Started {
 /// Builds the baseline of `config` and starts the service, healthy once one
 /// of `health_paths` answers 2xx; `Ok(Err(why))` when the baseline does not
 /// build or the service does not start (with its log's tail).
-pub async fn start(
+pub(super) async fn start(
     config: &Config,
     options: &Options,
     events: &Events,

@@ -19,12 +19,12 @@ static SIGNALLED: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new()
 
 /// The signal that arrived, if one did: from then on a service that dies
 /// was killed by it, and what a cell answered since is no result.
-pub fn signalled() -> Option<&'static str> {
+pub(crate) fn signalled() -> Option<&'static str> {
     SIGNALLED.get().copied()
 }
 
 /// Tells the run whether, and by which signal, it was interrupted.
-pub struct Interrupt {
+pub(crate) struct Interrupt {
     fired: watch::Receiver<Option<&'static str>>,
     /// Set once the cells run: from then on the run itself handles a signal.
     cells: AtomicBool,
@@ -34,7 +34,7 @@ impl Interrupt {
     /// Starts listening; call inside the runtime, before any child starts.
     /// `told` hears each signal's name, and whether it is the second (then
     /// the process exits right after, with 130).
-    pub fn install(
+    pub(crate) fn install(
         told: impl Fn(&'static str, bool) + Send + 'static,
     ) -> std::io::Result<Interrupt> {
         let mut terminate = signal(SignalKind::terminate())?;
@@ -70,12 +70,12 @@ impl Interrupt {
     }
 
     /// From now on a signal is the run's to handle: it writes a cancelled report.
-    pub fn cells_started(&self) {
+    pub(crate) fn cells_started(&self) {
         self.cells.store(true, Ordering::SeqCst);
     }
 
     /// Resolves with the signal's name if one arrives before the cells run.
-    pub async fn wait_before_cells(&self) -> &'static str {
+    pub(crate) async fn wait_before_cells(&self) -> &'static str {
         let name = self.wait().await;
         if self.cells.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
@@ -84,7 +84,7 @@ impl Interrupt {
     }
 
     /// Resolves with the signal's name once one arrived.
-    pub async fn wait(&self) -> &'static str {
+    pub(crate) async fn wait(&self) -> &'static str {
         let mut fired = self.fired.clone();
         match fired.wait_for(Option::is_some).await {
             Ok(name) => name.unwrap_or("a signal"),

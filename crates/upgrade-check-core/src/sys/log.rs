@@ -9,20 +9,20 @@ static ANSI_ESCAPE: LazyLock<regex::Regex> =
     LazyLock::new(|| regex::Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]").expect("valid regex"));
 
 /// A log file as the service wrote it (lossy UTF-8; empty if unreadable).
-pub fn read_log(path: &Path) -> String {
+pub(crate) fn read_log(path: &Path) -> String {
     fs_err::read(path)
         .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
         .unwrap_or_default()
 }
 
 /// The last `lines` lines of a log's text, without terminal escapes, for reports.
-pub fn tail(log: &str, lines: usize) -> String {
+pub(crate) fn tail(log: &str, lines: usize) -> String {
     let text = ANSI_ESCAPE.replace_all(log, "");
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// The last `lines` lines of a log file, without terminal escapes.
-pub fn log_tail(path: &Path, lines: usize) -> String {
+pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
     tail(&read_log(path), lines)
 }

@@ -2,13 +2,13 @@
 //! signals, the state folders and their writes, redaction of secrets, the
 //! HTTP client's TLS set-up.
 
-pub mod failpoint;
+pub(crate) mod failpoint;
 pub mod gc;
-pub mod http;
-pub mod interrupt;
-pub mod log;
+pub(crate) mod http;
+pub(crate) mod interrupt;
+pub(crate) mod log;
 pub mod process;
 pub mod redact;
-pub mod source_tree;
-pub mod state;
-pub mod sweep;
+pub(crate) mod source_tree;
+pub(crate) mod state;
+pub(crate) mod sweep;

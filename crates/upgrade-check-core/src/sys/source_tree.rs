@@ -42,7 +42,7 @@ const MARKERS: &[&str] = &["pyvenv.cfg", "CACHEDIR.TAG"];
 static HARNESS_DIRS: RwLock<Vec<PathBuf>> = RwLock::new(Vec::new());
 
 /// Keeps `dirs` out of every source tree read from now on.
-pub fn keep_out(dirs: &[&Path]) {
+pub(crate) fn keep_out(dirs: &[&Path]) {
     let mut known = HARNESS_DIRS.write().unwrap_or_else(|e| e.into_inner());
     for dir in dirs {
         // Not made yet: a folder that does not exist is known by its
@@ -75,14 +75,14 @@ enum Entry {
 
 /// Something in the folder that is not copied, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeftOut {
+pub(crate) struct LeftOut {
     pub path: PathBuf,
     pub why: String,
 }
 
 /// A folder's source files, read once.
 #[derive(Debug)]
-pub struct SourceTree {
+pub(crate) struct SourceTree {
     root: PathBuf,
     entries: BTreeMap<PathBuf, Entry>,
     left_out: Vec<LeftOut>,
@@ -90,7 +90,7 @@ pub struct SourceTree {
 
 impl SourceTree {
     /// Lists the source under `root`; an absent folder has none.
-    pub fn read(root: &Path) -> anyhow::Result<SourceTree> {
+    pub(crate) fn read(root: &Path) -> anyhow::Result<SourceTree> {
         let mut tree = SourceTree {
             root: root.to_owned(),
             entries: BTreeMap::new(),
@@ -148,12 +148,12 @@ impl SourceTree {
 
     /// What is not copied that a person might expect to be: symlinks that
     /// lead out or nowhere, sockets and the like.
-    pub fn left_out(&self) -> &[LeftOut] {
+    pub(crate) fn left_out(&self) -> &[LeftOut] {
         &self.left_out
     }
 
     /// Copies the source into `to` (made if missing), files over files.
-    pub fn copy_to(&self, to: &Path) -> anyhow::Result<()> {
+    pub(crate) fn copy_to(&self, to: &Path) -> anyhow::Result<()> {
         fs_err::create_dir_all(to)?;
         for (relative, entry) in &self.entries {
             let target = to.join(relative);
@@ -177,7 +177,7 @@ impl SourceTree {
 
     /// Feeds the source that `keep` accepts into `hasher`: relative paths and
     /// contents (a link's target for a link), in path order.
-    pub fn hash_into(
+    pub(crate) fn hash_into(
         &self,
         hasher: &mut impl sha2::Digest,
         keep: impl Fn(&Path) -> bool,

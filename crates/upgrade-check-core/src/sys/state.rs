@@ -68,7 +68,7 @@ impl StateDirs {
     }
 
     /// Scratch space for one run: service copies, databases. Removed on drop,
-    /// or by [`remove_temp_dirs`] on a hard exit.
+    /// or by `remove_temp_dirs` on a hard exit.
     pub fn scratch(&self) -> anyhow::Result<TempDir> {
         let parent = self.state.join("tmp");
         fs_err::create_dir_all(&parent)?;
@@ -83,7 +83,7 @@ impl StateDirs {
 /// A folder in the system's temp folder for one build step (a resolution's
 /// input, a copy of the service to build), removed on drop and also by
 /// [`remove_temp_dirs`], so that an interrupted build leaves none.
-pub fn temp_dir() -> anyhow::Result<TempDir> {
+pub(crate) fn temp_dir() -> anyhow::Result<TempDir> {
     // Made and registered under the quitting lock: a folder made while a hard
     // exit removes the registered ones would otherwise be left behind.
     unless_quitting(|| {
@@ -112,7 +112,7 @@ impl TempDir {
 static TEMP_DIRS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
 /// Remembers a temp folder that a hard exit must still remove.
-pub fn register_temp_dir(path: &Path) {
+pub(crate) fn register_temp_dir(path: &Path) {
     TEMP_DIRS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -126,7 +126,7 @@ static QUITTING: RwLock<bool> = RwLock::new(false);
 /// Runs `write`, which creates files in a temp folder, unless the harness is
 /// quitting at once (an error then): a task still winding down on another
 /// thread must not recreate a folder the hard exit just removed.
-pub fn unless_quitting<T>(write: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+pub(crate) fn unless_quitting<T>(write: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
     let quitting = QUITTING.read().unwrap_or_else(|e| e.into_inner());
     if *quitting {
         anyhow::bail!("the harness is quitting");
@@ -136,14 +136,14 @@ pub fn unless_quitting<T>(write: impl FnOnce() -> anyhow::Result<T>) -> anyhow::
 
 /// Removes every registered temp folder for good, for quitting without
 /// unwinding: waits for writes in flight, forbids new ones, removes.
-pub fn remove_temp_dirs_for_good() {
+pub(crate) fn remove_temp_dirs_for_good() {
     let mut quitting = QUITTING.write().unwrap_or_else(|e| e.into_inner());
     *quitting = true;
     remove_temp_dirs();
 }
 
 /// Removes every registered temp folder.
-pub fn remove_temp_dirs() {
+pub(crate) fn remove_temp_dirs() {
     let dirs = std::mem::take(&mut *TEMP_DIRS.lock().unwrap_or_else(|e| e.into_inner()));
     for dir in dirs {
         let _ = std::fs::remove_dir_all(dir);
@@ -166,7 +166,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 
 /// [`write_atomic`] for a file that must not exist yet: when it does, it is
 /// left as it is and the error says so.
-pub fn write_new(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_new(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     write_whole(path, contents, false)
 }
 
@@ -229,7 +229,7 @@ fn stall_if_asked(path: &Path, temp: &mut tempfile::NamedTempFile, contents: &[u
 
 /// Removes the temp files a killed run's [`write_atomic`] left in `dirs`;
 /// those of a live process (another run writing now) stay.
-pub fn remove_stale_temp_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
+pub(crate) fn remove_stale_temp_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     for dir in dirs {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -255,7 +255,7 @@ pub fn remove_stale_temp_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
 /// Feeds every source file under `dir` that `keep` accepts (as
 /// [`copy_tree`] copies it) into `hasher`: relative paths and contents, in
 /// path order.
-pub fn hash_tree(
+pub(crate) fn hash_tree(
     dir: &Path,
     hasher: &mut impl sha2::Digest,
     keep: impl Fn(&Path) -> bool,
@@ -269,7 +269,7 @@ pub fn hash_tree(
 /// recorded results are signed with): `$XDG_STATE_HOME/upgrade-check`, else
 /// `~/.local/state/upgrade-check`; made 0700, refused when it is a link or
 /// another user's.
-pub fn user_state_dir() -> anyhow::Result<PathBuf> {
+pub(crate) fn user_state_dir() -> anyhow::Result<PathBuf> {
     let base = std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
         .filter(|path| path.is_absolute())
@@ -292,7 +292,7 @@ pub fn user_state_dir() -> anyhow::Result<PathBuf> {
 }
 
 /// A random secret kept in `path` (made 0600 on first use), read back after.
-pub fn private_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn private_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     if let Ok(text) = fs_err::read_to_string(path)
         && let Ok(secret) = hex::decode(text.trim())
         && secret.len() == 32
@@ -324,7 +324,7 @@ pub fn private_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
 /// files git tracks (a committed result or environment would be taken for
 /// this machine's), or one reached through a symlink git tracks (every
 /// write would go where the repository points it).
-pub fn refuse_repository_controlled(dirs: &StateDirs, near: &Path) -> anyhow::Result<()> {
+pub(crate) fn refuse_repository_controlled(dirs: &StateDirs, near: &Path) -> anyhow::Result<()> {
     let near = if near.as_os_str().is_empty() {
         Path::new(".")
     } else {
@@ -397,7 +397,7 @@ pub fn refuse_repository_controlled(dirs: &StateDirs, near: &Path) -> anyhow::Re
 /// and change times. A write to any file changes its change time, which no
 /// program can set back, so a cached environment that a service changed
 /// (a module appended to) is told from the one that was built.
-pub fn tree_listing(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+pub(crate) fn tree_listing(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     use std::os::unix::fs::MetadataExt;
     let mut listing = BTreeMap::new();
     let mut pending = vec![dir.to_owned()];
@@ -438,7 +438,7 @@ pub fn tree_listing(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
 }
 
 /// Keeps `dir`'s listing in `record`, to be checked with [`changed_since`].
-pub fn record_listing(dir: &Path, record: &Path) -> anyhow::Result<()> {
+pub(crate) fn record_listing(dir: &Path, record: &Path) -> anyhow::Result<()> {
     let text: String = tree_listing(dir)?
         .into_iter()
         .map(|(path, stamp)| format!("{stamp}\t{path}\n"))
@@ -449,7 +449,7 @@ pub fn record_listing(dir: &Path, record: &Path) -> anyhow::Result<()> {
 /// The first path of `dir` that differs from the listing kept in `record`
 /// (changed, added or removed), or None when it is as it was recorded. A
 /// missing or unreadable record counts as a change: nothing vouches for it.
-pub fn changed_since(dir: &Path, record: &Path) -> Option<String> {
+pub(crate) fn changed_since(dir: &Path, record: &Path) -> Option<String> {
     let Ok(text) = std::fs::read_to_string(record) else {
         return Some(format!(
             "{} (no record of how it was built)",
@@ -482,7 +482,7 @@ pub fn changed_since(dir: &Path, record: &Path) -> Option<String> {
 /// folder of `path` that exists must resolve inside it. Folders made below
 /// that one are new, not links, and a rename replaces a link at `path`
 /// itself rather than following it.
-pub fn refuse_outside(boundary: &Path, path: &Path) -> anyhow::Result<()> {
+pub(crate) fn refuse_outside(boundary: &Path, path: &Path) -> anyhow::Result<()> {
     let real_boundary = fs_err::canonicalize(if boundary.as_os_str().is_empty() {
         Path::new(".")
     } else {
@@ -517,7 +517,7 @@ pub fn refuse_outside(boundary: &Path, path: &Path) -> anyhow::Result<()> {
 
 /// Serialises work on one cache entry between threads and between harness
 /// processes; the lock dies with the process, so a killed run leaves none.
-pub fn lock(path: &Path) -> anyhow::Result<File> {
+pub(crate) fn lock(path: &Path) -> anyhow::Result<File> {
     if let Some(dir) = path.parent() {
         fs_err::create_dir_all(dir)?;
     }
@@ -534,7 +534,7 @@ pub fn lock(path: &Path) -> anyhow::Result<File> {
 
 /// Keeps the harness's own folders (state, cache), which may lie inside
 /// the service's tree, out of every copy and digest of it.
-pub fn keep_out_of_source(dirs: &StateDirs) {
+pub(crate) fn keep_out_of_source(dirs: &StateDirs) {
     super::source_tree::keep_out(&[&dirs.state, &dirs.cache]);
 }
 
@@ -547,7 +547,7 @@ pub fn relative(path: &Path, base: &Path) -> String {
 }
 
 /// Copies the source under `from` into `to`: what
-/// [`super::source_tree`] counts as source, links inside kept as links.
+/// `sys::source_tree` counts as source, links inside kept as links.
 pub fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
     super::source_tree::SourceTree::read(from)?.copy_to(to)
 }

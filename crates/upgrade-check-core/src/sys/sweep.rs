@@ -16,7 +16,7 @@ use crate::sys::process::RUN_MARKER;
 
 const OWNER_FILE: &str = "owner";
 /// Prefix of the PostgreSQL cluster folders, in [`cluster_parent`].
-pub const CLUSTER_PREFIX: &str = "upgrade-check-pg-";
+pub(crate) const CLUSTER_PREFIX: &str = "upgrade-check-pg-";
 
 /// Shared memory, where it has room: a cluster's files are made and removed
 /// with every database, which on a disk's file system costs more CPU than
@@ -27,7 +27,7 @@ const SHARED_MEMORY_ROOM: u64 = 2 << 30;
 
 /// Where the harness's own PostgreSQL clusters go: shared memory (a tmpfs)
 /// where it has 2 GiB free, the system temp folder otherwise.
-pub fn cluster_parent() -> PathBuf {
+pub(crate) fn cluster_parent() -> PathBuf {
     let room = nix::sys::statvfs::statvfs(SHARED_MEMORY).map(|stats| {
         stats
             .blocks_available()
@@ -42,13 +42,13 @@ pub fn cluster_parent() -> PathBuf {
 
 /// What a sweep removed.
 #[derive(Debug, Default)]
-pub struct Swept {
+pub(crate) struct Swept {
     pub processes: usize,
     pub folders: Vec<PathBuf>,
 }
 
 /// Marks `dir` as this process's: a later sweep leaves it alone while we live.
-pub fn claim(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn claim(dir: &Path) -> std::io::Result<()> {
     let me = std::process::id();
     let started = start_time(me).unwrap_or_default();
     std::fs::write(dir.join(OWNER_FILE), format!("{me} {started}\n"))
@@ -57,7 +57,7 @@ pub fn claim(dir: &Path) -> std::io::Result<()> {
 /// Removes what dead runs left: their processes, their run folders under
 /// `runs` (except `current`), and their clusters in shared memory or the
 /// system temp folder.
-pub fn sweep(runs: &Path, current: &Path) -> Swept {
+pub(crate) fn sweep(runs: &Path, current: &Path) -> Swept {
     let mut dead: Vec<PathBuf> = Vec::new();
     let parents = [
         runs.to_owned(),
@@ -130,7 +130,7 @@ fn marked_processes() -> Vec<(i32, String)> {
 }
 
 /// Processes (by pid) whose environment sets `variable`, with its value.
-pub fn processes_with(variable: &str) -> Vec<(i32, String)> {
+pub(crate) fn processes_with(variable: &str) -> Vec<(i32, String)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -167,7 +167,7 @@ pub fn is_running(pid: u32) -> bool {
 }
 
 /// Kills a process and its process group.
-pub fn kill_with_group(pid: i32) {
+pub(crate) fn kill_with_group(pid: i32) {
     // Group 0 (unreadable) would be the caller's own; 1 is init's.
     if let Some(group) = process_group(pid).filter(|group| *group > 1) {
         let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
@@ -176,13 +176,13 @@ pub fn kill_with_group(pid: i32) {
 }
 
 /// The command name of a process, for messages.
-pub fn command_name(pid: i32) -> String {
+pub(crate) fn command_name(pid: i32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .map_or_else(|_| "?".to_owned(), |name| name.trim().to_owned())
 }
 
 /// Whether `ancestor` is among `pid`'s parents (field 4 of stat, followed up).
-pub fn descends_from(pid: i32, ancestor: i32) -> bool {
+pub(crate) fn descends_from(pid: i32, ancestor: i32) -> bool {
     let mut current = pid;
     for _ in 0..64 {
         let Some(parent) = u32::try_from(current)
@@ -204,7 +204,7 @@ pub fn descends_from(pid: i32, ancestor: i32) -> bool {
 }
 
 /// Process group (field 5 of stat).
-pub fn process_group(pid: i32) -> Option<i32> {
+pub(crate) fn process_group(pid: i32) -> Option<i32> {
     stat_fields(u32::try_from(pid).ok()?)?.get(2)?.parse().ok()
 }
 

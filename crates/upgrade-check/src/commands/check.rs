@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use upgrade_check_core::follow_up::bisect::Bisected;
+use upgrade_check_core::Bisected;
 use upgrade_check_core::model::cell::Plan;
 use upgrade_check_core::model::event::{Events, RunEvent};
 use upgrade_check_core::model::report::ExitStatus;
-use upgrade_check_core::plan::shard;
-use upgrade_check_core::report;
-use upgrade_check_core::session::{self, Finished, Options};
+use upgrade_check_core::render;
+use upgrade_check_core::shard;
+use upgrade_check_core::{self as core, Finished, Options};
 
 use crate::cli::{CheckArgs, Format, GlobalArgs, PlanFormat, Shard};
 use crate::events_log::EventLog;
@@ -78,7 +78,7 @@ fn session_with_events(
             log.write(event);
         }
     });
-    let finished = session::upgrade_check(options, events);
+    let finished = core::upgrade_check(options, events);
     // The summary goes below the live display, never through it.
     progress.finish();
     let answered = finished.and_then(|finished| answer(&shown, finished));
@@ -103,7 +103,7 @@ fn answer(shown: &Shown, finished: Finished) -> anyhow::Result<ExitStatus> {
             match shown.format {
                 PlanFormat::Json => crate::outln!("{}", serde_json::to_string_pretty(&report)?),
                 PlanFormat::Terminal | PlanFormat::GithubMatrix => crate::output::print_summary(
-                    &report::terminal::render(&report),
+                    &render::terminal::render(&report),
                     shown.global.color.for_stdout(),
                 ),
             }
@@ -121,7 +121,7 @@ fn answer(shown: &Shown, finished: Finished) -> anyhow::Result<ExitStatus> {
             Ok(ExitStatus::Pass)
         }
         Finished::Bisected(Bisected::Searched { report, first_bad }) => {
-            crate::out!("{}", report::bisect::render(&report, &first_bad));
+            crate::out!("{}", render::bisect::render(&report, &first_bad));
             // A first bad version is a regression found, as in a run.
             Ok(if report.first_bad.is_some() {
                 ExitStatus::Regression

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use upgrade_check_core::model::report::ExitStatus;
-use upgrade_check_core::report::cell_diff;
+use upgrade_check_core::render::cell_diff;
 
 use crate::cli::GlobalArgs;
 

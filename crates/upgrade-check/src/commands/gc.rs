@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
+use upgrade_check_core::gc::{self, Policy};
 use upgrade_check_core::model::report::ExitStatus;
-use upgrade_check_core::sys::gc::{self, Policy};
 
 use crate::cli::GlobalArgs;
 

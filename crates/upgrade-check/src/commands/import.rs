@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use upgrade_check_core::model::report::ExitStatus;
-use upgrade_check_core::session::{Action, import};
+use upgrade_check_core::{Action, import};
 
 use crate::cli::GlobalArgs;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use upgrade_check_core::model::event::{Events, RunEvent};
 use upgrade_check_core::model::report::ExitStatus;
-use upgrade_check_core::session::{Options, init};
+use upgrade_check_core::{Options, init};
 
 use crate::cli::GlobalArgs;
 use crate::progress::Progress;

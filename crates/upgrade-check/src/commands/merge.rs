@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use upgrade_check_core::model::report::ExitStatus;
-use upgrade_check_core::report;
+use upgrade_check_core::render;
 
 use crate::cli::{Format, GlobalArgs};
 
@@ -14,16 +14,16 @@ pub fn run(
     out: Option<&Path>,
     format: Format,
 ) -> anyhow::Result<ExitStatus> {
-    let merged = report::merge::merge(report::merge::read_parts(dirs)?)?;
+    let merged = render::merge::merge(render::merge::read_parts(dirs)?)?;
     let out = match out {
         Some(out) => out.to_owned(),
         None => super::state_dirs(global, Path::new(""))?.report_dir(),
     };
-    let written = report::write_all(&merged, &out)?;
+    let written = render::write_all(&merged, &out)?;
     match format {
         Format::Json => crate::outln!("{}", serde_json::to_string_pretty(&merged)?),
         Format::Terminal => crate::output::print_summary(
-            &report::terminal::render(&merged),
+            &render::terminal::render(&merged),
             global.color.for_stdout(),
         ),
     }

@@ -11,10 +11,10 @@ mod review;
 
 use std::path::{Path, PathBuf};
 
-use upgrade_check_core::follow_up::bisect::BisectRequest;
+use upgrade_check_core::BisectRequest;
+use upgrade_check_core::StateDirs;
 use upgrade_check_core::model::report::ExitStatus;
-use upgrade_check_core::session::{self, Action, Options};
-use upgrade_check_core::sys::state::StateDirs;
+use upgrade_check_core::{self as core, Action, Options};
 
 use crate::cli::{Cli, Command, GlobalArgs, ImportSource, ReportAction};
 
@@ -82,7 +82,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
             dry_run,
         }) => gc::run(
             global,
-            upgrade_check_core::sys::gc::Policy {
+            upgrade_check_core::gc::Policy {
                 max_age: *max_age,
                 max_bytes: *max_size,
                 dry_run: *dry_run,
@@ -107,7 +107,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
             accept,
             no_build,
         }) => {
-            let recording = upgrade_check_core::session::record::Recording {
+            let recording = upgrade_check_core::record::Recording {
                 name: name.clone(),
                 listen: *listen,
                 idle: *idle,
@@ -139,7 +139,7 @@ fn config_path(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
 
 /// The state folders for the config in `config_dir`.
 fn state_dirs(global: &GlobalArgs, config_dir: &Path) -> anyhow::Result<StateDirs> {
-    session::state_dirs(&global.options(Action::Run), config_dir)
+    core::state_dirs(&global.options(Action::Run), config_dir)
 }
 
 /// `1 step`, `3 steps`.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use upgrade_check_core::model::event::{Events, RunEvent};
 use upgrade_check_core::model::report::ExitStatus;
-use upgrade_check_core::session::{Options, record};
+use upgrade_check_core::{Options, record};
 
 use crate::cli::GlobalArgs;
 use crate::progress::Progress;

@@ -6,17 +6,17 @@ use std::io::BufRead;
 
 use anyhow::bail;
 
-use upgrade_check_core::input::config::Config;
-use upgrade_check_core::judge::snapshot::{self, Pending};
+use upgrade_check_core as core;
+use upgrade_check_core::config::Config;
 use upgrade_check_core::model::report::ExitStatus;
-use upgrade_check_core::session;
-use upgrade_check_core::sys::state::relative;
+use upgrade_check_core::snapshot::{self, Pending};
+use upgrade_check_core::util::relative;
 
 use crate::cli::GlobalArgs;
 
 /// The config and its pending snapshots; refused in CI.
 fn load(global: &GlobalArgs) -> anyhow::Result<(Config, Vec<Pending>)> {
-    session::refuse_accepting_in_ci()?;
+    core::refuse_accepting_in_ci()?;
     let config = Config::load(&super::config_path(global)?)?;
     let pending = snapshot::pending(&config.replay.snapshots)?;
     Ok((config, pending))

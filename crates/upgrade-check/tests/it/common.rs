@@ -282,7 +282,7 @@ pub fn version_change<'a>(cell: &'a Value, package: &str) -> &'a Value {
 
 /// Running, as opposed to gone or a zombie.
 pub fn alive(pid: u64) -> bool {
-    u32::try_from(pid).is_ok_and(upgrade_check_core::sys::sweep::is_running)
+    u32::try_from(pid).is_ok_and(upgrade_check_core::util::is_running)
 }
 
 /// Every service the report names is gone and its port is free again.

@@ -26,11 +26,11 @@ use crate::model::package::{Ecosystem, PackageName, Version};
 use crate::sys::state;
 
 /// How long an index answer is trusted before it is asked again.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(60 * 60);
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(60 * 60);
 
 /// Which registry lists the versions, and what judges them.
 #[derive(Debug, Clone)]
-pub enum Registry {
+pub(crate) enum Registry {
     /// A Python package index: the interpreter decides `Requires-Python`,
     /// and asks pip for its default index when nothing names one.
     Simple {
@@ -48,7 +48,7 @@ pub enum Registry {
 
 /// Asks the registry, or the cache of its answers.
 #[derive(Debug, Clone)]
-pub struct Index {
+pub(crate) struct Index {
     pub registry: Registry,
     /// `<cache>/index`.
     pub cache: PathBuf,
@@ -62,7 +62,7 @@ pub struct Index {
 
 /// A package's installable versions, oldest first, and the ones left out.
 #[derive(Debug, Clone)]
-pub struct Listing {
+pub(crate) struct Listing {
     pub versions: Vec<Version>,
     /// Releases that cannot be installed here, oldest first: yanked, or
     /// needing another Python or a newer Rust.
@@ -75,7 +75,7 @@ pub struct Listing {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Skipped {
+pub(crate) struct Skipped {
     pub version: Version,
     /// `yanked`, `needs Python >=3.12`, `needs Rust 1.96`.
     pub reason: String,
@@ -98,7 +98,12 @@ struct Cached {
 }
 
 impl Index {
-    pub fn new(registry: Registry, cache: PathBuf, offline: bool, timeout: Duration) -> Index {
+    pub(crate) fn new(
+        registry: Registry,
+        cache: PathBuf,
+        offline: bool,
+        timeout: Duration,
+    ) -> Index {
         Index {
             registry,
             cache,
@@ -109,7 +114,7 @@ impl Index {
         }
     }
 
-    pub fn ecosystem(&self) -> Ecosystem {
+    pub(crate) fn ecosystem(&self) -> Ecosystem {
         match self.registry {
             Registry::Simple { .. } => Ecosystem::Python,
             Registry::Crates { .. } => Ecosystem::Cargo,
@@ -118,7 +123,7 @@ impl Index {
 
     /// The versions of `package` this interpreter or toolchain can install
     /// (pre-releases only when `pre`), from the cache while it is fresh.
-    pub async fn list(&self, package: &PackageName, pre: bool) -> anyhow::Result<Listing> {
+    pub(crate) async fn list(&self, package: &PackageName, pre: bool) -> anyhow::Result<Listing> {
         let path = self.cache_path(package);
         let cached = read_cached(&path);
         let (cached, stale, from_cache) = match cached {

@@ -36,7 +36,7 @@ struct Layer {
 
 impl IndexUrls {
     /// Reads the configuration as uv and pip would for a service in `project`.
-    pub async fn find(python: &Python, project: &Path) -> anyhow::Result<IndexUrls> {
+    pub(super) async fn find(python: &Python, project: &Path) -> anyhow::Result<IndexUrls> {
         let layers = layers(&|name| std::env::var(name).ok(), project);
         let found = merge(&layers);
         let default = match found.default {

@@ -158,7 +158,7 @@ fn bcrypt_5_breaks_long_passwords_and_nothing_else() {
     // Every format is written from the one result: JSON round-trips through
     // the library's model; the JUnit file and the PR comment name the culprit.
     let text = std::fs::read_to_string(ctx.path("state/report/report.json")).unwrap();
-    let model: upgrade_check_core::report::Report = serde_json::from_str(&text).unwrap();
+    let model: upgrade_check_core::model::report::Report = serde_json::from_str(&text).unwrap();
     assert_eq!(
         serde_json::to_value(&model).unwrap(),
         report,

@@ -359,7 +359,7 @@ fn the_check_runs_on_pull_request_with_a_read_only_token() {
         .expect("a cache step");
     let paths = cache["with"]["path"].as_str().unwrap();
     let state = std::path::PathBuf::from("target/upgrade-check");
-    let dirs = upgrade_check_core::sys::state::StateDirs {
+    let dirs = upgrade_check_core::StateDirs {
         state: state.clone(),
         cache: state,
     };

@@ -293,7 +293,7 @@ fn a_hard_coded_jwt_secret_is_a_security_finding() {
 #[test]
 fn a_server_named_by_database_url_gets_its_databases_created_and_dropped() {
     // A server the harness does not own: started here, outside the run.
-    let server = upgrade_check_core::exec::db::Postgres::start_cluster(
+    let server = upgrade_check_core::internals::db::Postgres::start_cluster(
         std::time::Duration::from_secs(5),
         None,
     )
@@ -342,7 +342,7 @@ fn a_server_named_by_database_url_gets_its_databases_created_and_dropped() {
 /// staging service would look broken. Refused up front with the one fix.
 #[test]
 fn a_database_url_without_a_password_is_refused_before_anything_runs() {
-    let server = upgrade_check_core::exec::db::Postgres::start_cluster(
+    let server = upgrade_check_core::internals::db::Postgres::start_cluster(
         std::time::Duration::from_secs(5),
         None,
     )
@@ -392,7 +392,8 @@ fn a_cluster_copied_from_the_cached_template_serves_like_a_fresh_one() {
     let cache = tempfile::tempdir().unwrap();
     let grace = std::time::Duration::from_secs(5);
     let first =
-        upgrade_check_core::exec::db::Postgres::start_cluster(grace, Some(cache.path())).unwrap();
+        upgrade_check_core::internals::db::Postgres::start_cluster(grace, Some(cache.path()))
+            .unwrap();
     drop(first);
     let templates: Vec<_> = std::fs::read_dir(cache.path())
         .unwrap()
@@ -408,7 +409,8 @@ fn a_cluster_copied_from_the_cached_template_serves_like_a_fresh_one() {
     // The second cluster is a copy: it takes databases like the first, and
     // the template stays as it was.
     let second =
-        upgrade_check_core::exec::db::Postgres::start_cluster(grace, Some(cache.path())).unwrap();
+        upgrade_check_core::internals::db::Postgres::start_cluster(grace, Some(cache.path()))
+            .unwrap();
     let database = second.create_database(None).unwrap();
     assert_eq!(second.leftover_databases().unwrap().len(), 1);
     second.drop_database(&database);

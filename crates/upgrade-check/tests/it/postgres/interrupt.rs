@@ -327,7 +327,7 @@ fn sigint_leaves_no_database_on_a_server_named_by_database_url() {
     // A server the harness does not own: its databases, those made ahead of
     // the runs among them, must all be dropped before the harness exits.
     let server =
-        upgrade_check_core::exec::db::Postgres::start_cluster(Duration::from_secs(5), None)
+        upgrade_check_core::internals::db::Postgres::start_cluster(Duration::from_secs(5), None)
             .unwrap();
     let ctx = TestContext::new();
     ctx.set_matrix(r#"bcrypt = ["4.1.2"]"#);

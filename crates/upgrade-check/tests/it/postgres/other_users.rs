@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use upgrade_check_core::exec::db::Postgres;
+use upgrade_check_core::internals::db::Postgres;
 
 /// Runs `program args` as `nobody`.
 fn as_nobody(program: &str, args: &[&str]) -> Output {
@@ -89,7 +89,7 @@ fn another_local_user_can_neither_plant_files_in_the_cluster_nor_connect_to_it()
     }
 
     // No connection: not as the superuser, not to list the databases.
-    let psql = upgrade_check_core::exec::db::find_tools()
+    let psql = upgrade_check_core::internals::db::find_tools()
         .unwrap()
         .join("psql");
     let connect = as_nobody(

@@ -172,7 +172,7 @@ fn with_postgres_the_setup_runs_once_into_a_template_every_run_copies() {
     );
 
     // On a server the harness does not own, the template goes with the runs' databases.
-    let server = upgrade_check_core::exec::db::Postgres::start_cluster(
+    let server = upgrade_check_core::internals::db::Postgres::start_cluster(
         std::time::Duration::from_secs(5),
         None,
     )

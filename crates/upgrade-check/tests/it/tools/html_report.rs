@@ -53,7 +53,7 @@ async fn start_driver() -> Driver {
         child,
         url: format!("http://127.0.0.1:{port}"),
     };
-    let client = upgrade_check_core::sys::http::client_builder()
+    let client = upgrade_check_core::util::client_builder()
         .no_proxy()
         .build()
         .unwrap();
@@ -105,7 +105,7 @@ async fn clicking_a_failing_square_shows_its_diff() {
     }
 
     let driver = start_driver().await;
-    let client = upgrade_check_core::sys::http::client_builder()
+    let client = upgrade_check_core::util::client_builder()
         .no_proxy()
         .build()
         .unwrap();
@@ -181,11 +181,11 @@ async fn clicking_a_failing_square_shows_its_diff() {
         }
     }
     data["cells"][1]["scenarios"][0]["scenario"] = json!(hostile);
-    let report: upgrade_check_core::report::Report = serde_json::from_value(data).unwrap();
+    let report: upgrade_check_core::model::report::Report = serde_json::from_value(data).unwrap();
     let hostile_page = ctx.path("hostile.html");
     std::fs::write(
         &hostile_page,
-        upgrade_check_core::report::html::render(&report).unwrap(),
+        upgrade_check_core::render::html::render(&report).unwrap(),
     )
     .unwrap();
     browser.open(&hostile_page).await;
@@ -206,7 +206,7 @@ async fn clicking_a_failing_square_shows_its_diff() {
     assert_eq!(ran[1], 0, "no hostile element was made: {ran}");
     assert_eq!(
         ran[2],
-        upgrade_check_core::report::headline::headline(&report),
+        upgrade_check_core::render::headline::headline(&report),
         "the headline is text"
     );
     browser.call(reqwest::Method::DELETE, "", None).await;
