@@ -1,11 +1,13 @@
 //! The seam between the harness and one ecosystem's tools: what it needs to
 //! build a service's environments and list its packages' versions. Python's
-//! is [`UvBuilder`](super::UvBuilder) (uv and an interpreter), Rust's
-//! [`CargoBuilder`](super::CargoBuilder); a new ecosystem implements
-//! [`Ecosystem`] beside its builder and is made in one place, where the
-//! session sets up its tools (`session::prepare::builder`).
+//! is [`UvBuilder`](super::UvBuilder) (uv and an interpreter, in
+//! `env/python/`), Rust's [`CargoBuilder`](super::CargoBuilder) (in
+//! `env/cargo/`). A new ecosystem is a folder beside them that implements
+//! [`Ecosystem`] and its [`Registry`], made in one place, where the session
+//! sets up its tools (`session::prepare::builder`).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::index::Registry;
 use super::{BuildError, Environment, Resolution, ResolvedSet};
@@ -54,7 +56,7 @@ pub(crate) trait Ecosystem: std::fmt::Debug + Send + Sync {
 
     /// Where the versions of the service's packages are listed, for the
     /// service in `project`.
-    fn registry(&self, project: &Path) -> anyhow::Result<Registry>;
+    fn registry(&self, project: &Path) -> anyhow::Result<Arc<dyn Registry>>;
 
     /// The registry as messages name it: "package index", "registry".
     fn registry_name(&self) -> &'static str;

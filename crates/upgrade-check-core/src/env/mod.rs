@@ -1,20 +1,18 @@
 //! Builds a cell's environment: resolve its pins, build or install the
-//! resolved set, with uv (`uv_build`) or cargo (`cargo_build`).
+//! resolved set, with each ecosystem's own tools: uv (`python/`) or cargo
+//! (`cargo/`), both behind the [`Ecosystem`] seam.
 //!
 //! Resolutions are cached by their inputs and environments by their resolved
 //! set, both under the cache folder; an environment is trusted only once its
 //! `complete` marker exists, which is written last. This module never starts
 //! the service.
 
-pub(crate) mod cargo_build;
-pub(crate) mod cargo_manifest;
+pub(crate) mod cargo;
 pub(crate) mod ecosystem;
 pub(crate) mod index;
 pub(crate) mod moves;
 pub mod python;
 pub(crate) mod resolved;
-pub mod uv;
-pub(crate) mod uv_build;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -26,12 +24,11 @@ use sha2::{Digest, Sha256};
 
 use crate::sys::process;
 
-pub(crate) use cargo_build::CargoBuilder;
+pub(crate) use cargo::CargoBuilder;
 pub(crate) use ecosystem::Ecosystem;
 pub(crate) use python::Python;
+pub use python::{UvBuilder, uv};
 pub(crate) use resolved::{CargoInputs, ResolvedSet};
-pub(crate) use uv::Uv;
-pub use uv_build::UvBuilder;
 
 /// Resolves and builds environments for one service: its ecosystem's
 /// tools, shared by every cell.

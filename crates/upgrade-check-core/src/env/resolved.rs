@@ -33,7 +33,7 @@ pub struct CargoInputs {
     /// path relative to the service's folder.
     pub manifests: Vec<(PathBuf, String)>,
     /// The requirements raised so that a cell's major bump could be selected.
-    pub raised: Vec<crate::env::cargo_manifest::Raised>,
+    pub raised: Vec<crate::env::cargo::manifest::Raised>,
 }
 
 impl CargoInputs {

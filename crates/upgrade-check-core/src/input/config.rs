@@ -6,15 +6,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
-use pep508_rs::pep440_rs::VersionSpecifiers;
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::input::source::{InputError, Source};
 pub use crate::model::package::Ecosystem;
+pub use crate::model::package::Requirement;
 use crate::model::package::{PackageName, Version};
 
 /// Placeholders the harness fills in `service.command` and environment values.
@@ -204,43 +203,6 @@ pub struct Range {
     pub line: usize,
     /// The index's versions this range picked; empty until expanded.
     pub expanded: Vec<Version>,
-}
-
-/// A range in its ecosystem's own terms.
-#[derive(Debug, Clone)]
-pub enum Requirement {
-    /// PEP 440 specifiers: `>=3.2,<6`.
-    Pep440(VersionSpecifiers),
-    /// A cargo version requirement: `>=0.7, <0.9`, `^1.2`.
-    Semver(semver::VersionReq),
-}
-
-impl Requirement {
-    /// Whether `version` is inside. A cargo pre-release counts by its
-    /// release (`1.5.0-rc.1` as `1.5.0`): `pre` decides whether it is
-    /// wanted at all, as for Python.
-    pub fn contains(&self, version: &Version) -> bool {
-        match (self, version) {
-            (Requirement::Pep440(specifiers), Version::Python(version)) => {
-                specifiers.contains(version)
-            }
-            (Requirement::Semver(requirement), Version::Cargo(version)) => {
-                let mut release = version.clone();
-                release.pre = semver::Prerelease::EMPTY;
-                requirement.matches(&release)
-            }
-            _ => false,
-        }
-    }
-}
-
-impl std::fmt::Display for Requirement {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Requirement::Pep440(specifiers) => specifiers.fmt(f),
-            Requirement::Semver(requirement) => requirement.fmt(f),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -1111,21 +1073,9 @@ fn matrix(
             }
             RawCandidates::Range(raw) => {
                 let text = raw.range.get_ref();
-                let invalid = |kind: &str, err: &dyn std::fmt::Display| {
-                    source.error_at(
-                        Some(raw.range.span()),
-                        &format!("{key}.range"),
-                        &format!("`{text}` is not a {kind}: {err}"),
-                    )
-                };
-                let specifiers = match ecosystem {
-                    Ecosystem::Python => VersionSpecifiers::from_str(text)
-                        .map(Requirement::Pep440)
-                        .map_err(|err| invalid("PEP 440 version range", &err))?,
-                    Ecosystem::Cargo => semver::VersionReq::parse(text)
-                        .map(Requirement::Semver)
-                        .map_err(|err| invalid("cargo version requirement", &err))?,
-                };
+                let specifiers = Requirement::parse(ecosystem, text).map_err(|err| {
+                    source.error_at(Some(raw.range.span()), &format!("{key}.range"), &err)
+                })?;
                 Candidates::Range(Range {
                     specifiers,
                     pick: raw.pick,
@@ -1171,14 +1121,13 @@ fn exact_version(
 ) -> Result<Version, InputError> {
     let text = value.get_ref();
     Version::parse(ecosystem, text).map_err(|err| {
-        let kind = match ecosystem {
-            Ecosystem::Python => "PEP 440",
-            Ecosystem::Cargo => "semver",
-        };
         source.error_at(
             Some(value.span()),
             key,
-            &format!("`{text}` is not an exact {kind} version: {err}"),
+            &format!(
+                "`{text}` is not an exact {} version: {err}",
+                ecosystem.version_rules()
+            ),
         )
     })
 }
@@ -1245,7 +1194,7 @@ mod tests {
 
     fn range(text: &str, pick: Pick, pre: bool) -> Range {
         Range {
-            specifiers: Requirement::Pep440(VersionSpecifiers::from_str(text).unwrap()),
+            specifiers: Requirement::parse(Ecosystem::Python, text).unwrap(),
             pick,
             pre,
             line: 1,

@@ -201,11 +201,7 @@ impl Inspection {
         out.push_str("[service]\n");
         out.push_str("# The service's source; each scenario run starts from a private copy.\n");
         out.push_str(&format!("root = {}\n", quoted(&self.root)));
-        let ecosystem = match self.ecosystem {
-            Ecosystem::Python => "python",
-            Ecosystem::Cargo => "cargo",
-        };
-        out.push_str(&format!("ecosystem = \"{ecosystem}\"\n"));
+        out.push_str(&format!("ecosystem = \"{}\"\n", self.ecosystem.name()));
         out.push_str(
             "# What the service installs today: the baseline every upgrade is compared with.\n",
         );

@@ -21,6 +21,81 @@ pub enum Ecosystem {
     Cargo,
 }
 
+impl Ecosystem {
+    /// As the config names it: `ecosystem = "python"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Ecosystem::Python => "python",
+            Ecosystem::Cargo => "cargo",
+        }
+    }
+
+    /// The rules its versions follow, as messages name them.
+    pub fn version_rules(self) -> &'static str {
+        match self {
+            Ecosystem::Python => "PEP 440",
+            Ecosystem::Cargo => "semver",
+        }
+    }
+
+    /// Where its packages' versions are listed, as messages name it.
+    pub fn index_name(self) -> &'static str {
+        match self {
+            Ecosystem::Python => "the package index",
+            Ecosystem::Cargo => "the registry index",
+        }
+    }
+}
+
+/// A range in its ecosystem's own terms.
+#[derive(Debug, Clone)]
+pub enum Requirement {
+    /// PEP 440 specifiers: `>=3.2,<6`.
+    Pep440(pep508_rs::pep440_rs::VersionSpecifiers),
+    /// A cargo version requirement: `>=0.7, <0.9`, `^1.2`.
+    Semver(semver::VersionReq),
+}
+
+impl Requirement {
+    /// Reads a range in `ecosystem`'s terms; the error says what it is not.
+    pub fn parse(ecosystem: Ecosystem, text: &str) -> Result<Requirement, String> {
+        match ecosystem {
+            Ecosystem::Python => pep508_rs::pep440_rs::VersionSpecifiers::from_str(text)
+                .map(Requirement::Pep440)
+                .map_err(|err| format!("`{text}` is not a PEP 440 version range: {err}")),
+            Ecosystem::Cargo => semver::VersionReq::parse(text)
+                .map(Requirement::Semver)
+                .map_err(|err| format!("`{text}` is not a cargo version requirement: {err}")),
+        }
+    }
+
+    /// Whether `version` is inside. A cargo pre-release counts by its
+    /// release (`1.5.0-rc.1` as `1.5.0`): `pre` decides whether it is
+    /// wanted at all, as for Python.
+    pub fn contains(&self, version: &Version) -> bool {
+        match (self, version) {
+            (Requirement::Pep440(specifiers), Version::Python(version)) => {
+                specifiers.contains(version)
+            }
+            (Requirement::Semver(requirement), Version::Cargo(version)) => {
+                let mut release = version.clone();
+                release.pre = semver::Prerelease::EMPTY;
+                requirement.matches(&release)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Requirement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Requirement::Pep440(specifiers) => specifiers.fmt(f),
+            Requirement::Semver(requirement) => requirement.fmt(f),
+        }
+    }
+}
+
 /// A dependency's name, normalised for its ecosystem.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PackageName(String);

@@ -163,7 +163,7 @@ pub(super) fn rust_panic(log: &str) -> Option<String> {
     };
     let place = match location {
         "" => String::new(),
-        location => format!(" ({})", crate::env::cargo_build::place_of(location)),
+        location => format!(" ({})", crate::env::cargo::place_of(location)),
     };
     Some(format!("{message}{place}"))
 }

@@ -78,10 +78,7 @@ pub(super) async fn expand_ranges(
     events: &Events,
 ) -> anyhow::Result<()> {
     let config_path = config.path.clone();
-    let asked = match index.ecosystem() {
-        crate::model::package::Ecosystem::Python => "from the package index",
-        crate::model::package::Ecosystem::Cargo => "from the registry index",
-    };
+    let asked = format!("from {}", index.ecosystem().index_name());
     let mut left_out = Vec::new();
     for (package, candidates) in &mut config.matrix.packages {
         let config::Candidates::Range(range) = candidates else {
@@ -92,7 +89,7 @@ pub(super) async fn expand_ranges(
         let source = match (listing.from_cache, listing.stale) {
             (_, true) => "index answer cached, STALE (--offline)",
             (true, false) => "index answer cached",
-            (false, false) => asked,
+            (false, false) => &asked,
         };
         let picked: Vec<String> = range.expanded.iter().map(ToString::to_string).collect();
         events(&RunEvent::RangeExpanded {
@@ -124,10 +121,7 @@ pub(super) async fn expand_ranges(
                 key: format!("matrix.packages.{package}"),
                 message: format!(
                     "no version of {package} on {} is in `{}`",
-                    match index.ecosystem() {
-                        crate::model::package::Ecosystem::Python => "the package index",
-                        crate::model::package::Ecosystem::Cargo => "the registry index",
-                    },
+                    index.ecosystem().index_name(),
                     range.specifiers
                 ),
             }
@@ -197,7 +191,7 @@ pub(super) fn cargo_builder(
             "installing wheels only, never building, is for Python services: a cargo service is always built"
         );
     }
-    let cargo = env::cargo_build::Cargo::find()?;
+    let cargo = env::cargo::Cargo::find()?;
     events(&RunEvent::Toolchain {
         description: cargo.version.clone(),
     });
@@ -208,7 +202,7 @@ pub(super) fn cargo_builder(
         .context("the baseline lock is inside the service's folder")?
         .to_owned();
     let root = &config.service.root;
-    let source_digest = env::cargo_build::source_digest(root, &config.service.baseline)?;
+    let source_digest = env::cargo::source_digest(root, &config.service.baseline)?;
     let mut base_manifests = Vec::new();
     if let Some(git_ref) = &options.since {
         base_manifests = pr::manifests_changed_since(git_ref, root)?;

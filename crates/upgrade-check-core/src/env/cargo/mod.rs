@@ -13,7 +13,13 @@ use std::time::Duration;
 use anyhow::Context;
 use sha2::Digest;
 
-use super::cargo_manifest::{self, Raised};
+mod index;
+pub(crate) mod manifest;
+
+use std::sync::Arc;
+
+use self::manifest::Raised;
+use super::index::Registry;
 use super::{BuildError, CargoInputs, Environment, Resolution, ResolvedSet, hash, run_step};
 use crate::input::baseline::BaselineFile;
 use crate::input::cargo_lock;
@@ -22,6 +28,7 @@ use crate::model::cell::Pin;
 use crate::model::package::Version;
 use crate::sys::process;
 use crate::sys::state::{self, StateDirs};
+pub(crate) use index::RegistryIndex;
 
 /// The cargo that builds the service, and what it and rustc say they are.
 #[derive(Debug, Clone)]
@@ -155,7 +162,7 @@ impl CargoBuilder {
     fn raise_requirements(&self, pins: &[Pin]) -> Result<(Manifests, Vec<Raised>), BuildError> {
         let mut manifests = self.base_manifests.clone();
         let mut raised = Vec::new();
-        for path in cargo_manifest::manifests(&self.root)? {
+        for path in manifest::manifests(&self.root)? {
             let mut text = match manifests.iter().find(|(laid, _)| *laid == path) {
                 Some((_, text)) => text.clone(),
                 None => fs_err::read_to_string(self.root.join(&path))?,
@@ -165,7 +172,7 @@ impl CargoBuilder {
                 let Version::Cargo(version) = &pin.version else {
                     continue;
                 };
-                let raise = cargo_manifest::raise(&text, &pin.package, version)
+                let raise = manifest::raise(&text, &pin.package, version)
                     .with_context(|| format!("reading {}", path.display()))?;
                 if let Some(edited) = raise {
                     text = edited.text;
@@ -530,11 +537,11 @@ impl super::Ecosystem for CargoBuilder {
         CargoBuilder::materialise(self, set)
     }
 
-    fn registry(&self, project: &Path) -> anyhow::Result<super::index::Registry> {
-        Ok(super::index::Registry::Crates {
+    fn registry(&self, project: &Path) -> anyhow::Result<Arc<dyn Registry>> {
+        Ok(Arc::new(RegistryIndex {
             rust: self.cargo.rust_version()?,
             project: project.to_owned(),
-        })
+        }))
     }
 
     fn registry_name(&self) -> &'static str {

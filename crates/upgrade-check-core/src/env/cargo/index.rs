@@ -9,11 +9,51 @@ use anyhow::{Context, bail};
 use tame_index::index::{FileLock, IndexLocation, IndexUrl, SparseIndex};
 use tame_index::{IndexKrate, KrateName};
 
-use super::{Release, shown_url};
-use crate::model::package::PackageName;
+use futures_util::future::BoxFuture;
+
+use crate::env::index::{Registry, Release, send, shown_url};
+use crate::model::package::{Ecosystem, PackageName};
+
+/// The cargo registry: the toolchain decides `rust-version`; cargo's
+/// configuration is read from the service's folder upwards.
+#[derive(Debug)]
+pub(crate) struct RegistryIndex {
+    pub rust: semver::Version,
+    pub project: std::path::PathBuf,
+}
+
+impl Registry for RegistryIndex {
+    fn ecosystem(&self) -> Ecosystem {
+        Ecosystem::Cargo
+    }
+
+    fn cache_folder(&self) -> &'static str {
+        "crates"
+    }
+
+    fn releases<'a>(
+        &'a self,
+        client: &'a reqwest::Client,
+        package: &'a PackageName,
+    ) -> BoxFuture<'a, anyhow::Result<(String, Vec<Release>)>> {
+        Box::pin(releases(client, &self.project, &self.rust, package))
+    }
+
+    fn kept_by_the_tool(
+        &self,
+        package: &PackageName,
+    ) -> anyhow::Result<Option<(String, Vec<Release>)>> {
+        cached_by_cargo(&self.project, &self.rust, package)
+    }
+
+    fn unmet(&self, requires: &str) -> Option<String> {
+        let needed = rust_version(requires)?;
+        (needed > self.rust).then(|| format!("needs Rust {requires}"))
+    }
+}
 
 /// `(index shown, releases)` of `package`, asked of the registry.
-pub(super) async fn releases(
+async fn releases(
     client: &reqwest::Client,
     project: &Path,
     rust: &semver::Version,
@@ -29,7 +69,7 @@ pub(super) async fn releases(
         builder = builder.header(header, value);
     }
     let shown = shown_url(index.url());
-    let response = super::send(builder)
+    let response = send(builder)
         .await
         .with_context(|| format!("the registry index {shown} did not answer for {package}"))?;
     let status = response.status();
@@ -59,7 +99,7 @@ pub(super) async fn releases(
 }
 
 /// What cargo itself cached of `package`'s index entry, for `--offline`.
-pub(super) fn cached_by_cargo(
+fn cached_by_cargo(
     project: &Path,
     rust: &semver::Version,
     package: &PackageName,
@@ -74,7 +114,7 @@ pub(super) fn cached_by_cargo(
 }
 
 /// A `rust-version` (`1.70`, `1.70.1`) as a version to compare.
-pub(super) fn rust_version(text: &str) -> Option<semver::Version> {
+fn rust_version(text: &str) -> Option<semver::Version> {
     let mut parts = text.trim().split('.').map(str::parse::<u64>);
     let major = parts.next()?.ok()?;
     let minor = parts.next().unwrap_or(Ok(0)).ok()?;

@@ -10,16 +10,71 @@ use anyhow::{Context, bail};
 use regex::Regex;
 use serde::Deserialize;
 
-use super::python_config::IndexUrls;
-use super::{Release, shown_url};
-use crate::model::package::PackageName;
+use futures_util::future::BoxFuture;
+
+use super::index_config::IndexUrls;
+use crate::env::Python;
+use crate::env::index::{Registry, Release, send, shown_url};
+use crate::model::package::{Ecosystem, PackageName};
+
+/// A Python package index: the interpreter decides `Requires-Python`, and
+/// pip is asked for its default index when nothing names one.
+#[derive(Debug)]
+pub(crate) struct PackageIndex {
+    python: Python,
+    /// The service's folder, where uv looks for `uv.toml`/`pyproject.toml`.
+    project: std::path::PathBuf,
+    /// The index addresses, found once when first needed.
+    urls: tokio::sync::OnceCell<IndexUrls>,
+}
+
+impl PackageIndex {
+    pub(crate) fn new(python: Python, project: std::path::PathBuf) -> PackageIndex {
+        PackageIndex {
+            python,
+            project,
+            urls: tokio::sync::OnceCell::new(),
+        }
+    }
+}
+
+impl Registry for PackageIndex {
+    fn ecosystem(&self) -> Ecosystem {
+        Ecosystem::Python
+    }
+
+    fn cache_folder(&self) -> &'static str {
+        "python"
+    }
+
+    fn releases<'a>(
+        &'a self,
+        client: &'a reqwest::Client,
+        package: &'a PackageName,
+    ) -> BoxFuture<'a, anyhow::Result<(String, Vec<Release>)>> {
+        Box::pin(async move {
+            let urls = self
+                .urls
+                .get_or_try_init(|| IndexUrls::find(&self.python, &self.project))
+                .await?;
+            releases(client, urls, package).await
+        })
+    }
+
+    fn unmet(&self, requires: &str) -> Option<String> {
+        use std::str::FromStr;
+        let specifiers = pep508_rs::pep440_rs::VersionSpecifiers::from_str(requires).ok()?;
+        let interpreter = pep508_rs::pep440_rs::Version::from_str(&self.python.version).ok()?;
+        (!specifiers.contains(&interpreter)).then(|| format!("needs Python {requires}"))
+    }
+}
 
 const JSON: &str = "application/vnd.pypi.simple.v1+json";
 
 /// `(index shown, releases)` of `package`: from the first index that has it
 /// (extra indexes before the default, as uv asks them), with the files of
 /// every find-links location added.
-pub(super) async fn releases(
+async fn releases(
     client: &reqwest::Client,
     urls: &IndexUrls,
     package: &PackageName,
@@ -87,7 +142,7 @@ struct JsonFile {
 /// The files of one project page; `None` when the index does not have it.
 async fn project_page(client: &reqwest::Client, page: &str) -> anyhow::Result<Option<Vec<File>>> {
     let shown = shown_url(page);
-    let response = super::send(client.get(page).header(
+    let response = send(client.get(page).header(
         reqwest::header::ACCEPT,
         format!("{JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"),
     ))
@@ -178,7 +233,7 @@ async fn linked_files(
 ) -> anyhow::Result<Vec<File>> {
     let files = if location.starts_with("http://") || location.starts_with("https://") {
         let shown = shown_url(location);
-        let response = super::send(client.get(location))
+        let response = send(client.get(location))
             .await
             .and_then(reqwest::Response::error_for_status)
             .with_context(|| format!("the find-links page {shown} did not answer"))?;
@@ -286,7 +341,7 @@ mod tests {
     async fn an_index_briefly_unavailable_is_asked_again() {
         let (page, asked) =
             index_answering(vec![("503 Service Unavailable", ""), ("200 OK", PAGE)]).await;
-        let client = super::super::client(std::time::Duration::from_secs(10)).unwrap();
+        let client = crate::env::index::client(std::time::Duration::from_secs(10)).unwrap();
         let files = project_page(&client, &page).await.unwrap().unwrap();
         assert_eq!(files[0].filename, "bcrypt-4.0.1.tar.gz");
         assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 2);

@@ -4,21 +4,30 @@
 //! set, both under the cache folder; an environment is trusted only once its
 //! `complete` marker exists, which is written last.
 
+mod index;
+mod index_config;
+pub mod interpreter;
+pub mod uv;
+
 use std::ffi::OsString;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 
+use super::index::Registry;
 use super::{
-    BuildError, Environment, Python, PythonEnvironment, Resolution, ResolvedSet, Uv, hash, os_args,
-    run_step,
+    BuildError, Environment, PythonEnvironment, Resolution, ResolvedSet, hash, os_args, run_step,
 };
 use crate::input::baseline::{BaselineFile, DeclaredHashes};
 use crate::model::cell::Pin;
 use crate::model::package::PackageName;
 use crate::sys::process;
 use crate::sys::state::{self, StateDirs};
+pub(crate) use index::PackageIndex;
+pub use interpreter::{Python, find};
+pub(crate) use uv::Uv;
 
 /// How far released packages may move in a resolution.
 enum Nearness<'a> {
@@ -551,11 +560,11 @@ impl super::Ecosystem for UvBuilder {
         UvBuilder::materialise(self, set)
     }
 
-    fn registry(&self, project: &Path) -> anyhow::Result<super::index::Registry> {
-        Ok(super::index::Registry::Simple {
-            python: self.python.clone(),
-            project: project.to_owned(),
-        })
+    fn registry(&self, project: &Path) -> anyhow::Result<Arc<dyn Registry>> {
+        Ok(Arc::new(PackageIndex::new(
+            self.python.clone(),
+            project.to_owned(),
+        )))
     }
 
     fn registry_name(&self) -> &'static str {

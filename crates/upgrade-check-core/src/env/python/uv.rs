@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use crate::sys::process;
 use crate::sys::state;
 
-use super::python::Python;
+use super::Python;
 
 /// What the bootstrap installs when no uv is on PATH.
 pub const BOOTSTRAP_REQUIREMENT: &str = "uv==0.13.9";

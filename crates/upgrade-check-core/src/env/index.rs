@@ -1,63 +1,70 @@
 //! The versions a package has on its registry, as the user's own tools see
 //! it, for matrix ranges and bisection.
 //!
-//! Python packages come from the package index's Simple API in its JSON form
-//! (`simple.rs`), crates from the registry index cargo uses (`crates.rs`),
-//! each found through the same configuration the user's tools read. Every
+//! Each ecosystem's folder says how its registry is asked ([`Registry`]):
+//! Python's package index through the Simple API (`python/index.rs`), the
+//! registry index cargo uses (`cargo/index.rs`), each found through the same
+//! configuration the user's tools read. Every
 //! release is cached with what it needs (its yanked flag, `Requires-Python`
 //! or `rust-version`) and judged when read, so one cached answer serves any
 //! interpreter or toolchain. Answers are trusted for a time to live;
 //! `--offline` uses the cache whatever its age and says which are stale.
 
-mod crates;
-mod python_config;
-mod simple;
-
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::bail;
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::env::Python;
 use crate::model::package::{Ecosystem, PackageName, Version};
 use crate::sys::state;
 
 /// How long an index answer is trusted before it is asked again.
 pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(60 * 60);
 
-/// Which registry lists the versions, and what judges them.
-#[derive(Debug, Clone)]
-pub(crate) enum Registry {
-    /// A Python package index: the interpreter decides `Requires-Python`,
-    /// and asks pip for its default index when nothing names one.
-    Simple {
-        python: Python,
-        /// The service's folder, where uv looks for `uv.toml`/`pyproject.toml`.
-        project: PathBuf,
-    },
-    /// The cargo registry: the toolchain decides `rust-version`; cargo's
-    /// configuration is read from the service's folder upwards.
-    Crates {
-        rust: semver::Version,
-        project: PathBuf,
-    },
+/// One ecosystem's registry: where its packages' releases are listed, and
+/// what judges whether this interpreter or toolchain can use one.
+pub(crate) trait Registry: std::fmt::Debug + Send + Sync {
+    /// Whose versions it lists, to parse them by their own rules.
+    fn ecosystem(&self) -> Ecosystem;
+
+    /// The folder of the cache its answers are kept in.
+    fn cache_folder(&self) -> &'static str;
+
+    /// `(registry shown, releases)` of `package`, asked of the registry.
+    fn releases<'a>(
+        &'a self,
+        client: &'a reqwest::Client,
+        package: &'a PackageName,
+    ) -> BoxFuture<'a, anyhow::Result<(String, Vec<Release>)>>;
+
+    /// What the ecosystem's own tool keeps of the registry, for `--offline`
+    /// when the harness has no answer cached (its age unknown, so stale).
+    fn kept_by_the_tool(
+        &self,
+        _package: &PackageName,
+    ) -> anyhow::Result<Option<(String, Vec<Release>)>> {
+        Ok(None)
+    }
+
+    /// Why this interpreter or toolchain cannot use a release that needs
+    /// `requires`; `None` when it can, or when `requires` cannot be read
+    /// (pip and cargo ignore what they cannot parse too).
+    fn unmet(&self, requires: &str) -> Option<String>;
 }
 
 /// Asks the registry, or the cache of its answers.
 #[derive(Debug, Clone)]
 pub(crate) struct Index {
-    pub registry: Registry,
+    pub registry: Arc<dyn Registry>,
     /// `<cache>/index`.
     pub cache: PathBuf,
     pub ttl: Duration,
     pub offline: bool,
     /// For each request to the registry.
     pub timeout: Duration,
-    /// The Python index addresses, found once when first needed.
-    urls: Arc<tokio::sync::OnceCell<python_config::IndexUrls>>,
 }
 
 /// A package's installable versions, oldest first, and the ones left out.
@@ -99,7 +106,7 @@ struct Cached {
 
 impl Index {
     pub(crate) fn new(
-        registry: Registry,
+        registry: Arc<dyn Registry>,
         cache: PathBuf,
         offline: bool,
         timeout: Duration,
@@ -110,15 +117,11 @@ impl Index {
             ttl: DEFAULT_TTL,
             offline,
             timeout,
-            urls: Arc::default(),
         }
     }
 
     pub(crate) fn ecosystem(&self) -> Ecosystem {
-        match self.registry {
-            Registry::Simple { .. } => Ecosystem::Python,
-            Registry::Crates { .. } => Ecosystem::Cargo,
-        }
+        self.registry.ecosystem()
     }
 
     /// The versions of `package` this interpreter or toolchain can install
@@ -162,34 +165,21 @@ impl Index {
     }
 
     async fn fetch(&self, package: &PackageName) -> anyhow::Result<(String, Vec<Release>)> {
-        let client = client(self.timeout)?;
-        match &self.registry {
-            Registry::Simple { python, project } => {
-                let urls = self
-                    .urls
-                    .get_or_try_init(|| python_config::IndexUrls::find(python, project))
-                    .await?;
-                simple::releases(&client, urls, package).await
-            }
-            Registry::Crates { rust, project } => {
-                crates::releases(&client, project, rust, package).await
-            }
-        }
+        self.registry
+            .releases(&client(self.timeout)?, package)
+            .await
     }
 
-    /// Without the harness's own cache: what cargo keeps of its registry
-    /// index (its age unknown, so stale).
+    /// Without the harness's own cache: what the ecosystem's tool keeps.
     fn offline_fallback(&self, package: &PackageName) -> anyhow::Result<Option<Cached>> {
-        let Registry::Crates { rust, project } = &self.registry else {
-            return Ok(None);
-        };
-        Ok(
-            crates::cached_by_cargo(project, rust, package)?.map(|(source, releases)| Cached {
+        Ok(self
+            .registry
+            .kept_by_the_tool(package)?
+            .map(|(source, releases)| Cached {
                 fetched_unix: 0,
                 source,
                 releases,
-            }),
-        )
+            }))
     }
 
     /// Splits releases into the installable versions and the skipped ones,
@@ -211,7 +201,7 @@ impl Index {
                 release
                     .requires
                     .as_deref()
-                    .and_then(|requires| self.unmet(requires))
+                    .and_then(|requires| self.registry.unmet(requires))
             };
             match reason {
                 Some(reason) => skipped.push(Skipped { version, reason }),
@@ -227,36 +217,16 @@ impl Index {
         (versions, skipped)
     }
 
-    /// Why this interpreter or toolchain cannot use a release that needs
-    /// `requires`; `None` when it can, or when `requires` cannot be read
-    /// (pip and cargo ignore what they cannot parse too).
-    fn unmet(&self, requires: &str) -> Option<String> {
-        match &self.registry {
-            Registry::Simple { python, .. } => {
-                let specifiers =
-                    pep508_rs::pep440_rs::VersionSpecifiers::from_str(requires).ok()?;
-                let interpreter = pep508_rs::pep440_rs::Version::from_str(&python.version).ok()?;
-                (!specifiers.contains(&interpreter)).then(|| format!("needs Python {requires}"))
-            }
-            Registry::Crates { rust, .. } => {
-                let needed = crates::rust_version(requires)?;
-                (needed > *rust).then(|| format!("needs Rust {requires}"))
-            }
-        }
-    }
-
     fn cache_path(&self, package: &PackageName) -> PathBuf {
-        let folder = match self.registry {
-            Registry::Simple { .. } => "python",
-            Registry::Crates { .. } => "crates",
-        };
-        self.cache.join(folder).join(format!("{package}.json"))
+        self.cache
+            .join(self.registry.cache_folder())
+            .join(format!("{package}.json"))
     }
 }
 
 /// The client for registries: TLS with the system's certificates (as pip,
 /// uv with native TLS and cargo trust them), a timeout on every request.
-fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
+pub(crate) fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
     Ok(crate::sys::http::client_builder()
         .user_agent(concat!("upgrade-check/", env!("CARGO_PKG_VERSION")))
         .timeout(timeout)
@@ -275,7 +245,7 @@ const FIRST_PAUSE: Duration = Duration::from_millis(400);
 /// registry recovers from: no connection, a timeout, or 429, 500, 502, 503
 /// or 504 (a `Retry-After` of up to ten seconds is honoured). The last
 /// answer or error is returned as it is.
-pub(super) async fn send(request: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
+pub(crate) async fn send(request: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
     use reqwest::StatusCode;
     let mut pause = FIRST_PAUSE;
     let mut attempt = 1;
@@ -342,9 +312,9 @@ mod tests {
         }
     }
 
-    fn index(registry: Registry) -> Index {
+    fn index(registry: impl Registry + 'static) -> Index {
         Index::new(
-            registry,
+            Arc::new(registry),
             PathBuf::from("/nonexistent"),
             true,
             Duration::from_secs(1),
@@ -353,13 +323,13 @@ mod tests {
 
     #[test]
     fn python_releases_are_judged_by_yanked_and_requires_python() {
-        let index = index(Registry::Simple {
-            python: Python {
+        let index = index(crate::env::python::PackageIndex::new(
+            crate::env::Python {
                 path: PathBuf::from("python3"),
                 version: "3.11.7".to_owned(),
             },
-            project: PathBuf::from("."),
-        });
+            PathBuf::from("."),
+        ));
         let (versions, skipped) = index.judge(
             &[
                 release("4.1.0", true, None),
@@ -384,7 +354,7 @@ mod tests {
 
     #[test]
     fn crates_are_judged_by_yanked_and_rust_version() {
-        let index = index(Registry::Crates {
+        let index = index(crate::env::cargo::RegistryIndex {
             rust: semver::Version::new(1, 85, 0),
             project: PathBuf::from("."),
         });
