@@ -9,6 +9,7 @@ use std::io::IsTerminal as _;
 
 use clap::{Args, Parser, Subcommand};
 use upgrade_check_core::config::StartMode;
+use upgrade_check_core::model::setting::{Setting, SettingError};
 use upgrade_check_core::{Action, Options};
 
 /// When to colour the summary.
@@ -552,6 +553,25 @@ impl RunArgs {
     }
 }
 
+/// The option that sets what a library error blames, if it blames one: the
+/// library says which setting in words and knows no flags.
+pub fn flag_blamed(err: &anyhow::Error) -> Option<&'static str> {
+    let blamed = err
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<SettingError>())?;
+    Some(match blamed.setting {
+        Setting::Config => "--config",
+        Setting::DatabaseUrl => "--database-url",
+        Setting::Listen => "--listen",
+        Setting::BisectFrom => "--from",
+        Setting::BisectTo => "--to",
+        Setting::Offline => "--offline",
+        Setting::Since => "--since",
+        Setting::Cell => "--cell",
+        Setting::AcceptUnhealthy => "--accept-unhealthy",
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -701,5 +721,39 @@ mod tests {
     fn no_jobs_is_refused() {
         let err = parse(&["--jobs", "0"]).err().unwrap().to_string();
         assert!(err.contains("at least 1 service at once"), "{err}");
+    }
+
+    #[test]
+    fn every_setting_the_library_blames_is_named_by_an_option_the_command_line_has() {
+        use clap::CommandFactory;
+        let command = Cli::command();
+        let mut longs: Vec<String> = Vec::new();
+        let mut commands = vec![&command];
+        while let Some(next) = commands.pop() {
+            longs.extend(
+                next.get_arguments()
+                    .filter_map(|arg| arg.get_long())
+                    .map(|long| format!("--{long}")),
+            );
+            commands.extend(next.get_subcommands());
+        }
+        let settings = [
+            Setting::Config,
+            Setting::DatabaseUrl,
+            Setting::Listen,
+            Setting::BisectFrom,
+            Setting::BisectTo,
+            Setting::Offline,
+            Setting::Since,
+            Setting::Cell,
+            Setting::AcceptUnhealthy,
+        ];
+        for setting in settings {
+            let err = anyhow::Error::new(SettingError::new(setting, "offline, and no cache"))
+                .context("loading the baseline");
+            let flag = flag_blamed(&err).unwrap();
+            assert!(longs.iter().any(|long| long == flag), "{setting:?}: {flag}");
+        }
+        assert_eq!(flag_blamed(&anyhow::anyhow!("any other error")), None);
     }
 }

@@ -59,6 +59,9 @@ pub fn main_with(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) ->
         Ok(status) => status,
         Err(err) => {
             errln!("error: {err:#}");
+            if let Some(flag) = cli::flag_blamed(&err) {
+                errln!("note: see {flag}");
+            }
             ExitStatus::HarnessFailed
         }
     };

@@ -14,11 +14,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::bail;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use crate::model::package::{Ecosystem, PackageName, Version};
+use crate::model::setting::{Setting, SettingError};
 use crate::sys::state;
 
 /// How long an index answer is trusted before it is asked again.
@@ -136,9 +136,15 @@ impl Index {
             }
             _ if self.offline => match self.offline_fallback(package)? {
                 Some(cached) => (cached, true, true),
-                None => bail!(
-                    "--offline: no cached index answer for {package}; run once without --offline to fetch its versions"
-                ),
+                None => {
+                    return Err(SettingError::new(
+                        Setting::Offline,
+                        format!(
+                            "offline, and no cached index answer for {package}: run once online to fetch its versions"
+                        ),
+                    )
+                    .into());
+                }
             },
             _ => {
                 let (source, releases) = self.fetch(package).await?;

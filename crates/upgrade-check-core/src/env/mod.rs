@@ -104,7 +104,7 @@ pub enum BuildError {
     /// Under `--offline`, something the cell needs is not in the cache: the
     /// versions are not to blame and nothing is known about them.
     #[error(
-        "{0}\nnot in the cache, and --offline forbids fetching it: run once without --offline to fill the cache"
+        "{0}\nnot in the cache, and the check runs offline, which forbids fetching it: run once online to fill the cache"
     )]
     Unavailable(String),
     /// The resolution does not hold the version the cell is named for: the

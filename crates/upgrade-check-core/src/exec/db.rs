@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 
+use crate::model::setting::{Setting, SettingError};
 use crate::sys::process::{self, GroupChild};
 
 /// Connection settings a service gets through placeholders.
@@ -202,10 +203,14 @@ impl Postgres {
 
     /// A server the user runs, from `postgresql://user:password@host:port/db`.
     pub fn external(url: &str) -> anyhow::Result<Postgres> {
-        let parsed =
-            url::Url::parse(url).with_context(|| format!("--database-url is not a URL: {url}"))?;
+        let blame = |message: String| SettingError::new(Setting::DatabaseUrl, message);
+        let parsed = url::Url::parse(url)
+            .map_err(|err| blame(format!("the PostgreSQL server's URL `{url}`: {err}")))?;
         if !matches!(parsed.scheme(), "postgres" | "postgresql") {
-            bail!("a PostgreSQL server's URL must start with postgresql://");
+            return Err(blame(
+                "a PostgreSQL server's URL must start with postgresql://".to_owned(),
+            )
+            .into());
         }
         let decode = |text: &str| {
             percent_encoding::percent_decode_str(text)
@@ -229,9 +234,11 @@ impl Postgres {
             })
             .unwrap_or_else(|| "localhost".to_owned());
         let port = match query("port") {
-            Some(port) => port
-                .parse()
-                .with_context(|| format!("--database-url: `{port}` is not a port"))?,
+            Some(port) => port.parse().map_err(|_| {
+                blame(format!(
+                    "the PostgreSQL server's URL: `{port}` is not a port"
+                ))
+            })?,
             None => parsed.port().unwrap_or(5432),
         };
         let postgres = Postgres {
@@ -256,14 +263,23 @@ impl Postgres {
             ),
             Duration::from_secs(30),
         )?
-        .context("the --database-url server did not answer within 30s")?;
+        .ok_or_else(|| {
+            SettingError::new(
+                Setting::DatabaseUrl,
+                "the PostgreSQL server given did not answer within 30s",
+            )
+        })?;
         if !probe.status.success() {
-            bail!(
-                "cannot use the --database-url server at {}:{}:\n{}",
-                postgres.host,
-                postgres.port,
-                String::from_utf8_lossy(&probe.stderr).trim()
-            );
+            return Err(SettingError::new(
+                Setting::DatabaseUrl,
+                format!(
+                    "cannot use the PostgreSQL server given at {}:{}:\n{}",
+                    postgres.host,
+                    postgres.port,
+                    String::from_utf8_lossy(&probe.stderr).trim()
+                ),
+            )
+            .into());
         }
         Ok(postgres)
     }
@@ -597,10 +613,15 @@ fn private_folder(
 
 /// The folder with initdb and postgres: PATH first, then Debian's layout.
 pub fn find_tools() -> anyhow::Result<PathBuf> {
-    find_folder_with(&["initdb", "postgres", "createdb", "psql"]).context(
-        "PostgreSQL's initdb and postgres were not found on PATH or in /usr/lib/postgresql/*/bin; \
-         install PostgreSQL (Debian: apt-get install postgresql) or pass --database-url postgresql://user:password@host:port/db",
-    )
+    find_folder_with(&["initdb", "postgres", "createdb", "psql"]).ok_or_else(|| {
+        SettingError::new(
+            Setting::DatabaseUrl,
+            "PostgreSQL's initdb and postgres were not found on PATH or in /usr/lib/postgresql/*/bin; \
+             install PostgreSQL (Debian: apt-get install postgresql) or name a server of your own, \
+             postgresql://user:password@host:port/db",
+        )
+        .into()
+    })
 }
 
 fn find_client_tools() -> anyhow::Result<PathBuf> {

@@ -19,6 +19,7 @@ use crate::model::event::{Events, RunEvent};
 use crate::model::findings::{BisectReport, BreakReport, NewestSafe, ProbeReport, THE_BUILD};
 use crate::model::package::{PackageName, Version};
 use crate::model::report::{CellReport, ScenarioReport, Verdict};
+use crate::model::setting::{Setting, SettingError};
 use crate::run::{self, CellOutcome, RunContext};
 use crate::sys::state;
 
@@ -180,20 +181,36 @@ impl Bisection {
         let ecosystem = index.ecosystem();
         let package = PackageName::parse(ecosystem, &request.package)
             .map_err(|err| anyhow::anyhow!("`{}` is not a package name: {err}", request.package))?;
-        let version = |text: &str, flag: &str| {
-            Version::parse(ecosystem, text).map_err(|err| anyhow::anyhow!("{flag} `{text}`: {err}"))
+        let version = |text: &str, setting: Setting| {
+            Version::parse(ecosystem, text).map_err(|err| {
+                let end = if setting == Setting::BisectFrom {
+                    "start"
+                } else {
+                    "end"
+                };
+                SettingError::new(
+                    setting,
+                    format!("where bisection should {end}, `{text}`: {err}"),
+                )
+            })
         };
         let pinned = baseline.pinned_version(&package);
         let from = match (&request.from, &pinned) {
-            (Some(text), _) => version(text, "--from")?,
+            (Some(text), _) => version(text, Setting::BisectFrom)?,
             (None, Some(pinned)) => pinned.clone(),
-            (None, None) => bail!(
-                "the baseline file does not pin {package} with ==; say where to start with --from"
-            ),
+            (None, None) => {
+                return Err(SettingError::new(
+                    Setting::BisectFrom,
+                    format!(
+                        "the baseline file does not pin {package} with ==: say which version bisection starts from"
+                    ),
+                )
+                .into());
+            }
         };
         let listing = index.list(&package, request.pre).await?;
         let to = match &request.to {
-            Some(text) => version(text, "--to")?,
+            Some(text) => version(text, Setting::BisectTo)?,
             None => listing
                 .versions
                 .last()
@@ -201,7 +218,11 @@ impl Bisection {
                 .with_context(|| format!("the package index lists no version of {package}"))?,
         };
         if to <= from {
-            bail!("--to {to} is not newer than --from {from}");
+            return Err(SettingError::new(
+                Setting::BisectTo,
+                format!("bisection's end {to} is not newer than its start {from}"),
+            )
+            .into());
         }
         if !listing.versions.contains(&to) {
             let why = listing

@@ -15,6 +15,7 @@ use crate::input::source::{InputError, Source};
 pub use crate::model::package::Ecosystem;
 pub use crate::model::package::Requirement;
 use crate::model::package::{PackageName, Version};
+use crate::model::setting::{Setting, SettingError};
 
 /// Placeholders the harness fills in `service.command` and environment values.
 pub const PLACEHOLDERS: &[(&str, &str)] = &[
@@ -502,10 +503,14 @@ pub fn discover() -> anyhow::Result<PathBuf> {
         .map(|folder| folder.join(FILE_NAME))
         .find(|candidate| candidate.is_file())
         .ok_or_else(|| {
-            anyhow::anyhow!(
-                "no {FILE_NAME} in {} or any folder above it; pass --config, or run `upgrade-check init` in the service's folder to write one",
-                cwd.display()
+            SettingError::new(
+                Setting::Config,
+                format!(
+                    "no {FILE_NAME} in {} or any folder above it: say where it is, or write one with `upgrade-check init` in the service's folder",
+                    cwd.display()
+                ),
             )
+            .into()
         })
 }
 

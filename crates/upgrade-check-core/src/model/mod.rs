@@ -6,3 +6,4 @@ pub mod event;
 pub mod findings;
 pub mod package;
 pub mod report;
+pub mod setting;

@@ -19,6 +19,7 @@ use crate::input::baseline::BaselineFile;
 use crate::input::source::{InputError, Source};
 use crate::model::cell::{Cell, Pin, Plan};
 use crate::model::package::{PackageName, Version};
+use crate::model::setting::{Setting, SettingError};
 use crate::sys::process;
 
 /// One package's pin before and after the change.
@@ -453,9 +454,13 @@ fn check_ref(git_ref: &str) -> anyhow::Result<()> {
         || git_ref.contains("..")
         || !git_ref.chars().all(allowed)
     {
-        bail!(
-            "--since `{git_ref}` is not a git ref (letters, digits and . _ / ~ ^ @ {{ }} -, not starting with -)"
-        );
+        return Err(SettingError::new(
+            Setting::Since,
+            format!(
+                "`{git_ref}` is not a git ref (letters, digits and . _ / ~ ^ @ {{ }} -, not starting with -)"
+            ),
+        )
+        .into());
     }
     Ok(())
 }

@@ -85,13 +85,13 @@ impl PreloaderStart {
 }
 
 impl Preloading {
-    /// Preloading as the config (or `--start`, when `from_command_line`)
+    /// Preloading as the config (or the caller, when `asked_by_the_caller`)
     /// asks, where the service can have it: a Python service whose command
     /// runs a module or script of its environment, and whose config leaves
     /// the interpreter's own variables alone.
-    pub(crate) fn new(config: &Config, from_command_line: bool) -> Preloading {
+    pub(crate) fn new(config: &Config, asked_by_the_caller: bool) -> Preloading {
         let cannot = match config.service.start {
-            StartMode::Cold if from_command_line => Some("`--start cold`".to_owned()),
+            StartMode::Cold if asked_by_the_caller => Some("asked for a cold start".to_owned()),
             StartMode::Cold => Some("`start = \"cold\"` in the config".to_owned()),
             _ if config.service.ecosystem != Ecosystem::Python => {
                 Some("not a Python service".to_owned())

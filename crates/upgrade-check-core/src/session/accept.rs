@@ -8,6 +8,7 @@ use crate::judge::snapshot;
 use crate::model::cell::Pin;
 use crate::model::package;
 use crate::model::report::Verdict;
+use crate::model::setting::{Setting, SettingError};
 use crate::run::{self, CellOutcome, RunContext};
 use crate::sys::state::relative;
 
@@ -54,11 +55,15 @@ pub(super) fn baseline(
         .map(|s| format!("{}: {}", s.scenario, s.unhealthy.join("; ")))
         .collect();
     if !unhealthy.is_empty() && !accept_unhealthy {
-        bail!(
-            "cannot accept: {who} is unhealthy ({}); fix the service, or accept \
-             this behaviour as it is with --accept-unhealthy",
-            unhealthy.join(" | ")
-        );
+        return Err(SettingError::new(
+            Setting::AcceptUnhealthy,
+            format!(
+                "cannot accept: {who} is unhealthy ({}); fix the service, or accept \
+                 this behaviour as it is, unhealthy",
+                unhealthy.join(" | ")
+            ),
+        )
+        .into());
     }
     let mut accepted = Vec::new();
     for run in run::scenario_runs(&ctx.scenarios, &ctx.config.service.profile) {
@@ -85,13 +90,17 @@ pub(super) fn alternative_request(
     scenarios: &[String],
 ) -> anyhow::Result<(Pin, Vec<String>)> {
     let Some((package, version)) = cell.trim().split_once(' ') else {
-        bail!("cell `{cell}`: name it as the report does, `PACKAGE VERSION`");
+        return Err(SettingError::new(
+            Setting::Cell,
+            format!("cell `{cell}`: name it as the report does, `PACKAGE VERSION`"),
+        )
+        .into());
     };
     let pin = Pin {
         package: package::PackageName::parse(ecosystem, package.trim())
-            .map_err(|err| anyhow::anyhow!("--cell `{cell}`: {err}"))?,
+            .map_err(|err| SettingError::new(Setting::Cell, format!("cell `{cell}`: {err}")))?,
         version: package::Version::parse(ecosystem, version.trim())
-            .map_err(|err| anyhow::anyhow!("--cell `{cell}`: {err}"))?,
+            .map_err(|err| SettingError::new(Setting::Cell, format!("cell `{cell}`: {err}")))?,
     };
     for scenario in scenarios {
         if !known.contains(scenario) {
@@ -134,12 +143,16 @@ pub(super) fn alternatives(
         }
         // A 5xx or a traceback made a reference only when asked, as for the baseline.
         if !scenario.unhealthy.is_empty() && !accept_unhealthy {
-            bail!(
-                "cannot accept: `{}` is unhealthy on `{key}` ({}); fix the service, or accept \
-                 this behaviour as it is with --accept-unhealthy",
-                outcome.report.name,
-                scenario.unhealthy.join("; ")
-            );
+            return Err(SettingError::new(
+                Setting::AcceptUnhealthy,
+                format!(
+                    "cannot accept: `{}` is unhealthy on `{key}` ({}); fix the service, or accept \
+                     this behaviour as it is, unhealthy",
+                    outcome.report.name,
+                    scenario.unhealthy.join("; ")
+                ),
+            )
+            .into());
         }
         let path = snapshot::alternative_path(&ctx.config.replay.snapshots, key, pin);
         crate::sys::state::refuse_outside(ctx.config.base_dir(), &path)?;

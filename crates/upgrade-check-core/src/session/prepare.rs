@@ -17,6 +17,7 @@ use crate::input::scenario::Scenario;
 use crate::input::source;
 use crate::model::cell::Plan;
 use crate::model::event::{Events, RunEvent};
+use crate::model::setting::{Setting, SettingError};
 use crate::plan::pr;
 use crate::sys::state::{self, StateDirs};
 
@@ -87,7 +88,7 @@ pub(super) async fn expand_ranges(
         let listing = index.list(package, range.pre).await?;
         range.expanded = range.pick_from(&listing.versions);
         let source = match (listing.from_cache, listing.stale) {
-            (_, true) => "index answer cached, STALE (--offline)",
+            (_, true) => "index answer cached, STALE (offline)",
             (true, false) => "index answer cached",
             (false, false) => &asked,
         };
@@ -566,10 +567,14 @@ pub(super) fn check_no_empty_password(config: &Config) -> anyhow::Result<()> {
         (false, found) => found,
     };
     if let Some(used) = used {
-        bail!(
-            "--database-url names no password, so {PLACEHOLDER} would be empty ({used}); \
-             put the password in the URL: postgresql://USER:PASSWORD@HOST:PORT/DB"
-        );
+        return Err(SettingError::new(
+            Setting::DatabaseUrl,
+            format!(
+                "the PostgreSQL server's URL names no password, so {PLACEHOLDER} would be empty ({used}); \
+                 put the password in the URL: postgresql://USER:PASSWORD@HOST:PORT/DB"
+            ),
+        )
+        .into());
     }
     Ok(())
 }
@@ -587,10 +592,14 @@ pub(super) async fn check_offline_cache(builder: &Builder) -> anyhow::Result<()>
                 .filter(|_| said.contains(" was not found in the cache"))
                 .map(|package| format!(" ({package} is not there)"))
                 .unwrap_or_default();
-            bail!(
-                "--offline, and the cache does not hold the baseline's packages{missing}; \
-                 run once without --offline to fill it"
+            Err(SettingError::new(
+                Setting::Offline,
+                format!(
+                    "offline, and the cache does not hold the baseline's packages{missing}: \
+                     run once online to fill it"
+                ),
             )
+            .into())
         }
         _ => Ok(()),
     }

@@ -17,6 +17,7 @@ use crate::exec::proxy::{self, Tape};
 use crate::input::config::Config;
 use crate::input::traffic;
 use crate::model::event::Events;
+use crate::model::setting::{Setting, SettingError};
 use crate::sys::{process, state};
 
 /// What to record, and where the proxy listens.
@@ -67,8 +68,9 @@ pub fn record(
     let recorded = runtime.block_on(async {
         // The address first: a busy one is said before anything is built.
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
-            anyhow::anyhow!(
-                "cannot listen on {listen}: {err}; pass another --listen address (port 0 picks a free one)"
+            SettingError::new(
+                Setting::Listen,
+                format!("cannot listen on {listen}: {err}; give another address (port 0 picks a free one)"),
             )
         })?;
         let health = [config.service.health_path.clone()];

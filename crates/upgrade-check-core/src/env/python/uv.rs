@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use crate::model::setting::{Setting, SettingError};
 use crate::sys::process;
 use crate::sys::state;
 
@@ -41,11 +42,15 @@ pub fn locate_or_bootstrap(
     let complete = home.join(".complete");
     let _lock = state::lock(&tools_dir.join("uv.lock"))?;
     if !complete.exists() && offline {
-        // Installing uv would reach the package index: --offline means never.
-        anyhow::bail!(
-            "--offline, and no uv on PATH or in {}: run once without --offline to install it, or put uv on PATH",
-            home.display()
-        );
+        // Installing uv would reach the package index: offline means never.
+        return Err(SettingError::new(
+            Setting::Offline,
+            format!(
+                "offline, and no uv on PATH or in {}: run once online to install it, or put uv on PATH",
+                home.display()
+            ),
+        )
+        .into());
     }
     if !complete.exists() {
         say(&format!(

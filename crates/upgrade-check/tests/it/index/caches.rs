@@ -164,7 +164,7 @@ fn an_unreachable_or_garbled_index_fails_only_what_needs_it_and_offline_uses_the
         assert_eq!(baseline["scenarios"][0]["verdict"], "pass");
         let cell = crate::common::scenario_report(&report, "bcrypt 4.1.2", "health");
         let (verdict, told) = if offline {
-            ("error", "run once without --offline")
+            ("error", "run once online")
         } else {
             ("build-failed", "")
         };
@@ -378,10 +378,9 @@ fn offline_without_uv_stops_with_one_instruction_and_installs_nothing() {
     let run = ctx.run_command(command);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
-        run.stderr.contains("--offline, and no uv on PATH or in")
-            && run
-                .stderr
-                .contains("run once without --offline to install it"),
+        run.stderr.contains("offline, and no uv on PATH or in")
+            && run.stderr.contains("run once online to install it")
+            && run.stderr.contains("note: see --offline"),
         "{}",
         run.stderr
     );
@@ -411,8 +410,9 @@ fn offline_with_a_cold_cache_stops_with_one_instruction_before_any_cell() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr
-            .contains("--offline, and the cache does not hold the baseline's packages")
-            && run.stderr.contains("run once without --offline to fill it"),
+            .contains("offline, and the cache does not hold the baseline's packages")
+            && run.stderr.contains("run once online to fill it")
+            && run.stderr.contains("note: see --offline"),
         "{}",
         run.stderr
     );

@@ -159,7 +159,11 @@ fn a_ref_that_looks_like_an_option_is_refused() {
     let ctx = repository_with_change(None, |text| text.replace("bcrypt==3.2.0", "bcrypt==4.1.2"));
     let run = ctx.run(&["--since=--output=/tmp/x"]);
     assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("is not a git ref"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is not a git ref") && run.stderr.contains("note: see --since"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

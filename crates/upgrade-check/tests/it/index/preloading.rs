@@ -45,7 +45,10 @@ fn forked_starts_of_the_auth_service_give_the_verdicts_of_cold_ones() {
         cold.stdout
     );
     let report = ctx.report();
-    assert_eq!(report["run"]["service_start"], "cold: `--start cold`");
+    assert_eq!(
+        report["run"]["service_start"],
+        "cold: asked for a cold start"
+    );
     let cold_runs = runs(&report);
     assert!(cold_runs.iter().all(|run| !run.3), "{cold_runs:?}");
 

@@ -356,7 +356,8 @@ fn a_database_url_without_a_password_is_refused_before_anything_runs() {
     let run = ctx.run(&["--database-url", &without_password]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
-        run.stderr.contains("--database-url names no password, so {db_password} would be empty (profile `staging` sets DB_PASS from it); put the password in the URL"),
+        run.stderr.contains("the PostgreSQL server's URL names no password, so {db_password} would be empty (profile `staging` sets DB_PASS from it); put the password in the URL")
+            && run.stderr.contains("note: see --database-url"),
         "{}",
         run.stderr
     );
