@@ -290,7 +290,7 @@ impl Bisection {
         ctx: Arc<RunContext>,
         report_dir: &Path,
     ) -> anyhow::Result<Bisected> {
-        let profile = ctx.config.service.profile.clone();
+        let profile = ctx.settings.config.service.profile.clone();
         let mut first = run::run_plan(ctx.clone(), &self.first_plan(&profile)).await;
         let end = first.pop().context("the bad end ran")?;
         let start = first.pop().context("the start ran")?;
@@ -750,7 +750,7 @@ pub(crate) async fn newest_safe_versions(
         } else {
             Sought::Breaks(broken)
         };
-        let baseline_pin = ctx.builder.baseline().pinned_version(&package);
+        let baseline_pin = ctx.services.builder.baseline().pinned_version(&package);
         // Bisected from a version that passes everything: one that builds
         // but breaks a scenario is no safe start for a build break.
         let good = versions[..versions.len() - 1]

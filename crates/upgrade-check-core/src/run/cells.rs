@@ -52,7 +52,7 @@ pub(crate) async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutco
         }
     };
     let prepared = prepare_all(&ctx, plan, &baseline).await;
-    ctx.preloading.line_up(
+    ctx.state.preloading.line_up(
         plan.cells
             .iter()
             .zip(&prepared)
@@ -93,7 +93,7 @@ pub(crate) async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutco
 /// harness's leaves nothing known about any cell.
 async fn resolve_baseline(ctx: &RunContext) -> Result<ResolvedSet, (Verdict, String)> {
     ctx.emit(RunEvent::ResolvingBaseline);
-    let builder = ctx.builder.clone();
+    let builder = ctx.services.builder.clone();
     match tokio::task::spawn_blocking(move || builder.resolve_baseline()).await {
         Ok(Ok(resolution)) => Ok(resolution.set),
         Ok(Err(BuildError::Refused(why))) => Err((
@@ -119,7 +119,7 @@ async fn prepare_all(
     plan: &Plan,
     baseline: &Arc<ResolvedSet>,
 ) -> Vec<Prepared> {
-    let permits = Arc::new(Semaphore::new(ctx.jobs));
+    let permits = Arc::new(Semaphore::new(ctx.settings.jobs));
     let mut preparing = JoinSet::new();
     for (index, cell) in plan.cells.iter().cloned().enumerate() {
         let (ctx, baseline, permits) = (ctx.clone(), baseline.clone(), permits.clone());
@@ -161,7 +161,7 @@ fn say_how_the_baseline_did(ctx: &RunContext, report: &CellReport) {
         .map(|s| s.scenario.clone())
         .collect();
     ctx.emit(RunEvent::BaselineJudged {
-        accepting: ctx.accepting,
+        accepting: ctx.settings.accepting,
         failing,
         unaccepted,
     });
@@ -185,7 +185,7 @@ pub(super) async fn guarded(
     let _stop_with_caller = AbortOnDrop(task.abort_handle());
     let finished = task.await;
     // However the cell ended, its preloader (perhaps started ahead) stops.
-    ctx.preloading.finish_cell(&cell.id).await;
+    ctx.state.preloading.finish_cell(&cell.id).await;
     match finished {
         Ok(outcome) => outcome,
         Err(err) => {
@@ -223,7 +223,8 @@ pub(super) fn record(ctx: &RunContext, index: usize, outcome: CellOutcome) {
     if crate::sys::interrupt::signalled().is_some() {
         return;
     }
-    ctx.finished
+    ctx.state
+        .finished
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push((index, outcome));
@@ -231,7 +232,8 @@ pub(super) fn record(ctx: &RunContext, index: usize, outcome: CellOutcome) {
 
 /// The cells finished so far, in plan order (all of them once the run is over).
 pub(crate) fn finished(ctx: &RunContext) -> Vec<CellOutcome> {
-    let mut finished = std::mem::take(&mut *ctx.finished.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut finished =
+        std::mem::take(&mut *ctx.state.finished.lock().unwrap_or_else(|e| e.into_inner()));
     finished.sort_by_key(|(index, _)| *index);
     finished.into_iter().map(|(_, outcome)| outcome).collect()
 }
@@ -243,7 +245,7 @@ pub(super) async fn prepare(
     baseline: &Arc<ResolvedSet>,
 ) -> Prepared {
     ctx.step(&cell.name, CellStep::Resolving);
-    let builder = ctx.builder.clone();
+    let builder = ctx.services.builder.clone();
     let (pins, baseline, from_file) = (cell.pins.clone(), baseline.clone(), cell.from_file.clone());
     let mut raised = Vec::new();
     let resolved = tokio::task::spawn_blocking(move || {
@@ -345,12 +347,13 @@ pub(super) async fn run_cell(
         Err(why) => return not_prepared(&ctx, &cell, Verdict::NotTried, &why, Vec::new()),
     };
     let result_key = ctx
+        .settings
         .results_digest
         .as_deref()
         .map(|digest| results::key(digest, &cell, set));
     if let Some(key) = &result_key
-        && ctx.reuse_results
-        && let Some(recorded) = results::load(&ctx.dirs, key)
+        && ctx.settings.reuse_results
+        && let Some(recorded) = results::load(&ctx.settings.dirs, key)
     {
         return reuse(&ctx, &cell, recorded, report);
     }
@@ -371,8 +374,8 @@ pub(super) async fn run_cell(
     if crate::sys::interrupt::signalled().is_some() {
         return failed_cell(&ctx, &cell, Verdict::Error, "interrupted");
     }
-    if cell.is_baseline() && ctx.check_noise && ctx.preloading.checked() {
-        ctx.preloading.verify();
+    if cell.is_baseline() && ctx.settings.check_noise && ctx.state.preloading.checked() {
+        ctx.state.preloading.verify();
     }
     let mut contents = BTreeMap::new();
     let mut report = report;
@@ -455,9 +458,9 @@ async fn replay_every_scenario(
     environment: &Environment,
     set: &ResolvedSet,
 ) -> Vec<(String, (ScenarioReport, Option<String>))> {
-    let runs = scenario_runs(&ctx.scenarios, &cell.profile);
+    let runs = scenario_runs(&ctx.settings.scenarios, &cell.profile);
     let replays = runs.iter().map(|run| async {
-        let outcome = if cell.is_baseline() && ctx.check_noise {
+        let outcome = if cell.is_baseline() && ctx.settings.check_noise {
             run_baseline_twice(ctx, cell, environment, set, run).await
         } else {
             let start = Start::current(ctx);
@@ -487,7 +490,8 @@ fn store_result(ctx: &RunContext, cell: &Cell, key: &str, outcome: &CellOutcome)
         return;
     }
     let noise = if cell.is_baseline() {
-        ctx.noise
+        ctx.state
+            .noise
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
@@ -502,10 +506,10 @@ fn store_result(ctx: &RunContext, cell: &Cell, key: &str, outcome: &CellOutcome)
         noise,
         preloading_off: cell
             .is_baseline()
-            .then(|| ctx.preloading.found_off())
+            .then(|| ctx.state.preloading.found_off())
             .flatten(),
     };
-    if let Err(err) = results::store(&ctx.dirs, key, &recorded) {
+    if let Err(err) = results::store(&ctx.settings.dirs, key, &recorded) {
         ctx.emit(RunEvent::NotRecorded {
             cell: cell.name.clone(),
             error: format!("{err:#}"),
@@ -531,15 +535,15 @@ pub(super) fn reuse(
     fresh: CellReport,
 ) -> CellOutcome {
     if cell.is_baseline() {
-        let mut noise = ctx.noise.lock().unwrap_or_else(|e| e.into_inner());
+        let mut noise = ctx.state.noise.lock().unwrap_or_else(|e| e.into_inner());
         for found in recorded.noise {
             noise.insert(found.scenario.clone(), found);
         }
         match recorded.preloading_off {
             Some(reason) => {
-                ctx.preloading.turn_off(reason);
+                ctx.state.preloading.turn_off(reason);
             }
-            None if ctx.check_noise => ctx.preloading.verify(),
+            None if ctx.settings.check_noise => ctx.state.preloading.verify(),
             None => {}
         }
     }
@@ -564,7 +568,7 @@ pub(super) fn failed_cell(
 ) -> CellOutcome {
     let summary = reason.lines().last().unwrap_or(reason).to_owned();
     let report = CellReport {
-        scenarios: scenario_runs(&ctx.scenarios, &cell.profile)
+        scenarios: scenario_runs(&ctx.settings.scenarios, &cell.profile)
             .into_iter()
             .map(|run| ScenarioReport {
                 summary: Some(summary.clone()),

@@ -25,11 +25,13 @@ pub(super) async fn template_database(
     profile: &crate::input::config::Profile,
 ) -> Result<(String, PathBuf), (String, PathBuf)> {
     let log = ctx
+        .settings
         .dirs
         .logs_dir()
         .join(&cell.id)
         .join(format!("setup@{}.log", profile.name));
     let once = ctx
+        .state
         .templates
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -39,6 +41,7 @@ pub(super) async fn template_database(
     let made = once
         .get_or_init(|| async {
             let databases = ctx
+                .services
                 .databases
                 .clone()
                 .ok_or_else(|| "no PostgreSQL server was started for this run".to_owned())?;
@@ -63,7 +66,7 @@ pub(super) async fn template_database(
             let placeholders = placeholders(ctx, &launched, port);
             let launch = launch(ctx, &launched, &placeholders, port);
             tokio::task::block_in_place(|| {
-                service::run_setup(&launch, &ctx.config.service.setup, None)
+                service::run_setup(&launch, &ctx.settings.config.service.setup, None)
             })?;
             match database {
                 Database::Postgres { name, .. } => Ok(name),
@@ -82,7 +85,7 @@ pub(super) async fn template_database(
 /// run took and the template databases (on a server the harness did not
 /// start, nothing may be left behind).
 pub(crate) async fn settle_databases(ctx: &RunContext) {
-    if let Some(databases) = &ctx.databases {
+    if let Some(databases) = &ctx.services.databases {
         databases.settle().await;
     }
 }
@@ -104,15 +107,15 @@ pub(super) async fn fresh_database(
 ) -> anyhow::Result<FreshDatabase> {
     match kind {
         DatabaseKind::Sqlite => {
-            let dir = ctx.scratch.join(cell);
+            let dir = ctx.settings.scratch.join(cell);
             crate::sys::state::unless_quitting(|| Ok(fs_err::create_dir_all(&dir)?))?;
             Ok(FreshDatabase::Sqlite(Database::fresh_sqlite(&dir, key)))
         }
         DatabaseKind::Postgres => {
-            let databases = ctx
-                .databases
-                .as_ref()
-                .ok_or_else(|| anyhow::anyhow!("no PostgreSQL server was started for this run"))?;
+            let databases =
+                ctx.services.databases.as_ref().ok_or_else(|| {
+                    anyhow::anyhow!("no PostgreSQL server was started for this run")
+                })?;
             Ok(FreshDatabase::Postgres(databases.take(template).await?))
         }
     }

@@ -45,13 +45,17 @@ pub(crate) use databases::settle_databases;
 
 /// Everything a run needs, shared by all cells.
 pub(crate) struct RunContext {
+    pub settings: RunSettings,
+    pub state: RunState,
+    pub services: RunServices,
+}
+
+/// What a run was asked to do and with what: fixed before the first cell.
+pub(crate) struct RunSettings {
     pub config: Config,
     pub scenarios: Vec<Scenario>,
-    pub builder: Builder,
     pub dirs: StateDirs,
     pub jobs: usize,
-    /// One permit per service that may run at once (`jobs` of them).
-    pub service_slots: Semaphore,
     /// Pull-request mode: the base's accepted snapshots, read from git at
     /// the ref; the baseline is judged against them, every other cell
     /// against the working tree's.
@@ -59,37 +63,49 @@ pub(crate) struct RunContext {
     /// Pull-request mode: the scenario runs whose snapshot the branch edits,
     /// read once; only these can be `accepted`.
     pub changed_snapshots: std::collections::BTreeSet<String>,
-    /// Where the run tells what it does.
-    pub events: Events,
     /// When the run started, for the report's duration.
     pub started: Instant,
-    pub client: reqwest::Client,
     /// A random secret the service gets as `{secret}`; redacted like scenario secrets.
     pub run_secret: String,
     /// Private folder for service copies and databases, removed at the end.
     pub scratch: PathBuf,
     /// The service's source, read once: every scenario run copies it.
     pub source: crate::sys::source_tree::SourceTree,
-    /// The PostgreSQL server's databases, made ahead of the runs and
-    /// dropped behind them, when any run's profile needs one.
-    pub databases: Option<Arc<DatabasesAhead>>,
-    /// Cells finished so far, by plan index: what a cancelled run still reports.
-    pub finished: std::sync::Mutex<Vec<(usize, CellOutcome)>>,
     /// Running to accept the baseline's results: a mismatch is expected, not news.
     pub accepting: bool,
     /// Replay the baseline's scenarios twice to find what is nondeterministic.
     pub check_noise: bool,
-    /// What the baseline's two runs found, by scenario run key.
-    pub noise: std::sync::Mutex<BTreeMap<String, Noise>>,
     /// The digest of the run's shared inputs; `None` records no result.
     pub results_digest: Option<String>,
     /// Take a cell's recorded result when its inputs are unchanged.
     pub reuse_results: bool,
+}
+
+/// What the run learns as cells run, shared by them.
+pub(crate) struct RunState {
+    /// Cells finished so far, by plan index: what a cancelled run still reports.
+    pub finished: std::sync::Mutex<Vec<(usize, CellOutcome)>>,
+    /// What the baseline's two runs found, by scenario run key.
+    pub noise: std::sync::Mutex<BTreeMap<String, Noise>>,
     /// PostgreSQL template databases the setup commands ran into, by
     /// environment and profile: made once, copied by every run.
     pub templates: std::sync::Mutex<BTreeMap<String, Arc<TemplateOnce>>>,
     /// Whether services start forked from a preloader, and each cell's.
     pub preloading: preloading::Preloading,
+}
+
+/// What a run works with: the environments' builder, the service slots,
+/// the HTTP client, the databases made ahead, and where events go.
+pub(crate) struct RunServices {
+    pub builder: Builder,
+    /// One permit per service that may run at once (`jobs` of them).
+    pub service_slots: Semaphore,
+    /// Where the run tells what it does.
+    pub events: Events,
+    pub client: reqwest::Client,
+    /// The PostgreSQL server's databases, made ahead of the runs and
+    /// dropped behind them, when any run's profile needs one.
+    pub databases: Option<Arc<DatabasesAhead>>,
 }
 
 /// A template database, made by the first run that needs it.
@@ -100,8 +116,8 @@ impl RunContext {
     /// for the baseline in pull-request mode (unless the base has none: a
     /// scenario the change adds), else the working tree's.
     pub(crate) fn accepted_snapshot(&self, cell: &Cell, key: &str) -> PathBuf {
-        let working = snapshot::accepted_path(&self.config.replay.snapshots, key);
-        match &self.base_snapshots {
+        let working = snapshot::accepted_path(&self.settings.config.replay.snapshots, key);
+        match &self.settings.base_snapshots {
             Some(base) if cell.is_baseline() => {
                 let base = snapshot::accepted_path(base, key);
                 if base.is_file() { base } else { working }
@@ -111,7 +127,7 @@ impl RunContext {
     }
 
     pub(crate) fn emit(&self, event: RunEvent) {
-        (self.events)(&event);
+        (self.services.events)(&event);
     }
 
     fn step(&self, cell: &str, step: CellStep) {
@@ -130,14 +146,15 @@ impl RunContext {
 
     /// Services start cold from now on, and the run says why.
     fn turn_off_preloading(&self, cell: &Cell, reason: String) {
-        if self.preloading.turn_off(reason.clone()) {
+        if self.state.preloading.turn_off(reason.clone()) {
             self.step(&cell.name, CellStep::PreloadingOff { reason });
         }
     }
 
     /// Fields masked in every comparison of the scenario run `key`.
     fn noisy_fields(&self, key: &str) -> std::collections::BTreeSet<String> {
-        self.noise
+        self.state
+            .noise
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(key)

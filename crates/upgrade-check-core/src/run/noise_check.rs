@@ -26,7 +26,7 @@ pub(super) async fn run_baseline_twice(
     set: &ResolvedSet,
     run: &ScenarioRun<'_>,
 ) -> (ScenarioReport, Option<String>) {
-    let checking = ctx.preloading.checked();
+    let checking = ctx.state.preloading.checked();
     let (first_start, second_start) = match checking {
         true => (Start::Cold, Start::Preloaded),
         false => (Start::current(ctx), Start::current(ctx)),
@@ -114,7 +114,8 @@ fn masked(
         },
     );
     let fields = noise.fields.iter().cloned().collect();
-    ctx.noise
+    ctx.state
+        .noise
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(run.key.clone(), noise);

@@ -59,7 +59,7 @@ pub(super) enum Start {
 impl Start {
     /// As the run starts services now.
     pub(super) fn current(ctx: &RunContext) -> Start {
-        if ctx.preloading.forks() {
+        if ctx.state.preloading.forks() {
             Start::Preloaded
         } else {
             Start::Cold
@@ -91,7 +91,7 @@ pub(super) async fn run_scenario(
     start: Start,
 ) -> (ScenarioReport, Option<String>) {
     let key = attempt.key(run);
-    let _slot = ctx.service_slots.acquire().await;
+    let _slot = ctx.services.service_slots.acquire().await;
     let held = Instant::now();
     ctx.step(
         &cell.name,
@@ -101,9 +101,13 @@ pub(super) async fn run_scenario(
     );
     // Each run its own copy: a service that writes beside its code (a
     // default database file, an upload folder) leaves nothing for the next.
-    let service_dir = ctx.scratch.join(&cell.id).join(format!("{key}.service"));
+    let service_dir = ctx
+        .settings
+        .scratch
+        .join(&cell.id)
+        .join(format!("{key}.service"));
     let copying = Instant::now();
-    let copied = crate::sys::state::unless_quitting(|| ctx.source.copy_to(&service_dir));
+    let copied = crate::sys::state::unless_quitting(|| ctx.settings.source.copy_to(&service_dir));
     let copied_in = copying.elapsed();
     let (mut report, rendered) = match copied {
         Ok(()) => {
@@ -200,12 +204,12 @@ async fn ready_to_start<'a>(
     run: &ScenarioRun<'_>,
     copy: &RunCopy<'_>,
 ) -> Result<Ready<'a>, RunFailure> {
-    let config = &ctx.config;
+    let config = &ctx.settings.config;
     let profile = config
         .profile(&run.profile)
         .ok_or_else(|| RunFailure::Harness(format!("no profile `{}`", run.profile)))?;
     let mut secrets = run.scenario.secrets.clone();
-    secrets.insert("run".to_owned(), ctx.run_secret.clone());
+    secrets.insert("run".to_owned(), ctx.settings.run_secret.clone());
     let template = if profile.database == DatabaseKind::Postgres && !config.service.setup.is_empty()
     {
         let made = template_database(ctx, cell, environment, copy.dir, profile).await;
@@ -226,14 +230,20 @@ async fn ready_to_start<'a>(
         secrets.insert("db_password".to_owned(), password.clone());
     }
     let log = ctx
+        .settings
         .dirs
         .logs_dir()
         .join(&cell.id)
         .join(format!("{}.log", copy.key));
     let waiting = Instant::now();
     let preloader = match copy.start {
-        Start::Preloaded if ctx.preloading.on() => {
-            match ctx.preloading.for_cell(config, &cell.id, environment).await {
+        Start::Preloaded if ctx.state.preloading.on() => {
+            match ctx
+                .state
+                .preloading
+                .for_cell(config, &cell.id, environment)
+                .await
+            {
                 Ok(preloader) => Some(preloader),
                 Err(reason) => {
                     ctx.turn_off_preloading(cell, reason);
@@ -276,7 +286,7 @@ impl Ready<'_> {
             template_note: self.template.as_ref().map(|(name, setup_log)| {
                 format!(
                     "[upgrade-check: this run's database is a copy of {name}, which the setup commands ran into once; their output: {}]\n",
-                    relative(setup_log, &ctx.dirs.logs_dir())
+                    relative(setup_log, &ctx.settings.dirs.logs_dir())
                 )
             }),
         }
@@ -321,7 +331,7 @@ pub(super) fn judge_replay(
         Err(failure) => return (failure.report(&run.key, trace, Some(evidence)), None),
     };
     // What is about to become a reference is checked for being a doubtful one.
-    let unhealthy = match (cell.is_baseline() || ctx.accepting, &startup) {
+    let unhealthy = match (cell.is_baseline() || ctx.settings.accepting, &startup) {
         (true, Startup::Started(replayed)) => {
             unhealthy(&replayed.exchanges, run.scenario, &log_text, &normaliser)
         }
@@ -375,14 +385,14 @@ fn normaliser_for<'a>(
     let mut paths = vec![
         ("service_dir", service_dir.display().to_string()),
         programs,
-        ("scratch", ctx.scratch.display().to_string()),
+        ("scratch", ctx.settings.scratch.display().to_string()),
     ];
     // The port is chosen per run: a message that names it is the same message.
     if let Some(port) = port {
         paths.push(("service_address", format!("127.0.0.1:{port}")));
         paths.push(("service_address", format!("localhost:{port}")));
     }
-    let config = &ctx.config;
+    let config = &ctx.settings.config;
     Normaliser::new(
         secrets,
         &paths,
@@ -442,7 +452,7 @@ fn judgement(
     startup: &Startup,
     rendered: &str,
 ) -> Judgement {
-    let config = &ctx.config;
+    let config = &ctx.settings.config;
     let accepted = ctx.accepted_snapshot(cell, &run.key);
     let noisy = ctx.noisy_fields(&run.key);
     let comparison = snapshot::compare(&accepted, rendered, &noisy);
@@ -518,8 +528,8 @@ fn judged_by_the_change(
     rendered: &str,
     noisy: &std::collections::BTreeSet<String>,
 ) -> Option<Judgement> {
-    let edited = !cell.is_baseline() && ctx.changed_snapshots.contains(key);
-    let base = ctx.base_snapshots.as_deref().filter(|_| edited)?;
+    let edited = !cell.is_baseline() && ctx.settings.changed_snapshots.contains(key);
+    let base = ctx.settings.base_snapshots.as_deref().filter(|_| edited)?;
     let base = snapshot::accepted_path(base, key);
     match (comparison, snapshot::compare(&base, rendered, noisy)) {
         (Ok(Comparison::Matches), Ok(Comparison::Differs { diff, changes })) => Some(Judgement {
@@ -584,7 +594,7 @@ pub(super) fn matching_alternative(
     rendered: &str,
     noisy: &std::collections::BTreeSet<String>,
 ) -> anyhow::Result<Option<snapshot::Alternative>> {
-    let config = &ctx.config;
+    let config = &ctx.settings.config;
     for alternative in
         snapshot::alternatives(&config.replay.snapshots, key, config.service.ecosystem)?
     {

@@ -47,7 +47,7 @@ pub(super) fn placeholders(ctx: &RunContext, launched: &Launched<'_>, port: u16)
     Placeholders::for_start(
         launched.environment,
         port,
-        &ctx.run_secret,
+        &ctx.settings.run_secret,
         launched.service_dir,
         launched.database.placeholders(),
     )
@@ -69,7 +69,7 @@ pub(super) fn launch<'a>(
     };
     Launch {
         preloader: launched.preloader,
-        ..Launch::of(&ctx.config, launched.environment, this)
+        ..Launch::of(&ctx.settings.config, launched.environment, this)
     }
 }
 
@@ -167,7 +167,7 @@ async fn start_on_a_free_port(
             setup_ms = run_setup(ctx, launched, &launch).map_err(failed)?;
         }
         let starting = Instant::now();
-        let failure = match service::start(launch, &ctx.client).await {
+        let failure = match service::start(launch, &ctx.services.client).await {
             Ok(running) => {
                 return Ok(Started {
                     running,
@@ -204,7 +204,7 @@ fn run_setup(
 ) -> Result<u64, RunFailure> {
     let setup = match launched.template_note.as_deref() {
         Some(_) => &[][..],
-        None => &ctx.config.service.setup[..],
+        None => &ctx.settings.config.service.setup[..],
     };
     tokio::task::block_in_place(|| {
         service::run_setup(launch, setup, launched.template_note.as_deref())
@@ -276,10 +276,10 @@ async fn replay_and_stop(
         port,
     });
     let replayed = replay::replay(
-        &ctx.client,
+        &ctx.services.client,
         &running.base_url,
         run.scenario,
-        ctx.config.timeouts.request,
+        ctx.settings.config.timeouts.request,
     )
     .await;
     let mut timing = Timing {

@@ -66,13 +66,16 @@ pub(super) fn baseline(
         .into());
     }
     let mut accepted = Vec::new();
-    for run in run::scenario_runs(&ctx.scenarios, &ctx.config.service.profile) {
+    for run in run::scenario_runs(
+        &ctx.settings.scenarios,
+        &ctx.settings.config.service.profile,
+    ) {
         let Some(contents) = baseline.contents.get(&run.key) else {
             continue;
         };
-        let path = snapshot::accepted_path(&ctx.config.replay.snapshots, &run.key);
+        let path = snapshot::accepted_path(&ctx.settings.config.replay.snapshots, &run.key);
         snapshot::accept(&path, &header(ctx, &run, &taken_from), contents)?;
-        let path = relative(&path, ctx.config.base_dir());
+        let path = relative(&path, ctx.settings.config.base_dir());
         accepted.push(if baseline.report.baseline {
             path
         } else {
@@ -154,17 +157,20 @@ pub(super) fn alternatives(
             )
             .into());
         }
-        let path = snapshot::alternative_path(&ctx.config.replay.snapshots, key, pin);
-        crate::sys::state::refuse_outside(ctx.config.base_dir(), &path)?;
+        let path = snapshot::alternative_path(&ctx.settings.config.replay.snapshots, key, pin);
+        crate::sys::state::refuse_outside(ctx.settings.config.base_dir(), &path)?;
         accepted.push((key, contents));
     }
     let mut written = Vec::new();
     for (key, contents) in accepted {
-        let run = run::scenario_runs(&ctx.scenarios, &ctx.config.service.profile)
-            .into_iter()
-            .find(|run| &run.key == key)
-            .context("the scenario ran, so it exists")?;
-        let path = snapshot::alternative_path(&ctx.config.replay.snapshots, key, pin);
+        let run = run::scenario_runs(
+            &ctx.settings.scenarios,
+            &ctx.settings.config.service.profile,
+        )
+        .into_iter()
+        .find(|run| &run.key == key)
+        .context("the scenario ran, so it exists")?;
+        let path = snapshot::alternative_path(&ctx.settings.config.replay.snapshots, key, pin);
         let alternative = snapshot::Alternative {
             path: path.clone(),
             from: pin.clone(),
@@ -175,7 +181,10 @@ pub(super) fn alternatives(
             outcome.report.name
         );
         snapshot::accept(&path, &header(ctx, &run, &description), contents)?;
-        written.push((relative(&path, ctx.config.base_dir()), alternative.range()));
+        written.push((
+            relative(&path, ctx.settings.config.base_dir()),
+            alternative.range(),
+        ));
     }
     Ok(written)
 }
@@ -187,8 +196,11 @@ pub(super) fn write_pending(
     outcomes: &[CellOutcome],
 ) -> anyhow::Result<Vec<String>> {
     let mut written = Vec::new();
-    for run in run::scenario_runs(&ctx.scenarios, &ctx.config.service.profile) {
-        let path = snapshot::accepted_path(&ctx.config.replay.snapshots, &run.key);
+    for run in run::scenario_runs(
+        &ctx.settings.scenarios,
+        &ctx.settings.config.service.profile,
+    ) {
+        let path = snapshot::accepted_path(&ctx.settings.config.replay.snapshots, &run.key);
         let changed = outcomes.iter().find_map(|outcome| {
             let verdict = outcome
                 .report
@@ -211,7 +223,7 @@ pub(super) fn write_pending(
                 };
                 let pending =
                     snapshot::write_pending(&path, &header(ctx, &run, &description), contents)?;
-                written.push(relative(&pending, ctx.config.base_dir()));
+                written.push(relative(&pending, ctx.settings.config.base_dir()));
             }
             None => snapshot::remove_pending(&path)?,
         }
@@ -225,7 +237,7 @@ fn header<'a>(
     description: &'a str,
 ) -> snapshot::Header<'a> {
     snapshot::Header {
-        source: relative(&run.scenario.path, ctx.config.base_dir()),
+        source: relative(&run.scenario.path, ctx.settings.config.base_dir()),
         scenario: &run.key,
         description,
     }

@@ -195,7 +195,7 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
     .await?;
     interrupt.cells_started();
     if let Some(bisection) = bisection {
-        let report_dir = ctx.dirs.report_dir();
+        let report_dir = ctx.settings.dirs.report_dir();
         let finished = tokio::select! {
             bisected = bisection.run(ctx.clone(), &report_dir) => bisected.map(Finished::Bisected),
             name = interrupt.wait() => Ok(Finished::Interrupted {
@@ -274,7 +274,7 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
             .filter_map(|scenario| scenario.timing.as_ref())
     };
     let (forked, started) = (timings().filter(|t| t.preloaded).count(), timings().count());
-    report.run.service_start = ctx.preloading.describe(forked, started);
+    report.run.service_start = ctx.state.preloading.describe(forked, started);
     if report.cancelled.is_none() {
         report.unexplained_snapshots = unexplained_snapshots(&ctx, &plan, &report)?;
     }
@@ -670,31 +670,38 @@ async fn start(
     };
     let run_secret = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
     redact::register(&redact::Secrets::new([("run", run_secret.as_str())]));
+    let preloading = run::preloading::Preloading::new(&config, options.start.is_some());
     Ok(Arc::new(RunContext {
-        finished: Default::default(),
-        templates: Default::default(),
-        preloading: run::preloading::Preloading::new(&config, options.start.is_some()),
-        databases,
-        // What an accept writes is checked for being a doubtful reference.
-        accepting: options.accept || matches!(options.action, Action::AcceptAlternative { .. }),
-        check_noise: !options.accept && !options.no_noise_check,
-        results_digest,
-        reuse_results: !options.no_cache,
-        base_snapshots,
-        changed_snapshots,
-        noise: Default::default(),
-        scratch: scratch.path().to_owned(),
-        source,
-        config,
-        scenarios,
-        builder,
-        dirs,
-        jobs,
-        service_slots: tokio::sync::Semaphore::new(jobs),
-        events,
-        started,
-        client: crate::exec::replay::client(),
-        run_secret,
+        settings: run::RunSettings {
+            // What an accept writes is checked for being a doubtful reference.
+            accepting: options.accept || matches!(options.action, Action::AcceptAlternative { .. }),
+            check_noise: !options.accept && !options.no_noise_check,
+            results_digest,
+            reuse_results: !options.no_cache,
+            base_snapshots,
+            changed_snapshots,
+            scratch: scratch.path().to_owned(),
+            source,
+            scenarios,
+            dirs,
+            jobs,
+            started,
+            run_secret,
+            config,
+        },
+        state: run::RunState {
+            finished: Default::default(),
+            noise: Default::default(),
+            templates: Default::default(),
+            preloading,
+        },
+        services: run::RunServices {
+            builder,
+            service_slots: tokio::sync::Semaphore::new(jobs),
+            events,
+            client: crate::exec::replay::client(),
+            databases,
+        },
     }))
 }
 
@@ -782,10 +789,13 @@ fn assemble(
     let mut report = Report {
         schema_version: crate::model::report::SCHEMA_VERSION,
         config: config_path.display().to_string(),
-        scenarios: run::scenario_runs(&ctx.scenarios, &ctx.config.service.profile)
-            .into_iter()
-            .map(|run| run.key)
-            .collect(),
+        scenarios: run::scenario_runs(
+            &ctx.settings.scenarios,
+            &ctx.settings.config.service.profile,
+        )
+        .into_iter()
+        .map(|run| run.key)
+        .collect(),
         cells: outcomes
             .iter()
             .map(|outcome| outcome.report.clone())
@@ -798,6 +808,7 @@ fn assemble(
         newest_safe: found.newest_safe,
         shard,
         nondeterministic: ctx
+            .state
             .noise
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -853,9 +864,9 @@ fn unexplained_snapshots(
         _ => changes.iter().copied().find(|cell| cell.is_whole_change()),
     };
     let mut unexplained = Vec::new();
-    for key in &ctx.changed_snapshots {
-        let working = snapshot::accepted_path(&ctx.config.replay.snapshots, key);
-        let file = crate::sys::state::relative(&working, ctx.config.base_dir());
+    for key in &ctx.settings.changed_snapshots {
+        let working = snapshot::accepted_path(&ctx.settings.config.replay.snapshots, key);
+        let file = crate::sys::state::relative(&working, ctx.settings.config.base_dir());
         let Some(whole) = whole else {
             unexplained.push(format!(
                 "{file} is changed in this change, but no pin changed: nothing here answers that way"
@@ -885,8 +896,8 @@ fn unexplained_snapshots(
 /// What was compared, with what, and the command that runs it again (from
 /// the repository's top, where CI runs it).
 fn run_info(ctx: &RunContext, config_path: &Path, options: &Options) -> RunInfo {
-    let started = std::time::SystemTime::now() - ctx.started.elapsed();
-    let folder = ctx.config.base_dir();
+    let started = std::time::SystemTime::now() - ctx.settings.started.elapsed();
+    let folder = ctx.settings.config.base_dir();
     let mut reproduce = vec![options.invoked_as.clone()];
     let in_repository = pr::top_of(folder).and_then(|top| {
         let config = config_path.canonicalize().ok()?;
@@ -908,7 +919,7 @@ fn run_info(ctx: &RunContext, config_path: &Path, options: &Options) -> RunInfo 
     }
     RunInfo {
         started_at: humantime::format_rfc3339_seconds(started).to_string(),
-        toolchain: ctx.builder.describe(),
+        toolchain: ctx.services.builder.describe(),
         since: options.since.clone(),
         since_commit: options
             .since
@@ -951,8 +962,8 @@ fn conclude(
     } else {
         report.pending_snapshots = accept::write_pending(ctx, outcomes)?;
     }
-    report.duration_ms = ctx.started.elapsed().as_millis() as u64;
-    let report_dir = ctx.dirs.report_dir();
+    report.duration_ms = ctx.settings.started.elapsed().as_millis() as u64;
+    let report_dir = ctx.settings.dirs.report_dir();
     let written = report::write_all(&report, &report_dir)?;
     // The cells' normalised exchanges, for `upgrade-check diff` between two of them.
     let exchanges: cell_diff::Exchanges = outcomes
