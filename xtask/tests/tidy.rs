@@ -566,3 +566,46 @@ fn architecture_names_only_files_that_exist() {
         "ARCHITECTURE.md names files that are not there: {missing:?}"
     );
 }
+
+#[test]
+fn integration_tests_read_reports_through_the_result_model() {
+    // A field renamed or retyped in report.json's schema must fail to
+    // compile a test, not make a JSON lookup quietly read null.
+    let tests = root().join("crates/upgrade-check/tests/it");
+    let untyped = untyped_lookups();
+    let mut offenders = Vec::new();
+    for path in sources(&tests) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.strip_prefix(&tests).unwrap().display().to_string();
+        for (number, line) in text.lines().enumerate() {
+            let parsed_as_json = line.contains("report.json")
+                && ["serde_json::from_", "serde_json::Value"]
+                    .iter()
+                    .any(|parse| line.contains(parse));
+            if parsed_as_json || untyped.iter().any(|lookup| line.contains(lookup)) {
+                offenders.push(format!("{name}:{}: {}", number + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "read report.json with ctx.report() or common::report_at:\n{}",
+        offenders.join("\n")
+    );
+}
+
+/// `report["…"]`-style lookups on the values a report is read into.
+fn untyped_lookups() -> Vec<String> {
+    [
+        "report",
+        "cell",
+        "scenario",
+        "environment",
+        "timing",
+        "part",
+        "bisected",
+    ]
+    .iter()
+    .map(|name| format!("{name}[\""))
+    .collect()
+}

@@ -104,7 +104,7 @@ pub struct NewestSafe {
 pub const THE_BUILD: &str = "the build";
 
 /// What `bisect.json` holds: one bisection's probes and answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BisectReport {
     pub package: String,
     pub from: String,
@@ -136,7 +136,7 @@ pub struct BisectReport {
 
 /// One break a bisection found: the failures it brings, and the first
 /// version that shows them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BreakReport {
     /// The scenarios it fails.
     pub scenarios: Vec<String>,
@@ -152,7 +152,7 @@ pub struct BreakReport {
 }
 
 /// One version a bisection tried: `good`, `bad` or `could not be built`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProbeReport {
     pub version: String,
     pub result: String,

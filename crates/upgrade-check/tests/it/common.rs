@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use serde_json::Value;
+pub use upgrade_check_core::model::findings::VersionChange;
+pub use upgrade_check_core::model::report::{CellReport, Report, ScenarioReport, Verdict};
 
 /// The repository: the nearest folder above the crate with the workspace's lock.
 pub fn workspace_root() -> PathBuf {
@@ -219,65 +220,65 @@ impl TestContext {
         run
     }
 
-    /// The report.json the last run wrote.
-    pub fn report(&self) -> Value {
-        let text = std::fs::read_to_string(self.path("state/report/report.json")).unwrap();
-        serde_json::from_str(&text).unwrap()
+    /// The report.json the last run wrote, read through the result model:
+    /// a field renamed or retyped in the schema fails to compile here.
+    pub fn report(&self) -> Report {
+        report_at(&self.path("state/report/report.json"))
     }
 }
 
+/// The report.json at `path`, read through the result model.
+pub fn report_at(path: &Path) -> Report {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+/// The bisect.json the last `bisect` wrote, read through the result model.
+pub fn bisect_report(ctx: &TestContext) -> upgrade_check_core::model::findings::BisectReport {
+    let path = ctx.path("state/report/bisect.json");
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
 /// The verdict of `scenario` in the cell named `cell`.
-pub fn verdict<'a>(report: &'a Value, cell: &str, scenario: &str) -> &'a Value {
-    &scenario_report(report, cell, scenario)["verdict"]
+pub fn verdict(report: &Report, cell: &str, scenario: &str) -> Verdict {
+    scenario_report(report, cell, scenario).verdict
 }
 
-pub fn scenario_report<'a>(report: &'a Value, cell: &str, scenario: &str) -> &'a Value {
+pub fn scenario_report<'a>(report: &'a Report, cell: &str, scenario: &str) -> &'a ScenarioReport {
     let cell = cell_report(report, cell);
-    cell["scenarios"]
-        .as_array()
-        .unwrap()
+    cell.scenarios
         .iter()
-        .find(|s| s["scenario"] == scenario)
-        .unwrap_or_else(|| panic!("no scenario {scenario} in {cell}"))
+        .find(|s| s.scenario == scenario)
+        .unwrap_or_else(|| panic!("no scenario {scenario} in {cell:?}"))
 }
 
-pub fn cell_report<'a>(report: &'a Value, cell: &str) -> &'a Value {
-    report["cells"]
-        .as_array()
-        .unwrap()
+pub fn cell_report<'a>(report: &'a Report, cell: &str) -> &'a CellReport {
+    report
+        .cells
         .iter()
-        .find(|c| c["name"] == cell)
+        .find(|c| c.name == cell)
         .unwrap_or_else(|| panic!("no cell {cell} in the report"))
 }
 
 /// The names of the report's cells, in plan order.
-pub fn cell_names(report: &Value) -> Vec<&str> {
-    report["cells"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|cell| cell["name"].as_str().unwrap())
-        .collect()
+pub fn cell_names(report: &Report) -> Vec<&str> {
+    report.cells.iter().map(|cell| cell.name.as_str()).collect()
 }
 
 /// The report's `skipped` lines.
-pub fn skipped(report: &Value) -> Vec<&str> {
-    report["skipped"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|line| line.as_str())
-        .collect()
+pub fn skipped(report: &Report) -> Vec<&str> {
+    report.skipped.iter().map(String::as_str).collect()
 }
 
 /// The version change of `package` in a cell's report.
-pub fn version_change<'a>(cell: &'a Value, package: &str) -> &'a Value {
-    cell["changes"]
-        .as_array()
-        .unwrap()
+pub fn version_change<'a>(cell: &'a CellReport, package: &str) -> &'a VersionChange {
+    cell.changes
         .iter()
-        .find(|change| change["package"] == package)
-        .unwrap_or_else(|| panic!("no change of {package} in {}", cell["name"]))
+        .find(|change| change.package == package)
+        .unwrap_or_else(|| panic!("no change of {package} in {}", cell.name))
 }
 
 /// Running, as opposed to gone or a zombie.
@@ -286,18 +287,18 @@ pub fn alive(pid: u64) -> bool {
 }
 
 /// Every service the report names is gone and its port is free again.
-pub fn assert_no_service_left(report: &Value) {
-    for cell in report["cells"].as_array().unwrap() {
-        for scenario in cell["scenarios"].as_array().unwrap() {
-            if let Some(pid) = scenario["service_pid"].as_u64() {
+pub fn assert_no_service_left(report: &Report) {
+    for cell in &report.cells {
+        for scenario in &cell.scenarios {
+            if let Some(pid) = scenario.service_pid {
                 assert!(
-                    !alive(pid),
+                    !alive(pid.into()),
                     "service pid {pid} of {} is still alive",
-                    cell["name"]
+                    cell.name
                 );
             }
-            if let Some(port) = scenario["service_port"].as_u64() {
-                std::net::TcpListener::bind(("127.0.0.1", port as u16))
+            if let Some(port) = scenario.service_port {
+                std::net::TcpListener::bind(("127.0.0.1", port))
                     .unwrap_or_else(|err| panic!("port {port} is still held: {err}"));
             }
         }

@@ -4,6 +4,7 @@
 //! try to outlive the run, a flood of output, and inputs that used to make
 //! recorded results lie.
 
+use crate::common::Verdict;
 use std::path::Path;
 use std::process::Command;
 
@@ -123,12 +124,7 @@ fn secrets_reach_no_written_file_or_output_in_any_form() {
     assert_eq!(json.code, 0);
     // The two baseline replays ran on two ports; a header naming the port is
     // the same answer, not noise or a flaky scenario.
-    assert_eq!(
-        ctx.report()["nondeterministic"],
-        serde_json::json!([]),
-        "{}",
-        json.stdout
-    );
+    assert_eq!(ctx.report().nondeterministic, [], "{}", json.stdout);
 
     let mut checked = 0;
     for run in [&accepted, &plain, &json] {
@@ -188,10 +184,11 @@ fn a_later_step_that_now_answers_2xx_is_a_security_finding_behind_a_body_that_lo
     assert_eq!(run.code, 1);
     let report = ctx.report();
     let listing = scenario_report(&report, "baseline", "listing");
-    assert_eq!(listing["verdict"], "changed");
-    assert_eq!(listing["security"], true, "{listing}");
+    assert_eq!(listing.verdict, Verdict::Changed);
+    assert!(listing.security, "{listing:?}");
     assert_eq!(
-        listing["summary"], "step `admin`: 403 Forbidden → 200 OK",
+        listing.summary.as_deref(),
+        Some("step `admin`: 403 Forbidden → 200 OK"),
         "the body's `100 items` and `403 Forbidden` lines are body, not statuses"
     );
     assert!(run.stdout.contains("SECURITY"), "{}", run.stdout);
@@ -225,7 +222,10 @@ fn a_service_that_starts_a_session_of_its_own_and_fails_leaves_nothing() {
     let run = ctx.run(&["--no-noise-check"]);
     assert_eq!(run.code, 1, "a start-up failure is a regression");
     let report = ctx.report();
-    assert_eq!(verdict(&report, "baseline", "health"), "startup-failed");
+    assert_eq!(
+        verdict(&report, "baseline", "health"),
+        Verdict::StartupFailed
+    );
     let escaped = recorded_pids(&ctx, "escaped");
     assert!(!escaped.is_empty(), "the service started its helper");
     for pid in escaped {
@@ -236,11 +236,8 @@ fn a_service_that_starts_a_session_of_its_own_and_fails_leaves_nothing() {
     }
     let health = scenario_report(&report, "baseline", "health");
     assert!(
-        health["leaks"]
-            .as_array()
-            .is_some_and(|leaks| !leaks.is_empty())
-            || is_root(),
-        "without a PID namespace the escaped helper is reported as a leak: {health}"
+        !health.leaks.is_empty() || is_root(),
+        "without a PID namespace the escaped helper is reported as a leak: {health:?}"
     );
 }
 
@@ -261,7 +258,7 @@ fn a_daemonising_service_is_not_taken_for_a_port_thief_and_its_daemon_dies() {
     assert_eq!(run.code, 1);
     let report = ctx.report();
     let health = scenario_report(&report, "baseline", "health");
-    assert_eq!(health["verdict"], "startup-failed", "{health}");
+    assert_eq!(health.verdict, Verdict::StartupFailed, "{health:?}");
     assert!(
         !run.stderr
             .contains("held by another process; trying another"),
@@ -331,13 +328,14 @@ fn a_log_that_cannot_be_written_fails_the_run_as_an_error() {
         );
         let report = ctx.report();
         let health = scenario_report(&report, "baseline", "health");
-        assert_eq!(health["verdict"], "error", "{health}");
+        assert_eq!(health.verdict, Verdict::Error, "{health:?}");
         assert!(
-            health["summary"]
-                .as_str()
+            health
+                .summary
+                .as_deref()
                 .unwrap()
                 .starts_with("the service's log could not be written: No space left on device"),
-            "{health}"
+            "{health:?}"
         );
     });
     let _ = Command::new("umount").arg(&logs).status();
@@ -348,7 +346,7 @@ fn a_log_that_cannot_be_written_fails_the_run_as_an_error() {
 
 /// Where a report says a cell's result came from.
 fn reused(ctx: &TestContext) -> bool {
-    crate::common::cell_report(&ctx.report(), "baseline")["result_reused"] == true
+    crate::common::cell_report(&ctx.report(), "baseline").result_reused
 }
 
 #[test]
@@ -384,11 +382,12 @@ fn a_recorded_result_is_not_reused_by_another_harness_build_or_environment() {
     let report = ctx.report();
     let health = scenario_report(&report, "baseline", "health");
     assert!(
-        health["diff"]
-            .as_str()
+        health
+            .diff
+            .as_deref()
             .unwrap()
             .contains("+<   \"FLAVOR\": \"b\""),
-        "{health}"
+        "{health:?}"
     );
     ctx.edit("upgrade-check.toml", |text| {
         text.replace("pass-env = [\"FLAVOR\"]\n\n", "")
@@ -445,9 +444,12 @@ fn a_damaged_cached_environment_is_rebuilt_not_blamed_on_the_service() {
         again.stdout
     );
     assert!(Path::new(&envs).exists());
-    assert_eq!(
-        crate::common::cell_report(&ctx.report(), "baseline")["environment"]["build_reused"],
-        false,
+    assert!(
+        !crate::common::cell_report(&ctx.report(), "baseline")
+            .environment
+            .as_ref()
+            .unwrap()
+            .build_reused,
         "the damaged environment was built again"
     );
 }
@@ -481,12 +483,15 @@ fn an_environment_a_service_wrote_into_is_built_again_and_said() {
     let again = run(&ctx, &["--no-cache", "-v"]);
     assert_eq!(again.code, 0, "{}", again.stdout);
     let report = ctx.report();
-    let environment = &crate::common::cell_report(&report, "baseline")["environment"];
-    assert_eq!(environment["build_reused"], false, "{environment}");
-    let rebuilt = environment["rebuilt"].as_str().unwrap_or_default();
+    let environment = crate::common::cell_report(&report, "baseline")
+        .environment
+        .as_ref()
+        .unwrap();
+    assert!(!environment.build_reused, "{environment:?}");
+    let rebuilt = environment.rebuilt.as_deref().unwrap_or_default();
     assert!(
         rebuilt.contains("six.py changed since it was built"),
-        "{environment}"
+        "{environment:?}"
     );
     assert!(
         again.stderr.contains("environment built again") && again.stderr.contains("six.py"),
@@ -496,9 +501,12 @@ fn an_environment_a_service_wrote_into_is_built_again_and_said() {
     assert!(!std::fs::read_to_string(six()).unwrap().contains("POISONED"));
     // Unchanged since: reused.
     assert_eq!(run(&ctx, &["--no-cache"]).code, 0);
-    assert_eq!(
-        crate::common::cell_report(&ctx.report(), "baseline")["environment"]["build_reused"],
-        true
+    assert!(
+        crate::common::cell_report(&ctx.report(), "baseline")
+            .environment
+            .as_ref()
+            .unwrap()
+            .build_reused
     );
 }
 
@@ -624,12 +632,12 @@ fn the_step_that_answered_500_is_blamed_not_the_one_after_a_closed_connection() 
         let run = ctx.run(&["--no-cache", "--no-noise-check"]);
         assert_eq!(run.code, 1, "attempt {attempt}: {}", run.stdout);
         let after = scenario_report(&ctx.report(), "baseline", "after-error").clone();
-        let summary = after["summary"].as_str().unwrap_or_default();
+        let summary = after.summary.as_deref().unwrap_or_default();
         assert!(
             summary.contains("step `admin`") && summary.contains("500 Internal Server Error"),
-            "attempt {attempt}: {after}"
+            "attempt {attempt}: {after:?}"
         );
-        let diff = after["diff"].as_str().unwrap_or_default();
+        let diff = after.diff.as_deref().unwrap_or_default();
         assert!(!diff.contains("no response"), "attempt {attempt}: {diff}");
     }
 }
@@ -703,7 +711,7 @@ fn a_baseline_that_answers_5xx_is_flagged_and_accepted_only_when_told() {
     let markdown = std::fs::read_to_string(ctx.path("state/report/report.md")).unwrap();
     assert!(markdown.contains(flag), "{markdown}");
     assert_eq!(
-        scenario_report(&ctx.report(), "baseline", "listing")["unhealthy"][0],
+        scenario_report(&ctx.report(), "baseline", "listing").unhealthy[0],
         "step `admin` answered 500 Internal Server Error"
     );
 }

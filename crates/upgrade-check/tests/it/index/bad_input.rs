@@ -1,5 +1,6 @@
 //! Bad input stops the harness before anything runs: exit 2, naming file, line and key.
 
+use crate::common::Verdict;
 use crate::common::{TestContext, scenario_report};
 
 /// Runs and checks the exit code, that the message points at `file:line`, and that nothing ran.
@@ -329,13 +330,13 @@ fn no_build_refuses_a_source_distribution() {
     assert_eq!(run.code, 1);
     let report = ctx.report();
     assert_eq!(
-        scenario_report(&report, "baseline", "login")["verdict"],
-        "pass",
+        scenario_report(&report, "baseline", "login").verdict,
+        Verdict::Pass,
         "wheels install as usual"
     );
     let refused = scenario_report(&report, "markupsafe 1.0", "login");
-    assert_eq!(refused["verdict"], "build-failed");
-    let explanation = refused["log_tail"].as_str().unwrap();
+    assert_eq!(refused.verdict, Verdict::BuildFailed);
+    let explanation = refused.log_tail.as_deref().unwrap();
     assert!(
         explanation.contains("markupsafe") && explanation.contains("build"),
         "{explanation}"

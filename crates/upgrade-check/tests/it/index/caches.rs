@@ -3,6 +3,7 @@
 //! Each test uses a cache of its own, so that it sees the builds it causes.
 
 use crate::common::TestContext;
+use crate::common::Verdict;
 
 /// The baseline cell alone, with a private cache folder.
 fn baseline_only(ctx: &TestContext) -> std::path::PathBuf {
@@ -17,9 +18,12 @@ fn an_environment_without_its_complete_marker_is_rebuilt() {
     let mut first = ctx.command(&[]);
     first.arg("--cache-dir").arg(&cache);
     assert_eq!(ctx.run_command(first).code, 0);
-    let id = ctx.report()["cells"][0]["environment"]["id"]
-        .as_str()
+    let id = ctx.report().cells[0]
+        .environment
+        .as_ref()
         .unwrap()
+        .id
+        .as_str()
         .to_owned();
     let env = cache.join("envs").join(&id);
 
@@ -38,12 +42,13 @@ fn an_environment_without_its_complete_marker_is_rebuilt() {
     second.arg("--cache-dir").arg(&cache);
     let run = ctx.run_command(second);
     assert_eq!(run.code, 0, "the rebuilt environment works");
-    let environment = &ctx.report()["cells"][0]["environment"];
-    assert_eq!(
-        environment["build_reused"], false,
+    let report = ctx.report();
+    let environment = report.cells[0].environment.as_ref().unwrap();
+    assert!(
+        !environment.build_reused,
         "the half-built environment was not trusted"
     );
-    assert_eq!(environment["resolution_reused"], true);
+    assert!(environment.resolution_reused);
     assert!(env.join("complete").exists() && site.join("flask").exists());
 }
 
@@ -66,22 +71,18 @@ fn two_runs_at_once_share_the_cache_and_both_finish_correct() {
     let (mut one, mut two) = (start("state-one"), start("state-two"));
     assert_eq!(one.wait().unwrap().code(), Some(0));
     assert_eq!(two.wait().unwrap().code(), Some(0));
-    let report = |state: &str| -> serde_json::Value {
-        serde_json::from_str(
-            &std::fs::read_to_string(ctx.path(state).join("report/report.json")).unwrap(),
-        )
-        .unwrap()
-    };
+    let report =
+        |state: &str| crate::common::report_at(&ctx.path(state).join("report/report.json"));
     let (one, two) = (report("state-one"), report("state-two"));
-    let env = |report: &serde_json::Value| report["cells"][0]["environment"].clone();
+    let env = |report: &crate::common::Report| report.cells[0].environment.clone().unwrap();
     assert_eq!(
-        env(&one)["id"],
-        env(&two)["id"],
+        env(&one).id,
+        env(&two).id,
         "one environment for one resolved set"
     );
     let built = [&one, &two]
         .iter()
-        .filter(|report| env(report)["build_reused"] == false)
+        .filter(|report| !env(report).build_reused)
         .count();
     assert_eq!(
         built, 1,
@@ -156,24 +157,24 @@ fn an_unreachable_or_garbled_index_fails_only_what_needs_it_and_offline_uses_the
             "a cell that cannot be built fails the run, nothing more"
         );
         let report = ctx.report();
-        let baseline = &report["cells"][0];
-        assert_eq!(
-            baseline["environment"]["build_reused"], true,
+        let baseline = &report.cells[0];
+        assert!(
+            baseline.environment.as_ref().unwrap().build_reused,
             "the cached baseline needs no index"
         );
-        assert_eq!(baseline["scenarios"][0]["verdict"], "pass");
+        assert_eq!(baseline.scenarios[0].verdict, Verdict::Pass);
         let cell = crate::common::scenario_report(&report, "bcrypt 4.1.2", "health");
         let (verdict, told) = if offline {
-            ("error", "run once online")
+            (Verdict::Error, "run once online")
         } else {
-            ("build-failed", "")
+            (Verdict::BuildFailed, "")
         };
-        assert_eq!(cell["verdict"], verdict, "{args:?}: {cell}");
+        assert_eq!(cell.verdict, verdict, "{args:?}: {cell:?}");
         assert!(
-            cell["summary"].as_str().unwrap_or("").contains(told),
-            "{cell}"
+            cell.summary.as_deref().unwrap_or("").contains(told),
+            "{cell:?}"
         );
-        let explanation = cell["log_tail"].as_str().unwrap();
+        let explanation = cell.log_tail.as_deref().unwrap();
         assert!(
             !explanation.trim().is_empty(),
             "uv's explanation is in the report"
@@ -193,11 +194,10 @@ fn a_cell_whose_inputs_are_unchanged_reuses_its_recorded_result() {
     let ctx = TestContext::new();
     ctx.set_matrix(r#"bcrypt = ["4.1.2"]"#);
     let reused = |ctx: &TestContext| -> Vec<bool> {
-        ctx.report()["cells"]
-            .as_array()
-            .unwrap()
+        ctx.report()
+            .cells
             .iter()
-            .map(|cell| cell["result_reused"].as_bool().unwrap())
+            .map(|cell| cell.result_reused)
             .collect()
     };
     assert_eq!(ctx.run(&[]).code, 0);
@@ -226,12 +226,12 @@ fn a_cell_whose_inputs_are_unchanged_reuses_its_recorded_result() {
     assert_eq!(ctx.run(&[]).code, 0);
     assert_eq!(reused(&ctx), [false, true], "only the baseline changed");
     let report = ctx.report();
-    let bcrypt = &report["cells"][1];
-    assert_eq!(bcrypt["name"], "bcrypt 4.1.2");
+    let bcrypt = &report.cells[1];
+    assert_eq!(bcrypt.name, "bcrypt 4.1.2");
     let change = crate::common::version_change(bcrypt, "bcrypt");
     assert_eq!(
-        (&change["before"], &change["after"]),
-        (&"3.1.7".into(), &"4.1.2".into())
+        (change.before.as_deref(), change.after.as_deref()),
+        (Some("3.1.7"), Some("4.1.2"))
     );
 
     // Any other input changes: a scenario file, here by a comment.

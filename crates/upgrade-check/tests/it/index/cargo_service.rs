@@ -6,6 +6,7 @@
 //! mime_guess gives them: 2.0.5 answers `.js` with `text/javascript` where
 //! the locked 2.0.4 said `application/javascript`.
 
+use crate::common::Verdict;
 use crate::common::{
     TestContext, assert_no_service_left, cargo, cell_names, cell_report, git, verdict,
     version_change,
@@ -36,13 +37,16 @@ fn each_crate_version_is_built_and_the_one_that_changes_a_response_is_named() {
             "mime_guess 1.8.2"
         ]
     );
-    assert_eq!(verdict(&report, "baseline", "files"), "pass");
-    assert_eq!(verdict(&report, "httparse 1.10.1", "files"), "pass");
-    assert_eq!(verdict(&report, "mime_guess 2.0.5", "health"), "pass");
+    assert_eq!(verdict(&report, "baseline", "files"), Verdict::Pass);
+    assert_eq!(verdict(&report, "httparse 1.10.1", "files"), Verdict::Pass);
+    assert_eq!(
+        verdict(&report, "mime_guess 2.0.5", "health"),
+        Verdict::Pass
+    );
 
     let changed = crate::common::scenario_report(&report, "mime_guess 2.0.5", "files");
-    assert_eq!(changed["verdict"], "changed");
-    let diff = changed["diff"].as_str().unwrap();
+    assert_eq!(changed.verdict, Verdict::Changed);
+    let diff = changed.diff.as_deref().unwrap();
     assert!(
         diff.contains("-< content-type: application/javascript")
             && diff.contains("+< content-type: text/javascript"),
@@ -50,31 +54,30 @@ fn each_crate_version_is_built_and_the_one_that_changes_a_response_is_named() {
     );
     // No status changed: the summary names the first difference instead.
     assert_eq!(
-        changed["summary"],
-        "step `a script`: content-type application/javascript → text/javascript"
+        changed.summary.as_deref(),
+        Some("step `a script`: content-type application/javascript → text/javascript")
     );
     let moved = version_change(cell_report(&report, "mime_guess 2.0.5"), "mime_guess");
     assert_eq!(
-        (&moved["before"], &moved["after"]),
-        (&"2.0.4".into(), &"2.0.5".into())
+        (moved.before.as_deref(), moved.after.as_deref()),
+        (Some("2.0.4"), Some("2.0.5"))
     );
 
     let refused = crate::common::scenario_report(&report, "mime_guess 1.8.2", "files");
-    assert_eq!(refused["verdict"], "build-failed");
-    let summary = refused["summary"].as_str().unwrap();
+    assert_eq!(refused.verdict, Verdict::BuildFailed);
+    let summary = refused.summary.as_deref().unwrap();
     assert!(
         summary.starts_with(
             "cargo build with mime_guess \"2.0.4\" → \"=1.8.2\" in Cargo.toml: error[E0277]"
         ) && summary.ends_with("(in the dependency mime_guess-1.8.2: src/gen_mime_types.rs:35:21)"),
-        "{refused}"
+        "{refused:?}"
     );
     // Two cells with the same lock as the baseline share nothing; each lock
     // built once, each binary kept in its own environment.
-    let ids: std::collections::BTreeSet<&str> = report["cells"]
-        .as_array()
-        .unwrap()
+    let ids: std::collections::BTreeSet<&str> = report
+        .cells
         .iter()
-        .filter_map(|cell| cell["environment"]["id"].as_str())
+        .filter_map(|cell| Some(cell.environment.as_ref()?.id.as_str()))
         .collect();
     assert_eq!(ids.len(), 3, "baseline, mime_guess 2.0.5, httparse 1.10.1");
     assert_no_service_left(&report);
@@ -167,7 +170,7 @@ const WHOLE_CHANGE: &str = "whole change (httparse 1.10.1, mime_guess 2.0.5)";
 /// Runs `--since HEAD~1` on a change that moves httparse to 1.10.1 and
 /// mime_guess to 2.0.5, and checks each is tried alone on the base's lock
 /// and the changed response is mime_guess's.
-fn run_split_and_attributed(ctx: &TestContext) -> (crate::common::Run, serde_json::Value) {
+fn run_split_and_attributed(ctx: &TestContext) -> (crate::common::Run, crate::common::Report) {
     let run = ctx.run(&["--since", "HEAD~1"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
@@ -192,10 +195,13 @@ fn run_split_and_attributed(ctx: &TestContext) -> (crate::common::Run, serde_jso
         ]
     );
     // The working tree holds the new lock: the baseline is built from the base's.
-    assert_eq!(verdict(&report, "baseline", "files"), "pass");
-    assert_eq!(verdict(&report, "httparse 1.10.1", "files"), "pass");
-    assert_eq!(verdict(&report, "mime_guess 2.0.5", "files"), "changed");
-    assert_eq!(verdict(&report, WHOLE_CHANGE, "files"), "changed");
+    assert_eq!(verdict(&report, "baseline", "files"), Verdict::Pass);
+    assert_eq!(verdict(&report, "httparse 1.10.1", "files"), Verdict::Pass);
+    assert_eq!(
+        verdict(&report, "mime_guess 2.0.5", "files"),
+        Verdict::Changed
+    );
+    assert_eq!(verdict(&report, WHOLE_CHANGE, "files"), Verdict::Changed);
     (run, report)
 }
 
@@ -205,8 +211,8 @@ fn a_grouped_lock_bump_is_split_and_the_change_is_attributed_to_its_crate() {
     let (_, report) = run_split_and_attributed(&ctx);
     let moved = version_change(cell_report(&report, WHOLE_CHANGE), "httparse");
     assert_eq!(
-        (&moved["before"], &moved["after"]),
-        (&"1.8.0".into(), &"1.10.1".into())
+        (moved.before.as_deref(), moved.after.as_deref()),
+        (Some("1.8.0"), Some("1.10.1"))
     );
 }
 
@@ -243,11 +249,10 @@ fn a_bump_that_raises_a_manifest_requirement_is_split_on_the_old_manifest() {
         run.stderr
     );
     assert!(
-        cell_report(&report, "httparse 1.10.1")["changes"]
-            .as_array()
-            .unwrap()
+        cell_report(&report, "httparse 1.10.1")
+            .changes
             .iter()
-            .all(|change| change["package"] != "mime_guess"),
+            .all(|change| change.package != "mime_guess"),
         "mime_guess stays locked in the httparse cell"
     );
 }
@@ -448,10 +453,10 @@ fn a_harmless_change_is_accepted_for_its_cell_and_the_baseline_snapshot_stays() 
     crate::common::assert_readme_sample("and every report says so:", &run.stdout);
     let report = ctx.report();
     let files = crate::common::scenario_report(&report, "mime_guess 2.0.5", "files");
-    assert_eq!(files["verdict"], "pass");
+    assert_eq!(files.verdict, Verdict::Pass);
     assert_eq!(
-        files["alternative"],
-        "mime_guess >=2.0.5, <3 (snapshots/alternatives/files/mime_guess-2.0.5.snap)"
+        files.alternative.as_deref(),
+        Some("mime_guess >=2.0.5, <3 (snapshots/alternatives/files/mime_guess-2.0.5.snap)")
     );
     assert!(
         run.stdout.contains("↳ mime_guess 2.0.5 · files: matches the alternative accepted for mime_guess >=2.0.5, <3"),
@@ -459,7 +464,7 @@ fn a_harmless_change_is_accepted_for_its_cell_and_the_baseline_snapshot_stays() 
         run.stdout
     );
     // The baseline is still judged by its own snapshot: its output did not move.
-    assert_eq!(verdict(&report, "baseline", "files"), "pass");
+    assert_eq!(verdict(&report, "baseline", "files"), Verdict::Pass);
 
     // A scenario that does not exist, or a cell that is not `PACKAGE VERSION`: exit 2, nothing written.
     let bad = ctx.run(&["accept", "--cell", "mime_guess 2.0.5", "nosuch"]);
@@ -532,16 +537,19 @@ fn a_change_accepted_in_the_pull_request_turns_its_check_green() {
     let report = ctx.report();
     assert_eq!(
         verdict(&report, "baseline", "files"),
-        "pass",
+        Verdict::Pass,
         "the base's own snapshot"
     );
     assert_eq!(
         verdict(&report, "httparse 1.10.1", "files"),
-        "pass",
+        Verdict::Pass,
         "answers as before"
     );
-    assert_eq!(verdict(&report, "mime_guess 2.0.5", "files"), "accepted");
-    assert_eq!(verdict(&report, WHOLE_CHANGE, "files"), "accepted");
+    assert_eq!(
+        verdict(&report, "mime_guess 2.0.5", "files"),
+        Verdict::Accepted
+    );
+    assert_eq!(verdict(&report, WHOLE_CHANGE, "files"), Verdict::Accepted);
     let headline: Vec<&str> = green.stdout.lines().take(3).collect();
     assert_eq!(
         headline,

@@ -1,5 +1,6 @@
 //! The default matrix on the bundled service, against real packages.
 
+use crate::common::Verdict;
 use crate::common::{
     TestContext, assert_no_service_left, cell_report, scenario_report, verdict, version_change,
 };
@@ -18,36 +19,31 @@ fn bcrypt_5_breaks_long_passwords_and_nothing_else() {
     );
     let report = ctx.report();
     // Every column: the four HTTP scenarios and the staging startup ones.
-    let scenarios: Vec<String> = report["scenarios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap().to_owned())
-        .collect();
+    let scenarios: Vec<String> = report.scenarios.clone();
     assert_eq!(scenarios.len(), 7);
     for scenario in &scenarios {
         let scenario = scenario.as_str();
 
         assert_eq!(
             verdict(&report, "baseline", scenario),
-            "pass",
+            Verdict::Pass,
             "baseline {scenario}"
         );
         // 4.1.2 still truncates long passwords silently, like 3.2.0.
         assert_eq!(
             verdict(&report, "bcrypt 4.1.2", scenario),
-            "pass",
+            Verdict::Pass,
             "bcrypt 4.1.2 {scenario}"
         );
         assert_eq!(
             verdict(&report, "pyjwt 2.8.0", scenario),
-            "pass",
+            Verdict::Pass,
             "pyjwt 2.8.0 {scenario}"
         );
         let expected = if scenario == "long-password" {
-            "changed"
+            Verdict::Changed
         } else {
-            "pass"
+            Verdict::Pass
         };
         assert_eq!(
             verdict(&report, "bcrypt 5.0.0", scenario),
@@ -81,18 +77,20 @@ fn bcrypt_5_breaks_long_passwords_and_nothing_else() {
     );
     let broken = scenario_report(&report, "bcrypt 5.0.0", "long-password");
     assert!(
-        broken["diff"]
-            .as_str()
+        broken
+            .diff
+            .as_deref()
             .unwrap()
             .contains("+< 500 Internal Server Error"),
-        "{broken}"
+        "{broken:?}"
     );
     assert!(
-        broken["log_tail"]
-            .as_str()
+        broken
+            .log_tail
+            .as_deref()
             .unwrap()
             .contains("password cannot be longer than 72 bytes"),
-        "the log tail shows bcrypt's ValueError: {broken}"
+        "the log tail shows bcrypt's ValueError: {broken:?}"
     );
     assert!(
         first.stdout.contains("bcrypt 5.0.0 breaks long-password"),
@@ -102,24 +100,23 @@ fn bcrypt_5_breaks_long_passwords_and_nothing_else() {
     // bcrypt's newest candidate fails and 4.1.2 passes: the run bisects the
     // index's versions in between (4.1.3, 4.2.0, 4.2.1, 4.3.0) for the newest safe one.
     let newest_safe = |package: &str| {
-        report["newest_safe"]
-            .as_array()
-            .unwrap()
+        report
+            .newest_safe
             .iter()
-            .find(|safe| safe["package"] == package)
-            .unwrap_or_else(|| panic!("{package} in {}", report["newest_safe"]))
+            .find(|safe| safe.package == package)
+            .unwrap_or_else(|| panic!("{package} in {:?}", report.newest_safe))
             .clone()
     };
     let bcrypt = newest_safe("bcrypt");
     assert_eq!(
-        (&bcrypt["newest_safe"], &bcrypt["first_bad"]),
-        (&serde_json::json!("4.3.0"), &serde_json::json!("5.0.0")),
-        "{bcrypt}"
+        (bcrypt.newest_safe.as_str(), bcrypt.first_bad.as_deref()),
+        ("4.3.0", Some("5.0.0")),
+        "{bcrypt:?}"
     );
-    assert_eq!(bcrypt["breaks"], serde_json::json!(["long-password"]));
-    assert!(bcrypt["cells_run"].as_u64().unwrap() <= 3, "{bcrypt}");
-    assert_eq!(newest_safe("flask")["newest_safe"], "3.0.3");
-    assert_eq!(newest_safe("flask")["cells_run"], 0, "nothing to bisect");
+    assert_eq!(bcrypt.breaks, ["long-password"]);
+    assert!(bcrypt.cells_run <= 3, "{bcrypt:?}");
+    assert_eq!(newest_safe("flask").newest_safe, "3.0.3");
+    assert_eq!(newest_safe("flask").cells_run, 0, "nothing to bisect");
     assert!(
         first
             .stdout
@@ -131,12 +128,12 @@ fn bcrypt_5_breaks_long_passwords_and_nothing_else() {
     // Werkzeug follows Flask: it moves, marked as transitive.
     let flask = cell_report(&report, "flask 2.3.3");
     let werkzeug = version_change(flask, "werkzeug");
-    assert_eq!(werkzeug["before"], "2.2.3");
-    assert_eq!(werkzeug["transitive"], true);
+    assert_eq!(werkzeug.before.as_deref(), Some("2.2.3"));
+    assert!(werkzeug.transitive);
     let pinned = version_change(flask, "flask");
     assert_eq!(
-        (pinned["after"].as_str(), pinned["transitive"].as_bool()),
-        (Some("2.3.3"), Some(false))
+        (pinned.after.as_deref(), pinned.transitive),
+        (Some("2.3.3"), false)
     );
 
     // A plain run never touches the accepted file; it leaves a pending one for review.
@@ -159,9 +156,10 @@ fn bcrypt_5_breaks_long_passwords_and_nothing_else() {
     // the library's model; the JUnit file and the PR comment name the culprit.
     let text = std::fs::read_to_string(ctx.path("state/report/report.json")).unwrap();
     let model: upgrade_check_core::model::report::Report = serde_json::from_str(&text).unwrap();
+    let written: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         serde_json::to_value(&model).unwrap(),
-        report,
+        written,
         "report.json round-trips"
     );
     let junit = std::fs::read_to_string(ctx.path("state/report/junit.xml")).unwrap();
@@ -179,10 +177,10 @@ fn bcrypt_5_breaks_long_passwords_and_nothing_else() {
     let second = ctx.run(&[]);
     assert_eq!(second.code, 1);
     let report = ctx.report();
-    for cell in report["cells"].as_array().unwrap() {
-        let environment = &cell["environment"];
-        assert_eq!(environment["resolution_reused"], true, "{}", cell["name"]);
-        assert_eq!(environment["build_reused"], true, "{}", cell["name"]);
+    for cell in &report.cells {
+        let environment = cell.environment.as_ref().unwrap();
+        assert!(environment.resolution_reused, "{}", cell.name);
+        assert!(environment.build_reused, "{}", cell.name);
     }
     assert!(
         second

@@ -1,6 +1,7 @@
 //! A misbehaving service (`fixtures/variants/faults`): every fault is reported
 //! as what it is, bounded by its timeout, and leaves nothing behind.
 
+use crate::common::Verdict;
 use crate::common::{TestContext, assert_no_service_left, scenario_report, verdict};
 
 /// The fault variant with `FAULT` set, short timeouts, and only the baseline cell.
@@ -27,22 +28,23 @@ fn a_crash_mid_scenario_fails_that_scenario_with_its_log_and_the_rest_finish() {
     assert_eq!(run.code, 1);
     let report = ctx.report();
     let crashed = scenario_report(&report, "baseline", "login");
-    assert_eq!(crashed["verdict"], "changed");
+    assert_eq!(crashed.verdict, Verdict::Changed);
     assert_eq!(
-        crashed["summary"],
-        "the service exited during the scenario (exit status: 3)"
+        crashed.summary.as_deref(),
+        Some("the service exited during the scenario (exit status: 3)")
     );
     assert!(
-        crashed["log_tail"]
-            .as_str()
+        crashed
+            .log_tail
+            .as_deref()
             .unwrap()
             .contains("POST /api/auth/register"),
-        "{crashed}"
+        "{crashed:?}"
     );
     for scenario in ["health", "register"] {
         assert_eq!(
             verdict(&report, "baseline", scenario),
-            "pass",
+            Verdict::Pass,
             "{scenario} never logs in"
         );
     }
@@ -56,10 +58,10 @@ fn a_service_that_never_gets_healthy_says_which_wait_expired() {
     assert_eq!(run.code, 1);
     let report = ctx.report();
     let failed = scenario_report(&report, "baseline", "health");
-    assert_eq!(failed["verdict"], "startup-failed");
+    assert_eq!(failed.verdict, Verdict::StartupFailed);
     assert_eq!(
-        failed["summary"],
-        "not healthy within 3s: GET /health (last answer 503 Service Unavailable)"
+        failed.summary.as_deref(),
+        Some("not healthy within 3s: GET /health (last answer 503 Service Unavailable)")
     );
     assert_no_service_left(&report);
 }
@@ -71,13 +73,13 @@ fn a_request_that_hangs_is_cut_at_the_request_timeout() {
     assert_eq!(run.code, 1);
     let report = ctx.report();
     let hung = scenario_report(&report, "baseline", "login");
-    assert_eq!(hung["verdict"], "changed");
-    let summary = hung["summary"].as_str().unwrap();
+    assert_eq!(hung.verdict, Verdict::Changed);
+    let summary = hung.summary.as_deref().unwrap();
     assert!(
         summary.contains("no response: timed out after 1s"),
         "{summary}"
     );
-    assert_eq!(verdict(&report, "baseline", "register"), "pass");
+    assert_eq!(verdict(&report, "baseline", "register"), Verdict::Pass);
     assert_no_service_left(&report);
 }
 
@@ -88,10 +90,10 @@ fn a_body_that_streams_slowly_is_cut_at_the_request_timeout() {
     assert_eq!(run.code, 1);
     let report = ctx.report();
     let slow = scenario_report(&report, "baseline", "login");
-    assert_eq!(slow["verdict"], "changed");
-    let summary = slow["summary"].as_str().unwrap();
+    assert_eq!(slow.verdict, Verdict::Changed);
+    let summary = slow.summary.as_deref().unwrap();
     assert!(summary.contains("timed out after 1s"), "{summary}");
-    assert_eq!(verdict(&report, "baseline", "register"), "pass");
+    assert_eq!(verdict(&report, "baseline", "register"), Verdict::Pass);
     assert_no_service_left(&report);
 }
 
@@ -110,7 +112,7 @@ fn secrets_in_responses_and_logs_reach_no_written_file() {
     assert_eq!(run.code, 1);
     let report = ctx.report();
     let leaked = scenario_report(&report, "baseline", "login");
-    let diff = leaked["diff"].as_str().unwrap();
+    let diff = leaked.diff.as_deref().unwrap();
     // Both planted values were there, and were scrubbed.
     assert!(diff.contains("\"echo\": \"[secret:password]\""), "{diff}");
     assert!(diff.contains("\"key\": \"[secret:run]\""), "{diff}");
@@ -150,8 +152,9 @@ fn secrets_in_responses_and_logs_reach_no_written_file() {
 fn login_diff(fault: &str) -> (TestContext, String) {
     let ctx = faulty(fault);
     assert_eq!(ctx.run(&[]).code, 1);
-    let diff = scenario_report(&ctx.report(), "baseline", "login")["diff"]
-        .as_str()
+    let diff = scenario_report(&ctx.report(), "baseline", "login")
+        .diff
+        .as_deref()
         .unwrap()
         .to_owned();
     (ctx, diff)
@@ -192,15 +195,16 @@ fn a_panic_in_one_cell_fails_that_cell_and_the_others_finish() {
     let run = ctx.run_command(command);
     assert_eq!(run.code, 2, "the harness failed at its job in one cell");
     let report = ctx.report();
-    assert_eq!(verdict(&report, "baseline", "login"), "pass");
+    assert_eq!(verdict(&report, "baseline", "login"), Verdict::Pass);
     let failed = scenario_report(&report, "bcrypt 4.1.2", "login");
-    assert_eq!(failed["verdict"], "error");
+    assert_eq!(failed.verdict, Verdict::Error);
     assert!(
-        failed["summary"]
-            .as_str()
+        failed
+            .summary
+            .as_deref()
             .unwrap()
             .contains("the harness panicked in this cell"),
-        "{failed}"
+        "{failed:?}"
     );
     assert_no_service_left(&report);
     let scratch: Vec<_> = std::fs::read_dir(ctx.path("state/tmp")).unwrap().collect();
@@ -241,9 +245,9 @@ fn a_grandchild_that_leaves_the_group_is_killed_and_reported_as_a_leak() {
     assert_eq!(run.code, 0, "no hang, and the answers are unchanged");
     let report = ctx.report();
     let health = scenario_report(&report, "baseline", "health");
-    let leaks = health["leaks"].as_array().unwrap();
-    assert_eq!(leaks.len(), 1, "{health}");
-    let leak = leaks[0].as_str().unwrap();
+    let leaks = &health.leaks;
+    assert_eq!(leaks.len(), 1, "{health:?}");
+    let leak = leaks[0].as_str();
     assert!(
         leak.contains("(sleep) left the service's process group"),
         "{leak}"
@@ -258,18 +262,17 @@ fn a_grandchild_that_leaves_the_group_is_killed_and_reported_as_a_leak() {
 }
 
 /// Each scenario run's verdict, summary and number of leaked processes.
-fn outcomes(report: &serde_json::Value) -> Vec<String> {
-    report["cells"][0]["scenarios"]
-        .as_array()
-        .unwrap()
+fn outcomes(report: &crate::common::Report) -> Vec<String> {
+    report.cells[0]
+        .scenarios
         .iter()
         .map(|run| {
             format!(
                 "{} | {} | {} | {} leaked",
-                run["scenario"].as_str().unwrap(),
-                run["verdict"].as_str().unwrap(),
-                run["summary"].as_str().unwrap_or(""),
-                run["leaks"].as_array().map_or(0, Vec::len)
+                run.scenario,
+                run.verdict.label(),
+                run.summary.as_deref().unwrap_or(""),
+                run.leaks.len()
             )
         })
         .collect()
@@ -290,18 +293,14 @@ fn a_forked_service_fails_stops_and_leaks_as_a_cold_one_does() {
         let forked_report = ctx.report();
         assert_eq!(forked.code, cold.code, "{fault}: {}", forked.stdout);
         assert_eq!(outcomes(&forked_report), outcomes(&cold_report), "{fault}");
-        let runs = forked_report["cells"][0]["scenarios"].as_array().unwrap();
+        let runs = &forked_report.cells[0].scenarios;
         assert!(
-            runs.iter().all(|run| run["timing"]["preloaded"] != false),
-            "{fault}: every service forked: {forked_report}"
+            runs.iter()
+                .all(|run| run.timing.as_ref().is_none_or(|timing| timing.preloaded)),
+            "{fault}: every service forked: {forked_report:?}"
         );
         assert_no_service_left(&forked_report);
-        for leak in runs
-            .iter()
-            .filter_map(|run| run["leaks"].as_array())
-            .flatten()
-        {
-            let leak = leak.as_str().unwrap();
+        for leak in runs.iter().flat_map(|run| &run.leaks) {
             let pid: u64 = leak.split(' ').nth(1).unwrap().parse().unwrap();
             assert!(!crate::common::alive(pid), "{fault}: {leak} was killed");
         }

@@ -70,9 +70,8 @@ fn a_report_killed_mid_write_is_the_old_one_whole() {
         next.stderr
     );
     assert!(temp_files_in(&ctx.path("state/report")).is_empty());
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
-    assert_eq!(report["cells"][0]["name"], "baseline");
+    let report = crate::common::report_at(&report_path);
+    assert_eq!(report.cells[0].name, "baseline");
 }
 
 #[test]

@@ -84,7 +84,7 @@ fn sixteen_cells_killed_at_random_leave_nothing_and_the_next_run_is_clean() {
     let run = ctx.run(&["--jobs", "16"]);
     assert_eq!(run.code, 0, "the run after the kills is clean");
     let report = ctx.report();
-    assert_eq!(report["cells"].as_array().unwrap().len(), CELLS);
+    assert_eq!(report.cells.len(), CELLS);
     assert!(
         !run.stdout.contains("Address already in use")
             && !run.stderr.contains("Address already in use")

@@ -1,6 +1,7 @@
 //! Python lockfiles as the baseline, written by the real tools: the fixture
 //! service as a uv project (`uv lock`).
 
+use crate::common::Verdict;
 use std::process::Command;
 
 use crate::common::{PIPENV, TestContext, cell_names, ensure_uv, git, packaging_tool, uv, verdict};
@@ -45,13 +46,16 @@ fn a_uv_lock_is_the_baseline_and_bcrypt_5_is_caught() {
     let run = ctx.run(&["--no-bisect"]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     let report = ctx.report();
-    assert_eq!(verdict(&report, "baseline", "long-password"), "pass");
-    assert_eq!(verdict(&report, "bcrypt 5.0.0", "long-password"), "changed");
-    assert_eq!(verdict(&report, "bcrypt 5.0.0", "login"), "pass");
+    assert_eq!(verdict(&report, "baseline", "long-password"), Verdict::Pass);
+    assert_eq!(
+        verdict(&report, "bcrypt 5.0.0", "long-password"),
+        Verdict::Changed
+    );
+    assert_eq!(verdict(&report, "bcrypt 5.0.0", "login"), Verdict::Pass);
     // The lock's digests check every download.
-    assert_eq!(report["cells"][0]["environment"]["hash_checked"], true);
+    assert!(report.cells[0].environment.as_ref().unwrap().hash_checked);
     // Transitive packages stay at the lock's versions unless the pin moves them.
-    let changes = report["cells"][1]["changes"].to_string();
+    let changes = format!("{:?}", report.cells[1].changes);
     assert!(changes.contains("\"package\":\"bcrypt\""), "{changes}");
     assert!(!changes.contains("\"package\":\"jinja2\""), "{changes}");
 }
@@ -77,8 +81,11 @@ fn a_lock_bump_made_by_uv_is_split_and_attributed() {
     let report = ctx.report();
     let names = cell_names(&report);
     assert!(names.contains(&"bcrypt 5.0.0"), "{names:?}");
-    assert_eq!(verdict(&report, "baseline", "long-password"), "pass");
-    assert_eq!(verdict(&report, "bcrypt 5.0.0", "long-password"), "changed");
+    assert_eq!(verdict(&report, "baseline", "long-password"), Verdict::Pass);
+    assert_eq!(
+        verdict(&report, "bcrypt 5.0.0", "long-password"),
+        Verdict::Changed
+    );
     assert!(
         run.stdout.contains("bcrypt 5.0.0 breaks long-password"),
         "{}",
@@ -174,17 +181,20 @@ fn a_path_package_of_the_lock_is_installed_as_it_has_it_and_never_pinned() {
     // package from the index is still checked against the lock's digests.
     bcrypt_5_is_caught_on(&ctx);
     let report = ctx.report();
-    let skipped = report["skipped"].to_string();
+    let skipped = format!("{:?}", report.skipped);
     assert!(
         skipped.contains("greeting (path libs/greeting) is installed as the lock has it"),
         "{skipped}"
     );
-    let built = report["cells"][0]["environment"]["id"].clone();
+    let built = report.cells[0].environment.as_ref().unwrap().id.clone();
     // An edit to the library makes a new environment, not a stale one reused.
     std::fs::write(&module, "import six\n\nWORD = \"hi\"\n").unwrap();
     let run = ctx.run(&["--accept", "--no-noise-check"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert_ne!(ctx.report()["cells"][0]["environment"]["id"], built);
+    assert_ne!(
+        ctx.report().cells[0].environment.as_ref().unwrap().id,
+        built
+    );
 }
 
 /// The fixture service with `manifest` written beside its code and locked
@@ -226,13 +236,16 @@ fn bcrypt_5_is_caught_on(ctx: &TestContext) {
     let report = ctx.report();
     assert_eq!(
         verdict(&report, "baseline", "long-password"),
-        "pass",
+        Verdict::Pass,
         "{}",
         run.stdout
     );
-    assert_eq!(verdict(&report, "bcrypt 5.0.0", "long-password"), "changed");
-    assert_eq!(verdict(&report, "bcrypt 5.0.0", "login"), "pass");
-    assert_eq!(report["cells"][0]["environment"]["hash_checked"], true);
+    assert_eq!(
+        verdict(&report, "bcrypt 5.0.0", "long-password"),
+        Verdict::Changed
+    );
+    assert_eq!(verdict(&report, "bcrypt 5.0.0", "login"), Verdict::Pass);
+    assert!(report.cells[0].environment.as_ref().unwrap().hash_checked);
 }
 
 /// The fixture as a Poetry project, bcrypt required as `bcrypt`.
@@ -320,9 +333,15 @@ fn a_grouped_bump_made_by_uv_is_split_into_each_package_and_the_whole_change() {
         names.contains(&"bcrypt 5.0.0") && names.contains(&"pyjwt 2.8.0"),
         "{names:?}"
     );
-    assert_eq!(verdict(&report, "bcrypt 5.0.0", "long-password"), "changed");
-    assert_eq!(verdict(&report, "pyjwt 2.8.0", "long-password"), "pass");
-    assert_eq!(verdict(&report, whole, "long-password"), "changed");
+    assert_eq!(
+        verdict(&report, "bcrypt 5.0.0", "long-password"),
+        Verdict::Changed
+    );
+    assert_eq!(
+        verdict(&report, "pyjwt 2.8.0", "long-password"),
+        Verdict::Pass
+    );
+    assert_eq!(verdict(&report, whole, "long-password"), Verdict::Changed);
 }
 
 /// As a maintainer (or Dependabot) does: bcrypt's constraint raised in
@@ -349,7 +368,10 @@ fn a_relock_is_split_and_attributed(
         "{}",
         run.stdout
     );
-    assert_eq!(verdict(&ctx.report(), "baseline", "long-password"), "pass");
+    assert_eq!(
+        verdict(&ctx.report(), "baseline", "long-password"),
+        Verdict::Pass
+    );
 }
 
 #[test]
@@ -433,9 +455,12 @@ fn a_grouped_framework_bump_accepted_in_the_pull_request_turns_green() {
         cell_names(&report),
         ["baseline", "fastapi 0.100.0", "pydantic 2.5.3", whole]
     );
-    assert_eq!(verdict(&report, "fastapi 0.100.0", "items"), "pass");
-    assert_eq!(verdict(&report, "pydantic 2.5.3", "items"), "not-tried");
-    assert_eq!(verdict(&report, whole, "items"), "changed");
+    assert_eq!(verdict(&report, "fastapi 0.100.0", "items"), Verdict::Pass);
+    assert_eq!(
+        verdict(&report, "pydantic 2.5.3", "items"),
+        Verdict::NotTried
+    );
+    assert_eq!(verdict(&report, whole, "items"), Verdict::Changed);
     assert!(
         run.stdout.contains(&format!("✗ {whole} breaks items: step `refused`"))
             && run.stdout.contains(

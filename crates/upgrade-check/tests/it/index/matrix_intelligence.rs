@@ -1,6 +1,7 @@
 //! Versions from the package index: matrix ranges and bisection, against the
 //! real index.
 
+use crate::common::Verdict;
 use crate::common::{TestContext, cell_names};
 
 /// The plan's cell ids, as `upgrade-check plan` prints them.
@@ -95,15 +96,13 @@ fn bisect_finds_the_first_bad_bcrypt_in_at_most_five_builds() {
         run.stderr
     );
     crate::common::assert_readme_sample("`report/bisect.json`:", &run.stdout);
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(ctx.path("state/report/bisect.json")).unwrap())
-            .unwrap();
-    assert_eq!(report["versions_between"], 10, "{report}");
-    assert_eq!(report["first_bad"], "5.0.0", "{report}");
-    assert_eq!(report["last_good"], "4.3.0", "{report}");
-    assert_eq!(report["scenarios"], serde_json::json!(["long-password"]));
-    let builds = report["probes"].as_array().unwrap().len() - 1;
-    assert!(builds <= 5, "{builds} builds: {report}");
+    let report = crate::common::bisect_report(&ctx);
+    assert_eq!(report.versions_between, 10, "{report:?}");
+    assert_eq!(report.first_bad.as_deref(), Some("5.0.0"), "{report:?}");
+    assert_eq!(report.last_good, "4.3.0", "{report:?}");
+    assert_eq!(report.scenarios, ["long-password"]);
+    let builds = report.probes.len() - 1;
+    assert!(builds <= 5, "{builds} builds: {report:?}");
     assert!(
         run.stdout
             .contains("first bad: bcrypt 5.0.0 (breaks long-password)")
@@ -139,14 +138,23 @@ flask = ["2.3.3"]"#,
     let run = ctx.run(&["--no-bisect"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let report = ctx.report();
+    assert_eq!(report.interactions.len(), 1, "{:?}", report.interactions);
+    let interaction = &report.interactions[0];
     assert_eq!(
-        report["interactions"],
-        serde_json::json!([{
-            "pins": ["bcrypt 5.0.0"],
-            "scenarios": ["long-password"],
-            "found_in": "bcrypt 5.0.0, flask 2.3.3",
-            "cells_run": 2
-        }])
+        (
+            &interaction.pins[..],
+            &interaction.scenarios[..],
+            interaction.found_in.as_str(),
+            interaction.cells_run,
+            interaction.differently.is_empty()
+        ),
+        (
+            &["bcrypt 5.0.0".to_owned()][..],
+            &["long-password".to_owned()][..],
+            "bcrypt 5.0.0, flask 2.3.3",
+            2,
+            true
+        )
     );
     let line = "↳ isolated: bcrypt 5.0.0 alone breaks long-password (found in `bcrypt 5.0.0, flask 2.3.3` with 2 extra cells)";
     assert!(run.stdout.contains(line), "{}", run.stdout);
@@ -179,19 +187,16 @@ pyjwt = ["2.8.0"]"#,
         cell_names(&report),
         ["baseline", "bcrypt 4.1.2, flask 2.3.3, pyjwt 2.8.0"]
     );
-    let interactions = report["interactions"].as_array().unwrap();
-    assert_eq!(interactions.len(), 1, "{report}");
+    let interactions = &report.interactions;
+    assert_eq!(interactions.len(), 1, "{report:?}");
     let interaction = &interactions[0];
+    assert_eq!(interaction.pins, ["flask 2.3.3", "pyjwt 2.8.0"]);
     assert_eq!(
-        interaction["pins"],
-        serde_json::json!(["flask 2.3.3", "pyjwt 2.8.0"])
-    );
-    assert_eq!(
-        interaction["scenarios"],
-        serde_json::json!(["login", "long-password", "staging@staging"])
+        interaction.scenarios,
+        ["login", "long-password", "staging@staging"]
     );
     // Without bcrypt: still fails; without flask, or without PyJWT: passes.
-    assert_eq!(interaction["cells_run"], 3);
+    assert_eq!(interaction.cells_run, 3);
     assert!(
         run.stdout
             .contains("⚠ interaction: flask 2.3.3 + pyjwt 2.8.0 break login, long-password, staging@staging together"),
@@ -231,21 +236,24 @@ fn a_deprecation_warning_is_the_early_signal_of_the_next_break() {
     for scenario in ["health", "login", "long-password", "register"] {
         assert_eq!(
             crate::common::verdict(&report, "werkzeug 2.3.8", scenario),
-            "pass"
+            Verdict::Pass
         );
     }
-    let warned = crate::common::cell_report(&report, "werkzeug 2.3.8")["new_warnings"].to_string();
+    let warned = format!(
+        "{:?}",
+        crate::common::cell_report(&report, "werkzeug 2.3.8").new_warnings
+    );
     assert!(
         warned.contains("DeprecationWarning") && warned.contains("url_quote"),
         "{warned}"
     );
     assert_eq!(
-        crate::common::cell_report(&report, "baseline")["new_warnings"],
-        serde_json::json!([])
+        crate::common::cell_report(&report, "baseline").new_warnings,
+        Vec::<String>::new()
     );
     assert_eq!(
         crate::common::verdict(&report, "werkzeug 3.0.6", "register"),
-        "startup-failed"
+        Verdict::StartupFailed
     );
     // The soft finding names the cell that passes; the one that breaks is named above it.
     assert!(
@@ -272,23 +280,18 @@ fn a_released_package_moves_to_the_nearest_version_that_fits_not_the_newest() {
     let flask = crate::common::cell_report(&report, "flask 2.3.3");
     let werkzeug = crate::common::version_change(flask, "werkzeug");
     assert_eq!(
-        (werkzeug["before"].as_str(), werkzeug["after"].as_str()),
+        (werkzeug.before.as_deref(), werkzeug.after.as_deref()),
         (Some("2.2.3"), Some("2.3.7")),
-        "{flask}"
+        "{flask:?}"
     );
-    assert_eq!(
-        werkzeug["forced_by"],
-        serde_json::json!(["flask 2.3.3 requires werkzeug>=2.3.7"])
-    );
+    assert_eq!(werkzeug.forced_by, ["flask 2.3.3 requires werkzeug>=2.3.7"]);
     // Unchanged packages stay at the baseline's versions.
     assert!(
-        flask["changes"]
-            .as_array()
-            .unwrap()
+        flask
+            .changes
             .iter()
-            .all(|change| ["flask", "werkzeug", "blinker"]
-                .contains(&change["package"].as_str().unwrap())),
-        "{flask}"
+            .all(|change| ["flask", "werkzeug", "blinker"].contains(&change.package.as_str())),
+        "{flask:?}"
     );
 }
 
@@ -311,13 +314,13 @@ fn a_field_randomised_on_purpose_is_found_by_the_double_baseline_and_masked() {
     );
     crate::common::assert_readme_sample("### Noise: the baseline, twice", &run.stdout);
     let report = ctx.report();
-    let noise = report["nondeterministic"].as_array().unwrap();
+    let noise = &report.nondeterministic;
     let register = noise
         .iter()
-        .find(|noise| noise["scenario"] == "register")
-        .unwrap_or_else(|| panic!("register is flagged: {report}"));
-    assert_eq!(register["fields"], serde_json::json!(["nonce"]));
-    assert_eq!(register["unexplained"], serde_json::json!([]));
+        .find(|noise| noise.scenario == "register")
+        .unwrap_or_else(|| panic!("register is flagged: {report:?}"));
+    assert_eq!(register.fields, ["nonce"]);
+    assert!(register.unexplained.is_empty(), "{register:?}");
     assert!(
         run.stdout
             .contains("register differs between two baseline runs in nonce")
@@ -327,7 +330,7 @@ fn a_field_randomised_on_purpose_is_found_by_the_double_baseline_and_masked() {
     );
     assert_eq!(
         crate::common::verdict(&report, "bcrypt 4.1.2", "register"),
-        "pass"
+        Verdict::Pass
     );
 
     // Without the second baseline run the same id is a mismatch.
@@ -352,7 +355,7 @@ fn nearest_moves_step_over_releases_that_do_not_build() {
     let cell = crate::common::cell_report(&report, "flask-sqlalchemy 3.0.5");
     assert_eq!(
         crate::common::verdict(&report, "flask-sqlalchemy 3.0.5", "tags"),
-        "pass"
+        Verdict::Pass
     );
     for (package, after) in [
         ("flask", "2.2.5"),
@@ -361,18 +364,18 @@ fn nearest_moves_step_over_releases_that_do_not_build() {
         ("greenlet", "2.0.0"),
     ] {
         let change = crate::common::version_change(cell, package);
-        assert_eq!(change["after"], after, "{change}");
+        assert_eq!(change.after.as_deref(), Some(after), "{change:?}");
     }
     assert_eq!(
-        cell["environment"]["moves_not_held"],
-        "releases that do not build were stepped over: greenlet==0.1, greenlet==1.0.0"
+        cell.environment.as_ref().unwrap().moves_not_held.as_deref(),
+        Some("releases that do not build were stepped over: greenlet==0.1, greenlet==1.0.0")
     );
     // Flask 2.2 starts with another banner than Flask 1.1: output that
     // changed is shown, never judged; the cell passes.
     assert_eq!(
-        cell["new_output"][0], "* Serving Flask app '__main__'",
-        "{}",
-        cell["new_output"]
+        cell.new_output[0], "* Serving Flask app '__main__'",
+        "{:?}",
+        cell.new_output
     );
     assert!(
         run.stdout.contains(
@@ -411,11 +414,11 @@ fn a_pin_that_alone_fails_another_way_is_not_the_cause() {
     let run = ctx.run(&["--no-bisect"]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     let report = ctx.report();
-    let interactions = report["interactions"].as_array().unwrap();
-    assert_eq!(interactions.len(), 1, "{report}");
+    let interactions = &report.interactions;
+    assert_eq!(interactions.len(), 1, "{report:?}");
     assert_eq!(
-        interactions[0]["pins"],
-        serde_json::json!(["flask-sqlalchemy 3.0.5", "sqlalchemy 2.0.36"])
+        interactions[0].pins,
+        ["flask-sqlalchemy 3.0.5", "sqlalchemy 2.0.36"]
     );
     assert!(
         run.stdout.starts_with(

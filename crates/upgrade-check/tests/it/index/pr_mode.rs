@@ -1,6 +1,7 @@
 //! Pull-request mode: `--since REF` takes the baseline file at REF as the
 //! baseline and tries each changed pin alone, on a real git repository.
 
+use crate::common::Verdict;
 use crate::common::{TestContext, cell_names, cell_report, git, verdict};
 
 /// A repository whose first commit is the fixture, and whose second commit
@@ -61,26 +62,29 @@ fn a_grouped_bump_is_split_and_each_failure_is_attributed() {
     for scenario in ["health", "login", "long-password", "register"] {
         assert_eq!(
             verdict(&report, "baseline", scenario),
-            "pass",
+            Verdict::Pass,
             "the old pins are the baseline"
         );
     }
     // Each failure lands on the package that causes it.
-    assert_eq!(verdict(&report, "bcrypt 5.0.0", "long-password"), "changed");
+    assert_eq!(
+        verdict(&report, "bcrypt 5.0.0", "long-password"),
+        Verdict::Changed
+    );
     assert_eq!(
         verdict(&report, "bcrypt 5.0.0", "login"),
-        "pass",
+        Verdict::Pass,
         "bcrypt 5 does not break login"
     );
-    assert_eq!(verdict(&report, "pyjwt 2.8.0", "login"), "changed");
+    assert_eq!(verdict(&report, "pyjwt 2.8.0", "login"), Verdict::Changed);
     assert_eq!(
         verdict(&report, "pyjwt 2.8.0", "register"),
-        "pass",
+        Verdict::Pass,
         "registering issues no token"
     );
     let whole = "whole change (bcrypt 5.0.0, pyjwt 2.8.0)";
-    assert_eq!(verdict(&report, whole, "login"), "changed");
-    let changes = cell_report(&report, whole)["changes"].to_string();
+    assert_eq!(verdict(&report, whole, "login"), Verdict::Changed);
+    let changes = format!("{:?}", cell_report(&report, whole).changes);
     assert!(
         changes.contains("\"package\":\"bcrypt\"") && changes.contains("\"package\":\"pyjwt\""),
         "{changes}"
@@ -233,9 +237,12 @@ fn a_pyproject_toml_baseline_is_read_and_diffed() {
         run.stderr
     );
     let report = ctx.report();
-    assert_eq!(verdict(&report, "baseline", "long-password"), "pass");
-    assert_eq!(verdict(&report, "bcrypt 5.0.0", "long-password"), "changed");
-    assert_eq!(verdict(&report, "bcrypt 5.0.0", "login"), "pass");
+    assert_eq!(verdict(&report, "baseline", "long-password"), Verdict::Pass);
+    assert_eq!(
+        verdict(&report, "bcrypt 5.0.0", "long-password"),
+        Verdict::Changed
+    );
+    assert_eq!(verdict(&report, "bcrypt 5.0.0", "login"), Verdict::Pass);
 }
 
 #[test]
@@ -255,11 +262,17 @@ fn a_bump_inside_an_included_hashed_file_is_found_and_tried() {
         run.stderr
     );
     let report = ctx.report();
-    assert_eq!(verdict(&report, "baseline", "long-password"), "pass");
-    assert_eq!(verdict(&report, "bcrypt 5.0.0", "long-password"), "changed");
+    assert_eq!(verdict(&report, "baseline", "long-password"), Verdict::Pass);
     assert_eq!(
-        cell_report(&report, "baseline")["environment"]["hash_checked"],
-        true
+        verdict(&report, "bcrypt 5.0.0", "long-password"),
+        Verdict::Changed
+    );
+    assert!(
+        cell_report(&report, "baseline")
+            .environment
+            .as_ref()
+            .unwrap()
+            .hash_checked
     );
 }
 
@@ -300,16 +313,10 @@ fn a_pull_request_reuses_the_recorded_baseline_of_its_base_and_runs_only_its_cha
     let pr = ctx.run(&["--since", "HEAD~1", "--no-bisect"]);
     assert_eq!(pr.code, 0, "{}", pr.stderr);
     let report = ctx.report();
-    let reused: Vec<(&str, bool)> = report["cells"]
-        .as_array()
-        .unwrap()
+    let reused: Vec<(&str, bool)> = report
+        .cells
         .iter()
-        .map(|cell| {
-            (
-                cell["name"].as_str().unwrap(),
-                cell["result_reused"].as_bool().unwrap(),
-            )
-        })
+        .map(|cell| (cell.name.as_str(), cell.result_reused))
         .collect();
     assert_eq!(reused, [("baseline", true), ("pyjwt 2.8.0", false)]);
     assert!(
@@ -357,10 +364,10 @@ fn a_pending_snapshot_reviewed_on_the_branch_turns_the_check_green() {
     let green = ctx.run(&["--since", "HEAD~2", "--no-bisect"]);
     assert_eq!(green.code, 0, "{}\n{}", green.stdout, green.stderr);
     let report = ctx.report();
-    assert_eq!(verdict(&report, "baseline", "long-password"), "pass");
+    assert_eq!(verdict(&report, "baseline", "long-password"), Verdict::Pass);
     assert_eq!(
         verdict(&report, "bcrypt 5.0.0", "long-password"),
-        "accepted"
+        Verdict::Accepted
     );
     assert!(
         green

@@ -3,31 +3,33 @@
 //! same, and on a real library that reads the environment as it is imported
 //! (`fixtures/variants/import-time-env`), where they do not.
 
+use crate::common::Verdict;
 use std::path::Path;
 
-use crate::common::{TestContext, verdict};
+use crate::common::{Report, ScenarioReport, TestContext, verdict};
 
 /// Every scenario run of the report, with its cell's name.
-fn each_run(report: &serde_json::Value) -> impl Iterator<Item = (&str, &serde_json::Value)> {
-    report["cells"].as_array().unwrap().iter().flat_map(|cell| {
-        let name = cell["name"].as_str().unwrap();
-        cell["scenarios"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(move |run| (name, run))
+fn each_run(report: &Report) -> impl Iterator<Item = (&str, &ScenarioReport)> {
+    report.cells.iter().flat_map(|cell| {
+        let name = cell.name.as_str();
+        cell.scenarios.iter().map(move |run| (name, run))
     })
 }
 
+/// Whether the scenario run's service was forked from a preloader.
+fn forked(run: &ScenarioReport) -> bool {
+    run.timing.as_ref().is_some_and(|timing| timing.preloaded)
+}
+
 /// Every scenario run's verdict, and whether its service was forked.
-fn runs(report: &serde_json::Value) -> Vec<(String, String, String, bool)> {
+fn runs(report: &Report) -> Vec<(String, String, String, bool)> {
     each_run(report)
         .map(|(cell, run)| {
             (
                 cell.to_owned(),
-                run["scenario"].as_str().unwrap().to_owned(),
-                run["verdict"].as_str().unwrap().to_owned(),
-                run["timing"]["preloaded"].as_bool().unwrap_or(false),
+                run.scenario.clone(),
+                run.verdict.label().to_owned(),
+                forked(run),
             )
         })
         .collect()
@@ -45,10 +47,7 @@ fn forked_starts_of_the_auth_service_give_the_verdicts_of_cold_ones() {
         cold.stdout
     );
     let report = ctx.report();
-    assert_eq!(
-        report["run"]["service_start"],
-        "cold: asked for a cold start"
-    );
+    assert_eq!(report.run.service_start, "cold: asked for a cold start");
     let cold_runs = runs(&report);
     assert!(cold_runs.iter().all(|run| !run.3), "{cold_runs:?}");
 
@@ -57,7 +56,7 @@ fn forked_starts_of_the_auth_service_give_the_verdicts_of_cold_ones() {
     assert_eq!(forked.code, 1, "{}", forked.stdout);
     let report = ctx.report();
     assert_eq!(
-        report["run"]["service_start"],
+        report.run.service_start,
         "forked from a preloaded interpreter, checked against cold starts",
         "{}",
         forked.stdout
@@ -73,7 +72,10 @@ fn forked_starts_of_the_auth_service_give_the_verdicts_of_cold_ones() {
     for (cell, scenario, _, preloaded) in &forked_runs {
         assert_eq!(*preloaded, cell != "baseline", "{cell} {scenario}");
     }
-    assert_eq!(verdict(&report, "bcrypt 5.0.0", "long-password"), "changed");
+    assert_eq!(
+        verdict(&report, "bcrypt 5.0.0", "long-password"),
+        Verdict::Changed
+    );
 }
 
 #[test]
@@ -102,24 +104,18 @@ fn a_library_that_reads_the_environment_at_import_turns_preloading_off() {
         "{said}"
     );
     let report = ctx.report();
-    let said = report["run"]["service_start"].as_str().unwrap();
+    let said = report.run.service_start.as_str();
     assert!(said.starts_with("cold: scenario run `metrics`"), "{said}");
     assert!(
         runs(&report).iter().all(|run| !run.3),
-        "nothing forked after the difference: {report}"
+        "nothing forked after the difference: {report:?}"
     );
-    assert!(
-        report["nondeterministic"].as_array().unwrap().is_empty(),
-        "{report}"
-    );
+    assert!(report.nondeterministic.is_empty(), "{report:?}");
 
     // Reusing the recorded baseline keeps what its check found.
     let again = ctx.run(&[]);
     assert_eq!(again.code, 0, "{}", again.stdout);
-    let said = ctx.report()["run"]["service_start"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let said = ctx.report().run.service_start.as_str().to_owned();
     assert!(said.starts_with("cold: scenario run `metrics`"), "{said}");
 
     // Forced, unchecked, the library's import-time read shows as a change.
@@ -128,7 +124,10 @@ fn a_library_that_reads_the_environment_at_import_turns_preloading_off() {
     });
     let forced = ctx.run(&["--no-cache"]);
     assert_eq!(forced.code, 1, "{}", forced.stdout);
-    assert_eq!(verdict(&ctx.report(), "baseline", "metrics"), "changed");
+    assert_eq!(
+        verdict(&ctx.report(), "baseline", "metrics"),
+        Verdict::Changed
+    );
     assert!(
         forced.stdout.contains("requests_created"),
         "{}",
@@ -137,14 +136,14 @@ fn a_library_that_reads_the_environment_at_import_turns_preloading_off() {
 }
 
 /// Each scenario run's verdict and summary, by cell.
-fn verdicts_and_summaries(report: &serde_json::Value) -> Vec<String> {
+fn verdicts_and_summaries(report: &Report) -> Vec<String> {
     each_run(report)
         .map(|(cell, run)| {
             format!(
                 "{cell} | {} | {} | {}",
-                run["scenario"].as_str().unwrap(),
-                run["verdict"].as_str().unwrap(),
-                run["summary"].as_str().unwrap_or("")
+                run.scenario,
+                run.verdict.label(),
+                run.summary.as_deref().unwrap_or("")
             )
         })
         .collect()
@@ -202,15 +201,15 @@ fn the_breaking_variants_give_the_same_verdicts_cold_and_forked() {
         assert_eq!(forked.code, 1, "{variant}: {}", forked.stdout);
         let forked_report = ctx.report();
         // A service that never started (a failed import) has no timing.
-        let started_cold = |report: &serde_json::Value| {
+        let started_cold = |report: &Report| {
             each_run(report)
-                .filter(|(_, run)| run["timing"]["preloaded"] == false)
+                .filter(|(_, run)| run.timing.as_ref().is_some_and(|timing| !timing.preloaded))
                 .count()
         };
         assert_eq!(
             started_cold(&forked_report),
             0,
-            "{variant}: every service forked: {forked_report}"
+            "{variant}: every service forked: {forked_report:?}"
         );
         assert_eq!(
             verdicts_and_summaries(&forked_report),
@@ -218,7 +217,7 @@ fn the_breaking_variants_give_the_same_verdicts_cold_and_forked() {
             "{variant}"
         );
         assert_eq!(
-            forked_report["interactions"], cold_report["interactions"],
+            forked_report.interactions, cold_report.interactions,
             "{variant}"
         );
     }
@@ -241,7 +240,7 @@ fn a_command_no_preloader_can_enter_is_said_to_start_cold() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let report = ctx.report();
     assert_eq!(
-        report["run"]["service_start"],
+        report.run.service_start,
         "cold: its command does not run a Python module or script"
     );
     let forked: Vec<_> = runs(&report).into_iter().filter(|run| run.3).collect();

@@ -1,6 +1,7 @@
 //! Requirements files as services write them: `-r` includes, `--hash`
 //! digests checked on install, and packages that must be built from source.
 
+use crate::common::Verdict;
 use crate::common::{TestContext, assert_no_service_left, cell_report, scenario_report, verdict};
 
 const AUTH: &str = "fixtures/python-service/requirements/auth.txt";
@@ -14,12 +15,15 @@ fn hashed_requirements_with_an_include_are_installed_hash_checked() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     let report = ctx.report();
     for scenario in ["health", "login", "long-password", "register"] {
-        assert_eq!(verdict(&report, "baseline", scenario), "pass");
+        assert_eq!(verdict(&report, "baseline", scenario), Verdict::Pass);
     }
-    assert_eq!(verdict(&report, "bcrypt 5.0.0", "long-password"), "changed");
+    assert_eq!(
+        verdict(&report, "bcrypt 5.0.0", "long-password"),
+        Verdict::Changed
+    );
     for cell in ["baseline", "bcrypt 5.0.0"] {
-        let environment = &cell_report(&report, cell)["environment"];
-        assert_eq!(environment["hash_checked"], true, "{cell}: {environment}");
+        let environment = cell_report(&report, cell).environment.as_ref().unwrap();
+        assert!(environment.hash_checked, "{cell}: {environment:?}");
     }
     assert_no_service_left(&report);
 }
@@ -41,8 +45,8 @@ fn a_digest_that_does_not_match_the_download_fails_the_build_naming_the_package(
     assert_eq!(run.code, 1, "{}", run.stderr);
     let report = ctx.report();
     let refused = scenario_report(&report, "baseline", "login");
-    assert_eq!(refused["verdict"], "build-failed", "{refused}");
-    let explanation = refused["log_tail"].as_str().unwrap().to_lowercase();
+    assert_eq!(refused.verdict, Verdict::BuildFailed, "{refused:?}");
+    let explanation = refused.log_tail.as_deref().unwrap().to_lowercase();
     assert!(
         explanation.contains("bcrypt") && explanation.contains("hash mismatch"),
         "{explanation}"
@@ -76,11 +80,14 @@ fn a_package_built_from_source_is_listed_and_no_build_refuses_it() {
     let run = ctx.run(&[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let report = ctx.report();
-    let environment = &cell_report(&report, "baseline")["environment"];
+    let environment = cell_report(&report, "baseline")
+        .environment
+        .as_ref()
+        .unwrap();
     assert_eq!(
-        environment["built_from_source"],
-        serde_json::json!(["docopt 0.6.2"]),
-        "{environment}"
+        environment.built_from_source,
+        ["docopt 0.6.2"],
+        "{environment:?}"
     );
     assert!(
         run.stdout.contains("built from source") && run.stdout.contains("docopt 0.6.2"),
@@ -97,9 +104,9 @@ fn a_package_built_from_source_is_listed_and_no_build_refuses_it() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     let report = ctx.report();
     let refused = scenario_report(&report, "baseline", "login");
-    assert_eq!(refused["verdict"], "build-failed", "{refused}");
+    assert_eq!(refused.verdict, Verdict::BuildFailed, "{refused:?}");
     assert!(
-        refused["log_tail"].as_str().unwrap().contains("docopt"),
-        "{refused}"
+        refused.log_tail.as_deref().unwrap().contains("docopt"),
+        "{refused:?}"
     );
 }

@@ -5,6 +5,7 @@
 //! bad version; a harmless lock bump whose crate moves others along green.
 //! (Bisecting a break at run time on crates is `cargo_service.rs`'s.)
 
+use crate::common::Verdict;
 use crate::common::{TestContext, cell_report, scenario_report, verdict};
 
 fn auth_service() -> TestContext {
@@ -30,27 +31,39 @@ fn each_real_break_of_the_rust_auth_service_is_caught_explained_and_bisected() {
     crate::common::assert_readme_sample("The auth fixture's matrix (`--no-bisect`):", &run.stdout);
     let report = ctx.report();
     for scenario in ["health", "login", "register", "missing-config@no-secrets"] {
-        assert_eq!(verdict(&report, "baseline", scenario), "pass", "{scenario}");
         assert_eq!(
-            verdict(&report, "bcrypt 0.15.1", scenario),
-            "pass",
+            verdict(&report, "baseline", scenario),
+            Verdict::Pass,
             "{scenario}"
         );
-        assert_eq!(verdict(&report, "axum 0.8.9", scenario), "build-failed");
+        assert_eq!(
+            verdict(&report, "bcrypt 0.15.1", scenario),
+            Verdict::Pass,
+            "{scenario}"
+        );
+        assert_eq!(
+            verdict(&report, "axum 0.8.9", scenario),
+            Verdict::BuildFailed
+        );
     }
     // A patch inside the requirement raises nothing.
     assert!(
-        cell_report(&report, "bcrypt 0.15.1")["environment"]
-            .get("raised_requirements")
-            .is_none()
+        cell_report(&report, "bcrypt 0.15.1")
+            .environment
+            .as_ref()
+            .unwrap()
+            .raised_requirements
+            .is_empty()
     );
 
     // The build break: the requirement raised, then the compiler's first
     // error, in the service's own code.
     let build = scenario_report(&report, "axum 0.8.9", "health");
     assert_eq!(
-        build["summary"],
-        "cargo build with axum \"0.7.5\" → \"=0.8.9\" in Cargo.toml: error[E0433]: cannot find `async_trait` in `axum` (in the service's code: src/main.rs:152:9)"
+        build.summary.as_deref(),
+        Some(
+            "cargo build with axum \"0.7.5\" → \"=0.8.9\" in Cargo.toml: error[E0433]: cannot find `async_trait` in `axum` (in the service's code: src/main.rs:152:9)"
+        )
     );
 
     // A cell that did not build is in the footer of raised requirements too.
@@ -63,21 +76,30 @@ fn each_real_break_of_the_rust_auth_service_is_caught_explained_and_bisected() {
     );
 
     // The behaviour change: 9.0 rejects a token naming an audience.
-    assert_eq!(verdict(&report, "jsonwebtoken 9.3.1", "login"), "changed");
     assert_eq!(
-        scenario_report(&report, "jsonwebtoken 9.3.1", "login")["summary"],
-        "step `me with the token`: 200 OK → 401 Unauthorized"
+        verdict(&report, "jsonwebtoken 9.3.1", "login"),
+        Verdict::Changed
     );
     assert_eq!(
-        cell_report(&report, "jsonwebtoken 9.3.1")["environment"]["raised_requirements"],
-        serde_json::json!(["jsonwebtoken \"8.3.0\" → \"=9.3.1\" in Cargo.toml"])
+        scenario_report(&report, "jsonwebtoken 9.3.1", "login")
+            .summary
+            .as_deref(),
+        Some("step `me with the token`: 200 OK → 401 Unauthorized")
+    );
+    assert_eq!(
+        cell_report(&report, "jsonwebtoken 9.3.1")
+            .environment
+            .as_ref()
+            .unwrap()
+            .raised_requirements,
+        ["jsonwebtoken \"8.3.0\" → \"=9.3.1\" in Cargo.toml"]
     );
 
     // The panic: 10.0 without a crypto backend feature panics on the first
     // token it signs; the client gets no answer, the log says why.
     let panicked = scenario_report(&report, "jsonwebtoken 10.4.0", "login");
-    assert_eq!(panicked["verdict"], "changed");
-    let summary = panicked["summary"].as_str().unwrap();
+    assert_eq!(panicked.verdict, Verdict::Changed);
+    let summary = panicked.summary.as_deref().unwrap();
     assert!(
         summary.starts_with("step `good password` (scenarios/login.toml:17): no response")
             && summary.contains(
@@ -85,7 +107,10 @@ fn each_real_break_of_the_rust_auth_service_is_caught_explained_and_bisected() {
             ),
         "{summary}"
     );
-    assert_eq!(verdict(&report, "jsonwebtoken 10.4.0", "register"), "pass");
+    assert_eq!(
+        verdict(&report, "jsonwebtoken 10.4.0", "register"),
+        Verdict::Pass
+    );
 
     // The build break bisected over the registry's versions, each probe
     // with its requirement raised.
@@ -127,14 +152,14 @@ fn a_lock_bump_of_tokio_alone_is_one_cell_and_green() {
     for scenario in ["health", "login", "register", "missing-config@no-secrets"] {
         assert_eq!(
             verdict(&report, "tokio 1.54.1", scenario),
-            "pass",
+            Verdict::Pass,
             "{scenario}"
         );
     }
     let mio = crate::common::version_change(cell_report(&report, "tokio 1.54.1"), "mio");
     assert_eq!(
-        (&mio["before"], &mio["after"]),
-        (&"0.8.11".into(), &"1.2.5".into())
+        (mio.before.as_deref(), mio.after.as_deref()),
+        (Some("0.8.11"), Some("1.2.5"))
     );
     let skipped = crate::common::skipped(&report);
     assert!(
@@ -145,7 +170,7 @@ fn a_lock_bump_of_tokio_alone_is_one_cell_and_green() {
         "{skipped:?}"
     );
     // The lock as the change made it: the whole change is this one cell.
-    assert_eq!(cell_report(&report, "tokio 1.54.1")["id"], "tokio-1.54.1");
+    assert_eq!(cell_report(&report, "tokio 1.54.1").id, "tokio-1.54.1");
     assert!(
         !skipped.iter().any(|line| line.contains("whole change")),
         "{skipped:?}"
@@ -180,19 +205,18 @@ fn no_failing_jsonwebtoken_is_called_safe_and_its_two_breaks_are_bisected_apart(
     let report = ctx.report();
     assert_eq!(
         verdict(&report, "jsonwebtoken 12.0.0", "login"),
-        "build-failed"
+        Verdict::BuildFailed
     );
-    let safe = report["newest_safe"]
-        .as_array()
-        .unwrap()
+    let safe = report
+        .newest_safe
         .iter()
-        .find(|safe| safe["package"] == "jsonwebtoken")
-        .unwrap_or_else(|| panic!("{}", report["newest_safe"]));
+        .find(|safe| safe.package == "jsonwebtoken")
+        .unwrap_or_else(|| panic!("{:?}", report.newest_safe));
     // 9.3.1 and 10.4.0 build and change answers, 12.0.0 does not build:
     // the newest version that builds is no safe one.
-    assert_eq!(safe["newest_tried"], "12.0.0", "{safe}");
-    assert_eq!(safe["newest_safe"], "8.3.0", "{safe}");
-    assert_eq!(safe["first_bad"], "10.0.0", "{safe}");
+    assert_eq!(safe.newest_tried, "12.0.0", "{safe:?}");
+    assert_eq!(safe.newest_safe, "8.3.0", "{safe:?}");
+    assert_eq!(safe.first_bad.as_deref(), Some("10.0.0"), "{safe:?}");
     assert!(
         run.stdout.contains(
             "↳ jsonwebtoken: newest safe version 8.3.0; first bad 10.0.0 (breaks the build;"
@@ -207,48 +231,38 @@ fn no_failing_jsonwebtoken_is_called_safe_and_its_two_breaks_are_bisected_apart(
         "`upgrade-check bisect jsonwebtoken --to 10.4.0`:",
         &bisect.stdout,
     );
-    let bisected: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(ctx.path("state/report/bisect.json")).unwrap())
-            .unwrap();
-    let breaks = bisected["breaks"].as_array().unwrap();
-    let answers: Vec<(&str, &str)> = breaks
+    let bisected = crate::common::bisect_report(&ctx);
+    let breaks = &bisected.breaks;
+    let answers: Vec<(&str, Option<&str>)> = breaks
         .iter()
-        .map(|found| {
-            (
-                found["last_good"].as_str().unwrap(),
-                found["first_bad"].as_str().unwrap(),
-            )
-        })
+        .map(|found| (found.last_good.as_str(), found.first_bad.as_deref()))
         .collect();
     assert_eq!(
         answers,
-        [("8.3.0", "9.0.0"), ("9.3.1", "10.3.0")],
-        "{bisected}"
+        [("8.3.0", Some("9.0.0")), ("9.3.1", Some("10.3.0"))],
+        "{bisected:?}"
     );
     assert_eq!(
-        breaks[0]["failures"],
-        serde_json::json!(["login: step `me with the token`: 200 OK → 401 Unauthorized"])
+        breaks[0].failures,
+        ["login: step `me with the token`: 200 OK → 401 Unauthorized"]
     );
-    let panicked = breaks[1]["failures"][0].as_str().unwrap();
+    let panicked = breaks[1].failures[0].as_str();
     assert!(
         panicked.starts_with("login: step `good password`")
             && panicked.contains("the service panicked"),
         "{panicked}"
     );
-    assert_eq!(
-        breaks[1]["unknown_between"],
-        serde_json::json!(["10.0.0", "10.1.0", "10.2.0"])
-    );
-    for reason in breaks[1]["not_built"].as_array().unwrap() {
+    assert_eq!(breaks[1].unknown_between, ["10.0.0", "10.1.0", "10.2.0"]);
+    for reason in &breaks[1].not_built {
         assert!(
-            reason.as_str().unwrap().contains(
+            reason.contains(
                 "error: at least one of the features \"rust_crypto\" or \"aws_lc_rs\" must be enabled"
             ),
             "{reason}"
         );
     }
     // The earliest break stays where scripts read it.
-    assert_eq!(bisected["first_bad"], "9.0.0");
+    assert_eq!(bisected.first_bad.as_deref(), Some("9.0.0"));
 }
 
 /// A pull request raising jsonwebtoken's requirement from 8 to 10 in
@@ -279,11 +293,21 @@ fn a_cargo_toml_bump_of_jsonwebtoken_is_blamed_on_jsonwebtoken_not_what_moved_wi
         crate::common::cell_names(&report),
         ["baseline", "jsonwebtoken 10.4.0"]
     );
-    assert_eq!(verdict(&report, "jsonwebtoken 10.4.0", "login"), "changed");
-    assert_eq!(verdict(&report, "jsonwebtoken 10.4.0", "register"), "pass");
+    assert_eq!(
+        verdict(&report, "jsonwebtoken 10.4.0", "login"),
+        Verdict::Changed
+    );
+    assert_eq!(
+        verdict(&report, "jsonwebtoken 10.4.0", "register"),
+        Verdict::Pass
+    );
     let cell = cell_report(&report, "jsonwebtoken 10.4.0");
     let base64 = crate::common::version_change(cell, "base64");
-    assert_eq!(base64["after"], "0.21.7, 0.22.1", "{base64}");
+    assert_eq!(
+        base64.after.as_deref(),
+        Some("0.21.7, 0.22.1"),
+        "{base64:?}"
+    );
     assert!(
         run.stdout
             .contains("jsonwebtoken 10.4.0 breaks login: the service panicked"),

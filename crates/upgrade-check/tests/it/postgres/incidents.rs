@@ -2,6 +2,7 @@
 //!
 //! Real packages from the index and a real PostgreSQL cluster started by the harness.
 
+use crate::common::Verdict;
 use crate::common::{TestContext, assert_no_service_left, cell_report, scenario_report, verdict};
 
 const DEFAULT_SCENARIOS: [&str; 4] = ["health", "login", "long-password", "register"];
@@ -23,29 +24,23 @@ fn inc_001_passlib_warns_on_bcrypt_4_and_breaks_on_bcrypt_5() {
     for scenario in DEFAULT_SCENARIOS {
         assert_eq!(
             verdict(&report, "baseline", scenario),
-            "pass",
+            Verdict::Pass,
             "baseline {scenario}"
         );
         assert_eq!(
             verdict(&report, "bcrypt 4.1.2", scenario),
-            "pass",
+            Verdict::Pass,
             "bcrypt 4.1.2 {scenario}"
         );
     }
     // 4.1.2 passes, but its new stderr output is surfaced as a warning.
-    let warned = cell_report(&report, "bcrypt 4.1.2")["new_warnings"].to_string();
+    let warned = format!("{:?}", cell_report(&report, "bcrypt 4.1.2").new_warnings);
     assert!(
         warned.contains("(trapped) error reading bcrypt version"),
         "{warned}"
     );
     assert!(warned.contains("has no attribute '__about__'"), "{warned}");
-    assert_eq!(
-        cell_report(&report, "baseline")["new_warnings"]
-            .as_array()
-            .unwrap()
-            .len(),
-        0
-    );
+    assert_eq!(cell_report(&report, "baseline").new_warnings.len(), 0);
     assert!(
         run.stdout
             .contains("bcrypt 4.1.2 · new output the baseline does not print"),
@@ -55,17 +50,19 @@ fn inc_001_passlib_warns_on_bcrypt_4_and_breaks_on_bcrypt_5() {
     // 5.0.0: every hash fails, so login and register answer 500.
     for scenario in ["login", "register"] {
         let broken = scenario_report(&report, "bcrypt 5.0.0", scenario);
-        assert_eq!(broken["verdict"], "changed", "{broken}");
+        assert_eq!(broken.verdict, Verdict::Changed, "{broken:?}");
         assert!(
-            broken["summary"]
-                .as_str()
+            broken
+                .summary
+                .as_deref()
                 .unwrap()
                 .contains("500 Internal Server Error"),
-            "{broken}"
+            "{broken:?}"
         );
         assert!(
-            broken["log_tail"]
-                .as_str()
+            broken
+                .log_tail
+                .as_deref()
                 .unwrap()
                 .contains("password cannot be longer than 72 bytes")
         );
@@ -96,16 +93,16 @@ fn inc_001_as_reported_is_a_broken_baseline_not_an_upgrade() {
     let report = ctx.report();
     // bcrypt 3.2.0 raises TypeError for a str hash too.
     let login = scenario_report(&report, "baseline", "login");
-    assert_eq!(login["verdict"], "changed");
+    assert_eq!(login.verdict, Verdict::Changed);
     assert!(
-        login["log_tail"].as_str().unwrap().contains("TypeError"),
-        "{login}"
+        login.log_tail.as_deref().unwrap().contains("TypeError"),
+        "{login:?}"
     );
     for cell in ["bcrypt 4.1.2", "pyjwt 2.8.0"] {
         let failing = scenario_report(&report, cell, "login");
-        assert_eq!(failing["verdict"], "changed");
-        assert_eq!(
-            failing["same_as_baseline"], true,
+        assert_eq!(failing.verdict, Verdict::Changed);
+        assert!(
+            failing.same_as_baseline,
             "{cell} fails exactly like the baseline"
         );
     }
@@ -150,26 +147,30 @@ fn inc_002_renamed_database_variables_are_caught_on_postgres() {
     let report = ctx.report();
     // Dev (SQLite) never reads the database variables.
     for scenario in DEFAULT_SCENARIOS {
-        assert_eq!(verdict(&report, "baseline", scenario), "pass");
+        assert_eq!(verdict(&report, "baseline", scenario), Verdict::Pass);
     }
     // Staging starts, then every database-backed step answers 500.
     let staging = scenario_report(&report, "baseline", "staging@staging");
-    assert_eq!(staging["verdict"], "changed");
+    assert_eq!(staging.verdict, Verdict::Changed);
     assert!(
-        staging["diff"]
-            .as_str()
+        staging
+            .diff
+            .as_deref()
             .unwrap()
             .contains("+< 500 Internal Server Error"),
-        "{staging}"
+        "{staging:?}"
     );
     assert!(
-        staging["log_tail"].as_str().unwrap().contains("localhost"),
+        staging.log_tail.as_deref().unwrap().contains("localhost"),
         "the log shows where it connected"
     );
     // Without DB_PASS the fixed service refuses to start; this one starts.
     let missing = scenario_report(&report, "baseline", "staging@staging-no-db-pass");
-    assert_eq!(missing["verdict"], "changed");
-    assert_eq!(missing["summary"], "startup: refused → started");
+    assert_eq!(missing.verdict, Verdict::Changed);
+    assert_eq!(
+        missing.summary.as_deref(),
+        Some("startup: refused → started")
+    );
     assert_no_service_left(&report);
 }
 
@@ -181,10 +182,13 @@ fn the_fixed_service_serves_on_postgres_and_names_a_missing_variable() {
     let run = ctx.run(&[]);
     assert_eq!(run.code, 0, "the baseline matches every accepted snapshot");
     let report = ctx.report();
-    assert_eq!(verdict(&report, "baseline", "staging@staging"), "pass");
+    assert_eq!(
+        verdict(&report, "baseline", "staging@staging"),
+        Verdict::Pass
+    );
     assert_eq!(
         verdict(&report, "psycopg2-binary 2.9.9", "staging@staging"),
-        "pass"
+        Verdict::Pass
     );
     // The cluster the harness started is stopped and deleted at the end of the run.
     let cluster = run
@@ -201,7 +205,7 @@ fn the_fixed_service_serves_on_postgres_and_names_a_missing_variable() {
 
     assert_eq!(
         verdict(&report, "baseline", "staging@staging-no-db-pass"),
-        "pass"
+        Verdict::Pass
     );
     // The accepted outcome names the missing variable.
     let accepted =
@@ -240,19 +244,27 @@ fn inc_003_json_encoder_fails_to_start_on_flask_2_3_and_3_0() {
     for scenario in DEFAULT_SCENARIOS {
         assert_eq!(
             verdict(&report, "baseline", scenario),
-            "pass",
+            Verdict::Pass,
             "Flask 2.2.5 still has JSONEncoder"
         );
-        assert_eq!(verdict(&report, "flask 2.3.3", scenario), "startup-failed");
-        assert_eq!(verdict(&report, "flask 3.0.3", scenario), "startup-failed");
+        assert_eq!(
+            verdict(&report, "flask 2.3.3", scenario),
+            Verdict::StartupFailed
+        );
+        assert_eq!(
+            verdict(&report, "flask 3.0.3", scenario),
+            Verdict::StartupFailed
+        );
     }
     let failed = scenario_report(&report, "flask 2.3.3", "health");
     // The one-line summary names the error, not only the exit.
     assert_eq!(
-        failed["summary"],
-        "the service exited during startup (exit status: 1): ImportError: cannot import name 'JSONEncoder' from 'flask.json' ([venv]/lib/python3.11/site-packages/flask/json/__init__.py)"
+        failed.summary.as_deref(),
+        Some(
+            "the service exited during startup (exit status: 1): ImportError: cannot import name 'JSONEncoder' from 'flask.json' ([venv]/lib/python3.11/site-packages/flask/json/__init__.py)"
+        )
     );
-    let log = failed["log_tail"].as_str().unwrap();
+    let log = failed.log_tail.as_deref().unwrap();
     assert!(
         log.contains("ImportError") && log.contains("JSONEncoder"),
         "{log}"
@@ -277,15 +289,19 @@ fn a_hard_coded_jwt_secret_is_a_security_finding() {
     );
     let report = ctx.report();
     let finding = scenario_report(&report, "baseline", "jwt-secret@staging-no-jwt-secret");
-    assert_eq!(finding["verdict"], "changed");
-    assert_eq!(finding["security"], true);
-    assert_eq!(finding["summary"], "startup: refused → started");
+    assert_eq!(finding.verdict, Verdict::Changed);
+    assert!(finding.security);
+    assert_eq!(
+        finding.summary.as_deref(),
+        Some("startup: refused → started")
+    );
     assert!(
-        finding["diff"]
-            .as_str()
+        finding
+            .diff
+            .as_deref()
             .unwrap()
             .contains("+<   \"access_token\": \"[jwt]\""),
-        "tokens are issued: {finding}"
+        "tokens are issued: {finding:?}"
     );
     assert!(run.stdout.contains("[security]"), "{}", run.stdout);
 }
@@ -311,20 +327,19 @@ fn a_server_named_by_database_url_gets_its_databases_created_and_dropped() {
         "no cluster of its own was started"
     );
     let report = ctx.report();
-    assert_eq!(verdict(&report, "baseline", "staging@staging"), "pass");
+    assert_eq!(
+        verdict(&report, "baseline", "staging@staging"),
+        Verdict::Pass
+    );
     // The first run on PostgreSQL waited for its database; later ones took
     // one made ahead.
-    let waits: Vec<(u64, bool)> = report["cells"]
-        .as_array()
-        .unwrap()
+    let waits: Vec<(u64, bool)> = report
+        .cells
         .iter()
-        .flat_map(|cell| cell["scenarios"].as_array().unwrap())
+        .flat_map(|cell| &cell.scenarios)
         .filter_map(|run| {
-            let timing = &run["timing"];
-            Some((
-                timing["database_ms"].as_u64()?,
-                timing["database_made_ahead"].as_bool().unwrap_or(false),
-            ))
+            let timing = run.timing.as_ref()?;
+            Some((timing.database_ms?, timing.database_made_ahead))
         })
         .collect();
     assert!(

@@ -2,6 +2,7 @@
 //! own files beside or inside the service, nothing of theirs taken for source.
 
 use crate::common::TestContext;
+use crate::common::Verdict;
 
 /// The hostile fixture's service with its config, scenarios and snapshots
 /// inside the service's own folder (`root = "."`).
@@ -36,11 +37,8 @@ fn the_harness_files_inside_the_service_tree_are_not_its_source() {
     assert_eq!(run(&["--no-noise-check"]).code, 0);
     // Whether the last run took the baseline's recorded result.
     let reused = || {
-        let report: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(state.join("report/report.json")).unwrap(),
-        )
-        .unwrap();
-        crate::common::cell_report(&report, "baseline")["result_reused"] == true
+        let report = crate::common::report_at(&state.join("report/report.json"));
+        crate::common::cell_report(&report, "baseline").result_reused
     };
     assert!(reused(), "nothing changed");
     // A pending snapshot beside the accepted ones is what a run writes, not source.
@@ -89,8 +87,11 @@ fn setup_commands_run_on_each_fresh_database_before_the_service_starts() {
         "{log}"
     );
     let report = ctx.report();
-    let timing = &crate::common::scenario_report(&report, "baseline", "seeded")["timing"];
-    assert!(timing["setup_ms"].as_u64().unwrap() > 0, "{timing}");
+    let timing = crate::common::scenario_report(&report, "baseline", "seeded")
+        .timing
+        .as_ref()
+        .unwrap();
+    assert!(timing.setup_ms > 0, "{timing:?}");
 }
 
 #[test]
@@ -103,19 +104,20 @@ fn a_failing_setup_command_is_a_startup_failure_with_its_output() {
     assert_eq!(run.code, 1);
     let report = ctx.report();
     let seeded = crate::common::scenario_report(&report, "baseline", "seeded");
-    assert_eq!(seeded["verdict"], "startup-failed");
-    let summary = seeded["summary"].as_str().unwrap();
+    assert_eq!(seeded.verdict, Verdict::StartupFailed);
+    let summary = seeded.summary.as_deref().unwrap();
     assert!(
         summary.starts_with("setup command `")
             && summary.ends_with("failed (exit status: 1): seeding failed: no such table: users"),
         "{summary}"
     );
     assert!(
-        seeded["log_tail"]
-            .as_str()
+        seeded
+            .log_tail
+            .as_deref()
             .unwrap()
             .contains("seeding failed: no such table: users"),
-        "{seeded}"
+        "{seeded:?}"
     );
 }
 
@@ -200,13 +202,12 @@ fn a_warning_that_differs_only_by_port_pid_and_address_is_not_new_output() {
     assert_eq!(run.code, 0, "{}", run.stdout);
     let report = ctx.report();
     let six = crate::common::cell_report(&report, "six 1.17.0");
-    assert_eq!(six["new_warnings"], serde_json::json!([]), "{six}");
+    assert_eq!(six.new_warnings, Vec::<String>::new(), "{six:?}");
     let health = crate::common::scenario_report(&report, "six 1.17.0", "health");
     assert!(
-        health["warnings"][0]
+        health.warnings[0]
             .as_str()
-            .unwrap()
             .contains("laddr=('[ip]', [port])> at 0x[address] in pid [pid]"),
-        "{health}"
+        "{health:?}"
     );
 }

@@ -6,6 +6,7 @@
 //! the service here is the cargo fixture with its snapshots kept in its
 //! crate (`service/snapshots`), as a Rust team lays them out.
 
+use crate::common::Verdict;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Command;
@@ -131,8 +132,11 @@ fn a_pending_snapshot_accepted_with_cargo_insta_turns_the_check_green() {
     let green = ctx.run(&["--since", "HEAD~2", "--no-bisect"]);
     assert_eq!(green.code, 0, "{}\n{}", green.stdout, green.stderr);
     let report = ctx.report();
-    assert_eq!(verdict(&report, "baseline", "files"), "pass");
-    assert_eq!(verdict(&report, "mime_guess 2.0.5", "files"), "accepted");
+    assert_eq!(verdict(&report, "baseline", "files"), Verdict::Pass);
+    assert_eq!(
+        verdict(&report, "mime_guess 2.0.5", "files"),
+        Verdict::Accepted
+    );
     assert!(
         green
             .stdout

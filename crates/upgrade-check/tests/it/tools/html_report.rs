@@ -167,21 +167,17 @@ async fn clicking_a_failing_square_shows_its_diff() {
     // The same report, with hostile text wherever a service or a scenario can
     // put text: the page shows it as text, and no script of theirs runs.
     let hostile = "{{data}}{{title}}</script><script>window.pwned = 1</script><img src=x onerror=\"window.pwned = 2\">";
-    let mut data: Value = serde_json::from_str(
-        &std::fs::read_to_string(ctx.path("state/report/report.json")).unwrap(),
-    )
-    .unwrap();
-    for cell in data["cells"].as_array_mut().unwrap() {
-        for scenario in cell["scenarios"].as_array_mut().unwrap() {
-            if scenario["verdict"] == "changed" {
-                scenario["summary"] = json!(hostile);
-                scenario["log_tail"] = json!(hostile);
-                scenario["diff"] = json!(format!("+< {hostile}"));
+    let mut report = crate::common::report_at(&ctx.path("state/report/report.json"));
+    for cell in &mut report.cells {
+        for scenario in &mut cell.scenarios {
+            if scenario.verdict == crate::common::Verdict::Changed {
+                scenario.summary = Some(hostile.to_owned());
+                scenario.log_tail = Some(hostile.to_owned());
+                scenario.diff = Some(format!("+< {hostile}"));
             }
         }
     }
-    data["cells"][1]["scenarios"][0]["scenario"] = json!(hostile);
-    let report: upgrade_check_core::model::report::Report = serde_json::from_value(data).unwrap();
+    report.cells[1].scenarios[0].scenario = hostile.to_owned();
     let hostile_page = ctx.path("hostile.html");
     std::fs::write(
         &hostile_page,

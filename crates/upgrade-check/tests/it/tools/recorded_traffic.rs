@@ -5,6 +5,7 @@
 //! hand-written login scenario's for the same steps; bcrypt 5.0.0 is caught
 //! through the recording.
 
+use crate::common::Verdict;
 use std::io::BufRead as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -158,9 +159,12 @@ fn exchanges(snapshot: &Path) -> Vec<String> {
 fn service_on_the_baseline(ctx: &TestContext) -> (Child, u16) {
     let accepted = ctx.run(&["--accept", "--no-noise-check"]);
     assert_eq!(accepted.code, 0, "{}", accepted.stderr);
-    let environment = ctx.report()["cells"][0]["environment"]["id"]
-        .as_str()
+    let environment = ctx.report().cells[0]
+        .environment
+        .as_ref()
         .unwrap()
+        .id
+        .as_str()
         .to_owned();
     let python = shared_cache()
         .join("envs")
@@ -197,7 +201,10 @@ fn answers_as_login_and_catches_bcrypt_5(ctx: &TestContext, name: &str) {
     ctx.set_matrix(r#"bcrypt = ["5.0.0"]"#);
     let run = ctx.run(&["--no-bisect", "--no-noise-check"]);
     assert_eq!(run.code, 1, "{}", run.stdout);
-    assert_eq!(verdict(&ctx.report(), "bcrypt 5.0.0", name), "changed");
+    assert_eq!(
+        verdict(&ctx.report(), "bcrypt 5.0.0", name),
+        Verdict::Changed
+    );
 }
 
 #[test]
