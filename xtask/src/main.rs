@@ -153,7 +153,10 @@ fn bench(
     };
     let config_dir = config.parent().unwrap_or(Path::new("")).to_owned();
     let options = Options {
-        state_dir,
+        folders: core::Folders {
+            state: state_dir,
+            ..core::Folders::default()
+        },
         ..Options::default()
     };
     let dirs = core::state_dirs(&options, &config_dir)?;

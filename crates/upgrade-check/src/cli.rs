@@ -10,7 +10,7 @@ use std::io::IsTerminal as _;
 use clap::{Args, Parser, Subcommand};
 use upgrade_check_core::config::StartMode;
 use upgrade_check_core::model::setting::{Setting, SettingError};
-use upgrade_check_core::{Action, Options};
+use upgrade_check_core::{Acceptance, Action, CheckSettings, Folders, Options};
 
 /// When to colour the summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -500,32 +500,22 @@ impl GlobalArgs {
         Options {
             invoked_as: crate::invoked_as(),
             action,
-            shard: None,
-            config: self.config.clone(),
-            scenarios: Vec::new(),
-            accept: false,
-            accept_unhealthy: false,
-            jobs: None,
-            state_dir: self.state_dir.clone(),
-            cache_dir: self.cache_dir.clone(),
-            database_url: None,
-            overlay: None,
-            no_build: false,
-            deny_warnings: false,
-            no_noise_check: false,
-            no_bisect: false,
-            no_cache: false,
+            folders: Folders {
+                config: self.config.clone(),
+                state: self.state_dir.clone(),
+                cache: self.cache_dir.clone(),
+            },
             offline: self.offline,
-            since: None,
-            start: None,
+            ..Options::default()
         }
     }
 }
 
 impl CheckArgs {
-    /// `options` with these set.
-    pub fn apply(&self, options: Options) -> Options {
-        Options {
+    /// The library's check settings these ask for.
+    pub fn settings(&self) -> CheckSettings {
+        CheckSettings {
+            scenarios: Vec::new(),
             overlay: self.overlay.clone(),
             database_url: self.database_url.clone(),
             no_noise_check: self.no_noise_check,
@@ -533,7 +523,6 @@ impl CheckArgs {
             jobs: self.jobs,
             no_build: self.no_build,
             no_cache: self.no_cache,
-            ..options
         }
     }
 }
@@ -543,12 +532,14 @@ impl RunArgs {
     /// resolved apart (`auto` reads the CI's variables).
     pub fn apply(&self, options: Options) -> Options {
         Options {
-            accept: self.accept,
-            accept_unhealthy: self.accept_unhealthy,
+            accept: self.accept.then_some(Acceptance {
+                unhealthy: self.accept_unhealthy,
+            }),
             since: self.since.clone(),
             no_bisect: self.no_bisect,
             deny_warnings: self.deny_warnings,
-            ..self.check.apply(options)
+            check: self.check.settings(),
+            ..options
         }
     }
 }

@@ -53,6 +53,7 @@ pub enum Action {
         /// `PACKAGE VERSION`, as typed.
         cell: String,
         scenarios: Vec<String>,
+        acceptance: Acceptance,
     },
 }
 
@@ -85,44 +86,64 @@ pub struct Options {
     /// upgrade-check`): the reports' hints and reproduce command say it so.
     pub invoked_as: String,
     pub action: Action,
+    pub folders: Folders,
+    /// Never reach the package index; use cached resolutions, environments and downloads.
+    pub offline: bool,
+    pub check: CheckSettings,
+    /// Pull-request mode: the baseline file at this git ref is the baseline.
+    pub since: Option<String>,
+    /// Take the baseline's answers as the reference instead of judging them.
+    pub accept: Option<Acceptance>,
     /// Run only shard `K` of `N` (1-based) and write a partial result.
     pub shard: Option<(usize, usize)>,
+    /// Do not bisect packages whose newest candidate fails.
+    pub no_bisect: bool,
+    /// New warnings fail the run, not only the scenarios that changed.
+    pub deny_warnings: bool,
+}
+
+/// Where a check's files are; each `None` is found or defaulted.
+#[derive(Debug, Clone, Default)]
+pub struct Folders {
+    /// The config file; else found from the current folder upwards.
     pub config: Option<PathBuf>,
+    pub state: Option<PathBuf>,
+    pub cache: Option<PathBuf>,
+}
+
+/// How scenarios are run and judged, alike for a run of the plan, a
+/// bisection and one cell's accept.
+#[derive(Debug, Clone, Default)]
+pub struct CheckSettings {
     /// Only these scenarios (by file stem); empty: every one.
     pub scenarios: Vec<String>,
-    pub accept: bool,
-    /// With `accept`: take a baseline that answers 5xx or logs a traceback.
-    pub accept_unhealthy: bool,
     pub jobs: Option<usize>,
-    pub state_dir: Option<PathBuf>,
-    pub cache_dir: Option<PathBuf>,
     /// A PostgreSQL server to use instead of starting one.
     pub database_url: Option<String>,
     /// Files laid over a copy of the service before anything runs.
     pub overlay: Option<PathBuf>,
     /// Install wheels only: no package's build code runs.
     pub no_build: bool,
-    /// New warnings fail the run, not only the scenarios that changed.
-    pub deny_warnings: bool,
     /// Replay the baseline once, not twice: faster, but blind to noise.
     pub no_noise_check: bool,
-    /// Do not bisect packages whose newest candidate fails.
-    pub no_bisect: bool,
     /// Run every cell even when a recorded result's inputs are unchanged.
     pub no_cache: bool,
-    /// Never reach the package index; use cached resolutions, environments and downloads.
-    pub offline: bool,
-    /// Pull-request mode: the baseline file at this git ref is the baseline.
-    pub since: Option<String>,
     /// How Python services start, instead of the config's `service.start`.
     pub start: Option<config::StartMode>,
+}
+
+/// Taking answers as the reference.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Acceptance {
+    /// Even answers that are unhealthy: a 5xx, or a traceback in the log.
+    pub unhealthy: bool,
 }
 
 impl Options {
     /// The config file: the one named, else the one found from the current
     /// folder upwards.
     pub fn config_path(&self) -> anyhow::Result<PathBuf> {
-        match &self.config {
+        match &self.folders.config {
             Some(path) => Ok(path.clone()),
             None => config::discover(),
         }
@@ -233,13 +254,16 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
                 during: "; nothing accepted",
             });
         }
-        return accept::alternatives(&ctx, &outcomes, pin, keys, options.accept_unhealthy)
+        let Action::AcceptAlternative { acceptance, .. } = options.action else {
+            unreachable!("an alternative is asked for by its action alone");
+        };
+        return accept::alternatives(&ctx, &outcomes, pin, keys, acceptance.unhealthy)
             .map(Finished::AcceptedAlternatives);
     }
     // A shard sees only its own cells: isolating and bisecting need them all.
     let mut found = FollowUp::default();
     let mut cancelled = cancelled;
-    if cancelled.is_none() && !options.accept && options.shard.is_none() {
+    if cancelled.is_none() && options.accept.is_none() && options.shard.is_none() {
         let bisect_with = Some(&index).filter(|_| !options.no_bisect);
         tokio::select! {
             done = follow_up(&ctx, &plan, &outcomes, bisect_with) => found = done,
@@ -300,12 +324,13 @@ struct Inputs {
 fn load(options: &Options, events: &Events) -> anyhow::Result<Inputs> {
     let config_path = options.config_path()?;
     let mut config = Config::load(&config_path)?;
-    if let Some(start) = options.start {
+    if let Some(start) = options.check.start {
         config.service.start = start;
     }
     let mut scenarios = scenario::load_dir(&config.replay.scenarios)?;
-    if !options.scenarios.is_empty() {
+    if !options.check.scenarios.is_empty() {
         if let Some(unknown) = options
+            .check
             .scenarios
             .iter()
             .find(|name| !scenarios.iter().any(|scenario| &scenario.name == *name))
@@ -315,7 +340,7 @@ fn load(options: &Options, events: &Events) -> anyhow::Result<Inputs> {
                 config.replay.scenarios.display()
             );
         }
-        scenarios.retain(|scenario| options.scenarios.contains(&scenario.name));
+        scenarios.retain(|scenario| options.check.scenarios.contains(&scenario.name));
     }
     snapshot::check_files(&config.replay.snapshots)?;
     for scenario in &scenarios {
@@ -327,7 +352,8 @@ fn load(options: &Options, events: &Events) -> anyhow::Result<Inputs> {
         ));
     }
     prepare::check_scenario_profiles(&config, &scenarios)?;
-    let accepts = options.accept || matches!(options.action, Action::AcceptAlternative { .. });
+    let accepts =
+        options.accept.is_some() || matches!(options.action, Action::AcceptAlternative { .. });
     if accepts {
         refuse_accepting_in_ci()?;
     }
@@ -369,8 +395,8 @@ fn claim_state(
             half_written: half_written.len(),
         });
     }
-    if let Some(overlay) = &options.overlay {
-        if options.accept {
+    if let Some(overlay) = &options.check.overlay {
+        if options.accept.is_some() {
             bail!("accepting takes the service as it is, with no overlay");
         }
         prepare::lay_over(&mut inputs.config, overlay, scratch.path())?;
@@ -465,7 +491,7 @@ async fn plan_check(
     let mut alternative = None;
     let plan = match &options.action {
         Action::Bisect(request) => {
-            if options.accept || options.since.is_some() {
+            if options.accept.is_some() || options.since.is_some() {
                 bail!(
                     "a bisection starts from the working tree's baseline: it accepts nothing and compares with no other ref"
                 );
@@ -480,8 +506,9 @@ async fn plan_check(
         Action::AcceptAlternative {
             cell,
             scenarios: wanted,
+            ..
         } => {
-            if options.accept || options.since.is_some() {
+            if options.accept.is_some() || options.since.is_some() {
                 bail!(
                     "an alternative is accepted from the working tree's baseline: with no other acceptance and no other ref"
                 );
@@ -505,7 +532,7 @@ async fn plan_check(
             cells: vec![Cell::baseline(&profile)],
             skipped: Vec::new(),
         },
-        Action::Run | Action::Plan if options.accept => match &tools.change {
+        Action::Run | Action::Plan if options.accept.is_some() => match &tools.change {
             Some((after, name)) => {
                 let changes = pr::changes(builder.baseline(), after);
                 let change = pr::plan(&changes, builder.baseline(), after, &profile)
@@ -628,19 +655,19 @@ async fn start(
         source,
         ..
     } = inputs;
-    let jobs = options.jobs.unwrap_or_else(default_jobs).max(1);
+    let jobs = options.check.jobs.unwrap_or_else(default_jobs).max(1);
     let databases = prepare::start_postgres(
         &config,
         &scenarios,
         plan,
-        options.database_url.as_deref(),
+        options.check.database_url.as_deref(),
         &dirs.cache.join("postgres"),
         jobs,
         &events,
     )
     .await?;
     // Accepting records nothing: its results become the snapshots.
-    let results_digest = if options.accept {
+    let results_digest = if options.accept.is_some() {
         None
     } else {
         Some(run::results::run_digest(
@@ -650,14 +677,14 @@ async fn start(
             &builder.toolchain(),
             &format!(
                 "noise-check={} no-build={} start={:?}",
-                !options.no_noise_check, options.no_build, config.service.start
+                !options.check.no_noise_check, options.check.no_build, config.service.start
             ),
             pin_files,
         )?)
     };
     // Pull-request mode judges the baseline by the base's own snapshots.
     let base_snapshots = match &options.since {
-        Some(git_ref) if !options.accept => {
+        Some(git_ref) if options.accept.is_none() => {
             let folder = scratch.path().join("base-snapshots");
             pr::snapshots_at(git_ref, &config.replay.snapshots, &folder)?;
             Some(folder)
@@ -670,14 +697,15 @@ async fn start(
     };
     let run_secret = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
     redact::register(&redact::Secrets::new([("run", run_secret.as_str())]));
-    let preloading = run::preloading::Preloading::new(&config, options.start.is_some());
+    let preloading = run::preloading::Preloading::new(&config, options.check.start.is_some());
     Ok(Arc::new(RunContext {
         settings: run::RunSettings {
             // What an accept writes is checked for being a doubtful reference.
-            accepting: options.accept || matches!(options.action, Action::AcceptAlternative { .. }),
-            check_noise: !options.accept && !options.no_noise_check,
+            accepting: options.accept.is_some()
+                || matches!(options.action, Action::AcceptAlternative { .. }),
+            check_noise: options.accept.is_none() && !options.check.no_noise_check,
             results_digest,
-            reuse_results: !options.no_cache,
+            reuse_results: !options.check.no_cache,
             base_snapshots,
             changed_snapshots,
             scratch: scratch.path().to_owned(),
@@ -911,10 +939,10 @@ fn run_info(ctx: &RunContext, config_path: &Path, options: &Options) -> RunInfo 
     if let Some(git_ref) = &options.since {
         reproduce.push(format!("--since {git_ref}"));
     }
-    if let Some(overlay) = &options.overlay {
+    if let Some(overlay) = &options.check.overlay {
         reproduce.push(format!("--overlay {}", overlay.display()));
     }
-    if options.accept {
+    if options.accept.is_some() {
         reproduce.push("--accept".to_owned());
     }
     RunInfo {
@@ -943,8 +971,8 @@ fn conclude(
     let cancelled = report.cancelled.is_some();
     if cancelled {
         // A cancelled run judges nothing: no snapshot is written or removed.
-    } else if options.accept {
-        report.accepted_snapshots = accept::baseline(ctx, outcomes, options.accept_unhealthy)?;
+    } else if let Some(acceptance) = options.accept {
+        report.accepted_snapshots = accept::baseline(ctx, outcomes, acceptance.unhealthy)?;
         // What was just accepted matches by definition.
         for scenario in report
             .cells
@@ -976,7 +1004,7 @@ fn conclude(
     )?;
     let status = if cancelled {
         ExitStatus::Interrupted
-    } else if options.accept {
+    } else if options.accept.is_some() {
         ExitStatus::Pass
     } else if options.deny_warnings
         && report.status() == ExitStatus::Pass
@@ -1051,7 +1079,7 @@ fn compare_with_baseline(report: &mut Report, outcomes: &[CellOutcome]) {
 /// workspace; refused when the repository controls it (tracked files in it,
 /// a committed symlink on the way).
 pub fn state_dirs(options: &Options, config_dir: &Path) -> anyhow::Result<StateDirs> {
-    let state = options.state_dir.clone().unwrap_or_else(|| {
+    let state = options.folders.state.clone().unwrap_or_else(|| {
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .or_else(|| {
@@ -1070,7 +1098,11 @@ pub fn state_dirs(options: &Options, config_dir: &Path) -> anyhow::Result<StateD
             .unwrap_or_else(|| config_dir.join("target"))
             .join("upgrade-check")
     });
-    let cache = options.cache_dir.clone().unwrap_or_else(|| state.clone());
+    let cache = options
+        .folders
+        .cache
+        .clone()
+        .unwrap_or_else(|| state.clone());
     // Absolute: services run from copies elsewhere, and their `{python}` or
     // `{bin}` must name the environment from there too.
     let absolute = |path: PathBuf| std::path::absolute(&path).unwrap_or(path);

@@ -173,7 +173,7 @@ pub(super) async fn uv_builder(
         baseline,
         hashes,
         timeout: config.timeouts.build,
-        no_build: options.no_build,
+        no_build: options.check.no_build,
         offline: options.offline,
     })
 }
@@ -187,7 +187,7 @@ pub(super) fn cargo_builder(
     events: &Events,
     baseline: BaselineFile,
 ) -> anyhow::Result<env::CargoBuilder> {
-    if options.no_build {
+    if options.check.no_build {
         bail!(
             "installing wheels only, never building, is for Python services: a cargo service is always built"
         );

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::import::{check_name, new_scenario_path, write_scenario};
-use super::{Action, Finished, Options, once};
+use super::{Acceptance, Action, CheckSettings, Finished, Folders, Options, once};
 use crate::exec::proxy::{self, Tape};
 use crate::input::config::Config;
 use crate::input::traffic;
@@ -110,9 +110,15 @@ pub fn record(
     let (scenario, loaded) = write_scenario(&config, &recording.name, &written)?;
     let replay = Options {
         action: Action::Baseline,
-        accept: recording.accept,
-        scenarios: vec![recording.name.clone()],
-        config: Some(config_path),
+        accept: recording.accept.then_some(Acceptance::default()),
+        check: CheckSettings {
+            scenarios: vec![recording.name.clone()],
+            ..options.check.clone()
+        },
+        folders: Folders {
+            config: Some(config_path),
+            ..options.folders.clone()
+        },
         ..options.clone()
     };
     let snapshot = match super::upgrade_check(replay, events)? {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use upgrade_check_core::BisectRequest;
 use upgrade_check_core::StateDirs;
 use upgrade_check_core::model::report::ExitStatus;
-use upgrade_check_core::{self as core, Action, Options};
+use upgrade_check_core::{self as core, Acceptance, Action, CheckSettings, Options};
 
 use crate::cli::{Cli, Command, GlobalArgs, ImportSource, ReportAction};
 
@@ -33,7 +33,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
         }) => {
             let options = Options {
                 since: since.clone(),
-                overlay: overlay.clone(),
+                check: CheckSettings {
+                    overlay: overlay.clone(),
+                    ..CheckSettings::default()
+                },
                 ..global.options(Action::Plan)
             };
             check::plan(global, options, *format, usize::from(*shards))
@@ -51,7 +54,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
                 to: to.clone(),
                 pre: *pre,
             };
-            let options = check.apply(global.options(Action::Bisect(request)));
+            let options = Options {
+                check: check.settings(),
+                ..global.options(Action::Bisect(request))
+            };
             check::run(global, check, options, None)
         }
         Some(Command::Accept {
@@ -63,10 +69,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
             let action = Action::AcceptAlternative {
                 cell: cell.clone(),
                 scenarios: scenarios.clone(),
+                acceptance: Acceptance {
+                    unhealthy: *accept_unhealthy,
+                },
             };
             let options = Options {
-                accept_unhealthy: *accept_unhealthy,
-                ..check.apply(global.options(action))
+                check: check.settings(),
+                ..global.options(action)
             };
             check::run(global, check, options, None)
         }
@@ -96,7 +105,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
             global,
             dir.as_deref(),
             Options {
-                no_build: *no_build,
+                check: CheckSettings {
+                    no_build: *no_build,
+                    ..CheckSettings::default()
+                },
                 ..global.options(Action::Run)
             },
         ),
@@ -114,7 +126,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
                 accept: *accept,
             };
             let options = Options {
-                no_build: *no_build,
+                check: CheckSettings {
+                    no_build: *no_build,
+                    ..CheckSettings::default()
+                },
                 ..global.options(Action::Run)
             };
             record::run(global, &recording, &options)
