@@ -1,7 +1,8 @@
-//! A plan's cells: every environment prepared (at most `jobs` at once), the
-//! baseline run and judged first, then every other cell, each on its own
-//! task so that a panic fails that cell alone; recorded results reused
-//! where a cell's inputs are unchanged.
+//! A plan's cells, in one pipeline: every environment prepared in plan
+//! order (at most `jobs` at once), the baseline run and judged as soon as
+//! its own is ready, then every other cell as soon as its own is, each on
+//! its own task so that a panic fails that cell alone; recorded results
+//! reused where a cell's inputs are unchanged.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,6 +38,11 @@ pub(super) enum Prepared {
 }
 
 /// Runs every cell of `plan`, baseline first, and returns them in plan order.
+///
+/// One pipeline: every environment is prepared in plan order (at most
+/// `jobs` at once), the baseline's first; the baseline runs as soon as its
+/// own is ready, while the others build, and every other cell as soon as
+/// its own is ready and the baseline has been judged.
 pub(crate) async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
     ctx.emit(RunEvent::PlanStarted {
         cells: plan.cells.len(),
@@ -51,33 +57,30 @@ pub(crate) async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutco
                 .collect();
         }
     };
-    let prepared = prepare_all(&ctx, plan, &baseline).await;
-    ctx.state.preloading.line_up(
-        plan.cells
-            .iter()
-            .zip(&prepared)
-            .filter_map(|(cell, prepared)| match prepared {
-                Prepared::Ready { environment, .. } => Some((cell.id.clone(), environment.clone())),
-                Prepared::Failed { .. } => None,
-            })
-            .collect(),
-    );
-    let mut cells = plan.cells.iter().cloned().zip(prepared).enumerate();
+    ctx.state
+        .preloading
+        .line_up(plan.cells.iter().map(|cell| cell.id.clone()).collect());
+    let (preparing, _stop_preparing) = prepare_all(&ctx, plan, &baseline);
+    let mut cells = plan.cells.iter().cloned().zip(preparing).enumerate();
     // The baseline is judged before anything else.
-    if let Some((index, (cell, prepared))) = cells.next() {
-        let outcome = guarded(&ctx, cell.clone(), prepared, &baseline).await;
+    if let Some((index, (cell, preparing))) = cells.next() {
+        let outcome = guarded(&ctx, cell.clone(), preparing.ready().await, &baseline).await;
         // A plan of probes (bisection) judges each cell on its own.
         if cell.is_baseline() {
             say_how_the_baseline_did(&ctx, &outcome.report);
         }
         record(&ctx, index, outcome);
     }
-    // Every cell at once: their scenario runs queue for the service slots,
-    // first come first served, so cells still finish roughly in plan order.
+    // Every other cell as its environment is ready: their scenario runs
+    // queue for the service slots, first come first served, so cells still
+    // finish roughly in plan order.
     let mut running = JoinSet::new();
-    for (index, (cell, prepared)) in cells {
+    for (index, (cell, preparing)) in cells {
         let (ctx, baseline) = (ctx.clone(), baseline.clone());
-        running.spawn(async move { (index, guarded(&ctx, cell, prepared, &baseline).await) });
+        running.spawn(async move {
+            let prepared = preparing.ready().await;
+            (index, guarded(&ctx, cell, prepared, &baseline).await)
+        });
     }
     while let Some(joined) = running.join_next().await {
         match joined {
@@ -111,40 +114,61 @@ async fn resolve_baseline(ctx: &RunContext) -> Result<ResolvedSet, (Verdict, Str
     }
 }
 
-/// Every cell's environment, all cells at once (at most `jobs`), so that
-/// the baseline's verdict is not held up by the slowest install; in plan
-/// order.
-async fn prepare_all(
+/// One cell's environment, being prepared on a task of its own.
+struct Preparing(tokio::sync::oneshot::Receiver<Prepared>);
+
+impl Preparing {
+    /// The environment once it is ready, or why the cell cannot run.
+    async fn ready(self) -> Prepared {
+        // A task that panicked dropped its sender: that cell is the harness's failure.
+        self.0.await.unwrap_or_else(|_| Prepared::Failed {
+            verdict: Verdict::Error,
+            reason: "the harness panicked while preparing this cell".to_owned(),
+            raised: Vec::new(),
+        })
+    }
+}
+
+/// Starts preparing every cell's environment, in plan order and at most
+/// `jobs` at once, and hands back each one's to await on its own; the
+/// guard stops whatever is still preparing when the run ends early.
+fn prepare_all(
     ctx: &Arc<RunContext>,
     plan: &Plan,
     baseline: &Arc<ResolvedSet>,
-) -> Vec<Prepared> {
-    let permits = Arc::new(Semaphore::new(ctx.settings.jobs));
-    let mut preparing = JoinSet::new();
-    for (index, cell) in plan.cells.iter().cloned().enumerate() {
-        let (ctx, baseline, permits) = (ctx.clone(), baseline.clone(), permits.clone());
-        preparing.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            (index, prepare(&ctx, &cell, &baseline).await)
-        });
-    }
-    let mut prepared: Vec<Option<Prepared>> = plan.cells.iter().map(|_| None).collect();
-    while let Some(joined) = preparing.join_next().await {
-        if let Ok((index, outcome)) = joined {
-            prepared[index] = Some(outcome);
+) -> (Vec<Preparing>, AbortOnDrop) {
+    let (senders, receivers): (Vec<_>, Vec<_>) = plan
+        .cells
+        .iter()
+        .map(|_| tokio::sync::oneshot::channel())
+        .unzip();
+    let (ctx, baseline, cells) = (ctx.clone(), baseline.clone(), plan.cells.clone());
+    let feeder = tokio::spawn(async move {
+        let permits = Arc::new(Semaphore::new(ctx.settings.jobs));
+        let mut preparing = JoinSet::new();
+        for (cell, sender) in cells.into_iter().zip(senders) {
+            // Taken here, in plan order: the baseline's build starts first.
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                return;
+            };
+            let (ctx, baseline) = (ctx.clone(), baseline.clone());
+            preparing.spawn(async move {
+                let prepared = prepare(&ctx, &cell, &baseline).await;
+                drop(permit);
+                match &prepared {
+                    Prepared::Ready { environment, .. } => {
+                        ctx.state.preloading.ready(&cell.id, environment.clone());
+                    }
+                    // Never lined up: the cell before starts the one after ahead.
+                    Prepared::Failed { .. } => ctx.state.preloading.finish_cell(&cell.id).await,
+                }
+                let _ = sender.send(prepared);
+            });
         }
-    }
-    // A task that panicked left its slot empty: that cell is the harness's failure.
-    prepared
-        .into_iter()
-        .map(|prepared| {
-            prepared.unwrap_or(Prepared::Failed {
-                verdict: Verdict::Error,
-                reason: "the harness panicked while preparing this cell".to_owned(),
-                raised: Vec::new(),
-            })
-        })
-        .collect()
+        while preparing.join_next().await.is_some() {}
+    });
+    let preparing = receivers.into_iter().map(Preparing).collect();
+    (preparing, AbortOnDrop(feeder.abort_handle()))
 }
 
 /// The baseline's verdict, said before any other cell's: the scenarios it
@@ -245,6 +269,14 @@ pub(super) async fn prepare(
     baseline: &Arc<ResolvedSet>,
 ) -> Prepared {
     ctx.step(&cell.name, CellStep::Resolving);
+    // A build that takes this long, for the tests of the pipeline's order.
+    if let Some((id, ms)) = failpoint("slow-prepare").and_then(|value| {
+        let (id, ms) = value.rsplit_once(':')?;
+        Some((id.to_owned(), ms.parse().ok()?))
+    }) && id == cell.id
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
     let builder = ctx.services.builder.clone();
     let (pins, baseline, from_file) = (cell.pins.clone(), baseline.clone(), cell.from_file.clone());
     let mut raised = Vec::new();

@@ -28,9 +28,10 @@ pub(crate) struct Preloading {
     /// The baseline's check passed: forked starts answer as cold ones.
     verified: std::sync::atomic::AtomicBool,
     by_cell: Mutex<BTreeMap<String, Arc<PreloaderOnce>>>,
-    /// The cells to run, in plan order, with their environments: as a
-    /// cell's preloader is asked for, the next cell's starts ahead.
-    lined_up: Mutex<Vec<(String, Environment)>>,
+    /// The cells to run, in plan order, with their environments once
+    /// ready: as a cell's preloader is asked for, the next cell's starts
+    /// ahead if its environment is ready.
+    lined_up: Mutex<Vec<(String, Option<Environment>)>>,
     /// The cells whose preloader was started ahead.
     ahead: Mutex<std::collections::BTreeSet<String>>,
 }
@@ -117,8 +118,17 @@ impl Preloading {
     /// The cells that will run, in plan order: each one's preloader starts
     /// as the one before it asks for its own, so that it is ready when the
     /// cell's first run comes.
-    pub(crate) fn line_up(&self, cells: Vec<(String, Environment)>) {
-        *self.lined_up.lock().unwrap_or_else(|e| e.into_inner()) = cells;
+    pub(crate) fn line_up(&self, cells: Vec<String>) {
+        *self.lined_up.lock().unwrap_or_else(|e| e.into_inner()) =
+            cells.into_iter().map(|id| (id, None)).collect();
+    }
+
+    /// `cell_id`'s environment is ready: its preloader may start ahead.
+    pub(crate) fn ready(&self, cell_id: &str, environment: Environment) {
+        let mut lined_up = self.lined_up.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, slot)) = lined_up.iter_mut().find(|(id, _)| id == cell_id) {
+            *slot = Some(environment);
+        }
     }
 
     /// Whether scenario runs start forked from a preloader now.
@@ -234,7 +244,8 @@ impl Preloading {
             let after = lined_up.iter().position(|(id, _)| id == cell_id);
             after.and_then(|index| lined_up.get(index + 1)).cloned()
         };
-        let Some((next_id, environment)) = next else {
+        // Not ready yet: it starts when the cell asks for it.
+        let Some((next_id, Some(environment))) = next else {
             return;
         };
         let once = self.once(&next_id);

@@ -55,9 +55,10 @@ fn a_uv_lock_is_the_baseline_and_bcrypt_5_is_caught() {
     // The lock's digests check every download.
     assert!(report.cells[0].environment.as_ref().unwrap().hash_checked);
     // Transitive packages stay at the lock's versions unless the pin moves them.
-    let changes = format!("{:?}", report.cells[1].changes);
-    assert!(changes.contains("\"package\":\"bcrypt\""), "{changes}");
-    assert!(!changes.contains("\"package\":\"jinja2\""), "{changes}");
+    let changes = &report.cells[1].changes;
+    let moved = |package: &str| changes.iter().any(|change| change.package == package);
+    assert!(moved("bcrypt"), "{changes:?}");
+    assert!(!moved("jinja2"), "{changes:?}");
 }
 
 #[test]
@@ -181,10 +182,14 @@ fn a_path_package_of_the_lock_is_installed_as_it_has_it_and_never_pinned() {
     // package from the index is still checked against the lock's digests.
     bcrypt_5_is_caught_on(&ctx);
     let report = ctx.report();
-    let skipped = format!("{:?}", report.skipped);
     assert!(
-        skipped.contains("greeting (path libs/greeting) is installed as the lock has it"),
-        "{skipped}"
+        report
+            .skipped
+            .iter()
+            .any(|line| line
+                .contains("greeting (path libs/greeting) is installed as the lock has it")),
+        "{:?}",
+        report.skipped
     );
     let built = report.cells[0].environment.as_ref().unwrap().id.clone();
     // An edit to the library makes a new environment, not a stale one reused.

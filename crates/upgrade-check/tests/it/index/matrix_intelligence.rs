@@ -239,10 +239,9 @@ fn a_deprecation_warning_is_the_early_signal_of_the_next_break() {
             Verdict::Pass
         );
     }
-    let warned = format!(
-        "{:?}",
-        crate::common::cell_report(&report, "werkzeug 2.3.8").new_warnings
-    );
+    let warned = crate::common::cell_report(&report, "werkzeug 2.3.8")
+        .new_warnings
+        .join("\n");
     assert!(
         warned.contains("DeprecationWarning") && warned.contains("url_quote"),
         "{warned}"

@@ -84,11 +84,9 @@ fn a_grouped_bump_is_split_and_each_failure_is_attributed() {
     );
     let whole = "whole change (bcrypt 5.0.0, pyjwt 2.8.0)";
     assert_eq!(verdict(&report, whole, "login"), Verdict::Changed);
-    let changes = format!("{:?}", cell_report(&report, whole).changes);
-    assert!(
-        changes.contains("\"package\":\"bcrypt\"") && changes.contains("\"package\":\"pyjwt\""),
-        "{changes}"
-    );
+    let changes = &cell_report(&report, whole).changes;
+    let moved = |package: &str| changes.iter().any(|change| change.package == package);
+    assert!(moved("bcrypt") && moved("pyjwt"), "{changes:?}");
     assert!(
         run.stdout.contains("bcrypt 5.0.0 breaks long-password"),
         "{}",

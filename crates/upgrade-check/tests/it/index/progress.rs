@@ -104,3 +104,48 @@ fn quiet_colour_and_the_event_log() {
         quiet.stdout
     );
 }
+
+/// One pipeline: the baseline is built first and judged as soon as its
+/// environment is ready, while another cell's environment is still being
+/// prepared; that cell runs when its own is ready.
+#[test]
+fn the_baseline_is_judged_while_another_cell_still_builds() {
+    let ctx = TestContext::new();
+    ctx.set_matrix(r#"bcrypt = ["4.1.2"]"#);
+    let events = ctx.path("events.jsonl");
+    let mut command = ctx.command(&["--no-cache", "--events", events.to_str().unwrap()]);
+    // The bcrypt cell's preparation takes 15 s longer than it would.
+    command.env("UPGRADE_CHECK_FAILPOINT", "slow-prepare=bcrypt-4.1.2:15000");
+    let run = ctx.run_command(command);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let at = |found: &dyn Fn(&serde_json::Value) -> bool| {
+        let line = lines
+            .iter()
+            .find(|line| found(line))
+            .unwrap_or_else(|| panic!("no such event: {lines:#?}"));
+        line["elapsed_ms"].as_u64().unwrap()
+    };
+    let judged =
+        at(&|line| line["event"] == "baseline-judged" && line["failing"] == serde_json::json!([]));
+    let bcrypt_ready = at(&|line| {
+        line["event"] == "cell-step"
+            && line["cell"] == "bcrypt 4.1.2"
+            && line["step"]["step"] == "environment-ready"
+    });
+    let bcrypt_finished =
+        at(&|line| line["event"] == "cell-finished" && line["cell"] == "bcrypt 4.1.2");
+    assert!(
+        judged + 5_000 < bcrypt_ready && bcrypt_ready <= bcrypt_finished,
+        "the baseline judged at {judged} ms, bcrypt 4.1.2 ready at {bcrypt_ready} ms and finished at {bcrypt_finished} ms"
+    );
+    let report = ctx.report();
+    assert_eq!(
+        crate::common::verdict(&report, "bcrypt 4.1.2", "login"),
+        crate::common::Verdict::Pass
+    );
+}

@@ -34,7 +34,7 @@ fn inc_001_passlib_warns_on_bcrypt_4_and_breaks_on_bcrypt_5() {
         );
     }
     // 4.1.2 passes, but its new stderr output is surfaced as a warning.
-    let warned = format!("{:?}", cell_report(&report, "bcrypt 4.1.2").new_warnings);
+    let warned = cell_report(&report, "bcrypt 4.1.2").new_warnings.join("\n");
     assert!(
         warned.contains("(trapped) error reading bcrypt version"),
         "{warned}"
