@@ -117,6 +117,7 @@ fn the_bench_measures_every_row_and_writes_its_table() {
         &table,
         &[
             "| cold run (2 cells, ",
+            "| cold run: the baseline judged / the last environment ready |",
             "| warm run, every cell replayed (0 environments built) |",
             "| warm run, every cell replayed, every service started cold |",
             "| warm run, nothing changed (2 of 2 results reused) |",

@@ -63,6 +63,9 @@ pub struct Measured {
     pins: Vec<Vec<String>>,
     /// The wall time, phase by phase, where scenarios ran.
     phases: Option<phases::Phases>,
+    /// When the baseline was judged, and when the last environment was
+    /// ready, from the run's start: the pipeline's two ends.
+    moments: phases::Moments,
 }
 
 /// What a bench run measures besides the matrix cold and warm.
@@ -160,6 +163,17 @@ pub fn run(
         cold.environments_built,
         secs(cold.wall)
     );
+    if let (Some(judged), Some(built)) = (
+        cold.moments.baseline_judged,
+        cold.moments.last_environment_ready,
+    ) {
+        let _ = writeln!(
+            table,
+            "| cold run: the baseline judged / the last environment ready | {:.1} s / {:.1} s |",
+            secs(judged),
+            secs(built)
+        );
+    }
     let _ = writeln!(
         table,
         "| warm run, every cell replayed ({} environments built) | {:.1} s |",
@@ -476,6 +490,7 @@ pub(super) fn whole_run(
     }
     let (wall, report) = run_harness(config, state, cache, jobs, &args)?;
     let phases = phases::Phases::measure(wall, &report, &events, jobs)?;
+    let moments = phases::Moments::read(&events)?;
     let timings = report
         .cells
         .iter()
@@ -535,6 +550,7 @@ pub(super) fn whole_run(
             .map(|cell| cell.pins.clone())
             .collect(),
         phases,
+        moments,
     })
 }
 

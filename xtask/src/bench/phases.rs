@@ -141,6 +141,34 @@ impl Phases {
 /// From a run's events file: when the first service started to be set up
 /// for a scenario run, and when the last cell finished; none where no
 /// scenario ran.
+/// Two moments of a run, from its start, read from its event log.
+#[derive(Debug, Default)]
+pub struct Moments {
+    /// The baseline's verdict: a broken reference is known from here.
+    pub baseline_judged: Option<Duration>,
+    /// The last cell's environment ready (built or reused).
+    pub last_environment_ready: Option<Duration>,
+}
+
+impl Moments {
+    pub fn read(events: &Path) -> anyhow::Result<Moments> {
+        let text = fs_err::read_to_string(events)?;
+        let mut moments = Moments::default();
+        for line in text.lines() {
+            let event: serde_json::Value = serde_json::from_str(line)
+                .with_context(|| format!("{}: not a JSON line: {line}", events.display()))?;
+            let at = Duration::from_millis(event["elapsed_ms"].as_u64().unwrap_or(0));
+            if event["event"] == "baseline-judged" && moments.baseline_judged.is_none() {
+                moments.baseline_judged = Some(at);
+            }
+            if event["event"] == "cell-step" && event["step"]["step"] == "environment-ready" {
+                moments.last_environment_ready = Some(at);
+            }
+        }
+        Ok(moments)
+    }
+}
+
 fn first_run_and_last_cell(events: &Path) -> anyhow::Result<Option<(Duration, Duration)>> {
     let text = fs_err::read_to_string(events)?;
     let (mut first_run, mut last_cell) = (None, None);
