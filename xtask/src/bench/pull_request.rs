@@ -72,7 +72,8 @@ pub fn measure(
 
     eprintln!("bench: a pull request moving {package} {old} → {version}…");
     let restored = dir.join("pull-request-state");
-    copy_tree(&default_branch.join("results"), &restored.join("results"))?;
+    // What CI restores from its cache: every file of the folder, as it is.
+    copy_every_file(&default_branch.join("results"), &restored.join("results"))?;
     let (wall, report) = run_harness(
         &copied_config,
         &restored,
@@ -119,6 +120,23 @@ fn copy_service(config: &Config, to: &Path) -> anyhow::Result<PathBuf> {
     let copied = to.join(config.path.file_name().context("the config's name")?);
     fs_err::copy(&config.path, &copied)?;
     Ok(copied)
+}
+
+/// Copies every file under `from` into `to`. Not a source copy: recorded
+/// results are not source, and a source copy inside a repository leaves
+/// out what git ignores (a state folder in `target/` is).
+fn copy_every_file(from: &Path, to: &Path) -> anyhow::Result<()> {
+    fs_err::create_dir_all(to)?;
+    for entry in fs_err::read_dir(from)? {
+        let entry = entry?;
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type()?.is_dir() {
+            copy_every_file(&source, &target)?;
+        } else {
+            fs_err::copy(&source, &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// Sets `package`'s `==` pin in a requirements file to `version`; the version it had.
