@@ -157,7 +157,10 @@ fn prepare_all(
                 drop(permit);
                 match &prepared {
                     Prepared::Ready { environment, .. } => {
-                        ctx.state.preloading.ready(&cell.id, environment.clone());
+                        let config = &ctx.settings.config;
+                        ctx.state
+                            .preloading
+                            .ready(config, &cell.id, environment.clone());
                     }
                     // Never lined up: the cell before starts the one after ahead.
                     Prepared::Failed { .. } => ctx.state.preloading.finish_cell(&cell.id).await,

@@ -34,6 +34,9 @@ pub(crate) struct Preloading {
     lined_up: Mutex<Vec<(String, Option<Environment>)>>,
     /// The cells whose preloader was started ahead.
     ahead: Mutex<std::collections::BTreeSet<String>>,
+    /// The cells that asked for their preloader: the cell after one of
+    /// them starts its own ahead as soon as its environment is ready.
+    asked: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// All a preloader needs to start, owned: it may start on a task of its own.
@@ -112,6 +115,7 @@ impl Preloading {
             by_cell: Mutex::new(BTreeMap::new()),
             lined_up: Mutex::new(Vec::new()),
             ahead: Mutex::new(std::collections::BTreeSet::new()),
+            asked: Mutex::new(std::collections::BTreeSet::new()),
         }
     }
 
@@ -123,11 +127,23 @@ impl Preloading {
             cells.into_iter().map(|id| (id, None)).collect();
     }
 
-    /// `cell_id`'s environment is ready: its preloader may start ahead.
-    pub(crate) fn ready(&self, cell_id: &str, environment: Environment) {
-        let mut lined_up = self.lined_up.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, slot)) = lined_up.iter_mut().find(|(id, _)| id == cell_id) {
-            *slot = Some(environment);
+    /// `cell_id`'s environment is ready: its preloader starts ahead now if
+    /// the cell before it has asked for its own already, else when it asks.
+    pub(crate) fn ready(&self, config: &Config, cell_id: &str, environment: Environment) {
+        let previous = {
+            let mut lined_up = self.lined_up.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(index) = lined_up.iter().position(|(id, _)| id == cell_id) else {
+                return;
+            };
+            lined_up[index].1 = Some(environment.clone());
+            index
+                .checked_sub(1)
+                .map(|before| lined_up[before].0.clone())
+        };
+        let asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
+        if previous.is_some_and(|previous| asked.contains(&previous)) {
+            drop(asked);
+            self.start_ahead(config, cell_id, &environment);
         }
     }
 
@@ -203,6 +219,10 @@ impl Preloading {
         environment: &Environment,
     ) -> Result<Arc<Preloader>, String> {
         let once = self.once(cell_id);
+        self.asked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(cell_id.to_owned());
         self.start_next_ahead(config, cell_id);
         let preloader = once
             .get_or_init(|| async { PreloaderStart::new(config, environment)?.run().await })
@@ -244,17 +264,26 @@ impl Preloading {
             let after = lined_up.iter().position(|(id, _)| id == cell_id);
             after.and_then(|index| lined_up.get(index + 1)).cloned()
         };
-        // Not ready yet: it starts when the cell asks for it.
+        // Not ready yet: it starts ahead when it is.
         let Some((next_id, Some(environment))) = next else {
             return;
         };
-        let once = self.once(&next_id);
+        self.start_ahead(config, &next_id, &environment);
+    }
+
+    /// Starts `cell_id`'s preloader on a task of its own, unless it has
+    /// started.
+    fn start_ahead(&self, config: &Config, next_id: &str, environment: &Environment) {
+        if !self.on() {
+            return;
+        }
+        let once = self.once(next_id);
         // Started (or starting) already: once is enough.
-        if once.initialized() || !self.started_ahead(&next_id) {
+        if once.initialized() || !self.started_ahead(next_id) {
             return;
         }
         // What cannot start here is said when the cell asks itself.
-        let Ok(start) = PreloaderStart::new(config, &environment) else {
+        let Ok(start) = PreloaderStart::new(config, environment) else {
             return;
         };
         tokio::spawn(async move {
