@@ -300,6 +300,10 @@ impl Preloading {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|(id, _)| id != cell_id);
+        self.asked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(cell_id);
         let once = self
             .by_cell
             .lock()

@@ -246,7 +246,7 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
         None => shown_once(&mut plan, outcomes),
         Some(_) => outcomes,
     };
-    if let Some((pin, keys)) = &alternative {
+    if let Some((pin, keys, acceptance)) = &alternative {
         run::settle_databases(&ctx).await;
         if let Some(name) = cancelled {
             return Ok(Finished::Interrupted {
@@ -254,9 +254,6 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
                 during: "; nothing accepted",
             });
         }
-        let Action::AcceptAlternative { acceptance, .. } = options.action else {
-            unreachable!("an alternative is asked for by its action alone");
-        };
         return accept::alternatives(&ctx, &outcomes, pin, keys, acceptance.unhealthy)
             .map(Finished::AcceptedAlternatives);
     }
@@ -435,7 +432,7 @@ struct Planned {
     plan: Plan,
     shard: Option<ShardInfo>,
     bisection: Option<bisect::Bisection>,
-    alternative: Option<(crate::model::cell::Pin, Vec<String>)>,
+    alternative: Option<(crate::model::cell::Pin, Vec<String>, Acceptance)>,
 }
 
 /// Phase 3: the baseline file read (at the ref in pull-request mode), the
@@ -506,7 +503,7 @@ async fn plan_check(
         Action::AcceptAlternative {
             cell,
             scenarios: wanted,
-            ..
+            acceptance,
         } => {
             if options.accept.is_some() || options.since.is_some() {
                 bail!(
@@ -523,7 +520,7 @@ async fn plan_check(
                 cells: vec![Cell::with_pins(vec![pin.clone()], &profile)],
                 skipped: Vec::new(),
             };
-            alternative = Some((pin, keys));
+            alternative = Some((pin, keys, *acceptance));
             plan
         }
         // Accepting on a pull request's branch takes what the branch will
