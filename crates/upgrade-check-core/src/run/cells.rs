@@ -22,6 +22,20 @@ use crate::model::event::{CellFinish, CellStep, RunEvent};
 use crate::model::report::{CellReport, EnvironmentReport, ScenarioReport, Verdict};
 use crate::sys::failpoint::failpoint;
 
+/// Makes `cell`'s preparation longer when a test asks
+/// (`slow-prepare=CELL_ID:MS`), to see the pipeline's order.
+async fn slowed_when_asked(cell: &Cell) {
+    let asked = failpoint("slow-prepare").and_then(|value| {
+        let (id, ms) = value.rsplit_once(':')?;
+        Some((id.to_owned(), ms.parse().ok()?))
+    });
+    if let Some((id, ms)) = asked
+        && id == cell.id
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+}
+
 /// A cell ready to run, or the reason it cannot.
 pub(super) enum Prepared {
     Ready {
@@ -272,40 +286,12 @@ pub(super) async fn prepare(
     baseline: &Arc<ResolvedSet>,
 ) -> Prepared {
     ctx.step(&cell.name, CellStep::Resolving);
-    // A build that takes this long, for the tests of the pipeline's order.
-    if let Some((id, ms)) = failpoint("slow-prepare").and_then(|value| {
-        let (id, ms) = value.rsplit_once(':')?;
-        Some((id.to_owned(), ms.parse().ok()?))
-    }) && id == cell.id
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-    }
+    slowed_when_asked(cell).await;
     let builder = ctx.services.builder.clone();
     let (pins, baseline, from_file) = (cell.pins.clone(), baseline.clone(), cell.from_file.clone());
     let mut raised = Vec::new();
     let resolved = tokio::task::spawn_blocking(move || {
-        let resolution = match from_file {
-            Some(path) => builder.resolve_file(&path),
-            None => builder.resolve_cell(&baseline, &pins),
-        }
-        .map_err(|err| (err, Vec::new()))?;
-        if let Some(why) = resolution.set.not_holding(&pins) {
-            return Err((BuildError::NotHeld(why), Vec::new()));
-        }
-        let mut resolution = resolution;
-        let environment = match resolution.built.take() {
-            Some(built) => Ok(built),
-            None => builder.materialise(&resolution.set),
-        }
-        .map_err(|err| {
-            let raised = resolution
-                .set
-                .cargo
-                .iter()
-                .flat_map(|inputs| &inputs.raised);
-            (err, raised.map(ToString::to_string).collect())
-        })?;
-        Ok((environment, resolution))
+        resolve_and_build(&builder, &baseline, &pins, from_file.as_deref())
     })
     .await
     .map(|built| {
@@ -353,6 +339,38 @@ pub(super) async fn prepare(
             raised,
         },
     }
+}
+
+/// Resolves a cell (its pins on the baseline, or a pull request's file as
+/// it is) and builds or finds its environment; on failure, the
+/// requirements raised before it, which the report names too.
+fn resolve_and_build(
+    builder: &crate::env::Builder,
+    baseline: &ResolvedSet,
+    pins: &[crate::model::cell::Pin],
+    from_file: Option<&std::path::Path>,
+) -> Result<(Environment, crate::env::Resolution), (BuildError, Vec<String>)> {
+    let mut resolution = match from_file {
+        Some(path) => builder.resolve_file(path),
+        None => builder.resolve_cell(baseline, pins),
+    }
+    .map_err(|err| (err, Vec::new()))?;
+    if let Some(why) = resolution.set.not_holding(pins) {
+        return Err((BuildError::NotHeld(why), Vec::new()));
+    }
+    let environment = match resolution.built.take() {
+        Some(built) => Ok(built),
+        None => builder.materialise(&resolution.set),
+    }
+    .map_err(|err| {
+        let raised = resolution
+            .set
+            .cargo
+            .iter()
+            .flat_map(|inputs| &inputs.raised);
+        (err, raised.map(ToString::to_string).collect())
+    })?;
+    Ok((environment, resolution))
 }
 
 pub(super) async fn run_cell(
