@@ -131,7 +131,7 @@ fn write_schema() -> anyhow::Result<i32> {
 /// optimised build of this tool (cargo builds it first); its exit code.
 fn in_release_build() -> anyhow::Result<i32> {
     let args = std::env::args_os().skip(1).filter(|arg| arg != "--release");
-    let status = std::process::Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()))
+    let status = test_tools::cargo()
         .args(["run", "--release", "--quiet", "--package", "xtask", "--"])
         .args(args)
         .status()?;

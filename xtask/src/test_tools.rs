@@ -121,9 +121,38 @@ fn install_missing_tools() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `program` (cargo, or a wrapper of it) without what `cargo run` set for
+/// this tool: cargo compares a crate's `env!` variables with its own
+/// environment, so an inherited `CARGO_PKG_NAME=xtask` would rebuild ring,
+/// rustls and the harness each time a build alternates with this one.
+pub(crate) fn without_this_package(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let this_package = name.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ]
+            .contains(&name.as_ref());
+        if this_package {
+            command.env_remove(name.as_ref());
+        }
+    }
+    command
+}
+
+/// Cargo, as the user's own shell would run it.
+pub(crate) fn cargo() -> std::process::Command {
+    without_this_package(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
 fn cargo_test(args: &[impl AsRef<std::ffi::OsStr>]) -> anyhow::Result<i32> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = std::process::Command::new(cargo)
+    let status = cargo()
         .arg("test")
         .args(args)
         .status()
@@ -185,11 +214,11 @@ fn build_cargo_insta_meanwhile() -> anyhow::Result<Option<std::thread::JoinHandl
     upgrade_check::errln!("building cargo-insta {version} for the tests, at low priority");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = if on_path("nice") {
-        let mut nice = std::process::Command::new("nice");
+        let mut nice = without_this_package("nice");
         nice.args(["-n", "19"]).arg(cargo);
         nice
     } else {
-        std::process::Command::new(cargo)
+        without_this_package(cargo)
     };
     command
         .args(["install", "--quiet", "--locked", "--debug", "cargo-insta"])
@@ -220,9 +249,8 @@ fn insta_version(lockfile: &str) -> Option<String> {
 /// target folder cargo holds while it runs).
 fn install_from_the_crate() -> anyhow::Result<()> {
     let (workspace, target) = workspace_and_target();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     run_quietly(
-        std::process::Command::new(cargo)
+        cargo()
             .args([
                 "install", "--quiet", "--locked", "--debug", "--force", "--path",
             ])
@@ -271,7 +299,7 @@ fn build_wheel() -> anyhow::Result<()> {
         wheels.display()
     );
     run_quietly(
-        std::process::Command::new(maturin)
+        without_this_package(maturin)
             .args(["build", "--quiet", "--profile", "dev", "--manifest-path"])
             .arg(workspace.join("crates/upgrade-check/Cargo.toml"))
             .arg("--out")
