@@ -140,6 +140,12 @@ pub struct Acceptance {
 }
 
 impl Options {
+    /// Whether the run writes references: the baseline's accepted
+    /// snapshots, or one cell's alternatives.
+    fn writes_references(&self) -> bool {
+        self.accept.is_some() || matches!(self.action, Action::AcceptAlternative { .. })
+    }
+
     /// The config file: the one named, else the one found from the current
     /// folder upwards.
     pub fn config_path(&self) -> anyhow::Result<PathBuf> {
@@ -349,9 +355,7 @@ fn load(options: &Options, events: &Events) -> anyhow::Result<Inputs> {
         ));
     }
     prepare::check_scenario_profiles(&config, &scenarios)?;
-    let accepts =
-        options.accept.is_some() || matches!(options.action, Action::AcceptAlternative { .. });
-    if accepts {
+    if options.writes_references() {
         refuse_accepting_in_ci()?;
     }
     let dirs = state_dirs(options, config.base_dir())?;
@@ -698,8 +702,7 @@ async fn start(
     Ok(Arc::new(RunContext {
         settings: run::RunSettings {
             // What an accept writes is checked for being a doubtful reference.
-            accepting: options.accept.is_some()
-                || matches!(options.action, Action::AcceptAlternative { .. }),
+            accepting: options.writes_references(),
             check_noise: options.accept.is_none() && !options.check.no_noise_check,
             results_digest,
             reuse_results: !options.check.no_cache,
