@@ -489,8 +489,8 @@ pub(super) fn whole_run(
         args.push("--no-cache");
     }
     let (wall, report) = run_harness(config, state, cache, jobs, &args)?;
-    let phases = phases::Phases::measure(wall, &report, &events, jobs)?;
     let moments = phases::Moments::read(&events)?;
+    let phases = phases::Phases::measure(wall, &report, &moments, jobs);
     let timings = report
         .cells
         .iter()

@@ -45,17 +45,16 @@ pub struct Phases {
 }
 
 impl Phases {
-    /// The phases of a run that took `wall`, from its report and the events
-    /// file it wrote; none where no scenario ran (every result reused).
+    /// The phases of a run that took `wall`, from its report and the
+    /// moments its events tell; none where no scenario ran (every result
+    /// reused).
     pub fn measure(
         wall: Duration,
         report: &Report,
-        events: &Path,
+        moments: &Moments,
         jobs: usize,
-    ) -> anyhow::Result<Option<Phases>> {
-        let Some((first_run, last_cell)) = first_run_and_last_cell(events)? else {
-            return Ok(None);
-        };
+    ) -> Option<Phases> {
+        let (first_run, last_cell) = moments.first_run.zip(moments.last_cell)?;
         let mut sums = Phases::default();
         let mut slots = Duration::ZERO;
         let timings = report
@@ -85,7 +84,7 @@ impl Phases {
         }
         let per_job = |sum: Duration| sum / jobs as u32;
         let running = last_cell.saturating_sub(first_run);
-        Ok(Some(Phases {
+        Some(Phases {
             before_first_run: first_run,
             services: per_job(sums.services),
             baseline_check: per_job(sums.baseline_check),
@@ -98,7 +97,7 @@ impl Phases {
             rest_of_slot: per_job(sums.rest_of_slot),
             slots_idle: running.saturating_sub(per_job(slots)),
             after_last_run: wall.saturating_sub(last_cell),
-        }))
+        })
     }
 
     /// Each phase with what it holds, in the order a run goes through them.
@@ -141,13 +140,17 @@ impl Phases {
 /// From a run's events file: when the first service started to be set up
 /// for a scenario run, and when the last cell finished; none where no
 /// scenario ran.
-/// Two moments of a run, from its start, read from its event log.
+/// The moments of a run, from its start, read once from its event log.
 #[derive(Debug, Default)]
 pub struct Moments {
+    /// The first scenario run's service starting.
+    pub first_run: Option<Duration>,
     /// The baseline's verdict: a broken reference is known from here.
     pub baseline_judged: Option<Duration>,
     /// The last cell's environment ready (built or reused).
     pub last_environment_ready: Option<Duration>,
+    /// The last cell finished.
+    pub last_cell: Option<Duration>,
 }
 
 impl Moments {
@@ -157,32 +160,24 @@ impl Moments {
         for line in text.lines() {
             let event: serde_json::Value = serde_json::from_str(line)
                 .with_context(|| format!("{}: not a JSON line: {line}", events.display()))?;
-            let at = Duration::from_millis(event["elapsed_ms"].as_u64().unwrap_or(0));
-            if event["event"] == "baseline-judged" && moments.baseline_judged.is_none() {
-                moments.baseline_judged = Some(at);
-            }
-            if event["event"] == "cell-step" && event["step"]["step"] == "environment-ready" {
-                moments.last_environment_ready = Some(at);
+            let at = Some(Duration::from_millis(
+                event["elapsed_ms"].as_u64().unwrap_or(0),
+            ));
+            let step = &event["step"]["step"];
+            match event["event"].as_str() {
+                Some("cell-step") if step == "starting-service" && moments.first_run.is_none() => {
+                    moments.first_run = at;
+                }
+                Some("cell-step") if step == "environment-ready" => {
+                    moments.last_environment_ready = at;
+                }
+                Some("baseline-judged") if moments.baseline_judged.is_none() => {
+                    moments.baseline_judged = at;
+                }
+                Some("cell-finished") => moments.last_cell = at,
+                _ => {}
             }
         }
         Ok(moments)
     }
-}
-
-fn first_run_and_last_cell(events: &Path) -> anyhow::Result<Option<(Duration, Duration)>> {
-    let text = fs_err::read_to_string(events)?;
-    let (mut first_run, mut last_cell) = (None, None);
-    for line in text.lines() {
-        let event: serde_json::Value = serde_json::from_str(line)
-            .with_context(|| format!("{}: not a JSON line: {line}", events.display()))?;
-        let at = Duration::from_millis(event["elapsed_ms"].as_u64().unwrap_or(0));
-        let starting = event["event"] == "cell-step" && event["step"]["step"] == "starting-service";
-        if starting && first_run.is_none() {
-            first_run = Some(at);
-        }
-        if event["event"] == "cell-finished" {
-            last_cell = Some(at);
-        }
-    }
-    Ok(first_run.zip(last_cell))
 }
