@@ -609,3 +609,23 @@ fn untyped_lookups() -> Vec<String> {
     .map(|name| format!("{name}[\""))
     .collect()
 }
+
+#[test]
+fn the_library_is_reached_through_its_facade() {
+    // The layers are private and every item the facade does not re-export
+    // is the crate's own; dropping either would make the whole crate API.
+    let lib = std::fs::read_to_string(root().join("crates/upgrade-check-core/src/lib.rs")).unwrap();
+    assert!(
+        lib.contains("#![warn(unreachable_pub)]"),
+        "lib.rs keeps unreachable_pub on"
+    );
+    let public_layers: Vec<&str> = lib
+        .lines()
+        .filter(|line| line.starts_with("pub mod ") && line.ends_with(';'))
+        .filter(|line| *line != "pub mod model;")
+        .collect();
+    assert!(
+        public_layers.is_empty(),
+        "layers other than model are private; re-export what is needed: {public_layers:?}"
+    );
+}
