@@ -188,6 +188,9 @@ pub struct CheckArgs {
     /// How Python services start, instead of the config's `service.start`
     #[arg(help_heading = "What to check", long, value_enum, value_name = "HOW")]
     pub start: Option<StartChoice>,
+    /// Run every cell even when the baseline cannot be built, does not start or fails every scenario unhealthy (by default the run stops there, since nothing can be compared with it)
+    #[arg(help_heading = "What to check", long)]
+    pub keep_going: bool,
     /// Services (and environment builds) at once [default: number of cores]
     #[arg(help_heading = "Environments and cache", long, short, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
@@ -523,6 +526,7 @@ impl CheckArgs {
             jobs: self.jobs,
             no_build: self.no_build,
             no_cache: self.no_cache,
+            keep_going: self.keep_going,
         }
     }
 }

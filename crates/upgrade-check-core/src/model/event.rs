@@ -82,6 +82,8 @@ pub enum RunEvent {
         /// Of those, the scenarios that have no accepted snapshot yet (new ones).
         unaccepted: Vec<String>,
     },
+    /// The baseline is broken and the run stops: the other cells are not run.
+    StoppedAfterBaseline { why: String, not_run: usize },
     /// A step of one cell at work.
     CellStep { cell: String, step: CellStep },
     /// A cell finished.
@@ -293,6 +295,11 @@ impl fmt::Display for RunEvent {
             ),
             RunEvent::PlanStarted { cells } => write!(f, "running {}", plural(*cells, "cell")),
             RunEvent::ResolvingBaseline => write!(f, "resolving the baseline"),
+            RunEvent::StoppedAfterBaseline { why, not_run } => write!(
+                f,
+                "stopping: the baseline {why}; {} not run (--keep-going runs them anyway)",
+                plural(*not_run, "other cell")
+            ),
             RunEvent::BaselineJudged {
                 accepting: true, ..
             } => {

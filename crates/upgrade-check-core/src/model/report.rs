@@ -67,6 +67,11 @@ pub struct Report {
     /// What differed between the baseline's two runs of a scenario.
     #[serde(default)]
     pub nondeterministic: Vec<Noise>,
+    /// Why the run stopped once the baseline was judged (it cannot be
+    /// built, does not start, or fails every scenario unhealthy): nothing
+    /// can be compared with it, so every other cell is not tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_after_baseline: Option<String>,
     /// Cells in the plan, finished or not.
     pub planned_cells: usize,
     pub duration_ms: u64,

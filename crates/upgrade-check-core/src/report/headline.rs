@@ -101,7 +101,14 @@ pub fn headline(report: &Report) -> String {
             if unaccepted.len() == 1 { "has" } else { "have" },
         ));
     }
-    if !baseline_failing.is_empty() {
+    if let Some(why) = &report.stopped_after_baseline {
+        let not_run = report.cells.iter().filter(|cell| !cell.baseline).count();
+        lines.push(format!("✗ the baseline {why}"));
+        lines.push(format!(
+            "  {} not run: nothing can be compared with a broken baseline; fix the service first (--keep-going runs them anyway)",
+            plural(not_run, "other cell")
+        ));
+    } else if !baseline_failing.is_empty() {
         lines.push(format!(
             "✗ the baseline itself does not match its accepted snapshots ({}): fix the service or accept its behaviour before blaming an upgrade",
             baseline_failing.join(", ")
@@ -112,6 +119,8 @@ pub fn headline(report: &Report) -> String {
     } else if !broken.is_empty() {
         lines.push(format!("✗ {} cells regress:", broken.len()));
         lines.extend(broken.iter().map(|line| format!("  - {line}")));
+    } else if report.stopped_after_baseline.is_some() {
+        // Nothing ran to blame or clear.
     } else if !baseline_failing.is_empty() {
         lines.push(
             "  no cell fails in any other way than the baseline: no upgrade is to blame".to_owned(),
@@ -145,8 +154,13 @@ pub fn headline(report: &Report) -> String {
     if !broken.is_empty() || !baseline_failing.is_empty() || !unaccepted.is_empty() {
         lines.extend(accepted.iter().map(|line| format!("  ✓ {line}")));
     }
-    // A cell that could not be made as named is neither a pass nor a break.
-    for cell in &report.cells {
+    // A cell that could not be made as named is neither a pass nor a break
+    // (after a broken baseline, every one is, for the reason said above).
+    for cell in report
+        .cells
+        .iter()
+        .filter(|_| report.stopped_after_baseline.is_none())
+    {
         if let Some(why) = cell.not_tried() {
             lines.push(format!("  – {} not tried: {why}", cell.name));
         }

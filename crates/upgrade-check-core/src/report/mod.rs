@@ -134,6 +134,7 @@ pub(crate) mod tests {
                 service_start: String::new(),
             },
             unexplained_snapshots: Vec::new(),
+            stopped_after_baseline: None,
         }
     }
 
@@ -215,6 +216,29 @@ pub(crate) mod tests {
             headline.contains("\n✗ bcrypt 5.0.0 breaks login")
                 && !headline.contains("does not match"),
             "{headline}"
+        );
+    }
+
+    #[test]
+    fn a_run_stopped_after_a_broken_baseline_says_why_once() {
+        let mut report = sample();
+        let why = "does not start in `health` — RuntimeError: DATABASE_URL is not set";
+        for cell in report.cells.iter_mut().filter(|cell| !cell.baseline) {
+            for scenario in &mut cell.scenarios {
+                *scenario = ScenarioReport {
+                    summary: Some(format!("not run: the baseline {why}")),
+                    ..ScenarioReport::new(scenario.scenario.clone(), Verdict::NotTried)
+                };
+            }
+        }
+        report.cells[0].scenarios[0].verdict = Verdict::StartupFailed;
+        report.stopped_after_baseline = Some(why.to_owned());
+        let others = report.cells.len() - 1;
+        assert_eq!(
+            headline::headline(&report),
+            format!(
+                "✗ the baseline {why}\n  {others} other cells not run: nothing can be compared with a broken baseline; fix the service first (--keep-going runs them anyway)"
+            )
         );
     }
 

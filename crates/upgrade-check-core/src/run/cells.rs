@@ -2,7 +2,8 @@
 //! order (at most `jobs` at once), the baseline run and judged as soon as
 //! its own is ready, then every other cell as soon as its own is, each on
 //! its own task so that a panic fails that cell alone; recorded results
-//! reused where a cell's inputs are unchanged.
+//! reused where a cell's inputs are unchanged. A broken baseline stops the
+//! run there, builds still going included, unless told to keep going.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,18 +23,24 @@ use crate::model::event::{CellFinish, CellStep, RunEvent};
 use crate::model::report::{CellReport, EnvironmentReport, ScenarioReport, Verdict};
 use crate::sys::failpoint::failpoint;
 
-/// Makes `cell`'s preparation longer when a test asks
-/// (`slow-prepare=CELL_ID:MS`), to see the pipeline's order.
-async fn slowed_when_asked(cell: &Cell) {
+/// Makes `cell_id`'s preparation longer when a test asks
+/// (`slow-prepare=CELL_ID:MS`), to see the pipeline's order: a command
+/// that sleeps, run as a build's commands are, so that a run that stops
+/// early kills it as it kills them.
+fn slowed_when_asked(cell_id: &str) -> Result<(), BuildError> {
     let asked = failpoint("slow-prepare").and_then(|value| {
         let (id, ms) = value.rsplit_once(':')?;
-        Some((id.to_owned(), ms.parse().ok()?))
+        Some((id.to_owned(), ms.parse::<u64>().ok()?))
     });
     if let Some((id, ms)) = asked
-        && id == cell.id
+        && id == cell_id
     {
-        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        let seconds = format!("{}.{:03}", ms / 1000, ms % 1000);
+        let timeout = std::time::Duration::from_millis(ms) * 2;
+        crate::sys::process::run_captured(duct::cmd("sleep", [seconds]), timeout)
+            .map_err(|err| BuildError::Harness(err.into()))?;
     }
+    Ok(())
 }
 
 /// A cell ready to run, or the reason it cannot.
@@ -74,16 +81,25 @@ pub(crate) async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutco
     ctx.state
         .preloading
         .line_up(plan.cells.iter().map(|cell| cell.id.clone()).collect());
-    let (preparing, _stop_preparing) = prepare_all(&ctx, plan, &baseline);
+    let (preparing, stop_preparing) = prepare_all(&ctx, plan, &baseline);
     let mut cells = plan.cells.iter().cloned().zip(preparing).enumerate();
     // The baseline is judged before anything else.
     if let Some((index, (cell, preparing))) = cells.next() {
         let outcome = guarded(&ctx, cell.clone(), preparing.ready().await, &baseline).await;
         // A plan of probes (bisection) judges each cell on its own.
-        if cell.is_baseline() {
+        let stop = if cell.is_baseline() {
             say_how_the_baseline_did(&ctx, &outcome.report);
-        }
+            broken(&outcome.report).filter(|_| !ctx.settings.keep_going)
+        } else {
+            None
+        };
         record(&ctx, index, outcome);
+        if let Some(why) = stop {
+            stop_preparing.stop();
+            let not_run = cells.map(|(index, (cell, _))| (index, cell));
+            stop_after_baseline(&ctx, why, not_run.collect());
+            return finished(&ctx);
+        }
     }
     // Every other cell as its environment is ready: their scenario runs
     // queue for the service slots, first come first served, so cells still
@@ -103,6 +119,56 @@ pub(crate) async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutco
         }
     }
     finished(&ctx)
+}
+
+/// Why the baseline leaves nothing to compare the other cells with, when it
+/// does: it cannot be built, a scenario does not start or cannot be run on
+/// it, or it passes nothing and answers unhealthy. A baseline that only
+/// differs from its snapshots does not stop the run: what a cell does
+/// besides the baseline's own failure is still news.
+fn broken(baseline: &CellReport) -> Option<String> {
+    let cannot_run = baseline.scenarios.iter().find(|scenario| {
+        matches!(
+            scenario.verdict,
+            Verdict::BuildFailed | Verdict::StartupFailed | Verdict::Error
+        )
+    });
+    if let Some(scenario) = cannot_run {
+        let summary = scenario.summary.as_deref().unwrap_or("no reason given");
+        return Some(match scenario.verdict {
+            Verdict::BuildFailed => format!("cannot be built — {summary}"),
+            Verdict::StartupFailed => {
+                format!("does not start in `{}` — {summary}", scenario.scenario)
+            }
+            _ => format!("cannot run `{}` — {summary}", scenario.scenario),
+        });
+    }
+    let unhealthy = !baseline.scenarios.is_empty()
+        && baseline
+            .scenarios
+            .iter()
+            .all(|scenario| scenario.verdict.fails() && !scenario.unhealthy.is_empty());
+    unhealthy.then(|| "fails every scenario and answers unhealthy".to_owned())
+}
+
+/// Every cell after a broken baseline, not tried and saying why.
+fn stop_after_baseline(ctx: &RunContext, why: String, not_run: Vec<(usize, Cell)>) {
+    ctx.emit(RunEvent::StoppedAfterBaseline {
+        why: why.clone(),
+        not_run: not_run.len(),
+    });
+    let reason = format!("not run: the baseline {why} (--keep-going runs every cell anyway)");
+    for (index, cell) in not_run {
+        record(
+            ctx,
+            index,
+            failed_cell(ctx, &cell, Verdict::NotTried, &reason),
+        );
+    }
+    *ctx.state
+        .stopped_after_baseline
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Some(why);
 }
 
 /// The baseline's resolved set, or the verdict every cell gets without it:
@@ -143,20 +209,43 @@ impl Preparing {
     }
 }
 
+/// Stops the preparations still going, the commands they run included
+/// (uv, cargo: a build the run no longer needs is killed, not waited
+/// for); when told, and when the run ends early (the guard is dropped).
+struct StopPreparing {
+    feeder: tokio::task::AbortHandle,
+    cancel: crate::sys::process::Cancel,
+}
+
+impl StopPreparing {
+    fn stop(&self) {
+        self.cancel.cancel();
+        self.feeder.abort();
+    }
+}
+
+impl Drop for StopPreparing {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Starts preparing every cell's environment, in plan order and at most
-/// `jobs` at once, and hands back each one's to await on its own; the
-/// guard stops whatever is still preparing when the run ends early.
+/// `jobs` at once, and hands back each one's to await on its own, with
+/// what stops whatever is still preparing.
 fn prepare_all(
     ctx: &Arc<RunContext>,
     plan: &Plan,
     baseline: &Arc<ResolvedSet>,
-) -> (Vec<Preparing>, AbortOnDrop) {
+) -> (Vec<Preparing>, StopPreparing) {
     let (senders, receivers): (Vec<_>, Vec<_>) = plan
         .cells
         .iter()
         .map(|_| tokio::sync::oneshot::channel())
         .unzip();
     let (ctx, baseline, cells) = (ctx.clone(), baseline.clone(), plan.cells.clone());
+    let cancel = crate::sys::process::Cancel::default();
+    let cancelled_by = cancel.clone();
     let feeder = tokio::spawn(async move {
         let permits = Arc::new(Semaphore::new(ctx.settings.jobs));
         let mut preparing = JoinSet::new();
@@ -165,9 +254,9 @@ fn prepare_all(
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
-            let (ctx, baseline) = (ctx.clone(), baseline.clone());
+            let (ctx, baseline, cancel) = (ctx.clone(), baseline.clone(), cancelled_by.clone());
             preparing.spawn(async move {
-                let prepared = prepare(&ctx, &cell, &baseline).await;
+                let prepared = prepare(&ctx, &cell, &baseline, cancel).await;
                 drop(permit);
                 match &prepared {
                     Prepared::Ready { environment, .. } => {
@@ -185,7 +274,11 @@ fn prepare_all(
         while preparing.join_next().await.is_some() {}
     });
     let preparing = receivers.into_iter().map(Preparing).collect();
-    (preparing, AbortOnDrop(feeder.abort_handle()))
+    let stop = StopPreparing {
+        feeder: feeder.abort_handle(),
+        cancel,
+    };
+    (preparing, stop)
 }
 
 /// The baseline's verdict, said before any other cell's: the scenarios it
@@ -279,19 +372,24 @@ pub(crate) fn finished(ctx: &RunContext) -> Vec<CellOutcome> {
     finished.into_iter().map(|(_, outcome)| outcome).collect()
 }
 
-/// Resolves and installs one cell's environment.
-pub(super) async fn prepare(
+/// Resolves and installs one cell's environment; its commands are killed
+/// once `cancel` is.
+async fn prepare(
     ctx: &Arc<RunContext>,
     cell: &Cell,
     baseline: &Arc<ResolvedSet>,
+    cancel: crate::sys::process::Cancel,
 ) -> Prepared {
     ctx.step(&cell.name, CellStep::Resolving);
-    slowed_when_asked(cell).await;
     let builder = ctx.services.builder.clone();
     let (pins, baseline, from_file) = (cell.pins.clone(), baseline.clone(), cell.from_file.clone());
+    let id = cell.id.clone();
     let mut raised = Vec::new();
     let resolved = tokio::task::spawn_blocking(move || {
-        resolve_and_build(&builder, &baseline, &pins, from_file.as_deref())
+        cancel.watching(|| {
+            slowed_when_asked(&id).map_err(|err| (err, Vec::new()))?;
+            resolve_and_build(&builder, &baseline, &pins, from_file.as_deref())
+        })
     })
     .await
     .map(|built| {
@@ -656,5 +754,55 @@ pub(super) fn blank_report(cell: &Cell) -> CellReport {
         scenarios: Vec::new(),
         duration_ms: 0,
         result_reused: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn baseline(scenarios: Vec<ScenarioReport>) -> CellReport {
+        CellReport {
+            scenarios,
+            ..blank_report(&Cell::baseline("dev"))
+        }
+    }
+
+    fn scenario(name: &str, verdict: Verdict, summary: &str) -> ScenarioReport {
+        ScenarioReport {
+            summary: Some(summary.to_owned()),
+            ..ScenarioReport::new(name.to_owned(), verdict)
+        }
+    }
+
+    #[test]
+    fn a_baseline_is_broken_when_nothing_can_be_compared_with_it() {
+        let starts_not = baseline(vec![
+            scenario("login", Verdict::Pass, ""),
+            scenario("health", Verdict::StartupFailed, "ImportError: x"),
+        ]);
+        assert_eq!(
+            broken(&starts_not).as_deref(),
+            Some("does not start in `health` — ImportError: x")
+        );
+        let unbuilt = baseline(vec![scenario("login", Verdict::BuildFailed, "no wheel")]);
+        assert_eq!(
+            broken(&unbuilt).as_deref(),
+            Some("cannot be built — no wheel")
+        );
+        let mut unhealthy = scenario("login", Verdict::Changed, "200 OK → 500");
+        unhealthy.unhealthy = vec!["500 Internal Server Error".to_owned()];
+        assert_eq!(
+            broken(&baseline(vec![unhealthy.clone()])).as_deref(),
+            Some("fails every scenario and answers unhealthy")
+        );
+        // A baseline that differs from its snapshots, or is unhealthy in
+        // some scenarios only, still says something of every cell.
+        let differs = baseline(vec![
+            unhealthy,
+            scenario("register", Verdict::Pass, ""),
+            scenario("health", Verdict::Changed, "200 OK → 404"),
+        ]);
+        assert_eq!(broken(&differs), None);
     }
 }

@@ -79,12 +79,16 @@ pub(crate) struct RunSettings {
     pub results_digest: Option<String>,
     /// Take a cell's recorded result when its inputs are unchanged.
     pub reuse_results: bool,
+    /// Run every cell even when the baseline is broken (see `cells::broken`).
+    pub keep_going: bool,
 }
 
 /// What the run learns as cells run, shared by them.
 pub(crate) struct RunState {
     /// Cells finished so far, by plan index: what a cancelled run still reports.
     pub finished: std::sync::Mutex<Vec<(usize, CellOutcome)>>,
+    /// Why the run stopped after the baseline, when it did.
+    pub stopped_after_baseline: std::sync::Mutex<Option<String>>,
     /// What the baseline's two runs found, by scenario run key.
     pub noise: std::sync::Mutex<BTreeMap<String, Noise>>,
     /// PostgreSQL template databases the setup commands ran into, by

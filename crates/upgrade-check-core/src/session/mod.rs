@@ -130,6 +130,8 @@ pub struct CheckSettings {
     pub no_cache: bool,
     /// How Python services start, instead of the config's `service.start`.
     pub start: Option<config::StartMode>,
+    /// Run every cell even when the baseline is broken.
+    pub keep_going: bool,
 }
 
 /// Taking answers as the reference.
@@ -706,6 +708,7 @@ async fn start(
             check_noise: options.accept.is_none() && !options.check.no_noise_check,
             results_digest,
             reuse_results: !options.check.no_cache,
+            keep_going: options.check.keep_going,
             base_snapshots,
             changed_snapshots,
             scratch: scratch.path().to_owned(),
@@ -719,6 +722,7 @@ async fn start(
         },
         state: run::RunState {
             finished: Default::default(),
+            stopped_after_baseline: Default::default(),
             noise: Default::default(),
             templates: Default::default(),
             preloading,
@@ -832,6 +836,12 @@ fn assemble(
         pending_snapshots: Vec::new(),
         accepted_snapshots: Vec::new(),
         cancelled: cancelled.map(str::to_owned),
+        stopped_after_baseline: ctx
+            .state
+            .stopped_after_baseline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
         interactions: found.interactions,
         newest_safe: found.newest_safe,
         shard,

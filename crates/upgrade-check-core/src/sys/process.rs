@@ -135,6 +135,69 @@ fn die_with_parent(command: &mut std::process::Command) {
     }
 }
 
+/// Tells the commands some threads run that the run no longer needs them:
+/// a run that stops early kills the builds still going rather than wait
+/// for them to finish.
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    /// From now on, every command run under [`Cancel::watching`] is killed.
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Runs `work` on this thread with every command it runs to completion
+    /// ([`run_captured`] and the like) killed once this is cancelled: they
+    /// then fail with [`io::ErrorKind::Interrupted`].
+    pub fn watching<T>(&self, work: impl FnOnce() -> T) -> T {
+        struct Unwatch;
+        impl Drop for Unwatch {
+            fn drop(&mut self) {
+                WATCHED.with(|watched| watched.borrow_mut().take());
+            }
+        }
+        WATCHED.with(|watched| *watched.borrow_mut() = Some(self.clone()));
+        let _unwatch = Unwatch;
+        work()
+    }
+}
+
+thread_local! {
+    /// What this thread's commands are cancelled by, while it is watched.
+    static WATCHED: std::cell::RefCell<Option<Cancel>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Waits for `child` until it exits, `timeout` passes (`Ok(None)`), or the
+/// thread's [`Cancel`] is cancelled (an error; the group is killed on drop).
+fn wait_unless_cancelled(child: &GroupChild, timeout: Duration) -> io::Result<Option<Output>> {
+    let Some(cancel) = WATCHED.with(|watched| watched.borrow().clone()) else {
+        return Ok(child.handle.wait_timeout(timeout)?.cloned());
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        let slice = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(100));
+        if let Some(output) = child.handle.wait_timeout(slice)? {
+            return Ok(Some(output.clone()));
+        }
+        if cancel.is_cancelled() {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "stopped: the run no longer needs it",
+            ));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+    }
+}
+
 /// Runs `expression` to completion with captured output, killing it at `timeout`.
 ///
 /// Returns `Ok(None)` when the timeout expired.
@@ -154,9 +217,9 @@ fn captured(
         false,
         killed_on_signal,
     )?;
-    let finished = child.handle.wait_timeout(timeout)?.cloned();
+    let finished = wait_unless_cancelled(&child, timeout);
     drop(child);
-    Ok(finished)
+    finished
 }
 
 /// [`run_captured`] for a short client command whose effect on a server
@@ -373,6 +436,48 @@ mod tests {
         let output = run_captured(duct::cmd("sleep", ["30"]), Duration::from_millis(200)).unwrap();
         assert!(output.is_none());
         assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_cancelled_command_and_its_grandchildren_are_killed_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("grandchild.pid");
+        let script = format!("sleep 60 & echo $! > {}; wait", pid_file.display());
+        let cancel = Cancel::default();
+        let cancelling = cancel.clone();
+        let watched = std::thread::spawn(move || {
+            let finished = cancelling.watching(|| {
+                run_captured(duct::cmd("sh", ["-c", &script]), Duration::from_secs(60))
+            });
+            // Once `watching` returns, the thread's commands are its own again.
+            let unwatched = WATCHED.with(|watched| watched.borrow().is_none());
+            (finished, unwatched)
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !pid_file.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let grandchild: u32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let cancelled = Instant::now();
+        cancel.cancel();
+        let (finished, unwatched) = watched.join().unwrap();
+        assert!(unwatched);
+        assert_eq!(
+            finished.unwrap_err().kind(),
+            io::ErrorKind::Interrupted,
+            "a cancelled command is an error, not a result"
+        );
+        assert!(cancelled.elapsed() < Duration::from_secs(5));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while crate::sys::sweep::is_running(grandchild) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!crate::sys::sweep::is_running(grandchild));
     }
 
     #[test]

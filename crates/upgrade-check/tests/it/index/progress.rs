@@ -149,3 +149,85 @@ fn the_baseline_is_judged_while_another_cell_still_builds() {
         crate::common::Verdict::Pass
     );
 }
+
+/// A baseline that does not start leaves nothing to compare a cell with:
+/// the run stops as soon as it is judged, and the builds still going are
+/// killed, not waited for. `--keep-going` runs every cell anyway.
+#[test]
+fn a_baseline_that_does_not_start_stops_the_run_and_the_builds_still_going() {
+    let ctx = TestContext::new();
+    ctx.set_matrix(r#"bcrypt = ["4.1.2"]"#);
+    ctx.edit("fixtures/python-service/app/__init__.py", |text| {
+        format!("raise RuntimeError('DATABASE_URL is not set')\n{text}")
+    });
+    let events = ctx.path("events.jsonl");
+    let mut command = ctx.command(&["--no-cache", "--events", events.to_str().unwrap()]);
+    // The bcrypt cell's preparation would take two minutes more: a command
+    // that sleeps, run as a build's commands are.
+    command.env(
+        "UPGRADE_CHECK_FAILPOINT",
+        "slow-prepare=bcrypt-4.1.2:120000",
+    );
+    let started = std::time::Instant::now();
+    let run = ctx.run_command(command);
+    let took = started.elapsed();
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        took < std::time::Duration::from_secs(90),
+        "the run waited for the build it no longer needs: {took:?}"
+    );
+    let sleeping = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| std::fs::read(entry.ok()?.path().join("cmdline")).ok())
+        .any(|cmdline| cmdline == b"sleep\x00120.000\x00");
+    assert!(!sleeping, "the stopped build's command is still running");
+
+    let report = ctx.report();
+    let why = report.stopped_after_baseline.as_deref().unwrap_or_default();
+    assert!(
+        why.starts_with("does not start in `") && why.contains("DATABASE_URL is not set"),
+        "{why}"
+    );
+    let not_run = crate::common::cell_report(&report, "bcrypt 4.1.2");
+    assert!(
+        not_run
+            .not_tried()
+            .is_some_and(|reason| reason.contains("--keep-going")),
+        "{not_run:?}"
+    );
+    assert!(
+        run.stdout.starts_with("✗ the baseline does not start in `")
+            && run.stdout.contains("\n  1 other cell not run: "),
+        "{}",
+        run.stdout
+    );
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let stopped = lines
+        .iter()
+        .find(|line| line["event"] == "stopped-after-baseline");
+    assert_eq!(
+        stopped.map(|line| &line["not_run"]),
+        Some(&1.into()),
+        "{lines:#?}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|line| line["cell"] == "bcrypt 4.1.2"
+                && line["step"]["step"] == "environment-ready"),
+        "the cell's build was stopped before it finished: {lines:#?}"
+    );
+
+    // Told to keep going, every cell runs, and fails as the baseline does.
+    let kept_going = ctx.run(&["--keep-going"]);
+    assert_eq!(kept_going.code, 1);
+    let report = ctx.report();
+    assert_eq!(report.stopped_after_baseline, None);
+    let login = crate::common::scenario_report(&report, "bcrypt 4.1.2", "login");
+    assert_eq!(login.verdict, crate::common::Verdict::StartupFailed);
+    assert!(login.same_as_baseline, "{login:?}");
+}
