@@ -29,7 +29,7 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
-    /// Measure the harness: the default matrix cold and warm against its floor, the cost per request, planning 1,000 cells, a cargo service's builds
+    /// Measure the harness: the default matrix cold and warm against its floor, the pipeline (first verdict, busy cores, a broken baseline, a larger matrix), the cost per request, planning 1,000 cells, a cargo service's builds
     Bench {
         /// The config file [default: upgrade-check.toml here or in the nearest folder above]
         #[arg(long)]
@@ -56,6 +56,15 @@ enum Task {
         /// [default: fixtures/rust-auth-service/upgrade-check.toml]
         #[arg(long)]
         rust_config: Option<PathBuf>,
+        /// Leave out the larger matrix (cold, into an empty cache, then
+        /// warm, with the peers unless --no-peers)
+        #[arg(long, conflicts_with = "larger_config")]
+        no_larger: bool,
+        /// The larger matrix's config [default: the config's own, each
+        /// matrix list made a range from its lowest version, each minor's
+        /// latest picked]
+        #[arg(long)]
+        larger_config: Option<PathBuf>,
         /// Build the harness with optimisations first and measure that (a
         /// debug build spends the cores the services need: the warm run
         /// takes about 1.6 times as long)
@@ -92,6 +101,8 @@ fn main() -> ExitCode {
             peers_only,
             no_rust,
             rust_config,
+            no_larger,
+            larger_config,
             ..
         } => {
             let rust = (!no_rust && !peers_only).then(|| {
@@ -100,7 +111,8 @@ fn main() -> ExitCode {
                         .join("../fixtures/rust-auth-service/upgrade-check.toml")
                 })
             });
-            bench(config, state_dir, jobs, !no_peers, peers_only, rust)
+            let larger = (!no_larger).then_some(larger_config);
+            bench(config, state_dir, jobs, !no_peers, peers_only, rust, larger)
         }
         Task::Schema => write_schema(),
         Task::Test { fast: true, .. } => test_tools::run_fast(),
@@ -146,6 +158,7 @@ fn bench(
     with_peers: bool,
     peers_only: bool,
     rust: Option<PathBuf>,
+    larger: Option<Option<PathBuf>>,
 ) -> anyhow::Result<i32> {
     let config = match config {
         Some(path) => path,
@@ -168,6 +181,7 @@ fn bench(
             harness: !peers_only,
             peers: with_peers,
             rust: rust.as_deref(),
+            larger: larger.as_ref().map(Option::as_deref),
         },
     )
 }

@@ -109,15 +109,30 @@ fn the_bench_measures_every_row_and_writes_its_table() {
     // The Rust section on the small cargo fixture: the same measures as on
     // the auth service (README's figures), at a fraction of the compiling.
     let rust_config = common::workspace_root().join("fixtures/rust-service/upgrade-check.toml");
+    // The larger matrix's rows on the same two cells: what is checked is
+    // that each is measured, not how large it is.
+    let config = ctx.path("upgrade-check.toml");
     let table = bench(
         &ctx,
-        &["--no-peers", "--rust-config", rust_config.to_str().unwrap()],
+        &[
+            "--no-peers",
+            "--rust-config",
+            rust_config.to_str().unwrap(),
+            "--larger-config",
+            config.to_str().unwrap(),
+        ],
     );
     assert_rows(
         &table,
         &[
             "| cold run (2 cells, ",
             "| cold run: the baseline judged / the last environment ready |",
+            "| cold run: the baseline's environment ready / the baseline judged / the first verdict on an upgrade |",
+            "| cold run: the cores' busy share |",
+            "| a baseline that does not start, cold: its environment ready / the run stopped / the run's end (",
+            "| larger matrix (2 cells, ",
+            "| larger matrix, cold: the baseline's environment ready / the baseline judged / the first verdict on an upgrade |",
+            "| larger matrix, cold: the cores' busy share |",
             "| warm run, every cell replayed (0 environments built) |",
             "| warm run, every cell replayed, every service started cold |",
             "| warm run, nothing changed (2 of 2 results reused) |",
@@ -138,6 +153,12 @@ fn the_bench_measures_every_row_and_writes_its_table() {
     );
     assert_phases_add_up(&table);
     assert!(!table.contains("tox"), "--no-peers leaves the peers out");
+    // The broken baseline stopped the run: every moment of it is known.
+    let broken = table
+        .lines()
+        .find(|line| line.starts_with("| a baseline that does not start"))
+        .unwrap();
+    assert!(!broken.contains("never"), "{broken}");
 }
 
 /// The same matrix the way teams run it today, on a smaller matrix (one
@@ -153,7 +174,7 @@ fn the_peers_run_the_same_matrix_through_tox_and_nox() {
         std::fs::remove_file(ctx.path(&format!("scenarios/{scenario}.toml"))).unwrap();
     }
     // The rows about the harness alone are the other test's.
-    let table = bench(&ctx, &["--peers-only"]);
+    let table = bench(&ctx, &["--peers-only", "--no-larger"]);
     assert_rows(
         &table,
         &[
@@ -163,6 +184,7 @@ fn the_peers_run_the_same_matrix_through_tox_and_nox() {
             "| tox + uv (tox-uv), 2 cells at once: cold / warm |",
             "| nox + pip (virtualenv), one cell at once: cold / warm |",
             "| nox + uv, one cell at once: cold / warm |",
+            "| fastest peer cold (",
             "| fastest peer warm (",
         ],
     );

@@ -18,6 +18,11 @@
 //! - A cargo service's matrix, cold, warm and rebuilt per cell on compiled
 //!   crates ([`rust`]).
 //!
+//! - The pipeline ([`pipeline`]): when the cold run's baseline is judged
+//!   and its first verdict on an upgrade comes, the cores' busy share, how
+//!   soon a baseline that does not start stops the run, and the matrix cold
+//!   and warm (peers too) on a larger matrix, unless `--no-larger`.
+//!
 //! `--peers-only` measures the matrix cold and warm and the peers, nothing
 //! else. It writes the table to `<state>/bench.md` and prints it.
 
@@ -36,6 +41,7 @@ use upgrade_check_core::scenario;
 
 mod peers;
 mod phases;
+mod pipeline;
 mod pull_request;
 mod resolution;
 mod rust;
@@ -66,6 +72,8 @@ pub struct Measured {
     /// When the baseline was judged, and when the last environment was
     /// ready, from the run's start: the pipeline's two ends.
     moments: phases::Moments,
+    /// The share of the cores' time that was busy during the run.
+    busy_share: Option<f64>,
 }
 
 /// What a bench run measures besides the matrix cold and warm.
@@ -78,6 +86,9 @@ pub struct Sections<'a> {
     pub peers: bool,
     /// The cargo service whose matrix the Rust section measures.
     pub rust: Option<&'a Path>,
+    /// Whether to measure a larger matrix, and its config (by default the
+    /// config's own, its lists made ranges).
+    pub larger: Option<Option<&'a Path>>,
 }
 
 /// The rows about the harness alone.
@@ -140,6 +151,20 @@ pub fn run(
         true => run_peers(&loaded, state, cache.path(), jobs, &warm)?,
         false => Vec::new(),
     };
+    let broken = match sections.harness {
+        true => Some(pipeline::broken_baseline(config, state, jobs)?),
+        false => None,
+    };
+    let larger = match sections.larger {
+        Some(larger) => Some(pipeline::larger_matrix(
+            config,
+            larger,
+            state,
+            jobs,
+            sections.peers,
+        )?),
+        None => None,
+    };
 
     let mut table = String::new();
     let _ = writeln!(table, "# upgrade-check bench\n");
@@ -173,6 +198,10 @@ pub fn run(
             secs(judged),
             secs(built)
         );
+    }
+    pipeline::write_cold_rows(&mut table, "cold run", &cold);
+    if let Some(broken) = &broken {
+        pipeline::write_broken_rows(&mut table, broken);
     }
     let _ = writeln!(
         table,
@@ -221,21 +250,16 @@ pub fn run(
             secs(peer.warm)
         );
     }
-    if let Some(fastest) = peers.iter().min_by_key(|peer| peer.warm) {
+    pipeline::write_ratios(&mut table, "", &peers, &cold, &warm);
+    if let Some(fastest) = peers.iter().min_by_key(|peer| peer.warm)
+        && let Some(harness) = &harness
+    {
         let _ = writeln!(
             table,
-            "| fastest peer warm ({}) / harness warm, every cell replayed (target ≥ 2) | {:.2} |",
+            "| fastest peer warm ({}) / harness warm, nothing changed | {:.1} |",
             fastest.label,
-            secs(fastest.warm) / secs(warm.wall).max(f64::EPSILON)
+            secs(fastest.warm) / secs(harness.unchanged.wall).max(f64::EPSILON)
         );
-        if let Some(harness) = &harness {
-            let _ = writeln!(
-                table,
-                "| fastest peer warm ({}) / harness warm, nothing changed | {:.1} |",
-                fastest.label,
-                secs(fastest.warm) / secs(harness.unchanged.wall).max(f64::EPSILON)
-            );
-        }
     }
     if let Some(harness) = &harness {
         let (bare, through_harness, requests) = harness.per_request;
@@ -259,6 +283,9 @@ pub fn run(
             "| planning a 1,000-cell matrix (target < 1 s) | {:.1} ms |",
             ms(harness.planning)
         );
+    }
+    if let Some(larger) = &larger {
+        pipeline::write_larger_rows(&mut table, larger);
     }
     let path = state.join("bench.md");
     upgrade_check_core::util::write_atomic(&path, table.as_bytes())?;
@@ -488,7 +515,11 @@ pub(super) fn whole_run(
     if replay_all {
         args.push("--no-cache");
     }
+    let before = pipeline::CpuTimes::now();
     let (wall, report) = run_harness(config, state, cache, jobs, &args)?;
+    let busy_share = before
+        .zip(pipeline::CpuTimes::now())
+        .and_then(|(before, after)| before.busy_share_until(after));
     let moments = phases::Moments::read(&events)?;
     let phases = phases::Phases::measure(wall, &report, &moments, jobs);
     let timings = report
@@ -551,6 +582,7 @@ pub(super) fn whole_run(
             .collect(),
         phases,
         moments,
+        busy_share,
     })
 }
 

@@ -137,16 +137,22 @@ impl Phases {
     }
 }
 
-/// From a run's events file: when the first service started to be set up
-/// for a scenario run, and when the last cell finished; none where no
-/// scenario ran.
-/// The moments of a run, from its start, read once from its event log.
+/// The moments of a run, from its start, read once from its event log;
+/// each is none where the run never got there.
 #[derive(Debug, Default)]
 pub struct Moments {
     /// The first scenario run's service starting.
     pub first_run: Option<Duration>,
+    /// The baseline's environment ready (built or reused).
+    pub baseline_environment_ready: Option<Duration>,
     /// The baseline's verdict: a broken reference is known from here.
     pub baseline_judged: Option<Duration>,
+    /// The first verdict on an upgrade: another cell than the baseline finished.
+    pub first_cell_verdict: Option<Duration>,
+    /// The run stopped after a broken baseline.
+    pub stopped_after_baseline: Option<Duration>,
+    /// How many other cells' environments were ready before that.
+    pub environments_ready_before_the_stop: usize,
     /// The last cell's environment ready (built or reused).
     pub last_environment_ready: Option<Duration>,
     /// The last cell finished.
@@ -164,17 +170,29 @@ impl Moments {
                 event["elapsed_ms"].as_u64().unwrap_or(0),
             ));
             let step = &event["step"]["step"];
+            let baseline = event["cell"] == "baseline";
             match event["event"].as_str() {
                 Some("cell-step") if step == "starting-service" && moments.first_run.is_none() => {
                     moments.first_run = at;
                 }
                 Some("cell-step") if step == "environment-ready" => {
                     moments.last_environment_ready = at;
+                    if baseline && moments.baseline_environment_ready.is_none() {
+                        moments.baseline_environment_ready = at;
+                    } else if !baseline && moments.stopped_after_baseline.is_none() {
+                        moments.environments_ready_before_the_stop += 1;
+                    }
                 }
                 Some("baseline-judged") if moments.baseline_judged.is_none() => {
                     moments.baseline_judged = at;
                 }
-                Some("cell-finished") => moments.last_cell = at,
+                Some("stopped-after-baseline") => moments.stopped_after_baseline = at,
+                Some("cell-finished") => {
+                    moments.last_cell = at;
+                    if !baseline && moments.first_cell_verdict.is_none() {
+                        moments.first_cell_verdict = at;
+                    }
+                }
                 _ => {}
             }
         }
