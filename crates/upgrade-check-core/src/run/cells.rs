@@ -97,7 +97,7 @@ pub(crate) async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutco
         if let Some(why) = stop {
             stop_preparing.stop();
             let not_run = cells.map(|(index, (cell, _))| (index, cell));
-            stop_after_baseline(&ctx, why, not_run.collect());
+            stop_after_baseline(&ctx, why, not_run.collect()).await;
             return finished(&ctx);
         }
     }
@@ -151,14 +151,16 @@ fn broken(baseline: &CellReport) -> Option<String> {
     unhealthy.then(|| "fails every scenario and answers unhealthy".to_owned())
 }
 
-/// Every cell after a broken baseline, not tried and saying why.
-fn stop_after_baseline(ctx: &RunContext, why: String, not_run: Vec<(usize, Cell)>) {
+/// Every cell after a broken baseline, not tried and saying why; a
+/// preloader started ahead for one stops now.
+async fn stop_after_baseline(ctx: &RunContext, why: String, not_run: Vec<(usize, Cell)>) {
     ctx.emit(RunEvent::StoppedAfterBaseline {
         why: why.clone(),
         not_run: not_run.len(),
     });
     let reason = format!("not run: the baseline {why} (--keep-going runs every cell anyway)");
     for (index, cell) in not_run {
+        ctx.state.preloading.finish_cell(&cell.id).await;
         record(
             ctx,
             index,
@@ -209,6 +211,60 @@ impl Preparing {
     }
 }
 
+/// Opens once the baseline's environment is prepared, ready or not: the
+/// other cells resolve meanwhile and install after it, from what it
+/// brought into the caches (wheels, compiled crates), so that a broken
+/// baseline is known before any other cell's build finishes.
+#[derive(Default)]
+struct BaselinePrepared {
+    open: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+impl BaselinePrepared {
+    fn open(&self) {
+        *self.open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.opened.notify_all();
+    }
+
+    /// Blocks until the baseline's environment is prepared, or the run no
+    /// longer needs this one (an error then).
+    fn wait(&self, cancel: &crate::sys::process::Cancel) -> Result<(), BuildError> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        while !*open {
+            if cancel.is_cancelled() {
+                return Err(BuildError::Harness(anyhow::anyhow!(
+                    "stopped: the run no longer needs it"
+                )));
+            }
+            open = self
+                .opened
+                .wait_timeout(open, std::time::Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        Ok(())
+    }
+}
+
+/// Opens the gate when the baseline's preparation ends, however it ends
+/// (an aborted run included).
+struct OpenWhenDone(Arc<BaselinePrepared>);
+
+impl Drop for OpenWhenDone {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+/// What a preparation answers to: the run that stops it, and the
+/// baseline's environment, which every other cell installs after.
+#[derive(Clone)]
+struct Control {
+    cancel: crate::sys::process::Cancel,
+    baseline_prepared: Arc<BaselinePrepared>,
+}
+
 /// Stops the preparations still going, the commands they run included
 /// (uv, cargo: a build the run no longer needs is killed, not waited
 /// for); when told, and when the run ends early (the guard is dropped).
@@ -245,7 +301,14 @@ fn prepare_all(
         .unzip();
     let (ctx, baseline, cells) = (ctx.clone(), baseline.clone(), plan.cells.clone());
     let cancel = crate::sys::process::Cancel::default();
-    let cancelled_by = cancel.clone();
+    let control = Control {
+        cancel: cancel.clone(),
+        baseline_prepared: Arc::default(),
+    };
+    // A plan of probes (bisection) has no baseline to wait for.
+    if !plan.cells.first().is_some_and(Cell::is_baseline) {
+        control.baseline_prepared.open();
+    }
     let feeder = tokio::spawn(async move {
         let permits = Arc::new(Semaphore::new(ctx.settings.jobs));
         let mut preparing = JoinSet::new();
@@ -254,9 +317,9 @@ fn prepare_all(
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
-            let (ctx, baseline, cancel) = (ctx.clone(), baseline.clone(), cancelled_by.clone());
+            let (ctx, baseline, control) = (ctx.clone(), baseline.clone(), control.clone());
             preparing.spawn(async move {
-                let prepared = prepare(&ctx, &cell, &baseline, cancel).await;
+                let prepared = prepare(&ctx, &cell, &baseline, control).await;
                 drop(permit);
                 match &prepared {
                     Prepared::Ready { environment, .. } => {
@@ -372,23 +435,42 @@ pub(crate) fn finished(ctx: &RunContext) -> Vec<CellOutcome> {
     finished.into_iter().map(|(_, outcome)| outcome).collect()
 }
 
-/// Resolves and installs one cell's environment; its commands are killed
-/// once `cancel` is.
+/// Resolves and installs one cell's environment (another than the
+/// baseline's once the baseline's is prepared); its commands are killed
+/// once the run stops it.
 async fn prepare(
     ctx: &Arc<RunContext>,
     cell: &Cell,
     baseline: &Arc<ResolvedSet>,
-    cancel: crate::sys::process::Cancel,
+    control: Control,
 ) -> Prepared {
+    let _open = cell
+        .is_baseline()
+        .then(|| OpenWhenDone(control.baseline_prepared.clone()));
     ctx.step(&cell.name, CellStep::Resolving);
     let builder = ctx.services.builder.clone();
     let (pins, baseline, from_file) = (cell.pins.clone(), baseline.clone(), cell.from_file.clone());
     let id = cell.id.clone();
     let mut raised = Vec::new();
+    let is_baseline = cell.is_baseline();
     let resolved = tokio::task::spawn_blocking(move || {
+        let Control {
+            cancel,
+            baseline_prepared,
+        } = control;
+        let after_the_baseline = || match is_baseline {
+            true => Ok(()),
+            false => baseline_prepared.wait(&cancel),
+        };
         cancel.watching(|| {
             slowed_when_asked(&id).map_err(|err| (err, Vec::new()))?;
-            resolve_and_build(&builder, &baseline, &pins, from_file.as_deref())
+            resolve_and_build(
+                &builder,
+                &baseline,
+                &pins,
+                from_file.as_deref(),
+                after_the_baseline,
+            )
         })
     })
     .await
@@ -440,13 +522,15 @@ async fn prepare(
 }
 
 /// Resolves a cell (its pins on the baseline, or a pull request's file as
-/// it is) and builds or finds its environment; on failure, the
-/// requirements raised before it, which the report names too.
+/// it is) and builds or finds its environment once `before_install` lets
+/// it; on failure, the requirements raised before it, which the report
+/// names too.
 fn resolve_and_build(
     builder: &crate::env::Builder,
     baseline: &ResolvedSet,
     pins: &[crate::model::cell::Pin],
     from_file: Option<&std::path::Path>,
+    before_install: impl FnOnce() -> Result<(), BuildError>,
 ) -> Result<(Environment, crate::env::Resolution), (BuildError, Vec<String>)> {
     let mut resolution = match from_file {
         Some(path) => builder.resolve_file(path),
@@ -458,7 +542,10 @@ fn resolve_and_build(
     }
     let environment = match resolution.built.take() {
         Some(built) => Ok(built),
-        None => builder.materialise(&resolution.set),
+        None => {
+            before_install().map_err(|err| (err, Vec::new()))?;
+            builder.materialise(&resolution.set)
+        }
     }
     .map_err(|err| {
         let raised = resolution

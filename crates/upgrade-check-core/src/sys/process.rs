@@ -147,7 +147,8 @@ impl Cancel {
         self.0.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    fn is_cancelled(&self) -> bool {
+    /// Whether [`Cancel::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
         self.0.load(std::sync::atomic::Ordering::SeqCst)
     }
 

@@ -153,6 +153,49 @@ fn the_baseline_is_judged_while_another_cell_still_builds() {
     );
 }
 
+/// The baseline's environment is built before any other: the others
+/// resolve meanwhile and install after it (from what it brought into the
+/// caches), so that a broken baseline is known before another build ends.
+#[test]
+fn the_baseline_s_environment_is_built_before_any_other() {
+    let ctx = TestContext::new();
+    ctx.set_matrix(r#"bcrypt = ["4.1.2"]"#);
+    crate::common::ensure_uv(&ctx);
+    let events = ctx.path("events.jsonl");
+    // An empty cache: both environments are built. The baseline's takes 4 s
+    // longer than it would, more than the bcrypt cell's whole build.
+    let mut command = ctx.command(&["--no-cache", "--events", events.to_str().unwrap()]);
+    command
+        .arg("--cache-dir")
+        .arg(ctx.path("cache"))
+        .env("UPGRADE_CHECK_UV", crate::common::uv())
+        .env("UPGRADE_CHECK_FAILPOINT", "slow-prepare=baseline:4000");
+    let run = ctx.run_command(command);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let ready: Vec<(String, u64, bool)> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|line| line["step"]["step"] == "environment-ready")
+        .map(|line| {
+            (
+                line["cell"].as_str().unwrap().to_owned(),
+                line["elapsed_ms"].as_u64().unwrap(),
+                line["step"]["reused"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let cells: Vec<(&str, bool)> = ready
+        .iter()
+        .map(|(cell, _, reused)| (cell.as_str(), *reused))
+        .collect();
+    assert_eq!(
+        cells,
+        [("baseline", false), ("bcrypt 4.1.2", false)],
+        "{ready:?}"
+    );
+}
+
 /// A baseline that does not start leaves nothing to compare a cell with:
 /// the run stops as soon as it is judged, and the builds still going are
 /// killed, not waited for. `--keep-going` runs every cell anyway.
