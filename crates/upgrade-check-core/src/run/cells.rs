@@ -1,19 +1,19 @@
-//! A plan's cells, in one pipeline: every environment prepared in plan
-//! order (at most `jobs` at once), the baseline run and judged as soon as
-//! its own is ready, then every other cell as soon as its own is, each on
-//! its own task so that a panic fails that cell alone; recorded results
-//! reused where a cell's inputs are unchanged. A broken baseline stops the
-//! run there, builds still going included, unless told to keep going.
+//! A plan's cells, in one pipeline: every environment prepared (see
+//! `prepare`), the baseline run and judged as soon as its own is ready,
+//! then every other cell as soon as its own is, each on its own task so
+//! that a panic fails that cell alone; recorded results reused where a
+//! cell's inputs are unchanged. A broken baseline stops the run there,
+//! builds still going included, unless told to keep going.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::future::join_all;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::noise_check::run_baseline_twice;
+use super::prepare::{Prepared, prepare_all};
 use super::scenario::{Attempt, Start, run_scenario};
 use super::{CellOutcome, RunContext, ms, results, scenario_runs};
 use crate::env::{BuildError, Environment, ResolvedSet};
@@ -23,47 +23,12 @@ use crate::model::event::{CellFinish, CellStep, RunEvent};
 use crate::model::report::{CellReport, EnvironmentReport, ScenarioReport, Verdict};
 use crate::sys::failpoint::failpoint;
 
-/// Makes `cell_id`'s preparation longer when a test asks
-/// (`slow-prepare=CELL_ID:MS`), to see the pipeline's order: a command
-/// that sleeps, run as a build's commands are, so that a run that stops
-/// early kills it as it kills them.
-fn slowed_when_asked(cell_id: &str) -> Result<(), BuildError> {
-    let asked = failpoint("slow-prepare").and_then(|value| {
-        let (id, ms) = value.rsplit_once(':')?;
-        Some((id.to_owned(), ms.parse::<u64>().ok()?))
-    });
-    if let Some((id, ms)) = asked
-        && id == cell_id
-    {
-        let seconds = format!("{}.{:03}", ms / 1000, ms % 1000);
-        let timeout = std::time::Duration::from_millis(ms) * 2;
-        crate::sys::process::run_captured(duct::cmd("sleep", [seconds]), timeout)
-            .map_err(|err| BuildError::Harness(err.into()))?;
-    }
-    Ok(())
-}
-
-/// A cell ready to run, or the reason it cannot.
-pub(super) enum Prepared {
-    Ready {
-        environment: Environment,
-        /// The resolved set, whether it came from the cache, and how near.
-        resolution: Box<crate::env::Resolution>,
-    },
-    Failed {
-        verdict: Verdict,
-        reason: String,
-        /// Requirements raised before the build failed: the footer names them too.
-        raised: Vec<String>,
-    },
-}
-
 /// Runs every cell of `plan`, baseline first, and returns them in plan order.
 ///
-/// One pipeline: every environment is prepared in plan order (at most
-/// `jobs` at once), the baseline's first; the baseline runs as soon as its
-/// own is ready, while the others build, and every other cell as soon as
-/// its own is ready and the baseline has been judged.
+/// One pipeline: every cell resolves at once and installs in plan order
+/// (at most `jobs` at once), the baseline's first; the baseline runs as
+/// soon as its own is ready, while the others build, and every other cell
+/// as soon as its own is ready and the baseline has been judged.
 pub(crate) async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutcome> {
     ctx.emit(RunEvent::PlanStarted {
         cells: plan.cells.len(),
@@ -196,154 +161,6 @@ async fn resolve_baseline(ctx: &RunContext) -> Result<ResolvedSet, (Verdict, Str
     }
 }
 
-/// One cell's environment, being prepared on a task of its own.
-struct Preparing(tokio::sync::oneshot::Receiver<Prepared>);
-
-impl Preparing {
-    /// The environment once it is ready, or why the cell cannot run.
-    async fn ready(self) -> Prepared {
-        // A task that panicked dropped its sender: that cell is the harness's failure.
-        self.0.await.unwrap_or_else(|_| Prepared::Failed {
-            verdict: Verdict::Error,
-            reason: "the harness panicked while preparing this cell".to_owned(),
-            raised: Vec::new(),
-        })
-    }
-}
-
-/// Opens once the baseline's environment is prepared, ready or not: the
-/// other cells resolve meanwhile and install after it, from what it
-/// brought into the caches (wheels, compiled crates), so that a broken
-/// baseline is known before any other cell's build finishes.
-#[derive(Default)]
-struct BaselinePrepared {
-    open: std::sync::Mutex<bool>,
-    opened: std::sync::Condvar,
-}
-
-impl BaselinePrepared {
-    fn open(&self) {
-        *self.open.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.opened.notify_all();
-    }
-
-    /// Blocks until the baseline's environment is prepared, or the run no
-    /// longer needs this one (an error then).
-    fn wait(&self, cancel: &crate::sys::process::Cancel) -> Result<(), BuildError> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        while !*open {
-            if cancel.is_cancelled() {
-                return Err(BuildError::Harness(anyhow::anyhow!(
-                    "stopped: the run no longer needs it"
-                )));
-            }
-            open = self
-                .opened
-                .wait_timeout(open, std::time::Duration::from_millis(100))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        Ok(())
-    }
-}
-
-/// Opens the gate when the baseline's preparation ends, however it ends
-/// (an aborted run included).
-struct OpenWhenDone(Arc<BaselinePrepared>);
-
-impl Drop for OpenWhenDone {
-    fn drop(&mut self) {
-        self.0.open();
-    }
-}
-
-/// What a preparation answers to: the run that stops it, and the
-/// baseline's environment, which every other cell installs after.
-#[derive(Clone)]
-struct Control {
-    cancel: crate::sys::process::Cancel,
-    baseline_prepared: Arc<BaselinePrepared>,
-}
-
-/// Stops the preparations still going, the commands they run included
-/// (uv, cargo: a build the run no longer needs is killed, not waited
-/// for); when told, and when the run ends early (the guard is dropped).
-struct StopPreparing {
-    feeder: tokio::task::AbortHandle,
-    cancel: crate::sys::process::Cancel,
-}
-
-impl StopPreparing {
-    fn stop(&self) {
-        self.cancel.cancel();
-        self.feeder.abort();
-    }
-}
-
-impl Drop for StopPreparing {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Starts preparing every cell's environment, in plan order and at most
-/// `jobs` at once, and hands back each one's to await on its own, with
-/// what stops whatever is still preparing.
-fn prepare_all(
-    ctx: &Arc<RunContext>,
-    plan: &Plan,
-    baseline: &Arc<ResolvedSet>,
-) -> (Vec<Preparing>, StopPreparing) {
-    let (senders, receivers): (Vec<_>, Vec<_>) = plan
-        .cells
-        .iter()
-        .map(|_| tokio::sync::oneshot::channel())
-        .unzip();
-    let (ctx, baseline, cells) = (ctx.clone(), baseline.clone(), plan.cells.clone());
-    let cancel = crate::sys::process::Cancel::default();
-    let control = Control {
-        cancel: cancel.clone(),
-        baseline_prepared: Arc::default(),
-    };
-    // A plan of probes (bisection) has no baseline to wait for.
-    if !plan.cells.first().is_some_and(Cell::is_baseline) {
-        control.baseline_prepared.open();
-    }
-    let feeder = tokio::spawn(async move {
-        let permits = Arc::new(Semaphore::new(ctx.settings.jobs));
-        let mut preparing = JoinSet::new();
-        for (cell, sender) in cells.into_iter().zip(senders) {
-            // Taken here, in plan order: the baseline's build starts first.
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                return;
-            };
-            let (ctx, baseline, control) = (ctx.clone(), baseline.clone(), control.clone());
-            preparing.spawn(async move {
-                let prepared = prepare(&ctx, &cell, &baseline, control).await;
-                drop(permit);
-                match &prepared {
-                    Prepared::Ready { environment, .. } => {
-                        let config = &ctx.settings.config;
-                        ctx.state
-                            .preloading
-                            .ready(config, &cell.id, environment.clone());
-                    }
-                    // Never lined up: the cell before starts the one after ahead.
-                    Prepared::Failed { .. } => ctx.state.preloading.finish_cell(&cell.id).await,
-                }
-                let _ = sender.send(prepared);
-            });
-        }
-        while preparing.join_next().await.is_some() {}
-    });
-    let preparing = receivers.into_iter().map(Preparing).collect();
-    let stop = StopPreparing {
-        feeder: feeder.abort_handle(),
-        cancel,
-    };
-    (preparing, stop)
-}
-
 /// The baseline's verdict, said before any other cell's: the scenarios it
 /// fails, and among them those that only lack an accepted snapshot.
 fn say_how_the_baseline_did(ctx: &RunContext, report: &CellReport) {
@@ -433,129 +250,6 @@ pub(crate) fn finished(ctx: &RunContext) -> Vec<CellOutcome> {
         std::mem::take(&mut *ctx.state.finished.lock().unwrap_or_else(|e| e.into_inner()));
     finished.sort_by_key(|(index, _)| *index);
     finished.into_iter().map(|(_, outcome)| outcome).collect()
-}
-
-/// Resolves and installs one cell's environment (another than the
-/// baseline's once the baseline's is prepared); its commands are killed
-/// once the run stops it.
-async fn prepare(
-    ctx: &Arc<RunContext>,
-    cell: &Cell,
-    baseline: &Arc<ResolvedSet>,
-    control: Control,
-) -> Prepared {
-    let _open = cell
-        .is_baseline()
-        .then(|| OpenWhenDone(control.baseline_prepared.clone()));
-    ctx.step(&cell.name, CellStep::Resolving);
-    let builder = ctx.services.builder.clone();
-    let (pins, baseline, from_file) = (cell.pins.clone(), baseline.clone(), cell.from_file.clone());
-    let id = cell.id.clone();
-    let mut raised = Vec::new();
-    let is_baseline = cell.is_baseline();
-    let resolved = tokio::task::spawn_blocking(move || {
-        let Control {
-            cancel,
-            baseline_prepared,
-        } = control;
-        let after_the_baseline = || match is_baseline {
-            true => Ok(()),
-            false => baseline_prepared.wait(&cancel),
-        };
-        cancel.watching(|| {
-            slowed_when_asked(&id).map_err(|err| (err, Vec::new()))?;
-            resolve_and_build(
-                &builder,
-                &baseline,
-                &pins,
-                from_file.as_deref(),
-                after_the_baseline,
-            )
-        })
-    })
-    .await
-    .map(|built| {
-        built.map_err(|(err, said): (BuildError, Vec<String>)| {
-            raised = said;
-            err
-        })
-    });
-    match resolved {
-        Ok(Ok((environment, resolution))) => {
-            ctx.step(
-                &cell.name,
-                CellStep::EnvironmentReady {
-                    id: environment.id.clone(),
-                    reused: environment.reused,
-                    rebuilt: environment.rebuilt.clone(),
-                },
-            );
-            Prepared::Ready {
-                environment,
-                resolution: Box::new(resolution),
-            }
-        }
-        Ok(Err(BuildError::Refused(why))) => {
-            ctx.step(&cell.name, CellStep::BuildFailed);
-            Prepared::Failed {
-                verdict: Verdict::BuildFailed,
-                reason: why,
-                raised,
-            }
-        }
-        Ok(Err(BuildError::NotHeld(why))) => Prepared::Failed {
-            verdict: Verdict::NotTried,
-            reason: why,
-            raised,
-        },
-        Ok(Err(err)) => Prepared::Failed {
-            verdict: Verdict::Error,
-            reason: format!("{err:#}"),
-            raised,
-        },
-        Err(err) => Prepared::Failed {
-            verdict: Verdict::Error,
-            reason: err.to_string(),
-            raised,
-        },
-    }
-}
-
-/// Resolves a cell (its pins on the baseline, or a pull request's file as
-/// it is) and builds or finds its environment once `before_install` lets
-/// it; on failure, the requirements raised before it, which the report
-/// names too.
-fn resolve_and_build(
-    builder: &crate::env::Builder,
-    baseline: &ResolvedSet,
-    pins: &[crate::model::cell::Pin],
-    from_file: Option<&std::path::Path>,
-    before_install: impl FnOnce() -> Result<(), BuildError>,
-) -> Result<(Environment, crate::env::Resolution), (BuildError, Vec<String>)> {
-    let mut resolution = match from_file {
-        Some(path) => builder.resolve_file(path),
-        None => builder.resolve_cell(baseline, pins),
-    }
-    .map_err(|err| (err, Vec::new()))?;
-    if let Some(why) = resolution.set.not_holding(pins) {
-        return Err((BuildError::NotHeld(why), Vec::new()));
-    }
-    let environment = match resolution.built.take() {
-        Some(built) => Ok(built),
-        None => {
-            before_install().map_err(|err| (err, Vec::new()))?;
-            builder.materialise(&resolution.set)
-        }
-    }
-    .map_err(|err| {
-        let raised = resolution
-            .set
-            .cargo
-            .iter()
-            .flat_map(|inputs| &inputs.raised);
-        (err, raised.map(ToString::to_string).collect())
-    })?;
-    Ok((environment, resolution))
 }
 
 pub(super) async fn run_cell(

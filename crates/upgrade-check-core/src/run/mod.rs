@@ -18,6 +18,7 @@ mod evidence;
 mod failure;
 mod noise_check;
 pub(crate) mod preloading;
+mod prepare;
 pub(crate) mod results;
 mod scenario;
 mod start;
