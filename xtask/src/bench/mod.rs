@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: what the harness costs, measured and printed.
 //!
 //! - The fixture's default matrix, cold (an empty environment cache; uv's own
-//!   download cache stays as it is) and warm (the same cache again), with
+//!   download cache stays as it is, and uv is installed beforehand, as the
+//!   peers' tools are) and warm (the same cache again), with
 //!   recorded results and bisection off so that every cell really runs.
 //! - The floor, from the same warm run: the sum over scenario runs of
 //!   starting the service until it answers healthy plus the requests
@@ -109,6 +110,7 @@ pub fn run(
     sections: Sections<'_>,
 ) -> anyhow::Result<i32> {
     fs_err::create_dir_all(state)?;
+    install_uv(config, state)?;
     let cache = tempfile::Builder::new()
         .prefix("bench-cache-")
         .tempdir_in(state)
@@ -592,6 +594,38 @@ fn path_str(path: &Path) -> anyhow::Result<&str> {
         .with_context(|| format!("{} is not UTF-8", path.display()))
 }
 
+/// The uv every run of the harness is given, installed before the first:
+/// the peers get theirs (tox-uv, nox's uv) beforehand too, so a cold run
+/// is an empty environment cache, not a tool being downloaded.
+static UV: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Installs uv for the bench's runs, as the harness installs it, into a
+/// folder of the state's that outlives them.
+fn install_uv(config: &Path, state: &Path) -> anyhow::Result<()> {
+    let tools = state.join("bench-tools");
+    let status = std::process::Command::new(std::env::current_exe()?)
+        .args(["upgrade-check", "plan", "--quiet", "--config"])
+        .arg(config)
+        .arg("--state-dir")
+        .arg(&tools)
+        .arg("--cache-dir")
+        .arg(&tools)
+        .env_remove("UPGRADE_CHECK_UV")
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    let uv = tools.join("tools/uv/bin/uv");
+    match uv.is_file() {
+        true => {
+            let _ = UV.set(uv);
+            Ok(())
+        }
+        false => bail!(
+            "the harness did not install uv into {} ({status})",
+            tools.display()
+        ),
+    }
+}
+
 /// One run of the harness binary (bisection off) with `extra` flags; its
 /// wall time and report.
 pub(super) fn run_harness(
@@ -601,8 +635,12 @@ pub(super) fn run_harness(
     jobs: usize,
     extra: &[&str],
 ) -> anyhow::Result<(Duration, Report)> {
+    let mut command = std::process::Command::new(std::env::current_exe()?);
+    if let Some(uv) = UV.get() {
+        command.env("UPGRADE_CHECK_UV", uv);
+    }
     let started = Instant::now();
-    let output = std::process::Command::new(std::env::current_exe()?)
+    let output = command
         .args(["upgrade-check", "--no-bisect", "--format", "json"])
         .args(extra)
         .arg("--jobs")
