@@ -1,9 +1,11 @@
-//! Every cell's environment, prepared for the pipeline: each cell resolves
-//! as soon as the run starts (resolving asks the index more than the
-//! cores), and installs in plan order, at most `jobs` at once; the
-//! baseline's first and alone, so that the others install from what it
-//! brought into the caches and a broken baseline is known before any
-//! other build ends. A run that stops kills the commands still going.
+//! Every cell's environment, prepared for the pipeline: the baseline's
+//! first and alone, so that nothing competes with it for the caches'
+//! locks, the index or the cores, the others then use what it brought
+//! into the caches, and a broken baseline is known before any other build
+//! ends. Then every other cell resolves at once (at most twice `jobs`:
+//! resolving asks the index more than the cores) and installs in plan
+//! order, at most `jobs` at once. A run that stops kills the commands
+//! still going.
 
 use std::sync::Arc;
 
@@ -81,9 +83,10 @@ struct Control {
 }
 
 /// Starts preparing every cell's environment and hands back each one's to
-/// await on its own, with what stops whatever is still preparing. Each
-/// cell resolves at once (at most twice `jobs` at a time); its turn to
-/// install comes in plan order, with one of `jobs` permits.
+/// await on its own, with what stops whatever is still preparing. Once the
+/// baseline's is prepared, each other cell resolves at once (at most twice
+/// `jobs` at a time); its turn to install comes in plan order, with one of
+/// `jobs` permits.
 pub(super) fn prepare_all(
     ctx: &Arc<RunContext>,
     plan: &Plan,
@@ -152,8 +155,8 @@ pub(super) fn prepare_all(
     (preparing, stop)
 }
 
-/// Resolves one cell, then, on its turn (and for a cell other than the
-/// baseline, once the baseline's environment is prepared), installs it.
+/// Resolves one cell (another than the baseline once the baseline's
+/// environment is prepared), then installs it on its turn.
 async fn prepare(
     ctx: &Arc<RunContext>,
     cell: &Cell,
@@ -163,6 +166,12 @@ async fn prepare(
     opens: Option<watch::Sender<bool>>,
 ) -> Prepared {
     let _open_when_done = opens.map(OpenWhenDone);
+    // Nothing competes with the baseline's own preparation for the
+    // caches' locks, the index or the cores.
+    let mut gate = control.baseline_prepared.clone();
+    if !cell.is_baseline() && gate.wait_for(|open| *open).await.is_err() {
+        return stopped();
+    }
     ctx.step(&cell.name, CellStep::Resolving);
     let resolved = {
         let _resolving = control.resolving.clone().acquire_owned().await;
@@ -178,14 +187,10 @@ async fn prepare(
     };
     let built = match resolved {
         Ok(resolution) => {
-            // Both end only when the run is stopped: then nothing is installed.
+            // Ends only when the run is stopped: then nothing is installed.
             let Ok(_permit) = turn.await else {
                 return stopped();
             };
-            let mut gate = control.baseline_prepared.clone();
-            if !cell.is_baseline() && gate.wait_for(|open| *open).await.is_err() {
-                return stopped();
-            }
             let builder = ctx.services.builder.clone();
             match blocking(&control.cancel, move || install(&builder, resolution)).await {
                 Ok(installed) => installed,

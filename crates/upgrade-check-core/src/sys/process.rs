@@ -400,6 +400,32 @@ pub fn kill_all() {
 mod tests {
     use super::*;
 
+    /// The pid a test's script wrote into `pid_file`, once it is there.
+    fn recorded_pid(pid_file: &std::path::Path) -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !pid_file.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::read_to_string(pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// `pid` is gone within five seconds.
+    fn assert_gone_soon(pid: u32) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while crate::sys::sweep::is_running(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            !crate::sys::sweep::is_running(pid),
+            "{pid} outlived its group"
+        );
+    }
+
     #[test]
     fn dropping_a_child_kills_its_grandchildren() {
         let dir = tempfile::tempdir().unwrap();
@@ -407,28 +433,12 @@ mod tests {
         // The leader starts a grandchild in the background and records its pid.
         let script = format!("sleep 60 & echo $! > {}; wait", pid_file.display());
         let child = spawn(duct::cmd("sh", ["-c", &script]), Duration::from_millis(200)).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !pid_file.exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        let grandchild: u32 = std::fs::read_to_string(&pid_file)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let grandchild = recorded_pid(&pid_file);
         let leader = child.pid();
         assert!(crate::sys::sweep::is_running(leader) && crate::sys::sweep::is_running(grandchild));
         drop(child);
         assert!(!crate::sys::sweep::is_running(leader));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while crate::sys::sweep::is_running(grandchild) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(
-            !crate::sys::sweep::is_running(grandchild),
-            "grandchild {grandchild} outlived its group"
-        );
+        assert_gone_soon(grandchild);
     }
 
     #[test]
@@ -454,16 +464,7 @@ mod tests {
             let unwatched = WATCHED.with(|watched| watched.borrow().is_none());
             (finished, unwatched)
         });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !pid_file.exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        let grandchild: u32 = std::fs::read_to_string(&pid_file)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let grandchild = recorded_pid(&pid_file);
         let cancelled = Instant::now();
         cancel.cancel();
         let (finished, unwatched) = watched.join().unwrap();
@@ -474,11 +475,7 @@ mod tests {
             "a cancelled command is an error, not a result"
         );
         assert!(cancelled.elapsed() < Duration::from_secs(5));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while crate::sys::sweep::is_running(grandchild) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(!crate::sys::sweep::is_running(grandchild));
+        assert_gone_soon(grandchild);
     }
 
     #[test]
