@@ -152,16 +152,11 @@ pub(crate) fn cargo() -> std::process::Command {
 }
 
 fn cargo_test(args: &[impl AsRef<std::ffi::OsStr>]) -> anyhow::Result<i32> {
-    let mut command = cargo();
-    command.arg("test").args(args);
-    // Two tests per core: an integration test spends most of its time
-    // waiting (on services starting, the package index, timeouts), so one
-    // per core leaves the cores idle. A value of the caller's is kept.
-    if std::env::var_os("RUST_TEST_THREADS").is_none() {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        command.env("RUST_TEST_THREADS", (2 * cores).to_string());
-    }
-    let status = command.status().context("cannot run cargo test")?;
+    let status = cargo()
+        .arg("test")
+        .args(args)
+        .status()
+        .context("cannot run cargo test")?;
     Ok(status.code().unwrap_or(101))
 }
 
