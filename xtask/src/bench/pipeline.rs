@@ -117,11 +117,15 @@ pub fn larger_matrix(
     jobs: usize,
     with_peers: bool,
 ) -> anyhow::Result<Larger> {
-    let variant = match larger {
-        Some(_) => None,
-        None => Some(Variant::of(config, ranges_from_lists)?),
+    // A derived config's temp folder lives as long as `derived`.
+    let derived;
+    let config = match larger {
+        Some(larger) => larger,
+        None => {
+            derived = Variant::of(config, ranges_from_lists)?;
+            &derived.config
+        }
     };
-    let config = larger.unwrap_or_else(|| &variant.as_ref().expect("made above").config);
     let cache = tempfile::Builder::new()
         .prefix("bench-cache-larger-")
         .tempdir_in(state)
@@ -223,21 +227,25 @@ pub fn write_ratios(
     cold: &Measured,
     warm: &Measured,
 ) {
-    if let Some(fastest) = peers.iter().min_by_key(|peer| peer.cold) {
-        let _ = writeln!(
-            table,
-            "| {prefix}fastest peer cold ({}) / harness cold (target ≥ 1.5) | {:.2} |",
-            fastest.label,
-            secs(fastest.cold) / secs(cold.wall).max(f64::EPSILON)
-        );
-    }
-    if let Some(fastest) = peers.iter().min_by_key(|peer| peer.warm) {
-        let _ = writeln!(
-            table,
-            "| {prefix}fastest peer warm ({}) / harness warm, every cell replayed (target ≥ 2) | {:.2} |",
-            fastest.label,
-            secs(fastest.warm) / secs(warm.wall).max(f64::EPSILON)
-        );
+    type Took = fn(&super::peers::PeerTimes) -> Duration;
+    let sides: [(&str, Took, Duration, &str); 2] = [
+        ("cold", |peer| peer.cold, cold.wall, "cold (target ≥ 1.5)"),
+        (
+            "warm",
+            |peer| peer.warm,
+            warm.wall,
+            "warm, every cell replayed (target ≥ 2)",
+        ),
+    ];
+    for (side, took, harness, label) in sides {
+        if let Some(fastest) = peers.iter().min_by_key(|peer| took(peer)) {
+            let _ = writeln!(
+                table,
+                "| {prefix}fastest peer {side} ({}) / harness {label} | {:.2} |",
+                fastest.label,
+                secs(took(fastest)) / secs(harness).max(f64::EPSILON)
+            );
+        }
     }
 }
 
