@@ -674,6 +674,9 @@ fn port_holder(port: u16, pgid: u32, marker: &str) -> Holder {
 
 /// The processes holding a socket that listens on loopback `port`.
 fn listeners(port: u16) -> Vec<i32> {
+    // The tables also list every connection in TIME_WAIT (thousands on a
+    // busy machine); only lines naming the port are split into fields.
+    let local_port = format!(":{port:04X} ");
     let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|table| fs_err::read_to_string(table).ok())
@@ -681,6 +684,7 @@ fn listeners(port: u16) -> Vec<i32> {
             table
                 .lines()
                 .skip(1)
+                .filter(|line| line.contains(&local_port))
                 .filter_map(|line| {
                     let fields: Vec<&str> = line.split_whitespace().collect();
                     let local_port = fields.get(1)?.rsplit(':').next()?;

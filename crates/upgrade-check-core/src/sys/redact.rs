@@ -20,7 +20,7 @@
 
 use std::borrow::Cow;
 use std::io::{Read, Write};
-use std::sync::{LazyLock, RwLock};
+use std::sync::{LazyLock, OnceLock, RwLock};
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine;
@@ -34,7 +34,9 @@ const MIN_ENCODED_LEN: usize = 6;
 pub struct Secrets {
     /// (form, placeholder), deduplicated by form.
     forms: Vec<(String, String)>,
-    matcher: Option<AhoCorasick>,
+    /// Built on first use: a set is often extended twice before it scrubs
+    /// anything, and building the automaton costs more than most scrubs.
+    matcher: OnceLock<Option<AhoCorasick>>,
 }
 
 impl Secrets {
@@ -44,7 +46,6 @@ impl Secrets {
         for (name, value) in named {
             secrets.add(&format!("[secret:{name}]"), value, true);
         }
-        secrets.build();
         secrets
     }
 
@@ -74,6 +75,7 @@ impl Secrets {
                 self.forms.push((form, placeholder.to_owned()));
             }
         }
+        self.matcher = OnceLock::new();
     }
 
     /// Merges `other`'s forms into this set.
@@ -83,7 +85,7 @@ impl Secrets {
                 self.forms.push((form.clone(), placeholder.clone()));
             }
         }
-        self.build();
+        self.matcher = OnceLock::new();
     }
 
     /// Literal values (paths of the run's private folders) as `[name]`, raw
@@ -95,17 +97,21 @@ impl Secrets {
         for (name, value) in literals {
             self.add(&format!("[{name}]"), value, false);
         }
-        self.build();
         self
     }
 
-    fn build(&mut self) {
-        self.matcher = (!self.forms.is_empty()).then(|| {
-            AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostLongest)
-                .build(self.forms.iter().map(|(form, _)| form.as_bytes()))
-                .expect("literal patterns always build")
-        });
+    /// The automaton over every form; `None` when there is nothing to match.
+    fn matcher(&self) -> Option<&AhoCorasick> {
+        self.matcher
+            .get_or_init(|| {
+                (!self.forms.is_empty()).then(|| {
+                    AhoCorasick::builder()
+                        .match_kind(MatchKind::LeftmostLongest)
+                        .build(self.forms.iter().map(|(form, _)| form.as_bytes()))
+                        .expect("literal patterns always build")
+                })
+            })
+            .as_ref()
     }
 
     /// The longest form, in bytes: how much text a streaming scrub holds back.
@@ -119,7 +125,7 @@ impl Secrets {
 
     /// `text` with every form of every secret replaced.
     pub fn redact<'t>(&self, text: &'t str) -> Cow<'t, str> {
-        match &self.matcher {
+        match self.matcher() {
             Some(matcher) if matcher.is_match(text) => {
                 let placeholders: Vec<&str> = self.forms.iter().map(|(_, p)| p.as_str()).collect();
                 Cow::Owned(matcher.replace_all(text, &placeholders))
@@ -130,7 +136,7 @@ impl Secrets {
 
     /// [`Secrets::redact`] for bytes that need not be UTF-8.
     pub fn redact_bytes<'b>(&self, bytes: &'b [u8]) -> Cow<'b, [u8]> {
-        match &self.matcher {
+        match self.matcher() {
             Some(matcher) if matcher.is_match(bytes) => {
                 let placeholders: Vec<&[u8]> =
                     self.forms.iter().map(|(_, p)| p.as_bytes()).collect();
@@ -142,7 +148,7 @@ impl Secrets {
 
     /// Whether `text` holds any form of a secret (a placeholder is none).
     pub fn found_in(&self, text: &[u8]) -> bool {
-        self.matcher.as_ref().is_some_and(|matcher| {
+        self.matcher().is_some_and(|matcher| {
             matcher.find_iter(text).any(|found| {
                 let (form, placeholder) = &self.forms[found.pattern().as_usize()];
                 form != placeholder
@@ -154,7 +160,7 @@ impl Secrets {
     /// to come; appends the result to `out` and returns how much was consumed.
     /// At the end of the stream (`last`), everything is consumed.
     fn redact_prefix(&self, pending: &[u8], last: bool, out: &mut Vec<u8>) -> usize {
-        let Some(matcher) = &self.matcher else {
+        let Some(matcher) = self.matcher() else {
             out.extend_from_slice(pending);
             return pending.len();
         };
