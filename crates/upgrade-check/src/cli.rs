@@ -185,6 +185,13 @@ pub struct CheckArgs {
     /// Replay the baseline once instead of twice (faster; nondeterministic fields are then not found)
     #[arg(help_heading = "What to check", long)]
     pub no_noise_check: bool,
+    /// Check the baseline for noise again even when its recorded run of the same inputs did (that run's finding is otherwise reused, e.g. under --no-cache)
+    #[arg(
+        help_heading = "What to check",
+        long,
+        conflicts_with = "no_noise_check"
+    )]
+    pub recheck_noise: bool,
     /// How Python services start, instead of the config's `service.start`
     #[arg(help_heading = "What to check", long, value_enum, value_name = "HOW")]
     pub start: Option<StartChoice>,
@@ -522,6 +529,7 @@ impl CheckArgs {
             overlay: self.overlay.clone(),
             database_url: self.database_url.clone(),
             no_noise_check: self.no_noise_check,
+            recheck_noise: self.recheck_noise,
             start: self.start.map(StartMode::from),
             jobs: self.jobs,
             no_build: self.no_build,

@@ -172,6 +172,12 @@ pub enum CellStep {
     PreloadingOff {
         reason: String,
     },
+    /// The baseline is replayed once: its recorded run of the same inputs
+    /// already checked it for noise and forked starts against cold ones.
+    NoiseFromRecord {
+        /// Scenario runs that recorded run found noisy (masked again).
+        noisy: usize,
+    },
 }
 
 /// How a cell ended.
@@ -429,6 +435,12 @@ impl fmt::Display for CellStep {
             CellStep::PreloadingOff { reason } => {
                 write!(f, "services start cold from now on: {reason}")
             }
+            CellStep::NoiseFromRecord { noisy } => write!(
+                f,
+                "replayed once: its recorded run of the same inputs checked it for noise \
+                 ({} noisy; --recheck-noise replays it twice again)",
+                plural(*noisy, "scenario run")
+            ),
             CellStep::Noisy {
                 scenario,
                 fields,

@@ -109,6 +109,10 @@ pub struct RunInfo {
     /// cold (and why).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub service_start: String,
+    /// How the baseline was checked for noise: replayed twice, or taken
+    /// from its recorded run of the same inputs; empty when not checked.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub noise_check: String,
 }
 
 impl RunInfo {

@@ -79,6 +79,9 @@ const TEMPLATE: &str = r#"<!doctype html>
 {%- if run.service_start %}
   <dt>services</dt><dd>{{ run.service_start }}</dd>
 {%- endif %}
+{%- if run.noise_check %}
+  <dt>baseline's noise check</dt><dd>{{ run.noise_check }}</dd>
+{%- endif %}
   <dt>reused</dt><dd>{{ reused }} of {{ cells }} cells' recorded results (nothing they depend on changed)</dd>
   <dt>reproduce</dt><dd><code>{{ run.reproduce }}</code></dd>
 </dl>

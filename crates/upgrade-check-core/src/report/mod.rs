@@ -132,6 +132,7 @@ pub(crate) mod tests {
                 reproduce: "upgrade-check --since origin/main".to_owned(),
                 invoked_as: "cargo xtask upgrade-check".to_owned(),
                 service_start: String::new(),
+                noise_check: String::new(),
             },
             unexplained_snapshots: Vec::new(),
             stopped_after_baseline: None,

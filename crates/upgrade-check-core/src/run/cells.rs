@@ -12,7 +12,7 @@ use std::time::Instant;
 use futures_util::future::join_all;
 use tokio::task::JoinSet;
 
-use super::noise_check::run_baseline_twice;
+use super::noise_check::{recorded_noise, run_baseline_once, run_baseline_twice};
 use super::prepare::{Prepared, prepare_all};
 use super::scenario::{Attempt, Start, run_scenario};
 use super::{CellOutcome, RunContext, ms, results, scenario_runs};
@@ -300,7 +300,8 @@ pub(super) async fn run_cell(
         );
         return failed_cell(&ctx, &cell, Verdict::BuildFailed, &reason);
     }
-    let replayed = replay_every_scenario(&ctx, &cell, &environment, set).await;
+    let replayed =
+        replay_every_scenario(&ctx, &cell, &environment, set, result_key.as_deref()).await;
     // A signal killed the services: what they answered since is not this
     // cell's result, to report or to record for reuse.
     if crate::sys::interrupt::signalled().is_some() {
@@ -383,16 +384,25 @@ fn cell_report(
 }
 
 /// Every scenario run of the cell, at once (each waits for a service
-/// slot): the baseline's twice when noise is checked. By run key.
+/// slot): the baseline's twice when noise is checked, unless its recorded
+/// run of the same inputs (`result_key`) did. By run key.
 async fn replay_every_scenario(
     ctx: &RunContext,
     cell: &Cell,
     environment: &Environment,
     set: &ResolvedSet,
+    result_key: Option<&str>,
 ) -> Vec<(String, (ScenarioReport, Option<String>))> {
     let runs = scenario_runs(&ctx.settings.scenarios, &cell.profile);
+    let check_noise = cell.is_baseline() && ctx.settings.check_noise;
+    let recorded_noise = result_key
+        .filter(|_| check_noise)
+        .and_then(|key| recorded_noise(ctx, cell, key));
     let replays = runs.iter().map(|run| async {
-        let outcome = if cell.is_baseline() && ctx.settings.check_noise {
+        let outcome = if let Some(recorded) = &recorded_noise {
+            let noise = recorded.get(&run.key).cloned();
+            run_baseline_once(ctx, cell, environment, set, run, noise).await
+        } else if check_noise {
             run_baseline_twice(ctx, cell, environment, set, run).await
         } else {
             let start = Start::current(ctx);

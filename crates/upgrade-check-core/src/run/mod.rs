@@ -80,6 +80,9 @@ pub(crate) struct RunSettings {
     pub results_digest: Option<String>,
     /// Take a cell's recorded result when its inputs are unchanged.
     pub reuse_results: bool,
+    /// Take the baseline's noise check from its recorded run when its
+    /// inputs are unchanged, even when its cells are replayed.
+    pub reuse_noise: bool,
     /// Run every cell even when the baseline is broken (see `cells::broken`).
     pub keep_going: bool,
 }
@@ -92,6 +95,8 @@ pub(crate) struct RunState {
     pub stopped_after_baseline: std::sync::Mutex<Option<String>>,
     /// What the baseline's two runs found, by scenario run key.
     pub noise: std::sync::Mutex<BTreeMap<String, Noise>>,
+    /// The baseline was replayed once, its noise taken from its recorded run.
+    pub noise_from_record: std::sync::atomic::AtomicBool,
     /// PostgreSQL template databases the setup commands ran into, by
     /// environment and profile: made once, copied by every run.
     pub templates: std::sync::Mutex<BTreeMap<String, Arc<TemplateOnce>>>,

@@ -2,9 +2,15 @@
 //! services are noise, masked from then on; where preloading is checked, a
 //! cold and a forked start are compared, and a third, cold, replay tells
 //! noise from what preloading changed.
+//!
+//! A baseline whose recorded run had the same inputs (source, scenarios,
+//! snapshots, config, environment, harness: its results key) is replayed
+//! once, as configured: that run's check stands, as a reused result's would.
+
+use std::collections::BTreeMap;
 
 use super::scenario::{Attempt, Start, run_scenario};
-use super::{RunContext, ScenarioRun};
+use super::{RunContext, ScenarioRun, results};
 use crate::env::{Environment, ResolvedSet};
 use crate::judge::noise;
 use crate::judge::snapshot::{self, Comparison};
@@ -60,6 +66,66 @@ pub(super) async fn run_baseline_twice(
     };
     let report = masked(ctx, cell, run, noise, report, first);
     (report, Some(first.clone()))
+}
+
+/// The noise the baseline's recorded run of the same inputs found, by run
+/// key, when the run may take it; its verdict on preloading stands. `None`:
+/// the baseline is checked by replaying it twice.
+pub(super) fn recorded_noise(
+    ctx: &RunContext,
+    cell: &Cell,
+    key: &str,
+) -> Option<BTreeMap<String, Noise>> {
+    if !ctx.settings.reuse_noise {
+        return None;
+    }
+    // Signed by this machine's harness: noise a pull request brought
+    // would mask the very fields it changes.
+    let recorded = results::load(&ctx.settings.dirs, key)?;
+    match recorded.preloading_off {
+        Some(reason) => {
+            ctx.state.preloading.turn_off(reason);
+        }
+        None => ctx.state.preloading.verify(),
+    }
+    ctx.state
+        .noise_from_record
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    ctx.step(
+        &cell.name,
+        CellStep::NoiseFromRecord {
+            noisy: recorded.noise.len(),
+        },
+    );
+    Some(
+        recorded
+            .noise
+            .into_iter()
+            .map(|found| (found.scenario.clone(), found))
+            .collect(),
+    )
+}
+
+/// The baseline's scenario replayed once, as services start now, judged
+/// with the fields its recorded run found noisy masked.
+pub(super) async fn run_baseline_once(
+    ctx: &RunContext,
+    cell: &Cell,
+    environment: &Environment,
+    set: &ResolvedSet,
+    run: &ScenarioRun<'_>,
+    noise: Option<Noise>,
+) -> (ScenarioReport, Option<String>) {
+    let start = Start::current(ctx);
+    let (report, first) =
+        run_scenario(ctx, cell, environment, set, run, Attempt::First, start).await;
+    match (noise, &first) {
+        (Some(noise), Some(rendered)) => {
+            let report = masked(ctx, cell, run, noise, report, rendered);
+            (report, first)
+        }
+        _ => (report, first),
+    }
 }
 
 /// A cold and a forked replay differed: when a third, cold, replay differs

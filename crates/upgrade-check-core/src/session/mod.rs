@@ -126,6 +126,8 @@ pub struct CheckSettings {
     pub no_build: bool,
     /// Replay the baseline once, not twice: faster, but blind to noise.
     pub no_noise_check: bool,
+    /// Check the baseline for noise even when its recorded run did.
+    pub recheck_noise: bool,
     /// Run every cell even when a recorded result's inputs are unchanged.
     pub no_cache: bool,
     /// How Python services start, instead of the config's `service.start`.
@@ -304,6 +306,7 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
     };
     let (forked, started) = (timings().filter(|t| t.preloaded).count(), timings().count());
     report.run.service_start = ctx.state.preloading.describe(forked, started);
+    report.run.noise_check = noise_check(&ctx, &report);
     if report.cancelled.is_none() {
         report.unexplained_snapshots = unexplained_snapshots(&ctx, &plan, &report)?;
     }
@@ -708,6 +711,7 @@ async fn start(
             check_noise: options.accept.is_none() && !options.check.no_noise_check,
             results_digest,
             reuse_results: !options.check.no_cache,
+            reuse_noise: !options.check.recheck_noise,
             keep_going: options.check.keep_going,
             base_snapshots,
             changed_snapshots,
@@ -724,6 +728,7 @@ async fn start(
             finished: Default::default(),
             stopped_after_baseline: Default::default(),
             noise: Default::default(),
+            noise_from_record: Default::default(),
             templates: Default::default(),
             preloading,
         },
@@ -933,6 +938,28 @@ fn unexplained_snapshots(
 
 /// What was compared, with what, and the command that runs it again (from
 /// the repository's top, where CI runs it).
+/// How the baseline was checked for noise, for the report's run facts.
+fn noise_check(ctx: &RunContext, report: &Report) -> String {
+    let baseline_reused = report
+        .cells
+        .iter()
+        .any(|cell| cell.baseline && cell.result_reused);
+    let from_record = ctx
+        .state
+        .noise_from_record
+        .load(std::sync::atomic::Ordering::SeqCst);
+    match (ctx.settings.check_noise, baseline_reused, from_record) {
+        (false, ..) => String::new(),
+        (true, true, _) => "as its reused result recorded".to_owned(),
+        (true, false, true) => {
+            "replayed once; its recorded run of the same inputs checked it for noise \
+             (--recheck-noise replays it twice again)"
+                .to_owned()
+        }
+        (true, false, false) => "each scenario replayed twice".to_owned(),
+    }
+}
+
 fn run_info(ctx: &RunContext, config_path: &Path, options: &Options) -> RunInfo {
     let started = std::time::SystemTime::now() - ctx.settings.started.elapsed();
     let folder = ctx.settings.config.base_dir();
@@ -967,6 +994,7 @@ fn run_info(ctx: &RunContext, config_path: &Path, options: &Options) -> RunInfo 
         reproduce: reproduce.join(" "),
         invoked_as: options.invoked_as.clone(),
         service_start: String::new(),
+        noise_check: String::new(),
     }
 }
 

@@ -332,6 +332,54 @@ fn a_field_randomised_on_purpose_is_found_by_the_double_baseline_and_masked() {
         Verdict::Pass
     );
 
+    assert_eq!(report.run.noise_check, "each scenario replayed twice");
+    let found_by_the_check = report.nondeterministic.clone();
+
+    // Every cell replayed again, nothing changed: the baseline runs once,
+    // and what its recorded run found is masked again.
+    let events = ctx.path("events.jsonl");
+    let again = ctx.run(&["--no-cache", "--events", events.to_str().unwrap()]);
+    assert_eq!(again.code, 0, "{}", again.stdout);
+    let report = ctx.report();
+    assert!(
+        report
+            .run
+            .noise_check
+            .starts_with("replayed once; its recorded run"),
+        "{:?}",
+        report.run
+    );
+    assert_eq!(report.nondeterministic, found_by_the_check);
+    assert_eq!(
+        crate::common::verdict(&report, "bcrypt 4.1.2", "register"),
+        Verdict::Pass
+    );
+    let check_ms = |report: &crate::common::Report| -> u64 {
+        crate::common::cell_report(report, "baseline")
+            .scenarios
+            .iter()
+            .filter_map(|scenario| scenario.timing.as_ref())
+            .map(|timing| timing.harness.check_ms)
+            .sum()
+    };
+    assert_eq!(check_ms(&report), 0, "no check replay ran");
+    let said = std::fs::read_to_string(&events).unwrap();
+    assert!(said.contains("\"noise-from-record\""), "{said}");
+    assert!(
+        again
+            .stdout
+            .contains("register differs between two baseline runs in nonce"),
+        "{}",
+        again.stdout
+    );
+
+    // Asked to, the baseline is checked again.
+    let rechecked = ctx.run(&["--no-cache", "--recheck-noise"]);
+    assert_eq!(rechecked.code, 0, "{}", rechecked.stdout);
+    let report = ctx.report();
+    assert_eq!(report.run.noise_check, "each scenario replayed twice");
+    assert!(check_ms(&report) > 0, "{report:?}");
+
     // Without the second baseline run the same id is a mismatch.
     let blind = ctx.run(&["--no-noise-check"]);
     assert_eq!(blind.code, 1, "{}", blind.stdout);
