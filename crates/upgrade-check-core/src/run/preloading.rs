@@ -15,6 +15,11 @@ use crate::exec::preload::Preloader;
 use crate::exec::service;
 use crate::input::config::{Config, Ecosystem, StartMode};
 
+/// How many cells after one that asked for its preloader start theirs
+/// ahead: a cell's runs can take less than a preloader's imports (a few
+/// hundred ms), so one ahead still leaves the cell after it waiting.
+const AHEAD: usize = 2;
+
 /// A cell's preloader, started by its first scenario run, or why it could not start.
 type PreloaderOnce = tokio::sync::OnceCell<Result<Arc<Preloader>, String>>;
 
@@ -29,13 +34,13 @@ pub(crate) struct Preloading {
     verified: std::sync::atomic::AtomicBool,
     by_cell: Mutex<BTreeMap<String, Arc<PreloaderOnce>>>,
     /// The cells to run, in plan order, with their environments once
-    /// ready: as a cell's preloader is asked for, the next cell's starts
-    /// ahead if its environment is ready.
+    /// ready: as a cell's preloader is asked for, the next [`AHEAD`]
+    /// cells' start ahead if their environments are ready.
     lined_up: Mutex<Vec<(String, Option<Environment>)>>,
     /// The cells whose preloader was started ahead.
     ahead: Mutex<std::collections::BTreeSet<String>>,
-    /// The cells that asked for their preloader: the cell after one of
-    /// them starts its own ahead as soon as its environment is ready.
+    /// The cells that asked for their preloader: the [`AHEAD`] cells after
+    /// one of them start their own as soon as their environments are ready.
     asked: Mutex<std::collections::BTreeSet<String>>,
 }
 
@@ -120,7 +125,8 @@ impl Preloading {
     }
 
     /// The cells that will run, in plan order: each one's preloader starts
-    /// as the one before it asks for its own, so that it is ready when the
+    /// as one of the [`AHEAD`] before it asks for its own (the first one's,
+    /// as soon as its environment is ready), so that it is ready when the
     /// cell's first run comes.
     pub(crate) fn line_up(&self, cells: Vec<String>) {
         *self.lined_up.lock().unwrap_or_else(|e| e.into_inner()) =
@@ -128,20 +134,23 @@ impl Preloading {
     }
 
     /// `cell_id`'s environment is ready: its preloader starts ahead now if
-    /// the cell before it has asked for its own already, else when it asks.
+    /// it is first in line, or one of the [`AHEAD`] cells before it has
+    /// asked for its own already; else when one does, or it asks itself.
     pub(crate) fn ready(&self, config: &Config, cell_id: &str, environment: Environment) {
-        let previous = {
+        let before: Vec<String> = {
             let mut lined_up = self.lined_up.lock().unwrap_or_else(|e| e.into_inner());
             let Some(index) = lined_up.iter().position(|(id, _)| id == cell_id) else {
                 return;
             };
             lined_up[index].1 = Some(environment.clone());
-            index
-                .checked_sub(1)
-                .map(|before| lined_up[before].0.clone())
+            lined_up[index.saturating_sub(AHEAD)..index]
+                .iter()
+                .map(|(id, _)| id.clone())
+                .collect()
         };
         let asked = self.asked.lock().unwrap_or_else(|e| e.into_inner());
-        if previous.is_some_and(|previous| asked.contains(&previous)) {
+        let first = before.is_empty();
+        if first || before.iter().any(|id| asked.contains(id)) {
             drop(asked);
             self.start_ahead(config, cell_id, &environment);
         }
@@ -252,23 +261,31 @@ impl Preloading {
             .clone()
     }
 
-    /// Starts the preloader of the cell lined up after `cell_id` on a task
-    /// of its own, unless it has started. One ahead: a long matrix never
-    /// has more preloaders than cells running, and one.
+    /// Starts the preloaders of the [`AHEAD`] cells lined up after
+    /// `cell_id` on tasks of their own, unless they have started: a long
+    /// matrix never has more preloaders than cells running and [`AHEAD`].
     fn start_next_ahead(&self, config: &Config, cell_id: &str) {
         if !self.on() {
             return;
         }
-        let next = {
+        let next: Vec<(String, Option<Environment>)> = {
             let lined_up = self.lined_up.lock().unwrap_or_else(|e| e.into_inner());
-            let after = lined_up.iter().position(|(id, _)| id == cell_id);
-            after.and_then(|index| lined_up.get(index + 1)).cloned()
+            match lined_up.iter().position(|(id, _)| id == cell_id) {
+                Some(index) => lined_up
+                    .iter()
+                    .skip(index + 1)
+                    .take(AHEAD)
+                    .cloned()
+                    .collect(),
+                None => Vec::new(),
+            }
         };
-        // Not ready yet: it starts ahead when it is.
-        let Some((next_id, Some(environment))) = next else {
-            return;
-        };
-        self.start_ahead(config, &next_id, &environment);
+        // Those not ready yet start ahead when they are.
+        for (next_id, environment) in next {
+            if let Some(environment) = environment {
+                self.start_ahead(config, &next_id, &environment);
+            }
+        }
     }
 
     /// Starts `cell_id`'s preloader on a task of its own, unless it has
