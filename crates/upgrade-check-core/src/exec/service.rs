@@ -674,27 +674,10 @@ fn port_holder(port: u16, pgid: u32, marker: &str) -> Holder {
 
 /// The processes holding a socket that listens on loopback `port`.
 fn listeners(port: u16) -> Vec<i32> {
-    // The tables also list every connection in TIME_WAIT (thousands on a
-    // busy machine); only lines naming the port are split into fields.
-    let local_port = format!(":{port:04X} ");
-    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|table| fs_err::read_to_string(table).ok())
-        .flat_map(|table| {
-            table
-                .lines()
-                .skip(1)
-                .filter(|line| line.contains(&local_port))
-                .filter_map(|line| {
-                    let fields: Vec<&str> = line.split_whitespace().collect();
-                    let local_port = fields.get(1)?.rsplit(':').next()?;
-                    let listening = *fields.get(3)? == "0A";
-                    (listening && u16::from_str_radix(local_port, 16).ok()? == port)
-                        .then(|| fields.get(9).map(|inode| (*inode).to_owned()))?
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let inodes: Vec<String> = match crate::sys::listening::inodes(port) {
+        Some(inodes) => inodes.iter().map(ToString::to_string).collect(),
+        None => listening_in_proc(port),
+    };
     if inodes.is_empty() {
         return Vec::new();
     }
@@ -714,6 +697,32 @@ fn listeners(port: u16) -> Vec<i32> {
                             .any(|socket| target.as_os_str() == socket.as_str())
                     })
             })
+        })
+        .collect()
+}
+
+/// The inodes of the sockets listening on `port`, from `/proc/net/tcp*`:
+/// where the kernel cannot be asked directly.
+fn listening_in_proc(port: u16) -> Vec<String> {
+    // The tables also list every connection in TIME_WAIT; only lines
+    // naming the port are split into fields.
+    let local_port = format!(":{port:04X} ");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| fs_err::read_to_string(table).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter(|line| line.contains(&local_port))
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let local_port = fields.get(1)?.rsplit(':').next()?;
+                    let listening = *fields.get(3)? == "0A";
+                    (listening && u16::from_str_radix(local_port, 16).ok()? == port)
+                        .then(|| fields.get(9).map(|inode| (*inode).to_owned()))?
+                })
+                .collect::<Vec<_>>()
         })
         .collect()
 }
@@ -779,6 +788,20 @@ impl RunningService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proc_net_tcp_names_the_listeners_the_kernel_does() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let _client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let asked: Vec<String> = crate::sys::listening::inodes(port)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(asked.len(), 1);
+        assert_eq!(listening_in_proc(port), asked);
+    }
 
     #[test]
     fn the_owner_of_a_listening_port_is_found_by_process_group() {
