@@ -98,6 +98,11 @@ struct OwnedCluster {
     server: GroupChild,
     /// Data and socket; removed after the server has stopped.
     dir: crate::sys::state::TempDir,
+    /// PostgreSQL 15 or later: a database is made by copying its template's
+    /// files (`STRATEGY FILE_COPY`), not block by block through the WAL,
+    /// which costs the server three times the CPU. Its checkpoints cost
+    /// nothing on a cluster without fsync.
+    file_copy: bool,
 }
 
 static NEXT_DATABASE: AtomicU64 = AtomicU64::new(1);
@@ -195,7 +200,11 @@ impl Postgres {
             port,
             user: "postgres".to_owned(),
             password,
-            owned: Some(OwnedCluster { server, dir }),
+            owned: Some(OwnedCluster {
+                server,
+                dir,
+                file_copy: major_version(&data).is_some_and(|major| major >= 15),
+            }),
         };
         cluster.wait_ready(&log)?;
         Ok(cluster)
@@ -401,6 +410,9 @@ impl Postgres {
         if let Some(template) = template {
             args.extend(["--template", template]);
         }
+        if self.owned.as_ref().is_some_and(|owned| owned.file_copy) {
+            args.extend(["--strategy", "file_copy"]);
+        }
         let created = process::run_checked_uninterrupted(
             self.client("createdb", &args),
             Duration::from_secs(60),
@@ -497,6 +509,15 @@ fn initdb(
         "initdb",
     )?;
     Ok(())
+}
+
+/// The major version of the cluster in `data`, from its `PG_VERSION`.
+fn major_version(data: &Path) -> Option<u32> {
+    std::fs::read_to_string(data.join("PG_VERSION"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Names the template of a PostgreSQL build and data folder owner.
@@ -657,4 +678,17 @@ fn find_folder_with(programs: &[&str]) -> Option<PathBuf> {
             .iter()
             .all(|program| folder.join(program).is_file())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_s_major_version_is_read_from_its_data_folder() {
+        let data = tempfile::tempdir().unwrap();
+        assert_eq!(major_version(data.path()), None);
+        fs_err::write(data.path().join("PG_VERSION"), "15\n").unwrap();
+        assert_eq!(major_version(data.path()), Some(15));
+    }
 }
