@@ -93,12 +93,28 @@ fn assert_phases_add_up(table: &str) {
     );
     for row in [
         "| warm run by phase: the services' own start-up and requests / jobs |",
-        "| warm run by phase: the baseline's check replays (noise, forked against cold) / jobs |",
         "| warm run by phase: stopping the service, the leak check / jobs |",
     ] {
         let line = table.lines().find(|line| line.starts_with(row)).unwrap();
         assert!(figure(line) > 0.0, "{line}");
     }
+    // The warm run replays the baseline once, its noise check the cold
+    // run's; asked to check again, it replays the baseline twice.
+    let row = |start: &str| table.lines().find(|line| line.starts_with(start)).unwrap();
+    let check = row(
+        "| warm run by phase: the baseline's check replays (noise, forked against cold) / jobs |",
+    );
+    assert_eq!(figure(check), 0.0, "{check}");
+    let rechecked = row(
+        "| warm run, every cell replayed, the baseline's noise checked again (`--recheck-noise`) / its check replays per job |",
+    );
+    let check_replays: f64 = rechecked
+        .rsplit('|')
+        .nth(1)
+        .and_then(|figures| figures.split(" / ").nth(1))
+        .and_then(|figure| figure.trim().trim_end_matches(" s").parse().ok())
+        .unwrap_or_else(|| panic!("{rechecked}"));
+    assert!(check_replays > 0.0, "{rechecked}");
 }
 
 #[test]
@@ -135,6 +151,7 @@ fn the_bench_measures_every_row_and_writes_its_table() {
             "| larger matrix, cold: the cores' busy share |",
             "| warm run, every cell replayed (0 environments built) |",
             "| warm run, every cell replayed, every service started cold |",
+            "| warm run, every cell replayed, the baseline's noise checked again (`--recheck-noise`) / its check replays per job |",
             "| warm run, nothing changed (2 of 2 results reused) |",
             "| pull request moving bcrypt 3.2.0 → 4.1.2, the default branch's baseline result restored (1 of its cells run) |",
             "| floor: cold service start-up to healthy + requests",

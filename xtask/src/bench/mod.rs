@@ -95,6 +95,8 @@ pub struct Sections<'a> {
 /// The rows about the harness alone.
 struct HarnessRows {
     warm_cold_starts: Measured,
+    /// Warm, every cell replayed, the baseline's noise check made again.
+    rechecked: Measured,
     unchanged: Measured,
     resolving: resolution::Compared,
     pull_request: Option<pull_request::PullRequest>,
@@ -115,30 +117,25 @@ pub fn run(
         .prefix("bench-cache-")
         .tempdir_in(state)
         .context("a cold cache folder")?;
+    // One state folder for the default matrix's runs, as a team's own
+    // runs share theirs; emptied first, so the cold run finds nothing
+    // recorded, and the warm runs find what it recorded.
+    let runs = state.join("bench-runs");
+    if runs.exists() {
+        fs_err::remove_dir_all(&runs)?;
+    }
     eprintln!("bench: the default matrix, cold (empty environment cache)…");
-    let cold = whole_run(
-        config,
-        &state.join("bench-cold"),
-        cache.path(),
-        jobs,
-        true,
-        &[],
-    )?;
+    let cold = whole_run(config, &runs, cache.path(), jobs, true, &[])?;
+    // Every cell replayed; the baseline once, its noise check the cold run's.
     eprintln!("bench: the default matrix, warm…");
-    let warm = whole_run(
-        config,
-        &state.join("bench-warm"),
-        cache.path(),
-        jobs,
-        true,
-        &[],
-    )?;
+    let warm = whole_run(config, &runs, cache.path(), jobs, true, &[])?;
     let loaded = upgrade_check_core::config::Config::load(config)?;
     let harness = match sections.harness {
         true => Some(harness_rows(
             config,
             &loaded,
             state,
+            &runs,
             cache.path(),
             jobs,
             &warm,
@@ -311,6 +308,7 @@ fn harness_rows(
     config: &Path,
     loaded: &upgrade_check_core::config::Config,
     state: &Path,
+    runs: &Path,
     cache: &Path,
     jobs: usize,
     warm: &Measured,
@@ -324,8 +322,10 @@ fn harness_rows(
         true,
         &["--start", "cold"],
     )?;
+    eprintln!("bench: the default matrix, warm, the baseline's noise checked again…");
+    let rechecked = whole_run(config, runs, cache, jobs, true, &["--recheck-noise"])?;
     eprintln!("bench: the default matrix, warm, nothing changed…");
-    let unchanged = whole_run(config, &state.join("bench-warm"), cache, jobs, false, &[])?;
+    let unchanged = whole_run(config, runs, cache, jobs, false, &[])?;
     eprintln!("bench: resolving each cell on a uv lock and on requirements.txt…");
     let pins = warm
         .pins
@@ -349,6 +349,7 @@ fn harness_rows(
     let planning = plan_thousand()?;
     Ok(HarnessRows {
         warm_cold_starts,
+        rechecked,
         unchanged,
         resolving,
         pull_request,
@@ -400,6 +401,7 @@ fn write_harness_rows(
 ) -> anyhow::Result<()> {
     let HarnessRows {
         warm_cold_starts,
+        rechecked,
         unchanged,
         resolving,
         pull_request,
@@ -413,6 +415,15 @@ fn write_harness_rows(
         table,
         "| warm run, every cell replayed, every service started cold | {:.1} s |",
         secs(warm_cold_starts.wall)
+    );
+    let _ = writeln!(
+        table,
+        "| warm run, every cell replayed, the baseline's noise checked again (`--recheck-noise`) / its check replays per job | {:.1} s / {:.2} s |",
+        secs(rechecked.wall),
+        rechecked
+            .phases
+            .as_ref()
+            .map_or(0.0, |phases| secs(phases.baseline_check))
     );
     let _ = writeln!(
         table,
