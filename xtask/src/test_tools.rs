@@ -80,8 +80,7 @@ pub fn run(args: &[String]) -> anyhow::Result<i32> {
     build_wheel()?;
     let cargo_insta = build_cargo_insta_meanwhile()?;
     let code = if args.is_empty() {
-        // The whole suite: every failure told, not only the first binary's.
-        cargo_test(&["--workspace", "--no-fail-fast"])
+        whole_suite()
     } else {
         cargo_test(args)
     };
@@ -149,6 +148,58 @@ pub(crate) fn without_this_package(program: impl AsRef<std::ffi::OsStr>) -> std:
 /// Cargo, as the user's own shell would run it.
 pub(crate) fn cargo() -> std::process::Command {
     without_this_package(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// The whole suite, every failure told, not only the first binary's. The
+/// bench's tests (the whole bench on a two-cell matrix, and the peers) run
+/// beside the others rather than after them: the others keep the cores
+/// about 90 % busy, and the rest of their time and their tail take most of
+/// the bench's work. Its output, kept in a file, follows theirs.
+fn whole_suite() -> anyhow::Result<i32> {
+    let built = cargo_test(&["--workspace", "--no-run"])?;
+    if built != 0 {
+        return Ok(built);
+    }
+    let (_, target) = workspace_and_target();
+    let bench_log = target.join("tmp/bench-tests.log");
+    fs_err::create_dir_all(target.join("tmp"))?;
+    let log = fs_err::File::create(&bench_log)?;
+    let mut bench = cargo()
+        .args(["test", "--package", "xtask", "--test", "bench"])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?.into_parts().0)
+        .stderr(log.into_parts().0)
+        .spawn()
+        .context("cannot run cargo test")?;
+    let mut others = vec!["--workspace", "--no-fail-fast", "--exclude", "xtask"];
+    let mut codes = vec![cargo_test(&others)?];
+    others = vec!["--package", "xtask", "--no-fail-fast", "--bins"];
+    let xtask_tests = xtask_tests_but_the_bench()?;
+    for test in &xtask_tests {
+        others.extend(["--test", test.as_str()]);
+    }
+    codes.push(cargo_test(&others)?);
+    let bench = bench.wait().context("cannot wait for the bench's tests")?;
+    eprint!("{}", fs_err::read_to_string(&bench_log)?);
+    codes.push(bench.code().unwrap_or(101));
+    Ok(codes.into_iter().find(|code| *code != 0).unwrap_or(0))
+}
+
+/// The names of xtask's integration tests (`tests/*.rs`) but the bench's.
+fn xtask_tests_but_the_bench() -> anyhow::Result<Vec<String>> {
+    let (workspace, _) = workspace_and_target();
+    let mut tests = Vec::new();
+    for entry in fs_err::read_dir(workspace.join("xtask/tests"))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "rs")
+            && let Some(name) = path.file_stem().and_then(|stem| stem.to_str())
+            && name != "bench"
+        {
+            tests.push(name.to_owned());
+        }
+    }
+    tests.sort();
+    Ok(tests)
 }
 
 fn cargo_test(args: &[impl AsRef<std::ffi::OsStr>]) -> anyhow::Result<i32> {
