@@ -438,8 +438,11 @@ impl fmt::Display for CellStep {
             CellStep::NoiseFromRecord { noisy } => write!(
                 f,
                 "replayed once: its recorded run of the same inputs checked it for noise \
-                 ({} noisy; --recheck-noise replays it twice again)",
-                plural(*noisy, "scenario run")
+                 ({}; --recheck-noise replays it twice again)",
+                match noisy {
+                    0 => "nothing noisy".to_owned(),
+                    _ => format!("{} noisy, masked again", plural(*noisy, "scenario run")),
+                }
             ),
             CellStep::Noisy {
                 scenario,

@@ -365,6 +365,14 @@ fn a_field_randomised_on_purpose_is_found_by_the_double_baseline_and_masked() {
     assert_eq!(check_ms(&report), 0, "no check replay ran");
     let said = std::fs::read_to_string(&events).unwrap();
     assert!(said.contains("\"noise-from-record\""), "{said}");
+    // The progress says so, on stderr.
+    assert!(
+        again.stderr.contains(
+            "baseline: replayed once: its recorded run of the same inputs checked it for noise (4 scenario runs noisy, masked again; --recheck-noise replays it twice again)"
+        ),
+        "{}",
+        again.stderr
+    );
     assert!(
         again
             .stdout
