@@ -171,18 +171,26 @@ fn whole_suite() -> anyhow::Result<i32> {
         .stderr(log.into_parts().0)
         .spawn()
         .context("cannot run cargo test")?;
-    let mut others = vec!["--workspace", "--no-fail-fast", "--exclude", "xtask"];
-    let mut codes = vec![cargo_test(&others)?];
-    others = vec!["--package", "xtask", "--no-fail-fast", "--bins"];
-    let xtask_tests = xtask_tests_but_the_bench()?;
-    for test in &xtask_tests {
-        others.extend(["--test", test.as_str()]);
-    }
-    codes.push(cargo_test(&others)?);
+    // The bench's tests are waited for (and told) even when the others
+    // could not run.
+    let others = every_test_but_the_bench();
     let bench = bench.wait().context("cannot wait for the bench's tests")?;
     eprint!("{}", fs_err::read_to_string(&bench_log)?);
+    let mut codes = others?;
     codes.push(bench.code().unwrap_or(101));
     Ok(codes.into_iter().find(|code| *code != 0).unwrap_or(0))
+}
+
+/// Every test but the bench's: the workspace's, then xtask's own; each
+/// run's exit code.
+fn every_test_but_the_bench() -> anyhow::Result<Vec<i32>> {
+    let workspace = cargo_test(&["--workspace", "--no-fail-fast", "--exclude", "xtask"])?;
+    let xtask_tests = xtask_tests_but_the_bench()?;
+    let mut args = vec!["--package", "xtask", "--no-fail-fast", "--bins"];
+    for test in &xtask_tests {
+        args.extend(["--test", test.as_str()]);
+    }
+    Ok(vec![workspace, cargo_test(&args)?])
 }
 
 /// The names of xtask's integration tests (`tests/*.rs`) but the bench's.
