@@ -936,8 +936,6 @@ fn unexplained_snapshots(
     Ok(unexplained)
 }
 
-/// What was compared, with what, and the command that runs it again (from
-/// the repository's top, where CI runs it).
 /// How the baseline was checked for noise, for the report's run facts.
 fn noise_check(ctx: &RunContext, report: &Report) -> String {
     let baseline_reused = report
@@ -960,6 +958,8 @@ fn noise_check(ctx: &RunContext, report: &Report) -> String {
     }
 }
 
+/// What was compared, with what, and the command that runs it again (from
+/// the repository's top, where CI runs it).
 fn run_info(ctx: &RunContext, config_path: &Path, options: &Options) -> RunInfo {
     let started = std::time::SystemTime::now() - ctx.settings.started.elapsed();
     let folder = ctx.settings.config.base_dir();
