@@ -78,6 +78,10 @@ impl Cargo {
         duct::cmd(self.path.as_os_str(), args)
             .dir(dir)
             .env("CARGO_TARGET_DIR", target_dir)
+            // Each build is of a scratch copy of its own: incremental state
+            // is never used again, and writing it cost a third of a cell's
+            // build (2.2 s against 1.4 s for the auth service's crate).
+            .env("CARGO_INCREMENTAL", "0")
             .env("CARGO_TERM_COLOR", "never")
             .stdin_null()
     }

@@ -83,6 +83,35 @@ fn each_crate_version_is_built_and_the_one_that_changes_a_response_is_named() {
     assert_no_service_left(&report);
 }
 
+/// Each cell builds in a scratch copy of its own, where incremental state
+/// could never be used again: none is written (it cost a third of a
+/// cell's build of the auth service).
+#[test]
+fn a_cell_s_build_writes_no_incremental_state() {
+    let ctx = TestContext::cargo();
+    ctx.set_matrix("httparse = [\"1.10.1\"]");
+    // A cache of its own: the target folder holds this run's builds only.
+    let cache = ctx.path("cache");
+    let output = ctx
+        .command(&["--no-bisect"])
+        .env("UPGRADE_CHECK_CACHE_DIR", &cache)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let built = cache.join("cargo-target/debug");
+    assert!(built.join("files-service").is_file(), "{stderr}");
+    let incremental: Vec<_> = std::fs::read_dir(built.join("incremental"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.file_name())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(incremental.is_empty(), "{incremental:?}");
+}
+
 #[test]
 fn a_crate_range_is_filled_from_the_registry_index_and_the_break_bisected() {
     let ctx = TestContext::cargo();
