@@ -98,12 +98,10 @@ pub(super) fn prepare_all(
     let cancel = Cancel::default();
     let (open_gate, baseline_prepared) = watch::channel(false);
     // A plan of probes (bisection) has no baseline to wait for.
-    let mut open_gate = Some(open_gate);
-    if !cells.first().is_some_and(Cell::is_baseline)
-        && let Some(gate) = open_gate.take()
-    {
-        gate.send_replace(true);
+    if !cells.first().is_some_and(Cell::is_baseline) {
+        open_gate.send_replace(true);
     }
+    let mut open_gate = Some(open_gate);
     let control = Control {
         cancel: cancel.clone(),
         baseline_prepared,
