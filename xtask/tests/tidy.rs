@@ -6,6 +6,8 @@
 //! - Secrets are kept out of everything the tool writes by one choke point
 //!   (`sys/redact.rs`, the binary's `output.rs`); a new writer that bypasses
 //!   it fails here, rather than leak a secret in some release.
+//! - The binary's dependencies have the features the tests turn on, so the
+//!   suite compiles the harness once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -627,5 +629,55 @@ fn the_library_is_reached_through_its_facade() {
     assert!(
         public_layers.is_empty(),
         "layers other than model are private; re-export what is needed: {public_layers:?}"
+    );
+}
+
+/// Each package `cargo tree` lists for `packages` with `edges`, with its
+/// enabled features.
+fn features_of(packages: &[&str], edges: &str) -> BTreeMap<String, String> {
+    let mut command = std::process::Command::new(env!("CARGO"));
+    command.args(["tree", "--offline", "--prefix", "none", "-f", "{p}|{f}"]);
+    command.args(["-e", edges]).current_dir(root());
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "cargo tree: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            let (package, features) = line.trim_end_matches(" (*)").split_once('|')?;
+            Some((package.to_owned(), features.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn the_binary_s_dependencies_have_the_features_the_tests_give_them() {
+    // What `cargo test --workspace --exclude xtask` builds, and what
+    // `cargo xtask` and `cargo install --path crates/upgrade-check` build.
+    let tests = features_of(&["upgrade-check", "upgrade-check-core"], "normal,build,dev");
+    let mut differing = Vec::new();
+    for build in [&["xtask"][..], &["upgrade-check"]] {
+        for (package, features) in features_of(build, "normal,build") {
+            if let Some(tested) = tests.get(&package)
+                && *tested != features
+            {
+                differing.push(format!(
+                    "{package}: [{features}] for {build:?}, [{tested}] for the tests"
+                ));
+            }
+        }
+    }
+    assert!(
+        differing.is_empty(),
+        "a crate compiled twice, once per feature set; turn the tests' features on in \
+         crates/upgrade-check/Cargo.toml:\n{}",
+        differing.join("\n")
     );
 }
