@@ -660,16 +660,21 @@ fn features_of(packages: &[&str], edges: &str) -> BTreeMap<String, String> {
 #[test]
 fn the_binary_s_dependencies_have_the_features_the_tests_give_them() {
     // What `cargo test --workspace --exclude xtask` builds, and what
-    // `cargo xtask` and `cargo install --path crates/upgrade-check` build.
+    // `cargo xtask`, `cargo install --path crates/upgrade-check` and the
+    // integration tests run beside the others build.
     let tests = features_of(&["upgrade-check", "upgrade-check-core"], "normal,build,dev");
     let mut differing = Vec::new();
-    for build in [&["xtask"][..], &["upgrade-check"]] {
-        for (package, features) in features_of(build, "normal,build") {
+    for (build, edges) in [
+        ("xtask", "normal,build"),
+        ("upgrade-check", "normal,build"),
+        ("upgrade-check", "normal,build,dev"),
+    ] {
+        for (package, features) in features_of(&[build], edges) {
             if let Some(tested) = tests.get(&package)
                 && *tested != features
             {
                 differing.push(format!(
-                    "{package}: [{features}] for {build:?}, [{tested}] for the tests"
+                    "{package}: [{features}] for {build} ({edges}), [{tested}] for the tests"
                 ));
             }
         }
