@@ -150,23 +150,11 @@ pub(crate) fn cargo() -> std::process::Command {
     without_this_package(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
-/// The integration tests that spend most of their time compiling real
-/// crates (the cargo services' cells, cargo-insta's own build). Run one at a
-/// time beside the others: cargo's builds take turns on one target folder
-/// and often compile a single crate on one core, and the Python services of
-/// the other tests use what they leave idle.
-const COMPILING: &[&str] = &[
-    "index::cargo_service::",
-    "index::rust_auth_service::",
-    "tools::cargo_insta::",
-];
-
 /// The whole suite, every failure told, not only the first binary's. The
-/// bench's tests (the whole bench on a two-cell matrix, and the peers) and
-/// the compiling tests run beside the others rather than after them: the
-/// others keep the cores about 90 % busy, and the rest of their time and
-/// their tail take most of that work. Their output, kept in files, follows
-/// the others'.
+/// bench's tests (the whole bench on a two-cell matrix, and the peers) run
+/// beside the others rather than after them: the others keep the cores
+/// about 90 % busy, and the rest of their time and their tail take most of
+/// the bench's work. Its output, kept in a file, follows theirs.
 fn whole_suite() -> anyhow::Result<i32> {
     // Built as they run: xtask's tests alone resolve other features than
     // the whole workspace's, so a `--workspace` build of them would be
@@ -179,60 +167,31 @@ fn whole_suite() -> anyhow::Result<i32> {
             return Ok(built);
         }
     }
-    let bench = Beside::start("bench-tests", &["--package", "xtask", "--test", "bench"])?;
-    let mut compiling_args = vec!["--package", "upgrade-check", "--test", "it", "--"];
-    compiling_args.extend(["--test-threads", "1"]);
-    compiling_args.extend(COMPILING);
-    let compiling = Beside::start("compiling-tests", &compiling_args)?;
-    // The tests beside are waited for (and told) even when the others
+    let (_, target) = workspace_and_target();
+    let bench_log = target.join("tmp/bench-tests.log");
+    fs_err::create_dir_all(target.join("tmp"))?;
+    let log = fs_err::File::create(&bench_log)?;
+    let mut bench = cargo()
+        .args(["test", "--package", "xtask", "--test", "bench"])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?.into_parts().0)
+        .stderr(log.into_parts().0)
+        .spawn()
+        .context("cannot run cargo test")?;
+    // The bench's tests are waited for (and told) even when the others
     // could not run.
-    let others = every_other_test();
-    let beside = [compiling.finish()?, bench.finish()?];
+    let others = every_test_but_the_bench();
+    let bench = bench.wait().context("cannot wait for the bench's tests")?;
+    eprint!("{}", fs_err::read_to_string(&bench_log)?);
     let mut codes = others?;
-    codes.extend(beside);
+    codes.push(bench.code().unwrap_or(101));
     Ok(codes.into_iter().find(|code| *code != 0).unwrap_or(0))
 }
 
-/// A `cargo test` run beside the others, its output in a file of its own.
-struct Beside {
-    child: std::process::Child,
-    log: std::path::PathBuf,
-}
-
-impl Beside {
-    /// Starts `cargo test ARGS`, writing to `target/tmp/NAME.log`.
-    fn start(name: &str, args: &[&str]) -> anyhow::Result<Beside> {
-        let (_, target) = workspace_and_target();
-        fs_err::create_dir_all(target.join("tmp"))?;
-        let log = target.join(format!("tmp/{name}.log"));
-        let file = fs_err::File::create(&log)?;
-        let child = cargo()
-            .arg("test")
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(file.try_clone()?.into_parts().0)
-            .stderr(file.into_parts().0)
-            .spawn()
-            .context("cannot run cargo test")?;
-        Ok(Beside { child, log })
-    }
-
-    /// Waits for the run, prints its output; its exit code.
-    fn finish(mut self) -> anyhow::Result<i32> {
-        let status = self.child.wait().context("cannot wait for cargo test")?;
-        eprint!("{}", fs_err::read_to_string(&self.log)?);
-        Ok(status.code().unwrap_or(101))
-    }
-}
-
-/// Every test but the bench's and the compiling ones: the workspace's,
-/// then xtask's own; each run's exit code.
-fn every_other_test() -> anyhow::Result<Vec<i32>> {
-    let mut args = vec!["--workspace", "--no-fail-fast", "--exclude", "xtask", "--"];
-    for test in COMPILING {
-        args.extend(["--skip", test]);
-    }
-    let workspace = cargo_test(&args)?;
+/// Every test but the bench's: the workspace's, then xtask's own; each
+/// run's exit code.
+fn every_test_but_the_bench() -> anyhow::Result<Vec<i32>> {
+    let workspace = cargo_test(&["--workspace", "--no-fail-fast", "--exclude", "xtask"])?;
     let xtask_tests = xtask_tests_but_the_bench()?;
     let mut args = vec!["--package", "xtask", "--no-fail-fast", "--bins"];
     for test in &xtask_tests {

@@ -660,8 +660,8 @@ fn features_of(packages: &[&str], edges: &str) -> BTreeMap<String, String> {
 #[test]
 fn the_binary_s_dependencies_have_the_features_the_tests_give_them() {
     // What `cargo test --workspace --exclude xtask` builds, and what
-    // `cargo xtask`, `cargo install --path crates/upgrade-check` and the
-    // integration tests run beside the others build.
+    // `cargo xtask`, `cargo install --path crates/upgrade-check` and
+    // `cargo test -p upgrade-check --test it` build.
     let tests = features_of(&["upgrade-check", "upgrade-check-core"], "normal,build,dev");
     let mut differing = Vec::new();
     for (build, edges) in [
