@@ -59,6 +59,9 @@ pub use judge::snapshot;
 /// Splitting a plan across CI jobs.
 pub use plan::shard;
 
+/// Exploration's variants of recorded scenarios.
+pub use plan::variants;
+
 /// The state and cache folders, and the collector that trims them.
 pub use sys::{gc, state::StateDirs};
 

@@ -1,0 +1,521 @@
+//! Exploration's variants: each step of a recorded scenario with one thing
+//! changed, the steps before it kept as recorded (their captures included),
+//! so that a variant reaches the state the scenario reached (register, log
+//! in, then use the token) before it sends what no scenario asks for.
+//!
+//! Pure and deterministic for a seed: the same scenarios, seed and budget
+//! give the same variants, in the same order, on every machine.
+
+use serde_json::Value;
+
+use crate::input::scenario::{Body, Scenario, Step};
+
+/// String lengths around the limits libraries enforce (bcrypt's 72 bytes,
+/// a `VARCHAR(255)`), empty, one, and a page; most telling first: just past
+/// a limit breaks more upgrades than at it.
+const LENGTHS: &[usize] = &[73, 256, 0, 4096, 72, 255, 71, 1];
+
+/// The byte boundaries a two-byte character is made to straddle.
+const STRADDLED: &[usize] = &[72, 256];
+
+/// Numbers at the edges of the types services parse them into.
+const NUMBERS: &[&str] = &["0", "-1", "2147483648", "9007199254740993", "1.5"];
+
+/// One thing changed in one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mutation {
+    /// A JSON string field replaced by `length` bytes; `straddling`: the
+    /// last character is two bytes wide and crosses the `length` boundary.
+    Length {
+        field: String,
+        length: usize,
+        straddling: bool,
+    },
+    /// A JSON field's value replaced by another type's.
+    Type { field: String, to: &'static str },
+    /// A JSON number field at an edge, or the number sent as a string.
+    Number { field: String, value: String },
+    /// A JSON string field in another Unicode form or with padding.
+    Text { field: String, form: &'static str },
+    /// A JSON field left out.
+    Removed { field: String },
+    /// A field the recorded request did not have.
+    Added { field: String },
+    /// The `Authorization` header changed.
+    Auth { change: &'static str },
+    /// The body sent with another content type.
+    ContentType { to: &'static str },
+}
+
+impl Mutation {
+    /// How a person reads it, e.g. `password: 72 bytes`.
+    pub fn describe(&self) -> String {
+        match self {
+            Mutation::Length {
+                field,
+                length,
+                straddling: false,
+            } => format!("{field}: {length} bytes"),
+            Mutation::Length { field, length, .. } => {
+                format!("{field}: a two-byte character across byte {length}")
+            }
+            Mutation::Type { field, to } => format!("{field}: {to} instead"),
+            Mutation::Number { field, value } => format!("{field}: {value}"),
+            Mutation::Text { field, form } => format!("{field}: {form}"),
+            Mutation::Removed { field } => format!("{field} left out"),
+            Mutation::Added { field } => format!("an unexpected field {field}"),
+            Mutation::Auth { change } => format!("Authorization: {change}"),
+            Mutation::ContentType { to } => format!("sent as {to}"),
+        }
+    }
+
+    /// The JSON field changed, or `""` for the request as a whole.
+    fn field(&self) -> &str {
+        match self {
+            Mutation::Length { field, .. }
+            | Mutation::Type { field, .. }
+            | Mutation::Number { field, .. }
+            | Mutation::Text { field, .. }
+            | Mutation::Removed { field }
+            | Mutation::Added { field } => field,
+            Mutation::Auth { .. } | Mutation::ContentType { .. } => "",
+        }
+    }
+
+    /// Which mutations a small budget keeps first: lengths and missing
+    /// fields break the most upgrades; the rest follow.
+    fn rank(&self) -> u8 {
+        match self {
+            Mutation::Length { .. } | Mutation::Auth { .. } => 0,
+            Mutation::Removed { .. } | Mutation::Type { .. } | Mutation::Number { .. } => 1,
+            Mutation::Text { .. } | Mutation::Added { .. } | Mutation::ContentType { .. } => 2,
+        }
+    }
+}
+
+/// A scenario cut after its changed step, which is its last.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    /// The recorded scenario it comes from.
+    pub from: String,
+    /// The changed step's index in the recorded scenario.
+    pub step: usize,
+    pub mutation: Mutation,
+    pub scenario: Scenario,
+    /// Its place among the changes of its kind to the same field (most
+    /// telling first): a budget goes round the fields before it goes deep.
+    level: usize,
+}
+
+impl Variant {
+    /// Requests it sends: the steps before the changed one, and that one.
+    pub fn requests(&self) -> usize {
+        self.step + 1
+    }
+}
+
+/// The variants of `scenarios`, at most `budget` requests in all: every
+/// candidate when they fit, else round the fields and steps, the most
+/// telling change of each first, `seed` ordering those equally telling; in
+/// the order they were found either way.
+pub fn variants(scenarios: &[Scenario], seed: u64, budget: usize) -> Vec<Variant> {
+    let candidates: Vec<Variant> = scenarios.iter().flat_map(of_scenario).collect();
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    fastrand::Rng::with_seed(seed).shuffle(&mut order);
+    order.sort_by_key(|index| {
+        let candidate = &candidates[*index];
+        (candidate.level, candidate.mutation.rank())
+    });
+    let mut spent = 0;
+    let mut kept = Vec::new();
+    for index in order {
+        let requests = candidates[index].requests();
+        if spent + requests <= budget {
+            spent += requests;
+            kept.push(index);
+        }
+    }
+    kept.sort_unstable();
+    let mut candidates: Vec<Option<Variant>> = candidates.into_iter().map(Some).collect();
+    kept.into_iter()
+        .filter_map(|index| candidates[index].take())
+        .collect()
+}
+
+/// Every candidate of one scenario, step by step.
+fn of_scenario(scenario: &Scenario) -> Vec<Variant> {
+    let mut found = Vec::new();
+    for (index, step) in scenario.steps.iter().enumerate() {
+        let mut seen: Vec<(String, u8)> = Vec::new();
+        for (mutation, changed) in of_step(step) {
+            let group = (mutation.field().to_owned(), mutation.rank());
+            let level = seen.iter().filter(|known| **known == group).count();
+            seen.push(group);
+            let mut variant = scenario.clone();
+            variant.steps.truncate(index);
+            variant.steps.push(changed);
+            found.push(Variant {
+                from: scenario.name.clone(),
+                step: index,
+                mutation,
+                scenario: variant,
+                level,
+            });
+        }
+    }
+    found
+}
+
+/// Each one-thing change of `step`, with the step it makes.
+fn of_step(step: &Step) -> Vec<(Mutation, Step)> {
+    let mut found = Vec::new();
+    if let Some(Body::Json(body)) = &step.body {
+        for (pointer, value) in fields(body, "") {
+            for (mutation, replacement) in of_value(&pointer, value) {
+                let mut changed_body = body.clone();
+                match replacement {
+                    Some(new) => *changed_body.pointer_mut(&pointer).expect("a found field") = new,
+                    None => remove(&mut changed_body, &pointer),
+                }
+                found.push((mutation, with_body(step, Body::Json(changed_body))));
+            }
+        }
+        if let Value::Object(object) = body {
+            let mut added = object.clone();
+            added.insert("unexpected".to_owned(), Value::from("x"));
+            let mutation = Mutation::Added {
+                field: "/unexpected".to_owned(),
+            };
+            found.push((mutation, with_body(step, Body::Json(Value::Object(added)))));
+        }
+        let text = Body::Text(body.to_string());
+        let mut as_text = with_body(step, text);
+        set_header(&mut as_text, "Content-Type", Some("text/plain"));
+        found.push((Mutation::ContentType { to: "text/plain" }, as_text));
+    }
+    if let Some(value) = header(step, "Authorization") {
+        let (scheme, token) = value.split_once(' ').unwrap_or(("", value));
+        let changes: [(&'static str, Option<String>); 4] = [
+            ("missing", None),
+            ("another scheme", Some(format!("Basic {token}"))),
+            ("malformed", Some(format!("{scheme} {token}x"))),
+            ("an empty token", Some(format!("{scheme} "))),
+        ];
+        for (change, new) in changes {
+            let mut changed = step.clone();
+            set_header(&mut changed, "Authorization", new.as_deref());
+            found.push((Mutation::Auth { change }, changed));
+        }
+    }
+    found
+}
+
+/// The changes of one JSON value: `None` removes the field.
+fn of_value(pointer: &str, value: &Value) -> Vec<(Mutation, Option<Value>)> {
+    let field = || pointer.to_owned();
+    let mut found = Vec::new();
+    match value {
+        Value::String(text) => {
+            for &length in LENGTHS {
+                let mutation = Mutation::Length {
+                    field: field(),
+                    length,
+                    straddling: false,
+                };
+                found.push((mutation, Some(Value::from("a".repeat(length)))));
+            }
+            for &length in STRADDLED {
+                let mutation = Mutation::Length {
+                    field: field(),
+                    length,
+                    straddling: true,
+                };
+                let text = format!("{}é", "a".repeat(length - 1));
+                found.push((mutation, Some(Value::from(text))));
+            }
+            let forms: [(&'static str, String); 3] = [
+                ("composed é", format!("{text}\u{e9}")),
+                ("decomposed é", format!("{text}e\u{301}")),
+                ("padded with spaces", format!(" {text} ")),
+            ];
+            for (form, new) in forms {
+                found.push((
+                    Mutation::Text {
+                        field: field(),
+                        form,
+                    },
+                    Some(Value::from(new)),
+                ));
+            }
+        }
+        Value::Number(_) => {
+            for &number in NUMBERS {
+                let parsed: Value = serde_json::from_str(number).expect("a JSON number");
+                let mutation = Mutation::Number {
+                    field: field(),
+                    value: number.to_owned(),
+                };
+                found.push((mutation, Some(parsed)));
+            }
+            let mutation = Mutation::Number {
+                field: field(),
+                value: format!("\"{value}\""),
+            };
+            found.push((mutation, Some(Value::from(value.to_string()))));
+        }
+        _ => {}
+    }
+    let types: [(&'static str, Value); 4] = [
+        ("null", Value::Null),
+        ("true", Value::Bool(true)),
+        ("an array", Value::Array(Vec::new())),
+        ("an object", Value::Object(serde_json::Map::new())),
+    ];
+    for (to, new) in types {
+        if kind(value) != kind(&new) {
+            found.push((Mutation::Type { field: field(), to }, Some(new)));
+        }
+    }
+    found.push((Mutation::Removed { field: field() }, None));
+    found
+}
+
+/// Every field under `value` (objects' members and arrays' items, nested),
+/// as JSON pointers, parents before children.
+fn fields<'v>(value: &'v Value, at: &str) -> Vec<(String, &'v Value)> {
+    let children: Vec<(String, &Value)> = match value {
+        Value::Object(object) => object
+            .iter()
+            .map(|(name, child)| (format!("{at}/{}", escape(name)), child))
+            .collect(),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(index, child)| (format!("{at}/{index}"), child))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut found = Vec::new();
+    for (pointer, child) in children {
+        found.push((pointer.clone(), child));
+        found.extend(fields(child, &pointer));
+    }
+    found
+}
+
+/// A member name as a JSON pointer token (RFC 6901).
+fn escape(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
+}
+
+fn kind(value: &Value) -> u8 {
+    match value {
+        Value::Null => 0,
+        Value::Bool(_) => 1,
+        Value::Number(_) => 2,
+        Value::String(_) => 3,
+        Value::Array(_) => 4,
+        Value::Object(_) => 5,
+    }
+}
+
+/// Takes the field at `pointer` out of its parent.
+fn remove(body: &mut Value, pointer: &str) {
+    let (parent, last) = pointer
+        .rsplit_once('/')
+        .expect("a field's pointer has a '/'");
+    let last = last.replace("~1", "/").replace("~0", "~");
+    match body.pointer_mut(parent) {
+        Some(Value::Object(object)) => {
+            object.remove(&last);
+        }
+        Some(Value::Array(items)) => {
+            if let Ok(index) = last.parse::<usize>() {
+                items.remove(index);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn with_body(step: &Step, body: Body) -> Step {
+    Step {
+        body: Some(body),
+        ..step.clone()
+    }
+}
+
+fn header<'s>(step: &'s Step, name: &str) -> Option<&'s str> {
+    step.headers
+        .iter()
+        .find(|(known, _)| known.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_str())
+}
+
+/// Sets header `name` to `value`, or removes it (`None`).
+fn set_header(step: &mut Step, name: &str, value: Option<&str>) {
+    step.headers
+        .retain(|(known, _)| !known.eq_ignore_ascii_case(name));
+    if let Some(value) = value {
+        step.headers.push((name.to_owned(), value.to_owned()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::scenario::load_dir;
+
+    /// The bundled service's recorded scenarios, as a team's would be.
+    fn recorded() -> Vec<Scenario> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+        load_dir(&dir).unwrap()
+    }
+
+    fn body_of(variant: &Variant) -> &Value {
+        match &variant.scenario.steps.last().unwrap().body {
+            Some(Body::Json(body)) => body,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_variant_keeps_the_steps_before_its_change_and_ends_with_it() {
+        let scenarios = recorded();
+        let login = scenarios.iter().find(|s| s.name == "login").unwrap();
+        let all = variants(std::slice::from_ref(login), 0, usize::MAX);
+        let bad_token = all
+            .iter()
+            .find(|v| v.step == 4 && v.mutation == Mutation::Auth { change: "missing" })
+            .unwrap();
+        let names: Vec<&str> = bad_token
+            .scenario
+            .steps
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "register",
+                "good password",
+                "wrong password",
+                "unknown user",
+                "me with the token"
+            ]
+        );
+        // The token is still captured by the step that logs in.
+        assert_eq!(bad_token.scenario.steps[1].captures.len(), 1);
+        assert!(header(bad_token.scenario.steps.last().unwrap(), "Authorization").is_none());
+        assert_eq!(bad_token.requests(), 5);
+    }
+
+    #[test]
+    fn a_password_is_tried_at_bcrypt_s_limit_and_across_it() {
+        let scenarios = recorded();
+        let register = scenarios.iter().find(|s| s.name == "register").unwrap();
+        let all = variants(std::slice::from_ref(register), 0, usize::MAX);
+        for length in [71, 72, 73] {
+            let variant = all
+                .iter()
+                .find(|v| {
+                    v.mutation
+                        == Mutation::Length {
+                            field: "/password".to_owned(),
+                            length,
+                            straddling: false,
+                        }
+                })
+                .unwrap();
+            assert_eq!(body_of(variant)["password"].as_str().unwrap().len(), length);
+            // Everything else as recorded.
+            assert_eq!(body_of(variant)["username"], "{{username}}");
+        }
+        let across = all
+            .iter()
+            .find(|v| v.mutation.describe() == "/password: a two-byte character across byte 72")
+            .unwrap();
+        let password = body_of(across)["password"].as_str().unwrap().as_bytes();
+        assert_eq!((password.len(), password[71]), (73, 0xc3));
+    }
+
+    #[test]
+    fn the_budget_counts_requests_and_the_seed_decides_alike_everywhere() {
+        let scenarios = recorded();
+        let all = variants(&scenarios, 7, usize::MAX);
+        let total: usize = all.iter().map(Variant::requests).sum();
+        let some = variants(&scenarios, 7, 200);
+        let spent: usize = some.iter().map(Variant::requests).sum();
+        assert!(spent <= 200 && spent > 150, "{spent} of {total}");
+        assert!(some.len() < all.len());
+        let again = variants(&scenarios, 7, 200);
+        let described = |list: &[Variant]| -> Vec<String> {
+            list.iter()
+                .map(|v| format!("{} {} {}", v.from, v.step, v.mutation.describe()))
+                .collect()
+        };
+        assert_eq!(described(&some), described(&again));
+        assert_ne!(described(&some), described(&variants(&scenarios, 8, 200)));
+        // Lengths come before the rarer kinds: whatever the seed, a budget
+        // of 200 requests tries a password past bcrypt's 72 bytes.
+        for seed in 0..20 {
+            let kept = described(&variants(&scenarios, seed, 200));
+            assert!(
+                kept.iter()
+                    .any(|v| v.starts_with("register 0 /password: 73 bytes")),
+                "seed {seed}: {kept:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn removing_types_and_numbers_reach_nested_fields() {
+        let step = Step {
+            line: 1,
+            name: "order".to_owned(),
+            method: "POST".to_owned(),
+            path: "/orders".to_owned(),
+            headers: Vec::new(),
+            body: Some(Body::Json(
+                serde_json::json!({"item": {"id/x": 3, "tags": ["a"]}, "paid": false}),
+            )),
+            captures: Vec::new(),
+            expect_status: None,
+        };
+        let changes: Vec<(String, Value)> = of_step(&step)
+            .into_iter()
+            .map(|(mutation, changed)| match changed.body {
+                Some(Body::Json(body)) => (mutation.describe(), body),
+                Some(Body::Text(_)) => (mutation.describe(), Value::Null),
+                None => unreachable!(),
+            })
+            .collect();
+        let find = |described: &str| {
+            changes
+                .iter()
+                .find(|(text, _)| text == described)
+                .map(|(_, body)| body.clone())
+                .unwrap_or_else(|| panic!("{described}: {changes:?}"))
+        };
+        assert_eq!(
+            find("/item/id~1x: 2147483648")["item"]["id/x"],
+            2147483648_i64
+        );
+        assert_eq!(find("/item/id~1x: \"3\"")["item"]["id/x"], "3");
+        assert!(
+            find("/item/tags/0 left out")["item"]["tags"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(find("/paid: null instead")["paid"], Value::Null);
+        assert!(find("/item left out").get("item").is_none());
+        assert_eq!(find("an unexpected field /unexpected")["unexpected"], "x");
+        // A value is never swapped for its own type.
+        assert!(
+            !changes
+                .iter()
+                .any(|(text, _)| text == "/paid: true instead")
+        );
+    }
+}
