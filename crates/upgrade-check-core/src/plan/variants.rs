@@ -194,12 +194,16 @@ fn of_step(step: &Step) -> Vec<(Mutation, Step)> {
         found.push((Mutation::ContentType { to: "text/plain" }, as_text));
     }
     if let Some(value) = header(step, "Authorization") {
-        let (scheme, token) = value.split_once(' ').unwrap_or(("", value));
+        // `Bearer TOKEN`, or a bare token (an API key).
+        let (scheme, token) = match value.split_once(' ') {
+            Some((scheme, token)) => (format!("{scheme} "), token),
+            None => (String::new(), value),
+        };
         let changes: [(&'static str, Option<String>); 4] = [
             ("missing", None),
             ("another scheme", Some(format!("Basic {token}"))),
-            ("malformed", Some(format!("{scheme} {token}x"))),
-            ("an empty token", Some(format!("{scheme} "))),
+            ("malformed", Some(format!("{scheme}{token}x"))),
+            ("an empty token", Some(scheme)),
         ];
         for (change, new) in changes {
             let mut changed = step.clone();
