@@ -80,7 +80,7 @@ fn each_crate_version_is_built_and_the_one_that_changes_a_response_is_named() {
         .filter_map(|cell| Some(cell.environment.as_ref()?.id.as_str()))
         .collect();
     assert_eq!(ids.len(), 3, "baseline, mime_guess 2.0.5, httparse 1.10.1");
-    assert_no_service_left(&report);
+    assert_no_service_left(&ctx, &report);
 }
 
 /// Each cell builds in a scratch copy of its own, where incremental state

@@ -150,7 +150,7 @@ fn bcrypt_5_breaks_long_passwords_and_nothing_else() {
         !pending.contains("0123456789abcdef"),
         "the password is a secret and is redacted"
     );
-    assert_no_service_left(&report);
+    assert_no_service_left(&ctx, &report);
 
     // Every format is written from the one result: JSON round-trips through
     // the library's model; the JUnit file and the PR comment name the culprit.
@@ -188,5 +188,5 @@ fn bcrypt_5_breaks_long_passwords_and_nothing_else() {
             .contains("environments: 6 of 6 reused, 0 built"),
         "the run says so"
     );
-    assert_no_service_left(&report);
+    assert_no_service_left(&ctx, &report);
 }

@@ -48,7 +48,7 @@ fn a_crash_mid_scenario_fails_that_scenario_with_its_log_and_the_rest_finish() {
             "{scenario} never logs in"
         );
     }
-    assert_no_service_left(&report);
+    assert_no_service_left(&ctx, &report);
 }
 
 #[test]
@@ -63,7 +63,7 @@ fn a_service_that_never_gets_healthy_says_which_wait_expired() {
         failed.summary.as_deref(),
         Some("not healthy within 3s: GET /health (last answer 503 Service Unavailable)")
     );
-    assert_no_service_left(&report);
+    assert_no_service_left(&ctx, &report);
 }
 
 #[test]
@@ -80,7 +80,7 @@ fn a_request_that_hangs_is_cut_at_the_request_timeout() {
         "{summary}"
     );
     assert_eq!(verdict(&report, "baseline", "register"), Verdict::Pass);
-    assert_no_service_left(&report);
+    assert_no_service_left(&ctx, &report);
 }
 
 #[test]
@@ -94,7 +94,7 @@ fn a_body_that_streams_slowly_is_cut_at_the_request_timeout() {
     let summary = slow.summary.as_deref().unwrap();
     assert!(summary.contains("timed out after 1s"), "{summary}");
     assert_eq!(verdict(&report, "baseline", "register"), Verdict::Pass);
-    assert_no_service_left(&report);
+    assert_no_service_left(&ctx, &report);
 }
 
 #[test]
@@ -102,7 +102,7 @@ fn a_service_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let ctx = faulty("ignore-sigterm");
     let run = ctx.run(&[]);
     assert_eq!(run.code, 0, "ignoring SIGTERM changes no answer");
-    assert_no_service_left(&ctx.report());
+    assert_no_service_left(&ctx, &ctx.report());
 }
 
 #[test]
@@ -206,7 +206,7 @@ fn a_panic_in_one_cell_fails_that_cell_and_the_others_finish() {
             .contains("the harness panicked in this cell"),
         "{failed:?}"
     );
-    assert_no_service_left(&report);
+    assert_no_service_left(&ctx, &report);
     let scratch: Vec<_> = std::fs::read_dir(ctx.path("state/tmp")).unwrap().collect();
     assert!(scratch.is_empty(), "temp dirs removed");
 }
@@ -235,7 +235,7 @@ fn a_port_taken_before_the_service_binds_it_is_detected_and_another_is_tried() {
         "{}",
         run.stdout
     );
-    assert_no_service_left(&ctx.report());
+    assert_no_service_left(&ctx, &ctx.report());
 }
 
 #[test]
@@ -299,7 +299,7 @@ fn a_forked_service_fails_stops_and_leaks_as_a_cold_one_does() {
                 .all(|run| run.timing.as_ref().is_none_or(|timing| timing.preloaded)),
             "{fault}: every service forked: {forked_report:?}"
         );
-        assert_no_service_left(&forked_report);
+        assert_no_service_left(&ctx, &forked_report);
         for leak in runs.iter().flat_map(|run| &run.leaks) {
             let pid: u64 = leak.split(' ').nth(1).unwrap().parse().unwrap();
             assert!(!crate::common::alive(pid), "{fault}: {leak} was killed");

@@ -89,7 +89,7 @@ fn sixteen_cells_killed_at_random_leave_nothing_and_the_next_run_is_clean() {
         !run.stdout.contains("Address already in use")
             && !run.stderr.contains("Address already in use")
     );
-    crate::common::assert_no_service_left(&report);
+    crate::common::assert_no_service_left(&ctx, &report);
     assert_eq!(
         std::fs::read_dir(ctx.path("state/tmp")).unwrap().count(),
         0,

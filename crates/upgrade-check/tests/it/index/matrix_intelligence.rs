@@ -203,7 +203,7 @@ pyjwt = ["2.8.0"]"#,
         "{}",
         run.stdout
     );
-    crate::common::assert_no_service_left(&report);
+    crate::common::assert_no_service_left(&ctx, &report);
 }
 
 #[test]

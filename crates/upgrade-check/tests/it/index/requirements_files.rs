@@ -25,7 +25,7 @@ fn hashed_requirements_with_an_include_are_installed_hash_checked() {
         let environment = cell_report(&report, cell).environment.as_ref().unwrap();
         assert!(environment.hash_checked, "{cell}: {environment:?}");
     }
-    assert_no_service_left(&report);
+    assert_no_service_left(&ctx, &report);
 }
 
 #[test]

@@ -37,5 +37,5 @@ fn bytes_token_breaks_login_on_pyjwt_2() {
             .contains("'str' object has no attribute 'decode'"),
         "{login:?}"
     );
-    assert_no_service_left(&report);
+    assert_no_service_left(&ctx, &report);
 }

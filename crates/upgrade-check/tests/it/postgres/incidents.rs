@@ -76,7 +76,7 @@ fn inc_001_passlib_warns_on_bcrypt_4_and_breaks_on_bcrypt_5() {
         "{}",
         run.stdout
     );
-    assert_no_service_left(&report);
+    assert_no_service_left(&ctx, &report);
 }
 
 #[test]
@@ -171,7 +171,7 @@ fn inc_002_renamed_database_variables_are_caught_on_postgres() {
         missing.summary.as_deref(),
         Some("startup: refused → started")
     );
-    assert_no_service_left(&report);
+    assert_no_service_left(&ctx, &report);
 }
 
 #[test]
@@ -226,7 +226,7 @@ fn the_fixed_service_serves_on_postgres_and_names_a_missing_variable() {
     }
     assert!(snapshot.contains("[secret:password]"), "{snapshot}");
 
-    assert_no_service_left(&report);
+    assert_no_service_left(&ctx, &report);
 }
 
 #[test]
@@ -273,7 +273,7 @@ fn inc_003_json_encoder_fails_to_start_on_flask_2_3_and_3_0() {
         run.stdout.contains("ImportError"),
         "the terminal shows the log tail"
     );
-    assert_no_service_left(&report);
+    assert_no_service_left(&ctx, &report);
 }
 
 #[test]
