@@ -75,6 +75,7 @@ pub use sys::redact;
 
 /// Small helpers the binary, the bench and the tests share with the library.
 pub mod util {
+    pub use crate::exec::service::listeners;
     pub use crate::sys::http::client_builder;
     pub use crate::sys::state::{copy_tree, relative, write_atomic};
     pub use crate::sys::sweep::is_running;

@@ -673,7 +673,7 @@ fn port_holder(port: u16, pgid: u32, marker: &str) -> Holder {
 }
 
 /// The processes holding a socket that listens on loopback `port`.
-fn listeners(port: u16) -> Vec<i32> {
+pub fn listeners(port: u16) -> Vec<i32> {
     let inodes: Vec<String> = match crate::sys::listening::inodes(port) {
         Some(inodes) => inodes.iter().map(ToString::to_string).collect(),
         None => listening_in_proc(port),

@@ -305,7 +305,7 @@ pub fn assert_no_service_left(ctx: &TestContext, report: &Report) {
             if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
                 continue;
             }
-            for holder in listeners_of(port) {
+            for holder in upgrade_check_core::util::listeners(port) {
                 assert!(
                     !of_context(ctx, holder),
                     "port {port} of {} is still held by pid {holder}, a process of this test's run",
@@ -316,45 +316,10 @@ pub fn assert_no_service_left(ctx: &TestContext, report: &Report) {
     }
 }
 
-/// The pids with a socket listening on loopback or any address at `port`.
-fn listeners_of(port: u16) -> Vec<u32> {
-    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|table| std::fs::read_to_string(table).ok())
-        .flat_map(|text| {
-            text.lines()
-                .skip(1)
-                .filter_map(|line| {
-                    let fields: Vec<&str> = line.split_whitespace().collect();
-                    let local_port = fields.get(1)?.rsplit(':').next()?;
-                    let listening = fields.get(3) == Some(&"0A");
-                    let inode = fields.get(9)?;
-                    (listening && u16::from_str_radix(local_port, 16).ok() == Some(port))
-                        .then(|| format!("socket:[{inode}]"))
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let Ok(processes) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    processes
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
-                fds.filter_map(Result::ok).any(|fd| {
-                    std::fs::read_link(fd.path())
-                        .is_ok_and(|target| inodes.iter().any(|inode| target == Path::new(inode)))
-                })
-            })
-        })
-        .collect()
-}
-
 /// Whether process `pid` belongs to `ctx`'s runs: its environment (the
 /// harness's markers name the run's state folder) or its working folder
 /// (a private copy in that folder) is inside the test's folder.
-fn of_context(ctx: &TestContext, pid: u32) -> bool {
+fn of_context(ctx: &TestContext, pid: i32) -> bool {
     let folder = ctx.dir.path().to_string_lossy().into_owned();
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
     let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
