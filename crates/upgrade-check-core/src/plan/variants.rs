@@ -127,18 +127,18 @@ pub fn variants(scenarios: &[Scenario], seed: u64, budget: usize) -> Vec<Variant
         (candidate.level, candidate.mutation.rank())
     });
     let mut spent = 0;
-    let mut kept = Vec::new();
+    let mut kept = vec![false; candidates.len()];
     for index in order {
         let requests = candidates[index].requests();
         if spent + requests <= budget {
             spent += requests;
-            kept.push(index);
+            kept[index] = true;
         }
     }
-    kept.sort_unstable();
-    let mut candidates: Vec<Option<Variant>> = candidates.into_iter().map(Some).collect();
-    kept.into_iter()
-        .filter_map(|index| candidates[index].take())
+    candidates
+        .into_iter()
+        .zip(kept)
+        .filter_map(|(candidate, kept)| kept.then_some(candidate))
         .collect()
 }
 
