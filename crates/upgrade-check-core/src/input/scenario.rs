@@ -26,6 +26,8 @@ pub struct Scenario {
     pub vars: BTreeMap<String, String>,
     /// Values that must never be written anywhere; replaced by `[secret:name]`.
     pub secrets: BTreeMap<String, String>,
+    /// The scenario whose secrets these are, when the file names one.
+    pub secrets_from: Option<String>,
     /// Run once under each of these profiles (in every cell) instead of the cell's own.
     pub profiles: Vec<String>,
     /// 1-based line of `profiles`, for errors about unknown profiles.
@@ -80,6 +82,10 @@ struct RawScenario {
     vars: BTreeMap<String, String>,
     #[serde(default)]
     secrets: BTreeMap<String, String>,
+    /// The secrets of another scenario of the folder, by name: an explored
+    /// scenario sends what the scenario it was explored from sends, and that
+    /// file stays the one place its secrets are written.
+    secrets_from: Option<Spanned<String>>,
     profiles: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     record_startup: bool,
@@ -120,6 +126,49 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, InputError> {
             format!("no folder of scenarios yet: {WRITE}"),
         ));
     }
+    let paths = toml_files(dir)?;
+    if paths.is_empty() {
+        return Err(InputError::in_folder(
+            dir,
+            format!("no scenario files (*.toml) in this folder: {WRITE}"),
+        ));
+    }
+    let mut scenarios: Vec<Scenario> = paths
+        .iter()
+        .map(|path| load(path))
+        .collect::<Result<_, _>>()?;
+    // What `explore` found and wrote: ordinary scenarios once accepted,
+    // taking their secrets from the scenarios they were explored from.
+    let explored = dir.join(EXPLORED);
+    if explored.is_dir() {
+        for path in toml_files(&explored)? {
+            let found = load_with(&path, &scenarios)?;
+            scenarios.push(found);
+        }
+    }
+    scenarios.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some(pair) = scenarios
+        .windows(2)
+        .find(|pair| pair[0].name == pair[1].name)
+    {
+        return Err(InputError::in_file(
+            &pair[1].path,
+            format!(
+                "another scenario is named `{}` too ({}): a scenario's name is its file's stem",
+                pair[1].name,
+                pair[0].path.display()
+            ),
+        ));
+    }
+    Ok(scenarios)
+}
+
+/// The folder inside the scenarios folder that exploration's findings are
+/// written to, as scenarios of their own.
+pub const EXPLORED: &str = "explored";
+
+/// The `*.toml` files directly in `dir`, sorted.
+fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
     let mut paths: Vec<PathBuf> = fs_err::read_dir(dir)
         .map_err(|err| InputError::in_file(dir, err.to_string()))?
         .filter_map(Result::ok)
@@ -127,17 +176,16 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Scenario>, InputError> {
         .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
         .collect();
     paths.sort();
-    if paths.is_empty() {
-        return Err(InputError::in_folder(
-            dir,
-            format!("no scenario files (*.toml) in this folder: {WRITE}"),
-        ));
-    }
-    paths.iter().map(|path| load(path)).collect()
+    Ok(paths)
 }
 
 /// Loads and validates one scenario file.
 pub fn load(path: &Path) -> Result<Scenario, InputError> {
+    load_with(path, &[])
+}
+
+/// [`load`], with the scenarios `secrets-from` may name.
+fn load_with(path: &Path, others: &[Scenario]) -> Result<Scenario, InputError> {
     let name = path
         .file_stem()
         .and_then(|stem| stem.to_str())
@@ -166,9 +214,22 @@ pub fn load(path: &Path) -> Result<Scenario, InputError> {
             "a scenario needs at least one step (or record-startup = true)",
         ));
     }
-    let mut defined: BTreeSet<String> =
-        raw.vars.keys().chain(raw.secrets.keys()).cloned().collect();
-    if let Some(twice) = raw.vars.keys().find(|name| raw.secrets.contains_key(*name)) {
+    let mut secrets = raw.secrets;
+    if let Some(from) = &raw.secrets_from {
+        let error = |message: &str| source.error_at(Some(from.span()), "secrets-from", message);
+        if !secrets.is_empty() {
+            return Err(error("give [secrets] or secrets-from, not both"));
+        }
+        let Some(other) = others.iter().find(|other| other.name == *from.get_ref()) else {
+            return Err(error(&format!(
+                "no scenario `{}` in the scenarios folder to take the secrets of",
+                from.get_ref()
+            )));
+        };
+        secrets = other.secrets.clone();
+    }
+    let mut defined: BTreeSet<String> = raw.vars.keys().chain(secrets.keys()).cloned().collect();
+    if let Some(twice) = raw.vars.keys().find(|name| secrets.contains_key(*name)) {
         return Err(source.error_at(
             None,
             &format!("vars.{twice}"),
@@ -261,7 +322,8 @@ pub fn load(path: &Path) -> Result<Scenario, InputError> {
         path: path.to_owned(),
         description: raw.description,
         vars: raw.vars,
-        secrets: raw.secrets,
+        secrets,
+        secrets_from: raw.secrets_from.map(Spanned::into_inner),
         profiles_line: raw
             .profiles
             .as_ref()
@@ -389,5 +451,45 @@ headers = { Authorization = "Bearer {{ token }}" }
     fn interpolation_replaces_known_names_only() {
         let values = BTreeMap::from([("a".to_owned(), "1".to_owned())]);
         assert_eq!(interpolate("x{{a}}y{{ a }}z{{b}}", &values), "x1y1z{{b}}");
+    }
+
+    #[test]
+    fn an_explored_scenario_takes_the_secrets_of_the_one_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("login.toml"), GOOD).unwrap();
+        std::fs::create_dir(dir.path().join(EXPLORED)).unwrap();
+        let explored = dir
+            .path()
+            .join(EXPLORED)
+            .join("login-1-password-73-bytes.toml");
+        let text = "description = \"explored\"\nsecrets-from = \"login\"\n\n\
+                    [[steps]]\nname = \"login\"\nmethod = \"POST\"\npath = \"/login\"\n\
+                    json = { password = \"{{password}}\", pad = \"a\" }\n";
+        std::fs::write(&explored, text).unwrap();
+        let loaded = load_dir(dir.path()).unwrap();
+        let names: Vec<&str> = loaded.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["login", "login-1-password-73-bytes"]);
+        assert_eq!(loaded[1].secrets["password"], "hunter2");
+        assert_eq!(loaded[1].secrets_from.as_deref(), Some("login"));
+
+        // Named after nothing in the folder: the file, its line and the key.
+        std::fs::write(&explored, text.replace("\"login\"\n\n", "\"logon\"\n\n")).unwrap();
+        let err = load_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("login-1-password-73-bytes.toml:2")
+                && err.contains("secrets-from")
+                && err.contains("no scenario `logon`"),
+            "{err}"
+        );
+        // Secrets of its own as well: which one holds?
+        let both = text.replacen("[[steps]]", "[secrets]\npassword = \"x\"\n\n[[steps]]", 1);
+        std::fs::write(&explored, both).unwrap();
+        let err = load_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not both"), "{err}");
+        // Two scenarios of one name are one too many.
+        std::fs::write(&explored, text).unwrap();
+        std::fs::write(dir.path().join(EXPLORED).join("login.toml"), text).unwrap();
+        let err = load_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("another scenario is named `login`"), "{err}");
     }
 }
