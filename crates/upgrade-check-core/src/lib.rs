@@ -46,8 +46,8 @@ pub use input::{config, scenario};
 
 /// One check from start to end, and the commands beside it.
 pub use session::{
-    Acceptance, Action, CheckSettings, Finished, Folders, Options, default_jobs, import, init,
-    record, refuse_accepting_in_ci, state_dirs, upgrade_check,
+    Acceptance, Action, CheckSettings, ExploreRequest, Finished, Folders, Options, default_jobs,
+    import, init, record, refuse_accepting_in_ci, state_dirs, upgrade_check,
 };
 
 /// Bisection's request and answer, shown by the command line.

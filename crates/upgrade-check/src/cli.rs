@@ -172,6 +172,9 @@ pub struct RunArgs {
 /// tree's baseline: `--since` is the run's alone).
 #[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckArgs {
+    /// Only this scenario (by its file's stem; again for more) [default: every one]
+    #[arg(help_heading = "What to check", long, value_name = "NAME")]
+    pub scenario: Vec<String>,
     /// Lay this folder's files over a copy of the service first (e.g. fixtures/incidents/INC-001)
     #[arg(help_heading = "What to check", long, value_name = "DIR")]
     pub overlay: Option<PathBuf>,
@@ -301,6 +304,20 @@ pub enum Command {
     Report {
         #[command(subcommand)]
         action: ReportAction,
+    },
+    /// Look for breaks no scenario asks for: every cell answers variants of the recorded steps (a field at 72 or 73 bytes, of another type, left out; the token missing or malformed…), judged against the baseline's answers; each difference is written as scenarios/explored/NAME.toml, pending review
+    Explore {
+        /// Requests per cell the variants are chosen within [default: the config's explore.budget, else 200]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        budget: Option<u32>,
+        /// Chooses and orders the variants: the same seed tries the same ones [default: explore.seed, else 0]
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Pull-request mode: explore the cells of the change since this git ref
+        #[arg(long, value_name = "GIT_REF")]
+        since: Option<String>,
+        #[command(flatten)]
+        check: CheckArgs,
     },
     /// Find the first version of PACKAGE that breaks what its newest (or --to) version breaks, by binary search over the index's versions
     Bisect {
@@ -500,6 +517,7 @@ impl Command {
             Command::Diff { .. } => "diff",
             Command::Report { .. } => "report",
             Command::Bisect { .. } => "bisect",
+            Command::Explore { .. } => "explore",
         }
     }
 }
@@ -525,7 +543,7 @@ impl CheckArgs {
     /// The library's check settings these ask for.
     pub fn settings(&self) -> CheckSettings {
         CheckSettings {
-            scenarios: Vec::new(),
+            scenarios: self.scenario.clone(),
             overlay: self.overlay.clone(),
             database_url: self.database_url.clone(),
             no_noise_check: self.no_noise_check,

@@ -86,7 +86,36 @@ pub struct Config {
     pub redactions: Vec<Redaction>,
     /// Every profile; the baseline's is `service.profile`.
     pub profiles: Vec<Profile>,
+    pub explore: Explore,
 }
+
+/// `[explore]`: what `upgrade-check explore` tries unless told otherwise.
+#[derive(Debug, Clone)]
+pub struct Explore {
+    /// Requests per cell the variants are chosen within.
+    pub budget: usize,
+    /// Chooses and orders the variants: the same seed tries the same ones.
+    pub seed: u64,
+    /// The scenarios whose steps are varied (by name); empty: every one.
+    pub scenarios: Vec<String>,
+    /// 1-based line of `scenarios`, for an unknown name.
+    pub scenarios_line: usize,
+    /// Whether a finding fails the check (exit 1) or is reported only.
+    pub findings: FindingsCount,
+}
+
+/// How `explore`'s findings count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingsCount {
+    #[default]
+    Fail,
+    Warn,
+}
+
+/// The requests per cell `explore` spends unless told otherwise: enough
+/// for every field of a few recorded scenarios at its most telling lengths.
+pub const DEFAULT_EXPLORE_BUDGET: usize = 200;
 
 #[derive(Debug, Clone)]
 pub struct Service {
@@ -298,6 +327,18 @@ struct RawConfig {
     redactions: Vec<RawRedaction>,
     #[serde(default)]
     profiles: BTreeMap<String, Spanned<RawProfile>>,
+    #[serde(default)]
+    explore: RawExplore,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawExplore {
+    budget: Option<Spanned<usize>>,
+    seed: Option<u64>,
+    scenarios: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    findings: FindingsCount,
 }
 
 #[derive(Deserialize)]
@@ -532,6 +573,7 @@ impl Config {
             timeouts: timeouts(&source, raw.timeouts)?,
             redactions: redactions(&source, raw.redactions)?,
             profiles,
+            explore: explore(&source, raw.explore)?,
         };
         Ok(config)
     }
@@ -1160,6 +1202,30 @@ fn timeouts(source: &Source, raw: RawTimeouts) -> Result<Timeouts, InputError> {
             "timeouts.shutdown-grace",
             Duration::from_secs(5),
         )?,
+    })
+}
+
+fn explore(source: &Source, raw: RawExplore) -> Result<Explore, InputError> {
+    let budget = match raw.budget {
+        None => DEFAULT_EXPLORE_BUDGET,
+        Some(budget) if *budget.get_ref() == 0 => {
+            return Err(source.error_at(
+                Some(budget.span()),
+                "explore.budget",
+                "a budget of requests per cell is at least 1",
+            ));
+        }
+        Some(budget) => budget.into_inner(),
+    };
+    Ok(Explore {
+        budget,
+        seed: raw.seed.unwrap_or(0),
+        scenarios_line: raw
+            .scenarios
+            .as_ref()
+            .map_or(1, |scenarios| source.line_of(scenarios.span().start)),
+        scenarios: raw.scenarios.map(Spanned::into_inner).unwrap_or_default(),
+        findings: raw.findings,
     })
 }
 

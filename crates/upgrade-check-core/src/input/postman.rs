@@ -408,6 +408,7 @@ fn scenario(
     }
     let text = traffic::render(
         &format!("imported from the Postman collection `{collection}`, `{group}`"),
+        &[],
         &vars,
         &secrets,
         &steps,
@@ -445,6 +446,7 @@ fn step(
         headers,
         body,
         captures: Vec::new(),
+        expect_status: None,
     }
 }
 

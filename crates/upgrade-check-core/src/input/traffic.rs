@@ -19,6 +19,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::input::scenario::{Body, CaptureSource, Scenario};
+
 /// One request and its answer, as a recorder saw them.
 #[derive(Debug, Clone)]
 pub(crate) struct Recorded {
@@ -220,6 +222,7 @@ pub(crate) fn scenario(description: &str, recorded: &[Recorded]) -> Written {
             headers,
             body,
             captures: Vec::new(),
+            expect_status: None,
         });
         // Only a successful answer gives values to send back: an error's
         // body (FastAPI's 422 `detail[0].loc`) names fields, it holds no ids.
@@ -248,7 +251,7 @@ pub(crate) fn scenario(description: &str, recorded: &[Recorded]) -> Written {
         }
     }
     notes.extend(secrets.notes());
-    let text = render(description, &BTreeMap::new(), &secrets.values, &steps);
+    let text = render(description, &[], &BTreeMap::new(), &secrets.values, &steps);
     Written { text, notes }
 }
 
@@ -290,12 +293,16 @@ fn pairs(text: &str, fill: &mut dyn FnMut(&str, &str) -> String) -> String {
 /// A scenario file's text: its description, `[vars]`, `[secrets]` and steps.
 pub(crate) fn render(
     description: &str,
+    top: &[String],
     vars: &BTreeMap<String, String>,
     secrets: &BTreeMap<String, String>,
     steps: &[StepText],
 ) -> String {
     let mut text = String::new();
     let _ = writeln!(text, "description = {}", toml_string(description));
+    for line in top {
+        let _ = writeln!(text, "{line}");
+    }
     if !vars.is_empty() {
         text.push_str("\n[vars]\n");
         for (name, value) in vars {
@@ -342,8 +349,79 @@ pub(crate) fn render(
                 .collect();
             let _ = writeln!(text, "capture = {{ {} }}", pairs.join(", "));
         }
+        if let Some(status) = step.expect_status {
+            let _ = writeln!(text, "expect = {{ status = {status} }}");
+        }
     }
     text
+}
+
+/// A loaded scenario written back as a file, as `description` says it is:
+/// exploration's variants, promoted as they ran. Its secrets are not
+/// written: it takes them from the scenario they were read from
+/// (`secrets-from`), which stays the one file that holds them. A JSON body
+/// holding a null (TOML has none) is written as text with its content type.
+pub(crate) fn render_scenario(scenario: &Scenario, description: &str) -> String {
+    let mut top = Vec::new();
+    if !scenario.secrets.is_empty() {
+        let from = scenario.secrets_from.as_deref().unwrap_or(&scenario.name);
+        top.push(format!("secrets-from = {}", toml_string(from)));
+    }
+    if !scenario.profiles.is_empty() {
+        let names: Vec<String> = scenario.profiles.iter().map(|p| toml_string(p)).collect();
+        top.push(format!("profiles = [{}]", names.join(", ")));
+    }
+    if scenario.record_startup {
+        top.push("record-startup = true".to_owned());
+    }
+    if scenario.security {
+        top.push("security = true".to_owned());
+    }
+    let steps: Vec<StepText> = scenario
+        .steps
+        .iter()
+        .map(|step| {
+            let mut headers = step.headers.clone();
+            let body = match &step.body {
+                None => None,
+                Some(Body::Text(text)) => Some(format!("body = {}", toml_string(text))),
+                Some(Body::Json(json)) => match toml_inline(json) {
+                    Some(inline) => Some(format!("json = {inline}")),
+                    None => {
+                        if !headers
+                            .iter()
+                            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+                        {
+                            // As a JSON body is sent.
+                            headers
+                                .push(("content-type".to_owned(), "application/json".to_owned()));
+                        }
+                        Some(format!("body = {}", toml_string(&json.to_string())))
+                    }
+                },
+            };
+            StepText {
+                name: step.name.clone(),
+                method: step.method.clone(),
+                path: step.path.clone(),
+                headers,
+                body,
+                captures: step
+                    .captures
+                    .iter()
+                    .map(|capture| {
+                        let from = match &capture.from {
+                            CaptureSource::Json(pointer) => CaptureFrom::Json(pointer.clone()),
+                            CaptureSource::Header(name) => CaptureFrom::Header(name.clone()),
+                        };
+                        (capture.variable.clone(), from)
+                    })
+                    .collect(),
+                expect_status: step.expect_status,
+            }
+        })
+        .collect();
+    render(description, &top, &scenario.vars, &BTreeMap::new(), &steps)
 }
 
 /// Where a step takes a variable from its answer.
@@ -365,6 +443,7 @@ pub(crate) struct StepText {
     /// `json = …` or `body = …`.
     pub body: Option<String>,
     pub captures: Vec<(String, CaptureFrom)>,
+    pub expect_status: Option<u16>,
 }
 
 /// The credentials a conversion found, by name; the same value keeps its

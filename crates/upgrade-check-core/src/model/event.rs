@@ -64,6 +64,19 @@ pub enum RunEvent {
     },
     /// The plan's size.
     Planned { cells: usize, scenarios: usize },
+    /// `explore`: the variants chosen, run as scenarios of their own.
+    Exploring {
+        variants: usize,
+        requests: usize,
+        from: usize,
+        budget: usize,
+        seed: u64,
+    },
+    /// `explore`: what was found, and where each explored scenario went.
+    Explored {
+        findings: usize,
+        written: Vec<String>,
+    },
     /// `--shard K/N`: the part of the plan this run takes.
     ShardTaken {
         index: usize,
@@ -290,6 +303,25 @@ impl fmt::Display for RunEvent {
                 plural(*cells, "cell"),
                 plural(*scenarios, "scenario")
             ),
+            RunEvent::Exploring {
+                variants,
+                requests,
+                from,
+                budget,
+                seed,
+            } => write!(
+                f,
+                "exploring: {} of {} ({requests} requests per cell of a budget of {budget}, seed {seed})",
+                plural(*variants, "variant"),
+                plural(*from, "scenario")
+            ),
+            RunEvent::Explored { findings, written } => {
+                write!(f, "exploration found {}", plural(*findings, "difference"))?;
+                if !written.is_empty() {
+                    write!(f, "; pending review: {}", written.join(", "))?;
+                }
+                Ok(())
+            }
             RunEvent::ShardTaken {
                 index,
                 count,

@@ -158,3 +158,82 @@ pub struct ProbeReport {
     pub result: String,
     pub failing: Vec<String>,
 }
+
+/// What `explore` tried and found: variants of the recorded steps, each
+/// answered by the baseline twice and by every cell once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Exploration {
+    /// The seed that chose and ordered the variants: the same seed, scenarios
+    /// and budget try the same variants again.
+    pub seed: u64,
+    /// Requests per cell the variants were chosen within.
+    pub budget: usize,
+    /// Variants tried, and the requests they sent per cell.
+    pub variants: usize,
+    pub requests: usize,
+    /// Variants left out of the findings because the baseline's two answers
+    /// to them differed beyond masked fields, or it could not answer them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unstable: Vec<String>,
+    /// What differs from the baseline, worst first, one per step, field,
+    /// kind of change and difference.
+    pub findings: Vec<Finding>,
+}
+
+/// A variant the baseline answers steadily one way and a cell another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Finding {
+    /// How bad the difference is; findings are ordered by it.
+    pub kind: FindingKind,
+    /// The explored scenario's name (its file stem).
+    pub scenario: String,
+    /// The recorded scenario and step it comes from.
+    pub from: String,
+    pub step: String,
+    /// The one thing changed, as a person reads it (`/password: 73 bytes`).
+    pub mutation: String,
+    /// The changed request, as sent (its variables filled, secrets masked).
+    pub request: String,
+    /// The changed step's answer on the baseline and on the cells.
+    pub baseline: String,
+    pub answer: String,
+    /// The cells that answer so, in plan order.
+    pub cells: Vec<String>,
+    /// The diff, the baseline's answer (`-`) against the first cell's (`+`).
+    pub diff: String,
+    /// Other variants showing the same difference on the same field and
+    /// endpoint, left out: the one with the fewest requests is kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub same_as: Vec<String>,
+    /// Where the explored scenario was written (pending review), or why not.
+    pub written: String,
+    /// The command that runs the explored scenario on the first cell.
+    pub reproduce: String,
+}
+
+/// How a cell's answer to a variant differs from the baseline's, worst first.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    /// A 5xx, no answer, or the service died, where the baseline answered.
+    Crash,
+    /// Another status class (2xx → 4xx, 4xx → 2xx).
+    Status,
+    /// The same status class, a body of another shape (fields or types).
+    Shape,
+    /// The same shape, other values.
+    Value,
+}
+
+impl FindingKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            FindingKind::Crash => "crash",
+            FindingKind::Status => "status",
+            FindingKind::Shape => "body shape",
+            FindingKind::Value => "value",
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::findings::{Interaction, NewestSafe, Noise, VersionChange};
+use crate::model::findings::{Exploration, Interaction, NewestSafe, Noise, VersionChange};
 
 /// How a check ends, as its exit code says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +82,9 @@ pub struct Report {
     /// as; each says which and why. Any fails the check.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unexplained_snapshots: Vec<String>,
+    /// `explore`: the variants tried and what they found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exploration: Option<Exploration>,
 }
 
 /// The facts about a check a reviewer needs to trust it and to run it again.

@@ -4,6 +4,7 @@
 
 use super::{CellReport, Report, ScenarioReport, Verdict};
 use crate::model::event::plural;
+use crate::model::findings::{Exploration, Finding};
 
 /// Failed only for want of an accepted snapshot.
 fn is_unaccepted(scenario: &ScenarioReport) -> bool {
@@ -15,6 +16,9 @@ fn is_unaccepted(scenario: &ScenarioReport) -> bool {
 
 /// One sentence a reviewer can act on.
 pub fn headline(report: &Report) -> String {
+    if let Some(exploration) = &report.exploration {
+        return exploration_headline(exploration);
+    }
     // Scenarios with no accepted snapshot yet: nothing to compare with, in
     // any cell, until they are reviewed.
     let mut unaccepted: Vec<&str> = Vec::new();
@@ -264,6 +268,44 @@ pub fn headline(report: &Report) -> String {
         }
     }
     lines.join("\n")
+}
+
+/// An exploration's sentence: what differs from the baseline, and where.
+pub(crate) fn exploration_headline(exploration: &Exploration) -> String {
+    let tried = format!(
+        "{} of the recorded steps, {} requests per cell, seed {}",
+        plural(exploration.variants, "variant"),
+        exploration.requests,
+        exploration.seed
+    );
+    let Some(worst) = exploration.findings.first() else {
+        return format!("exploration: every cell answers as the baseline does ({tried})");
+    };
+    let mut cells: Vec<&str> = Vec::new();
+    for cell in exploration.findings.iter().flat_map(|f| &f.cells) {
+        if !cells.contains(&cell.as_str()) {
+            cells.push(cell);
+        }
+    }
+    format!(
+        "exploration: {} from the baseline in {} — worst: {} ({tried})",
+        plural(exploration.findings.len(), "difference"),
+        cells.join(", "),
+        finding_summary(worst)
+    )
+}
+
+/// `crash at register's `new user` when /password: 73 bytes (201 Created → 500 …)`.
+pub(crate) fn finding_summary(finding: &Finding) -> String {
+    format!(
+        "{} at {}'s `{}` when {} ({} → {})",
+        finding.kind.label(),
+        finding.from,
+        finding.step,
+        finding.mutation,
+        finding.baseline,
+        finding.answer
+    )
 }
 
 /// The one failure that stands for all of a cell's scenarios, when they fail alike.

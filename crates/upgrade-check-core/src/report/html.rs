@@ -12,7 +12,7 @@
 use base64::Engine;
 use sha2::Digest;
 
-use super::{Report, headline};
+use super::{Report, exploration, headline};
 
 pub fn render(report: &Report) -> anyhow::Result<String> {
     let mut env = minijinja::Environment::new();
@@ -31,6 +31,22 @@ pub fn render(report: &Report) -> anyhow::Result<String> {
             report => minijinja::Value::from(minijinja::value::Serde(report)),
             script => minijinja::Value::from_safe_string(SCRIPT.to_owned()),
             script_digest => script_digest,
+            exploration => report.exploration.as_ref().map(|exploration| minijinja::context! {
+                findings => exploration.findings.iter().map(|finding| minijinja::context! {
+                    title => format!(
+                        "{} · {}: {}",
+                        finding.cells.join(", "),
+                        finding.scenario,
+                        finding.kind.label()
+                    ),
+                    summary => headline::finding_summary(finding),
+                    request => exploration::request(finding),
+                    diff => finding.diff.clone(),
+                    written => finding.written.clone(),
+                    reproduce => finding.reproduce.clone(),
+                }).collect::<Vec<_>>(),
+                cells => exploration::cells(report, exploration),
+            }),
         })?;
     Ok(page)
 }
@@ -88,6 +104,27 @@ const TEMPLATE: &str = r#"<!doctype html>
 <p id="legend">
   <span class="pass">pass: answers as accepted</span><span class="accepted">accepted: a change this pull request accepts</span><span class="changed">changed: answers differently</span><span class="startup-failed">startup-failed</span><span class="build-failed">build-failed: not installable or not built</span><span class="error">error: the harness failed; nothing known</span><span class="as-baseline">as baseline: fails exactly as the baseline does</span><span class="not-tried">not tried: the cell could not hold the version it is named for</span>
 </p>
+{%- if exploration %}
+<section id="exploration">
+<h2>Found by exploration</h2>
+{%- for finding in exploration.findings %}
+<article class="finding">
+<h3>{{ finding.title }}</h3>
+<p>{{ finding.summary }}</p>
+<pre class="request">{{ finding.request }}</pre>
+<pre class="diff">{{ finding.diff }}</pre>
+<p>written: {{ finding.written }} · check it: <code>{{ finding.reproduce }}</code></p>
+</article>
+{%- else %}
+<p>Every cell answers every variant as the baseline does.</p>
+{%- endfor %}
+<ul>
+{%- for line in exploration.cells %}
+  <li>{{ line }}</li>
+{%- endfor %}
+</ul>
+</section>
+{%- endif %}
 <table id="grid"></table>
 <section id="details"><p>Click a square to see its diff, log tail and versions.</p></section>
 <script type="application/json" id="report-data">{{ report|tojson }}</script>

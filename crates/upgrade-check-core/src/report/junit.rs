@@ -7,6 +7,10 @@ use super::{Report, Verdict};
 
 pub(crate) fn render(report: &Report) -> anyhow::Result<String> {
     let mut junit = Junit::new("upgrade-check");
+    if let Some(exploration) = &report.exploration {
+        junit.add_test_suite(exploration_suite(exploration));
+        return Ok(without_suites_skipped(&junit.to_string()?));
+    }
     for cell in &report.cells {
         let mut suite = TestSuite::new(cell.name.as_str());
         if let Some(why) = cell
@@ -63,6 +67,38 @@ pub(crate) fn render(report: &Report) -> anyhow::Result<String> {
         junit.add_test_suite(suite);
     }
     Ok(without_suites_skipped(&junit.to_string()?))
+}
+
+/// An exploration: one test case per finding and cell, failing with the
+/// diff; one passing case when nothing differs.
+fn exploration_suite(exploration: &crate::model::findings::Exploration) -> TestSuite {
+    let mut suite = TestSuite::new("exploration");
+    for finding in &exploration.findings {
+        for cell in &finding.cells {
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            status.set_type(finding.kind.label());
+            status.set_message(super::headline::finding_summary(finding));
+            status.set_description(format!(
+                "{}\n\n{}\n\nwritten: {}\ncheck it: {}",
+                super::exploration::request(finding),
+                finding.diff,
+                finding.written,
+                finding.reproduce
+            ));
+            let mut case = TestCase::new(finding.scenario.as_str(), status);
+            case.set_classname(format!("upgrade-check.explore.{cell}"));
+            suite.add_test_case(case);
+        }
+    }
+    if exploration.findings.is_empty() {
+        let mut case = TestCase::new(
+            super::headline::exploration_headline(exploration),
+            TestCaseStatus::success(),
+        );
+        case.set_classname("upgrade-check.explore");
+        suite.add_test_case(case);
+    }
+    suite
 }
 
 /// The common JUnit schema (Jenkins' junit-10.xsd) has no `skipped` on the

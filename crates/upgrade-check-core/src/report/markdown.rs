@@ -63,6 +63,10 @@ pub(crate) fn render_within(report: &Report, limit: usize) -> String {
                 .join(", ")
         );
     }
+    if let Some(exploration) = &report.exploration {
+        let sections = exploration_sections(report, exploration, &mut head);
+        return within(head, &sections, limit);
+    }
     let _ = write!(head, "| cell |");
     for scenario in &report.scenarios {
         let _ = write!(head, " {scenario} |");
@@ -195,6 +199,11 @@ pub(crate) fn render_within(report: &Report, limit: usize) -> String {
             fenced("text", &cell.new_warnings.join("\n"))
         ));
     }
+    within(head, &sections, limit)
+}
+
+/// `head`, then as many of `sections` as fit in `limit`, with a note of those cut.
+fn within(head: String, sections: &[String], limit: usize) -> String {
     let mut out = head;
     let note = |left: usize| {
         format!(
@@ -210,6 +219,52 @@ pub(crate) fn render_within(report: &Report, limit: usize) -> String {
         out.push_str(section);
     }
     out
+}
+
+/// An exploration's comment: each cell in a line (into `head`), then one
+/// section per finding, the changed request and the diff inside.
+fn exploration_sections(
+    report: &Report,
+    exploration: &crate::model::findings::Exploration,
+    head: &mut String,
+) -> Vec<String> {
+    for line in super::exploration::cells(report, exploration) {
+        let _ = writeln!(head, "- {}", escape(&line));
+    }
+    if !exploration.findings.is_empty() {
+        let _ = writeln!(
+            head,
+            "
+Found by exploration: each is written as a scenario pending review; \
+             accepting it (`{} review`) makes every later run check it.",
+            report.run.program()
+        );
+    }
+    exploration
+        .findings
+        .iter()
+        .map(|finding| {
+            let mut section = format!(
+                "\n<details open><summary><b>{} · {}</b>: {}</summary>\n\n",
+                escape(&finding.cells.join(", ")),
+                escape(&finding.scenario),
+                escape(&super::headline::finding_summary(finding))
+            );
+            let _ = write!(
+                section,
+                "{}\n{}",
+                fenced("http", &super::exploration::request(finding)),
+                fenced("diff", &finding.diff)
+            );
+            let _ = write!(
+                section,
+                "\nWritten: {}. Check it: {}\n</details>\n",
+                escape(&finding.written),
+                code(&finding.reproduce)
+            );
+            section
+        })
+        .collect()
 }
 
 /// `text` in a code block whose fence is longer than any run of backticks in

@@ -4,6 +4,7 @@
 
 pub mod bisect;
 pub mod cell_diff;
+pub(crate) mod exploration;
 pub mod headline;
 pub mod html;
 pub(crate) mod junit;
@@ -135,6 +136,7 @@ pub(crate) mod tests {
                 noise_check: String::new(),
             },
             unexplained_snapshots: Vec::new(),
+            exploration: None,
             stopped_after_baseline: None,
         }
     }

@@ -10,6 +10,9 @@ const MAX_DIFF_LINES: usize = 60;
 const MAX_LOG_LINES: usize = 12;
 
 pub fn render(report: &Report) -> String {
+    if let Some(exploration) = &report.exploration {
+        return super::exploration::terminal(report, exploration);
+    }
     let mut out = String::new();
     let _ = writeln!(out, "{}", headline(report));
     out.push('\n');

@@ -17,6 +17,7 @@ use super::prepare::{Prepared, prepare_all};
 use super::scenario::{Attempt, Start, run_scenario};
 use super::{CellOutcome, RunContext, ms, results, scenario_runs};
 use crate::env::{BuildError, Environment, ResolvedSet};
+use crate::judge::snapshot;
 use crate::judge::verdict::{self};
 use crate::model::cell::{Cell, Plan};
 use crate::model::event::{CellFinish, CellStep, RunEvent};
@@ -50,11 +51,15 @@ pub(crate) async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutco
     let mut cells = plan.cells.iter().cloned().zip(preparing).enumerate();
     // The baseline is judged before anything else.
     if let Some((index, (cell, preparing))) = cells.next() {
-        let outcome = guarded(&ctx, cell.clone(), preparing.ready().await, &baseline).await;
+        let mut outcome = guarded(&ctx, cell.clone(), preparing.ready().await, &baseline).await;
+        if cell.is_baseline() && ctx.settings.baseline_is_reference {
+            take_as_reference(&ctx, &mut outcome);
+        }
         // A plan of probes (bisection) judges each cell on its own.
         let stop = if cell.is_baseline() {
             say_how_the_baseline_did(&ctx, &outcome.report);
-            broken(&outcome.report).filter(|_| !ctx.settings.keep_going)
+            broken(&outcome.report, ctx.settings.baseline_is_reference)
+                .filter(|_| !ctx.settings.keep_going)
         } else {
             None
         };
@@ -90,14 +95,17 @@ pub(crate) async fn run_plan(ctx: Arc<RunContext>, plan: &Plan) -> Vec<CellOutco
 /// does: it cannot be built, a scenario does not start or cannot be run on
 /// it, or it passes nothing and answers unhealthy. A baseline that only
 /// differs from its snapshots does not stop the run: what a cell does
-/// besides the baseline's own failure is still news.
-fn broken(baseline: &CellReport) -> Option<String> {
-    let cannot_run = baseline.scenarios.iter().find(|scenario| {
-        matches!(
-            scenario.verdict,
-            Verdict::BuildFailed | Verdict::StartupFailed | Verdict::Error
-        )
-    });
+/// besides the baseline's own failure is still news. `exploring`: a variant
+/// the baseline cannot run is one variant less, not a broken baseline.
+fn broken(baseline: &CellReport, exploring: bool) -> Option<String> {
+    let cannot_run = baseline
+        .scenarios
+        .iter()
+        .find(|scenario| match scenario.verdict {
+            Verdict::BuildFailed | Verdict::StartupFailed => true,
+            Verdict::Error => !exploring,
+            _ => false,
+        });
     if let Some(scenario) = cannot_run {
         let summary = scenario.summary.as_deref().unwrap_or("no reason given");
         return Some(match scenario.verdict {
@@ -114,6 +122,41 @@ fn broken(baseline: &CellReport) -> Option<String> {
             .iter()
             .all(|scenario| scenario.verdict.fails() && !scenario.unhealthy.is_empty());
     unhealthy.then(|| "fails every scenario and answers unhealthy".to_owned())
+}
+
+/// Exploration: the baseline's answer to each variant, written as its
+/// accepted snapshot in the run's own snapshots folder, and its verdict a
+/// pass (it is the reference); one it could not run stays as it is.
+fn take_as_reference(ctx: &RunContext, outcome: &mut CellOutcome) {
+    let snapshots = &ctx.settings.config.replay.snapshots;
+    for scenario in &mut outcome.report.scenarios {
+        let Some(contents) = outcome.contents.get(&scenario.scenario) else {
+            continue;
+        };
+        let no_snapshot = scenario
+            .summary
+            .as_deref()
+            .is_some_and(|summary| summary.starts_with(verdict::NO_SNAPSHOT));
+        if scenario.verdict != Verdict::Changed || !no_snapshot {
+            continue;
+        }
+        let path = snapshot::accepted_path(snapshots, &scenario.scenario);
+        let header = snapshot::Header {
+            source: scenario.scenario.clone(),
+            scenario: &scenario.scenario,
+            description: "the baseline's answer, the reference of this exploration",
+        };
+        match snapshot::accept(&path, &header, contents) {
+            Ok(()) => {
+                scenario.verdict = Verdict::Pass;
+                scenario.summary = None;
+            }
+            Err(err) => {
+                scenario.verdict = Verdict::Error;
+                scenario.summary = Some(format!("cannot write the reference: {err:#}"));
+            }
+        }
+    }
 }
 
 /// Every cell after a broken baseline, not tried and saying why; a
@@ -573,18 +616,18 @@ mod tests {
             scenario("health", Verdict::StartupFailed, "ImportError: x"),
         ]);
         assert_eq!(
-            broken(&starts_not).as_deref(),
+            broken(&starts_not, false).as_deref(),
             Some("does not start in `health` — ImportError: x")
         );
         let unbuilt = baseline(vec![scenario("login", Verdict::BuildFailed, "no wheel")]);
         assert_eq!(
-            broken(&unbuilt).as_deref(),
+            broken(&unbuilt, false).as_deref(),
             Some("cannot be built — no wheel")
         );
         let mut unhealthy = scenario("login", Verdict::Changed, "200 OK → 500");
         unhealthy.unhealthy = vec!["500 Internal Server Error".to_owned()];
         assert_eq!(
-            broken(&baseline(vec![unhealthy.clone()])).as_deref(),
+            broken(&baseline(vec![unhealthy.clone()]), false).as_deref(),
             Some("fails every scenario and answers unhealthy")
         );
         // A baseline that differs from its snapshots, or is unhealthy in
@@ -594,6 +637,14 @@ mod tests {
             scenario("register", Verdict::Pass, ""),
             scenario("health", Verdict::Changed, "200 OK → 404"),
         ]);
-        assert_eq!(broken(&differs), None);
+        assert_eq!(broken(&differs, false), None);
+        // Exploring, a variant the baseline cannot run is one variant less.
+        let one_variant = baseline(vec![
+            scenario("login-2-password-null", Verdict::Error, "no step ran"),
+            scenario("login-2-password-73-bytes", Verdict::Pass, ""),
+        ]);
+        assert!(broken(&one_variant, false).is_some());
+        assert_eq!(broken(&one_variant, true), None);
+        assert!(broken(&starts_not, true).is_some());
     }
 }

@@ -85,6 +85,10 @@ pub(crate) struct RunSettings {
     pub reuse_noise: bool,
     /// Run every cell even when the baseline is broken (see `cells::broken`).
     pub keep_going: bool,
+    /// Exploration: the baseline's answers are the reference. The snapshots
+    /// folder (the run's own) holds none; each answer is written there as
+    /// accepted once the baseline is judged, before any other cell is.
+    pub baseline_is_reference: bool,
 }
 
 /// What the run learns as cells run, shared by them.

@@ -4,6 +4,7 @@
 //! [`Finished`] value to show; everything on the way is a [`RunEvent`].
 
 mod accept;
+mod explore;
 pub mod import;
 pub mod init;
 mod once;
@@ -35,6 +36,8 @@ use crate::sys::source_tree::SourceTree;
 use crate::sys::state::{self, StateDirs};
 use crate::sys::{process, redact, sweep};
 
+pub use explore::ExploreRequest;
+
 /// What a check does with its plan.
 #[derive(Debug, Clone, Default)]
 pub enum Action {
@@ -48,6 +51,9 @@ pub enum Action {
     /// Run the baseline alone (no upgrade cell, no follow-up): what it
     /// answers to a new scenario, pending for review (or accepted).
     Baseline,
+    /// Run the cells on variants of the recorded steps, judged against the
+    /// baseline's answers; write what differs as explored scenarios.
+    Explore(ExploreRequest),
     /// Run one cell and accept its output of `scenarios` as alternatives.
     AcceptAlternative {
         /// `PACKAGE VERSION`, as typed.
@@ -199,6 +205,15 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
     let started = std::time::Instant::now();
     let mut inputs = load(&options, &events)?;
     let scratch = claim_state(&mut inputs, &options, &events)?;
+    let exploring = match &options.action {
+        Action::Explore(request) => Some(explore::prepare(
+            &mut inputs,
+            request,
+            scratch.path(),
+            &events,
+        )?),
+        _ => None,
+    };
     let tools = find_tools(&inputs, &options, &events).await?;
     if options.offline {
         prepare::check_offline_cache(&tools.builder).await?;
@@ -267,10 +282,15 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
         return accept::alternatives(&ctx, &outcomes, pin, keys, acceptance.unhealthy)
             .map(Finished::AcceptedAlternatives);
     }
-    // A shard sees only its own cells: isolating and bisecting need them all.
+    // A shard sees only its own cells: isolating and bisecting need them all;
+    // an exploration's findings are its variants'.
     let mut found = FollowUp::default();
     let mut cancelled = cancelled;
-    if cancelled.is_none() && options.accept.is_none() && options.shard.is_none() {
+    if cancelled.is_none()
+        && options.accept.is_none()
+        && options.shard.is_none()
+        && exploring.is_none()
+    {
         let bisect_with = Some(&index).filter(|_| !options.no_bisect);
         tokio::select! {
             done = follow_up(&ctx, &plan, &outcomes, bisect_with) => found = done,
@@ -310,7 +330,16 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
     if report.cancelled.is_none() {
         report.unexplained_snapshots = unexplained_snapshots(&ctx, &plan, &report)?;
     }
-    let finished = conclude(&ctx, report, &outcomes, &options);
+    // What an interrupted exploration found so far is kept.
+    let explored = match &exploring {
+        Some(exploring) => {
+            let (exploration, status) = explore::conclude(&ctx, exploring, &outcomes, &report)?;
+            report.exploration = Some(exploration);
+            Some(status)
+        }
+        None => None,
+    };
+    let finished = conclude(&ctx, report, &outcomes, &options, explored);
     drop(ctx);
     drop(scratch);
     finished
@@ -559,7 +588,7 @@ async fn plan_check(
                 skipped: Vec::new(),
             },
         },
-        Action::Run | Action::Plan => match &tools.change {
+        Action::Run | Action::Plan | Action::Explore(_) => match &tools.change {
             Some((after, name)) => {
                 let changes = pr::changes(builder.baseline(), after);
                 events(&RunEvent::PinsChanged {
@@ -672,8 +701,10 @@ async fn start(
         &events,
     )
     .await?;
-    // Accepting records nothing: its results become the snapshots.
-    let results_digest = if options.accept.is_some() {
+    // Accepting records nothing: its results become the snapshots. An
+    // exploration's references are written as it runs.
+    let exploring = matches!(options.action, Action::Explore(_));
+    let results_digest = if options.accept.is_some() || exploring {
         None
     } else {
         Some(run::results::run_digest(
@@ -690,7 +721,7 @@ async fn start(
     };
     // Pull-request mode judges the baseline by the base's own snapshots.
     let base_snapshots = match &options.since {
-        Some(git_ref) if options.accept.is_none() => {
+        Some(git_ref) if options.accept.is_none() && !exploring => {
             let folder = scratch.path().join("base-snapshots");
             pr::snapshots_at(git_ref, &config.replay.snapshots, &folder)?;
             Some(folder)
@@ -713,6 +744,7 @@ async fn start(
             reuse_results: !options.check.no_cache,
             reuse_noise: !options.check.recheck_noise,
             keep_going: options.check.keep_going,
+            baseline_is_reference: exploring,
             base_snapshots,
             changed_snapshots,
             scratch: scratch.path().to_owned(),
@@ -862,6 +894,7 @@ fn assemble(
         duration_ms: 0,
         run: RunInfo::default(),
         unexplained_snapshots: Vec::new(),
+        exploration: None,
     };
     compare_with_baseline(&mut report, outcomes);
     report
@@ -964,6 +997,14 @@ fn run_info(ctx: &RunContext, config_path: &Path, options: &Options) -> RunInfo 
     let started = std::time::SystemTime::now() - ctx.settings.started.elapsed();
     let folder = ctx.settings.config.base_dir();
     let mut reproduce = vec![options.invoked_as.clone()];
+    if let Action::Explore(request) = &options.action {
+        let explore = &ctx.settings.config.explore;
+        reproduce.push(format!(
+            "explore --budget {} --seed {}",
+            request.budget.unwrap_or(explore.budget),
+            request.seed.unwrap_or(explore.seed)
+        ));
+    }
     let in_repository = pr::top_of(folder).and_then(|top| {
         let config = config_path.canonicalize().ok()?;
         Some(config.strip_prefix(top).ok()?.to_owned())
@@ -1005,10 +1046,12 @@ fn conclude(
     mut report: Report,
     outcomes: &[CellOutcome],
     options: &Options,
+    explored: Option<ExitStatus>,
 ) -> anyhow::Result<Finished> {
     let cancelled = report.cancelled.is_some();
-    if cancelled {
+    if cancelled || explored.is_some() {
         // A cancelled run judges nothing: no snapshot is written or removed.
+        // An exploration's pending snapshots are its findings'.
     } else if let Some(acceptance) = options.accept {
         report.accepted_snapshots = accept::baseline(ctx, outcomes, acceptance.unhealthy)?;
         // What was just accepted matches by definition.
@@ -1042,6 +1085,10 @@ fn conclude(
     )?;
     let status = if cancelled {
         ExitStatus::Interrupted
+    } else if let Some(explored) = explored
+        && report.stopped_after_baseline.is_none()
+    {
+        explored
     } else if options.accept.is_some() {
         ExitStatus::Pass
     } else if options.deny_warnings

@@ -11,10 +11,10 @@ mod review;
 
 use std::path::{Path, PathBuf};
 
-use upgrade_check_core::BisectRequest;
 use upgrade_check_core::StateDirs;
 use upgrade_check_core::model::report::ExitStatus;
 use upgrade_check_core::{self as core, Acceptance, Action, CheckSettings, Options};
+use upgrade_check_core::{BisectRequest, ExploreRequest};
 
 use crate::cli::{Cli, Command, GlobalArgs, ImportSource, ReportAction};
 
@@ -57,6 +57,23 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
             let options = Options {
                 check: check.settings(),
                 ..global.options(Action::Bisect(request))
+            };
+            check::run(global, check, options, None)
+        }
+        Some(Command::Explore {
+            budget,
+            seed,
+            since,
+            check,
+        }) => {
+            let request = ExploreRequest {
+                budget: budget.map(|budget| budget as usize),
+                seed: *seed,
+            };
+            let options = Options {
+                since: since.clone(),
+                check: check.settings(),
+                ..global.options(Action::Explore(request))
             };
             check::run(global, check, options, None)
         }

@@ -26,6 +26,7 @@ mod index {
     mod caches;
     mod cargo_service;
     mod default_matrix;
+    mod exploration;
     mod faults;
     mod kill_during_write;
     mod load;

@@ -1,0 +1,562 @@
+//! `upgrade-check explore`: the recorded scenarios' variants (see
+//! `plan::variants`) run as scenarios of their own, with the baseline's
+//! answers as the reference (replayed twice for noise, as scenarios are);
+//! what a cell answers otherwise is a finding. Findings are deduplicated,
+//! the smallest variant of each kept, and written as explored scenarios
+//! (`scenarios/explored/NAME.toml`) with the baseline's answer pending
+//! review, so that accepting them makes every later run check them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+
+use super::Inputs;
+use crate::input::config::FindingsCount;
+use crate::input::scenario::{self, Body, Scenario};
+use crate::input::source::InputError;
+use crate::input::traffic;
+use crate::judge::snapshot;
+use crate::model::event::{Events, RunEvent};
+use crate::model::findings::{Exploration, Finding, FindingKind};
+use crate::model::report::{ExitStatus, Report, Verdict};
+use crate::plan::variants::{Mutation, Variant, variants};
+use crate::run::{CellOutcome, RunContext};
+use crate::sys::state::{self, relative};
+
+/// What `explore` was asked for beyond the config's `[explore]`.
+#[derive(Debug, Clone, Default)]
+pub struct ExploreRequest {
+    /// Requests per cell; the config's `explore.budget` when `None`.
+    pub budget: Option<usize>,
+    /// The config's `explore.seed` when `None`.
+    pub seed: Option<u64>,
+}
+
+/// The variants a run tries, by the scenario name each runs under.
+pub(super) struct Exploring {
+    variants: BTreeMap<String, Variant>,
+    seed: u64,
+    budget: usize,
+    /// Where findings are written: the scenarios folder's `explored/` and
+    /// the snapshots folder, as the config has them.
+    scenarios: PathBuf,
+    snapshots: PathBuf,
+}
+
+/// Chooses the variants, and makes them the run's scenarios: the run
+/// judges them against the baseline's answers, written as they come into
+/// an empty snapshots folder of the run's own (`scratch`).
+pub(super) fn prepare(
+    inputs: &mut Inputs,
+    request: &ExploreRequest,
+    scratch: &Path,
+    events: &Events,
+) -> anyhow::Result<Exploring> {
+    let settings = &inputs.config.explore;
+    let (budget, seed) = (
+        request.budget.unwrap_or(settings.budget),
+        request.seed.unwrap_or(settings.seed),
+    );
+    if let Some(unknown) = settings
+        .scenarios
+        .iter()
+        .find(|name| !inputs.scenarios.iter().any(|s| &s.name == *name))
+    {
+        return Err(InputError {
+            path: inputs.config.path.clone(),
+            line: settings.scenarios_line,
+            column: 1,
+            key: "explore.scenarios".to_owned(),
+            message: format!(
+                "no scenario `{unknown}` in {}",
+                inputs.config.replay.scenarios.display()
+            ),
+        }
+        .into());
+    }
+    // Explored scenarios are checked as they are; varying them again
+    // finds what their own scenarios' variants find.
+    let explored = inputs.config.replay.scenarios.join(scenario::EXPLORED);
+    let recorded: Vec<Scenario> = inputs
+        .scenarios
+        .iter()
+        .filter(|s| settings.scenarios.is_empty() || settings.scenarios.contains(&s.name))
+        .filter(|s| !s.path.starts_with(&explored))
+        .cloned()
+        .collect();
+    let chosen = variants(&recorded, seed, budget);
+    if chosen.is_empty() {
+        bail!(
+            "nothing to explore: no step of {} sends a JSON body or an Authorization header to vary",
+            match settings.scenarios.as_slice() {
+                [] => "the scenarios".to_owned(),
+                names => format!("`{}`", names.join("`, `")),
+            }
+        );
+    }
+    let mut named = BTreeMap::new();
+    for variant in chosen {
+        let mut name = variant.name();
+        let mut again = 1;
+        while named.contains_key(&name) {
+            again += 1;
+            name = format!("{}-{again}", variant.name());
+        }
+        named.insert(name, variant);
+    }
+    let snapshots = scratch.join("explore-snapshots");
+    fs_err::create_dir_all(&snapshots)?;
+    let exploring = Exploring {
+        seed,
+        budget,
+        scenarios: inputs.config.replay.scenarios.clone(),
+        snapshots: std::mem::replace(&mut inputs.config.replay.snapshots, snapshots),
+        variants: named,
+    };
+    inputs.scenarios = exploring
+        .variants
+        .iter()
+        .map(|(name, variant)| Scenario {
+            name: name.clone(),
+            description: description(variant),
+            ..variant.scenario.clone()
+        })
+        .collect();
+    events(&RunEvent::Exploring {
+        variants: exploring.variants.len(),
+        requests: exploring.variants.values().map(Variant::requests).sum(),
+        from: recorded.len(),
+        budget,
+        seed,
+    });
+    Ok(exploring)
+}
+
+/// What an explored scenario's file says it is.
+fn description(variant: &Variant) -> String {
+    let step = &variant.scenario.steps[variant.step];
+    format!(
+        "explored from `{}`, step `{}`: {}",
+        variant.from,
+        step.name,
+        variant.mutation.describe()
+    )
+}
+
+/// One break of one endpoint: the changed step's method and path, the
+/// field, the kind of change and the difference (`crash → 5xx`).
+type Group = (String, String, String, String);
+
+/// One variant's difference on one cell, before deduplication.
+struct Seen<'a> {
+    name: &'a str,
+    variant: &'a Variant,
+    kind: FindingKind,
+    baseline: String,
+    answer: String,
+    diff: String,
+}
+
+/// The findings of a run of the variants, worst first, each written as an
+/// explored scenario pending review; and the status they give the check.
+pub(super) fn conclude(
+    ctx: &RunContext,
+    exploring: &Exploring,
+    outcomes: &[CellOutcome],
+    report: &Report,
+) -> anyhow::Result<(Exploration, ExitStatus)> {
+    let Some(baseline) = outcomes.iter().find(|outcome| outcome.report.baseline) else {
+        bail!("the exploration's plan has no baseline");
+    };
+    let noise = ctx
+        .state
+        .noise
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let mut unstable = Vec::new();
+    // By (step, field, kind of change, difference): what each variant
+    // showed, and the cells that showed it.
+    let mut found: BTreeMap<Group, (Vec<Seen<'_>>, Vec<String>)> = BTreeMap::new();
+    for scenario in &baseline.report.scenarios {
+        let key = &scenario.scenario;
+        let name = key.split('@').next().unwrap_or(key);
+        let Some((name, variant)) = exploring.variants.get_key_value(name) else {
+            continue;
+        };
+        let flaky = noise.get(key).is_some_and(|noise| noise.is_flaky());
+        let Some(reference) = baseline.contents.get(key).filter(|_| !flaky) else {
+            unstable.push(format!("{key}: {}", why_unstable(scenario, flaky)));
+            continue;
+        };
+        if scenario.verdict != Verdict::Pass {
+            unstable.push(format!("{key}: {}", why_unstable(scenario, flaky)));
+            continue;
+        }
+        for outcome in outcomes.iter().filter(|outcome| !outcome.report.baseline) {
+            let Some(answered) = outcome.report.scenarios.iter().find(|s| &s.scenario == key)
+            else {
+                continue;
+            };
+            let (Verdict::Changed, Some(diff), Some(contents)) = (
+                answered.verdict,
+                answered.diff.as_ref(),
+                outcome.contents.get(key),
+            ) else {
+                continue;
+            };
+            let changed_step = &variant.scenario.steps[variant.step].name;
+            // A difference before the changed step is the recorded
+            // scenario's to find, not this variant's.
+            if last_exchange(reference).map(|(earlier, _)| earlier)
+                != last_exchange(contents).map(|(earlier, _)| earlier)
+                || !answered
+                    .summary
+                    .as_deref()
+                    .is_some_and(|summary| names_step(summary, changed_step))
+            {
+                continue;
+            }
+            let (kind, before, after) = difference(reference, contents);
+            let step = &variant.scenario.steps[variant.step];
+            // One break of one endpoint, however many scenarios reach it.
+            let group = (
+                format!("{} {}", step.method, step.path),
+                field_of(&variant.mutation),
+                kind_of(&variant.mutation).to_owned(),
+                format!("{} → {}", kind.label(), status_class(&after)),
+            );
+            let (seen, cells) = found.entry(group).or_default();
+            if !cells.contains(&outcome.report.name) {
+                cells.push(outcome.report.name.clone());
+            }
+            seen.push(Seen {
+                name,
+                variant,
+                kind,
+                baseline: before,
+                answer: after,
+                diff: diff.clone(),
+            });
+        }
+    }
+    let mut findings = Vec::new();
+    let mut written = Vec::new();
+    for (seen, cells) in found.into_values() {
+        let smallest = seen
+            .iter()
+            .min_by_key(|seen| (seen.variant.requests(), size(seen.variant)))
+            .expect("a group holds what was seen");
+        let mut same_as: Vec<String> = seen
+            .iter()
+            .map(|other| other.name.to_owned())
+            .filter(|name| name != smallest.name)
+            .collect();
+        same_as.sort();
+        same_as.dedup();
+        let place = promote(ctx, exploring, smallest.name, smallest.variant, baseline)?;
+        if let Ok(path) = &place {
+            written.push(path.clone());
+        }
+        let invoked_as = report.run.program();
+        findings.push(Finding {
+            kind: smallest.kind,
+            scenario: smallest.name.to_owned(),
+            from: smallest.variant.from.clone(),
+            step: smallest.variant.scenario.steps[smallest.variant.step]
+                .name
+                .clone(),
+            mutation: smallest.variant.mutation.describe(),
+            request: request_of(smallest.variant),
+            baseline: smallest.baseline.clone(),
+            answer: smallest.answer.clone(),
+            cells,
+            diff: smallest.diff.clone(),
+            same_as,
+            written: match place {
+                Ok(path) => format!("{path} (pending review)"),
+                Err(why) => why,
+            },
+            reproduce: format!(
+                "{invoked_as} accept {name} && {invoked_as} --scenario {name}",
+                name = smallest.name
+            ),
+        });
+    }
+    findings.sort_by(|a, b| (a.kind, &a.scenario).cmp(&(b.kind, &b.scenario)));
+    ctx.emit(RunEvent::Explored {
+        findings: findings.len(),
+        written,
+    });
+    let status = match (findings.is_empty(), ctx.settings.config.explore.findings) {
+        (false, FindingsCount::Fail) => ExitStatus::Regression,
+        _ => ExitStatus::Pass,
+    };
+    let exploration = Exploration {
+        seed: exploring.seed,
+        budget: exploring.budget,
+        variants: exploring.variants.len(),
+        requests: exploring.variants.values().map(Variant::requests).sum(),
+        unstable,
+        findings,
+    };
+    Ok((exploration, status))
+}
+
+fn why_unstable(scenario: &crate::model::report::ScenarioReport, flaky: bool) -> String {
+    if flaky {
+        return "the baseline's two answers differ".to_owned();
+    }
+    scenario
+        .summary
+        .clone()
+        .unwrap_or_else(|| format!("the baseline's verdict is {}", scenario.verdict.label()))
+}
+
+/// Whether a scenario's summary says its first difference is in `step`.
+fn names_step(summary: &str, step: &str) -> bool {
+    summary.starts_with(&format!("step `{step}`")) || summary.starts_with("the service exited")
+}
+
+/// A rendering split before its last exchange: what the steps before the
+/// changed one answered (and a recorded startup), and the changed one's
+/// exchange. `None`: no exchange at all.
+fn last_exchange(rendered: &str) -> Option<(&str, &str)> {
+    match rendered.rfind("\n# ") {
+        Some(at) => Some(rendered.split_at(at + 1)),
+        None => rendered.starts_with("# ").then_some(("", rendered)),
+    }
+}
+
+/// How the changed step's answer differs, with the baseline's status line and the cell's.
+fn difference(reference: &str, contents: &str) -> (FindingKind, String, String) {
+    let before = status_line(reference);
+    let after = status_line(contents);
+    let crashed = |status: &str| status.starts_with('5') || status.starts_with("no response");
+    let kind = if crashed(&after) && !crashed(&before) {
+        FindingKind::Crash
+    } else if status_class(&before) != status_class(&after) {
+        FindingKind::Status
+    } else if shape(reference) != shape(contents) {
+        FindingKind::Shape
+    } else {
+        FindingKind::Value
+    };
+    (kind, before, after)
+}
+
+/// The last exchange's status line (`201 Created`, `no response: …`).
+fn status_line(rendered: &str) -> String {
+    let (_, last) = last_exchange(rendered).unwrap_or(("", rendered));
+    last.lines()
+        .find_map(|line| line.strip_prefix("< "))
+        .unwrap_or("no answer")
+        .to_owned()
+}
+
+/// `2xx`, `5xx`, or the line itself when it is no status.
+fn status_class(status: &str) -> String {
+    match status.chars().next() {
+        Some(digit @ '1'..='5') => format!("{digit}xx"),
+        _ => status.to_owned(),
+    }
+}
+
+/// The last answer's body as JSON with every value replaced by its type:
+/// two answers of one shape hold the same fields of the same types.
+fn shape(rendered: &str) -> Option<serde_json::Value> {
+    let (_, last) = last_exchange(rendered).unwrap_or(("", rendered));
+    let mut lines = last.lines().skip_while(|line| *line != "<").skip(1);
+    let body: String = lines
+        .by_ref()
+        .map_while(|line| line.strip_prefix("< "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    fn typed(value: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::Object(fields) => {
+                Value::Object(fields.into_iter().map(|(k, v)| (k, typed(v))).collect())
+            }
+            Value::Array(items) => Value::Array(items.into_iter().take(1).map(typed).collect()),
+            Value::String(_) => Value::from("string"),
+            Value::Number(_) => Value::from("number"),
+            Value::Bool(_) => Value::from("bool"),
+            Value::Null => Value::Null,
+        }
+    }
+    serde_json::from_str(&body).ok().map(typed)
+}
+
+/// The mutation's field (`/password`), or what it changes as a whole.
+fn field_of(mutation: &Mutation) -> String {
+    match mutation {
+        Mutation::Length { field, .. }
+        | Mutation::Type { field, .. }
+        | Mutation::Number { field, .. }
+        | Mutation::Text { field, .. }
+        | Mutation::Removed { field }
+        | Mutation::Added { field } => field.clone(),
+        Mutation::Auth { .. } => "Authorization".to_owned(),
+        Mutation::ContentType { .. } => "Content-Type".to_owned(),
+    }
+}
+
+/// The kind of change, the same for every length of one field.
+fn kind_of(mutation: &Mutation) -> &'static str {
+    match mutation {
+        Mutation::Length { .. } => "length",
+        Mutation::Type { .. } => "type",
+        Mutation::Number { .. } => "number",
+        Mutation::Text { .. } => "text",
+        Mutation::Removed { .. } => "removed",
+        Mutation::Added { .. } => "added",
+        Mutation::Auth { .. } => "auth",
+        Mutation::ContentType { .. } => "content-type",
+    }
+}
+
+/// How big a variant's changed request is, to keep the smallest of equals.
+fn size(variant: &Variant) -> usize {
+    match &variant.scenario.steps[variant.step].body {
+        Some(Body::Json(json)) => json.to_string().len(),
+        Some(Body::Text(text)) => text.len(),
+        None => 0,
+    }
+}
+
+/// The changed request as a person reads it: method, path, the headers it
+/// sets, its body; variables as the scenario writes them.
+fn request_of(variant: &Variant) -> String {
+    let step = &variant.scenario.steps[variant.step];
+    let mut text = format!("{} {}", step.method, step.path);
+    for (name, value) in &step.headers {
+        text.push_str(&format!("\n{name}: {value}"));
+    }
+    match &step.body {
+        Some(Body::Json(json)) => text.push_str(&format!("\n\n{json}")),
+        Some(Body::Text(body)) => text.push_str(&format!("\n\n{body}")),
+        None => {}
+    }
+    text
+}
+
+/// Writes a finding's variant as `scenarios/explored/NAME.toml` with the
+/// baseline's answers as pending snapshots; never over a file there. The
+/// written path, or why nothing was written.
+fn promote(
+    ctx: &RunContext,
+    exploring: &Exploring,
+    name: &str,
+    variant: &Variant,
+    baseline: &CellOutcome,
+) -> anyhow::Result<Result<String, String>> {
+    let base = ctx.settings.config.base_dir();
+    let target = exploring
+        .scenarios
+        .join(scenario::EXPLORED)
+        .join(format!("{name}.toml"));
+    let shown = relative(&target, base);
+    let recorded = exploring.scenarios.join(format!("{name}.toml"));
+    if recorded.exists() {
+        return Ok(Err(format!(
+            "{} has that name already: not written",
+            relative(&recorded, base)
+        )));
+    }
+    if target.exists() {
+        return Ok(Err(format!("{shown} exists already: not written again")));
+    }
+    state::refuse_outside(base, &target)?;
+    let text = traffic::render_scenario(&variant.scenario, &description(variant));
+    state::write_new(&target, text.as_bytes())?;
+    for (key, contents) in &baseline.contents {
+        if key.split('@').next() != Some(name) {
+            continue;
+        }
+        let accepted = snapshot::accepted_path(&exploring.snapshots, key);
+        let header = snapshot::Header {
+            source: relative(&target, base),
+            scenario: key,
+            description: "result of the baseline, found by exploration",
+        };
+        snapshot::write_pending(&accepted, &header, contents)?;
+    }
+    Ok(Ok(shown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exchange(step: usize, status: &str, body: &str) -> String {
+        let mut text = format!("# {step}. step {step}\n> POST /x\n< {status}\n");
+        if !body.is_empty() {
+            text.push_str("<\n");
+            for line in body.lines() {
+                text.push_str(&format!("< {line}\n"));
+            }
+        }
+        text
+    }
+
+    fn rendered(last: &str) -> String {
+        format!("{}\n{last}", exchange(1, "201 Created", "{\"id\": 1}"))
+    }
+
+    #[test]
+    fn a_difference_is_ranked_by_what_the_changed_step_answers() {
+        let reference = rendered(&exchange(2, "200 OK", "{\"token\": \"a\"}"));
+        let kind = |last: String| difference(&reference, &rendered(&last)).0;
+        assert_eq!(
+            kind(exchange(2, "500 Internal Server Error", "")),
+            FindingKind::Crash
+        );
+        assert_eq!(
+            kind(exchange(2, "no response: connection closed", "")),
+            FindingKind::Crash
+        );
+        assert_eq!(
+            kind(exchange(2, "401 Unauthorized", "{\"error\": \"x\"}")),
+            FindingKind::Status
+        );
+        assert_eq!(
+            kind(exchange(2, "200 OK", "{\"token\": 1}")),
+            FindingKind::Shape
+        );
+        assert_eq!(
+            kind(exchange(2, "200 OK", "{\"token\": \"b\"}")),
+            FindingKind::Value
+        );
+        let (_, before, after) = difference(
+            &reference,
+            &rendered(&exchange(2, "422 Unprocessable Entity", "")),
+        );
+        assert_eq!(
+            (before.as_str(), after.as_str()),
+            ("200 OK", "422 Unprocessable Entity")
+        );
+        // A service that already failed is no crash of the cell's making.
+        let failing = rendered(&exchange(2, "500 Internal Server Error", "x"));
+        assert_eq!(
+            difference(&failing, &rendered(&exchange(2, "502 Bad Gateway", "y"))).0,
+            FindingKind::Value
+        );
+    }
+
+    #[test]
+    fn the_last_exchange_is_found_after_a_recorded_startup() {
+        let with_startup = format!(
+            "startup: started\n\n{}",
+            rendered(&exchange(2, "200 OK", ""))
+        );
+        let (earlier, last) = last_exchange(&with_startup).unwrap();
+        assert!(earlier.starts_with("startup: started") && earlier.contains("# 1."));
+        assert!(last.starts_with("# 2."));
+        assert_eq!(status_line(&with_startup), "200 OK");
+        assert_eq!(last_exchange("startup: refused\n"), None);
+        assert_eq!(status_class("404 Not Found"), "4xx");
+        assert_eq!(status_class("no response: reset"), "no response: reset");
+    }
+}

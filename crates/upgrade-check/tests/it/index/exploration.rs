@@ -1,0 +1,183 @@
+//! `explore` finds the breaks no scenario asks for: variants of the recorded
+//! steps, judged against the baseline's answers, on real package versions.
+
+use upgrade_check_core::model::findings::FindingKind;
+use upgrade_check_core::model::report::Verdict;
+
+use crate::common::{TestContext, assert_no_service_left, verdict};
+
+/// The bundled service as a team that never wrote a long-password scenario
+/// has it: bcrypt 5.0.0 is the break, the other cells are harmless.
+fn without_the_long_password_scenario() -> TestContext {
+    let ctx = TestContext::new();
+    std::fs::remove_file(ctx.path("scenarios/long-password.toml")).unwrap();
+    std::fs::remove_file(ctx.path("snapshots/long-password.snap")).unwrap();
+    ctx.set_matrix(
+        "bcrypt = [\"4.1.2\", \"5.0.0\"]\nflask = [\"2.3.3\", \"3.0.3\"]\npyjwt = [\"2.8.0\"]",
+    );
+    // What a team writes to explore its ordinary scenarios.
+    ctx.edit("upgrade-check.toml", |text| {
+        let at = text.find("[matrix]").unwrap();
+        format!(
+            "{}[explore]\nbudget = 200\nscenarios = [\"register\", \"login\"]\n\n{}",
+            &text[..at],
+            &text[at..]
+        )
+    });
+    ctx
+}
+
+#[test]
+fn exploring_the_ordinary_scenarios_finds_bcrypt_5_and_its_scenario_then_catches_it() {
+    let ctx = without_the_long_password_scenario();
+    // The ordinary scenarios miss the break.
+    let plain = ctx.run(&["--no-bisect"]);
+    assert_eq!(plain.code, 0, "{}\n{}", plain.stdout, plain.stderr);
+
+    let explored = ctx.run(&["explore"]);
+    assert_eq!(explored.code, 1, "a finding fails the check");
+    let report = ctx.report();
+    let exploration = report
+        .exploration
+        .as_ref()
+        .expect("an exploration's report");
+    assert!(exploration.requests <= 200, "{exploration:?}");
+    assert!(!exploration.findings.is_empty());
+    for finding in &exploration.findings {
+        // bcrypt 5.0.0 alone, on a password past 72 bytes, and nothing else.
+        assert_eq!(finding.cells, ["bcrypt 5.0.0"], "{finding:?}");
+        assert!(finding.mutation.starts_with("/password: "), "{finding:?}");
+        assert_eq!(finding.kind, FindingKind::Crash, "{finding:?}");
+        assert!(finding.answer.starts_with("500"), "{finding:?}");
+        assert!(finding.written.ends_with("(pending review)"), "{finding:?}");
+    }
+    // Registering with a long password is found, from a one-step variant.
+    let register = exploration
+        .findings
+        .iter()
+        .find(|finding| finding.request.starts_with("POST /api/auth/register"))
+        .expect("the register endpoint's finding");
+    assert_eq!(register.baseline, "201 Created");
+    assert!(register.diff.contains("+< 500 Internal Server Error"));
+    // Said first, on the terminal and in the comment.
+    assert!(
+        explored.stdout.starts_with("exploration: ")
+            && explored.stdout.contains("bcrypt 5.0.0")
+            && explored
+                .stdout
+                .contains("bcrypt 4.1.2: answers every variant as the baseline does")
+            && explored
+                .stdout
+                .contains("flask 3.0.3: answers every variant as the baseline does")
+            && explored
+                .stdout
+                .contains("pyjwt 2.8.0: answers every variant as the baseline does"),
+        "{}",
+        explored.stdout
+    );
+    crate::common::assert_readme_sample(
+        "within a budget of 200 requests per cell",
+        &explored.stdout,
+    );
+    let comment = std::fs::read_to_string(ctx.path("state/report/report.md")).unwrap();
+    assert!(
+        comment.contains(&register.scenario) && comment.contains("```http"),
+        "{comment}"
+    );
+    let junit = std::fs::read_to_string(ctx.path("state/report/junit.xml")).unwrap();
+    assert!(
+        junit.contains(&format!("name=\"{}\"", register.scenario)),
+        "{junit}"
+    );
+    assert_no_service_left(&ctx, &report);
+
+    // Each finding is an ordinary scenario pending review; the secrets stay
+    // in the scenario it came from.
+    let names: Vec<String> = exploration
+        .findings
+        .iter()
+        .map(|f| f.scenario.clone())
+        .collect();
+    for name in &names {
+        let file =
+            std::fs::read_to_string(ctx.path(&format!("scenarios/explored/{name}.toml"))).unwrap();
+        assert!(file.contains("secrets-from = "), "{file}");
+        assert!(
+            !file.contains("correct horse") && !file.contains("s3cret"),
+            "{file}"
+        );
+        assert!(ctx.path(&format!("snapshots/{name}.snap.new")).is_file());
+    }
+    let mut accept = vec!["accept"];
+    accept.extend(names.iter().map(String::as_str));
+    let accepted = ctx.run(&accept);
+    assert_eq!(accepted.code, 0, "{}", accepted.stderr);
+
+    // Every later run checks them, without exploring.
+    let caught = ctx.run(&["--no-bisect"]);
+    assert_eq!(caught.code, 1, "{}", caught.stdout);
+    let report = ctx.report();
+    assert!(report.exploration.is_none());
+    for name in &names {
+        assert_eq!(verdict(&report, "baseline", name), Verdict::Pass);
+        assert_eq!(verdict(&report, "bcrypt 4.1.2", name), Verdict::Pass);
+        assert_eq!(verdict(&report, "flask 3.0.3", name), Verdict::Pass);
+        assert_eq!(verdict(&report, "bcrypt 5.0.0", name), Verdict::Changed);
+    }
+    assert!(
+        caught.stdout.starts_with("✗ bcrypt 5.0.0 breaks"),
+        "{}",
+        caught.stdout
+    );
+}
+
+#[test]
+fn an_exploration_is_the_same_for_a_seed_and_its_config_is_checked() {
+    let ctx = without_the_long_password_scenario();
+    ctx.set_matrix("bcrypt = [\"4.1.2\"]");
+    let first = ctx.run(&["explore", "--budget", "30", "--seed", "7"]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    let tried = |ctx: &TestContext| -> Vec<String> {
+        let report = ctx.report();
+        let mut names = report.scenarios.clone();
+        names.sort();
+        names
+    };
+    let once = tried(&ctx);
+    assert!(once.len() > 5, "{once:?}");
+    let report = ctx.report();
+    let exploration = report.exploration.unwrap();
+    assert!(exploration.findings.is_empty() && exploration.requests <= 30);
+    assert!(
+        report
+            .run
+            .reproduce
+            .contains("explore --budget 30 --seed 7"),
+        "{}",
+        report.run.reproduce
+    );
+    assert!(
+        !ctx.path("scenarios/explored").exists(),
+        "nothing found, nothing written"
+    );
+    let again = ctx.run(&["explore", "--budget", "30", "--seed", "7"]);
+    assert_eq!(again.code, 0);
+    assert_eq!(tried(&ctx), once);
+
+    // A scenario the config names that is not there: file, line and key.
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace(
+            "scenarios = [\"register\", \"login\"]",
+            "scenarios = [\"signup\"]",
+        )
+    });
+    let unknown = ctx.run(&["explore"]);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("upgrade-check.toml:")
+            && unknown.stderr.contains("explore.scenarios")
+            && unknown.stderr.contains("no scenario `signup`"),
+        "{}",
+        unknown.stderr
+    );
+}
