@@ -722,7 +722,7 @@ fn per_request() -> anyhow::Result<(Duration, Duration, usize)> {
         let scenario = scenarios.first().context("the trivial scenario")?;
         let secrets = Default::default();
         let started = Instant::now();
-        let replayed = replay::replay(&client, &base_url, scenario, Duration::from_secs(10)).await;
+        let replayed = replay::replay(&client, &base_url, scenario, Duration::from_secs(10), &[]).await;
         let mut normaliser = normalize::Normaliser::new(&secrets, &[], &[], &[]);
         let exchanges: Vec<_> = replayed
             .exchanges

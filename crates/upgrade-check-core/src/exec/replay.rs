@@ -84,12 +84,15 @@ pub fn client() -> reqwest::Client {
         .expect("the HTTP client configuration is valid")
 }
 
-/// Replays `scenario` against the service at `base_url` (`http://127.0.0.1:PORT`).
+/// Replays `scenario` against the service at `base_url`
+/// (`http://127.0.0.1:PORT`); a token a step changes (`{{token | jwt-expired}}`)
+/// is signed again with whichever of `keys` the service signs with.
 pub async fn replay(
     client: &reqwest::Client,
     base_url: &str,
     scenario: &Scenario,
     timeout: Duration,
+    keys: &[String],
 ) -> Replayed {
     let mut values: BTreeMap<String, String> = scenario
         .vars
@@ -99,7 +102,7 @@ pub async fn replay(
         .collect();
     let mut exchanges = Vec::new();
     for step in &scenario.steps {
-        let request = request(step, &values);
+        let request = request(step, &values, keys);
         let response = send(client, base_url, &request, timeout).await;
         // An unanswered step stops the scenario only where a later step
         // needs it (an expectation, a capture): as the scenario format says.
@@ -132,8 +135,8 @@ pub async fn replay(
     }
 }
 
-fn request(step: &Step, values: &BTreeMap<String, String>) -> Request {
-    let fill = |text: &str| crate::input::scenario::interpolate(text, values);
+fn request(step: &Step, values: &BTreeMap<String, String>, keys: &[String]) -> Request {
+    let fill = |text: &str| crate::input::scenario::interpolate_signing(text, values, keys);
     let mut headers: Vec<(String, String)> = step
         .headers
         .iter()

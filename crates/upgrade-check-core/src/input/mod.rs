@@ -6,6 +6,7 @@ pub(crate) mod baseline;
 pub(crate) mod cargo_lock;
 pub mod config;
 pub(crate) mod declared;
+pub(crate) mod filter;
 pub(crate) mod har;
 pub(crate) mod inspect;
 pub(crate) mod lock;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::input::filter;
 use crate::input::source::{InputError, Source};
 
 /// Largest scenario file read; anything bigger is a mistake, not a scenario.
@@ -279,8 +280,17 @@ fn load_with(path: &Path, others: &[Scenario]) -> Result<Scenario, InputError> {
         }
         texts.extend(body_strings.iter().map(|text| ("json", text.as_str())));
         for (field, text) in texts {
-            for variable in variables(text) {
-                if !defined.contains(&variable) {
+            for (variable, filter) in references(text) {
+                if let Some(filter) = filter.filter(|name| !filter::FILTERS.contains(name)) {
+                    return Err(error(
+                        field,
+                        &format!(
+                            "`{filter}` in `{{{{{variable} | {filter}}}}}` is not a filter; the filters are {}",
+                            filter::FILTERS.join(", ")
+                        ),
+                    ));
+                }
+                if !defined.contains(variable) {
                     return Err(error(
                         field,
                         &format!(
@@ -353,20 +363,47 @@ fn collect_strings(body: &Body, out: &mut Vec<String>) {
 
 /// Names of the `{{variable}}` references in `text`.
 pub fn variables(text: &str) -> Vec<String> {
+    references(text)
+        .into_iter()
+        .map(|(name, _)| name.to_owned())
+        .collect()
+}
+
+/// Each `{{variable}}` or `{{variable | filter}}` reference in `text`.
+fn references(text: &str) -> Vec<(&str, Option<&str>)> {
     let mut found = Vec::new();
     let mut rest = text;
     while let Some(open) = rest.find("{{") {
         let Some(close) = rest[open..].find("}}") else {
             break;
         };
-        found.push(rest[open + 2..open + close].trim().to_owned());
+        found.push(reference(&rest[open + 2..open + close]));
         rest = &rest[open + close + 2..];
     }
     found
 }
 
-/// `text` with every `{{variable}}` replaced by its value.
+/// `name` or `name | filter`, trimmed.
+fn reference(inside: &str) -> (&str, Option<&str>) {
+    match inside.split_once('|') {
+        Some((name, filter)) => (name.trim(), Some(filter.trim())),
+        None => (inside.trim(), None),
+    }
+}
+
+/// `text` with every `{{variable}}` replaced by its value, through its
+/// filter when it names one.
 pub fn interpolate(text: &str, values: &BTreeMap<String, String>) -> String {
+    interpolate_signing(text, values, &[])
+}
+
+/// [`interpolate`], a filter that changes a token signing it again with
+/// whichever of `keys` signs the original (see `filter`).
+pub fn interpolate_signing(
+    text: &str,
+    values: &BTreeMap<String, String>,
+    keys: &[String],
+) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(open) = rest.find("{{") {
@@ -374,9 +411,13 @@ pub fn interpolate(text: &str, values: &BTreeMap<String, String>) -> String {
             break;
         };
         out.push_str(&rest[..open]);
-        let name = rest[open + 2..open + close].trim();
-        match values.get(name) {
-            Some(value) => out.push_str(value),
+        let (name, filter) = reference(&rest[open + 2..open + close]);
+        let filled = values.get(name).and_then(|value| match filter {
+            Some(filter) => filter::apply(filter, value, keys),
+            None => Some(value.clone()),
+        });
+        match filled {
+            Some(value) => out.push_str(&value),
             None => out.push_str(&rest[open..open + close + 2]),
         }
         rest = &rest[open + close + 2..];
@@ -491,5 +532,23 @@ headers = { Authorization = "Bearer {{ token }}" }
         std::fs::write(dir.path().join(EXPLORED).join("login.toml"), text).unwrap();
         let err = load_dir(dir.path()).unwrap_err().to_string();
         assert!(err.contains("another scenario is named `login`"), "{err}");
+    }
+
+    #[test]
+    fn a_filter_is_applied_as_the_value_is_filled_and_an_unknown_one_is_refused() {
+        let values = BTreeMap::from([("token".to_owned(), "a.b.c".to_owned())]);
+        assert_eq!(
+            interpolate("Bearer {{ token | jwt-padded }}", &values),
+            "Bearer a.b===.c"
+        );
+        let err = load_text(&GOOD.replace("{{ token }}", "{{ token | upper }}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("steps[1].headers")
+                && err.contains("`upper`")
+                && err.contains("jwt-padded"),
+            "{err}"
+        );
     }
 }

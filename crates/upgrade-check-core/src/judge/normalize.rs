@@ -17,8 +17,9 @@ use crate::exec::replay::Exchange;
 use crate::input::config::Redaction;
 use crate::sys::redact::{self, Secrets};
 
+/// A JWT, its segments with or without the `=` padding JWTs leave out.
 static JWT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*").expect("valid regex")
+    Regex::new(r"eyJ[A-Za-z0-9_-]*=*\.[A-Za-z0-9_-]+=*\.[A-Za-z0-9_-]*=*").expect("valid regex")
 });
 static UUID: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
@@ -228,7 +229,15 @@ impl<'a> Normaliser<'a> {
     /// Free text: secrets first, then the built-in patterns, then the config's.
     pub fn text(&mut self, text: &str) -> String {
         let mut text = self.literals(text);
-        text = JWT.replace_all(&text, "[jwt]").into_owned();
+        // A padded token stays told apart: libraries disagree about it.
+        text = JWT
+            .replace_all(&text, |found: &regex::Captures<'_>| {
+                match found[0].contains('=') {
+                    true => "[jwt:padded]",
+                    false => "[jwt]",
+                }
+            })
+            .into_owned();
         let uuids = &mut self.uuids;
         text = UUID
             .replace_all(&text, |captures: &regex::Captures<'_>| {
@@ -388,6 +397,10 @@ mod tests {
         assert_eq!(
             out,
             "Bearer [jwt] at [timestamp:YYYY-MM-DDThh:mm:ss.ffffff±hh:mm], [timestamp:http-date], pw [secret:password]"
+        );
+        assert_eq!(
+            n.text("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0=.c2lnbmF0dXJl"),
+            "Bearer [jwt:padded]"
         );
         // Log lines: Python logging's milliseconds, an access log's date.
         assert_eq!(

@@ -8,6 +8,7 @@
 
 use serde_json::Value;
 
+use crate::input::filter;
 use crate::input::scenario::{Body, Scenario, Step};
 
 /// String lengths around the limits libraries enforce (bcrypt's 72 bytes,
@@ -266,8 +267,23 @@ fn of_step(step: &Step) -> Vec<(Mutation, Step)> {
             ("missing", None),
             ("another scheme", Some(format!("Basic {token}"))),
             ("malformed", Some(format!("{scheme}{token}x"))),
-            ("an empty token", Some(scheme)),
+            ("an empty token", Some(scheme.clone())),
         ];
+        let mut changes = changes.to_vec();
+        // A token the service issued earlier in the scenario, in the forms
+        // its library may take or refuse, made from it as the step is sent;
+        // first: a missing or malformed token is what scenarios already try.
+        if let Some(variable) = token
+            .strip_prefix("{{")
+            .and_then(|rest| rest.strip_suffix("}}"))
+            && !variable.contains('|')
+        {
+            let variable = variable.trim();
+            let filtered = |filter: &str| Some(format!("{scheme}{{{{{variable} | {filter}}}}}"));
+            changes.insert(0, ("a padded payload", filtered(filter::JWT_PADDED)));
+            changes.insert(1, ("expired", filtered(filter::JWT_EXPIRED)));
+            changes.insert(2, ("alg: none", filtered(filter::JWT_ALG_NONE)));
+        }
         for (change, new) in changes {
             let mut changed = step.clone();
             set_header(&mut changed, "Authorization", new.as_deref());

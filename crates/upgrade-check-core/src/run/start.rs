@@ -280,6 +280,8 @@ async fn replay_and_stop(
         &running.base_url,
         run.scenario,
         ctx.settings.config.timeouts.request,
+        // What `{secret}` gives the service, its signing key in most configs.
+        std::slice::from_ref(&ctx.settings.run_secret),
     )
     .await;
     let mut timing = Timing {

@@ -181,3 +181,76 @@ fn an_exploration_is_the_same_for_a_seed_and_its_config_is_checked() {
         unknown.stderr
     );
 }
+
+#[test]
+fn the_token_variants_find_jsonwebtoken_8_3_refusing_a_padded_payload() {
+    let ctx =
+        TestContext::from_workspace("fixtures/rust-auth-service", std::path::Path::to_path_buf);
+    // The service as it was before the upgrade: jsonwebtoken 8.2.0 in its lock.
+    ctx.edit("service/Cargo.toml", |text| {
+        text.replace(
+            "jsonwebtoken = { version = \"8.3.0\"",
+            "jsonwebtoken = { version = \"8.2.0\"",
+        )
+    });
+    let downgraded = std::process::Command::new("cargo")
+        .args([
+            "update",
+            "--quiet",
+            "-p",
+            "jsonwebtoken",
+            "--precise",
+            "8.2.0",
+        ])
+        .current_dir(ctx.path("service"))
+        .output()
+        .unwrap();
+    assert!(
+        downgraded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&downgraded.stderr)
+    );
+    ctx.set_matrix("jsonwebtoken = [\"8.3.0\"]");
+
+    let explored = ctx.run(&["explore", "--scenario", "login"]);
+    assert_eq!(explored.code, 1, "{}\n{}", explored.stdout, explored.stderr);
+    let report = ctx.report();
+    let exploration = report.exploration.unwrap();
+    let [finding] = exploration.findings.as_slice() else {
+        panic!("{:#?}", exploration.findings);
+    };
+    // The token the service issued, its payload padded and signed again
+    // with the service's key: 8.2 takes it, 8.3 refuses it.
+    assert_eq!(finding.cells, ["jsonwebtoken 8.3.0"]);
+    assert_eq!(finding.mutation, "Authorization: a padded payload");
+    assert_eq!(finding.kind, FindingKind::Status);
+    assert_eq!(
+        (finding.baseline.as_str(), finding.answer.as_str()),
+        ("200 OK", "401 Unauthorized")
+    );
+    assert!(
+        finding.request.contains("Bearer {{token | jwt-padded}}"),
+        "{}",
+        finding.request
+    );
+    assert!(
+        finding.diff.contains("authorization: Bearer [jwt:padded]"),
+        "{}",
+        finding.diff
+    );
+
+    // Accepted, the explored scenario catches the upgrade in a normal run.
+    let accepted = ctx.run(&["accept", &finding.scenario]);
+    assert_eq!(accepted.code, 0, "{}", accepted.stderr);
+    let caught = ctx.run(&["--no-bisect", "--scenario", &finding.scenario]);
+    assert_eq!(caught.code, 1, "{}", caught.stdout);
+    let report = ctx.report();
+    assert_eq!(
+        verdict(&report, "baseline", &finding.scenario),
+        Verdict::Pass
+    );
+    assert_eq!(
+        verdict(&report, "jsonwebtoken 8.3.0", &finding.scenario),
+        Verdict::Changed
+    );
+}
