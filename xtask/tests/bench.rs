@@ -161,6 +161,8 @@ fn the_bench_measures_every_row_and_writes_its_table() {
             "| a run's wait for its fresh PostgreSQL database: made when asked (",
             "| harness overhead per request (target < 1 ms) |",
             "| planning a 1,000-cell matrix (target < 1 s) |",
+            "| explore, warm: ",
+            "| explore: variants answered per second per core |",
             "| resolving on requirements.txt / on uv.lock: the baseline |",
             "| resolving on requirements.txt / on uv.lock: per cell, 1 cell |",
             "| cargo service `rust-service`: cold matrix (3 cells, 3 locks built into an empty target folder) |",

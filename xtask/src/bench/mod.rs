@@ -19,6 +19,8 @@
 //! - A cargo service's matrix, cold, warm and rebuilt per cell on compiled
 //!   crates ([`rust`]).
 //!
+//! - `explore` on the same matrix, warm ([`exploration`]): variants answered
+//!   per second per core.
 //! - The pipeline ([`pipeline`]): when the cold run's baseline is judged
 //!   and its first verdict on an upgrade comes, the cores' busy share, how
 //!   soon a baseline that does not start stops the run, and the matrix cold
@@ -40,6 +42,7 @@ use upgrade_check_core::model::package::{PackageName, Version};
 use upgrade_check_core::model::report::Report;
 use upgrade_check_core::scenario;
 
+mod exploration;
 mod peers;
 mod phases;
 mod pipeline;
@@ -103,6 +106,7 @@ struct HarnessRows {
     /// Bare requests, the same through the harness, and their number.
     per_request: (Duration, Duration, usize),
     planning: Duration,
+    explored: exploration::Explored,
 }
 
 pub fn run(
@@ -282,6 +286,22 @@ pub fn run(
             "| planning a 1,000-cell matrix (target < 1 s) | {:.1} ms |",
             ms(harness.planning)
         );
+        let explored = &harness.explored;
+        let _ = writeln!(
+            table,
+            "| explore, warm: {} variants ({} requests per cell) × {} cells, {} scenario runs, {} findings | {:.1} s |",
+            explored.variants,
+            explored.requests,
+            explored.cells,
+            explored.scenario_runs,
+            explored.findings,
+            secs(explored.wall)
+        );
+        let _ = writeln!(
+            table,
+            "| explore: variants answered per second per core | {:.1} |",
+            explored.per_second_per_core()
+        );
     }
     if let Some(larger) = &larger {
         pipeline::write_larger_rows(&mut table, larger);
@@ -343,6 +363,7 @@ fn harness_rows(
         }
         None => None,
     };
+    let explored = exploration::measure(config, state, cache, jobs)?;
     eprintln!("bench: harness cost per request…");
     let per_request = per_request()?;
     eprintln!("bench: planning 1,000 cells…");
@@ -355,6 +376,7 @@ fn harness_rows(
         pull_request,
         per_request,
         planning,
+        explored,
     })
 }
 
@@ -608,7 +630,7 @@ fn path_str(path: &Path) -> anyhow::Result<&str> {
 /// The uv every run of the harness is given, installed before the first:
 /// the peers get theirs (tox-uv, nox's uv) beforehand too, so a cold run
 /// is an empty environment cache, not a tool being downloaded.
-static UV: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+pub(super) static UV: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
 
 /// Installs uv for the bench's runs, as the harness installs it, into a
 /// folder of the state's that outlives them.

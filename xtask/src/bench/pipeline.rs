@@ -291,16 +291,16 @@ fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 /// A copy of a config in a temp folder, edited.
-struct Variant {
+pub(super) struct Variant {
     _dir: tempfile::TempDir,
-    config: PathBuf,
+    pub(super) config: PathBuf,
 }
 
 impl Variant {
     /// `config` edited by `edit`, beside copies of the service's root, its
     /// scenarios and its snapshots (the paths the config names, relative to
     /// its folder as they must be).
-    fn of(
+    pub(super) fn of(
         config: &Path,
         edit: impl FnOnce(&mut toml::Table) -> anyhow::Result<()>,
     ) -> anyhow::Result<Variant> {
