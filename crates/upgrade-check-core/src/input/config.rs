@@ -102,6 +102,8 @@ pub struct Explore {
     pub scenarios_line: usize,
     /// Whether a finding fails the check (exit 1) or is reported only.
     pub findings: FindingsCount,
+    /// Every run (a pull request's too) explores its cells after the check.
+    pub in_every_run: bool,
 }
 
 /// How `explore`'s findings count.
@@ -339,6 +341,8 @@ struct RawExplore {
     scenarios: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     findings: FindingsCount,
+    #[serde(default)]
+    in_every_run: bool,
 }
 
 #[derive(Deserialize)]
@@ -1226,6 +1230,7 @@ fn explore(source: &Source, raw: RawExplore) -> Result<Explore, InputError> {
             .map_or(1, |scenarios| source.line_of(scenarios.span().start)),
         scenarios: raw.scenarios.map(Spanned::into_inner).unwrap_or_default(),
         findings: raw.findings,
+        in_every_run: raw.in_every_run,
     })
 }
 

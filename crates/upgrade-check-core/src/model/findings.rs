@@ -163,6 +163,10 @@ pub struct ProbeReport {
 /// answered by the baseline twice and by every cell once.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Exploration {
+    /// Explored after a check (`[explore] in-every-run`): the report's
+    /// cells are the check's, the exploration a section of it.
+    #[serde(default)]
+    pub after_check: bool,
     /// The seed that chose and ordered the variants: the same seed, scenarios
     /// and budget try the same variants again.
     pub seed: u64,

@@ -59,34 +59,11 @@ pub(crate) fn cells(report: &Report, exploration: &Exploration) -> Vec<String> {
         .collect()
 }
 
-/// The terminal's form: the headline, each finding's evidence, the cells.
+/// The terminal's form of an exploration alone: the headline, each
+/// finding's evidence, the cells.
 pub(crate) fn terminal(report: &Report, exploration: &Exploration) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}", headline(exploration));
-    for finding in &exploration.findings {
-        out.push('\n');
-        let _ = writeln!(
-            out,
-            "── {} · {}: {} ──",
-            finding.cells.join(", "),
-            finding.scenario,
-            finding.kind.label()
-        );
-        let _ = writeln!(out, "{}", summary(finding));
-        let _ = writeln!(out, "request:");
-        indent(&mut out, &request(finding));
-        let _ = writeln!(out, "diff (the baseline → {}):", finding.cells[0]);
-        indent(&mut out, &finding.diff);
-        if !finding.same_as.is_empty() {
-            let _ = writeln!(
-                out,
-                "the same difference, also in: {}",
-                finding.same_as.join(", ")
-            );
-        }
-        let _ = writeln!(out, "written: {}", finding.written);
-        let _ = writeln!(out, "check it: {}", finding.reproduce);
-    }
+    section(&mut out, exploration);
     out.push('\n');
     for line in cells(report, exploration) {
         let _ = writeln!(out, "{line}");
@@ -100,6 +77,36 @@ pub(crate) fn terminal(report: &Report, exploration: &Exploration) -> String {
         report.duration_ms as f64 / 1000.0
     );
     out
+}
+
+/// The exploration's headline and each finding's evidence: all an
+/// exploration after a check adds to the check's own report.
+pub(crate) fn section(out: &mut String, exploration: &Exploration) {
+    let _ = writeln!(out, "{}", headline(exploration));
+    for finding in &exploration.findings {
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "── {} · {}: {} ──",
+            finding.cells.join(", "),
+            finding.scenario,
+            finding.kind.label()
+        );
+        let _ = writeln!(out, "{}", summary(finding));
+        let _ = writeln!(out, "request:");
+        indent(out, &request(finding));
+        let _ = writeln!(out, "diff (the baseline → {}):", finding.cells[0]);
+        indent(out, &finding.diff);
+        if !finding.same_as.is_empty() {
+            let _ = writeln!(
+                out,
+                "the same difference, also in: {}",
+                finding.same_as.join(", ")
+            );
+        }
+        let _ = writeln!(out, "written: {}", finding.written);
+        let _ = writeln!(out, "check it: {}", finding.reproduce);
+    }
 }
 
 fn indent(out: &mut String, text: &str) {
@@ -138,6 +145,7 @@ mod tests {
     #[test]
     fn the_headline_names_the_cells_and_the_worst_finding() {
         let exploration = Exploration {
+            after_check: false,
             seed: 3,
             budget: 200,
             variants: 40,

@@ -16,8 +16,21 @@ fn is_unaccepted(scenario: &ScenarioReport) -> bool {
 
 /// One sentence a reviewer can act on.
 pub fn headline(report: &Report) -> String {
-    if let Some(exploration) = &report.exploration {
-        return exploration_headline(exploration);
+    match &report.exploration {
+        Some(exploration) if !exploration.after_check => return exploration_headline(exploration),
+        // Explored after the check: what it found is said under the check's verdict.
+        Some(exploration) if !exploration.findings.is_empty() => {
+            let check = Report {
+                exploration: None,
+                ..report.clone()
+            };
+            return format!(
+                "{}\n{}",
+                headline(&check),
+                exploration_headline(exploration)
+            );
+        }
+        _ => {}
     }
     // Scenarios with no accepted snapshot yet: nothing to compare with, in
     // any cell, until they are reviewed.

@@ -9,7 +9,9 @@ pub(crate) fn render(report: &Report) -> anyhow::Result<String> {
     let mut junit = Junit::new("upgrade-check");
     if let Some(exploration) = &report.exploration {
         junit.add_test_suite(exploration_suite(exploration));
-        return Ok(without_suites_skipped(&junit.to_string()?));
+        if !exploration.after_check {
+            return Ok(without_suites_skipped(&junit.to_string()?));
+        }
     }
     for cell in &report.cells {
         let mut suite = TestSuite::new(cell.name.as_str());

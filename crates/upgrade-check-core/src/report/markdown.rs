@@ -63,7 +63,7 @@ pub(crate) fn render_within(report: &Report, limit: usize) -> String {
                 .join(", ")
         );
     }
-    if let Some(exploration) = &report.exploration {
+    if let Some(exploration) = report.exploration.as_ref().filter(|e| !e.after_check) {
         let sections = exploration_sections(report, exploration, &mut head);
         return within(head, &sections, limit);
     }
@@ -199,6 +199,17 @@ pub(crate) fn render_within(report: &Report, limit: usize) -> String {
             fenced("text", &cell.new_warnings.join("\n"))
         ));
     }
+    if let Some(exploration) = report
+        .exploration
+        .as_ref()
+        .filter(|e| !e.findings.is_empty())
+    {
+        // Explored after the check: its findings after the check's own.
+        let mut found = String::new();
+        let findings = exploration_sections(report, exploration, &mut found);
+        sections.push(found);
+        sections.extend(findings);
+    }
     within(head, &sections, limit)
 }
 
@@ -228,8 +239,10 @@ fn exploration_sections(
     exploration: &crate::model::findings::Exploration,
     head: &mut String,
 ) -> Vec<String> {
-    for line in super::exploration::cells(report, exploration) {
-        let _ = writeln!(head, "- {}", escape(&line));
+    if !exploration.after_check {
+        for line in super::exploration::cells(report, exploration) {
+            let _ = writeln!(head, "- {}", escape(&line));
+        }
     }
     if !exploration.findings.is_empty() {
         let _ = writeln!(

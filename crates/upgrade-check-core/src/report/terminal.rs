@@ -10,7 +10,7 @@ const MAX_DIFF_LINES: usize = 60;
 const MAX_LOG_LINES: usize = 12;
 
 pub fn render(report: &Report) -> String {
-    if let Some(exploration) = &report.exploration {
+    if let Some(exploration) = report.exploration.as_ref().filter(|e| !e.after_check) {
         return super::exploration::terminal(report, exploration);
     }
     let mut out = String::new();
@@ -82,6 +82,10 @@ pub fn render(report: &Report) -> String {
             );
             indented(&mut out, &cell.new_warnings.join("\n"), MAX_LOG_LINES);
         }
+    }
+    if let Some(exploration) = &report.exploration {
+        out.push('\n');
+        super::exploration::section(&mut out, exploration);
     }
     out.push('\n');
     footer(report, &mut out);

@@ -19,7 +19,7 @@ use crate::input::traffic;
 use crate::judge::snapshot;
 use crate::model::event::{Events, RunEvent};
 use crate::model::findings::{Exploration, Finding, FindingKind};
-use crate::model::report::{ExitStatus, Report, Verdict};
+use crate::model::report::{ExitStatus, Verdict};
 use crate::plan::variants::{Mutation, Variant, variants};
 use crate::run::{CellOutcome, RunContext};
 use crate::sys::state::{self, relative};
@@ -164,7 +164,8 @@ pub(super) fn conclude(
     ctx: &RunContext,
     exploring: &Exploring,
     outcomes: &[CellOutcome],
-    report: &Report,
+    program: &str,
+    after_check: bool,
 ) -> anyhow::Result<(Exploration, ExitStatus)> {
     let Some(baseline) = outcomes.iter().find(|outcome| outcome.report.baseline) else {
         bail!("the exploration's plan has no baseline");
@@ -259,7 +260,7 @@ pub(super) fn conclude(
         if let Ok(path) = &place {
             written.push(path.clone());
         }
-        let invoked_as = report.run.program();
+        let invoked_as = program;
         findings.push(Finding {
             kind: smallest.kind,
             scenario: smallest.name.to_owned(),
@@ -294,6 +295,7 @@ pub(super) fn conclude(
         _ => ExitStatus::Pass,
     };
     let exploration = Exploration {
+        after_check,
         seed: exploring.seed,
         budget: exploring.budget,
         variants: exploring.variants.len(),

@@ -27,6 +27,7 @@ use crate::input::{scenario, source};
 use crate::judge::snapshot;
 use crate::model::cell::{Cell, Plan};
 use crate::model::event::{Events, RunEvent};
+use crate::model::findings::Exploration;
 use crate::model::report::{ExitStatus, Report, RunInfo, ScenarioReport, ShardInfo, Verdict};
 use crate::plan::{self, pr};
 use crate::report::{self, cell_diff};
@@ -235,6 +236,19 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
         ..
     } = tools;
     let config_path = inputs.config_path.clone();
+    // `[explore] in-every-run`: the check's cells are explored after it.
+    let explore_after = (matches!(options.action, Action::Run)
+        && options.accept.is_none()
+        && options.shard.is_none()
+        && inputs.config.explore.in_every_run)
+        .then(|| {
+            (
+                inputs.clone(),
+                builder.clone(),
+                plan.clone(),
+                events.clone(),
+            )
+        });
     let ctx = start(
         inputs, builder, &plan, &pin_files, &options, &scratch, events, started,
     )
@@ -331,13 +345,32 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
         report.unexplained_snapshots = unexplained_snapshots(&ctx, &plan, &report)?;
     }
     // What an interrupted exploration found so far is kept.
-    let explored = match &exploring {
-        Some(exploring) => {
-            let (exploration, status) = explore::conclude(&ctx, exploring, &outcomes, &report)?;
+    let explored = match (&exploring, explore_after) {
+        (Some(exploring), _) => {
+            let (exploration, status) =
+                explore::conclude(&ctx, exploring, &outcomes, report.run.program(), false)?;
             report.exploration = Some(exploration);
             Some(status)
         }
-        None => None,
+        (None, Some((inputs, builder, plan, events)))
+            if report.cancelled.is_none() && report.stopped_after_baseline.is_none() =>
+        {
+            let after = AfterCheck {
+                inputs,
+                builder,
+                plan: &plan,
+                pin_files: &pin_files,
+                options: &options,
+                scratch: &scratch,
+                events,
+                started: ctx.settings.started,
+            };
+            let (exploration, status, cancelled) = explore_after_check(after, interrupt).await?;
+            report.exploration = Some(exploration);
+            report.cancelled = cancelled;
+            Some(status)
+        }
+        _ => None,
     };
     let finished = conclude(&ctx, report, &outcomes, &options, explored);
     drop(ctx);
@@ -345,7 +378,63 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
     finished
 }
 
+/// What a check's exploration after it starts from: the check's inputs as
+/// they were loaded, its builder and its plan.
+struct AfterCheck<'a> {
+    inputs: Inputs,
+    builder: Builder,
+    plan: &'a Plan,
+    pin_files: &'a [PathBuf],
+    options: &'a Options,
+    scratch: &'a state::TempDir,
+    events: Events,
+    started: std::time::Instant,
+}
+
+/// `[explore] in-every-run`: the check's cells on variants of its
+/// scenarios, once it is judged, on the environments it built; what it
+/// finds, the status that gives, and the signal that stopped it, if one did.
+async fn explore_after_check(
+    after: AfterCheck<'_>,
+    interrupt: &Interrupt,
+) -> anyhow::Result<(Exploration, ExitStatus, Option<String>)> {
+    let AfterCheck {
+        mut inputs,
+        builder,
+        plan,
+        pin_files,
+        options,
+        scratch,
+        events,
+        started,
+    } = after;
+    let request = ExploreRequest::default();
+    let exploring = explore::prepare(&mut inputs, &request, scratch.path(), &events)?;
+    let options = Options {
+        action: Action::Explore(request),
+        ..options.clone()
+    };
+    let ctx = start(
+        inputs, builder, plan, pin_files, &options, scratch, events, started,
+    )
+    .await?;
+    let (outcomes, cancelled) = tokio::select! {
+        outcomes = run::run_plan(ctx.clone(), plan) => (outcomes, crate::sys::interrupt::signalled()),
+        name = interrupt.wait() => (run::finished(&ctx), Some(name)),
+    };
+    run::settle_databases(&ctx).await;
+    let program = options.invoked_as.as_str();
+    let program = if program.is_empty() {
+        "upgrade-check"
+    } else {
+        program
+    };
+    let (exploration, status) = explore::conclude(&ctx, &exploring, &outcomes, program, true)?;
+    Ok((exploration, status, cancelled.map(str::to_owned)))
+}
+
 /// What a check reads before anything else.
+#[derive(Clone)]
 struct Inputs {
     config_path: PathBuf,
     config: Config,
@@ -1049,7 +1138,8 @@ fn conclude(
     explored: Option<ExitStatus>,
 ) -> anyhow::Result<Finished> {
     let cancelled = report.cancelled.is_some();
-    if cancelled || explored.is_some() {
+    let exploring_alone = matches!(options.action, Action::Explore(_));
+    if cancelled || exploring_alone {
         // A cancelled run judges nothing: no snapshot is written or removed.
         // An exploration's pending snapshots are its findings'.
     } else if let Some(acceptance) = options.accept {
@@ -1086,6 +1176,7 @@ fn conclude(
     let status = if cancelled {
         ExitStatus::Interrupted
     } else if let Some(explored) = explored
+        && exploring_alone
         && report.stopped_after_baseline.is_none()
     {
         explored
@@ -1097,7 +1188,11 @@ fn conclude(
     {
         ExitStatus::Regression
     } else {
-        report.status()
+        // Findings explored after the check count as its failures do.
+        match (report.status(), explored) {
+            (ExitStatus::Pass, Some(explored)) => explored,
+            (status, _) => status,
+        }
     };
     Ok(Finished::Reported {
         report: Box::new(report),

@@ -81,7 +81,7 @@ pub(crate) struct LeftOut {
 }
 
 /// A folder's source files, read once.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct SourceTree {
     root: PathBuf,
     entries: BTreeMap<PathBuf, Entry>,

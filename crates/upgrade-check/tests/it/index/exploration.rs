@@ -126,7 +126,7 @@ fn exploring_the_ordinary_scenarios_finds_bcrypt_5_and_its_scenario_then_catches
 }
 
 #[test]
-fn an_exploration_is_the_same_for_a_seed_and_its_config_is_checked() {
+fn an_exploration_is_the_same_for_a_seed_every_run_may_explore_and_its_config_is_checked() {
     let ctx = without_the_long_password_scenario();
     ctx.set_matrix("bcrypt = [\"4.1.2\"]");
     let first = ctx.run(&["explore", "--budget", "30", "--seed", "7"]);
@@ -158,12 +158,53 @@ fn an_exploration_is_the_same_for_a_seed_and_its_config_is_checked() {
     assert_eq!(again.code, 0);
     assert_eq!(tried(&ctx), once);
 
-    // A scenario the config names that is not there: file, line and key.
+    // Every run explores after its check: a check that passes fails on
+    // what exploration finds, said under its verdict.
+    ctx.set_matrix("bcrypt = [\"5.0.0\"]");
     ctx.edit("upgrade-check.toml", |text| {
         text.replace(
-            "scenarios = [\"register\", \"login\"]",
-            "scenarios = [\"signup\"]",
+            "budget = 200\nscenarios = [\"register\", \"login\"]",
+            "budget = 30\nscenarios = [\"register\"]\nin-every-run = true",
         )
+    });
+    let checked = ctx.run(&["--no-bisect"]);
+    assert_eq!(checked.code, 1, "{}\n{}", checked.stdout, checked.stderr);
+    let mut lines = checked.stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some("✓ all 2 cells match the accepted snapshots")
+    );
+    assert!(
+        lines
+            .next()
+            .is_some_and(|line| line.starts_with("exploration: ") && line.contains("bcrypt 5.0.0")),
+        "{}",
+        checked.stdout
+    );
+    let report = ctx.report();
+    assert_eq!(verdict(&report, "bcrypt 5.0.0", "register"), Verdict::Pass);
+    let exploration = report.exploration.unwrap();
+    assert!(exploration.after_check && exploration.requests <= 30);
+    assert!(!exploration.findings.is_empty());
+    assert!(
+        exploration
+            .findings
+            .iter()
+            .all(|f| f.cells == ["bcrypt 5.0.0"])
+    );
+    // The check's own columns: its scenarios, not the variants.
+    assert!(
+        report
+            .scenarios
+            .iter()
+            .all(|name| !name.starts_with("register-")),
+        "{:?}",
+        report.scenarios
+    );
+
+    // A scenario the config names that is not there: file, line and key.
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("scenarios = [\"register\"]", "scenarios = [\"signup\"]")
     });
     let unknown = ctx.run(&["explore"]);
     assert_eq!(unknown.code, 2);
