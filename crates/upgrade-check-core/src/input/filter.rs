@@ -14,7 +14,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{KeyInit, Mac};
 
 /// Every filter, as a scenario names it.
-pub(crate) const FILTERS: &[&str] = &[JWT_PADDED, JWT_EXPIRED, JWT_ALG_NONE];
+pub(crate) const FILTERS: &[&str] = &[UPPER, JWT_PADDED, JWT_EXPIRED, JWT_ALG_NONE];
+
+/// The value in upper case: what a case-insensitive lookup matches and a
+/// case-sensitive one does not.
+pub(crate) const UPPER: &str = "upper";
 
 /// A JWT whose payload keeps the `=` padding JWTs leave out (RFC 7515 §2):
 /// some decoders accept it, others refuse it.
@@ -33,6 +37,9 @@ pub(crate) const JWT_ALG_NONE: &str = "jwt-alg-none";
 pub(crate) fn apply(filter: &str, value: &str, keys: &[String]) -> Option<String> {
     if !FILTERS.contains(&filter) {
         return None;
+    }
+    if filter == UPPER {
+        return Some(value.to_uppercase());
     }
     let [header, payload, signature] = value.split('.').collect::<Vec<_>>()[..] else {
         return Some(value.to_owned());
@@ -174,6 +181,6 @@ mod tests {
             apply(JWT_PADDED, "an-api-key", &[]).as_deref(),
             Some("an-api-key")
         );
-        assert_eq!(apply("upper", &issued, &[]), None);
+        assert_eq!(apply("lower", &issued, &[]), None);
     }
 }

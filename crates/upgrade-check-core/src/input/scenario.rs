@@ -541,12 +541,12 @@ headers = { Authorization = "Bearer {{ token }}" }
             interpolate("Bearer {{ token | jwt-padded }}", &values),
             "Bearer a.b===.c"
         );
-        let err = load_text(&GOOD.replace("{{ token }}", "{{ token | upper }}"))
+        let err = load_text(&GOOD.replace("{{ token }}", "{{ token | lower }}"))
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("steps[1].headers")
-                && err.contains("`upper`")
+                && err.contains("`lower`")
                 && err.contains("jwt-padded"),
             "{err}"
         );

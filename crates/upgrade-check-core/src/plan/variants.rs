@@ -42,6 +42,14 @@ pub enum Mutation {
     Removed { field: String },
     /// A field the recorded request did not have.
     Added { field: String },
+    /// A field sent twice, the second time empty: parsers keep the first
+    /// or the last.
+    Repeated { field: String },
+    /// A query parameter repeated, empty or left out.
+    Query {
+        parameter: String,
+        change: &'static str,
+    },
     /// The `Authorization` header changed.
     Auth { change: &'static str },
     /// The body sent with another content type.
@@ -65,21 +73,44 @@ impl Mutation {
             Mutation::Text { field, form } => format!("{field}: {form}"),
             Mutation::Removed { field } => format!("{field} left out"),
             Mutation::Added { field } => format!("an unexpected field {field}"),
+            Mutation::Repeated { field } => format!("{field} sent twice, the second empty"),
+            Mutation::Query { parameter, change } => {
+                format!("query parameter {parameter} {change}")
+            }
             Mutation::Auth { change } => format!("Authorization: {change}"),
             Mutation::ContentType { to } => format!("sent as {to}"),
         }
     }
 
-    /// The JSON field changed, or `""` for the request as a whole.
-    fn field(&self) -> &str {
+    /// The JSON field or query parameter changed, or `""` for the request
+    /// as a whole.
+    pub fn field(&self) -> &str {
         match self {
             Mutation::Length { field, .. }
             | Mutation::Type { field, .. }
             | Mutation::Number { field, .. }
             | Mutation::Text { field, .. }
             | Mutation::Removed { field }
-            | Mutation::Added { field } => field,
+            | Mutation::Added { field }
+            | Mutation::Repeated { field } => field,
+            Mutation::Query { parameter, .. } => parameter,
             Mutation::Auth { .. } | Mutation::ContentType { .. } => "",
+        }
+    }
+
+    /// The kind of change, the same for every length of one field.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Mutation::Length { .. } => "length",
+            Mutation::Type { .. } => "type",
+            Mutation::Number { .. } => "number",
+            Mutation::Text { .. } => "text",
+            Mutation::Removed { .. } => "removed",
+            Mutation::Added { .. } => "added",
+            Mutation::Repeated { .. } => "repeated",
+            Mutation::Query { .. } => "query",
+            Mutation::Auth { .. } => "auth",
+            Mutation::ContentType { .. } => "content-type",
         }
     }
 
@@ -88,8 +119,14 @@ impl Mutation {
     fn rank(&self) -> u8 {
         match self {
             Mutation::Length { .. } | Mutation::Auth { .. } => 0,
-            Mutation::Removed { .. } | Mutation::Type { .. } | Mutation::Number { .. } => 1,
-            Mutation::Text { .. } | Mutation::Added { .. } | Mutation::ContentType { .. } => 2,
+            Mutation::Removed { .. }
+            | Mutation::Type { .. }
+            | Mutation::Number { .. }
+            | Mutation::Query { .. } => 1,
+            Mutation::Text { .. }
+            | Mutation::Added { .. }
+            | Mutation::Repeated { .. }
+            | Mutation::ContentType { .. } => 2,
         }
     }
 }
@@ -251,12 +288,26 @@ fn of_step(step: &Step) -> Vec<(Mutation, Step)> {
                 field: "/unexpected".to_owned(),
             };
             found.push((mutation, with_body(step, Body::Json(Value::Object(added)))));
+            // JSON's values hold a key once: a repeated one is written as text.
+            if let Some((name, _)) = object.iter().next() {
+                let text = body.to_string();
+                let repeated = format!(
+                    "{},{}:\"\"}}",
+                    &text[..text.len() - 1],
+                    Value::from(name.as_str())
+                );
+                let mut changed = with_body(step, Body::Text(repeated));
+                set_header(&mut changed, "Content-Type", Some("application/json"));
+                let field = format!("/{}", escape(name));
+                found.push((Mutation::Repeated { field }, changed));
+            }
         }
         let text = Body::Text(body.to_string());
         let mut as_text = with_body(step, text);
         set_header(&mut as_text, "Content-Type", Some("text/plain"));
         found.push((Mutation::ContentType { to: "text/plain" }, as_text));
     }
+    found.extend(of_query(step));
     if let Some(value) = header(step, "Authorization") {
         // `Bearer TOKEN`, or a bare token (an API key).
         let (scheme, token) = match value.split_once(' ') {
@@ -293,6 +344,52 @@ fn of_step(step: &Step) -> Vec<(Mutation, Step)> {
     found
 }
 
+/// Each query parameter of the step's path repeated with an empty value,
+/// empty, and left out.
+fn of_query(step: &Step) -> Vec<(Mutation, Step)> {
+    let Some((path, query)) = step.path.split_once('?') else {
+        return Vec::new();
+    };
+    let pairs: Vec<&str> = query.split('&').filter(|pair| !pair.is_empty()).collect();
+    let mut found = Vec::new();
+    for (index, pair) in pairs.iter().enumerate() {
+        let name = pair.split_once('=').map_or(*pair, |(name, _)| name);
+        let changes: [(&'static str, Vec<String>); 3] = [
+            ("repeated, the second empty", {
+                let mut changed: Vec<String> = pairs.iter().map(|p| (*p).to_owned()).collect();
+                changed.insert(index + 1, format!("{name}="));
+                changed
+            }),
+            ("empty", {
+                let mut changed: Vec<String> = pairs.iter().map(|p| (*p).to_owned()).collect();
+                changed[index] = format!("{name}=");
+                changed
+            }),
+            ("left out", {
+                let mut changed: Vec<String> = pairs.iter().map(|p| (*p).to_owned()).collect();
+                changed.remove(index);
+                changed
+            }),
+        ];
+        for (change, pairs) in changes {
+            let query = pairs.join("&");
+            let changed = Step {
+                path: match query.is_empty() {
+                    true => path.to_owned(),
+                    false => format!("{path}?{query}"),
+                },
+                ..step.clone()
+            };
+            let mutation = Mutation::Query {
+                parameter: name.to_owned(),
+                change,
+            };
+            found.push((mutation, changed));
+        }
+    }
+    found
+}
+
 /// The changes of one JSON value: `None` removes the field.
 fn of_value(pointer: &str, value: &Value) -> Vec<(Mutation, Option<Value>)> {
     let field = || pointer.to_owned();
@@ -316,10 +413,21 @@ fn of_value(pointer: &str, value: &Value) -> Vec<(Mutation, Option<Value>)> {
                 let text = format!("{}é", "a".repeat(length - 1));
                 found.push((mutation, Some(Value::from(text))));
             }
-            let forms: [(&'static str, String); 3] = [
+            // A value that is one `{{variable}}` changes case as it is sent.
+            let upper = match text
+                .strip_prefix("{{")
+                .and_then(|rest| rest.strip_suffix("}}"))
+            {
+                Some(variable) if !variable.contains('|') => {
+                    format!("{{{{{} | {}}}}}", variable.trim(), filter::UPPER)
+                }
+                _ => text.to_uppercase(),
+            };
+            let forms: [(&'static str, String); 4] = [
                 ("composed é", format!("{text}\u{e9}")),
                 ("decomposed é", format!("{text}e\u{301}")),
                 ("padded with spaces", format!(" {text} ")),
+                ("in upper case", upper),
             ];
             for (form, new) in forms {
                 found.push((
@@ -676,5 +784,53 @@ mod tests {
             all.iter()
                 .any(|v| v.name() == "login-5-authorization-another-scheme")
         );
+    }
+
+    #[test]
+    fn query_parameters_a_repeated_field_and_case_are_varied() {
+        let step = Step {
+            line: 1,
+            name: "search".to_owned(),
+            method: "POST".to_owned(),
+            path: "/users?page=2&q={{name}}".to_owned(),
+            headers: Vec::new(),
+            body: Some(Body::Json(
+                serde_json::json!({"role": "admin", "name": "{{name}}"}),
+            )),
+            captures: Vec::new(),
+            expect_status: None,
+        };
+        let changes: Vec<(String, Step)> = of_step(&step)
+            .into_iter()
+            .map(|(mutation, changed)| (mutation.describe(), changed))
+            .collect();
+        let find = |described: &str| {
+            changes
+                .iter()
+                .find(|(text, _)| text == described)
+                .map(|(_, step)| step.clone())
+                .unwrap_or_else(|| panic!("{described}"))
+        };
+        let path = |described: &str| find(described).path;
+        assert_eq!(
+            path("query parameter page repeated, the second empty"),
+            "/users?page=2&page=&q={{name}}"
+        );
+        assert_eq!(path("query parameter q empty"), "/users?page=2&q=");
+        assert_eq!(path("query parameter page left out"), "/users?q={{name}}");
+        // The first field twice, as JSON text: a parser keeps one of them.
+        let repeated = find("/name sent twice, the second empty");
+        let Some(Body::Text(text)) = &repeated.body else {
+            panic!()
+        };
+        assert_eq!(text, r#"{"name":"{{name}}","role":"admin","name":""}"#);
+        assert_eq!(header(&repeated, "content-type"), Some("application/json"));
+        // A literal in upper case; a variable through the filter as it is sent.
+        let upper = |described: &str| match find(described).body {
+            Some(Body::Json(body)) => body,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(upper("/role: in upper case")["role"], "ADMIN");
+        assert_eq!(upper("/name: in upper case")["name"], "{{name | upper}}");
     }
 }

@@ -20,7 +20,7 @@ use crate::judge::snapshot;
 use crate::model::event::{Events, RunEvent};
 use crate::model::findings::{Exploration, Finding, FindingKind};
 use crate::model::report::{ExitStatus, Verdict};
-use crate::plan::variants::{Mutation, Variant, variants};
+use crate::plan::variants::{Variant, variants};
 use crate::run::{CellOutcome, RunContext};
 use crate::sys::state::{self, relative};
 
@@ -224,8 +224,8 @@ pub(super) fn conclude(
             // One break of one endpoint, however many scenarios reach it.
             let group = (
                 format!("{} {}", step.method, step.path),
-                field_of(&variant.mutation),
-                kind_of(&variant.mutation).to_owned(),
+                variant.mutation.field().to_owned(),
+                variant.mutation.kind().to_owned(),
                 format!("{} → {}", kind.label(), status_class(&after)),
             );
             let (seen, cells) = found.entry(group).or_default();
@@ -389,34 +389,6 @@ fn shape(rendered: &str) -> Option<serde_json::Value> {
         }
     }
     serde_json::from_str(&body).ok().map(typed)
-}
-
-/// The mutation's field (`/password`), or what it changes as a whole.
-fn field_of(mutation: &Mutation) -> String {
-    match mutation {
-        Mutation::Length { field, .. }
-        | Mutation::Type { field, .. }
-        | Mutation::Number { field, .. }
-        | Mutation::Text { field, .. }
-        | Mutation::Removed { field }
-        | Mutation::Added { field } => field.clone(),
-        Mutation::Auth { .. } => "Authorization".to_owned(),
-        Mutation::ContentType { .. } => "Content-Type".to_owned(),
-    }
-}
-
-/// The kind of change, the same for every length of one field.
-fn kind_of(mutation: &Mutation) -> &'static str {
-    match mutation {
-        Mutation::Length { .. } => "length",
-        Mutation::Type { .. } => "type",
-        Mutation::Number { .. } => "number",
-        Mutation::Text { .. } => "text",
-        Mutation::Removed { .. } => "removed",
-        Mutation::Added { .. } => "added",
-        Mutation::Auth { .. } => "auth",
-        Mutation::ContentType { .. } => "content-type",
-    }
 }
 
 /// How big a variant's changed request is, to keep the smallest of equals.
