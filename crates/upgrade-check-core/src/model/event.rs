@@ -72,6 +72,9 @@ pub enum RunEvent {
         budget: usize,
         seed: u64,
     },
+    /// `explore`: the findings run again, each with one earlier step left
+    /// out, to write the smallest variant that still shows it.
+    Minimising { findings: usize, variants: usize },
     /// `explore`: what was found, and where each explored scenario went.
     Explored {
         findings: usize,
@@ -314,6 +317,12 @@ impl fmt::Display for RunEvent {
                 "exploring: {} of {} ({requests} requests per cell of a budget of {budget}, seed {seed})",
                 plural(*variants, "variant"),
                 plural(*from, "scenario")
+            ),
+            RunEvent::Minimising { findings, variants } => write!(
+                f,
+                "making {} smaller: {} with an earlier step left out",
+                plural(*findings, "finding"),
+                plural(*variants, "variant")
             ),
             RunEvent::Explored { findings, written } => {
                 write!(f, "exploration found {}", plural(*findings, "difference"))?;

@@ -151,6 +151,34 @@ impl Variant {
         self.step + 1
     }
 
+    /// The same change with the earlier step `index` left out: `None` when
+    /// it is the changed step or after it, or a later step sends a value
+    /// it captures.
+    pub fn without_step(&self, index: usize) -> Option<Variant> {
+        if index >= self.step {
+            return None;
+        }
+        let steps = &self.scenario.steps;
+        let captured: Vec<&str> = steps[index]
+            .captures
+            .iter()
+            .map(|capture| capture.variable.as_str())
+            .collect();
+        let needed = steps[index + 1..].iter().any(|step| {
+            sent_texts(step)
+                .iter()
+                .flat_map(|text| crate::input::scenario::variables(text))
+                .any(|variable| captured.contains(&variable.as_str()))
+        });
+        if needed {
+            return None;
+        }
+        let mut smaller = self.clone();
+        smaller.scenario.steps.remove(index);
+        smaller.step -= 1;
+        Some(smaller)
+    }
+
     /// A scenario name for it, from the recorded scenario, the step and
     /// the change: `register-1-password-73-bytes`.
     pub fn name(&self) -> String {
@@ -236,6 +264,19 @@ pub fn variants(scenarios: &[Scenario], seed: u64, budget: usize) -> Vec<Variant
         .zip(kept)
         .filter_map(|(candidate, kept)| kept.then_some(candidate))
         .collect()
+}
+
+/// Every text a step sends that may name a variable: path, header values,
+/// body.
+fn sent_texts(step: &Step) -> Vec<String> {
+    let mut texts = vec![step.path.clone()];
+    texts.extend(step.headers.iter().map(|(_, value)| value.clone()));
+    match &step.body {
+        Some(Body::Json(json)) => texts.push(json.to_string()),
+        Some(Body::Text(text)) => texts.push(text.clone()),
+        None => {}
+    }
+    texts
 }
 
 /// Every candidate of one scenario, step by step.
@@ -832,5 +873,43 @@ mod tests {
         };
         assert_eq!(upper("/role: in upper case")["role"], "ADMIN");
         assert_eq!(upper("/name: in upper case")["name"], "{{name | upper}}");
+    }
+
+    #[test]
+    fn an_earlier_step_is_left_out_unless_a_later_one_sends_what_it_captures() {
+        let scenarios = recorded();
+        let login = scenarios.iter().find(|s| s.name == "login").unwrap();
+        let all = variants(std::slice::from_ref(login), 0, usize::MAX);
+        let padded = all
+            .iter()
+            .find(|v| {
+                v.step == 4
+                    && v.mutation
+                        == Mutation::Auth {
+                            change: "a padded payload",
+                        }
+            })
+            .unwrap();
+        // `good password` captures the token `me with the token` sends.
+        assert!(padded.without_step(1).is_none());
+        assert!(padded.without_step(4).is_none());
+        let smaller = padded.without_step(2).unwrap();
+        let names: Vec<&str> = smaller
+            .scenario
+            .steps
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "register",
+                "good password",
+                "unknown user",
+                "me with the token"
+            ]
+        );
+        assert_eq!((smaller.step, smaller.requests()), (3, 4));
+        assert_eq!(smaller.mutation, padded.mutation);
     }
 }

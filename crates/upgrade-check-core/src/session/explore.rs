@@ -114,15 +114,7 @@ pub(super) fn prepare(
         snapshots: std::mem::replace(&mut inputs.config.replay.snapshots, snapshots),
         variants: named,
     };
-    inputs.scenarios = exploring
-        .variants
-        .iter()
-        .map(|(name, variant)| Scenario {
-            name: name.clone(),
-            description: description(variant),
-            ..variant.scenario.clone()
-        })
-        .collect();
+    inputs.scenarios = scenarios_of(&exploring.variants);
     events(&RunEvent::Exploring {
         variants: exploring.variants.len(),
         requests: exploring.variants.values().map(Variant::requests).sum(),
@@ -131,6 +123,36 @@ pub(super) fn prepare(
         seed,
     });
     Ok(exploring)
+}
+
+impl Exploring {
+    /// The variants tried, by the scenario name each runs under.
+    pub(super) fn variants(&self) -> &BTreeMap<String, Variant> {
+        &self.variants
+    }
+}
+
+/// Each variant as the scenario it runs as.
+pub(super) fn scenarios_of(variants: &BTreeMap<String, Variant>) -> Vec<Scenario> {
+    variants
+        .iter()
+        .map(|(name, variant)| Scenario {
+            name: name.clone(),
+            description: description(variant),
+            ..variant.scenario.clone()
+        })
+        .collect()
+}
+
+/// The cells that show any of `found`, each once.
+pub(super) fn cells_of(found: &[Found]) -> Vec<String> {
+    let mut cells: Vec<String> = Vec::new();
+    for cell in found.iter().flat_map(|found| &found.cells) {
+        if !cells.contains(cell) {
+            cells.push(cell.clone());
+        }
+    }
+    cells
 }
 
 /// What an explored scenario's file says it is.
@@ -158,17 +180,46 @@ struct Seen<'a> {
     diff: String,
 }
 
-/// The findings of a run of the variants, worst first, each written as an
-/// explored scenario pending review; and the status they give the check.
-pub(super) fn conclude(
+/// A finding before it is written: the variant that shows it with the
+/// fewest requests, and what it shows.
+#[derive(Clone)]
+pub(super) struct Found {
+    /// The name it is written under: its first variant's, kept while it is
+    /// made smaller.
+    name: String,
+    variant: Variant,
+    kind: FindingKind,
+    baseline: String,
+    answer: String,
+    diff: String,
+    cells: Vec<String>,
+    same_as: Vec<String>,
+    /// The baseline's answers, by what the run key adds to the name (`""`,
+    /// or `@profile` for each profile the scenario runs under).
+    references: Vec<(String, String)>,
+    /// What it is grouped by: endpoint, field, kind of change, difference.
+    group: Group,
+}
+
+/// What a run of variants found, and the variants left out of it.
+pub(super) struct Survey {
+    pub(super) found: Vec<Found>,
+    pub(super) unstable: Vec<String>,
+}
+
+/// The findings of a run of `variants` (by scenario name), one per group,
+/// the variant with the fewest requests of each kept.
+pub(super) fn survey(
     ctx: &RunContext,
-    exploring: &Exploring,
+    variants: &BTreeMap<String, Variant>,
     outcomes: &[CellOutcome],
-    program: &str,
-    after_check: bool,
-) -> anyhow::Result<(Exploration, ExitStatus)> {
+) -> Survey {
+    let mut unstable = Vec::new();
     let Some(baseline) = outcomes.iter().find(|outcome| outcome.report.baseline) else {
-        bail!("the exploration's plan has no baseline");
+        return Survey {
+            found: Vec::new(),
+            unstable,
+        };
     };
     let noise = ctx
         .state
@@ -176,14 +227,13 @@ pub(super) fn conclude(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    let mut unstable = Vec::new();
     // By (step, field, kind of change, difference): what each variant
     // showed, and the cells that showed it.
-    let mut found: BTreeMap<Group, (Vec<Seen<'_>>, Vec<String>)> = BTreeMap::new();
+    let mut groups: BTreeMap<Group, (Vec<Seen<'_>>, Vec<String>)> = BTreeMap::new();
     for scenario in &baseline.report.scenarios {
         let key = &scenario.scenario;
         let name = key.split('@').next().unwrap_or(key);
-        let Some((name, variant)) = exploring.variants.get_key_value(name) else {
+        let Some((name, variant)) = variants.get_key_value(name) else {
             continue;
         };
         let flaky = noise.get(key).is_some_and(|noise| noise.is_flaky());
@@ -207,7 +257,7 @@ pub(super) fn conclude(
             ) else {
                 continue;
             };
-            let changed_step = &variant.scenario.steps[variant.step].name;
+            let step = &variant.scenario.steps[variant.step];
             // A difference before the changed step is the recorded
             // scenario's to find, not this variant's.
             if last_exchange(reference).map(|(earlier, _)| earlier)
@@ -215,12 +265,11 @@ pub(super) fn conclude(
                 || !answered
                     .summary
                     .as_deref()
-                    .is_some_and(|summary| names_step(summary, changed_step))
+                    .is_some_and(|summary| names_step(summary, &step.name))
             {
                 continue;
             }
             let (kind, before, after) = difference(reference, contents);
-            let step = &variant.scenario.steps[variant.step];
             // One break of one endpoint, however many scenarios reach it.
             let group = (
                 format!("{} {}", step.method, step.path),
@@ -228,7 +277,7 @@ pub(super) fn conclude(
                 variant.mutation.kind().to_owned(),
                 format!("{} → {}", kind.label(), status_class(&after)),
             );
-            let (seen, cells) = found.entry(group).or_default();
+            let (seen, cells) = groups.entry(group).or_default();
             if !cells.contains(&outcome.report.name) {
                 cells.push(outcome.report.name.clone());
             }
@@ -242,46 +291,131 @@ pub(super) fn conclude(
             });
         }
     }
+    let found = groups
+        .into_iter()
+        .map(|(group, (seen, cells))| {
+            let smallest = seen
+                .iter()
+                .min_by_key(|seen| (seen.variant.requests(), size(seen.variant)))
+                .expect("a group holds what was seen");
+            let mut same_as: Vec<String> = seen
+                .iter()
+                .map(|other| other.name.to_owned())
+                .filter(|name| name != smallest.name)
+                .collect();
+            same_as.sort();
+            same_as.dedup();
+            let references = baseline
+                .contents
+                .iter()
+                .filter_map(|(key, contents)| {
+                    let rest = key.strip_prefix(smallest.name)?;
+                    (rest.is_empty() || rest.starts_with('@'))
+                        .then(|| (rest.to_owned(), contents.clone()))
+                })
+                .collect();
+            Found {
+                name: smallest.name.to_owned(),
+                variant: smallest.variant.clone(),
+                kind: smallest.kind,
+                baseline: smallest.baseline.clone(),
+                answer: smallest.answer.clone(),
+                diff: smallest.diff.clone(),
+                cells,
+                same_as,
+                references,
+                group,
+            }
+        })
+        .collect();
+    Survey { found, unstable }
+}
+
+/// The smaller variants to try next, by the name each runs under: each
+/// finding's variant with one of its earlier steps left out (one that no
+/// later step needs a capture of), with the finding's place.
+pub(super) fn smaller(found: &[Found]) -> BTreeMap<String, (usize, Variant)> {
+    let mut tried = BTreeMap::new();
+    for (index, finding) in found.iter().enumerate() {
+        for step in 0..finding.variant.step {
+            if let Some(variant) = finding.variant.without_step(step) {
+                tried.insert(
+                    format!("{}-less-{}", finding.name, step + 1),
+                    (index, variant),
+                );
+            }
+        }
+    }
+    tried
+}
+
+/// Takes the smallest of `tried` that still shows its finding's
+/// difference on the same cells; whether any did.
+pub(super) fn keep_smaller(
+    found: &mut [Found],
+    tried: &BTreeMap<String, (usize, Variant)>,
+    shown: Survey,
+) -> bool {
+    let mut smaller = false;
+    for candidate in shown.found {
+        let Some((index, _)) = tried.get(&candidate.name) else {
+            continue;
+        };
+        let finding = &mut found[*index];
+        let same = candidate.group == finding.group && candidate.cells == finding.cells;
+        if same && candidate.variant.requests() < finding.variant.requests() {
+            *finding = Found {
+                name: finding.name.clone(),
+                same_as: std::mem::take(&mut finding.same_as),
+                ..candidate
+            };
+            smaller = true;
+        }
+    }
+    smaller
+}
+
+/// The findings written as explored scenarios pending review, worst first;
+/// the exploration's report, and the status it gives the check.
+pub(super) fn conclude(
+    ctx: &RunContext,
+    exploring: &Exploring,
+    survey: Survey,
+    program: &str,
+    after_check: bool,
+) -> anyhow::Result<(Exploration, ExitStatus)> {
+    let program = match program {
+        "" => "upgrade-check",
+        program => program,
+    };
     let mut findings = Vec::new();
     let mut written = Vec::new();
-    for (seen, cells) in found.into_values() {
-        let smallest = seen
-            .iter()
-            .min_by_key(|seen| (seen.variant.requests(), size(seen.variant)))
-            .expect("a group holds what was seen");
-        let mut same_as: Vec<String> = seen
-            .iter()
-            .map(|other| other.name.to_owned())
-            .filter(|name| name != smallest.name)
-            .collect();
-        same_as.sort();
-        same_as.dedup();
-        let place = promote(ctx, exploring, smallest.name, smallest.variant, baseline)?;
+    for found in survey.found {
+        let place = promote(ctx, exploring, &found)?;
         if let Ok(path) = &place {
             written.push(path.clone());
         }
-        let invoked_as = program;
         findings.push(Finding {
-            kind: smallest.kind,
-            scenario: smallest.name.to_owned(),
-            from: smallest.variant.from.clone(),
-            step: smallest.variant.scenario.steps[smallest.variant.step]
+            kind: found.kind,
+            scenario: found.name.clone(),
+            from: found.variant.from.clone(),
+            step: found.variant.scenario.steps[found.variant.step]
                 .name
                 .clone(),
-            mutation: smallest.variant.mutation.describe(),
-            request: request_of(smallest.variant),
-            baseline: smallest.baseline.clone(),
-            answer: smallest.answer.clone(),
-            cells,
-            diff: smallest.diff.clone(),
-            same_as,
+            mutation: found.variant.mutation.describe(),
+            request: request_of(&found.variant),
+            baseline: found.baseline,
+            answer: found.answer,
+            cells: found.cells,
+            diff: found.diff,
+            same_as: found.same_as,
             written: match place {
                 Ok(path) => format!("{path} (pending review)"),
                 Err(why) => why,
             },
             reproduce: format!(
-                "{invoked_as} accept {name} && {invoked_as} --scenario {name}",
-                name = smallest.name
+                "{program} accept {name} && {program} --scenario {name}",
+                name = found.name
             ),
         });
     }
@@ -300,7 +434,7 @@ pub(super) fn conclude(
         budget: exploring.budget,
         variants: exploring.variants.len(),
         requests: exploring.variants.values().map(Variant::requests).sum(),
-        unstable,
+        unstable: survey.unstable,
         findings,
     };
     Ok((exploration, status))
@@ -422,10 +556,9 @@ fn request_of(variant: &Variant) -> String {
 fn promote(
     ctx: &RunContext,
     exploring: &Exploring,
-    name: &str,
-    variant: &Variant,
-    baseline: &CellOutcome,
+    found: &Found,
 ) -> anyhow::Result<Result<String, String>> {
+    let name = &found.name;
     let base = ctx.settings.config.base_dir();
     let target = exploring
         .scenarios
@@ -443,16 +576,14 @@ fn promote(
         return Ok(Err(format!("{shown} exists already: not written again")));
     }
     state::refuse_outside(base, &target)?;
-    let text = traffic::render_scenario(&variant.scenario, &description(variant));
+    let text = traffic::render_scenario(&found.variant.scenario, &description(&found.variant));
     state::write_new(&target, text.as_bytes())?;
-    for (key, contents) in &baseline.contents {
-        if key.split('@').next() != Some(name) {
-            continue;
-        }
-        let accepted = snapshot::accepted_path(&exploring.snapshots, key);
+    for (profile, contents) in &found.references {
+        let key = format!("{name}{profile}");
+        let accepted = snapshot::accepted_path(&exploring.snapshots, &key);
         let header = snapshot::Header {
             source: relative(&target, base),
-            scenario: key,
+            scenario: &key,
             description: "result of the baseline, found by exploration",
         };
         snapshot::write_pending(&accepted, &header, contents)?;

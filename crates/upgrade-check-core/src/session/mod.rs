@@ -206,13 +206,12 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
     let started = std::time::Instant::now();
     let mut inputs = load(&options, &events)?;
     let scratch = claim_state(&mut inputs, &options, &events)?;
+    // An exploration, and the inputs its smaller variants run from.
     let exploring = match &options.action {
-        Action::Explore(request) => Some(explore::prepare(
-            &mut inputs,
-            request,
-            scratch.path(),
-            &events,
-        )?),
+        Action::Explore(request) => {
+            let exploring = explore::prepare(&mut inputs, request, scratch.path(), &events)?;
+            Some((exploring, inputs.clone()))
+        }
         _ => None,
     };
     let tools = find_tools(&inputs, &options, &events).await?;
@@ -241,14 +240,11 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
         && options.accept.is_none()
         && options.shard.is_none()
         && inputs.config.explore.in_every_run)
-        .then(|| {
-            (
-                inputs.clone(),
-                builder.clone(),
-                plan.clone(),
-                events.clone(),
-            )
-        });
+        .then(|| inputs.clone());
+    // What later runs of the same cells start from: an exploration's
+    // smaller variants, or the exploration after a check.
+    let again = (exploring.is_some() || explore_after.is_some())
+        .then(|| (builder.clone(), plan.clone(), events.clone()));
     let ctx = start(
         inputs, builder, &plan, &pin_files, &options, &scratch, events, started,
     )
@@ -345,17 +341,9 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
         report.unexplained_snapshots = unexplained_snapshots(&ctx, &plan, &report)?;
     }
     // What an interrupted exploration found so far is kept.
-    let explored = match (&exploring, explore_after) {
-        (Some(exploring), _) => {
-            let (exploration, status) =
-                explore::conclude(&ctx, exploring, &outcomes, report.run.program(), false)?;
-            report.exploration = Some(exploration);
-            Some(status)
-        }
-        (None, Some((inputs, builder, plan, events)))
-            if report.cancelled.is_none() && report.stopped_after_baseline.is_none() =>
-        {
-            let after = AfterCheck {
+    let explored = match (exploring, explore_after, again) {
+        (Some((exploring, inputs)), _, Some((builder, plan, events))) => {
+            let rerun = Rerun {
                 inputs,
                 builder,
                 plan: &plan,
@@ -365,7 +353,27 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
                 events,
                 started: ctx.settings.started,
             };
-            let (exploration, status, cancelled) = explore_after_check(after, interrupt).await?;
+            let survey = explore::survey(&ctx, exploring.variants(), &outcomes);
+            let (exploration, status, stopped) =
+                explored(&ctx, &exploring, survey, rerun, interrupt, false).await?;
+            report.exploration = Some(exploration);
+            report.cancelled = report.cancelled.take().or(stopped);
+            Some(status)
+        }
+        (None, Some(inputs), Some((builder, plan, events)))
+            if report.cancelled.is_none() && report.stopped_after_baseline.is_none() =>
+        {
+            let rerun = Rerun {
+                inputs,
+                builder,
+                plan: &plan,
+                pin_files: &pin_files,
+                options: &options,
+                scratch: &scratch,
+                events,
+                started: ctx.settings.started,
+            };
+            let (exploration, status, cancelled) = explore_after_check(rerun, interrupt).await?;
             report.exploration = Some(exploration);
             report.cancelled = cancelled;
             Some(status)
@@ -378,9 +386,9 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
     finished
 }
 
-/// What a check's exploration after it starts from: the check's inputs as
-/// they were loaded, its builder and its plan.
-struct AfterCheck<'a> {
+/// What another run of a check's cells starts from: the check's inputs
+/// (an exploration's variants made its scenarios), builder and plan.
+struct Rerun<'a> {
     inputs: Inputs,
     builder: Builder,
     plan: &'a Plan,
@@ -391,46 +399,158 @@ struct AfterCheck<'a> {
     started: std::time::Instant,
 }
 
+impl Rerun<'_> {
+    /// `scenarios` run on the baseline and on `cells` of the plan, with the
+    /// baseline's answers as the reference; the context they ran in, the
+    /// outcomes, and the signal that stopped them, if one did.
+    async fn run(
+        &self,
+        scenarios: Vec<scenario::Scenario>,
+        cells: &[String],
+        interrupt: &Interrupt,
+    ) -> anyhow::Result<(
+        Arc<RunContext>,
+        Vec<CellOutcome>,
+        Option<String>,
+        state::TempDir,
+    )> {
+        // Each run in a folder of its own (its databases, copies and
+        // references): a name one round gives a variant is another's in
+        // the next.
+        let scratch = state::TempDir::registered(
+            tempfile::Builder::new()
+                .prefix("again-")
+                .tempdir_in(self.scratch.path())?,
+        );
+        let mut inputs = Inputs {
+            scenarios,
+            ..self.inputs.clone()
+        };
+        inputs.config.replay.snapshots = scratch.path().join("snapshots");
+        fs_err::create_dir_all(&inputs.config.replay.snapshots)?;
+        let plan = Plan {
+            cells: (self.plan.cells.iter())
+                .filter(|cell| cell.is_baseline() || cells.contains(&cell.name))
+                .cloned()
+                .collect(),
+            skipped: Vec::new(),
+        };
+        let options = Options {
+            action: Action::Explore(ExploreRequest::default()),
+            ..self.options.clone()
+        };
+        let ctx = start(
+            inputs,
+            self.builder.clone(),
+            &plan,
+            self.pin_files,
+            &options,
+            &scratch,
+            self.events.clone(),
+            self.started,
+        )
+        .await?;
+        let (outcomes, cancelled) = tokio::select! {
+            outcomes = run::run_plan(ctx.clone(), &plan) => (outcomes, crate::sys::interrupt::signalled()),
+            name = interrupt.wait() => (run::finished(&ctx), Some(name)),
+        };
+        run::settle_databases(&ctx).await;
+        Ok((ctx, outcomes, cancelled.map(str::to_owned), scratch))
+    }
+}
+
 /// `[explore] in-every-run`: the check's cells on variants of its
 /// scenarios, once it is judged, on the environments it built; what it
 /// finds, the status that gives, and the signal that stopped it, if one did.
 async fn explore_after_check(
-    after: AfterCheck<'_>,
+    mut rerun: Rerun<'_>,
     interrupt: &Interrupt,
 ) -> anyhow::Result<(Exploration, ExitStatus, Option<String>)> {
-    let AfterCheck {
-        mut inputs,
-        builder,
-        plan,
-        pin_files,
-        options,
-        scratch,
-        events,
-        started,
-    } = after;
     let request = ExploreRequest::default();
-    let exploring = explore::prepare(&mut inputs, &request, scratch.path(), &events)?;
-    let options = Options {
-        action: Action::Explore(request),
-        ..options.clone()
+    let exploring = explore::prepare(
+        &mut rerun.inputs,
+        &request,
+        rerun.scratch.path(),
+        &rerun.events,
+    )?;
+    let cells: Vec<String> = rerun
+        .plan
+        .cells
+        .iter()
+        .map(|cell| cell.name.clone())
+        .collect();
+    let scenarios = rerun.inputs.scenarios.clone();
+    let (ctx, outcomes, cancelled, _scratch) = rerun.run(scenarios, &cells, interrupt).await?;
+    let survey = explore::survey(&ctx, exploring.variants(), &outcomes);
+    let (exploration, status, stopped) = match cancelled {
+        Some(_) => {
+            let program = rerun.options.invoked_as.clone();
+            let (exploration, status) =
+                explore::conclude(&ctx, &exploring, survey, &program, true)?;
+            (exploration, status, None)
+        }
+        None => explored(&ctx, &exploring, survey, rerun, interrupt, true).await?,
     };
-    let ctx = start(
-        inputs, builder, plan, pin_files, &options, scratch, events, started,
-    )
-    .await?;
-    let (outcomes, cancelled) = tokio::select! {
-        outcomes = run::run_plan(ctx.clone(), plan) => (outcomes, crate::sys::interrupt::signalled()),
-        name = interrupt.wait() => (run::finished(&ctx), Some(name)),
+    Ok((exploration, status, cancelled.or(stopped)))
+}
+
+/// An exploration's findings made as small as they go (see [`minimise`]),
+/// then written; its report, status, and the signal that stopped it.
+async fn explored(
+    ctx: &RunContext,
+    exploring: &explore::Exploring,
+    mut survey: explore::Survey,
+    rerun: Rerun<'_>,
+    interrupt: &Interrupt,
+    after_check: bool,
+) -> anyhow::Result<(Exploration, ExitStatus, Option<String>)> {
+    let stopped = match crate::sys::interrupt::signalled() {
+        Some(name) => Some(name.to_owned()),
+        None => minimise(&rerun, &mut survey.found, interrupt).await?,
     };
-    run::settle_databases(&ctx).await;
-    let program = options.invoked_as.as_str();
-    let program = if program.is_empty() {
-        "upgrade-check"
-    } else {
-        program
-    };
-    let (exploration, status) = explore::conclude(&ctx, &exploring, &outcomes, program, true)?;
-    Ok((exploration, status, cancelled.map(str::to_owned)))
+    let (exploration, status) = explore::conclude(
+        ctx,
+        exploring,
+        survey,
+        &rerun.options.invoked_as,
+        after_check,
+    )?;
+    Ok((exploration, status, stopped))
+}
+
+/// Each finding run again with one earlier step left out, round after
+/// round, while a smaller variant still shows it on the same cells: a
+/// finding is written with no step it does not need. The signal that
+/// stopped it, if one did.
+async fn minimise(
+    rerun: &Rerun<'_>,
+    found: &mut [explore::Found],
+    interrupt: &Interrupt,
+) -> anyhow::Result<Option<String>> {
+    loop {
+        let tried = explore::smaller(found);
+        if tried.is_empty() {
+            return Ok(None);
+        }
+        (rerun.events)(&RunEvent::Minimising {
+            findings: found.len(),
+            variants: tried.len(),
+        });
+        let variants: std::collections::BTreeMap<String, crate::plan::variants::Variant> = tried
+            .iter()
+            .map(|(name, (_, variant))| (name.clone(), variant.clone()))
+            .collect();
+        let cells = explore::cells_of(found);
+        let scenarios = explore::scenarios_of(&variants);
+        let (ctx, outcomes, cancelled, _scratch) = rerun.run(scenarios, &cells, interrupt).await?;
+        if cancelled.is_some() {
+            return Ok(cancelled);
+        }
+        let shown = explore::survey(&ctx, &variants, &outcomes);
+        if !explore::keep_smaller(found, &tried, shown) {
+            return Ok(None);
+        }
+    }
 }
 
 /// What a check reads before anything else.

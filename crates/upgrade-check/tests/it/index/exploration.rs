@@ -273,6 +273,24 @@ fn the_token_variants_find_jsonwebtoken_8_3_refusing_a_padded_payload() {
         "{}",
         finding.diff
     );
+    // Made as small as it goes: the steps the token needs, and no other.
+    let written =
+        std::fs::read_to_string(ctx.path(&format!("scenarios/explored/{}.toml", finding.scenario)))
+            .unwrap();
+    let steps: Vec<&str> = written
+        .lines()
+        .filter_map(|line| line.strip_prefix("name = "))
+        .collect();
+    assert_eq!(
+        steps,
+        ["\"register\"", "\"good password\"", "\"me with the token\""],
+        "{written}"
+    );
+    assert!(
+        explored.stderr.contains("making 1 finding smaller"),
+        "{}",
+        explored.stderr
+    );
 
     // Accepted, the explored scenario catches the upgrade in a normal run.
     let accepted = ctx.run(&["accept", &finding.scenario]);
