@@ -72,6 +72,12 @@ pub enum RunEvent {
         budget: usize,
         seed: u64,
     },
+    /// `explore`: the service's OpenAPI document, where it serves one, and
+    /// how many operations' bodies it tells the fields of.
+    OpenApiRead {
+        from: Option<String>,
+        operations: usize,
+    },
     /// `explore`: the findings run again, each with one earlier step left
     /// out, to write the smallest variant that still shows it.
     Minimising { findings: usize, variants: usize },
@@ -318,6 +324,20 @@ impl fmt::Display for RunEvent {
                 plural(*variants, "variant"),
                 plural(*from, "scenario")
             ),
+            RunEvent::OpenApiRead {
+                from: Some(path),
+                operations,
+            } => write!(
+                f,
+                "OpenAPI document at {path}: {} with fields it bounds",
+                plural(*operations, "operation")
+            ),
+            RunEvent::OpenApiRead { from: None, .. } => {
+                write!(
+                    f,
+                    "no OpenAPI document served: variants from the scenarios alone"
+                )
+            }
             RunEvent::Minimising { findings, variants } => write!(
                 f,
                 "making {} smaller: {} with an earlier step left out",

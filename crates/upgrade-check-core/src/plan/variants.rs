@@ -8,7 +8,10 @@
 
 use serde_json::Value;
 
+use std::collections::BTreeMap;
+
 use crate::input::filter;
+use crate::input::openapi::{Bounds, Schema};
 use crate::input::scenario::{Body, Scenario, Step};
 
 /// String lengths around the limits libraries enforce (bcrypt's 72 bytes,
@@ -50,6 +53,9 @@ pub enum Mutation {
         parameter: String,
         change: &'static str,
     },
+    /// A value just past what the service's OpenAPI document says the
+    /// field accepts (a length, a bound, a format, an enum).
+    Schema { field: String, rule: String },
     /// The `Authorization` header changed.
     Auth { change: &'static str },
     /// The body sent with another content type.
@@ -77,6 +83,7 @@ impl Mutation {
             Mutation::Query { parameter, change } => {
                 format!("query parameter {parameter} {change}")
             }
+            Mutation::Schema { field, rule } => format!("{field}: {rule}"),
             Mutation::Auth { change } => format!("Authorization: {change}"),
             Mutation::ContentType { to } => format!("sent as {to}"),
         }
@@ -92,7 +99,8 @@ impl Mutation {
             | Mutation::Text { field, .. }
             | Mutation::Removed { field }
             | Mutation::Added { field }
-            | Mutation::Repeated { field } => field,
+            | Mutation::Repeated { field }
+            | Mutation::Schema { field, .. } => field,
             Mutation::Query { parameter, .. } => parameter,
             Mutation::Auth { .. } | Mutation::ContentType { .. } => "",
         }
@@ -109,6 +117,7 @@ impl Mutation {
             Mutation::Added { .. } => "added",
             Mutation::Repeated { .. } => "repeated",
             Mutation::Query { .. } => "query",
+            Mutation::Schema { .. } => "schema",
             Mutation::Auth { .. } => "auth",
             Mutation::ContentType { .. } => "content-type",
         }
@@ -118,7 +127,7 @@ impl Mutation {
     /// fields break the most upgrades; the rest follow.
     fn rank(&self) -> u8 {
         match self {
-            Mutation::Length { .. } | Mutation::Auth { .. } => 0,
+            Mutation::Length { .. } | Mutation::Auth { .. } | Mutation::Schema { .. } => 0,
             Mutation::Removed { .. }
             | Mutation::Type { .. }
             | Mutation::Number { .. }
@@ -237,11 +246,11 @@ impl Variant {
 /// candidate when they fit, else round the fields and steps, the most
 /// telling change of each first, `seed` ordering those equally telling; in
 /// the order they were found either way.
-pub fn variants(scenarios: &[Scenario], seed: u64, budget: usize) -> Vec<Variant> {
+pub fn variants(scenarios: &[Scenario], schema: &Schema, seed: u64, budget: usize) -> Vec<Variant> {
     let mut seen = std::collections::BTreeSet::new();
     let candidates: Vec<Variant> = scenarios
         .iter()
-        .flat_map(of_scenario)
+        .flat_map(|scenario| of_scenario(scenario, schema))
         .filter(|candidate| seen.insert(candidate.sends()))
         .collect();
     let mut order: Vec<usize> = (0..candidates.len()).collect();
@@ -280,11 +289,12 @@ fn sent_texts(step: &Step) -> Vec<String> {
 }
 
 /// Every candidate of one scenario, step by step.
-fn of_scenario(scenario: &Scenario) -> Vec<Variant> {
+fn of_scenario(scenario: &Scenario, schema: &Schema) -> Vec<Variant> {
     let mut found = Vec::new();
     for (index, step) in scenario.steps.iter().enumerate() {
         let mut seen: Vec<(String, u8)> = Vec::new();
-        for (mutation, changed) in of_step(step) {
+        let bounded = schema.fields(&step.method, &step.path);
+        for (mutation, changed) in of_step(step, bounded) {
             let group = (mutation.field().to_owned(), mutation.rank());
             let level = seen.iter().filter(|known| **known == group).count();
             seen.push(group);
@@ -309,11 +319,17 @@ fn of_scenario(scenario: &Scenario) -> Vec<Variant> {
 }
 
 /// Each one-thing change of `step`, with the step it makes.
-fn of_step(step: &Step) -> Vec<(Mutation, Step)> {
+fn of_step(step: &Step, bounded: Option<&BTreeMap<String, Bounds>>) -> Vec<(Mutation, Step)> {
     let mut found = Vec::new();
     if let Some(Body::Json(body)) = &step.body {
         for (pointer, value) in fields(body, "") {
-            for (mutation, replacement) in of_value(&pointer, value) {
+            let mut changes = of_value(&pointer, value);
+            // What the service's own document says the field accepts: the
+            // values just past it first.
+            if let Some(bounds) = bounded.and_then(|fields| fields.get(&pointer)) {
+                changes.splice(0..0, past_bounds(&pointer, bounds));
+            }
+            for (mutation, replacement) in changes {
                 let mut changed_body = body.clone();
                 match replacement {
                     Some(new) => *changed_body.pointer_mut(&pointer).expect("a found field") = new,
@@ -381,6 +397,61 @@ fn of_step(step: &Step) -> Vec<(Mutation, Step)> {
             set_header(&mut changed, "Authorization", new.as_deref());
             found.push((Mutation::Auth { change }, changed));
         }
+    }
+    found
+}
+
+/// The values just past what a field's OpenAPI schema accepts, and at its
+/// longest.
+fn past_bounds(pointer: &str, bounds: &Bounds) -> Vec<(Mutation, Option<Value>)> {
+    let mut found = Vec::new();
+    let mut push = |rule: String, value: Value| {
+        let mutation = Mutation::Schema {
+            field: pointer.to_owned(),
+            rule,
+        };
+        found.push((mutation, Some(value)));
+    };
+    if let Some(longest) = bounds.max_length {
+        push(
+            format!("{} bytes, over its maxLength {longest}", longest + 1),
+            Value::from("a".repeat(longest + 1)),
+        );
+        push(
+            format!("{longest} bytes, its maxLength"),
+            Value::from("a".repeat(longest)),
+        );
+    }
+    if let Some(shortest) = bounds.min_length {
+        push(
+            format!("{} bytes, under its minLength {shortest}", shortest - 1),
+            Value::from("a".repeat(shortest - 1)),
+        );
+    }
+    let number = |value: f64| match value.fract() == 0.0 && value.abs() < 9e15 {
+        true => Value::from(value as i64),
+        false => serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number),
+    };
+    if let Some(maximum) = bounds.maximum {
+        push(format!("over its maximum {maximum}"), number(maximum + 1.0));
+    }
+    if let Some(minimum) = bounds.minimum {
+        push(
+            format!("under its minimum {minimum}"),
+            number(minimum - 1.0),
+        );
+    }
+    if let Some(format) = &bounds.format {
+        push(
+            format!("not a valid {format}"),
+            Value::from(format!("not-a-valid-{format}")),
+        );
+    }
+    if !bounds.one_of.is_empty() {
+        push(
+            "none of its enum's values".to_owned(),
+            Value::from("none-of-them"),
+        );
     }
     found
 }
@@ -615,7 +686,12 @@ mod tests {
     fn a_variant_keeps_the_steps_before_its_change_and_ends_with_it() {
         let scenarios = recorded();
         let login = scenarios.iter().find(|s| s.name == "login").unwrap();
-        let all = variants(std::slice::from_ref(login), 0, usize::MAX);
+        let all = variants(
+            std::slice::from_ref(login),
+            &Schema::default(),
+            0,
+            usize::MAX,
+        );
         let bad_token = all
             .iter()
             .find(|v| v.step == 4 && v.mutation == Mutation::Auth { change: "missing" })
@@ -646,7 +722,12 @@ mod tests {
     fn a_password_is_tried_at_bcrypt_s_limit_and_across_it() {
         let scenarios = recorded();
         let register = scenarios.iter().find(|s| s.name == "register").unwrap();
-        let all = variants(std::slice::from_ref(register), 0, usize::MAX);
+        let all = variants(
+            std::slice::from_ref(register),
+            &Schema::default(),
+            0,
+            usize::MAX,
+        );
         for length in [71, 72, 73] {
             let variant = all
                 .iter()
@@ -674,24 +755,27 @@ mod tests {
     #[test]
     fn the_budget_counts_requests_and_the_seed_decides_alike_everywhere() {
         let scenarios = recorded();
-        let all = variants(&scenarios, 7, usize::MAX);
+        let all = variants(&scenarios, &Schema::default(), 7, usize::MAX);
         let total: usize = all.iter().map(Variant::requests).sum();
-        let some = variants(&scenarios, 7, 200);
+        let some = variants(&scenarios, &Schema::default(), 7, 200);
         let spent: usize = some.iter().map(Variant::requests).sum();
         assert!(spent <= 200 && spent > 150, "{spent} of {total}");
         assert!(some.len() < all.len());
-        let again = variants(&scenarios, 7, 200);
+        let again = variants(&scenarios, &Schema::default(), 7, 200);
         let described = |list: &[Variant]| -> Vec<String> {
             list.iter()
                 .map(|v| format!("{} {} {}", v.from, v.step, v.mutation.describe()))
                 .collect()
         };
         assert_eq!(described(&some), described(&again));
-        assert_ne!(described(&some), described(&variants(&scenarios, 8, 200)));
+        assert_ne!(
+            described(&some),
+            described(&variants(&scenarios, &Schema::default(), 8, 200))
+        );
         // Lengths come before the rarer kinds: whatever the seed, a budget
         // of 200 requests tries a password past bcrypt's 72 bytes.
         for seed in 0..20 {
-            let kept = described(&variants(&scenarios, seed, 200));
+            let kept = described(&variants(&scenarios, &Schema::default(), seed, 200));
             assert!(
                 kept.iter()
                     .any(|v| v.starts_with("register 0 /password: 73 bytes")),
@@ -714,7 +798,7 @@ mod tests {
             captures: Vec::new(),
             expect_status: None,
         };
-        let changes: Vec<(String, Value)> = of_step(&step)
+        let changes: Vec<(String, Value)> = of_step(&step, None)
             .into_iter()
             .map(|(mutation, changed)| match changed.body {
                 Some(Body::Json(body)) => (mutation.describe(), body),
@@ -761,7 +845,7 @@ mod tests {
                 std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
             }
         }
-        let all = variants(&recorded(), 0, usize::MAX);
+        let all = variants(&recorded(), &Schema::default(), 0, usize::MAX);
         let explored = dir.path().join(crate::input::scenario::EXPLORED);
         std::fs::create_dir(&explored).unwrap();
         for (index, variant) in all.iter().enumerate() {
@@ -810,14 +894,24 @@ mod tests {
     fn a_changed_step_expects_and_captures_nothing_and_equal_variants_are_one() {
         let scenarios = recorded();
         let login = scenarios.iter().find(|s| s.name == "login").unwrap();
-        let all = variants(std::slice::from_ref(login), 0, usize::MAX);
+        let all = variants(
+            std::slice::from_ref(login),
+            &Schema::default(),
+            0,
+            usize::MAX,
+        );
         let good_password = all.iter().find(|v| v.step == 1).unwrap();
         let changed = good_password.scenario.steps.last().unwrap();
         assert!(changed.captures.is_empty() && changed.expect_status.is_none());
         // The step before it keeps its expectation.
         assert_eq!(good_password.scenario.steps[0].expect_status, Some(201));
         // The same scenario twice sends the same variants: each once.
-        let twice = variants(&[login.clone(), login.clone()], 0, usize::MAX);
+        let twice = variants(
+            &[login.clone(), login.clone()],
+            &Schema::default(),
+            0,
+            usize::MAX,
+        );
         assert_eq!(twice.len(), all.len());
         // Named by scenario, step number and change.
         assert!(all.iter().any(|v| v.name() == "login-2-password-73-bytes"));
@@ -841,7 +935,7 @@ mod tests {
             captures: Vec::new(),
             expect_status: None,
         };
-        let changes: Vec<(String, Step)> = of_step(&step)
+        let changes: Vec<(String, Step)> = of_step(&step, None)
             .into_iter()
             .map(|(mutation, changed)| (mutation.describe(), changed))
             .collect();
@@ -879,7 +973,12 @@ mod tests {
     fn an_earlier_step_is_left_out_unless_a_later_one_sends_what_it_captures() {
         let scenarios = recorded();
         let login = scenarios.iter().find(|s| s.name == "login").unwrap();
-        let all = variants(std::slice::from_ref(login), 0, usize::MAX);
+        let all = variants(
+            std::slice::from_ref(login),
+            &Schema::default(),
+            0,
+            usize::MAX,
+        );
         let padded = all
             .iter()
             .find(|v| {

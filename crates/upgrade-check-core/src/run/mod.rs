@@ -89,6 +89,10 @@ pub(crate) struct RunSettings {
     /// folder (the run's own) holds none; each answer is written there as
     /// accepted once the baseline is judged, before any other cell is.
     pub baseline_is_reference: bool,
+    /// The one scenario run whose baseline replays compare a cold start
+    /// with a forked one (an exploration's first variant: its others fork
+    /// from the start); `None`: every one where preloading is checked.
+    pub cold_check_only: Option<String>,
 }
 
 /// What the run learns as cells run, shared by them.

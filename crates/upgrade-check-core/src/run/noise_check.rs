@@ -32,7 +32,8 @@ pub(super) async fn run_baseline_twice(
     set: &ResolvedSet,
     run: &ScenarioRun<'_>,
 ) -> (ScenarioReport, Option<String>) {
-    let checking = ctx.state.preloading.checked();
+    let checking = ctx.state.preloading.checked()
+        && (ctx.settings.cold_check_only.as_ref()).is_none_or(|only| *only == run.key);
     let (first_start, second_start) = match checking {
         true => (Start::Cold, Start::Preloaded),
         false => (Start::current(ctx), Start::current(ctx)),

@@ -169,6 +169,14 @@ impl Preloading {
                 || self.verified.load(std::sync::atomic::Ordering::SeqCst))
     }
 
+    /// Services fork before the baseline's check has passed: for an
+    /// exploration, whose check is one variant's (see
+    /// `RunSettings::cold_check_only`); a difference it finds still turns
+    /// preloading off for the rest of the run.
+    pub(crate) fn fork_from_the_start(&self) {
+        self.verify();
+    }
+
     /// The baseline's check passed (or its recorded result says it did).
     pub(crate) fn verify(&self) {
         self.verified

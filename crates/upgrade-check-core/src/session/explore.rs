@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
-use super::Inputs;
+use super::{Inputs, Options, once};
+use crate::input::config::Config;
 use crate::input::config::FindingsCount;
+use crate::input::openapi::Schema;
 use crate::input::scenario::{self, Body, Scenario};
 use crate::input::source::InputError;
 use crate::input::traffic;
@@ -50,6 +52,7 @@ pub(super) struct Exploring {
 pub(super) fn prepare(
     inputs: &mut Inputs,
     request: &ExploreRequest,
+    schema: &Schema,
     scratch: &Path,
     events: &Events,
 ) -> anyhow::Result<Exploring> {
@@ -85,7 +88,7 @@ pub(super) fn prepare(
         .filter(|s| !s.path.starts_with(&explored))
         .cloned()
         .collect();
-    let chosen = variants(&recorded, seed, budget);
+    let chosen = variants(&recorded, schema, seed, budget);
     if chosen.is_empty() {
         bail!(
             "nothing to explore: no step of {} sends a JSON body or an Authorization header to vary",
@@ -153,6 +156,62 @@ pub(super) fn cells_of(found: &[Found]) -> Vec<String> {
         }
     }
     cells
+}
+
+/// Where services serve their OpenAPI document: FastAPI's, then the
+/// places other frameworks and the documents' own conventions use.
+const OPENAPI_PATHS: &[&str] = &[
+    "/openapi.json",
+    "/api/openapi.json",
+    "/docs/openapi.json",
+    "/v3/api-docs",
+    "/api-docs/openapi.json",
+    "/swagger.json",
+];
+
+/// The service's OpenAPI document, asked of it once on its baseline: what
+/// its operations' bodies accept. None when it serves none (or does not
+/// start outside a check: its variants come from its scenarios alone).
+pub(super) async fn openapi(config: &Config, options: &Options, events: &Events) -> Schema {
+    let health = [config.service.health_path.clone()];
+    let started = match once::start(config, options, events, &health).await {
+        Ok(Ok(started)) => started,
+        Ok(Err(_)) | Err(_) => {
+            events(&RunEvent::OpenApiRead {
+                from: None,
+                operations: 0,
+            });
+            return Schema::default();
+        }
+    };
+    let client = crate::exec::replay::client();
+    let mut found = None;
+    for path in OPENAPI_PATHS {
+        let url = format!("{}{path}", started.running.base_url);
+        let Ok(answer) = client.get(&url).send().await else {
+            continue;
+        };
+        if !answer.status().is_success() {
+            continue;
+        }
+        let Ok(document) = answer.json::<serde_json::Value>().await else {
+            continue;
+        };
+        if document.get("openapi").is_some() {
+            found = Some((*path, Schema::read(&document)));
+            break;
+        }
+    }
+    started.stop().await;
+    let (from, schema) = match found {
+        Some((path, schema)) => (Some(path.to_owned()), schema),
+        None => (None, Schema::default()),
+    };
+    events(&RunEvent::OpenApiRead {
+        from,
+        operations: schema.operations(),
+    });
+    schema
 }
 
 /// What an explored scenario's file says it is.

@@ -209,7 +209,9 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
     // An exploration, and the inputs its smaller variants run from.
     let exploring = match &options.action {
         Action::Explore(request) => {
-            let exploring = explore::prepare(&mut inputs, request, scratch.path(), &events)?;
+            let schema = explore::openapi(&inputs.config, &options, &events).await;
+            let exploring =
+                explore::prepare(&mut inputs, request, &schema, scratch.path(), &events)?;
             Some((exploring, inputs.clone()))
         }
         _ => None,
@@ -467,9 +469,11 @@ async fn explore_after_check(
     interrupt: &Interrupt,
 ) -> anyhow::Result<(Exploration, ExitStatus, Option<String>)> {
     let request = ExploreRequest::default();
+    let schema = explore::openapi(&rerun.inputs.config, rerun.options, &rerun.events).await;
     let exploring = explore::prepare(
         &mut rerun.inputs,
         &request,
+        &schema,
         rerun.scratch.path(),
         &rerun.events,
     )?;
@@ -944,6 +948,19 @@ async fn start(
     let run_secret = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
     redact::register(&redact::Secrets::new([("run", run_secret.as_str())]));
     let preloading = run::preloading::Preloading::new(&config, options.check.start.is_some());
+    // An exploration's variants are the recorded steps, changed: one of
+    // them is checked cold against forked, the others fork from the start
+    // (the check of the scenarios themselves is every run's).
+    let cold_check_only = match exploring {
+        true => {
+            preloading.fork_from_the_start();
+            run::scenario_runs(&scenarios, &config.service.profile)
+                .into_iter()
+                .map(|run| run.key)
+                .next()
+        }
+        false => None,
+    };
     Ok(Arc::new(RunContext {
         settings: run::RunSettings {
             // What an accept writes is checked for being a doubtful reference.
@@ -954,6 +971,7 @@ async fn start(
             reuse_noise: !options.check.recheck_noise,
             keep_going: options.check.keep_going,
             baseline_is_reference: exploring,
+            cold_check_only,
             base_snapshots,
             changed_snapshots,
             scratch: scratch.path().to_owned(),

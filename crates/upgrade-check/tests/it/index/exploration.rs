@@ -307,3 +307,46 @@ fn the_token_variants_find_jsonwebtoken_8_3_refusing_a_padded_payload() {
         Verdict::Changed
     );
 }
+
+#[test]
+fn the_fields_a_service_s_openapi_document_bounds_are_tried_just_past_their_bounds() {
+    // The FastAPI service: `username` 3 to 32 characters, `password` 8 at least.
+    let ctx = TestContext::from_workspace(
+        "fixtures/variants/fastapi-auth",
+        std::path::Path::to_path_buf,
+    );
+    std::fs::create_dir_all(ctx.path("snapshots")).unwrap();
+    std::fs::create_dir_all(ctx.path("scenarios")).unwrap();
+    std::fs::write(
+        ctx.path("scenarios/signup.toml"),
+        "description = \"sign up\"\n\n[vars]\nusername = \"dana\"\n\n[secrets]\n\
+         password = \"correct-horse-9\"\n\n[[steps]]\nname = \"sign up\"\nmethod = \"POST\"\n\
+         path = \"/users\"\njson = { username = \"{{username}}\", password = \"{{password}}\" }\n",
+    )
+    .unwrap();
+    let explored = ctx.run(&["explore", "--budget", "40"]);
+    assert_eq!(explored.code, 0, "{}\n{}", explored.stdout, explored.stderr);
+    assert!(
+        explored
+            .stderr
+            .contains("OpenAPI document at /openapi.json: 1 operation with fields it bounds"),
+        "{}",
+        explored.stderr
+    );
+    let report = ctx.report();
+    for name in [
+        "signup-1-username-33-bytes-over-its-maxlength-32",
+        "signup-1-username-32-bytes-its-maxlength",
+        "signup-1-username-2-bytes-under-its-minlength-3",
+        "signup-1-password-7-bytes-under-its-minlength-8",
+    ] {
+        assert!(
+            report.scenarios.iter().any(|s| s == name),
+            "{name}: {:?}",
+            report.scenarios
+        );
+        // Tried within the budget, answered by the baseline twice alike.
+        assert_eq!(verdict(&report, "baseline", name), Verdict::Pass);
+    }
+    assert!(report.exploration.unwrap().unstable.is_empty());
+}
