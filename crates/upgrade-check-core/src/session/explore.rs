@@ -61,23 +61,6 @@ pub(super) fn prepare(
         request.budget.unwrap_or(settings.budget),
         request.seed.unwrap_or(settings.seed),
     );
-    if let Some(unknown) = settings
-        .scenarios
-        .iter()
-        .find(|name| !inputs.scenarios.iter().any(|s| &s.name == *name))
-    {
-        return Err(InputError {
-            path: inputs.config.path.clone(),
-            line: settings.scenarios_line,
-            column: 1,
-            key: "explore.scenarios".to_owned(),
-            message: format!(
-                "no scenario `{unknown}` in {}",
-                inputs.config.replay.scenarios.display()
-            ),
-        }
-        .into());
-    }
     // Explored scenarios are checked as they are; varying them again
     // finds what their own scenarios' variants find.
     let explored = inputs.config.replay.scenarios.join(scenario::EXPLORED);
@@ -156,6 +139,30 @@ pub(super) fn cells_of(found: &[Found]) -> Vec<String> {
         }
     }
     cells
+}
+
+/// The config's `explore.scenarios` each name a scenario of the folder
+/// (`scenarios`, before `--scenario` narrows them): bad input, said with
+/// the file, line and key, before anything runs.
+pub(super) fn check_scenarios(config: &Config, scenarios: &[Scenario]) -> Result<(), InputError> {
+    let settings = &config.explore;
+    match settings
+        .scenarios
+        .iter()
+        .find(|name| !scenarios.iter().any(|s| &s.name == *name))
+    {
+        Some(unknown) => Err(InputError {
+            path: config.path.clone(),
+            line: settings.scenarios_line,
+            column: 1,
+            key: "explore.scenarios".to_owned(),
+            message: format!(
+                "no scenario `{unknown}` in {}",
+                config.replay.scenarios.display()
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Where services serve their OpenAPI document: FastAPI's, then the

@@ -540,6 +540,10 @@ async fn minimise(
             findings: found.len(),
             variants: tried.len(),
         });
+        // A round that takes until a signal comes, for the tests.
+        if crate::sys::failpoint::failpoint("stall-minimising").is_some() {
+            return Ok(Some(interrupt.wait().await.to_owned()));
+        }
         let variants: std::collections::BTreeMap<String, crate::plan::variants::Variant> = tried
             .iter()
             .map(|(name, (_, variant))| (name.clone(), variant.clone()))
@@ -578,6 +582,7 @@ fn load(options: &Options, events: &Events) -> anyhow::Result<Inputs> {
         config.service.start = start;
     }
     let mut scenarios = scenario::load_dir(&config.replay.scenarios)?;
+    explore::check_scenarios(&config, &scenarios)?;
     if !options.check.scenarios.is_empty() {
         if let Some(unknown) = options
             .check

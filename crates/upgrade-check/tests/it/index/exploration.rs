@@ -350,3 +350,45 @@ fn the_fields_a_service_s_openapi_document_bounds_are_tried_just_past_their_boun
     }
     assert!(report.exploration.unwrap().unstable.is_empty());
 }
+
+#[test]
+fn ctrl_c_keeps_what_the_exploration_found() {
+    let ctx = without_the_long_password_scenario();
+    ctx.set_matrix("bcrypt = [\"5.0.0\"]");
+    let mut command = ctx.command(&["explore", "--budget", "40", "--scenario", "login"]);
+    // Its findings made smaller take until the signal comes.
+    command
+        .env("UPGRADE_CHECK_FAILPOINT", "stall-minimising=1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut harness = command.spawn().unwrap();
+    let stderr = std::io::BufReader::new(harness.stderr.take().unwrap());
+    let mut said = String::new();
+    for line in std::io::BufRead::lines(stderr).map_while(Result::ok) {
+        said.push_str(&line);
+        said.push('\n');
+        if line.contains("smaller: ") {
+            break;
+        }
+    }
+    assert!(said.contains("smaller: "), "{said}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(harness.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = harness.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{said}");
+    let report = ctx.report();
+    assert_eq!(report.cancelled.as_deref(), Some("SIGINT"));
+    // What was found before the signal is reported and written.
+    let exploration = report.exploration.unwrap();
+    assert!(!exploration.findings.is_empty());
+    for finding in &exploration.findings {
+        assert!(
+            ctx.path(&format!("scenarios/explored/{}.toml", finding.scenario))
+                .is_file()
+        );
+    }
+    assert_no_service_left(&ctx, &ctx.report());
+}
