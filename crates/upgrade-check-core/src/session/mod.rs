@@ -582,7 +582,10 @@ fn load(options: &Options, events: &Events) -> anyhow::Result<Inputs> {
         config.service.start = start;
     }
     let mut scenarios = scenario::load_dir(&config.replay.scenarios)?;
-    explore::check_scenarios(&config, &scenarios)?;
+    // A run that explores nothing does not read `[explore]`.
+    if matches!(options.action, Action::Explore(_)) || config.explore.in_every_run {
+        explore::check_scenarios(&config, &scenarios)?;
+    }
     if !options.check.scenarios.is_empty() {
         if let Some(unknown) = options
             .check

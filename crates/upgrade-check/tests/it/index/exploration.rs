@@ -201,6 +201,16 @@ fn an_exploration_is_the_same_for_a_seed_every_run_may_explore_and_its_config_is
         "{:?}",
         report.scenarios
     );
+    // Findings that only warn: reported, and the check passes.
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace(
+            "in-every-run = true",
+            "in-every-run = true\nfindings = \"warn\"",
+        )
+    });
+    let warned = ctx.run(&["explore"]);
+    assert_eq!(warned.code, 0, "{}\n{}", warned.stdout, warned.stderr);
+    assert!(!ctx.report().exploration.unwrap().findings.is_empty());
 
     // A scenario the config names that is not there: file, line and key.
     ctx.edit("upgrade-check.toml", |text| {
