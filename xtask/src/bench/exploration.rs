@@ -3,11 +3,9 @@
 //! how many variants it answers per second on each core.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
-
-use upgrade_check_core::model::report::Report;
+use anyhow::Context;
 
 /// One exploration, as its report tells it.
 pub struct Explored {
@@ -31,28 +29,14 @@ impl Explored {
 
 pub fn measure(config: &Path, state: &Path, cache: &Path, jobs: usize) -> anyhow::Result<Explored> {
     let copy = super::pipeline::Variant::of(config, |_| Ok(()))?;
-    let mut command = std::process::Command::new(std::env::current_exe()?);
-    if let Some(uv) = super::UV.get() {
-        command.env("UPGRADE_CHECK_UV", uv);
-    }
     eprintln!("bench: explore, warm…");
-    let started = Instant::now();
-    let output = command
-        .args(["upgrade-check", "explore", "--format", "json", "--jobs"])
-        .arg(jobs.to_string())
-        .arg("--config")
-        .arg(&copy.config)
-        .arg("--state-dir")
-        .arg(state.join("bench-explore"))
-        .arg("--cache-dir")
-        .arg(cache)
-        .stderr(std::process::Stdio::inherit())
-        .output()?;
-    let wall = started.elapsed();
-    if !matches!(output.status.code(), Some(0 | 1)) {
-        bail!("the exploration failed ({})", output.status);
-    }
-    let report: Report = serde_json::from_slice(&output.stdout)?;
+    let (wall, report) = super::harness_report(
+        &["explore"],
+        &copy.config,
+        &state.join("bench-explore"),
+        cache,
+        jobs,
+    )?;
     let exploration = report
         .exploration
         .as_ref()

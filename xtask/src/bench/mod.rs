@@ -668,14 +668,29 @@ pub(super) fn run_harness(
     jobs: usize,
     extra: &[&str],
 ) -> anyhow::Result<(Duration, Report)> {
+    let mut args = vec!["--no-bisect"];
+    args.extend(extra);
+    harness_report(&args, config, state, cache, jobs)
+}
+
+/// The harness binary run with `args` (a command and its flags) on
+/// `config`, its report read from stdout as JSON; its wall time.
+pub(super) fn harness_report(
+    args: &[&str],
+    config: &Path,
+    state: &Path,
+    cache: &Path,
+    jobs: usize,
+) -> anyhow::Result<(Duration, Report)> {
     let mut command = std::process::Command::new(std::env::current_exe()?);
     if let Some(uv) = UV.get() {
         command.env("UPGRADE_CHECK_UV", uv);
     }
     let started = Instant::now();
     let output = command
-        .args(["upgrade-check", "--no-bisect", "--format", "json"])
-        .args(extra)
+        .arg("upgrade-check")
+        .args(args)
+        .args(["--format", "json"])
         .arg("--jobs")
         .arg(jobs.to_string())
         .arg("--config")

@@ -675,6 +675,18 @@ mod tests {
         load_dir(&dir).unwrap()
     }
 
+    /// Every variant of one bundled scenario, the budget unbounded.
+    fn every_variant_of(name: &str) -> Vec<Variant> {
+        let scenarios = recorded();
+        let scenario = scenarios.iter().find(|s| s.name == name).unwrap();
+        variants(
+            std::slice::from_ref(scenario),
+            &Schema::default(),
+            0,
+            usize::MAX,
+        )
+    }
+
     fn body_of(variant: &Variant) -> &Value {
         match &variant.scenario.steps.last().unwrap().body {
             Some(Body::Json(body)) => body,
@@ -684,14 +696,7 @@ mod tests {
 
     #[test]
     fn a_variant_keeps_the_steps_before_its_change_and_ends_with_it() {
-        let scenarios = recorded();
-        let login = scenarios.iter().find(|s| s.name == "login").unwrap();
-        let all = variants(
-            std::slice::from_ref(login),
-            &Schema::default(),
-            0,
-            usize::MAX,
-        );
+        let all = every_variant_of("login");
         let bad_token = all
             .iter()
             .find(|v| v.step == 4 && v.mutation == Mutation::Auth { change: "missing" })
@@ -720,14 +725,7 @@ mod tests {
 
     #[test]
     fn a_password_is_tried_at_bcrypt_s_limit_and_across_it() {
-        let scenarios = recorded();
-        let register = scenarios.iter().find(|s| s.name == "register").unwrap();
-        let all = variants(
-            std::slice::from_ref(register),
-            &Schema::default(),
-            0,
-            usize::MAX,
-        );
+        let all = every_variant_of("register");
         for length in [71, 72, 73] {
             let variant = all
                 .iter()
@@ -892,20 +890,15 @@ mod tests {
 
     #[test]
     fn a_changed_step_expects_and_captures_nothing_and_equal_variants_are_one() {
-        let scenarios = recorded();
-        let login = scenarios.iter().find(|s| s.name == "login").unwrap();
-        let all = variants(
-            std::slice::from_ref(login),
-            &Schema::default(),
-            0,
-            usize::MAX,
-        );
+        let all = every_variant_of("login");
         let good_password = all.iter().find(|v| v.step == 1).unwrap();
         let changed = good_password.scenario.steps.last().unwrap();
         assert!(changed.captures.is_empty() && changed.expect_status.is_none());
         // The step before it keeps its expectation.
         assert_eq!(good_password.scenario.steps[0].expect_status, Some(201));
         // The same scenario twice sends the same variants: each once.
+        let scenarios = recorded();
+        let login = scenarios.iter().find(|s| s.name == "login").unwrap();
         let twice = variants(
             &[login.clone(), login.clone()],
             &Schema::default(),
@@ -971,14 +964,7 @@ mod tests {
 
     #[test]
     fn an_earlier_step_is_left_out_unless_a_later_one_sends_what_it_captures() {
-        let scenarios = recorded();
-        let login = scenarios.iter().find(|s| s.name == "login").unwrap();
-        let all = variants(
-            std::slice::from_ref(login),
-            &Schema::default(),
-            0,
-            usize::MAX,
-        );
+        let all = every_variant_of("login");
         let padded = all
             .iter()
             .find(|v| {

@@ -74,7 +74,8 @@ pub(super) fn prepare(
     let chosen = variants(&recorded, schema, seed, budget);
     if chosen.is_empty() {
         bail!(
-            "nothing to explore: no step of {} sends a JSON body or an Authorization header to vary",
+            "nothing to explore: no step of {} sends a JSON body, a query or an Authorization \
+             header to vary; record one that does with `upgrade-check record NAME`",
             match settings.scenarios.as_slice() {
                 [] => "the scenarios".to_owned(),
                 names => format!("`{}`", names.join("`, `")),
@@ -680,26 +681,19 @@ mod tests {
     fn a_difference_is_ranked_by_what_the_changed_step_answers() {
         let reference = rendered(&exchange(2, "200 OK", "{\"token\": \"a\"}"));
         let kind = |last: String| difference(&reference, &rendered(&last)).0;
-        assert_eq!(
-            kind(exchange(2, "500 Internal Server Error", "")),
-            FindingKind::Crash
-        );
-        assert_eq!(
-            kind(exchange(2, "no response: connection closed", "")),
-            FindingKind::Crash
-        );
-        assert_eq!(
-            kind(exchange(2, "401 Unauthorized", "{\"error\": \"x\"}")),
-            FindingKind::Status
-        );
-        assert_eq!(
-            kind(exchange(2, "200 OK", "{\"token\": 1}")),
-            FindingKind::Shape
-        );
-        assert_eq!(
-            kind(exchange(2, "200 OK", "{\"token\": \"b\"}")),
-            FindingKind::Value
-        );
+        for (status, body, expected) in [
+            ("500 Internal Server Error", "", FindingKind::Crash),
+            ("no response: connection closed", "", FindingKind::Crash),
+            (
+                "401 Unauthorized",
+                "{\"error\": \"x\"}",
+                FindingKind::Status,
+            ),
+            ("200 OK", "{\"token\": 1}", FindingKind::Shape),
+            ("200 OK", "{\"token\": \"b\"}", FindingKind::Value),
+        ] {
+            assert_eq!(kind(exchange(2, status, body)), expected, "{status} {body}");
+        }
         let (_, before, after) = difference(
             &reference,
             &rendered(&exchange(2, "422 Unprocessable Entity", "")),

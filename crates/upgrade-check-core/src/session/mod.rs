@@ -245,8 +245,10 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
         .then(|| inputs.clone());
     // What later runs of the same cells start from: an exploration's
     // smaller variants, or the exploration after a check.
-    let again = (exploring.is_some() || explore_after.is_some())
-        .then(|| (builder.clone(), plan.clone(), events.clone()));
+    let (exploring, explored_inputs) = exploring.unzip();
+    let again = explored_inputs
+        .or(explore_after)
+        .map(|inputs| (inputs, builder.clone(), plan.clone(), events.clone()));
     let ctx = start(
         inputs, builder, &plan, &pin_files, &options, &scratch, events, started,
     )
@@ -343,8 +345,8 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
         report.unexplained_snapshots = unexplained_snapshots(&ctx, &plan, &report)?;
     }
     // What an interrupted exploration found so far is kept.
-    let explored = match (exploring, explore_after, again) {
-        (Some((exploring, inputs)), _, Some((builder, plan, events))) => {
+    let explored = match again {
+        Some((inputs, builder, plan, events)) => {
             let rerun = Rerun {
                 inputs,
                 builder,
@@ -355,32 +357,26 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
                 events,
                 started: ctx.settings.started,
             };
-            let survey = explore::survey(&ctx, exploring.variants(), &outcomes);
-            let (exploration, status, stopped) =
-                explored(&ctx, &exploring, survey, rerun, interrupt, false).await?;
-            report.exploration = Some(exploration);
-            report.cancelled = report.cancelled.take().or(stopped);
-            Some(status)
+            match &exploring {
+                Some(exploring) => {
+                    let survey = explore::survey(&ctx, exploring.variants(), &outcomes);
+                    let (exploration, status, stopped) =
+                        explored(&ctx, exploring, survey, rerun, interrupt, false).await?;
+                    report.exploration = Some(exploration);
+                    report.cancelled = report.cancelled.take().or(stopped);
+                    Some(status)
+                }
+                None if report.cancelled.is_none() && report.stopped_after_baseline.is_none() => {
+                    let (exploration, status, cancelled) =
+                        explore_after_check(rerun, interrupt).await?;
+                    report.exploration = Some(exploration);
+                    report.cancelled = cancelled;
+                    Some(status)
+                }
+                None => None,
+            }
         }
-        (None, Some(inputs), Some((builder, plan, events)))
-            if report.cancelled.is_none() && report.stopped_after_baseline.is_none() =>
-        {
-            let rerun = Rerun {
-                inputs,
-                builder,
-                plan: &plan,
-                pin_files: &pin_files,
-                options: &options,
-                scratch: &scratch,
-                events,
-                started: ctx.settings.started,
-            };
-            let (exploration, status, cancelled) = explore_after_check(rerun, interrupt).await?;
-            report.exploration = Some(exploration);
-            report.cancelled = cancelled;
-            Some(status)
-        }
-        _ => None,
+        None => None,
     };
     let finished = conclude(&ctx, report, &outcomes, &options, explored);
     drop(ctx);
