@@ -166,6 +166,9 @@ pub(super) fn check_scenarios(config: &Config, scenarios: &[Scenario]) -> Result
     }
 }
 
+/// The largest OpenAPI document read; a larger answer is not one.
+const MAX_OPENAPI_BYTES: usize = 8 << 20;
+
 /// Where services serve their OpenAPI document: FastAPI's, then the
 /// places other frameworks and the documents' own conventions use.
 const OPENAPI_PATHS: &[&str] = &[
@@ -196,16 +199,28 @@ pub(super) async fn openapi(config: &Config, options: &Options, events: &Events)
     let mut found = None;
     for path in OPENAPI_PATHS {
         let url = format!("{}{path}", started.running.base_url);
-        let Ok(answer) = client.get(&url).send().await else {
+        let asked = client.get(&url).timeout(config.timeouts.request).send();
+        let Ok(mut answer) = asked.await else {
             continue;
         };
         if !answer.status().is_success() {
             continue;
         }
-        let Ok(document) = answer.json::<serde_json::Value>().await else {
+        // What the service sends is read up to a bound: it is the code
+        // under test, and may send without end.
+        let mut body = Vec::new();
+        while let Ok(Some(chunk)) = answer.chunk().await {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_OPENAPI_BYTES {
+                break;
+            }
+        }
+        if body.len() > MAX_OPENAPI_BYTES {
             continue;
-        };
-        if document.get("openapi").is_some() {
+        }
+        if let Ok(document) = serde_json::from_slice::<serde_json::Value>(&body)
+            && document.get("openapi").is_some()
+        {
             found = Some((*path, Schema::read(&document)));
             break;
         }
