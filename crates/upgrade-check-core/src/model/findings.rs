@@ -179,6 +179,10 @@ pub struct Exploration {
     /// to them differed beyond masked fields, or it could not answer them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unstable: Vec<String>,
+    /// Differences left out because the recorded step, unchanged, shows
+    /// them on the same cell: the check's to report, not exploration's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub known: Vec<String>,
     /// What differs from the baseline, worst first, one per step, field,
     /// kind of change and difference.
     pub findings: Vec<Finding>,

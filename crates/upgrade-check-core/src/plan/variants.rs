@@ -145,10 +145,13 @@ impl Mutation {
 pub struct Variant {
     /// The recorded scenario it comes from.
     pub from: String,
-    /// The changed step's index in the recorded scenario.
+    /// The changed step's index in `scenario`: its last.
     pub step: usize,
     pub mutation: Mutation,
     pub scenario: Scenario,
+    /// The changed step as it was recorded (expecting and capturing
+    /// nothing, as the changed one does).
+    recorded: Step,
     /// Its place among the changes of its kind to the same field (most
     /// telling first): a budget goes round the fields before it goes deep.
     level: usize,
@@ -158,6 +161,16 @@ impl Variant {
     /// Requests it sends: the steps before the changed one, and that one.
     pub fn requests(&self) -> usize {
         self.step + 1
+    }
+
+    /// The same steps, the last one as recorded: a difference it shows too
+    /// is the recorded scenario's, not the variant's.
+    pub fn as_recorded(&self) -> Variant {
+        let mut control = self.clone();
+        if let Some(last) = control.scenario.steps.last_mut() {
+            *last = self.recorded.clone();
+        }
+        control
     }
 
     /// The same change with the earlier step `index` left out: `None` when
@@ -306,11 +319,15 @@ fn of_scenario(scenario: &Scenario, schema: &Schema) -> Vec<Variant> {
             changed.captures.clear();
             changed.expect_status = None;
             variant.steps.push(changed);
+            let mut recorded = step.clone();
+            recorded.captures.clear();
+            recorded.expect_status = None;
             found.push(Variant {
                 from: scenario.name.clone(),
                 step: index,
                 mutation,
                 scenario: variant,
+                recorded,
                 level,
             });
         }

@@ -46,12 +46,20 @@ pub(crate) fn cells(report: &Report, exploration: &Exploration) -> Vec<String> {
                     failure.summary.as_deref().unwrap_or("no reason given")
                 );
             }
+            let known = exploration
+                .known
+                .iter()
+                .any(|known| known.starts_with(&format!("{}: ", cell.name)));
             match exploration
                 .findings
                 .iter()
                 .filter(|finding| finding.cells.contains(&cell.name))
                 .count()
             {
+                0 if known => format!(
+                    "{}: differs only where its recorded steps do (the check reports that)",
+                    cell.name
+                ),
                 0 => format!("{}: answers every variant as the baseline does", cell.name),
                 found => format!("{}: {}", cell.name, plural(found, "difference")),
             }
@@ -70,6 +78,9 @@ pub(crate) fn terminal(report: &Report, exploration: &Exploration) -> String {
     }
     for unstable in &exploration.unstable {
         let _ = writeln!(out, "left out, the baseline unsteady: {unstable}");
+    }
+    for known in &exploration.known {
+        let _ = writeln!(out, "left out, the recorded step differs too: {known}");
     }
     let _ = writeln!(
         out,
@@ -146,6 +157,7 @@ mod tests {
     fn the_headline_names_the_cells_and_the_worst_finding() {
         let exploration = Exploration {
             after_check: false,
+            known: Vec::new(),
             seed: 3,
             budget: 200,
             variants: 40,
@@ -163,7 +175,7 @@ mod tests {
             findings: Vec::new(),
             ..exploration
         };
-        assert!(headline(&none).starts_with("exploration: every cell answers as the baseline"));
+        assert!(headline(&none).starts_with("exploration: no variant answers otherwise"));
     }
 
     #[test]

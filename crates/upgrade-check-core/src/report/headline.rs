@@ -292,7 +292,7 @@ pub(crate) fn exploration_headline(exploration: &Exploration) -> String {
         exploration.seed
     );
     let Some(worst) = exploration.findings.first() else {
-        return format!("exploration: every cell answers as the baseline does ({tried})");
+        return format!("exploration: no variant answers otherwise than on the baseline ({tried})");
     };
     let mut cells: Vec<&str> = Vec::new();
     for cell in exploration.findings.iter().flat_map(|f| &f.cells) {

@@ -287,6 +287,8 @@ pub(super) struct Found {
 pub(super) struct Survey {
     pub(super) found: Vec<Found>,
     pub(super) unstable: Vec<String>,
+    /// Differences the recorded step shows as well, on the same cells.
+    pub(super) known: Vec<String>,
 }
 
 /// The findings of a run of `variants` (by scenario name), one per group,
@@ -301,6 +303,7 @@ pub(super) fn survey(
         return Survey {
             found: Vec::new(),
             unstable,
+            known: Vec::new(),
         };
     };
     let noise = ctx
@@ -410,7 +413,59 @@ pub(super) fn survey(
             }
         })
         .collect();
-    Survey { found, unstable }
+    Survey {
+        found,
+        unstable,
+        known: Vec::new(),
+    }
+}
+
+/// Each finding's variant with its last step as recorded, by the name it
+/// runs under, with the finding's place: what tells the variant's doing
+/// from a difference the recorded scenario shows too.
+pub(super) fn as_recorded(found: &[Found]) -> BTreeMap<String, (usize, Variant)> {
+    found
+        .iter()
+        .enumerate()
+        .map(|(index, finding)| {
+            let name = format!("{}-as-recorded", finding.name);
+            (name, (index, finding.variant.as_recorded()))
+        })
+        .collect()
+}
+
+/// Takes out of `survey`'s findings the cells where the recorded step
+/// differs the same way (`shown`: the run of [`as_recorded`]'s); a finding
+/// left with no cell is said among the known ones.
+pub(super) fn leave_known_out(
+    survey: &mut Survey,
+    controls: &BTreeMap<String, (usize, Variant)>,
+    shown: Survey,
+) {
+    for control in shown.found {
+        let Some((index, _)) = controls.get(&control.name) else {
+            continue;
+        };
+        let finding = &mut survey.found[*index];
+        if control.group != finding.group {
+            continue;
+        }
+        let (known, kept): (Vec<String>, Vec<String>) = std::mem::take(&mut finding.cells)
+            .into_iter()
+            .partition(|cell| control.cells.contains(cell));
+        finding.cells = kept;
+        for cell in known {
+            survey.known.push(format!(
+                "{cell}: {} at {}'s `{}`, as recorded too ({} → {})",
+                finding.kind.label(),
+                finding.variant.from,
+                finding.variant.scenario.steps[finding.variant.step].name,
+                control.baseline,
+                control.answer
+            ));
+        }
+    }
+    survey.found.retain(|finding| !finding.cells.is_empty());
 }
 
 /// The smaller variants to try next, by the name each runs under: each
@@ -517,6 +572,7 @@ pub(super) fn conclude(
         variants: exploring.variants.len(),
         requests: exploring.variants.values().map(Variant::requests).sum(),
         unstable: survey.unstable,
+        known: survey.known,
         findings,
     };
     Ok((exploration, status))

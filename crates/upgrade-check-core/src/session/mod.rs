@@ -506,7 +506,10 @@ async fn explored(
 ) -> anyhow::Result<(Exploration, ExitStatus, Option<String>)> {
     let stopped = match crate::sys::interrupt::signalled() {
         Some(name) => Some(name.to_owned()),
-        None => minimise(&rerun, &mut survey.found, interrupt).await?,
+        None => match leave_known_out(&rerun, &mut survey, interrupt).await? {
+            Some(name) => Some(name),
+            None => minimise(&rerun, &mut survey.found, interrupt).await?,
+        },
     };
     let (exploration, status) = explore::conclude(
         ctx,
@@ -516,6 +519,34 @@ async fn explored(
         after_check,
     )?;
     Ok((exploration, status, stopped))
+}
+
+/// Each finding's steps run again with the last as recorded: a cell that
+/// differs there too shows what the recorded scenario does, and the check
+/// reports it; the finding keeps the other cells. The signal that stopped
+/// it, if one did.
+async fn leave_known_out(
+    rerun: &Rerun<'_>,
+    survey: &mut explore::Survey,
+    interrupt: &Interrupt,
+) -> anyhow::Result<Option<String>> {
+    if survey.found.is_empty() {
+        return Ok(None);
+    }
+    let controls = explore::as_recorded(&survey.found);
+    let variants: std::collections::BTreeMap<String, crate::plan::variants::Variant> = controls
+        .iter()
+        .map(|(name, (_, variant))| (name.clone(), variant.clone()))
+        .collect();
+    let cells = explore::cells_of(&survey.found);
+    let scenarios = explore::scenarios_of(&variants);
+    let (ctx, outcomes, cancelled, _scratch) = rerun.run(scenarios, &cells, interrupt).await?;
+    if cancelled.is_some() {
+        return Ok(cancelled);
+    }
+    let shown = explore::survey(&ctx, &variants, &outcomes);
+    explore::leave_known_out(survey, &controls, shown);
+    Ok(None)
 }
 
 /// Each finding run again with one earlier step left out, round after

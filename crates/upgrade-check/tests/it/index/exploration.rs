@@ -402,3 +402,36 @@ fn ctrl_c_keeps_what_the_exploration_found() {
     }
     assert_no_service_left(&ctx, &ctx.report());
 }
+
+#[test]
+fn a_difference_the_recorded_step_shows_too_is_left_to_the_check() {
+    // jsonwebtoken 10.4 panics on the first token it signs: logging in
+    // never answers, whatever the variant. The ordinary check says so.
+    let ctx =
+        TestContext::from_workspace("fixtures/rust-auth-service", std::path::Path::to_path_buf);
+    ctx.set_matrix("jsonwebtoken = [\"10.4.0\"]");
+    let explored = ctx.run(&["explore", "--scenario", "login"]);
+    assert_eq!(explored.code, 0, "{}\n{}", explored.stdout, explored.stderr);
+    let exploration = ctx.report().exploration.unwrap();
+    assert!(
+        exploration.findings.is_empty(),
+        "{:#?}",
+        exploration.findings
+    );
+    assert!(
+        exploration
+            .known
+            .iter()
+            .any(|known| known.starts_with("jsonwebtoken 10.4.0: crash at login's `good password`")),
+        "{:?}",
+        exploration.known
+    );
+    assert!(
+        explored.stdout.contains(
+            "jsonwebtoken 10.4.0: differs only where its recorded steps do (the check reports that)"
+        ),
+        "{}",
+        explored.stdout
+    );
+    assert!(!ctx.path("scenarios/explored").exists());
+}
