@@ -552,11 +552,16 @@ fn of_value(pointer: &str, value: &Value) -> Vec<(Mutation, Option<Value>)> {
                 }
                 _ => text.to_uppercase(),
             };
-            let forms: [(&'static str, String); 4] = [
+            let forms: [(&'static str, String); 6] = [
                 ("composed é", format!("{text}\u{e9}")),
                 ("decomposed é", format!("{text}e\u{301}")),
                 ("padded with spaces", format!(" {text} ")),
                 ("in upper case", upper),
+                // Outside the Basic Multilingual Plane: four bytes in UTF-8,
+                // two code units in UTF-16.
+                ("with an emoji", format!("{text}\u{1f600}")),
+                // A character that takes no width: equal to the eye only.
+                ("with a zero-width space", format!("{text}\u{200b}")),
             ];
             for (form, new) in forms {
                 found.push((
@@ -976,6 +981,13 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(upper("/role: in upper case")["role"], "ADMIN");
+        // Unicode beyond two bytes, and a character that takes no width.
+        let emoji = upper("/role: with an emoji");
+        assert_eq!(emoji["role"].as_str().unwrap().len(), "admin".len() + 4);
+        assert_eq!(
+            upper("/role: with a zero-width space")["role"],
+            "admin\u{200b}"
+        );
         assert_eq!(upper("/name: in upper case")["name"], "{{name | upper}}");
     }
 
