@@ -709,6 +709,11 @@ mod tests {
         )
     }
 
+    fn step_names(variant: &Variant) -> Vec<&str> {
+        let steps = variant.scenario.steps.iter();
+        steps.map(|step| step.name.as_str()).collect()
+    }
+
     fn body_of(variant: &Variant) -> &Value {
         match &variant.scenario.steps.last().unwrap().body {
             Some(Body::Json(body)) => body,
@@ -723,14 +728,8 @@ mod tests {
             .iter()
             .find(|v| v.step == 4 && v.mutation == Mutation::Auth { change: "missing" })
             .unwrap();
-        let names: Vec<&str> = bad_token
-            .scenario
-            .steps
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect();
         assert_eq!(
-            names,
+            step_names(bad_token),
             [
                 "register",
                 "good password",
@@ -1008,14 +1007,8 @@ mod tests {
         assert!(padded.without_step(1).is_none());
         assert!(padded.without_step(4).is_none());
         let smaller = padded.without_step(2).unwrap();
-        let names: Vec<&str> = smaller
-            .scenario
-            .steps
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect();
         assert_eq!(
-            names,
+            step_names(&smaller),
             [
                 "register",
                 "good password",

@@ -455,6 +455,27 @@ impl Rerun<'_> {
         run::settle_databases(&ctx).await;
         Ok((ctx, outcomes, cancelled.map(str::to_owned), scratch))
     }
+
+    /// `tried` (variants by the name each runs under, with the place of
+    /// the finding each stands for) run on the baseline and `cells`; what
+    /// they show, or the signal that stopped them.
+    async fn survey(
+        &self,
+        tried: &std::collections::BTreeMap<String, (usize, crate::plan::variants::Variant)>,
+        cells: &[String],
+        interrupt: &Interrupt,
+    ) -> anyhow::Result<Result<explore::Survey, String>> {
+        let variants = tried
+            .iter()
+            .map(|(name, (_, variant))| (name.clone(), variant.clone()))
+            .collect();
+        let scenarios = explore::scenarios_of(&variants);
+        let (ctx, outcomes, cancelled, _scratch) = self.run(scenarios, cells, interrupt).await?;
+        Ok(match cancelled {
+            Some(signal) => Err(signal),
+            None => Ok(explore::survey(&ctx, &variants, &outcomes)),
+        })
+    }
 }
 
 /// `[explore] in-every-run`: the check's cells on variants of its
@@ -534,19 +555,14 @@ async fn leave_known_out(
         return Ok(None);
     }
     let controls = explore::as_recorded(&survey.found);
-    let variants: std::collections::BTreeMap<String, crate::plan::variants::Variant> = controls
-        .iter()
-        .map(|(name, (_, variant))| (name.clone(), variant.clone()))
-        .collect();
     let cells = explore::cells_of(&survey.found);
-    let scenarios = explore::scenarios_of(&variants);
-    let (ctx, outcomes, cancelled, _scratch) = rerun.run(scenarios, &cells, interrupt).await?;
-    if cancelled.is_some() {
-        return Ok(cancelled);
-    }
-    let shown = explore::survey(&ctx, &variants, &outcomes);
-    explore::leave_known_out(survey, &controls, shown);
-    Ok(None)
+    Ok(match rerun.survey(&controls, &cells, interrupt).await? {
+        Ok(shown) => {
+            explore::leave_known_out(survey, &controls, shown);
+            None
+        }
+        Err(signal) => Some(signal),
+    })
 }
 
 /// Each finding run again with one earlier step left out, round after
@@ -571,17 +587,11 @@ async fn minimise(
         if crate::sys::failpoint::failpoint("stall-minimising").is_some() {
             return Ok(Some(interrupt.wait().await.to_owned()));
         }
-        let variants: std::collections::BTreeMap<String, crate::plan::variants::Variant> = tried
-            .iter()
-            .map(|(name, (_, variant))| (name.clone(), variant.clone()))
-            .collect();
         let cells = explore::cells_of(found);
-        let scenarios = explore::scenarios_of(&variants);
-        let (ctx, outcomes, cancelled, _scratch) = rerun.run(scenarios, &cells, interrupt).await?;
-        if cancelled.is_some() {
-            return Ok(cancelled);
-        }
-        let shown = explore::survey(&ctx, &variants, &outcomes);
+        let shown = match rerun.survey(&tried, &cells, interrupt).await? {
+            Ok(shown) => shown,
+            Err(signal) => return Ok(Some(signal)),
+        };
         if !explore::keep_smaller(found, &tried, shown) {
             return Ok(None);
         }
