@@ -313,6 +313,9 @@ pub enum Command {
         /// Chooses and orders the variants: the same seed tries the same ones [default: explore.seed, else 0]
         #[arg(long)]
         seed: Option<u64>,
+        /// Vary only the steps of this name (repeatable) [default: the config's explore.steps, else every step]
+        #[arg(long = "step", value_name = "NAME")]
+        steps: Vec<String>,
         /// Pull-request mode: explore the cells of the change since this git ref
         #[arg(long, value_name = "GIT_REF")]
         since: Option<String>,

@@ -100,6 +100,10 @@ pub struct Explore {
     pub scenarios: Vec<String>,
     /// 1-based line of `scenarios`, for an unknown name.
     pub scenarios_line: usize,
+    /// The steps varied (by name, in any of those scenarios); empty: every one.
+    pub steps: Vec<String>,
+    /// 1-based line of `steps`, for an unknown name.
+    pub steps_line: usize,
     /// Whether a finding fails the check (exit 1) or is reported only.
     pub findings: FindingsCount,
     /// Every run (a pull request's too) explores its cells after the check.
@@ -339,6 +343,7 @@ struct RawExplore {
     budget: Option<Spanned<usize>>,
     seed: Option<u64>,
     scenarios: Option<Spanned<Vec<String>>>,
+    steps: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     findings: FindingsCount,
     #[serde(default)]
@@ -1229,6 +1234,11 @@ fn explore(source: &Source, raw: RawExplore) -> Result<Explore, InputError> {
             .as_ref()
             .map_or(1, |scenarios| source.line_of(scenarios.span().start)),
         scenarios: raw.scenarios.map(Spanned::into_inner).unwrap_or_default(),
+        steps_line: raw
+            .steps
+            .as_ref()
+            .map_or(1, |steps| source.line_of(steps.span().start)),
+        steps: raw.steps.map(Spanned::into_inner).unwrap_or_default(),
         findings: raw.findings,
         in_every_run: raw.in_every_run,
     })

@@ -255,15 +255,24 @@ impl Variant {
     }
 }
 
-/// The variants of `scenarios`, at most `budget` requests in all: every
-/// candidate when they fit, else round the fields and steps, the most
+/// The variants of `scenarios`' steps named in `steps` (every step when it
+/// names none), at most `budget` requests in all: every candidate when they fit, else round the fields and steps, the most
 /// telling change of each first, `seed` ordering those equally telling; in
 /// the order they were found either way.
-pub fn variants(scenarios: &[Scenario], schema: &Schema, seed: u64, budget: usize) -> Vec<Variant> {
+pub fn variants(
+    scenarios: &[Scenario],
+    schema: &Schema,
+    seed: u64,
+    budget: usize,
+    steps: &[String],
+) -> Vec<Variant> {
     let mut seen = std::collections::BTreeSet::new();
     let candidates: Vec<Variant> = scenarios
         .iter()
         .flat_map(|scenario| of_scenario(scenario, schema))
+        .filter(|candidate| {
+            steps.is_empty() || steps.contains(&candidate.scenario.steps[candidate.step].name)
+        })
         .filter(|candidate| seen.insert(candidate.sends()))
         .collect();
     let mut order: Vec<usize> = (0..candidates.len()).collect();
@@ -706,6 +715,7 @@ mod tests {
             &Schema::default(),
             0,
             usize::MAX,
+            &[],
         )
     }
 
@@ -774,13 +784,13 @@ mod tests {
     #[test]
     fn the_budget_counts_requests_and_the_seed_decides_alike_everywhere() {
         let scenarios = recorded();
-        let all = variants(&scenarios, &Schema::default(), 7, usize::MAX);
+        let all = variants(&scenarios, &Schema::default(), 7, usize::MAX, &[]);
         let total: usize = all.iter().map(Variant::requests).sum();
-        let some = variants(&scenarios, &Schema::default(), 7, 200);
+        let some = variants(&scenarios, &Schema::default(), 7, 200, &[]);
         let spent: usize = some.iter().map(Variant::requests).sum();
         assert!(spent <= 200 && spent > 150, "{spent} of {total}");
         assert!(some.len() < all.len());
-        let again = variants(&scenarios, &Schema::default(), 7, 200);
+        let again = variants(&scenarios, &Schema::default(), 7, 200, &[]);
         let described = |list: &[Variant]| -> Vec<String> {
             list.iter()
                 .map(|v| format!("{} {} {}", v.from, v.step, v.mutation.describe()))
@@ -789,18 +799,50 @@ mod tests {
         assert_eq!(described(&some), described(&again));
         assert_ne!(
             described(&some),
-            described(&variants(&scenarios, &Schema::default(), 8, 200))
+            described(&variants(&scenarios, &Schema::default(), 8, 200, &[]))
         );
         // Lengths come before the rarer kinds: whatever the seed, a budget
         // of 200 requests tries a password past bcrypt's 72 bytes.
         for seed in 0..20 {
-            let kept = described(&variants(&scenarios, &Schema::default(), seed, 200));
+            let kept = described(&variants(&scenarios, &Schema::default(), seed, 200, &[]));
             assert!(
                 kept.iter()
                     .any(|v| v.starts_with("register 0 /password: 73 bytes")),
                 "seed {seed}: {kept:?}"
             );
         }
+    }
+
+    #[test]
+    fn named_steps_alone_are_varied_and_have_the_whole_budget() {
+        let scenarios = recorded();
+        let named = |steps: &[&str], budget| -> Vec<String> {
+            let steps: Vec<String> = steps.iter().map(|step| (*step).to_owned()).collect();
+            variants(&scenarios, &Schema::default(), 0, budget, &steps)
+                .iter()
+                .map(|v| v.scenario.steps[v.step].name.clone())
+                .collect()
+        };
+        let whole = named(&[], usize::MAX);
+        let login = named(&["good password"], usize::MAX);
+        assert!(!login.is_empty() && login.iter().all(|step| step == "good password"));
+        assert_eq!(
+            login.len(),
+            whole.iter().filter(|step| *step == "good password").count(),
+            "every variant of the step, as without the filter"
+        );
+        // A budget that leaves most of the whole out keeps more of the step.
+        let whole_in_budget = named(&[], 60);
+        let login_in_budget = named(&["good password"], 60);
+        assert!(
+            login_in_budget.len()
+                > whole_in_budget
+                    .iter()
+                    .filter(|s| *s == "good password")
+                    .count(),
+            "{login_in_budget:?} against {whole_in_budget:?}"
+        );
+        assert!(named(&["no such step"], usize::MAX).is_empty());
     }
 
     #[test]
@@ -864,7 +906,7 @@ mod tests {
                 std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
             }
         }
-        let all = variants(&recorded(), &Schema::default(), 0, usize::MAX);
+        let all = variants(&recorded(), &Schema::default(), 0, usize::MAX, &[]);
         let explored = dir.path().join(crate::input::scenario::EXPLORED);
         std::fs::create_dir(&explored).unwrap();
         for (index, variant) in all.iter().enumerate() {
@@ -925,6 +967,7 @@ mod tests {
             &Schema::default(),
             0,
             usize::MAX,
+            &[],
         );
         assert_eq!(twice.len(), all.len());
         // Named by scenario, step number and change.

@@ -33,6 +33,8 @@ pub struct ExploreRequest {
     pub budget: Option<usize>,
     /// The config's `explore.seed` when `None`.
     pub seed: Option<u64>,
+    /// The steps varied, by name; the config's `explore.steps` when empty.
+    pub steps: Vec<String>,
 }
 
 /// The variants a run tries, by the scenario name each runs under.
@@ -61,21 +63,22 @@ pub(super) fn prepare(
         request.budget.unwrap_or(settings.budget),
         request.seed.unwrap_or(settings.seed),
     );
-    // Explored scenarios are checked as they are; varying them again
-    // finds what their own scenarios' variants find.
-    let explored = inputs.config.replay.scenarios.join(scenario::EXPLORED);
-    let recorded: Vec<Scenario> = inputs
-        .scenarios
-        .iter()
-        .filter(|s| settings.scenarios.is_empty() || settings.scenarios.contains(&s.name))
-        .filter(|s| !s.path.starts_with(&explored))
+    let recorded: Vec<Scenario> = explorable(&inputs.config, &inputs.scenarios)
         .cloned()
         .collect();
-    let chosen = variants(&recorded, schema, seed, budget);
+    let steps = match request.steps.is_empty() {
+        true => &settings.steps,
+        false => &request.steps,
+    };
+    let chosen = variants(&recorded, schema, seed, budget, steps);
     if chosen.is_empty() {
         bail!(
-            "nothing to explore: no step of {} sends a JSON body, a query or an Authorization \
+            "nothing to explore: no {} of {} sends a JSON body, a query or an Authorization \
              header to vary; record one that does with `upgrade-check record NAME`",
+            match steps.as_slice() {
+                [] => "step".to_owned(),
+                names => format!("step `{}`", names.join("`, `")),
+            },
             match settings.scenarios.as_slice() {
                 [] => "the scenarios".to_owned(),
                 names => format!("`{}`", names.join("`, `")),
@@ -142,27 +145,75 @@ pub(super) fn cells_of(found: &[Found]) -> Vec<String> {
     cells
 }
 
+/// The recorded scenarios whose steps are varied: those `explore.scenarios`
+/// names (every one when it names none), explored scenarios left out: they
+/// are checked as they are, and varying them again finds what their own
+/// scenarios' variants find.
+fn explorable<'a>(
+    config: &Config,
+    scenarios: &'a [Scenario],
+) -> impl Iterator<Item = &'a Scenario> {
+    let settings = &config.explore;
+    let explored = config.replay.scenarios.join(scenario::EXPLORED);
+    scenarios
+        .iter()
+        .filter(move |s| settings.scenarios.is_empty() || settings.scenarios.contains(&s.name))
+        .filter(move |s| !s.path.starts_with(&explored))
+}
+
+/// The first of `steps` that no explorable scenario has a step of.
+pub(super) fn unknown_step<'a>(
+    config: &Config,
+    scenarios: &[Scenario],
+    steps: &'a [String],
+) -> Option<&'a String> {
+    steps.iter().find(|name| {
+        !explorable(config, scenarios).any(|s| s.steps.iter().any(|step| &step.name == *name))
+    })
+}
+
 /// The config's `explore.scenarios` each name a scenario of the folder
-/// (`scenarios`, before `--scenario` narrows them): bad input, said with
-/// the file, line and key, before anything runs.
+/// (`scenarios`, before `--scenario` narrows them), and its `explore.steps`
+/// a step of one of those: bad input, said with the file, line and key,
+/// before anything runs.
 pub(super) fn check_scenarios(config: &Config, scenarios: &[Scenario]) -> Result<(), InputError> {
     let settings = &config.explore;
-    match settings
+    let error = |line, key: &str, message| InputError {
+        path: config.path.clone(),
+        line,
+        column: 1,
+        key: key.to_owned(),
+        message,
+    };
+    if let Some(unknown) = settings
         .scenarios
         .iter()
         .find(|name| !scenarios.iter().any(|s| &s.name == *name))
     {
-        Some(unknown) => Err(InputError {
-            path: config.path.clone(),
-            line: settings.scenarios_line,
-            column: 1,
-            key: "explore.scenarios".to_owned(),
-            message: format!(
+        return Err(error(
+            settings.scenarios_line,
+            "explore.scenarios",
+            format!(
                 "no scenario `{unknown}` in {}",
                 config.replay.scenarios.display()
             ),
-        }),
+        ));
+    }
+    match unknown_step(config, scenarios, &settings.steps) {
+        Some(unknown) => Err(error(
+            settings.steps_line,
+            "explore.steps",
+            format!("no step `{unknown}` in {}", explored_names(config)),
+        )),
         None => Ok(()),
+    }
+}
+
+/// The scenarios exploring varies, for a message.
+pub(super) fn explored_names(config: &Config) -> String {
+    match config.explore.scenarios.as_slice() {
+        [] => format!("the scenarios of {}", config.replay.scenarios.display()),
+        names => format!("`{}`", names.join("`, `")),
     }
 }
 

@@ -623,6 +623,14 @@ fn load(options: &Options, events: &Events) -> anyhow::Result<Inputs> {
     if matches!(options.action, Action::Explore(_)) || config.explore.in_every_run {
         explore::check_scenarios(&config, &scenarios)?;
     }
+    if let Action::Explore(request) = &options.action
+        && let Some(unknown) = explore::unknown_step(&config, &scenarios, &request.steps)
+    {
+        bail!(
+            "no step `{unknown}` in {}",
+            explore::explored_names(&config)
+        );
+    }
     if !options.check.scenarios.is_empty() {
         if let Some(unknown) = options
             .check

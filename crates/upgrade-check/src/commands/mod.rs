@@ -63,12 +63,14 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitStatus> {
         Some(Command::Explore {
             budget,
             seed,
+            steps,
             since,
             check,
         }) => {
             let request = ExploreRequest {
                 budget: budget.map(|budget| budget as usize),
                 seed: *seed,
+                steps: steps.clone(),
             };
             let options = Options {
                 since: since.clone(),

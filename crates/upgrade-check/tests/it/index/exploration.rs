@@ -158,6 +158,25 @@ fn an_exploration_is_the_same_for_a_seed_every_run_may_explore_and_its_config_is
     assert_eq!(again.code, 0);
     assert_eq!(tried(&ctx), once);
 
+    // One step alone, with the whole budget: login's second (`login-2-…`).
+    let step = ctx.run(&["explore", "--budget", "30", "--step", "good password"]);
+    assert_eq!(step.code, 0, "{}\n{}", step.stdout, step.stderr);
+    let of_step = tried(&ctx);
+    assert!(
+        of_step.len() > once.iter().filter(|n| n.starts_with("login-2-")).count()
+            && of_step.iter().all(|name| name.starts_with("login-2-")),
+        "{of_step:?} against {once:?}"
+    );
+    let unknown_step = ctx.run(&["explore", "--step", "log in"]);
+    assert_eq!(unknown_step.code, 2, "{}", unknown_step.stderr);
+    assert!(
+        unknown_step
+            .stderr
+            .contains("no step `log in` in `register`, `login`"),
+        "{}",
+        unknown_step.stderr
+    );
+
     // Every run explores after its check: a check that passes fails on
     // what exploration finds, said under its verdict.
     ctx.set_matrix("bcrypt = [\"5.0.0\"]");
@@ -222,6 +241,24 @@ fn an_exploration_is_the_same_for_a_seed_every_run_may_explore_and_its_config_is
         unknown.stderr.contains("upgrade-check.toml:")
             && unknown.stderr.contains("explore.scenarios")
             && unknown.stderr.contains("no scenario `signup`"),
+        "{}",
+        unknown.stderr
+    );
+    // A step none of them has, the same way.
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace(
+            "scenarios = [\"signup\"]",
+            "scenarios = [\"register\"]\nsteps = [\"good password\"]",
+        )
+    });
+    let unknown = ctx.run(&["explore"]);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("upgrade-check.toml:")
+            && unknown.stderr.contains("explore.steps")
+            && unknown
+                .stderr
+                .contains("no step `good password` in `register`"),
         "{}",
         unknown.stderr
     );
