@@ -78,6 +78,9 @@ pub enum RunEvent {
         from: Option<String>,
         operations: usize,
     },
+    /// `explore`: variants of shared service starts run alone, those a
+    /// cell answered otherwise or whose shared state was disturbed.
+    RunningAlone { variants: usize },
     /// `explore`: the findings run again, each with one earlier step left
     /// out, to write the smallest variant that still shows it.
     Minimising { findings: usize, variants: usize },
@@ -338,6 +341,11 @@ impl fmt::Display for RunEvent {
                     "no OpenAPI document served: variants from the scenarios alone"
                 )
             }
+            RunEvent::RunningAlone { variants } => write!(
+                f,
+                "running {} of shared service starts alone",
+                plural(*variants, "variant")
+            ),
             RunEvent::Minimising { findings, variants } => write!(
                 f,
                 "making {} smaller: {} with an earlier step left out",

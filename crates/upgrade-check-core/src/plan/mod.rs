@@ -4,6 +4,7 @@
 //! never touches the network or the disk.
 
 pub(crate) mod pr;
+pub(crate) mod shared_start;
 pub mod variants;
 
 use crate::input::config::{Matrix, Strategy};

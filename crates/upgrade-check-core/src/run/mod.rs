@@ -170,7 +170,7 @@ impl RunContext {
     }
 
     /// Fields masked in every comparison of the scenario run `key`.
-    fn noisy_fields(&self, key: &str) -> std::collections::BTreeSet<String> {
+    pub(crate) fn noisy_fields(&self, key: &str) -> std::collections::BTreeSet<String> {
         self.state
             .noise
             .lock()

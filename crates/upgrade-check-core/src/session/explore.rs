@@ -22,6 +22,7 @@ use crate::judge::snapshot;
 use crate::model::event::{Events, RunEvent};
 use crate::model::findings::{Exploration, Finding, FindingKind};
 use crate::model::report::{ExitStatus, Verdict};
+use crate::plan::shared_start::{self, SharedStart, shared_starts};
 use crate::plan::variants::{Variant, variants};
 use crate::run::{CellOutcome, RunContext};
 use crate::sys::state::{self, relative};
@@ -40,6 +41,9 @@ pub struct ExploreRequest {
 /// The variants a run tries, by the scenario name each runs under.
 pub(super) struct Exploring {
     variants: BTreeMap<String, Variant>,
+    /// The variants that run in one service start, by the shared
+    /// scenario's name.
+    shared: BTreeMap<String, SharedStart>,
     seed: u64,
     budget: usize,
     /// Where findings are written: the scenarios folder's `explored/` and
@@ -102,12 +106,13 @@ pub(super) fn prepare(
         budget,
         scenarios: inputs.config.replay.scenarios.clone(),
         snapshots: std::mem::replace(&mut inputs.config.replay.snapshots, snapshots),
+        shared: shared_starts(&named),
         variants: named,
     };
-    inputs.scenarios = scenarios_of(&exploring.variants);
+    inputs.scenarios = scenarios_of(&exploring.variants, &exploring.shared);
     events(&RunEvent::Exploring {
         variants: exploring.variants.len(),
-        requests: exploring.variants.values().map(Variant::requests).sum(),
+        requests: exploring.requests(),
         from: recorded.len(),
         budget,
         seed,
@@ -120,18 +125,49 @@ impl Exploring {
     pub(super) fn variants(&self) -> &BTreeMap<String, Variant> {
         &self.variants
     }
+
+    /// The variants that run in one service start, by the shared
+    /// scenario's name.
+    pub(super) fn shared(&self) -> &BTreeMap<String, SharedStart> {
+        &self.shared
+    }
+
+    /// Requests sent to each cell: each variant's alone, each shared
+    /// start's once.
+    fn requests(&self) -> usize {
+        let sharing = |name: &String| self.shared.values().any(|s| s.members.contains(name));
+        let alone: usize = (self.variants.iter())
+            .filter(|(name, _)| !sharing(name))
+            .map(|(_, variant)| variant.requests())
+            .sum();
+        alone
+            + self
+                .shared
+                .values()
+                .map(SharedStart::requests)
+                .sum::<usize>()
+    }
 }
 
-/// Each variant as the scenario it runs as.
-pub(super) fn scenarios_of(variants: &BTreeMap<String, Variant>) -> Vec<Scenario> {
-    variants
+/// Each variant as the scenario it runs as: alone, or with those it
+/// shares a start with (`shared`).
+pub(super) fn scenarios_of(
+    variants: &BTreeMap<String, Variant>,
+    shared: &BTreeMap<String, SharedStart>,
+) -> Vec<Scenario> {
+    let sharing = |name: &String| shared.values().any(|start| start.members.contains(name));
+    let alone = variants
         .iter()
+        .filter(|(name, _)| !sharing(name))
         .map(|(name, variant)| Scenario {
             name: name.clone(),
             description: description(variant),
             ..variant.scenario.clone()
-        })
-        .collect()
+        });
+    let together = shared
+        .iter()
+        .map(|(name, start)| shared_start::shared_scenario(name, start, variants));
+    alone.chain(together).collect()
 }
 
 /// The cells that show any of `found`, each once.
@@ -340,6 +376,9 @@ pub(super) struct Survey {
     pub(super) unstable: Vec<String>,
     /// Differences the recorded step shows as well, on the same cells.
     pub(super) known: Vec<String>,
+    /// Variants of shared starts to run alone: what a shared start shows
+    /// is only a finding once it shows alone.
+    pub(super) alone: Vec<String>,
 }
 
 /// The findings of a run of `variants` (by scenario name), one per group,
@@ -347,14 +386,17 @@ pub(super) struct Survey {
 pub(super) fn survey(
     ctx: &RunContext,
     variants: &BTreeMap<String, Variant>,
+    shared: &BTreeMap<String, SharedStart>,
     outcomes: &[CellOutcome],
 ) -> Survey {
     let mut unstable = Vec::new();
+    let mut alone = std::collections::BTreeSet::new();
     let Some(baseline) = outcomes.iter().find(|outcome| outcome.report.baseline) else {
         return Survey {
             found: Vec::new(),
             unstable,
             known: Vec::new(),
+            alone: Vec::new(),
         };
     };
     let noise = ctx
@@ -369,6 +411,20 @@ pub(super) fn survey(
     for scenario in &baseline.report.scenarios {
         let key = &scenario.scenario;
         let name = key.split('@').next().unwrap_or(key);
+        if let Some(start) = shared.get(name) {
+            let flaky = noise.get(key).is_some_and(|noise| noise.is_flaky());
+            let reference = baseline.contents.get(key);
+            match reference.filter(|_| !flaky && scenario.verdict == Verdict::Pass) {
+                Some(reference) => alone.extend(to_run_alone(ctx, key, start, reference, outcomes)),
+                None => unstable.extend(
+                    start
+                        .members
+                        .iter()
+                        .map(|member| format!("{member}: {}", why_unstable(scenario, flaky))),
+                ),
+            }
+            continue;
+        }
         let Some((name, variant)) = variants.get_key_value(name) else {
             continue;
         };
@@ -468,7 +524,117 @@ pub(super) fn survey(
         found,
         unstable,
         known: Vec::new(),
+        alone: alone.into_iter().cloned().collect(),
     }
+}
+
+/// What `alone` (variants of shared starts run alone) found, joined to
+/// `survey`: one finding per group still, the variant with the fewest
+/// requests kept, the cells of both.
+pub(super) fn join(survey: &mut Survey, alone: Survey) {
+    for found in alone.found {
+        match survey
+            .found
+            .iter_mut()
+            .find(|same| same.group == found.group)
+        {
+            Some(same) => {
+                let fewer = |f: &Found| (f.variant.requests(), size(&f.variant));
+                let (mut kept, other) = match fewer(&found) < fewer(same) {
+                    true => (found, same.clone()),
+                    false => (same.clone(), found),
+                };
+                for cell in other.cells {
+                    if !kept.cells.contains(&cell) {
+                        kept.cells.push(cell);
+                    }
+                }
+                kept.same_as.push(other.name);
+                kept.same_as.extend(other.same_as);
+                kept.same_as.sort();
+                kept.same_as.dedup();
+                *same = kept;
+            }
+            None => survey.found.push(found),
+        }
+    }
+    survey.found.sort_by(|a, b| a.group.cmp(&b.group));
+    survey.unstable.extend(alone.unstable);
+}
+
+/// The members of a shared start (`key` its run) to run alone: every one
+/// when state did not allow sharing (the step as recorded answered
+/// otherwise after the variants than before them, on the baseline or a
+/// cell, or the service stopped answering), else those a cell answers
+/// otherwise than the baseline. A difference by the step as recorded, or
+/// before it, is the recorded scenario's, which the check reports.
+fn to_run_alone<'a>(
+    ctx: &RunContext,
+    key: &str,
+    start: &'a SharedStart,
+    reference: &str,
+    outcomes: &[CellOutcome],
+) -> Vec<&'a String> {
+    let noisy = ctx.noisy_fields(key);
+    let split = |rendered: &str| exchanges(&crate::judge::noise::mask(rendered, &noisy));
+    let cells: Vec<Vec<String>> = (outcomes.iter())
+        .filter(|outcome| !outcome.report.baseline)
+        .filter_map(|outcome| outcome.contents.get(key))
+        .map(|contents| split(contents))
+        .collect();
+    alone_of(start, &split(reference), &cells)
+}
+
+/// [`to_run_alone`] on the exchanges the baseline and each cell answered.
+fn alone_of<'a>(
+    start: &'a SharedStart,
+    reference: &[String],
+    cells: &[Vec<String>],
+) -> Vec<&'a String> {
+    let sent = start.requests();
+    let undisturbed =
+        |answers: &[String]| answers.len() == sent && answers[start.prefix] == answers[sent - 1];
+    if !undisturbed(reference) {
+        return start.members.iter().collect();
+    }
+    let mut alone = Vec::new();
+    for answers in cells {
+        if answers == reference
+            || answers.len() <= start.prefix
+            || answers[..=start.prefix] != reference[..=start.prefix]
+        {
+            continue;
+        }
+        if !undisturbed(answers) {
+            return start.members.iter().collect();
+        }
+        for (index, member) in start.members.iter().enumerate() {
+            let at = start.exchange_of(index);
+            if answers[at] != reference[at] && !alone.contains(&member) {
+                alone.push(member);
+            }
+        }
+    }
+    alone
+}
+
+/// A rendered run's exchanges, each without its `# N. step` line and the
+/// blank lines that part it from the next: what the step was sent and
+/// answered, whatever it is named and wherever it comes.
+fn exchanges(rendered: &str) -> Vec<String> {
+    let mut exchanges: Vec<String> = Vec::new();
+    for line in rendered.lines() {
+        if line.starts_with("# ") {
+            exchanges.push(String::new());
+        } else if let Some(exchange) = exchanges.last_mut() {
+            exchange.push_str(line);
+            exchange.push('\n');
+        }
+    }
+    for exchange in &mut exchanges {
+        exchange.truncate(exchange.trim_end().len());
+    }
+    exchanges
 }
 
 /// Each finding's variant with its last step as recorded, by the name it
@@ -621,7 +787,7 @@ pub(super) fn conclude(
         seed: exploring.seed,
         budget: exploring.budget,
         variants: exploring.variants.len(),
-        requests: exploring.variants.values().map(Variant::requests).sum(),
+        requests: exploring.requests(),
         unstable: survey.unstable,
         known: survey.known,
         findings,
@@ -783,6 +949,59 @@ fn promote(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A shared start of three members after one step; each answer is its
+    /// status alone.
+    fn three_after_one() -> SharedStart {
+        SharedStart {
+            members: vec!["a".to_owned(), "b".to_owned(), "c".to_owned()],
+            prefix: 1,
+        }
+    }
+
+    fn answers(statuses: &[&str]) -> Vec<String> {
+        statuses.iter().map(|s| format!("< {s}\n")).collect()
+    }
+
+    #[test]
+    fn a_shared_start_runs_alone_what_differs_and_all_when_state_moved() {
+        let start = three_after_one();
+        let reference = answers(&["200", "200", "401", "401", "400", "200"]);
+        // A cell that answers as the baseline: nothing to run alone.
+        assert!(alone_of(&start, &reference, std::slice::from_ref(&reference)).is_empty());
+        // One member differs: that one alone, once whichever cells show it.
+        let b_differs = answers(&["200", "200", "401", "500", "400", "200"]);
+        assert_eq!(
+            alone_of(&start, &reference, &[b_differs.clone(), b_differs]),
+            [&"b".to_owned()]
+        );
+        // The recorded step answers otherwise after the variants (a
+        // lockout): every member alone.
+        let locked = answers(&["200", "200", "401", "429", "429", "429"]);
+        assert_eq!(alone_of(&start, &reference, &[locked]).len(), 3);
+        // The service stopped answering: fewer exchanges, every member alone.
+        let crashed = answers(&["200", "200", "401"]);
+        assert_eq!(alone_of(&start, &reference, &[crashed]).len(), 3);
+        // The baseline's own state moved: nothing it answered vouches.
+        let moved = answers(&["200", "200", "401", "401", "429", "429"]);
+        assert_eq!(
+            alone_of(&start, &moved, std::slice::from_ref(&moved)).len(),
+            3
+        );
+        // A difference at the recorded step or before it is the recorded
+        // scenario's: the check reports it, nothing runs alone.
+        let earlier = answers(&["500", "200", "401", "401", "400", "200"]);
+        assert!(alone_of(&start, &reference, &[earlier]).is_empty());
+    }
+
+    #[test]
+    fn a_rendered_run_splits_into_its_exchanges_without_their_names() {
+        // The last exchange ends the file; the others, a blank line.
+        let rendered =
+            "startup: ok\n# 1. before\n> GET /me\n< 200 OK\n\n# 2. after\n> GET /me\n< 200 OK\n";
+        let split = exchanges(rendered);
+        assert_eq!(split, ["> GET /me\n< 200 OK", "> GET /me\n< 200 OK"]);
+    }
 
     fn exchange(step: usize, status: &str, body: &str) -> String {
         let mut text = format!("# {step}. step {step}\n> POST /x\n< {status}\n");

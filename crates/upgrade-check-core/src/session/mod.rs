@@ -359,7 +359,8 @@ async fn run(options: Options, interrupt: &Interrupt, events: Events) -> anyhow:
             };
             match &exploring {
                 Some(exploring) => {
-                    let survey = explore::survey(&ctx, exploring.variants(), &outcomes);
+                    let survey =
+                        explore::survey(&ctx, exploring.variants(), exploring.shared(), &outcomes);
                     let (exploration, status, stopped) =
                         explored(&ctx, exploring, survey, rerun, interrupt, false).await?;
                     report.exploration = Some(exploration);
@@ -469,11 +470,13 @@ impl Rerun<'_> {
             .iter()
             .map(|(name, (_, variant))| (name.clone(), variant.clone()))
             .collect();
-        let scenarios = explore::scenarios_of(&variants);
+        // Each alone: what this shows is what a promoted scenario shows.
+        let alone = std::collections::BTreeMap::new();
+        let scenarios = explore::scenarios_of(&variants, &alone);
         let (ctx, outcomes, cancelled, _scratch) = self.run(scenarios, cells, interrupt).await?;
         Ok(match cancelled {
             Some(signal) => Err(signal),
-            None => Ok(explore::survey(&ctx, &variants, &outcomes)),
+            None => Ok(explore::survey(&ctx, &variants, &alone, &outcomes)),
         })
     }
 }
@@ -502,7 +505,7 @@ async fn explore_after_check(
         .collect();
     let scenarios = rerun.inputs.scenarios.clone();
     let (ctx, outcomes, cancelled, _scratch) = rerun.run(scenarios, &cells, interrupt).await?;
-    let survey = explore::survey(&ctx, exploring.variants(), &outcomes);
+    let survey = explore::survey(&ctx, exploring.variants(), exploring.shared(), &outcomes);
     let (exploration, status, stopped) = match cancelled {
         Some(_) => {
             let program = rerun.options.invoked_as.clone();
@@ -527,9 +530,12 @@ async fn explored(
 ) -> anyhow::Result<(Exploration, ExitStatus, Option<String>)> {
     let stopped = match crate::sys::interrupt::signalled() {
         Some(name) => Some(name.to_owned()),
-        None => match leave_known_out(&rerun, &mut survey, interrupt).await? {
+        None => match run_alone(&rerun, exploring, &mut survey, interrupt).await? {
             Some(name) => Some(name),
-            None => minimise(&rerun, &mut survey.found, interrupt).await?,
+            None => match leave_known_out(&rerun, &mut survey, interrupt).await? {
+                Some(name) => Some(name),
+                None => minimise(&rerun, &mut survey.found, interrupt).await?,
+            },
         },
     };
     let (exploration, status) = explore::conclude(
@@ -540,6 +546,40 @@ async fn explored(
         after_check,
     )?;
     Ok((exploration, status, stopped))
+}
+
+/// The variants of shared starts that answered otherwise than the
+/// baseline, or whose start state did not allow sharing, run alone on the
+/// baseline and every cell: what they show there joins the findings. The
+/// signal that stopped it, if one did.
+async fn run_alone(
+    rerun: &Rerun<'_>,
+    exploring: &explore::Exploring,
+    survey: &mut explore::Survey,
+    interrupt: &Interrupt,
+) -> anyhow::Result<Option<String>> {
+    let alone = std::mem::take(&mut survey.alone);
+    if alone.is_empty() {
+        return Ok(None);
+    }
+    let tried = alone
+        .iter()
+        .map(|name| (name.clone(), (0, exploring.variants()[name].clone())))
+        .collect();
+    (rerun.events)(&RunEvent::RunningAlone {
+        variants: alone.len(),
+    });
+    let cells: Vec<String> = (rerun.plan.cells.iter())
+        .filter(|cell| !cell.is_baseline())
+        .map(|cell| cell.name.clone())
+        .collect();
+    Ok(match rerun.survey(&tried, &cells, interrupt).await? {
+        Ok(shown) => {
+            explore::join(survey, shown);
+            None
+        }
+        Err(signal) => Some(signal),
+    })
 }
 
 /// Each finding's steps run again with the last as recorded: a cell that

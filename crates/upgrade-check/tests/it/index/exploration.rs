@@ -297,6 +297,24 @@ fn the_token_variants_find_jsonwebtoken_8_3_refusing_a_padded_payload() {
     let explored = ctx.run(&["explore", "--scenario", "login"]);
     assert_eq!(explored.code, 1, "{}\n{}", explored.stdout, explored.stderr);
     let report = ctx.report();
+    // The token variants of `/me` (a GET) shared one service start after
+    // one replay of the four steps before it; the one 8.3 answered
+    // otherwise there ran alone, and showed it alone.
+    assert!(
+        report
+            .scenarios
+            .iter()
+            .any(|name| name == "login-5-shared-start"),
+        "{:?}",
+        report.scenarios
+    );
+    assert!(
+        explored
+            .stderr
+            .contains("running 1 variant of shared service starts alone"),
+        "{}",
+        explored.stderr
+    );
     let exploration = report.exploration.unwrap();
     let [finding] = exploration.findings.as_slice() else {
         panic!("{:#?}", exploration.findings);
@@ -471,4 +489,62 @@ fn a_difference_the_recorded_step_shows_too_is_left_to_the_check() {
         explored.stdout
     );
     assert!(!ctx.path("scenarios/explored").exists());
+}
+
+#[test]
+fn variants_that_share_a_start_run_alone_when_the_state_they_share_moves() {
+    // A GET whose answer depends on the ones before it: after two refused
+    // tokens, `/account` is locked. Its token variants share a service
+    // start; the step as recorded answers 200 before them and 429 after,
+    // so each is run alone, where it is refused (401), not locked.
+    let ctx = TestContext::from_workspace("fixtures/variants/hostile", std::path::Path::to_owned);
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("HOSTILE = \"\"", "HOSTILE = \"lockout\"")
+            + "\n[matrix.packages]\nclick = [\"8.1.8\"]\n"
+    });
+    std::fs::write(
+        ctx.path("scenarios/account.toml"),
+        "description = \"an account behind a token\"\n\n\
+         [[steps]]\nname = \"health\"\nmethod = \"GET\"\npath = \"/health\"\n\n\
+         [[steps]]\nname = \"account\"\nmethod = \"GET\"\npath = \"/account\"\n\
+         headers = { Authorization = \"Bearer open-sesame\" }\n",
+    )
+    .unwrap();
+    let explored = ctx.run(&["explore", "--scenario", "account"]);
+    assert_eq!(explored.code, 0, "{}\n{}", explored.stdout, explored.stderr);
+    let report = ctx.report();
+    // `health` has nothing to vary: every variant is the account's, in
+    // one start, and every one of them ran alone.
+    assert_eq!(report.scenarios, ["account-2-shared-start"]);
+    let exploration = report.exploration.unwrap();
+    assert!(exploration.variants >= 3, "{exploration:#?}");
+    let alone = format!(
+        "running {} variants of shared service starts alone",
+        exploration.variants
+    );
+    assert!(explored.stderr.contains(&alone), "{alone}\n{}", explored.stderr);
+    assert!(
+        exploration.findings.is_empty() && exploration.unstable.is_empty(),
+        "{exploration:#?}"
+    );
+    assert!(
+        explored
+            .stdout
+            .contains("click 8.1.8: answers every variant as the baseline does"),
+        "{}",
+        explored.stdout
+    );
+
+    // Without the lockout the account answers alike before and after the
+    // variants: the shared start vouches for them, nothing runs again.
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("HOSTILE = \"lockout\"", "HOSTILE = \"\"")
+    });
+    let unlocked = ctx.run(&["explore", "--scenario", "account"]);
+    assert_eq!(unlocked.code, 0, "{}\n{}", unlocked.stdout, unlocked.stderr);
+    assert!(
+        !unlocked.stderr.contains("shared service starts alone"),
+        "{}",
+        unlocked.stderr
+    );
 }
