@@ -1,15 +1,17 @@
 //! The service started once on its baseline, outside a check: `init`
-//! proves a config with it, `record` puts its proxy in front of it. The
-//! baseline is built (or reused) as a cell's would be, the service runs
-//! from a private copy of its source with a fresh SQLite database, and
-//! everything it made goes when it stops.
+//! proves a config with it, `record` puts its proxy in front of it,
+//! `explore` asks it for its OpenAPI document. The baseline is built (or
+//! reused) as a cell's would be, the service runs from a private copy of
+//! its source with a fresh database of its profile's kind (SQLite, or
+//! PostgreSQL on a throwaway cluster or `--database-url`'s server), its
+//! setup commands run first, and everything it made goes when it stops.
 
 use super::{Options, prepare};
 use crate::env::BuildError;
 use crate::exec::{db, replay, service};
 use crate::input::baseline::BaselineFile;
-use crate::input::config::Config;
-use crate::model::event::Events;
+use crate::input::config::{Config, DatabaseKind};
+use crate::model::event::{Events, RunEvent};
 use crate::sys::{log, state};
 
 /// A service started on the baseline, healthy.
@@ -17,6 +19,9 @@ pub(super) struct Started {
     pub running: service::RunningService,
     /// The copy it runs from, its database and its log; removed on drop.
     scratch: state::TempDir,
+    /// Its PostgreSQL database and the server it is on, when its profile
+    /// asks for one.
+    postgres: Option<(db::Postgres, db::Database)>,
 }
 
 impl Started {
@@ -24,6 +29,19 @@ impl Started {
     pub(super) async fn stop(self) {
         self.running.stop().await;
         drop(self.scratch);
+        release(self.postgres).await;
+    }
+}
+
+/// A throwaway cluster goes whole; a server of the user's keeps nothing
+/// of the start.
+async fn release(postgres: Option<(db::Postgres, db::Database)>) {
+    if let Some((postgres, database)) = postgres {
+        let _ = tokio::task::spawn_blocking(move || {
+            postgres.drop_database(&database);
+            drop(postgres);
+        })
+        .await;
     }
 }
 
@@ -61,8 +79,35 @@ pub(super) async fn start(
     state::copy_tree(&config.service.root, &service_dir)?;
     let log_path = scratch.path().join("service.log");
     let port = service::free_port()?;
-    let database = db::Database::Sqlite {
-        path: scratch.path().join("db.sqlite3"),
+    let kind = config
+        .profile(&config.service.profile)
+        .map_or(DatabaseKind::Sqlite, |profile| profile.database);
+    let postgres = match kind {
+        DatabaseKind::Sqlite => None,
+        DatabaseKind::Postgres => {
+            let url = options.check.database_url.clone();
+            let grace = config.timeouts.shutdown_grace;
+            let templates = dirs.cache.join("postgres");
+            let made = tokio::task::spawn_blocking(move || {
+                let postgres = match url {
+                    Some(url) => db::Postgres::external(&url)?,
+                    None => db::Postgres::start_cluster(grace, Some(&templates))?,
+                };
+                let database = postgres.create_database(None)?;
+                anyhow::Ok((postgres, database))
+            });
+            let (postgres, database) = made.await??;
+            events(&RunEvent::Postgres {
+                description: postgres.describe(),
+            });
+            Some((postgres, database))
+        }
+    };
+    let database = match &postgres {
+        Some((_, database)) => database.clone(),
+        None => db::Database::Sqlite {
+            path: scratch.path().join("db.sqlite3"),
+        },
     };
     let secret = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
     let placeholders = service::Placeholders::for_start(
@@ -87,12 +132,31 @@ pub(super) async fn start(
         health_paths,
         ..service::Launch::of(config, &environment, this)
     };
+    // The setup commands first (migrations, seeds), as a check's runs have them.
+    if !config.service.setup.is_empty()
+        && let Err(why) = service::run_setup(&launch, &config.service.setup, None)
+    {
+        let tail = log::log_tail(&log_path, 20);
+        drop(scratch);
+        release(postgres).await;
+        return Ok(Err(format!(
+            "the setup commands failed: {why}; the log ends:\n{tail}"
+        )));
+    }
     Ok(match service::start(launch, &replay::client()).await {
-        Ok(running) => Ok(Started { running, scratch }),
-        Err(failure) => Err(format!(
-            "{}; the service's log ends:\n{}",
-            failure.reason,
-            log::log_tail(&failure.log, 20)
-        )),
+        Ok(running) => Ok(Started {
+            running,
+            scratch,
+            postgres,
+        }),
+        Err(failure) => {
+            let tail = log::log_tail(&failure.log, 20);
+            drop(scratch);
+            release(postgres).await;
+            Err(format!(
+                "{}; the service's log ends:\n{tail}",
+                failure.reason
+            ))
+        }
     })
 }

@@ -522,7 +522,11 @@ fn variants_that_share_a_start_run_alone_when_the_state_they_share_moves() {
         "running {} variants of shared service starts alone",
         exploration.variants
     );
-    assert!(explored.stderr.contains(&alone), "{alone}\n{}", explored.stderr);
+    assert!(
+        explored.stderr.contains(&alone),
+        "{alone}\n{}",
+        explored.stderr
+    );
     assert!(
         exploration.findings.is_empty() && exploration.unstable.is_empty(),
         "{exploration:#?}"

@@ -211,3 +211,64 @@ fn a_warning_that_differs_only_by_port_pid_and_address_is_not_new_output() {
         "{health:?}"
     );
 }
+
+#[test]
+fn a_service_that_needs_postgresql_is_asked_for_its_openapi_document_on_a_database_of_its_own() {
+    // The FastAPI service started as many are: its setup makes a table,
+    // its start script checks it is there, then starts the app. Without
+    // the PostgreSQL database its profile asks for, it never starts.
+    let ctx = TestContext::from_workspace(
+        "fixtures/variants/fastapi-auth",
+        std::path::Path::to_path_buf,
+    );
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace(
+            "command = [\"{python}\", \"-m\", \"uvicorn\", \"app:app\", \"--host\", \"127.0.0.1\", \"--port\", \"{port}\"]",
+            "command = [\"sh\", \"-c\", \"psql \\\"$DATABASE_URL\\\" -qAt -c 'SELECT count(*) FROM seen' > /dev/null \
+             && exec \\\"$0\\\" -m uvicorn app:app --host 127.0.0.1 --port \\\"$PORT\\\"\", \"{python}\"]\n\
+             database = \"postgres\"\n\
+             setup = [[\"psql\", \"{database_url}\", \"-v\", \"ON_ERROR_STOP=1\", \"-q\", \"-c\", \"CREATE TABLE seen (id int)\"]]",
+        )
+        .replace(
+            "SECRET_KEY = \"{secret}\"",
+            "SECRET_KEY = \"{secret}\"\nPORT = \"{port}\"\nDATABASE_URL = \"{database_url}\"",
+        )
+    });
+    std::fs::create_dir_all(ctx.path("snapshots")).unwrap();
+    std::fs::create_dir_all(ctx.path("scenarios")).unwrap();
+    std::fs::write(
+        ctx.path("scenarios/signup.toml"),
+        "description = \"sign up\"\n\n[vars]\nusername = \"dana\"\n\n[secrets]\n\
+         password = \"correct-horse-9\"\n\n[[steps]]\nname = \"sign up\"\nmethod = \"POST\"\n\
+         path = \"/users\"\njson = { username = \"{{username}}\", password = \"{{password}}\" }\n",
+    )
+    .unwrap();
+    let explored = ctx.run(&["explore", "--budget", "20"]);
+    assert_eq!(explored.code, 0, "{}\n{}", explored.stdout, explored.stderr);
+    assert!(
+        explored
+            .stderr
+            .contains("OpenAPI document at /openapi.json: 1 operation with fields it bounds"),
+        "{}",
+        explored.stderr
+    );
+    let report = ctx.report();
+    assert!(
+        report
+            .scenarios
+            .iter()
+            .any(|s| s == "signup-1-username-33-bytes-over-its-maxlength-32"),
+        "{:?}",
+        report.scenarios
+    );
+    // The start's cluster and the run's: each said, each gone.
+    let clusters: Vec<&str> = explored
+        .stderr
+        .split_whitespace()
+        .filter(|word| word.contains("/upgrade-check-pg-"))
+        .collect();
+    assert!(clusters.len() >= 2, "{}", explored.stderr);
+    for cluster in clusters {
+        assert!(!std::path::Path::new(cluster).exists(), "{cluster} is left");
+    }
+}
