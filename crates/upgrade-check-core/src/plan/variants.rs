@@ -58,7 +58,8 @@ pub enum Mutation {
     Schema { field: String, rule: String },
     /// The `Authorization` header changed.
     Auth { change: &'static str },
-    /// The body sent with another content type.
+    /// The body sent with another content type, or (`""`) with none:
+    /// frameworks differ on which they parse as JSON, and change it.
     ContentType { to: &'static str },
 }
 
@@ -85,6 +86,7 @@ impl Mutation {
             }
             Mutation::Schema { field, rule } => format!("{field}: {rule}"),
             Mutation::Auth { change } => format!("Authorization: {change}"),
+            Mutation::ContentType { to: "" } => "sent without a Content-Type".to_owned(),
             Mutation::ContentType { to } => format!("sent as {to}"),
         }
     }
@@ -385,10 +387,15 @@ fn of_step(step: &Step, bounded: Option<&BTreeMap<String, Bounds>>) -> Vec<(Muta
                 found.push((Mutation::Repeated { field }, changed));
             }
         }
-        let text = Body::Text(body.to_string());
-        let mut as_text = with_body(step, text);
-        set_header(&mut as_text, "Content-Type", Some("text/plain"));
-        found.push((Mutation::ContentType { to: "text/plain" }, as_text));
+        for to in ["text/plain", ""] {
+            let mut sent = with_body(step, Body::Text(body.to_string()));
+            set_header(
+                &mut sent,
+                "Content-Type",
+                Some(to).filter(|to| !to.is_empty()),
+            );
+            found.push((Mutation::ContentType { to }, sent));
+        }
     }
     found.extend(of_query(step));
     if let Some(value) = header(step, "Authorization") {
@@ -752,6 +759,29 @@ mod tests {
         assert_eq!(bad_token.scenario.steps[1].captures.len(), 1);
         assert!(header(bad_token.scenario.steps.last().unwrap(), "Authorization").is_none());
         assert_eq!(bad_token.requests(), 5);
+    }
+
+    #[test]
+    fn a_json_body_is_also_sent_as_text_and_without_a_content_type() {
+        let all = every_variant_of("register");
+        for (to, described, sent_type) in [
+            ("text/plain", "sent as text/plain", Some("text/plain")),
+            ("", "sent without a Content-Type", None),
+        ] {
+            let variant = all
+                .iter()
+                .find(|v| v.mutation == Mutation::ContentType { to })
+                .unwrap();
+            assert_eq!(variant.mutation.describe(), described);
+            let last = variant.scenario.steps.last().unwrap();
+            assert_eq!(header(last, "Content-Type"), sent_type);
+            let Some(Body::Text(text)) = &last.body else {
+                panic!("{:?}", last.body);
+            };
+            // The recorded JSON, as text: only what says what it is changed.
+            let sent: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(sent["username"], "{{username}}");
+        }
     }
 
     #[test]
