@@ -85,6 +85,9 @@ pub struct Environment {
     /// Why a cached environment was built again: what had changed in it
     /// since it was built (a service that wrote into it).
     pub rebuilt: Option<String>,
+    /// Its use lock, held shared while this value (or a clone) lives: `gc`
+    /// leaves an environment alone while a run's services may use it.
+    pub(crate) _in_use: std::sync::Arc<std::fs::File>,
 }
 
 #[derive(Debug, Clone)]

@@ -22,6 +22,8 @@ pub(super) struct Started {
     /// Its PostgreSQL database and the server it is on, when its profile
     /// asks for one.
     postgres: Option<(db::Postgres, db::Database)>,
+    /// The environment it runs from, held so that `gc` leaves it alone.
+    _environment: crate::env::Environment,
 }
 
 impl Started {
@@ -148,6 +150,7 @@ pub(super) async fn start(
             running,
             scratch,
             postgres,
+            _environment: environment,
         }),
         Err(failure) => {
             let tail = log::log_tail(&failure.log, 20);

@@ -4,7 +4,7 @@
 //! gc removes those unused for longer than the age limit, then the least
 //! recently used until the total fits the size limit, and half-built ones a
 //! dead run left. An environment another run is building (its lock is held)
-//! is never touched. Resolutions, index answers and recorded results are
+//! or may run services from (its use lock is held) is never touched. Resolutions, index answers and recorded results are
 //! small and go by age alone.
 
 use std::path::{Path, PathBuf};
@@ -35,6 +35,7 @@ pub const USED_FILE: &str = "used";
 struct Environment {
     dir: PathBuf,
     lock: PathBuf,
+    use_lock: PathBuf,
     bytes: u64,
     last_used: SystemTime,
     complete: bool,
@@ -67,12 +68,17 @@ pub fn collect(dirs: &StateDirs, policy: Policy, state_given: bool) -> anyhow::R
         } else {
             None
         };
-        let removable = reason.is_some() && !in_use(&environment.lock);
+        // Both locks held while it goes: a run that comes meanwhile waits,
+        // then finds it gone and builds it. The lock files stay: one removed
+        // while a run waits on it would let the next run take another.
+        let claimed = match reason {
+            Some(_) => claim(&environment.lock).zip(claim(&environment.use_lock)),
+            None => None,
+        };
         match reason {
-            Some(reason) if removable => {
+            Some(reason) if claimed.is_some() => {
                 if !policy.dry_run {
                     fs_err::remove_dir_all(&environment.dir)?;
-                    let _ = std::fs::remove_file(&environment.lock);
                 }
                 total -= environment.bytes;
                 collected
@@ -133,6 +139,7 @@ fn environments(dirs: &StateDirs) -> anyhow::Result<Vec<Environment>> {
             bytes: size_of(&dir),
             complete: complete.exists(),
             lock: dirs.env_lock(&entry.file_name().to_string_lossy()),
+            use_lock: dirs.env_use(&entry.file_name().to_string_lossy()),
             dir,
             last_used,
         });
@@ -141,11 +148,13 @@ fn environments(dirs: &StateDirs) -> anyhow::Result<Vec<Environment>> {
 }
 
 /// Another run holds the environment's lock: it is being built or checked now.
-fn in_use(lock: &Path) -> bool {
+/// `lock` held exclusively for as long as the value lives; `None` when a
+/// run holds it. A lock file that is not there is held by no one.
+fn claim(lock: &Path) -> Option<Option<std::fs::File>> {
     let Ok(file) = std::fs::File::options().write(true).open(lock) else {
-        return false;
+        return Some(None);
     };
-    file.try_lock().is_err()
+    file.try_lock().ok().map(|()| Some(file))
 }
 
 fn size_of(path: &Path) -> u64 {

@@ -67,6 +67,12 @@ impl StateDirs {
         self.envs_dir().join(format!("{id}.lock"))
     }
 
+    /// The lock every run holds, shared, while its services may run from an
+    /// environment: `envs/<id>.use`. `gc` removes none that is held.
+    pub fn env_use(&self, id: &str) -> PathBuf {
+        self.envs_dir().join(format!("{id}.use"))
+    }
+
     /// Scratch space for one run: service copies, databases. Removed on drop,
     /// or by `remove_temp_dirs` on a hard exit.
     pub fn scratch(&self) -> anyhow::Result<TempDir> {
@@ -528,6 +534,23 @@ pub(crate) fn lock(path: &Path) -> anyhow::Result<File> {
         .open(path)
         .with_context(|| format!("cannot open lock file {}", path.display()))?;
     file.lock()
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(file)
+}
+
+/// Like [`lock`], shared: any number of holders, none while [`lock`] or a
+/// `try_lock` holds it.
+pub(crate) fn lock_shared(path: &Path) -> anyhow::Result<File> {
+    if let Some(dir) = path.parent() {
+        fs_err::create_dir_all(dir)?;
+    }
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    file.lock_shared()
         .with_context(|| format!("cannot lock {}", path.display()))?;
     Ok(file)
 }

@@ -316,6 +316,7 @@ impl CargoBuilder {
         let complete = dir.join("complete");
         let contents = dir.join("contents");
         let _lock = state::lock(&self.dirs.env_lock(&id))?;
+        let in_use = std::sync::Arc::new(state::lock_shared(&self.dirs.env_use(&id))?);
         let _ = std::fs::write(dir.join(crate::sys::gc::USED_FILE), b"");
         let environment = |reused, rebuilt| Environment {
             id: id.clone(),
@@ -327,6 +328,7 @@ impl CargoBuilder {
             built_from_source: Vec::new(),
             raised_requirements: inputs.raised.iter().map(ToString::to_string).collect(),
             rebuilt,
+            _in_use: std::sync::Arc::clone(&in_use),
         };
         // Binaries a service overwrote are built again, and that is said.
         let mut rebuilt = None;

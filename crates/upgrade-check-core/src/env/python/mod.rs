@@ -375,6 +375,7 @@ impl UvBuilder {
         let built_list = dir.join("built-from-source.txt");
         let hash_checked = set.is_hash_checked();
         let _lock = state::lock(&self.dirs.env_lock(&id))?;
+        let in_use = std::sync::Arc::new(state::lock_shared(&self.dirs.env_use(&id))?);
         // When a run last used it: what `gc` goes by.
         let _ = std::fs::write(dir.join(crate::sys::gc::USED_FILE), b"");
         let contents = dir.join("contents");
@@ -391,6 +392,7 @@ impl UvBuilder {
             built_from_source,
             raised_requirements: Vec::new(),
             rebuilt,
+            _in_use: std::sync::Arc::clone(&in_use),
         };
         // A complete environment whose interpreter is gone (removed by hand,
         // or its base Python uninstalled) is damaged, not the service's fault:

@@ -244,6 +244,78 @@ fn a_cell_whose_inputs_are_unchanged_reuses_its_recorded_result() {
 }
 
 #[test]
+fn gc_leaves_an_environment_alone_while_a_service_runs_from_it() {
+    // A recording holds the service running on its baseline's environment
+    // for as long as a person uses it; a `gc` meanwhile (a CI job's cache
+    // step, another terminal) must not pull it from under the service.
+    let ctx = TestContext::new();
+    let cache = baseline_only(&ctx);
+    let mut recording = ctx.command(&["record", "held"]);
+    let mut recorder = recording
+        .env("UPGRADE_CHECK_CACHE_DIR", &cache)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut said =
+        std::io::BufRead::lines(std::io::BufReader::new(recorder.stdout.take().unwrap()));
+    // Its first line comes once the service is healthy behind the proxy.
+    let first = said.next().unwrap().unwrap();
+    assert!(first.contains("http://127.0.0.1:"), "{first}");
+    let gc = |ctx: &TestContext| {
+        let mut command = ctx.command(&["gc", "--max-size", "1KiB"]);
+        command.env("UPGRADE_CHECK_CACHE_DIR", &cache);
+        ctx.run_command(command)
+    };
+    let during = gc(&ctx);
+    assert_eq!(during.code, 0, "{}", during.stderr);
+    assert!(
+        during.stdout.contains("removed 0 entries")
+            && during.stdout.contains("kept 1 environments"),
+        "{}",
+        during.stdout
+    );
+    // The service still answers from it.
+    let port: u16 = first
+        .split("http://127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap();
+    let mut health = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(&mut health, b"GET /health HTTP/1.0\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut health, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(recorder.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert!(recorder.wait().unwrap().success());
+    // Once no run holds it, it goes like any other.
+    let after = gc(&ctx);
+    assert!(
+        after
+            .stdout
+            .contains("least recently used, over the size limit"),
+        "{}",
+        after.stdout
+    );
+    assert!(
+        !cache
+            .join("envs")
+            .read_dir()
+            .unwrap()
+            .any(|entry| entry.unwrap().path().is_dir())
+    );
+}
+
+#[test]
 fn gc_removes_environments_by_age_and_by_size_and_says_so() {
     let ctx = TestContext::new();
     ctx.set_matrix("");
