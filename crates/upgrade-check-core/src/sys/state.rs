@@ -524,15 +524,7 @@ pub(crate) fn refuse_outside(boundary: &Path, path: &Path) -> anyhow::Result<()>
 /// Serialises work on one cache entry between threads and between harness
 /// processes; the lock dies with the process, so a killed run leaves none.
 pub(crate) fn lock(path: &Path) -> anyhow::Result<File> {
-    if let Some(dir) = path.parent() {
-        fs_err::create_dir_all(dir)?;
-    }
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    let file = lock_file(path)?;
     file.lock()
         .with_context(|| format!("cannot lock {}", path.display()))?;
     Ok(file)
@@ -541,18 +533,23 @@ pub(crate) fn lock(path: &Path) -> anyhow::Result<File> {
 /// Like [`lock`], shared: any number of holders, none while [`lock`] or a
 /// `try_lock` holds it.
 pub(crate) fn lock_shared(path: &Path) -> anyhow::Result<File> {
+    let file = lock_file(path)?;
+    file.lock_shared()
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(file)
+}
+
+/// The lock file at `path`, made with its folder when missing.
+fn lock_file(path: &Path) -> anyhow::Result<File> {
     if let Some(dir) = path.parent() {
         fs_err::create_dir_all(dir)?;
     }
-    let file = File::options()
+    File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
-        .with_context(|| format!("cannot open lock file {}", path.display()))?;
-    file.lock_shared()
-        .with_context(|| format!("cannot lock {}", path.display()))?;
-    Ok(file)
+        .with_context(|| format!("cannot open lock file {}", path.display()))
 }
 
 /// Keeps the harness's own folders (state, cache), which may lie inside
