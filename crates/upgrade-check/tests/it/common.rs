@@ -408,6 +408,22 @@ pub fn replace_requirement(text: &str, pin: &str, with: &str) -> String {
     format!("{}{with}{}", &text[..start], &text[end..])
 }
 
+/// The FastAPI fixture (`username` 3 to 32 characters, `password` 8 at
+/// least, in its OpenAPI document) with one scenario: signing up.
+pub fn fastapi_signing_up() -> TestContext {
+    let ctx = TestContext::from_workspace("fixtures/variants/fastapi-auth", Path::to_path_buf);
+    std::fs::create_dir_all(ctx.path("snapshots")).unwrap();
+    std::fs::create_dir_all(ctx.path("scenarios")).unwrap();
+    std::fs::write(
+        ctx.path("scenarios/signup.toml"),
+        "description = \"sign up\"\n\n[vars]\nusername = \"dana\"\n\n[secrets]\n\
+         password = \"correct-horse-9\"\n\n[[steps]]\nname = \"sign up\"\nmethod = \"POST\"\n\
+         path = \"/users\"\njson = { username = \"{{username}}\", password = \"{{password}}\" }\n",
+    )
+    .unwrap();
+    ctx
+}
+
 /// Checks that the README's sample after `anchor` (the next ```text block)
 /// is what the tool printed: line for line, where a line `…` stands for any
 /// lines (none included) and the first line must be the output's first;

@@ -376,19 +376,7 @@ fn the_token_variants_find_jsonwebtoken_8_3_refusing_a_padded_payload() {
 #[test]
 fn the_fields_a_service_s_openapi_document_bounds_are_tried_just_past_their_bounds() {
     // The FastAPI service: `username` 3 to 32 characters, `password` 8 at least.
-    let ctx = TestContext::from_workspace(
-        "fixtures/variants/fastapi-auth",
-        std::path::Path::to_path_buf,
-    );
-    std::fs::create_dir_all(ctx.path("snapshots")).unwrap();
-    std::fs::create_dir_all(ctx.path("scenarios")).unwrap();
-    std::fs::write(
-        ctx.path("scenarios/signup.toml"),
-        "description = \"sign up\"\n\n[vars]\nusername = \"dana\"\n\n[secrets]\n\
-         password = \"correct-horse-9\"\n\n[[steps]]\nname = \"sign up\"\nmethod = \"POST\"\n\
-         path = \"/users\"\njson = { username = \"{{username}}\", password = \"{{password}}\" }\n",
-    )
-    .unwrap();
+    let ctx = crate::common::fastapi_signing_up();
     let explored = ctx.run(&["explore", "--budget", "40"]);
     assert_eq!(explored.code, 0, "{}\n{}", explored.stdout, explored.stderr);
     assert!(

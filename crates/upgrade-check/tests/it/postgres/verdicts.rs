@@ -217,10 +217,7 @@ fn a_service_that_needs_postgresql_is_asked_for_its_openapi_document_on_a_databa
     // The FastAPI service started as many are: its setup makes a table,
     // its start script checks it is there, then starts the app. Without
     // the PostgreSQL database its profile asks for, it never starts.
-    let ctx = TestContext::from_workspace(
-        "fixtures/variants/fastapi-auth",
-        std::path::Path::to_path_buf,
-    );
+    let ctx = crate::common::fastapi_signing_up();
     ctx.edit("upgrade-check.toml", |text| {
         text.replace(
             "command = [\"{python}\", \"-m\", \"uvicorn\", \"app:app\", \"--host\", \"127.0.0.1\", \"--port\", \"{port}\"]",
@@ -234,15 +231,6 @@ fn a_service_that_needs_postgresql_is_asked_for_its_openapi_document_on_a_databa
             "SECRET_KEY = \"{secret}\"\nPORT = \"{port}\"\nDATABASE_URL = \"{database_url}\"",
         )
     });
-    std::fs::create_dir_all(ctx.path("snapshots")).unwrap();
-    std::fs::create_dir_all(ctx.path("scenarios")).unwrap();
-    std::fs::write(
-        ctx.path("scenarios/signup.toml"),
-        "description = \"sign up\"\n\n[vars]\nusername = \"dana\"\n\n[secrets]\n\
-         password = \"correct-horse-9\"\n\n[[steps]]\nname = \"sign up\"\nmethod = \"POST\"\n\
-         path = \"/users\"\njson = { username = \"{{username}}\", password = \"{{password}}\" }\n",
-    )
-    .unwrap();
     let explored = ctx.run(&["explore", "--budget", "20"]);
     assert_eq!(explored.code, 0, "{}\n{}", explored.stdout, explored.stderr);
     assert!(
