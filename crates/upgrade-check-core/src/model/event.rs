@@ -78,6 +78,9 @@ pub enum RunEvent {
         from: Option<String>,
         operations: usize,
     },
+    /// `explore`: the service did not start on its baseline to be asked
+    /// for an OpenAPI document, and why (the first line of it).
+    OpenApiUnasked { why: String },
     /// `explore`: variants of shared service starts run alone, those a
     /// cell answered otherwise or whose shared state was disturbed.
     RunningAlone { variants: usize },
@@ -341,6 +344,11 @@ impl fmt::Display for RunEvent {
                     "no OpenAPI document served: variants from the scenarios alone"
                 )
             }
+            RunEvent::OpenApiUnasked { why } => write!(
+                f,
+                "not asked for an OpenAPI document, the service did not start on its own \
+                 ({why}): variants from the scenarios alone"
+            ),
             RunEvent::RunningAlone { variants } => write!(
                 f,
                 "running {} of shared service starts alone",

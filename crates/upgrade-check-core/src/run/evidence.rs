@@ -98,7 +98,7 @@ pub(super) fn unhealthy(
 /// Why a service would not start, from its log: the exception a Python
 /// traceback ends with, a Rust panic's message and place, or the first line
 /// that says `error`.
-pub(super) fn startup_error(log: &str) -> Option<String> {
+pub(crate) fn startup_error(log: &str) -> Option<String> {
     let lines: Vec<&str> = log.lines().collect();
     let traceback = lines
         .iter()

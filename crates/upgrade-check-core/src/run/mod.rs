@@ -14,7 +14,7 @@
 
 mod cells;
 mod databases;
-mod evidence;
+pub(crate) mod evidence;
 mod failure;
 mod noise_check;
 pub(crate) mod preloading;

@@ -274,13 +274,8 @@ pub(super) async fn openapi(config: &Config, options: &Options, events: &Events)
     let health = [config.service.health_path.clone()];
     let started = match once::start(config, options, events, &health).await {
         Ok(Ok(started)) => started,
-        Ok(Err(_)) | Err(_) => {
-            events(&RunEvent::OpenApiRead {
-                from: None,
-                operations: 0,
-            });
-            return Schema::default();
-        }
+        Ok(Err(why)) => return unasked(events, &why),
+        Err(err) => return unasked(events, &format!("{err:#}")),
     };
     let client = crate::exec::replay::client();
     let mut found = None;
@@ -322,6 +317,22 @@ pub(super) async fn openapi(config: &Config, options: &Options, events: &Events)
         operations: schema.operations(),
     });
     schema
+}
+
+/// No document: the service did not start on its own, which is said with
+/// why: the reason, and the error its log tells, as a check says it.
+fn unasked(events: &Events, why: &str) -> Schema {
+    let (first, log) = why.split_once('\n').unwrap_or((why, ""));
+    let reason = match first.rsplit_once("; the ") {
+        Some((reason, rest)) if rest.contains("log ends") => reason,
+        _ => first.trim_end_matches(':'),
+    };
+    let why = match crate::run::evidence::startup_error(log) {
+        Some(error) => format!("{reason}: {error}"),
+        None => reason.to_owned(),
+    };
+    events(&RunEvent::OpenApiUnasked { why });
+    Schema::default()
 }
 
 /// What an explored scenario's file says it is.

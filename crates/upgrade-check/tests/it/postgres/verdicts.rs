@@ -259,4 +259,20 @@ fn a_service_that_needs_postgresql_is_asked_for_its_openapi_document_on_a_databa
     for cluster in clusters {
         assert!(!std::path::Path::new(cluster).exists(), "{cluster} is left");
     }
+
+    // A start script that looks for a table no setup made: the service
+    // never starts, and exploring says why it asked for no document.
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("FROM seen", "FROM missing")
+    });
+    let unstarted = ctx.run(&["explore", "--budget", "4"]);
+    assert!(
+        unstarted.stderr.contains(
+            "not asked for an OpenAPI document, the service did not start on its own \
+             (the service exited during startup (exit status: 1): \
+             ERROR:  relation \"missing\" does not exist)"
+        ),
+        "{}",
+        unstarted.stderr
+    );
 }
