@@ -422,10 +422,12 @@ pub(super) fn survey(
     for scenario in &baseline.report.scenarios {
         let key = &scenario.scenario;
         let name = key.split('@').next().unwrap_or(key);
+        // The baseline's answer, when it answered alike twice and passed.
+        let flaky = noise.get(key).is_some_and(|noise| noise.is_flaky());
+        let steady = (baseline.contents.get(key))
+            .filter(|_| !flaky && scenario.verdict == Verdict::Pass);
         if let Some(start) = shared.get(name) {
-            let flaky = noise.get(key).is_some_and(|noise| noise.is_flaky());
-            let reference = baseline.contents.get(key);
-            match reference.filter(|_| !flaky && scenario.verdict == Verdict::Pass) {
+            match steady {
                 Some(reference) => alone.extend(to_run_alone(ctx, key, start, reference, outcomes)),
                 None => unstable.extend(
                     start
@@ -439,15 +441,10 @@ pub(super) fn survey(
         let Some((name, variant)) = variants.get_key_value(name) else {
             continue;
         };
-        let flaky = noise.get(key).is_some_and(|noise| noise.is_flaky());
-        let Some(reference) = baseline.contents.get(key).filter(|_| !flaky) else {
+        let Some(reference) = steady else {
             unstable.push(format!("{key}: {}", why_unstable(scenario, flaky)));
             continue;
         };
-        if scenario.verdict != Verdict::Pass {
-            unstable.push(format!("{key}: {}", why_unstable(scenario, flaky)));
-            continue;
-        }
         for outcome in outcomes.iter().filter(|outcome| !outcome.report.baseline) {
             let Some(answered) = outcome.report.scenarios.iter().find(|s| &s.scenario == key)
             else {
