@@ -424,8 +424,8 @@ pub(super) fn survey(
         let name = key.split('@').next().unwrap_or(key);
         // The baseline's answer, when it answered alike twice and passed.
         let flaky = noise.get(key).is_some_and(|noise| noise.is_flaky());
-        let steady = (baseline.contents.get(key))
-            .filter(|_| !flaky && scenario.verdict == Verdict::Pass);
+        let steady =
+            (baseline.contents.get(key)).filter(|_| !flaky && scenario.verdict == Verdict::Pass);
         if let Some(start) = shared.get(name) {
             match steady {
                 Some(reference) => alone.extend(to_run_alone(ctx, key, start, reference, outcomes)),

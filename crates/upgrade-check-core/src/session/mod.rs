@@ -399,6 +399,14 @@ struct Rerun<'a> {
 }
 
 impl Rerun<'_> {
+    /// Every cell of the check's plan (a run adds the baseline itself).
+    fn cells(&self) -> Vec<String> {
+        (self.plan.cells.iter())
+            .filter(|cell| !cell.is_baseline())
+            .map(|cell| cell.name.clone())
+            .collect()
+    }
+
     /// `scenarios` run on the baseline and on `cells` of the plan, with the
     /// baseline's answers as the reference; the context they ran in, the
     /// outcomes, and the signal that stopped them, if one did.
@@ -497,14 +505,9 @@ async fn explore_after_check(
         rerun.scratch.path(),
         &rerun.events,
     )?;
-    let cells: Vec<String> = rerun
-        .plan
-        .cells
-        .iter()
-        .map(|cell| cell.name.clone())
-        .collect();
     let scenarios = rerun.inputs.scenarios.clone();
-    let (ctx, outcomes, cancelled, _scratch) = rerun.run(scenarios, &cells, interrupt).await?;
+    let (ctx, outcomes, cancelled, _scratch) =
+        rerun.run(scenarios, &rerun.cells(), interrupt).await?;
     let survey = explore::survey(&ctx, exploring.variants(), exploring.shared(), &outcomes);
     let (exploration, status, stopped) = match cancelled {
         Some(_) => {
@@ -528,16 +531,17 @@ async fn explored(
     interrupt: &Interrupt,
     after_check: bool,
 ) -> anyhow::Result<(Exploration, ExitStatus, Option<String>)> {
-    let stopped = match crate::sys::interrupt::signalled() {
-        Some(name) => Some(name.to_owned()),
-        None => match run_alone(&rerun, exploring, &mut survey, interrupt).await? {
-            Some(name) => Some(name),
-            None => match leave_known_out(&rerun, &mut survey, interrupt).await? {
-                Some(name) => Some(name),
-                None => minimise(&rerun, &mut survey.found, interrupt).await?,
-            },
-        },
-    };
+    // Each step while no signal has stopped the one before.
+    let mut stopped = crate::sys::interrupt::signalled().map(str::to_owned);
+    if stopped.is_none() {
+        stopped = run_alone(&rerun, exploring, &mut survey, interrupt).await?;
+    }
+    if stopped.is_none() {
+        stopped = leave_known_out(&rerun, &mut survey, interrupt).await?;
+    }
+    if stopped.is_none() {
+        stopped = minimise(&rerun, &mut survey.found, interrupt).await?;
+    }
     let (exploration, status) = explore::conclude(
         ctx,
         exploring,
@@ -569,17 +573,15 @@ async fn run_alone(
     (rerun.events)(&RunEvent::RunningAlone {
         variants: alone.len(),
     });
-    let cells: Vec<String> = (rerun.plan.cells.iter())
-        .filter(|cell| !cell.is_baseline())
-        .map(|cell| cell.name.clone())
-        .collect();
-    Ok(match rerun.survey(&tried, &cells, interrupt).await? {
-        Ok(shown) => {
-            explore::join(survey, shown);
-            None
-        }
-        Err(signal) => Some(signal),
-    })
+    Ok(
+        match rerun.survey(&tried, &rerun.cells(), interrupt).await? {
+            Ok(shown) => {
+                explore::join(survey, shown);
+                None
+            }
+            Err(signal) => Some(signal),
+        },
+    )
 }
 
 /// Each finding's steps run again with the last as recorded: a cell that
