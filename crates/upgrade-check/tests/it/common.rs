@@ -408,6 +408,21 @@ pub fn replace_requirement(text: &str, pin: &str, with: &str) -> String {
     format!("{}{with}{}", &text[..start], &text[end..])
 }
 
+/// `explore --budget BUDGET` on [`fastapi_signing_up`]'s service: it
+/// passes, and its fields were read from the OpenAPI document it serves.
+pub fn explore_reading_openapi(ctx: &TestContext, budget: &str) -> Run {
+    let explored = ctx.run(&["explore", "--budget", budget]);
+    assert_eq!(explored.code, 0, "{}\n{}", explored.stdout, explored.stderr);
+    assert!(
+        explored
+            .stderr
+            .contains("OpenAPI document at /openapi.json: 1 operation with fields it bounds"),
+        "{}",
+        explored.stderr
+    );
+    explored
+}
+
 /// The FastAPI fixture (`username` 3 to 32 characters, `password` 8 at
 /// least, in its OpenAPI document) with one scenario: signing up.
 pub fn fastapi_signing_up() -> TestContext {
