@@ -755,23 +755,44 @@ impl RunningService {
     }
 
     /// Whether the service died while serving (it should outlive its scenario),
-    /// waiting up to `patience` for it to be seen exiting.
+    /// waiting up to `patience` for it to be seen exiting, or for it to show
+    /// that it lives on by answering its health check again: a service whose
+    /// crash stayed inside one request (a panicking handler) would otherwise
+    /// cost every such run the whole `patience`. A process on its way out may
+    /// still answer for a moment, so it is asked only after `SETTLE`.
     pub(crate) async fn exit_status_within(
         &self,
         patience: Duration,
+        client: &reqwest::Client,
     ) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + patience;
-        loop {
-            let status = self
-                .process
+        const SETTLE: Duration = Duration::from_millis(200);
+        let begun = Instant::now();
+        let exited = || {
+            self.process
                 .child
                 .as_ref()
-                .and_then(|child| child.try_exit().ok().flatten());
-            if status.is_some() || Instant::now() >= deadline {
+                .and_then(|child| child.try_exit().ok().flatten())
+        };
+        loop {
+            let status = exited();
+            if status.is_some() || begun.elapsed() >= patience {
                 return status;
+            }
+            if begun.elapsed() >= SETTLE && self.answers_health(client).await {
+                return exited();
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The health path that answered at start-up answers 2xx now.
+    async fn answers_health(&self, client: &reqwest::Client) -> bool {
+        let asked = client
+            .get(format!("{}{}", self.base_url, self.healthy_path))
+            .timeout(Duration::from_millis(200))
+            .send()
+            .await;
+        asked.is_ok_and(|answer| answer.status().is_success())
     }
 
     /// Stops the process group (SIGTERM, grace, SIGKILL) off the async threads,

@@ -299,12 +299,13 @@ async fn replay_and_stop(
         .last()
         .is_some_and(|exchange| exchange.response.is_err());
     let stopping = Instant::now();
+    let patience = if no_answer {
+        Duration::from_secs(2)
+    } else {
+        Duration::ZERO
+    };
     let died = running
-        .exit_status_within(if no_answer {
-            Duration::from_secs(2)
-        } else {
-            Duration::ZERO
-        })
+        .exit_status_within(patience, &ctx.services.client)
         .await;
     let pid = running.pid();
     let stopped = running.stop().await;
