@@ -191,13 +191,33 @@ fn whole_suite() -> anyhow::Result<i32> {
 /// Every test but the bench's: the workspace's, then xtask's own; each
 /// run's exit code.
 fn every_test_but_the_bench() -> anyhow::Result<Vec<i32>> {
-    let workspace = cargo_test(&["--workspace", "--no-fail-fast", "--exclude", "xtask"])?;
+    let mut workspace = cargo();
+    workspace.args([
+        "test",
+        "--workspace",
+        "--no-fail-fast",
+        "--exclude",
+        "xtask",
+    ]);
+    if std::env::var_os("RUST_TEST_THREADS").is_none() {
+        workspace.env("RUST_TEST_THREADS", test_threads().to_string());
+    }
+    let workspace = code_of(&mut workspace)?;
     let xtask_tests = xtask_tests_but_the_bench()?;
     let mut args = vec!["--package", "xtask", "--no-fail-fast", "--bins"];
     for test in &xtask_tests {
         args.extend(["--test", test.as_str()]);
     }
     Ok(vec![workspace, cargo_test(&args)?])
+}
+
+/// One test more than there are cores: the integration tests spend a third
+/// of their time waiting (on the package index, on services starting, on
+/// timeouts they test), so one test per core leaves the cores idle that
+/// long, and a cold suite on two cores took 616 s with two tests at a time
+/// and 529 s with three.
+fn test_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |cores| cores.get() + 1)
 }
 
 /// The names of xtask's integration tests (`tests/*.rs`) but the bench's.
@@ -218,11 +238,12 @@ fn xtask_tests_but_the_bench() -> anyhow::Result<Vec<String>> {
 }
 
 fn cargo_test(args: &[impl AsRef<std::ffi::OsStr>]) -> anyhow::Result<i32> {
-    let status = cargo()
-        .arg("test")
-        .args(args)
-        .status()
-        .context("cannot run cargo test")?;
+    code_of(cargo().arg("test").args(args))
+}
+
+/// Runs a `cargo test` command; its exit code.
+fn code_of(command: &mut std::process::Command) -> anyhow::Result<i32> {
+    let status = command.status().context("cannot run cargo test")?;
     Ok(status.code().unwrap_or(101))
 }
 
