@@ -90,6 +90,59 @@ pub struct Environment {
     pub(crate) _in_use: std::sync::Arc<std::fs::File>,
 }
 
+/// Waits until no other run holds environment `id`'s use lock before its
+/// folder is removed to be built again: their services may be running from
+/// it, and pulling its packages from under them would fail their cells for
+/// no fault of the versions. `in_use`, this run's own shared hold, is made
+/// exclusive for that (new runs wait on the build lock, held by the caller
+/// throughout) and shared again once it is won. Gives up after `patience`,
+/// as an error of the harness's own, never a verdict on the versions.
+/// Returns how long it waited, when it had to.
+pub(crate) fn wait_for_other_users(
+    in_use: &std::fs::File,
+    id: &str,
+    patience: Duration,
+) -> Result<Option<Duration>, BuildError> {
+    let waiting = std::time::Instant::now();
+    loop {
+        // A refused conversion gives up the shared hold too (flock):
+        // harmless, since the build lock keeps every other run out.
+        match in_use.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(err)) => {
+                return Err(anyhow::Error::new(err)
+                    .context(format!("cannot lock environment {id}"))
+                    .into());
+            }
+        }
+        if waiting.elapsed() >= patience {
+            return Err(BuildError::Harness(anyhow::anyhow!(
+                "environment {id} must be built again, and another run still uses it after {}",
+                humantime::format_duration(patience)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    in_use
+        .lock_shared()
+        .with_context(|| format!("cannot lock environment {id}"))?;
+    let waited = waiting.elapsed();
+    Ok((waited >= Duration::from_millis(100)).then_some(waited))
+}
+
+/// Why an environment was built again, with the wait for other runs to
+/// finish with it when there was one.
+pub(crate) fn rebuilt_after(why: Option<String>, waited: Option<Duration>) -> Option<String> {
+    match (why, waited) {
+        (Some(why), Some(waited)) => Some(format!(
+            "{why}; built again once the other runs using it had finished ({} later)",
+            humantime::format_duration(Duration::from_secs(waited.as_secs().max(1)))
+        )),
+        (why, _) => why,
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PythonEnvironment {
     pub interpreter: PathBuf,

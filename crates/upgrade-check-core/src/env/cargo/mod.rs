@@ -339,6 +339,8 @@ impl CargoBuilder {
             }
         }
         if dir.exists() {
+            let waited = super::wait_for_other_users(&in_use, &id, self.timeout)?;
+            rebuilt = super::rebuilt_after(rebuilt, waited);
             fs_err::remove_dir_all(&dir)?;
         }
         fs_err::create_dir_all(&bin)?;

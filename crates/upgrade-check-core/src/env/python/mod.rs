@@ -412,8 +412,11 @@ impl UvBuilder {
                 }
             }
         }
-        // Whatever is here was left by an interrupted build and is not trusted.
+        // Whatever is here was left by an interrupted build, or changed
+        // since it was built, and is not trusted.
         if dir.exists() {
+            let waited = super::wait_for_other_users(&in_use, &id, self.timeout)?;
+            rebuilt = super::rebuilt_after(rebuilt, waited);
             fs_err::remove_dir_all(&dir)?;
         }
         fs_err::create_dir_all(&dir)?;

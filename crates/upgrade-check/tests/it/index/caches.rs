@@ -250,18 +250,7 @@ fn gc_leaves_an_environment_alone_while_a_service_runs_from_it() {
     // step, another terminal) must not pull it from under the service.
     let ctx = TestContext::new();
     let cache = baseline_only(&ctx);
-    let mut recording = ctx.command(&["record", "held"]);
-    let mut recorder = recording
-        .env("UPGRADE_CHECK_CACHE_DIR", &cache)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut said =
-        std::io::BufRead::lines(std::io::BufReader::new(recorder.stdout.take().unwrap()));
-    // Its first line comes once the service is healthy behind the proxy.
-    let first = said.next().unwrap().unwrap();
-    assert!(first.contains("http://127.0.0.1:"), "{first}");
+    let (recorder, port) = recording(&ctx, &cache);
     let gc = |ctx: &TestContext| {
         let mut command = ctx.command(&["gc", "--max-size", "1KiB"]);
         command.env("UPGRADE_CHECK_CACHE_DIR", &cache);
@@ -276,27 +265,8 @@ fn gc_leaves_an_environment_alone_while_a_service_runs_from_it() {
         during.stdout
     );
     // The service still answers from it.
-    let port: u16 = first
-        .split("http://127.0.0.1:")
-        .nth(1)
-        .unwrap()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap();
-    let mut health = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    std::io::Write::write_all(&mut health, b"GET /health HTTP/1.0\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    std::io::Read::read_to_string(&mut health, &mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
-
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(recorder.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    assert!(recorder.wait().unwrap().success());
+    assert_answers_health(port);
+    stop_recording(recorder);
     // Once no run holds it, it goes like any other.
     let after = gc(&ctx);
     assert!(
@@ -313,6 +283,123 @@ fn gc_leaves_an_environment_alone_while_a_service_runs_from_it() {
             .unwrap()
             .any(|entry| entry.unwrap().path().is_dir())
     );
+}
+
+#[test]
+fn an_environment_changed_while_another_run_uses_it_is_built_again_once_that_run_is_done() {
+    // A file appears in the environment a recording's service runs from
+    // (a service, or a tool, wrote into it). A check started meanwhile must
+    // build it again, but not by pulling it from under the recording.
+    let ctx = TestContext::new();
+    let cache = baseline_only(&ctx);
+    let (recorder, port) = recording(&ctx, &cache);
+    let envs = cache.join("envs");
+    let venv = std::fs::read_dir(&envs)
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join("venv"))
+        .find(|venv| venv.is_dir())
+        .expect("the recording's environment");
+    let site_packages = crate::common::files_under(&venv)
+        .into_iter()
+        .find(|path| path.ends_with("flask/__init__.py"))
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned();
+    std::fs::write(site_packages.join("planted.py"), "").unwrap();
+    let mut checking = ctx.command(&[]);
+    let checking = checking
+        .arg("--cache-dir")
+        .arg(&cache)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The check has the environment's use lock open: it found the change.
+    let use_lock = venv.parent().unwrap().with_extension("use");
+    let holds_it = || {
+        std::fs::read_dir(format!("/proc/{}/fd", checking.id()))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|to| to == use_lock))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !holds_it() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the check never reached the environment"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        site_packages.join("flask/__init__.py").is_file(),
+        "the environment was removed while the recording's service ran from it"
+    );
+    assert_answers_health(port);
+    stop_recording(recorder);
+    let checked = checking.wait_with_output().unwrap();
+    assert_eq!(checked.status.code(), Some(0));
+    let rebuilt = crate::common::cell_report(&ctx.report(), "baseline")
+        .environment
+        .as_ref()
+        .unwrap()
+        .rebuilt
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        rebuilt.contains("site-packages changed since it was built")
+            && rebuilt.contains("built again once the other runs using it had finished"),
+        "{rebuilt}"
+    );
+    assert!(!site_packages.join("planted.py").exists());
+}
+
+/// `record` started on `cache`, its service healthy behind the proxy: the
+/// recorder, and the proxy's port.
+fn recording(ctx: &TestContext, cache: &std::path::Path) -> (std::process::Child, u16) {
+    let mut recording = ctx.command(&["record", "held"]);
+    let mut recorder = recording
+        .env("UPGRADE_CHECK_CACHE_DIR", cache)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut said =
+        std::io::BufRead::lines(std::io::BufReader::new(recorder.stdout.take().unwrap()));
+    // Its first line comes once the service is healthy behind the proxy.
+    let first = said.next().unwrap().unwrap();
+    let port = first
+        .split("http://127.0.0.1:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{first}"))
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap();
+    (recorder, port)
+}
+
+fn assert_answers_health(port: u16) {
+    let mut health = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(&mut health, b"GET /health HTTP/1.0\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut health, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+}
+
+/// Ctrl-C to the recorder, which ends cleanly.
+fn stop_recording(mut recorder: std::process::Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(recorder.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert!(recorder.wait().unwrap().success());
 }
 
 #[test]
