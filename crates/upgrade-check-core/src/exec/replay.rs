@@ -74,14 +74,20 @@ pub struct StepFailure {
 /// after an answer without saying so (uvicorn after a 500): a pooled
 /// connection would carry the next step into that close, and that step,
 /// not the one that failed, would be reported as unanswered. On loopback a
-/// connection costs a fraction of a millisecond.
+/// connection costs a fraction of a millisecond. Built once per process
+/// (copies share it): building one reads the system's certificates.
 pub fn client() -> reqwest::Client {
-    crate::sys::http::client_builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(0)
-        .build()
-        .expect("the HTTP client configuration is valid")
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            crate::sys::http::client_builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("the HTTP client configuration is valid")
+        })
+        .clone()
 }
 
 /// Replays `scenario` against the service at `base_url`

@@ -243,12 +243,11 @@ fn all_pids() -> Vec<i32> {
 
 /// The processes descending from `leader` that are not in its group.
 fn descendants_outside_group(leader: i32) -> Vec<i32> {
-    all_pids()
+    crate::sys::sweep::ProcessTable::read()
+        .descendants(leader)
         .into_iter()
-        .filter(|pid| {
-            crate::sys::sweep::descends_from(*pid, leader)
-                && crate::sys::sweep::process_group(*pid) != Some(leader)
-        })
+        .filter(|entry| entry.group != leader)
+        .map(|entry| entry.pid)
         .collect()
 }
 
@@ -645,7 +644,18 @@ enum Holder {
 /// Who holds the socket listening on loopback `port`: the service's group
 /// `pgid`, a process carrying its `marker`, or another process.
 fn port_holder(port: u16, pgid: u32, marker: &str) -> Holder {
-    let holders = listeners(port);
+    let sockets = listening_sockets(port);
+    if sockets.is_empty() {
+        return Holder::Unknown;
+    }
+    // Nearly always the service's own: its group's few processes are
+    // looked at before every process's open files.
+    let leader = i32::try_from(pgid).unwrap_or_default();
+    let table = crate::sys::sweep::ProcessTable::read();
+    if table.in_group(leader).any(|pid| holds_any(pid, &sockets)) {
+        return Holder::Service;
+    }
+    let holders = holders_of(&sockets);
     if holders.is_empty() {
         return Holder::Unknown;
     }
@@ -662,7 +672,6 @@ fn port_holder(port: u16, pgid: u32, marker: &str) -> Holder {
         .collect();
     // A daemon that cleared its environment is still the service's: in a PID
     // namespace it was re-parented to the service itself.
-    let leader = i32::try_from(pgid).unwrap_or_default();
     match holders
         .iter()
         .find(|pid| ours.contains(pid) || crate::sys::sweep::descends_from(**pid, leader))
@@ -674,31 +683,43 @@ fn port_holder(port: u16, pgid: u32, marker: &str) -> Holder {
 
 /// The processes holding a socket that listens on loopback `port`.
 pub fn listeners(port: u16) -> Vec<i32> {
+    holders_of(&listening_sockets(port))
+}
+
+/// The sockets listening on loopback `port`, as `/proc/<pid>/fd` links name them.
+fn listening_sockets(port: u16) -> Vec<String> {
     let inodes: Vec<String> = match crate::sys::listening::inodes(port) {
         Some(inodes) => inodes.iter().map(ToString::to_string).collect(),
         None => listening_in_proc(port),
     };
-    if inodes.is_empty() {
-        return Vec::new();
-    }
-    let sockets: Vec<String> = inodes
+    inodes
         .iter()
         .map(|inode| format!("socket:[{inode}]"))
-        .collect();
+        .collect()
+}
+
+/// The processes holding any of `sockets`.
+fn holders_of(sockets: &[String]) -> Vec<i32> {
+    if sockets.is_empty() {
+        return Vec::new();
+    }
     all_pids()
         .into_iter()
-        .filter(|pid| {
-            std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
-                fds.filter_map(Result::ok)
-                    .filter_map(|fd| std::fs::read_link(fd.path()).ok())
-                    .any(|target| {
-                        sockets
-                            .iter()
-                            .any(|socket| target.as_os_str() == socket.as_str())
-                    })
-            })
-        })
+        .filter(|pid| holds_any(*pid, sockets))
         .collect()
+}
+
+/// Whether process `pid` has any of `sockets` open.
+fn holds_any(pid: i32, sockets: &[String]) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+        fds.filter_map(Result::ok)
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .any(|target| {
+                sockets
+                    .iter()
+                    .any(|socket| target.as_os_str() == socket.as_str())
+            })
+    })
 }
 
 /// The inodes of the sockets listening on `port`, from `/proc/net/tcp*`:

@@ -208,9 +208,115 @@ pub(crate) fn process_group(pid: i32) -> Option<i32> {
     stat_fields(u32::try_from(pid).ok()?)?.get(2)?.parse().ok()
 }
 
+/// A process's pid, parent and group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProcessEntry {
+    pub pid: i32,
+    pub parent: i32,
+    pub group: i32,
+}
+
+/// Every process's parent and group, read in one pass over `/proc`: a
+/// service's stop asks which processes descend from it, and following each
+/// process's parents up read the same `stat` files many times over.
+pub(crate) struct ProcessTable {
+    entries: Vec<ProcessEntry>,
+}
+
+impl ProcessTable {
+    pub(crate) fn read() -> ProcessTable {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return ProcessTable {
+                entries: Vec::new(),
+            };
+        };
+        let entries = dir
+            .filter_map(Result::ok)
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+            .filter_map(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                // After the command name (which may hold spaces): state, parent, group.
+                let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(1);
+                let parent = fields.next()?.parse().ok()?;
+                let group = fields.next()?.parse().ok()?;
+                Some(ProcessEntry { pid, parent, group })
+            })
+            .collect();
+        ProcessTable { entries }
+    }
+
+    /// The processes descending from `ancestor` (not itself), nearest first.
+    pub(crate) fn descendants(&self, ancestor: i32) -> Vec<ProcessEntry> {
+        let mut found: Vec<ProcessEntry> = Vec::new();
+        let mut parents = vec![ancestor];
+        while let Some(parent) = parents.pop() {
+            for child in self.entries.iter().filter(|entry| entry.parent == parent) {
+                // A pid reused while the table was read could close a loop.
+                if child.pid != ancestor && !found.iter().any(|seen| seen.pid == child.pid) {
+                    found.push(*child);
+                    parents.push(child.pid);
+                }
+            }
+        }
+        found
+    }
+
+    /// The pids of group `group`'s processes.
+    pub(crate) fn in_group(&self, group: i32) -> impl Iterator<Item = i32> + '_ {
+        self.entries
+            .iter()
+            .filter(move |entry| entry.group == group)
+            .map(|entry| entry.pid)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_process_table_finds_a_child_s_child_that_left_its_group() {
+        // sh (a group of its own) starts a child that leaves it with setsid.
+        let mut parent = std::process::Command::new("sh");
+        std::os::unix::process::CommandExt::process_group(&mut parent, 0);
+        let mut parent = parent
+            .args(["-c", "setsid sleep 30 & echo $!; wait"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(parent.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let leader = parent.id() as i32;
+        let sleeper: i32 = line.trim().parse().unwrap();
+        // Until setsid has run, the sleeper is still in the shell's group.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while process_group(sleeper) != Some(sleeper) {
+            assert!(std::time::Instant::now() < deadline, "setsid never ran");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let table = ProcessTable::read();
+        let descendants = table.descendants(leader);
+        let found = descendants.iter().find(|entry| entry.pid == sleeper);
+        assert!(
+            found.is_some_and(|entry| entry.group != leader && entry.parent == leader),
+            "{descendants:?}"
+        );
+        assert!(descends_from(sleeper, leader));
+        assert!(table.in_group(leader).any(|pid| pid == leader));
+        assert!(
+            !table
+                .descendants(sleeper)
+                .iter()
+                .any(|entry| entry.pid == leader)
+        );
+        kill_with_group(sleeper);
+        let _ = kill(Pid::from_raw(leader), Signal::SIGKILL);
+        let _ = parent.wait();
+    }
 
     #[test]
     fn a_folder_claimed_by_this_process_is_alive_and_one_by_a_dead_process_is_not() {
