@@ -659,12 +659,6 @@ fn port_holder(port: u16, pgid: u32, marker: &str) -> Holder {
     if holders.is_empty() {
         return Holder::Unknown;
     }
-    if holders.iter().any(|pid| {
-        crate::sys::sweep::process_group(*pid).and_then(|group| u32::try_from(group).ok())
-            == Some(pgid)
-    }) {
-        return Holder::Service;
-    }
     let ours: Vec<i32> = crate::sys::sweep::processes_with(SERVICE_MARKER)
         .into_iter()
         .filter(|(_, value)| value == marker)
@@ -672,9 +666,14 @@ fn port_holder(port: u16, pgid: u32, marker: &str) -> Holder {
         .collect();
     // A daemon that cleared its environment is still the service's: in a PID
     // namespace it was re-parented to the service itself.
+    let descendants: Vec<i32> = table
+        .descendants(leader)
+        .iter()
+        .map(|entry| entry.pid)
+        .collect();
     match holders
         .iter()
-        .find(|pid| ours.contains(pid) || crate::sys::sweep::descends_from(**pid, leader))
+        .find(|pid| ours.contains(pid) || descendants.contains(pid))
     {
         Some(pid) => Holder::Descendant(*pid),
         None => Holder::Other,
