@@ -231,7 +231,9 @@ fn a_service_that_needs_postgresql_is_asked_for_its_openapi_document_on_a_databa
             "SECRET_KEY = \"{secret}\"\nPORT = \"{port}\"\nDATABASE_URL = \"{database_url}\"",
         )
     });
-    let explored = crate::common::explore_reading_openapi(&ctx, "20");
+    // Enough budget for the username bound's variant: every variant here
+    // is a cold start of uvicorn behind the script.
+    let explored = crate::common::explore_reading_openapi(&ctx, "6");
     let report = ctx.report();
     assert!(
         report
