@@ -136,25 +136,10 @@ fn remembered_digest(exe: &Path, memo: &Path) -> anyhow::Result<String> {
     if let Some(digest) = remembered {
         return Ok(digest);
     }
-    let digest = hash_file(exe)?;
+    let digest = crate::sys::state::file_digest(exe)?;
     // Not remembered only costs the next run the hashing.
     let _ = state::write_atomic(memo, format!("{stamp} {digest}\n").as_bytes());
     Ok(digest)
-}
-
-/// The SHA-256 of a file's bytes, in hex.
-fn hash_file(path: &Path) -> anyhow::Result<String> {
-    use std::io::Read;
-    let mut file = fs_err::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut chunk = vec![0u8; 1 << 20];
-    loop {
-        match file.read(&mut chunk)? {
-            0 => break,
-            read => hasher.update(&chunk[..read]),
-        }
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
 
 /// The key of one cell's result within a run of `digest`.
@@ -263,7 +248,7 @@ mod tests {
         let (exe, memo) = (dir.path().join("harness"), dir.path().join("memo"));
         fs_err::write(&exe, b"one build").unwrap();
         let digest = remembered_digest(&exe, &memo).unwrap();
-        assert_eq!(digest, hash_file(&exe).unwrap());
+        assert_eq!(digest, crate::sys::state::file_digest(&exe).unwrap());
 
         // The same file as it was: the memo is read, not the file.
         let text = fs_err::read_to_string(&memo).unwrap();
@@ -275,7 +260,7 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(10));
         fs_err::write(&exe, b"another build").unwrap();
         let rebuilt = remembered_digest(&exe, &memo).unwrap();
-        assert_eq!(rebuilt, hash_file(&exe).unwrap());
+        assert_eq!(rebuilt, crate::sys::state::file_digest(&exe).unwrap());
         assert_ne!(rebuilt, digest);
     }
 }

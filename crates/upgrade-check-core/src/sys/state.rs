@@ -269,8 +269,6 @@ pub(crate) fn hash_tree(
     super::source_tree::SourceTree::read(dir)?.hash_into(hasher, keep)
 }
 
-/// An exclusive lock on `path` (created if missing), held until dropped.
-///
 /// The user's own folder for what must never live in a checkout (the key
 /// recorded results are signed with): `$XDG_STATE_HOME/upgrade-check`, else
 /// `~/.local/state/upgrade-check`; made 0700, refused when it is a link or
@@ -443,18 +441,54 @@ pub(crate) fn tree_listing(dir: &Path) -> anyhow::Result<BTreeMap<String, String
     Ok(listing)
 }
 
-/// Keeps `dir`'s listing in `record`, to be checked with [`changed_since`].
+/// The first line of a listing whose lines carry each file's digest.
+const LISTING_WITH_DIGESTS: &str = "# listing v2: digest, stamp, path";
+
+/// Keeps `dir`'s listing in `record`, to be checked with [`changed_since`],
+/// with each regular file's digest: a file whose only change is its change
+/// time (a hard link to it made elsewhere, by a backup, a deduplicating
+/// tool or a profiler's cache) is then told from one whose bytes changed.
 pub(crate) fn record_listing(dir: &Path, record: &Path) -> anyhow::Result<()> {
-    let text: String = tree_listing(dir)?
-        .into_iter()
-        .map(|(path, stamp)| format!("{stamp}\t{path}\n"))
-        .collect();
+    let mut text = format!("{LISTING_WITH_DIGESTS}\n");
+    for (path, stamp) in tree_listing(dir)? {
+        let full = dir.join(&path);
+        let digest = match fs_err::symlink_metadata(&full)?.is_file() {
+            true => file_digest(&full)?,
+            false => "-".to_owned(),
+        };
+        text.push_str(&format!("{digest}\t{stamp}\t{path}\n"));
+    }
     write_atomic(record, text.as_bytes())
+}
+
+/// The SHA-256 of a file's bytes, in hex.
+pub(crate) fn file_digest(path: &Path) -> anyhow::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = fs_err::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        match file.read(&mut chunk)? {
+            0 => break,
+            read => hasher.update(&chunk[..read]),
+        }
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// A listed entry's stamp, and its digest when it is a regular file of a
+/// listing that has them.
+struct Recorded<'a> {
+    stamp: &'a str,
+    digest: Option<&'a str>,
 }
 
 /// The first path of `dir` that differs from the listing kept in `record`
 /// (changed, added or removed), or None when it is as it was recorded. A
 /// missing or unreadable record counts as a change: nothing vouches for it.
+/// An entry whose stamp differs only in its change time is as recorded
+/// when its bytes still have the recorded digest.
 pub(crate) fn changed_since(dir: &Path, record: &Path) -> Option<String> {
     let Ok(text) = std::fs::read_to_string(record) else {
         return Some(format!(
@@ -462,18 +496,36 @@ pub(crate) fn changed_since(dir: &Path, record: &Path) -> Option<String> {
             record.display()
         ));
     };
-    let recorded: BTreeMap<&str, &str> = text
+    let with_digests = text.starts_with(LISTING_WITH_DIGESTS);
+    let recorded: BTreeMap<&str, Recorded<'_>> = text
         .lines()
+        .filter(|line| !line.starts_with('#'))
         .filter_map(|line| {
+            let (digest, line) = match with_digests {
+                true => {
+                    let (digest, rest) = line.split_once('\t')?;
+                    (Some(digest).filter(|digest| *digest != "-"), rest)
+                }
+                false => (None, line),
+            };
             let (stamp, path) = line.split_once('\t')?;
-            Some((path, stamp))
+            Some((path, Recorded { stamp, digest }))
         })
         .collect();
     let Ok(now) = tree_listing(dir) else {
         return Some(format!("{} (unreadable)", dir.display()));
     };
+    let as_recorded = |path: &str, stamp: &str| {
+        recorded.get(path).is_some_and(|was| {
+            was.stamp == stamp
+                || (without_change_time(was.stamp) == without_change_time(stamp)
+                    && was.digest.is_some_and(|digest| {
+                        file_digest(&dir.join(path)).is_ok_and(|now| now == digest)
+                    }))
+        })
+    };
     now.iter()
-        .find(|(path, stamp)| recorded.get(path.as_str()) != Some(&stamp.as_str()))
+        .find(|(path, stamp)| !as_recorded(path, stamp))
         .map(|(path, _)| path.clone())
         .or_else(|| {
             recorded
@@ -481,6 +533,17 @@ pub(crate) fn changed_since(dir: &Path, record: &Path) -> Option<String> {
                 .find(|path| !now.contains_key(**path))
                 .map(|path| format!("{path} (removed)"))
         })
+}
+
+/// A stamp of [`tree_listing`] without its change time (its fifth field).
+fn without_change_time(stamp: &str) -> String {
+    stamp
+        .splitn(6, ' ')
+        .enumerate()
+        .filter(|(field, _)| *field != 4)
+        .map(|(_, part)| part)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Refuses to write `path` when a symlink on its way leads out of
@@ -575,6 +638,68 @@ pub fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A built tree with a module, and its recorded listing beside it.
+    fn recorded_tree() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let root = tempfile::tempdir().unwrap();
+        let tree = root.path().join("venv");
+        fs_err::create_dir_all(tree.join("lib")).unwrap();
+        let module = tree.join("lib/module.py");
+        fs_err::write(&module, "ANSWER = 42\n").unwrap();
+        let record = root.path().join("contents");
+        record_listing(&tree, &record).unwrap();
+        assert_eq!(changed_since(&tree, &record), None);
+        (root, tree, record)
+    }
+
+    #[test]
+    fn a_hard_link_made_elsewhere_leaves_a_file_as_it_was_built() {
+        let (root, tree, record) = recorded_tree();
+        // Its change time moves (the link count changed), its bytes do not.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs_err::hard_link(tree.join("lib/module.py"), root.path().join("linked.py")).unwrap();
+        assert_eq!(changed_since(&tree, &record), None);
+    }
+
+    #[test]
+    fn a_file_rewritten_with_its_old_size_and_modification_time_is_changed() {
+        let (_root, tree, record) = recorded_tree();
+        let module = tree.join("lib/module.py");
+        let modified = fs_err::metadata(&module).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs_err::write(&module, "ANSWER = 41\n").unwrap();
+        // The modification time set back, as a careful writer would.
+        File::options()
+            .write(true)
+            .open(&module)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        assert_eq!(
+            changed_since(&tree, &record).as_deref(),
+            Some("lib/module.py")
+        );
+    }
+
+    #[test]
+    fn a_listing_recorded_without_digests_still_counts_a_new_change_time() {
+        let (root, tree, record) = recorded_tree();
+        // As an older harness wrote it: stamps and paths only.
+        let old: String = fs_err::read_to_string(&record)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|line| format!("{}\n", line.split_once('\t').unwrap().1))
+            .collect();
+        fs_err::write(&record, old).unwrap();
+        assert_eq!(changed_since(&tree, &record), None);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs_err::hard_link(tree.join("lib/module.py"), root.path().join("linked.py")).unwrap();
+        assert_eq!(
+            changed_since(&tree, &record).as_deref(),
+            Some("lib/module.py")
+        );
+    }
 
     #[test]
     fn a_write_through_a_symlink_out_of_its_folder_is_refused() {
