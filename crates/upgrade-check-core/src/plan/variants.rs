@@ -316,17 +316,24 @@ fn sent_texts(step: &Step) -> Vec<String> {
 fn of_scenario(scenario: &Scenario, schema: &Schema) -> Vec<Variant> {
     let mut found = Vec::new();
     for (index, step) in scenario.steps.iter().enumerate() {
-        let mut seen: Vec<(String, u8)> = Vec::new();
+        let mut seen: Vec<(String, u8, &str)> = Vec::new();
         let bounded = schema.fields(&step.method, &step.path);
-        for (mutation, changed) in of_step(step, bounded) {
-            let group = (mutation.field().to_owned(), mutation.rank());
+        let changes = of_step(step, bounded);
+        for (mutation, changed) in &changes {
+            // Each bound the service documents is a rule of its own: a small
+            // budget tries every one of them before it goes deeper.
+            let rule = match mutation {
+                Mutation::Schema { rule, .. } => rule.as_str(),
+                _ => "",
+            };
+            let group = (mutation.field().to_owned(), mutation.rank(), rule);
             let level = seen.iter().filter(|known| **known == group).count();
             seen.push(group);
             let mut variant = scenario.clone();
             variant.steps.truncate(index);
             // What the changed step answers is the finding: nothing is
             // expected of it, and nothing after it needs its captures.
-            let mut changed = changed;
+            let mut changed = changed.clone();
             changed.captures.clear();
             changed.expect_status = None;
             variant.steps.push(changed);
@@ -336,7 +343,7 @@ fn of_scenario(scenario: &Scenario, schema: &Schema) -> Vec<Variant> {
             found.push(Variant {
                 from: scenario.name.clone(),
                 step: index,
-                mutation,
+                mutation: mutation.clone(),
                 scenario: variant,
                 recorded,
                 level,
