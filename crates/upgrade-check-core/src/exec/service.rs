@@ -230,17 +230,6 @@ impl ServiceProcess {
     }
 }
 
-/// Every process's pid, from `/proc` (none where it cannot be read).
-fn all_pids() -> Vec<i32> {
-    let Ok(entries) = fs_err::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .collect()
-}
-
 /// The processes descending from `leader` that are not in its group.
 fn descendants_outside_group(leader: i32) -> Vec<i32> {
     crate::sys::sweep::ProcessTable::read()
@@ -655,7 +644,7 @@ fn port_holder(port: u16, pgid: u32, marker: &str) -> Holder {
     if table.in_group(leader).any(|pid| holds_any(pid, &sockets)) {
         return Holder::Service;
     }
-    let holders = holders_of(&sockets);
+    let holders = holders_of(&sockets, &table);
     if holders.is_empty() {
         return Holder::Unknown;
     }
@@ -682,7 +671,10 @@ fn port_holder(port: u16, pgid: u32, marker: &str) -> Holder {
 
 /// The processes holding a socket that listens on loopback `port`.
 pub fn listeners(port: u16) -> Vec<i32> {
-    holders_of(&listening_sockets(port))
+    holders_of(
+        &listening_sockets(port),
+        &crate::sys::sweep::ProcessTable::read(),
+    )
 }
 
 /// The sockets listening on loopback `port`, as `/proc/<pid>/fd` links name them.
@@ -697,13 +689,13 @@ fn listening_sockets(port: u16) -> Vec<String> {
         .collect()
 }
 
-/// The processes holding any of `sockets`.
-fn holders_of(sockets: &[String]) -> Vec<i32> {
+/// The processes of `table` holding any of `sockets`.
+fn holders_of(sockets: &[String], table: &crate::sys::sweep::ProcessTable) -> Vec<i32> {
     if sockets.is_empty() {
         return Vec::new();
     }
-    all_pids()
-        .into_iter()
+    table
+        .pids()
         .filter(|pid| holds_any(*pid, sockets))
         .collect()
 }

@@ -239,6 +239,11 @@ impl ProcessTable {
         found
     }
 
+    /// Every process's pid.
+    pub(crate) fn pids(&self) -> impl Iterator<Item = i32> + '_ {
+        self.entries.iter().map(|entry| entry.pid)
+    }
+
     /// The pids of group `group`'s processes.
     pub(crate) fn in_group(&self, group: i32) -> impl Iterator<Item = i32> + '_ {
         self.entries
