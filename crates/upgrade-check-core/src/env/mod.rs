@@ -90,6 +90,21 @@ pub struct Environment {
     pub(crate) _in_use: std::sync::Arc<std::fs::File>,
 }
 
+/// Removes an environment's folder `dir` (left by an interrupted build, or
+/// changed since it was built: `why`) to build it again, once no other run
+/// uses it; `why` with the wait added when there was one.
+pub(crate) fn clear_for_rebuild(
+    dir: &std::path::Path,
+    in_use: &std::fs::File,
+    id: &str,
+    patience: Duration,
+    why: Option<String>,
+) -> Result<Option<String>, BuildError> {
+    let waited = wait_for_other_users(in_use, id, patience)?;
+    fs_err::remove_dir_all(dir)?;
+    Ok(rebuilt_after(why, waited))
+}
+
 /// Waits until no other run holds environment `id`'s use lock before its
 /// folder is removed to be built again: their services may be running from
 /// it, and pulling its packages from under them would fail their cells for
@@ -98,7 +113,7 @@ pub struct Environment {
 /// throughout) and shared again once it is won. Gives up after `patience`,
 /// as an error of the harness's own, never a verdict on the versions.
 /// Returns how long it waited, when it had to.
-pub(crate) fn wait_for_other_users(
+fn wait_for_other_users(
     in_use: &std::fs::File,
     id: &str,
     patience: Duration,
@@ -133,7 +148,7 @@ pub(crate) fn wait_for_other_users(
 
 /// Why an environment was built again, with the wait for other runs to
 /// finish with it when there was one.
-pub(crate) fn rebuilt_after(why: Option<String>, waited: Option<Duration>) -> Option<String> {
+fn rebuilt_after(why: Option<String>, waited: Option<Duration>) -> Option<String> {
     match (why, waited) {
         (Some(why), Some(waited)) => Some(format!(
             "{why}; built again once the other runs using it had finished ({} later)",

@@ -339,9 +339,7 @@ impl CargoBuilder {
             }
         }
         if dir.exists() {
-            let waited = super::wait_for_other_users(&in_use, &id, self.timeout)?;
-            rebuilt = super::rebuilt_after(rebuilt, waited);
-            fs_err::remove_dir_all(&dir)?;
+            rebuilt = super::clear_for_rebuild(&dir, &in_use, &id, self.timeout, rebuilt)?;
         }
         fs_err::create_dir_all(&bin)?;
         let scratch = state::temp_dir()?;

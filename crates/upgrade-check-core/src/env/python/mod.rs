@@ -415,9 +415,7 @@ impl UvBuilder {
         // Whatever is here was left by an interrupted build, or changed
         // since it was built, and is not trusted.
         if dir.exists() {
-            let waited = super::wait_for_other_users(&in_use, &id, self.timeout)?;
-            rebuilt = super::rebuilt_after(rebuilt, waited);
-            fs_err::remove_dir_all(&dir)?;
+            rebuilt = super::clear_for_rebuild(&dir, &in_use, &id, self.timeout, rebuilt)?;
         }
         fs_err::create_dir_all(&dir)?;
         let requirements_path = dir.join("requirements.txt");
