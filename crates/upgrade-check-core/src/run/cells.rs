@@ -321,14 +321,11 @@ pub(super) async fn run_cell(
         Ok(report) => report,
         Err(why) => return not_prepared(&ctx, &cell, Verdict::NotTried, &why, Vec::new()),
     };
-    let result_key = ctx
-        .settings
-        .results_digest
-        .as_deref()
-        .map(|digest| results::key(digest, &cell, set));
-    if let Some(key) = &result_key
+    let keys =
+        (ctx.settings.digests.as_ref()).map(|digests| results::Keys::of(digests, &cell, set));
+    if let Some(keys) = &keys
         && ctx.settings.reuse_results
-        && let Some(recorded) = results::load(&ctx.settings.dirs, key)
+        && let Some(recorded) = results::load(&ctx.settings.dirs, &keys.result)
     {
         return reuse(&ctx, &cell, recorded, report);
     }
@@ -343,8 +340,7 @@ pub(super) async fn run_cell(
         );
         return failed_cell(&ctx, &cell, Verdict::BuildFailed, &reason);
     }
-    let replayed =
-        replay_every_scenario(&ctx, &cell, &environment, set, result_key.as_deref()).await;
+    let replayed = replay_every_scenario(&ctx, &cell, &environment, set, keys.as_ref()).await;
     // A signal killed the services: what they answered since is not this
     // cell's result, to report or to record for reuse.
     if crate::sys::interrupt::signalled().is_some() {
@@ -364,8 +360,8 @@ pub(super) async fn run_cell(
     report.duration_ms = ms(started.elapsed());
     ctx.finished_cell(&cell.name, judged(&report, false));
     let outcome = CellOutcome { report, contents };
-    if let Some(key) = result_key {
-        store_result(&ctx, &cell, &key, &outcome);
+    if let Some(keys) = keys {
+        store_result(&ctx, &cell, &keys, &outcome);
     }
     outcome
 }
@@ -428,19 +424,19 @@ fn cell_report(
 
 /// Every scenario run of the cell, at once (each waits for a service
 /// slot): the baseline's twice when noise is checked, unless its recorded
-/// run of the same inputs (`result_key`) did. By run key.
+/// run of the same inputs (`keys`) did. By run key.
 async fn replay_every_scenario(
     ctx: &RunContext,
     cell: &Cell,
     environment: &Environment,
     set: &ResolvedSet,
-    result_key: Option<&str>,
+    keys: Option<&results::Keys>,
 ) -> Vec<(String, (ScenarioReport, Option<String>))> {
     let runs = scenario_runs(&ctx.settings.scenarios, &cell.profile);
     let check_noise = cell.is_baseline() && ctx.settings.check_noise;
-    let recorded_noise = result_key
+    let recorded_noise = keys
         .filter(|_| check_noise)
-        .and_then(|key| recorded_noise(ctx, cell, key));
+        .and_then(|keys| recorded_noise(ctx, cell, keys));
     let replays = runs.iter().map(|run| async {
         let outcome = if let Some(recorded) = &recorded_noise {
             let noise = recorded.get(&run.key).cloned();
@@ -465,7 +461,7 @@ async fn replay_every_scenario(
 
 /// Records the cell's result for reuse, unless the harness failed in it
 /// (its own failures are no results: they run again next time).
-fn store_result(ctx: &RunContext, cell: &Cell, key: &str, outcome: &CellOutcome) {
+fn store_result(ctx: &RunContext, cell: &Cell, keys: &results::Keys, outcome: &CellOutcome) {
     let judged = outcome
         .report
         .scenarios
@@ -494,7 +490,20 @@ fn store_result(ctx: &RunContext, cell: &Cell, key: &str, outcome: &CellOutcome)
             .then(|| ctx.state.preloading.found_off())
             .flatten(),
     };
-    if let Err(err) = results::store(&ctx.settings.dirs, key, &recorded) {
+    let stored = results::store(&ctx.settings.dirs, &keys.result, &recorded).and_then(|()| {
+        match cell.is_baseline() {
+            true => results::store_check(
+                &ctx.settings.dirs,
+                &keys.check,
+                &results::BaselineCheck {
+                    noise: recorded.noise,
+                    preloading_off: recorded.preloading_off,
+                },
+            ),
+            false => Ok(()),
+        }
+    });
+    if let Err(err) = stored {
         ctx.emit(RunEvent::NotRecorded {
             cell: cell.name.clone(),
             error: format!("{err:#}"),

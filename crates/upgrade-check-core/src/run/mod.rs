@@ -76,8 +76,8 @@ pub(crate) struct RunSettings {
     pub accepting: bool,
     /// Replay the baseline's scenarios twice to find what is nondeterministic.
     pub check_noise: bool,
-    /// The digest of the run's shared inputs; `None` records no result.
-    pub results_digest: Option<String>,
+    /// The digests of the run's shared inputs; `None` records no result.
+    pub digests: Option<results::RunDigests>,
     /// Take a cell's recorded result when its inputs are unchanged.
     pub reuse_results: bool,
     /// Take the baseline's noise check from its recorded run when its

@@ -4,8 +4,9 @@
 //! noise from what preloading changed.
 //!
 //! A baseline whose recorded run had the same inputs (source, scenarios,
-//! snapshots, config, environment, harness: its results key) is replayed
-//! once, as configured: that run's check stands, as a reused result's would.
+//! snapshots, config, environment, harness: its results key), in this
+//! checkout or another on this machine, is replayed once, as configured:
+//! that run's check stands, as a reused result's would.
 
 use std::collections::BTreeMap;
 
@@ -75,14 +76,14 @@ pub(super) async fn run_baseline_twice(
 pub(super) fn recorded_noise(
     ctx: &RunContext,
     cell: &Cell,
-    key: &str,
+    keys: &results::Keys,
 ) -> Option<BTreeMap<String, Noise>> {
     if !ctx.settings.reuse_noise {
         return None;
     }
     // Signed by this machine's harness: noise a pull request brought
     // would mask the very fields it changes.
-    let recorded = results::load(&ctx.settings.dirs, key)?;
+    let recorded = results::load_check(&ctx.settings.dirs, keys)?;
     match recorded.preloading_off {
         Some(reason) => {
             ctx.state.preloading.turn_off(reason);

@@ -16,11 +16,19 @@
 //! can be computed by anyone with the same release and the same files; a
 //! pull request that commits a result recorded as a pass still gets its
 //! cells run, because it cannot sign it.
+//!
+//! The baseline's check (the noise its double replay found, its verdict on
+//! preloading) is also kept in the cache, by a key of its own that leaves
+//! out what does not decide it (the config's matrix and exploration tables,
+//! the accepted snapshots): every checkout of the same inputs on this
+//! machine (CI's fresh clones, a second worktree, another matrix of the
+//! same service) replays the baseline once instead of twice.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use hmac::{KeyInit, Mac};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -45,35 +53,109 @@ pub(crate) struct Recorded {
     pub preloading_off: Option<String>,
 }
 
-/// The digest of everything a run's cells share as inputs; `pin_files` are
-/// the service's requirements files, left out. The harness counts by its
-/// build (a digest of its own executable, remembered in `cache`), not its version: a rebuilt harness
-/// that behaves differently must not reuse what the old one judged. The
-/// variables it passes on to services count with their values.
-pub(crate) fn run_digest(
+/// What the baseline's double replay found: the noise it masks, and why it
+/// turned preloading off, if it did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct BaselineCheck {
+    pub noise: Vec<Noise>,
+    pub preloading_off: Option<String>,
+}
+
+/// The digests of what a run's cells share as inputs: one for their
+/// results, one for the baseline's check.
+#[derive(Debug, Clone)]
+pub(crate) struct RunDigests {
+    pub results: String,
+    pub check: String,
+}
+
+/// The keys of one cell's recorded result and of its check (the baseline's).
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    pub result: String,
+    pub check: String,
+}
+
+impl Keys {
+    pub(crate) fn of(digests: &RunDigests, cell: &Cell, set: &ResolvedSet) -> Keys {
+        Keys {
+            result: key(&digests.results, cell, set),
+            check: key(&digests.check, cell, set),
+        }
+    }
+}
+
+/// The digests of everything a run's cells share as inputs; `pin_files`
+/// are the service's requirements files, left out. The harness counts by
+/// its build (a digest of its own executable, remembered in `cache`), not
+/// its version: a rebuilt harness that behaves differently must not reuse
+/// what the old one judged. The variables it passes on to services count
+/// with their values. The baseline's check is decided by the same inputs
+/// but the config's matrix and exploration tables and the accepted
+/// snapshots.
+pub(crate) fn run_digests(
     config: &Config,
     source: &SourceTree,
     cache: &Path,
     python: &str,
     switches: &str,
     pin_files: &[PathBuf],
-) -> anyhow::Result<String> {
-    let mut hasher = Sha256::new();
+) -> anyhow::Result<RunDigests> {
     let passed: String = crate::exec::service::passed_through(&config.service.pass_env)
         .into_iter()
         .map(|(name, value)| format!("{name}={value}\0"))
         .collect();
-    for part in [
-        "results-v2",
-        &harness_build(cache)?,
-        python,
-        switches,
-        &passed,
-        &fs_err::read_to_string(&config.path)?,
-    ] {
-        hasher.update((part.len() as u64).to_le_bytes());
-        hasher.update(part.as_bytes());
+    let config_text = fs_err::read_to_string(&config.path)?;
+    let (source, snapshots) = inputs_digests(config, source, pin_files)?;
+    let harness = harness_build(cache)?;
+    let shared = [harness.as_str(), python, switches, &passed];
+    let digest_of = |parts: &[&str]| {
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+        hex::encode(hasher.finalize())
+    };
+    let results = [
+        &["results-v3"],
+        &shared[..],
+        &[&config_text, &source, &snapshots],
+    ]
+    .concat();
+    let check_config = without_tables(&config_text, &["matrix", "explore"]);
+    let check = [
+        &["baseline-check-v1"],
+        &shared[..],
+        &[&check_config, &source],
+    ]
+    .concat();
+    Ok(RunDigests {
+        results: digest_of(&results),
+        check: digest_of(&check),
+    })
+}
+
+/// A config's text without `tables`, in a canonical form (comments and
+/// layout do not count either); the whole text when it does not parse.
+fn without_tables(text: &str, tables: &[&str]) -> String {
+    let Ok(mut document) = text.parse::<toml::Table>() else {
+        return text.to_owned();
+    };
+    for table in tables {
+        document.remove(*table);
     }
+    toml::to_string(&document).unwrap_or_else(|_| text.to_owned())
+}
+
+/// The digests of the service's source with its scenarios, and of its
+/// accepted snapshots.
+fn inputs_digests(
+    config: &Config,
+    source: &SourceTree,
+    pin_files: &[PathBuf],
+) -> anyhow::Result<(String, String)> {
+    let mut hasher = Sha256::new();
     let pin_files: BTreeSet<PathBuf> = pin_files
         .iter()
         .filter_map(|path| path.canonicalize().ok())
@@ -96,11 +178,15 @@ pub(crate) fn run_digest(
         })
     })?;
     state::hash_tree(&config.replay.scenarios, &mut hasher, |_| true)?;
+    let mut snapshots = Sha256::new();
     // Accepted snapshots only: pending ones are what runs write.
-    state::hash_tree(&config.replay.snapshots, &mut hasher, |path| {
+    state::hash_tree(&config.replay.snapshots, &mut snapshots, |path| {
         path.extension().is_some_and(|ext| ext == "snap")
     })?;
-    Ok(hex::encode(hasher.finalize()))
+    Ok((
+        hex::encode(hasher.finalize()),
+        hex::encode(snapshots.finalize()),
+    ))
 }
 
 /// A digest of the running harness's executable, computed once per build:
@@ -143,7 +229,7 @@ fn remembered_digest(exe: &Path, memo: &Path) -> anyhow::Result<String> {
 }
 
 /// The key of one cell's result within a run of `digest`.
-pub(crate) fn key(digest: &str, cell: &Cell, set: &ResolvedSet) -> String {
+fn key(digest: &str, cell: &Cell, set: &ResolvedSet) -> String {
     let mut hasher = Sha256::new();
     for part in [digest, &cell.id, &cell.profile, &set.to_requirements()] {
         hasher.update((part.len() as u64).to_le_bytes());
@@ -155,7 +241,58 @@ pub(crate) fn key(digest: &str, cell: &Cell, set: &ResolvedSet) -> String {
 /// The recorded result for `key`, if one exists that this machine's harness
 /// signed; a file it did not sign (copied, committed, edited) is not read.
 pub(crate) fn load(dirs: &StateDirs, key: &str) -> Option<Recorded> {
-    let bytes = std::fs::read(dirs.results_dir().join(format!("{key}.json"))).ok()?;
+    load_signed(&dirs.results_dir().join(format!("{key}.json")), key)
+}
+
+/// Records a result, whole or not at all, signed for this machine.
+pub(crate) fn store(dirs: &StateDirs, key: &str, recorded: &Recorded) -> anyhow::Result<()> {
+    store_signed(
+        &dirs.results_dir().join(format!("{key}.json")),
+        key,
+        recorded,
+    )
+}
+
+/// The baseline's check recorded for `keys`: this project's recorded
+/// result first, else what a run of the same inputs in another checkout
+/// left in the cache; either only as this machine's harness signed it.
+pub(crate) fn load_check(dirs: &StateDirs, keys: &Keys) -> Option<BaselineCheck> {
+    if let Some(recorded) = load(dirs, &keys.result) {
+        return Some(BaselineCheck {
+            noise: recorded.noise,
+            preloading_off: recorded.preloading_off,
+        });
+    }
+    load_signed(
+        &check_path(dirs, &keys.check),
+        &check_signed_as(&keys.check),
+    )
+}
+
+/// Keeps the baseline's check in the cache for other checkouts.
+pub(crate) fn store_check(
+    dirs: &StateDirs,
+    key: &str,
+    check: &BaselineCheck,
+) -> anyhow::Result<()> {
+    let path = check_path(dirs, key);
+    fs_err::create_dir_all(dirs.baseline_checks_dir())?;
+    store_signed(&path, &check_signed_as(key), check)
+}
+
+fn check_path(dirs: &StateDirs, key: &str) -> PathBuf {
+    dirs.baseline_checks_dir().join(format!("{key}.json"))
+}
+
+/// A check is signed under a name of its own, so that no signed result
+/// passes for a check or the other way round.
+fn check_signed_as(key: &str) -> String {
+    format!("baseline-check {key}")
+}
+
+/// `path`'s contents, when they carry this machine's signature for `key`.
+fn load_signed<T: DeserializeOwned>(path: &Path, key: &str) -> Option<T> {
+    let bytes = std::fs::read(path).ok()?;
     let (tag, contents) = bytes.split_at(bytes.iter().position(|byte| *byte == b'\n')?);
     let tag = hex::decode(tag).ok()?;
     signer(&signing_key().ok()?, key, &contents[1..])
@@ -164,17 +301,16 @@ pub(crate) fn load(dirs: &StateDirs, key: &str) -> Option<Recorded> {
     serde_json::from_slice(&contents[1..]).ok()
 }
 
-/// Records a result, whole or not at all, signed for this machine.
-pub(crate) fn store(dirs: &StateDirs, key: &str, recorded: &Recorded) -> anyhow::Result<()> {
-    let path = dirs.results_dir().join(format!("{key}.json"));
-    let contents = serde_json::to_vec(recorded)?;
+/// Writes `value` to `path` signed for `key`, whole or not at all.
+fn store_signed<T: Serialize>(path: &Path, key: &str, value: &T) -> anyhow::Result<()> {
+    let contents = serde_json::to_vec(value)?;
     let tag = signer(&signing_key()?, key, &contents)
         .finalize()
         .into_bytes();
     let mut signed = hex::encode(tag).into_bytes();
     signed.push(b'\n');
     signed.extend_from_slice(&contents);
-    state::write_atomic(&path, &signed)
+    state::write_atomic(path, &signed)
 }
 
 type Signer = hmac::Hmac<Sha256>;
@@ -240,6 +376,75 @@ mod tests {
         let (_, contents) = text.split_once('\n').unwrap();
         fs_err::write(&path, contents).unwrap();
         assert!(load(&dirs, &key).is_none());
+    }
+
+    #[test]
+    fn the_check_s_config_leaves_out_the_matrix_exploration_and_comments_only() {
+        let config = "[service]\ncommand = [\"app\"]\n[matrix.packages]\nbcrypt = [\"5.0.0\"]\n";
+        let other_matrix = "# tried again\n[service]\ncommand = [\"app\"]\n\n[explore]\nbudget = 3\n[matrix.packages]\nflask = [\"3.0.0\"]\n";
+        let other_service =
+            "[service]\ncommand = [\"other\"]\n[matrix.packages]\nbcrypt = [\"5.0.0\"]\n";
+        let tables = ["matrix", "explore"];
+        assert_eq!(
+            without_tables(config, &tables),
+            without_tables(other_matrix, &tables)
+        );
+        assert_ne!(
+            without_tables(config, &tables),
+            without_tables(other_service, &tables)
+        );
+    }
+
+    #[test]
+    fn a_baseline_check_is_read_from_the_project_first_then_from_the_cache() {
+        let (project, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let cache = tempfile::tempdir().unwrap();
+        let dirs_of = |state: &Path| StateDirs {
+            state: state.to_owned(),
+            cache: cache.path().to_owned(),
+        };
+        let (dirs, other) = (dirs_of(project.path()), dirs_of(other.path()));
+        let keys = |result: &str, check: &str| Keys {
+            result: result.repeat(64),
+            check: check.repeat(64),
+        };
+        let (result, check_key) = ("b".repeat(64), "c".repeat(64));
+        assert!(load_check(&other, &keys("b", "c")).is_none());
+        let check = BaselineCheck {
+            noise: Vec::new(),
+            preloading_off: Some("forked differs".into()),
+        };
+        store_check(&dirs, &check_key, &check).unwrap();
+        // Another checkout (another state folder) reads it from the cache.
+        let read = load_check(&other, &keys("b", "c")).unwrap();
+        assert_eq!(read.preloading_off.as_deref(), Some("forked differs"));
+
+        // A signed result moved in as a check is no check: each is signed
+        // under a name of its own.
+        let recorded = Recorded {
+            report: serde_json::from_value(serde_json::json!({
+                "id": "baseline", "name": "baseline", "baseline": true,
+                "pins": [], "changes": [], "new_warnings": [], "environment": null,
+                "scenarios": [], "duration_ms": 1
+            }))
+            .unwrap(),
+            contents: BTreeMap::new(),
+            noise: Vec::new(),
+            preloading_off: None,
+        };
+        store(&dirs, &result, &recorded).unwrap();
+        let moved = "d".repeat(64);
+        fs_err::copy(
+            dirs.results_dir().join(format!("{result}.json")),
+            check_path(&dirs, &moved),
+        )
+        .unwrap();
+        assert!(load_check(&other, &keys("e", "d")).is_none());
+        // The project's own recorded result speaks first.
+        assert_eq!(
+            load_check(&dirs, &keys("b", "c")).unwrap().preloading_off,
+            None
+        );
     }
 
     #[test]

@@ -1012,10 +1012,10 @@ async fn start(
     // Accepting records nothing: its results become the snapshots. An
     // exploration's references are written as it runs.
     let exploring = matches!(options.action, Action::Explore(_));
-    let results_digest = if options.accept.is_some() || exploring {
+    let digests = if options.accept.is_some() || exploring {
         None
     } else {
-        Some(run::results::run_digest(
+        Some(run::results::run_digests(
             &config,
             &source,
             &dirs.cache,
@@ -1061,7 +1061,7 @@ async fn start(
             // What an accept writes is checked for being a doubtful reference.
             accepting: options.writes_references(),
             check_noise: options.accept.is_none() && !options.check.no_noise_check,
-            results_digest,
+            digests,
             reuse_results: !options.check.no_cache,
             reuse_noise: !options.check.recheck_noise,
             keep_going: options.check.keep_going,

@@ -4,8 +4,8 @@
 //! gc removes those unused for longer than the age limit, then the least
 //! recently used until the total fits the size limit, and half-built ones a
 //! dead run left. An environment another run is building (its lock is held)
-//! or may run services from (its use lock is held) is never touched. Resolutions, index answers and recorded results are
-//! small and go by age alone.
+//! or may run services from (its use lock is held) is never touched. Resolutions, index answers, the baselines' checks and
+//! recorded results are small and go by age alone.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -91,7 +91,11 @@ pub fn collect(dirs: &StateDirs, policy: Policy, state_given: bool) -> anyhow::R
             }
         }
     }
-    let mut small = vec![dirs.resolutions_dir(), dirs.index_dir()];
+    let mut small = vec![
+        dirs.resolutions_dir(),
+        dirs.index_dir(),
+        dirs.baseline_checks_dir(),
+    ];
     if state_given {
         small.push(dirs.results_dir());
     }

@@ -46,6 +46,12 @@ impl StateDirs {
         self.cache.join("index")
     }
 
+    /// The baselines' checks (noise, preloading's verdict), by the key of
+    /// their results: shared by every checkout of the same inputs.
+    pub fn baseline_checks_dir(&self) -> PathBuf {
+        self.cache.join("baseline-checks")
+    }
+
     /// Results of cells, by the hash of everything that decides them.
     pub fn results_dir(&self) -> PathBuf {
         self.state.join("results")

@@ -146,6 +146,24 @@ impl TestContext {
         self.dir.path().join(relative)
     }
 
+    /// Another checkout of the same files, in a folder of its own, as CI's
+    /// fresh clone is: nothing of this one's state folder comes with it.
+    pub fn another_checkout(&self) -> TestContext {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let from = entry.unwrap().path();
+            let to = dir.path().join(from.file_name().unwrap());
+            match (from.is_dir(), from.ends_with("state")) {
+                (_, true) => {}
+                (true, false) => copy_tree(&from, &to),
+                (false, false) => {
+                    std::fs::copy(&from, &to).unwrap();
+                }
+            }
+        }
+        TestContext { dir }
+    }
+
     /// Lays the files of a variant folder (e.g. `fixtures/incidents/INC-003`) over the service.
     pub fn overlay(&self, variant: &str) {
         let from = workspace_root().join(variant);
