@@ -145,9 +145,35 @@ pub(crate) fn without_this_package(program: impl AsRef<std::ffi::OsStr>) -> std:
     command
 }
 
-/// Cargo, as the user's own shell would run it.
+/// Cargo, as the user's own shell would run it, but with the folder of the
+/// interpreter `python3` names first on PATH.
 pub(crate) fn cargo() -> std::process::Command {
-    without_this_package(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut cargo =
+        without_this_package(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    if let Some(path) = path_with_python_first() {
+        cargo.env("PATH", path);
+    }
+    cargo
+}
+
+/// PATH with the folder of the interpreter `python3` names now put first:
+/// the same interpreter, found directly. A version manager's shim (pyenv's
+/// is a chain of some thirty shell scripts) otherwise runs again for each
+/// of the hundreds of harness runs the suite makes, each asking which
+/// Python it is. `None` when there is no `python3` or it does not say.
+fn path_with_python_first() -> Option<std::ffi::OsString> {
+    static PATH: std::sync::OnceLock<Option<std::ffi::OsString>> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let output = std::process::Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .ok()?;
+        let executable = String::from_utf8(output.stdout).ok()?;
+        let folder = Path::new(executable.trim()).parent()?.to_owned();
+        let rest = std::env::var_os("PATH").unwrap_or_default();
+        std::env::join_paths(std::iter::once(folder).chain(std::env::split_paths(&rest))).ok()
+    })
+    .clone()
 }
 
 /// The whole suite, every failure told, not only the first binary's. The
