@@ -340,16 +340,11 @@ fn signing_key() -> anyhow::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_result_is_read_only_as_this_machine_signed_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let dirs = StateDirs {
-            state: dir.path().to_owned(),
-            cache: dir.path().to_owned(),
-        };
-        let recorded = Recorded {
+    /// A recorded pass of the cell `name`, with no scenario.
+    fn recorded(name: &str, baseline: bool) -> Recorded {
+        Recorded {
             report: serde_json::from_value(serde_json::json!({
-                "id": "bcrypt-5.0.0", "name": "bcrypt 5.0.0", "baseline": false,
+                "id": name.replace(' ', "-"), "name": name, "baseline": baseline,
                 "pins": [], "changes": [], "new_warnings": [], "environment": null,
                 "scenarios": [], "duration_ms": 1
             }))
@@ -357,7 +352,17 @@ mod tests {
             contents: BTreeMap::new(),
             noise: Vec::new(),
             preloading_off: None,
+        }
+    }
+
+    #[test]
+    fn a_result_is_read_only_as_this_machine_signed_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = StateDirs {
+            state: dir.path().to_owned(),
+            cache: dir.path().to_owned(),
         };
+        let recorded = recorded("bcrypt 5.0.0", false);
         let key = "a".repeat(64);
         store(&dirs, &key, &recorded).unwrap();
         assert!(load(&dirs, &key).is_some(), "what it signed is read back");
@@ -421,18 +426,7 @@ mod tests {
 
         // A signed result moved in as a check is no check: each is signed
         // under a name of its own.
-        let recorded = Recorded {
-            report: serde_json::from_value(serde_json::json!({
-                "id": "baseline", "name": "baseline", "baseline": true,
-                "pins": [], "changes": [], "new_warnings": [], "environment": null,
-                "scenarios": [], "duration_ms": 1
-            }))
-            .unwrap(),
-            contents: BTreeMap::new(),
-            noise: Vec::new(),
-            preloading_off: None,
-        };
-        store(&dirs, &result, &recorded).unwrap();
+        store(&dirs, &result, &recorded("baseline", true)).unwrap();
         let moved = "d".repeat(64);
         fs_err::copy(
             dirs.results_dir().join(format!("{result}.json")),
