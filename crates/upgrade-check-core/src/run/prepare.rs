@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 
-use super::RunContext;
+use super::{RunContext, results};
 use crate::env::{BuildError, Environment, Resolution, ResolvedSet};
 use crate::model::cell::{Cell, Plan};
 use crate::model::event::CellStep;
@@ -122,14 +122,18 @@ pub(super) fn prepare_all(
             preparing.spawn(async move {
                 let prepared = prepare(&ctx, &cell, &baseline, control, turn, opens).await;
                 match &prepared {
-                    Prepared::Ready { environment, .. } => {
+                    Prepared::Ready {
+                        environment,
+                        resolution,
+                    } if !takes_a_recorded_result(&ctx, &cell, &resolution.set) => {
                         let config = &ctx.settings.config;
                         ctx.state
                             .preloading
                             .ready(config, &cell.id, environment.clone());
                     }
-                    // Never lined up: the cell before starts the one after ahead.
-                    Prepared::Failed { .. } => ctx.state.preloading.finish_cell(&cell.id).await,
+                    // Never lined up (it starts no service, or cannot): the
+                    // cell before starts the one after ahead.
+                    _ => ctx.state.preloading.finish_cell(&cell.id).await,
                 }
                 let _ = sender.send(prepared);
             });
@@ -151,6 +155,13 @@ pub(super) fn prepare_all(
     };
     let preparing = receivers.into_iter().map(Preparing).collect();
     (preparing, stop)
+}
+
+/// Whether `cell` on `set` will take its recorded result: it starts no
+/// service, and a preloader started ahead for it would be thrown away.
+fn takes_a_recorded_result(ctx: &RunContext, cell: &Cell, set: &ResolvedSet) -> bool {
+    let keys = (ctx.settings.digests.as_ref()).map(|digests| results::Keys::of(digests, cell, set));
+    super::cells::reusable(ctx, keys.as_ref()).is_some()
 }
 
 /// Resolves one cell (another than the baseline once the baseline's
