@@ -323,7 +323,7 @@ pub(super) async fn run_cell(
     };
     let keys =
         (ctx.settings.digests.as_ref()).map(|digests| results::Keys::of(digests, &cell, set));
-    if let Some(recorded) = reusable(&ctx, keys.as_ref()) {
+    if let Some(recorded) = results::reusable(&ctx.settings, keys.as_ref()) {
         return reuse(&ctx, &cell, recorded, report);
     }
     if let Some(missing) = cell
@@ -454,16 +454,6 @@ async fn replay_every_scenario(
         (run.key.clone(), outcome)
     });
     join_all(replays).await
-}
-
-/// The recorded result a cell of `keys` takes instead of running, when
-/// the run may take one.
-pub(super) fn reusable(
-    ctx: &RunContext,
-    keys: Option<&results::Keys>,
-) -> Option<results::Recorded> {
-    let keys = keys.filter(|_| ctx.settings.reuse_results)?;
-    results::load(&ctx.settings.dirs, &keys.result)
 }
 
 /// Records the cell's result for reuse, unless the harness failed in it

@@ -161,7 +161,7 @@ pub(super) fn prepare_all(
 /// service, and a preloader started ahead for it would be thrown away.
 fn takes_a_recorded_result(ctx: &RunContext, cell: &Cell, set: &ResolvedSet) -> bool {
     let keys = (ctx.settings.digests.as_ref()).map(|digests| results::Keys::of(digests, cell, set));
-    super::cells::reusable(ctx, keys.as_ref()).is_some()
+    results::reusable(&ctx.settings, keys.as_ref()).is_some()
 }
 
 /// Resolves one cell (another than the baseline once the baseline's

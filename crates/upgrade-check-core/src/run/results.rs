@@ -244,6 +244,13 @@ pub(crate) fn load(dirs: &StateDirs, key: &str) -> Option<Recorded> {
     load_signed(&dirs.results_dir().join(format!("{key}.json")), key)
 }
 
+/// The recorded result a cell of `keys` takes instead of running, when
+/// the run may take one.
+pub(crate) fn reusable(settings: &super::RunSettings, keys: Option<&Keys>) -> Option<Recorded> {
+    let keys = keys.filter(|_| settings.reuse_results)?;
+    load(&settings.dirs, &keys.result)
+}
+
 /// Records a result, whole or not at all, signed for this machine.
 pub(crate) fn store(dirs: &StateDirs, key: &str, recorded: &Recorded) -> anyhow::Result<()> {
     store_signed(
