@@ -80,21 +80,33 @@ pub(crate) fn baseline_at(
         })?
         .to_owned();
     let spec = format!("{git_ref}:{}", in_repo.display());
-    git(
-        dir,
-        &[
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            "--end-of-options",
-            &format!("{git_ref}^{{commit}}"),
-        ],
-    )
-    .map_err(|_| {
-        anyhow::anyhow!(
-            "`{git_ref}` is not a commit in this repository; on a shallow CI clone, fetch it first (`git fetch origin main`, or `fetch-depth: 0`)"
+    let is_commit = |git_ref: &str| {
+        let commit = format!("{git_ref}^{{commit}}");
+        git(
+            dir,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                &commit,
+            ],
         )
-    })?;
+        .is_ok()
+    };
+    if !is_commit(git_ref) {
+        // A fresh clone of a pull request's branch has the default branch
+        // only as the remote's.
+        let remote = format!("origin/{git_ref}");
+        if is_commit(&remote) {
+            bail!(
+                "`{git_ref}` is not a commit in this repository, but `{remote}` is: pass `--since {remote}`"
+            );
+        }
+        bail!(
+            "`{git_ref}` is not a commit in this repository; on a shallow CI clone, fetch it first (`git fetch origin main`, or `fetch-depth: 0`)"
+        );
+    }
     let show = |in_repo: &Path| -> Result<Source, InputError> {
         let spec = format!("{git_ref}:{}", in_repo.display());
         let text = git(dir, &["show", "--end-of-options", &spec]).map_err(|err| {

@@ -168,6 +168,36 @@ fn a_ref_that_looks_like_an_option_is_refused() {
     );
 }
 
+/// A pull request's branch cloned fresh, as CI checks it out: its default
+/// branch is there only as the remote's, and the error says which ref to
+/// pass; that ref then works.
+#[test]
+fn a_default_branch_known_only_as_the_remote_s_is_named_in_the_error() {
+    let ctx = repository_with_change(None, |text| text.replace("bcrypt==3.2.0", "bcrypt==4.1.2"));
+    git(&ctx, &["branch", "-M", "bump"]);
+    git(&ctx, &["branch", "main", "HEAD~1"]);
+    let clone = TestContext {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    git(
+        &clone,
+        &["clone", "--quiet", ctx.dir.path().to_str().unwrap(), "."],
+    );
+
+    let run = clone.run(&["--since", "main"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "`main` is not a commit in this repository, but `origin/main` is: pass `--since origin/main`"
+        ),
+        "{}",
+        run.stderr
+    );
+    let run = clone.run(&["--since", "origin/main"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(cell_names(&clone.report()), ["baseline", "bcrypt 4.1.2"]);
+}
+
 #[test]
 fn command_substitution_and_ifs_tricks_are_not_versions() {
     assert_rejected("bcrypt==$(id)", "is not a PEP 508 requirement");
