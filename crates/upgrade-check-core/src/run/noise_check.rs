@@ -5,7 +5,7 @@
 //!
 //! A baseline whose recorded run had the same inputs (source, scenarios,
 //! snapshots, config, environment, harness: its results key), in this
-//! checkout or another on this machine, is replayed once, as configured:
+//! checkout or another sharing its cache folder, is replayed once, as configured:
 //! that run's check stands, as a reused result's would.
 
 use std::collections::BTreeMap;

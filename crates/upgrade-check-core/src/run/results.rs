@@ -20,9 +20,10 @@
 //! The baseline's check (the noise its double replay found, its verdict on
 //! preloading) is also kept in the cache, by a key of its own that leaves
 //! out what does not decide it (the config's matrix and exploration tables,
-//! the accepted snapshots): every checkout of the same inputs on this
-//! machine (CI's fresh clones, a second worktree, another matrix of the
-//! same service) replays the baseline once instead of twice.
+//! the accepted snapshots): every checkout of the same inputs given the
+//! same cache folder (a CI clone that restores the default branch's cache,
+//! another matrix of the same service) replays the baseline once instead
+//! of twice.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
