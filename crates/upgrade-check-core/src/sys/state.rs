@@ -154,11 +154,19 @@ pub(crate) fn remove_temp_dirs_for_good() {
     remove_temp_dirs();
 }
 
-/// Removes every registered temp folder.
+/// Removes every registered temp folder. A child killed a moment ago may
+/// still finish the write it was in (a file made as its folder is
+/// emptied), so a folder that is still there is tried again, for a while.
 pub(crate) fn remove_temp_dirs() {
     let dirs = std::mem::take(&mut *TEMP_DIRS.lock().unwrap_or_else(|e| e.into_inner()));
     for dir in dirs {
-        let _ = std::fs::remove_dir_all(dir);
+        for _ in 0..25 {
+            let _ = std::fs::remove_dir_all(&dir);
+            if !dir.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 
