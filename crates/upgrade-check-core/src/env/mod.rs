@@ -28,7 +28,7 @@ pub(crate) use cargo::CargoBuilder;
 pub(crate) use ecosystem::Ecosystem;
 pub(crate) use python::Python;
 pub use python::{UvBuilder, uv};
-pub(crate) use resolved::{CargoInputs, ResolvedSet};
+pub(crate) use resolved::{LockInputs, ResolvedSet};
 
 /// Resolves and builds environments for one service: its ecosystem's
 /// tools, shared by every cell.

@@ -19,24 +19,26 @@ pub struct ResolvedSet {
     /// a git repository, a URL), as `name @ url`: kept as they are, never
     /// compared by version and never pinned by a cell.
     pub direct: BTreeMap<PackageName, String>,
-    /// What a cargo set is built from besides the service's own files.
-    pub cargo: Option<CargoInputs>,
+    /// What a lock-built set (cargo's, npm's) is built from besides the
+    /// service's own files.
+    pub locked: Option<LockInputs>,
 }
 
-/// A cargo set's lock, and the manifests its build lays over the service's.
+/// A lock-built set's lock, and the manifests its build lays over the service's.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CargoInputs {
-    /// The `Cargo.lock` that holds the set; the build uses it as it is.
+pub struct LockInputs {
+    /// The lock (`Cargo.lock`, `package-lock.json`) that holds the set; the
+    /// build uses it as it is.
     pub lock: String,
-    /// `Cargo.toml` files that replace the working tree's (a pull request's
-    /// base ones, for its baseline, or ones with a requirement raised), by
-    /// path relative to the service's folder.
+    /// Manifests (`Cargo.toml`, `package.json`) that replace the working
+    /// tree's (a pull request's base ones, for its baseline, or ones with a
+    /// requirement raised), by path relative to the service's folder.
     pub manifests: Vec<(PathBuf, String)>,
     /// The requirements raised so that a cell's major bump could be selected.
     pub raised: Vec<crate::env::cargo::manifest::Raised>,
 }
 
-impl CargoInputs {
+impl LockInputs {
     /// The laid-over manifests as one text: part of every key they change.
     pub fn manifests_text(&self) -> String {
         self.manifests
@@ -144,14 +146,14 @@ impl ResolvedSet {
         Ok(ResolvedSet {
             packages,
             direct,
-            cargo: None,
+            locked: None,
         })
     }
 
     /// The registry packages of a cargo lock (`pins`, parsed from `inputs.lock`).
     pub fn from_lock(
         pins: &[crate::input::declared::DeclaredPin],
-        inputs: CargoInputs,
+        inputs: LockInputs,
     ) -> ResolvedSet {
         let mut versions: BTreeMap<PackageName, Vec<Version>> = BTreeMap::new();
         for pin in pins {
@@ -177,7 +179,7 @@ impl ResolvedSet {
         ResolvedSet {
             packages,
             direct: BTreeMap::new(),
-            cargo: Some(inputs),
+            locked: Some(inputs),
         }
     }
 
@@ -258,7 +260,7 @@ impl ResolvedSet {
         for requirement in self.direct.values() {
             let _ = writeln!(text, "{requirement}");
         }
-        if let Some(inputs) = &self.cargo {
+        if let Some(inputs) = &self.locked {
             text.push_str(&inputs.manifests_text());
         }
         text

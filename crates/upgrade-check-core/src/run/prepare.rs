@@ -315,7 +315,7 @@ fn install(
     .map_err(|err| {
         let raised = resolution
             .set
-            .cargo
+            .locked
             .iter()
             .flat_map(|inputs| &inputs.raised);
         (err, raised.map(ToString::to_string).collect())

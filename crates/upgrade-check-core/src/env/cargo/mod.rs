@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use self::manifest::Raised;
 use super::index::Registry;
-use super::{BuildError, CargoInputs, Environment, Resolution, ResolvedSet, hash, run_step};
+use super::{BuildError, LockInputs, Environment, Resolution, ResolvedSet, hash, run_step};
 use crate::input::baseline::BaselineFile;
 use crate::input::cargo_lock;
 use crate::input::source::Source;
@@ -246,7 +246,7 @@ impl CargoBuilder {
             .iter()
             .map(|(spec, version)| format!("{spec} {version}"))
             .collect();
-        let inputs = CargoInputs {
+        let inputs = LockInputs {
             lock: lock.to_owned(),
             manifests: manifests.to_vec(),
             raised: raised.to_vec(),
@@ -261,7 +261,7 @@ impl CargoBuilder {
         ]);
         let cached = self.dirs.resolutions_dir().join(format!("{key}.lock"));
         if let Ok(text) = fs_err::read_to_string(&cached) {
-            let inputs = CargoInputs {
+            let inputs = LockInputs {
                 lock: text,
                 ..inputs
             };
@@ -284,7 +284,7 @@ impl CargoBuilder {
         self.run(&source, vec!["fetch".into()], &target_dir, "cargo fetch")?;
         let text = fs_err::read_to_string(source.join(&self.lock_path))?;
         state::write_atomic(&cached, text.as_bytes())?;
-        let inputs = CargoInputs {
+        let inputs = LockInputs {
             lock: text,
             ..inputs
         };
@@ -300,7 +300,7 @@ impl CargoBuilder {
     /// `<cache>/envs/<id>/bin`.
     pub(crate) fn materialise(&self, set: &ResolvedSet) -> Result<Environment, BuildError> {
         let inputs = set
-            .cargo
+            .locked
             .as_ref()
             .context("a cargo resolved set carries its lock")?;
         let key = hash(&[
@@ -378,7 +378,7 @@ impl CargoBuilder {
 
     /// A private copy of the service with the inputs' lock and manifests in
     /// place of its own.
-    fn copy_source(&self, scratch: &Path, inputs: &CargoInputs) -> anyhow::Result<PathBuf> {
+    fn copy_source(&self, scratch: &Path, inputs: &LockInputs) -> anyhow::Result<PathBuf> {
         let source = scratch.join("service");
         state::copy_tree(&self.root, &source)?;
         fs_err::write(source.join(&self.lock_path), &inputs.lock)?;
@@ -489,7 +489,7 @@ pub(crate) fn source_digest(root: &Path, lock: &Path) -> anyhow::Result<String> 
 }
 
 /// The set a lock holds, read back from where it was cached.
-fn resolved_set(path: &Path, inputs: CargoInputs) -> anyhow::Result<ResolvedSet> {
+fn resolved_set(path: &Path, inputs: LockInputs) -> anyhow::Result<ResolvedSet> {
     let source = Source {
         path: path.to_owned(),
         text: inputs.lock.clone(),
