@@ -326,6 +326,12 @@ pub fn stop_group(pgid: i32, grace: Duration, namespaced: bool, running: impl Fn
         while Instant::now() < deadline && running() {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(20));
+            // An init that caught SIGTERM only to raise it again with no
+            // handler (Node does, to restore the terminal first) ignores
+            // the raised one: it would wait out the whole grace.
+            if namespaced && !init_heeds_sigterm(pgid) {
+                let _ = killpg(group, Signal::SIGKILL);
+            }
         }
     }
     // The leader may be gone while the rest of its group lives on.
@@ -439,6 +445,47 @@ mod tests {
         drop(child);
         assert!(!crate::sys::sweep::is_running(leader));
         assert_gone_soon(grandchild);
+    }
+
+    /// Node's way with SIGTERM: caught, the handler dropped, the signal
+    /// raised again. A namespace's init ignores the raised one.
+    #[test]
+    fn an_init_that_drops_its_sigterm_handler_is_not_waited_on_for_the_grace() {
+        if pid_namespace().is_none() {
+            // Outside a namespace the raised SIGTERM ends it like any process.
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("ready");
+        let script = format!(
+            "import os, signal, time\n\
+             def again(signum, frame):\n\
+             \x20   signal.signal(signal.SIGTERM, signal.SIG_DFL)\n\
+             \x20   os.kill(os.getpid(), signal.SIGTERM)\n\
+             signal.signal(signal.SIGTERM, again)\n\
+             open({:?}, 'w').close()\n\
+             time.sleep(120)\n",
+            ready.display().to_string()
+        );
+        let mut command = pid_namespace().unwrap().to_vec();
+        command.extend(["python3", "-c", &script]);
+        let child = spawn_service(
+            duct::cmd(command[0], &command[1..]),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ready.exists() {
+            assert!(Instant::now() < deadline, "the script never got ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let stopping = Instant::now();
+        child.stop();
+        assert!(
+            stopping.elapsed() < Duration::from_secs(30),
+            "waited {:?} of the 60 s grace",
+            stopping.elapsed()
+        );
     }
 
     #[test]
