@@ -148,7 +148,7 @@ pub struct CellReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub new_output: Vec<String>,
     pub environment: Option<EnvironmentReport>,
-    /// Requirements raised for a major bump before the build failed (a cell
+    /// Requirements raised to allow the version before the build failed (a cell
     /// that built says them in its environment).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unbuilt_raised: Vec<String>,
@@ -424,7 +424,7 @@ impl Report {
         built
     }
 
-    /// Each requirement raised for a major bump, with the cells that raised it.
+    /// Each requirement raised to allow a version, with the cells that raised it.
     pub fn raised_requirements(&self) -> BTreeMap<&str, Vec<&str>> {
         let mut raised: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for cell in &self.cells {

@@ -114,7 +114,7 @@ pub(crate) fn render_within(report: &Report, limit: usize) -> String {
     for (requirement, cells) in report.raised_requirements() {
         let _ = write!(
             head,
-            "\n⬆️ Requirement raised for a major bump: {} (for {}).\n",
+            "\n⬆️ Requirement raised to allow the version: {} (for {}).\n",
             escape(requirement),
             cells.join(", ")
         );

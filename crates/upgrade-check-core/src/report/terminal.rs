@@ -214,7 +214,7 @@ fn footer(report: &Report, out: &mut String) {
     for (requirement, cells) in report.raised_requirements() {
         let _ = writeln!(
             out,
-            "requirement raised for a major bump (in a scratch copy): {requirement}, for {}",
+            "requirement raised to allow the version (in a scratch copy): {requirement}, for {}",
             cells.join(", ")
         );
     }

@@ -69,7 +69,7 @@ fn each_real_break_of_the_rust_auth_service_is_caught_explained_and_bisected() {
     // A cell that did not build is in the footer of raised requirements too.
     assert!(
         run.stdout.contains(
-            "requirement raised for a major bump (in a scratch copy): axum \"0.7.5\" → \"=0.8.9\" in Cargo.toml, for axum 0.8.9"
+            "requirement raised to allow the version (in a scratch copy): axum \"0.7.5\" → \"=0.8.9\" in Cargo.toml, for axum 0.8.9"
         ),
         "{}",
         run.stdout
