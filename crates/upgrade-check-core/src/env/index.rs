@@ -3,7 +3,8 @@
 //!
 //! Each ecosystem's folder says how its registry is asked ([`Registry`]):
 //! Python's package index through the Simple API (`python/index.rs`), the
-//! registry index cargo uses (`cargo/index.rs`), each found through the same
+//! registry index cargo uses (`cargo/index.rs`), the npm registry's
+//! packuments (`node/registry.rs`), each found through the same
 //! configuration the user's tools read. Every
 //! release is cached with what it needs (its yanked flag, `Requires-Python`
 //! or `rust-version`) and judged when read, so one cached answer serves any
@@ -47,6 +48,11 @@ pub(crate) trait Registry: std::fmt::Debug + Send + Sync {
         _package: &PackageName,
     ) -> anyhow::Result<Option<(String, Vec<Release>)>> {
         Ok(None)
+    }
+
+    /// What the registry calls a release it withdrew from new installs.
+    fn withdrawn(&self) -> &'static str {
+        "yanked"
     }
 
     /// Why this interpreter or toolchain cannot use a release that needs
@@ -202,7 +208,7 @@ impl Index {
                 continue;
             }
             let reason = if release.yanked {
-                Some("yanked".to_owned())
+                Some(self.registry.withdrawn().to_owned())
             } else {
                 release
                     .requires

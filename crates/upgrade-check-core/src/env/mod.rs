@@ -1,6 +1,6 @@
 //! Builds a cell's environment: resolve its pins, build or install the
-//! resolved set, with each ecosystem's own tools: uv (`python/`) or cargo
-//! (`cargo/`), both behind the [`Ecosystem`] seam.
+//! resolved set, with each ecosystem's own tools: uv (`python/`), cargo
+//! (`cargo/`) or npm (`node/`), each behind the [`Ecosystem`] seam.
 //!
 //! Resolutions are cached by their inputs and environments by their resolved
 //! set, both under the cache folder; an environment is trusted only once its
@@ -11,6 +11,7 @@ pub(crate) mod cargo;
 pub(crate) mod ecosystem;
 pub(crate) mod index;
 pub(crate) mod moves;
+pub(crate) mod node;
 pub mod python;
 pub(crate) mod resolved;
 
@@ -26,6 +27,7 @@ use crate::sys::process;
 
 pub(crate) use cargo::CargoBuilder;
 pub(crate) use ecosystem::Ecosystem;
+pub(crate) use node::NpmBuilder;
 pub(crate) use python::Python;
 pub use python::{UvBuilder, uv};
 pub(crate) use resolved::{LockInputs, ResolvedSet};
@@ -73,6 +75,9 @@ pub struct Environment {
     pub bin: PathBuf,
     /// A Python environment's interpreter and venv.
     pub python: Option<PythonEnvironment>,
+    /// A Node environment's installed packages: linked into each run copy
+    /// of the service as its `node_modules`.
+    pub node_modules: Option<PathBuf>,
     pub reused: bool,
     /// Installed only after checking each download against its digests.
     pub hash_checked: bool,
@@ -88,6 +93,18 @@ pub struct Environment {
     /// Its use lock, held shared while this value (or a clone) lives: `gc`
     /// leaves an environment alone while a run's services may use it.
     pub(crate) _in_use: std::sync::Arc<std::fs::File>,
+}
+
+impl Environment {
+    /// Puts what the environment lends a run copy of the service into it:
+    /// a Node environment's packages as its `node_modules` (the copy never
+    /// has its own: the source copy leaves every `node_modules` out).
+    pub(crate) fn lay_into(&self, service_dir: &std::path::Path) -> std::io::Result<()> {
+        match &self.node_modules {
+            Some(modules) => std::os::unix::fs::symlink(modules, service_dir.join("node_modules")),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Removes an environment's folder `dir` (left by an interrupted build, or

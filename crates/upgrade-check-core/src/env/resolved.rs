@@ -165,7 +165,9 @@ impl ResolvedSet {
         let packages = versions
             .into_iter()
             .map(|(name, mut others)| {
+                // npm installs one version at several places in the tree.
                 others.sort();
+                others.dedup();
                 let version = others.pop().expect("every entry has a version");
                 let resolved = Resolved {
                     version,

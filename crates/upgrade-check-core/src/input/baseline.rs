@@ -1,6 +1,7 @@
 //! The service's declared dependencies: a requirements file (with its `-r`
 //! includes, line continuations and `--hash` options), `pyproject.toml`'s
-//! `[project] dependencies`, or a cargo service's `Cargo.lock`.
+//! `[project] dependencies`, a cargo service's `Cargo.lock`, or a Node
+//! service's `package-lock.json`.
 //!
 //! Only parses. Every requirement keeps the file and line it came from, so
 //! errors and reports point at it. Anything else a requirements file may hold
@@ -26,7 +27,7 @@ const MAX_INCLUDE_DEPTH: usize = 8;
 #[derive(Debug, Clone)]
 pub struct BaselineFile {
     pub path: PathBuf,
-    /// The top file's text as read: a cargo service's builds start from it.
+    /// The top file's text as read: a cargo or Node service's builds start from it.
     pub text: String,
     /// Python requirements as written; empty for a `Cargo.lock`. From a
     /// Python lock: the project's direct dependencies at the lock's versions.
@@ -80,6 +81,20 @@ impl BaselineFile {
     ) -> Result<BaselineFile, InputError> {
         let mut requirements = Vec::new();
         let name = path.file_name().unwrap_or(path.as_os_str());
+        if super::npm_lock::is_lock(path) {
+            let lock = super::npm_lock::parse(source)?;
+            return Ok(BaselineFile {
+                path: path.to_owned(),
+                text: source.text.clone(),
+                requirements,
+                constraints: Vec::new(),
+                kept: Vec::new(),
+                groups: Vec::new(),
+                pins: lock.pins,
+                requires: lock.requires,
+                direct: lock.direct,
+            });
+        }
         if super::cargo_lock::is_lock(path) {
             let (requires, direct) = super::cargo_lock::dependencies(source)?;
             return Ok(BaselineFile {

@@ -628,6 +628,15 @@ fn service(
         };
         return Err(source.error_at(Some(raw.baseline.span()), "service.baseline", message));
     }
+    let is_npm_lock = crate::input::npm_lock::is_lock(&baseline);
+    if (raw.ecosystem == Ecosystem::Node) != is_npm_lock {
+        let message = if is_npm_lock {
+            "a package-lock.json baseline needs ecosystem = \"node\" in [service]"
+        } else {
+            "a Node service's baseline is its package-lock.json (npm's lockfile version 2 or 3)"
+        };
+        return Err(source.error_at(Some(raw.baseline.span()), "service.baseline", message));
+    }
     // Each run gets a free port of its own: a service never told it would
     // listen on one port in every run, and every cell would fail to start.
     let command_span = raw.command.span();
@@ -646,7 +655,7 @@ fn service(
     for (index, arg) in raw.command.into_inner().into_iter().enumerate() {
         let key = format!("service.command[{index}]");
         check_argument(source, &arg, &key, profiles)?;
-        if raw.ecosystem == Ecosystem::Cargo
+        if raw.ecosystem != Ecosystem::Python
             && let Some(name) = PYTHON_ONLY
                 .iter()
                 .find(|name| arg.get_ref().contains(&format!("{{{name}}}")))
@@ -654,7 +663,10 @@ fn service(
             return Err(source.error_at(
                 Some(arg.span()),
                 &key,
-                &format!("`{{{name}}}` needs a Python service; a cargo service's programs are in `{{bin}}`"),
+                &format!(
+                    "`{{{name}}}` needs a Python service; a {} service's programs are in `{{bin}}`",
+                    raw.ecosystem.name()
+                ),
             ));
         }
         command.push(arg.into_inner());

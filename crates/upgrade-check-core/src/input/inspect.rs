@@ -263,6 +263,9 @@ impl Inspection {
             Ecosystem::Cargo => {
                 "#   othercrate = { range = \"^1.2\", pick = \"latest-per-minor\" }\n"
             }
+            Ecosystem::Node => {
+                "#   otherpackage = { range = \">=4, <6\", pick = \"latest-per-minor\" }\n"
+            }
         });
         out.push_str(
             "# In a pull request, `--since BASE` tries the versions the change moves instead.\n",

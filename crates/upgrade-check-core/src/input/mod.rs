@@ -10,6 +10,7 @@ pub(crate) mod filter;
 pub(crate) mod har;
 pub(crate) mod inspect;
 pub(crate) mod lock;
+pub(crate) mod npm_lock;
 pub(crate) mod openapi;
 pub(crate) mod postman;
 pub mod scenario;

@@ -1,8 +1,9 @@
 //! Package names and versions, each under its ecosystem's own rules.
 //!
 //! A name is validated and normalised once, where it is read (PEP 503 for
-//! Python, the registry's crate-name rules for cargo); a version is a PEP 440
-//! or a semver version and is only ever compared with one of its kind.
+//! Python, the registry's crate-name rules for cargo, npm's package-name
+//! rules for Node); a version is a PEP 440 or a semver version and is only
+//! ever compared with one of its kind.
 //! Everything downstream (plans, bisection, reports) handles both alike.
 
 use std::cmp::Ordering;
@@ -19,6 +20,8 @@ pub enum Ecosystem {
     Python,
     /// Pins in `Cargo.lock`; each resolved set built once with cargo.
     Cargo,
+    /// Pins in `package-lock.json`; each resolved set installed once with npm.
+    Node,
 }
 
 impl Ecosystem {
@@ -27,6 +30,7 @@ impl Ecosystem {
         match self {
             Ecosystem::Python => "python",
             Ecosystem::Cargo => "cargo",
+            Ecosystem::Node => "node",
         }
     }
 
@@ -34,7 +38,7 @@ impl Ecosystem {
     pub fn version_rules(self) -> &'static str {
         match self {
             Ecosystem::Python => "PEP 440",
-            Ecosystem::Cargo => "semver",
+            Ecosystem::Cargo | Ecosystem::Node => "semver",
         }
     }
 
@@ -43,6 +47,7 @@ impl Ecosystem {
         match self {
             Ecosystem::Python => "the package index",
             Ecosystem::Cargo => "the registry index",
+            Ecosystem::Node => "the npm registry",
         }
     }
 }
@@ -66,6 +71,13 @@ impl Requirement {
             Ecosystem::Cargo => semver::VersionReq::parse(text)
                 .map(Requirement::Semver)
                 .map_err(|err| format!("`{text}` is not a cargo version requirement: {err}")),
+            // One range of comparators, written as cargo writes them (npm's
+            // `>=4 <6` is `>=4, <6`): a matrix range, not a package's own.
+            Ecosystem::Node => semver::VersionReq::parse(text)
+                .map(Requirement::Semver)
+                .map_err(|err| {
+                    format!("`{text}` is not a version range (comparators separated by commas, `>=4, <6`): {err}")
+                }),
         }
     }
 
@@ -77,7 +89,7 @@ impl Requirement {
             (Requirement::Pep440(specifiers), Version::Python(version)) => {
                 specifiers.contains(version)
             }
-            (Requirement::Semver(requirement), Version::Cargo(version)) => {
+            (Requirement::Semver(requirement), Version::Semver(version)) => {
                 let mut release = version.clone();
                 release.pre = semver::Prerelease::EMPTY;
                 requirement.matches(&release)
@@ -103,11 +115,15 @@ pub struct PackageName(String);
 /// Crate names longer than this are refused by the registry.
 const MAX_CRATE_NAME: usize = 64;
 
+/// npm package names longer than this are refused by the registry.
+const MAX_NPM_NAME: usize = 214;
+
 impl PackageName {
     pub fn parse(ecosystem: Ecosystem, text: &str) -> Result<PackageName, String> {
         match ecosystem {
             Ecosystem::Python => PackageName::python(text),
             Ecosystem::Cargo => PackageName::crate_name(text),
+            Ecosystem::Node => PackageName::npm(text),
         }
     }
 
@@ -132,6 +148,35 @@ impl PackageName {
         } else {
             Err(format!(
                 "`{text}` is not a crate name (an ASCII letter, then letters, digits, - and _, at most {MAX_CRATE_NAME})"
+            ))
+        }
+    }
+
+    /// An npm package name as the registry accepts new ones: lower case
+    /// letters, digits, `-`, `.`, `_` and `~`, not starting with `.` or `_`,
+    /// optionally under a `@scope/`, at most 214 characters. Kept as written.
+    pub fn npm(text: &str) -> Result<PackageName, String> {
+        let part = |part: &str| {
+            !part.is_empty()
+                && !part.starts_with(['.', '_'])
+                && part.chars().all(|c| {
+                    c.is_ascii_lowercase()
+                        || c.is_ascii_digit()
+                        || matches!(c, '-' | '.' | '_' | '~')
+                })
+        };
+        let valid = text.len() <= MAX_NPM_NAME
+            && match text.strip_prefix('@') {
+                Some(scoped) => scoped
+                    .split_once('/')
+                    .is_some_and(|(scope, name)| part(scope) && part(name)),
+                None => part(text),
+            };
+        if valid {
+            Ok(PackageName(text.to_owned()))
+        } else {
+            Err(format!(
+                "`{text}` is not an npm package name (lower case letters, digits, - . _ ~, optionally under @scope/, at most {MAX_NPM_NAME})"
             ))
         }
     }
@@ -164,16 +209,16 @@ impl Serialize for PackageName {
 pub enum Version {
     /// PEP 440: `2.8.0`, `5.0.0rc1`, `1.0.post1`.
     Python(pep508_rs::pep440_rs::Version),
-    /// Semantic versioning, as cargo reads it: `2.0.5`, `1.0.0-alpha.1`.
-    Cargo(semver::Version),
+    /// Semantic versioning, as cargo and npm read it: `2.0.5`, `1.0.0-alpha.1`.
+    Semver(semver::Version),
 }
 
 impl Version {
     pub fn parse(ecosystem: Ecosystem, text: &str) -> Result<Version, String> {
         match ecosystem {
             Ecosystem::Python => Version::python(text),
-            Ecosystem::Cargo => semver::Version::parse(text)
-                .map(Version::Cargo)
+            Ecosystem::Cargo | Ecosystem::Node => semver::Version::parse(text)
+                .map(Version::Semver)
                 .map_err(|err| format!("`{text}` is not a semver version: {err}")),
         }
     }
@@ -188,7 +233,7 @@ impl Version {
     pub fn as_pep440(&self) -> Option<&pep508_rs::pep440_rs::Version> {
         match self {
             Version::Python(version) => Some(version),
-            Version::Cargo(_) => None,
+            Version::Semver(_) => None,
         }
     }
 
@@ -197,7 +242,7 @@ impl Version {
     pub fn is_prerelease(&self) -> bool {
         match self {
             Version::Python(version) => version.any_prerelease(),
-            Version::Cargo(version) => !version.pre.is_empty(),
+            Version::Semver(version) => !version.pre.is_empty(),
         }
     }
 
@@ -215,7 +260,7 @@ impl Version {
     pub fn release(&self) -> Vec<u64> {
         match self {
             Version::Python(version) => version.release().to_vec(),
-            Version::Cargo(version) => vec![version.major, version.minor, version.patch],
+            Version::Semver(version) => vec![version.major, version.minor, version.patch],
         }
     }
 }
@@ -225,9 +270,9 @@ impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
         match (self, other) {
             (Version::Python(a), Version::Python(b)) => a.cmp(b),
-            (Version::Cargo(a), Version::Cargo(b)) => a.cmp(b),
-            (Version::Python(_), Version::Cargo(_)) => Ordering::Less,
-            (Version::Cargo(_), Version::Python(_)) => Ordering::Greater,
+            (Version::Semver(a), Version::Semver(b)) => a.cmp(b),
+            (Version::Python(_), Version::Semver(_)) => Ordering::Less,
+            (Version::Semver(_), Version::Python(_)) => Ordering::Greater,
         }
     }
 }
@@ -242,7 +287,7 @@ impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Version::Python(version) => version.fmt(f),
-            Version::Cargo(version) => version.fmt(f),
+            Version::Semver(version) => version.fmt(f),
         }
     }
 }
@@ -278,6 +323,24 @@ mod tests {
             &"a".repeat(65),
         ] {
             assert!(PackageName::crate_name(bad).is_err(), "{bad}");
+        }
+        for good in ["express", "@types/node", "sql.js", "lodash.merge", "a~b"] {
+            assert_eq!(PackageName::npm(good).unwrap().as_str(), good);
+        }
+        for bad in [
+            "",
+            "Express",
+            ".bin",
+            "_private",
+            "@scope",
+            "@scope/",
+            "@../x",
+            "../x",
+            "a/b",
+            "x;id",
+            &"a".repeat(215),
+        ] {
+            assert!(PackageName::npm(bad).is_err(), "{bad}");
         }
     }
 

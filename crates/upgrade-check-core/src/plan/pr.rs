@@ -133,13 +133,14 @@ pub(crate) fn baseline_at(
     )
 }
 
-/// The service's `Cargo.toml` files as they were at `git_ref`, where they
-/// differ from the working tree's: what a cargo service's baseline is built
-/// with (a Dependabot bump raises a manifest's requirement with the lock).
-/// Paths are relative to `root`.
+/// The service's manifests named `manifest` (`Cargo.toml`, `package.json`)
+/// as they were at `git_ref`, where they differ from the working tree's:
+/// what a lock-built service's baseline is built with (a Dependabot bump
+/// raises a manifest's requirement with the lock). Paths are relative to `root`.
 pub(crate) fn manifests_changed_since(
     git_ref: &str,
     root: &Path,
+    manifest: &str,
 ) -> anyhow::Result<Vec<(PathBuf, String)>> {
     check_ref(git_ref)?;
     // Relative to the current folder, as `ls-tree` lists them without --full-name.
@@ -157,7 +158,7 @@ pub(crate) fn manifests_changed_since(
     )?;
     let mut changed = Vec::new();
     for path in listed.lines().map(PathBuf::from) {
-        if path.file_name() != Some(std::ffi::OsStr::new("Cargo.toml")) {
+        if path.file_name() != Some(std::ffi::OsStr::new(manifest)) {
             continue;
         }
         let spec = format!("{git_ref}:./{}", path.display());

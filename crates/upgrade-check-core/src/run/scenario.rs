@@ -107,7 +107,10 @@ pub(super) async fn run_scenario(
         .join(&cell.id)
         .join(format!("{key}.service"));
     let copying = Instant::now();
-    let copied = crate::sys::state::unless_quitting(|| ctx.settings.source.copy_to(&service_dir));
+    let copied = crate::sys::state::unless_quitting(|| {
+        ctx.settings.source.copy_to(&service_dir)?;
+        Ok(environment.lay_into(&service_dir)?)
+    });
     let copied_in = copying.elapsed();
     let (mut report, rendered) = match copied {
         Ok(()) => {
@@ -378,9 +381,11 @@ fn normaliser_for<'a>(
     port: Option<u16>,
 ) -> Normaliser<'a> {
     // Where the programs live differs per environment.
-    let programs = match &environment.python {
-        Some(python) => ("venv", python.venv.display().to_string()),
-        None => ("bin", environment.bin.display().to_string()),
+    let programs = match (&environment.python, &environment.node_modules) {
+        (Some(python), _) => ("venv", python.venv.display().to_string()),
+        // Its `.bin` is inside: one name covers a stack trace's every frame.
+        (None, Some(modules)) => ("node_modules", modules.display().to_string()),
+        (None, None) => ("bin", environment.bin.display().to_string()),
     };
     let mut paths = vec![
         ("service_dir", service_dir.display().to_string()),

@@ -79,6 +79,7 @@ pub(super) async fn start(
     let scratch = state::temp_dir()?;
     let service_dir = scratch.path().join("service");
     state::copy_tree(&config.service.root, &service_dir)?;
+    environment.lay_into(&service_dir)?;
     let log_path = scratch.path().join("service.log");
     let port = service::free_port()?;
     let kind = config

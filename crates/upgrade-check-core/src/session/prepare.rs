@@ -68,6 +68,72 @@ pub(super) async fn builder(
         config::Ecosystem::Cargo => {
             Builder::new(cargo_builder(config, options, dirs, events, baseline)?)
         }
+        config::Ecosystem::Node => {
+            Builder::new(npm_builder(config, options, dirs, events, baseline)?)
+        }
+    })
+}
+
+/// npm for a Node service: the `node` and `npm` on PATH, the lock checked
+/// against its `package.json` before anything runs.
+fn npm_builder(
+    config: &Config,
+    options: &Options,
+    dirs: &StateDirs,
+    events: &Events,
+    baseline: BaselineFile,
+) -> anyhow::Result<env::NpmBuilder> {
+    if options.check.no_build {
+        bail!("installing wheels only, never building, is for Python services");
+    }
+    let node = env::node::Node::find()?;
+    events(&RunEvent::Toolchain {
+        description: node.version.clone(),
+    });
+    let root = &config.service.root;
+    let lock_path = config
+        .service
+        .baseline
+        .strip_prefix(root)
+        .context("the baseline lock is inside the service's folder")?
+        .to_owned();
+    let manifest_path = lock_path.with_file_name("package.json");
+    // In a pull request the baseline is the base's lock with the base's
+    // package.json, where the change edits it.
+    let mut base_manifest = None;
+    if let Some(git_ref) = &options.since {
+        let changed = pr::manifests_changed_since(git_ref, root, "package.json")?;
+        if let Some((path, before)) = changed.into_iter().find(|(path, _)| *path == manifest_path) {
+            events(&RunEvent::ManifestChanged {
+                since: git_ref.clone(),
+                path,
+            });
+            base_manifest = Some(before);
+        }
+    }
+    let manifest = match &base_manifest {
+        Some(before) => source::Source {
+            path: root.join(&manifest_path),
+            text: before.clone(),
+        },
+        None => source::Source::read(&root.join(&manifest_path))?,
+    };
+    crate::input::npm_lock::check_in_sync(
+        &source::Source {
+            path: config.service.baseline.clone(),
+            text: baseline.text.clone(),
+        },
+        &manifest,
+    )?;
+    Ok(env::NpmBuilder {
+        node,
+        dirs: dirs.clone(),
+        root: root.clone(),
+        lock_path,
+        baseline,
+        base_manifest,
+        timeout: config.timeouts.build,
+        offline: options.offline,
     })
 }
 
@@ -206,7 +272,7 @@ pub(super) fn cargo_builder(
     let source_digest = env::cargo::source_digest(root, &config.service.baseline)?;
     let mut base_manifests = Vec::new();
     if let Some(git_ref) = &options.since {
-        base_manifests = pr::manifests_changed_since(git_ref, root)?;
+        base_manifests = pr::manifests_changed_since(git_ref, root, "Cargo.toml")?;
         for (path, _) in &base_manifests {
             events(&RunEvent::ManifestChanged {
                 since: git_ref.clone(),

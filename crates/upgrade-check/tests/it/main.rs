@@ -32,6 +32,7 @@ mod index {
     mod load;
     mod locks;
     mod matrix_intelligence;
+    mod node_service;
     mod pr_mode;
     mod preloading;
     mod progress;

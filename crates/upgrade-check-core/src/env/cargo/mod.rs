@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use self::manifest::Raised;
 use super::index::Registry;
-use super::{BuildError, LockInputs, Environment, Resolution, ResolvedSet, hash, run_step};
+use super::{BuildError, Environment, LockInputs, Resolution, ResolvedSet, hash, run_step};
 use crate::input::baseline::BaselineFile;
 use crate::input::cargo_lock;
 use crate::input::source::Source;
@@ -173,7 +173,7 @@ impl CargoBuilder {
             };
             let mut changed = false;
             for pin in pins {
-                let Version::Cargo(version) = &pin.version else {
+                let Version::Semver(version) = &pin.version else {
                     continue;
                 };
                 let raise = manifest::raise(&text, &pin.package, version)
@@ -323,6 +323,7 @@ impl CargoBuilder {
             dir: dir.clone(),
             bin: bin.clone(),
             python: None,
+            node_modules: None,
             reused,
             hash_checked: false,
             built_from_source: Vec::new(),

@@ -387,6 +387,7 @@ impl UvBuilder {
                 interpreter: python.clone(),
                 venv: venv.clone(),
             }),
+            node_modules: None,
             reused,
             hash_checked,
             built_from_source,

@@ -1,0 +1,462 @@
+//! Node environments with npm: a cell's pins applied to the baseline
+//! `package-lock.json` the way npm itself applies them (`npm install
+//! NAME@VERSION --package-lock-only` for a direct dependency, an `overrides`
+//! entry for any other), each resolved set installed once with `npm ci`.
+//!
+//! Resolutions (the lock and `package.json` a cell ends with) are cached by
+//! their inputs; an environment is `envs/<id>/node_modules`, keyed by the
+//! lock, the manifest and the Node and npm in use (a native module is built
+//! for one Node), trusted once its `complete` marker exists and its listing
+//! is unchanged. Each run copy of the service gets it linked in as its
+//! `node_modules`: the service's own `node_modules` is never what runs.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+mod registry;
+
+use super::cargo::manifest::Raised;
+use super::index::Registry;
+use super::{BuildError, Environment, LockInputs, Resolution, ResolvedSet, hash, run_step};
+use crate::input::baseline::BaselineFile;
+use crate::input::npm_lock;
+use crate::input::source::Source;
+use crate::model::cell::Pin;
+use crate::model::package::Version;
+use crate::sys::process;
+use crate::sys::state::{self, StateDirs};
+
+/// The Node and npm that install and run the service.
+#[derive(Debug, Clone)]
+pub(crate) struct Node {
+    pub npm: PathBuf,
+    /// `node --version`, as semver.
+    pub node_version: semver::Version,
+    /// `node vX / npm Y`: part of every cache key.
+    pub version: String,
+}
+
+impl Node {
+    /// `node` and `npm` on `PATH`.
+    pub(crate) fn find() -> anyhow::Result<Node> {
+        let ask = |program: &str| -> anyhow::Result<String> {
+            let output = process::run_checked(
+                duct::cmd(program, ["--version"]),
+                Duration::from_secs(30),
+                &format!("{program} --version"),
+            )
+            .with_context(|| format!("a Node service needs `{program}` on PATH"))?;
+            Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        };
+        let node = ask("node")?;
+        let npm = ask("npm")?;
+        let node_version = semver::Version::parse(node.trim_start_matches('v'))
+            .with_context(|| format!("`node --version` said `{node}`"))?;
+        Ok(Node {
+            npm: PathBuf::from("npm"),
+            node_version,
+            version: format!("node {node} / npm {npm}"),
+        })
+    }
+
+    /// `npm ARGS` in `dir`, never asking, never auditing, never reaching
+    /// out for anything but packages.
+    fn command(&self, dir: &Path, mut args: Vec<OsString>, offline: bool) -> duct::Expression {
+        args.extend(["--no-audit", "--no-fund", "--no-update-notifier"].map(OsString::from));
+        if offline {
+            args.push("--offline".into());
+        }
+        duct::cmd(self.npm.as_os_str(), args)
+            .dir(dir)
+            .env("NO_COLOR", "1")
+            .env("npm_config_progress", "false")
+            .stdin_null()
+    }
+}
+
+/// Resolves and installs npm environments for one service.
+#[derive(Debug, Clone)]
+pub(crate) struct NpmBuilder {
+    pub node: Node,
+    pub dirs: StateDirs,
+    /// The service's folder: its `package.json` and lock.
+    pub root: PathBuf,
+    /// Where the lock sits inside `root`; `package.json` is beside it.
+    pub lock_path: PathBuf,
+    /// The baseline lock (at the pull request's base in PR mode).
+    pub baseline: BaselineFile,
+    /// In PR mode, the base's `package.json` where the change edits it: the
+    /// baseline is installed with it, and cells start from it.
+    pub base_manifest: Option<String>,
+    pub timeout: Duration,
+    /// Never reach the registry: use what npm has cached.
+    pub offline: bool,
+}
+
+impl NpmBuilder {
+    /// `package.json`'s path inside `root`.
+    fn manifest_path(&self) -> PathBuf {
+        self.lock_path.with_file_name("package.json")
+    }
+
+    /// The working tree's `package.json`.
+    fn manifest(&self) -> anyhow::Result<String> {
+        Ok(fs_err::read_to_string(
+            self.root.join(self.manifest_path()),
+        )?)
+    }
+
+    /// The `package.json` the baseline is installed with, and cells start from.
+    fn base_manifest(&self) -> anyhow::Result<String> {
+        match &self.base_manifest {
+            Some(before) => Ok(before.clone()),
+            None => self.manifest(),
+        }
+    }
+
+    /// The set `lock` holds, built with `manifests` laid over the service's.
+    fn set_of(&self, path: &Path, inputs: LockInputs) -> Result<ResolvedSet, BuildError> {
+        let source = Source {
+            path: path.to_owned(),
+            text: inputs.lock.clone(),
+        };
+        let lock = npm_lock::parse(&source).map_err(|err| BuildError::Refused(err.to_string()))?;
+        Ok(ResolvedSet::from_lock(&lock.pins, inputs))
+    }
+
+    fn resolve_cell(&self, baseline: &ResolvedSet, pins: &[Pin]) -> Result<Resolution, BuildError> {
+        let manifest = self.base_manifest()?;
+        let mut edited: serde_json::Value =
+            serde_json::from_str(&manifest).context("reading package.json")?;
+        let mut installs = Vec::new();
+        let mut raised = Vec::new();
+        for pin in pins {
+            if !baseline.packages.contains_key(&pin.package) {
+                return Err(BuildError::Refused(format!(
+                    "{} is not in the baseline's package-lock.json: npm can only move a locked package",
+                    pin.package
+                )));
+            }
+            match declared_range(&edited, pin.package.as_str()) {
+                Some(range) => {
+                    installs.push(format!("{}@{}", pin.package, pin.version));
+                    let Version::Semver(version) = &pin.version else {
+                        continue;
+                    };
+                    if registry::node_range_accepts(&range, version) != Some(true) {
+                        raised.push(Raised {
+                            manifest: self.manifest_path(),
+                            package: pin.package.to_string(),
+                            from: range,
+                            to: pin.version.to_string(),
+                        });
+                    }
+                }
+                None => {
+                    edited["overrides"][pin.package.as_str()] =
+                        serde_json::Value::String(pin.version.to_string());
+                }
+            }
+        }
+        let laid = serde_json::to_string_pretty(&edited).context("writing package.json")? + "\n";
+        let key = hash(&[
+            "npm-resolve-v1",
+            &self.node.version,
+            &manifest,
+            &laid,
+            &self.baseline.text,
+            &installs.join("\n"),
+        ]);
+        let cached_lock = self
+            .dirs
+            .resolutions_dir()
+            .join(format!("{key}.npm-lock.json"));
+        let cached_manifest = self
+            .dirs
+            .resolutions_dir()
+            .join(format!("{key}.package.json"));
+        if let (Ok(lock), Ok(manifest)) = (
+            fs_err::read_to_string(&cached_lock),
+            fs_err::read_to_string(&cached_manifest),
+        ) {
+            let inputs = self.inputs(lock, manifest, raised);
+            return Ok(Resolution {
+                set: self.set_of(&cached_lock, inputs)?,
+                reused: true,
+                moves_not_held: None,
+                built: None,
+            });
+        }
+        let scratch = state::temp_dir()?;
+        state::write_atomic(&scratch.path().join("package.json"), laid.as_bytes())?;
+        state::write_atomic(
+            &scratch.path().join("package-lock.json"),
+            self.baseline.text.as_bytes(),
+        )?;
+        let mut args: Vec<OsString> = ["install", "--package-lock-only", "--ignore-scripts"]
+            .map(OsString::from)
+            .into();
+        args.push("--save-exact".into());
+        args.extend(installs.iter().map(OsString::from));
+        let doing = match installs.is_empty() {
+            true => "npm install --package-lock-only (overrides)".to_owned(),
+            false => format!("npm install {} --package-lock-only", installs.join(" ")),
+        };
+        self.run(scratch.path(), args, &doing)?;
+        let lock = fs_err::read_to_string(scratch.path().join("package-lock.json"))?;
+        let manifest = fs_err::read_to_string(scratch.path().join("package.json"))?;
+        state::write_atomic(&cached_manifest, manifest.as_bytes())?;
+        state::write_atomic(&cached_lock, lock.as_bytes())?;
+        let inputs = self.inputs(lock, manifest, raised);
+        Ok(Resolution {
+            set: self.set_of(&cached_lock, inputs)?,
+            reused: false,
+            moves_not_held: None,
+            built: None,
+        })
+    }
+
+    /// A resolved lock's inputs: the `package.json` laid over the service's
+    /// only where it differs from it.
+    fn inputs(&self, lock: String, manifest: String, raised: Vec<Raised>) -> LockInputs {
+        let own = self.manifest().unwrap_or_default();
+        let same = serde_json::from_str::<serde_json::Value>(&manifest).ok()
+            == serde_json::from_str::<serde_json::Value>(&own).ok();
+        LockInputs {
+            lock,
+            manifests: match same {
+                true => Vec::new(),
+                false => vec![(self.manifest_path(), manifest)],
+            },
+            raised,
+        }
+    }
+
+    /// `set`'s packages installed by `npm ci` into `<cache>/envs/<id>/node_modules`.
+    fn materialise(&self, set: &ResolvedSet) -> Result<Environment, BuildError> {
+        let inputs = set
+            .locked
+            .as_ref()
+            .context("an npm resolved set carries its lock")?;
+        let manifest = match inputs.manifests.first() {
+            Some((_, laid)) => laid.clone(),
+            None => self.manifest()?,
+        };
+        let key = hash(&["npm-env-v1", &self.node.version, &manifest, &inputs.lock]);
+        let id = key[..16].to_owned();
+        let dir = self.dirs.envs_dir().join(&id);
+        let modules = dir.join("node_modules");
+        let complete = dir.join("complete");
+        let contents = dir.join("contents");
+        let _lock = state::lock(&self.dirs.env_lock(&id))?;
+        let in_use = Arc::new(state::lock_shared(&self.dirs.env_use(&id))?);
+        if dir.is_dir() {
+            let _ = state::write_atomic(&dir.join(crate::sys::gc::USED_FILE), b"");
+        }
+        let lock_text = &inputs.lock;
+        let checked = npm_lock::parse(&Source {
+            path: self.lock_path.clone(),
+            text: lock_text.clone(),
+        })
+        .map_err(|err| BuildError::Refused(err.to_string()))?;
+        let environment = |reused, rebuilt| Environment {
+            id: id.clone(),
+            dir: dir.clone(),
+            bin: modules.join(".bin"),
+            python: None,
+            node_modules: Some(modules.clone()),
+            reused,
+            // npm ci checks every download against the lock's `integrity`.
+            hash_checked: checked.unchecked.is_empty(),
+            built_from_source: Vec::new(),
+            raised_requirements: inputs.raised.iter().map(ToString::to_string).collect(),
+            rebuilt,
+            _in_use: Arc::clone(&in_use),
+        };
+        let mut rebuilt = None;
+        if complete.exists() {
+            match state::changed_since(&modules, &contents) {
+                None => return Ok(environment(true, None)),
+                Some(changed) => rebuilt = Some(format!("{changed} changed since it was built")),
+            }
+        }
+        if dir.exists() {
+            rebuilt = super::clear_for_rebuild(&dir, &in_use, &id, self.timeout, rebuilt)?;
+        }
+        fs_err::create_dir_all(&dir)?;
+        // The service's own lifecycle scripts are not an install's: they
+        // would run here, without its code. Its dependencies' run, as npm
+        // runs them (a native module is built for this Node).
+        let mut installed: serde_json::Value =
+            serde_json::from_str(&manifest).context("reading package.json")?;
+        if let Some(object) = installed.as_object_mut() {
+            object.remove("scripts");
+        }
+        let installed = serde_json::to_string_pretty(&installed).context("writing package.json")?;
+        state::write_atomic(&dir.join("package.json"), installed.as_bytes())?;
+        state::write_atomic(&dir.join("package-lock.json"), lock_text.as_bytes())?;
+        let doing = match inputs.raised.is_empty() {
+            true => "npm ci".to_owned(),
+            false => format!(
+                "npm ci with {}",
+                inputs
+                    .raised
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        self.run(&dir, vec!["ci".into()], &doing)?;
+        fs_err::create_dir_all(&modules)?;
+        state::record_listing(&modules, &contents)?;
+        state::write_atomic(&complete, lock_text.as_bytes())?;
+        Ok(environment(false, rebuilt))
+    }
+
+    /// Whether the registry offers `pin`: `npm view NAME@VERSION version`
+    /// answers nothing for a version that does not exist.
+    fn check_exists(&self, pin: &Pin) -> Result<(), BuildError> {
+        let outside = state::temp_dir()?;
+        let spec = format!("{}@{}", pin.package, pin.version);
+        let args = vec!["view".into(), spec.clone().into(), "version".into()];
+        let output = self.run(outside.path(), args, &format!("npm view {spec}"))?;
+        if String::from_utf8_lossy(&output.stdout).trim().is_empty() {
+            return Err(BuildError::Refused(format!(
+                "no such version: npm view {spec} finds none"
+            )));
+        }
+        Ok(())
+    }
+
+    fn run(
+        &self,
+        dir: &Path,
+        args: Vec<OsString>,
+        doing: &str,
+    ) -> Result<std::process::Output, BuildError> {
+        let command = self.node.command(dir, args, self.offline);
+        run_step(command, self.timeout, doing, |output| {
+            let said = String::from_utf8_lossy(&output.stderr);
+            let first = said
+                .lines()
+                .find(|line| line.contains("ERR!") && !line.trim_end().ends_with("ERR!"))
+                .unwrap_or("npm printed no error line");
+            format!(
+                "{}\n{doing}: {}",
+                crate::sys::log::tail(said.trim(), 40),
+                first.trim()
+            )
+        })
+        .map_err(|err| err.offline_aware(self.offline))
+    }
+}
+
+/// The range `package.json` declares `name` with, in any of its dependency
+/// kinds; `None` for a package only others need.
+fn declared_range(manifest: &serde_json::Value, name: &str) -> Option<String> {
+    ["dependencies", "devDependencies", "optionalDependencies"]
+        .iter()
+        .find_map(|kind| manifest.get(kind)?.get(name)?.as_str())
+        .map(str::to_owned)
+}
+
+/// Node's ecosystem: npm moves pins in the lock and installs, the Node in
+/// use decides `engines.node`, the registry's packuments list versions.
+impl super::Ecosystem for NpmBuilder {
+    fn baseline(&self) -> &BaselineFile {
+        &self.baseline
+    }
+
+    fn describe(&self) -> String {
+        self.node.version.clone()
+    }
+
+    fn toolchain(&self) -> String {
+        self.node.version.clone()
+    }
+
+    fn resolve_baseline(&self) -> Result<Resolution, BuildError> {
+        let inputs = self.inputs(
+            self.baseline.text.clone(),
+            self.base_manifest()?,
+            Vec::new(),
+        );
+        Ok(Resolution {
+            set: ResolvedSet::from_lock(&self.baseline.pins, inputs),
+            reused: true,
+            moves_not_held: None,
+            built: None,
+        })
+    }
+
+    fn resolve_file(&self, path: &Path) -> Result<Resolution, BuildError> {
+        let inputs = self.inputs(fs_err::read_to_string(path)?, self.manifest()?, Vec::new());
+        Ok(Resolution {
+            set: self.set_of(path, inputs)?,
+            reused: true,
+            moves_not_held: None,
+            built: None,
+        })
+    }
+
+    fn resolve_cell(&self, baseline: &ResolvedSet, pins: &[Pin]) -> Result<Resolution, BuildError> {
+        NpmBuilder::resolve_cell(self, baseline, pins)
+    }
+
+    fn check_exists(&self, pin: &Pin) -> Result<(), BuildError> {
+        NpmBuilder::check_exists(self, pin)
+    }
+
+    fn says_nothing_of_the_version(&self, refusal: &str) -> bool {
+        [
+            "ENOTFOUND",
+            "ECONNREFUSED",
+            "ETIMEDOUT",
+            "EAI_AGAIN",
+            "ENOTCACHED",
+        ]
+        .iter()
+        .any(|code| refusal.contains(code))
+    }
+
+    fn materialise(&self, set: &ResolvedSet) -> Result<Environment, BuildError> {
+        NpmBuilder::materialise(self, set)
+    }
+
+    fn registry(&self, project: &Path) -> anyhow::Result<Arc<dyn Registry>> {
+        Ok(Arc::new(registry::NpmRegistry::for_project(
+            &self.node, project,
+        )?))
+    }
+
+    fn registry_name(&self) -> &'static str {
+        "npm registry"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_declared_package_is_found_in_any_dependency_kind() {
+        let manifest = serde_json::json!({
+            "dependencies": {"express": "4.21.2"},
+            "devDependencies": {"mocha": "^10.0.0"},
+        });
+        assert_eq!(
+            declared_range(&manifest, "express").as_deref(),
+            Some("4.21.2")
+        );
+        assert_eq!(
+            declared_range(&manifest, "mocha").as_deref(),
+            Some("^10.0.0")
+        );
+        assert_eq!(declared_range(&manifest, "debug"), None);
+    }
+}

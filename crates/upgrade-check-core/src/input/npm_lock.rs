@@ -1,0 +1,352 @@
+//! A Node service's `package-lock.json` (npm's lockfile versions 2 and 3):
+//! its registry packages, each a pin with the line it is written on, what
+//! each needs, and the service's direct dependencies; checked against the
+//! `package.json` beside it.
+//!
+//! Only parses. A lock from a pull request is untrusted text: a name that is
+//! no npm package name or a version that is no semver version is refused
+//! with its line before anything reads it further. Packages the lock takes
+//! from a path, git or a URL (and workspace links) are the lock's to keep,
+//! never pins.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::declared::{DeclaredPin, Direct, Requires};
+use crate::input::source::{InputError, Source};
+use crate::model::package::{Ecosystem, PackageName, Version};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawLock {
+    lockfile_version: Option<u32>,
+    #[serde(default)]
+    packages: BTreeMap<String, RawPackage>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RawPackage {
+    version: Option<String>,
+    resolved: Option<String>,
+    integrity: Option<String>,
+    #[serde(default)]
+    link: bool,
+    #[serde(flatten)]
+    needs: Needs,
+}
+
+/// A package's (or `package.json`'s) dependencies by kind, as `name: range`.
+#[derive(Deserialize, Default, PartialEq, Eq, Debug)]
+#[serde(rename_all = "camelCase")]
+struct Needs {
+    #[serde(default)]
+    dependencies: BTreeMap<String, String>,
+    #[serde(default)]
+    dev_dependencies: BTreeMap<String, String>,
+    #[serde(default)]
+    optional_dependencies: BTreeMap<String, String>,
+    #[serde(default)]
+    peer_dependencies: BTreeMap<String, String>,
+}
+
+impl Needs {
+    /// What is installed for it: every kind but peers (its dependent's).
+    fn installed(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.dependencies
+            .iter()
+            .chain(&self.dev_dependencies)
+            .chain(&self.optional_dependencies)
+    }
+}
+
+/// What a lock says, read once.
+#[derive(Debug)]
+pub(crate) struct NpmLock {
+    /// Registry packages, in file order of their entries.
+    pub pins: Vec<DeclaredPin>,
+    /// What each registry package needs, by name.
+    pub requires: Requires,
+    /// What the service's own package needs.
+    pub direct: Direct,
+    /// Registry packages without an `integrity` digest: npm cannot check
+    /// what it downloads for them.
+    pub unchecked: Vec<String>,
+}
+
+/// Whether `path` names a lock this module reads.
+pub(crate) fn is_lock(path: &Path) -> bool {
+    path.file_name() == Some(std::ffi::OsStr::new("package-lock.json"))
+}
+
+/// The package a `packages` key installs: the part after its last
+/// `node_modules/` (`node_modules/a/node_modules/@s/b` installs `@s/b`);
+/// `None` for the service's own entry (`""`) and workspace folders.
+fn installed_name(key: &str) -> Option<&str> {
+    let at = key.rfind("node_modules/")?;
+    Some(&key[at + "node_modules/".len()..])
+}
+
+/// Where the lock takes a package from, when not from the registry.
+fn kept_origin(package: &RawPackage) -> bool {
+    package.link
+        || package.resolved.as_deref().is_some_and(|resolved| {
+            !(resolved.starts_with("https://") || resolved.starts_with("http://"))
+        })
+}
+
+/// Reads the lock in `source`.
+pub(crate) fn parse(source: &Source) -> Result<NpmLock, InputError> {
+    let lock: RawLock = read_json(source, "package-lock.json")?;
+    match lock.lockfile_version {
+        Some(2 | 3) => {}
+        other => {
+            let found = other.map_or("none".to_owned(), |version| version.to_string());
+            return Err(source.error_at(
+                key_span(source, "lockfileVersion"),
+                "lockfileVersion",
+                &format!(
+                    "lockfile version {found}: only versions 2 and 3 (npm 7 and later) list every package; run `npm install --package-lock-only` with npm 7 or later to upgrade it"
+                ),
+            ));
+        }
+    }
+    let mut pins = Vec::new();
+    let mut requires = Requires::new();
+    let mut unchecked = Vec::new();
+    let mut direct = Direct::new();
+    for (key, package) in &lock.packages {
+        let needs: Direct = package
+            .needs
+            .installed()
+            .filter_map(|(name, _)| PackageName::npm(name).ok())
+            .collect();
+        let Some(name) = installed_name(key) else {
+            if key.is_empty() {
+                direct = needs;
+            }
+            continue;
+        };
+        let field = format!("packages.\"{key}\"");
+        let span = key_span(source, key);
+        let name = PackageName::npm(name)
+            .map_err(|message| source.error_at(span.clone(), &field, &message))?;
+        if kept_origin(package) {
+            continue;
+        }
+        let Some(version) = &package.version else {
+            return Err(source.error_at(span, &field, "a registry package without a version"));
+        };
+        let version = Version::parse(Ecosystem::Node, version).map_err(|message| {
+            source.error_at(span.clone(), &format!("{field}.version"), &message)
+        })?;
+        if package.integrity.is_none() {
+            unchecked.push(format!("{name} {version}"));
+        }
+        requires.entry(name.clone()).or_default().extend(needs);
+        pins.push(DeclaredPin {
+            package: name,
+            version,
+            path: source.path.clone(),
+            line: span.map_or(1, |span| source.line_of(span.start)),
+        });
+    }
+    pins.sort_by_key(|pin| pin.line);
+    Ok(NpmLock {
+        pins,
+        requires,
+        direct,
+        unchecked,
+    })
+}
+
+/// `source` as JSON of `what` shape; an error at the line JSON parsing stopped.
+fn read_json<T: serde::de::DeserializeOwned>(source: &Source, what: &str) -> Result<T, InputError> {
+    serde_json::from_str(&source.text).map_err(|err| InputError {
+        line: err.line().max(1),
+        column: err.column().max(1),
+        ..InputError::in_file(&source.path, format!("not a {what}: {err}"))
+    })
+}
+
+/// The span of the first `"key":` in the text: serde_json keeps no spans.
+fn key_span(source: &Source, key: &str) -> Option<std::ops::Range<usize>> {
+    let quoted = format!("{}:", serde_json::to_string(key).ok()?);
+    let compact = source.text.find(&quoted);
+    let spaced = || {
+        let quoted = format!("{} :", serde_json::to_string(key).ok()?);
+        source.text.find(&quoted)
+    };
+    let start = compact.or_else(spaced)?;
+    Some(start..start + key.len() + 2)
+}
+
+/// Refuses a lock out of date with its `package.json` (in `manifest`): a
+/// dependency the manifest declares that the lock's own entry does not, or
+/// declares otherwise, named with the manifest's line, as `npm ci` refuses.
+pub(crate) fn check_in_sync(lock: &Source, manifest: &Source) -> Result<(), InputError> {
+    let declared: Needs = read_json(manifest, "package.json")?;
+    let locked: RawLock = read_json(lock, "package-lock.json")?;
+    let root = locked.packages.get("").map(|entry| &entry.needs);
+    let empty = Needs::default();
+    let root = root.unwrap_or(&empty);
+    let kinds = [
+        ("dependencies", &declared.dependencies, &root.dependencies),
+        (
+            "devDependencies",
+            &declared.dev_dependencies,
+            &root.dev_dependencies,
+        ),
+        (
+            "optionalDependencies",
+            &declared.optional_dependencies,
+            &root.optional_dependencies,
+        ),
+    ];
+    for (kind, wanted, held) in kinds {
+        for (name, range) in wanted {
+            if held.get(name) != Some(range) {
+                let said = match held.get(name) {
+                    Some(other) => format!("the lock has `{other}`"),
+                    None => "the lock does not have it".to_owned(),
+                };
+                return Err(manifest.error_at(
+                    key_span(manifest, name),
+                    &format!("{kind}.{name}"),
+                    &format!(
+                        "{} is out of date with this file: `{name}: {range}` here, {said}; run `npm install` to update the lock",
+                        lock.path.display()
+                    ),
+                ));
+            }
+        }
+        if let Some(name) = held.keys().find(|name| !wanted.contains_key(*name)) {
+            return Err(lock.error_at(
+                key_span(lock, name),
+                &format!("packages.\"\".{kind}.{name}"),
+                &format!(
+                    "the lock's own package needs {name}, which {} does not declare; run `npm install` to update the lock",
+                    manifest.path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCK: &str = r#"{
+  "name": "svc",
+  "lockfileVersion": 3,
+  "requires": true,
+  "packages": {
+    "": {
+      "name": "svc",
+      "dependencies": {
+        "express": "4.21.2",
+        "local-lib": "file:lib"
+      }
+    },
+    "lib": {
+      "name": "local-lib",
+      "version": "0.0.1"
+    },
+    "node_modules/express": {
+      "version": "4.21.2",
+      "integrity": "sha512-abc",
+      "dependencies": {
+        "debug": "2.6.9"
+      }
+    },
+    "node_modules/debug": {
+      "version": "2.6.9",
+      "integrity": "sha512-def"
+    },
+    "node_modules/express/node_modules/debug": {
+      "version": "4.3.4"
+    },
+    "node_modules/local-lib": {
+      "resolved": "lib",
+      "link": true
+    }
+  }
+}
+"#;
+
+    fn source(path: &str, text: &str) -> Source {
+        Source {
+            path: path.into(),
+            text: text.to_owned(),
+        }
+    }
+
+    #[test]
+    fn registry_packages_are_pins_with_their_lines_and_links_are_kept() {
+        let lock = parse(&source("package-lock.json", LOCK)).unwrap();
+        let pins: Vec<String> = lock
+            .pins
+            .iter()
+            .map(|pin| format!("{} {} :{}", pin.package, pin.version, pin.line))
+            .collect();
+        assert_eq!(
+            pins,
+            ["express 4.21.2 :17", "debug 2.6.9 :24", "debug 4.3.4 :28"]
+        );
+        assert_eq!(
+            lock.direct
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["express", "local-lib"]
+        );
+        let express = PackageName::npm("express").unwrap();
+        assert!(lock.requires[&express].contains(&PackageName::npm("debug").unwrap()));
+        assert_eq!(lock.unchecked, ["debug 4.3.4"]);
+    }
+
+    #[test]
+    fn an_old_lock_or_a_hostile_name_is_refused_with_its_line() {
+        let old = parse(&source(
+            "package-lock.json",
+            "{\n  \"lockfileVersion\": 1,\n  \"dependencies\": {}\n}\n",
+        ))
+        .unwrap_err();
+        assert_eq!(old.line, 2, "{old}");
+        assert!(old.to_string().contains("only versions 2 and 3"), "{old}");
+        let hostile = LOCK.replace("node_modules/debug\"", "node_modules/../../x\"");
+        let err = parse(&source("package-lock.json", &hostile)).unwrap_err();
+        assert_eq!(err.line, 24, "{err}");
+        assert!(err.to_string().contains("not an npm package name"), "{err}");
+    }
+
+    #[test]
+    fn a_lock_out_of_date_with_its_manifest_is_refused_with_the_manifest_s_line() {
+        let lock = source("package-lock.json", LOCK);
+        let manifest = |dependencies: &str| {
+            source(
+                "package.json",
+                &format!(
+                    "{{\n  \"name\": \"svc\",\n  \"dependencies\": {{\n{dependencies}\n  }}\n}}\n"
+                ),
+            )
+        };
+        let in_sync = manifest("    \"express\": \"4.21.2\",\n    \"local-lib\": \"file:lib\"");
+        check_in_sync(&lock, &in_sync).unwrap();
+        let bumped = manifest("    \"express\": \"^5.1.0\",\n    \"local-lib\": \"file:lib\"");
+        let err = check_in_sync(&lock, &bumped).unwrap_err();
+        assert_eq!(err.line, 4, "{err}");
+        assert!(
+            err.to_string()
+                .contains("`express: ^5.1.0` here, the lock has `4.21.2`"),
+            "{err}"
+        );
+        let dropped = manifest("    \"express\": \"4.21.2\"");
+        let err = check_in_sync(&lock, &dropped).unwrap_err();
+        assert!(err.to_string().contains("needs local-lib"), "{err}");
+    }
+}

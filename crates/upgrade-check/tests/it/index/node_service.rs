@@ -1,0 +1,245 @@
+//! The Node auth service (`fixtures/node-auth-service`: Express, bcryptjs,
+//! jsonwebtoken, sql.js) against real packages from the npm registry: the
+//! breaks seen by hand (Express 5 stops the service at start-up,
+//! jsonwebtoken 9 refuses its 1,024-bit key) caught with their cause, the
+//! harmless bumps green, each cell on the environment npm installed for it,
+//! never on the service's own `node_modules`.
+
+use crate::common::Verdict;
+use crate::common::{TestContext, cell_report, scenario_report, verdict};
+
+fn node_service() -> TestContext {
+    TestContext::from_workspace("fixtures/node-auth-service", std::path::Path::to_path_buf)
+}
+
+#[test]
+fn each_real_break_of_the_node_service_is_caught_with_its_cause_and_harmless_bumps_pass() {
+    let ctx = node_service();
+    // A `node_modules` of the service's own that would fail every start:
+    // each cell must run on its own installed packages instead.
+    std::fs::create_dir_all(ctx.path("service/node_modules/express")).unwrap();
+    std::fs::write(
+        ctx.path("service/node_modules/express/package.json"),
+        r#"{"name": "express", "version": "4.21.2", "main": "index.js"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        ctx.path("service/node_modules/express/index.js"),
+        "throw new Error(\"the service's own node_modules ran\");\n",
+    )
+    .unwrap();
+
+    let run = ctx.run(&[]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    crate::common::assert_readme_sample("The bundled Node service's matrix:", &run.stdout);
+    let report = ctx.report();
+    for scenario in ["health", "register", "login"] {
+        for cell in ["baseline", "express 4.21.1", "bcryptjs 3.0.2"] {
+            assert_eq!(
+                verdict(&report, cell, scenario),
+                Verdict::Pass,
+                "{cell} {scenario}"
+            );
+        }
+        assert_eq!(
+            verdict(&report, "express 5.1.0", scenario),
+            Verdict::StartupFailed,
+            "{scenario}"
+        );
+    }
+    // Express 5: its path syntax has no bare `*`, the service's catch-all.
+    let express = scenario_report(&report, "express 5.1.0", "health");
+    assert!(
+        express
+            .summary
+            .as_deref()
+            .is_some_and(|summary| summary.contains("Missing parameter name at index")),
+        "{express:?}"
+    );
+    assert!(
+        run.stdout.contains(
+            "express 5.1.0 does not start: PathError [TypeError]: Missing parameter name at index 1: *"
+        ),
+        "{}",
+        run.stdout
+    );
+    // What moved with it is shown: Express 5's router is another package.
+    let moved =
+        crate::common::version_change(cell_report(&report, "express 5.1.0"), "path-to-regexp");
+    assert_eq!(
+        (moved.before.as_deref(), moved.after.as_deref()),
+        (Some("0.1.12"), Some("8.4.2"))
+    );
+
+    // jsonwebtoken 9: registering still works, signing the login's token
+    // does not, and the log says why.
+    assert_eq!(
+        verdict(&report, "jsonwebtoken 9.0.2", "register"),
+        Verdict::Pass
+    );
+    let login = scenario_report(&report, "jsonwebtoken 9.0.2", "login");
+    assert_eq!(login.verdict, Verdict::Changed);
+    assert_eq!(
+        login.summary.as_deref(),
+        Some(
+            "step `good password` (scenarios/login.toml:14): expected status 200, got 500 Internal Server Error"
+        )
+    );
+    assert!(
+        login
+            .log_tail
+            .as_deref()
+            .is_some_and(|log| log
+                .contains("secretOrPrivateKey has a minimum key size of 2048 bits for RS256")),
+        "{login:?}"
+    );
+
+    // Each environment installed by `npm ci`, every download checked
+    // against the lock's integrity digests; an exact requirement moved in
+    // a scratch copy of package.json, and said.
+    let environment = cell_report(&report, "express 4.21.1")
+        .environment
+        .as_ref()
+        .unwrap();
+    assert!(environment.hash_checked);
+    assert_eq!(
+        environment.raised_requirements,
+        ["express \"4.21.2\" → \"4.21.1\" in package.json"]
+    );
+    assert!(
+        cell_report(&report, "baseline")
+            .environment
+            .as_ref()
+            .unwrap()
+            .raised_requirements
+            .is_empty()
+    );
+
+    // The registry's versions: each break bisected to its first bad
+    // release, the newest safe one named below it.
+    assert!(
+        run.stdout.contains("↳ express: newest safe version 4.")
+            && run
+                .stdout
+                .contains("first bad 5.0.0 (breaks health, login, register;"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("↳ jsonwebtoken: newest safe version 8.5.1; first bad 9.0.0 (breaks login;"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_lock_out_of_date_with_package_json_is_refused_with_its_line_before_anything_runs() {
+    let ctx = node_service();
+    ctx.edit("service/package.json", |text| {
+        text.replace("\"express\": \"4.21.2\"", "\"express\": \"^5.1.0\"")
+    });
+    let run = ctx.run(&["--no-bisect"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("package.json:15")
+            && run.stderr.contains("dependencies.express")
+            && run
+                .stderr
+                .contains("`express: ^5.1.0` here, the lock has `4.21.2`; run `npm install`"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Commits the service as it is now, in a repository made on first use.
+fn committed(ctx: &TestContext, message: &str) {
+    if !ctx.path(".git").exists() {
+        std::fs::write(
+            ctx.path(".gitignore"),
+            "/state/\n*.snap.new\nnode_modules/\n",
+        )
+        .unwrap();
+        crate::common::git(ctx, &["init", "--quiet"]);
+    }
+    crate::common::git(ctx, &["add", "."]);
+    crate::common::git(ctx, &["commit", "--quiet", "-m", message]);
+}
+
+/// What Dependabot does to the service's package.json and lock for
+/// `packages` (`name@version`): npm's own edit, exact versions kept exact.
+fn npm_bump(ctx: &TestContext, packages: &[&str]) {
+    let status = std::process::Command::new("npm")
+        .args([
+            "install",
+            "--package-lock-only",
+            "--ignore-scripts",
+            "--save-exact",
+            "--no-audit",
+            "--no-fund",
+            "--omit-lockfile-registry-resolved",
+        ])
+        .args(packages)
+        .current_dir(ctx.path("service"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "npm install {packages:?}");
+}
+
+/// Pull requests as Dependabot opens them on a Node service: a harmless
+/// bump of one package exits 0; a grouped bump is split into each package
+/// and the whole change, the break blamed on jsonwebtoken alone, what moved
+/// with each listed under it.
+#[test]
+fn dependabot_s_npm_bumps_are_tried_in_pr_mode_single_green_and_grouped_split() {
+    let ctx = node_service();
+    committed(&ctx, "the service");
+    crate::common::git(&ctx, &["checkout", "--quiet", "-b", "bump-express"]);
+    npm_bump(&ctx, &["express@4.22.1"]);
+    committed(&ctx, "Bump express from 4.21.2 to 4.22.1");
+    let single = ctx.run(&["--since", "main"]);
+    assert_eq!(single.code, 0, "{}\n{}", single.stdout, single.stderr);
+    let report = ctx.report();
+    assert_eq!(
+        crate::common::cell_names(&report),
+        ["baseline", "express 4.22.1"]
+    );
+    assert_eq!(verdict(&report, "express 4.22.1", "login"), Verdict::Pass);
+
+    crate::common::git(&ctx, &["checkout", "--quiet", "main"]);
+    crate::common::git(&ctx, &["checkout", "--quiet", "-b", "npm-group"]);
+    npm_bump(&ctx, &["express@4.22.1", "jsonwebtoken@9.0.2"]);
+    committed(&ctx, "Bump the npm group with 2 updates");
+    let grouped = ctx.run(&["--since", "main", "--no-bisect"]);
+    assert_eq!(grouped.code, 1, "{}\n{}", grouped.stdout, grouped.stderr);
+    let report = ctx.report();
+    let names = crate::common::cell_names(&report);
+    assert_eq!(
+        names[..3],
+        ["baseline", "express 4.22.1", "jsonwebtoken 9.0.2"]
+    );
+    assert!(
+        names[3].starts_with("whole change (express 4.22.1, jsonwebtoken 9.0.2"),
+        "{names:?}"
+    );
+    assert_eq!(verdict(&report, "express 4.22.1", "login"), Verdict::Pass);
+    assert_eq!(
+        verdict(&report, "jsonwebtoken 9.0.2", "login"),
+        Verdict::Changed
+    );
+    assert!(
+        grouped
+            .stdout
+            .contains("  - jsonwebtoken 9.0.2 breaks login"),
+        "{}",
+        grouped.stdout
+    );
+    let skipped = crate::common::skipped(&report);
+    assert!(
+        skipped
+            .iter()
+            .any(|line| line.starts_with("moved with jsonwebtoken: semver 5.7.3 → 7.8.6")),
+        "{skipped:?}"
+    );
+}
