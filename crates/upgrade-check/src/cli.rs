@@ -204,7 +204,7 @@ pub struct CheckArgs {
     /// Services (and environment builds) at once [default: number of cores]
     #[arg(help_heading = "Environments and cache", long, short, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
-    /// Install wheels only, never build a source distribution (no package code runs at install; use on PRs from forks)
+    /// Run no package code at install: wheels only, never a source distribution (Python); `npm ci --ignore-scripts` (Node). Use on PRs from forks
     #[arg(help_heading = "Environments and cache", long)]
     pub no_build: bool,
     /// Run every cell, even those whose recorded result's inputs are all unchanged

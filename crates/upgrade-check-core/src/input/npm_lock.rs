@@ -183,6 +183,31 @@ fn key_span(source: &Source, key: &str) -> Option<std::ops::Range<usize>> {
     Some(start..start + key.len() + 2)
 }
 
+/// The Node versions `package.json` (in `manifest`) says it runs on
+/// (`engines.node`), and the error to give at its line when the Node in
+/// use is not one of them.
+pub(crate) fn node_engine(manifest: &Source) -> Result<Option<(String, InputError)>, InputError> {
+    #[derive(Deserialize)]
+    struct Engines {
+        engines: Option<BTreeMap<String, serde_json::Value>>,
+    }
+    let declared: Engines = read_json(manifest, "package.json")?;
+    let Some(range) = declared
+        .engines
+        .as_ref()
+        .and_then(|engines| engines.get("node"))
+        .and_then(|node| node.as_str())
+    else {
+        return Ok(None);
+    };
+    let refused = manifest.error_at(
+        key_span(manifest, "engines"),
+        "engines.node",
+        &format!("the service runs on Node {range}"),
+    );
+    Ok(Some((range.to_owned(), refused)))
+}
+
 /// Refuses a lock out of date with its `package.json` (in `manifest`): a
 /// dependency the manifest declares that the lock's own entry does not, or
 /// declares otherwise, named with the manifest's line, as `npm ci` refuses.

@@ -83,9 +83,6 @@ fn npm_builder(
     events: &Events,
     baseline: BaselineFile,
 ) -> anyhow::Result<env::NpmBuilder> {
-    if options.check.no_build {
-        bail!("installing wheels only, never building, is for Python services");
-    }
     let node = env::node::Node::find()?;
     events(&RunEvent::Toolchain {
         description: node.version.clone(),
@@ -125,6 +122,16 @@ fn npm_builder(
         },
         &manifest,
     )?;
+    // The Node on PATH must be one the service says it runs on.
+    if let Some((range, mut refused)) = crate::input::npm_lock::node_engine(&manifest)?
+        && env::node::accepts(&range, &node.node_version) == Some(false)
+    {
+        refused.message = format!(
+            "{}, and the `node` on PATH is {}: put a Node it accepts first on PATH",
+            refused.message, node.node_version
+        );
+        return Err(refused.into());
+    }
     Ok(env::NpmBuilder {
         node,
         dirs: dirs.clone(),
@@ -132,6 +139,7 @@ fn npm_builder(
         lock_path,
         baseline,
         base_manifest,
+        no_scripts: options.check.no_build,
         timeout: config.timeouts.build,
         offline: options.offline,
     })

@@ -19,6 +19,8 @@ use anyhow::Context;
 
 mod registry;
 
+pub(crate) use registry::node_range_accepts as accepts;
+
 use super::cargo::manifest::Raised;
 use super::index::Registry;
 use super::{BuildError, Environment, LockInputs, Resolution, ResolvedSet, hash, run_step};
@@ -95,6 +97,10 @@ pub(crate) struct NpmBuilder {
     pub timeout: Duration,
     /// Never reach the registry: use what npm has cached.
     pub offline: bool,
+    /// `--no-build`: install with `--ignore-scripts`, so that installing a
+    /// pull request's packages runs none of their code (a native module
+    /// then has no build for this Node).
+    pub no_scripts: bool,
 }
 
 impl NpmBuilder {
@@ -132,6 +138,15 @@ impl NpmBuilder {
         let manifest = self.base_manifest()?;
         let mut edited: serde_json::Value =
             serde_json::from_str(&manifest).context("reading package.json")?;
+        let overridable = edited.is_object()
+            && edited
+                .get("overrides")
+                .is_none_or(serde_json::Value::is_object);
+        if !overridable {
+            return Err(BuildError::Refused(
+                "package.json is not an object with an `overrides` object (or none): npm cannot read it either".to_owned(),
+            ));
+        }
         let mut installs = Vec::new();
         let mut raised = Vec::new();
         for pin in pins {
@@ -246,7 +261,17 @@ impl NpmBuilder {
             Some((_, laid)) => laid.clone(),
             None => self.manifest()?,
         };
-        let key = hash(&["npm-env-v1", &self.node.version, &manifest, &inputs.lock]);
+        let scripts = match self.no_scripts {
+            true => "--ignore-scripts",
+            false => "with install scripts",
+        };
+        let key = hash(&[
+            "npm-env-v1",
+            &self.node.version,
+            scripts,
+            &manifest,
+            &inputs.lock,
+        ]);
         let id = key[..16].to_owned();
         let dir = self.dirs.envs_dir().join(&id);
         let modules = dir.join("node_modules");
@@ -311,7 +336,11 @@ impl NpmBuilder {
                     .join(", ")
             ),
         };
-        self.run(&dir, vec!["ci".into()], &doing)?;
+        let mut args = vec![OsString::from("ci")];
+        if self.no_scripts {
+            args.push("--ignore-scripts".into());
+        }
+        self.run(&dir, args, &doing)?;
         fs_err::create_dir_all(&modules)?;
         state::record_listing(&modules, &contents)?;
         state::write_atomic(&complete, lock_text.as_bytes())?;

@@ -131,7 +131,7 @@ fn to_releases(packument: Packument) -> Vec<Release> {
 /// Whether npm's range `text` (`>=18`, `^14.17.0 || >=16`, `>= 0.6`,
 /// `14 - 18`) accepts `node`; `None` when it cannot be read, as npm warns
 /// and goes on.
-pub(super) fn node_range_accepts(text: &str, node: &semver::Version) -> Option<bool> {
+pub(crate) fn node_range_accepts(text: &str, node: &semver::Version) -> Option<bool> {
     let mut accepts = false;
     for alternative in text.split("||") {
         let requirement = semver::VersionReq::parse(&cargo_syntax(alternative)?).ok()?;

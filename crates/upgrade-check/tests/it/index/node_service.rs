@@ -29,7 +29,7 @@ fn each_real_break_of_the_node_service_is_caught_with_its_cause_and_harmless_bum
     )
     .unwrap();
 
-    let run = ctx.run(&[]);
+    let run = ctx.run(&["--no-bisect"]);
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     crate::common::assert_readme_sample("The bundled Node service's matrix:", &run.stdout);
     let report = ctx.report();
@@ -115,26 +115,19 @@ fn each_real_break_of_the_node_service_is_caught_with_its_cause_and_harmless_bum
             .is_empty()
     );
 
-    // The registry's versions: each break bisected to its first bad
-    // release, the newest safe one named below it.
-    assert!(
-        run.stdout.contains("↳ express: newest safe version 4.")
-            && run
-                .stdout
-                .contains("first bad 5.0.0 (breaks health, login, register;"),
-        "{}",
-        run.stdout
+    // The registry's versions: the break bisected to its first bad release.
+    let bisect = ctx.run(&["bisect", "jsonwebtoken", "--to", "9.0.2"]);
+    assert_eq!(bisect.code, 1, "{}\n{}", bisect.stdout, bisect.stderr);
+    crate::common::assert_readme_sample(
+        "`upgrade-check bisect jsonwebtoken --to 9.0.2` on the Node service:",
+        &bisect.stdout,
     );
-    assert!(
-        run.stdout
-            .contains("↳ jsonwebtoken: newest safe version 8.5.1; first bad 9.0.0 (breaks login;"),
-        "{}",
-        run.stdout
-    );
+    let bisected = crate::common::bisect_report(&ctx);
+    assert_eq!(bisected.first_bad.as_deref(), Some("9.0.0"), "{bisected:?}");
 }
 
 #[test]
-fn a_lock_out_of_date_with_package_json_is_refused_with_its_line_before_anything_runs() {
+fn a_lock_out_of_date_or_a_node_the_service_refuses_stops_the_run_at_its_line() {
     let ctx = node_service();
     ctx.edit("service/package.json", |text| {
         text.replace("\"express\": \"4.21.2\"", "\"express\": \"^5.1.0\"")
@@ -147,6 +140,23 @@ fn a_lock_out_of_date_with_package_json_is_refused_with_its_line_before_anything
             && run
                 .stderr
                 .contains("`express: ^5.1.0` here, the lock has `4.21.2`; run `npm install`"),
+        "{}",
+        run.stderr
+    );
+
+    // A service that says it needs a Node newer than the one on PATH.
+    ctx.edit("service/package.json", |text| {
+        text.replace("\"express\": \"^5.1.0\"", "\"express\": \"4.21.2\"")
+            .replace("\"node\": \">=18\"", "\"node\": \">=99\"")
+    });
+    let run = ctx.run(&["--no-bisect"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("package.json:10")
+            && run.stderr.contains("engines.node")
+            && run
+                .stderr
+                .contains("the service runs on Node >=99, and the `node` on PATH is "),
         "{}",
         run.stderr
     );
