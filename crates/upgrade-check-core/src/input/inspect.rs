@@ -1,4 +1,5 @@
-//! What `upgrade-check init` reads from a service folder: the ecosystem, the
+//! What `upgrade-check init` reads from a service folder (Python, cargo in
+//! `inspect/cargo.rs`, Node in `inspect/node.rs`): the ecosystem, the
 //! baseline file, how the service starts and takes its port, the variables
 //! it must be given, and the paths that may answer a health check. Only
 //! reads and infers; what it cannot tell is left as a TODO with the reason.
@@ -13,6 +14,7 @@ use super::baseline::BaselineFile;
 use super::config::Ecosystem;
 
 mod cargo;
+mod node;
 
 /// Baseline files in the order a service's own tools would read them: a
 /// lock before what it was made from.
@@ -86,7 +88,10 @@ pub struct Inspection {
 pub(crate) fn inspect(dir: &Path) -> anyhow::Result<Inspection> {
     let mut here = inspect_folder(dir)?;
     // No baseline file here: the sources found belong to a folder below.
-    if here.baseline.is_some() || dir.join("Cargo.toml").is_file() {
+    if here.baseline.is_some()
+        || dir.join("Cargo.toml").is_file()
+        || dir.join("package.json").is_file()
+    {
         return Ok(here);
     }
     let candidates = service_folders(dir);
@@ -120,6 +125,7 @@ pub(crate) fn inspect(dir: &Path) -> anyhow::Result<Inspection> {
 fn service_folders(dir: &Path) -> Vec<PathBuf> {
     let is_service = |folder: &Path| {
         (folder.join("Cargo.toml").is_file() && folder.join("Cargo.lock").is_file())
+            || (folder.join("package.json").is_file() && folder.join("package-lock.json").is_file())
             || PYTHON_BASELINES
                 .iter()
                 .any(|name| !name.contains('/') && folder.join(name).is_file())
@@ -163,6 +169,11 @@ fn service_folders(dir: &Path) -> Vec<PathBuf> {
 fn inspect_folder(dir: &Path) -> anyhow::Result<Inspection> {
     if dir.join("Cargo.toml").is_file() {
         return Ok(cargo::inspect_cargo(dir));
+    }
+    // A package.json beside a Python baseline is the front end's.
+    let python = PYTHON_BASELINES.iter().any(|name| dir.join(name).is_file());
+    if dir.join("package.json").is_file() && !python {
+        return Ok(node::inspect_node(dir));
     }
     let files = source_files(dir, "py");
     let texts: Vec<(PathBuf, String)> = files

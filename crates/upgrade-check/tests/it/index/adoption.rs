@@ -122,8 +122,19 @@ fn a_python_repository_adopts_it_with_init_accept_and_a_pull_request_check() {
         check.stdout
     );
 
-    // The same check through the GitHub Action's own steps, run as a runner
-    // runs them (the binary already on PATH, as its install step leaves it).
+    // The same check through the GitHub Action's own steps.
+    let summary = action_check(&ctx, "--no-bisect");
+    assert!(
+        summary.contains("bcrypt 5.0.0") && summary.contains("long-password"),
+        "{summary}"
+    );
+}
+
+/// The GitHub Action's check and summary steps on the pull request at
+/// `HEAD` (against `HEAD~1`), run as a runner runs them (the binary already
+/// on PATH, as its install step leaves it), with `args`: asserts the check
+/// fails the job with exit code 1 and returns the job summary.
+fn action_check(ctx: &TestContext, args: &str) -> String {
     let output = ctx.path("target/github-output");
     let summary = ctx.path("target/github-summary.md");
     let step = |name: &str| {
@@ -146,7 +157,7 @@ fn a_python_repository_adopts_it_with_init_accept_and_a_pull_request_check() {
             .env("CI", "true")
             .env("CONFIG", "upgrade-check.toml")
             .env("SINCE", "HEAD~1")
-            .env("ARGS", "--no-bisect")
+            .env("ARGS", args)
             .env("STATE", "target/upgrade-check")
             .env("GITHUB_OUTPUT", &output)
             .env("GITHUB_STEP_SUMMARY", &summary)
@@ -154,14 +165,15 @@ fn a_python_repository_adopts_it_with_init_accept_and_a_pull_request_check() {
             .env_remove("UPGRADE_CHECK_STATE_DIR");
         ctx.run_command(command)
     };
-    assert_eq!(step("Check").code, 1, "a regression fails the job");
+    let check = step("Check");
+    assert_eq!(
+        check.code, 1,
+        "a regression fails the job: {}\n{}",
+        check.stdout, check.stderr
+    );
     assert_eq!(std::fs::read_to_string(&output).unwrap(), "exit-code=1\n");
     assert_eq!(step("The report in the job summary").code, 0);
-    let summary = std::fs::read_to_string(&summary).unwrap();
-    assert!(
-        summary.contains("bcrypt 5.0.0") && summary.contains("long-password"),
-        "{summary}"
-    );
+    std::fs::read_to_string(&summary).unwrap()
 }
 
 /// The `run` script of the step of action.yml named `name`.
@@ -289,6 +301,81 @@ fn init_on_a_flask_factory_started_by_a_procfile_runs_green() {
 
 /// At the top of a repository whose cargo service lives in `service/`,
 /// `init` finds it there and writes a config rooted in it.
+/// An Express app in a repository of its own: `init` finds npm's lock, the
+/// start script, the port it reads from `process.env.PORT` and the health
+/// route its source declares, and the config it writes runs green on the
+/// environment npm installs, with no hand repair.
+#[test]
+fn init_on_an_express_app_writes_a_config_that_runs_green() {
+    let ctx = repository_of("fixtures/node-auth-service/service");
+    let init = upgrade_check(&ctx, &["init"]);
+    assert_eq!(init.code, 0, "{}\n{}", init.stdout, init.stderr);
+    assert!(
+        init.stdout.contains("starts as   node server.js")
+            && init
+                .stdout
+                .contains("an Express app started by `node server.js` (scripts.start in package.json; the port in PORT)")
+            && init.stdout.contains("health      GET /health answered 2xx"),
+        "{}",
+        init.stdout
+    );
+    let config = std::fs::read_to_string(ctx.path("upgrade-check.toml")).unwrap();
+    assert!(
+        config.contains("ecosystem = \"node\"")
+            && config.contains("baseline = \"package-lock.json\"")
+            && config.contains("command = [\"node\", \"server.js\"]")
+            && config.contains("PORT = \"{port}\""),
+        "{config}"
+    );
+    // The team's own scenario beside the one `init` wrote.
+    std::fs::copy(
+        workspace_root().join("fixtures/node-auth-service/scenarios/login.toml"),
+        ctx.path("scenarios/login.toml"),
+    )
+    .unwrap();
+    let accepted = upgrade_check(&ctx, &["--accept"]);
+    assert_eq!(accepted.code, 0, "{}\n{}", accepted.stdout, accepted.stderr);
+    upgrade_check(&ctx, &[]).assert_green();
+    git(&ctx, &["add", "."]);
+    git(
+        &ctx,
+        &["commit", "--quiet", "-m", "check dependency upgrades"],
+    );
+
+    // Dependabot's pull request, checked by the GitHub Action's own steps
+    // with the CI recipe's `--no-build` (`npm ci --ignore-scripts`).
+    let status = Command::new("npm")
+        .args([
+            "install",
+            "--package-lock-only",
+            "--ignore-scripts",
+            "--save-exact",
+            "--no-audit",
+            "--no-fund",
+            "--omit-lockfile-registry-resolved",
+            "jsonwebtoken@9.0.2",
+        ])
+        .current_dir(ctx.path(""))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    git(
+        &ctx,
+        &[
+            "commit",
+            "--quiet",
+            "-am",
+            "Bump jsonwebtoken from 8.5.1 to 9.0.2",
+        ],
+    );
+    let summary = action_check(&ctx, "--no-build --no-bisect");
+    assert!(
+        summary.contains("jsonwebtoken 9.0.2") && summary.contains("login"),
+        "{summary}"
+    );
+}
+
 #[test]
 fn init_on_a_cargo_service_finds_its_folder_binary_and_lock() {
     let ctx = TestContext::from_workspace("fixtures/rust-service/service", |path| {

@@ -419,13 +419,14 @@ fn dependabot_and_renovate_settings_parse() {
         let pins = match ecosystem {
             "pip" => "requirements.txt",
             "cargo" => "Cargo.lock",
+            "npm" => "package-lock.json",
             other => panic!("an ecosystem the harness does not read: {other}"),
         };
         let path = crate::common::workspace_root().join(folder).join(pins);
         assert!(path.is_file(), "{} for {ecosystem}", path.display());
         ecosystems.push(ecosystem);
     }
-    assert_eq!(ecosystems, ["pip", "cargo"]);
+    assert_eq!(ecosystems, ["pip", "cargo", "npm"]);
     let renovate: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(crate::common::workspace_root().join("docs/ci/renovate.json"))
             .unwrap(),
