@@ -56,6 +56,13 @@ enum Task {
         /// [default: fixtures/rust-auth-service/upgrade-check.toml]
         #[arg(long)]
         rust_config: Option<PathBuf>,
+        /// Leave out the Node service's matrix (npm installs each cell)
+        #[arg(long, conflicts_with = "node_config")]
+        no_node: bool,
+        /// The Node service whose matrix the Node section measures
+        /// [default: fixtures/node-auth-service/upgrade-check.toml]
+        #[arg(long, conflicts_with = "peers_only")]
+        node_config: Option<PathBuf>,
         /// Leave out the larger matrix (cold, into an empty cache, then
         /// warm, with the peers unless --no-peers)
         #[arg(long, conflicts_with = "larger_config")]
@@ -101,6 +108,8 @@ fn main() -> ExitCode {
             peers_only,
             no_rust,
             rust_config,
+            no_node,
+            node_config,
             no_larger,
             larger_config,
             ..
@@ -111,8 +120,21 @@ fn main() -> ExitCode {
                         .join("../fixtures/rust-auth-service/upgrade-check.toml")
                 })
             });
+            let node = (!no_node && !peers_only).then(|| {
+                node_config.unwrap_or_else(|| {
+                    Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("../fixtures/node-auth-service/upgrade-check.toml")
+                })
+            });
             let larger = (!no_larger).then_some(larger_config);
-            bench(config, state_dir, jobs, !no_peers, peers_only, rust, larger)
+            let sections = Chosen {
+                with_peers: !no_peers,
+                peers_only,
+                rust,
+                node,
+                larger,
+            };
+            bench(config, state_dir, jobs, sections)
         }
         Task::Schema => write_schema(),
         Task::Test { fast: true, .. } => test_tools::run_fast(),
@@ -151,15 +173,28 @@ fn in_release_build() -> anyhow::Result<i32> {
 }
 
 /// `cargo xtask bench`: the costs of the harness on the config's matrix.
+/// The sections of the bench the command line chose.
+struct Chosen {
+    with_peers: bool,
+    peers_only: bool,
+    rust: Option<PathBuf>,
+    node: Option<PathBuf>,
+    larger: Option<Option<PathBuf>>,
+}
+
 fn bench(
     config: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     jobs: Option<usize>,
-    with_peers: bool,
-    peers_only: bool,
-    rust: Option<PathBuf>,
-    larger: Option<Option<PathBuf>>,
+    chosen: Chosen,
 ) -> anyhow::Result<i32> {
+    let Chosen {
+        with_peers,
+        peers_only,
+        rust,
+        node,
+        larger,
+    } = chosen;
     let config = match config {
         Some(path) => path,
         None => config::discover()?,
@@ -181,6 +216,7 @@ fn bench(
             harness: !peers_only,
             peers: with_peers,
             rust: rust.as_deref(),
+            node: node.as_deref(),
             larger: larger.as_ref().map(Option::as_deref),
         },
     )

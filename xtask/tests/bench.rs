@@ -125,6 +125,11 @@ fn the_bench_measures_every_row_and_writes_its_table() {
     // The Rust section on the small cargo fixture: the same measures as on
     // the auth service (README's figures), at a fraction of the compiling.
     let rust_config = common::workspace_root().join("fixtures/rust-service/upgrade-check.toml");
+    // The Node section on the Node fixture with one upgrade cell.
+    let node =
+        TestContext::from_workspace("fixtures/node-auth-service", std::path::Path::to_path_buf);
+    node.set_matrix(r#"express = ["4.21.1"]"#);
+    let node_config = node.path("upgrade-check.toml");
     // The larger matrix's rows on the same two cells: what is checked is
     // that each is measured, not how large it is.
     let config = ctx.path("upgrade-check.toml");
@@ -134,6 +139,8 @@ fn the_bench_measures_every_row_and_writes_its_table() {
             "--no-peers",
             "--rust-config",
             rust_config.to_str().unwrap(),
+            "--node-config",
+            node_config.to_str().unwrap(),
             "--larger-config",
             config.to_str().unwrap(),
         ],
@@ -170,6 +177,20 @@ fn the_bench_measures_every_row_and_writes_its_table() {
             "| cargo service `rust-service`: per cell, its lock resolved, built and linked on compiled crates (3 cells) |",
         ],
     );
+    // The Node section, named by the config's folder (a temp folder here).
+    let node_rows: Vec<&str> = table
+        .lines()
+        .filter(|line| line.starts_with("| Node service `"))
+        .collect();
+    for (row, measure) in node_rows.iter().zip([
+        ": cold matrix (2 cells, 2 environments installed by npm ci into an empty cache) |",
+        ": warm matrix, every cell replayed (0 environments installed) |",
+        ": per cell, its lock resolved and installed from npm's cache (2 cells) |",
+    ]) {
+        assert!(row.contains(measure), "{row}");
+        assert!(figure(row).is_finite() && figure(row) >= 0.0, "{row}");
+    }
+    assert_eq!(node_rows.len(), 3, "{table}");
     assert_phases_add_up(&table);
     assert!(!table.contains("tox"), "--no-peers leaves the peers out");
     // The broken baseline stopped the run: every moment of it is known.

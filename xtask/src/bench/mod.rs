@@ -17,7 +17,8 @@
 //! - Resolving the same cells on a uv lock and on the requirements file
 //!   ([`resolution`]): a lock must cost no more.
 //! - A cargo service's matrix, cold, warm and rebuilt per cell on compiled
-//!   crates ([`rust`]).
+//!   crates, and a Node service's, each cell installed by npm
+//!   ([`lock_built`]).
 //!
 //! - `explore` on the same matrix, warm ([`exploration`]): variants answered
 //!   per second per core.
@@ -43,12 +44,12 @@ use upgrade_check_core::model::report::Report;
 use upgrade_check_core::scenario;
 
 mod exploration;
+mod lock_built;
 mod peers;
 mod phases;
 mod pipeline;
 mod pull_request;
 mod resolution;
-mod rust;
 
 /// One whole run of the matrix, as the report tells it.
 pub struct Measured {
@@ -90,6 +91,8 @@ pub struct Sections<'a> {
     pub peers: bool,
     /// The cargo service whose matrix the Rust section measures.
     pub rust: Option<&'a Path>,
+    /// The Node service whose matrix the Node section measures.
+    pub node: Option<&'a Path>,
     /// Whether to measure a larger matrix, and its config (by default the
     /// config's own, its lists made ranges).
     pub larger: Option<Option<&'a Path>>,
@@ -147,7 +150,11 @@ pub fn run(
         false => None,
     };
     let rust = match sections.rust {
-        Some(config) => Some(rust::measure(config, state, jobs)?),
+        Some(config) => Some(lock_built::measure(config, state, jobs)?),
+        None => None,
+    };
+    let node = match sections.node {
+        Some(config) => Some(lock_built::measure(config, state, jobs)?),
         None => None,
     };
     let peers = match sections.peers {
@@ -237,6 +244,30 @@ pub fn run(
             rust.service,
             rust.rebuilt,
             secs(rust.incremental_per_cell)
+        );
+    }
+    if let Some(node) = &node {
+        let _ = writeln!(
+            table,
+            "| Node service `{}`: cold matrix ({} cells, {} environments installed by npm ci into an empty cache) | {:.1} s |",
+            node.service,
+            node.cold.cells,
+            node.cold.environments_built,
+            secs(node.cold.wall)
+        );
+        let _ = writeln!(
+            table,
+            "| Node service `{}`: warm matrix, every cell replayed ({} environments installed) | {:.1} s |",
+            node.service,
+            node.warm.environments_built,
+            secs(node.warm.wall)
+        );
+        let _ = writeln!(
+            table,
+            "| Node service `{}`: per cell, its lock resolved and installed from npm's cache ({} cells) | {:.1} s |",
+            node.service,
+            node.rebuilt,
+            secs(node.incremental_per_cell)
         );
     }
     for peer in &peers {

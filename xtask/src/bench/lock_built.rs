@@ -1,8 +1,11 @@
-//! What a cargo service's matrix costs (by default the Rust auth fixture's,
-//! `fixtures/rust-auth-service`): cold, in an empty cache (every crate
-//! compiled into an empty shared target folder), warm (every environment
-//! reused, every cell replayed), and rebuilt with the crates compiled but no
-//! environment or resolution kept: what one more lock costs, per cell.
+//! What the matrix of a service built from a lock costs: a cargo service's
+//! (by default the Rust auth fixture's, `fixtures/rust-auth-service`) or a
+//! Node service's (`fixtures/node-auth-service`). Cold, in an empty cache
+//! (every crate compiled into an empty shared target folder; every package
+//! installed by `npm ci` into an empty environment), warm (every
+//! environment reused, every cell replayed), and rebuilt with the crates
+//! compiled (npm's own cache full) but no environment or resolution kept:
+//! what one more lock costs, per cell.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,18 +14,19 @@ use anyhow::Context;
 
 use super::{Measured, whole_run};
 
-pub struct RustCosts {
+pub struct LockBuiltCosts {
     /// The config's folder name: `rust-auth-service`.
     pub service: String,
     pub cold: Measured,
     pub warm: Measured,
-    /// Resolving, building and linking one cell's lock with every crate
-    /// already compiled in the shared target folder.
+    /// Resolving and building (or installing) one cell's lock with every
+    /// crate already compiled in the shared target folder (every package in
+    /// npm's cache).
     pub incremental_per_cell: Duration,
     pub rebuilt: usize,
 }
 
-pub fn measure(config: &Path, state: &Path, jobs: usize) -> anyhow::Result<RustCosts> {
+pub fn measure(config: &Path, state: &Path, jobs: usize) -> anyhow::Result<LockBuiltCosts> {
     let service = std::path::absolute(config)?
         .parent()
         .and_then(Path::file_name)
@@ -31,15 +35,15 @@ pub fn measure(config: &Path, state: &Path, jobs: usize) -> anyhow::Result<RustC
             |name| name.to_string_lossy().into_owned(),
         );
     let cache = tempfile::Builder::new()
-        .prefix("bench-cache-rust-")
+        .prefix(&format!("bench-cache-{service}-"))
         .tempdir_in(state)
-        .context("a cold cache folder for the Rust service")?;
-    let runs = state.join("bench-rust");
-    eprintln!("bench: {service}'s matrix, cold (empty target folder)…");
+        .with_context(|| format!("a cold cache folder for {service}"))?;
+    let runs = state.join(format!("bench-{service}"));
+    eprintln!("bench: {service}'s matrix, cold (empty cache)…");
     let cold = whole_run(config, &runs, cache.path(), jobs, true, &[])?;
     eprintln!("bench: {service}'s matrix, warm…");
     let warm = whole_run(config, &runs, cache.path(), jobs, true, &[])?;
-    eprintln!("bench: {service}'s cells rebuilt on compiled crates…");
+    eprintln!("bench: {service}'s cells rebuilt on compiled crates (npm's cache)…");
     for kept in ["envs", "resolutions"] {
         fs_err::remove_dir_all(cache.path().join(kept))?;
     }
@@ -48,7 +52,7 @@ pub fn measure(config: &Path, state: &Path, jobs: usize) -> anyhow::Result<RustC
     // the sum of the cells' builds.
     let per_cell =
         rebuilt.wall.saturating_sub(warm.wall) / rebuilt.environments_built.max(1) as u32;
-    Ok(RustCosts {
+    Ok(LockBuiltCosts {
         service,
         cold,
         warm,
