@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{Measured, whole_run};
+use super::{Measured, secs, whole_run};
 
 pub struct LockBuiltCosts {
     /// The config's folder name: `rust-auth-service`.
@@ -24,6 +24,36 @@ pub struct LockBuiltCosts {
     /// npm's cache).
     pub incremental_per_cell: Duration,
     pub rebuilt: usize,
+}
+
+impl LockBuiltCosts {
+    /// Its three rows: the matrix cold and warm, with what `built` calls
+    /// the environments made (cold, warm), and one cell made again (`rebuilt`).
+    pub fn write_rows(&self, table: &mut String, kind: &str, built: [&str; 2], rebuilt: &str) {
+        use std::fmt::Write as _;
+        let service = &self.service;
+        let _ = writeln!(
+            table,
+            "| {kind} `{service}`: cold matrix ({} cells, {} {}) | {:.1} s |",
+            self.cold.cells,
+            self.cold.environments_built,
+            built[0],
+            secs(self.cold.wall)
+        );
+        let _ = writeln!(
+            table,
+            "| {kind} `{service}`: warm matrix, every cell replayed ({} {}) | {:.1} s |",
+            self.warm.environments_built,
+            built[1],
+            secs(self.warm.wall)
+        );
+        let _ = writeln!(
+            table,
+            "| {kind} `{service}`: per cell, {rebuilt} ({} cells) | {:.1} s |",
+            self.rebuilt,
+            secs(self.incremental_per_cell)
+        );
+    }
 }
 
 pub fn measure(config: &Path, state: &Path, jobs: usize) -> anyhow::Result<LockBuiltCosts> {

@@ -223,51 +223,22 @@ pub fn run(
         write_harness_rows(&mut table, harness, &warm, jobs)?;
     }
     if let Some(rust) = &rust {
-        let _ = writeln!(
-            table,
-            "| cargo service `{}`: cold matrix ({} cells, {} locks built into an empty target folder) | {:.1} s |",
-            rust.service,
-            rust.cold.cells,
-            rust.cold.environments_built,
-            secs(rust.cold.wall)
-        );
-        let _ = writeln!(
-            table,
-            "| cargo service `{}`: warm matrix, every cell replayed ({} locks built) | {:.1} s |",
-            rust.service,
-            rust.warm.environments_built,
-            secs(rust.warm.wall)
-        );
-        let _ = writeln!(
-            table,
-            "| cargo service `{}`: per cell, its lock resolved, built and linked on compiled crates ({} cells) | {:.1} s |",
-            rust.service,
-            rust.rebuilt,
-            secs(rust.incremental_per_cell)
+        rust.write_rows(
+            &mut table,
+            "cargo service",
+            ["locks built into an empty target folder", "locks built"],
+            "its lock resolved, built and linked on compiled crates",
         );
     }
     if let Some(node) = &node {
-        let _ = writeln!(
-            table,
-            "| Node service `{}`: cold matrix ({} cells, {} environments installed by npm ci into an empty cache) | {:.1} s |",
-            node.service,
-            node.cold.cells,
-            node.cold.environments_built,
-            secs(node.cold.wall)
-        );
-        let _ = writeln!(
-            table,
-            "| Node service `{}`: warm matrix, every cell replayed ({} environments installed) | {:.1} s |",
-            node.service,
-            node.warm.environments_built,
-            secs(node.warm.wall)
-        );
-        let _ = writeln!(
-            table,
-            "| Node service `{}`: per cell, its lock resolved and installed from npm's cache ({} cells) | {:.1} s |",
-            node.service,
-            node.rebuilt,
-            secs(node.incremental_per_cell)
+        node.write_rows(
+            &mut table,
+            "Node service",
+            [
+                "environments installed by npm ci into an empty cache",
+                "environments installed",
+            ],
+            "its lock resolved and installed from npm's cache",
         );
     }
     for peer in &peers {

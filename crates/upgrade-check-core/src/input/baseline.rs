@@ -81,33 +81,27 @@ impl BaselineFile {
     ) -> Result<BaselineFile, InputError> {
         let mut requirements = Vec::new();
         let name = path.file_name().unwrap_or(path.as_os_str());
+        // A lock a package manager builds from as it is: its pins, nothing
+        // else to read.
+        let built_from = |pins, requires, direct| BaselineFile {
+            path: path.to_owned(),
+            text: source.text.clone(),
+            requirements: Vec::new(),
+            constraints: Vec::new(),
+            kept: Vec::new(),
+            groups: Vec::new(),
+            pins,
+            requires,
+            direct,
+        };
         if super::npm_lock::is_lock(path) {
             let lock = super::npm_lock::parse(source)?;
-            return Ok(BaselineFile {
-                path: path.to_owned(),
-                text: source.text.clone(),
-                requirements,
-                constraints: Vec::new(),
-                kept: Vec::new(),
-                groups: Vec::new(),
-                pins: lock.pins,
-                requires: lock.requires,
-                direct: lock.direct,
-            });
+            return Ok(built_from(lock.pins, lock.requires, lock.direct));
         }
         if super::cargo_lock::is_lock(path) {
             let (requires, direct) = super::cargo_lock::dependencies(source)?;
-            return Ok(BaselineFile {
-                path: path.to_owned(),
-                text: source.text.clone(),
-                requirements,
-                constraints: Vec::new(),
-                kept: Vec::new(),
-                groups: Vec::new(),
-                pins: super::cargo_lock::parse(source)?,
-                requires,
-                direct,
-            });
+            let pins = super::cargo_lock::parse(source)?;
+            return Ok(built_from(pins, requires, direct));
         }
         let mut constraints = Vec::new();
         let mut kept = Vec::new();

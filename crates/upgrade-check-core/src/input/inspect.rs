@@ -181,15 +181,8 @@ fn inspect_folder(dir: &Path) -> anyhow::Result<Inspection> {
         .filter_map(|path| Some((path.clone(), std::fs::read_to_string(&path).ok()?)))
         .collect();
     let mut inspection = Inspection {
-        ecosystem: Ecosystem::Python,
-        root: ".".to_owned(),
-        baseline: None,
-        command: None,
-        how: String::new(),
-        env: BTreeMap::new(),
-        env_notes: Vec::new(),
         health_paths: health_paths(texts.iter().map(|(_, text)| text.as_str())),
-        todos: Vec::new(),
+        ..Inspection::of(Ecosystem::Python)
     };
     let packages = python_baseline(dir, &mut inspection);
     let reads = env_reads(texts.iter().map(|(_, text)| text.as_str()));
@@ -200,6 +193,21 @@ fn inspect_folder(dir: &Path) -> anyhow::Result<Inspection> {
 }
 
 impl Inspection {
+    /// Nothing found yet about a service of `ecosystem` in the folder itself.
+    fn of(ecosystem: Ecosystem) -> Inspection {
+        Inspection {
+            ecosystem,
+            root: ".".to_owned(),
+            baseline: None,
+            command: None,
+            how: String::new(),
+            env: BTreeMap::new(),
+            env_notes: Vec::new(),
+            health_paths: Vec::new(),
+            todos: Vec::new(),
+        }
+    }
+
     /// The config `init` writes: what was found, each with a comment saying
     /// where it came from, and a commented TODO for what was not.
     pub fn config_text(&self, health: Option<&str>) -> String {

@@ -550,3 +550,25 @@ fn without_timings(text: &str) -> String {
     }
     out
 }
+
+/// What Dependabot does to the `package.json` and lock in `folder` for
+/// `packages` (`name@version`): npm's own edit, exact versions kept exact,
+/// no registry address written.
+pub fn npm_bump(folder: &Path, packages: &[&str]) {
+    let status = Command::new("npm")
+        .args([
+            "install",
+            "--package-lock-only",
+            "--ignore-scripts",
+            "--save-exact",
+            "--no-audit",
+            "--no-fund",
+            "--omit-lockfile-registry-resolved",
+        ])
+        .args(packages)
+        .current_dir(folder)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "npm install {packages:?}");
+}

@@ -47,17 +47,7 @@ impl Binary {
 }
 
 pub(super) fn inspect_cargo(dir: &Path) -> Inspection {
-    let mut inspection = Inspection {
-        ecosystem: Ecosystem::Cargo,
-        root: ".".to_owned(),
-        baseline: None,
-        command: None,
-        how: String::new(),
-        env: BTreeMap::new(),
-        env_notes: Vec::new(),
-        health_paths: Vec::new(),
-        todos: Vec::new(),
-    };
+    let mut inspection = Inspection::of(Ecosystem::Cargo);
     let metadata = match cargo_metadata::MetadataCommand::new()
         .current_dir(dir)
         .no_deps()

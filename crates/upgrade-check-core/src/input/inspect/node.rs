@@ -24,17 +24,7 @@ const FRAMEWORKS: &[(&str, &str)] = &[
 const EXTENSIONS: &[&str] = &["js", "mjs", "cjs", "ts", "mts"];
 
 pub(super) fn inspect_node(dir: &Path) -> Inspection {
-    let mut inspection = Inspection {
-        ecosystem: Ecosystem::Node,
-        root: ".".to_owned(),
-        baseline: None,
-        command: None,
-        how: String::new(),
-        env: BTreeMap::new(),
-        env_notes: Vec::new(),
-        health_paths: Vec::new(),
-        todos: Vec::new(),
-    };
+    let mut inspection = Inspection::of(Ecosystem::Node);
     if dir.join("package-lock.json").is_file() {
         inspection.baseline = Some("package-lock.json".to_owned());
     } else {

@@ -344,22 +344,7 @@ fn init_on_an_express_app_writes_a_config_that_runs_green() {
 
     // Dependabot's pull request, checked by the GitHub Action's own steps
     // with the CI recipe's `--no-build` (`npm ci --ignore-scripts`).
-    let status = Command::new("npm")
-        .args([
-            "install",
-            "--package-lock-only",
-            "--ignore-scripts",
-            "--save-exact",
-            "--no-audit",
-            "--no-fund",
-            "--omit-lockfile-registry-resolved",
-            "jsonwebtoken@9.0.2",
-        ])
-        .current_dir(ctx.path(""))
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    crate::common::npm_bump(&ctx.path(""), &["jsonwebtoken@9.0.2"]);
     git(
         &ctx,
         &[

@@ -176,25 +176,8 @@ fn committed(ctx: &TestContext, message: &str) {
     crate::common::git(ctx, &["commit", "--quiet", "-m", message]);
 }
 
-/// What Dependabot does to the service's package.json and lock for
-/// `packages` (`name@version`): npm's own edit, exact versions kept exact.
 fn npm_bump(ctx: &TestContext, packages: &[&str]) {
-    let status = std::process::Command::new("npm")
-        .args([
-            "install",
-            "--package-lock-only",
-            "--ignore-scripts",
-            "--save-exact",
-            "--no-audit",
-            "--no-fund",
-            "--omit-lockfile-registry-resolved",
-        ])
-        .args(packages)
-        .current_dir(ctx.path("service"))
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "npm install {packages:?}");
+    crate::common::npm_bump(&ctx.path("service"), packages);
 }
 
 /// Pull requests as Dependabot opens them on a Node service: a harmless
