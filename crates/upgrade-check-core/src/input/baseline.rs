@@ -94,8 +94,8 @@ impl BaselineFile {
             requires,
             direct,
         };
-        if super::npm_lock::is_lock(path) {
-            let lock = super::npm_lock::parse(source)?;
+        if let Some(manager) = super::node_lock::Manager::of(path) {
+            let lock = manager.parse(source)?;
             return Ok(built_from(lock.pins, lock.requires, lock.direct));
         }
         if super::cargo_lock::is_lock(path) {

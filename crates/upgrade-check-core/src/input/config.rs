@@ -628,12 +628,16 @@ fn service(
         };
         return Err(source.error_at(Some(raw.baseline.span()), "service.baseline", message));
     }
-    let is_npm_lock = crate::input::npm_lock::is_lock(&baseline);
-    if (raw.ecosystem == Ecosystem::Node) != is_npm_lock {
-        let message = if is_npm_lock {
-            "a package-lock.json baseline needs ecosystem = \"node\" in [service]"
-        } else {
-            "a Node service's baseline is its package-lock.json (npm's lockfile version 2 or 3)"
+    let node_lock = crate::input::node_lock::Manager::of(&baseline);
+    if (raw.ecosystem == Ecosystem::Node) != node_lock.is_some() {
+        let message = match node_lock {
+            Some(manager) => &format!(
+                "a {} baseline needs ecosystem = \"node\" in [service]",
+                manager.lock_name()
+            ),
+            None => {
+                "a Node service's baseline is its package-lock.json (npm's lockfile version 2 or 3) or pnpm-lock.yaml (version 9)"
+            }
         };
         return Err(source.error_at(Some(raw.baseline.span()), "service.baseline", message));
     }

@@ -43,3 +43,17 @@ pub(crate) type Direct = std::collections::BTreeSet<PackageName>;
 /// Package names, each with the names it depends on.
 pub(crate) type Requires =
     std::collections::BTreeMap<PackageName, std::collections::BTreeSet<PackageName>>;
+
+/// What a Node service's lock (npm's, pnpm's) says, read once.
+#[derive(Debug)]
+pub(crate) struct NodeLock {
+    /// Registry packages, in file order of their entries.
+    pub pins: Vec<DeclaredPin>,
+    /// What each registry package needs, by name.
+    pub requires: Requires,
+    /// What the service's own package needs.
+    pub direct: Direct,
+    /// Registry packages without an `integrity` digest: npm cannot check
+    /// what it downloads for them.
+    pub unchecked: Vec<String>,
+}

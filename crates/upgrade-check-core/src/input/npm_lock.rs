@@ -14,7 +14,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::declared::{DeclaredPin, Direct, Requires};
+use super::declared::{DeclaredPin, Direct, NodeLock, Requires};
 use crate::input::source::{InputError, Source};
 use crate::model::package::{Ecosystem, PackageName, Version};
 
@@ -62,20 +62,6 @@ impl Needs {
     }
 }
 
-/// What a lock says, read once.
-#[derive(Debug)]
-pub(crate) struct NpmLock {
-    /// Registry packages, in file order of their entries.
-    pub pins: Vec<DeclaredPin>,
-    /// What each registry package needs, by name.
-    pub requires: Requires,
-    /// What the service's own package needs.
-    pub direct: Direct,
-    /// Registry packages without an `integrity` digest: npm cannot check
-    /// what it downloads for them.
-    pub unchecked: Vec<String>,
-}
-
 /// Whether `path` names a lock this module reads.
 pub(crate) fn is_lock(path: &Path) -> bool {
     path.file_name() == Some(std::ffi::OsStr::new("package-lock.json"))
@@ -98,7 +84,7 @@ fn kept_origin(package: &RawPackage) -> bool {
 }
 
 /// Reads the lock in `source`.
-pub(crate) fn parse(source: &Source) -> Result<NpmLock, InputError> {
+pub(crate) fn parse(source: &Source) -> Result<NodeLock, InputError> {
     let lock: RawLock = read_json(source, "package-lock.json")?;
     match lock.lockfile_version {
         Some(2 | 3) => {}
@@ -154,7 +140,7 @@ pub(crate) fn parse(source: &Source) -> Result<NpmLock, InputError> {
         });
     }
     pins.sort_by_key(|pin| pin.line);
-    Ok(NpmLock {
+    Ok(NodeLock {
         pins,
         requires,
         direct,

@@ -13,6 +13,7 @@ use crate::exec::db;
 use crate::exec::db_ahead::DatabasesAhead;
 use crate::input::baseline::{BaselineFile, DeclaredHashes};
 use crate::input::config::{self, Config};
+use crate::input::node_lock::Manager;
 use crate::input::scenario::Scenario;
 use crate::input::source;
 use crate::model::cell::Plan;
@@ -83,7 +84,17 @@ fn npm_builder(
     events: &Events,
     baseline: BaselineFile,
 ) -> anyhow::Result<env::NpmBuilder> {
-    let node = env::node::Node::find()?;
+    let manager = Manager::of(&config.service.baseline)
+        .context("a Node service's baseline is a package-lock.json or a pnpm-lock.yaml")?;
+    let mut node = env::node::Node::find()?;
+    if manager == Manager::Pnpm {
+        let pnpm = env::node::locate_or_bootstrap_pnpm(
+            &dirs.tools_dir(),
+            options.offline,
+            config.timeouts.build,
+        )?;
+        node = node.with_pnpm(pnpm)?;
+    }
     events(&RunEvent::Toolchain {
         description: node.version.clone(),
     });
@@ -115,7 +126,7 @@ fn npm_builder(
         },
         None => source::Source::read(&root.join(&manifest_path))?,
     };
-    crate::input::npm_lock::check_in_sync(
+    manager.check_in_sync(
         &source::Source {
             path: config.service.baseline.clone(),
             text: baseline.text.clone(),
@@ -137,6 +148,7 @@ fn npm_builder(
         dirs: dirs.clone(),
         root: root.clone(),
         lock_path,
+        manager,
         baseline,
         base_manifest,
         no_scripts: options.check.no_build,

@@ -572,3 +572,16 @@ pub fn npm_bump(folder: &Path, packages: &[&str]) {
         .unwrap();
     assert!(status.success(), "npm install {packages:?}");
 }
+
+/// `pnpm`: the one on PATH, else the one the harness installs into the
+/// tests' shared cache on first use (a run on a pnpm-locked service has).
+pub fn pnpm() -> PathBuf {
+    let on_path = Command::new("pnpm")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    match on_path {
+        true => PathBuf::from("pnpm"),
+        false => shared_cache().join("tools/pnpm/node_modules/.bin/pnpm"),
+    }
+}

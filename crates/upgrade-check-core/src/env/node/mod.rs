@@ -1,7 +1,10 @@
-//! Node environments with npm: a cell's pins applied to the baseline
-//! `package-lock.json` the way npm itself applies them (`npm install
-//! NAME@VERSION --package-lock-only` for a direct dependency, an `overrides`
-//! entry for any other), each resolved set installed once with `npm ci`.
+//! Node environments with npm or pnpm: a cell's pins applied to the
+//! baseline lock (`package-lock.json`, `pnpm-lock.yaml`) the way its package
+//! manager applies them (`npm install NAME@VERSION --package-lock-only`,
+//! `pnpm add NAME@VERSION --lockfile-only` for a direct dependency, an
+//! `overrides` or `pnpm.overrides` entry for any other), each resolved set
+//! installed once (`npm ci`, `pnpm install --frozen-lockfile`, its files
+//! copied, never linked to pnpm's store).
 //!
 //! Resolutions (the lock and `package.json` a cell ends with) are cached by
 //! their inputs; an environment is `envs/<id>/node_modules`, keyed by the
@@ -25,17 +28,19 @@ use super::cargo::manifest::Raised;
 use super::index::Registry;
 use super::{BuildError, Environment, LockInputs, Resolution, ResolvedSet, hash, run_step};
 use crate::input::baseline::BaselineFile;
-use crate::input::npm_lock;
+use crate::input::node_lock::Manager;
 use crate::input::source::Source;
 use crate::model::cell::Pin;
 use crate::model::package::Version;
 use crate::sys::process;
 use crate::sys::state::{self, StateDirs};
 
-/// The Node and npm that install and run the service.
+/// The Node and package manager that install and run the service.
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
     pub npm: PathBuf,
+    /// pnpm, for a service locked by it.
+    pub pnpm: Option<PathBuf>,
     /// `node --version`, as semver.
     pub node_version: semver::Version,
     /// `node vX / npm Y`: part of every cache key.
@@ -60,24 +65,102 @@ impl Node {
             .with_context(|| format!("`node --version` said `{node}`"))?;
         Ok(Node {
             npm: PathBuf::from("npm"),
+            pnpm: None,
             node_version,
             version: format!("node {node} / npm {npm}"),
         })
     }
 
-    /// `npm ARGS` in `dir`, never asking, never auditing, never reaching
-    /// out for anything but packages.
-    fn command(&self, dir: &Path, mut args: Vec<OsString>, offline: bool) -> duct::Expression {
-        args.extend(["--no-audit", "--no-fund", "--no-update-notifier"].map(OsString::from));
+    /// Uses `pnpm` (a program on PATH, or the path the harness installed
+    /// it to) for a service pnpm locks; its version joins every cache key.
+    pub(crate) fn with_pnpm(mut self, pnpm: PathBuf) -> anyhow::Result<Node> {
+        let output = process::run_checked(
+            duct::cmd(pnpm.as_os_str(), ["--version"]),
+            Duration::from_secs(30),
+            "pnpm --version",
+        )?;
+        let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        self.version = format!("{} / pnpm {version}", self.version);
+        self.pnpm = Some(pnpm);
+        Ok(self)
+    }
+
+    /// `npm ARGS` in `dir` (or `pnpm ARGS` when `pnpm`), never asking,
+    /// never auditing, never reaching out for anything but packages.
+    fn command(
+        &self,
+        dir: &Path,
+        mut args: Vec<OsString>,
+        offline: bool,
+        pnpm: bool,
+    ) -> duct::Expression {
+        let program = match (&self.pnpm, pnpm) {
+            (Some(pnpm), true) => {
+                args.push("--config.update-notifier=false".into());
+                pnpm.as_os_str()
+            }
+            _ => {
+                args.extend(
+                    ["--no-audit", "--no-fund", "--no-update-notifier"].map(OsString::from),
+                );
+                self.npm.as_os_str()
+            }
+        };
         if offline {
             args.push("--offline".into());
         }
-        duct::cmd(self.npm.as_os_str(), args)
+        duct::cmd(program, args)
             .dir(dir)
             .env("NO_COLOR", "1")
             .env("npm_config_progress", "false")
             .stdin_null()
     }
+}
+
+/// What the harness installs when no `pnpm` is on PATH: one pinned release,
+/// from the registry npm is configured with.
+const PNPM_BOOTSTRAP: &str = "pnpm@10.34.9";
+
+/// `pnpm` on PATH, else the one installed into `<tools>/pnpm` (installed
+/// there by npm on first use, under a lock other runs wait on).
+pub(crate) fn locate_or_bootstrap_pnpm(
+    tools_dir: &Path,
+    offline: bool,
+    timeout: Duration,
+) -> anyhow::Result<PathBuf> {
+    let on_path = process::run_checked(
+        duct::cmd("pnpm", ["--version"]),
+        Duration::from_secs(30),
+        "pnpm --version",
+    );
+    if on_path.is_ok() {
+        return Ok(PathBuf::from("pnpm"));
+    }
+    let home = tools_dir.join("pnpm");
+    let program = home.join("node_modules/.bin/pnpm");
+    fs_err::create_dir_all(tools_dir)?;
+    let _lock = state::lock(&tools_dir.join("pnpm.lock"))?;
+    if program.is_file() {
+        return Ok(program);
+    }
+    let mut args = vec!["install", "--prefix"];
+    let prefix = home.display().to_string();
+    args.push(&prefix);
+    args.extend([
+        PNPM_BOOTSTRAP,
+        "--no-audit",
+        "--no-fund",
+        "--no-update-notifier",
+    ]);
+    if offline {
+        args.push("--offline");
+    }
+    process::run_checked(
+        duct::cmd("npm", args).stdin_null(),
+        timeout,
+        &format!("installing {PNPM_BOOTSTRAP} with npm (no pnpm on PATH)"),
+    )?;
+    Ok(program)
 }
 
 /// Resolves and installs npm environments for one service.
@@ -89,6 +172,8 @@ pub(crate) struct NpmBuilder {
     pub root: PathBuf,
     /// Where the lock sits inside `root`; `package.json` is beside it.
     pub lock_path: PathBuf,
+    /// Whose lock it is.
+    pub manager: Manager,
     /// The baseline lock (at the pull request's base in PR mode).
     pub baseline: BaselineFile,
     /// In PR mode, the base's `package.json` where the change edits it: the
@@ -130,7 +215,10 @@ impl NpmBuilder {
             path: path.to_owned(),
             text: inputs.lock.clone(),
         };
-        let lock = npm_lock::parse(&source).map_err(|err| BuildError::Refused(err.to_string()))?;
+        let lock = self
+            .manager
+            .parse(&source)
+            .map_err(|err| BuildError::Refused(err.to_string()))?;
         Ok(ResolvedSet::from_lock(&lock.pins, inputs))
     }
 
@@ -138,10 +226,16 @@ impl NpmBuilder {
         let manifest = self.base_manifest()?;
         let mut edited: serde_json::Value =
             serde_json::from_str(&manifest).context("reading package.json")?;
+        // pnpm reads its overrides from `pnpm.overrides`.
+        let overrides = match self.manager {
+            Manager::Npm => "/overrides",
+            Manager::Pnpm => "/pnpm/overrides",
+        };
         let overridable = edited.is_object()
             && edited
-                .get("overrides")
-                .is_none_or(serde_json::Value::is_object);
+                .pointer(overrides)
+                .is_none_or(serde_json::Value::is_object)
+            && edited.get("pnpm").is_none_or(serde_json::Value::is_object);
         if !overridable {
             return Err(BuildError::Refused(
                 "package.json is not an object with an `overrides` object (or none): npm cannot read it either".to_owned(),
@@ -172,7 +266,11 @@ impl NpmBuilder {
                     }
                 }
                 None => {
-                    edited["overrides"][pin.package.as_str()] =
+                    let overridden = match self.manager {
+                        Manager::Npm => &mut edited["overrides"],
+                        Manager::Pnpm => &mut edited["pnpm"]["overrides"],
+                    };
+                    overridden[pin.package.as_str()] =
                         serde_json::Value::String(pin.version.to_string());
                 }
             }
@@ -189,7 +287,7 @@ impl NpmBuilder {
         let cached_lock = self
             .dirs
             .resolutions_dir()
-            .join(format!("{key}.npm-lock.json"));
+            .join(format!("{key}.{}", self.manager.lock_name()));
         let cached_manifest = self
             .dirs
             .resolutions_dir()
@@ -208,21 +306,30 @@ impl NpmBuilder {
         }
         let scratch = state::temp_dir()?;
         state::write_atomic(&scratch.path().join("package.json"), laid.as_bytes())?;
+        let lock_name = self.manager.lock_name();
         state::write_atomic(
-            &scratch.path().join("package-lock.json"),
+            &scratch.path().join(lock_name),
             self.baseline.text.as_bytes(),
         )?;
-        let mut args: Vec<OsString> = ["install", "--package-lock-only", "--ignore-scripts"]
+        let (add, lock_only) = match self.manager {
+            Manager::Npm => ("install", "--package-lock-only"),
+            Manager::Pnpm if installs.is_empty() => ("install", "--lockfile-only"),
+            Manager::Pnpm => ("add", "--lockfile-only"),
+        };
+        let mut args: Vec<OsString> = [add, lock_only, "--ignore-scripts"]
             .map(OsString::from)
             .into();
-        args.push("--save-exact".into());
+        if !installs.is_empty() {
+            args.push("--save-exact".into());
+        }
         args.extend(installs.iter().map(OsString::from));
+        let tool = self.manager.program();
         let doing = match installs.is_empty() {
-            true => "npm install --package-lock-only (overrides)".to_owned(),
-            false => format!("npm install {} --package-lock-only", installs.join(" ")),
+            true => format!("{tool} install {lock_only} (overrides)"),
+            false => format!("{tool} {add} {} {lock_only}", installs.join(" ")),
         };
         self.run(scratch.path(), args, &doing)?;
-        let lock = fs_err::read_to_string(scratch.path().join("package-lock.json"))?;
+        let lock = fs_err::read_to_string(scratch.path().join(lock_name))?;
         let manifest = fs_err::read_to_string(scratch.path().join("package.json"))?;
         state::write_atomic(&cached_manifest, manifest.as_bytes())?;
         state::write_atomic(&cached_lock, lock.as_bytes())?;
@@ -267,6 +374,7 @@ impl NpmBuilder {
         };
         let key = hash(&[
             "npm-env-v1",
+            self.manager.lock_name(),
             &self.node.version,
             scripts,
             &manifest,
@@ -283,11 +391,13 @@ impl NpmBuilder {
             let _ = state::write_atomic(&dir.join(crate::sys::gc::USED_FILE), b"");
         }
         let lock_text = &inputs.lock;
-        let checked = npm_lock::parse(&Source {
-            path: self.lock_path.clone(),
-            text: lock_text.clone(),
-        })
-        .map_err(|err| BuildError::Refused(err.to_string()))?;
+        let checked = self
+            .manager
+            .parse(&Source {
+                path: self.lock_path.clone(),
+                text: lock_text.clone(),
+            })
+            .map_err(|err| BuildError::Refused(err.to_string()))?;
         let environment = |reused, rebuilt| Environment {
             id: id.clone(),
             dir: dir.clone(),
@@ -295,7 +405,7 @@ impl NpmBuilder {
             python: None,
             node_modules: Some(modules.clone()),
             reused,
-            // npm ci checks every download against the lock's `integrity`.
+            // npm and pnpm check every download against the lock's `integrity`.
             hash_checked: checked.unchecked.is_empty(),
             built_from_source: Vec::new(),
             raised_requirements: inputs.raised.iter().map(ToString::to_string).collect(),
@@ -323,11 +433,30 @@ impl NpmBuilder {
         }
         let installed = serde_json::to_string_pretty(&installed).context("writing package.json")?;
         state::write_atomic(&dir.join("package.json"), installed.as_bytes())?;
-        state::write_atomic(&dir.join("package-lock.json"), lock_text.as_bytes())?;
+        state::write_atomic(&dir.join(self.manager.lock_name()), lock_text.as_bytes())?;
+        let mut args: Vec<OsString> = match self.manager {
+            Manager::Npm => vec!["ci".into()],
+            // Copied: a service that writes into its packages must not
+            // write into pnpm's store, which every project shares.
+            Manager::Pnpm => [
+                "install",
+                "--frozen-lockfile",
+                "--package-import-method=copy",
+            ]
+            .map(OsString::from)
+            .into(),
+        };
+        if self.no_scripts {
+            args.push("--ignore-scripts".into());
+        }
+        let installing = match self.manager {
+            Manager::Npm => "npm ci",
+            Manager::Pnpm => "pnpm install --frozen-lockfile",
+        };
         let doing = match inputs.raised.is_empty() {
-            true => "npm ci".to_owned(),
+            true => installing.to_owned(),
             false => format!(
-                "npm ci with {}",
+                "{installing} with {}",
                 inputs
                     .raised
                     .iter()
@@ -336,10 +465,6 @@ impl NpmBuilder {
                     .join(", ")
             ),
         };
-        let mut args = vec![OsString::from("ci")];
-        if self.no_scripts {
-            args.push("--ignore-scripts".into());
-        }
         self.run(&dir, args, &doing)?;
         fs_err::create_dir_all(&modules)?;
         state::record_listing(&modules, &contents)?;
@@ -353,7 +478,7 @@ impl NpmBuilder {
         let outside = state::temp_dir()?;
         let spec = format!("{}@{}", pin.package, pin.version);
         let args = vec!["view".into(), spec.clone().into(), "version".into()];
-        let output = self.run(outside.path(), args, &format!("npm view {spec}"))?;
+        let output = self.run_npm(outside.path(), args, &format!("npm view {spec}"))?;
         if String::from_utf8_lossy(&output.stdout).trim().is_empty() {
             return Err(BuildError::Refused(format!(
                 "no such version: npm view {spec} finds none"
@@ -362,19 +487,48 @@ impl NpmBuilder {
         Ok(())
     }
 
+    /// The service's package manager, `args` in `dir`.
     fn run(
         &self,
         dir: &Path,
         args: Vec<OsString>,
         doing: &str,
     ) -> Result<std::process::Output, BuildError> {
-        let command = self.node.command(dir, args, self.offline);
+        self.run_with(dir, args, doing, self.manager == Manager::Pnpm)
+    }
+
+    /// npm itself, whoever locks the service (`npm view`).
+    fn run_npm(
+        &self,
+        dir: &Path,
+        args: Vec<OsString>,
+        doing: &str,
+    ) -> Result<std::process::Output, BuildError> {
+        self.run_with(dir, args, doing, false)
+    }
+
+    fn run_with(
+        &self,
+        dir: &Path,
+        args: Vec<OsString>,
+        doing: &str,
+        pnpm: bool,
+    ) -> Result<std::process::Output, BuildError> {
+        let command = self.node.command(dir, args, self.offline, pnpm);
         run_step(command, self.timeout, doing, |output| {
-            let said = String::from_utf8_lossy(&output.stderr);
+            // npm says `npm ERR!`, pnpm ` ERR_PNPM_…`, each on stderr or stdout.
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
             let first = said
                 .lines()
-                .find(|line| line.contains("ERR!") && !line.trim_end().ends_with("ERR!"))
-                .unwrap_or("npm printed no error line");
+                .find(|line| {
+                    (line.contains("ERR!") && !line.trim_end().ends_with("ERR!"))
+                        || line.contains("ERR_PNPM")
+                })
+                .unwrap_or("the package manager printed no error line");
             format!(
                 "{}\n{doing}: {}",
                 crate::sys::log::tail(said.trim(), 40),

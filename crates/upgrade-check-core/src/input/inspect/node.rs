@@ -1,4 +1,4 @@
-//! A Node service: its npm lock, how it starts (`scripts.start` or `main`
+//! A Node service: its npm or pnpm lock, how it starts (`scripts.start` or `main`
 //! in `package.json`), its framework, how it takes its port and the
 //! variables it must be given, from its JavaScript and TypeScript source.
 
@@ -25,17 +25,15 @@ const EXTENSIONS: &[&str] = &["js", "mjs", "cjs", "ts", "mts"];
 
 pub(super) fn inspect_node(dir: &Path) -> Inspection {
     let mut inspection = Inspection::of(Ecosystem::Node);
-    if dir.join("package-lock.json").is_file() {
-        inspection.baseline = Some("package-lock.json".to_owned());
+    if let Some(lock) = ["package-lock.json", "pnpm-lock.yaml"]
+        .into_iter()
+        .find(|lock| dir.join(lock).is_file())
+    {
+        inspection.baseline = Some(lock.to_owned());
     } else {
-        let other = ["pnpm-lock.yaml", "yarn.lock"]
-            .into_iter()
-            .find(|lock| dir.join(lock).is_file());
-        inspection.todos.push(match other {
-            Some(lock) => format!(
-                "{lock} is not read yet: an npm lock is the baseline (`npm install --package-lock-only` writes one)"
-            ),
-            None => "no package-lock.json: run `npm install --package-lock-only` and commit it; it is the baseline".to_owned(),
+        inspection.todos.push(match dir.join("yarn.lock").is_file() {
+            true => "yarn.lock is not read yet: an npm or pnpm lock is the baseline (`npm install --package-lock-only` writes one)".to_owned(),
+            false => "no package-lock.json or pnpm-lock.yaml: run `npm install --package-lock-only` and commit it; it is the baseline".to_owned(),
         });
     }
     let manifest: serde_json::Value = match std::fs::read_to_string(dir.join("package.json"))

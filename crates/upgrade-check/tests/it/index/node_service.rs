@@ -236,3 +236,93 @@ fn dependabot_s_npm_bumps_are_tried_in_pr_mode_single_green_and_grouped_split() 
         "{skipped:?}"
     );
 }
+
+/// The Node service locked by pnpm (`fixtures/node-auth-service/pnpm`)
+/// instead of npm.
+fn pnpm_service() -> TestContext {
+    let ctx = node_service();
+    std::fs::remove_file(ctx.path("service/package-lock.json")).unwrap();
+    std::fs::rename(
+        ctx.path("pnpm/pnpm-lock.yaml"),
+        ctx.path("service/pnpm-lock.yaml"),
+    )
+    .unwrap();
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace(
+            "baseline = \"package-lock.json\"",
+            "baseline = \"pnpm-lock.yaml\"",
+        )
+    });
+    ctx
+}
+
+/// A pnpm-locked service: its matrix on environments pnpm installs (the
+/// harness installs pnpm itself when it is not on PATH), and a grouped
+/// pnpm bump in PR mode split into each package and the whole change.
+#[test]
+fn a_pnpm_locked_service_is_checked_and_its_grouped_bump_split_in_pr_mode() {
+    let ctx = pnpm_service();
+    ctx.set_matrix("express = [\"4.21.1\"]\njsonwebtoken = [\"9.0.2\"]");
+    let run = ctx.run(&["--no-bisect"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains(" / pnpm 10."), "{}", run.stderr);
+    let report = ctx.report();
+    for scenario in ["health", "register", "login"] {
+        assert_eq!(
+            verdict(&report, "express 4.21.1", scenario),
+            Verdict::Pass,
+            "{scenario}"
+        );
+    }
+    assert_eq!(
+        scenario_report(&report, "jsonwebtoken 9.0.2", "login")
+            .summary
+            .as_deref(),
+        Some(
+            "step `good password` (scenarios/login.toml:14): expected status 200, got 500 Internal Server Error"
+        )
+    );
+    let environment = cell_report(&report, "express 4.21.1")
+        .environment
+        .as_ref()
+        .unwrap();
+    assert!(environment.hash_checked);
+
+    committed(&ctx, "the service, locked by pnpm");
+    crate::common::git(&ctx, &["checkout", "--quiet", "-b", "pnpm-group"]);
+    let status = std::process::Command::new(crate::common::pnpm())
+        .args([
+            "add",
+            "--lockfile-only",
+            "--ignore-scripts",
+            "--save-exact",
+            "express@4.22.1",
+            "jsonwebtoken@9.0.2",
+        ])
+        .current_dir(ctx.path("service"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    committed(&ctx, "Bump the npm group with 2 updates");
+    let grouped = ctx.run(&["--since", "main", "--no-bisect"]);
+    assert_eq!(grouped.code, 1, "{}\n{}", grouped.stdout, grouped.stderr);
+    let report = ctx.report();
+    let names = crate::common::cell_names(&report);
+    assert_eq!(
+        names[..3],
+        ["baseline", "express 4.22.1", "jsonwebtoken 9.0.2"]
+    );
+    assert!(
+        names[3].starts_with("whole change (express 4.22.1, jsonwebtoken 9.0.2"),
+        "{names:?}"
+    );
+    assert_eq!(verdict(&report, "express 4.22.1", "login"), Verdict::Pass);
+    assert!(
+        grouped
+            .stdout
+            .contains("  - jsonwebtoken 9.0.2 breaks login"),
+        "{}",
+        grouped.stdout
+    );
+}

@@ -1,0 +1,59 @@
+//! Which package manager locks a Node service (npm or pnpm, by its lock's
+//! file name), and how each one's lock is read and checked.
+
+use std::path::Path;
+
+use super::declared::NodeLock;
+use super::{npm_lock, pnpm_lock};
+use crate::input::source::{InputError, Source};
+
+/// The package manager whose lock a Node service's baseline is: npm's
+/// (this module) or pnpm's (`pnpm_lock.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Manager {
+    Npm,
+    Pnpm,
+}
+
+impl Manager {
+    /// The manager whose lock `path` names.
+    pub(crate) fn of(path: &Path) -> Option<Manager> {
+        if npm_lock::is_lock(path) {
+            Some(Manager::Npm)
+        } else if pnpm_lock::is_lock(path) {
+            Some(Manager::Pnpm)
+        } else {
+            None
+        }
+    }
+
+    /// Its program.
+    pub(crate) fn program(self) -> &'static str {
+        match self {
+            Manager::Npm => "npm",
+            Manager::Pnpm => "pnpm",
+        }
+    }
+
+    /// Its lock's file name.
+    pub(crate) fn lock_name(self) -> &'static str {
+        match self {
+            Manager::Npm => "package-lock.json",
+            Manager::Pnpm => "pnpm-lock.yaml",
+        }
+    }
+
+    pub(crate) fn parse(self, source: &Source) -> Result<NodeLock, InputError> {
+        match self {
+            Manager::Npm => npm_lock::parse(source),
+            Manager::Pnpm => pnpm_lock::parse(source),
+        }
+    }
+
+    pub(crate) fn check_in_sync(self, lock: &Source, manifest: &Source) -> Result<(), InputError> {
+        match self {
+            Manager::Npm => npm_lock::check_in_sync(lock, manifest),
+            Manager::Pnpm => pnpm_lock::check_in_sync(lock, manifest),
+        }
+    }
+}
