@@ -194,6 +194,26 @@ pub(crate) fn node_engine(manifest: &Source) -> Result<Option<(String, InputErro
     Ok(Some((range.to_owned(), refused)))
 }
 
+/// Refuses a workspace's root (`workspaces` in `package.json`, or a
+/// `pnpm-workspace.yaml` beside it): its members' packages are not
+/// installed per cell, and `npm ci` would fail on every one.
+pub(crate) fn refuse_workspaces(manifest: &Source) -> Result<(), InputError> {
+    let declared: serde_json::Value = read_json(manifest, "package.json")?;
+    let pnpm_workspace = manifest.path.with_file_name("pnpm-workspace.yaml");
+    let (span, why) = match (declared.get("workspaces"), pnpm_workspace.is_file()) {
+        (Some(_), _) => (key_span(manifest, "workspaces"), "`workspaces` here"),
+        (None, true) => (None, "a pnpm-workspace.yaml beside it"),
+        (None, false) => return Ok(()),
+    };
+    Err(manifest.error_at(
+        span,
+        "workspaces",
+        &format!(
+            "this is a workspace's root ({why}): a service among a workspace's packages is not checked yet; point service.root at a service with a lock of its own"
+        ),
+    ))
+}
+
 /// Refuses a lock out of date with its `package.json` (in `manifest`): a
 /// dependency the manifest declares that the lock's own entry does not, or
 /// declares otherwise, named with the manifest's line, as `npm ci` refuses.

@@ -126,6 +126,7 @@ fn npm_builder(
         },
         None => source::Source::read(&root.join(&manifest_path))?,
     };
+    crate::input::npm_lock::refuse_workspaces(&manifest)?;
     manager.check_in_sync(
         &source::Source {
             path: config.service.baseline.clone(),

@@ -127,7 +127,7 @@ fn each_real_break_of_the_node_service_is_caught_with_its_cause_and_harmless_bum
 }
 
 #[test]
-fn a_lock_out_of_date_or_a_node_the_service_refuses_stops_the_run_at_its_line() {
+fn a_stale_lock_a_refused_node_or_a_workspace_root_stops_the_run_at_its_line() {
     let ctx = node_service();
     ctx.edit("service/package.json", |text| {
         text.replace("\"express\": \"4.21.2\"", "\"express\": \"^5.1.0\"")
@@ -157,6 +157,25 @@ fn a_lock_out_of_date_or_a_node_the_service_refuses_stops_the_run_at_its_line() 
             && run
                 .stderr
                 .contains("the service runs on Node >=99, and the `node` on PATH is "),
+        "{}",
+        run.stderr
+    );
+
+    // A workspace's root: its members would not be installed per cell.
+    ctx.edit("service/package.json", |text| {
+        text.replace("\"node\": \">=99\"", "\"node\": \">=18\"")
+            .replace(
+                "\"private\": true,",
+                "\"private\": true,\n  \"workspaces\": [\"packages/*\"],",
+            )
+    });
+    let run = ctx.run(&["--no-bisect"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("package.json:5")
+            && run
+                .stderr
+                .contains("this is a workspace's root (`workspaces` here)"),
         "{}",
         run.stderr
     );
