@@ -256,6 +256,19 @@ fn dependabot_s_npm_bumps_are_tried_in_pr_mode_single_green_and_grouped_split() 
     );
 }
 
+/// What Dependabot does to a pnpm-locked service for `packages`: pnpm's
+/// own edit of package.json and its lock.
+fn pnpm_bump(ctx: &TestContext, packages: &[&str]) {
+    let status = std::process::Command::new(crate::common::pnpm())
+        .args(["add", "--lockfile-only", "--ignore-scripts", "--save-exact"])
+        .args(packages)
+        .current_dir(ctx.path("service"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "pnpm add {packages:?}");
+}
+
 /// The Node service locked by pnpm (`fixtures/node-auth-service/pnpm`)
 /// instead of npm.
 fn pnpm_service() -> TestContext {
@@ -276,8 +289,9 @@ fn pnpm_service() -> TestContext {
 }
 
 /// A pnpm-locked service: its matrix on environments pnpm installs (the
-/// harness installs pnpm itself when it is not on PATH), and a grouped
-/// pnpm bump in PR mode split into each package and the whole change.
+/// harness installs pnpm itself when it is not on PATH); in PR mode a
+/// harmless pnpm bump exits 0 and a grouped one is split into each package
+/// and the whole change.
 #[test]
 fn a_pnpm_locked_service_is_checked_and_its_grouped_bump_split_in_pr_mode() {
     let ctx = pnpm_service();
@@ -308,21 +322,20 @@ fn a_pnpm_locked_service_is_checked_and_its_grouped_bump_split_in_pr_mode() {
     assert!(environment.hash_checked);
 
     committed(&ctx, "the service, locked by pnpm");
+    // A harmless bump alone exits 0.
+    crate::common::git(&ctx, &["checkout", "--quiet", "-b", "pnpm-express"]);
+    pnpm_bump(&ctx, &["express@4.22.1"]);
+    committed(&ctx, "Bump express from 4.21.2 to 4.22.1");
+    let single = ctx.run(&["--since", "main", "--no-bisect"]);
+    assert_eq!(single.code, 0, "{}\n{}", single.stdout, single.stderr);
+    assert_eq!(
+        crate::common::cell_names(&ctx.report()),
+        ["baseline", "express 4.22.1"]
+    );
+
+    crate::common::git(&ctx, &["checkout", "--quiet", "main"]);
     crate::common::git(&ctx, &["checkout", "--quiet", "-b", "pnpm-group"]);
-    let status = std::process::Command::new(crate::common::pnpm())
-        .args([
-            "add",
-            "--lockfile-only",
-            "--ignore-scripts",
-            "--save-exact",
-            "express@4.22.1",
-            "jsonwebtoken@9.0.2",
-        ])
-        .current_dir(ctx.path("service"))
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    pnpm_bump(&ctx, &["express@4.22.1", "jsonwebtoken@9.0.2"]);
     committed(&ctx, "Bump the npm group with 2 updates");
     let grouped = ctx.run(&["--since", "main", "--no-bisect"]);
     assert_eq!(grouped.code, 1, "{}\n{}", grouped.stdout, grouped.stderr);
