@@ -300,7 +300,7 @@ fn a_pnpm_locked_service_s_bumps_are_tried_in_pr_mode_single_green_and_grouped_s
     ctx.set_matrix("");
     let main = ctx.run(&["--no-bisect"]);
     assert_eq!(main.code, 0, "{}\n{}", main.stdout, main.stderr);
-    assert!(main.stderr.contains(" / pnpm 10."), "{}", main.stderr);
+    assert!(main.stderr.contains(" / pnpm "), "{}", main.stderr);
     committed(&ctx, "the service, locked by pnpm");
     crate::common::git(&ctx, &["checkout", "--quiet", "-b", "pnpm-express"]);
     pnpm_bump(&ctx, &["express@4.22.1"]);
