@@ -214,6 +214,42 @@ pub(crate) fn refuse_workspaces(manifest: &Source) -> Result<(), InputError> {
     ))
 }
 
+/// A dependency `package.json` declares otherwise than its lock records.
+pub(crate) struct Stale<'a> {
+    /// `dependencies`, `devDependencies`, `optionalDependencies`.
+    pub kind: &'a str,
+    pub name: &'a str,
+    /// As `package.json` declares it.
+    pub range: &'a str,
+    /// As the lock records it, if it does.
+    pub held: Option<&'a str>,
+}
+
+impl Stale<'_> {
+    /// The error at the dependency's line in `manifest`, telling to run
+    /// `tool install`, as the tool itself would refuse the lock.
+    pub(crate) fn error(&self, lock: &Source, manifest: &Source, tool: &str) -> InputError {
+        let Stale {
+            kind,
+            name,
+            range,
+            held,
+        } = self;
+        let said = match held {
+            Some(other) => format!("the lock has `{other}`"),
+            None => "the lock does not have it".to_owned(),
+        };
+        manifest.error_at(
+            key_span(manifest, name),
+            &format!("{kind}.{name}"),
+            &format!(
+                "{} is out of date with this file: `{name}: {range}` here, {said}; run `{tool} install` to update the lock",
+                lock.path.display()
+            ),
+        )
+    }
+}
+
 /// Refuses a lock out of date with its `package.json` (in `manifest`): a
 /// dependency the manifest declares that the lock's own entry does not, or
 /// declares otherwise, named with the manifest's line, as `npm ci` refuses.
@@ -239,18 +275,13 @@ pub(crate) fn check_in_sync(lock: &Source, manifest: &Source) -> Result<(), Inpu
     for (kind, wanted, held) in kinds {
         for (name, range) in wanted {
             if held.get(name) != Some(range) {
-                let said = match held.get(name) {
-                    Some(other) => format!("the lock has `{other}`"),
-                    None => "the lock does not have it".to_owned(),
+                let stale = Stale {
+                    kind,
+                    name,
+                    range,
+                    held: held.get(name).map(String::as_str),
                 };
-                return Err(manifest.error_at(
-                    key_span(manifest, name),
-                    &format!("{kind}.{name}"),
-                    &format!(
-                        "{} is out of date with this file: `{name}: {range}` here, {said}; run `npm install` to update the lock",
-                        lock.path.display()
-                    ),
-                ));
+                return Err(stale.error(lock, manifest, "npm"));
             }
         }
         if let Some(name) = held.keys().find(|name| !wanted.contains_key(*name)) {

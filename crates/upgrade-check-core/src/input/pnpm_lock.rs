@@ -13,6 +13,7 @@ use std::path::Path;
 use yaml_rust2::{Yaml, YamlLoader};
 
 use super::declared::{DeclaredPin, Direct, NodeLock, Requires};
+use super::npm_lock::Stale;
 use crate::input::source::{InputError, Source};
 use crate::model::package::{Ecosystem, PackageName, Version};
 
@@ -171,26 +172,13 @@ pub(crate) fn check_in_sync(lock: &Source, manifest: &Source) -> Result<(), Inpu
         for (name, range) in wanted {
             let specifier = held[name.as_str()]["specifier"].as_str();
             if specifier != range.as_str() {
-                let said = match specifier {
-                    Some(other) => format!("the lock has `{other}`"),
-                    None => "the lock does not have it".to_owned(),
+                let stale = Stale {
+                    kind,
+                    name,
+                    range: range.as_str().unwrap_or("?"),
+                    held: specifier,
                 };
-                let line = manifest
-                    .text
-                    .lines()
-                    .position(|line| line.trim_start().starts_with(&format!("\"{name}\"")))
-                    .map_or(1, |index| index + 1);
-                let mut err = InputError::in_file(
-                    &manifest.path,
-                    format!(
-                        "{} is out of date with this file: `{name}: {}` here, {said}; run `pnpm install` to update the lock",
-                        lock.path.display(),
-                        range.as_str().unwrap_or("?")
-                    ),
-                );
-                err.line = line;
-                err.key = format!("{kind}.{name}");
-                return Err(err);
+                return Err(stale.error(lock, manifest, "pnpm"));
             }
         }
         if let Yaml::Hash(map) = held
