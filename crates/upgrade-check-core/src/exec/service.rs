@@ -353,7 +353,10 @@ pub(crate) async fn start(
             {
                 Ok(response) if response.status().is_success() => break 'waiting path.clone(),
                 Ok(response) => last_answer = format!("last answer {}", response.status()),
-                Err(_) => {}
+                // Not listening yet: the next round starts again from the
+                // first path, so that the one answering is the one most
+                // preferred, not whichever was asked as the service came up.
+                Err(_) => break,
             }
         }
         if started.elapsed() >= launch.startup_timeout {
