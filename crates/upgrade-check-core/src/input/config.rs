@@ -636,7 +636,7 @@ fn service(
                 manager.lock_name()
             ),
             None => {
-                "a Node service's baseline is its package-lock.json (npm's lockfile version 2 or 3) or pnpm-lock.yaml (version 9)"
+                "a Node service's baseline is its package-lock.json (npm's lockfile version 2 or 3), pnpm-lock.yaml (version 9) or yarn.lock (Yarn 1 or later)"
             }
         };
         return Err(source.error_at(Some(raw.baseline.span()), "service.baseline", message));

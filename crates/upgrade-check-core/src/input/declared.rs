@@ -44,7 +44,7 @@ pub(crate) type Direct = std::collections::BTreeSet<PackageName>;
 pub(crate) type Requires =
     std::collections::BTreeMap<PackageName, std::collections::BTreeSet<PackageName>>;
 
-/// What a Node service's lock (npm's, pnpm's) says, read once.
+/// What a Node service's lock (npm's, pnpm's, Yarn's) says, read once.
 #[derive(Debug)]
 pub(crate) struct NodeLock {
     /// Registry packages, in file order of their entries.

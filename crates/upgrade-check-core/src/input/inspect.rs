@@ -126,8 +126,9 @@ fn service_folders(dir: &Path) -> Vec<PathBuf> {
     let is_service = |folder: &Path| {
         (folder.join("Cargo.toml").is_file() && folder.join("Cargo.lock").is_file())
             || (folder.join("package.json").is_file()
-                && (folder.join("package-lock.json").is_file()
-                    || folder.join("pnpm-lock.yaml").is_file()))
+                && node::NODE_LOCKS
+                    .iter()
+                    .any(|lock| folder.join(lock).is_file()))
             || PYTHON_BASELINES
                 .iter()
                 .any(|name| !name.contains('/') && folder.join(name).is_file())

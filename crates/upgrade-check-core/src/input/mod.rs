@@ -18,3 +18,4 @@ pub(crate) mod postman;
 pub mod scenario;
 pub(crate) mod source;
 pub(crate) mod traffic;
+pub(crate) mod yarn_lock;

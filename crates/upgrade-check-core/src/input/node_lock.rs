@@ -1,18 +1,20 @@
-//! Which package manager locks a Node service (npm or pnpm, by its lock's
-//! file name), and how each one's lock is read and checked.
+//! Which package manager locks a Node service (npm, pnpm or Yarn, by its
+//! lock's file name), and how each one's lock is read and checked.
 
 use std::path::Path;
 
 use super::declared::NodeLock;
-use super::{npm_lock, pnpm_lock};
+use super::{npm_lock, pnpm_lock, yarn_lock};
 use crate::input::source::{InputError, Source};
 
 /// The package manager whose lock a Node service's baseline is: npm's
-/// (this module) or pnpm's (`pnpm_lock.rs`).
+/// (`npm_lock.rs`), pnpm's (`pnpm_lock.rs`) or Yarn's, 1 or later
+/// (`yarn_lock.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Manager {
     Npm,
     Pnpm,
+    Yarn,
 }
 
 impl Manager {
@@ -22,6 +24,8 @@ impl Manager {
             Some(Manager::Npm)
         } else if pnpm_lock::is_lock(path) {
             Some(Manager::Pnpm)
+        } else if yarn_lock::is_lock(path) {
+            Some(Manager::Yarn)
         } else {
             None
         }
@@ -32,6 +36,7 @@ impl Manager {
         match self {
             Manager::Npm => "npm",
             Manager::Pnpm => "pnpm",
+            Manager::Yarn => "yarn",
         }
     }
 
@@ -40,6 +45,7 @@ impl Manager {
         match self {
             Manager::Npm => "package-lock.json",
             Manager::Pnpm => "pnpm-lock.yaml",
+            Manager::Yarn => "yarn.lock",
         }
     }
 
@@ -47,6 +53,7 @@ impl Manager {
         match self {
             Manager::Npm => npm_lock::parse(source),
             Manager::Pnpm => pnpm_lock::parse(source),
+            Manager::Yarn => yarn_lock::parse(source),
         }
     }
 
@@ -54,6 +61,7 @@ impl Manager {
         match self {
             Manager::Npm => npm_lock::check_in_sync(lock, manifest),
             Manager::Pnpm => pnpm_lock::check_in_sync(lock, manifest),
+            Manager::Yarn => yarn_lock::check_in_sync(lock, manifest),
         }
     }
 }

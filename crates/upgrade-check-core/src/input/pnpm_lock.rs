@@ -13,7 +13,7 @@ use std::path::Path;
 use yaml_rust2::{Yaml, YamlLoader};
 
 use super::declared::{DeclaredPin, Direct, NodeLock, Requires};
-use super::npm_lock::Stale;
+use super::npm_lock::{Stale, read_json};
 use crate::input::source::{InputError, Source};
 use crate::model::package::{Ecosystem, PackageName, Version};
 
@@ -156,12 +156,7 @@ pub(crate) fn parse(source: &Source) -> Result<NodeLock, InputError> {
 /// refuses it.
 pub(crate) fn check_in_sync(lock: &Source, manifest: &Source) -> Result<(), InputError> {
     let locked = load(lock)?;
-    let declared: serde_json::Value =
-        serde_json::from_str(&manifest.text).map_err(|err| InputError {
-            line: err.line().max(1),
-            column: err.column().max(1),
-            ..InputError::in_file(&manifest.path, format!("not a package.json: {err}"))
-        })?;
+    let declared: serde_json::Value = read_json(manifest, "package.json")?;
     for kind in KINDS {
         let empty = serde_json::Map::new();
         let wanted = declared

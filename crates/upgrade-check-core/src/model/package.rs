@@ -20,7 +20,8 @@ pub enum Ecosystem {
     Python,
     /// Pins in `Cargo.lock`; each resolved set built once with cargo.
     Cargo,
-    /// Pins in `package-lock.json`; each resolved set installed once with npm.
+    /// Pins in `package-lock.json`, `pnpm-lock.yaml` or `yarn.lock`; each
+    /// resolved set installed once by the package manager that locked it.
     Node,
 }
 

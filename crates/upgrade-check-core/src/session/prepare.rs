@@ -75,8 +75,9 @@ pub(super) async fn builder(
     })
 }
 
-/// npm for a Node service: the `node` and `npm` on PATH, the lock checked
-/// against its `package.json` before anything runs.
+/// npm, pnpm or Yarn for a Node service: the `node` and `npm` on PATH (and
+/// the lock's own package manager, installed if none fits), the lock
+/// checked against its `package.json` before anything runs.
 fn npm_builder(
     config: &Config,
     options: &Options,
@@ -85,19 +86,8 @@ fn npm_builder(
     baseline: BaselineFile,
 ) -> anyhow::Result<env::NpmBuilder> {
     let manager = Manager::of(&config.service.baseline)
-        .context("a Node service's baseline is a package-lock.json or a pnpm-lock.yaml")?;
+        .context("a Node service's baseline is a package-lock.json, pnpm-lock.yaml or yarn.lock")?;
     let mut node = env::node::Node::find()?;
-    if manager == Manager::Pnpm {
-        let pnpm = env::node::locate_or_bootstrap_pnpm(
-            &dirs.tools_dir(),
-            options.offline,
-            config.timeouts.build,
-        )?;
-        node = node.with_pnpm(pnpm)?;
-    }
-    events(&RunEvent::Toolchain {
-        description: node.version.clone(),
-    });
     let root = &config.service.root;
     let lock_path = config
         .service
@@ -134,6 +124,21 @@ fn npm_builder(
         },
         &manifest,
     )?;
+    let tool = env::node::Tool::of(manager, &baseline.text);
+    if tool != env::node::Tool::Npm {
+        let declared: serde_json::Value = serde_json::from_str(&manifest.text)?;
+        let program = env::node::locate_or_bootstrap(
+            tool,
+            declared["packageManager"].as_str(),
+            &dirs.tools_dir(),
+            options.offline,
+            config.timeouts.build,
+        )?;
+        node = node.with_manager(tool, program)?;
+    }
+    events(&RunEvent::Toolchain {
+        description: node.version.clone(),
+    });
     // The Node on PATH must be one the service says it runs on.
     if let Some((range, mut refused)) = crate::input::npm_lock::node_engine(&manifest)?
         && env::node::accepts(&range, &node.node_version) == Some(false)

@@ -582,6 +582,6 @@ pub fn pnpm() -> PathBuf {
         .is_ok_and(|output| output.status.success());
     match on_path {
         true => PathBuf::from("pnpm"),
-        false => shared_cache().join("tools/pnpm/node_modules/.bin/pnpm"),
+        false => shared_cache().join("tools/pnpm@10.34.9/node_modules/.bin/pnpm"),
     }
 }

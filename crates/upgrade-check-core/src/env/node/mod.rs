@@ -1,10 +1,12 @@
-//! Node environments with npm or pnpm: a cell's pins applied to the
-//! baseline lock (`package-lock.json`, `pnpm-lock.yaml`) the way its package
-//! manager applies them (`npm install NAME@VERSION --package-lock-only`,
-//! `pnpm add NAME@VERSION --lockfile-only` for a direct dependency, an
-//! `overrides` or `pnpm.overrides` entry for any other), each resolved set
-//! installed once (`npm ci`, `pnpm install --frozen-lockfile`, its files
-//! copied, never linked to pnpm's store).
+//! Node environments with npm, pnpm or Yarn: a cell's pins applied to the
+//! baseline lock (`package-lock.json`, `pnpm-lock.yaml`, `yarn.lock`) the
+//! way its package manager applies them (`npm install NAME@VERSION
+//! --package-lock-only`, `pnpm add NAME@VERSION --lockfile-only`, Yarn's
+//! own install after the exact version is declared, for a direct
+//! dependency; an `overrides`, `pnpm.overrides` or `resolutions` entry for
+//! any other), each resolved set installed once (`npm ci`, `pnpm install
+//! --frozen-lockfile`, `yarn install --frozen-lockfile` or `--immutable`,
+//! its files copied, never linked to a shared store).
 //!
 //! Resolutions (the lock and `package.json` a cell ends with) are cached by
 //! their inputs; an environment is `envs/<id>/node_modules`, keyed by the
@@ -30,6 +32,7 @@ use super::{BuildError, Environment, LockInputs, Resolution, ResolvedSet, hash, 
 use crate::input::baseline::BaselineFile;
 use crate::input::node_lock::Manager;
 use crate::input::source::Source;
+use crate::input::yarn_lock::Flavour;
 use crate::model::cell::Pin;
 use crate::model::package::Version;
 use crate::sys::process;
@@ -39,8 +42,11 @@ use crate::sys::state::{self, StateDirs};
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
     pub npm: PathBuf,
-    /// pnpm, for a service locked by it.
-    pub pnpm: Option<PathBuf>,
+    /// pnpm or Yarn, for a service locked by it.
+    pub manager: Option<PathBuf>,
+    /// For Yarn 2 and later, which read no `.npmrc`: the registry npm is
+    /// configured with, where no Yarn setting names one.
+    pub yarn_registry: Option<String>,
     /// `node --version`, as semver.
     pub node_version: semver::Version,
     /// `node vX / npm Y`: part of every cache key.
@@ -65,100 +71,225 @@ impl Node {
             .with_context(|| format!("`node --version` said `{node}`"))?;
         Ok(Node {
             npm: PathBuf::from("npm"),
-            pnpm: None,
+            manager: None,
+            yarn_registry: None,
             node_version,
             version: format!("node {node} / npm {npm}"),
         })
     }
 
-    /// Uses `pnpm` (a program on PATH, or the path the harness installed
-    /// it to) for a service pnpm locks; its version joins every cache key.
-    pub(crate) fn with_pnpm(mut self, pnpm: PathBuf) -> anyhow::Result<Node> {
-        let output = process::run_checked(
-            duct::cmd(pnpm.as_os_str(), ["--version"]),
-            Duration::from_secs(30),
-            "pnpm --version",
-        )?;
-        let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        self.version = format!("{} / pnpm {version}", self.version);
-        self.pnpm = Some(pnpm);
+    /// Uses `program` (on PATH, or where the harness installed it) for a
+    /// service pnpm or Yarn locks; its version joins every cache key.
+    pub(crate) fn with_manager(mut self, tool: Tool, program: PathBuf) -> anyhow::Result<Node> {
+        let name = tool.program();
+        let version = version_of(&program, name)?;
+        self.version = format!("{} / {name} {version}", self.version);
+        self.manager = Some(program);
+        if tool == Tool::Yarn(Flavour::Berry) && !yarn_names_a_registry() {
+            self.yarn_registry =
+                Some(registry::NpmRegistry::for_project(&self, Path::new("."))?.url);
+        }
         Ok(self)
     }
 
-    /// `npm ARGS` in `dir` (or `pnpm ARGS` when `pnpm`), never asking,
-    /// never auditing, never reaching out for anything but packages.
+    /// `tool ARGS` in `dir`, never asking, never auditing, never reaching
+    /// out for anything but packages.
     fn command(
         &self,
         dir: &Path,
         mut args: Vec<OsString>,
         offline: bool,
-        pnpm: bool,
+        tool: Tool,
     ) -> duct::Expression {
-        let program = match (&self.pnpm, pnpm) {
-            (Some(pnpm), true) => {
-                args.push("--config.update-notifier=false".into());
-                pnpm.as_os_str()
-            }
-            _ => {
-                args.extend(
-                    ["--no-audit", "--no-fund", "--no-update-notifier"].map(OsString::from),
-                );
-                self.npm.as_os_str()
-            }
+        let program = match (&self.manager, tool) {
+            (Some(program), Tool::Pnpm | Tool::Yarn(_)) => program.as_os_str(),
+            _ => self.npm.as_os_str(),
         };
-        if offline {
+        let quiet: &[&str] = match tool {
+            Tool::Npm => &["--no-audit", "--no-fund", "--no-update-notifier"],
+            Tool::Pnpm => &["--config.update-notifier=false"],
+            Tool::Yarn(Flavour::Classic) => &["--non-interactive", "--no-progress"],
+            Tool::Yarn(Flavour::Berry) => &[],
+        };
+        args.extend(quiet.iter().map(OsString::from));
+        // Berry takes offline mode as a setting, not an option.
+        if offline && tool != Tool::Yarn(Flavour::Berry) {
             args.push("--offline".into());
         }
-        duct::cmd(program, args)
+        let mut command = duct::cmd(program, args)
             .dir(dir)
             .env("NO_COLOR", "1")
             .env("npm_config_progress", "false")
-            .stdin_null()
+            .stdin_null();
+        if tool == Tool::Yarn(Flavour::Classic) {
+            command = command.env("YARN_DISABLE_SELF_UPDATE_CHECK", "true");
+        }
+        if tool == Tool::Yarn(Flavour::Berry) {
+            // Installed as `node_modules` (what the run copy links in), with
+            // Yarn's shared cache, and never told it is in CI, which would
+            // make every install immutable, a resolution's too.
+            command = command
+                .env("YARN_NODE_LINKER", "node-modules")
+                .env("YARN_ENABLE_TELEMETRY", "0")
+                .env("YARN_ENABLE_GLOBAL_CACHE", "1")
+                .env("YARN_ENABLE_IMMUTABLE_INSTALLS", "0")
+                .env("YARN_ENABLE_OFFLINE_MODE", if offline { "1" } else { "0" });
+            if let Some(url) = &self.yarn_registry {
+                command = command.env("YARN_NPM_REGISTRY_SERVER", url);
+            }
+        }
+        command
     }
 }
 
-/// What the harness installs when no `pnpm` is on PATH: one pinned release,
-/// from the registry npm is configured with.
-const PNPM_BOOTSTRAP: &str = "pnpm@10.34.9";
+/// `program --version`, trimmed.
+fn version_of(program: &Path, name: &str) -> anyhow::Result<String> {
+    let output = process::run_checked(
+        duct::cmd(program.as_os_str(), ["--version"]).dir(std::env::temp_dir()),
+        Duration::from_secs(30),
+        &format!("{name} --version"),
+    )?;
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
 
-/// `pnpm` on PATH, else the one installed into `<tools>/pnpm` (installed
-/// there by npm on first use, under a lock other runs wait on).
-pub(crate) fn locate_or_bootstrap_pnpm(
+/// Whether Yarn 2+ has a registry of its own: `YARN_NPM_REGISTRY_SERVER`,
+/// or `npmRegistryServer` in the user's `~/.yarnrc.yml`.
+fn yarn_names_a_registry() -> bool {
+    std::env::var_os("YARN_NPM_REGISTRY_SERVER").is_some()
+        || std::env::var_os("HOME").is_some_and(|home| {
+            std::fs::read_to_string(Path::new(&home).join(".yarnrc.yml"))
+                .is_ok_and(|settings| settings.contains("npmRegistryServer"))
+        })
+}
+
+/// The program a step runs: npm itself, or the service's package manager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tool {
+    Npm,
+    Pnpm,
+    Yarn(Flavour),
+}
+
+impl Tool {
+    /// The tool for a service `manager` locks (`lock` tells Yarn 1's from later ones').
+    pub(crate) fn of(manager: Manager, lock: &str) -> Tool {
+        match manager {
+            Manager::Npm => Tool::Npm,
+            Manager::Pnpm => Tool::Pnpm,
+            Manager::Yarn => Tool::Yarn(Flavour::of(lock)),
+        }
+    }
+
+    fn program(self) -> &'static str {
+        match self {
+            Tool::Npm => "npm",
+            Tool::Pnpm => "pnpm",
+            Tool::Yarn(_) => "yarn",
+        }
+    }
+
+    /// The release installed when none fits on PATH, and the versions one
+    /// on PATH must have to be used: the service's own `packageManager`
+    /// release where it names one of this tool, else a pinned one.
+    fn wanted(self, package_manager: Option<&str>) -> Wanted {
+        let declared = package_manager
+            .and_then(|field| field.strip_prefix(self.program())?.strip_prefix('@'))
+            .map(|version| version.split('+').next().unwrap_or(version))
+            .and_then(|version| semver::Version::parse(version).ok());
+        let default = match self {
+            // npm itself is the one on PATH, never installed.
+            Tool::Npm | Tool::Pnpm => semver::Version::new(10, 34, 9),
+            Tool::Yarn(Flavour::Classic) => semver::Version::new(1, 22, 22),
+            Tool::Yarn(Flavour::Berry) => semver::Version::new(4, 18, 1),
+        };
+        let fits_flavour = |version: &semver::Version| match self {
+            Tool::Yarn(Flavour::Classic) => version.major == 1,
+            Tool::Yarn(Flavour::Berry) => version.major >= 2,
+            Tool::Npm | Tool::Pnpm => true,
+        };
+        let declared = declared.filter(fits_flavour);
+        let exact = declared.is_some();
+        let version = declared.unwrap_or(default);
+        // Yarn 2 and later are published as `@yarnpkg/cli-dist`.
+        let package = match self {
+            Tool::Yarn(Flavour::Berry) => "@yarnpkg/cli-dist",
+            other => other.program(),
+        };
+        Wanted {
+            exact,
+            install: format!("{package}@{version}"),
+            version,
+        }
+    }
+}
+
+/// Which release of a package manager a service is installed with.
+#[derive(Debug)]
+struct Wanted {
+    /// `package@version`, for npm to install.
+    install: String,
+    version: semver::Version,
+    /// The service names this very release (`packageManager`); otherwise any
+    /// of the same line on PATH will do.
+    exact: bool,
+}
+
+impl Wanted {
+    fn accepts(&self, found: &str) -> bool {
+        let Ok(found) = semver::Version::parse(found) else {
+            return false;
+        };
+        match self.exact {
+            true => found == self.version,
+            false => (found.major == 1) == (self.version.major == 1),
+        }
+    }
+}
+
+/// pnpm or Yarn for a service `tool` installs: the one on PATH when it is
+/// the release the service's `packageManager` names (or, naming none, of
+/// the lock's line: Yarn 1 for a Yarn 1 lock), else that release installed
+/// by npm into `<tools>/<package@version>` on first use, under a lock
+/// other runs wait on.
+pub(crate) fn locate_or_bootstrap(
+    tool: Tool,
+    package_manager: Option<&str>,
     tools_dir: &Path,
     offline: bool,
     timeout: Duration,
 ) -> anyhow::Result<PathBuf> {
-    let on_path = process::run_checked(
-        duct::cmd("pnpm", ["--version"]),
-        Duration::from_secs(30),
-        "pnpm --version",
-    );
-    if on_path.is_ok() {
-        return Ok(PathBuf::from("pnpm"));
+    let wanted = tool.wanted(package_manager);
+    let on_path = PathBuf::from(tool.program());
+    if version_of(&on_path, tool.program()).is_ok_and(|found| wanted.accepts(&found)) {
+        return Ok(on_path);
     }
-    let home = tools_dir.join("pnpm");
-    let program = home.join("node_modules/.bin/pnpm");
+    let home = tools_dir.join(wanted.install.replace('/', "+"));
+    let program = home.join("node_modules/.bin").join(tool.program());
     fs_err::create_dir_all(tools_dir)?;
-    let _lock = state::lock(&tools_dir.join("pnpm.lock"))?;
+    let _lock = state::lock(&tools_dir.join(format!("{}.lock", wanted.install.replace('/', "+"))))?;
     if program.is_file() {
         return Ok(program);
     }
-    let mut args = vec!["install", "--prefix"];
     let prefix = home.display().to_string();
-    args.push(&prefix);
-    args.extend([
-        PNPM_BOOTSTRAP,
+    let mut args = vec![
+        "install",
+        "--prefix",
+        &prefix,
+        &wanted.install,
         "--no-audit",
         "--no-fund",
         "--no-update-notifier",
-    ]);
+    ];
     if offline {
         args.push("--offline");
     }
     process::run_checked(
         duct::cmd("npm", args).stdin_null(),
         timeout,
-        &format!("installing {PNPM_BOOTSTRAP} with npm (no pnpm on PATH)"),
+        &format!(
+            "installing {} with npm (none on PATH is {})",
+            wanted.install, wanted.version
+        ),
     )?;
     Ok(program)
 }
@@ -201,6 +332,11 @@ impl NpmBuilder {
         )?)
     }
 
+    /// The program that installs the service.
+    fn tool(&self) -> Tool {
+        Tool::of(self.manager, &self.baseline.text)
+    }
+
     /// The `package.json` the baseline is installed with, and cells start from.
     fn base_manifest(&self) -> anyhow::Result<String> {
         match &self.base_manifest {
@@ -226,10 +362,11 @@ impl NpmBuilder {
         let manifest = self.base_manifest()?;
         let mut edited: serde_json::Value =
             serde_json::from_str(&manifest).context("reading package.json")?;
-        // pnpm reads its overrides from `pnpm.overrides`.
+        // pnpm reads its overrides from `pnpm.overrides`, Yarn from `resolutions`.
         let overrides = match self.manager {
             Manager::Npm => "/overrides",
             Manager::Pnpm => "/pnpm/overrides",
+            Manager::Yarn => "/resolutions",
         };
         let overridable = edited.is_object()
             && edited
@@ -237,22 +374,32 @@ impl NpmBuilder {
                 .is_none_or(serde_json::Value::is_object)
             && edited.get("pnpm").is_none_or(serde_json::Value::is_object);
         if !overridable {
-            return Err(BuildError::Refused(
-                "package.json is not an object with an `overrides` object (or none): npm cannot read it either".to_owned(),
-            ));
+            return Err(BuildError::Refused(format!(
+                "package.json is not an object with a `{}` object (or none): {} cannot read it either",
+                &overrides[1..].replace('/', "."),
+                self.manager.program()
+            )));
         }
+        let tool = self.tool();
         let mut installs = Vec::new();
         let mut raised = Vec::new();
         for pin in pins {
             if !baseline.packages.contains_key(&pin.package) {
                 return Err(BuildError::Refused(format!(
-                    "{} is not in the baseline's package-lock.json: npm can only move a locked package",
-                    pin.package
+                    "{} is not in the baseline's {}: {} can only move a locked package",
+                    pin.package,
+                    self.manager.lock_name(),
+                    self.manager.program()
                 )));
             }
             match declared_range(&edited, pin.package.as_str()) {
                 Some(range) => {
                     installs.push(format!("{}@{}", pin.package, pin.version));
+                    // Yarn is told the exact version by its declaration: its
+                    // `add` would move a dev dependency among the others.
+                    if let Tool::Yarn(_) = tool {
+                        declare_exactly(&mut edited, pin.package.as_str(), &pin.version);
+                    }
                     let Version::Semver(version) = &pin.version else {
                         continue;
                     };
@@ -269,6 +416,7 @@ impl NpmBuilder {
                     let overridden = match self.manager {
                         Manager::Npm => &mut edited["overrides"],
                         Manager::Pnpm => &mut edited["pnpm"]["overrides"],
+                        Manager::Yarn => &mut edited["resolutions"],
                     };
                     overridden[pin.package.as_str()] =
                         serde_json::Value::String(pin.version.to_string());
@@ -311,22 +459,30 @@ impl NpmBuilder {
             &scratch.path().join(lock_name),
             self.baseline.text.as_bytes(),
         )?;
-        let (add, lock_only) = match self.manager {
-            Manager::Npm => ("install", "--package-lock-only"),
-            Manager::Pnpm if installs.is_empty() => ("install", "--lockfile-only"),
-            Manager::Pnpm => ("add", "--lockfile-only"),
+        let (add, lock_only) = match tool {
+            Tool::Npm => ("install", "--package-lock-only"),
+            Tool::Pnpm if installs.is_empty() => ("install", "--lockfile-only"),
+            Tool::Pnpm => ("add", "--lockfile-only"),
+            // Yarn 1 has no lock-only install: it installs into the scratch folder.
+            Tool::Yarn(Flavour::Classic) => ("install", "--ignore-scripts"),
+            Tool::Yarn(Flavour::Berry) => ("install", "--mode=update-lockfile"),
         };
-        let mut args: Vec<OsString> = [add, lock_only, "--ignore-scripts"]
-            .map(OsString::from)
-            .into();
-        if !installs.is_empty() {
-            args.push("--save-exact".into());
+        let mut args: Vec<OsString> = vec![add.into(), lock_only.into()];
+        if matches!(tool, Tool::Npm | Tool::Pnpm) {
+            args.push("--ignore-scripts".into());
+            if !installs.is_empty() {
+                args.push("--save-exact".into());
+                args.extend(installs.iter().map(OsString::from));
+            }
         }
-        args.extend(installs.iter().map(OsString::from));
-        let tool = self.manager.program();
-        let doing = match installs.is_empty() {
-            true => format!("{tool} install {lock_only} (overrides)"),
-            false => format!("{tool} {add} {} {lock_only}", installs.join(" ")),
+        let program = tool.program();
+        let doing = match (installs.is_empty(), tool) {
+            (true, _) => format!("{program} install {lock_only} (overrides)"),
+            (false, Tool::Yarn(_)) => format!(
+                "{program} install {lock_only} (declaring {})",
+                installs.join(" ")
+            ),
+            (false, _) => format!("{program} {add} {} {lock_only}", installs.join(" ")),
         };
         self.run(scratch.path(), args, &doing)?;
         let lock = fs_err::read_to_string(scratch.path().join(lock_name))?;
@@ -434,24 +590,42 @@ impl NpmBuilder {
         let installed = serde_json::to_string_pretty(&installed).context("writing package.json")?;
         state::write_atomic(&dir.join("package.json"), installed.as_bytes())?;
         state::write_atomic(&dir.join(self.manager.lock_name()), lock_text.as_bytes())?;
-        let mut args: Vec<OsString> = match self.manager {
-            Manager::Npm => vec!["ci".into()],
+        let tool = self.tool();
+        // Yarn 2+ runs an `exec:` package's script to fetch it: code, which
+        // `--no-build` promises not to run.
+        if self.no_scripts && tool == Tool::Yarn(Flavour::Berry) && lock_text.contains("@exec:") {
+            return Err(BuildError::Refused(
+                "the yarn.lock has an `exec:` package, which Yarn makes by running its script; --no-build runs no package code".to_owned(),
+            ));
+        }
+        let mut args: Vec<OsString> = match tool {
+            Tool::Npm => vec!["ci".into()],
             // Copied: a service that writes into its packages must not
             // write into pnpm's store, which every project shares.
-            Manager::Pnpm => [
+            Tool::Pnpm => [
                 "install",
                 "--frozen-lockfile",
                 "--package-import-method=copy",
             ]
             .map(OsString::from)
             .into(),
+            Tool::Yarn(Flavour::Classic) => {
+                ["install", "--frozen-lockfile"].map(OsString::from).into()
+            }
+            // Its `node_modules` linker copies out of Yarn's cache.
+            Tool::Yarn(Flavour::Berry) => ["install", "--immutable"].map(OsString::from).into(),
         };
         if self.no_scripts {
-            args.push("--ignore-scripts".into());
+            args.push(match tool {
+                Tool::Yarn(Flavour::Berry) => "--mode=skip-build".into(),
+                _ => "--ignore-scripts".into(),
+            });
         }
-        let installing = match self.manager {
-            Manager::Npm => "npm ci",
-            Manager::Pnpm => "pnpm install --frozen-lockfile",
+        let installing = match tool {
+            Tool::Npm => "npm ci",
+            Tool::Pnpm => "pnpm install --frozen-lockfile",
+            Tool::Yarn(Flavour::Classic) => "yarn install --frozen-lockfile",
+            Tool::Yarn(Flavour::Berry) => "yarn install --immutable",
         };
         let doing = match inputs.raised.is_empty() {
             true => installing.to_owned(),
@@ -494,7 +668,7 @@ impl NpmBuilder {
         args: Vec<OsString>,
         doing: &str,
     ) -> Result<std::process::Output, BuildError> {
-        self.run_with(dir, args, doing, self.manager == Manager::Pnpm)
+        self.run_with(dir, args, doing, self.tool())
     }
 
     /// npm itself, whoever locks the service (`npm view`).
@@ -504,7 +678,7 @@ impl NpmBuilder {
         args: Vec<OsString>,
         doing: &str,
     ) -> Result<std::process::Output, BuildError> {
-        self.run_with(dir, args, doing, false)
+        self.run_with(dir, args, doing, Tool::Npm)
     }
 
     fn run_with(
@@ -512,11 +686,12 @@ impl NpmBuilder {
         dir: &Path,
         args: Vec<OsString>,
         doing: &str,
-        pnpm: bool,
+        tool: Tool,
     ) -> Result<std::process::Output, BuildError> {
-        let command = self.node.command(dir, args, self.offline, pnpm);
+        let command = self.node.command(dir, args, self.offline, tool);
         run_step(command, self.timeout, doing, |output| {
-            // npm says `npm ERR!`, pnpm ` ERR_PNPM_…`, each on stderr or stdout.
+            // npm says `npm ERR!`, pnpm ` ERR_PNPM_…`, Yarn 1 `error …`,
+            // Berry `YN0001: …`-style codes, each on stderr or stdout.
             let said = format!(
                 "{}{}",
                 String::from_utf8_lossy(&output.stdout),
@@ -527,6 +702,9 @@ impl NpmBuilder {
                 .find(|line| {
                     (line.contains("ERR!") && !line.trim_end().ends_with("ERR!"))
                         || line.contains("ERR_PNPM")
+                        || line.starts_with("error ")
+                        || line.starts_with("Usage Error")
+                        || BERRY_ERRORS.iter().any(|code| line.contains(code))
                 })
                 .unwrap_or("the package manager printed no error line");
             format!(
@@ -536,6 +714,23 @@ impl NpmBuilder {
             )
         })
         .map_err(|err| err.offline_aware(self.offline))
+    }
+}
+
+/// Berry's codes for what stops an install (an exception, a lock it would
+/// have to change, a version or package it cannot find, a build or a
+/// checksum that failed).
+const BERRY_ERRORS: [&str; 7] = [
+    "YN0001:", "YN0009:", "YN0016:", "YN0018:", "YN0028:", "YN0035:", "YN0082:",
+];
+
+/// Declares `name` at exactly `version` in whichever dependency kind
+/// `manifest` declares it.
+fn declare_exactly(manifest: &mut serde_json::Value, name: &str, version: &Version) {
+    for kind in ["dependencies", "devDependencies", "optionalDependencies"] {
+        if let Some(range) = manifest.get_mut(kind).and_then(|needs| needs.get_mut(name)) {
+            *range = serde_json::Value::String(version.to_string());
+        }
     }
 }
 
@@ -625,6 +820,29 @@ impl super::Ecosystem for NpmBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_package_manager_s_release_is_the_one_package_json_names_for_the_lock_s_line() {
+        let berry = Tool::Yarn(Flavour::Berry);
+        let named = berry.wanted(Some("yarn@4.5.3+sha512.deadbeef"));
+        assert_eq!(named.install, "@yarnpkg/cli-dist@4.5.3");
+        assert!(named.accepts("4.5.3") && !named.accepts("4.18.1"));
+        // No release named, or one of another line than the lock's: the
+        // pinned release, and any of its line on PATH.
+        for field in [
+            None,
+            Some("yarn@1.22.19"),
+            Some("pnpm@9.0.0"),
+            Some("yarn@$(id)"),
+        ] {
+            let wanted = berry.wanted(field);
+            assert_eq!(wanted.install, "@yarnpkg/cli-dist@4.18.1", "{field:?}");
+            assert!(wanted.accepts("3.6.0") && !wanted.accepts("1.22.22"));
+        }
+        let classic = Tool::Yarn(Flavour::Classic).wanted(Some("yarn@1.22.19"));
+        assert_eq!(classic.install, "yarn@1.22.19");
+        assert_eq!(Tool::Pnpm.wanted(None).install, "pnpm@10.34.9");
+    }
 
     #[test]
     fn a_declared_package_is_found_in_any_dependency_kind() {

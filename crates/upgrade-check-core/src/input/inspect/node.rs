@@ -1,4 +1,4 @@
-//! A Node service: its npm or pnpm lock, how it starts (`scripts.start` or `main`
+//! A Node service: its npm, pnpm or Yarn lock, how it starts (`scripts.start` or `main`
 //! in `package.json`), its framework, how it takes its port and the
 //! variables it must be given, from its JavaScript and TypeScript source.
 
@@ -20,21 +20,20 @@ const FRAMEWORKS: &[(&str, &str)] = &[
     ("hono", "a Hono app"),
 ];
 
+/// The locks a Node service's baseline can be, in the order `init` takes them.
+pub(super) const NODE_LOCKS: [&str; 3] = ["package-lock.json", "pnpm-lock.yaml", "yarn.lock"];
+
 /// Source files a Node service is written in.
 const EXTENSIONS: &[&str] = &["js", "mjs", "cjs", "ts", "mts"];
 
 pub(super) fn inspect_node(dir: &Path) -> Inspection {
     let mut inspection = Inspection::of(Ecosystem::Node);
-    if let Some(lock) = ["package-lock.json", "pnpm-lock.yaml"]
-        .into_iter()
-        .find(|lock| dir.join(lock).is_file())
-    {
+    if let Some(lock) = NODE_LOCKS.into_iter().find(|lock| dir.join(lock).is_file()) {
         inspection.baseline = Some(lock.to_owned());
     } else {
-        inspection.todos.push(match dir.join("yarn.lock").is_file() {
-            true => "yarn.lock is not read yet: an npm or pnpm lock is the baseline (`npm install --package-lock-only` writes one)".to_owned(),
-            false => "no package-lock.json or pnpm-lock.yaml: run `npm install --package-lock-only` and commit it; it is the baseline".to_owned(),
-        });
+        inspection.todos.push(
+            "no package-lock.json, pnpm-lock.yaml or yarn.lock: run `npm install --package-lock-only` (or your package manager's install) and commit the lock; it is the baseline".to_owned(),
+        );
     }
     let manifest: serde_json::Value = match std::fs::read_to_string(dir.join("package.json"))
         .ok()

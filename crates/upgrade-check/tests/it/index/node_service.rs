@@ -348,3 +348,108 @@ fn grouped_bump_split(ctx: &TestContext) -> upgrade_check_core::model::report::R
     );
     report
 }
+
+/// The Node service locked by Yarn (`fixtures/node-auth-service/yarn/`,
+/// `classic` for Yarn 1, `berry` for Yarn 4), in place of npm's lock.
+fn yarn_service(flavour: &str) -> TestContext {
+    let ctx = node_service();
+    std::fs::remove_file(ctx.path("service/package-lock.json")).unwrap();
+    std::fs::rename(
+        ctx.path(&format!("yarn/{flavour}/yarn.lock")),
+        ctx.path("service/yarn.lock"),
+    )
+    .unwrap();
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace(
+            "baseline = \"package-lock.json\"",
+            "baseline = \"yarn.lock\"",
+        )
+    });
+    ctx
+}
+
+/// A Yarn-locked service, Yarn 1's lock and Yarn 4's: a lock out of date
+/// with package.json stops the run at the manifest's line; the matrix
+/// catches Express 5 and jsonwebtoken 9 on environments Yarn installed
+/// (the harness installs the Yarn the lock needs when PATH has none), a
+/// direct package moved by its declaration and a transitive one by
+/// `resolutions`, each download checked against the lock's digests.
+#[test]
+fn a_yarn_locked_service_s_breaks_are_caught_with_yarn_1_and_yarn_4() {
+    for (flavour, yarn) in [("classic", "yarn 1.22.22"), ("berry", "yarn 4.18.1")] {
+        let ctx = yarn_service(flavour);
+        ctx.edit("service/package.json", |text| {
+            text.replace("\"express\": \"4.21.2\"", "\"express\": \"^5.1.0\"")
+        });
+        let stale = ctx.run(&["--no-bisect"]);
+        assert_eq!(stale.code, 2, "{flavour}: {}", stale.stderr);
+        assert!(
+            stale.stderr.contains("package.json:15")
+                && stale
+                    .stderr
+                    .contains("`express: ^5.1.0` here, the lock has `4.21.2`; run `yarn install`"),
+            "{flavour}: {}",
+            stale.stderr
+        );
+        ctx.edit("service/package.json", |text| {
+            text.replace("\"express\": \"^5.1.0\"", "\"express\": \"4.21.2\"")
+        });
+
+        // jsonwebtoken 8 needs semver 5: semver 7 is moved by `resolutions`.
+        ctx.set_matrix("express = [\"5.1.0\"]\njsonwebtoken = [\"9.0.2\"]\nsemver = [\"7.6.3\"]");
+        let run = ctx.run(&["--no-bisect"]);
+        assert_eq!(run.code, 1, "{flavour}: {}\n{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains(&format!(" / {yarn}")),
+            "{flavour}: {}",
+            run.stderr
+        );
+        let report = ctx.report();
+        for scenario in ["health", "register", "login"] {
+            for cell in ["baseline", "semver 7.6.3"] {
+                assert_eq!(
+                    verdict(&report, cell, scenario),
+                    Verdict::Pass,
+                    "{flavour}: {cell} {scenario}"
+                );
+            }
+            assert_eq!(
+                verdict(&report, "express 5.1.0", scenario),
+                Verdict::StartupFailed,
+                "{flavour}: {scenario}"
+            );
+        }
+        assert_eq!(
+            verdict(&report, "jsonwebtoken 9.0.2", "login"),
+            Verdict::Changed,
+            "{flavour}"
+        );
+        let moved =
+            crate::common::version_change(cell_report(&report, "express 5.1.0"), "path-to-regexp");
+        assert_eq!(
+            (moved.before.as_deref(), moved.after.as_deref()),
+            (Some("0.1.12"), Some("8.4.2")),
+            "{flavour}"
+        );
+        let semver = cell_report(&report, "semver 7.6.3");
+        let moved = crate::common::version_change(semver, "semver");
+        assert_eq!(
+            (moved.before.as_deref(), moved.after.as_deref()),
+            (Some("5.7.3"), Some("7.6.3")),
+            "{flavour}"
+        );
+        let environment = semver.environment.as_ref().unwrap();
+        assert!(environment.hash_checked, "{flavour}");
+        // Not a declared dependency: overridden, no requirement raised.
+        assert!(environment.raised_requirements.is_empty(), "{flavour}");
+        assert_eq!(
+            cell_report(&report, "express 5.1.0")
+                .environment
+                .as_ref()
+                .unwrap()
+                .raised_requirements,
+            ["express \"4.21.2\" → \"5.1.0\" in package.json"],
+            "{flavour}"
+        );
+    }
+}
