@@ -133,6 +133,10 @@ pub struct Service {
     pub baseline: PathBuf,
     /// Interpreter to build environments with; found on PATH when absent.
     pub python: Option<String>,
+    /// A Node service's Node, as an npm range of its versions (`22`,
+    /// `^20.11`): the one on PATH when it is in the range, else the newest
+    /// release in it, installed from the registry.
+    pub node: Option<String>,
     pub command: Vec<String>,
     pub health_path: String,
     /// The profile of the baseline cell.
@@ -369,6 +373,7 @@ struct RawService {
     ecosystem: Ecosystem,
     baseline: Spanned<String>,
     python: Option<String>,
+    node: Option<Spanned<String>>,
     command: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
     env: BTreeMap<String, Spanned<String>>,
@@ -390,6 +395,36 @@ struct RawService {
     /// Forked from a preloaded interpreter, or started cold.
     #[serde(default)]
     start: StartMode,
+}
+
+/// `[service] node`: a Node service's range of Node versions, as npm
+/// writes ranges.
+fn node_range(
+    source: &Source,
+    ecosystem: Ecosystem,
+    range: Spanned<String>,
+) -> Result<String, InputError> {
+    let span = Some(range.span());
+    let range = range.into_inner();
+    if ecosystem != Ecosystem::Node {
+        return Err(source.error_at(
+            span,
+            "service.node",
+            "`node` chooses a Node service's Node: it needs ecosystem = \"node\"",
+        ));
+    }
+    let readable = range
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || " .^~<>=|*-".contains(c))
+        && crate::env::node::accepts(&range, &semver::Version::new(0, 0, 0)).is_some();
+    if !readable || range.trim().is_empty() {
+        return Err(source.error_at(
+            span,
+            "service.node",
+            &format!("`{range}` is not a range of Node versions (`22`, `^20.11`, `>=18 <21`)"),
+        ));
+    }
+    Ok(range)
 }
 
 /// Python unless the config says otherwise.
@@ -745,11 +780,16 @@ fn service(
             "the health path must start with `/`",
         ));
     }
+    let node = match raw.node {
+        Some(range) => Some(node_range(source, raw.ecosystem, range)?),
+        None => None,
+    };
     Ok(Service {
         root,
         ecosystem: raw.ecosystem,
         baseline,
         python: raw.python,
+        node,
         command,
         health_path,
         profile,
@@ -1402,6 +1442,20 @@ mod defaults {
         )
         .unwrap();
         Config::load(&path)
+    }
+
+    #[test]
+    fn a_node_version_is_only_chosen_for_a_node_service() {
+        let err = load_python(
+            "command = [\"{python}\", \"-m\", \"app\"]\nnode = \"22\"",
+            "",
+        )
+        .unwrap_err();
+        assert_eq!((err.line, err.key.as_str()), (7, "service.node"), "{err}");
+        assert!(
+            err.to_string().contains("needs ecosystem = \"node\""),
+            "{err}"
+        );
     }
 
     #[test]

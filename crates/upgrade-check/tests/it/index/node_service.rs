@@ -453,3 +453,47 @@ fn a_yarn_locked_service_s_breaks_are_caught_with_yarn_1_and_yarn_4() {
         );
     }
 }
+
+/// `[service] node` chooses the service's Node: a range that cannot be read
+/// stops the run at its line; otherwise the newest Node 22 the registry
+/// has is installed (PATH's is Node 20 here) and runs the installs, the
+/// `engines` check and the service itself, which refuses to start on any
+/// other Node.
+#[test]
+fn the_node_key_runs_the_service_and_its_installs_on_the_node_it_chooses() {
+    let ctx = node_service();
+    ctx.set_matrix("");
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace(
+            "ecosystem = \"node\"\n",
+            "ecosystem = \"node\"\nnode = \"22 || $(id)\"\n",
+        )
+    });
+    let unreadable = ctx.run(&[]);
+    assert_eq!(unreadable.code, 2, "{}", unreadable.stderr);
+    assert!(
+        unreadable.stderr.contains(
+            "upgrade-check.toml:8:8: `service.node`: `22 || $(id)` is not a range of Node versions"
+        ),
+        "{}",
+        unreadable.stderr
+    );
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace("node = \"22 || $(id)\"", "node = \"22\"")
+    });
+    ctx.edit("service/package.json", |text| {
+        text.replace("\"node\": \">=18\"", "\"node\": \">=22\"")
+    });
+    ctx.edit("service/server.js", |text| {
+        format!(
+            "if (!process.version.startsWith(\"v22.\")) throw new Error(`not Node 22: ${{process.version}}`);\n{text}"
+        )
+    });
+    let run = ctx.run(&["--no-bisect"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("using node v22."), "{}", run.stderr);
+    let report = ctx.report();
+    for scenario in ["health", "register", "login"] {
+        assert_eq!(verdict(&report, "baseline", scenario), Verdict::Pass);
+    }
+}
