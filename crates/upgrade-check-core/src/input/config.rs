@@ -416,7 +416,8 @@ fn node_range(
     let readable = range
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || " .^~<>=|*-".contains(c))
-        && crate::env::node::accepts(&range, &semver::Version::new(0, 0, 0)).is_some();
+        && crate::model::npm_range::node_range_accepts(&range, &semver::Version::new(0, 0, 0))
+            .is_some();
     if !readable || range.trim().is_empty() {
         return Err(source.error_at(
             span,

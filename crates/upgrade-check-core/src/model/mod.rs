@@ -4,6 +4,7 @@
 pub mod cell;
 pub mod event;
 pub mod findings;
+pub(crate) mod npm_range;
 pub mod package;
 pub mod report;
 pub mod setting;

@@ -24,7 +24,7 @@ use anyhow::Context;
 
 mod registry;
 
-pub(crate) use registry::node_range_accepts as accepts;
+pub(crate) use crate::model::npm_range::node_range_accepts as accepts;
 
 use super::cargo::manifest::Raised;
 use super::index::Registry;
@@ -93,7 +93,7 @@ impl Node {
         offline: bool,
         timeout: Duration,
     ) -> anyhow::Result<Node> {
-        if registry::node_range_accepts(range, &self.node_version) == Some(true) {
+        if accepts(range, &self.node_version) == Some(true) {
             return Ok(self);
         }
         let arch = match std::env::consts::ARCH {
@@ -508,7 +508,7 @@ impl NpmBuilder {
                     let Version::Semver(version) = &pin.version else {
                         continue;
                     };
-                    if registry::node_range_accepts(&range, version) != Some(true) {
+                    if accepts(&range, version) != Some(true) {
                         raised.push(Raised {
                             manifest: self.manifest_path(),
                             package: pin.package.to_string(),
