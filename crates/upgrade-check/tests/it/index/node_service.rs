@@ -458,7 +458,9 @@ fn a_yarn_locked_service_s_breaks_are_caught_with_yarn_1_and_yarn_4() {
 /// stops the run at its line; otherwise the newest Node 22 the registry
 /// has is installed (PATH's is Node 20 here) and runs the installs, the
 /// `engines` check and the service itself, which refuses to start on any
-/// other Node.
+/// other Node. Its passwords hashed by `bcrypt`, a native module: built
+/// from its C++ source for that Node by the install, and missing (the
+/// service cannot start) when `--no-build` runs no install script.
 #[test]
 fn the_node_key_runs_the_service_and_its_installs_on_the_node_it_chooses() {
     let ctx = node_service();
@@ -486,9 +488,11 @@ fn the_node_key_runs_the_service_and_its_installs_on_the_node_it_chooses() {
     });
     ctx.edit("service/server.js", |text| {
         format!(
-            "if (!process.version.startsWith(\"v22.\")) throw new Error(`not Node 22: ${{process.version}}`);\n{text}"
+            "if (!process.version.startsWith(\"v22.\")) throw new Error(`not Node 22: ${{process.version}}`);\n{}",
+            text.replace("require(\"bcryptjs\")", "require(\"bcrypt\")")
         )
     });
+    npm_bump(&ctx, &["bcrypt@5.1.1"]);
     let run = ctx.run(&["--no-bisect"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("using node v22."), "{}", run.stderr);
@@ -496,4 +500,17 @@ fn the_node_key_runs_the_service_and_its_installs_on_the_node_it_chooses() {
     for scenario in ["health", "register", "login"] {
         assert_eq!(verdict(&report, "baseline", scenario), Verdict::Pass);
     }
+
+    let unbuilt = ctx.run(&["--no-bisect", "--no-build"]);
+    assert_eq!(unbuilt.code, 1, "{}\n{}", unbuilt.stdout, unbuilt.stderr);
+    let report = ctx.report();
+    let health = scenario_report(&report, "baseline", "health");
+    assert_eq!(health.verdict, Verdict::StartupFailed);
+    assert!(
+        health
+            .summary
+            .as_deref()
+            .is_some_and(|summary| summary.contains("bcrypt_lib.node")),
+        "{health:?}"
+    );
 }
