@@ -78,6 +78,12 @@ pub struct Environment {
     /// A Node environment's installed packages: linked into each run copy
     /// of the service as its `node_modules`.
     pub node_modules: Option<PathBuf>,
+    /// The folders (relative to the service's) of the local packages npm
+    /// installs from the service's own source, a workspace's members or
+    /// `file:` folders: each gets its own installed `node_modules`, and the
+    /// links the install made to them lead to the run copy's folders, not
+    /// to the environment's copies of their `package.json`.
+    pub local_packages: Vec<PathBuf>,
     pub reused: bool,
     /// Installed only after checking each download against its digests.
     pub hash_checked: bool,
@@ -100,11 +106,57 @@ impl Environment {
     /// a Node environment's packages as its `node_modules` (the copy never
     /// has its own: the source copy leaves every `node_modules` out).
     pub(crate) fn lay_into(&self, service_dir: &std::path::Path) -> std::io::Result<()> {
-        match &self.node_modules {
-            Some(modules) => std::os::unix::fs::symlink(modules, service_dir.join("node_modules")),
-            None => Ok(()),
+        let Some(modules) = &self.node_modules else {
+            return Ok(());
+        };
+        if self.local_packages.is_empty() {
+            return std::os::unix::fs::symlink(modules, service_dir.join("node_modules"));
         }
+        // Node follows links to their real place and resolves from there:
+        // a member linked to the environment's folder would be only its
+        // package.json. So the copy's `node_modules` is a folder of links,
+        // each to the environment's package, but the install's own relative
+        // links (to the members) copied as they are, leading to the copy's.
+        lay_links(modules, &service_dir.join("node_modules"), true)?;
+        for member in &self.local_packages {
+            let own = self.dir.join(member).join("node_modules");
+            let copy = service_dir.join(member);
+            if own.is_dir() && copy.is_dir() {
+                lay_links(&own, &copy.join("node_modules"), false)?;
+            }
+        }
+        Ok(())
     }
+}
+
+/// `into`, a folder of links to each entry of `from` (a scope's folder,
+/// `@scope`, is a folder of links itself); a relative link in `from` is
+/// copied as it is when `keep_relative`.
+fn lay_links(
+    from: &std::path::Path,
+    into: &std::path::Path,
+    keep_relative: bool,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(into)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let (source, target) = (entry.path(), into.join(&name));
+        let kind = entry.file_type()?;
+        if kind.is_symlink() && keep_relative {
+            let link = std::fs::read_link(&source)?;
+            if link.is_relative() {
+                std::os::unix::fs::symlink(link, target)?;
+                continue;
+            }
+        }
+        if kind.is_dir() && name.to_string_lossy().starts_with('@') {
+            lay_links(&source, &target, keep_relative)?;
+            continue;
+        }
+        std::os::unix::fs::symlink(source, target)?;
+    }
+    Ok(())
 }
 
 /// Removes an environment's folder `dir` (left by an interrupted build, or

@@ -56,4 +56,8 @@ pub(crate) struct NodeLock {
     /// Registry packages without an `integrity` digest: npm cannot check
     /// what it downloads for them.
     pub unchecked: Vec<String>,
+    /// The local packages npm installs from the service's own folders (a
+    /// workspace's members, `packages/api`; a `file:` folder), relative to
+    /// the lock's, each a plain relative path inside it.
+    pub members: Vec<std::path::PathBuf>,
 }

@@ -103,6 +103,7 @@ pub(crate) fn parse(source: &Source) -> Result<NodeLock, InputError> {
     let mut requires = Requires::new();
     let mut unchecked = Vec::new();
     let mut direct = Direct::new();
+    let mut members = Vec::new();
     for (key, package) in &lock.packages {
         let needs: Direct = package
             .needs
@@ -110,9 +111,10 @@ pub(crate) fn parse(source: &Source) -> Result<NodeLock, InputError> {
             .filter_map(|(name, _)| PackageName::npm(name).ok())
             .collect();
         let Some(name) = installed_name(key) else {
-            if key.is_empty() {
-                direct = needs;
-            }
+            // The service's own entry, a workspace member's or a `file:`
+            // folder's: what they need is what the service asked for.
+            direct.extend(needs);
+            members.extend(member_folder(key));
             continue;
         };
         let field = format!("packages.\"{key}\"");
@@ -145,7 +147,21 @@ pub(crate) fn parse(source: &Source) -> Result<NodeLock, InputError> {
         requires,
         direct,
         unchecked,
+        members,
     })
+}
+
+/// A local package's folder inside the lock's (a workspace member, a
+/// `file:` folder), as the lock names it: its `package.json` is read and
+/// written there, so only a plain relative path is one. A folder outside
+/// (`../shared`) is left to the install as it was.
+fn member_folder(key: &str) -> Option<std::path::PathBuf> {
+    let folder = std::path::PathBuf::from(key);
+    let plain = !key.is_empty()
+        && folder
+            .components()
+            .all(|part| matches!(part, std::path::Component::Normal(_)));
+    plain.then_some(folder)
 }
 
 /// `source` as JSON of `what` shape; an error at the line JSON parsing stopped.
@@ -197,9 +213,10 @@ pub(crate) fn node_engine(manifest: &Source) -> Result<Option<(String, InputErro
     Ok(Some((range.to_owned(), refused)))
 }
 
-/// Refuses a workspace's root (`workspaces` in `package.json`, or a
+/// Refuses the root of a workspace npm does not lock (`workspaces` in a
+/// pnpm- or Yarn-locked service's `package.json`, or a
 /// `pnpm-workspace.yaml` beside it): its members' packages are not
-/// installed per cell, and `npm ci` would fail on every one.
+/// installed per cell, and the install would fail on every one.
 pub(crate) fn refuse_workspaces(manifest: &Source) -> Result<(), InputError> {
     let declared: serde_json::Value = read_json(manifest, "package.json")?;
     let pnpm_workspace = manifest.path.with_file_name("pnpm-workspace.yaml");
@@ -212,7 +229,7 @@ pub(crate) fn refuse_workspaces(manifest: &Source) -> Result<(), InputError> {
         span,
         "workspaces",
         &format!(
-            "this is a workspace's root ({why}): a service among a workspace's packages is not checked yet; point service.root at a service with a lock of its own"
+            "this is a workspace's root ({why}): a service in a pnpm or Yarn workspace is not checked yet (one in an npm workspace is); point service.root at a service with a lock of its own"
         ),
     ))
 }
@@ -257,9 +274,20 @@ impl Stale<'_> {
 /// dependency the manifest declares that the lock's own entry does not, or
 /// declares otherwise, named with the manifest's line, as `npm ci` refuses.
 pub(crate) fn check_in_sync(lock: &Source, manifest: &Source) -> Result<(), InputError> {
+    check_entry_in_sync(lock, "", manifest)
+}
+
+/// Refuses a lock whose entry `key` (`""` for the service's own package, a
+/// workspace member's folder for that member's) is out of date with that
+/// package's `package.json` (in `manifest`).
+pub(crate) fn check_entry_in_sync(
+    lock: &Source,
+    key: &str,
+    manifest: &Source,
+) -> Result<(), InputError> {
     let declared: Needs = read_json(manifest, "package.json")?;
     let locked: RawLock = read_json(lock, "package-lock.json")?;
-    let root = locked.packages.get("").map(|entry| &entry.needs);
+    let root = locked.packages.get(key).map(|entry| &entry.needs);
     let empty = Needs::default();
     let root = root.unwrap_or(&empty);
     let kinds = [
@@ -290,9 +318,9 @@ pub(crate) fn check_in_sync(lock: &Source, manifest: &Source) -> Result<(), Inpu
         if let Some(name) = held.keys().find(|name| !wanted.contains_key(*name)) {
             return Err(lock.error_at(
                 key_span(lock, name),
-                &format!("packages.\"\".{kind}.{name}"),
+                &format!("packages.\"{key}\".{kind}.{name}"),
                 &format!(
-                    "the lock's own package needs {name}, which {} does not declare; run `npm install` to update the lock",
+                    "the lock's entry of this package needs {name}, which {} does not declare; run `npm install` to update the lock",
                     manifest.path.display()
                 ),
             ));
@@ -372,6 +400,12 @@ mod tests {
         let express = PackageName::npm("express").unwrap();
         assert!(lock.requires[&express].contains(&PackageName::npm("debug").unwrap()));
         assert_eq!(lock.unchecked, ["debug 4.3.4"]);
+        // The `file:` folder is installed from the service's copy; one
+        // outside the lock's folder is never written to.
+        assert_eq!(lock.members, [std::path::PathBuf::from("lib")]);
+        let outside = LOCK.replace("\"lib\": {", "\"../../etc\": {");
+        let lock = parse(&source("package-lock.json", &outside)).unwrap();
+        assert!(lock.members.is_empty());
     }
 
     #[test]

@@ -147,6 +147,7 @@ pub(crate) fn parse(source: &Source) -> Result<NodeLock, InputError> {
         requires,
         direct,
         unchecked,
+        members: Vec::new(),
     })
 }
 

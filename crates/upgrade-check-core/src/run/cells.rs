@@ -309,7 +309,7 @@ pub(super) async fn run_cell(
         Prepared::Ready {
             environment,
             resolution,
-        } => (environment, *resolution),
+        } => (*environment, *resolution),
         Prepared::Failed {
             verdict,
             reason,

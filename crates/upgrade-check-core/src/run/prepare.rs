@@ -23,7 +23,7 @@ use crate::sys::process::Cancel;
 /// A cell ready to run, or the reason it cannot.
 pub(super) enum Prepared {
     Ready {
-        environment: Environment,
+        environment: Box<Environment>,
         /// The resolved set, whether it came from the cache, and how near.
         resolution: Box<Resolution>,
     },
@@ -129,7 +129,7 @@ pub(super) fn prepare_all(
                         let config = &ctx.settings.config;
                         ctx.state
                             .preloading
-                            .ready(config, &cell.id, environment.clone());
+                            .ready(config, &cell.id, (**environment).clone());
                     }
                     // Never lined up (it starts no service, or cannot): the
                     // cell before starts the one after ahead.
@@ -249,7 +249,7 @@ fn said(
                 },
             );
             Prepared::Ready {
-                environment,
+                environment: Box::new(environment),
                 resolution: Box::new(resolution),
             }
         }

@@ -105,26 +105,32 @@ fn npm_builder(
         .to_owned();
     let manifest_path = lock_path.with_file_name("package.json");
     // In a pull request the baseline is the base's lock with the base's
-    // package.json, where the change edits it.
-    let mut base_manifest = None;
+    // package.json files (the service's, a workspace member's), where the
+    // change edits them.
+    let mut base_manifests = std::collections::BTreeMap::new();
     if let Some(git_ref) = &options.since {
-        let changed = pr::manifests_changed_since(git_ref, root, "package.json")?;
-        if let Some((path, before)) = changed.into_iter().find(|(path, _)| *path == manifest_path) {
+        for (path, before) in pr::manifests_changed_since(git_ref, root, "package.json")? {
             events(&RunEvent::ManifestChanged {
                 since: git_ref.clone(),
-                path,
+                path: path.clone(),
             });
-            base_manifest = Some(before);
+            base_manifests.insert(path, before);
         }
     }
-    let manifest = match &base_manifest {
-        Some(before) => source::Source {
-            path: root.join(&manifest_path),
-            text: before.clone(),
-        },
-        None => source::Source::read(&root.join(&manifest_path))?,
+    let base_manifest = |path: &std::path::Path| -> anyhow::Result<source::Source> {
+        Ok(match base_manifests.get(path) {
+            Some(before) => source::Source {
+                path: root.join(path),
+                text: before.clone(),
+            },
+            None => source::Source::read(&root.join(path))?,
+        })
     };
-    crate::input::npm_lock::refuse_workspaces(&manifest)?;
+    let manifest = base_manifest(&manifest_path)?;
+    // An npm workspace's members are installed with it.
+    if manager != Manager::Npm {
+        crate::input::npm_lock::refuse_workspaces(&manifest)?;
+    }
     manager.check_in_sync(
         &source::Source {
             path: config.service.baseline.clone(),
@@ -132,6 +138,24 @@ fn npm_builder(
         },
         &manifest,
     )?;
+    // An npm workspace: each member's package.json in sync with its entry.
+    let lock_source = source::Source {
+        path: config.service.baseline.clone(),
+        text: baseline.text.clone(),
+    };
+    let members = match manager {
+        Manager::Npm => crate::input::npm_lock::parse(&lock_source)?.members,
+        Manager::Pnpm | Manager::Yarn => Vec::new(),
+    };
+    let lock_folder = lock_path.parent().unwrap_or(std::path::Path::new(""));
+    for member in &members {
+        let member_manifest = base_manifest(&lock_folder.join(member).join("package.json"))?;
+        crate::input::npm_lock::check_entry_in_sync(
+            &lock_source,
+            &member.to_string_lossy(),
+            &member_manifest,
+        )?;
+    }
     let tool = env::node::Tool::of(manager, &baseline.text);
     if tool != env::node::Tool::Npm {
         let declared: serde_json::Value = serde_json::from_str(&manifest.text)?;
@@ -170,7 +194,8 @@ fn npm_builder(
         lock_path,
         manager,
         baseline,
-        base_manifest,
+        base_manifests,
+        members,
         no_scripts: options.check.no_build,
         timeout: config.timeouts.build,
         offline: options.offline,

@@ -324,6 +324,7 @@ impl CargoBuilder {
             bin: bin.clone(),
             python: None,
             node_modules: None,
+            local_packages: Vec::new(),
             reused,
             hash_checked: false,
             built_from_source: Vec::new(),

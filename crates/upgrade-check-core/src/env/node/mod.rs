@@ -412,9 +412,14 @@ pub(crate) struct NpmBuilder {
     pub manager: Manager,
     /// The baseline lock (at the pull request's base in PR mode).
     pub baseline: BaselineFile,
-    /// In PR mode, the base's `package.json` where the change edits it: the
-    /// baseline is installed with it, and cells start from it.
-    pub base_manifest: Option<String>,
+    /// In PR mode, the base's `package.json` files (by path inside `root`)
+    /// where the change edits them: the baseline is installed with them,
+    /// and cells start from them.
+    pub base_manifests: std::collections::BTreeMap<PathBuf, String>,
+    /// The local packages' folders (a workspace's members, `file:`
+    /// folders), relative to the lock's: their `package.json` files are
+    /// installed with the service's.
+    pub members: Vec<PathBuf>,
     pub timeout: Duration,
     /// Never reach the registry: use what npm has cached.
     pub offline: bool,
@@ -430,24 +435,49 @@ impl NpmBuilder {
         self.lock_path.with_file_name("package.json")
     }
 
-    /// The working tree's `package.json`.
-    fn manifest(&self) -> anyhow::Result<String> {
-        Ok(fs_err::read_to_string(
-            self.root.join(self.manifest_path()),
-        )?)
+    /// The paths inside `root` of every `package.json` the install reads:
+    /// the service's, then each local package's.
+    fn manifest_paths(&self) -> Vec<PathBuf> {
+        let folder = self.lock_path.parent().unwrap_or(Path::new(""));
+        std::iter::once(self.manifest_path())
+            .chain(
+                self.members
+                    .iter()
+                    .map(|member| folder.join(member).join("package.json")),
+            )
+            .collect()
+    }
+
+    /// The working tree's `package.json` files, by path.
+    fn own_manifests(&self) -> anyhow::Result<Vec<(PathBuf, String)>> {
+        self.manifest_paths()
+            .into_iter()
+            .map(|path| Ok((path.clone(), fs_err::read_to_string(self.root.join(path))?)))
+            .collect()
+    }
+
+    /// The `package.json` files the baseline is installed with, and cells
+    /// start from: the base's where a pull request edits them.
+    fn base_manifests(&self) -> anyhow::Result<Vec<(PathBuf, String)>> {
+        let mut manifests = self.own_manifests()?;
+        for (path, text) in &mut manifests {
+            if let Some(before) = self.base_manifests.get(path) {
+                text.clone_from(before);
+            }
+        }
+        Ok(manifests)
+    }
+
+    /// Where `path` (inside `root`) goes in an install folder, which holds
+    /// the lock's folder's contents.
+    fn in_install_folder(&self, path: &Path) -> PathBuf {
+        let folder = self.lock_path.parent().unwrap_or(Path::new(""));
+        path.strip_prefix(folder).unwrap_or(path).to_owned()
     }
 
     /// The program that installs the service.
     fn tool(&self) -> Tool {
         Tool::of(self.manager, &self.baseline.text)
-    }
-
-    /// The `package.json` the baseline is installed with, and cells start from.
-    fn base_manifest(&self) -> anyhow::Result<String> {
-        match &self.base_manifest {
-            Some(before) => Ok(before.clone()),
-            None => self.manifest(),
-        }
     }
 
     /// The set `lock` holds, built with `manifests` laid over the service's.
@@ -464,20 +494,25 @@ impl NpmBuilder {
     }
 
     fn resolve_cell(&self, baseline: &ResolvedSet, pins: &[Pin]) -> Result<Resolution, BuildError> {
-        let manifest = self.base_manifest()?;
-        let mut edited: serde_json::Value =
-            serde_json::from_str(&manifest).context("reading package.json")?;
+        let manifests = self.base_manifests()?;
+        let mut edited = Vec::new();
+        for (path, text) in &manifests {
+            let value: serde_json::Value = serde_json::from_str(text)
+                .with_context(|| format!("reading {}", path.display()))?;
+            edited.push((path.clone(), value));
+        }
         // pnpm reads its overrides from `pnpm.overrides`, Yarn from `resolutions`.
         let overrides = match self.manager {
             Manager::Npm => "/overrides",
             Manager::Pnpm => "/pnpm/overrides",
             Manager::Yarn => "/resolutions",
         };
-        let overridable = edited.is_object()
-            && edited
+        let root = &edited[0].1;
+        let overridable = root.is_object()
+            && root
                 .pointer(overrides)
                 .is_none_or(serde_json::Value::is_object)
-            && edited.get("pnpm").is_none_or(serde_json::Value::is_object);
+            && root.get("pnpm").is_none_or(serde_json::Value::is_object);
         if !overridable {
             return Err(BuildError::Refused(format!(
                 "package.json is not an object with a `{}` object (or none): {} cannot read it either",
@@ -486,7 +521,11 @@ impl NpmBuilder {
             )));
         }
         let tool = self.tool();
-        let mut installs = Vec::new();
+        // A workspace member declares its own packages; a `file:` folder's
+        // are moved by an override, as npm has no `--workspace` for it.
+        let workspace = root.get("workspaces").is_some();
+        // What each package.json (the service's, a member's) is asked to install.
+        let mut installs: Vec<Vec<String>> = vec![Vec::new(); edited.len()];
         let mut raised = Vec::new();
         for pin in pins {
             if !baseline.packages.contains_key(&pin.package) {
@@ -497,59 +536,78 @@ impl NpmBuilder {
                     self.manager.program()
                 )));
             }
-            match declared_range(&edited, pin.package.as_str()) {
-                Some(range) => {
-                    installs.push(format!("{}@{}", pin.package, pin.version));
-                    // Yarn is told the exact version by its declaration: its
-                    // `add` would move a dev dependency among the others.
-                    if let Tool::Yarn(_) = tool {
-                        declare_exactly(&mut edited, pin.package.as_str(), &pin.version);
-                    }
-                    let Version::Semver(version) = &pin.version else {
-                        continue;
-                    };
-                    if accepts(&range, version) != Some(true) {
-                        raised.push(Raised {
-                            manifest: self.manifest_path(),
-                            package: pin.package.to_string(),
-                            from: range,
-                            to: pin.version.to_string(),
-                        });
-                    }
+            let mut declared = false;
+            for (index, (path, manifest)) in edited.iter_mut().enumerate() {
+                if index > 0 && !workspace {
+                    break;
                 }
-                None => {
-                    let overridden = match self.manager {
-                        Manager::Npm => &mut edited["overrides"],
-                        Manager::Pnpm => &mut edited["pnpm"]["overrides"],
-                        Manager::Yarn => &mut edited["resolutions"],
-                    };
-                    overridden[pin.package.as_str()] =
-                        serde_json::Value::String(pin.version.to_string());
+                let Some(range) = declared_range(manifest, pin.package.as_str()) else {
+                    continue;
+                };
+                declared = true;
+                installs[index].push(format!("{}@{}", pin.package, pin.version));
+                // Yarn is told the exact version by its declaration: its
+                // `add` would move a dev dependency among the others.
+                if let Tool::Yarn(_) = tool {
+                    declare_exactly(manifest, pin.package.as_str(), &pin.version);
+                }
+                let Version::Semver(version) = &pin.version else {
+                    continue;
+                };
+                if accepts(&range, version) != Some(true) {
+                    raised.push(Raised {
+                        manifest: path.clone(),
+                        package: pin.package.to_string(),
+                        from: range,
+                        to: pin.version.to_string(),
+                    });
                 }
             }
+            if !declared {
+                let root = &mut edited[0].1;
+                let overridden = match self.manager {
+                    Manager::Npm => &mut root["overrides"],
+                    Manager::Pnpm => &mut root["pnpm"]["overrides"],
+                    Manager::Yarn => &mut root["resolutions"],
+                };
+                overridden[pin.package.as_str()] =
+                    serde_json::Value::String(pin.version.to_string());
+            }
         }
-        let laid = serde_json::to_string_pretty(&edited).context("writing package.json")? + "\n";
+        let mut laid = Vec::new();
+        for (path, manifest) in &edited {
+            let text = serde_json::to_string_pretty(manifest).context("writing package.json")?;
+            laid.push((path.clone(), text + "\n"));
+        }
+        let every = |manifests: &[(PathBuf, String)]| -> String {
+            manifests
+                .iter()
+                .map(|(path, text)| format!("# {}\n{text}", path.display()))
+                .collect()
+        };
+        let asked: Vec<String> = installs.iter().map(|specs| specs.join(" ")).collect();
         let key = hash(&[
-            "npm-resolve-v1",
+            "npm-resolve-v2",
             &self.node.version,
-            &manifest,
-            &laid,
+            &every(&manifests),
+            &every(&laid),
             &self.baseline.text,
-            &installs.join("\n"),
+            &asked.join("\n"),
         ]);
         let cached_lock = self
             .dirs
             .resolutions_dir()
             .join(format!("{key}.{}", self.manager.lock_name()));
-        let cached_manifest = self
+        let cached_manifests = self
             .dirs
             .resolutions_dir()
-            .join(format!("{key}.package.json"));
-        if let (Ok(lock), Ok(manifest)) = (
+            .join(format!("{key}.manifests.json"));
+        if let (Ok(lock), Ok(manifests)) = (
             fs_err::read_to_string(&cached_lock),
-            fs_err::read_to_string(&cached_manifest),
-        ) {
-            let inputs = self.inputs(lock, manifest, raised);
+            fs_err::read_to_string(&cached_manifests),
+        ) && let Ok(manifests) = serde_json::from_str::<Vec<(PathBuf, String)>>(&manifests)
+        {
+            let inputs = self.inputs(lock, manifests, raised);
             return Ok(Resolution {
                 set: self.set_of(&cached_lock, inputs)?,
                 reused: true,
@@ -558,7 +616,11 @@ impl NpmBuilder {
             });
         }
         let scratch = state::temp_dir()?;
-        state::write_atomic(&scratch.path().join("package.json"), laid.as_bytes())?;
+        for (path, text) in &laid {
+            let at = scratch.path().join(self.in_install_folder(path));
+            fs_err::create_dir_all(at.parent().unwrap_or(scratch.path()))?;
+            state::write_atomic(&at, text.as_bytes())?;
+        }
         let lock_name = self.manager.lock_name();
         state::write_atomic(
             &scratch.path().join(lock_name),
@@ -566,35 +628,57 @@ impl NpmBuilder {
         )?;
         let (add, lock_only) = match tool {
             Tool::Npm => ("install", "--package-lock-only"),
-            Tool::Pnpm if installs.is_empty() => ("install", "--lockfile-only"),
+            Tool::Pnpm if installs.concat().is_empty() => ("install", "--lockfile-only"),
             Tool::Pnpm => ("add", "--lockfile-only"),
             // Yarn 1 has no lock-only install: it installs into the scratch folder.
             Tool::Yarn(Flavour::Classic) => ("install", "--ignore-scripts"),
             Tool::Yarn(Flavour::Berry) => ("install", "--mode=update-lockfile"),
         };
-        let mut args: Vec<OsString> = vec![add.into(), lock_only.into()];
-        if matches!(tool, Tool::Npm | Tool::Pnpm) {
-            args.push("--ignore-scripts".into());
-            if !installs.is_empty() {
-                args.push("--save-exact".into());
-                args.extend(installs.iter().map(OsString::from));
+        let program = tool.program();
+        // One step per package.json asked for something (npm's `-w` names a
+        // workspace member's), or one for the overrides alone; Yarn, told by
+        // the declarations, in one step.
+        let mut steps: Vec<(Option<&PathBuf>, &[String])> = Vec::new();
+        for (index, specs) in installs.iter().enumerate() {
+            if !specs.is_empty() && matches!(tool, Tool::Npm | Tool::Pnpm) {
+                steps.push(((index > 0).then(|| &self.members[index - 1]), specs));
             }
         }
-        let program = tool.program();
-        let doing = match (installs.is_empty(), tool) {
-            (true, _) => format!("{program} install {lock_only} (overrides)"),
-            (false, Tool::Yarn(_)) => format!(
-                "{program} install {lock_only} (declaring {})",
-                installs.join(" ")
-            ),
-            (false, _) => format!("{program} {add} {} {lock_only}", installs.join(" ")),
-        };
-        self.run(scratch.path(), args, &doing)?;
+        if steps.is_empty() {
+            steps.push((None, &[]));
+        }
+        for (member, specs) in steps {
+            let mut args: Vec<OsString> = vec![add.into(), lock_only.into()];
+            if let Some(member) = member {
+                args.extend(["--workspace".into(), member.into()]);
+            }
+            if matches!(tool, Tool::Npm | Tool::Pnpm) {
+                args.push("--ignore-scripts".into());
+                if !specs.is_empty() {
+                    args.push("--save-exact".into());
+                    args.extend(specs.iter().map(OsString::from));
+                }
+            }
+            let all = installs.concat().join(" ");
+            let doing = match (specs.is_empty(), tool) {
+                (true, Tool::Yarn(_)) if !all.is_empty() => {
+                    format!("{program} install {lock_only} (declaring {all})")
+                }
+                (true, _) => format!("{program} install {lock_only} (overrides)"),
+                (false, _) => format!("{program} {add} {} {lock_only}", specs.join(" ")),
+            };
+            self.run(scratch.path(), args, &doing)?;
+        }
         let lock = fs_err::read_to_string(scratch.path().join(lock_name))?;
-        let manifest = fs_err::read_to_string(scratch.path().join("package.json"))?;
-        state::write_atomic(&cached_manifest, manifest.as_bytes())?;
+        let mut resolved = Vec::new();
+        for (path, _) in &laid {
+            let text = fs_err::read_to_string(scratch.path().join(self.in_install_folder(path)))?;
+            resolved.push((path.clone(), text));
+        }
+        let listed = serde_json::to_string(&resolved).context("writing the manifests")?;
+        state::write_atomic(&cached_manifests, listed.as_bytes())?;
         state::write_atomic(&cached_lock, lock.as_bytes())?;
-        let inputs = self.inputs(lock, manifest, raised);
+        let inputs = self.inputs(lock, resolved, raised);
         Ok(Resolution {
             set: self.set_of(&cached_lock, inputs)?,
             reused: false,
@@ -603,18 +687,28 @@ impl NpmBuilder {
         })
     }
 
-    /// A resolved lock's inputs: the `package.json` laid over the service's
-    /// only where it differs from it.
-    fn inputs(&self, lock: String, manifest: String, raised: Vec<Raised>) -> LockInputs {
-        let own = self.manifest().unwrap_or_default();
-        let same = serde_json::from_str::<serde_json::Value>(&manifest).ok()
-            == serde_json::from_str::<serde_json::Value>(&own).ok();
+    /// A resolved lock's inputs: each `package.json` laid over the
+    /// service's only where it differs from it.
+    fn inputs(
+        &self,
+        lock: String,
+        manifests: Vec<(PathBuf, String)>,
+        raised: Vec<Raised>,
+    ) -> LockInputs {
+        let own = self.own_manifests().unwrap_or_default();
+        let same = |path: &PathBuf, text: &str| {
+            own.iter().any(|(own_path, own_text)| {
+                own_path == path
+                    && serde_json::from_str::<serde_json::Value>(text).ok()
+                        == serde_json::from_str::<serde_json::Value>(own_text).ok()
+            })
+        };
         LockInputs {
             lock,
-            manifests: match same {
-                true => Vec::new(),
-                false => vec![(self.manifest_path(), manifest)],
-            },
+            manifests: manifests
+                .into_iter()
+                .filter(|(path, text)| !same(path, text))
+                .collect(),
             raised,
         }
     }
@@ -625,20 +719,28 @@ impl NpmBuilder {
             .locked
             .as_ref()
             .context("an npm resolved set carries its lock")?;
-        let manifest = match inputs.manifests.first() {
-            Some((_, laid)) => laid.clone(),
-            None => self.manifest()?,
-        };
+        // Each package.json as the set was resolved with: laid over, or the
+        // working tree's.
+        let mut manifests = self.own_manifests()?;
+        for (path, text) in &mut manifests {
+            if let Some((_, laid)) = inputs.manifests.iter().find(|(laid, _)| laid == path) {
+                text.clone_from(laid);
+            }
+        }
         let scripts = match self.no_scripts {
             true => "--ignore-scripts",
             false => "with install scripts",
         };
+        let every: String = manifests
+            .iter()
+            .map(|(path, text)| format!("# {}\n{text}", path.display()))
+            .collect();
         let key = hash(&[
-            "npm-env-v1",
+            "npm-env-v2",
             self.manager.lock_name(),
             &self.node.version,
             scripts,
-            &manifest,
+            &every,
             &inputs.lock,
         ]);
         let id = key[..16].to_owned();
@@ -665,6 +767,7 @@ impl NpmBuilder {
             bin: modules.join(".bin"),
             python: None,
             node_modules: Some(modules.clone()),
+            local_packages: self.members.clone(),
             reused,
             // npm and pnpm check every download against the lock's `integrity`.
             hash_checked: checked.unchecked.is_empty(),
@@ -687,13 +790,18 @@ impl NpmBuilder {
         // The service's own lifecycle scripts are not an install's: they
         // would run here, without its code. Its dependencies' run, as npm
         // runs them (a native module is built for this Node).
-        let mut installed: serde_json::Value =
-            serde_json::from_str(&manifest).context("reading package.json")?;
-        if let Some(object) = installed.as_object_mut() {
-            object.remove("scripts");
+        for (path, manifest) in &manifests {
+            let mut installed: serde_json::Value = serde_json::from_str(manifest)
+                .with_context(|| format!("reading {}", path.display()))?;
+            if let Some(object) = installed.as_object_mut() {
+                object.remove("scripts");
+            }
+            let installed =
+                serde_json::to_string_pretty(&installed).context("writing package.json")?;
+            let at = dir.join(self.in_install_folder(path));
+            fs_err::create_dir_all(at.parent().unwrap_or(&dir))?;
+            state::write_atomic(&at, installed.as_bytes())?;
         }
-        let installed = serde_json::to_string_pretty(&installed).context("writing package.json")?;
-        state::write_atomic(&dir.join("package.json"), installed.as_bytes())?;
         state::write_atomic(&dir.join(self.manager.lock_name()), lock_text.as_bytes())?;
         let tool = self.tool();
         // Yarn 2+ runs an `exec:` package's script to fetch it: code, which
@@ -874,7 +982,7 @@ impl super::Ecosystem for NpmBuilder {
     fn resolve_baseline(&self) -> Result<Resolution, BuildError> {
         let inputs = self.inputs(
             self.baseline.text.clone(),
-            self.base_manifest()?,
+            self.base_manifests()?,
             Vec::new(),
         );
         Ok(Resolution {
@@ -886,7 +994,11 @@ impl super::Ecosystem for NpmBuilder {
     }
 
     fn resolve_file(&self, path: &Path) -> Result<Resolution, BuildError> {
-        let inputs = self.inputs(fs_err::read_to_string(path)?, self.manifest()?, Vec::new());
+        let inputs = self.inputs(
+            fs_err::read_to_string(path)?,
+            self.own_manifests()?,
+            Vec::new(),
+        );
         Ok(Resolution {
             set: self.set_of(path, inputs)?,
             reused: true,

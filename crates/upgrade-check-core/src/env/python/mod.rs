@@ -388,6 +388,7 @@ impl UvBuilder {
                 venv: venv.clone(),
             }),
             node_modules: None,
+            local_packages: Vec::new(),
             reused,
             hash_checked,
             built_from_source,

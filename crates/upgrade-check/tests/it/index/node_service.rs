@@ -127,7 +127,7 @@ fn each_real_break_of_the_node_service_is_caught_with_its_cause_and_harmless_bum
 }
 
 #[test]
-fn a_stale_lock_a_refused_node_or_a_workspace_root_stops_the_run_at_its_line() {
+fn a_stale_lock_a_refused_node_or_a_yarn_workspace_root_stops_the_run_at_its_line() {
     let ctx = node_service();
     ctx.edit("service/package.json", |text| {
         text.replace("\"express\": \"4.21.2\"", "\"express\": \"^5.1.0\"")
@@ -161,7 +161,9 @@ fn a_stale_lock_a_refused_node_or_a_workspace_root_stops_the_run_at_its_line() {
         run.stderr
     );
 
-    // A workspace's root: its members would not be installed per cell.
+    // A Yarn workspace's root: its members would not be installed per
+    // cell (an npm workspace's are).
+    lay_yarn_lock(&ctx, "classic");
     ctx.edit("service/package.json", |text| {
         text.replace("\"node\": \">=99\"", "\"node\": \">=18\"")
             .replace(
@@ -353,6 +355,12 @@ fn grouped_bump_split(ctx: &TestContext) -> upgrade_check_core::model::report::R
 /// `classic` for Yarn 1, `berry` for Yarn 4), in place of npm's lock.
 fn yarn_service(flavour: &str) -> TestContext {
     let ctx = node_service();
+    lay_yarn_lock(&ctx, flavour);
+    ctx
+}
+
+/// The service's npm lock replaced by Yarn's (`classic` or `berry`).
+fn lay_yarn_lock(ctx: &TestContext, flavour: &str) {
     std::fs::remove_file(ctx.path("service/package-lock.json")).unwrap();
     std::fs::rename(
         ctx.path(&format!("yarn/{flavour}/yarn.lock")),
@@ -365,7 +373,6 @@ fn yarn_service(flavour: &str) -> TestContext {
             "baseline = \"yarn.lock\"",
         )
     });
-    ctx
 }
 
 /// A Yarn-locked service, Yarn 1's lock and Yarn 4's: a lock out of date
@@ -512,5 +519,108 @@ fn the_node_key_runs_the_service_and_its_installs_on_the_node_it_chooses() {
             .as_deref()
             .is_some_and(|summary| summary.contains("bcrypt_lib.node")),
         "{health:?}"
+    );
+}
+
+/// An npm workspace (`fixtures/node-workspace`): the auth service is one
+/// member, signing through another (`@acme/tokens`, which needs
+/// jsonwebtoken). A member's package.json out of date with the lock stops
+/// the run at its line; each member's package is moved in that member's
+/// package.json and caught (the token library's jsonwebtoken 9 breaks
+/// the service's login); the service runs its sibling member from its own
+/// copy; an override npm does not apply inside a workspace is said, not
+/// tried; and a Dependabot bump inside a member is tried in PR mode
+/// against the base's member package.json.
+#[test]
+fn a_service_in_an_npm_workspace_is_checked_with_its_members() {
+    let ctx = TestContext::from_workspace("fixtures/node-workspace", std::path::Path::to_path_buf);
+    ctx.edit("service/packages/tokens/package.json", |text| {
+        text.replace(
+            "\"jsonwebtoken\": \"8.5.1\"",
+            "\"jsonwebtoken\": \"^9.0.0\"",
+        )
+    });
+    let stale = ctx.run(&["--no-bisect"]);
+    assert_eq!(stale.code, 2, "{}", stale.stderr);
+    assert!(
+        stale.stderr.contains("packages/tokens/package.json:8")
+            && stale
+                .stderr
+                .contains("`jsonwebtoken: ^9.0.0` here, the lock has `8.5.1`"),
+        "{}",
+        stale.stderr
+    );
+    ctx.edit("service/packages/tokens/package.json", |text| {
+        text.replace(
+            "\"jsonwebtoken\": \"^9.0.0\"",
+            "\"jsonwebtoken\": \"8.5.1\"",
+        )
+    });
+
+    let run = ctx.run(&["--no-bisect"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report = ctx.report();
+    for scenario in ["health", "register", "login"] {
+        assert_eq!(verdict(&report, "baseline", scenario), Verdict::Pass);
+        assert_eq!(
+            verdict(&report, "express 5.1.0", scenario),
+            Verdict::StartupFailed
+        );
+    }
+    let login = scenario_report(&report, "jsonwebtoken 9.0.2", "login");
+    assert_eq!(login.verdict, Verdict::Changed);
+    assert!(
+        login
+            .log_tail
+            .as_deref()
+            .is_some_and(|log| log
+                .contains("secretOrPrivateKey has a minimum key size of 2048 bits for RS256")),
+        "{login:?}"
+    );
+    let raised = |cell: &str| {
+        cell_report(&report, cell)
+            .environment
+            .as_ref()
+            .unwrap()
+            .raised_requirements
+            .clone()
+    };
+    assert_eq!(
+        raised("jsonwebtoken 9.0.2"),
+        ["jsonwebtoken \"8.5.1\" → \"9.0.2\" in packages/tokens/package.json"]
+    );
+    assert_eq!(
+        raised("express 5.1.0"),
+        ["express \"4.21.2\" → \"5.1.0\" in packages/api/package.json"]
+    );
+    assert!(
+        run.stdout
+            .contains("semver 7.6.3 not tried: its resolution holds semver 5.7.3, not 7.6.3"),
+        "{}",
+        run.stdout
+    );
+
+    ctx.set_matrix("");
+    committed(&ctx, "the workspace");
+    crate::common::git(&ctx, &["checkout", "--quiet", "-b", "tokens-bump"]);
+    npm_bump(
+        &ctx,
+        &["--workspace", "packages/tokens", "jsonwebtoken@9.0.2"],
+    );
+    committed(
+        &ctx,
+        "Bump jsonwebtoken from 8.5.1 to 9.0.2 in /packages/tokens",
+    );
+    let pr = ctx.run(&["--since", "main", "--no-bisect"]);
+    assert_eq!(pr.code, 1, "{}\n{}", pr.stdout, pr.stderr);
+    let report = ctx.report();
+    assert_eq!(
+        crate::common::cell_names(&report),
+        ["baseline", "jsonwebtoken 9.0.2"]
+    );
+    assert_eq!(verdict(&report, "baseline", "login"), Verdict::Pass);
+    assert_eq!(
+        verdict(&report, "jsonwebtoken 9.0.2", "login"),
+        Verdict::Changed
     );
 }
