@@ -170,6 +170,29 @@ pub(crate) fn manifests_changed_since(
     Ok(changed)
 }
 
+/// The file at `path` (relative to `root`) as it was at `git_ref`; `None`
+/// when the ref has no such file (a pull request added it).
+pub(crate) fn file_at(git_ref: &str, root: &Path, path: &Path) -> anyhow::Result<Option<String>> {
+    check_ref(git_ref)?;
+    let path = format!("./{}", path.display());
+    let listed = git(
+        root,
+        &[
+            "ls-tree",
+            "--name-only",
+            "--end-of-options",
+            git_ref,
+            "--",
+            &path,
+        ],
+    )?;
+    if listed.trim().is_empty() {
+        return Ok(None);
+    }
+    let spec = format!("{git_ref}:{path}");
+    Ok(Some(git(root, &["show", "--end-of-options", &spec])?))
+}
+
 /// Packages whose pin differs between the two files, in name order.
 ///
 /// A lock may hold one crate at several versions: a version that left is

@@ -156,6 +156,14 @@ fn npm_builder(
             &member_manifest,
         )?;
     }
+    // The service's own npm settings (its registry, its scopes'), as the
+    // base has them in a pull request: a change's own `.npmrc` could send
+    // the runner's tokens to a registry of its choosing.
+    let npmrc_path = lock_path.with_file_name(".npmrc");
+    let npmrc = match &options.since {
+        Some(git_ref) => pr::file_at(git_ref, root, &npmrc_path)?,
+        None => std::fs::read_to_string(root.join(&npmrc_path)).ok(),
+    };
     let tool = env::node::Tool::of(manager, &baseline.text);
     if tool != env::node::Tool::Npm {
         let declared: serde_json::Value = serde_json::from_str(&manifest.text)?;
@@ -196,6 +204,7 @@ fn npm_builder(
         baseline,
         base_manifests,
         members,
+        npmrc,
         no_scripts: options.check.no_build,
         timeout: config.timeouts.build,
         offline: options.offline,

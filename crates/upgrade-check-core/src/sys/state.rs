@@ -190,7 +190,17 @@ pub(crate) fn write_new(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     write_whole(path, contents, false)
 }
 
+/// [`write_atomic`] for a file only this user may read (0600): settings
+/// that may hold a registry's token.
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    write_with_mode(path, contents, true, 0o600)
+}
+
 fn write_whole(path: &Path, contents: &[u8], replace: bool) -> anyhow::Result<()> {
+    write_with_mode(path, contents, replace, 0o666 & !umask())
+}
+
+fn write_with_mode(path: &Path, contents: &[u8], replace: bool, mode: u32) -> anyhow::Result<()> {
     let contents = &*redact::scrub_bytes(contents);
     let dir = path
         .parent()
@@ -201,7 +211,7 @@ fn write_whole(path: &Path, contents: &[u8], replace: bool) -> anyhow::Result<()
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temp file in {}", dir.display()))?;
     stall_if_asked(path, &mut temp, contents);
-    let mode = std::fs::Permissions::from_mode(0o666 & !umask());
+    let mode = std::fs::Permissions::from_mode(mode);
     temp.write_all(contents)
         .and_then(|()| temp.as_file().set_permissions(mode))
         .and_then(|()| temp.as_file().sync_all())

@@ -420,6 +420,9 @@ pub(crate) struct NpmBuilder {
     /// folders), relative to the lock's: their `package.json` files are
     /// installed with the service's.
     pub members: Vec<PathBuf>,
+    /// The service's own `.npmrc` (the base's in PR mode): its registry
+    /// and scopes, laid into every folder an install runs in.
+    pub npmrc: Option<String>,
     pub timeout: Duration,
     /// Never reach the registry: use what npm has cached.
     pub offline: bool,
@@ -473,6 +476,18 @@ impl NpmBuilder {
     fn in_install_folder(&self, path: &Path) -> PathBuf {
         let folder = self.lock_path.parent().unwrap_or(Path::new(""));
         path.strip_prefix(folder).unwrap_or(path).to_owned()
+    }
+
+    /// The service's `.npmrc` laid into `dir` for a step, readable by this
+    /// user alone, and taken out when the returned value is dropped: it
+    /// may hold a registry's token, which no environment keeps.
+    fn lay_npmrc(&self, dir: &Path) -> anyhow::Result<LaidNpmrc> {
+        let Some(text) = &self.npmrc else {
+            return Ok(LaidNpmrc(None));
+        };
+        let path = dir.join(".npmrc");
+        state::write_private(&path, text.as_bytes())?;
+        Ok(LaidNpmrc(Some(path)))
     }
 
     /// The program that installs the service.
@@ -589,6 +604,7 @@ impl NpmBuilder {
         let key = hash(&[
             "npm-resolve-v2",
             &self.node.version,
+            self.npmrc.as_deref().unwrap_or(""),
             &every(&manifests),
             &every(&laid),
             &self.baseline.text,
@@ -647,6 +663,7 @@ impl NpmBuilder {
         if steps.is_empty() {
             steps.push((None, &[]));
         }
+        let _npmrc = self.lay_npmrc(scratch.path())?;
         for (member, specs) in steps {
             let mut args: Vec<OsString> = vec![add.into(), lock_only.into()];
             if let Some(member) = member {
@@ -739,6 +756,7 @@ impl NpmBuilder {
             "npm-env-v2",
             self.manager.lock_name(),
             &self.node.version,
+            self.npmrc.as_deref().unwrap_or(""),
             scripts,
             &every,
             &inputs.lock,
@@ -852,7 +870,9 @@ impl NpmBuilder {
                     .join(", ")
             ),
         };
+        let npmrc = self.lay_npmrc(&dir)?;
         self.run(&dir, args, &doing)?;
+        drop(npmrc);
         fs_err::create_dir_all(&modules)?;
         // The service's `node` is the chosen one: the environment's `.bin`
         // comes first on its PATH.
@@ -871,6 +891,7 @@ impl NpmBuilder {
     /// answers nothing for a version that does not exist.
     fn check_exists(&self, pin: &Pin) -> Result<(), BuildError> {
         let outside = state::temp_dir()?;
+        let _npmrc = self.lay_npmrc(outside.path())?;
         let spec = format!("{}@{}", pin.package, pin.version);
         let args = vec!["view".into(), spec.clone().into(), "version".into()];
         let output = self.run_npm(outside.path(), args, &format!("npm view {spec}"))?;
@@ -935,6 +956,17 @@ impl NpmBuilder {
             )
         })
         .map_err(|err| err.offline_aware(self.offline))
+    }
+}
+
+/// A laid `.npmrc`, removed on drop.
+struct LaidNpmrc(Option<PathBuf>);
+
+impl Drop for LaidNpmrc {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 

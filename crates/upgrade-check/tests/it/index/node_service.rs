@@ -510,6 +510,26 @@ fn the_node_key_runs_the_service_and_its_installs_on_the_node_it_chooses() {
 
     let unbuilt = ctx.run(&["--no-bisect", "--no-build"]);
     assert_eq!(unbuilt.code, 1, "{}\n{}", unbuilt.stdout, unbuilt.stderr);
+    assert_bcrypt_unbuilt(&ctx);
+
+    // The service's own `.npmrc` is what its installs read: here one that
+    // runs no install script, so bcrypt has no build again.
+    std::fs::write(ctx.path("service/.npmrc"), "ignore-scripts=true\n").unwrap();
+    let own_settings = ctx.run(&["--no-bisect"]);
+    assert_eq!(own_settings.code, 1, "{}", own_settings.stderr);
+    assert_bcrypt_unbuilt(&ctx);
+    // Never kept in the cache: it may hold a registry's token.
+    let left: Vec<_> = std::fs::read_dir(crate::common::shared_cache().join("envs"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|environment| environment.path().join(".npmrc"))
+        .filter(|npmrc| npmrc.exists())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// The last run's baseline could not start: bcrypt's native build is missing.
+fn assert_bcrypt_unbuilt(ctx: &TestContext) {
     let report = ctx.report();
     let health = scenario_report(&report, "baseline", "health");
     assert_eq!(health.verdict, Verdict::StartupFailed);
@@ -530,7 +550,7 @@ fn the_node_key_runs_the_service_and_its_installs_on_the_node_it_chooses() {
 /// the service's login); the service runs its sibling member from its own
 /// copy; an override npm does not apply inside a workspace is said, not
 /// tried; and a Dependabot bump inside a member is tried in PR mode
-/// against the base's member package.json.
+/// against the base's member package.json, with the base's npm settings.
 #[test]
 fn a_service_in_an_npm_workspace_is_checked_with_its_members() {
     let ctx = TestContext::from_workspace("fixtures/node-workspace", std::path::Path::to_path_buf);
@@ -569,12 +589,11 @@ fn a_service_in_an_npm_workspace_is_checked_with_its_members() {
     }
     let login = scenario_report(&report, "jsonwebtoken 9.0.2", "login");
     assert_eq!(login.verdict, Verdict::Changed);
+    // Thrown inside the sibling member, from the run copy's own source.
     assert!(
-        login
-            .log_tail
-            .as_deref()
-            .is_some_and(|log| log
-                .contains("secretOrPrivateKey has a minimum key size of 2048 bits for RS256")),
+        login.diff.as_deref().is_some_and(|diff| diff
+            .contains("secretOrPrivateKey has a minimum key size of 2048 bits for RS256")
+            && diff.contains("[service_dir]/packages/tokens/index.js")),
         "{login:?}"
     );
     let raised = |cell: &str| {
@@ -607,6 +626,9 @@ fn a_service_in_an_npm_workspace_is_checked_with_its_members() {
         &ctx,
         &["--workspace", "packages/tokens", "jsonwebtoken@9.0.2"],
     );
+    // The change's own `.npmrc` is not what the check installs with (the
+    // base has none): read, it would leave every environment empty.
+    std::fs::write(ctx.path("service/.npmrc"), "dry-run=true\n").unwrap();
     committed(
         &ctx,
         "Bump jsonwebtoken from 8.5.1 to 9.0.2 in /packages/tokens",
