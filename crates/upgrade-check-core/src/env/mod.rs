@@ -117,12 +117,14 @@ impl Environment {
         // package.json. So the copy's `node_modules` is a folder of links,
         // each to the environment's package, but the install's own relative
         // links (to the members) copied as they are, leading to the copy's.
-        lay_links(modules, &service_dir.join("node_modules"), true)?;
+        lay_links(modules, &service_dir.join("node_modules"))?;
         for member in &self.local_packages {
             let own = self.dir.join(member).join("node_modules");
             let copy = service_dir.join(member);
+            // pnpm's links lead from a member's folder to the root's
+            // `.pnpm` store and to the other members: kept relative too.
             if own.is_dir() && copy.is_dir() {
-                lay_links(&own, &copy.join("node_modules"), false)?;
+                lay_links(&own, &copy.join("node_modules"))?;
             }
         }
         Ok(())
@@ -131,19 +133,15 @@ impl Environment {
 
 /// `into`, a folder of links to each entry of `from` (a scope's folder,
 /// `@scope`, is a folder of links itself); a relative link in `from` is
-/// copied as it is when `keep_relative`.
-fn lay_links(
-    from: &std::path::Path,
-    into: &std::path::Path,
-    keep_relative: bool,
-) -> std::io::Result<()> {
+/// copied as it is, so that it leads to the copy's own folders.
+fn lay_links(from: &std::path::Path, into: &std::path::Path) -> std::io::Result<()> {
     std::fs::create_dir_all(into)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let name = entry.file_name();
         let (source, target) = (entry.path(), into.join(&name));
         let kind = entry.file_type()?;
-        if kind.is_symlink() && keep_relative {
+        if kind.is_symlink() {
             let link = std::fs::read_link(&source)?;
             if link.is_relative() {
                 std::os::unix::fs::symlink(link, target)?;
@@ -151,7 +149,7 @@ fn lay_links(
             }
         }
         if kind.is_dir() && name.to_string_lossy().starts_with('@') {
-            lay_links(&source, &target, keep_relative)?;
+            lay_links(&source, &target)?;
             continue;
         }
         std::os::unix::fs::symlink(source, target)?;

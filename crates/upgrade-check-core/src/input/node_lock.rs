@@ -57,6 +57,22 @@ impl Manager {
         }
     }
 
+    /// Refuses a lock out of date with a workspace member's `package.json`
+    /// (in `manifest`), `member` its folder; a Yarn lock has no workspaces
+    /// read here.
+    pub(crate) fn check_member_in_sync(
+        self,
+        lock: &Source,
+        member: &str,
+        manifest: &Source,
+    ) -> Result<(), InputError> {
+        match self {
+            Manager::Npm => npm_lock::check_entry_in_sync(lock, member, manifest),
+            Manager::Pnpm => pnpm_lock::check_importer_in_sync(lock, member, manifest),
+            Manager::Yarn => Ok(()),
+        }
+    }
+
     pub(crate) fn check_in_sync(self, lock: &Source, manifest: &Source) -> Result<(), InputError> {
         match self {
             Manager::Npm => npm_lock::check_in_sync(lock, manifest),

@@ -155,7 +155,7 @@ pub(crate) fn parse(source: &Source) -> Result<NodeLock, InputError> {
 /// `file:` folder), as the lock names it: its `package.json` is read and
 /// written there, so only a plain relative path is one. A folder outside
 /// (`../shared`) is left to the install as it was.
-fn member_folder(key: &str) -> Option<std::path::PathBuf> {
+pub(crate) fn member_folder(key: &str) -> Option<std::path::PathBuf> {
     let folder = std::path::PathBuf::from(key);
     let plain = !key.is_empty()
         && folder

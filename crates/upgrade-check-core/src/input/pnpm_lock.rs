@@ -131,14 +131,23 @@ pub(crate) fn parse(source: &Source) -> Result<NodeLock, InputError> {
             }
         }
     }
+    // The service's own importer (`.`) and a workspace member's: what they
+    // need is what the service asked for.
     let mut direct = Direct::new();
-    for kind in KINDS {
-        if let Yaml::Hash(map) = &lock["importers"]["."][kind] {
-            direct.extend(
-                map.keys()
-                    .filter_map(Yaml::as_str)
-                    .filter_map(|name| PackageName::npm(name).ok()),
-            );
+    let mut members = Vec::new();
+    if let Yaml::Hash(importers) = &lock["importers"] {
+        for (key, importer) in importers {
+            let Some(key) = key.as_str() else { continue };
+            members.extend(super::npm_lock::member_folder(key).filter(|_| key != "."));
+            for kind in KINDS {
+                if let Yaml::Hash(map) = &importer[kind] {
+                    direct.extend(
+                        map.keys()
+                            .filter_map(Yaml::as_str)
+                            .filter_map(|name| PackageName::npm(name).ok()),
+                    );
+                }
+            }
         }
     }
     pins.sort_by_key(|pin| pin.line);
@@ -147,7 +156,7 @@ pub(crate) fn parse(source: &Source) -> Result<NodeLock, InputError> {
         requires,
         direct,
         unchecked,
-        members: Vec::new(),
+        members,
     })
 }
 
@@ -156,6 +165,17 @@ pub(crate) fn parse(source: &Source) -> Result<NodeLock, InputError> {
 /// records, or one only one side has, as `pnpm install --frozen-lockfile`
 /// refuses it.
 pub(crate) fn check_in_sync(lock: &Source, manifest: &Source) -> Result<(), InputError> {
+    check_importer_in_sync(lock, ".", manifest)
+}
+
+/// Refuses a lock whose importer `importer` (`.` for the service's own
+/// package, a workspace member's folder for that member's) is out of date
+/// with that package's `package.json` (in `manifest`).
+pub(crate) fn check_importer_in_sync(
+    lock: &Source,
+    importer: &str,
+    manifest: &Source,
+) -> Result<(), InputError> {
     let locked = load(lock)?;
     let declared: serde_json::Value = read_json(manifest, "package.json")?;
     for kind in KINDS {
@@ -164,7 +184,7 @@ pub(crate) fn check_in_sync(lock: &Source, manifest: &Source) -> Result<(), Inpu
             .get(kind)
             .and_then(serde_json::Value::as_object)
             .unwrap_or(&empty);
-        let held = &locked["importers"]["."][kind];
+        let held = &locked["importers"][importer][kind];
         for (name, range) in wanted {
             let specifier = held[name.as_str()]["specifier"].as_str();
             if specifier != range.as_str() {
@@ -186,12 +206,12 @@ pub(crate) fn check_in_sync(lock: &Source, manifest: &Source) -> Result<(), Inpu
             let mut err = InputError::in_file(
                 &lock.path,
                 format!(
-                    "the lock's `.` importer needs {name}, which {} does not declare; run `pnpm install` to update the lock",
+                    "the lock's `{importer}` importer needs {name}, which {} does not declare; run `pnpm install` to update the lock",
                     manifest.path.display()
                 ),
             );
             err.line = line_of(lock, name);
-            err.key = format!("importers.\".\".{kind}.{name}");
+            err.key = format!("importers.\"{importer}\".{kind}.{name}");
             return Err(err);
         }
     }

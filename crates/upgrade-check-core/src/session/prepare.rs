@@ -127,8 +127,8 @@ fn npm_builder(
         })
     };
     let manifest = base_manifest(&manifest_path)?;
-    // An npm workspace's members are installed with it.
-    if manager != Manager::Npm {
+    // An npm or pnpm workspace's members are installed with it.
+    if manager == Manager::Yarn {
         crate::input::npm_lock::refuse_workspaces(&manifest)?;
     }
     manager.check_in_sync(
@@ -143,26 +143,27 @@ fn npm_builder(
         path: config.service.baseline.clone(),
         text: baseline.text.clone(),
     };
-    let members = match manager {
-        Manager::Npm => crate::input::npm_lock::parse(&lock_source)?.members,
-        Manager::Pnpm | Manager::Yarn => Vec::new(),
-    };
+    let members = manager.parse(&lock_source)?.members;
     let lock_folder = lock_path.parent().unwrap_or(std::path::Path::new(""));
     for member in &members {
         let member_manifest = base_manifest(&lock_folder.join(member).join("package.json"))?;
-        crate::input::npm_lock::check_entry_in_sync(
-            &lock_source,
-            &member.to_string_lossy(),
-            &member_manifest,
-        )?;
+        manager.check_member_in_sync(&lock_source, &member.to_string_lossy(), &member_manifest)?;
     }
-    // The service's own npm settings (its registry, its scopes'), as the
-    // base has them in a pull request: a change's own `.npmrc` could send
-    // the runner's tokens to a registry of its choosing.
-    let npmrc_path = lock_path.with_file_name(".npmrc");
-    let npmrc = match &options.since {
-        Some(git_ref) => pr::file_at(git_ref, root, &npmrc_path)?,
-        None => std::fs::read_to_string(root.join(&npmrc_path)).ok(),
+    // The service's own npm settings (its registry, its scopes'), and a
+    // pnpm workspace's, as the base has them in a pull request: a change's
+    // own `.npmrc` could send the runner's tokens to a registry of its
+    // choosing.
+    let settings = |name: &str| -> anyhow::Result<Option<String>> {
+        let path = lock_path.with_file_name(name);
+        Ok(match &options.since {
+            Some(git_ref) => pr::file_at(git_ref, root, &path)?,
+            None => std::fs::read_to_string(root.join(&path)).ok(),
+        })
+    };
+    let npmrc = settings(".npmrc")?;
+    let pnpm_workspace = match manager {
+        Manager::Pnpm => settings("pnpm-workspace.yaml")?,
+        Manager::Npm | Manager::Yarn => None,
     };
     let tool = env::node::Tool::of(manager, &baseline.text);
     if tool != env::node::Tool::Npm {
@@ -205,6 +206,7 @@ fn npm_builder(
         base_manifests,
         members,
         npmrc,
+        pnpm_workspace,
         no_scripts: options.check.no_build,
         timeout: config.timeouts.build,
         offline: options.offline,

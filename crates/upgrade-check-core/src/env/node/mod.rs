@@ -423,6 +423,10 @@ pub(crate) struct NpmBuilder {
     /// The service's own `.npmrc` (the base's in PR mode): its registry
     /// and scopes, laid into every folder an install runs in.
     pub npmrc: Option<String>,
+    /// A pnpm workspace's `pnpm-workspace.yaml` (the base's in PR mode):
+    /// its members and settings, laid beside the lock in every folder
+    /// pnpm runs in.
+    pub pnpm_workspace: Option<String>,
     pub timeout: Duration,
     /// Never reach the registry: use what npm has cached.
     pub offline: bool,
@@ -490,6 +494,14 @@ impl NpmBuilder {
         Ok(LaidNpmrc(Some(path)))
     }
 
+    /// A pnpm workspace's `pnpm-workspace.yaml`, beside the lock in `dir`.
+    fn lay_pnpm_workspace(&self, dir: &Path) -> anyhow::Result<()> {
+        if let Some(text) = &self.pnpm_workspace {
+            state::write_atomic(&dir.join("pnpm-workspace.yaml"), text.as_bytes())?;
+        }
+        Ok(())
+    }
+
     /// The program that installs the service.
     fn tool(&self) -> Tool {
         Tool::of(self.manager, &self.baseline.text)
@@ -538,7 +550,7 @@ impl NpmBuilder {
         let tool = self.tool();
         // A workspace member declares its own packages; a `file:` folder's
         // are moved by an override, as npm has no `--workspace` for it.
-        let workspace = root.get("workspaces").is_some();
+        let workspace = root.get("workspaces").is_some() || self.pnpm_workspace.is_some();
         // What each package.json (the service's, a member's) is asked to install.
         let mut installs: Vec<Vec<String>> = vec![Vec::new(); edited.len()];
         let mut raised = Vec::new();
@@ -605,6 +617,7 @@ impl NpmBuilder {
             "npm-resolve-v2",
             &self.node.version,
             self.npmrc.as_deref().unwrap_or(""),
+            self.pnpm_workspace.as_deref().unwrap_or(""),
             &every(&manifests),
             &every(&laid),
             &self.baseline.text,
@@ -642,6 +655,7 @@ impl NpmBuilder {
             &scratch.path().join(lock_name),
             self.baseline.text.as_bytes(),
         )?;
+        self.lay_pnpm_workspace(scratch.path())?;
         let (add, lock_only) = match tool {
             Tool::Npm => ("install", "--package-lock-only"),
             Tool::Pnpm if installs.concat().is_empty() => ("install", "--lockfile-only"),
@@ -667,7 +681,11 @@ impl NpmBuilder {
         for (member, specs) in steps {
             let mut args: Vec<OsString> = vec![add.into(), lock_only.into()];
             if let Some(member) = member {
-                args.extend(["--workspace".into(), member.into()]);
+                let (option, named) = match tool {
+                    Tool::Pnpm => ("--filter", format!("./{}", member.display())),
+                    _ => ("--workspace", member.display().to_string()),
+                };
+                args.extend([option.into(), named.into()]);
             }
             if matches!(tool, Tool::Npm | Tool::Pnpm) {
                 args.push("--ignore-scripts".into());
@@ -757,6 +775,7 @@ impl NpmBuilder {
             self.manager.lock_name(),
             &self.node.version,
             self.npmrc.as_deref().unwrap_or(""),
+            self.pnpm_workspace.as_deref().unwrap_or(""),
             scripts,
             &every,
             &inputs.lock,
@@ -821,6 +840,7 @@ impl NpmBuilder {
             state::write_atomic(&at, installed.as_bytes())?;
         }
         state::write_atomic(&dir.join(self.manager.lock_name()), lock_text.as_bytes())?;
+        self.lay_pnpm_workspace(&dir)?;
         let tool = self.tool();
         // Yarn 2+ runs an `exec:` package's script to fetch it: code, which
         // `--no-build` promises not to run.

@@ -377,13 +377,19 @@ fn lay_yarn_lock(ctx: &TestContext, flavour: &str) {
 
 /// A Yarn-locked service, Yarn 1's lock and Yarn 4's: a lock out of date
 /// with package.json stops the run at the manifest's line; the matrix
-/// catches Express 5 and jsonwebtoken 9 on environments Yarn installed
+/// catches Express 5 (Yarn 1) and jsonwebtoken 9 (Yarn 4) on environments Yarn installed
 /// (the harness installs the Yarn the lock needs when PATH has none), a
 /// direct package moved by its declaration and a transitive one by
 /// `resolutions`, each download checked against the lock's digests.
 #[test]
 fn a_yarn_locked_service_s_breaks_are_caught_with_yarn_1_and_yarn_4() {
-    for (flavour, yarn) in [("classic", "yarn 1.22.22"), ("berry", "yarn 4.18.1")] {
+    // Each Yarn moves one declared package (Express 5 stops the service at
+    // start-up, jsonwebtoken 9 breaks login) and one by `resolutions`
+    // (semver 7, which only jsonwebtoken 8 needs: harmless).
+    for (flavour, yarn, package, version, from) in [
+        ("classic", "yarn 1.22.22", "express", "5.1.0", "4.21.2"),
+        ("berry", "yarn 4.18.1", "jsonwebtoken", "9.0.2", "8.5.1"),
+    ] {
         let ctx = yarn_service(flavour);
         ctx.edit("service/package.json", |text| {
             text.replace("\"express\": \"4.21.2\"", "\"express\": \"^5.1.0\"")
@@ -402,8 +408,9 @@ fn a_yarn_locked_service_s_breaks_are_caught_with_yarn_1_and_yarn_4() {
             text.replace("\"express\": \"^5.1.0\"", "\"express\": \"4.21.2\"")
         });
 
-        // jsonwebtoken 8 needs semver 5: semver 7 is moved by `resolutions`.
-        ctx.set_matrix("express = [\"5.1.0\"]\njsonwebtoken = [\"9.0.2\"]\nsemver = [\"7.6.3\"]");
+        ctx.set_matrix(&format!(
+            "{package} = [\"{version}\"]\nsemver = [\"7.6.3\"]"
+        ));
         let run = ctx.run(&["--no-bisect"]);
         assert_eq!(run.code, 1, "{flavour}: {}\n{}", run.stdout, run.stderr);
         assert!(
@@ -412,6 +419,7 @@ fn a_yarn_locked_service_s_breaks_are_caught_with_yarn_1_and_yarn_4() {
             run.stderr
         );
         let report = ctx.report();
+        let direct = format!("{package} {version}");
         for scenario in ["health", "register", "login"] {
             for cell in ["baseline", "semver 7.6.3"] {
                 assert_eq!(
@@ -420,24 +428,19 @@ fn a_yarn_locked_service_s_breaks_are_caught_with_yarn_1_and_yarn_4() {
                     "{flavour}: {cell} {scenario}"
                 );
             }
-            assert_eq!(
-                verdict(&report, "express 5.1.0", scenario),
-                Verdict::StartupFailed,
-                "{flavour}: {scenario}"
-            );
         }
-        assert_eq!(
-            verdict(&report, "jsonwebtoken 9.0.2", "login"),
-            Verdict::Changed,
-            "{flavour}"
-        );
-        let moved =
-            crate::common::version_change(cell_report(&report, "express 5.1.0"), "path-to-regexp");
-        assert_eq!(
-            (moved.before.as_deref(), moved.after.as_deref()),
-            (Some("0.1.12"), Some("8.4.2")),
-            "{flavour}"
-        );
+        match package {
+            "express" => {
+                assert_eq!(verdict(&report, &direct, "health"), Verdict::StartupFailed);
+                let moved =
+                    crate::common::version_change(cell_report(&report, &direct), "path-to-regexp");
+                assert_eq!(
+                    (moved.before.as_deref(), moved.after.as_deref()),
+                    (Some("0.1.12"), Some("8.4.2"))
+                );
+            }
+            _ => assert_eq!(verdict(&report, &direct, "login"), Verdict::Changed),
+        }
         let semver = cell_report(&report, "semver 7.6.3");
         let moved = crate::common::version_change(semver, "semver");
         assert_eq!(
@@ -450,12 +453,14 @@ fn a_yarn_locked_service_s_breaks_are_caught_with_yarn_1_and_yarn_4() {
         // Not a declared dependency: overridden, no requirement raised.
         assert!(environment.raised_requirements.is_empty(), "{flavour}");
         assert_eq!(
-            cell_report(&report, "express 5.1.0")
+            cell_report(&report, &direct)
                 .environment
                 .as_ref()
                 .unwrap()
                 .raised_requirements,
-            ["express \"4.21.2\" → \"5.1.0\" in package.json"],
+            [format!(
+                "{package} \"{from}\" → \"{version}\" in package.json"
+            )],
             "{flavour}"
         );
     }
@@ -644,5 +649,55 @@ fn a_service_in_an_npm_workspace_is_checked_with_its_members() {
     assert_eq!(
         verdict(&report, "jsonwebtoken 9.0.2", "login"),
         Verdict::Changed
+    );
+}
+
+/// The same workspace locked by pnpm (`fixtures/node-workspace/pnpm/`: its
+/// `pnpm-lock.yaml` and `pnpm-workspace.yaml`): each member's package is
+/// moved with `--filter` and caught, and the override npm leaves out
+/// inside a workspace is one pnpm applies, so that cell runs and passes.
+#[test]
+fn a_service_in_a_pnpm_workspace_is_checked_with_its_members() {
+    let ctx = TestContext::from_workspace("fixtures/node-workspace", std::path::Path::to_path_buf);
+    std::fs::remove_file(ctx.path("service/package-lock.json")).unwrap();
+    for file in ["pnpm-lock.yaml", "pnpm-workspace.yaml"] {
+        std::fs::rename(
+            ctx.path(&format!("pnpm/{file}")),
+            ctx.path(&format!("service/{file}")),
+        )
+        .unwrap();
+    }
+    ctx.edit("upgrade-check.toml", |text| {
+        text.replace(
+            "baseline = \"package-lock.json\"",
+            "baseline = \"pnpm-lock.yaml\"",
+        )
+    });
+    // The npm test moves the api member's express; here the tokens member's.
+    ctx.set_matrix("jsonwebtoken = [\"9.0.2\"]\nsemver = [\"7.6.3\"]");
+    let run = ctx.run(&["--no-bisect"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report = ctx.report();
+    for scenario in ["health", "register", "login"] {
+        for cell in ["baseline", "semver 7.6.3"] {
+            assert_eq!(verdict(&report, cell, scenario), Verdict::Pass, "{cell}");
+        }
+    }
+    assert_eq!(
+        verdict(&report, "jsonwebtoken 9.0.2", "login"),
+        Verdict::Changed
+    );
+    let moved = crate::common::version_change(cell_report(&report, "semver 7.6.3"), "semver");
+    assert_eq!(
+        (moved.before.as_deref(), moved.after.as_deref()),
+        (Some("5.7.3"), Some("7.6.3"))
+    );
+    assert_eq!(
+        cell_report(&report, "jsonwebtoken 9.0.2")
+            .environment
+            .as_ref()
+            .unwrap()
+            .raised_requirements,
+        ["jsonwebtoken \"8.5.1\" → \"9.0.2\" in packages/tokens/package.json"]
     );
 }
