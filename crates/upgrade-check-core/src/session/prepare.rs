@@ -138,7 +138,8 @@ fn npm_builder(
         },
         &manifest,
     )?;
-    // An npm workspace: each member's package.json in sync with its entry.
+    // An npm or pnpm workspace: each member's package.json in sync with
+    // its entry (a `file:` folder's too).
     let lock_source = source::Source {
         path: config.service.baseline.clone(),
         text: baseline.text.clone(),
