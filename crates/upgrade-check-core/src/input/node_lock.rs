@@ -58,8 +58,7 @@ impl Manager {
     }
 
     /// Refuses a lock out of date with a workspace member's `package.json`
-    /// (in `manifest`), `member` its folder; a Yarn lock has no workspaces
-    /// read here.
+    /// (in `manifest`), `member` its folder.
     pub(crate) fn check_member_in_sync(
         self,
         lock: &Source,
@@ -69,7 +68,7 @@ impl Manager {
         match self {
             Manager::Npm => npm_lock::check_entry_in_sync(lock, member, manifest),
             Manager::Pnpm => pnpm_lock::check_importer_in_sync(lock, member, manifest),
-            Manager::Yarn => Ok(()),
+            Manager::Yarn => yarn_lock::check_in_sync(lock, manifest),
         }
     }
 

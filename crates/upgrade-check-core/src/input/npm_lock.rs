@@ -213,25 +213,60 @@ pub(crate) fn node_engine(manifest: &Source) -> Result<Option<(String, InputErro
     Ok(Some((range.to_owned(), refused)))
 }
 
-/// Refuses the root of a workspace npm does not lock (`workspaces` in a
-/// pnpm- or Yarn-locked service's `package.json`, or a
-/// `pnpm-workspace.yaml` beside it): its members' packages are not
-/// installed per cell, and the install would fail on every one.
-pub(crate) fn refuse_workspaces(manifest: &Source) -> Result<(), InputError> {
+/// The member folders a Yarn workspace's root declares (`workspaces` in
+/// its `package.json`, a list or `{ "packages": [...] }`), relative to it:
+/// `dir/*` names each folder in `dir` with a `package.json`, any other
+/// pattern one folder. Yarn 1's lock lists no member, so they are read
+/// here; a pattern with another wildcard is refused with its line.
+pub(crate) fn workspace_folders(manifest: &Source) -> Result<Vec<std::path::PathBuf>, InputError> {
     let declared: serde_json::Value = read_json(manifest, "package.json")?;
-    let pnpm_workspace = manifest.path.with_file_name("pnpm-workspace.yaml");
-    let (span, why) = match (declared.get("workspaces"), pnpm_workspace.is_file()) {
-        (Some(_), _) => (key_span(manifest, "workspaces"), "`workspaces` here"),
-        (None, true) => (None, "a pnpm-workspace.yaml beside it"),
-        (None, false) => return Ok(()),
+    let patterns = match &declared["workspaces"] {
+        serde_json::Value::Array(patterns) => patterns,
+        serde_json::Value::Object(settings) => match settings.get("packages") {
+            Some(serde_json::Value::Array(patterns)) => patterns,
+            _ => return Ok(Vec::new()),
+        },
+        _ => return Ok(Vec::new()),
     };
-    Err(manifest.error_at(
-        span,
-        "workspaces",
-        &format!(
-            "this is a workspace's root ({why}): a service in a pnpm or Yarn workspace is not checked yet (one in an npm workspace is); point service.root at a service with a lock of its own"
-        ),
-    ))
+    let root = manifest.path.parent().unwrap_or(Path::new("."));
+    let mut folders = Vec::new();
+    for pattern in patterns.iter().filter_map(serde_json::Value::as_str) {
+        let refuse = || {
+            manifest.error_at(
+                key_span(manifest, "workspaces"),
+                "workspaces",
+                &format!(
+                    "`{pattern}`: only a folder or `folder/*` is read as a workspace's members"
+                ),
+            )
+        };
+        let (parent, every) = match pattern.strip_suffix("/*") {
+            Some(parent) => (parent, true),
+            None => (pattern, false),
+        };
+        let parent = parent.trim_start_matches("./");
+        if parent.contains(['*', '?', '[', '{', '!']) {
+            return Err(refuse());
+        }
+        let Some(parent) = member_folder(parent) else {
+            return Err(refuse());
+        };
+        if !every {
+            folders.push(parent);
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(root.join(&parent)) else {
+            continue;
+        };
+        let mut found: Vec<std::path::PathBuf> = entries
+            .filter_map(Result::ok)
+            .filter(|entry| entry.path().join("package.json").is_file())
+            .map(|entry| parent.join(entry.file_name()))
+            .collect();
+        found.sort();
+        folders.extend(found);
+    }
+    Ok(folders)
 }
 
 /// A dependency `package.json` declares otherwise than its lock records.
@@ -406,6 +441,31 @@ mod tests {
         let outside = LOCK.replace("\"lib\": {", "\"../../etc\": {");
         let lock = parse(&source("package-lock.json", &outside)).unwrap();
         assert!(lock.members.is_empty());
+    }
+
+    #[test]
+    fn a_yarn_workspace_s_members_are_its_folders_and_other_wildcards_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for member in ["packages/api", "packages/tokens", "tools/cli"] {
+            fs_err::create_dir_all(dir.path().join(member)).unwrap();
+            fs_err::write(dir.path().join(member).join("package.json"), "{}").unwrap();
+        }
+        fs_err::create_dir_all(dir.path().join("packages/notes")).unwrap();
+        let manifest = |workspaces: &str| Source {
+            path: dir.path().join("package.json"),
+            text: format!("{{\n  \"private\": true,\n  \"workspaces\": {workspaces}\n}}\n"),
+        };
+        let folders = workspace_folders(&manifest(r#"["packages/*", "./tools/cli"]"#)).unwrap();
+        assert_eq!(
+            folders,
+            ["packages/api", "packages/tokens", "tools/cli"].map(std::path::PathBuf::from)
+        );
+        let nested = workspace_folders(&manifest(r#"{"packages": ["packages/*"]}"#)).unwrap();
+        assert_eq!(nested.len(), 2);
+        for refused in [r#"["packages/**"]"#, r#"["../outside/*"]"#] {
+            let err = workspace_folders(&manifest(refused)).unwrap_err();
+            assert_eq!((err.line, err.key.as_str()), (3, "workspaces"), "{err}");
+        }
     }
 
     #[test]

@@ -207,11 +207,13 @@ pub(crate) fn parse(source: &Source) -> Result<NodeLock, InputError> {
             err.key = entry.specifiers.join(", ");
             err
         };
+        // The service's own package, or a workspace member's: what they
+        // need is what the service asked for.
         if flavour == Flavour::Berry
             && entry
                 .resolution
                 .as_deref()
-                .is_some_and(|resolution| resolution.ends_with("@workspace:."))
+                .is_some_and(|resolution| resolution.contains("@workspace:"))
         {
             direct.extend(
                 entry
@@ -272,6 +274,16 @@ pub(crate) fn parse(source: &Source) -> Result<NodeLock, InputError> {
 /// dependency declared with a range no entry answers (`yarn install
 /// --frozen-lockfile` and `--immutable` refuse it too).
 pub(crate) fn check_in_sync(lock: &Source, manifest: &Source) -> Result<(), InputError> {
+    check_in_sync_within(lock, manifest, &[])
+}
+
+/// [`check_in_sync`] for a package of a workspace whose own packages are
+/// named `local`: Yarn 1 links those without an entry.
+pub(crate) fn check_in_sync_within(
+    lock: &Source,
+    manifest: &Source,
+    local: &[String],
+) -> Result<(), InputError> {
     let flavour = Flavour::of(&lock.text);
     let entries = match flavour {
         Flavour::Classic => classic_entries(lock),
@@ -296,10 +308,11 @@ pub(crate) fn check_in_sync(lock: &Source, manifest: &Source) -> Result<(), Inpu
                 continue;
             };
             // A workspace's, a path's or a link's package needs no entry of its own in Yarn 1.
-            let local = ["file:", "link:", "workspace:", "portal:"]
+            let local_range = ["file:", "link:", "workspace:", "portal:"]
                 .iter()
                 .any(|prefix| range.starts_with(prefix));
-            if local || answered(name, range) {
+            let workspace_package = local.contains(name);
+            if local_range || workspace_package || answered(name, range) {
                 continue;
             }
             let held: Vec<String> = entries

@@ -127,28 +127,48 @@ fn npm_builder(
         })
     };
     let manifest = base_manifest(&manifest_path)?;
-    // An npm or pnpm workspace's members are installed with it.
-    if manager == Manager::Yarn {
-        crate::input::npm_lock::refuse_workspaces(&manifest)?;
-    }
-    manager.check_in_sync(
-        &source::Source {
-            path: config.service.baseline.clone(),
-            text: baseline.text.clone(),
-        },
-        &manifest,
-    )?;
-    // An npm or pnpm workspace: each member's package.json in sync with
-    // its entry (a `file:` folder's too).
     let lock_source = source::Source {
         path: config.service.baseline.clone(),
         text: baseline.text.clone(),
     };
-    let members = manager.parse(&lock_source)?.members;
+    // A workspace's members (and an npm `file:` folder) are installed with
+    // the service, each package.json checked against the lock: npm's and
+    // pnpm's locks list them, Yarn's root names them in `workspaces`.
+    let members = match manager {
+        Manager::Yarn => crate::input::npm_lock::workspace_folders(&manifest)?,
+        Manager::Npm | Manager::Pnpm => manager.parse(&lock_source)?.members,
+    };
     let lock_folder = lock_path.parent().unwrap_or(std::path::Path::new(""));
+    let mut member_manifests = Vec::new();
     for member in &members {
-        let member_manifest = base_manifest(&lock_folder.join(member).join("package.json"))?;
-        manager.check_member_in_sync(&lock_source, &member.to_string_lossy(), &member_manifest)?;
+        let path = lock_folder.join(member).join("package.json");
+        member_manifests.push((member, base_manifest(&path)?));
+    }
+    match manager {
+        // Yarn 1 links a workspace's own packages without an entry.
+        Manager::Yarn => {
+            let local: Vec<String> = member_manifests
+                .iter()
+                .filter_map(|(_, member)| {
+                    let declared: serde_json::Value = serde_json::from_str(&member.text).ok()?;
+                    Some(declared["name"].as_str()?.to_owned())
+                })
+                .collect();
+            for checked in std::iter::once(&manifest).chain(member_manifests.iter().map(|(_, m)| m))
+            {
+                crate::input::yarn_lock::check_in_sync_within(&lock_source, checked, &local)?;
+            }
+        }
+        Manager::Npm | Manager::Pnpm => {
+            manager.check_in_sync(&lock_source, &manifest)?;
+            for (member, member_manifest) in &member_manifests {
+                manager.check_member_in_sync(
+                    &lock_source,
+                    &member.to_string_lossy(),
+                    member_manifest,
+                )?;
+            }
+        }
     }
     // The service's own npm settings (its registry, its scopes'), and a
     // pnpm workspace's, as the base has them in a pull request: a change's

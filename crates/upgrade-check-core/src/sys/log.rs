@@ -22,6 +22,24 @@ pub(crate) fn tail(log: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Waits until the log at `path` has not grown for `quiet`, at most `cap`:
+/// what a process writes just after it answered reaches the log before it
+/// is stopped.
+pub(crate) async fn settled(path: &Path, quiet: std::time::Duration, cap: std::time::Duration) {
+    let size = || std::fs::metadata(path).map_or(0, |meta| meta.len());
+    let begun = std::time::Instant::now();
+    let mut last = (size(), std::time::Instant::now());
+    while begun.elapsed() < cap {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let now = size();
+        if now != last.0 {
+            last = (now, std::time::Instant::now());
+        } else if last.1.elapsed() >= quiet {
+            return;
+        }
+    }
+}
+
 /// The last `lines` lines of a log file, without terminal escapes.
 pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
     tail(&read_log(path), lines)

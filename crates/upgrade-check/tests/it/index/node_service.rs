@@ -127,7 +127,7 @@ fn each_real_break_of_the_node_service_is_caught_with_its_cause_and_harmless_bum
 }
 
 #[test]
-fn a_stale_lock_a_refused_node_or_a_yarn_workspace_root_stops_the_run_at_its_line() {
+fn a_stale_lock_or_a_refused_node_stops_the_run_at_its_line() {
     let ctx = node_service();
     ctx.edit("service/package.json", |text| {
         text.replace("\"express\": \"4.21.2\"", "\"express\": \"^5.1.0\"")
@@ -157,27 +157,6 @@ fn a_stale_lock_a_refused_node_or_a_yarn_workspace_root_stops_the_run_at_its_lin
             && run
                 .stderr
                 .contains("the service runs on Node >=99, and the `node` on PATH is "),
-        "{}",
-        run.stderr
-    );
-
-    // A Yarn workspace's root: its members would not be installed per
-    // cell (an npm workspace's are).
-    lay_yarn_lock(&ctx, "classic");
-    ctx.edit("service/package.json", |text| {
-        text.replace("\"node\": \">=99\"", "\"node\": \">=18\"")
-            .replace(
-                "\"private\": true,",
-                "\"private\": true,\n  \"workspaces\": [\"packages/*\"],",
-            )
-    });
-    let run = ctx.run(&["--no-bisect"]);
-    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
-    assert!(
-        run.stderr.contains("package.json:5")
-            && run
-                .stderr
-                .contains("this is a workspace's root (`workspaces` here)"),
         "{}",
         run.stderr
     );
@@ -359,7 +338,8 @@ fn yarn_service(flavour: &str) -> TestContext {
     ctx
 }
 
-/// The service's npm lock replaced by Yarn's (`classic` or `berry`).
+/// The service's npm lock replaced by Yarn's (`classic` or `berry`), in
+/// either fixture (`yarn/FLAVOUR/yarn.lock` beside `service/`).
 fn lay_yarn_lock(ctx: &TestContext, flavour: &str) {
     std::fs::remove_file(ctx.path("service/package-lock.json")).unwrap();
     std::fs::rename(
@@ -700,4 +680,47 @@ fn a_service_in_a_pnpm_workspace_is_checked_with_its_members() {
             .raised_requirements,
         ["jsonwebtoken \"8.5.1\" → \"9.0.2\" in packages/tokens/package.json"]
     );
+}
+
+/// The npm workspace's fixture locked by Yarn 1 and by Yarn 4
+/// (`fixtures/node-workspace/yarn/`): the members come from the root's
+/// `workspaces` (Yarn 1's lock lists none), the token library's
+/// jsonwebtoken is moved in its own package.json and caught, and the
+/// service runs its sibling member from its own copy.
+#[test]
+fn a_service_in_a_yarn_workspace_is_checked_with_its_members() {
+    for flavour in ["classic", "berry"] {
+        let ctx =
+            TestContext::from_workspace("fixtures/node-workspace", std::path::Path::to_path_buf);
+        lay_yarn_lock(&ctx, flavour);
+        ctx.set_matrix("jsonwebtoken = [\"9.0.2\"]");
+        let run = ctx.run(&["--no-bisect"]);
+        assert_eq!(run.code, 1, "{flavour}: {}\n{}", run.stdout, run.stderr);
+        let report = ctx.report();
+        for scenario in ["health", "register", "login"] {
+            assert_eq!(
+                verdict(&report, "baseline", scenario),
+                Verdict::Pass,
+                "{flavour}"
+            );
+        }
+        let login = scenario_report(&report, "jsonwebtoken 9.0.2", "login");
+        assert_eq!(login.verdict, Verdict::Changed, "{flavour}");
+        assert!(
+            login
+                .diff
+                .as_deref()
+                .is_some_and(|diff| diff.contains("[service_dir]/packages/tokens/index.js")),
+            "{flavour}: {login:?}"
+        );
+        assert_eq!(
+            cell_report(&report, "jsonwebtoken 9.0.2")
+                .environment
+                .as_ref()
+                .unwrap()
+                .raised_requirements,
+            ["jsonwebtoken \"8.5.1\" → \"9.0.2\" in packages/tokens/package.json"],
+            "{flavour}"
+        );
+    }
 }
