@@ -255,6 +255,21 @@ fn not_started(
     }
 }
 
+/// A server error's cause is often logged just after the answer went out
+/// (Express logs it on the event loop's next turn): after a 5xx the log
+/// goes quiet before the service is stopped, or its tail would miss it.
+async fn let_a_server_error_s_cause_reach_the_log(log: &Path, exchanges: &[replay::Exchange]) {
+    let server_error = exchanges.iter().any(|exchange| {
+        exchange
+            .response
+            .as_ref()
+            .is_ok_and(|response| response.status >= 500)
+    });
+    if server_error {
+        log::settled(log, Duration::from_millis(50), Duration::from_millis(500)).await;
+    }
+}
+
 /// Replays the scenario on the started service, then stops it.
 async fn replay_and_stop(
     ctx: &RunContext,
@@ -299,23 +314,7 @@ async fn replay_and_stop(
         .last()
         .is_some_and(|exchange| exchange.response.is_err());
     let stopping = Instant::now();
-    // A server error's cause is often logged just after the answer went out
-    // (Express logs it on the event loop's next turn): the log goes quiet
-    // before the service is stopped, or its tail would miss the cause.
-    let server_error = replayed.exchanges.iter().any(|exchange| {
-        exchange
-            .response
-            .as_ref()
-            .is_ok_and(|response| response.status >= 500)
-    });
-    if server_error {
-        log::settled(
-            launched.log,
-            Duration::from_millis(50),
-            Duration::from_millis(500),
-        )
-        .await;
-    }
+    let_a_server_error_s_cause_reach_the_log(launched.log, &replayed.exchanges).await;
     let patience = if no_answer {
         Duration::from_secs(2)
     } else {
