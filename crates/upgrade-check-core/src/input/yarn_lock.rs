@@ -458,6 +458,28 @@ __metadata:
     }
 
     #[test]
+    fn a_berry_workspace_s_members_ask_for_packages_and_are_no_pins() {
+        let workspace = BERRY.replace(
+            "\"service@workspace:.\":",
+            "\"@acme/tokens@npm:1.0.0, @acme/tokens@workspace:packages/tokens\":\n  version: 0.0.0-use.local\n  resolution: \"@acme/tokens@workspace:packages/tokens\"\n  dependencies:\n    ms: \"npm:2.0.0\"\n  languageName: unknown\n  linkType: soft\n\n\"service@workspace:.\":",
+        );
+        let lock = parse(&source("yarn.lock", &workspace)).unwrap();
+        let direct: Vec<&str> = lock.direct.iter().map(PackageName::as_str).collect();
+        assert_eq!(direct, ["express", "ms"]);
+        assert!(
+            lock.pins
+                .iter()
+                .all(|pin| pin.package.as_str() != "@acme/tokens")
+        );
+        // The member answers the service's `"@acme/tokens": "1.0.0"`.
+        let manifest = source(
+            "package.json",
+            "{\n  \"dependencies\": {\n    \"@acme/tokens\": \"1.0.0\",\n    \"express\": \"4.21.2\"\n  }\n}\n",
+        );
+        check_in_sync(&source("yarn.lock", &workspace), &manifest).unwrap();
+    }
+
+    #[test]
     fn a_hostile_name_or_version_is_refused_with_its_line() {
         let hostile = CLASSIC.replace("debug@2.6.9:", "../x@2.6.9:");
         let err = parse(&source("yarn.lock", &hostile)).unwrap_err();
