@@ -30,7 +30,7 @@ pub(crate) async fn settled(path: &Path, quiet: std::time::Duration, cap: std::t
     let begun = std::time::Instant::now();
     let mut last = (size(), std::time::Instant::now());
     while begun.elapsed() < cap {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         let now = size();
         if now != last.0 {
             last = (now, std::time::Instant::now());
