@@ -57,26 +57,18 @@ impl Manager {
         }
     }
 
-    /// Refuses a lock out of date with a workspace member's `package.json`
-    /// (in `manifest`), `member` its folder.
-    pub(crate) fn check_member_in_sync(
+    /// Refuses a lock out of date with the service's `package.json` (in
+    /// `manifest`) or a workspace member's (its folder, its `package.json`).
+    pub(crate) fn check_in_sync(
         self,
         lock: &Source,
-        member: &str,
         manifest: &Source,
+        members: &[(std::path::PathBuf, Source)],
     ) -> Result<(), InputError> {
         match self {
-            Manager::Npm => npm_lock::check_entry_in_sync(lock, member, manifest),
-            Manager::Pnpm => pnpm_lock::check_importer_in_sync(lock, member, manifest),
-            Manager::Yarn => yarn_lock::check_in_sync(lock, manifest),
-        }
-    }
-
-    pub(crate) fn check_in_sync(self, lock: &Source, manifest: &Source) -> Result<(), InputError> {
-        match self {
-            Manager::Npm => npm_lock::check_in_sync(lock, manifest),
-            Manager::Pnpm => pnpm_lock::check_in_sync(lock, manifest),
-            Manager::Yarn => yarn_lock::check_in_sync(lock, manifest),
+            Manager::Npm => npm_lock::check_in_sync(lock, manifest, members),
+            Manager::Pnpm => pnpm_lock::check_in_sync(lock, manifest, members),
+            Manager::Yarn => yarn_lock::check_in_sync(lock, manifest, members),
         }
     }
 }

@@ -308,20 +308,31 @@ impl Stale<'_> {
 /// Refuses a lock out of date with its `package.json` (in `manifest`): a
 /// dependency the manifest declares that the lock's own entry does not, or
 /// declares otherwise, named with the manifest's line, as `npm ci` refuses.
-pub(crate) fn check_in_sync(lock: &Source, manifest: &Source) -> Result<(), InputError> {
-    check_entry_in_sync(lock, "", manifest)
+/// So is each local package's (a workspace member's, a `file:` folder's:
+/// its folder and `package.json`) against its own entry; the lock is read
+/// once.
+pub(crate) fn check_in_sync(
+    lock: &Source,
+    manifest: &Source,
+    members: &[(std::path::PathBuf, Source)],
+) -> Result<(), InputError> {
+    let locked: RawLock = read_json(lock, "package-lock.json")?;
+    entry_in_sync(&locked, lock, "", manifest)?;
+    for (member, manifest) in members {
+        entry_in_sync(&locked, lock, &member.to_string_lossy(), manifest)?;
+    }
+    Ok(())
 }
 
-/// Refuses a lock whose entry `key` (`""` for the service's own package, a
-/// workspace member's folder for that member's) is out of date with that
-/// package's `package.json` (in `manifest`).
-pub(crate) fn check_entry_in_sync(
+/// Whether the lock's entry `key` (`""` for the service's own package, a
+/// member's folder for that member's) declares what `manifest` does.
+fn entry_in_sync(
+    locked: &RawLock,
     lock: &Source,
     key: &str,
     manifest: &Source,
 ) -> Result<(), InputError> {
     let declared: Needs = read_json(manifest, "package.json")?;
-    let locked: RawLock = read_json(lock, "package-lock.json")?;
     let root = locked.packages.get(key).map(|entry| &entry.needs);
     let empty = Needs::default();
     let root = root.unwrap_or(&empty);
@@ -367,6 +378,7 @@ pub(crate) fn check_entry_in_sync(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::source::in_memory as source;
 
     const LOCK: &str = r#"{
   "name": "svc",
@@ -405,13 +417,6 @@ mod tests {
   }
 }
 "#;
-
-    fn source(path: &str, text: &str) -> Source {
-        Source {
-            path: path.into(),
-            text: text.to_owned(),
-        }
-    }
 
     #[test]
     fn registry_packages_are_pins_with_their_lines_and_links_are_kept() {
@@ -495,9 +500,9 @@ mod tests {
             )
         };
         let in_sync = manifest("    \"express\": \"4.21.2\",\n    \"local-lib\": \"file:lib\"");
-        check_in_sync(&lock, &in_sync).unwrap();
+        check_in_sync(&lock, &in_sync, &[]).unwrap();
         let bumped = manifest("    \"express\": \"^5.1.0\",\n    \"local-lib\": \"file:lib\"");
-        let err = check_in_sync(&lock, &bumped).unwrap_err();
+        let err = check_in_sync(&lock, &bumped, &[]).unwrap_err();
         assert_eq!(err.line, 4, "{err}");
         assert!(
             err.to_string()
@@ -505,7 +510,7 @@ mod tests {
             "{err}"
         );
         let dropped = manifest("    \"express\": \"4.21.2\"");
-        let err = check_in_sync(&lock, &dropped).unwrap_err();
+        let err = check_in_sync(&lock, &dropped, &[]).unwrap_err();
         assert!(err.to_string().contains("needs local-lib"), "{err}");
     }
 }

@@ -164,19 +164,30 @@ pub(crate) fn parse(source: &Source) -> Result<NodeLock, InputError> {
 /// dependency declared with another specifier than the lock's `.` importer
 /// records, or one only one side has, as `pnpm install --frozen-lockfile`
 /// refuses it.
-pub(crate) fn check_in_sync(lock: &Source, manifest: &Source) -> Result<(), InputError> {
-    check_importer_in_sync(lock, ".", manifest)
+/// So is each workspace member's (its folder and `package.json`) against
+/// its own importer; the lock is read once.
+pub(crate) fn check_in_sync(
+    lock: &Source,
+    manifest: &Source,
+    members: &[(std::path::PathBuf, Source)],
+) -> Result<(), InputError> {
+    let locked = load(lock)?;
+    importer_in_sync(&locked, lock, ".", manifest)?;
+    for (member, manifest) in members {
+        importer_in_sync(&locked, lock, &member.to_string_lossy(), manifest)?;
+    }
+    Ok(())
 }
 
-/// Refuses a lock whose importer `importer` (`.` for the service's own
-/// package, a workspace member's folder for that member's) is out of date
-/// with that package's `package.json` (in `manifest`).
-pub(crate) fn check_importer_in_sync(
+/// Whether the lock's importer `importer` (`.` for the service's own
+/// package, a member's folder for that member's) records what `manifest`
+/// declares.
+fn importer_in_sync(
+    locked: &Yaml,
     lock: &Source,
     importer: &str,
     manifest: &Source,
 ) -> Result<(), InputError> {
-    let locked = load(lock)?;
     let declared: serde_json::Value = read_json(manifest, "package.json")?;
     for kind in KINDS {
         let empty = serde_json::Map::new();
@@ -221,6 +232,7 @@ pub(crate) fn check_importer_in_sync(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::source::in_memory as source;
 
     const LOCK: &str = "lockfileVersion: '9.0'
 
@@ -269,13 +281,6 @@ snapshots:
   local-lib@file:lib: {}
 ";
 
-    fn source(path: &str, text: &str) -> Source {
-        Source {
-            path: path.into(),
-            text: text.to_owned(),
-        }
-    }
-
     #[test]
     fn registry_packages_are_pins_with_their_lines_and_paths_are_kept() {
         let lock = parse(&source("pnpm-lock.yaml", LOCK)).unwrap();
@@ -323,8 +328,8 @@ snapshots:
                 ),
             )
         };
-        check_in_sync(&lock, &manifest("4.21.2")).unwrap();
-        let err = check_in_sync(&lock, &manifest("^5.1.0")).unwrap_err();
+        check_in_sync(&lock, &manifest("4.21.2"), &[]).unwrap();
+        let err = check_in_sync(&lock, &manifest("^5.1.0"), &[]).unwrap_err();
         assert_eq!(err.line, 4, "{err}");
         assert!(
             err.to_string()

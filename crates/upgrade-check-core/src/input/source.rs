@@ -157,6 +157,15 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// A source held in memory, for the readers' tests.
+#[cfg(test)]
+pub(crate) fn in_memory(path: &str, text: &str) -> Source {
+    Source {
+        path: path.into(),
+        text: text.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -142,34 +142,9 @@ fn npm_builder(
     let mut member_manifests = Vec::new();
     for member in &members {
         let path = lock_folder.join(member).join("package.json");
-        member_manifests.push((member, base_manifest(&path)?));
+        member_manifests.push((member.clone(), base_manifest(&path)?));
     }
-    match manager {
-        // Yarn 1 links a workspace's own packages without an entry.
-        Manager::Yarn => {
-            let local: Vec<String> = member_manifests
-                .iter()
-                .filter_map(|(_, member)| {
-                    let declared: serde_json::Value = serde_json::from_str(&member.text).ok()?;
-                    Some(declared["name"].as_str()?.to_owned())
-                })
-                .collect();
-            for checked in std::iter::once(&manifest).chain(member_manifests.iter().map(|(_, m)| m))
-            {
-                crate::input::yarn_lock::check_in_sync_within(&lock_source, checked, &local)?;
-            }
-        }
-        Manager::Npm | Manager::Pnpm => {
-            manager.check_in_sync(&lock_source, &manifest)?;
-            for (member, member_manifest) in &member_manifests {
-                manager.check_member_in_sync(
-                    &lock_source,
-                    &member.to_string_lossy(),
-                    member_manifest,
-                )?;
-            }
-        }
-    }
+    manager.check_in_sync(&lock_source, &manifest, &member_manifests)?;
     // The service's own npm settings (its registry, its scopes'), and a
     // pnpm workspace's, as the base has them in a pull request: a change's
     // own `.npmrc` could send the runner's tokens to a registry of its

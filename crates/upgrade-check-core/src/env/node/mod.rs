@@ -53,6 +53,8 @@ pub(crate) struct Node {
     pub node_bin: Option<PathBuf>,
     /// `node --version`, as semver.
     pub node_version: semver::Version,
+    /// `npm --version`.
+    pub npm_version: String,
     /// `node vX / npm Y`: part of every cache key.
     pub version: String,
 }
@@ -80,6 +82,7 @@ impl Node {
             node_bin: None,
             node_version,
             version: format!("node {node} / npm {npm}"),
+            npm_version: npm,
         })
     }
 
@@ -140,32 +143,16 @@ impl Node {
             )
         })?;
         let install = format!("{package}@{newest}");
-        let home = tools_dir.join(&install);
+        let home = installed_by_npm(
+            tools_dir,
+            &install,
+            &Path::new("node_modules").join(&package).join("bin/node"),
+            offline,
+            timeout,
+            &format!("installing Node {newest} ({install}) with npm"),
+        )?;
         let bin = home.join("node_modules").join(&package).join("bin");
-        fs_err::create_dir_all(tools_dir)?;
-        let _lock = state::lock(&tools_dir.join(format!("{install}.lock")))?;
-        if !bin.join("node").is_file() {
-            let prefix = home.display().to_string();
-            let mut args = vec![
-                "install",
-                "--prefix",
-                &prefix,
-                &install,
-                "--no-audit",
-                "--no-fund",
-                "--no-update-notifier",
-            ];
-            if offline {
-                args.push("--offline");
-            }
-            process::run_checked(
-                duct::cmd(self.npm.as_os_str(), args).stdin_null(),
-                timeout,
-                &format!("installing Node {newest} ({install}) with npm"),
-            )?;
-        }
-        let npm = self.version.split(" / ").nth(1).unwrap_or("npm").to_owned();
-        self.version = format!("node v{newest} / {npm}");
+        self.version = format!("node v{newest} / npm {}", self.npm_version);
         self.node_version = newest;
         self.node_bin = Some(bin);
         Ok(self)
@@ -368,19 +355,45 @@ pub(crate) fn locate_or_bootstrap(
     if version_of(&on_path, tool.program()).is_ok_and(|found| wanted.accepts(&found)) {
         return Ok(on_path);
     }
-    let home = tools_dir.join(wanted.install.replace('/', "+"));
-    let program = home.join("node_modules/.bin").join(tool.program());
+    let program = Path::new("node_modules/.bin").join(tool.program());
+    let home = installed_by_npm(
+        tools_dir,
+        &wanted.install,
+        &program,
+        offline,
+        timeout,
+        &format!(
+            "installing {} with npm (none on PATH is {})",
+            wanted.install, wanted.version
+        ),
+    )?;
+    Ok(home.join(program))
+}
+
+/// `<tools>/<package@version>` (a scope's `/` as `+`), where npm installed
+/// `install` on first use, under a lock other runs wait on; `made` is the
+/// file inside it that says the install finished.
+fn installed_by_npm(
+    tools_dir: &Path,
+    install: &str,
+    made: &Path,
+    offline: bool,
+    timeout: Duration,
+    doing: &str,
+) -> anyhow::Result<PathBuf> {
+    let folder = install.replace('/', "+");
+    let home = tools_dir.join(&folder);
     fs_err::create_dir_all(tools_dir)?;
-    let _lock = state::lock(&tools_dir.join(format!("{}.lock", wanted.install.replace('/', "+"))))?;
-    if program.is_file() {
-        return Ok(program);
+    let _lock = state::lock(&tools_dir.join(format!("{folder}.lock")))?;
+    if home.join(made).is_file() {
+        return Ok(home);
     }
     let prefix = home.display().to_string();
     let mut args = vec![
         "install",
         "--prefix",
         &prefix,
-        &wanted.install,
+        install,
         "--no-audit",
         "--no-fund",
         "--no-update-notifier",
@@ -388,15 +401,8 @@ pub(crate) fn locate_or_bootstrap(
     if offline {
         args.push("--offline");
     }
-    process::run_checked(
-        duct::cmd("npm", args).stdin_null(),
-        timeout,
-        &format!(
-            "installing {} with npm (none on PATH is {})",
-            wanted.install, wanted.version
-        ),
-    )?;
-    Ok(program)
+    process::run_checked(duct::cmd("npm", args).stdin_null(), timeout, doing)?;
+    Ok(home)
 }
 
 /// Resolves and installs npm environments for one service.
