@@ -527,6 +527,12 @@ impl NpmBuilder {
     }
 
     fn resolve_cell(&self, baseline: &ResolvedSet, pins: &[Pin]) -> Result<Resolution, BuildError> {
+        // The baseline is the lock as the team has it, what their own CI
+        // installs: a package manager's resolution of it could differ (drop
+        // a package a Yarn package extension adds, say) and cost a run.
+        if pins.is_empty() {
+            return super::Ecosystem::resolve_baseline(self);
+        }
         let manifests = self.base_manifests()?;
         let mut edited = Vec::new();
         for (path, text) in &manifests {
