@@ -19,3 +19,4 @@ pub mod scenario;
 pub(crate) mod source;
 pub(crate) mod traffic;
 pub(crate) mod yarn_lock;
+pub(crate) mod yarnrc;

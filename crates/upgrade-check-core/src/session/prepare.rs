@@ -16,6 +16,7 @@ use crate::input::config::{self, Config};
 use crate::input::node_lock::Manager;
 use crate::input::scenario::Scenario;
 use crate::input::source;
+use crate::input::yarn_lock::Flavour;
 use crate::model::cell::Plan;
 use crate::model::event::{Events, RunEvent};
 use crate::model::setting::{Setting, SettingError};
@@ -162,6 +163,19 @@ fn npm_builder(
         Manager::Npm | Manager::Yarn => None,
     };
     let tool = env::node::Tool::of(manager, &baseline.text);
+    // A Yarn 2+ service's own settings (its registries, scopes, package
+    // extensions), the base's in a pull request, likewise.
+    let yarnrc = match tool {
+        env::node::Tool::Yarn(Flavour::Berry) => settings(".yarnrc.yml")?
+            .map(|text| {
+                crate::input::yarnrc::read(&source::Source {
+                    path: root.join(lock_path.with_file_name(".yarnrc.yml")),
+                    text,
+                })
+            })
+            .transpose()?,
+        _ => None,
+    };
     if tool != env::node::Tool::Npm {
         let declared: serde_json::Value = serde_json::from_str(&manifest.text)?;
         let program = env::node::locate_or_bootstrap(
@@ -172,6 +186,13 @@ fn npm_builder(
             config.timeouts.build,
         )?;
         node = node.with_manager(tool, program)?;
+        // Yarn takes a registry passed to it over the service's own.
+        if yarnrc
+            .as_ref()
+            .is_some_and(|settings| settings.names_registry)
+        {
+            node.yarn_registry = None;
+        }
     }
     events(&RunEvent::Toolchain {
         description: node.version.clone(),
@@ -202,6 +223,7 @@ fn npm_builder(
         base_manifests,
         members,
         npmrc,
+        yarnrc: yarnrc.map(|settings| settings.text),
         pnpm_workspace,
         no_scripts: options.check.no_build,
         timeout: config.timeouts.build,

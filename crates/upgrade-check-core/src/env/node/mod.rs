@@ -429,6 +429,10 @@ pub(crate) struct NpmBuilder {
     /// The service's own `.npmrc` (the base's in PR mode): its registry
     /// and scopes, laid into every folder an install runs in.
     pub npmrc: Option<String>,
+    /// A Yarn 2+ service's own `.yarnrc.yml` (the base's in PR mode),
+    /// without the settings that name the repository's files
+    /// (`input::yarnrc`): laid beside the `.npmrc`.
+    pub yarnrc: Option<String>,
     /// A pnpm workspace's `pnpm-workspace.yaml` (the base's in PR mode):
     /// its members and settings, laid beside the lock in every folder
     /// pnpm runs in.
@@ -488,16 +492,20 @@ impl NpmBuilder {
         path.strip_prefix(folder).unwrap_or(path).to_owned()
     }
 
-    /// The service's `.npmrc` laid into `dir` for a step, readable by this
-    /// user alone, and taken out when the returned value is dropped: it
-    /// may hold a registry's token, which no environment keeps.
-    fn lay_npmrc(&self, dir: &Path) -> anyhow::Result<LaidNpmrc> {
-        let Some(text) = &self.npmrc else {
-            return Ok(LaidNpmrc(None));
-        };
-        let path = dir.join(".npmrc");
-        state::write_private(&path, text.as_bytes())?;
-        Ok(LaidNpmrc(Some(path)))
+    /// The service's `.npmrc` and `.yarnrc.yml` laid into `dir` for a step,
+    /// readable by this user alone, and taken out when the returned value
+    /// is dropped: they may hold a registry's token, which no environment
+    /// keeps.
+    fn lay_settings(&self, dir: &Path) -> anyhow::Result<LaidSettings> {
+        let mut laid = LaidSettings(Vec::new());
+        for (name, text) in [(".npmrc", &self.npmrc), (".yarnrc.yml", &self.yarnrc)] {
+            if let Some(text) = text {
+                let path = dir.join(name);
+                state::write_private(&path, text.as_bytes())?;
+                laid.0.push(path);
+            }
+        }
+        Ok(laid)
     }
 
     /// A pnpm workspace's `pnpm-workspace.yaml`, beside the lock in `dir`.
@@ -629,6 +637,7 @@ impl NpmBuilder {
             "npm-resolve-v2",
             &self.node.version,
             self.npmrc.as_deref().unwrap_or(""),
+            self.yarnrc.as_deref().unwrap_or(""),
             self.pnpm_workspace.as_deref().unwrap_or(""),
             &every(&manifests),
             &every(&laid),
@@ -689,7 +698,7 @@ impl NpmBuilder {
         if steps.is_empty() {
             steps.push((None, &[]));
         }
-        let _npmrc = self.lay_npmrc(scratch.path())?;
+        let _settings = self.lay_settings(scratch.path())?;
         for (member, specs) in steps {
             let mut args: Vec<OsString> = vec![add.into(), lock_only.into()];
             if let Some(member) = member {
@@ -787,6 +796,7 @@ impl NpmBuilder {
             self.manager.lock_name(),
             &self.node.version,
             self.npmrc.as_deref().unwrap_or(""),
+            self.yarnrc.as_deref().unwrap_or(""),
             self.pnpm_workspace.as_deref().unwrap_or(""),
             scripts,
             &every,
@@ -902,9 +912,9 @@ impl NpmBuilder {
                     .join(", ")
             ),
         };
-        let npmrc = self.lay_npmrc(&dir)?;
+        let settings = self.lay_settings(&dir)?;
         self.run(&dir, args, &doing)?;
-        drop(npmrc);
+        drop(settings);
         fs_err::create_dir_all(&modules)?;
         // The service's `node` is the chosen one: the environment's `.bin`
         // comes first on its PATH.
@@ -923,7 +933,7 @@ impl NpmBuilder {
     /// answers nothing for a version that does not exist.
     fn check_exists(&self, pin: &Pin) -> Result<(), BuildError> {
         let outside = state::temp_dir()?;
-        let _npmrc = self.lay_npmrc(outside.path())?;
+        let _settings = self.lay_settings(outside.path())?;
         let spec = format!("{}@{}", pin.package, pin.version);
         let args = vec!["view".into(), spec.clone().into(), "version".into()];
         let output = self.run_npm(outside.path(), args, &format!("npm view {spec}"))?;
@@ -991,12 +1001,12 @@ impl NpmBuilder {
     }
 }
 
-/// A laid `.npmrc`, removed on drop.
-struct LaidNpmrc(Option<PathBuf>);
+/// The laid settings files, removed on drop.
+struct LaidSettings(Vec<PathBuf>);
 
-impl Drop for LaidNpmrc {
+impl Drop for LaidSettings {
     fn drop(&mut self) {
-        if let Some(path) = &self.0 {
+        for path in &self.0 {
             let _ = std::fs::remove_file(path);
         }
     }

@@ -322,14 +322,16 @@ fn yarn_service(flavour: &str) -> TestContext {
 }
 
 /// The service's npm lock replaced by Yarn's (`classic` or `berry`), in
-/// either fixture (`yarn/FLAVOUR/yarn.lock` beside `service/`).
+/// either fixture (`yarn/FLAVOUR/yarn.lock` beside `service/`), with the
+/// flavour's `.yarnrc.yml` where it has one.
 fn lay_yarn_lock(ctx: &TestContext, flavour: &str) {
     std::fs::remove_file(ctx.path("service/package-lock.json")).unwrap();
-    std::fs::rename(
-        ctx.path(&format!("yarn/{flavour}/yarn.lock")),
-        ctx.path("service/yarn.lock"),
-    )
-    .unwrap();
+    for file in ["yarn.lock", ".yarnrc.yml"] {
+        let from = ctx.path(&format!("yarn/{flavour}/{file}"));
+        if from.exists() {
+            std::fs::rename(from, ctx.path(&format!("service/{file}"))).unwrap();
+        }
+    }
     ctx.edit("upgrade-check.toml", |text| {
         text.replace(
             "baseline = \"package-lock.json\"",
@@ -343,7 +345,9 @@ fn lay_yarn_lock(ctx: &TestContext, flavour: &str) {
 /// catches Express 5 (Yarn 1) and jsonwebtoken 9 (Yarn 4) on environments Yarn installed
 /// (the harness installs the Yarn the lock needs when PATH has none), a
 /// direct package moved by its declaration and a transitive one by
-/// `resolutions`, each download checked against the lock's digests.
+/// `resolutions`, each download checked against the lock's digests. Yarn 4
+/// installs with the service's own `.yarnrc.yml` (the package extension its
+/// lock was written with), but for its `yarnPath` and Plug'n'Play.
 #[test]
 fn a_yarn_locked_service_s_breaks_are_caught_with_yarn_1_and_yarn_4() {
     // Each Yarn moves one declared package (Express 5 stops the service at
