@@ -732,7 +732,7 @@ fn source_files(dir: &Path, extension: &str) -> Vec<PathBuf> {
 mod tests {
     use super::*;
 
-    fn write(dir: &Path, files: &[(&str, &str)]) {
+    pub(super) fn write(dir: &Path, files: &[(&str, &str)]) {
         for (path, text) in files {
             let path = dir.join(path);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -57,6 +57,20 @@ impl Manager {
         }
     }
 
+    /// A workspace's members (and an npm `file:` folder), relative to the
+    /// lock's folder: npm's and pnpm's locks list them, Yarn's root names
+    /// them in `workspaces` (its `package.json`, in `manifest`).
+    pub(crate) fn members(
+        self,
+        lock: &Source,
+        manifest: &Source,
+    ) -> Result<Vec<std::path::PathBuf>, InputError> {
+        match self {
+            Manager::Yarn => npm_lock::workspace_folders(manifest),
+            Manager::Npm | Manager::Pnpm => Ok(self.parse(lock)?.members),
+        }
+    }
+
     /// Refuses a lock out of date with the service's `package.json` (in
     /// `manifest`) or a workspace member's (its folder, its `package.json`).
     pub(crate) fn check_in_sync(

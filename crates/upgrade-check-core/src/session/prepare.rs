@@ -133,12 +133,8 @@ fn npm_builder(
         text: baseline.text.clone(),
     };
     // A workspace's members (and an npm `file:` folder) are installed with
-    // the service, each package.json checked against the lock: npm's and
-    // pnpm's locks list them, Yarn's root names them in `workspaces`.
-    let members = match manager {
-        Manager::Yarn => crate::input::npm_lock::workspace_folders(&manifest)?,
-        Manager::Npm | Manager::Pnpm => manager.parse(&lock_source)?.members,
-    };
+    // the service, each package.json checked against the lock.
+    let members = manager.members(&lock_source, &manifest)?;
     let lock_folder = lock_path.parent().unwrap_or(std::path::Path::new(""));
     let mut member_manifests = Vec::new();
     for member in &members {

@@ -3,13 +3,15 @@
 //! variables it must be given, from its JavaScript and TypeScript source.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use regex::Regex;
 
 use super::{Inspection, health_paths, required_variables, source_files};
 use crate::input::config::Ecosystem;
+use crate::input::node_lock::Manager;
+use crate::input::source::Source;
 
 /// Frameworks by the package that brings them, as `how` names them.
 const FRAMEWORKS: &[(&str, &str)] = &[
@@ -47,6 +49,15 @@ pub(super) fn inspect_node(dir: &Path) -> Inspection {
             return inspection;
         }
     };
+    // A workspace's root that starts nothing itself: its service is a member.
+    let member = inspection
+        .baseline
+        .as_deref()
+        .and_then(|lock| service_member(dir, lock, &manifest, &mut inspection.todos));
+    let (manifest, member) = match member {
+        Some((member, declared)) => (declared, Some(member)),
+        None => (manifest, None),
+    };
     let texts: Vec<String> = EXTENSIONS
         .iter()
         .flat_map(|extension| source_files(dir, extension))
@@ -57,7 +68,7 @@ pub(super) fn inspect_node(dir: &Path) -> Inspection {
         .iter()
         .find(|(package, _)| depends_on(&manifest, package))
         .map_or("a Node service", |(_, name)| name);
-    let (command, started) = start_command(&manifest);
+    let (command, started) = start_command(&manifest, member.as_deref());
     let reads = env_reads(texts.iter().map(String::as_str));
     if reads.contains_key("PORT") {
         inspection
@@ -90,6 +101,47 @@ pub(super) fn inspect_node(dir: &Path) -> Inspection {
     inspection
 }
 
+/// In a workspace's root with no start of its own, the member that is the
+/// service (its folder and `package.json`): the one that brings a framework
+/// and says how it starts. Of several, the first, and a TODO naming the rest.
+fn service_member(
+    dir: &Path,
+    lock: &str,
+    root: &serde_json::Value,
+    todos: &mut Vec<String>,
+) -> Option<(PathBuf, serde_json::Value)> {
+    if start_command(root, None).0.is_some() {
+        return None;
+    }
+    let manager = Manager::of(Path::new(lock))?;
+    let lock = Source::read(&dir.join(lock)).ok()?;
+    let manifest = Source::read(&dir.join("package.json")).ok()?;
+    let members = manager.members(&lock, &manifest).ok()?;
+    let services: Vec<(PathBuf, serde_json::Value)> = members
+        .into_iter()
+        .filter_map(|member| {
+            let text = std::fs::read_to_string(dir.join(&member).join("package.json")).ok()?;
+            let declared: serde_json::Value = serde_json::from_str(&text).ok()?;
+            let framework = FRAMEWORKS
+                .iter()
+                .any(|(package, _)| depends_on(&declared, package));
+            (framework && start_command(&declared, None).0.is_some()).then_some((member, declared))
+        })
+        .collect();
+    if services.len() > 1 {
+        let others: Vec<String> = services[1..]
+            .iter()
+            .map(|(member, _)| format!("{}/", member.display()))
+            .collect();
+        todos.push(format!(
+            "the workspace's members {}/ and {} each start a service: the first is checked; to check another, set service.command (its scripts.start, run from this folder)",
+            services[0].0.display(),
+            others.join(", ")
+        ));
+    }
+    services.into_iter().next()
+}
+
 /// Whether `package.json` declares `package` in any dependency kind.
 fn depends_on(manifest: &serde_json::Value, package: &str) -> bool {
     ["dependencies", "devDependencies"].iter().any(|kind| {
@@ -103,11 +155,23 @@ fn depends_on(manifest: &serde_json::Value, package: &str) -> bool {
 /// The argv that starts the service, and what it came from: `node FILE`
 /// when `scripts.start` is just that (no shell needed), else `npm start`
 /// (npm runs the script, the environment's programs on its PATH), else
-/// `node MAIN`.
-fn start_command(manifest: &serde_json::Value) -> (Option<Vec<String>>, String) {
+/// `node MAIN`. A workspace `member`'s is run from the root: its file
+/// under the member's folder, its script with `npm --prefix`.
+fn start_command(
+    manifest: &serde_json::Value,
+    member: Option<&Path>,
+) -> (Option<Vec<String>>, String) {
     let start = manifest
         .pointer("/scripts/start")
         .and_then(|start| start.as_str());
+    let declared_in = match member {
+        Some(member) => format!("{}/package.json", member.display()),
+        None => "package.json".to_owned(),
+    };
+    let under_member = |file: &str| match member {
+        Some(member) => member.join(file).display().to_string(),
+        None => file.to_owned(),
+    };
     if let Some(start) = start {
         let words: Vec<&str> = start.split_whitespace().collect();
         let plain = words.iter().all(|word| {
@@ -115,21 +179,43 @@ fn start_command(manifest: &serde_json::Value) -> (Option<Vec<String>>, String) 
                 .all(|c| c.is_ascii_alphanumeric() || "-_./=@:".contains(c))
         });
         if plain && words.first() == Some(&"node") && words.len() >= 2 {
-            let argv = words.iter().map(|word| (*word).to_owned()).collect();
+            // The script: the first word after node's own options.
+            let script = words[1..].iter().position(|word| !word.starts_with('-'));
+            let argv = words
+                .iter()
+                .enumerate()
+                .map(
+                    |(at, word)| match Some(at) == script.map(|script| script + 1) {
+                        true => under_member(word),
+                        false => (*word).to_owned(),
+                    },
+                )
+                .collect();
             return (
                 Some(argv),
-                format!("`{start}` (scripts.start in package.json)"),
+                format!("`{start}` (scripts.start in {declared_in})"),
             );
         }
-        return (
-            Some(vec!["npm".to_owned(), "start".to_owned()]),
-            format!("`npm start`, which runs `{start}`"),
-        );
+        return match member {
+            Some(member) => (
+                Some(vec![
+                    "npm".to_owned(),
+                    "--prefix".to_owned(),
+                    member.display().to_string(),
+                    "start".to_owned(),
+                ]),
+                format!("`npm start` in {}/, which runs `{start}`", member.display()),
+            ),
+            None => (
+                Some(vec!["npm".to_owned(), "start".to_owned()]),
+                format!("`npm start`, which runs `{start}`"),
+            ),
+        };
     }
     match manifest.get("main").and_then(|main| main.as_str()) {
         Some(main) => (
-            Some(vec!["node".to_owned(), main.to_owned()]),
-            format!("`node {main}` (main in package.json)"),
+            Some(vec!["node".to_owned(), under_member(main)]),
+            format!("`node {main}` (main in {declared_in})"),
         ),
         None => (None, String::new()),
     }
@@ -191,15 +277,83 @@ const url = process.env.UPSTREAM_URL;"#]
     #[test]
     fn a_plain_node_start_script_is_run_as_it_is_anything_else_through_npm() {
         let manifest = |json: &str| serde_json::from_str::<serde_json::Value>(json).unwrap();
-        let (argv, _) = start_command(&manifest(r#"{"scripts": {"start": "node server.js"}}"#));
+        let (argv, _) = start_command(
+            &manifest(r#"{"scripts": {"start": "node server.js"}}"#),
+            None,
+        );
         assert_eq!(argv.unwrap(), ["node", "server.js"]);
-        let (argv, how) = start_command(&manifest(
-            r#"{"scripts": {"start": "nest start && echo"}, "main": "dist/main.js"}"#,
-        ));
+        let (argv, how) = start_command(
+            &manifest(r#"{"scripts": {"start": "nest start && echo"}, "main": "dist/main.js"}"#),
+            None,
+        );
         assert_eq!(argv.unwrap(), ["npm", "start"]);
         assert!(how.contains("nest start"), "{how}");
-        let (argv, _) = start_command(&manifest(r#"{"main": "index.js"}"#));
+        let (argv, _) = start_command(&manifest(r#"{"main": "index.js"}"#), None);
         assert_eq!(argv.unwrap(), ["node", "index.js"]);
-        assert_eq!(start_command(&manifest("{}")).0, None);
+        assert_eq!(start_command(&manifest("{}"), None).0, None);
+    }
+
+    /// A workspace's root that starts nothing: the member with a framework
+    /// and a start is the service, run from the root; a second one is named.
+    #[test]
+    fn at_a_workspace_s_root_the_member_that_starts_a_service_is_the_service() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::input::inspect::tests::write(
+            dir.path(),
+            &[
+                (
+                    "package.json",
+                    r#"{"private": true, "workspaces": ["packages/*"]}"#,
+                ),
+                ("yarn.lock", "# yarn lockfile v1\n"),
+                (
+                    "packages/api/package.json",
+                    r#"{"dependencies": {"express": "^4"}, "scripts": {"start": "node --enable-source-maps server.js"}}"#,
+                ),
+                (
+                    "packages/api/server.js",
+                    "app.listen(process.env.PORT); app.get('/healthz', ok); const key = process.env.JWT_SECRET;",
+                ),
+                ("packages/tokens/package.json", r#"{"main": "index.js"}"#),
+                (
+                    "packages/worker/package.json",
+                    r#"{"dependencies": {"koa": "^2"}, "scripts": {"start": "tsx src/main.ts"}}"#,
+                ),
+            ],
+        );
+        let found = inspect_node(dir.path());
+        assert_eq!(
+            found.command.unwrap(),
+            ["node", "--enable-source-maps", "packages/api/server.js"]
+        );
+        assert!(
+            found.how.starts_with("an Express app started by `node --enable-source-maps server.js` (scripts.start in packages/api/package.json"),
+            "{}",
+            found.how
+        );
+        assert!(found.env.contains_key("JWT_SECRET"), "{:?}", found.env);
+        assert!(
+            found
+                .todos
+                .iter()
+                .any(|todo| todo.contains("packages/api/ and packages/worker/")),
+            "{:?}",
+            found.todos
+        );
+
+        // A member started by a script is started by npm in its folder.
+        std::fs::remove_dir_all(dir.path().join("packages/api")).unwrap();
+        let found = inspect_node(dir.path());
+        assert_eq!(
+            found.command.unwrap(),
+            ["npm", "--prefix", "packages/worker", "start"]
+        );
+        assert!(
+            found
+                .how
+                .starts_with("a Koa app started by `npm start` in packages/worker/"),
+            "{}",
+            found.how
+        );
     }
 }

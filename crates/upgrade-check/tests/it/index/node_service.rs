@@ -516,7 +516,8 @@ fn assert_bcrypt_unbuilt(ctx: &TestContext) {
 
 /// An npm workspace (`fixtures/node-workspace`): the auth service is one
 /// member, signing through another (`@acme/tokens`, which needs
-/// jsonwebtoken). A member's package.json out of date with the lock stops
+/// jsonwebtoken). `init` at the workspace's root finds the member that
+/// starts a service and starts it. A member's package.json out of date with the lock stops
 /// the run at its line; each member's package is moved in that member's
 /// package.json and caught (the token library's jsonwebtoken 9 breaks
 /// the service's login); the service runs its sibling member from its own
@@ -526,6 +527,28 @@ fn assert_bcrypt_unbuilt(ctx: &TestContext) {
 #[test]
 fn a_service_in_an_npm_workspace_is_checked_with_its_members() {
     let ctx = TestContext::from_workspace("fixtures/node-workspace", std::path::Path::to_path_buf);
+    // As a team runs it in its repository, which has no config yet.
+    let mut init = std::process::Command::new(crate::common::binary());
+    init.arg("init")
+        .current_dir(ctx.path("service"))
+        .env("UPGRADE_CHECK_STATE_DIR", ctx.path("init-state"))
+        .env("UPGRADE_CHECK_CACHE_DIR", crate::common::shared_cache())
+        .env_remove("CI");
+    let init = ctx.run_command(init);
+    assert_eq!(init.code, 0, "{}\n{}", init.stdout, init.stderr);
+    assert!(
+        init.stdout.contains(
+            "an Express app started by `node server.js` (scripts.start in packages/api/package.json; the port in PORT)"
+        ) && init.stdout.contains("health      GET /health answered 2xx"),
+        "{}",
+        init.stdout
+    );
+    let written = std::fs::read_to_string(ctx.path("service/upgrade-check.toml")).unwrap();
+    assert!(
+        written.contains("command = [\"node\", \"packages/api/server.js\"]"),
+        "{written}"
+    );
+
     ctx.edit("service/packages/tokens/package.json", |text| {
         text.replace(
             "\"jsonwebtoken\": \"8.5.1\"",
