@@ -75,13 +75,14 @@ pub fn run_fast() -> anyhow::Result<i32> {
 
 /// Installs what is missing (or says how), then runs `cargo test ARGS`; its exit code.
 pub fn run(args: &[String]) -> anyhow::Result<i32> {
-    install_missing_tools()?;
+    let installing = install_missing_tools()?;
     install_from_the_crate()?;
     build_wheel()?;
     let cargo_insta = build_cargo_insta_meanwhile()?;
     let code = if args.is_empty() {
-        whole_suite()
+        whole_suite(installing)
     } else {
+        installing.finish()?;
         cargo_test(args)
     };
     if let Some(build) = cargo_insta {
@@ -90,34 +91,67 @@ pub fn run(args: &[String]) -> anyhow::Result<i32> {
     code
 }
 
-/// Debian's packages for the tools that are missing, or the one command
-/// that installs them; first, before anything is built.
-fn install_missing_tools() -> anyhow::Result<()> {
+/// Debian's packages for the tools that are missing, installed while the
+/// suite compiles (apt waits on the network and the disk, the compiler on
+/// the cores: on a fresh machine the two took a minute one after the
+/// other), or the one command that installs them, said before anything
+/// is built.
+fn install_missing_tools() -> anyhow::Result<Installing> {
     let missing: Vec<&Tool> = TOOLS.iter().filter(|tool| !present(tool)).collect();
-    if !missing.is_empty() {
-        let packages: Vec<&str> = missing.iter().map(|tool| tool.package).collect();
-        let can_install = nix::unistd::geteuid().is_root() && on_path("apt-get");
-        if !can_install {
-            bail!(
-                "the tests need {} and cannot install {} here; run: sudo apt-get install {}",
-                missing
-                    .iter()
-                    .map(|tool| tool.program)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if packages.len() == 1 { "it" } else { "them" },
-                packages.join(" ")
-            );
-        }
-        upgrade_check::errln!("installing what the tests need: {}", packages.join(" "));
+    if missing.is_empty() {
+        return Ok(Installing(None));
+    }
+    let packages: Vec<&str> = missing.iter().map(|tool| tool.package).collect();
+    let can_install = nix::unistd::geteuid().is_root() && on_path("apt-get");
+    if !can_install {
+        bail!(
+            "the tests need {} and cannot install {} here; run: sudo apt-get install {}",
+            missing
+                .iter()
+                .map(|tool| tool.program)
+                .collect::<Vec<_>>()
+                .join(", "),
+            if packages.len() == 1 { "it" } else { "them" },
+            packages.join(" ")
+        );
+    }
+    upgrade_check::errln!(
+        "installing what the tests need while the suite compiles: {}",
+        packages.join(" ")
+    );
+    let packages: Vec<String> = packages.into_iter().map(str::to_owned).collect();
+    Ok(Installing(Some(std::thread::spawn(move || {
         apt_get(&["update", "-qq"])?;
         // Only what the tools need: recommended packages would bring ~100
         // more (and upgrades of the machine's own) onto a developer's machine.
         let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
-        install.extend(&packages);
-        apt_get(&install)?;
+        install.extend(packages.iter().map(String::as_str));
+        apt_get(&install)
+    }))))
+}
+
+/// Debian's packages being installed in the background; waited for before
+/// any test runs, and when the suite stops early, so that no install is
+/// left running.
+struct Installing(Option<std::thread::JoinHandle<anyhow::Result<()>>>);
+
+impl Installing {
+    /// Waits for the install; its failure.
+    fn finish(mut self) -> anyhow::Result<()> {
+        match self.0.take().map(std::thread::JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(installed)) => installed,
+            Some(Err(_)) => bail!("installing the tests' tools panicked"),
+        }
     }
-    Ok(())
+}
+
+impl Drop for Installing {
+    fn drop(&mut self) {
+        if let Some(install) = self.0.take() {
+            let _ = install.join();
+        }
+    }
 }
 
 /// `program` (cargo, or a wrapper of it) without what `cargo run` set for
@@ -181,7 +215,7 @@ fn path_with_python_first() -> Option<std::ffi::OsString> {
 /// beside the others rather than after them: the others keep the cores
 /// about 90 % busy, and the rest of their time and their tail take most of
 /// the bench's work. Its output, kept in a file, follows theirs.
-fn whole_suite() -> anyhow::Result<i32> {
+fn whole_suite(installing: Installing) -> anyhow::Result<i32> {
     // Built as they run: xtask's tests alone resolve other features than
     // the whole workspace's, so a `--workspace` build of them would be
     // built again.
@@ -193,6 +227,7 @@ fn whole_suite() -> anyhow::Result<i32> {
             return Ok(built);
         }
     }
+    installing.finish()?;
     let (_, target) = workspace_and_target();
     let bench_log = target.join("tmp/bench-tests.log");
     fs_err::create_dir_all(target.join("tmp"))?;
@@ -274,14 +309,23 @@ fn code_of(command: &mut std::process::Command) -> anyhow::Result<i32> {
     Ok(status.code().unwrap_or(101))
 }
 
+/// `apt-get ARGS`, its output kept (it runs beside the compiler's) and
+/// shown when it fails.
 fn apt_get(args: &[&str]) -> anyhow::Result<()> {
-    let status = std::process::Command::new("apt-get")
+    let output = std::process::Command::new("apt-get")
         .args(args)
         .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
+        .stdin(std::process::Stdio::null())
+        .output()
         .context("cannot run apt-get")?;
-    if !status.success() {
-        bail!("apt-get {} failed ({status})", args.join(" "));
+    if !output.status.success() {
+        bail!(
+            "apt-get {} failed ({}):\n{}{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     Ok(())
 }
