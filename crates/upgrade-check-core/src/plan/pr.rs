@@ -197,8 +197,10 @@ pub(crate) fn file_at(git_ref: &str, root: &Path, path: &Path) -> anyhow::Result
 ///
 /// A lock may hold one crate at several versions: a version that left is
 /// paired with the one that came in within its semver compatibility range
-/// (or, one out and one in, with each other); what stays unpaired was added
-/// or removed.
+/// (or, one out and one in, with each other), else with the newest one the
+/// lock held already in that range (npm moving a copy onto a version
+/// another copy had: `ms` 2.1.2 → 2.1.3 where `send` kept its own 2.1.3);
+/// what stays unpaired was added or removed.
 pub(crate) fn changes(before: &BaselineFile, after: &BaselineFile) -> Vec<PinChange> {
     let mut versions: BTreeMap<PackageName, (Vec<Version>, Vec<Version>)> = BTreeMap::new();
     for pin in &before.pins {
@@ -227,7 +229,15 @@ pub(crate) fn changes(before: &BaselineFile, after: &BaselineFile) -> Vec<PinCha
                 None => found.push((None, Some(version))),
             }
         }
-        found.extend(gone.into_iter().map(|old| (Some(old), None)));
+        for version in gone {
+            let kept = new
+                .iter()
+                .filter(|kept| old.contains(kept) && **kept > version)
+                .filter(|kept| version.is_compatible_with(kept))
+                .max()
+                .cloned();
+            found.push((Some(version), kept));
+        }
         changes.extend(found.into_iter().map(|(before, after)| PinChange {
             package: package.clone(),
             before,
@@ -643,6 +653,27 @@ mod tests {
                 "moved with tokio: mio 0.8.11 → 1.2.5, socket2 (none) → 0.6.5, windows-sys (none) → 0.61.2, 1 removed; tried with it, never alone"
             ]
         );
+    }
+
+    /// npm's `npm update ms`: the copy at 2.1.2 moves to 2.1.3, which
+    /// another copy had already (and no longer needs its own); the copy at
+    /// 2.0.0 another package needs stays. One move, not a removal.
+    #[test]
+    fn a_copy_moved_onto_a_version_another_copy_had_is_a_move() {
+        let before = cargo_lock(&["ms 2.0.0", "ms 2.1.2", "ms 2.1.3", "serde 1.0.200"]);
+        let after = cargo_lock(&["ms 2.0.0", "ms 2.1.3", "serde 1.0.200"]);
+        let changed: Vec<String> = changes(&before, &after)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(changed, ["ms 2.1.2 → 2.1.3"]);
+        // Gone with nothing newer in its range held: removed.
+        let after = cargo_lock(&["ms 2.0.0", "serde 1.0.200"]);
+        let changed: Vec<String> = changes(&before, &after)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(changed, ["ms 2.1.2 → (none)", "ms 2.1.3 → (none)"]);
     }
 
     #[test]
