@@ -182,12 +182,48 @@ fn npm_bump(ctx: &TestContext, packages: &[&str]) {
 
 /// A pull request as Dependabot opens it on a Node service, a harmless bump
 /// of one package in `package.json` and `package-lock.json`: tried alone
-/// against the base, it exits 0. (A grouped bump's split is the pnpm
-/// test's: the same steps, with pnpm.)
+/// against the base, it exits 0; and its other kind, a package no
+/// package.json declares moved in the lock alone, likewise. (A grouped
+/// bump's split is the pnpm test's: the same steps, with pnpm.)
 #[test]
 fn a_dependabot_npm_bump_that_breaks_nothing_exits_0_in_pr_mode() {
     let ctx = node_service();
+    // A base whose lock holds an older `ms` than its ranges allow, as npm
+    // leaves one: declared for a while, then no longer.
+    npm_bump(&ctx, &["ms@2.1.2"]);
+    ctx.edit("service/package.json", |text| {
+        text.replace(",\n    \"ms\": \"2.1.2\"", "")
+    });
+    npm_bump(&ctx, &[]);
+    let manifest = std::fs::read_to_string(ctx.path("service/package.json")).unwrap();
+    assert_eq!(
+        manifest,
+        std::fs::read_to_string(
+            crate::common::workspace_root().join("fixtures/node-auth-service/service/package.json")
+        )
+        .unwrap()
+    );
     committed(&ctx, "the service");
+
+    crate::common::git(&ctx, &["checkout", "--quiet", "-b", "bump-ms"]);
+    npm_update(&ctx, "ms");
+    committed(&ctx, "Bump ms from 2.1.2 to 2.1.3");
+    let lock_only = ctx.run(&["--since", "main"]);
+    assert_eq!(
+        lock_only.code, 0,
+        "{}\n{}",
+        lock_only.stdout, lock_only.stderr
+    );
+    let report = ctx.report();
+    assert_eq!(crate::common::cell_names(&report), ["baseline", "ms 2.1.3"]);
+    let moved = crate::common::version_change(cell_report(&report, "ms 2.1.3"), "ms");
+    // Every copy the lock holds: the one at 2.1.2 is gone.
+    assert_eq!(
+        (moved.before.as_deref(), moved.after.as_deref()),
+        (Some("2.0.0, 2.1.2, 2.1.3"), Some("2.0.0, 2.1.3"))
+    );
+
+    crate::common::git(&ctx, &["checkout", "--quiet", "main"]);
     crate::common::git(&ctx, &["checkout", "--quiet", "-b", "bump-express"]);
     npm_bump(&ctx, &["express@4.22.1"]);
     committed(&ctx, "Bump express from 4.21.2 to 4.22.1");
@@ -205,6 +241,23 @@ fn a_dependabot_npm_bump_that_breaks_nothing_exits_0_in_pr_mode() {
             "{scenario}"
         );
     }
+}
+
+/// What Dependabot does to a transitive package of the npm-locked service:
+/// `npm update NAME`, the lock alone.
+fn npm_update(ctx: &TestContext, package: &str) {
+    let status = std::process::Command::new("npm")
+        .args(["update", package, "--package-lock-only", "--ignore-scripts"])
+        .args([
+            "--no-audit",
+            "--no-fund",
+            "--omit-lockfile-registry-resolved",
+        ])
+        .current_dir(ctx.path("service"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "npm update {package}");
 }
 
 /// What Dependabot does to a pnpm-locked service for `packages`: pnpm's
