@@ -179,8 +179,17 @@ fn start_command(
                 .all(|c| c.is_ascii_alphanumeric() || "-_./=@:".contains(c))
         });
         if plain && words.first() == Some(&"node") && words.len() >= 2 {
-            // The script: the first word after node's own options.
-            let script = words[1..].iter().position(|word| !word.starts_with('-'));
+            // The script: the first source file named after node, else the
+            // first word that is no option (`-r dotenv/config` names a module).
+            let script = words[1..]
+                .iter()
+                .position(|word| {
+                    !word.starts_with('-')
+                        && EXTENSIONS
+                            .iter()
+                            .any(|extension| word.ends_with(&format!(".{extension}")))
+                })
+                .or_else(|| words[1..].iter().position(|word| !word.starts_with('-')));
             let argv = words
                 .iter()
                 .enumerate()
@@ -308,7 +317,7 @@ const url = process.env.UPSTREAM_URL;"#]
                 ("yarn.lock", "# yarn lockfile v1\n"),
                 (
                     "packages/api/package.json",
-                    r#"{"dependencies": {"express": "^4"}, "scripts": {"start": "node --enable-source-maps server.js"}}"#,
+                    r#"{"dependencies": {"express": "^4"}, "scripts": {"start": "node -r dotenv/config server.js"}}"#,
                 ),
                 (
                     "packages/api/server.js",
@@ -324,10 +333,10 @@ const url = process.env.UPSTREAM_URL;"#]
         let found = inspect_node(dir.path());
         assert_eq!(
             found.command.unwrap(),
-            ["node", "--enable-source-maps", "packages/api/server.js"]
+            ["node", "-r", "dotenv/config", "packages/api/server.js"]
         );
         assert!(
-            found.how.starts_with("an Express app started by `node --enable-source-maps server.js` (scripts.start in packages/api/package.json"),
+            found.how.starts_with("an Express app started by `node -r dotenv/config server.js` (scripts.start in packages/api/package.json"),
             "{}",
             found.how
         );
