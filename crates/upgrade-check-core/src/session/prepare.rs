@@ -181,14 +181,11 @@ fn npm_builder(
             options.offline,
             config.timeouts.build,
         )?;
-        node = node.with_manager(tool, program)?;
-        // Yarn takes a registry passed to it over the service's own.
-        if yarnrc
+        // Yarn would take a registry passed to it over the service's own.
+        let service_registry = yarnrc
             .as_ref()
-            .is_some_and(|settings| settings.names_registry)
-        {
-            node.yarn_registry = None;
-        }
+            .is_some_and(|settings| settings.names_registry);
+        node = node.with_manager(tool, program, service_registry)?;
     }
     events(&RunEvent::Toolchain {
         description: node.version.clone(),

@@ -160,12 +160,18 @@ impl Node {
 
     /// Uses `program` (on PATH, or where the harness installed it) for a
     /// service pnpm or Yarn locks; its version joins every cache key.
-    pub(crate) fn with_manager(mut self, tool: Tool, program: PathBuf) -> anyhow::Result<Node> {
+    /// `service_registry`: the service's own Yarn settings name a registry.
+    pub(crate) fn with_manager(
+        mut self,
+        tool: Tool,
+        program: PathBuf,
+        service_registry: bool,
+    ) -> anyhow::Result<Node> {
         let name = tool.program();
         let version = version_of(&program, name)?;
         self.version = format!("{} / {name} {version}", self.version);
         self.manager = Some(program);
-        if tool == Tool::Yarn(Flavour::Berry) && !yarn_names_a_registry() {
+        if tool == Tool::Yarn(Flavour::Berry) && !service_registry && !yarn_names_a_registry() {
             self.yarn_registry =
                 Some(registry::NpmRegistry::for_project(&self, Path::new("."))?.url);
         }
@@ -244,7 +250,7 @@ fn version_of(program: &Path, name: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
-/// Whether Yarn 2+ has a registry of its own: `YARN_NPM_REGISTRY_SERVER`,
+/// Whether Yarn 2+ has a registry of the user's: `YARN_NPM_REGISTRY_SERVER`,
 /// or `npmRegistryServer` in the user's `~/.yarnrc.yml`.
 fn yarn_names_a_registry() -> bool {
     std::env::var_os("YARN_NPM_REGISTRY_SERVER").is_some()
