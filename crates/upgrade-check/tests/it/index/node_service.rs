@@ -6,7 +6,7 @@
 //! never on the service's own `node_modules`.
 
 use crate::common::Verdict;
-use crate::common::{TestContext, cell_report, scenario_report, verdict};
+use crate::common::{Report, TestContext, cell_report, scenario_report, verdict};
 
 fn node_service() -> TestContext {
     TestContext::from_workspace("fixtures/node-auth-service", std::path::Path::to_path_buf)
@@ -106,14 +106,7 @@ fn each_real_break_of_the_node_service_is_caught_with_its_cause_and_harmless_bum
         environment.raised_requirements,
         ["express \"4.21.2\" → \"4.21.1\" in package.json"]
     );
-    assert!(
-        cell_report(&report, "baseline")
-            .environment
-            .as_ref()
-            .unwrap()
-            .raised_requirements
-            .is_empty()
-    );
+    assert!(raised(&report, "baseline").is_empty());
 
     // The registry's versions: the break bisected to its first bad release.
     let bisect = ctx.run(&["bisect", "jsonwebtoken", "--to", "9.0.2"]);
@@ -160,6 +153,15 @@ fn a_stale_lock_or_a_refused_node_stops_the_run_at_its_line() {
         "{}",
         run.stderr
     );
+}
+
+/// The requirements a cell raised in a scratch copy of the manifests.
+fn raised<'a>(report: &'a Report, cell: &str) -> &'a [String] {
+    &cell_report(report, cell)
+        .environment
+        .as_ref()
+        .unwrap()
+        .raised_requirements
 }
 
 /// Commits the service as it is now, in a repository made on first use.
@@ -473,11 +475,7 @@ fn a_yarn_locked_service_s_breaks_are_caught_with_yarn_1_and_yarn_4() {
         // Not a declared dependency: overridden, no requirement raised.
         assert!(environment.raised_requirements.is_empty(), "{flavour}");
         assert_eq!(
-            cell_report(&report, &direct)
-                .environment
-                .as_ref()
-                .unwrap()
-                .raised_requirements,
+            raised(&report, &direct),
             [format!(
                 "{package} \"{from}\" → \"{version}\" in package.json"
             )],
@@ -644,20 +642,12 @@ fn a_service_in_an_npm_workspace_is_checked_with_its_members() {
             && diff.contains("[service_dir]/packages/tokens/index.js")),
         "{login:?}"
     );
-    let raised = |cell: &str| {
-        cell_report(&report, cell)
-            .environment
-            .as_ref()
-            .unwrap()
-            .raised_requirements
-            .clone()
-    };
     assert_eq!(
-        raised("jsonwebtoken 9.0.2"),
+        raised(&report, "jsonwebtoken 9.0.2"),
         ["jsonwebtoken \"8.5.1\" → \"9.0.2\" in packages/tokens/package.json"]
     );
     assert_eq!(
-        raised("express 5.1.0"),
+        raised(&report, "express 5.1.0"),
         ["express \"4.21.2\" → \"5.1.0\" in packages/api/package.json"]
     );
     assert!(
@@ -736,11 +726,7 @@ fn a_service_in_a_pnpm_workspace_is_checked_with_its_members() {
         (Some("5.7.3"), Some("7.6.3"))
     );
     assert_eq!(
-        cell_report(&report, "jsonwebtoken 9.0.2")
-            .environment
-            .as_ref()
-            .unwrap()
-            .raised_requirements,
+        raised(&report, "jsonwebtoken 9.0.2"),
         ["jsonwebtoken \"8.5.1\" → \"9.0.2\" in packages/tokens/package.json"]
     );
 }
@@ -754,36 +740,26 @@ fn a_service_in_a_pnpm_workspace_is_checked_with_its_members() {
 /// only in naming its members, which the install does not use.)
 #[test]
 fn a_service_in_a_yarn_workspace_is_checked_with_its_members() {
-    let flavour = "classic";
     let ctx = TestContext::from_workspace("fixtures/node-workspace", std::path::Path::to_path_buf);
-    lay_yarn_lock(&ctx, flavour);
+    lay_yarn_lock(&ctx, "classic");
     ctx.set_matrix("jsonwebtoken = [\"9.0.2\"]");
     let run = ctx.run(&["--no-bisect"]);
-    assert_eq!(run.code, 1, "{flavour}: {}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     let report = ctx.report();
     for scenario in ["health", "register", "login"] {
-        assert_eq!(
-            verdict(&report, "baseline", scenario),
-            Verdict::Pass,
-            "{flavour}"
-        );
+        assert_eq!(verdict(&report, "baseline", scenario), Verdict::Pass);
     }
     let login = scenario_report(&report, "jsonwebtoken 9.0.2", "login");
-    assert_eq!(login.verdict, Verdict::Changed, "{flavour}");
+    assert_eq!(login.verdict, Verdict::Changed);
     assert!(
         login
             .diff
             .as_deref()
             .is_some_and(|diff| diff.contains("[service_dir]/packages/tokens/index.js")),
-        "{flavour}: {login:?}"
+        "{login:?}"
     );
     assert_eq!(
-        cell_report(&report, "jsonwebtoken 9.0.2")
-            .environment
-            .as_ref()
-            .unwrap()
-            .raised_requirements,
-        ["jsonwebtoken \"8.5.1\" → \"9.0.2\" in packages/tokens/package.json"],
-        "{flavour}"
+        raised(&report, "jsonwebtoken 9.0.2"),
+        ["jsonwebtoken \"8.5.1\" → \"9.0.2\" in packages/tokens/package.json"]
     );
 }
